@@ -1,0 +1,20 @@
+"""flushcheck: a property-based conformance suite for TLB flush protocols.
+
+The pieces follow Jepsen's split of a test:
+
+=================  ==========================================================
+generator          ``strategies/`` and :mod:`conformance.statemachine`
+nemesis            hardware events in :mod:`conformance.tlb` (fill, evict)
+system under test  a protocol class from ``protocols/`` (:mod:`conformance.protocol`)
+history            :mod:`conformance.trace`
+checker            :mod:`conformance.oracle`
+=================  ==========================================================
+
+Example::
+
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> m = Machine(load_protocol("linux"))
+    >>> m.user_access(0, 0, write=False)   # CPU0 touches vpage 0 of its mm: faults
+    'fault'
+"""

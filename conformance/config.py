@@ -1,0 +1,45 @@
+"""The shape of the simulated machine.
+
+Small on purpose: few frames and few virtual pages make the allocator hand a
+just-freed frame back (reuse turns a stale TLB entry into a leak, S1) and make
+two operations collide on one page-table page (PTL) or on two neighbouring ones
+(the 2021 race needs two PTLs of one mm).
+"""
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class MachineConfig:
+    """Sizes of the simulated machine.
+
+    Example::
+
+        >>> MachineConfig(ncpus=2).tables_per_mm
+        2
+    """
+
+    ncpus: int = 2
+    nmms: int = 2
+    vpages: int = 4  # virtual pages per mm
+    ptes_per_table: int = 2  # PTEs per page-table page: each table has its own PTL
+    nframes: int = 10
+    nfiles: int = 2
+    file_pages: int = 2
+    swap_slots: int = 6
+    max_op_steps: int = 400  # an operation taking more steps than this is reported as a loop
+
+    @property
+    def tables_per_mm(self) -> int:
+        return (self.vpages + self.ptes_per_table - 1) // self.ptes_per_table
+
+    def describe(self) -> str:
+        return (
+            f"cpus={self.ncpus} mms={self.nmms} vpages={self.vpages} "
+            f"ptes_per_table={self.ptes_per_table} frames={self.nframes} "
+            f"files={self.nfiles}x{self.file_pages} swap={self.swap_slots}"
+        )
+
+
+DEFAULT = MachineConfig()

@@ -1,0 +1,73 @@
+"""Failure types. A :class:`Violation` is the oracle's verdict; a :class:`ProtocolError`
+is a protocol that raised, looped or broke the hook rules; :class:`UsageError`
+is bad user input (one-line message, non-zero exit, no traceback)."""
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input from the user: unknown protocol, corrupt reproducer, malformed module."""
+
+
+class Failure(AssertionError):
+    """Base of everything that fails a run (an AssertionError so Hypothesis shrinks it)."""
+
+    rule = "?"
+    machine = None
+    step = 0
+
+    def headline(self) -> str:
+        return str(self)
+
+    def report(self, last: int | None = 60) -> str:
+        """The verdict, the derived configuration and the per-CPU timeline."""
+        m = self.machine
+        out = [self.headline()]
+        if m is not None:
+            out.append(f"protocol: {m.proto.name}   config: {m.cfg.describe()}")
+            out.append("")
+            out.append(m.trace.timeline(m.cfg.ncpus, last=last))
+        return "\n".join(out)
+
+
+class Violation(Failure):
+    """An oracle rule broken: rule, step, CPUs, mm, page, frame, expected and observed."""
+
+    def __init__(self, rule, text, *, cpus=(), mm=None, vpage=None, frame=None,
+                 expected=None, observed=None):
+        self.rule = rule
+        self.text = text
+        self.cpus = tuple(cpus)
+        self.mm = mm
+        self.vpage = vpage
+        self.frame = frame
+        self.expected = expected
+        self.observed = observed
+        super().__init__(f"{rule}: {text}")
+
+    def headline(self) -> str:
+        where = []
+        if self.cpus:
+            where.append("CPU" + ",".join(str(c) for c in self.cpus))
+        if self.mm is not None:
+            where.append(f"mm{self.mm}")
+        if self.vpage is not None:
+            where.append(f"v{self.vpage}")
+        if self.frame is not None:
+            where.append(f"pfn{self.frame}")
+        exp = ""
+        if self.expected is not None or self.observed is not None:
+            exp = f" (expected {self.expected}, observed {self.observed})"
+        return f"VIOLATION {self.rule} at step {self.step} [{' '.join(where)}]: {self.text}{exp}"
+
+
+class ProtocolError(Failure):
+    """The protocol under test raised, looped, or broke the hook rules."""
+
+    rule = "PROTOCOL-ERROR"
+
+    def headline(self) -> str:
+        return f"PROTOCOL ERROR at step {self.step}: {self}"
+
+
+class ModelError(Exception):
+    """An internal inconsistency of the simulated machine (a flushcheck bug)."""

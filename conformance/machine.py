@@ -1,0 +1,399 @@
+"""The simulated machine: hardware, memory, mms, the kernel, the protocol and the oracle.
+
+Every public method is one *action* of the history (user access, hardware
+event, start or step of a kernel operation). Actions are logged in
+``self.actions`` so that a run replays exactly from that list
+(:func:`conformance.reproducer.replay`).
+
+Example::
+
+    >>> from conformance.registry import load_protocol
+    >>> m = Machine(load_protocol("linux"))
+    >>> m.user_access(0, 2, write=False)   # mm0:v2 is a read-only file mapping; not present yet
+    'fault'
+    >>> m.drain()                          # run the fault to completion
+    >>> m.user_access(0, 2, write=False)   # now it reads file0:0 through a fresh TLB entry
+    1000
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+
+from .arch import Arch
+from .config import DEFAULT, MachineConfig
+from .errors import Failure, ModelError, ProtocolError, UsageError
+from .kernel import Kernel, Op
+from .memory import Memory
+from .oracle import Oracle
+from .pagetable import PRESENT, Mm, Vma
+from .tlb import Tlbs
+from .trace import Trace
+
+_CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: values written by user stores start here (file contents are 1000.., anon pages 0)
+FIRST_USER_VALUE = 1_000_000
+
+
+def boot_layout(m: "Machine") -> None:
+    """The initial address spaces (docs/model.md, "Boot layout").
+
+    mm0: v0-v1 anonymous RW, v2-v3 file0 shared read-only (opened O_RDONLY).
+    mm1: v0-v1 file0 shared RW, v2-v3 file1 shared read-only.
+    Further mms alternate the two layouts. CPU i starts with mm (i mod nmms) loaded.
+    Two mappings of file0, one RO and one RW, are what review scenario 3 needs.
+    """
+    half = m.cfg.vpages // 2
+    for mm in m.mms:
+        if mm.id % 2 == 0:
+            vmas = [Vma(0, half, m.new_anon_id(), None, 0, True, True),
+                    Vma(half, m.cfg.vpages, None, 0, 0, False, False)]
+        else:
+            vmas = [Vma(0, half, None, 0, 0, True, True),
+                    Vma(half, m.cfg.vpages, None, 1 % m.cfg.nfiles, 0, False, False)]
+        for v in vmas:
+            v.end = min(v.end, v.start + (m.cfg.file_pages if v.file is not None else v.end))
+            v.proto = m.proto.init_vma(v)
+        mm.vmas = vmas
+    for cpu in m.tlbs.cpus:
+        mm = m.mms[cpu.id % len(m.mms)]
+        cpu.loaded_mm = mm
+        cpu.loaded_gen = mm.tlb_gen
+
+
+class Machine:
+    """One simulated machine running one protocol."""
+
+    def __init__(self, proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False) -> None:
+        self.cfg = cfg
+        self.mem = Memory(cfg.nframes, cfg.nfiles, cfg.file_pages, cfg.swap_slots)
+        self.tlbs = Tlbs(cfg.ncpus, cfg.nframes)
+        self.trace = Trace()
+        self.arch = Arch(self.tlbs, self.trace)
+        self.mms = [Mm(i, cfg.vpages, cfg.ptes_per_table) for i in range(cfg.nmms)]
+        self.ops: list[Op] = []
+        self.actions: list[tuple] = []
+        self._next_op = 0
+        self._next_value = FIRST_USER_VALUE
+        self._next_anon = 0
+        self.consumer_frames: list[int] = []
+        self.oracle = Oracle(self, strict=strict)
+        self.kernel = Kernel(self)
+        self.proto = proto_cls(self.arch, self.kernel.free_frames)
+        self._proto_files = _protocol_files(proto_cls)
+        for mm in self.mms:
+            mm.proto = self.proto.init_mm(mm)
+        boot_layout(self)
+
+    # -- bookkeeping --------------------------------------------------------------
+    def new_anon_id(self) -> int:
+        self._next_anon += 1
+        return self._next_anon
+
+    def _action(self, name: str, args: tuple) -> None:
+        self.actions.append((name, args))
+        self.trace.step += 1
+
+    def cpu_idle(self, cpu: int) -> bool:
+        return self.tlbs.cpus[cpu].op is None
+
+    def runnable_ops(self) -> list[Op]:
+        return [op for op in self.ops if op.runnable()]
+
+    def call_hook(self, fn, *args):
+        """Call a hook that must not yield (allocation, context switch)."""
+        r = fn(*args)
+        if inspect.isgenerator(r):
+            r.close()
+            raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
+        return r
+
+    def _protocol_error(self, text: str) -> ProtocolError:
+        e = ProtocolError(f"protocol {self.proto.name}: {text}")
+        e.machine = self
+        e.step = self.trace.step
+        return e
+
+    # -- kernel operations ----------------------------------------------------------
+    def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str) -> Op:
+        c = self.tlbs.cpus[cpu]
+        if c.op is not None:
+            raise UsageError(f"CPU{cpu} is already running {c.op}")
+        op = Op(self._next_op, cpu, name, args)
+        self._next_op += 1
+        op.label = label
+        op.tlb_ubc = self.proto.init_task(op)
+        op.gen = gen_fn(op)
+        c.op = op
+        self.ops.append(op)
+        self.trace.msg(op, "%s: start", label)
+        self._step(op)
+        return op
+
+    def _step(self, op: Op) -> None:
+        op.steps += 1
+        if op.steps > self.cfg.max_op_steps:
+            raise self._protocol_error(f"{op.label} did not finish in {self.cfg.max_op_steps} steps "
+                                       "(a protocol hook loops?)")
+        try:
+            op.gen.send(None)
+        except StopIteration:
+            self._finish(op)
+        except (Failure, ModelError, UsageError):
+            raise
+        except Exception as exc:  # a protocol bug, or ours: find out whose frame raised
+            if _raised_in(exc, self._proto_files):
+                raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}") from exc
+            raise
+
+    def _finish(self, op: Op) -> None:
+        self.ops.remove(op)
+        self.tlbs.cpus[op.cpu].op = None
+        if op.held:
+            raise ModelError(f"{op.label} returned holding {op.held}")
+        self.trace.msg(op, "%s: return%s", op.label,
+                       "" if op.result in (None, "ok") else f" ({op.result})")
+        self.oracle.op_returned(op)
+
+    def advance(self, op_id: int) -> None:
+        """Run operation ``op_id`` to its next interleaving point."""
+        self._action("advance", (op_id,))
+        for op in self.ops:
+            if op.id == op_id:
+                if not op.runnable():
+                    raise UsageError(f"{op.label} is blocked on {op.blocked_on}")
+                self._step(op)
+                return
+        raise UsageError(f"no operation {op_id} in flight")
+
+    def fault(self, cpu: int, vpage: int, write: bool) -> Op:
+        """Start ``handle_mm_fault`` on ``cpu`` for its loaded mm (normally via :meth:`user_access`)."""
+        self._action("fault", (cpu, vpage, write))
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        return self._start(cpu, "fault", (vpage, write),
+                           lambda op: self.kernel.fault(op, mm, vpage, write),
+                           f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
+
+    def reclaim(self, cpu: int, frames: tuple) -> Op:
+        """Start ``shrink_folio_list`` (kswapd on ``cpu``) over ``frames``."""
+        frames = tuple(frames)
+        self._action("reclaim", (cpu, frames))
+        return self._start(cpu, "reclaim", frames, lambda op: self.kernel.reclaim(op, frames),
+                           f"reclaim[{','.join(f'pfn{f}' for f in frames)}]")
+
+    def migrate(self, cpu: int, frames: tuple) -> Op:
+        """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``."""
+        frames = tuple(frames)
+        self._action("migrate", (cpu, frames))
+        return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
+                           f"migrate[{','.join(f'pfn{f}' for f in frames)}]")
+
+    def munmap(self, cpu: int, start: int, npages: int) -> Op:
+        """Start ``munmap(start, npages)`` by the task running on ``cpu``."""
+        self._action("munmap", (cpu, start, npages))
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        return self._start(cpu, "munmap", (start, npages),
+                           lambda op: self.kernel.munmap(op, mm, start, npages),
+                           f"munmap(mm{mm.id}, v{start}..v{start + npages - 1})")
+
+    def mmap(self, cpu: int, start: int, npages: int, file, writable: bool, fixed: bool) -> Op:
+        """Start ``mmap``: anonymous private (file None) or shared ``file``; ``fixed`` = MAP_FIXED."""
+        self._action("mmap", (cpu, start, npages, file, writable, fixed))
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        maywrite = writable or file is None
+        what = "anon" if file is None else f"file{file}"
+        return self._start(cpu, "mmap", (start, npages, file, writable, fixed),
+                           lambda op: self.kernel.mmap(op, mm, start, npages, file, writable,
+                                                       maywrite, fixed),
+                           f"mmap(mm{mm.id}, {'v%d, ' % start if fixed else ''}{npages}p, {what}, "
+                           f"{'RW' if writable else 'RO'}{', FIXED' if fixed else ''})")
+
+    def mprotect(self, cpu: int, start: int, npages: int, writable: bool) -> Op:
+        """Start ``mprotect(start, npages, PROT_READ[|PROT_WRITE])``."""
+        self._action("mprotect", (cpu, start, npages, writable))
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        return self._start(cpu, "mprotect", (start, npages, writable),
+                           lambda op: self.kernel.mprotect(op, mm, start, npages, writable),
+                           f"mprotect(mm{mm.id}, v{start}..v{start + npages - 1}, "
+                           f"{'RW' if writable else 'RO'})")
+
+    def write(self, cpu: int, file: int, pgoff: int) -> Op:
+        """Start ``write()`` of a fresh value to page ``pgoff`` of ``file``."""
+        self._action("write", (cpu, file, pgoff))
+        value = self._value()
+        return self._start(cpu, "write", (file, pgoff, value),
+                           lambda op: self.kernel.write(op, file, pgoff, value),
+                           f"write(file{file}:{pgoff})")
+
+    def drain(self, limit: int = 20000) -> None:
+        """Run every operation in flight to completion, oldest first."""
+        n = 0
+        while self.ops:
+            run = self.runnable_ops()
+            if not run:
+                raise ModelError("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}" for o in self.ops))
+            self.advance(run[0].id)
+            n += 1
+            if n > limit:
+                raise self._protocol_error("operations did not finish while draining")
+
+    # -- user accesses and hardware events ----------------------------------------------
+    def _value(self) -> int:
+        v = self._next_value
+        self._next_value += 1
+        return v
+
+    def user_access(self, cpu: int, vpage: int, write: bool):
+        """A user load or store on ``cpu`` to ``vpage`` of its loaded mm (SDM 4.8, 4.10).
+
+        Returns the value read, ``'wrote'``, or ``'fault'`` when the access
+        page-faults (the fault handler is then started on that CPU).
+        """
+        self._action("user_access", (cpu, vpage, write))
+        c = self.tlbs.cpus[cpu]
+        if c.op is not None:
+            raise UsageError(f"CPU{cpu} is in the kernel ({c.op})")
+        mm = c.loaded_mm
+        tlbs = self.tlbs
+        e = tlbs.lookup(c, mm.id, vpage)
+        vma = mm.find_vma(vpage)
+        if not write:
+            if e is None:  # TLB miss: walk
+                e = tlbs.fill(c, mm, vpage)
+                if e is None:
+                    return self._fault(c, mm, vpage, False)
+                self.oracle.check_entry(cpu, mm.id, vpage, e)
+            value = self.mem.value[e.frame]
+            self.trace.msg(cpu, "read mm%d:v%d -> %d [pfn%d]", mm.id, vpage, value, e.frame)
+            self.oracle.check_read(cpu, mm, vpage, vma, e.frame, value)
+            return value
+        if e is None or not (e.writable and e.dirty):
+            # Rule 4: a clean or read-only entry re-walks the PTE to set D; faults
+            # if it is no longer present or writable (SDM 4.8; kernel-notes 5.2).
+            pte = mm.ptes[vpage]
+            if pte.kind != PRESENT or not pte.writable:
+                if e is not None:
+                    tlbs.drop(c, mm.id, vpage)  # a #PF invalidates the entry (SDM 4.10.4.1)
+                return self._fault(c, mm, vpage, True)
+            pte.accessed = pte.dirty = True
+            e = tlbs.insert(c, mm.id, vpage, pte.frame, True, True)
+        frame = e.frame
+        self.oracle.check_write_allowed(cpu, mm, vpage, vma, frame)
+        value = self._value()
+        self.mem.value[frame] = value
+        self.trace.msg(cpu, "write mm%d:v%d = %d [pfn%d]", mm.id, vpage, value, frame)
+        if vma is not None:
+            loc = vma.location(vpage)
+            self.oracle.expected[loc] = value
+            self.oracle.check_mappings_of(loc)
+        self.oracle.check_frame(frame)
+        return "wrote"
+
+    def _fault(self, c, mm, vpage: int, write: bool) -> str:
+        self.trace.msg(c.id, "#PF mm%d:v%d%s", mm.id, vpage, " (write)" if write else "")
+        self._start(c.id, "fault", (vpage, write),
+                    lambda op: self.kernel.fault(op, mm, vpage, write),
+                    f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
+        return "fault"
+
+    def fill(self, cpu: int, vpage: int) -> bool:
+        """Rule 1: a speculative fill of ``vpage`` of the loaded mm (even inside the kernel)."""
+        self._action("fill", (cpu, vpage))
+        c = self.tlbs.cpus[cpu]
+        mm = c.loaded_mm
+        e = self.tlbs.fill(c, mm, vpage)
+        if e is None:
+            return False
+        self.trace.msg(cpu, "[tlb fill mm%d:v%d -> pfn%d%s]", mm.id, vpage, e.frame,
+                       " W" if e.writable else "")
+        self.oracle.check_entry(cpu, mm.id, vpage, e)
+        return True
+
+    def evict(self, cpu: int, index: int) -> bool:
+        """Rule 5: evict the ``index``-th entry (modulo the count) of ``cpu``'s TLB."""
+        self._action("evict", (cpu, index))
+        c = self.tlbs.cpus[cpu]
+        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        if not keys:
+            return False
+        mm_id, vp = keys[index % len(keys)]
+        self.tlbs.drop(c, mm_id, vp)
+        self.trace.msg(cpu, "[tlb evict mm%d:v%d]", mm_id, vp)
+        return True
+
+    def switch_mm(self, cpu: int, mm_id: int) -> None:
+        """Context switch ``cpu`` to a task of ``mm_id`` (``switch_mm_irqs_off``, PCID kept).
+
+        Entries of the previous mm stay cached unless its ``tlb_gen`` moved on
+        while this CPU ran it without catching up (then they are dead, see
+        :mod:`conformance.arch`).
+        """
+        self._action("switch_mm", (cpu, mm_id))
+        c = self.tlbs.cpus[cpu]
+        if c.op is not None:
+            raise UsageError(f"CPU{cpu} is in the kernel ({c.op})")
+        prev = c.loaded_mm
+        nxt = self.mms[mm_id]
+        if prev is nxt:
+            return
+        if prev is not None and c.loaded_gen < prev.tlb_gen:
+            self.tlbs.drop_mm(c, prev.id)
+        c.loaded_mm = nxt
+        c.loaded_gen = nxt.tlb_gen
+        self.trace.msg(cpu, "switch_mm(mm%d -> mm%d)", prev.id if prev else -1, mm_id)
+        self.call_hook(self.proto.context_switch, cpu, prev, nxt)
+
+    def consumer_alloc(self) -> int | None:
+        """Another consumer (slab, another process) allocates a frame and writes it (S1)."""
+        self._action("consumer_alloc", ())
+        frame = self.kernel.alloc_frame(None, "other")
+        if frame is None:
+            return None
+        self.mem.value[frame] = -self._value()
+        self.consumer_frames.append(frame)
+        self.trace.msg(None, "other consumer allocates pfn%d", frame)
+        self.oracle.check_frame(frame)
+        return frame
+
+    def consumer_free(self) -> bool:
+        """The other consumer frees its oldest frame."""
+        self._action("consumer_free", ())
+        if not self.consumer_frames:
+            return False
+        self.kernel.free_frames([self.consumer_frames.pop(0)])
+        return True
+
+    # -- queries for strategies -------------------------------------------------------------
+    def lru_frames(self) -> list[int]:
+        """Frames reclaim or migration may pick (page cache or anonymous), in frame order."""
+        return [f for f, o in enumerate(self.mem.owner) if o.__class__ is tuple]
+
+    def frame_of(self, mm_id: int, vpage: int):
+        pte = self.mms[mm_id].ptes[vpage]
+        return pte.frame if pte.kind == PRESENT else None
+
+    def check_quiescent(self) -> None:
+        """C1 over every entry (call when nothing is in flight)."""
+        self.oracle.check_all()
+
+
+def _protocol_files(proto_cls) -> frozenset:
+    files = set()
+    for c in proto_cls.__mro__:
+        mod = sys.modules.get(c.__module__)
+        f = getattr(mod, "__file__", None)
+        if f and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
+            files.add(os.path.abspath(f))
+    return frozenset(files)
+
+
+def _raised_in(exc: BaseException, files: frozenset) -> bool:
+    tb = exc.__traceback__
+    hit = False
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
+            hit = True
+        tb = tb.tb_next
+    return hit

@@ -1,0 +1,77 @@
+"""Physical memory: frames, the page allocator, files with a page cache, swap.
+
+* The allocator is LIFO: ``free_unref_folios`` puts a frame on the per-CPU
+  free list and the next ``alloc_pages`` takes the most recently freed one
+  first (pcp lists are LIFO for cache hotness), which is what turns a stale
+  TLB entry into a leak.
+* A frame's ``owner`` says what it holds: a page-cache page ``('f', file,
+  pgoff)``, an anonymous page ``('a', anon_id, vpage)``, ``'other'`` (the other
+  consumer: slab or another process, Matthew Wilcox's scenario) or ``None``
+  when free.
+* ``rmap[frame]`` lists the PTEs mapping it, as (mm_id, vpage) in insertion
+  order: our stand-in for ``anon_vma``/``i_mmap`` plus ``page_vma_mapped_walk``.
+* Files have on-disk content and a page cache (``mapping->i_pages``); swap has
+  slots and a swap cache (``swap_address_space``).
+"""
+from __future__ import annotations
+
+from .pagetable import Lock
+
+
+class File:
+    """An inode: ``disk`` is what is on storage; ``cache`` maps pgoff -> frame."""
+
+    __slots__ = ("id", "disk", "cache")
+
+    def __init__(self, file_id: int, pages: int) -> None:
+        self.id = file_id
+        self.disk = [1000 * (file_id + 1) + p for p in range(pages)]
+        self.cache: dict[int, int] = {}
+
+
+class Memory:
+    """Frames, allocator, files and swap."""
+
+    __slots__ = ("value", "owner", "dirty", "folio_lock", "free_list", "rmap",
+                 "files", "swap", "swap_free", "swap_cache", "swap_owner")
+
+    def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
+        self.value = [0] * nframes
+        self.owner: list = [None] * nframes
+        self.dirty = [False] * nframes  # PG_dirty of the folio in the frame
+        self.folio_lock = [Lock(f"folio_lock(pfn{f})") for f in range(nframes)]
+        # LIFO: the end of the list is handed out first.
+        self.free_list = list(range(nframes - 1, -1, -1))
+        self.rmap: list[dict] = [{} for _ in range(nframes)]
+        self.files = [File(i, file_pages) for i in range(nfiles)]
+        self.swap = [0] * swap_slots
+        self.swap_free = list(range(swap_slots - 1, -1, -1))
+        self.swap_cache: dict[int, int] = {}  # slot -> frame
+        self.swap_owner: list = [None] * swap_slots  # slot -> anon location
+
+    def take_free_frame(self):
+        """The allocator's choice (``rmqueue``): the most recently freed frame, or None."""
+        if not self.free_list:
+            return None
+        return self.free_list.pop()
+
+    def put_free_frame(self, frame: int) -> None:
+        """``free_unref_folios``/``free_unref_page``: back to the head of the free list."""
+        self.owner[frame] = None
+        self.dirty[frame] = False
+        self.free_list.append(frame)
+
+    def alloc_slot(self):
+        """``folio_alloc_swap``: a free swap slot, or None when swap is full."""
+        if not self.swap_free:
+            return None
+        return self.swap_free.pop()
+
+    def free_slot(self, slot: int) -> None:
+        """``swap_free``/``free_swap_and_cache`` (swap cache already gone)."""
+        self.swap_owner[slot] = None
+        self.swap_free.append(slot)
+
+    def is_mapped(self, frame: int) -> bool:
+        """``folio_mapped``."""
+        return bool(self.rmap[frame])

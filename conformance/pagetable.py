@@ -1,0 +1,213 @@
+"""Page tables, VMAs, mms and the locks that guard them.
+
+PTE kinds follow x86-64 Linux: a present PTE (``pte_present``), a swap entry
+(``is_swap_pte``), a migration entry (``is_migration_entry``) or ``pte_none``.
+PTEs are grouped in page-table pages of ``ptes_per_table`` entries, each with
+its own split PTE lock (``pte_lockptr``, ``USE_SPLIT_PTE_PTLOCKS``).
+
+Simplifications, stated here once:
+
+* one level of page table; PMD/PUD levels, THP and hugetlb are not modelled;
+* page-table pages are never freed (``free_pgtables`` is a no-op), so
+  ``tlb->freed_tables`` is never set;
+* VMAs of one mm are a short sorted list, not a maple tree.
+"""
+from __future__ import annotations
+
+NONE, PRESENT, SWAP, MIGRATION = 0, 1, 2, 3
+PTE_KIND_NAMES = ("none", "present", "swap", "migration")
+
+
+class Pte:
+    """One page-table entry (``pte_t``).
+
+    ``frame``: the PFN for present and migration entries (the migration source);
+    ``slot``: the swap slot of a swap entry. ``writable``/``dirty``/``accessed``
+    are ``_PAGE_RW``/``_PAGE_DIRTY``/``_PAGE_ACCESSED`` (a migration entry keeps
+    the writable/dirty bits it replaced, like ``make_writable_migration_entry``
+    and ``pte_swp_mkdirty``... simplified to plain copies).
+    """
+
+    __slots__ = ("kind", "frame", "writable", "dirty", "accessed", "slot")
+
+    def __init__(self) -> None:
+        self.kind = NONE
+        self.frame = -1
+        self.writable = False
+        self.dirty = False
+        self.accessed = False
+        self.slot = -1
+
+    def clear(self) -> None:
+        """``pte_clear``."""
+        self.kind = NONE
+        self.frame = -1
+        self.writable = self.dirty = self.accessed = False
+        self.slot = -1
+
+    def set_present(self, frame: int, writable: bool, dirty: bool) -> None:
+        """``set_pte_at(mk_pte(...))``."""
+        self.kind = PRESENT
+        self.frame = frame
+        self.writable = writable
+        self.dirty = dirty
+        self.accessed = False
+        self.slot = -1
+
+    def snapshot(self) -> "Pte":
+        """The value ``ptep_get_and_clear`` returns (``pteval``)."""
+        p = Pte()
+        p.kind, p.frame, p.writable, p.dirty, p.accessed, p.slot = (
+            self.kind, self.frame, self.writable, self.dirty, self.accessed, self.slot)
+        return p
+
+    def __repr__(self) -> str:
+        if self.kind == PRESENT:
+            return f"pte(pfn={self.frame}{' W' if self.writable else ' RO'}{' D' if self.dirty else ''})"
+        if self.kind == SWAP:
+            return f"pte(swap:{self.slot})"
+        if self.kind == MIGRATION:
+            return f"pte(migration:{self.frame})"
+        return "pte_none"
+
+
+class Lock:
+    """A spinlock or mutex (PTL, folio lock). ``owner`` is the holding operation."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner = None
+
+    def can_take(self, op) -> bool:
+        return self.owner is None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class RwSem:
+    """``mmap_lock``: an rw_semaphore (``mmap_read_lock``/``mmap_write_lock``)."""
+
+    __slots__ = ("name", "readers", "writer")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.readers = 0
+        self.writer = None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Vma:
+    """A ``vm_area_struct``: [start, end) in virtual pages.
+
+    ``anon_id`` names the anonymous memory (our ``anon_vma``) so that locations
+    survive a VMA split by mprotect; ``file``/``pgoff`` name a shared file
+    mapping (``VM_SHARED``); ``maywrite`` is ``VM_MAYWRITE`` (the file was opened
+    for writing). ``proto`` is the slot protocols may use for per-VMA flags
+    (LUF's deferred-flush flag).
+    """
+
+    __slots__ = ("start", "end", "anon_id", "file", "pgoff", "writable", "maywrite", "proto")
+
+    def __init__(self, start, end, anon_id, file, pgoff, writable, maywrite):
+        self.start = start
+        self.end = end
+        self.anon_id = anon_id
+        self.file = file
+        self.pgoff = pgoff
+        self.writable = writable
+        self.maywrite = maywrite
+        self.proto = None
+
+    @property
+    def is_anon(self) -> bool:
+        return self.file is None
+
+    def location(self, vpage: int):
+        """The location a user address means: ('a', anon_id, vpage) or ('f', file, pgoff)."""
+        if self.file is None:
+            return ("a", self.anon_id, vpage)
+        return ("f", self.file, self.pgoff + vpage - self.start)
+
+    def split_copy(self, start: int, end: int) -> "Vma":
+        """``__split_vma``: a copy covering [start, end) (protocol slot copied too)."""
+        v = Vma(start, end, self.anon_id, self.file,
+                self.pgoff + start - self.start if self.file is not None else 0,
+                self.writable, self.maywrite)
+        v.proto = self.proto
+        return v
+
+    def __repr__(self) -> str:
+        kind = "anon" if self.file is None else f"file{self.file}@{self.pgoff}"
+        return f"vma[{self.start},{self.end}) {kind} {'rw' if self.writable else 'ro'}"
+
+
+class Mm:
+    """An ``mm_struct``: PTEs, VMAs, ``mmap_lock``, split PTLs and ``tlb_gen``.
+
+    ``tlb_gen`` is x86's ``mm->context.tlb_gen``; ``tlb_flush_pending`` is the
+    mmu_gather nesting counter (``inc_tlb_flush_pending``); ``proto`` is the
+    protocol's per-mm state (``mm->tlb_flush_batched`` lives there).
+    """
+
+    __slots__ = ("id", "ptes", "vmas", "mmap_lock", "ptls", "ptes_per_table",
+                 "tlb_gen", "tlb_flush_pending", "proto")
+
+    def __init__(self, mm_id: int, vpages: int, ptes_per_table: int) -> None:
+        self.id = mm_id
+        self.ptes = [Pte() for _ in range(vpages)]
+        self.vmas: list[Vma] = []
+        self.mmap_lock = RwSem(f"mmap_lock(mm{mm_id})")
+        self.ptes_per_table = ptes_per_table
+        ntables = (vpages + ptes_per_table - 1) // ptes_per_table
+        self.ptls = [Lock(f"ptl(mm{mm_id},t{t})") for t in range(ntables)]
+        self.tlb_gen = 1
+        self.tlb_flush_pending = 0
+        self.proto = None
+
+    def ptl(self, vpage: int) -> Lock:
+        """``pte_lockptr``: the split PTL of the table holding ``vpage``."""
+        return self.ptls[vpage // self.ptes_per_table]
+
+    def find_vma(self, vpage: int):
+        """``vma_lookup``."""
+        for v in self.vmas:
+            if v.start <= vpage < v.end:
+                return v
+        return None
+
+    def table_ranges(self, start: int, end: int):
+        """Split [start, end) at page-table boundaries, as ``zap_pmd_range`` does."""
+        out = []
+        n = self.ptes_per_table
+        a = start
+        while a < end:
+            b = min(end, (a // n + 1) * n)
+            out.append((a, b))
+            a = b
+        return out
+
+    def split_vmas(self, start: int, end: int) -> list[Vma]:
+        """Split VMAs at start/end (``split_vma``) and return those inside [start, end)."""
+        new: list[Vma] = []
+        inside: list[Vma] = []
+        for v in self.vmas:
+            if v.end <= start or v.start >= end:
+                new.append(v)
+                continue
+            if v.start < start:
+                new.append(v.split_copy(v.start, start))
+            mid = v.split_copy(max(v.start, start), min(v.end, end))
+            new.append(mid)
+            inside.append(mid)
+            if v.end > end:
+                new.append(v.split_copy(end, v.end))
+        self.vmas = new
+        return inside
+
+    def __repr__(self) -> str:
+        return f"mm{self.id}"

@@ -1,0 +1,195 @@
+"""The protocol interface: the kernel's flush-policy functions, as overridable methods.
+
+A protocol is a class whose methods are named as in the kernel. The simulated
+kernel (:mod:`conformance.kernel`) calls them at the points the kernel does;
+they act on the machine only through ``self.arch`` (:class:`conformance.arch.Arch`).
+
+This base class is the *generic* kernel code that every protocol shares:
+``include/asm-generic/tlb.h`` + ``mm/mmu_gather.c`` for the mmu_gather family,
+and "never defer" for the batched-unmap API (``should_defer_flush`` false, as
+without ``CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH``). Reference protocols in
+``protocols/`` subclass it.
+
+Hooks whose kernel counterpart may be interleaved with other CPUs may be written
+as generators: each ``yield`` is an interleaving point (the 2021 race lives
+between the flush and the clear inside ``flush_tlb_batched_pending``). Those are
+marked "may yield" below; the others must return without yielding.
+
+State: per task (``task.tlb_ubc``, made by :meth:`init_task`), per mm
+(``mm.proto``, :meth:`init_mm`), per VMA (``vma.proto``, :meth:`init_vma`),
+and anything per frame in the protocol's own containers.
+
+Example, a variant that forgets the flush before freeing reclaimed pages::
+
+    from protocols.linux import Linux
+
+    class NoFlush(Linux):
+        def try_to_unmap_flush(self, task):
+            pass
+"""
+from __future__ import annotations
+
+
+class MmuGather:
+    """``struct mmu_gather`` (include/asm-generic/tlb.h).
+
+    ``start``/``end`` is the range recorded by ``__tlb_adjust_range``;
+    ``range_start``/``range_end`` the whole range the gather was opened for
+    (what ``tlb_finish_mmu`` flushes when nested); ``pages`` the frames to free
+    after the flush (``__tlb_remove_page``); ``delayed_rmap`` the (frame, mm, vpage)
+    whose rmap removal waits for the flush (5df397dec7c4).
+    """
+
+    __slots__ = ("task", "mm", "start", "end", "range_start", "range_end", "fullmm",
+                 "need_flush_all", "freed_tables", "cleared_ptes", "pages",
+                 "delayed_rmap", "proto", "free_pages")
+
+    def __init__(self, task, mm, start: int, end: int, free_pages) -> None:
+        self.task = task
+        self.mm = mm
+        self.range_start = start
+        self.range_end = end
+        self.fullmm = False
+        self.need_flush_all = False
+        self.freed_tables = False
+        self.pages: list[int] = []
+        self.delayed_rmap: list = []
+        self.proto = None
+        self.free_pages = free_pages  # tlb_batch_pages_flush, provided by the kernel
+        self.reset_range()
+
+    def reset_range(self) -> None:
+        """``__tlb_reset_range``."""
+        self.start = 1 << 30
+        self.end = 0
+        self.cleared_ptes = False
+
+    def adjust_range(self, vpage: int) -> None:
+        """``__tlb_adjust_range(tlb, addr, PAGE_SIZE)``."""
+        if vpage < self.start:
+            self.start = vpage
+        if vpage + 1 > self.end:
+            self.end = vpage + 1
+
+
+class Protocol:
+    """Generic kernel flush policy; subclass and override hooks to make a protocol."""
+
+    #: set by the registry to the module name (``linux``, ``luf_v10``, ...)
+    name = "base"
+
+    def __init__(self, arch, free_pages) -> None:
+        self.arch = arch
+        #: ``free_unref_folios`` of the page allocator: ``free_pages(frames)``
+        self.free_to_allocator = free_pages
+
+    # -- state ------------------------------------------------------------
+    def init_mm(self, mm):
+        """Per-mm protocol state (``mm.proto``), e.g. ``mm->tlb_flush_batched``."""
+        return None
+
+    def init_vma(self, vma):
+        """Per-VMA protocol state (``vma.proto``), e.g. LUF's deferred-flush flag."""
+        return None
+
+    def init_task(self, task):
+        """Per-task state (``task.tlb_ubc``): ``struct tlbflush_unmap_batch``."""
+        return None
+
+    # -- batched unmap flush (mm/rmap.c) -----------------------------------
+    def should_defer_flush(self, task, mm) -> bool:
+        """``should_defer_flush(mm, TTU_BATCH_FLUSH)``: defer this PTE's flush?"""
+        return False
+
+    def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
+        """Record a deferred flush for a PTE just cleared by ``ptep_get_and_clear``. May yield."""
+        raise NotImplementedError("set_tlb_ubc_flush_pending called but should_defer_flush is false")
+
+    def try_to_unmap_flush(self, task) -> None:
+        """Flush everything the task deferred (before pages are freed). May yield."""
+
+    def try_to_unmap_flush_dirty(self, task) -> None:
+        """Flush if a deferred PTE was dirty (before IO). May yield."""
+
+    def flush_tlb_batched_pending(self, task, mm) -> None:
+        """Called under the PTL by zap/mprotect/mremap/madvise before looking at PTEs. May yield."""
+
+    # -- folio-level hooks for LUF-style protocols ----------------------------
+    def try_to_unmap_begin(self, task, frame: int, migration: bool) -> None:
+        """Before the rmap walk of one folio (``try_to_unmap``/``try_to_migrate``)."""
+
+    def try_to_unmap_end(self, task, frame: int, migration: bool) -> None:
+        """After the rmap walk of one folio (LUF v12: fold ``tlb_ubc_ro``)."""
+
+    def free_unref_folios(self, task, frames: list[int]) -> None:
+        """Return unmapped folios to the allocator. May yield."""
+        self.free_to_allocator(frames)
+
+    def page_alloc(self, task, frame: int) -> None:
+        """A frame is being taken out of the allocator (LUF's takeoff flush)."""
+
+    def fault_install_pte(self, task, mm, vma, vpage: int, pte, write: bool) -> None:
+        """A fault installed or upgraded a PTE (end of ``handle_mm_fault``). May yield."""
+
+    def mmap_region(self, task, mm, vma) -> None:
+        """A new VMA is being inserted (``mmap_region``). May yield."""
+
+    def mprotect_fixup(self, task, mm, vma) -> None:
+        """A VMA's protection changed (``mprotect_fixup``). May yield."""
+
+    def mapping_write_begin(self, task, file: int, pgoff: int) -> None:
+        """``write()`` is about to update a page-cache page (v12 hook). May yield."""
+
+    def file_end_write(self, task, file: int, pgoff: int) -> None:
+        """``write()`` finished updating a page-cache page (v11 hook). May yield."""
+
+    def remove_mapping(self, task, file: int, pgoff: int, frame: int) -> None:
+        """Reclaim removed a page-cache page (``__remove_mapping``). May yield."""
+
+    def context_switch(self, cpu_id: int, prev, next_mm) -> None:
+        """``finish_task_switch`` on ``cpu_id`` (must not yield)."""
+
+    # -- mmu_gather (include/asm-generic/tlb.h, mm/mmu_gather.c) ------------
+    def tlb_gather_mmu(self, tlb: MmuGather) -> None:
+        """``tlb_gather_mmu``: ``__tlb_reset_range`` + ``inc_tlb_flush_pending``."""
+        tlb.reset_range()
+        tlb.mm.tlb_flush_pending += 1
+
+    def tlb_remove_tlb_entry(self, tlb: MmuGather, vpage: int) -> None:
+        """``tlb_remove_tlb_entry``: record that a present PTE was cleared."""
+        tlb.adjust_range(vpage)
+        tlb.cleared_ptes = True
+
+    def tlb_flush(self, tlb: MmuGather) -> None:
+        """``tlb_flush`` (x86): ``flush_tlb_mm_range`` of the recorded range."""
+        if tlb.fullmm or tlb.need_flush_all:
+            self.arch.flush_tlb_mm(tlb.mm, tlb.task)
+        else:
+            self.arch.flush_tlb_mm_range(tlb.mm, tlb.start, tlb.end, tlb.task)
+
+    def tlb_flush_mmu_tlbonly(self, tlb: MmuGather) -> None:
+        """``tlb_flush_mmu_tlbonly``: returns early when nothing was cleared (the seed's point)."""
+        if not (tlb.freed_tables or tlb.cleared_ptes):
+            return
+        self.tlb_flush(tlb)
+        tlb.reset_range()
+
+    def tlb_flush_mmu(self, tlb: MmuGather) -> None:
+        """``tlb_flush_mmu``: invalidate, then free the gathered pages (unhook, invalidate, free)."""
+        self.tlb_flush_mmu_tlbonly(tlb)
+        tlb.free_pages(tlb)
+
+    def tlb_end_vma(self, tlb: MmuGather, vma) -> None:
+        """``tlb_end_vma``: flush at VMA boundaries unless ``fullmm``. May yield."""
+        if tlb.fullmm:
+            return
+        self.tlb_flush_mmu_tlbonly(tlb)
+
+    def tlb_finish_mmu(self, tlb: MmuGather) -> None:
+        """``tlb_finish_mmu``: force a full flush when gathers nest (99baac21e458, 7a30df49f63a)."""
+        if tlb.mm.tlb_flush_pending > 1:  # mm_tlb_flush_nested
+            tlb.fullmm = True
+            tlb.reset_range()
+            tlb.freed_tables = True
+        self.tlb_flush_mmu(tlb)
+        tlb.mm.tlb_flush_pending -= 1  # dec_tlb_flush_pending

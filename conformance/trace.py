@@ -1,0 +1,79 @@
+"""The history: what happened, step by step, and its per-CPU timeline.
+
+Events are stored as tuples and formatted only when a report is drawn, so the
+per-step cost is one ``list.append``. The timeline uses the two-column form of
+kernel commit messages (one column per CPU; hardware-only events on the CPU
+that did them)::
+
+    step CPU0                                  CPU1
+    ---- ------------------------------------  ------------------------------------
+       1 read mm0:v0 -> 1000
+       2                                       reclaim [pfn2]: start
+"""
+from __future__ import annotations
+
+
+def _who_cpu(who) -> int:
+    if who is None:
+        return -1
+    if isinstance(who, int):
+        return who
+    return who.cpu
+
+
+def _fmt_arg(a) -> str:
+    return str(a)
+
+
+def format_event(name: str, args: tuple) -> str:
+    """One event as text: ``name(arg, ...)`` or a free-form message."""
+    if name == "msg":
+        return args[0] % args[1:] if len(args) > 1 else args[0]
+    if name == "flush_tlb_range":
+        mm, s, e = args
+        return f"flush_tlb_range(mm{mm}, v{s}..v{e - 1})" if e - s > 1 else f"flush_tlb_page(mm{mm}, v{s})"
+    if name == "flush_tlb_mm":
+        return f"flush_tlb_mm(mm{args[0]})"
+    if name == "arch_tlbbatch_flush":
+        mask = args[0]
+        cpus = ",".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+        return f"arch_tlbbatch_flush(cpus {cpus})"
+    return f"{name}({', '.join(_fmt_arg(a) for a in args)})"
+
+
+class Trace:
+    """Append-only event list; ``step`` is the number of the current machine action."""
+
+    __slots__ = ("events", "step")
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.step = 0
+
+    def event(self, who, name: str, *args) -> None:
+        self.events.append((self.step, who, name, args))
+
+    def msg(self, who, text: str, *args) -> None:
+        self.events.append((self.step, who, "msg", (text,) + args))
+
+    def lines(self):
+        """(step, cpu, text) for every event."""
+        for step, who, name, args in self.events:
+            yield step, _who_cpu(who), format_event(name, args)
+
+    def timeline(self, ncpus: int, width: int = 44, last: int | None = None) -> str:
+        """The per-CPU timeline; ``last`` keeps only the final ``last`` events."""
+        rows = list(self.lines())
+        if last is not None and len(rows) > last:
+            rows = rows[-last:]
+        head = "step " + "  ".join(f"{'CPU' + str(c):<{width}}" for c in range(ncpus))
+        sep = "---- " + "  ".join("-" * width for _ in range(ncpus))
+        out = [head.rstrip(), sep]
+        for step, cpu, text in rows:
+            col = cpu if 0 <= cpu < ncpus else 0
+            if cpu < 0:
+                text = "[hw] " + text
+            cells = [""] * ncpus
+            cells[col] = text if len(text) <= width else text[: width - 1] + "~"
+            out.append((f"{step:>4} " + "  ".join(f"{c:<{width}}" for c in cells)).rstrip())
+        return "\n".join(out)

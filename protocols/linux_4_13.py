@@ -1,0 +1,30 @@
+"""Linux 4.13-5.16: ``mm->tlb_flush_batched`` as a bool (3ea277194daa, Mel Gorman, 2017).
+
+``set_tlb_ubc_flush_pending`` sets the bool after the PTE clear;
+``flush_tlb_batched_pending`` does ``flush_tlb_mm(mm); barrier();
+mm->tlb_flush_batched = false``. With split PTLs, reclaim can set the bool on
+another page table between the flush and the clear, and the clear loses it
+(the 2021 race, fixed by 5ee2fa2f0636; kernel-notes 2.7).
+"""
+from protocols.linux import Linux
+
+
+class Linux413(Linux):
+    """The bool ``tlb_flush_batched`` of 4.13-5.16."""
+
+    def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
+        """``arch_tlbbatch_add_mm``; ``flush_required = true``; ``barrier(); mm->tlb_flush_batched = true``."""
+        ubc = task.tlb_ubc
+        self.arch.arch_tlbbatch_add_pending(ubc.arch, mm, vpage)
+        ubc.flush_required = True
+        mm.proto.tlb_flush_batched = True
+        if pteval.dirty:
+            ubc.writable = True
+
+    def flush_tlb_batched_pending(self, task, mm):
+        """``if (mm->tlb_flush_batched) { flush_tlb_mm(mm); barrier(); mm->tlb_flush_batched = false; }``"""
+        st = mm.proto
+        if st.tlb_flush_batched:
+            self.arch.flush_tlb_mm(mm, task)
+            yield
+            st.tlb_flush_batched = False

@@ -1,0 +1,23 @@
+"""Linux 4.3-4.12: batched unmap flush with no ``flush_tlb_batched_pending`` at all.
+
+72b252aed506 "mm: send one IPI per CPU to TLB flush all entries after
+unmapping pages" (Mel Gorman, 4.3) + d950c9477d51 "mm: defer flush of writable
+TLB entries". Nothing tells mprotect/munmap/mremap/madvise that reclaim left a
+flush pending: the 2017 race (3ea277194daa; kernel-notes 2.4).
+"""
+from protocols.linux import Linux
+
+
+class Linux43(Linux):
+    """Batched unmap flush before the 2017 fix: no per-mm mark."""
+
+    def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
+        """OR ``mm_cpumask`` into the batch, ``flush_required = true`` (+ ``writable`` if dirty)."""
+        ubc = task.tlb_ubc
+        self.arch.arch_tlbbatch_add_pending(ubc.arch, mm, vpage)
+        ubc.flush_required = True
+        if pteval.dirty:
+            ubc.writable = True
+
+    def flush_tlb_batched_pending(self, task, mm) -> None:
+        """Did not exist before 4.13."""
