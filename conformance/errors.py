@@ -69,5 +69,10 @@ class ProtocolError(Failure):
         return f"PROTOCOL ERROR at step {self.step}: {self}"
 
 
-class ModelError(Exception):
-    """An internal inconsistency of the simulated machine (a flushcheck bug)."""
+class ModelError(Failure):
+    """An internal inconsistency of the simulated machine: a flushcheck bug, never a verdict."""
+
+    rule = "MODEL-ERROR"
+
+    def headline(self) -> str:
+        return f"MODEL ERROR (a flushcheck bug, please report) at step {self.step}: {self}"

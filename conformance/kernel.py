@@ -179,7 +179,10 @@ class Kernel:
         """``tlb_batch_pages_flush`` -> ``free_pages_and_swap_cache``."""
         if tlb.pages:
             pages, tlb.pages = tlb.pages, []
-            self.free_frames(pages)
+            mem = self.mem
+            for f in pages:
+                mem.gathered[f] -= 1
+            self.free_frames([f for f in pages if mem.isolated[f] is None and not mem.gathered[f]])
 
     def copy_out(self, op, frame: int) -> int:
         """Content leaves a frame (pageout, migration copy, writeback): S2 is checked here."""
@@ -268,8 +271,7 @@ class Kernel:
         anonymous page in a ``VM_WRITE`` VMA is mapped writable and dirty
         (``pte_mkwrite(pte_mkdirty(entry))``).
         """
-        loc = vma.location(vpage)
-        frame = self.alloc_frame(op, loc)
+        frame = self.alloc_frame(op, "new")  # not on the LRU until mapped (folio_add_lru_vma)
         if frame is None:
             self.trace.msg(op, "fault: OOM")
             return "oom"
@@ -283,6 +285,7 @@ class Kernel:
             self.mem.owner[frame] = "zapped"
             self.free_frames([frame])
             return "retry"
+        self.mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, vma.writable, write)
         self.unlock(op, ptl)
         yield from hook(self.proto.fault_install_pte(op, mm, vma, vpage, mm.ptes[vpage], write))
@@ -379,7 +382,8 @@ class Kernel:
         w = write and vma.writable
         self._install(op, mm, vma, vpage, frame, w, w, write)
         del mem.swap_cache[slot]
-        mem.free_slot(slot)
+        mem.swap_map[slot] -= 1
+        mem.put_slot(slot)
         mem.dirty[frame] = True
         self.unlock(op, ptl)
         self.unlock(op, flk)
@@ -424,6 +428,7 @@ class Kernel:
                 elif slot is not None:
                     pte.kind = SWAP
                     pte.slot = slot
+                    mem.swap_map[slot] += 1
                 self.rmap_remove(frame, mm, vpage)
             self.unlock(op, ptl)
             yield
@@ -441,8 +446,28 @@ class Kernel:
             return False
         lk.owner = op
         op.held.append(lk)
+        self.mem.isolated[frame] = op
         op.touched_frames[frame] = None
         op.touched_locs[owner] = None
+        return True
+
+    def putback(self, op, frame: int) -> None:
+        """Unlock and end the isolation (``folio_unlock`` + ``folio_putback_lru``)."""
+        self.mem.isolated[frame] = None
+        self.unlock(op, self.mem.folio_lock[frame])
+
+    def release_isolated(self, op, frame: int) -> bool:
+        """Drop the isolation reference; True if it was the last one (the caller frees).
+
+        Stands for ``__remove_mapping``'s refcount freeze: a folio an mmu_gather
+        still holds is not freed here; the gather's put frees it after its flush.
+        """
+        mem = self.mem
+        mem.isolated[frame] = None
+        self.unlock(op, mem.folio_lock[frame])
+        if mem.gathered[frame]:
+            return False
+        mem.owner[frame] = "isolated"
         return True
 
     # -- reclaim -------------------------------------------------------------------
@@ -470,10 +495,9 @@ class Kernel:
                 slot = mem.alloc_slot()
                 if slot is None:
                     tr.msg(op, "reclaim: swap full, keep pfn%d", frame)
-                    self.unlock(op, mem.folio_lock[frame])
+                    self.putback(op, frame)
                     continue
-                mem.swap_cache[slot] = frame
-                mem.swap_owner[slot] = owner
+                mem.swap_cache[slot] = frame  # add_to_swap
                 mem.dirty[frame] = True
             yield from self.try_to_unmap(op, frame, slot, migration=False)
             if mem.rmap[frame]:
@@ -492,17 +516,15 @@ class Kernel:
             # __remove_mapping
             if anon:
                 del mem.swap_cache[slot]
-                if mem.swap_owner[slot] is None:  # zapped while we held it
-                    mem.free_slot(slot)
+                mem.put_slot(slot)
                 tr.msg(op, "__remove_mapping(pfn%d from swap cache)", frame)
             else:
                 f = mem.files[owner[1]]
                 del f.cache[owner[2]]
                 tr.msg(op, "__remove_mapping(pfn%d from page cache)", frame)
                 yield from hook(proto.remove_mapping(op, owner[1], owner[2], frame))
-            mem.owner[frame] = "isolated"
-            self.unlock(op, mem.folio_lock[frame])
-            to_free.append(frame)
+            if self.release_isolated(op, frame):
+                to_free.append(frame)
             yield
         yield from hook(proto.try_to_unmap_flush(op))
         if to_free:
@@ -529,17 +551,16 @@ class Kernel:
             owner = mem.owner[frame]
             dst = self.alloc_frame(op, owner)
             if dst is None:
-                self.unlock(op, mem.folio_lock[frame])
+                self.putback(op, frame)
                 continue
             yield from self.lock(op, mem.folio_lock[dst])
             mapped = list(mem.rmap[frame])
             yield from self.try_to_unmap(op, frame, None, migration=True)
-            batch.append((frame, dst, mapped))
+            batch.append((frame, dst, mapped, owner))
         yield from hook(proto.try_to_unmap_flush(op))
         tr.msg(op, "migrate: move")
         yield
-        for frame, dst, mapped in batch:
-            owner = mem.owner[frame]
+        for frame, dst, mapped, owner in batch:
             mem.value[dst] = self.copy_out(op, frame)
             mem.dirty[dst] = mem.dirty[frame]
             tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
@@ -557,12 +578,11 @@ class Kernel:
                 self.unlock(op, ptl)
                 yield
             self.unlock(op, mem.folio_lock[dst])
-            self.unlock(op, mem.folio_lock[frame])
             if owner[0] == "a" and not mem.rmap[dst]:
                 mem.owner[dst] = "zapped"  # unmapped meanwhile: the last folio_put frees it
                 self.free_frames([dst])
-            mem.owner[frame] = "isolated"
-            yield from hook(proto.free_unref_folios(op, [frame]))
+            if self.release_isolated(op, frame):
+                yield from hook(proto.free_unref_folios(op, [frame]))
             yield
 
     # -- munmap / mmu_gather -----------------------------------------------------------
@@ -596,6 +616,7 @@ class Kernel:
                 if vma.is_anon:
                     self.rmap_remove(frame, mm, vpage)
                     mem.owner[frame] = "zapped"
+                    mem.gathered[frame] += 1
                     tlb.pages.append(frame)
                 elif pteval.dirty:
                     mem.dirty[frame] = True  # folio_mark_dirty
@@ -607,9 +628,8 @@ class Kernel:
             elif kind == SWAP:
                 slot = pte.slot
                 pte.clear()
-                mem.swap_owner[slot] = None
-                if slot not in mem.swap_cache:  # free_swap_and_cache
-                    mem.free_slot(slot)
+                mem.swap_map[slot] -= 1
+                mem.put_slot(slot)  # free_swap_and_cache
                 self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vpage, slot)
             else:
                 pte.clear()  # migration entry: remove_migration_ptes will find none

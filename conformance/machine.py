@@ -79,6 +79,7 @@ class Machine:
         self._next_value = FIRST_USER_VALUE
         self._next_anon = 0
         self.consumer_frames: list[int] = []
+        self.failed = False
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
         self.proto = proto_cls(self.arch, self.kernel.free_frames)
@@ -111,6 +112,7 @@ class Machine:
         return r
 
     def _protocol_error(self, text: str) -> ProtocolError:
+        self.failed = True
         e = ProtocolError(f"protocol {self.proto.name}: {text}")
         e.machine = self
         e.step = self.trace.step
@@ -141,7 +143,11 @@ class Machine:
             op.gen.send(None)
         except StopIteration:
             self._finish(op)
-        except (Failure, ModelError, UsageError):
+        except ModelError as exc:
+            self.failed = True
+            exc.machine, exc.step = self, self.trace.step
+            raise
+        except (Failure, UsageError):
             raise
         except Exception as exc:  # a protocol bug, or ours: find out whose frame raised
             if _raised_in(exc, self._proto_files):

@@ -32,8 +32,8 @@ class File:
 class Memory:
     """Frames, allocator, files and swap."""
 
-    __slots__ = ("value", "owner", "dirty", "folio_lock", "free_list", "rmap",
-                 "files", "swap", "swap_free", "swap_cache", "swap_owner")
+    __slots__ = ("value", "owner", "dirty", "folio_lock", "free_list", "rmap", "isolated",
+                 "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map")
 
     def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
         self.value = [0] * nframes
@@ -43,11 +43,16 @@ class Memory:
         # LIFO: the end of the list is handed out first.
         self.free_list = list(range(nframes - 1, -1, -1))
         self.rmap: list[dict] = [{} for _ in range(nframes)]
+        # References other than mappings and the page/swap cache (our folio refcount):
+        # isolated[f] is the reclaim/migration holding it off the LRU (folio_isolate_lru);
+        # gathered[f] counts mmu_gathers that will put it after their flush.
+        self.isolated: list = [None] * nframes
+        self.gathered = [0] * nframes
         self.files = [File(i, file_pages) for i in range(nfiles)]
         self.swap = [0] * swap_slots
         self.swap_free = list(range(swap_slots - 1, -1, -1))
         self.swap_cache: dict[int, int] = {}  # slot -> frame
-        self.swap_owner: list = [None] * swap_slots  # slot -> anon location
+        self.swap_map = [0] * swap_slots  # swap entries (PTEs) referencing each slot
 
     def take_free_frame(self):
         """The allocator's choice (``rmqueue``): the most recently freed frame, or None."""
@@ -67,10 +72,10 @@ class Memory:
             return None
         return self.swap_free.pop()
 
-    def free_slot(self, slot: int) -> None:
-        """``swap_free``/``free_swap_and_cache`` (swap cache already gone)."""
-        self.swap_owner[slot] = None
-        self.swap_free.append(slot)
+    def put_slot(self, slot: int) -> None:
+        """Free ``slot`` once no swap entry and no swap-cache folio refer to it (``swap_free``)."""
+        if self.swap_map[slot] == 0 and slot not in self.swap_cache:
+            self.swap_free.append(slot)
 
     def is_mapped(self, frame: int) -> bool:
         """``folio_mapped``."""

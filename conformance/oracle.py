@@ -29,6 +29,7 @@ class Oracle:
         self.checks = 0
 
     def _fail(self, rule, text, **kw):
+        self.m.failed = True
         v = Violation(rule, text, **kw)
         v.machine = self.m
         v.step = self.m.trace.step

@@ -1,0 +1,110 @@
+"""Reproducer files: a failure saved as the exact list of machine actions.
+
+Like TigerBeetle's VOPR, a failure is reproduced from data plus the commit:
+the file records the protocol, the derived configuration, the seed, the
+commit and every action; :func:`replay` re-executes them on a fresh machine.
+
+Example::
+
+    >>> path = save(failure, "repro/linux_4_13-1.json", seed=1)   # doctest: +SKIP
+    >>> replay(load(path)).headline()                              # doctest: +SKIP
+    'VIOLATION S3 at step 19 ...'
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import attrs
+
+from .config import MachineConfig
+from .errors import Failure, UsageError
+
+FORMAT = "flushcheck-reproducer/1"
+
+
+def git_commit() -> str:
+    """The commit of the checkout flushcheck runs from, or 'unknown'."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def to_dict(failure: Failure, seed=None) -> dict:
+    m = failure.machine
+    return {
+        "format": FORMAT,
+        "protocol": m.proto.name,
+        "config": attrs.asdict(m.cfg),
+        "strict": m.oracle.strict,
+        "seed": seed,
+        "commit": git_commit(),
+        "rule": failure.rule,
+        "verdict": failure.headline(),
+        "actions": [[name, list(args)] for name, args in m.actions],
+    }
+
+
+def save(failure: Failure, path: str, seed=None) -> str:
+    """Write ``failure``'s reproducer to ``path`` (directories created)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(to_dict(failure, seed), fh, indent=1)
+        fh.write("\n")
+    return path
+
+
+def load(path: str) -> dict:
+    """Read and validate a reproducer; :class:`UsageError` with one line if it is corrupt."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"reproducer {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"reproducer {path}: not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UsageError(f"reproducer {path}: not a {FORMAT} file")
+    acts = data.get("actions")
+    if not isinstance(acts, list) or not all(
+            isinstance(a, list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], list)
+            for a in acts):
+        raise UsageError(f"reproducer {path}: malformed 'actions'")
+    if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
+        raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
+    try:
+        MachineConfig(**data["config"])
+    except TypeError as exc:
+        raise UsageError(f"reproducer {path}: bad config ({exc})") from None
+    return data
+
+
+ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "write",
+           "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free")
+
+
+def replay(data: dict, proto_cls=None):
+    """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes."""
+    from .machine import Machine
+    from .registry import load_protocol
+
+    cls = proto_cls or load_protocol(data["protocol"])
+    m = Machine(cls, MachineConfig(**data["config"]), strict=bool(data.get("strict")))
+    try:
+        for i, (name, args) in enumerate(data["actions"]):
+            if name not in ACTIONS:
+                raise UsageError(f"reproducer: unknown action {name!r} at index {i}")
+            args = [tuple(a) if isinstance(a, list) else a for a in args]
+            getattr(m, name)(*args)
+        m.drain()
+        m.check_quiescent()
+    except Failure as f:
+        return f
+    except UsageError as exc:
+        raise UsageError(f"reproducer does not apply to this model: {exc}") from None
+    return None

@@ -1,0 +1,59 @@
+"""Hypothesis strategies for the conformance state machine (the *generator*).
+
+Everything is kept small so that collisions are frequent: few CPUs, a handful of
+virtual pages split over two page-table pages, few frames (the allocator reuses
+the most recently freed one), two files of two pages.
+
+Each strategy takes the :class:`~conformance.config.MachineConfig` it draws for.
+
+Example::
+
+    >>> from conformance.config import DEFAULT
+    >>> cpus(DEFAULT).example() in range(DEFAULT.ncpus)
+    True
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+
+def cpus(cfg):
+    """A CPU number (mapped onto an idle CPU by the rules that need one)."""
+    return st.integers(0, cfg.ncpus - 1)
+
+
+def vpages(cfg):
+    """A virtual page of the CPU's loaded mm."""
+    return st.integers(0, cfg.vpages - 1)
+
+
+def page_counts(cfg):
+    """Length of an munmap/mmap/mprotect range, biased to one page (the review scenarios)."""
+    return st.sampled_from((1, 1, 2))
+
+
+def mms(cfg):
+    return st.integers(0, cfg.nmms - 1)
+
+
+def files(cfg):
+    return st.integers(0, cfg.nfiles - 1)
+
+
+def pgoffs(cfg):
+    return st.integers(0, cfg.file_pages - 1)
+
+
+def mapping_kinds(cfg):
+    """``None`` for anonymous memory, else a file number."""
+    return st.sampled_from((None,) + tuple(range(cfg.nfiles)))
+
+
+def picks():
+    """An index into a list chosen at run time (taken modulo its length; shrinks to 0)."""
+    return st.integers(0, 7)
+
+
+def folio_counts():
+    """How many folios reclaim/migration take in one batch."""
+    return st.sampled_from((1, 1, 2))
