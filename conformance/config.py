@@ -28,6 +28,7 @@ class MachineConfig:
     nfiles: int = 2
     file_pages: int = 2
     swap_slots: int = 6
+    populate: bool = True  # boot with every VMA page faulted in and cached (MAP_POPULATE)
     max_op_steps: int = 400  # an operation taking more steps than this is reported as a loop
 
     @property
@@ -39,6 +40,7 @@ class MachineConfig:
             f"cpus={self.ncpus} mms={self.nmms} vpages={self.vpages} "
             f"ptes_per_table={self.ptes_per_table} frames={self.nframes} "
             f"files={self.nfiles}x{self.file_pages} swap={self.swap_slots}"
+            f"{' populated' if self.populate else ''}"
         )
 
 

@@ -182,7 +182,7 @@ class Kernel:
             mem = self.mem
             for f in pages:
                 mem.gathered[f] -= 1
-            self.free_frames([f for f in pages if mem.isolated[f] is None and not mem.gathered[f]])
+            self.free_frames([f for f in dict.fromkeys(pages) if self.last_reference(f)])
 
     def copy_out(self, op, frame: int) -> int:
         """Content leaves a frame (pageout, migration copy, writeback): S2 is checked here."""
@@ -457,18 +457,28 @@ class Kernel:
         self.unlock(op, self.mem.folio_lock[frame])
 
     def release_isolated(self, op, frame: int) -> bool:
-        """Drop the isolation reference; True if it was the last one (the caller frees).
+        """Unlock and drop the isolation reference; True if it was the last one (caller frees)."""
+        self.mem.isolated[frame] = None
+        self.unlock(op, self.mem.folio_lock[frame])
+        if self.last_reference(frame):
+            self.mem.owner[frame] = "isolated"
+            return True
+        return False
 
-        Stands for ``__remove_mapping``'s refcount freeze: a folio an mmu_gather
-        still holds is not freed here; the gather's put frees it after its flush.
+    def last_reference(self, frame: int) -> bool:
+        """Is no reference left (mapping, page/swap cache, isolation, mmu_gather)?
+
+        Our stand-in for ``folio_put`` reaching zero and for the refcount freeze of
+        ``__remove_mapping``/``folio_migrate_mapping``.
         """
         mem = self.mem
-        mem.isolated[frame] = None
-        self.unlock(op, mem.folio_lock[frame])
-        if mem.gathered[frame]:
+        if mem.rmap[frame] or mem.isolated[frame] is not None or mem.gathered[frame]:
             return False
-        mem.owner[frame] = "isolated"
-        return True
+        owner = mem.owner[frame]
+        if owner.__class__ is tuple and owner[0] == "f" and \
+                mem.files[owner[1]].cache.get(owner[2]) == frame:
+            return False
+        return frame not in mem.swap_cache.values()
 
     # -- reclaim -------------------------------------------------------------------
     def reclaim(self, op, frames: tuple):
@@ -502,6 +512,17 @@ class Kernel:
             yield from self.try_to_unmap(op, frame, slot, migration=False)
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
+            if mem.gathered[frame]:
+                # An mmu_gather holds a reference: pageout's is_page_cache_freeable() and
+                # __remove_mapping's refcount freeze both fail, so the folio is kept. A
+                # zapped anonymous folio leaves the swap cache (free_swap_cache).
+                tr.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
+                if anon:
+                    del mem.swap_cache[slot]
+                    mem.put_slot(slot)
+                self.putback(op, frame)
+                yield
+                continue
             if mem.dirty[frame]:
                 yield from hook(proto.try_to_unmap_flush_dirty(op))
                 value = self.copy_out(op, frame)  # pageout
@@ -513,7 +534,14 @@ class Kernel:
                     tr.msg(op, "pageout(pfn%d -> file%d:%d)", frame, owner[1], owner[2])
                 mem.dirty[frame] = False
                 yield
-            # __remove_mapping
+            if mem.gathered[frame]:  # gathered during pageout: the refcount freeze fails
+                tr.msg(op, "__remove_mapping(pfn%d): extra reference (mmu_gather), keep", frame)
+                if anon:
+                    del mem.swap_cache[slot]
+                    mem.put_slot(slot)
+                self.putback(op, frame)
+                yield
+                continue
             if anon:
                 del mem.swap_cache[slot]
                 mem.put_slot(slot)
@@ -554,6 +582,7 @@ class Kernel:
                 self.putback(op, frame)
                 continue
             yield from self.lock(op, mem.folio_lock[dst])
+            mem.isolated[dst] = op  # migration holds its reference until the move is done
             mapped = list(mem.rmap[frame])
             yield from self.try_to_unmap(op, frame, None, migration=True)
             batch.append((frame, dst, mapped, owner))
@@ -561,6 +590,9 @@ class Kernel:
         tr.msg(op, "migrate: move")
         yield
         for frame, dst, mapped, owner in batch:
+            if mem.gathered[frame]:
+                yield from self._migrate_abort(op, frame, dst, mapped)
+                continue
             mem.value[dst] = self.copy_out(op, frame)
             mem.dirty[dst] = mem.dirty[frame]
             tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
@@ -577,13 +609,34 @@ class Kernel:
                     tr.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
                 self.unlock(op, ptl)
                 yield
+            mem.isolated[dst] = None
             self.unlock(op, mem.folio_lock[dst])
-            if owner[0] == "a" and not mem.rmap[dst]:
-                mem.owner[dst] = "zapped"  # unmapped meanwhile: the last folio_put frees it
+            if owner[0] == "a" and self.last_reference(dst):
+                mem.owner[dst] = "zapped"  # unmapped meanwhile: our folio_put is the last
                 self.free_frames([dst])
             if self.release_isolated(op, frame):
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
+
+    def _migrate_abort(self, op, frame: int, dst: int, mapped):
+        """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
+        mem = self.mem
+        self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
+        for mm_id, vpage in mapped:
+            mm = self.mms[mm_id]
+            ptl = mm.ptl(vpage)
+            yield from self.lock(op, ptl)
+            pte = mm.ptes[vpage]
+            if pte.kind == MIGRATION and pte.frame == frame:
+                pte.set_present(frame, pte.writable, pte.dirty)
+                self.rmap_add(frame, mm, vpage)
+            self.unlock(op, ptl)
+        mem.isolated[dst] = None
+        self.unlock(op, mem.folio_lock[dst])
+        mem.owner[dst] = "zapped"
+        self.free_frames([dst])
+        if self.release_isolated(op, frame):
+            self.free_frames([frame])
 
     # -- munmap / mmu_gather -----------------------------------------------------------
     def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int):
@@ -613,11 +666,11 @@ class Kernel:
                 proto.tlb_remove_tlb_entry(tlb, vpage)
                 frame = pteval.frame
                 op.touched_frames[frame] = None
+                mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
+                tlb.pages.append(frame)
                 if vma.is_anon:
                     self.rmap_remove(frame, mm, vpage)
                     mem.owner[frame] = "zapped"
-                    mem.gathered[frame] += 1
-                    tlb.pages.append(frame)
                 elif pteval.dirty:
                     mem.dirty[frame] = True  # folio_mark_dirty
                     force_flush = True

@@ -61,6 +61,32 @@ def boot_layout(m: "Machine") -> None:
         mm = m.mms[cpu.id % len(m.mms)]
         cpu.loaded_mm = mm
         cpu.loaded_gen = mm.tlb_gen
+    if m.cfg.populate:
+        populate(m)
+
+
+def populate(m: "Machine") -> None:
+    """``MAP_POPULATE`` at boot: fault in every page read-only-first, then cache it.
+
+    Runs the real fault path (write faults for anonymous RW memory) to
+    completion on each mm's first CPU, then every CPU fills the entries of its
+    loaded mm. The history starts after this, at step 0.
+    """
+    for mm in m.mms:
+        cpu = m.tlbs.cpus[mm.id % m.cfg.ncpus]
+        saved = cpu.loaded_mm
+        cpu.loaded_mm = mm
+        for vma in mm.vmas:
+            for vp in range(vma.start, vma.end):
+                m.fault(cpu.id, vp, vma.is_anon and vma.writable)
+                m.drain()
+        cpu.loaded_mm = saved
+    for cpu in m.tlbs.cpus:
+        for vp in range(m.cfg.vpages):
+            m.tlbs.fill(cpu, cpu.loaded_mm, vp)
+    m.actions.clear()
+    m.trace.events.clear()
+    m.trace.step = 0
 
 
 class Machine:
@@ -290,12 +316,26 @@ class Machine:
         value = self._value()
         self.mem.value[frame] = value
         self.trace.msg(cpu, "write mm%d:v%d = %d [pfn%d]", mm.id, vpage, value, frame)
-        if vma is not None:
-            loc = vma.location(vpage)
+        loc = vma.location(vpage) if vma is not None else self._backed_location(frame)
+        if loc is not None:
             self.oracle.expected[loc] = value
             self.oracle.check_mappings_of(loc)
         self.oracle.check_frame(frame)
         return "wrote"
+
+    def _backed_location(self, frame: int):
+        """The location ``frame`` currently backs, if any.
+
+        A write through a still-present PTE while munmap has already detached the
+        VMA (it holds mmap_lock, the hardware does not care) lands in the page
+        that backs the location, so the location's content changes.
+        """
+        owner = self.mem.owner[frame]
+        if owner.__class__ is not tuple:
+            return None
+        if owner[0] == "f":
+            return owner if self.mem.files[owner[1]].cache.get(owner[2]) == frame else None
+        return owner if self.mem.rmap[frame] else None
 
     def _fault(self, c, mm, vpage: int, write: bool) -> str:
         self.trace.msg(c.id, "#PF mm%d:v%d%s", mm.id, vpage, " (write)" if write else "")
