@@ -60,6 +60,30 @@ class Violation(Failure):
         return f"VIOLATION {self.rule} at step {self.step} [{' '.join(where)}]: {self.text}{exp}"
 
 
+class S1Violation(Violation):
+    """S1 frame reuse. One class per rule so Hypothesis shrinks each rule as its own bug."""
+
+
+class S2Violation(Violation):
+    """S2 copy-out."""
+
+
+class S3Violation(Violation):
+    """S3 syscall return."""
+
+
+class C1Violation(Violation):
+    """C1 quiescent coherence."""
+
+
+class O1Violation(Violation):
+    """O1 observation (and O1-strict)."""
+
+
+VIOLATION_TYPES = {"S1": S1Violation, "S2": S2Violation, "S3": S3Violation,
+                   "C1": C1Violation, "O1": O1Violation, "O1-strict": O1Violation}
+
+
 class ProtocolError(Failure):
     """The protocol under test raised, looped, or broke the hook rules."""
 

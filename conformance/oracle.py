@@ -10,7 +10,7 @@ when that operation returns, everything it touched is checked.
 """
 from __future__ import annotations
 
-from .errors import Violation
+from .errors import VIOLATION_TYPES
 
 PRESENT = 1
 
@@ -30,7 +30,7 @@ class Oracle:
 
     def _fail(self, rule, text, **kw):
         self.m.failed = True
-        v = Violation(rule, text, **kw)
+        v = VIOLATION_TYPES[rule](rule, text, **kw)
         v.machine = self.m
         v.step = self.m.trace.step
         self.m.trace.msg(None, "!! %s: %s", rule, text)

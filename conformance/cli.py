@@ -1,0 +1,131 @@
+"""``flushcheck``: certify a protocol, list protocols, replay a reproducer.
+
+Exit status: 0 pass, 1 a violation or protocol error, 2 bad input, 3 a
+flushcheck bug (model error). Bad input never prints a traceback.
+
+Examples::
+
+    flushcheck certify linux                 # 60 s of fuzzing, prints a verdict
+    flushcheck certify linux_4_13 --seed 3   # fails with S3 and a shrunk timeline
+    flushcheck replay repro/linux_4_13-3.json
+    flushcheck list
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import attrs
+
+from .config import DEFAULT, MachineConfig
+from .errors import ModelError, UsageError
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+
+def _config(pairs: list[str]) -> MachineConfig:
+    fields = {f.name: f for f in attrs.fields(MachineConfig)}
+    kw = {}
+    for p in pairs:
+        key, sep, val = p.partition("=")
+        if not sep or key not in fields:
+            raise UsageError(f"bad --config {p!r} (keys: {', '.join(fields)})")
+        if fields[key].type in (bool, "bool"):
+            kw[key] = val.lower() in ("1", "true", "yes", "on")
+        else:
+            try:
+                kw[key] = int(val)
+            except ValueError:
+                raise UsageError(f"bad --config {p!r}: {val!r} is not an integer") from None
+    return attrs.evolve(DEFAULT, **kw)
+
+
+def cmd_certify(args) -> int:
+    from .certify import certify
+    from .registry import load_protocol
+    from .report import certify_report
+    from .reproducer import git_commit, save
+
+    cls = load_protocol(args.protocol)
+    cfg = _config(args.config)
+    res = certify(cls, budget_s=args.budget, seed=args.seed, strict=args.strict, cfg=cfg,
+                  steps=args.steps)
+    path = None
+    if res.failure is not None and res.failure.machine is not None:
+        path = os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}.json")
+        save(res.failure, path, seed=res.seed)
+    print(certify_report(res, cls, git_commit(), path))
+    if args.show_program and res.hypothesis_program:
+        print("\nHypothesis program:\n" + res.hypothesis_program)
+    if isinstance(res.failure, ModelError):
+        return EXIT_BUG
+    return EXIT_PASS if res.passed else EXIT_FAIL
+
+
+def cmd_replay(args) -> int:
+    from .errors import ModelError as _ME
+    from .reproducer import load, replay
+
+    data = load(args.file)
+    print(f"flushcheck replay {args.file}")
+    print(f"  protocol  {data['protocol']}   commit {data.get('commit')}   seed {data.get('seed')}")
+    print(f"  recorded  {data.get('verdict')}")
+    f = replay(data)
+    if f is None:
+        print("  replayed  PASS: the recorded failure did not reproduce")
+        return EXIT_PASS
+    print(f"  replayed  {f.headline()}\n")
+    print(f.report(last=None))
+    return EXIT_BUG if isinstance(f, _ME) else EXIT_FAIL
+
+
+def cmd_list(args) -> int:
+    from .registry import load_protocol, protocol_names
+    from .report import protocol_summary
+
+    for name in protocol_names():
+        try:
+            print(f"{name:28} {protocol_summary(load_protocol(name))}")
+        except UsageError as exc:
+            print(f"{name:28} (error: {exc})")
+    return EXIT_PASS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flushcheck", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("certify", help="fuzz one protocol against every property")
+    c.add_argument("protocol")
+    c.add_argument("--budget", type=float, default=60.0, help="seconds of fuzzing (default 60)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--steps", type=int, default=100, help="actions per example (default 100)")
+    c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
+    c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="machine size, e.g. --config ncpus=3")
+    c.add_argument("--repro-dir", default="repro")
+    c.add_argument("--show-program", action="store_true", help="also print Hypothesis's program")
+    c.set_defaults(fn=cmd_certify)
+    r = sub.add_parser("replay", help="re-run a saved reproducer exactly")
+    r.add_argument("file")
+    r.set_defaults(fn=cmd_replay)
+    ls = sub.add_parser("list", help="list the protocols found in protocols/")
+    ls.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except UsageError as exc:
+        print(f"flushcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("flushcheck: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

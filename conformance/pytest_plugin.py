@@ -1,0 +1,92 @@
+"""pytest plugin: every protocol module in ``protocols/`` is fuzzed, with no registration.
+
+Tests that take a ``protocol_name`` argument are parametrized over every
+discovered protocol. :func:`fuzz` runs a protocol's state machine under the
+active Hypothesis profile (``ci`` when ``CI=true``: derandomized, no database;
+``dev`` otherwise) and returns the failure, if any.
+
+A protocol module may declare ``EXPECTED_VIOLATION = "S3"`` (a known-buggy
+historical protocol); the suite then asserts that the fuzzer finds exactly that
+rule violated, instead of asserting a pass.
+
+Options: ``--flushcheck-protocol NAME`` (repeatable) restricts the
+parametrization; ``--flushcheck-examples N`` sets examples per protocol.
+
+Example test::
+
+    def test_conforms(protocol_name):
+        failure = fuzz(protocol_name, examples=200)
+        assert failure is None, failure.report()
+"""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+
+DEFAULT_EXAMPLES = 300
+
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=False,
+    suppress_health_check=list(HealthCheck))
+settings.register_profile("dev", deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("flushcheck")
+    g.addoption("--flushcheck-protocol", action="append", default=[],
+                help="fuzz only these protocols (repeatable)")
+    g.addoption("--flushcheck-examples", type=int, default=DEFAULT_EXAMPLES,
+                help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES})")
+
+
+def pytest_configure(config):
+    profile = config.getoption("--hypothesis-profile", default=None)
+    if not profile:
+        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        settings.load_profile("ci" if ci else "dev")
+    config._flushcheck_examples = config.getoption("--flushcheck-examples")
+
+
+def pytest_generate_tests(metafunc):
+    if "protocol_name" in metafunc.fixturenames:
+        from conformance.registry import protocol_names
+
+        names = metafunc.config.getoption("--flushcheck-protocol") or protocol_names()
+        metafunc.parametrize("protocol_name", names)
+
+
+def expected_violation(name: str):
+    """The rule a protocol module declares it violates (``EXPECTED_VIOLATION``), or None."""
+    import importlib
+
+    return getattr(importlib.import_module(f"protocols.{name}"), "EXPECTED_VIOLATION", None)
+
+
+def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,
+         strict: bool = False, cfg=None):
+    """Run a protocol's state machine; return the (shrunk) :class:`Failure` or None."""
+    from hypothesis import seed as hseed
+    from hypothesis.stateful import get_state_machine_test
+
+    from conformance.certify import _first_failure
+    from conformance.config import DEFAULT
+    from conformance.registry import load_protocol
+    from conformance.statemachine import conformance_machine
+
+    cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    machine = conformance_machine(cls, cfg or DEFAULT, strict)
+    s = settings(settings.default, max_examples=examples, stateful_step_count=steps,
+                 phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+                 report_multiple_bugs=False)
+    test = get_state_machine_test(machine, settings=s)
+    if seed is not None:
+        test = hseed(seed)(test)
+    try:
+        test()
+    except BaseException as exc:  # noqa: BLE001
+        f = _first_failure(exc)
+        if f is None:
+            raise
+        return f
+    return None
