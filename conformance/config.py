@@ -20,7 +20,7 @@ class MachineConfig:
         2
     """
 
-    ncpus: int = 2
+    ncpus: int = 3  # a third CPU lets reclaim race with two tasks of one mm
     nmms: int = 2
     vpages: int = 4  # virtual pages per mm
     ptes_per_table: int = 2  # PTEs per page-table page: each table has its own PTL

@@ -348,8 +348,10 @@ class Kernel:
     def do_swap_page(self, op, mm, vma, vpage, write):
         """``do_swap_page``: swap cache lookup or read, ``pte_same`` recheck, map.
 
-        A read fault maps the page read-only; a write fault maps it writable and
-        dirty. Simplification: the swap slot is always freed on swap-in
+        The folio is exclusive, so in a ``VM_WRITE`` VMA it is mapped writable
+        (``pte_mkwrite``, v6.11+) and dirty only on a write fault: a read fault
+        leaves a writable *clean* PTE, the case where hardware rule 4 matters.
+        Simplification: the swap slot is always freed on swap-in
         (``should_try_to_free_swap`` true), which marks the folio dirty.
         """
         mem = self.mem
@@ -379,8 +381,7 @@ class Kernel:
             self.unlock(op, flk)
             return "retry"
         mem.owner[frame] = vma.location(vpage)
-        w = write and vma.writable
-        self._install(op, mm, vma, vpage, frame, w, w, write)
+        self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
         del mem.swap_cache[slot]
         mem.swap_map[slot] -= 1
         mem.put_slot(slot)
@@ -411,7 +412,7 @@ class Kernel:
                 op.touched_vps[(mm_id, vpage)] = None
                 pteval = pte.snapshot()
                 pte.clear()
-                if proto.should_defer_flush(op, mm):
+                if self.m.call_hook(proto.should_defer_flush, op, mm):
                     self.trace.msg(op, "ptep_get_and_clear(mm%d:v%d) [pfn%d%s]", mm_id, vpage,
                                    frame, " dirty" if pteval.dirty else "")
                     yield from hook(proto.set_tlb_ubc_flush_pending(op, mm, pteval, vpage))
@@ -636,7 +637,7 @@ class Kernel:
         mem.owner[dst] = "zapped"
         self.free_frames([dst])
         if self.release_isolated(op, frame):
-            self.free_frames([frame])
+            yield from hook(self.proto.free_unref_folios(op, [frame]))
 
     # -- munmap / mmu_gather -----------------------------------------------------------
     def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int):
@@ -663,7 +664,7 @@ class Kernel:
             if kind == PRESENT:
                 pteval = pte.snapshot()
                 pte.clear()  # ptep_get_and_clear_full
-                proto.tlb_remove_tlb_entry(tlb, vpage)
+                self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
                 frame = pteval.frame
                 op.touched_frames[frame] = None
                 mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
@@ -688,7 +689,7 @@ class Kernel:
                 pte.clear()  # migration entry: remove_migration_ptes will find none
                 self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vpage)
         if force_flush:
-            proto.tlb_flush_mmu_tlbonly(tlb)
+            yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
             for frame, rmm, vpage in tlb.delayed_rmap:  # tlb_flush_rmaps
                 self.rmap_remove(frame, rmm, vpage)
             tlb.delayed_rmap.clear()
@@ -712,7 +713,7 @@ class Kernel:
                 op.touched_locs[v.location(vp)] = None
         proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
-        proto.tlb_gather_mmu(tlb)
+        self.m.call_hook(proto.tlb_gather_mmu, tlb)
         for vma in vmas:
             for a, b in mm.table_ranges(vma.start, vma.end):
                 yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
@@ -777,11 +778,14 @@ class Kernel:
     def mprotect(self, op, mm, start: int, npages: int, writable: bool):
         """``do_mprotect_pkey`` -> ``mprotect_fixup`` -> ``change_protection``.
 
-        ``change_pte_range`` takes the PTL, calls ``flush_tlb_batched_pending``,
-        write-protects present PTEs (``tlb_flush_pte_range`` records them in an
-        mmu_gather) and ``tlb_finish_mmu`` flushes. Making a range writable
-        changes no PTE (the next write fault upgrades it). S3 on return.
-        Simplification: PROT_NONE is not modelled.
+        VMAs whose flags do not change are skipped (``newflags == oldflags``).
+        For the others, per VMA: ``change_protection_range`` (``tlb_start_vma``,
+        ``change_pte_range`` per page table, ``tlb_end_vma``); ``change_pte_range``
+        takes the PTL, calls ``flush_tlb_batched_pending`` and write-protects
+        present PTEs, recording them with ``tlb_flush_pte_range``. Making a range
+        writable changes no PTE here (simplification: ``MM_CP_TRY_CHANGE_WRITABLE``
+        is not modelled; the next write fault upgrades). ``tlb_finish_mmu`` at
+        the end; S3 on return. Simplification: PROT_NONE is not modelled.
         """
         yield from self.mmap_write_lock(op, mm)
         end = start + npages
@@ -791,19 +795,18 @@ class Kernel:
             op.result = "error"
             self.mmap_write_unlock(op, mm)
             return
-        vmas = mm.split_vmas(start, end)
-        proto = self.proto
-        for vma in vmas:
-            vma.writable = writable
-            yield from hook(proto.mprotect_fixup(op, mm, vma))
         for vp in range(start, end):
             op.touched_vps[(mm.id, vp)] = None
+        changed = [v for v in mm.split_vmas(start, end) if v.writable != writable]
+        proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
-        proto.tlb_gather_mmu(tlb)
-        if not writable:
-            for vma in vmas:
-                for a, b in mm.table_ranges(vma.start, vma.end):
-                    yield from self.change_pte_range(op, tlb, mm, a, b)
+        self.m.call_hook(proto.tlb_gather_mmu, tlb)
+        for vma in changed:
+            vma.writable = writable
+            yield from hook(proto.mprotect_fixup(op, mm, vma))
+            for a, b in mm.table_ranges(vma.start, vma.end):
+                yield from self.change_pte_range(op, tlb, mm, a, b, writable)
+            yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
         self.trace.msg(op, "mprotect(mm%d, v%d..v%d, %s)", mm.id, start, end - 1,
                        "RW" if writable else "RO")
@@ -811,21 +814,22 @@ class Kernel:
         if not writable:
             self.oracle.check_s3(op, mm, start, end, "mprotect")
 
-    def change_pte_range(self, op, tlb, mm, start: int, end: int):
-        """``change_pte_range`` for one page-table page (write-protect)."""
+    def change_pte_range(self, op, tlb, mm, start: int, end: int, writable: bool):
+        """``change_pte_range`` for one page-table page."""
         proto = self.proto
         ptl = mm.ptl(start)
         yield from self.lock(op, ptl)
         yield from hook(proto.flush_tlb_batched_pending(op, mm))
-        for vpage in range(start, end):
-            pte = mm.ptes[vpage]
-            if pte.kind == PRESENT and pte.writable:
-                pte.writable = False  # ptep_modify_prot_start/commit keep D
-                op.touched_frames[pte.frame] = None
-                proto.tlb_remove_tlb_entry(tlb, vpage)  # tlb_flush_pte_range
-                self.trace.msg(op, "wrprotect mm%d:v%d", mm.id, vpage)
-            elif pte.kind == MIGRATION:
-                pte.writable = False  # make_readable_migration_entry
+        if not writable:
+            for vpage in range(start, end):
+                pte = mm.ptes[vpage]
+                if pte.kind == PRESENT and pte.writable:
+                    pte.writable = False  # ptep_modify_prot_start/commit keep D
+                    op.touched_frames[pte.frame] = None
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)  # tlb_flush_pte_range
+                    self.trace.msg(op, "wrprotect mm%d:v%d", mm.id, vpage)
+                elif pte.kind == MIGRATION:
+                    pte.writable = False  # make_readable_migration_entry
         self.unlock(op, ptl)
         yield
 

@@ -66,7 +66,7 @@ def boot_layout(m: "Machine") -> None:
 
 
 def populate(m: "Machine") -> None:
-    """``MAP_POPULATE`` at boot: fault in every page read-only-first, then cache it.
+    """``MAP_POPULATE`` at boot: fault in every page (write faults for anon RW), then cache it.
 
     Runs the real fault path (write faults for anonymous RW memory) to
     completion on each mm's first CPU, then every CPU fills the entries of its
@@ -415,6 +415,20 @@ class Machine:
     def lru_frames(self) -> list[int]:
         """Frames reclaim or migration may pick (page cache or anonymous), in frame order."""
         return [f for f, o in enumerate(self.mem.owner) if o.__class__ is tuple]
+
+    def hot_frames(self) -> list[int]:
+        """LRU folios mapped in an mm that a munmap/mprotect/mmap in flight works on."""
+        mms = {id(self.tlbs.cpus[op.cpu].loaded_mm) for op in self.ops
+               if op.name in ("munmap", "mprotect", "mmap")}
+        if not mms:
+            return []
+        hot = []
+        for f in self.lru_frames():
+            for mm_id, _vp in self.mem.rmap[f]:
+                if id(self.mms[mm_id]) in mms:
+                    hot.append(f)
+                    break
+        return hot
 
     def frame_of(self, mm_id: int, vpage: int):
         pte = self.mms[mm_id].ptes[vpage]

@@ -64,7 +64,7 @@ def expected_violation(name: str):
 
 
 def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,
-         strict: bool = False, cfg=None):
+         strict: bool = False, cfg=None, shrink: bool = True):
     """Run a protocol's state machine; return the (shrunk) :class:`Failure` or None."""
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
@@ -77,7 +77,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     machine = conformance_machine(cls, cfg or DEFAULT, strict)
     s = settings(settings.default, max_examples=examples, stateful_step_count=steps,
-                 phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+                 phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)
     test = get_state_machine_test(machine, settings=s)
     if seed is not None:

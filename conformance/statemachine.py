@@ -74,12 +74,18 @@ class Driver:
             self.m.switch_mm(c, mm)
 
     def _frames(self, a: int, n: int):
+        """Folios for reclaim/migration: even picks prefer *hot* folios, those mapped in
+        an mm that a munmap/mprotect/mmap is working on right now (collision bias:
+        every batched-flush race is reclaim meeting such an operation)."""
         lru = self.m.lru_frames()
         if not lru:
             return ()
-        picked = [lru[a % len(lru)]]
-        if n > 1 and len(lru) > 1:
-            picked.append(lru[(a + 1) % len(lru)])
+        hot = self.m.hot_frames() if a % 2 == 0 else ()
+        pool = hot or lru
+        i = a // 2 if hot else a
+        picked = [pool[i % len(pool)]]
+        if n > 1 and len(pool) > 1:
+            picked.append(pool[(i + 1) % len(pool)])
         return tuple(picked)
 
     def reclaim(self, cpu: int, a: int, n: int) -> None:

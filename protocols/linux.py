@@ -15,7 +15,7 @@ Per mm: ``mm->tlb_flush_batched`` is an atomic packing a *pending* generation
 from conformance.protocol import Protocol
 
 TLB_FLUSH_BATCH_FLUSHED_SHIFT = 16
-TLB_FLUSH_BATCH_PENDING_MASK = (1 << TLB_FLUSH_BATCH_FLUSHED_SHIFT) - 1
+TLB_FLUSH_BATCH_PENDING_MASK = (1 << (TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1)) - 1
 TLB_FLUSH_BATCH_PENDING_LARGE = TLB_FLUSH_BATCH_PENDING_MASK // 2
 
 

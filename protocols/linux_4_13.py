@@ -28,3 +28,6 @@ class Linux413(Linux):
             self.arch.flush_tlb_mm(mm, task)
             yield
             st.tlb_flush_batched = False
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py asserts it)
+EXPECTED_VIOLATION = "S3"

@@ -21,3 +21,6 @@ class Linux43(Linux):
 
     def flush_tlb_batched_pending(self, task, mm) -> None:
         """Did not exist before 4.13."""
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py asserts it)
+EXPECTED_VIOLATION = "S3"

@@ -1,0 +1,266 @@
+"""Litmus scenarios as data: a text file with a machine config, a script of actions and
+the expected verdict per protocol (in the spirit of herd7 litmus files).
+
+Format (``#`` starts a comment)::
+
+    name   reclaim-vs-mprotect-2017
+    doc    3ea277194daa: reclaim defers the flush, mprotect sees a non-present PTE
+    config populate=false ncpus=2
+    expect linux_4_3 S3
+    expect *         pass           # every other protocol
+
+    CPU0 touch w v0                 # fault in and write: dirty RW entry cached
+    CPU1 reclaim R pfn(mm0,v0)      # start reclaim as op R (first step runs)
+    R    until ptep_get_and_clear   # advance R until its trace says so (or it ends)
+    CPU0 mprotect P v0 1 ro
+    P    finish
+    CPU0 write v0
+    R    finish
+
+CPU verbs: ``touch r|w vN`` (access; on a fault run the fault to completion and
+access again), ``read vN``, ``write vN`` (one access; a fault runs to completion), ``fill vN``, ``evict K``, ``switch mmN``,
+``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
+``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
+``filewrite OP fileK PGOFF``. Op verbs: ``step [N]``, ``until TEXT``, ``finish``.
+Other: ``consumer alloc``, ``consumer free``. A frame is ``pfnK`` or
+``pfn(mmM,vN)`` (the frame mapped there when the line runs) or
+``pfn(fileF,P)`` (the page-cache frame). After the script every operation is
+run to completion and C1 is checked over every entry.
+
+Example::
+
+    >>> sc = parse(open("litmus/reclaim-vs-mprotect-2017.litmus").read())  # doctest: +SKIP
+    >>> run(sc, load_protocol("linux_4_3")).rule                           # doctest: +SKIP
+    'S3'
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import attrs
+
+from .config import DEFAULT, MachineConfig
+from .errors import Failure, UsageError
+
+LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
+
+
+@attrs.define
+class Scenario:
+    name: str
+    doc: str
+    config: MachineConfig
+    expect: dict  # protocol name or "*" -> "pass" | rule
+    lines: list  # (lineno, [words])
+    path: str = ""
+
+    def expected(self, protocol: str) -> str:
+        return self.expect.get(protocol, self.expect.get("*", "pass"))
+
+
+def _bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(v)
+
+
+def parse(text: str, path: str = "<litmus>") -> Scenario:
+    """Parse a litmus file; :class:`UsageError` naming the line on any error."""
+    name, doc, cfg, expect, lines = None, "", {}, {}, []
+    fields = {f.name: f for f in attrs.fields(MachineConfig)}
+    for no, raw in enumerate(text.splitlines(), 1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        head = words[0]
+        try:
+            if head == "name":
+                name = words[1]
+            elif head == "doc":
+                doc = (doc + " " + " ".join(words[1:])).strip()
+            elif head == "config":
+                for kv in words[1:]:
+                    k, _, v = kv.partition("=")
+                    if k not in fields:
+                        raise ValueError(f"unknown config key {k!r}")
+                    cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
+            elif head == "expect":
+                expect[words[1]] = words[2]
+            else:
+                lines.append((no, words))
+        except (IndexError, ValueError) as exc:
+            raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
+    if name is None:
+        raise UsageError(f"{path}: missing 'name'")
+    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path)
+
+
+def load(path: str) -> Scenario:
+    try:
+        with open(path) as fh:
+            return parse(fh.read(), path)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+
+
+def corpus(directory: str = LITMUS_DIR) -> list[Scenario]:
+    """Every ``*.litmus`` file of the corpus, sorted by file name."""
+    return [load(os.path.join(directory, f)) for f in sorted(os.listdir(directory))
+            if f.endswith(".litmus")]
+
+
+_PFN = re.compile(r"pfn\((mm|file)(\d+),v?(\d+)\)$|pfn(\d+)$")
+
+
+class _Runner:
+    def __init__(self, sc: Scenario, m) -> None:
+        self.sc = sc
+        self.m = m
+        self.ops: dict = {}
+        self.cursor: dict = {}  # op name -> index of the first trace event not yet matched
+
+    def err(self, no, text):
+        return UsageError(f"{self.sc.path}:{no}: {text}")
+
+    def vpage(self, no, w: str) -> int:
+        if not w.startswith("v"):
+            raise self.err(no, f"expected a virtual page vN, got {w!r}")
+        return int(w[1:])
+
+    def frame(self, no, w: str) -> int:
+        mt = _PFN.match(w)
+        if not mt:
+            raise self.err(no, f"expected pfnK, pfn(mmM,vN) or pfn(fileF,P), got {w!r}")
+        if mt.group(4) is not None:
+            return int(mt.group(4))
+        a, b = int(mt.group(2)), int(mt.group(3))
+        if mt.group(1) == "mm":
+            f = self.m.frame_of(a, b)
+        else:
+            f = self.m.mem.files[a].cache.get(b)
+        if f is None:
+            raise self.err(no, f"{w}: nothing is mapped there")
+        return f
+
+    def start(self, name: str, op) -> None:
+        self.ops[name] = op
+        self.cursor[name] = self._op_start_index(op)
+
+    def _op_start_index(self, op) -> int:
+        ev = self.m.trace.events
+        for i in range(len(ev) - 1, -1, -1):
+            if ev[i][1] is op and ev[i][2] == "msg" and ev[i][3][0] == "%s: start":
+                return i
+        return len(ev)
+
+    def op(self, no, name):
+        if name not in self.ops:
+            raise self.err(no, f"unknown operation {name!r}")
+        return self.ops[name]
+
+    def touch(self, cpu: int, vp: int, write: bool) -> None:
+        m = self.m
+        for _ in range(4):
+            r = m.user_access(cpu, vp, write)
+            if r != "fault":
+                return
+            fault = m.tlbs.cpus[cpu].op
+            while fault in m.ops:
+                m.advance(fault.id)
+
+    def line(self, no: int, w: list) -> None:
+        m = self.m
+        head = w[0]
+        if head == "consumer":
+            (m.consumer_alloc if w[1] == "alloc" else m.consumer_free)()
+            return
+        if head.startswith("CPU"):
+            cpu = int(head[3:])
+            verb = w[1]
+            if verb == "touch":
+                self.touch(cpu, self.vpage(no, w[3]), w[2] == "w")
+            elif verb in ("read", "write"):
+                if m.user_access(cpu, self.vpage(no, w[2]), verb == "write") == "fault":
+                    fault = m.tlbs.cpus[cpu].op  # the fault handler runs to completion
+                    while fault in m.ops:
+                        m.advance(fault.id)
+            elif verb == "fill":
+                m.fill(cpu, self.vpage(no, w[2]))
+            elif verb == "evict":
+                m.evict(cpu, int(w[2]))
+            elif verb == "switch":
+                m.switch_mm(cpu, int(w[2][2:]))
+            elif verb in ("reclaim", "migrate"):
+                frames = tuple(self.frame(no, x) for x in w[3:])
+                self.start(w[2], getattr(m, verb)(cpu, frames))
+            elif verb == "munmap":
+                self.start(w[2], m.munmap(cpu, self.vpage(no, w[3]), int(w[4])))
+            elif verb == "mprotect":
+                self.start(w[2], m.mprotect(cpu, self.vpage(no, w[3]), int(w[4]), w[5] == "rw"))
+            elif verb == "mmap":
+                kind = w[5]
+                file = None if kind == "anon" else int(kind[4:])
+                self.start(w[2], m.mmap(cpu, self.vpage(no, w[3]), int(w[4]), file, w[6] == "rw",
+                                        len(w) > 7 and w[7] == "fixed"))
+            elif verb == "filewrite":
+                self.start(w[2], m.write(cpu, int(w[3][4:]), int(w[4])))
+            else:
+                raise self.err(no, f"unknown CPU verb {verb!r}")
+            return
+        op = self.op(no, head)
+        verb = w[1]
+        if verb == "step":
+            for _ in range(int(w[2]) if len(w) > 2 else 1):
+                if op in m.ops:
+                    m.advance(op.id)
+        elif verb == "finish":
+            while op in m.ops:
+                m.advance(op.id)
+        elif verb == "until":
+            text = " ".join(w[2:])
+            ev = m.trace.events
+            while True:
+                hit = next((i for i in range(self.cursor[head], len(ev)) if _mentions(ev[i], op, text)),
+                           None)
+                if hit is not None:
+                    self.cursor[head] = hit + 1
+                    break
+                self.cursor[head] = len(ev)
+                if op not in m.ops:
+                    break
+                m.advance(op.id)
+        else:
+            raise self.err(no, f"unknown operation verb {verb!r}")
+
+
+def _mentions(event, op, text: str) -> bool:
+    from .trace import format_event
+
+    step, who, name, args = event
+    return who is op and text in format_event(name, args)
+
+
+def run(sc: Scenario, proto_cls, strict: bool = False):
+    """Run a scenario against a protocol: the :class:`Failure` it hits, or None."""
+    from .machine import Machine
+
+    m = Machine(proto_cls, sc.config, strict=strict)
+    r = _Runner(sc, m)
+    try:
+        for no, words in sc.lines:
+            try:
+                r.line(no, words)
+            except (IndexError, ValueError) as exc:
+                raise r.err(no, f"bad arguments ({exc})") from None
+        m.drain()
+        m.check_quiescent()
+    except Failure as f:
+        return f
+    return None
+
+
+def verdict(failure) -> str:
+    return "pass" if failure is None else failure.rule

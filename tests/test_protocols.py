@@ -1,0 +1,31 @@
+"""Every protocol module in protocols/ is fuzzed by the conformance state machine.
+
+Protocols declaring ``EXPECTED_VIOLATION`` (historical bugs) must be caught with
+exactly that rule under a fixed seed; every other protocol must pass.
+"""
+from conformance.pytest_plugin import expected_violation, fuzz
+
+#: fixed seeds under which the fuzzer finds each historical bug (tests/test_protocols.py)
+FAILING_SEEDS = {"linux_4_3": 1, "linux_4_13": 2}
+
+
+def test_protocol_conforms(protocol_name, request):
+    """Fuzz the protocol; a pass, or exactly the rule its module declares violated."""
+    expected = expected_violation(protocol_name)
+    if expected is None:
+        f = fuzz(protocol_name, examples=request.config._flushcheck_examples)
+        assert f is None, f.report()
+    else:
+        seed = FAILING_SEEDS.get(protocol_name, 0)
+        f = fuzz(protocol_name, examples=6000, seed=seed, shrink=False)
+        assert f is not None, f"{protocol_name}: no violation found with seed {seed}"
+        assert f.rule == expected, f.report()
+
+
+def test_failure_is_shrunk_to_a_short_timeline():
+    """Hypothesis shrinks a linux_4_3 failure; the report has the per-CPU timeline."""
+    f = fuzz("linux_4_3", examples=2000, seed=1)
+    assert f is not None and f.rule == "S3"
+    assert len(f.machine.actions) <= 30, len(f.machine.actions)
+    rep = f.report()
+    assert "CPU0" in rep and "CPU1" in rep and "S3" in rep
