@@ -23,8 +23,14 @@ Usage::
     settings=fuzz_settings(N, 100, shrink=False))`` under one fixed
     ``hypothesis.seed``, once with ``NullDriver`` (the same rules over an empty
     machine: Hypothesis's own per-step cost) and once with the real ``Driver``.
-    µs/step = wall time / ``Stats.steps``. The model+oracle share is
-    (real - empty) / empty.
+    µs/step = time / ``Stats.steps``. The model+oracle share is
+    (real - empty) / empty; as a cross-check the script also times the Driver
+    methods and Machine() inside one real run (the "direct" share), because the
+    empty and real runs draw different data and Hypothesis's own cost differs
+    between them by more than the model costs.
+
+Every measurement is repeated in interleaved rounds of identical work (same
+seeds) and the fastest round is kept (--repeats, default 3).
 
 Targets (the issue): raw >= 100,000 steps/s on one core; model+oracle <= 25%
 of Hypothesis's own per-step cost. Each is printed as PASS or MISS. This is a
@@ -35,9 +41,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import platform
 import pstats
+import os
 import random
+import subprocess
 import sys
 import time
 
@@ -67,44 +76,80 @@ ORACLE_CHECKS = tuple(sorted(n for n in vars(Oracle) if n.startswith("check_")))
 
 
 # -- (a) the raw walk -------------------------------------------------------------------------
-def _action_table(cfg=DEFAULT):
-    """(always, need_runnable, need_idle) lists of (name, fn(driver, rng)).
+#: the rules the walk expects to find (a changed rule set is reported, not silently measured)
+RULES = ("advance", "preempt_advance", "read", "write", "tlb_fill", "tlb_evict", "context_switch",
+         "reclaim", "migrate", "munmap", "mmap", "mprotect", "file_write", "other_consumer_alloc",
+         "other_consumer_free")
 
-    Argument ranges mirror strategies/__init__.py: cpus, vpages, picks 0..7,
-    page and folio counts from (1, 1, 2), mapping kinds None or a file.
+
+def _values(strategy, where: str) -> tuple:
+    """Every value ``strategy`` can draw, for the strategy kinds strategies/ uses.
+
+    The walk draws uniformly from these (Hypothesis biases integers toward their
+    ends and shrinks; the ranges are the same).
     """
-    nc, nv, nm, nf, fp = cfg.ncpus, cfg.vpages, cfg.nmms, cfg.nfiles, cfg.file_pages
-    counts = (1, 1, 2)
-    kinds = (None,) + tuple(range(nf))
+    s = getattr(strategy, "wrapped_strategy", strategy)  # st.integers() etc. are lazy
+    kind = type(s).__name__
+    if kind == "IntegersStrategy" and None not in (s.start, s.end) and s.end - s.start < 10_000:
+        return tuple(range(s.start, s.end + 1))
+    if kind == "SampledFromStrategy" and not getattr(s, "_transformations", ()):
+        return tuple(s.elements)
+    if kind == "BooleansStrategy":
+        return (False, True)
+    raise SystemExit(f"bench/steps.py: cannot mirror {strategy!r} ({where}) in the raw walk; "
+                     "teach _values() about it")
 
-    def r(rng, n):
-        return int(rng.random() * n)
 
-    def advance(d, g): d.advance(r(g, 8))
-    def read(d, g): d.access(r(g, nc), r(g, nv), False)
-    def write(d, g): d.access(r(g, nc), r(g, nv), True)
-    def tlb_fill(d, g): d.fill(r(g, nc), r(g, nv))
-    def tlb_evict(d, g): d.evict(r(g, nc), r(g, 8))
-    def context_switch(d, g): d.switch(r(g, nc), r(g, nm))
-    def reclaim(d, g): d.reclaim(r(g, nc), r(g, 8), counts[r(g, 3)])
-    def migrate(d, g): d.migrate(r(g, nc), r(g, 8), counts[r(g, 3)])
-    def munmap(d, g): d.munmap(r(g, nc), r(g, nv), counts[r(g, 3)])
+class _Rules:
+    """The state machine's own rules, callable without Hypothesis.
 
-    def mmap(d, g):
-        d.mmap(r(g, nc), r(g, nv), counts[r(g, 3)], kinds[r(g, len(kinds))], r(g, 2) == 1,
-               r(g, 2) == 1)
+    Taken from ``conformance_machine(...)``: each rule's function (the counted
+    step that calls the Driver), its preconditions (the has_runnable / has_idle
+    lambdas) and the values of its argument strategies. A step evaluates each
+    distinct precondition once, then picks uniformly among the rules whose
+    preconditions hold and draws their arguments, as Hypothesis's rule choice
+    does (less its swarm testing, which disables random subsets of rules per
+    example).
+    """
 
-    def mprotect(d, g): d.mprotect(r(g, nc), r(g, nv), counts[r(g, 3)], r(g, 2) == 1)
-    def file_write(d, g): d.write(r(g, nc), r(g, nf), r(g, fp))
-    def other_consumer_alloc(d, g): d.consumer_alloc()
-    def other_consumer_free(d, g): d.consumer_free()
+    def __init__(self, proto_cls, cfg=DEFAULT) -> None:
+        rules = sorted(conformance_machine(proto_cls, cfg).setup_state().rules,
+                       key=lambda r: r.function.__name__)
+        self.names = tuple(r.function.__name__ for r in rules)
+        self.preconditions: list = []
+        entries = []
+        for r in rules:
+            idx = []
+            for p in r.preconditions:
+                if p not in self.preconditions:
+                    self.preconditions.append(p)
+                idx.append(self.preconditions.index(p))
+            names = tuple(r.arguments)
+            values = [_values(v, f"{r.function.__name__}.{k}") for k, v in r.arguments.items()]
+            # every combination once (duplicates in sampled_from kept): one uniform pick
+            # from this list is an independent uniform draw of each argument
+            kwargs = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+            entries.append((r.function, kwargs, tuple(idx)))
+        self.entries = entries
+        self._enabled: dict = {}
 
-    def preempt_advance(d, g): advance(d, g)
+    def enabled(self, flags: tuple) -> list:
+        """The rules whose preconditions all hold, given each precondition's truth."""
+        got = self._enabled.get(flags)
+        if got is None:
+            got = self._enabled[flags] = [(fn, kw) for fn, kw, idx in self.entries
+                                          if all(flags[i] for i in idx)]
+        return got
 
-    always = [tlb_fill, tlb_evict, other_consumer_alloc, other_consumer_free]
-    runnable = [advance, preempt_advance]
-    idle = [read, write, context_switch, reclaim, migrate, munmap, mmap, mprotect, file_write]
-    return always, runnable, idle
+
+class _Shim:
+    """What a rule function needs of the state machine instance: ``d`` and ``stats``."""
+
+    __slots__ = ("d", "stats")
+
+    def __init__(self, d, stats) -> None:
+        self.d = d
+        self.stats = stats
 
 
 def _disable_oracle(oracle) -> None:
@@ -119,13 +164,13 @@ def _noop(*args, **kwargs):
 def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle: bool = True,
              driver_cls=Driver, max_runs: int | None = None) -> dict:
     """Random walks of ACTIONS_PER_RUN actions (+ teardown) for ``seconds``; counts and time."""
-    always, runnable, idle = _action_table()
-    # enabled rule lists by (has_runnable, has_idle), in the rules' definition order
-    enabled = {(ru, id_): always + (runnable if ru else []) + (idle if id_ else [])
-               for ru in (False, True) for id_ in (False, True)}
+    rules = _Rules(proto_cls or load_protocol("immediate"))
+    preconds = rules.preconditions
+    enabled = rules.enabled
     rng = random.Random(seed)
     rand = rng.random
-    steps = runs = failures = 0
+    stats = Stats()
+    runs = failures = 0
     clock = CLOCK
     t0 = clock()
     deadline = t0 + seconds
@@ -134,15 +179,17 @@ def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle:
         if m is not None and not oracle:
             _disable_oracle(m.oracle)
         d = driver_cls(m)
+        shim = _Shim(d, stats)
         try:
             for _ in range(ACTIONS_PER_RUN):
-                acts = enabled[d.has_runnable(), d.has_idle()]
-                steps += 1
-                acts[int(rand() * len(acts))](d, rng)
+                acts = enabled(tuple([p(shim) for p in preconds]))
+                fn, kw = acts[int(rand() * len(acts))]
+                fn(shim, **kw[int(rand() * len(kw))])
             d.teardown()
         except Failure:
             failures += 1
         runs += 1
+    steps = stats.steps
     dt = clock() - t0
     return dict(steps=steps, runs=runs, failures=failures, seconds=dt, rate=steps / dt)
 
@@ -274,6 +321,16 @@ def profile_raw(proto: str, seconds: float, top: int = 8) -> str:
 
 
 # -- report -----------------------------------------------------------------------------------
+def tree_version() -> str:
+    """``git describe --always --dirty`` of the checkout measured, or '?' outside git."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -300,11 +357,20 @@ def main(argv=None) -> int:
     examples = a.examples or max(5, int(80 * secs / 3))
 
     print(f"flushcheck bench/steps.py  python {platform.python_version()}  "
-          f"{platform.machine()}  {platform.system()}  date {time.strftime('%Y-%m-%d')}")
+          f"{platform.machine()}  {platform.system()}  {os.cpu_count()} cores  "
+          f"date {time.strftime('%Y-%m-%d')}  tree {tree_version()}")
     print(f"config: {DEFAULT.describe()}")
     print(f"raw: seed {RAW_SEED}, {ACTIONS_PER_RUN} actions/run + teardown, {secs:g} s per row; "
           f"hypothesis: seed {HYP_SEED}, {examples} examples x <= {HYP_STEPS} steps; "
           f"best of {a.repeats}; clock: {a.clock}\n")
+
+    names = _Rules(load_protocol("linux")).names
+    if sorted(names) == sorted(RULES):
+        print(f"rules: the state machine's {len(names)} rules, preconditions and argument "
+              "ranges, taken from conformance_machine()\n")
+    else:
+        print(f"WARNING: the rule set changed (missing {sorted(set(RULES) - set(names))}, new "
+              f"{sorted(set(names) - set(RULES))}); the walk uses the rules as they are now\n")
 
     # (a) raw
     t_start = time.perf_counter()
@@ -317,14 +383,20 @@ def main(argv=None) -> int:
     harness = best["walk"]
     rows = [(proto, best[proto, True], best[proto, False]) for proto in ("immediate", "linux")]
     print("(a) raw model steps/s (one core, no Hypothesis)")
-    print(f"{'protocol':<10} {'oracle on':>12} {'µs/step':>8} {'oracle off':>12} {'µs/step':>8} "
-          f"{'oracle share':>13} {'runs':>6} {'fail':>5}")
+    walk_us = 1e6 / harness["rate"]
+    print(f"{'protocol':<10} {'oracle on':>10} {'µs/step':>8} {'oracle off':>10} {'µs/step':>8} "
+          f"{'oracle':>7} {'less walk':>10} {'runs':>5} {'fail':>4}")
     for proto, on, off in rows:
         share = 1 - on["rate"] / off["rate"]
-        print(f"{proto:<10} {on['rate']:>12,.0f} {1e6 / on['rate']:>8.2f} {off['rate']:>12,.0f} "
-              f"{1e6 / off['rate']:>8.2f} {share:>12.0%} {on['runs']:>6} {on['failures']:>5}")
-    print(f"{'(walk)':<10} {harness['rate']:>12,.0f} {1e6 / harness['rate']:>8.2f}   "
-          "NullDriver: the walk's own RNG and dispatch, included in the rows above")
+        alone = 1e6 / (1e6 / on["rate"] - walk_us)
+        print(f"{proto:<10} {on['rate']:>10,.0f} {1e6 / on['rate']:>8.2f} {off['rate']:>10,.0f} "
+              f"{1e6 / off['rate']:>8.2f} {share:>7.0%} {alone:>10,.0f} "
+              f"{on['runs']:>5} {on['failures']:>4}")
+    print(f"{'(walk)':<10} {harness['rate']:>10,.0f} {walk_us:>8.2f}  the same walk over "
+          "NullDriver: rule choice, arguments,\n"
+          f"{'':<30}preconditions and rule wrappers (included in the rows above)")
+    print("  oracle = share of the step in the oracle (1 - on/off); less walk = oracle-on steps/s\n"
+          "  with the (walk) µs/step taken off: roughly the model alone")
     linux_on = rows[-1][1]["rate"]
     print(f"target raw >= {RAW_TARGET:,} steps/s (linux, oracle on): {linux_on:,.0f} -> "
           f"{verdict(linux_on >= RAW_TARGET)} ({linux_on / RAW_TARGET:.2f}x the target)\n")

@@ -1,9 +1,11 @@
 """Certify a protocol: fuzz it for a time budget and return a verdict.
 
-Runs the protocol's conformance state machine in chunks of examples, each
-chunk under its own seed derived from the run's seed, until the budget is
-spent or a failure is found. A failure is shrunk by Hypothesis; its reproducer
-is saved and its timeline printed.
+The run is a sequence of *chunks*: chunk ``i`` runs ``chunk`` Hypothesis examples
+of the protocol's state machine under the seed ``chunk_seed(seed, i)``. A
+failure is shrunk by Hypothesis inside its chunk. With ``jobs > 1`` chunks run in
+parallel worker processes, and the verdict is still the one of the *lowest*
+failing chunk index, so the same seed finds the same failure whatever the
+number of jobs (given the budget to reach it); the reproducer replays exactly.
 
 Example::
 
@@ -13,6 +15,9 @@ Example::
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue as _queue
 import time
 
 import attrs
@@ -40,9 +45,11 @@ class Result:
     elapsed_s: float = 0.0
     first_failure_s: float | None = None
     failure: Failure | None = None
+    failing_chunk: int | None = None
     hypothesis_program: str = ""
     strict: bool = False
     config: MachineConfig = DEFAULT
+    jobs: int = 1
 
     @property
     def passed(self) -> bool:
@@ -51,6 +58,18 @@ class Result:
     @property
     def shrunk_length(self) -> int | None:
         return None if self.failure is None else len(self.failure.machine.actions)
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def chunk_seed(seed: int, i: int) -> int:
+    return seed * 100_003 + i
 
 
 def _first_failure(exc: BaseException):
@@ -72,51 +91,126 @@ def fuzz_settings(examples: int, steps: int, shrink: bool = True) -> settings:
                     suppress_health_check=list(HealthCheck), print_blob=False)
 
 
-def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = False,
-            cfg: MachineConfig = DEFAULT, chunk: int = 50, steps: int = 100,
-            max_examples: int | None = None) -> Result:
-    """Fuzz one protocol for ``budget_s`` seconds (or ``max_examples`` examples)."""
-    cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+def run_chunk(cls, cfg, strict, steps, examples, cseed, t0):
+    """One chunk. Returns (examples, steps, failure or None, seconds to first failure, program)."""
     stats = Stats()
-    res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg)
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
-    t0 = time.monotonic()
     first = {}
-    orig_fail_hook = machine_cls.__init__
+    base_init = machine_cls.__init__
 
     def init(self):
-        orig_fail_hook(self)
+        base_init(self)
         if "t" not in first:
-            m = self.machine
-            prev = m.oracle._fail
+            orc = self.machine.oracle
+            prev = orc._fail
 
-            def _fail(*a, _prev=prev, **kw):
+            def _fail(*a, **kw):
                 first.setdefault("t", time.monotonic() - t0)
-                return _prev(*a, **kw)
-            m.oracle._fail = _fail
+                return prev(*a, **kw)
+            orc._fail = _fail
     machine_cls.__init__ = init
-    i = 0
     program: list[str] = []
-    while True:
-        if time.monotonic() - t0 >= budget_s:
-            break
-        if max_examples is not None and stats.examples >= max_examples:
-            break
-        test = get_state_machine_test(machine_cls, settings=fuzz_settings(chunk, steps))
-        test = hseed(seed * 100_003 + i)(test)
-        i += 1
-        try:
-            with with_reporter(program.append):
-                test()
-        except BaseException as exc:  # noqa: BLE001 - Hypothesis may wrap failures in groups
-            f = _first_failure(exc)
-            if f is None:
-                raise
-            res.failure = f
-            break
-    res.examples = stats.examples
-    res.steps = stats.steps
+    test = hseed(cseed)(get_state_machine_test(machine_cls, settings=fuzz_settings(examples, steps)))
+    failure = None
+    try:
+        with with_reporter(program.append):
+            test()
+    except BaseException as exc:  # noqa: BLE001 - Hypothesis may wrap failures in groups
+        failure = _first_failure(exc)
+        if failure is None:
+            raise
+    return stats.examples, stats.steps, failure, first.get("t"), "\n".join(program)
+
+
+def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = False,
+            cfg: MachineConfig = DEFAULT, chunk: int = 50, steps: int = 50,
+            max_examples: int | None = None, jobs: int = 1) -> Result:
+    """Fuzz one protocol for ``budget_s`` seconds (or ``max_examples`` examples)."""
+    cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
+                 jobs=jobs)
+    t0 = time.monotonic()
+    if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _certify_parallel(cls, res, t0, chunk, steps, max_examples)
+    else:
+        i = 0
+        while time.monotonic() - t0 < budget_s and (max_examples is None or res.examples < max_examples):
+            ex, st, f, tf, prog = run_chunk(cls, cfg, strict, steps, chunk, chunk_seed(seed, i), t0)
+            res.examples += ex
+            res.steps += st
+            if f is not None:
+                res.failure, res.failing_chunk, res.first_failure_s = f, i, tf
+                res.hypothesis_program = prog
+                break
+            i += 1
     res.elapsed_s = time.monotonic() - t0
-    res.first_failure_s = first.get("t")
-    res.hypothesis_program = "\n".join(program)
     return res
+
+
+def _worker(cls, res_cfg, strict, steps, chunk, seed, t0, deadline, next_chunk, stop_at, max_ex,
+            done_ex, out):
+    """Worker process: take chunk indices until the deadline or a lower failure is known."""
+    while True:
+        with next_chunk.get_lock():
+            i = next_chunk.value
+            next_chunk.value += 1
+        if i >= stop_at.value or time.monotonic() >= deadline:
+            break
+        if max_ex is not None and done_ex.value >= max_ex:
+            break
+        ex, st, f, tf, prog = run_chunk(cls, res_cfg, strict, steps, chunk, chunk_seed(seed, i), t0)
+        with done_ex.get_lock():
+            done_ex.value += ex
+        msg = {"i": i, "examples": ex, "steps": st}
+        if f is not None:
+            with stop_at.get_lock():
+                stop_at.value = min(stop_at.value, i)
+            msg.update(actions=list(f.machine.actions) if f.machine else None, t=tf, program=prog,
+                       rule=f.rule, text=str(f))
+        out.put(msg)
+    out.put({"done": True})
+
+
+def _certify_parallel(cls, res: Result, t0: float, chunk: int, steps: int, max_examples) -> None:
+    from .reproducer import replay_actions
+
+    ctx = multiprocessing.get_context("fork")
+    next_chunk = ctx.Value("l", 0)
+    stop_at = ctx.Value("l", 1 << 60)
+    done_ex = ctx.Value("l", 0)
+    out = ctx.Queue()
+    deadline = t0 + res.budget_s
+    procs = [ctx.Process(target=_worker, daemon=True,
+                         args=(cls, res.config, res.strict, steps, chunk, res.seed, t0, deadline,
+                               next_chunk, stop_at, max_examples, done_ex, out))
+             for _ in range(res.jobs)]
+    for p in procs:
+        p.start()
+    failures = []
+    finished = 0
+    while finished < len(procs):
+        try:
+            msg = out.get(timeout=1.0)
+        except _queue.Empty:
+            if not any(p.is_alive() for p in procs):
+                break
+            continue
+        if msg.get("done"):
+            finished += 1
+            continue
+        res.examples += msg["examples"]
+        res.steps += msg["steps"]
+        if "rule" in msg:
+            failures.append(msg)
+    for p in procs:
+        p.join(timeout=5)
+    if failures:
+        best = min(failures, key=lambda m: m["i"])
+        res.failing_chunk = best["i"]
+        res.first_failure_s = min(m["t"] for m in failures if m["t"] is not None) \
+            if any(m["t"] is not None for m in failures) else None
+        res.hypothesis_program = best["program"]
+        f = replay_actions(cls, res.config, res.strict, best["actions"])
+        if f is None or f.rule != best["rule"]:
+            raise RuntimeError(f"worker failure did not replay in the parent: {best['text']}")
+        res.failure = f

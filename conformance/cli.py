@@ -18,6 +18,7 @@ import sys
 
 import attrs
 
+from .certify import default_jobs
 from .config import DEFAULT, MachineConfig
 from .errors import ModelError, UsageError
 
@@ -50,7 +51,7 @@ def cmd_certify(args) -> int:
     cls = load_protocol(args.protocol)
     cfg = _config(args.config)
     res = certify(cls, budget_s=args.budget, seed=args.seed, strict=args.strict, cfg=cfg,
-                  steps=args.steps)
+                  steps=args.steps, jobs=args.jobs)
     path = None
     if res.failure is not None and res.failure.machine is not None:
         path = os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}.json")
@@ -99,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("protocol")
     c.add_argument("--budget", type=float, default=60.0, help="seconds of fuzzing (default 60)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--steps", type=int, default=100, help="actions per example (default 100)")
+    c.add_argument("--steps", type=int, default=50, help="actions per example (default 50)")
+    c.add_argument("--jobs", type=int, default=default_jobs(),
+                   help=f"worker processes (default: the {default_jobs()} CPUs available)")
     c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size, e.g. --config ncpus=3")

@@ -232,15 +232,18 @@ class Kernel:
             if r != "retry":
                 op.result = r
                 break
+        yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
         self.mmap_read_unlock(op, mm)
 
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
+        """``set_pte_at`` under the PTL, then the protocol's ``fault_install_pte`` (atomic)."""
         pte = mm.ptes[vpage]
         pte.set_present(frame, writable, dirty)
         self.rmap_add(frame, mm, vpage)
         op.touched_frames[frame] = None
         self.trace.msg(op, "set_pte_at(mm%d:v%d -> pfn%d%s)", mm.id, vpage, frame,
                        " W" if writable else " RO")
+        self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, write)
 
     def do_wp_page(self, op, mm, vma, vpage, write):
         """``do_wp_page``: ``wp_page_reuse`` (exclusive anon) / ``wp_page_shared`` (page_mkwrite).
@@ -250,18 +253,15 @@ class Kernel:
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
         pte = mm.ptes[vpage]
-        upgraded = False
         if pte.kind == PRESENT and write and not pte.writable:
             pte.writable = True
             pte.dirty = True
             if not vma.is_anon:
                 self.mem.dirty[pte.frame] = True  # fault_dirty_shared_page
             op.touched_frames[pte.frame] = None
-            upgraded = True
             self.trace.msg(op, "do_wp_page(mm%d:v%d): pte writable", mm.id, vpage)
+            self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, write)
         self.unlock(op, ptl)
-        if upgraded:
-            yield from hook(self.proto.fault_install_pte(op, mm, vma, vpage, pte, write))
 
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.
@@ -288,7 +288,6 @@ class Kernel:
         self.mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, vma.writable, write)
         self.unlock(op, ptl)
-        yield from hook(self.proto.fault_install_pte(op, mm, vma, vpage, mm.ptes[vpage], write))
         return "ok"
 
     def filemap_get_folio(self, op, fid: int, pgoff: int):
@@ -342,7 +341,6 @@ class Kernel:
             self.mem.dirty[frame] = True
         self.unlock(op, ptl)
         self.unlock(op, flk)
-        yield from hook(self.proto.fault_install_pte(op, mm, vma, vpage, mm.ptes[vpage], write))
         return "ok"
 
     def do_swap_page(self, op, mm, vma, vpage, write):
@@ -388,7 +386,6 @@ class Kernel:
         mem.dirty[frame] = True
         self.unlock(op, ptl)
         self.unlock(op, flk)
-        yield from hook(self.proto.fault_install_pte(op, mm, vma, vpage, pte, write))
         return "ok"
 
     # -- rmap walk -----------------------------------------------------------------
@@ -551,7 +548,6 @@ class Kernel:
                 f = mem.files[owner[1]]
                 del f.cache[owner[2]]
                 tr.msg(op, "__remove_mapping(pfn%d from page cache)", frame)
-                yield from hook(proto.remove_mapping(op, owner[1], owner[2], frame))
             if self.release_isolated(op, frame):
                 to_free.append(frame)
             yield

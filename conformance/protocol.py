@@ -129,7 +129,13 @@ class Protocol:
         """A frame is being taken out of the allocator (LUF's takeoff flush)."""
 
     def fault_install_pte(self, task, mm, vma, vpage: int, pte, write: bool) -> None:
-        """A fault installed or upgraded a PTE (end of ``handle_mm_fault``). May yield."""
+        """A fault just installed (``set_pte_at`` in ``finish_fault``/``do_anonymous_page``/
+        ``do_swap_page``) or upgraded (``wp_page_reuse``) ``pte``, still under the PTL.
+        Must not yield."""
+
+    def handle_mm_fault_end(self, task, mm, vma, vpage: int, write: bool) -> None:
+        """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point).
+        Not called when the fault ends in SIGSEGV. May yield."""
 
     def mmap_region(self, task, mm, vma) -> None:
         """A new VMA is being inserted (``mmap_region``). May yield."""
@@ -142,9 +148,6 @@ class Protocol:
 
     def file_end_write(self, task, file: int, pgoff: int) -> None:
         """``write()`` finished updating a page-cache page (v11 hook). May yield."""
-
-    def remove_mapping(self, task, file: int, pgoff: int, frame: int) -> None:
-        """Reclaim removed a page-cache page (``__remove_mapping``). May yield."""
 
     def context_switch(self, cpu_id: int, prev, next_mm) -> None:
         """``finish_task_switch`` on ``cpu_id`` (must not yield)."""

@@ -30,7 +30,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_path: str | None) 
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
         f"  commit    {commit}",
         f"  config    {res.config.describe()}",
-        f"  seed      {res.seed}   budget {res.budget_s:g} s",
+        f"  seed      {res.seed}   budget {res.budget_s:g} s   jobs {res.jobs}",
         f"  rules     {rules}",
         f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s",
     ]
@@ -42,7 +42,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_path: str | None) 
             else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {f.rule} violated")
     lines.append(f"  verdict   {kind}")
     if res.first_failure_s is not None:
-        lines.append(f"  found     after {res.first_failure_s:.1f} s; shrunk to {res.shrunk_length} actions")
+        lines.append(f"  found     after {res.first_failure_s:.1f} s (chunk {res.failing_chunk}); "
+                     f"shrunk to {res.shrunk_length} actions")
     lines.append("")
     lines.append(f.report(last=None))
     if repro_path:

@@ -90,13 +90,20 @@ ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect
 
 def replay(data: dict, proto_cls=None):
     """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes."""
-    from .machine import Machine
     from .registry import load_protocol
 
     cls = proto_cls or load_protocol(data["protocol"])
-    m = Machine(cls, MachineConfig(**data["config"]), strict=bool(data.get("strict")))
+    return replay_actions(cls, MachineConfig(**data["config"]), bool(data.get("strict")),
+                          data["actions"])
+
+
+def replay_actions(cls, cfg: MachineConfig, strict: bool, actions):
+    """Run ``actions`` on a fresh machine, then quiesce; the :class:`Failure` hit, or None."""
+    from .machine import Machine
+
+    m = Machine(cls, cfg, strict=strict)
     try:
-        for i, (name, args) in enumerate(data["actions"]):
+        for i, (name, args) in enumerate(actions):
             if name not in ACTIONS:
                 raise UsageError(f"reproducer: unknown action {name!r} at index {i}")
             args = [tuple(a) if isinstance(a, list) else a for a in args]

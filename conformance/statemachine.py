@@ -62,8 +62,24 @@ class Driver:
         if c is not None:
             self.m.user_access(c, vpage, write)
 
-    def fill(self, cpu: int, vpage: int) -> None:
-        self.m.fill(cpu, vpage)
+    def fill(self, cpu: int, k: int) -> None:
+        """Speculative fill of the ``k``-th present PTE of the CPU's loaded mm (a fill from a
+        non-present PTE cannot happen, so those picks would be wasted)."""
+        mm = self.m.tlbs.cpus[cpu].loaded_mm
+        present = [vp for vp, pte in enumerate(mm.ptes) if pte.kind == 1]
+        if present:
+            self.m.fill(cpu, present[k % len(present)])
+
+    def _start(self, cpu: int, start: int) -> int:
+        """A range start: ``start < vpages`` is that page; larger values pick a *hot* page
+        of the CPU's mm, one whose PTE reclaim or migration took away (collision bias:
+        the 2017/2021 races are munmap/mprotect over such a page)."""
+        n = self.m.cfg.vpages
+        if start < n:
+            return start
+        mm = self.m.tlbs.cpus[cpu].loaded_mm
+        hot = [vp for vp, pte in enumerate(mm.ptes) if pte.kind != 1 and mm.find_vma(vp)]
+        return hot[(start - n) % len(hot)] if hot else start - n
 
     def evict(self, cpu: int, k: int) -> None:
         self.m.evict(cpu, k)
@@ -103,6 +119,7 @@ class Driver:
     def munmap(self, cpu: int, start: int, n: int) -> None:
         c = self._idle(cpu)
         if c is not None:
+            start = self._start(c, start)
             self.m.munmap(c, start, min(n, self.m.cfg.vpages - start))
 
     def mmap(self, cpu: int, start: int, n: int, file, writable: bool, fixed: bool) -> None:
@@ -113,6 +130,7 @@ class Driver:
     def mprotect(self, cpu: int, start: int, n: int, writable: bool) -> None:
         c = self._idle(cpu)
         if c is not None:
+            start = self._start(c, start)
             self.m.mprotect(c, start, min(n, self.m.cfg.vpages - start), writable)
 
     def write(self, cpu: int, file: int, pgoff: int) -> None:
@@ -216,10 +234,10 @@ def _rules(cfg: MachineConfig) -> dict:
     def write(self, cpu, vpage):
         self.d.access(cpu, vpage, True)
 
-    @rule(cpu=cpu, vpage=vp)
+    @rule(cpu=cpu, k=pick)
     @counted
-    def tlb_fill(self, cpu, vpage):
-        self.d.fill(cpu, vpage)
+    def tlb_fill(self, cpu, k):
+        self.d.fill(cpu, k)
 
     @rule(cpu=cpu, k=pick)
     @counted
@@ -245,7 +263,7 @@ def _rules(cfg: MachineConfig) -> dict:
         self.d.migrate(cpu, a, k)
 
     @idle
-    @rule(cpu=cpu, start=vp, k=n)
+    @rule(cpu=cpu, start=S.range_starts(cfg), k=n)
     @counted
     def munmap(self, cpu, start, k):
         self.d.munmap(cpu, start, k)
@@ -258,7 +276,7 @@ def _rules(cfg: MachineConfig) -> dict:
         self.d.mmap(cpu, start, k, file, writable, fixed)
 
     @idle
-    @rule(cpu=cpu, start=vp, k=n, writable=st.booleans())
+    @rule(cpu=cpu, start=S.range_starts(cfg), k=n, writable=st.booleans())
     @counted
     def mprotect(self, cpu, start, k, writable):
         self.d.mprotect(cpu, start, k, writable)

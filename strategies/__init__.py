@@ -27,6 +27,12 @@ def vpages(cfg):
     return st.integers(0, cfg.vpages - 1)
 
 
+def range_starts(cfg):
+    """Start of an munmap/mprotect range: ``< vpages`` is a page; above picks a page whose
+    PTE reclaim or migration just took away (see ``Driver._start``)."""
+    return st.integers(0, 2 * cfg.vpages - 1)
+
+
 def page_counts(cfg):
     """Length of an munmap/mmap/mprotect range, biased to one page (the review scenarios)."""
     return st.sampled_from((1, 1, 2))

@@ -1,0 +1,33 @@
+"""LUF RFC v12 (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park; kernel-notes 4.3-4.4).
+
+Keys/generations (``luf_ugen``, ``luf_batch[]``, per-page ``luf_key``) track what each
+freed page owes; the allocator flushes it at takeoff. Patch 16/26's ``luf_flush(0)``
+flush points modelled here: ``tlb_end_vma()`` (every zap/munmap VMA, mprotect),
+the end of ``handle_mm_fault()`` for ``VM_WRITE|VM_MAYWRITE`` VMAs or write faults,
+``mapping_write_begin()`` (file updates), ``finish_task_switch()``. Eligibility is
+decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled (no such path in the
+machine): ``folio_mkclean``, truncate/invalidate and ``remove_mapping``, KASAN /
+init_on_free, ``ptep_clear_flush`` of inaccessible PTEs.
+
+Note the fault flush is at the *end* of ``handle_mm_fault``, after the PTE is
+installed and the PTL dropped, as in the posting.
+"""
+from protocols._luf import LufBase
+
+
+class LufV12(LufBase):
+    """LUF RFC v12 flush points."""
+
+    def tlb_end_vma(self, tlb, vma) -> None:
+        self.luf_flush_all(tlb.task)
+        super().tlb_end_vma(tlb, vma)
+
+    def handle_mm_fault_end(self, task, mm, vma, vpage, write) -> None:
+        if write or vma.writable or vma.maywrite:
+            self.luf_flush_all(task)
+
+    def mapping_write_begin(self, task, file, pgoff) -> None:
+        self.luf_flush_all(task)
+
+    def context_switch(self, cpu_id, prev, next_mm) -> None:
+        self.luf_flush_all(cpu_id)
