@@ -3,7 +3,7 @@
 
 Usage::
 
-    python bench/steps.py                 # about 45 s on an idle machine (--seconds 3)
+    python bench/steps.py                 # about 50 s (--seconds 3)
     python bench/steps.py --seconds 1     # quicker, noisier
     python bench/steps.py --clock cpu     # time by CPU time when other work shares the cores
     python bench/steps.py --profile       # also cProfile the raw linux walk (top 8 by tottime)
@@ -339,7 +339,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0,
                     help="seconds per raw row, over all repeats (default 3; the whole run takes "
-                         "about 15x this)")
+                         "about 17x this)")
     ap.add_argument("--examples", type=int, default=None,
                     help="Hypothesis examples per run (default 80, scaled with --seconds)")
     ap.add_argument("--repeats", type=int, default=3,
