@@ -193,8 +193,24 @@ class ConformanceBase(RuleBasedStateMachine):
 
 
 def _rules(cfg: MachineConfig) -> dict:
-    """The rule methods for ``cfg`` (strategies depend on the machine's size)."""
-    cpu, vp, n, pick = S.cpus(cfg), S.vpages(cfg), S.page_counts(cfg), S.picks()
+    """The rule methods for ``cfg`` (strategies depend on the machine's size).
+
+    Each rule draws *one* integer and decodes its fields (mixed radix, see
+    :func:`strategies.decode`): Hypothesis's cost is per draw, so one draw per
+    step instead of four roughly doubles the steps per second, and the integer
+    still shrinks toward the simplest choice of every field.
+    """
+    nc, nv = cfg.ncpus, cfg.vpages
+    dec = S.decode
+    CPU_VP_W = (nc, nv, 2)
+    CPU_PICK = (nc, 8)
+    CPU_MM = (nc, cfg.nmms)
+    RECLAIM = (nc, 8, 3)
+    RANGE = (nc, 2 * nv, 3)
+    MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
+    MPROT = (nc, 2 * nv, 3, 2)
+    FWRITE = (nc, cfg.nfiles, cfg.file_pages)
+    K = (1, 1, 2)  # page/folio counts, biased to one
 
     def counted(fn):
         def step(self, **kw):
@@ -206,102 +222,104 @@ def _rules(cfg: MachineConfig) -> dict:
 
     runnable = precondition(lambda self: self.d.has_runnable())
     idle = precondition(lambda self: self.d.has_idle())
-    r = {}
 
     @runnable
-    @rule(i=pick)
+    @rule(i=S.picks())
     @counted
     def advance(self, i):
         """Run one operation in flight to its next interleaving point."""
         self.d.advance(i)
 
     @runnable
-    @rule(i=pick)
+    @rule(i=S.picks())
     @counted
     def preempt_advance(self, i):
         """Same as advance: a second rule doubles the weight of scheduling kernel steps."""
         self.d.advance(i)
 
     @idle
-    @rule(cpu=cpu, vpage=vp)
+    @rule(x=S.code(CPU_VP_W))
     @counted
-    def read(self, cpu, vpage):
-        self.d.access(cpu, vpage, False)
+    def access(self, x):
+        """A user load or store (cpu, vpage, write)."""
+        cpu, vp, w = dec(x, CPU_VP_W)
+        self.d.access(cpu, vp, bool(w))
+
+    @rule(x=S.code(CPU_PICK))
+    @counted
+    def tlb_fill(self, x):
+        """A speculative fill (cpu, k-th present PTE of its mm)."""
+        self.d.fill(*dec(x, CPU_PICK))
+
+    @rule(x=S.code(CPU_PICK))
+    @counted
+    def tlb_evict(self, x):
+        """Evict the k-th entry of a CPU's TLB."""
+        self.d.evict(*dec(x, CPU_PICK))
 
     @idle
-    @rule(cpu=cpu, vpage=vp)
+    @rule(x=S.code(CPU_MM))
     @counted
-    def write(self, cpu, vpage):
-        self.d.access(cpu, vpage, True)
-
-    @rule(cpu=cpu, k=pick)
-    @counted
-    def tlb_fill(self, cpu, k):
-        self.d.fill(cpu, k)
-
-    @rule(cpu=cpu, k=pick)
-    @counted
-    def tlb_evict(self, cpu, k):
-        self.d.evict(cpu, k)
+    def context_switch(self, x):
+        self.d.switch(*dec(x, CPU_MM))
 
     @idle
-    @rule(cpu=cpu, mm=S.mms(cfg))
+    @rule(x=S.code(RECLAIM))
     @counted
-    def context_switch(self, cpu, mm):
-        self.d.switch(cpu, mm)
+    def reclaim(self, x):
+        """Reclaim one or two folios (cpu, pick, count)."""
+        cpu, a, k = dec(x, RECLAIM)
+        self.d.reclaim(cpu, a, K[k])
 
     @idle
-    @rule(cpu=cpu, a=pick, k=S.folio_counts())
+    @rule(x=S.code(RECLAIM))
     @counted
-    def reclaim(self, cpu, a, k):
-        self.d.reclaim(cpu, a, k)
+    def migrate(self, x):
+        cpu, a, k = dec(x, RECLAIM)
+        self.d.migrate(cpu, a, K[k])
 
     @idle
-    @rule(cpu=cpu, a=pick, k=S.folio_counts())
+    @rule(x=S.code(RANGE))
     @counted
-    def migrate(self, cpu, a, k):
-        self.d.migrate(cpu, a, k)
+    def munmap(self, x):
+        """munmap (cpu, start or hot pick, pages)."""
+        cpu, start, k = dec(x, RANGE)
+        self.d.munmap(cpu, start, K[k])
 
     @idle
-    @rule(cpu=cpu, start=S.range_starts(cfg), k=n)
+    @rule(x=S.code(MMAP))
     @counted
-    def munmap(self, cpu, start, k):
-        self.d.munmap(cpu, start, k)
+    def mmap(self, x):
+        """mmap (cpu, start, pages, anon or file, writable, MAP_FIXED)."""
+        cpu, start, k, f, w, fixed = dec(x, MMAP)
+        self.d.mmap(cpu, start, K[k], None if f == 0 else f - 1, bool(w), bool(fixed))
 
     @idle
-    @rule(cpu=cpu, start=vp, k=n, file=S.mapping_kinds(cfg), writable=st.booleans(),
-          fixed=st.booleans())
+    @rule(x=S.code(MPROT))
     @counted
-    def mmap(self, cpu, start, k, file, writable, fixed):
-        self.d.mmap(cpu, start, k, file, writable, fixed)
+    def mprotect(self, x):
+        cpu, start, k, w = dec(x, MPROT)
+        self.d.mprotect(cpu, start, K[k], bool(w))
 
     @idle
-    @rule(cpu=cpu, start=S.range_starts(cfg), k=n, writable=st.booleans())
+    @rule(x=S.code(FWRITE))
     @counted
-    def mprotect(self, cpu, start, k, writable):
-        self.d.mprotect(cpu, start, k, writable)
+    def file_write(self, x):
+        """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
+        self.d.write(*dec(x, FWRITE))
 
-    @idle
-    @rule(cpu=cpu, file=S.files(cfg), pgoff=S.pgoffs(cfg))
+    @rule(free=st.booleans())
     @counted
-    def file_write(self, cpu, file, pgoff):
-        self.d.write(cpu, file, pgoff)
+    def other_consumer(self, free):
+        """The other consumer allocates (and writes) a frame, or frees its oldest one."""
+        if free:
+            self.d.consumer_free()
+        else:
+            self.d.consumer_alloc()
 
-    @rule()
-    @counted
-    def other_consumer_alloc(self):
-        self.d.consumer_alloc()
-
-    @rule()
-    @counted
-    def other_consumer_free(self):
-        self.d.consumer_free()
-
-    for f in (advance, preempt_advance, read, write, tlb_fill, tlb_evict, context_switch, reclaim,
-              migrate, munmap, mmap, mprotect, file_write, other_consumer_alloc,
-              other_consumer_free):
-        r[f.__name__] = f
-    return r
+    return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, tlb_evict,
+                                    context_switch, reclaim, migrate, munmap, mmap, mprotect,
+                                    file_write, other_consumer)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,

@@ -63,3 +63,26 @@ def picks():
 def folio_counts():
     """How many folios reclaim/migration take in one batch."""
     return st.sampled_from((1, 1, 2))
+
+
+def code(radices):
+    """One integer encoding several small fields (mixed radix; see :func:`decode`).
+
+    Example::
+
+        >>> decode(7, (2, 4))
+        (1, 3)
+    """
+    n = 1
+    for r in radices:
+        n *= r
+    return st.integers(0, n - 1)
+
+
+def decode(x: int, radices) -> tuple:
+    """Split ``x`` into fields, the first field in the least significant digit."""
+    out = []
+    for r in radices:
+        x, d = divmod(x, r)
+        out.append(d)
+    return tuple(out)
