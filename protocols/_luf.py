@@ -39,7 +39,12 @@ class LufUbc(TlbUbc):
 class LufBase(Linux):
     """Mainline batched flush plus LUF's deferral of read-only folios to allocation time."""
 
-    #: v12 decides eligibility on pte_write; v10 on "mapped read-only" (same bit here)
+    #: Eligibility. v12 checks only ``pte_write`` (a dirty read-only PTE qualifies); the
+    #: v10-era reading, favourable to LUF, also excludes dirty PTEs as the migrc RFC v2 did:
+    #: a stale *dirty* writable TLB entry can only exist if the PTE is dirty, so that closes
+    #: the race with an mprotect whose flush is still pending (docs/LUF.md, finding).
+    LUF_DIRTY_OK = False
+
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         self.pending: dict[int, int] = {}  # frame -> cpumask still owed (ugen / luf_key)
@@ -66,8 +71,8 @@ class LufBase(Linux):
             super().set_tlb_ubc_flush_pending(task, mm, pteval, vpage)
         finally:
             ubc.arch = real
-        if pteval.writable:  # a writable PTE makes the folio ineligible (can_luf_fail)
-            ubc.folio_ro = False
+        if pteval.writable or (pteval.dirty and not self.LUF_DIRTY_OK):
+            ubc.folio_ro = False  # can_luf_fail: the folio goes to tlb_ubc and is flushed
         ubc.folio_ptes.append((mm, vpage))
 
     def try_to_unmap_end(self, task, frame, migration) -> None:

@@ -12,6 +12,8 @@ Ambiguity, read in LUF's favour: "when a non-writable PTE becomes writable
 (fault handler)" is taken to cover every writable PTE a fault installs (also
 ``pte_none`` -> writable in ``do_shared_fault``), and the flush happens right
 after ``set_pte_at`` under the PTL, before any CPU can use the new PTE.
+"Folios whose PTEs were all read-only" is read as read-only *and clean* (the
+migrc RFC v2 excluded ``pte_dirty`` folios), see ``LufBase.LUF_DIRTY_OK``.
 """
 from protocols._luf import LufBase
 

@@ -11,12 +11,19 @@ init_on_free, ``ptep_clear_flush`` of inaccessible PTEs.
 
 Note the fault flush is at the *end* of ``handle_mm_fault``, after the PTE is
 installed and the PTL dropped, as in the posting.
+
+Eligibility follows v12 exactly: a read-only but *dirty* PTE qualifies, which is
+what exposes the race with a concurrent mprotect whose mmu_gather flush is
+still pending (docs/LUF.md).
 """
 from protocols._luf import LufBase
 
 
 class LufV12(LufBase):
     """LUF RFC v12 flush points."""
+
+    #: v12 ``can_luf_*``: only write permission disqualifies a folio, not the dirty bit
+    LUF_DIRTY_OK = True
 
     def tlb_end_vma(self, tlb, vma) -> None:
         self.luf_flush_all(tlb.task)
