@@ -15,7 +15,6 @@ Example::
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 import strategies as S
@@ -204,7 +203,7 @@ def _rules(cfg: MachineConfig) -> dict:
     dec = S.decode
     CPU_VP_W = (nc, nv, 2)
     CPU_PICK = (nc, 8)
-    CPU_MM = (nc, cfg.nmms)
+    BACKGROUND = (4, nc, 8)
     RECLAIM = (nc, 8, 3)
     RANGE = (nc, 2 * nv, 3)
     MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
@@ -251,17 +250,22 @@ def _rules(cfg: MachineConfig) -> dict:
         """A speculative fill (cpu, k-th present PTE of its mm)."""
         self.d.fill(*dec(x, CPU_PICK))
 
-    @rule(x=S.code(CPU_PICK))
+    @rule(x=S.code(BACKGROUND))
     @counted
-    def tlb_evict(self, x):
-        """Evict the k-th entry of a CPU's TLB."""
-        self.d.evict(*dec(x, CPU_PICK))
-
-    @idle
-    @rule(x=S.code(CPU_MM))
-    @counted
-    def context_switch(self, x):
-        self.d.switch(*dec(x, CPU_MM))
+    def background(self, x):
+        """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
+        TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
+        allocates and writes a frame (2) or frees its oldest one (3)."""
+        kind, cpu, k = dec(x, BACKGROUND)
+        if kind == 0:
+            self.d.evict(cpu, k)
+        elif kind == 1:
+            if self.d.has_idle():
+                self.d.switch(cpu, k % cfg.nmms)
+        elif kind == 2:
+            self.d.consumer_alloc()
+        else:
+            self.d.consumer_free()
 
     @idle
     @rule(x=S.code(RECLAIM))
@@ -308,18 +312,8 @@ def _rules(cfg: MachineConfig) -> dict:
         """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
         self.d.write(*dec(x, FWRITE))
 
-    @rule(free=st.booleans())
-    @counted
-    def other_consumer(self, free):
-        """The other consumer allocates (and writes) a frame, or frees its oldest one."""
-        if free:
-            self.d.consumer_free()
-        else:
-            self.d.consumer_alloc()
-
-    return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, tlb_evict,
-                                    context_switch, reclaim, migrate, munmap, mmap, mprotect,
-                                    file_write, other_consumer)}
+    return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
+                                    reclaim, migrate, munmap, mmap, mprotect, file_write)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,
