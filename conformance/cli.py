@@ -81,6 +81,27 @@ def cmd_replay(args) -> int:
     return EXIT_BUG if isinstance(f, _ME) else EXIT_FAIL
 
 
+def cmd_luf_doc(args) -> int:
+    from .lufdoc import DOC_PATH, generate
+
+    text = generate()
+    path = args.output or DOC_PATH
+    if args.check:
+        try:
+            old = open(path).read()
+        except OSError:
+            old = None
+        if old != text:
+            print(f"{path} is stale: run 'flushcheck luf-doc' and commit it")
+            return EXIT_FAIL
+        print(f"{path} is up to date")
+        return EXIT_PASS
+    with open(path, "w") as fh:
+        fh.write(text)
+    print(f"wrote {path}")
+    return EXIT_PASS
+
+
 def cmd_list(args) -> int:
     from .registry import load_protocol, protocol_names
     from .report import protocol_summary
@@ -112,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="re-run a saved reproducer exactly")
     r.add_argument("file")
     r.set_defaults(fn=cmd_replay)
+    d = sub.add_parser("luf-doc", help="regenerate docs/LUF.md (the LUF verdict table)")
+    d.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    d.add_argument("--output", default=None)
+    d.set_defaults(fn=cmd_luf_doc)
     ls = sub.add_parser("list", help="list the protocols found in protocols/")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -15,7 +15,14 @@ Example::
 """
 from __future__ import annotations
 
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.strategies import SearchStrategy
+
+try:  # Hypothesis internals, used only to limit swarm testing (see _limit_swarm)
+    from hypothesis.strategies._internal.featureflags import FeatureFlags
+except ImportError:  # pragma: no cover
+    FeatureFlags = None
 
 import strategies as S
 
@@ -170,6 +177,29 @@ def _noop(*args, **kwargs):
     return None
 
 
+class _PartialSwarm(SearchStrategy):
+    """Hypothesis's ``FeatureStrategy`` with every rule outside ``swarm`` forced on."""
+
+    def __init__(self, always_on, names) -> None:
+        super().__init__()
+        self.always_on = tuple(sorted(always_on))
+        self.names = names
+
+    def do_draw(self, data):
+        return FeatureFlags(data, enabled=self.always_on, at_least_one_of=self.names)
+
+
+def _limit_swarm(machine) -> None:
+    """Restrict swarm testing to ``SWARM_RULES`` (uses Hypothesis's RuleStrategy internals;
+    if they change, the default full swarm is kept)."""
+    rs = getattr(machine, "_rules_strategy", None)
+    if rs is None or not hasattr(rs, "enabled_rules_strategy") or FeatureFlags is None:
+        return
+    names = frozenset(r.function.__name__ for r in rs.rules)
+    rs.enabled_rules_strategy = st.shared(_PartialSwarm(names - machine.SWARM_RULES, names),
+                                          key=("enabled rules", machine))
+
+
 class ConformanceBase(RuleBasedStateMachine):
     """The rules; :func:`conformance_machine` binds a protocol, a config and a driver."""
 
@@ -179,8 +209,15 @@ class ConformanceBase(RuleBasedStateMachine):
     driver_cls = Driver
     stats: Stats = Stats()
 
+    #: Rules Hypothesis's swarm testing may switch off for a whole example. Swarm
+    #: testing disables each rule with a probability drawn per example, which starves
+    #: races that need four or five rules together (reclaim + munmap + fill + advance),
+    #: so only the rarely decisive rules take part in it.
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate"})
+
     def __init__(self) -> None:
         super().__init__()
+        _limit_swarm(self)
         self.stats.examples += 1
         self.machine = Machine(self.proto_cls, self.cfg, self.strict) if self.driver_cls is Driver else None
         self.d = self.driver_cls(self.machine)
