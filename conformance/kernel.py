@@ -523,13 +523,12 @@ class Kernel:
                 continue
             if mem.dirty[frame]:
                 yield from hook(proto.try_to_unmap_flush_dirty(op))
-                value = self.copy_out(op, frame)  # pageout
                 if anon:
-                    mem.swap[slot] = value
                     tr.msg(op, "pageout(pfn%d -> slot%d)", frame, slot)
+                    mem.swap[slot] = self.copy_out(op, frame)
                 else:
-                    mem.files[owner[1]].disk[owner[2]] = value
                     tr.msg(op, "pageout(pfn%d -> file%d:%d)", frame, owner[1], owner[2])
+                    mem.files[owner[1]].disk[owner[2]] = self.copy_out(op, frame)
                 mem.dirty[frame] = False
                 yield
             if mem.gathered[frame]:  # gathered during pageout: the refcount freeze fails
@@ -590,9 +589,9 @@ class Kernel:
             if mem.gathered[frame]:
                 yield from self._migrate_abort(op, frame, dst, mapped)
                 continue
+            tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
             mem.value[dst] = self.copy_out(op, frame)
             mem.dirty[dst] = mem.dirty[frame]
-            tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
             if owner[0] == "f":
                 mem.files[owner[1]].cache[owner[2]] = dst
             for mm_id, vpage in mapped:

@@ -28,12 +28,14 @@ class Oracle:
                 self.expected[("f", f.id, pgoff)] = v
         self.checks = 0
 
-    def _fail(self, rule, text, **kw):
+    def _fail(self, rule, text, who=None, **kw):
         self.m.failed = True
         v = VIOLATION_TYPES[rule](rule, text, **kw)
         v.machine = self.m
         v.step = self.m.trace.step
-        self.m.trace.msg(None, "!! %s: %s", rule, text)
+        if who is None and v.cpus:
+            who = v.cpus[0]
+        self.m.trace.msg(who, "!! %s: %s", rule, text)
         raise v
 
     def expected_of(self, loc):
@@ -60,7 +62,8 @@ class Oracle:
             self._fail("S1", f"pfn{frame} handed out by the allocator while CPU{cpu} still caches "
                        f"mm{mm_id}:v{vpage} -> pfn{frame}",
                        cpus=sorted({k[0] for k in refs}), mm=mm_id, vpage=vpage, frame=frame,
-                       expected="no TLB entry", observed=f"{len(refs)} entr{'y' if len(refs) == 1 else 'ies'}")
+                       expected="no TLB entry", who=who,
+                       observed=f"{len(refs)} entr{'y' if len(refs) == 1 else 'ies'}")
 
     def check_s2(self, frame: int, who) -> None:
         """S2 copy-out: when ``frame`` is copied out, no entry can write it without faulting."""
@@ -69,7 +72,7 @@ class Oracle:
             if e.writable and e.dirty:
                 self._fail("S2", f"pfn{frame} copied out while CPU{cpu} holds a writable dirty entry "
                            f"mm{mm_id}:v{vpage}", cpus=(cpu,), mm=mm_id, vpage=vpage, frame=frame,
-                           expected="no writable+dirty entry", observed=repr(e))
+                           expected="no writable+dirty entry", observed=repr(e), who=who)
 
     def check_s3(self, op, mm, start: int, end: int, syscall: str) -> None:
         """S3 syscall return: no entry contradicts the new mapping of [start, end).
@@ -87,7 +90,7 @@ class Oracle:
                 self._fail("S3", f"{syscall} returned on CPU{op.cpu} but CPU{cpu} still caches "
                            f"mm{mm.id}:v{vpage} -> pfn{e.frame}{' W' if e.writable else ' RO'}",
                            cpus=sorted({op.cpu, cpu}), mm=mm.id, vpage=vpage, frame=e.frame,
-                           expected=want, observed=repr(e))
+                           expected=want, observed=repr(e), who=op)
 
     # -- C1 -----------------------------------------------------------------------------
     def check_entry(self, cpu_id: int, mm_id: int, vpage: int, e, exclude=None) -> None:
