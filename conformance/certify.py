@@ -91,8 +91,20 @@ def fuzz_settings(examples: int, steps: int, shrink: bool = True) -> settings:
                     suppress_health_check=list(HealthCheck), print_blob=False)
 
 
-def run_chunk(cls, cfg, strict, steps, examples, cseed, t0):
+def _cap_shrinking(seconds: float) -> None:
+    """Bound Hypothesis's shrink phase (``engine.MAX_SHRINKING_SECONDS``, 300 s by default)
+    so that a run ends near its budget; the best reproducer found by then is reported."""
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover
+        return
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        engine.MAX_SHRINKING_SECONDS = max(5, int(seconds))
+
+
+def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300):
     """One chunk. Returns (examples, steps, failure or None, seconds to first failure, program)."""
+    _cap_shrinking(shrink_s)
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
     first = {}
@@ -135,7 +147,8 @@ def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = F
     else:
         i = 0
         while time.monotonic() - t0 < budget_s and (max_examples is None or res.examples < max_examples):
-            ex, st, f, tf, prog = run_chunk(cls, cfg, strict, steps, chunk, chunk_seed(seed, i), t0)
+            ex, st, f, tf, prog = run_chunk(cls, cfg, strict, steps, chunk, chunk_seed(seed, i), t0,
+                                            shrink_s=t0 + budget_s - time.monotonic())
             res.examples += ex
             res.steps += st
             if f is not None:
@@ -158,7 +171,8 @@ def _worker(cls, res_cfg, strict, steps, chunk, seed, t0, deadline, next_chunk, 
             break
         if max_ex is not None and done_ex.value >= max_ex:
             break
-        ex, st, f, tf, prog = run_chunk(cls, res_cfg, strict, steps, chunk, chunk_seed(seed, i), t0)
+        ex, st, f, tf, prog = run_chunk(cls, res_cfg, strict, steps, chunk, chunk_seed(seed, i), t0,
+                                        shrink_s=deadline - time.monotonic())
         with done_ex.get_lock():
             done_ex.value += ex
         msg = {"i": i, "examples": ex, "steps": st}

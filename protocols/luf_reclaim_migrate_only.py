@@ -13,3 +13,6 @@ from protocols._luf import LufBase
 
 class LufReclaimMigrateOnly(LufBase):
     """LUF for reclaim/migration only; unmap paths rely on flush_tlb_batched_pending."""
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py, docs/LUF.md)
+EXPECTED_VIOLATION = "C1"

@@ -30,3 +30,6 @@ class LufV10(LufBase):
         """Give up LUF when a writable mapping is created."""
         if vma.writable:
             self.luf_flush_all(task)
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py, docs/LUF.md)
+EXPECTED_VIOLATION = "C1"

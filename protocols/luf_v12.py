@@ -38,3 +38,6 @@ class LufV12(LufBase):
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         self.luf_flush_all(cpu_id)
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py, docs/LUF.md)
+EXPECTED_VIOLATION = "S2"

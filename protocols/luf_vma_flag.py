@@ -54,3 +54,6 @@ class LufVmaFlag(LufBase):
     def fault_install_pte(self, task, mm, vma, vpage, pte, write) -> None:
         """The fault path consults the faulting VMA's flag (only that VMA's)."""
         self._check(vma, task)
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py, docs/LUF.md)
+EXPECTED_VIOLATION = "C1"
