@@ -478,6 +478,16 @@ class Kernel:
             return False
         return frame not in mem.swap_cache.values()
 
+    def _keep_gathered(self, op, frame: int, slot) -> None:
+        """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and
+        ``__remove_mapping``'s refcount freeze fail, so reclaim keeps the folio. A zapped
+        anonymous folio leaves the swap cache (``free_swap_cache``)."""
+        self.trace.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
+        if slot is not None:
+            del self.mem.swap_cache[slot]
+            self.mem.put_slot(slot)
+        self.putback(op, frame)
+
     # -- reclaim -------------------------------------------------------------------
     def reclaim(self, op, frames: tuple):
         """``shrink_folio_list`` over ``frames``, in the kernel's order.
@@ -510,15 +520,8 @@ class Kernel:
             yield from self.try_to_unmap(op, frame, slot, migration=False)
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
-            if mem.gathered[frame]:
-                # An mmu_gather holds a reference: pageout's is_page_cache_freeable() and
-                # __remove_mapping's refcount freeze both fail, so the folio is kept. A
-                # zapped anonymous folio leaves the swap cache (free_swap_cache).
-                tr.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
-                if anon:
-                    del mem.swap_cache[slot]
-                    mem.put_slot(slot)
-                self.putback(op, frame)
+            if mem.gathered[frame]:  # pageout's is_page_cache_freeable() fails
+                self._keep_gathered(op, frame, slot)
                 yield
                 continue
             if mem.dirty[frame]:
@@ -532,11 +535,7 @@ class Kernel:
                 mem.dirty[frame] = False
                 yield
             if mem.gathered[frame]:  # gathered during pageout: the refcount freeze fails
-                tr.msg(op, "__remove_mapping(pfn%d): extra reference (mmu_gather), keep", frame)
-                if anon:
-                    del mem.swap_cache[slot]
-                    mem.put_slot(slot)
-                self.putback(op, frame)
+                self._keep_gathered(op, frame, slot)
                 yield
                 continue
             if anon:

@@ -7,13 +7,13 @@ from conformance.lufdoc import DOC_PATH, generate, render
 
 def test_committed_luf_doc_is_current():
     """`flushcheck luf-doc --check` passes on a clean checkout (regenerate after any change)."""
-    assert open(DOC_PATH).read() == generate(), \\
+    assert open(DOC_PATH).read() == generate(), \
         "docs/LUF.md is stale: run 'flushcheck luf-doc' and commit the result"
 
 
 def test_luf_doc_check_command_fails_on_a_stale_file(tmp_path):
     stale = tmp_path / "LUF.md"
-    stale.write_text("# stale\\n")
+    stale.write_text("# stale\n")
     r = subprocess.run([sys.executable, "-m", "conformance.cli", "luf-doc", "--check",
                         "--output", str(stale)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 1 and "stale" in r.stdout
