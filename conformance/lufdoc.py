@@ -9,9 +9,7 @@ Hypothesis run per protocol (fixed seed, fixed example count).
 from __future__ import annotations
 
 import os
-import time
 
-from .certify import chunk_seed, run_chunk
 from .config import DEFAULT
 from .litmus import corpus, run, verdict
 from .registry import load_protocol
@@ -93,10 +91,48 @@ def compute():
         cls = load_protocol(p)
         for i, sc in enumerate(scs, 1):
             out[p, i] = run(sc, cls)
-        _, _, f, _, _ = run_chunk(cls, DEFAULT, False, RANDOM_STEPS, RANDOM_EXAMPLES,
-                                  chunk_seed(RANDOM_SEED, 0), time.monotonic())
-        out[p, "random"] = f
+        out[p, "random"] = random_cell(p, cls)
     return out, scs
+
+
+_CELL = """
+import json, sys, time
+from conformance.certify import chunk_seed, run_chunk
+from conformance.config import DEFAULT
+from conformance.registry import load_protocol
+_, _, f, _, _ = run_chunk(load_protocol(sys.argv[1]), DEFAULT, False, {steps}, {examples},
+                          chunk_seed({seed}, 0), time.monotonic())
+print(json.dumps(None if f is None else [[n, list(a)] for n, a in f.machine.actions]))
+"""
+
+
+def random_cell(proto: str, cls):
+    """The random column: one Hypothesis run (fixed seed and example count), shrunk.
+
+    It runs in a fresh interpreter: Hypothesis's shrinker outcome was seen to depend
+    on what the process had run and imported before, and this file must be byte-for-byte
+    reproducible. The shrunk actions are replayed here (the model is deterministic).
+    """
+    import json
+    import subprocess
+    import sys
+
+    from .reproducer import replay_actions
+
+    code = _CELL.format(steps=RANDOM_STEPS, examples=RANDOM_EXAMPLES, seed=RANDOM_SEED)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = subprocess.run([sys.executable, "-c", code, proto], capture_output=True, text=True,
+                         env=env, timeout=900, check=True)
+    actions = json.loads(out.stdout.strip().splitlines()[-1])
+    if actions is None:
+        return None
+    actions = [(n, tuple(tuple(x) if isinstance(x, list) else x for x in a)) for n, a in actions]
+    f = replay_actions(cls, DEFAULT, False, actions)
+    if f is None:
+        raise RuntimeError(f"{proto}: the random failure did not replay")
+    return f
 
 
 def _anchor(p, col) -> str:
