@@ -61,7 +61,9 @@ class Violation(Failure):
 
 
 class S1Violation(Violation):
-    """S1 frame reuse. One class per rule so Hypothesis shrinks each rule as its own bug."""
+    """S1 frame reuse. One class per rule, so Hypothesis tells the rules apart as distinct
+    bugs (with ``report_multiple_bugs=False`` its shrinker may still move to another rule
+    when that gives a smaller example)."""
 
 
 class S2Violation(Violation):

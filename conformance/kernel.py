@@ -791,7 +791,9 @@ class Kernel:
             return
         for vp in range(start, end):
             op.touched_vps[(mm.id, vp)] = None
-        changed = [v for v in mm.split_vmas(start, end) if v.writable != writable]
+        changed = []  # split only the VMAs whose protection changes (vma_modify_flags)
+        for v in [v for v in inside if v.writable != writable]:
+            changed += mm.split_vmas(max(v.start, start), min(v.end, end))
         proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
         self.m.call_hook(proto.tlb_gather_mmu, tlb)

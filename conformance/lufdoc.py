@@ -57,8 +57,8 @@ MECHANISMS = {
 FINDINGS = {
     ("luf_v12", "S2"):
         "RFC v12 decides LUF eligibility on `pte_write` alone. An `mprotect(PROT_READ)` on "
-        "another CPU write-protects the PTE (the dirty bit stays) and defers its flush to "
-        "`tlb_finish_mmu`; a reclaim or migration running in between sees a read-only PTE, "
+        "another CPU write-protects the PTE under the PTL (the dirty bit stays) and flushes "
+        "only later, after dropping the PTL (`tlb_end_vma`/`tlb_finish_mmu`); a reclaim or migration running in between sees a read-only PTE, "
         "takes the folio for LUF and leaves it out of `tlb_ubc`, so `try_to_unmap_flush_dirty` "
         "(or the flush at `move:`) does not cover it and `pageout` (or the migration copy) "
         "starts while the mprotect CPU still holds a writable, dirty TLB entry: a store in "

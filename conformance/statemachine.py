@@ -78,8 +78,9 @@ class Driver:
 
     def _start(self, cpu: int, start: int) -> int:
         """A range start: ``start < vpages`` is that page; larger values pick a *hot* page
-        of the CPU's mm, one whose PTE reclaim or migration took away (collision bias:
-        the 2017/2021 races are munmap/mprotect over such a page)."""
+        of the CPU's mm: mapped by a VMA but with no present PTE (reclaimed, migrating,
+        or never faulted). Collision bias: the 2017/2021 races are munmap/mprotect over
+        such a page."""
         n = self.m.cfg.vpages
         if start < n:
             return start
@@ -233,7 +234,7 @@ def _rules(cfg: MachineConfig) -> dict:
 
     Each rule draws *one* integer and decodes its fields (mixed radix, see
     :func:`strategies.decode`): Hypothesis's cost is per draw, so one draw per
-    step instead of four roughly doubles the steps per second, and the integer
+    step instead of up to six gave about 20% more steps per second, and the integer
     still shrinks toward the simplest choice of every field.
     """
     nc, nv = cfg.ncpus, cfg.vpages
