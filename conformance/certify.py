@@ -44,7 +44,8 @@ class Result:
     steps: int = 0
     elapsed_s: float = 0.0
     first_failure_s: float | None = None
-    failure: Failure | None = None
+    #: every distinct rule violated, each shrunk on its own; the shortest first
+    failures: list = attrs.Factory(list)
     failing_chunk: int | None = None
     hypothesis_program: str = ""
     strict: bool = False
@@ -52,8 +53,12 @@ class Result:
     jobs: int = 1
 
     @property
+    def failure(self) -> Failure | None:
+        return self.failures[0] if self.failures else None
+
+    @property
     def passed(self) -> bool:
-        return self.failure is None
+        return not self.failures
 
     @property
     def shrunk_length(self) -> int | None:
@@ -72,6 +77,17 @@ def chunk_seed(seed: int, i: int) -> int:
     return seed * 100_003 + i
 
 
+def all_failures(exc: BaseException) -> list:
+    """Every :class:`Failure` in what Hypothesis raised, shortest reproducer first."""
+    if isinstance(exc, Failure):
+        found = [exc]
+    elif isinstance(exc, BaseExceptionGroup):
+        found = [f for e in exc.exceptions for f in all_failures(e)]
+    else:
+        found = []
+    return sorted(found, key=lambda f: (len(f.machine.actions) if f.machine else 0, f.rule))
+
+
 def _first_failure(exc: BaseException):
     """The failure to report from what Hypothesis raised (it may group several)."""
     if isinstance(exc, Failure):
@@ -87,7 +103,7 @@ def fuzz_settings(examples: int, steps: int, shrink: bool = True) -> settings:
     """The Hypothesis settings certify uses (no database: a run is its seed)."""
     phases = [Phase.generate, Phase.target] + ([Phase.shrink] if shrink else [])
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                    database=None, derandomize=False, phases=phases, report_multiple_bugs=False,
+                    database=None, derandomize=False, phases=phases, report_multiple_bugs=True,
                     suppress_health_check=list(HealthCheck), print_blob=False)
 
 
@@ -103,7 +119,7 @@ def _cap_shrinking(seconds: float) -> None:
 
 
 def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300):
-    """One chunk. Returns (examples, steps, failure or None, seconds to first failure, program)."""
+    """One chunk. Returns (examples, steps, [failures], seconds to first failure, program)."""
     _cap_shrinking(shrink_s)
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
@@ -123,15 +139,15 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     machine_cls.__init__ = init
     program: list[str] = []
     test = hseed(cseed)(get_state_machine_test(machine_cls, settings=fuzz_settings(examples, steps)))
-    failure = None
+    failures = []
     try:
         with with_reporter(program.append):
             test()
     except BaseException as exc:  # noqa: BLE001 - Hypothesis may wrap failures in groups
-        failure = _first_failure(exc)
-        if failure is None:
+        failures = all_failures(exc)
+        if not failures:
             raise
-    return stats.examples, stats.steps, failure, first.get("t"), "\n".join(program)
+    return stats.examples, stats.steps, failures, first.get("t"), "\n".join(program)
 
 
 def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = False,
@@ -151,8 +167,8 @@ def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = F
                                             shrink_s=t0 + budget_s - time.monotonic())
             res.examples += ex
             res.steps += st
-            if f is not None:
-                res.failure, res.failing_chunk, res.first_failure_s = f, i, tf
+            if f:
+                res.failures, res.failing_chunk, res.first_failure_s = f, i, tf
                 res.hypothesis_program = prog
                 break
             i += 1
@@ -176,11 +192,11 @@ def _worker(cls, res_cfg, strict, steps, chunk, seed, t0, deadline, next_chunk, 
         with done_ex.get_lock():
             done_ex.value += ex
         msg = {"i": i, "examples": ex, "steps": st}
-        if f is not None:
+        if f:
             with stop_at.get_lock():
                 stop_at.value = min(stop_at.value, i)
-            msg.update(actions=list(f.machine.actions) if f.machine else None, t=tf, program=prog,
-                       rule=f.rule, text=str(f))
+            msg.update(found=[(x.rule, list(x.machine.actions), str(x)) for x in f if x.machine],
+                       t=tf, program=prog)
         out.put(msg)
     out.put({"done": True})
 
@@ -214,7 +230,7 @@ def _certify_parallel(cls, res: Result, t0: float, chunk: int, steps: int, max_e
             continue
         res.examples += msg["examples"]
         res.steps += msg["steps"]
-        if "rule" in msg:
+        if "found" in msg:
             failures.append(msg)
     for p in procs:
         p.join(timeout=5)
@@ -224,7 +240,8 @@ def _certify_parallel(cls, res: Result, t0: float, chunk: int, steps: int, max_e
         res.first_failure_s = min(m["t"] for m in failures if m["t"] is not None) \
             if any(m["t"] is not None for m in failures) else None
         res.hypothesis_program = best["program"]
-        f = replay_actions(cls, res.config, res.strict, best["actions"])
-        if f is None or f.rule != best["rule"]:
-            raise RuntimeError(f"worker failure did not replay in the parent: {best['text']}")
-        res.failure = f
+        for rule, actions, text in best["found"]:
+            f = replay_actions(cls, res.config, res.strict, actions)
+            if f is None or f.rule != rule:
+                raise RuntimeError(f"worker failure did not replay in the parent: {text}")
+            res.failures.append(f)

@@ -52,11 +52,13 @@ def cmd_certify(args) -> int:
     cfg = _config(args.config)
     res = certify(cls, budget_s=args.budget, seed=args.seed, strict=args.strict, cfg=cfg,
                   steps=args.steps, jobs=args.jobs)
-    path = None
-    if res.failure is not None and res.failure.machine is not None:
-        path = os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}.json")
-        save(res.failure, path, seed=res.seed)
-    print(certify_report(res, cls, git_commit(), path))
+    paths = []
+    for i, f in enumerate(res.failures):
+        if f.machine is not None:
+            suffix = "" if i == 0 else f"-{f.rule}"
+            paths.append(save(f, os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}{suffix}.json"),
+                              seed=res.seed))
+    print(certify_report(res, cls, git_commit(), paths))
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
     if isinstance(res.failure, ModelError):

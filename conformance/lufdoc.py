@@ -102,7 +102,7 @@ from conformance.config import DEFAULT
 from conformance.registry import load_protocol
 _, _, f, _, _ = run_chunk(load_protocol(sys.argv[1]), DEFAULT, False, {steps}, {examples},
                           chunk_seed({seed}, 0), time.monotonic())
-print(json.dumps(None if f is None else [[n, list(a)] for n, a in f.machine.actions]))
+print(json.dumps(None if not f else [[n, list(a)] for n, a in f[0].machine.actions]))
 """
 
 

@@ -20,7 +20,7 @@ def protocol_summary(cls) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def certify_report(res: Result, proto_cls, commit: str, repro_path: str | None) -> str:
+def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = ", ".join(f"{k} {v}" for k, v in RULE_NAMES.items())
     if res.strict:
@@ -38,16 +38,18 @@ def certify_report(res: Result, proto_cls, commit: str, repro_path: str | None) 
         lines.append("  verdict   PASS: 0 violations")
         return "\n".join(lines)
     f = res.failure
+    rules = ", ".join(sorted({x.rule for x in res.failures}))
     kind = ("MODEL ERROR (a flushcheck bug)" if isinstance(f, ModelError)
-            else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {f.rule} violated")
+            else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {rules} violated")
     lines.append(f"  verdict   {kind}")
     if res.first_failure_s is not None:
         lines.append(f"  found     after {res.first_failure_s:.1f} s (chunk {res.failing_chunk}); "
-                     f"shrunk to {res.shrunk_length} actions")
-    lines.append("")
-    lines.append(f.report(last=None))
-    if repro_path:
+                     f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions")
+    for i, x in enumerate(res.failures):
         lines.append("")
-        lines.append(f"reproducer: {repro_path}")
-        lines.append(f"replay:     flushcheck replay {repro_path}")
+        lines.append(x.report(last=None))
+        if repro_paths and i < len(repro_paths):
+            lines.append("")
+            lines.append(f"reproducer: {repro_paths[i]}")
+            lines.append(f"replay:     flushcheck replay {repro_paths[i]}")
     return "\n".join(lines)
