@@ -27,7 +27,7 @@ class Op:
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
-                 "touched_vps", "touched_locs", "touched_frames", "steps", "label", "result")
+                 "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result")
 
     def __init__(self, op_id: int, cpu: int, name: str, args: tuple) -> None:
         self.id = op_id
@@ -42,8 +42,18 @@ class Op:
         self.touched_locs: dict = {}
         self.touched_frames: dict = {}
         self.steps = 0
-        self.label = name
+        self._label = name  # a string, or a function making it (built only when shown)
         self.result = None
+
+    @property
+    def label(self) -> str:
+        lb = self._label
+        if lb.__class__ is not str:
+            lb = self._label = lb()
+        return lb
+
+    def __str__(self) -> str:
+        return self.label
 
     def runnable(self) -> bool:
         b = self.blocked_on

@@ -66,27 +66,44 @@ def boot_layout(m: "Machine") -> None:
 
 
 def populate(m: "Machine") -> None:
-    """``MAP_POPULATE`` at boot: fault in every page (write faults for anon RW), then cache it.
+    """``MAP_POPULATE`` at boot: every VMA page is faulted in, then every CPU caches its mm.
 
-    Runs the real fault path (write faults for anonymous RW memory) to
-    completion on each mm's first CPU, then every CPU fills the entries of its
-    loaded mm. The history starts after this, at step 0.
+    Installs directly the state the fault path leaves behind, in the same order
+    and with the same frames as running it would (``do_anonymous_page`` for
+    anonymous RW memory: a zeroed folio mapped writable and dirty;
+    ``filemap_fault`` + ``finish_fault`` for files: the page read into the page
+    cache, mapped read-only, write-notify). Done this way because it runs once
+    per example; no protocol hook runs (nothing can be pending at boot). The
+    history starts after this, at step 0.
     """
+    mem = m.mem
     for mm in m.mms:
-        cpu = m.tlbs.cpus[mm.id % m.cfg.ncpus]
-        saved = cpu.loaded_mm
-        cpu.loaded_mm = mm
         for vma in mm.vmas:
             for vp in range(vma.start, vma.end):
-                m.fault(cpu.id, vp, vma.is_anon and vma.writable)
-                m.drain()
-        cpu.loaded_mm = saved
+                loc = vma.location(vp)
+                pte = mm.ptes[vp]
+                if vma.is_anon:
+                    frame = mem.take_free_frame()
+                    if frame is None:
+                        return
+                    mem.owner[frame] = loc
+                    mem.value[frame] = 0
+                    pte.set_present(frame, vma.writable, vma.writable)
+                else:
+                    f = mem.files[loc[1]]
+                    frame = f.cache.get(loc[2])
+                    if frame is None:
+                        frame = mem.take_free_frame()
+                        if frame is None:
+                            return
+                        mem.owner[frame] = loc
+                        mem.value[frame] = f.disk[loc[2]]
+                        f.cache[loc[2]] = frame
+                    pte.set_present(frame, False, False)
+                mem.rmap[frame][(mm.id, vp)] = None
     for cpu in m.tlbs.cpus:
         for vp in range(m.cfg.vpages):
             m.tlbs.fill(cpu, cpu.loaded_mm, vp)
-    m.actions.clear()
-    m.trace.events.clear()
-    m.trace.step = 0
 
 
 class Machine:
@@ -106,6 +123,7 @@ class Machine:
         self._next_anon = 0
         self.consumer_frames: list[int] = []
         self.failed = False
+        self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
         self.proto = proto_cls(self.arch, self.kernel.free_frames)
@@ -151,12 +169,13 @@ class Machine:
             raise UsageError(f"CPU{cpu} is already running {c.op}")
         op = Op(self._next_op, cpu, name, args)
         self._next_op += 1
-        op.label = label
+        op._label = label
         op.tlb_ubc = self.proto.init_task(op)
         op.gen = gen_fn(op)
         c.op = op
+        self.busy_cpus += 1
         self.ops.append(op)
-        self.trace.msg(op, "%s: start", label)
+        self.trace.msg(op, "%s: start", op)
         self._step(op)
         return op
 
@@ -183,9 +202,10 @@ class Machine:
     def _finish(self, op: Op) -> None:
         self.ops.remove(op)
         self.tlbs.cpus[op.cpu].op = None
+        self.busy_cpus -= 1
         if op.held:
             raise ModelError(f"{op.label} returned holding {op.held}")
-        self.trace.msg(op, "%s: return%s", op.label,
+        self.trace.msg(op, "%s: return%s", op,
                        "" if op.result in (None, "ok") else f" ({op.result})")
         self.oracle.op_returned(op)
 
@@ -206,21 +226,21 @@ class Machine:
         mm = self.tlbs.cpus[cpu].loaded_mm
         return self._start(cpu, "fault", (vpage, write),
                            lambda op: self.kernel.fault(op, mm, vpage, write),
-                           f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
+                           lambda: f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
 
     def reclaim(self, cpu: int, frames: tuple) -> Op:
         """Start ``shrink_folio_list`` (kswapd on ``cpu``) over ``frames``."""
         frames = tuple(frames)
         self._action("reclaim", (cpu, frames))
         return self._start(cpu, "reclaim", frames, lambda op: self.kernel.reclaim(op, frames),
-                           f"reclaim[{','.join(f'pfn{f}' for f in frames)}]")
+                           lambda: f"reclaim[{','.join(f'pfn{f}' for f in frames)}]")
 
     def migrate(self, cpu: int, frames: tuple) -> Op:
         """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``."""
         frames = tuple(frames)
         self._action("migrate", (cpu, frames))
         return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
-                           f"migrate[{','.join(f'pfn{f}' for f in frames)}]")
+                           lambda: f"migrate[{','.join(f'pfn{f}' for f in frames)}]")
 
     def munmap(self, cpu: int, start: int, npages: int) -> Op:
         """Start ``munmap(start, npages)`` by the task running on ``cpu``."""
@@ -228,7 +248,7 @@ class Machine:
         mm = self.tlbs.cpus[cpu].loaded_mm
         return self._start(cpu, "munmap", (start, npages),
                            lambda op: self.kernel.munmap(op, mm, start, npages),
-                           f"munmap(mm{mm.id}, v{start}..v{start + npages - 1})")
+                           lambda: f"munmap(mm{mm.id}, v{start}..v{start + npages - 1})")
 
     def mmap(self, cpu: int, start: int, npages: int, file, writable: bool, fixed: bool) -> Op:
         """Start ``mmap``: anonymous private (file None) or shared ``file``; ``fixed`` = MAP_FIXED."""
@@ -239,7 +259,7 @@ class Machine:
         return self._start(cpu, "mmap", (start, npages, file, writable, fixed),
                            lambda op: self.kernel.mmap(op, mm, start, npages, file, writable,
                                                        maywrite, fixed),
-                           f"mmap(mm{mm.id}, {'v%d, ' % start if fixed else ''}{npages}p, {what}, "
+                           lambda: f"mmap(mm{mm.id}, {'v%d, ' % start if fixed else ''}{npages}p, {what}, "
                            f"{'RW' if writable else 'RO'}{', FIXED' if fixed else ''})")
 
     def mprotect(self, cpu: int, start: int, npages: int, writable: bool) -> Op:
@@ -248,7 +268,7 @@ class Machine:
         mm = self.tlbs.cpus[cpu].loaded_mm
         return self._start(cpu, "mprotect", (start, npages, writable),
                            lambda op: self.kernel.mprotect(op, mm, start, npages, writable),
-                           f"mprotect(mm{mm.id}, v{start}..v{start + npages - 1}, "
+                           lambda: f"mprotect(mm{mm.id}, v{start}..v{start + npages - 1}, "
                            f"{'RW' if writable else 'RO'})")
 
     def write(self, cpu: int, file: int, pgoff: int) -> Op:
@@ -257,7 +277,7 @@ class Machine:
         value = self._value()
         return self._start(cpu, "write", (file, pgoff, value),
                            lambda op: self.kernel.write(op, file, pgoff, value),
-                           f"write(file{file}:{pgoff})")
+                           lambda: f"write(file{file}:{pgoff})")
 
     def drain(self, limit: int = 20000) -> None:
         """Run every operation in flight to completion, oldest first."""
@@ -341,7 +361,7 @@ class Machine:
         self.trace.msg(c.id, "#PF mm%d:v%d%s", mm.id, vpage, " (write)" if write else "")
         self._start(c.id, "fault", (vpage, write),
                     lambda op: self.kernel.fault(op, mm, vpage, write),
-                    f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
+                    lambda: f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
         return "fault"
 
     def fill(self, cpu: int, vpage: int) -> bool:

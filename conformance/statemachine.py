@@ -53,7 +53,7 @@ class Driver:
         return idle[cpu % len(idle)]
 
     def has_idle(self) -> bool:
-        return any(c.op is None for c in self.m.tlbs.cpus)
+        return self.m.busy_cpus < self.m.cfg.ncpus
 
     def has_runnable(self) -> bool:
         return any(op.runnable() for op in self.m.ops)
