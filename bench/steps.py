@@ -10,9 +10,9 @@ Usage::
 
 (a) RAW: a seeded ``random.Random`` walk drives
     ``Driver(Machine(load_protocol(p)))`` with the state machine's action mix
-    (advance twice, read, write, tlb_fill, tlb_evict, context_switch, reclaim,
-    migrate, munmap, mmap, mprotect, file_write, other_consumer_alloc,
-    other_consumer_free; preconditions has_runnable / has_idle as in the rules),
+    (advance twice, access, tlb_fill, background (evict / context switch / other
+    consumer), reclaim, migrate, munmap, mmap, mprotect, file_write;
+    preconditions has_runnable / has_idle as in the rules),
     80 actions per run, then ``Driver.teardown()``. A step is one action, as in
     ``Stats.steps``; the time includes building the Machine (boot + populate)
     and the teardown (drain + C1 over every entry). Rows: with the oracle; with
@@ -77,9 +77,8 @@ ORACLE_CHECKS = tuple(sorted(n for n in vars(Oracle) if n.startswith("check_")))
 
 # -- (a) the raw walk -------------------------------------------------------------------------
 #: the rules the walk expects to find (a changed rule set is reported, not silently measured)
-RULES = ("advance", "preempt_advance", "read", "write", "tlb_fill", "tlb_evict", "context_switch",
-         "reclaim", "migrate", "munmap", "mmap", "mprotect", "file_write", "other_consumer_alloc",
-         "other_consumer_free")
+RULES = ("advance", "preempt_advance", "access", "tlb_fill", "background", "reclaim",
+         "migrate", "munmap", "mmap", "mprotect", "file_write")
 
 
 def _values(strategy, where: str) -> tuple:
