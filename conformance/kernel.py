@@ -603,17 +603,7 @@ class Kernel:
             mem.dirty[dst] = mem.dirty[frame]
             if owner[0] == "f":
                 mem.files[owner[1]].cache[owner[2]] = dst
-            for mm_id, vpage in mapped:
-                mm = self.mms[mm_id]
-                ptl = mm.ptl(vpage)
-                yield from self.lock(op, ptl)
-                pte = mm.ptes[vpage]
-                if pte.kind == MIGRATION and pte.frame == frame:
-                    pte.set_present(dst, pte.writable, pte.dirty)
-                    self.rmap_add(dst, mm, vpage)
-                    tr.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
-                self.unlock(op, ptl)
-                yield
+            yield from self.remove_migration_ptes(op, frame, dst, mapped)
             mem.isolated[dst] = None
             self.unlock(op, mem.folio_lock[dst])
             if owner[0] == "a" and self.last_reference(dst):
@@ -623,19 +613,26 @@ class Kernel:
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
 
-    def _migrate_abort(self, op, frame: int, dst: int, mapped):
-        """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
-        mem = self.mem
-        self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
+    def remove_migration_ptes(self, op, src: int, dst: int, mapped):
+        """``remove_migration_ptes(src, dst)``: each migration entry still pointing at ``src``
+        becomes a present PTE of ``dst`` with the permissions it recorded (one PTL each)."""
         for mm_id, vpage in mapped:
             mm = self.mms[mm_id]
             ptl = mm.ptl(vpage)
             yield from self.lock(op, ptl)
             pte = mm.ptes[vpage]
-            if pte.kind == MIGRATION and pte.frame == frame:
-                pte.set_present(frame, pte.writable, pte.dirty)
-                self.rmap_add(frame, mm, vpage)
+            if pte.kind == MIGRATION and pte.frame == src:
+                pte.set_present(dst, pte.writable, pte.dirty)
+                self.rmap_add(dst, mm, vpage)
+                self.trace.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
             self.unlock(op, ptl)
+            yield
+
+    def _migrate_abort(self, op, frame: int, dst: int, mapped):
+        """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
+        mem = self.mem
+        self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
+        yield from self.remove_migration_ptes(op, frame, frame, mapped)
         mem.isolated[dst] = None
         self.unlock(op, mem.folio_lock[dst])
         mem.owner[dst] = "zapped"
