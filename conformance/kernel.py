@@ -447,6 +447,8 @@ class Kernel:
         owner = self.mem.owner[frame]
         if owner is None or owner.__class__ is not tuple:
             return False
+        if self.mem.isolated[frame] is not None:  # folio_isolate_lru: already off the LRU
+            return False
         lk = self.mem.folio_lock[frame]
         if lk.owner is not None:  # folio_trylock failed
             return False
@@ -488,15 +490,22 @@ class Kernel:
             return False
         return frame not in mem.swap_cache.values()
 
-    def _keep_gathered(self, op, frame: int, slot) -> None:
+    def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
         """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and
         ``__remove_mapping``'s refcount freeze fail, so reclaim keeps the folio. A zapped
-        anonymous folio leaves the swap cache (``free_swap_cache``)."""
+        anonymous folio leaves the swap cache (``free_swap_cache``).
+
+        Kept folios are unlocked (``keep:`` label) but stay isolated on ``ret_folios``
+        until ``shrink_folio_list`` has done its final ``try_to_unmap_flush``: only then
+        does the caller put them back on the LRU (``move_folios_to_lru``), so nobody can
+        migrate and free one while its deferred flush is still pending.
+        """
         self.trace.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
         if slot is not None:
             del self.mem.swap_cache[slot]
             self.mem.put_slot(slot)
-        self.putback(op, frame)
+        self.unlock(op, self.mem.folio_lock[frame])
+        kept.append(frame)
 
     # -- reclaim -------------------------------------------------------------------
     def reclaim(self, op, frames: tuple):
@@ -512,6 +521,7 @@ class Kernel:
         proto = self.proto
         tr = self.trace
         to_free = []
+        kept = []
         for frame in frames:
             if not self._lru_folio(op, frame):
                 tr.msg(op, "reclaim: skip pfn%d", frame)
@@ -531,7 +541,7 @@ class Kernel:
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
             if mem.gathered[frame]:  # pageout's is_page_cache_freeable() fails
-                self._keep_gathered(op, frame, slot)
+                self._keep_gathered(op, frame, slot, kept)
                 yield
                 continue
             if mem.dirty[frame]:
@@ -545,7 +555,7 @@ class Kernel:
                 mem.dirty[frame] = False
                 yield
             if mem.gathered[frame]:  # gathered during pageout: the refcount freeze fails
-                self._keep_gathered(op, frame, slot)
+                self._keep_gathered(op, frame, slot, kept)
                 yield
                 continue
             if anon:
@@ -560,6 +570,11 @@ class Kernel:
                 to_free.append(frame)
             yield
         yield from hook(proto.try_to_unmap_flush(op))
+        for frame in kept:  # move_folios_to_lru: back on the LRU, or freed by our put
+            mem.isolated[frame] = None
+            if self.last_reference(frame):
+                mem.owner[frame] = "isolated"
+                to_free.append(frame)
         if to_free:
             yield from hook(proto.free_unref_folios(op, to_free))
 
