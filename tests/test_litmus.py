@@ -46,3 +46,22 @@ def test_bad_litmus_is_a_usage_error():
     sc = parse("name x\nCPU0 frobnicate v0\n")
     with pytest.raises(UsageError, match="unknown CPU verb"):
         run(sc, load_protocol("linux"))
+
+
+def test_model_regression_scenario_has_teeth(monkeypatch):
+    """Without the isolation check in folio_isolate_lru the regression scenario shows the
+    false S1 it was written for; with it, linux passes (above)."""
+    import conformance.kernel as K
+
+    orig = K.Kernel._lru_folio
+
+    def no_isolation_check(self, op, frame):
+        saved = self.mem.isolated[frame]
+        self.mem.isolated[frame] = None
+        ok = orig(self, op, frame)
+        if not ok:
+            self.mem.isolated[frame] = saved
+        return ok
+    monkeypatch.setattr(K.Kernel, "_lru_folio", no_isolation_check)
+    sc = next(s for s in SCENARIOS if s.name == "model-reclaim-keeps-isolated")
+    assert verdict(run(sc, load_protocol("linux"))) == "S1"
