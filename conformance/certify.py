@@ -30,9 +30,6 @@ from .errors import Failure
 from .registry import load_protocol
 from .statemachine import Stats, conformance_machine
 
-RULES = ("S1", "S2", "S3", "C1", "O1")
-
-
 @attrs.define
 class Result:
     """What a certification run measured."""
@@ -86,17 +83,6 @@ def all_failures(exc: BaseException) -> list:
     else:
         found = []
     return sorted(found, key=lambda f: (len(f.machine.actions) if f.machine else 0, f.rule))
-
-
-def _first_failure(exc: BaseException):
-    """The failure to report from what Hypothesis raised (it may group several)."""
-    if isinstance(exc, Failure):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        found = [f for f in (_first_failure(e) for e in exc.exceptions) if f is not None]
-        if found:
-            return min(found, key=lambda f: len(f.machine.actions) if f.machine else 0)
-    return None
 
 
 def fuzz_settings(examples: int, steps: int, shrink: bool = True) -> settings:

@@ -223,7 +223,9 @@ class Machine:
     def fault(self, cpu: int, vpage: int, write: bool) -> Op:
         """Start ``handle_mm_fault`` on ``cpu`` for its loaded mm (normally via :meth:`user_access`)."""
         self._action("fault", (cpu, vpage, write))
-        mm = self.tlbs.cpus[cpu].loaded_mm
+        return self._start_fault(cpu, self.tlbs.cpus[cpu].loaded_mm, vpage, write)
+
+    def _start_fault(self, cpu: int, mm, vpage: int, write: bool) -> Op:
         return self._start(cpu, "fault", (vpage, write),
                            lambda op: self.kernel.fault(op, mm, vpage, write),
                            lambda: f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
@@ -359,9 +361,7 @@ class Machine:
 
     def _fault(self, c, mm, vpage: int, write: bool) -> str:
         self.trace.msg(c.id, "#PF mm%d:v%d%s", mm.id, vpage, " (write)" if write else "")
-        self._start(c.id, "fault", (vpage, write),
-                    lambda op: self.kernel.fault(op, mm, vpage, write),
-                    lambda: f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
+        self._start_fault(c.id, mm, vpage, write)
         return "fault"
 
     def fill(self, cpu: int, vpage: int) -> bool:

@@ -69,7 +69,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
 
-    from conformance.certify import _first_failure
+    from conformance.certify import all_failures
     from conformance.config import DEFAULT
     from conformance.registry import load_protocol
     from conformance.statemachine import conformance_machine
@@ -85,8 +85,8 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     try:
         test()
     except BaseException as exc:  # noqa: BLE001
-        f = _first_failure(exc)
-        if f is None:
+        found = all_failures(exc)
+        if not found:
             raise
-        return f
+        return found[0]
     return None
