@@ -9,6 +9,8 @@ Examples::
     flushcheck certify linux_4_13 --seed 3   # fails with S3 and a shrunk timeline
     flushcheck replay repro/linux_4_13-3.json
     flushcheck list
+    flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
+    flushcheck litmus                        # the corpus x every protocol, herd-style
 """
 from __future__ import annotations
 
@@ -104,6 +106,61 @@ def cmd_luf_doc(args) -> int:
     return EXIT_PASS
 
 
+def cmd_explore(args) -> int:
+    from .explorer import explore
+    from .litmus import load
+    from .registry import load_protocol
+    from .reproducer import git_commit, save
+
+    sc = load(args.scenario)
+    cls = load_protocol(args.protocol)
+    res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
+                  max_states=args.max_states, strict=args.strict)
+    print(f"flushcheck explore {sc.path} --protocol {res.protocol}   commit {git_commit()}")
+    print(f"  config    {sc.config.describe()}")
+    print(f"  searched  {res.summary()}")
+    exp = sc.expected(res.protocol)
+    print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
+          f"   (expected {exp}{'' if res.verdict == exp else ', DIFFERS'})")
+    if res.failure is None and not res.complete:
+        print("  the search stopped at --max-states before covering every interleaving")
+    if res.failure is not None:
+        f = res.failure
+        print(f"  shortest counterexample: {len(res.path)} choices "
+              f"({', '.join(_choice_text(sc, c) for c in res.path)})")
+        if f.machine is not None:
+            path = save(f, os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}.json"))
+            print(f"  reproducer {path}  (flushcheck replay {path})")
+        print()
+        print(f.report(last=None))
+        return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
+    return EXIT_PASS if res.complete else EXIT_FAIL
+
+
+def _choice_text(sc, c) -> str:
+    kind, i = c
+    if kind == "t":
+        return f"CPU{sc.threads[i][0]}"
+    _no, cpu, what, vp, _n = sc.hw[i]
+    return f"hw CPU{cpu} {what} v{vp}"
+
+
+def cmd_litmus(args) -> int:
+    from .corpus import check, select, table
+    from .litmus import corpus
+    from .registry import protocol_names
+
+    scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
+    protos = args.protocol or protocol_names()
+    cells = check(scs, protos, args.max_states)
+    print(table(cells, scs, protos))
+    if args.verbose:
+        print()
+        for c in cells:
+            print(f"{c.scenario:40} {c.protocol:28} {c.verdict:8} {c.seconds:6.2f}s  {c.detail}")
+    return EXIT_PASS if all(c.ok for c in cells) else EXIT_FAIL
+
+
 def cmd_list(args) -> int:
     from .registry import load_protocol, protocol_names
     from .report import protocol_summary
@@ -139,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     d.add_argument("--output", default=None)
     d.set_defaults(fn=cmd_luf_doc)
+    e = sub.add_parser("explore", help="explore every interleaving of one threaded litmus file")
+    e.add_argument("scenario", help="a .litmus file with 'thread' sections")
+    e.add_argument("--protocol", required=True)
+    e.add_argument("--no-dedup", action="store_true", help="do not merge equal states")
+    e.add_argument("--preemptions", type=int, default=None, metavar="K",
+                   help="explore only schedules with at most K preemptions")
+    e.add_argument("--max-states", type=int, default=200_000)
+    e.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
+    e.add_argument("--repro-dir", default="repro")
+    e.set_defaults(fn=cmd_explore)
+    lt = sub.add_parser("litmus", help="run the litmus corpus against every protocol (herd-style table)")
+    lt.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
+    lt.add_argument("--protocol", action="append", default=None, help="only these protocols")
+    lt.add_argument("--dir", default=None, help="litmus directory (default: litmus/)")
+    lt.add_argument("--max-states", type=int, default=None)
+    lt.add_argument("-v", "--verbose", action="store_true", help="one line per cell with timings")
+    lt.set_defaults(fn=cmd_litmus)
     ls = sub.add_parser("list", help="list the protocols found in protocols/")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -52,8 +52,12 @@ class Scenario:
     doc: str
     config: MachineConfig
     expect: dict  # protocol name or "*" -> "pass" | rule
-    lines: list  # (lineno, [words])
+    lines: list  # (lineno, [words]): the script, or the prologue of a threaded scenario
     path: str = ""
+    #: threaded scenarios (for the explorer): [(cpu, [(lineno, [words])])] in file order
+    threads: list = attrs.Factory(list)
+    #: hardware events the explorer may fire: [(lineno, cpu, "fill"|"evict", vpage, max count)]
+    hw: list = attrs.Factory(list)
 
     def expected(self, protocol: str) -> str:
         return self.expect.get(protocol, self.expect.get("*", "pass"))
@@ -70,6 +74,8 @@ def _bool(v: str) -> bool:
 def parse(text: str, path: str = "<litmus>") -> Scenario:
     """Parse a litmus file; :class:`UsageError` naming the line on any error."""
     name, doc, cfg, expect, lines = None, "", {}, {}, []
+    threads, hw = [], []
+    section = lines  # where script lines go: the prologue, then the current thread
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
     for no, raw in enumerate(text.splitlines(), 1):
         words = raw.split("#", 1)[0].split()
@@ -89,13 +95,38 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
             elif head == "expect":
                 expect[words[1]] = words[2]
+            elif head == "thread":
+                cpu = _cpu(words[1])
+                if any(c == cpu for c, _ in threads):
+                    raise ValueError(f"a second thread on CPU{cpu}")
+                section = []
+                threads.append((cpu, section))
+            elif head == "hw":
+                cpu, what = _cpu(words[1]), words[2]
+                if what not in ("fill", "evict") or not words[3].startswith("v"):
+                    raise ValueError("expected 'hw CPUn fill|evict vN [COUNT]'")
+                hw.append((no, cpu, what, int(words[3][1:]), int(words[4]) if len(words) > 4 else 1))
             else:
-                lines.append((no, words))
+                if section is not lines and (words[0].startswith("CPU") or
+                                             (len(words) > 1 and words[1] in OP_VERBS)):
+                    raise ValueError("a thread line is a CPU verb without 'CPUn' "
+                                     "(the explorer schedules operation steps itself)")
+                section.append((no, words))
         except (IndexError, ValueError) as exc:
             raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
     if name is None:
         raise UsageError(f"{path}: missing 'name'")
-    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path)
+    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path, threads, hw)
+
+
+#: the verbs of an operation line (``OP step|finish|until``), not allowed in threads
+OP_VERBS = ("step", "finish", "until")
+
+
+def _cpu(word: str) -> int:
+    if not word.startswith("CPU"):
+        raise ValueError(f"expected CPUn, got {word!r}")
+    return int(word[3:])
 
 
 def load(path: str) -> Scenario:
@@ -111,6 +142,13 @@ def corpus(directory: str = LITMUS_DIR) -> list[Scenario]:
     return [load(os.path.join(directory, f)) for f in sorted(os.listdir(directory))
             if f.endswith(".litmus")]
 
+
+class Unmapped(UsageError):
+    """A frame expression names a PTE that is not present (or a page that is not cached)."""
+
+
+#: ``madvise`` advice words (MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_PAGEOUT)
+MADVISE = ("dontneed", "free", "cold", "pageout")
 
 _PFN = re.compile(r"pfn\((mm|file)(\d+),v?(\d+)\)$|pfn(\d+)$")
 
@@ -142,12 +180,13 @@ class _Runner:
         else:
             f = self.m.mem.files[a].cache.get(b)
         if f is None:
-            raise self.err(no, f"{w}: nothing is mapped there")
+            raise Unmapped(f"{self.sc.path}:{no}: {w}: nothing is mapped there")
         return f
 
-    def start(self, name: str, op) -> None:
+    def start(self, name: str, op):
         self.ops[name] = op
         self.cursor[name] = self._op_start_index(op)
+        return op
 
     def _op_start_index(self, op) -> int:
         ev = self.m.trace.events
@@ -171,6 +210,51 @@ class _Runner:
             while fault in m.ops:
                 m.advance(fault.id)
 
+    def cpu_verb(self, no: int, cpu: int, w: list):
+        """Run one CPU verb other than an access (``w`` without the ``CPUn`` word); returns
+        the operation it started, if any (its first step has run)."""
+        m = self.m
+        verb = w[0]
+        if verb == "fill":
+            m.fill(cpu, self.vpage(no, w[1]))
+        elif verb == "evict":
+            m.evict(cpu, int(w[1]))
+        elif verb == "switch":
+            m.switch_mm(cpu, int(w[1][2:]))
+        elif verb in ("reclaim", "migrate"):
+            words = w[2:]
+            nested = ()
+            if "nested" in words:  # reclaim R pfn.. nested pfn..: swapout recurses into reclaim
+                k = words.index("nested")
+                nested = tuple(self.frame(no, x) for x in words[k + 1:])
+                words = words[:k]
+            frames = tuple(self.frame(no, x) for x in words)
+            if nested:
+                return self.start(w[1], m.reclaim(cpu, frames, nested))
+            return self.start(w[1], getattr(m, verb)(cpu, frames))
+        elif verb == "munmap":
+            return self.start(w[1], m.munmap(cpu, self.vpage(no, w[2]), int(w[3])))
+        elif verb == "mprotect":
+            return self.start(w[1], m.mprotect(cpu, self.vpage(no, w[2]), int(w[3]), w[4] == "rw"))
+        elif verb == "mmap":
+            kind = w[4]
+            file = None if kind == "anon" else int(kind[4:])
+            return self.start(w[1], m.mmap(cpu, self.vpage(no, w[2]), int(w[3]), file, w[5] == "rw",
+                                           len(w) > 6 and w[6] == "fixed"))
+        elif verb == "filewrite":
+            return self.start(w[1], m.write(cpu, int(w[2][4:]), int(w[3])))
+        elif verb == "writeback":
+            return self.start(w[1], m.writeback(cpu, int(w[2][4:]), int(w[3])))
+        elif verb == "madvise":
+            if w[4] not in MADVISE:
+                raise self.err(no, f"unknown advice {w[4]!r} (one of {', '.join(MADVISE)})")
+            return self.start(w[1], m.madvise(cpu, self.vpage(no, w[2]), int(w[3]), w[4]))
+        elif verb == "mremap":
+            return self.start(w[1], m.mremap(cpu, self.vpage(no, w[2]), int(w[3]), self.vpage(no, w[4])))
+        else:
+            raise self.err(no, f"unknown CPU verb {verb!r}")
+        return None
+
     def line(self, no: int, w: list) -> None:
         m = self.m
         head = w[0]
@@ -187,28 +271,8 @@ class _Runner:
                     fault = m.tlbs.cpus[cpu].op  # the fault handler runs to completion
                     while fault in m.ops:
                         m.advance(fault.id)
-            elif verb == "fill":
-                m.fill(cpu, self.vpage(no, w[2]))
-            elif verb == "evict":
-                m.evict(cpu, int(w[2]))
-            elif verb == "switch":
-                m.switch_mm(cpu, int(w[2][2:]))
-            elif verb in ("reclaim", "migrate"):
-                frames = tuple(self.frame(no, x) for x in w[3:])
-                self.start(w[2], getattr(m, verb)(cpu, frames))
-            elif verb == "munmap":
-                self.start(w[2], m.munmap(cpu, self.vpage(no, w[3]), int(w[4])))
-            elif verb == "mprotect":
-                self.start(w[2], m.mprotect(cpu, self.vpage(no, w[3]), int(w[4]), w[5] == "rw"))
-            elif verb == "mmap":
-                kind = w[5]
-                file = None if kind == "anon" else int(kind[4:])
-                self.start(w[2], m.mmap(cpu, self.vpage(no, w[3]), int(w[4]), file, w[6] == "rw",
-                                        len(w) > 7 and w[7] == "fixed"))
-            elif verb == "filewrite":
-                self.start(w[2], m.write(cpu, int(w[3][4:]), int(w[4])))
             else:
-                raise self.err(no, f"unknown CPU verb {verb!r}")
+                self.cpu_verb(no, cpu, w[1:])
             return
         op = self.op(no, head)
         verb = w[1]

@@ -1,0 +1,104 @@
+"""The litmus corpus against every protocol: a herd-style table of verdicts vs expectations.
+
+A scripted file (no ``thread`` section) is run once (:func:`conformance.litmus.run`); a
+threaded file is explored exhaustively (:func:`conformance.explorer.explore`). A cell is the
+verdict (``pass`` or the rule violated) and whether it matches the file's ``expect`` line.
+
+Example::
+
+    >>> from conformance.litmus import corpus
+    >>> cells = check(corpus()[:1], ["linux", "linux_4_3"])   # doctest: +SKIP
+    >>> [(c.protocol, c.verdict, c.ok) for c in cells]         # doctest: +SKIP
+    [('linux', 'pass', True), ('linux_4_3', 'S3', True)]
+"""
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from .errors import UsageError
+from .litmus import Scenario, run, verdict
+
+
+@attrs.define
+class Cell:
+    scenario: str
+    protocol: str
+    verdict: str
+    expected: str
+    seconds: float
+    detail: str = ""  # explorer summary, or the failure's headline
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == self.expected
+
+
+def check_one(sc: Scenario, name: str, proto_cls, max_states: int | None = None) -> Cell:
+    """Run or explore one scenario under one protocol."""
+    from .explorer import MAX_STATES, explore
+
+    t0 = time.perf_counter()
+    if sc.threads:
+        res = explore(sc, proto_cls, max_states=max_states or MAX_STATES)
+        v = res.verdict if res.complete or res.failure is not None else "incomplete"
+        detail = (f"shortest counterexample {len(res.path)} choices; " if res.failure else "") + \
+            res.summary()
+    else:
+        f = run(sc, proto_cls)
+        v = verdict(f)
+        detail = f.headline() if f is not None else "script passed"
+    return Cell(sc.name, name, v, sc.expected(name), time.perf_counter() - t0, detail)
+
+
+def check(scenarios: list[Scenario], protocols: list[str], max_states: int | None = None) -> list[Cell]:
+    """Every scenario against every protocol, in order (scenario-major)."""
+    from .registry import load_protocol
+
+    classes = {p: load_protocol(p) for p in protocols}
+    return [check_one(sc, p, classes[p], max_states) for sc in scenarios for p in protocols]
+
+
+def table(cells: list[Cell], scenarios: list[Scenario], protocols: list[str]) -> str:
+    """Protocol x scenario; a cell is the verdict, with ``!`` and the expectation when they differ."""
+    by = {(c.scenario, c.protocol): c for c in cells}
+    cols = [sc.name for sc in scenarios]
+    short = [f"[{i + 1}]" for i in range(len(cols))]
+    pw = max(len(p) for p in protocols + ["protocol"])
+    cw = [max(4, len(s)) for s in short]
+    for j, sc in enumerate(scenarios):
+        for p in protocols:
+            cw[j] = max(cw[j], len(_cell_text(by[(sc.name, p)])))
+    out = ["  ".join([f"{'protocol':<{pw}}"] + [f"{s:<{w}}" for s, w in zip(short, cw)]).rstrip()]
+    out.append("  ".join(["-" * pw] + ["-" * w for w in cw]))
+    for p in protocols:
+        row = [f"{p:<{pw}}"] + [f"{_cell_text(by[(sc.name, p)]):<{w}}" for sc, w in zip(scenarios, cw)]
+        out.append("  ".join(row).rstrip())
+    out.append("")
+    for s, sc in zip(short, scenarios):
+        kind = "explored" if sc.threads else "script"
+        out.append(f"{s} {sc.name} ({kind})")
+    bad = [c for c in cells if not c.ok]
+    out.append("")
+    out.append(f"{len(cells) - len(bad)}/{len(cells)} cells as expected"
+               + ("" if not bad else "; '!' marks a cell that differs (verdict!expected)"))
+    return "\n".join(out)
+
+
+def _cell_text(c: Cell) -> str:
+    return c.verdict if c.ok else f"{c.verdict}!{c.expected}"
+
+
+def select(scenarios: list[Scenario], names: list[str]) -> list[Scenario]:
+    """The scenarios named (by ``name`` or file name); all when ``names`` is empty."""
+    if not names:
+        return scenarios
+    out = []
+    for n in names:
+        hit = [sc for sc in scenarios if sc.name == n or sc.path.endswith("/" + n)
+               or sc.path.endswith("/" + n + ".litmus")]
+        if not hit:
+            raise UsageError(f"no litmus scenario named {n!r}")
+        out += hit
+    return out

@@ -1,0 +1,421 @@
+"""The exhaustive explorer: every interleaving of a litmus scenario's threads and hardware
+events, breadth first, with state deduplication; the shortest counterexample if any.
+
+A *threaded* litmus file (``docs/litmus.md``, "Threads") has a prologue (a script run
+once, in order), one program per CPU (``thread CPUn``) and the hardware events the
+hardware may add (``hw CPUn fill|evict vN [COUNT]``). A *choice* is one of:
+
+* ``("t", i)``: thread ``i`` makes one step: if its operation (a syscall, reclaim, or
+  the fault handler of its last access) is in flight, that operation runs to its next
+  interleaving point (``Machine.advance``); otherwise the thread's next line runs
+  (an access, or the start of an operation, whose first step runs at once);
+* ``("h", j)``: hardware event ``j`` fires (a speculative fill of a present PTE the CPU
+  does not cache yet, or the eviction of a cached entry), at most COUNT times.
+
+A state is the sequence of choices that reaches it. Operations are Python generators,
+which cannot be copied, so a state is *re-executed* from a fresh machine to expand it
+(a step costs about 10 microseconds). Breadth-first order makes the first failure found
+a shortest one (fewest choices). Deduplication keys a state on :func:`fingerprint`: the
+whole machine (page tables, TLBs, memory, page and swap cache, locks, protocol state, the
+oracle's expected values) plus, for each operation in flight, its step count and the
+code position and locals of every frame of its generator stack (``gi_frame``,
+``gi_yieldfrom``); and the threads' positions and the hardware events left.
+
+Example::
+
+    >>> from conformance.litmus import load
+    >>> from conformance.registry import load_protocol
+    >>> res = explore(load("litmus/bug-2.4-reclaim-vs-mprotect.litmus"),
+    ...               load_protocol("linux_4_3"))                      # doctest: +SKIP
+    >>> res.verdict, len(res.path)                                     # doctest: +SKIP
+    ('S3', 9)
+"""
+from __future__ import annotations
+
+import time
+import types
+from collections import deque
+
+import attrs
+
+from .errors import Failure, ModelError, UsageError
+from .litmus import Scenario, Unmapped, _Runner
+
+#: default cap on distinct states (a scenario that needs more is too big to be a litmus test)
+MAX_STATES = 200_000
+
+
+@attrs.define
+class Result:
+    """What :func:`explore` found.
+
+    ``failure`` is the shortest counterexample (its machine holds the trace and the
+    actions, so ``failure.report()`` draws the timeline and ``reproducer.save`` saves it),
+    ``path`` its choices; ``states`` distinct states expanded or reached, ``transitions``
+    choices executed, ``interleavings`` complete schedules (counted over the state graph,
+    so the same number with or without deduplication), ``complete`` False when the state
+    cap stopped the search or a failure ended it.
+    """
+
+    scenario: str
+    protocol: str
+    failure: Failure | None
+    path: tuple
+    states: int
+    transitions: int
+    interleavings: int
+    seconds: float
+    complete: bool
+    dedup: bool
+    preemption_bound: int | None
+    max_depth: int
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.failure is None else self.failure.rule
+
+    def summary(self) -> str:
+        how = "deduplicated" if self.dedup else "no deduplication"
+        if self.preemption_bound is not None:
+            how += f", at most {self.preemption_bound} preemption(s)"
+        done = "" if self.complete else " (search stopped early)"
+        inter = f"{self.interleavings} interleavings" if self.complete else "interleavings not counted"
+        return (f"{self.states} states, {self.transitions} transitions, {inter}, depth "
+                f"{self.max_depth}, {self.seconds:.2f} s ({how}){done}")
+
+
+class _Thread:
+    __slots__ = ("cpu", "prog", "pc", "op", "tries")
+
+    def __init__(self, cpu: int, prog: list) -> None:
+        self.cpu = cpu
+        self.prog = prog
+        self.pc = 0
+        self.op = None  # the operation in flight for this thread
+        self.tries = 0  # accesses made by the current ``touch``
+
+
+class _Run:
+    """One execution: a machine built from the scenario, driven by choices."""
+
+    def __init__(self, sc: Scenario, proto_cls, strict: bool) -> None:
+        from .machine import Machine
+
+        self.sc = sc
+        self.m = Machine(proto_cls, sc.config, strict=strict)
+        self.r = _Runner(sc, self.m)
+        self.threads = [_Thread(cpu, prog) for cpu, prog in sc.threads]
+        self.hw_left = [ev[4] for ev in sc.hw]
+        self.last = -1  # the thread that made the previous step
+        self.preemptions = 0
+
+    def prologue(self) -> None:
+        for no, words in self.sc.lines:
+            try:
+                self.r.line(no, words)
+            except (IndexError, ValueError) as exc:
+                raise self.r.err(no, f"bad arguments ({exc})") from None
+        self.m.drain()
+
+    # -- what may happen next ------------------------------------------------------
+    def thread_enabled(self, t: _Thread) -> bool:
+        if t.op is not None:
+            return t.op.runnable()
+        return t.pc < len(t.prog)
+
+    def done(self) -> bool:
+        return all(t.op is None and t.pc >= len(t.prog) for t in self.threads)
+
+    def hw_enabled(self, j: int) -> bool:
+        if not self.hw_left[j]:
+            return False
+        _no, cpu, what, vp, _n = self.sc.hw[j]
+        c = self.m.tlbs.cpus[cpu]
+        cached = self.m.tlbs.lookup(c, c.loaded_mm.id, vp) is not None
+        if what == "evict":
+            return cached
+        return not cached and c.loaded_mm.ptes[vp].kind == 1  # fill: a present PTE, not cached
+
+    def choices(self, bound) -> list:
+        out = []
+        last_enabled = 0 <= self.last < len(self.threads) and self.thread_enabled(self.threads[self.last])
+        for i, t in enumerate(self.threads):
+            if not self.thread_enabled(t):
+                continue
+            if bound is not None and last_enabled and i != self.last and self.preemptions >= bound:
+                continue
+            out.append(("t", i))
+        if out or not self.done():
+            out += [("h", j) for j in range(len(self.sc.hw)) if self.hw_enabled(j)]
+        return out
+
+    # -- doing it -----------------------------------------------------------------------
+    def apply(self, choice) -> None:
+        kind, i = choice
+        if kind == "h":
+            self.hw_left[i] -= 1
+            _no, cpu, what, vp, _n = self.sc.hw[i]
+            m = self.m
+            if what == "fill":
+                m.fill(cpu, vp)
+            else:
+                c = m.tlbs.cpus[cpu]
+                keys = [(mm_id, v) for mm_id in sorted(c.tlb) for v in c.tlb[mm_id]]
+                m.evict(cpu, keys.index((c.loaded_mm.id, vp)))
+            return
+        t = self.threads[i]
+        if self.last >= 0 and i != self.last and self.thread_enabled(self.threads[self.last]):
+            self.preemptions += 1
+        self.last = i
+        if t.op is not None:
+            self.m.advance(t.op.id)
+        else:
+            self._next_line(t)
+        if t.op is not None and t.op not in self.m.ops:
+            t.op = None
+
+    def _next_line(self, t: _Thread) -> None:
+        m, r = self.m, self.r
+        no, w = t.prog[t.pc]
+        verb = w[0]
+        try:
+            if verb in ("read", "write", "touch"):
+                write = (w[1] == "w") if verb == "touch" else verb == "write"
+                vp = r.vpage(no, w[-1])
+                res = m.user_access(t.cpu, vp, write)
+                if res == "fault":
+                    t.op = m.tlbs.cpus[t.cpu].op
+                    t.tries += 1
+                    if verb == "touch" and t.tries < 4:
+                        return  # access again once the fault handler has returned
+                t.pc += 1
+                t.tries = 0
+                return
+            if verb == "consumer":
+                (m.consumer_alloc if w[1] == "alloc" else m.consumer_free)()
+            else:
+                try:
+                    t.op = r.cpu_verb(no, t.cpu, w)
+                except Unmapped:
+                    m.trace.msg(t.cpu, "%s: nothing mapped, skipped", " ".join(w))
+        except (IndexError, ValueError) as exc:
+            raise r.err(no, f"bad arguments ({exc})") from None
+        t.pc += 1
+
+    def key(self, bound):
+        th = tuple((t.pc, t.tries, t.op.id if t.op is not None else -1) for t in self.threads)
+        extra = (self.last, self.preemptions) if bound is not None else ()
+        return (fingerprint(self.m), th, tuple(self.hw_left), extra)
+
+
+def _execute(sc, proto_cls, strict, path):
+    """A fresh run of ``path``: (run, failure or None)."""
+    run = _Run(sc, proto_cls, strict)
+    try:
+        run.prologue()
+    except Failure as f:
+        return run, f
+    for c in path:
+        try:
+            run.apply(c)
+        except Failure as f:
+            return run, f
+    return run, None
+
+
+def _finish(run) -> Failure | None:
+    """At the end of every thread: C1 over every entry (as at the end of a litmus script)."""
+    try:
+        run.m.drain()
+        run.m.check_quiescent()
+    except Failure as f:
+        return f
+    return None
+
+
+def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: int | None = None,
+            max_states: int = MAX_STATES, strict: bool = False) -> Result:
+    """Explore every interleaving of ``sc``'s threads and hardware events under ``proto_cls``.
+
+    Breadth first: the first failure found has the fewest choices. Deterministic (choices
+    are tried threads first, in file order, then hardware events in file order).
+    Raises :class:`UsageError` if ``sc`` has no ``thread`` section.
+    """
+    if not sc.threads:
+        raise UsageError(f"{sc.path or sc.name}: no 'thread' section: nothing to explore "
+                         "(run it as a script with 'flushcheck litmus')")
+    t0 = time.perf_counter()
+    name = getattr(proto_cls, "name", proto_cls.__name__)
+    run, fail = _execute(sc, proto_cls, strict, ())
+    if fail is None and run.done():
+        fail = _finish(run)
+    if fail is not None:
+        return Result(sc.name, name, fail, (), 1, 0, 1, time.perf_counter() - t0, True, dedup,
+                      preemption_bound, 0)
+    root = run.key(preemption_bound) if dedup else 0
+    children: dict = {}  # state key -> list of child keys ("end" for a complete schedule)
+    seen = {root}
+    queue = deque([((), root)])
+    states, transitions, depth = 1, 0, 0
+    next_id = 1
+    complete = True
+    while queue:
+        path, key = queue.popleft()
+        run, fail = _execute(sc, proto_cls, strict, path)
+        if fail is not None:  # cannot happen: failing children are never queued
+            raise ModelError(f"explorer: replay of a passing state failed: {fail}")
+        options = run.choices(preemption_bound)
+        if not options:
+            if not run.done():
+                f = ModelError("deadlock: " + ", ".join(
+                    f"{o} waits for {o.blocked_on}" for o in run.m.ops))
+                f.machine = run.m
+                return Result(sc.name, name, f, path, states, transitions, 0,
+                              time.perf_counter() - t0, False, dedup, preemption_bound, depth)
+            children[key] = ["end"]
+            continue
+        kids = children[key] = []
+        for n, choice in enumerate(options):
+            # the last option reuses the machine already at ``path``; the others re-execute it
+            child = run if n == len(options) - 1 else _execute(sc, proto_cls, strict, path)[0]
+            transitions += 1
+            cpath = path + (choice,)
+            try:
+                child.apply(choice)
+                fail = _finish(child) if child.done() else None
+            except Failure as f:
+                fail = f
+            if fail is not None:
+                return Result(sc.name, name, fail, cpath, states, transitions, 0,
+                              time.perf_counter() - t0, False, dedup, preemption_bound, len(cpath))
+            if dedup:
+                ckey = child.key(preemption_bound)
+            else:
+                ckey = next_id
+                next_id += 1
+            kids.append(ckey)
+            if ckey in seen:
+                continue
+            seen.add(ckey)
+            states += 1
+            depth = max(depth, len(cpath))
+            if states > max_states:
+                complete = False
+                queue.clear()
+                break
+            queue.append((cpath, ckey))
+    inter = _count_paths(root, children) if complete else 0
+    return Result(sc.name, name, None, (), states, transitions, inter, time.perf_counter() - t0,
+                  complete, dedup, preemption_bound, depth)
+
+
+def _count_paths(root, children: dict) -> int:
+    """Complete schedules from ``root``: paths to an ``end`` in the (acyclic) state graph."""
+    memo: dict = {}
+    order = []  # iterative post-order, so deep graphs do not hit the recursion limit
+    stack = [(root, False)]
+    while stack:
+        k, expanded = stack.pop()
+        if k in memo:
+            continue
+        if expanded:
+            memo[k] = sum(1 if c == "end" else memo[c] for c in children.get(k, ()))
+            order.append(k)
+            continue
+        stack.append((k, True))
+        for c in children.get(k, ()):
+            if c != "end" and c not in memo:
+                stack.append((c, False))
+    return memo[root]
+
+
+# -- fingerprints ------------------------------------------------------------------------------
+def fingerprint(m) -> tuple:
+    """A hashable summary of everything that decides what ``m`` can do next.
+
+    Covers the mms (PTEs, VMAs, locks, ``tlb_gen``, ``tlb_flush_pending``, protocol
+    state), the TLBs, memory (every ``Memory`` slot), the protocol object, the oracle's
+    expected values, the other consumer, id counters, and each operation in flight: its
+    identity, step count, held locks, task state (``tlb_ubc``) and, for every generator
+    frame in its ``yield from`` chain, the code position and the locals. Not covered: the
+    iterator of a ``for`` loop lives on the frame's value stack, which Python does not
+    expose; the loop variable (a local) stands for its position.
+    """
+    mem = m.mem
+    return (
+        tuple(_fp(mm, top=True) for mm in m.mms),
+        tuple(_fp(c, top=True) for c in m.tlbs.cpus),
+        tuple(_fp(getattr(mem, s)) for s in _slots(type(mem))),
+        _fp(m.proto, top=True),
+        tuple(m.oracle.expected.items()),
+        tuple(m.consumer_frames), m._next_value, m._next_anon, m._next_op,
+        tuple(_fp_op(op) for op in m.ops),
+    )
+
+
+def _fp_op(op) -> tuple:
+    frames = []
+    g = op.gen
+    while g is not None and isinstance(g, types.GeneratorType):
+        fr = g.gi_frame
+        if fr is None:
+            break
+        frames.append((fr.f_code.co_name, fr.f_lasti,
+                       tuple((k, _fp(v)) for k, v in fr.f_locals.items() if k != "self")))
+        g = g.gi_yieldfrom
+    return (op.id, op.cpu, op.name, op.args, op.steps, op.result, tuple(_fp(h) for h in op.held),
+            _fp(op.blocked_on), _fp(op.tlb_ubc), tuple(frames))
+
+
+_SLOTS: dict = {}
+
+
+def _slots(cls) -> tuple:
+    s = _SLOTS.get(cls)
+    if s is None:
+        names = []
+        for c in reversed(cls.__mro__):
+            for n in c.__dict__.get("__slots__", ()):
+                if n not in names and n != "__weakref__":
+                    names.append(n)
+        s = _SLOTS[cls] = tuple(names)
+    return s
+
+
+_ATOMS = (int, str, bool, float, type(None), bytes)
+#: referenced, never descended into: the machine's big parts and the things that run it
+_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "Memory", "Registry"})
+
+
+def _fp(x, top: bool = False):
+    if isinstance(x, _ATOMS):
+        return x
+    if isinstance(x, (tuple, list)):
+        return tuple(_fp(v) for v in x)
+    if isinstance(x, dict):
+        return tuple((_fp(k), _fp(v)) for k, v in x.items())
+    if isinstance(x, (set, frozenset)):
+        return ("set",) + tuple(sorted((_fp(v) for v in x), key=repr))
+    name = type(x).__name__
+    if name == "Op":
+        return ("op", x.id)
+    if name == "Mm" and not top:
+        return ("mm", x.id)
+    if name == "Cpu" and not top:
+        return ("cpu", x.id)
+    if name in _OPAQUE or callable(x) and not hasattr(x, "__next__"):
+        return name
+    if isinstance(x, types.GeneratorType):
+        return "generator"
+    if hasattr(x, "__next__") and hasattr(x, "__reduce__"):  # list/range/dict iterators
+        try:
+            return (name, _fp(x.__reduce__()[1:]))
+        except TypeError:
+            return name
+    slots = _slots(type(x))
+    if slots:
+        return (name,) + tuple(_fp(getattr(x, s, None)) for s in slots)
+    d = getattr(x, "__dict__", None)
+    if d is not None:
+        return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in ("arch",))
+    return name
