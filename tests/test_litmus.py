@@ -1,10 +1,12 @@
-"""Scripted replays of the interleavings in kernel commit messages (litmus/*.litmus).
+"""The litmus corpus (litmus/*.litmus) against every discovered protocol.
 
-Each scenario runs against every discovered protocol; the verdict must match the
-scenario's expectation (kernel-notes 2.4: 3ea277194daa; 2.7: 5ee2fa2f0636).
+A scripted file is run once; a threaded file is explored exhaustively
+(conformance/explorer.py). The verdict must match the file's expectation
+(kernel-notes 2.4: 3ea277194daa; 2.7: 5ee2fa2f0636; the bug-* files: docs/CORPUS.md).
 """
 import pytest
 
+from conformance.corpus import check_one
 from conformance.errors import UsageError
 from conformance.litmus import corpus, parse, run, verdict
 from conformance.registry import load_protocol, protocol_names
@@ -16,8 +18,8 @@ SCENARIOS = corpus()
 @pytest.mark.parametrize("proto", protocol_names())
 def test_scenario_verdict(sc, proto):
     """The verdict of every (scenario, protocol) pair is the expected one."""
-    f = run(sc, load_protocol(proto))
-    assert verdict(f) == sc.expected(proto), f.report() if f else "passed"
+    cell = check_one(sc, proto, load_protocol(proto))
+    assert cell.ok, cell.detail
 
 
 def test_commit_message_races_are_in_the_corpus():
