@@ -31,3 +31,10 @@ class Linux413(Linux):
 
 #: the rule the fuzzer must find violated (tests/test_protocols.py asserts it)
 EXPECTED_VIOLATION = "S3"
+
+#: the historical bug corpus (docs/CORPUS.md, bench/corpus.py)
+BUG = "2.7"
+FIXED_BY = "5ee2fa2f0636"
+LITMUS = "bug-2.7-lost-pending-flush"
+SUMMARY = ("the bool mm->tlb_flush_batched set by reclaim on one page table is cleared by "
+           "flush_tlb_batched_pending on another; a later munmap skips the flush")

@@ -24,3 +24,10 @@ class Linux43(Linux):
 
 #: the rule the fuzzer must find violated (tests/test_protocols.py asserts it)
 EXPECTED_VIOLATION = "S3"
+
+#: the historical bug corpus (docs/CORPUS.md, bench/corpus.py)
+BUG = "2.4"
+FIXED_BY = "3ea277194daa"
+LITMUS = "bug-2.4-reclaim-vs-mprotect"
+SUMMARY = ("reclaim clears a PTE and defers the flush; mprotect/munmap of that page find it "
+           "non-present, flush nothing and return with the old entry cached")
