@@ -116,6 +116,8 @@ class _Run:
             except (IndexError, ValueError) as exc:
                 raise self.r.err(no, f"bad arguments ({exc})") from None
         self.m.drain()
+        for cpu, mm in sorted(self.sc.thread_mm.items()):  # thread CPUn mmM
+            self.m.switch_mm(cpu, mm)
 
     # -- what may happen next ------------------------------------------------------
     def thread_enabled(self, t: _Thread) -> bool:

@@ -58,6 +58,8 @@ class Scenario:
     threads: list = attrs.Factory(list)
     #: hardware events the explorer may fire: [(lineno, cpu, "fill"|"evict", vpage, max count)]
     hw: list = attrs.Factory(list)
+    #: ``thread CPUn mmM``: the mm CPU n switches to when the threads start
+    thread_mm: dict = attrs.Factory(dict)
 
     def expected(self, protocol: str) -> str:
         return self.expect.get(protocol, self.expect.get("*", "pass"))
@@ -74,7 +76,7 @@ def _bool(v: str) -> bool:
 def parse(text: str, path: str = "<litmus>") -> Scenario:
     """Parse a litmus file; :class:`UsageError` naming the line on any error."""
     name, doc, cfg, expect, lines = None, "", {}, {}, []
-    threads, hw = [], []
+    threads, hw, thread_mm = [], [], {}
     section = lines  # where script lines go: the prologue, then the current thread
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
     for no, raw in enumerate(text.splitlines(), 1):
@@ -95,10 +97,14 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
             elif head == "expect":
                 expect[words[1]] = words[2]
-            elif head == "thread":
+            elif head == "thread":  # thread CPUn [mmM]
                 cpu = _cpu(words[1])
                 if any(c == cpu for c, _ in threads):
                     raise ValueError(f"a second thread on CPU{cpu}")
+                if len(words) > 2:
+                    if not words[2].startswith("mm"):
+                        raise ValueError(f"expected mmM, got {words[2]!r}")
+                    thread_mm[cpu] = int(words[2][2:])
                 section = []
                 threads.append((cpu, section))
             elif head == "hw":
@@ -116,7 +122,8 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
             raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
     if name is None:
         raise UsageError(f"{path}: missing 'name'")
-    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path, threads, hw)
+    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path, threads, hw,
+                    thread_mm)
 
 
 #: the verbs of an operation line (``OP step|finish|until``), not allowed in threads
