@@ -161,3 +161,37 @@ def test_litmus_command_passes_on_the_corpus():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "cells as expected" in r.stdout and "!" not in r.stdout.split("\n\n")[0]
     assert "linux " in r.stdout and "(explored)" in r.stdout
+
+
+def _corpus_modules():
+    import importlib
+
+    from conformance.registry import protocol_names
+
+    out = []
+    for name in protocol_names():
+        mod = importlib.import_module(load_protocol(name).__module__)
+        if hasattr(mod, "BUG"):
+            out.append((name, mod))
+    return out
+
+
+CORPUS = _corpus_modules()
+
+
+@pytest.mark.parametrize("name,mod", CORPUS, ids=[n for n, _ in CORPUS])
+def test_corpus_mutant_fails_its_own_file_and_the_fix_passes(name, mod):
+    """Acceptance 4 for each historical bug: the explorer finds the mutant's rule on its own
+    litmus file, and the fixed protocols pass every interleaving of it."""
+    sc = load(os.path.join(ROOT, "litmus", mod.LITMUS + ".litmus"))
+    assert sc.threads, f"{mod.LITMUS} must be a threaded (explorable) file"
+    assert sc.expected(name) == mod.EXPECTED_VIOLATION
+    bad = explore(sc, load_protocol(name))
+    assert bad.verdict == mod.EXPECTED_VIOLATION, bad.failure.report() if bad.failure else bad.summary()
+    for fixed in ("linux", "immediate"):
+        good = explore(sc, load_protocol(fixed))
+        assert good.verdict == "pass" and good.complete, good.failure.report() if good.failure else ""
+
+
+def test_corpus_has_the_required_bugs():
+    assert {mod.BUG for _, mod in CORPUS} >= {"2.4", "2.7"}
