@@ -27,7 +27,8 @@ class Op:
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
-                 "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result")
+                 "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result",
+                 "madv_cleared")
 
     def __init__(self, op_id: int, cpu: int, name: str, args: tuple) -> None:
         self.id = op_id
@@ -44,6 +45,7 @@ class Op:
         self.steps = 0
         self._label = name  # a string, or a function making it (built only when shown)
         self.result = None
+        self.madv_cleared: dict = {}  # (mm, vpage) whose PTE madvise cleared (S3)
 
     @property
     def label(self) -> str:
@@ -158,6 +160,17 @@ class Kernel:
         mm.mmap_lock.writer = None
         op.held.remove(mm.mmap_lock)
 
+    def _error(self, op, mm, text: str, write: bool) -> None:
+        """A syscall fails before changing anything: result "error", drop ``mmap_lock``."""
+        self.trace.msg(op, text)
+        op.result = "error"
+        (self.mmap_write_unlock if write else self.mmap_read_unlock)(op, mm)
+
+    @staticmethod
+    def _touch_range(op, mm, start: int, end: int) -> None:
+        for vp in range(start, end):
+            op.touched_vps[(mm.id, vp)] = None
+
     # -- memory services ---------------------------------------------------------
     def alloc_frame(self, op, owner):
         """``alloc_pages``: take the most recently freed frame; S1 is checked here.
@@ -173,6 +186,7 @@ class Kernel:
         self.oracle.check_s1(frame, op)
         mem.owner[frame] = owner
         mem.dirty[frame] = False
+        mem.lazyfree[frame] = False
         if op is not None:
             op.touched_frames[frame] = None
         return frame
@@ -198,6 +212,22 @@ class Kernel:
         """Content leaves a frame (pageout, migration copy, writeback): S2 is checked here."""
         self.oracle.check_s2(frame, op)
         return self.mem.value[frame]
+
+    def _lock_pte_table(self, op, mm, vpage: int):
+        """``pte_offset_map_lock`` + ``flush_tlb_batched_pending(mm)``: every walker that
+        changes PTEs starts so. Returns the PTL."""
+        ptl = mm.ptl(vpage)
+        yield from self.lock(op, ptl)
+        yield from hook(self.proto.flush_tlb_batched_pending(op, mm))
+        return ptl
+
+    def _free_swap_entry(self, pte) -> int:
+        """``free_swap_and_cache`` + ``pte_clear`` of a swap entry; returns its slot."""
+        slot = pte.slot
+        pte.clear()
+        self.mem.swap_map[slot] -= 1
+        self.mem.put_slot(slot)
+        return slot
 
     def rmap_add(self, frame: int, mm, vpage: int) -> None:
         self.mem.rmap[frame][(mm.id, vpage)] = None
@@ -258,11 +288,24 @@ class Kernel:
     def do_wp_page(self, op, mm, vma, vpage, write):
         """``do_wp_page``: ``wp_page_reuse`` (exclusive anon) / ``wp_page_shared`` (page_mkwrite).
 
-        Also the spurious-fault case: the PTE is already what the access needs.
+        Shared file page: ``wp_page_shared`` drops the PTL and calls ``do_page_mkwrite``
+        (``filemap_page_mkwrite``: ``folio_lock``, so it waits for a writeback holding
+        it), re-takes the PTL, ``pte_same`` recheck (changed: nothing, the access
+        re-faults), ``wp_page_reuse`` and ``fault_dirty_shared_page`` (folio marked
+        dirty), then unlocks the folio. Also the spurious-fault case: the PTE is
+        already what the access needs.
         """
+        pte = mm.ptes[vpage]
+        flk = None
+        if write and not vma.is_anon and pte.kind == PRESENT and not pte.writable:
+            frame = pte.frame
+            flk = self.mem.folio_lock[frame]
+            yield from self.lock(op, flk)  # do_page_mkwrite
+            if not (pte.kind == PRESENT and pte.frame == frame):
+                self.unlock(op, flk)
+                return
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
-        pte = mm.ptes[vpage]
         if pte.kind == PRESENT and write and not pte.writable:
             pte.writable = True
             pte.dirty = True
@@ -272,6 +315,8 @@ class Kernel:
             self.trace.msg(op, "do_wp_page(mm%d:v%d): pte writable", mm.id, vpage)
             self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, write)
         self.unlock(op, ptl)
+        if flk is not None:
+            self.unlock(op, flk)
 
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.
@@ -399,6 +444,21 @@ class Kernel:
         return "ok"
 
     # -- rmap walk -----------------------------------------------------------------
+    def _rmap_walk(self, frame: int):
+        """``rmap_walk`` over a live ``rmap[frame]``: a mapping that ``move_ptes`` (mremap)
+        moves during the walk is still visited at its new address, as the kernel's walk
+        over ``anon_vma``/``i_mmap`` finds the new VMA. Each (mm, vpage) once."""
+        seen = []
+        rmap = self.mem.rmap[frame]
+        while True:
+            for key in rmap:
+                if key not in seen:
+                    break
+            else:
+                return
+            seen.append(key)
+            yield key
+
     def try_to_unmap(self, op, frame: int, slot, migration: bool):
         """``try_to_unmap_one`` / ``try_to_migrate_one`` for every PTE mapping ``frame``.
 
@@ -406,11 +466,18 @@ class Kernel:
         ``set_tlb_ubc_flush_pending``, else ``ptep_clear_flush``; dirty PTE ->
         ``folio_mark_dirty``; then a swap entry (anon), a migration entry, or
         none (file); rmap removed. All before any flush.
+
+        A lazyfree anonymous folio (MADV_FREE, ``!folio_test_swapbacked``, no ``slot``):
+        if the folio is clean it is discarded (the PTE stays none, the location reads
+        zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a dirty
+        PTE or PG_dirty) the PTE is restored, the folio is swap-backed again and the walk
+        stops (``ret = false``: reclaim keeps it). Returns False in that case, else True.
         """
         proto = self.proto
         mem = self.mem
+        lazy = not migration and slot is None and mem.lazyfree[frame]
         yield from hook(proto.try_to_unmap_begin(op, frame, migration))
-        for (mm_id, vpage) in list(mem.rmap[frame]):
+        for (mm_id, vpage) in self._rmap_walk(frame):
             mm = self.mms[mm_id]
             ptl = mm.ptl(vpage)
             yield from self.lock(op, ptl)
@@ -428,7 +495,21 @@ class Kernel:
                     self.arch.flush_tlb_page(mm, vpage, op)
                 if pteval.dirty:
                     mem.dirty[frame] = True
-                if migration:
+                if lazy:
+                    if mem.dirty[frame]:  # redirtied: set_pte_at(pteval), folio_set_swapbacked
+                        pte.set_present(frame, pteval.writable, pteval.dirty)
+                        pte.accessed = pteval.accessed
+                        mem.lazyfree[frame] = False
+                        self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
+                        self.unlock(op, ptl)
+                        yield from hook(proto.try_to_unmap_end(op, frame, migration))
+                        return False
+                    owner = mem.owner[frame]
+                    self.oracle.expected.pop(owner, None)  # discard: a later fault reads zero
+                    op.touched_locs[owner] = None
+                    mem.owner[frame] = "discarded"
+                    self.trace.msg(op, "discard lazyfree pfn%d", frame)
+                elif migration:
                     pte.kind = MIGRATION
                     pte.frame = frame
                     pte.writable = pteval.writable
@@ -441,6 +522,7 @@ class Kernel:
             self.unlock(op, ptl)
             yield
         yield from hook(proto.try_to_unmap_end(op, frame, migration))
+        return True
 
     def _lru_folio(self, op, frame: int) -> bool:
         """Is ``frame`` a folio reclaim/migration can isolate, and can we trylock it?"""
@@ -508,7 +590,17 @@ class Kernel:
         kept.append(frame)
 
     # -- reclaim -------------------------------------------------------------------
-    def reclaim(self, op, frames: tuple):
+    def reclaim(self, op, frames: tuple, nested: tuple = ()):
+        """kswapd / direct reclaim: one ``shrink_node`` pass over ``frames``."""
+        yield from self.shrink_node(op, frames, nested)
+
+    def shrink_node(self, op, frames: tuple, nested: tuple = ()):
+        """``shrink_node`` (``shrink_lruvec``): the protocol's ``init_tlb_ubc`` hook, then
+        ``shrink_folio_list``. Also the nested pass of :meth:`shrink_folio_list`."""
+        self.m.call_hook(self.proto.init_tlb_ubc, op)
+        yield from self.shrink_folio_list(op, frames, nested)
+
+    def shrink_folio_list(self, op, frames: tuple, nested: tuple = ()):
         """``shrink_folio_list`` over ``frames``, in the kernel's order.
 
         Per folio: ``add_to_swap`` (anon; marks it dirty), ``try_to_unmap(TTU_BATCH_FLUSH)``,
@@ -516,6 +608,16 @@ class Kernel:
         ``__remove_mapping``, unlock. At the end ``try_to_unmap_flush`` strictly
         before ``free_unref_folios``.
         Simplification: one batch; the demotion pass and activation are not modelled.
+
+        Nested reclaim (``nested`` non-empty; Hugh Dickins' 2016 bug, kernel-notes 2.3):
+        the swapout allocation of the first anonymous folio (in ``add_to_swap``, after
+        the slot is taken) enters reclaim again in the same task: a nested
+        ``shrink_node`` over ``nested`` (its own ``init_tlb_ubc``, final
+        ``try_to_unmap_flush`` and free), then the outer loop goes on. If no anonymous
+        folio reaches ``add_to_swap``, the nested pass runs after the loop, before the
+        outer ``try_to_unmap_flush`` (an allocation elsewhere in the pass).
+        A lazyfree anonymous folio (MADV_FREE) skips ``add_to_swap``: clean, it is
+        discarded by ``try_to_unmap``; re-dirtied, it is kept (the next reclaim swaps it).
         """
         mem = self.mem
         proto = self.proto
@@ -529,7 +631,7 @@ class Kernel:
             owner = mem.owner[frame]
             anon = owner[0] == "a"
             slot = None
-            if anon:
+            if anon and not mem.lazyfree[frame]:
                 slot = mem.alloc_slot()
                 if slot is None:
                     tr.msg(op, "reclaim: swap full, keep pfn%d", frame)
@@ -537,7 +639,14 @@ class Kernel:
                     continue
                 mem.swap_cache[slot] = frame  # add_to_swap
                 mem.dirty[frame] = True
-            yield from self.try_to_unmap(op, frame, slot, migration=False)
+                if nested:
+                    tr.msg(op, "add_to_swap: allocation enters nested reclaim")
+                    yield from self.shrink_node(op, nested)
+                    nested = ()
+            if not (yield from self.try_to_unmap(op, frame, slot, migration=False)):
+                self.putback(op, frame)  # lazyfree folio redirtied: activate
+                yield
+                continue
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
             if mem.gathered[frame]:  # pageout's is_page_cache_freeable() fails
@@ -559,8 +668,9 @@ class Kernel:
                 yield
                 continue
             if anon:
-                del mem.swap_cache[slot]
-                mem.put_slot(slot)
+                if slot is not None:
+                    del mem.swap_cache[slot]
+                    mem.put_slot(slot)
                 tr.msg(op, "__remove_mapping(pfn%d from swap cache)", frame)
             else:
                 f = mem.files[owner[1]]
@@ -569,6 +679,8 @@ class Kernel:
             if self.release_isolated(op, frame):
                 to_free.append(frame)
             yield
+        if nested:
+            yield from self.shrink_node(op, nested)
         yield from hook(proto.try_to_unmap_flush(op))
         for frame in kept:  # move_folios_to_lru: back on the LRU, or freed by our put
             mem.isolated[frame] = None
@@ -587,6 +699,9 @@ class Kernel:
         the batch is flushed; ``migrate_folio_move`` copies (S2), switches the
         page cache slot (``folio_migrate_mapping``), ``remove_migration_ptes``,
         unlocks and frees the source (``migrate_folio_done``).
+        With the protocol's ``MIGRATE_FLUSH_BEFORE_COPY`` False (a naive batching, not
+        a kernel version) the flush is issued only after the copy and
+        ``remove_migration_ptes`` of each folio, just before its source is freed.
         """
         mem = self.mem
         proto = self.proto
@@ -603,22 +718,28 @@ class Kernel:
                 continue
             yield from self.lock(op, mem.folio_lock[dst])
             mem.isolated[dst] = op  # migration holds its reference until the move is done
-            mapped = list(mem.rmap[frame])
             yield from self.try_to_unmap(op, frame, None, migration=True)
-            batch.append((frame, dst, mapped, owner))
-        yield from hook(proto.try_to_unmap_flush(op))
+            batch.append((frame, dst, owner))
+        before = proto.MIGRATE_FLUSH_BEFORE_COPY
+        if before:
+            yield from hook(proto.try_to_unmap_flush(op))
         tr.msg(op, "migrate: move")
         yield
-        for frame, dst, mapped, owner in batch:
+        for frame, dst, owner in batch:
             if mem.gathered[frame]:
-                yield from self._migrate_abort(op, frame, dst, mapped)
+                if not before:
+                    yield from hook(proto.try_to_unmap_flush(op))
+                yield from self._migrate_abort(op, frame, dst, owner)
                 continue
             tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
             mem.value[dst] = self.copy_out(op, frame)
             mem.dirty[dst] = mem.dirty[frame]
+            mem.lazyfree[dst] = mem.lazyfree[frame]  # folio_migrate_flags: !swapbacked kept
             if owner[0] == "f":
                 mem.files[owner[1]].cache[owner[2]] = dst
-            yield from self.remove_migration_ptes(op, frame, dst, mapped)
+            yield from self.remove_migration_ptes(op, frame, dst, owner)
+            if not before:
+                yield from hook(proto.try_to_unmap_flush(op))
             mem.isolated[dst] = None
             self.unlock(op, mem.folio_lock[dst])
             if owner[0] == "a" and self.last_reference(dst):
@@ -628,11 +749,32 @@ class Kernel:
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
 
-    def remove_migration_ptes(self, op, src: int, dst: int, mapped):
+    def _mappings_of(self, loc):
+        """Every (mm, vpage) whose VMA maps location ``loc`` (``rmap_walk`` of a folio
+        whose PTEs are migration entries: via ``anon_vma``/``i_mmap``, so an entry that
+        mremap moved is found at its new address)."""
+        out = []
+        for mm in self.mms:
+            for vma in mm.vmas:
+                vp = vma.vpage_of(loc)
+                if vp is not None:
+                    out.append((mm, vp))
+        return out
+
+    def remove_migration_ptes(self, op, src: int, dst: int, loc):
         """``remove_migration_ptes(src, dst)``: each migration entry still pointing at ``src``
-        becomes a present PTE of ``dst`` with the permissions it recorded (one PTL each)."""
-        for mm_id, vpage in mapped:
-            mm = self.mms[mm_id]
+        becomes a present PTE of ``dst`` with the permissions it recorded (one PTL each).
+        The walk is redone after each step (an entry mremap moved meanwhile is found)."""
+        seen = []
+        while True:
+            for mm, vpage in self._mappings_of(loc):
+                pte = mm.ptes[vpage]
+                if pte.kind == MIGRATION and pte.frame == src and (mm.id, vpage) not in seen:
+                    break
+            else:
+                return
+            mm_id = mm.id
+            seen.append((mm_id, vpage))
             ptl = mm.ptl(vpage)
             yield from self.lock(op, ptl)
             pte = mm.ptes[vpage]
@@ -643,11 +785,11 @@ class Kernel:
             self.unlock(op, ptl)
             yield
 
-    def _migrate_abort(self, op, frame: int, dst: int, mapped):
+    def _migrate_abort(self, op, frame: int, dst: int, loc):
         """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
         mem = self.mem
         self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
-        yield from self.remove_migration_ptes(op, frame, frame, mapped)
+        yield from self.remove_migration_ptes(op, frame, frame, loc)
         mem.isolated[dst] = None
         self.unlock(op, mem.folio_lock[dst])
         mem.owner[dst] = "zapped"
@@ -656,27 +798,44 @@ class Kernel:
             yield from hook(self.proto.free_unref_folios(op, [frame]))
 
     # -- munmap / mmu_gather -----------------------------------------------------------
-    def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int):
+    def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int, madv: bool = False):
         """``zap_pte_range`` for one page-table page.
 
         Take the PTL, ``flush_tlb_batched_pending``, clear present PTEs
         recording each in the gather (``pte_none`` is skipped and records
-        nothing); dirty shared-file PTEs force a flush under the PTL with the
-        rmap removal delayed until after it (5df397dec7c4); anon pages are
-        gathered and freed only after the flush.
+        nothing); anon pages are gathered and freed only after the flush.
+        A dirty shared-file PTE follows the protocol's ``ZAP_DIRTY_FILE_PTE =
+        (force_flush, delay_rmap)``: mainline (True, True) flushes under the PTL and
+        removes the rmap only after that flush (5df397dec7c4); with ``delay_rmap``
+        False the rmap goes at once (``page_remove_rmap`` in the loop), so
+        ``folio_mkclean`` no longer finds the mapping; without ``force_flush`` the flush
+        waits for ``tlb_end_vma``/``tlb_finish_mmu``. When ``force_flush``, a ``yield``
+        between the PTE loop and ``tlb_flush_mmu_tlbonly`` (PTL held) stands for the
+        rest of the page-table walk and the IPI wait: another CPU's ``folio_mkclean``
+        (writeback) may run there.
+
+        ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
+        cleared reads zero from now on (``oracle.expected`` reset); the cleared
+        (mm, vpage) are recorded in ``op.madv_cleared`` for S3.
         """
         mem = self.mem
         proto = self.proto
-        ptl = mm.ptl(start)
-        yield from self.lock(op, ptl)
-        yield from hook(proto.flush_tlb_batched_pending(op, mm))
+        ptl = yield from self._lock_pte_table(op, mm, start)
         force_flush = False
+        file_force, file_delay = proto.ZAP_DIRTY_FILE_PTE
+        anon = vma.is_anon
         for vpage in range(start, end):
             pte = mm.ptes[vpage]
             kind = pte.kind
             if kind == NONE:
                 continue
             op.touched_vps[(mm.id, vpage)] = None
+            if madv:
+                op.madv_cleared[(mm.id, vpage)] = None
+                if anon:
+                    loc = vma.location(vpage)
+                    self.oracle.expected.pop(loc, None)
+                    op.touched_locs[loc] = None
             if kind == PRESENT:
                 pteval = pte.snapshot()
                 pte.clear()  # ptep_get_and_clear_full
@@ -685,26 +844,27 @@ class Kernel:
                 op.touched_frames[frame] = None
                 mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
                 tlb.pages.append(frame)
-                if vma.is_anon:
+                if anon:
                     self.rmap_remove(frame, mm, vpage)
                     mem.owner[frame] = "zapped"
                 elif pteval.dirty:
                     mem.dirty[frame] = True  # folio_mark_dirty
-                    force_flush = True
-                    tlb.delayed_rmap.append((frame, mm, vpage))
+                    force_flush = force_flush or file_force
+                    if file_delay:
+                        tlb.delayed_rmap.append((frame, mm, vpage))
+                    else:
+                        self.rmap_remove(frame, mm, vpage)
                 else:
                     self.rmap_remove(frame, mm, vpage)
                 self.trace.msg(op, "zap mm%d:v%d [pfn%d]", mm.id, vpage, frame)
             elif kind == SWAP:
-                slot = pte.slot
-                pte.clear()
-                mem.swap_map[slot] -= 1
-                mem.put_slot(slot)  # free_swap_and_cache
+                slot = self._free_swap_entry(pte)
                 self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vpage, slot)
             else:
                 pte.clear()  # migration entry: remove_migration_ptes will find none
                 self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vpage)
         if force_flush:
+            yield  # rest of the walk / IPI wait, PTL held
             yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
             for frame, rmm, vpage in tlb.delayed_rmap:  # tlb_flush_rmaps
                 self.rmap_remove(frame, rmm, vpage)
@@ -722,8 +882,7 @@ class Kernel:
         if not vmas:
             return
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
-        for vp in range(start, end):
-            op.touched_vps[(mm.id, vp)] = None
+        self._touch_range(op, mm, start, end)
         for v in vmas:
             for vp in range(v.start, v.end):
                 op.touched_locs[v.location(vp)] = None
@@ -771,13 +930,13 @@ class Kernel:
         anon_id = None
         if file is None:
             anon_id = self.m.new_anon_id()
+            pgoff = start  # vm_pgoff of anonymous memory: its first page
         vma = Vma(start, end, anon_id, file, pgoff, writable, maywrite)
         vma.proto = self.proto.init_vma(vma)
         yield from hook(self.proto.mmap_region(op, mm, vma))
         mm.vmas.append(vma)
         mm.vmas.sort(key=lambda v: v.start)
-        for vp in range(start, end):
-            op.touched_vps[(mm.id, vp)] = None
+        self._touch_range(op, mm, start, end)
         self.trace.msg(op, "mmap -> %r", vma)
         op.result = start
         self.mmap_write_unlock(op, mm)
@@ -807,12 +966,9 @@ class Kernel:
         end = start + npages
         inside = [v for v in mm.vmas if v.start < end and v.end > start]
         if not inside or (writable and not all(v.maywrite for v in inside)):
-            self.trace.msg(op, "mprotect: %s", "EACCES" if inside else "ENOMEM")
-            op.result = "error"
-            self.mmap_write_unlock(op, mm)
+            self._error(op, mm, "mprotect: " + ("EACCES" if inside else "ENOMEM"), True)
             return
-        for vp in range(start, end):
-            op.touched_vps[(mm.id, vp)] = None
+        self._touch_range(op, mm, start, end)
         changed = []  # split only the VMAs whose protection changes (vma_modify_flags)
         for v in [v for v in inside if v.writable != writable]:
             changed += mm.split_vmas(max(v.start, start), min(v.end, end))
@@ -835,9 +991,7 @@ class Kernel:
     def change_pte_range(self, op, tlb, mm, start: int, end: int, writable: bool):
         """``change_pte_range`` for one page-table page."""
         proto = self.proto
-        ptl = mm.ptl(start)
-        yield from self.lock(op, ptl)
-        yield from hook(proto.flush_tlb_batched_pending(op, mm))
+        ptl = yield from self._lock_pte_table(op, mm, start)
         if not writable:
             for vpage in range(start, end):
                 pte = mm.ptes[vpage]
@@ -871,3 +1025,263 @@ class Kernel:
         self.trace.msg(op, "write(file%d:%d) = %d [pfn%d]", fid, pgoff, value, frame)
         self.unlock(op, self.mem.folio_lock[frame])
         yield from hook(self.proto.file_end_write(op, fid, pgoff))
+
+    # -- writeback ------------------------------------------------------------------------
+    def writeback(self, op, fid: int, pgoff: int):
+        """``folio_write_one`` -> ``folio_clear_dirty_for_io`` + ``writepage`` of one page-cache page.
+
+        Outside ``mmap_lock``. Skip if the page is not cached. ``folio_lock`` (wait;
+        give up if the folio left the page cache meanwhile), ``folio_clear_dirty_for_io``:
+        ``folio_mkclean`` (below), re-dirty the folio if it cleaned any PTE, then clear
+        PG_dirty; if it was dirty, ``folio_start_writeback``, copy out to ``disk`` (S2:
+        :meth:`copy_out`), **yield** (IO), ``folio_end_writeback``, unlock.
+        Simplification: the folio lock is held through the IO (it stands for
+        PG_writeback, which reclaim and a second writeback wait on).
+        """
+        mem = self.mem
+        f = mem.files[fid]
+        frame = f.cache.get(pgoff)
+        if frame is None:
+            self.trace.msg(op, "writeback: file%d:%d not cached", fid, pgoff)
+            op.result = "skip"
+            return
+        loc = ("f", fid, pgoff)
+        op.touched_locs[loc] = None
+        lk = mem.folio_lock[frame]
+        yield from self.lock(op, lk)
+        if f.cache.get(pgoff) != frame:
+            self.unlock(op, lk)
+            op.result = "skip"
+            return
+        op.touched_frames[frame] = None
+        if (yield from self.folio_mkclean(op, frame)):
+            mem.dirty[frame] = True  # folio_mark_dirty: a PTE was dirty or writable
+        if mem.dirty[frame]:
+            mem.dirty[frame] = False
+            self.trace.msg(op, "writepage(pfn%d -> file%d:%d)", frame, fid, pgoff)
+            f.disk[pgoff] = self.copy_out(op, frame)
+            yield  # IO in flight (PG_writeback)
+        self.unlock(op, lk)
+
+    def folio_mkclean(self, op, frame: int):
+        """``folio_mkclean`` -> ``page_mkclean_one`` over the rmap (``rmap[frame]`` order).
+
+        Per mapping: take its PTL; if the PTE is present for ``frame`` and dirty or
+        writable: ``ptep_clear_flush`` (``flush_tlb_page``), then set it back
+        write-protected and clean; unlock, **yield**. Returns the number of PTEs
+        cleaned. A mapping whose rmap zap already removed is not visited.
+        """
+        cleaned = 0
+        for (mm_id, vpage) in self._rmap_walk(frame):
+            mm = self.mms[mm_id]
+            ptl = mm.ptl(vpage)
+            yield from self.lock(op, ptl)
+            pte = mm.ptes[vpage]
+            if pte.kind == PRESENT and pte.frame == frame and (pte.dirty or pte.writable):
+                op.touched_vps[(mm_id, vpage)] = None
+                self.arch.flush_tlb_page(mm, vpage, op)  # ptep_clear_flush
+                pte.writable = False  # pte_wrprotect + pte_mkclean + set_pte_at
+                pte.dirty = False
+                cleaned += 1
+                self.trace.msg(op, "page_mkclean_one(mm%d:v%d) [pfn%d]", mm_id, vpage, frame)
+            self.unlock(op, ptl)
+            yield
+        return cleaned
+
+    # -- madvise ------------------------------------------------------------------------
+    def madvise(self, op, mm, start: int, npages: int, advice: str):
+        """``do_madvise`` under ``mmap_read_lock``: two madvises of one mm run in parallel.
+
+        Per VMA of the range, one mmu_gather (``tlb_gather_mmu`` ...
+        ``tlb_finish_mmu``, so parallel gathers see ``mm_tlb_flush_nested``):
+        ``dontneed``: ``zap_page_range_single`` -> ``unmap_single_vma`` ->
+        :meth:`zap_pte_range` per page table (the VMA stays; anonymous contents are
+        gone); ``free`` (anonymous VMAs only), ``cold``, ``pageout``:
+        :meth:`madvise_pte_range`, and for ``pageout`` ``reclaim_pages`` (``shrink_folio_list`` in this task) after each page table.
+        No VMA in the range: ``-ENOMEM`` (result "error"). S3 for dontneed/free at return.
+        """
+        yield from self.mmap_read_lock(op, mm)
+        end = start + npages
+        vmas = [v for v in mm.vmas if v.start < end and v.end > start]
+        if not vmas:
+            self._error(op, mm, "madvise: ENOMEM", False)
+            return
+        self._touch_range(op, mm, start, end)
+        proto = self.proto
+        for vma in vmas:
+            if advice == "free" and not vma.is_anon:
+                continue
+            a, b = max(vma.start, start), min(vma.end, end)
+            tlb = MmuGather(op, mm, a, b, self._tlb_batch_pages_flush)
+            self.m.call_hook(proto.tlb_gather_mmu, tlb)
+            for ta, tb in mm.table_ranges(a, b):
+                if advice == "dontneed":
+                    yield from self.zap_pte_range(op, tlb, mm, vma, ta, tb, madv=True)
+                    continue
+                folios = yield from self.madvise_pte_range(op, tlb, mm, vma, ta, tb, advice)
+                if folios:  # pageout: reclaim_pages -> reclaim_folio_list
+                    yield from self.shrink_folio_list(op, tuple(folios))
+            yield from hook(proto.tlb_end_vma(tlb, vma))
+            yield from hook(proto.tlb_finish_mmu(tlb))
+            if tlb.pages:
+                raise ModelError("tlb_finish_mmu left pages unfreed")
+        self.trace.msg(op, "madvise(mm%d, v%d..v%d, %s)", mm.id, start, end - 1, advice)
+        self.mmap_read_unlock(op, mm)
+        if advice in ("dontneed", "free"):
+            self.oracle.check_s3_madvise(op, mm, start, end, advice)
+
+    def _split_window(self, op, mm, ptl, what: str):
+        """Large-folio split in the madvise walkers: ``pte_unmap_unlock``, ``split_folio``,
+        re-take the PTL and (``RECHECK_AFTER_RELOCK``, 383c4613c67c) call
+        ``flush_tlb_batched_pending`` again.
+
+        Simplification: large folios are not modelled, so every page table's first
+        present PTE opens this window (drop the PTL, **yield**, re-take it); the caller
+        re-reads the PTE afterwards.
+        """
+        self.unlock(op, ptl)
+        self.trace.msg(op, "%s: split_folio (PTL dropped)", what)
+        yield
+        yield from self.lock(op, ptl)
+        if self.proto.RECHECK_AFTER_RELOCK:
+            yield from hook(self.proto.flush_tlb_batched_pending(op, mm))
+
+    def madvise_pte_range(self, op, tlb, mm, vma, start: int, end: int, advice: str):
+        """``madvise_free_pte_range`` / ``madvise_cold_or_pageout_pte_range`` for one page table.
+
+        PTL, ``flush_tlb_batched_pending``; the first present PTE opens the split window
+        (:meth:`_split_window`), after which each PTE is re-read.
+
+        free (anonymous VMA): swap entry -> ``free_swap_and_cache``, PTE cleared (the
+        location reads zero); present PTE: ``folio_trylock`` (held -> skip; a swap-cache
+        folio is skipped too), ``folio_clear_dirty``, unlock; if the PTE is young or
+        dirty: ``ptep_get_and_clear_full`` + set back present, old and clean (write bit
+        kept), ``tlb_remove_tlb_entry``; ``folio_mark_lazyfree``. Migration entries are
+        skipped. Cleared (mm, vpage) go to ``op.madv_cleared`` (S3).
+
+        cold/pageout: per present PTE ``ptep_test_and_clear_young`` +
+        ``tlb_remove_tlb_entry`` if it was young; pageout collects the folio if it is
+        mapped only here (``folio_maybe_mapped_shared`` false) and returns the list for
+        the caller's ``reclaim_pages``. Simplification: those folios are isolated by
+        that reclaim's own ``folio_isolate_lru``, not here under the PTL.
+        """
+        mem = self.mem
+        proto = self.proto
+        ptl = yield from self._lock_pte_table(op, mm, start)
+        free = advice == "free"
+        split = False
+        folios = []
+        for vpage in range(start, end):
+            pte = mm.ptes[vpage]
+            if pte.kind == PRESENT and not split:
+                split = True
+                yield from self._split_window(op, mm, ptl, "madvise_" + advice)
+            kind = pte.kind  # re-read after the relock
+            if kind == SWAP and free:
+                slot = self._free_swap_entry(pte)
+                loc = vma.location(vpage)
+                self.oracle.expected.pop(loc, None)
+                op.touched_locs[loc] = None
+                op.madv_cleared[(mm.id, vpage)] = None
+                self.trace.msg(op, "madvise_free mm%d:v%d [swap slot%d freed]", mm.id, vpage, slot)
+                continue
+            if kind != PRESENT:
+                continue
+            frame = pte.frame
+            if not free:
+                if pte.accessed:
+                    pte.accessed = False
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
+                if advice == "pageout" and len(mem.rmap[frame]) == 1:
+                    folios.append(frame)
+                continue
+            if mem.folio_lock[frame].owner is not None or frame in mem.swap_cache.values():
+                continue  # folio_trylock failed / swap cache folio we cannot free
+            op.touched_frames[frame] = None
+            mem.dirty[frame] = False  # folio_clear_dirty
+            if pte.accessed or pte.dirty:
+                pte.set_present(frame, pte.writable, False)  # old and clean
+                self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
+            mem.lazyfree[frame] = True  # folio_mark_lazyfree
+            self.trace.msg(op, "madvise_free mm%d:v%d [pfn%d lazyfree]", mm.id, vpage, frame)
+        self.unlock(op, ptl)
+        yield
+        return folios
+
+    # -- mremap ---------------------------------------------------------------------------
+    def mremap(self, op, mm, old_start: int, npages: int, new_start: int):
+        """``mremap(MREMAP_MAYMOVE|MREMAP_FIXED)`` to a free range: ``move_vma``.
+
+        ``mmap_write_lock``; "error" unless ``[old_start, +npages)`` lies in one VMA and
+        the destination is inside the address space, free of VMAs and disjoint from the
+        source. ``copy_vma`` (same ``vm_pgoff``, so every page keeps its location),
+        ``move_page_tables`` -> :meth:`move_ptes` per extent, then the old VMA piece is
+        removed. Simplification: the old range is not passed through ``unmap_region``
+        (no PTE is left there; its ``flush_tlb_batched_pending`` is the one
+        ``move_ptes`` already did). S3: no entry of the old range at return.
+        """
+        yield from self.mmap_write_lock(op, mm)
+        old_end = old_start + npages
+        new_end = new_start + npages
+        vma = mm.find_vma(old_start)
+        if (vma is None or vma.end < old_end or new_start < 0 or new_end > len(mm.ptes)
+                or any(v.start < new_end and v.end > new_start for v in mm.vmas)
+                or (new_start < old_end and old_start < new_end)):
+            self._error(op, mm, "mremap: EINVAL", True)
+            return
+        self._touch_range(op, mm, old_start, old_end)
+        self._touch_range(op, mm, new_start, new_end)
+        for vp in range(old_start, old_end):
+            op.touched_locs[vma.location(vp)] = None
+        old = mm.split_vmas(old_start, old_end)[0]
+        new = old.moved_copy(new_start)
+        mm.vmas.append(new)  # copy_vma
+        mm.vmas.sort(key=lambda v: v.start)
+        n = mm.ptes_per_table
+        a = old_start
+        while a < old_end:
+            na = new_start + a - old_start
+            ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
+            yield from self.move_ptes(op, mm, a, a + ext, na)
+            a += ext
+        mm.vmas.remove(old)
+        self.trace.msg(op, "mremap(mm%d, v%d..v%d -> v%d)", mm.id, old_start, old_end - 1, new_start)
+        op.result = new_start
+        self.mmap_write_unlock(op, mm)
+        self.oracle.check_s3(op, mm, old_start, old_end, "mremap")
+
+    def move_ptes(self, op, mm, old_addr: int, old_end: int, new_addr: int):
+        """``move_ptes``: old PTL, then the new one if different (``spin_lock_nested``),
+        ``flush_tlb_batched_pending``; each non-none PTE ``ptep_get_and_clear`` +
+        ``set_pte_at`` at the new address (rmap follows); a present one sets
+        ``force_flush``, and then ``flush_tlb_range`` of this extent of the old range
+        (``old_end - len .. old_end``) before the PTLs are dropped.
+        """
+        proto = self.proto
+        old_ptl = mm.ptl(old_addr)
+        new_ptl = mm.ptl(new_addr)
+        yield from self.lock(op, old_ptl)
+        if new_ptl is not old_ptl:
+            yield from self.lock(op, new_ptl)
+        yield from hook(proto.flush_tlb_batched_pending(op, mm))
+        force_flush = False
+        for vp in range(old_addr, old_end):
+            pte = mm.ptes[vp]
+            if pte.kind == NONE:
+                continue
+            dst = mm.ptes[vp - old_addr + new_addr]
+            dst.kind, dst.frame, dst.writable, dst.dirty, dst.accessed, dst.slot = (
+                pte.kind, pte.frame, pte.writable, pte.dirty, pte.accessed, pte.slot)
+            if pte.kind == PRESENT:
+                force_flush = True
+                self.rmap_remove(pte.frame, mm, vp)
+                self.rmap_add(pte.frame, mm, vp - old_addr + new_addr)
+                op.touched_frames[pte.frame] = None
+            pte.clear()
+            self.trace.msg(op, "move_pte(mm%d:v%d -> v%d)", mm.id, vp, vp - old_addr + new_addr)
+        if force_flush:
+            self.arch.flush_tlb_mm_range(mm, old_addr, old_end, op)
+        if new_ptl is not old_ptl:
+            self.unlock(op, new_ptl)
+        self.unlock(op, old_ptl)
+        yield

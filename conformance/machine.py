@@ -36,6 +36,12 @@ _CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: values written by user stores start here (file contents are 1000.., anon pages 0)
 FIRST_USER_VALUE = 1_000_000
 
+#: operations whose mm makes a folio "hot" for reclaim/migration (``Machine.hot_frames``)
+HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap"})
+
+#: the madvise advices modelled (``Machine.madvise``)
+MADV_ADVICE = ("dontneed", "free", "cold", "pageout")
+
 
 def boot_layout(m: "Machine") -> None:
     """The initial address spaces (docs/model.md, "Boot layout").
@@ -230,12 +236,44 @@ class Machine:
                            lambda op: self.kernel.fault(op, mm, vpage, write),
                            lambda: f"fault(mm{mm.id}:v{vpage}{',W' if write else ''})")
 
-    def reclaim(self, cpu: int, frames: tuple) -> Op:
-        """Start ``shrink_folio_list`` (kswapd on ``cpu``) over ``frames``."""
+    def reclaim(self, cpu: int, frames: tuple, nested: tuple = ()) -> Op:
+        """Start ``shrink_node`` (kswapd on ``cpu``) over ``frames``; ``nested``: the frames a
+        nested reclaim pass (entered from the first swapout allocation) works on."""
         frames = tuple(frames)
-        self._action("reclaim", (cpu, frames))
-        return self._start(cpu, "reclaim", frames, lambda op: self.kernel.reclaim(op, frames),
-                           lambda: f"reclaim[{','.join(f'pfn{f}' for f in frames)}]")
+        nested = tuple(nested)
+        self._action("reclaim", (cpu, frames, nested) if nested else (cpu, frames))
+        return self._start(cpu, "reclaim", frames,
+                           lambda op: self.kernel.reclaim(op, frames, nested),
+                           lambda: f"reclaim[{','.join(f'pfn{f}' for f in frames)}]"
+                           + (f"+nested[{','.join(f'pfn{f}' for f in nested)}]" if nested else ""))
+
+    def writeback(self, cpu: int, file: int, pgoff: int) -> Op:
+        """Start writeback of page ``pgoff`` of ``file`` (``folio_write_one``, with ``folio_mkclean``)."""
+        self._action("writeback", (cpu, file, pgoff))
+        return self._start(cpu, "writeback", (file, pgoff),
+                           lambda op: self.kernel.writeback(op, file, pgoff),
+                           lambda: f"writeback(file{file}:{pgoff})")
+
+    def _mm_op(self, cpu: int, name: str, args: tuple, run, label) -> Op:
+        """Log the action and start ``run(op, mm)`` on ``cpu``'s loaded mm (a syscall by the
+        task running there); ``label(mm)`` names the operation."""
+        self._action(name, (cpu,) + args)
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        return self._start(cpu, name, args, lambda op: run(op, mm), lambda: label(mm))
+
+    def madvise(self, cpu: int, start: int, npages: int, advice: str) -> Op:
+        """Start ``madvise(start, npages, MADV_<advice>)``: "dontneed", "free", "cold", "pageout"."""
+        if advice not in MADV_ADVICE:
+            raise UsageError(f"madvise: unknown advice {advice!r}")
+        return self._mm_op(cpu, "madvise", (start, npages, advice),
+                           lambda op, mm: self.kernel.madvise(op, mm, start, npages, advice),
+                           lambda mm: f"madvise(mm{mm.id}, {_vrange(start, npages)}, {advice})")
+
+    def mremap(self, cpu: int, old_start: int, npages: int, new_start: int) -> Op:
+        """Start ``mremap(old_start, npages, npages, MREMAP_MAYMOVE|MREMAP_FIXED, new_start)``."""
+        return self._mm_op(cpu, "mremap", (old_start, npages, new_start),
+                           lambda op, mm: self.kernel.mremap(op, mm, old_start, npages, new_start),
+                           lambda mm: f"mremap(mm{mm.id}, {_vrange(old_start, npages)} -> v{new_start})")
 
     def migrate(self, cpu: int, frames: tuple) -> Op:
         """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``."""
@@ -246,11 +284,9 @@ class Machine:
 
     def munmap(self, cpu: int, start: int, npages: int) -> Op:
         """Start ``munmap(start, npages)`` by the task running on ``cpu``."""
-        self._action("munmap", (cpu, start, npages))
-        mm = self.tlbs.cpus[cpu].loaded_mm
-        return self._start(cpu, "munmap", (start, npages),
-                           lambda op: self.kernel.munmap(op, mm, start, npages),
-                           lambda: f"munmap(mm{mm.id}, v{start}..v{start + npages - 1})")
+        return self._mm_op(cpu, "munmap", (start, npages),
+                           lambda op, mm: self.kernel.munmap(op, mm, start, npages),
+                           lambda mm: f"munmap(mm{mm.id}, {_vrange(start, npages)})")
 
     def mmap(self, cpu: int, start: int, npages: int, file, writable: bool, fixed: bool) -> Op:
         """Start ``mmap``: anonymous private (file None) or shared ``file``; ``fixed`` = MAP_FIXED."""
@@ -266,11 +302,9 @@ class Machine:
 
     def mprotect(self, cpu: int, start: int, npages: int, writable: bool) -> Op:
         """Start ``mprotect(start, npages, PROT_READ[|PROT_WRITE])``."""
-        self._action("mprotect", (cpu, start, npages, writable))
-        mm = self.tlbs.cpus[cpu].loaded_mm
-        return self._start(cpu, "mprotect", (start, npages, writable),
-                           lambda op: self.kernel.mprotect(op, mm, start, npages, writable),
-                           lambda: f"mprotect(mm{mm.id}, v{start}..v{start + npages - 1}, "
+        return self._mm_op(cpu, "mprotect", (start, npages, writable),
+                           lambda op, mm: self.kernel.mprotect(op, mm, start, npages, writable),
+                           lambda mm: f"mprotect(mm{mm.id}, {_vrange(start, npages)}, "
                            f"{'RW' if writable else 'RO'})")
 
     def write(self, cpu: int, file: int, pgoff: int) -> Op:
@@ -339,6 +373,11 @@ class Machine:
         self.mem.value[frame] = value
         self.trace.msg(cpu, "write mm%d:v%d = %d [pfn%d]", mm.id, vpage, value, frame)
         loc = vma.location(vpage) if vma is not None else self._backed_location(frame)
+        if loc is not None and loc[0] == "a" and self.mem.owner[frame] != loc:
+            # a stale entry to an anonymous folio that no longer backs the location
+            # (MADV_DONTNEED zapped it, or reclaim discarded it as lazyfree): the
+            # store is lost with the folio; the location's content does not change
+            loc = None
         if loc is not None:
             self.oracle.expected[loc] = value
             self.oracle.check_mappings_of(loc)
@@ -437,9 +476,10 @@ class Machine:
         return [f for f, o in enumerate(self.mem.owner) if o.__class__ is tuple]
 
     def hot_frames(self) -> list[int]:
-        """LRU folios mapped in an mm that a munmap/mprotect/mmap in flight works on."""
+        """LRU folios mapped in an mm that a munmap/mprotect/mmap/madvise/mremap in flight
+        works on."""
         mms = {id(self.tlbs.cpus[op.cpu].loaded_mm) for op in self.ops
-               if op.name in ("munmap", "mprotect", "mmap")}
+               if op.name in HOT_OPS}
         if not mms:
             return []
         hot = []
@@ -457,6 +497,10 @@ class Machine:
     def check_quiescent(self) -> None:
         """C1 over every entry (call when nothing is in flight)."""
         self.oracle.check_all()
+
+
+def _vrange(start: int, npages: int) -> str:
+    return f"v{start}..v{start + npages - 1}"
 
 
 def _protocol_files(proto_cls) -> frozenset:

@@ -5,7 +5,7 @@
   first (pcp lists are LIFO for cache hotness), which is what turns a stale
   TLB entry into a leak.
 * A frame's ``owner`` says what it holds: a page-cache page ``('f', file,
-  pgoff)``, an anonymous page ``('a', anon_id, vpage)``, ``'other'`` (the other
+  pgoff)``, an anonymous page ``('a', anon_id, index)`` (``Vma.location``), ``'other'`` (the other
   consumer: slab or another process, Matthew Wilcox's scenario) or ``None``
   when free.
 * ``rmap[frame]`` lists the PTEs mapping it, as (mm_id, vpage) in insertion
@@ -32,13 +32,16 @@ class File:
 class Memory:
     """Frames, allocator, files and swap."""
 
-    __slots__ = ("value", "owner", "dirty", "folio_lock", "free_list", "rmap", "isolated",
+    __slots__ = ("value", "owner", "dirty", "lazyfree", "folio_lock", "free_list", "rmap", "isolated",
                  "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map")
 
     def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
         self.value = [0] * nframes
         self.owner: list = [None] * nframes
         self.dirty = [False] * nframes  # PG_dirty of the folio in the frame
+        # MADV_FREE'd anonymous folio (folio_mark_lazyfree: !PG_swapbacked); cleared when
+        # the frame is freed or reallocated, or when reclaim finds it re-dirtied
+        self.lazyfree = [False] * nframes
         self.folio_lock = [Lock(f"folio_lock(pfn{f})") for f in range(nframes)]
         # LIFO: the end of the list is handed out first.
         self.free_list = list(range(nframes - 1, -1, -1))
@@ -64,6 +67,7 @@ class Memory:
         """``free_unref_folios``/``free_unref_page``: back to the head of the free list."""
         self.owner[frame] = None
         self.dirty[frame] = False
+        self.lazyfree[frame] = False
         self.free_list.append(frame)
 
     def alloc_slot(self):

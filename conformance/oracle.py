@@ -92,6 +92,37 @@ class Oracle:
                            cpus=sorted({op.cpu, cpu}), mm=mm.id, vpage=vpage, frame=e.frame,
                            expected=want, observed=repr(e), who=op)
 
+    def check_s3_madvise(self, op, mm, start: int, end: int, advice: str) -> None:
+        """S3 at madvise(MADV_DONTNEED / MADV_FREE) return (docs/oracle.md section 2).
+
+        (a) For every (mm, vpage) whose PTE this op cleared (``op.madv_cleared``: zapped
+        present/swap/migration entries; swap entries MADV_FREE dropped), no entry may map
+        a frame other than the one the PTE maps now. (b) FREE: no entry in the range may
+        be writable and dirty over a present *clean* PTE of the same frame (a write
+        through it would not set the PTE dirty bit and reclaim would discard it).
+        Conditions chosen so that faults, reclaim and migration running concurrently
+        under ``mmap_read_lock`` give no false report.
+        """
+        self.checks += 1
+        ptes = mm.ptes
+        for vpage in range(start, end):
+            pte = ptes[vpage]
+            cur = pte.frame if pte.kind == PRESENT else None
+            cleared = (mm.id, vpage) in op.madv_cleared
+            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
+                if cleared and e.frame != cur:
+                    why = "no entry for a PTE it cleared"
+                elif (advice == "free" and cur == e.frame and not pte.dirty
+                      and e.writable and e.dirty):
+                    why = "no writable dirty entry over a clean PTE"
+                else:
+                    continue
+                self._fail("S3", f"madvise({advice}) returned on CPU{op.cpu} but CPU{c.id} still "
+                           f"caches mm{mm.id}:v{vpage} -> pfn{e.frame}{' W' if e.writable else ' RO'}"
+                           f"{'D' if e.dirty else ''} (PTE {pte!r})",
+                           cpus=sorted({op.cpu, c.id}), mm=mm.id, vpage=vpage, frame=e.frame,
+                           expected=why, observed=repr(e), who=op)
+
     # -- C1 -----------------------------------------------------------------------------
     def check_entry(self, cpu_id: int, mm_id: int, vpage: int, e, exclude=None) -> None:
         """C1 for one entry, unless an operation in flight touches it."""
@@ -129,15 +160,8 @@ class Oracle:
         """C1 for every entry of every address that maps ``loc``."""
         for mm in self.m.mms:
             for vma in mm.vmas:
-                if loc[0] == "a":
-                    if vma.anon_id != loc[1] or not vma.start <= loc[2] < vma.end:
-                        continue
-                    vpages = (loc[2],)
-                elif vma.file == loc[1] and vma.pgoff <= loc[2] < vma.pgoff + vma.end - vma.start:
-                    vpages = (vma.start + loc[2] - vma.pgoff,)
-                else:
-                    continue
-                for vp in vpages:
+                vp = vma.vpage_of(loc)
+                if vp is not None:
                     for cpu, e in self.m.tlbs.entries_for(mm.id, vp):
                         self.check_entry(cpu.id, mm.id, vp, e, exclude)
 

@@ -105,7 +105,8 @@ class Vma:
     """A ``vm_area_struct``: [start, end) in virtual pages.
 
     ``anon_id`` names the anonymous memory (our ``anon_vma``) so that locations
-    survive a VMA split by mprotect; ``file``/``pgoff`` name a shared file
+    survive a VMA split by mprotect; ``pgoff`` is ``vm_pgoff`` (for anonymous
+    memory the page the VMA was created at); ``file``/``pgoff`` name a shared file
     mapping (``VM_SHARED``); ``maywrite`` is ``VM_MAYWRITE`` (the file was opened
     for writing). ``proto`` is the slot protocols may use for per-VMA flags
     (LUF's deferred-flush flag).
@@ -128,16 +129,33 @@ class Vma:
         return self.file is None
 
     def location(self, vpage: int):
-        """The location a user address means: ('a', anon_id, vpage) or ('f', file, pgoff)."""
+        """The location a user address means: ('a', anon_id, index) or ('f', file, pgoff).
+
+        ``index`` is ``linear_page_index``: an anonymous VMA's ``pgoff`` is the page it
+        was created at (``vm_pgoff = addr >> PAGE_SHIFT``) and mremap keeps it, so a
+        moved page keeps its location (and its expected value)."""
         if self.file is None:
-            return ("a", self.anon_id, vpage)
+            return ("a", self.anon_id, self.pgoff + vpage - self.start)
         return ("f", self.file, self.pgoff + vpage - self.start)
+
+    def vpage_of(self, loc):
+        """The address in this VMA that maps ``loc``, or None (the rmap walk's ``vma_address``)."""
+        if (self.anon_id if loc[0] == "a" else self.file) != loc[1]:
+            return None
+        vp = self.start + loc[2] - self.pgoff
+        return vp if self.start <= vp < self.end else None
 
     def split_copy(self, start: int, end: int) -> "Vma":
         """``__split_vma``: a copy covering [start, end) (protocol slot copied too)."""
-        v = Vma(start, end, self.anon_id, self.file,
-                self.pgoff + start - self.start if self.file is not None else 0,
+        v = Vma(start, end, self.anon_id, self.file, self.pgoff + start - self.start,
                 self.writable, self.maywrite)
+        v.proto = self.proto
+        return v
+
+    def moved_copy(self, new_start: int) -> "Vma":
+        """``copy_vma`` for mremap: the same memory (``vm_pgoff`` kept) at ``new_start``."""
+        v = Vma(new_start, new_start + self.end - self.start, self.anon_id, self.file,
+                self.pgoff, self.writable, self.maywrite)
         v.proto = self.proto
         return v
 

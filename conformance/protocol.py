@@ -78,6 +78,23 @@ class Protocol:
     #: set by the registry to the module name (``linux``, ``luf_v10``, ...)
     name = "base"
 
+    #: ``migrate_pages_batch`` does ``try_to_unmap_flush()`` before the move phase
+    #: (7e12beb8ca2a). False: a naive batching that flushes only after the copies and
+    #: ``remove_migration_ptes``, just before the sources are freed (S2 at the copy).
+    MIGRATE_FLUSH_BEFORE_COPY = True
+
+    #: ``zap_pte_range`` on a dirty shared-file PTE: ``(force_flush, delay_rmap)``.
+    #: ``(True, True)``: mainline since 5df397dec7c4 (flush under the PTL, rmap removed
+    #: after it); ``(True, False)``: 1cf35d47712d..5df397dec7c4 (flush under the PTL,
+    #: ``page_remove_rmap`` at zap time, before the flush); ``(False, False)``: before
+    #: 1cf35d47712d (no forced flush: the gather flushes at ``tlb_end_vma`` /
+    #: ``tlb_finish_mmu``, after the PTL is dropped).
+    ZAP_DIRTY_FILE_PTE = (True, True)
+
+    #: madvise's free/cold/pageout walkers call ``flush_tlb_batched_pending`` again each
+    #: time they re-take the PTL after dropping it to split a large folio (383c4613c67c).
+    RECHECK_AFTER_RELOCK = True
+
     def __init__(self, arch, free_pages) -> None:
         self.arch = arch
         #: ``free_unref_folios`` of the page allocator: ``free_pages(frames)``
@@ -97,6 +114,12 @@ class Protocol:
         return None
 
     # -- batched unmap flush (mm/rmap.c) -----------------------------------
+    def init_tlb_ubc(self, task) -> None:
+        """Start of every ``shrink_node``-level reclaim pass, nested ones included (must
+        not yield). Mainline: nothing (Hugh Dickins, "mm: delete unnecessary and unsafe
+        init_tlb_ubc()"); 4.3-4.7 reset ``current->tlb_ubc.flush_required = false`` in
+        ``shrink_lruvec``/``shrink_node_memcg``, losing an outer pass's pending flush."""
+
     def should_defer_flush(self, task, mm) -> bool:
         """``should_defer_flush(mm, TTU_BATCH_FLUSH)``: defer this PTE's flush?"""
         return False
@@ -112,7 +135,8 @@ class Protocol:
         """Flush if a deferred PTE was dirty (before IO). May yield."""
 
     def flush_tlb_batched_pending(self, task, mm) -> None:
-        """Called under the PTL by zap/mprotect/mremap/madvise before looking at PTEs. May yield."""
+        """Called under the PTL by zap/mprotect/mremap/madvise before looking at PTEs (and, when
+        ``RECHECK_AFTER_RELOCK``, again after madvise re-takes it). May yield."""
 
     # -- folio-level hooks for LUF-style protocols ----------------------------
     def try_to_unmap_begin(self, task, frame: int, migration: bool) -> None:

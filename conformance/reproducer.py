@@ -85,7 +85,8 @@ def load(path: str) -> dict:
 
 
 ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "write",
-           "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free")
+           "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free",
+           "writeback", "madvise", "mremap")
 
 
 def replay(data: dict, proto_cls=None):

@@ -1,0 +1,308 @@
+"""Model additions for the historical-bug corpus: nested reclaim, migration flush placement,
+zap of dirty file PTEs vs writeback, madvise (parallel gathers, split window), mremap.
+
+Each mutant is a small subclass of the mainline protocol defined here; every schedule is
+run on the mutant (which must fail with the named rule) and on mainline (which must pass).
+"""
+import pytest
+
+from conformance.errors import Failure
+from conformance.machine import Machine
+from conformance.pagetable import NONE, PRESENT, SWAP
+from conformance.registry import load_protocol
+from conformance.reproducer import replay_actions
+
+LINUX = load_protocol("linux")
+LINUX_4_3 = load_protocol("linux_4_3")
+
+
+class NestedInitTlbUbc(LINUX):
+    """4.3-4.7: ``init_tlb_ubc`` resets the task's pending flag at every shrink pass."""
+    name = "mutant-init-tlb-ubc"
+
+    def init_tlb_ubc(self, task):
+        task.tlb_ubc.flush_required = False
+
+
+class MigrateFlushLate(LINUX):
+    name = "mutant-migrate-flush-late"
+    MIGRATE_FLUSH_BEFORE_COPY = False
+
+
+class ZapRmapEarly(LINUX):
+    """1cf35d47712d..5df397dec7c4: flush under the PTL, rmap removed before it."""
+    name = "mutant-zap-rmap-early"
+    ZAP_DIRTY_FILE_PTE = (True, False)
+
+
+class ZapNoForceFlush(LINUX):
+    """Before 1cf35d47712d: no forced flush for dirty shared PTEs."""
+    name = "mutant-zap-no-force-flush"
+    ZAP_DIRTY_FILE_PTE = (False, False)
+
+
+class NoRecheck(LINUX):
+    """Before 383c4613c67c: no flush_tlb_batched_pending after madvise re-takes the PTL."""
+    name = "mutant-no-recheck"
+    RECHECK_AFTER_RELOCK = False
+
+
+class NoNestedCheck(LINUX):
+    """Before 99baac21e458: tlb_finish_mmu ignores parallel gathers."""
+    name = "mutant-no-nested-check"
+
+    def tlb_finish_mmu(self, tlb):
+        self.tlb_flush_mmu(tlb)
+        tlb.mm.tlb_flush_pending -= 1
+
+
+def outcome(cls, schedule):
+    """Run ``schedule(m)`` on a fresh default machine, then quiesce: the rule violated, or None."""
+    m = Machine(cls)
+    try:
+        schedule(m)
+        m.drain()
+        m.check_quiescent()
+    except Failure as f:
+        assert f.machine is m
+        return f.rule
+    return None
+
+
+def finish(m, op):
+    while op in m.ops:
+        m.advance(op.id)
+
+
+def run_while_runnable(m, op):
+    while op in m.ops and op.runnable():
+        m.advance(op.id)
+
+
+def check(mutant, schedule, rule, mainline=LINUX):
+    assert outcome(mutant, schedule) == rule
+    assert outcome(mainline, schedule) is None
+
+
+# -- part 1: nested reclaim -------------------------------------------------------------------
+
+def nested_reclaim(m):
+    m.switch_mm(2, 1)  # mm0 now runs on CPU0 only: its PTEs are flushed at once
+    assert m.frame_of(1, 2) == 4 and m.frame_of(0, 0) == 0 and m.frame_of(0, 1) == 1
+    # pfn4 (mm1:v2, cached by CPU1) is deferred; pfn0's swapout allocation recurses over pfn1
+    m.reclaim(0, (4, 0), nested=(1,))
+    m.drain()
+    m.consumer_alloc()  # pfn0
+    m.consumer_alloc()  # pfn4: CPU1 still caches it if the outer flush was lost
+
+
+def test_nested_reclaim_init_tlb_ubc_loses_the_outer_flush():
+    check(NestedInitTlbUbc, nested_reclaim, "S1")
+
+
+def test_nested_reclaim_runs_inside_the_outer_pass_and_replays():
+    m = Machine(LINUX)
+    nested_reclaim(m)
+    lines = [t for _, _, t in m.trace.lines()]
+    enter = next(i for i, t in enumerate(lines) if "nested reclaim" in t)
+    inner = next(i for i, t in enumerate(lines) if "pageout(pfn1" in t)
+    outer = next(i for i, t in enumerate(lines) if "pageout(pfn0" in t)
+    assert enter < inner < outer
+    assert ("reclaim", (0, (4, 0), (1,))) in m.actions
+    acts = [[n, list(a)] for n, a in m.actions]
+    assert replay_actions(NestedInitTlbUbc, m.cfg, False, acts).rule == "S1"
+    assert replay_actions(LINUX, m.cfg, False, acts) is None
+
+
+def test_old_reclaim_actions_replay_without_nested():
+    m = Machine(LINUX)
+    m.reclaim(1, (0,))
+    assert m.actions[-1] == ("reclaim", (1, (0,)))
+
+
+# -- part 1: migration flush placement -----------------------------------------------------------
+
+def migrate_dirty_anon(m):
+    m.migrate(1, (0,))  # mm0:v0 is cached W D by CPU0 and CPU2
+
+
+def test_migration_flush_after_copy_is_s2():
+    check(MigrateFlushLate, migrate_dirty_anon, "S2")
+
+
+# -- part 1 + 2: zap of a dirty shared-file PTE vs writeback (folio_mkclean) --------------------
+
+def zap_vs_writeback(m):
+    assert m.user_access(1, 0, True) == "fault"  # mm1:v0 = file0:0, RO PTE (write-notify)
+    m.drain()
+    assert m.user_access(1, 0, True) == "wrote"  # CPU1 caches mm1:v0 W D
+    m.switch_mm(2, 1)
+    m.munmap(2, 0, 1)  # zaps the dirty PTE; stops inside (or just after) its PTL section
+    wb = m.writeback(0, 0, 0)
+    run_while_runnable(m, wb)  # mainline: folio_mkclean waits for munmap's PTL
+
+
+@pytest.mark.parametrize("mutant", [ZapRmapEarly, ZapNoForceFlush])
+def test_zap_dirty_file_pte_without_delayed_rmap_is_s2_at_writeback(mutant):
+    check(mutant, zap_vs_writeback, "S2")
+
+
+def test_writeback_cleans_and_write_protects_ptes():
+    m = Machine(LINUX)
+    assert m.user_access(1, 0, True) == "fault"
+    m.drain()
+    assert m.user_access(1, 0, True) == "wrote"
+    value = m.mem.value[m.frame_of(1, 0)]
+    m.writeback(0, 0, 0)
+    m.drain()
+    pte = m.mms[1].ptes[0]
+    assert pte.kind == PRESENT and not pte.writable and not pte.dirty
+    assert m.mem.files[0].disk[0] == value and not m.mem.dirty[pte.frame]
+    assert not m.tlbs.entries_for(1, 0)  # ptep_clear_flush
+    assert m.user_access(1, 0, True) == "fault"  # write-notify again
+    m.drain()
+    m.check_quiescent()
+
+
+def test_writeback_of_an_uncached_page_skips():
+    m = Machine(LINUX)
+    op = m.writeback(0, 1, 1)  # file1:1 is cached (pfn5); evict it first via reclaim
+    m.drain()
+    assert op.result is None
+    m.reclaim(0, (5,))
+    m.drain()
+    op = m.writeback(0, 1, 1)
+    assert op.result == "skip" and op not in m.ops
+
+
+# -- part 3: madvise ---------------------------------------------------------------------------
+
+def recheck_window(m):
+    md = m.madvise(0, 1, 1, "free")  # stops in the split window of mm0:v1
+    m.reclaim(1, (1,))  # try_to_unmap clears mm0:v1 and defers the flush
+    finish(m, md)  # relock; v1 is a swap entry: MADV_FREE drops it
+
+
+def test_madvise_no_recheck_after_relock_is_s3():
+    check(NoRecheck, recheck_window, "S3")
+
+
+def parallel_free(m):
+    m.switch_mm(1, 0)
+    assert m.fill(1, 0)  # CPU1 caches mm0:v0 W D
+    a = m.madvise(0, 0, 1, "free")
+    m.advance(a.id)  # CPU0 cleans the PTE; its flush waits for its tlb_end_vma
+    b = m.madvise(2, 0, 1, "free")  # CPU2 sees a clean, old PTE and records nothing
+    finish(m, b)
+
+
+def test_parallel_madvise_free_needs_the_nested_check():
+    check(NoNestedCheck, parallel_free, "S3")
+
+
+def test_madvise_dontneed_zaps_and_keeps_the_vma():
+    m = Machine(LINUX)
+    assert m.user_access(0, 0, True) == "wrote"
+    m.madvise(0, 0, 2, "dontneed")
+    m.drain()
+    assert m.mms[0].ptes[0].kind == NONE and m.mms[0].find_vma(0) is not None
+    assert not m.tlbs.entries_for(0, 0)
+    assert m.user_access(0, 0, False) == "fault"
+    m.drain()
+    assert m.user_access(0, 0, False) == 0  # a fresh zero page
+    m.check_quiescent()
+
+
+def test_madvise_free_then_reclaim_discards_a_clean_folio():
+    m = Machine(LINUX)
+    assert m.user_access(0, 0, True) == "wrote"
+    m.madvise(0, 0, 1, "free")
+    m.drain()
+    pte = m.mms[0].ptes[0]
+    assert pte.kind == PRESENT and not pte.dirty and m.mem.lazyfree[0]
+    nslots = len(m.mem.swap_free)
+    m.reclaim(1, (0,))
+    m.drain()
+    assert pte.kind == NONE and len(m.mem.swap_free) == nslots  # discarded, no swap entry
+    assert m.user_access(0, 0, False) == "fault"
+    m.drain()
+    assert m.user_access(0, 0, False) == 0
+    m.check_quiescent()
+
+
+def test_madvise_free_then_write_redirties_and_reclaim_keeps_it():
+    m = Machine(LINUX)
+    m.madvise(0, 0, 1, "free")
+    m.drain()
+    assert m.user_access(0, 0, True) == "wrote"  # clean entry/PTE: the walk sets D
+    assert m.mms[0].ptes[0].dirty
+    m.reclaim(1, (0,))
+    m.drain()
+    assert m.frame_of(0, 0) == 0 and not m.mem.lazyfree[0]
+    m.check_quiescent()
+
+
+def test_parallel_madvise_free_passes_on_mainline_with_faults_and_reclaim():
+    def sched(m):
+        a = m.madvise(0, 0, 2, "free")
+        b = m.madvise(2, 0, 2, "free")
+        m.reclaim(1, (0, 1))
+        for _ in range(6):
+            for op in list(m.ops):
+                if op in m.ops and op.runnable():
+                    m.advance(op.id)
+    assert outcome(LINUX, sched) is None
+
+
+@pytest.mark.parametrize("advice", ["cold", "pageout"])
+def test_madvise_cold_and_pageout(advice):
+    m = Machine(LINUX)
+    m.madvise(0, 0, 2, advice)
+    m.drain()
+    assert not m.mms[0].ptes[0].accessed
+    if advice == "pageout":
+        assert m.mms[0].ptes[0].kind == SWAP and m.mms[0].ptes[1].kind == SWAP
+    else:
+        assert m.frame_of(0, 0) == 0
+    m.check_quiescent()
+
+
+# -- part 4: mremap ----------------------------------------------------------------------------
+
+def reclaim_then_mremap(m):
+    m.munmap(0, 3, 1)
+    m.drain()
+    m.reclaim(1, (1,))  # clears mm0:v1, defers the flush (CPU0, CPU2 cache it)
+    finish(m, m.mremap(0, 1, 1, 3))  # moves the swap entry: nothing present, no force_flush
+
+
+def test_mremap_without_flush_tlb_batched_pending_is_s3():
+    check(LINUX_4_3, reclaim_then_mremap, "S3")
+
+
+def test_mremap_moves_ptes_and_locations():
+    m = Machine(LINUX)
+    assert m.user_access(0, 1, True) == "wrote"
+    value = m.mem.value[1]
+    m.munmap(0, 3, 1)
+    m.drain()
+    op = m.mremap(0, 1, 1, 3)
+    m.drain()
+    assert op.result == 3
+    assert m.mms[0].ptes[1].kind == NONE and m.frame_of(0, 3) == 1
+    assert m.mms[0].find_vma(1) is None and m.mms[0].find_vma(3).is_anon
+    assert list(m.mem.rmap[1]) == [(0, 3)]
+    assert not m.tlbs.entries_for(0, 1)
+    assert m.user_access(0, 3, False) == value
+    m.reclaim(1, (1,))  # the rmap walk finds the new address
+    m.drain()
+    assert m.user_access(0, 3, False) == "fault"
+    m.drain()
+    assert m.user_access(0, 3, False) == value
+    m.check_quiescent()
+
+
+def test_mremap_rejects_an_occupied_destination():
+    m = Machine(LINUX)
+    op = m.mremap(0, 0, 1, 2)
+    assert op.result == "error" and op not in m.ops
