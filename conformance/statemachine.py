@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 import strategies as S
 
 from .config import DEFAULT, MachineConfig
-from .machine import Machine
+from .machine import MADV_ADVICE, Machine
 
 
 class Stats:
@@ -111,11 +111,16 @@ class Driver:
             picked.append(pool[(i + 1) % len(pool)])
         return tuple(picked)
 
-    def reclaim(self, cpu: int, a: int, n: int) -> None:
+    def reclaim(self, cpu: int, a: int, n: int, nested: bool = False) -> None:
+        """Reclaim; ``nested``: one more LRU folio (not in ``frames``) for a nested pass."""
         c = self._idle(cpu)
         frames = self._frames(a, n)
         if c is not None and frames:
-            self.m.reclaim(c, frames)
+            more = ()
+            if nested:
+                rest = [f for f in self.m.lru_frames() if f not in frames]
+                more = (rest[a % len(rest)],) if rest else ()
+            self.m.reclaim(c, frames, more)
 
     def migrate(self, cpu: int, a: int, n: int) -> None:
         c = self._idle(cpu)
@@ -144,6 +149,33 @@ class Driver:
         c = self._idle(cpu)
         if c is not None:
             self.m.write(c, file, pgoff)
+
+    def writeback(self, cpu: int, file: int, pgoff: int) -> None:
+        c = self._idle(cpu)
+        if c is not None:
+            self.m.writeback(c, file, pgoff)
+
+    def madvise(self, cpu: int, start: int, n: int, advice: str) -> None:
+        c = self._idle(cpu)
+        if c is not None:
+            start = self._start(c, start)
+            self.m.madvise(c, start, min(n, self.m.cfg.vpages - start), advice)
+
+    def mremap(self, cpu: int, start: int, n: int, dest: int) -> None:
+        """mremap to the ``dest``-th free range of the CPU's mm (none free: nothing)."""
+        c = self._idle(cpu)
+        if c is None:
+            return
+        start = self._start(c, start)
+        mm = self.m.tlbs.cpus[c].loaded_mm
+        vma = mm.find_vma(start)
+        if vma is None:
+            return
+        n = min(n, vma.end - start)
+        free = [s for s in range(len(mm.ptes) - n + 1)
+                if not any(v.start < s + n and v.end > s for v in mm.vmas)]
+        if free:
+            self.m.mremap(c, start, n, free[dest % len(free)])
 
     def consumer_alloc(self) -> None:
         self.m.consumer_alloc()
@@ -214,7 +246,8 @@ class ConformanceBase(RuleBasedStateMachine):
     #: testing disables each rule with a probability drawn per example, which starves
     #: races that need four or five rules together (reclaim + munmap + fill + advance),
     #: so only the rarely decisive rules take part in it.
-    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate"})
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "writeback",
+                             "madvise", "mremap"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -243,6 +276,9 @@ def _rules(cfg: MachineConfig) -> dict:
     CPU_PICK = (nc, 8)
     BACKGROUND = (4, nc, 8)
     RECLAIM = (nc, 8, 3)
+    RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
+    MADV = (nc, 2 * nv, 3, 4)
+    MREMAP = (nc, 2 * nv, 3, nv)
     RANGE = (nc, 2 * nv, 3)
     MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
     MPROT = (nc, 2 * nv, 3, 2)
@@ -309,9 +345,9 @@ def _rules(cfg: MachineConfig) -> dict:
     @rule(x=S.code(RECLAIM))
     @counted
     def reclaim(self, x):
-        """Reclaim one or two folios (cpu, pick, count)."""
-        cpu, a, k = dec(x, RECLAIM)
-        self.d.reclaim(cpu, a, K[k])
+        """Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."""
+        cpu, a, k, nested = dec(x, RECLAIM_N)
+        self.d.reclaim(cpu, a, K[k], nested == 2)
 
     @idle
     @rule(x=S.code(RECLAIM))
@@ -350,8 +386,32 @@ def _rules(cfg: MachineConfig) -> dict:
         """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
         self.d.write(*dec(x, FWRITE))
 
+    @idle
+    @rule(x=S.code(FWRITE))
+    @counted
+    def writeback(self, x):
+        """Writeback of one page-cache page with folio_mkclean (cpu, file, pgoff)."""
+        self.d.writeback(*dec(x, FWRITE))
+
+    @idle
+    @rule(x=S.code(MADV))
+    @counted
+    def madvise(self, x):
+        """madvise (cpu, start or hot pick, pages, advice)."""
+        cpu, start, k, adv = dec(x, MADV)
+        self.d.madvise(cpu, start, K[k], MADV_ADVICE[adv])
+
+    @idle
+    @rule(x=S.code(MREMAP))
+    @counted
+    def mremap(self, x):
+        """mremap (cpu, start or hot pick, pages, which free destination)."""
+        cpu, start, k, dest = dec(x, MREMAP)
+        self.d.mremap(cpu, start, K[k], dest)
+
     return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
-                                    reclaim, migrate, munmap, mmap, mprotect, file_write)}
+                                    reclaim, migrate, munmap, mmap, mprotect, file_write,
+                                    writeback, madvise, mremap)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,
