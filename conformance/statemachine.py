@@ -342,7 +342,7 @@ def _rules(cfg: MachineConfig) -> dict:
             self.d.consumer_free()
 
     @idle
-    @rule(x=S.code(RECLAIM))
+    @rule(x=S.code(RECLAIM_N))
     @counted
     def reclaim(self, x):
         """Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."""
