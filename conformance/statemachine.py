@@ -151,15 +151,35 @@ class Driver:
             self.m.write(c, file, pgoff)
 
     def writeback(self, cpu: int, file: int, pgoff: int) -> None:
+        """Writeback of file ``file`` page ``pgoff``; ``file == nfiles`` is a hot pick: the
+        ``pgoff``-th page-cache folio an mmu_gather holds (zapped, flush not done yet:
+        collision bias for the zap-vs-``folio_mkclean`` races), if any."""
         c = self._idle(cpu)
-        if c is not None:
-            self.m.writeback(c, file, pgoff)
+        if c is None:
+            return
+        mem = self.m.mem
+        if file == len(mem.files):
+            hot = [(f.id, p) for f in mem.files for p, fr in sorted(f.cache.items())
+                   if mem.gathered[fr]]
+            file, pgoff = hot[pgoff % len(hot)] if hot else (0, pgoff)
+        self.m.writeback(c, file, pgoff)
 
     def madvise(self, cpu: int, start: int, n: int, advice: str) -> None:
+        """madvise; an even hot pick (``start >= vpages``) takes the range of a madvise in
+        flight on the same mm if there is one (collision bias: parallel gathers, 99baac21e458),
+        else a hot page as for munmap/mprotect."""
         c = self._idle(cpu)
-        if c is not None:
-            start = self._start(c, start)
-            self.m.madvise(c, start, min(n, self.m.cfg.vpages - start), advice)
+        if c is None:
+            return
+        nv = self.m.cfg.vpages
+        if start >= nv and (start - nv) % 2 == 0:
+            mm = self.m.tlbs.cpus[c].loaded_mm
+            for op in self.m.ops:
+                if op.name == "madvise" and self.m.tlbs.cpus[op.cpu].loaded_mm is mm:
+                    self.m.madvise(c, op.args[0], op.args[1], advice)
+                    return
+        start = self._start(c, start)
+        self.m.madvise(c, start, min(n, nv - start), advice)
 
     def mremap(self, cpu: int, start: int, n: int, dest: int) -> None:
         """mremap to the ``dest``-th free range of the CPU's mm (none free: nothing)."""
@@ -279,6 +299,7 @@ def _rules(cfg: MachineConfig) -> dict:
     RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
     MADV = (nc, 2 * nv, 3, 4)
     MREMAP = (nc, 2 * nv, 3, nv)
+    WBACK = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
     RANGE = (nc, 2 * nv, 3)
     MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
     MPROT = (nc, 2 * nv, 3, 2)
@@ -387,11 +408,11 @@ def _rules(cfg: MachineConfig) -> dict:
         self.d.write(*dec(x, FWRITE))
 
     @idle
-    @rule(x=S.code(FWRITE))
+    @rule(x=S.code(WBACK))
     @counted
     def writeback(self, x):
-        """Writeback of one page-cache page with folio_mkclean (cpu, file, pgoff)."""
-        self.d.writeback(*dec(x, FWRITE))
+        """Writeback of one page-cache page with folio_mkclean (cpu, file or hot, pgoff)."""
+        self.d.writeback(*dec(x, WBACK))
 
     @idle
     @rule(x=S.code(MADV))
