@@ -14,7 +14,7 @@ from __future__ import annotations
 from types import GeneratorType
 
 from .errors import ModelError
-from .pagetable import MIGRATION, NONE, PRESENT, SWAP, Vma
+from .pagetable import MIGRATION, NONE, PRESENT, SWAP, RwSem, Vma
 from .protocol import MmuGather
 
 
@@ -74,6 +74,9 @@ class _ReadWant:
     def can_take(self, op):
         return self.sem.writer is None
 
+    def __repr__(self) -> str:
+        return f"{self.sem.name} (read)"
+
 
 class _WriteWant:
     __slots__ = ("sem",)
@@ -83,6 +86,9 @@ class _WriteWant:
 
     def can_take(self, op):
         return self.sem.writer is None and self.sem.readers == 0
+
+    def __repr__(self) -> str:
+        return f"{self.sem.name} (write)"
 
 
 class _MigrationWait:
@@ -133,6 +139,58 @@ class Kernel:
     def unlock(self, op, lk) -> None:
         lk.owner = None
         op.held.remove(lk)
+
+    def down_read(self, op, sem):
+        """``down_read``: wait (yield) while a writer holds ``sem``."""
+        while sem.writer is not None:
+            op.blocked_on = _ReadWant(sem)
+            yield
+        op.blocked_on = None
+        sem.readers += 1
+        op.held.append(sem)
+
+    def down_write(self, op, sem):
+        """``down_write``: wait (yield) while anyone holds ``sem``."""
+        while sem.writer is not None or sem.readers:
+            op.blocked_on = _WriteWant(sem)
+            yield
+        op.blocked_on = None
+        sem.writer = op
+        op.held.append(sem)
+
+    def up_read(self, op, sem) -> None:
+        sem.readers -= 1
+        op.held.remove(sem)
+
+    def up_write(self, op, sem) -> None:
+        sem.writer = None
+        op.held.remove(sem)
+
+    def rmap_lock(self, loc):
+        """The lock an rmap walk of ``loc``'s folio takes: ``anon_vma->rwsem`` of an
+        anonymous location's anon_vma, ``mapping->i_mmap_rwsem`` of a file (our stand-in for
+        ``anon_vma_lock_read``/``i_mmap_lock_read`` in ``rmap_walk``, and for
+        ``take_rmap_locks`` in mremap's ``move_page_tables``). None for a folio that has no
+        such root any more (nothing can map it)."""
+        if loc.__class__ is not tuple:
+            return None
+        key = (loc[0], loc[1])
+        sem = self.mem.rmap_locks.get(key)
+        if sem is None:
+            sem = self.mem.rmap_locks[key] = RwSem(f"{'anon_vma' if loc[0] == 'a' else 'i_mmap'}"
+                                                   f"({loc[0]}{loc[1]})")
+        return sem
+
+    def rmap_walk_lock(self, op, loc):
+        """``rmap_walk``'s read lock on ``loc``'s anon_vma / i_mmap (may wait for mremap)."""
+        sem = self.rmap_lock(loc)
+        if sem is not None:
+            yield from self.down_read(op, sem)
+        return sem
+
+    def rmap_walk_unlock(self, op, sem) -> None:
+        if sem is not None:
+            self.up_read(op, sem)
 
     def mmap_read_lock(self, op, mm):
         sem = mm.mmap_lock
@@ -477,6 +535,7 @@ class Kernel:
         mem = self.mem
         lazy = not migration and slot is None and mem.lazyfree[frame]
         yield from hook(proto.try_to_unmap_begin(op, frame, migration))
+        walk = yield from self.rmap_walk_lock(op, mem.owner[frame])
         for (mm_id, vpage) in self._rmap_walk(frame):
             mm = self.mms[mm_id]
             ptl = mm.ptl(vpage)
@@ -502,6 +561,7 @@ class Kernel:
                         mem.lazyfree[frame] = False
                         self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
                         self.unlock(op, ptl)
+                        self.rmap_walk_unlock(op, walk)
                         yield from hook(proto.try_to_unmap_end(op, frame, migration))
                         return False
                     owner = mem.owner[frame]
@@ -521,6 +581,9 @@ class Kernel:
                 self.rmap_remove(frame, mm, vpage)
             self.unlock(op, ptl)
             yield
+        if walk is not None:
+            self.rmap_walk_unlock(op, walk)
+            yield  # the walk's lock is dropped before the caller flushes or pages out
         yield from hook(proto.try_to_unmap_end(op, frame, migration))
         return True
 
@@ -766,12 +829,14 @@ class Kernel:
         becomes a present PTE of ``dst`` with the permissions it recorded (one PTL each).
         The walk is redone after each step (an entry mremap moved meanwhile is found)."""
         seen = []
+        walk = yield from self.rmap_walk_lock(op, loc)
         while True:
             for mm, vpage in self._mappings_of(loc):
                 pte = mm.ptes[vpage]
                 if pte.kind == MIGRATION and pte.frame == src and (mm.id, vpage) not in seen:
                     break
             else:
+                self.rmap_walk_unlock(op, walk)
                 return
             mm_id = mm.id
             seen.append((mm_id, vpage))
@@ -1072,6 +1137,7 @@ class Kernel:
         cleaned. A mapping whose rmap zap already removed is not visited.
         """
         cleaned = 0
+        walk = yield from self.rmap_walk_lock(op, self.mem.owner[frame])
         for (mm_id, vpage) in self._rmap_walk(frame):
             mm = self.mms[mm_id]
             ptl = mm.ptl(vpage)
@@ -1086,6 +1152,7 @@ class Kernel:
                 self.trace.msg(op, "page_mkclean_one(mm%d:v%d) [pfn%d]", mm_id, vpage, frame)
             self.unlock(op, ptl)
             yield
+        self.rmap_walk_unlock(op, walk)
         return cleaned
 
     # -- madvise ------------------------------------------------------------------------
@@ -1239,11 +1306,16 @@ class Kernel:
         mm.vmas.sort(key=lambda v: v.start)
         n = mm.ptes_per_table
         a = old_start
+        # take_rmap_locks (need_rmap_locks taken as always true): no rmap walk runs
+        # while PTEs move, so none misses a PTE that is between its old and new place
+        rl = self.rmap_lock(vma.location(old_start))
+        yield from self.down_write(op, rl)
         while a < old_end:
             na = new_start + a - old_start
             ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
             yield from self.move_ptes(op, mm, a, a + ext, na)
             a += ext
+        self.up_write(op, rl)  # drop_rmap_locks
         mm.vmas.remove(old)
         self.trace.msg(op, "mremap(mm%d, v%d..v%d -> v%d)", mm.id, old_start, old_end - 1, new_start)
         op.result = new_start

@@ -33,6 +33,7 @@ class Memory:
     """Frames, allocator, files and swap."""
 
     __slots__ = ("value", "owner", "dirty", "lazyfree", "folio_lock", "free_list", "rmap", "isolated",
+                 "rmap_locks",
                  "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map")
 
     def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
@@ -46,6 +47,8 @@ class Memory:
         # LIFO: the end of the list is handed out first.
         self.free_list = list(range(nframes - 1, -1, -1))
         self.rmap: list[dict] = [{} for _ in range(nframes)]
+        # anon_vma->rwsem / mapping->i_mmap_rwsem, by ('a', anon_id) / ('f', file), made on use
+        self.rmap_locks: dict = {}
         # References other than mappings and the page/swap cache (our folio refcount):
         # isolated[f] is the reclaim/migration holding it off the LRU (folio_isolate_lru);
         # gathered[f] counts mmu_gathers that will put it after their flush.

@@ -67,3 +67,20 @@ def test_model_regression_scenario_has_teeth(monkeypatch):
     monkeypatch.setattr(K.Kernel, "_lru_folio", no_isolation_check)
     sc = next(s for s in SCENARIOS if s.name == "model-reclaim-keeps-isolated")
     assert verdict(run(sc, load_protocol("linux"))) == "S1"
+
+
+def test_rmap_walk_lock_regression_has_teeth(monkeypatch):
+    """Without rmap_walk's read lock (i_mmap_rwsem / anon_vma) the explorer finds the walk
+    that misses a PTE mremap moves away and back (the fuzzer's MODEL-ERROR); with it every
+    interleaving passes (test_scenario_verdict)."""
+    import conformance.kernel as K
+    from conformance.explorer import explore
+
+    def no_walk_lock(self, op, loc):
+        return None
+        yield  # a generator, like the real one
+
+    sc = next(s for s in SCENARIOS if s.name == "model-rmap-walk-vs-mremap")
+    monkeypatch.setattr(K.Kernel, "rmap_walk_lock", no_walk_lock)
+    res = explore(sc, load_protocol("linux"))
+    assert res.verdict == "MODEL-ERROR" and "still mapped" in res.failure.headline()

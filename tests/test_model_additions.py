@@ -272,7 +272,8 @@ def test_madvise_cold_and_pageout(advice):
 def reclaim_then_mremap(m):
     m.munmap(0, 3, 1)
     m.drain()
-    m.reclaim(1, (1,))  # clears mm0:v1, defers the flush (CPU0, CPU2 cache it)
+    r = m.reclaim(1, (1,))  # clears mm0:v1, defers the flush (CPU0, CPU2 cache it)
+    m.advance(r.id)  # the rmap walk ends (anon_vma lock dropped), before any flush
     finish(m, m.mremap(0, 1, 1, 3))  # moves the swap entry: nothing present, no force_flush
 
 

@@ -88,6 +88,7 @@ def _reclaim_pfn0_unmapped():
     frame = m.frame_of(0, 0)
     op = m.reclaim(1, (frame,))
     assert m.mms[0].ptes[0].kind == SWAP
+    m.advance(op.id)  # the rmap walk ends (its anon_vma lock dropped); pageout is next
     return m, op, frame
 
 
