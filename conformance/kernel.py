@@ -193,30 +193,16 @@ class Kernel:
             self.up_read(op, sem)
 
     def mmap_read_lock(self, op, mm):
-        sem = mm.mmap_lock
-        while sem.writer is not None:
-            op.blocked_on = _ReadWant(sem)
-            yield
-        op.blocked_on = None
-        sem.readers += 1
-        op.held.append(sem)
+        return self.down_read(op, mm.mmap_lock)
 
     def mmap_write_lock(self, op, mm):
-        sem = mm.mmap_lock
-        while sem.writer is not None or sem.readers:
-            op.blocked_on = _WriteWant(sem)
-            yield
-        op.blocked_on = None
-        sem.writer = op
-        op.held.append(sem)
+        return self.down_write(op, mm.mmap_lock)
 
     def mmap_read_unlock(self, op, mm) -> None:
-        mm.mmap_lock.readers -= 1
-        op.held.remove(mm.mmap_lock)
+        self.up_read(op, mm.mmap_lock)
 
     def mmap_write_unlock(self, op, mm) -> None:
-        mm.mmap_lock.writer = None
-        op.held.remove(mm.mmap_lock)
+        self.up_write(op, mm.mmap_lock)
 
     def _error(self, op, mm, text: str, write: bool) -> None:
         """A syscall fails before changing anything: result "error", drop ``mmap_lock``."""
