@@ -164,22 +164,35 @@ class Driver:
             file, pgoff = hot[pgoff % len(hot)] if hot else (0, pgoff)
         self.m.writeback(c, file, pgoff)
 
-    def madvise(self, cpu: int, start: int, n: int, advice: str) -> None:
-        """madvise; an even hot pick (``start >= vpages``) takes the range of a madvise in
-        flight on the same mm if there is one (collision bias: parallel gathers, 99baac21e458),
-        else a hot page as for munmap/mprotect."""
+    def madvise(self, cpu: int, start: int, n: int, advice: str, mm: int = 0) -> None:
+        """madvise. Collision biases (the madvise races need two CPUs in one mm):
+
+        * an even hot pick (``start >= vpages``) joins a madvise in flight if there is one:
+          a task of the same mm repeats that call (same range and advice) on this CPU
+          (parallel gathers, 99baac21e458);
+        * otherwise ``mm`` > 0 makes a task of mm ``mm - 1`` the caller (the CPU switches
+          to it first), and the range is picked as for munmap/mprotect.
+        """
         c = self._idle(cpu)
         if c is None:
             return
-        nv = self.m.cfg.vpages
+        m = self.m
+        nv = m.cfg.vpages
         if start >= nv and (start - nv) % 2 == 0:
-            mm = self.m.tlbs.cpus[c].loaded_mm
-            for op in self.m.ops:
-                if op.name == "madvise" and self.m.tlbs.cpus[op.cpu].loaded_mm is mm:
-                    self.m.madvise(c, op.args[0], op.args[1], advice)
+            for op in m.ops:
+                if op.name == "madvise":
+                    self._run_task_of(c, m.tlbs.cpus[op.cpu].loaded_mm.id)
+                    m.madvise(c, *op.args)
                     return
+        if mm:
+            self._run_task_of(c, mm - 1)
         start = self._start(c, start)
-        self.m.madvise(c, start, min(n, nv - start), advice)
+        m.madvise(c, start, min(n, nv - start), advice)
+
+    def _run_task_of(self, c: int, mm_id: int) -> None:
+        """A task of ``mm_id`` is scheduled on idle CPU ``c`` (a context switch if needed)."""
+        if self.m.tlbs.cpus[c].loaded_mm.id != mm_id:
+            self.m.switch_mm(c, mm_id)
 
     def mremap(self, cpu: int, start: int, n: int, dest: int) -> None:
         """mremap to the ``dest``-th free range of the CPU's mm (none free: nothing)."""
@@ -266,8 +279,7 @@ class ConformanceBase(RuleBasedStateMachine):
     #: testing disables each rule with a probability drawn per example, which starves
     #: races that need four or five rules together (reclaim + munmap + fill + advance),
     #: so only the rarely decisive rules take part in it.
-    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "writeback",
-                             "madvise", "mremap"})
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -297,7 +309,7 @@ def _rules(cfg: MachineConfig) -> dict:
     BACKGROUND = (4, nc, 8)
     RECLAIM = (nc, 8, 3)
     RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
-    MADV = (nc, 2 * nv, 3, 4)
+    MADV = (nc, 2 * nv, 3, 4, cfg.nmms + 1)  # + the calling task's mm (0: the loaded one)
     MREMAP = (nc, 2 * nv, 3, nv)
     WBACK = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
     RANGE = (nc, 2 * nv, 3)
@@ -418,9 +430,9 @@ def _rules(cfg: MachineConfig) -> dict:
     @rule(x=S.code(MADV))
     @counted
     def madvise(self, x):
-        """madvise (cpu, start or hot pick, pages, advice)."""
-        cpu, start, k, adv = dec(x, MADV)
-        self.d.madvise(cpu, start, K[k], MADV_ADVICE[adv])
+        """madvise (cpu, start or hot pick, pages, advice, calling task's mm)."""
+        cpu, start, k, adv, mm = dec(x, MADV)
+        self.d.madvise(cpu, start, K[k], MADV_ADVICE[adv], mm)
 
     @idle
     @rule(x=S.code(MREMAP))
