@@ -28,7 +28,7 @@ Example::
     >>> res = explore(load("litmus/bug-2.4-reclaim-vs-mprotect.litmus"),
     ...               load_protocol("linux_4_3"))                      # doctest: +SKIP
     >>> res.verdict, len(res.path)                                     # doctest: +SKIP
-    ('S3', 9)
+    ('S3', 3)
 """
 from __future__ import annotations
 

@@ -21,7 +21,10 @@ CPU verbs: ``touch r|w vN`` (access; on a fault run the fault to completion and
 access again), ``read vN``, ``write vN`` (one access; a fault runs to completion), ``fill vN``, ``evict K``, ``switch mmN``,
 ``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
-``filewrite OP fileK PGOFF``. Op verbs: ``step [N]``, ``until TEXT``, ``finish``.
+``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
+``mremap OP vS N vD``, ``reclaim OP pfn... nested pfn...``. Op verbs: ``step [N]``,
+``until TEXT``, ``finish``. ``thread CPUn [mmM]`` sections and ``hw CPUn fill|evict vN
+[COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`).
 Other: ``consumer alloc``, ``consumer free``. A frame is ``pfnK`` or
 ``pfn(mmM,vN)`` (the frame mapped there when the line runs) or
 ``pfn(fileF,P)`` (the page-cache frame). After the script every operation is
