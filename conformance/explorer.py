@@ -314,15 +314,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
 def _count_paths(root, children: dict) -> int:
     """Complete schedules from ``root``: paths to an ``end`` in the (acyclic) state graph."""
     memo: dict = {}
-    order = []  # iterative post-order, so deep graphs do not hit the recursion limit
-    stack = [(root, False)]
+    stack = [(root, False)]  # iterative post-order, so deep graphs do not hit the recursion limit
     while stack:
         k, expanded = stack.pop()
         if k in memo:
             continue
         if expanded:
             memo[k] = sum(1 if c == "end" else memo[c] for c in children.get(k, ()))
-            order.append(k)
             continue
         stack.append((k, True))
         for c in children.get(k, ()):
