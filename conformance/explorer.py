@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 import types
+from bisect import bisect_left
 from collections import deque
 
 import attrs
@@ -337,23 +338,59 @@ def fingerprint(m) -> tuple:
     state), the TLBs, memory (every ``Memory`` slot), the protocol object, the oracle's
     expected values, the other consumer, id counters, and each operation in flight: its
     identity, step count, held locks, task state (``tlb_ubc``) and, for every generator
-    frame in its ``yield from`` chain, the code position and the locals. Not covered: the
-    iterator of a ``for`` loop lives on the frame's value stack, which Python does not
-    expose; the loop variable (a local) stands for its position.
+    frame in its ``yield from`` chain, the code position and the locals; and what the
+    oracle reads of it when it judges (C1/O1's in-flight sets ``touched_*``, S3's
+    ``s3_visits`` and ``s3_wd``). Not covered: the iterator of a ``for`` loop lives on the
+    frame's value stack, which Python does not expose; the loop variable (a local) stands
+    for its position.
+
+    PTE instance numbers (``Pte.inst``, ``TlbEntry.inst``, the S3 visit clocks) only
+    ever increase, so two paths to the same machine rarely share them; the oracle only
+    compares them (equal, at most), so they enter the key as their rank among the
+    numbers the state holds (:func:`_inst_ranks`): states that differ only in numbering
+    merge, states the oracle tells apart do not. The counter itself is left out: the next
+    instance is larger than all, whatever its number.
     """
+    global _RANKS
     mem = m.mem
-    return (
-        tuple(_fp(mm, top=True) for mm in m.mms),
-        tuple(_fp(c, top=True) for c in m.tlbs.cpus),
-        tuple(_fp(getattr(mem, s)) for s in _slots(type(mem))),
-        _fp(m.proto, top=True),
-        tuple(m.oracle.expected.items()),
-        tuple(m.consumer_frames), m._next_value, m._next_anon, m._next_op,
-        tuple(_fp_op(op) for op in m.ops),
-    )
+    _RANKS = _inst_ranks(m)
+    try:
+        return (
+            tuple(_fp(mm, top=True) for mm in m.mms),
+            tuple(_fp(c, top=True) for c in m.tlbs.cpus),
+            tuple(_fp(getattr(mem, s)) for s in _slots(type(mem))),
+            _fp(m.proto, top=True),
+            tuple(m.oracle.expected.items()),
+            tuple(m.consumer_frames), m._next_value, m._next_anon, m._next_op,
+            tuple(_fp_op(m, op) for op in m.ops),
+        )
+    finally:
+        _RANKS = None
 
 
-def _fp_op(op) -> tuple:
+#: (sorted instance numbers, the same as a set) while :func:`fingerprint` runs
+_RANKS = None
+
+
+def _inst_ranks(m):
+    vals = {pte.inst for mm in m.mms for pte in mm.ptes if pte.kind == 1}
+    for cpu in m.tlbs.cpus:
+        for t in cpu.tlb.values():
+            vals.update(e.inst for e in t.values())
+    for op in m.ops:
+        vals.update(op.s3_visits.values())
+    return sorted(vals), vals
+
+
+def _inst(v: int) -> int:
+    """A PTE instance number as its rank: 2*k for the k-th number the state holds, 2*k+1
+    for one (a snapshot in a local) that falls between the (k-1)-th and the k-th."""
+    order, known = _RANKS
+    k = bisect_left(order, v)
+    return 2 * k if v in known else 2 * k + 1
+
+
+def _fp_op(m, op) -> tuple:
     frames = []
     g = op.gen
     while g is not None and isinstance(g, types.GeneratorType):
@@ -363,8 +400,15 @@ def _fp_op(op) -> tuple:
         frames.append((fr.f_code.co_name, fr.f_lasti,
                        tuple((k, _fp(v)) for k, v in fr.f_locals.items() if k != "self")))
         g = g.gi_yieldfrom
+    tlbs = m.tlbs
+    oracle = (tuple(sorted(op.touched_vps)), tuple(sorted(op.touched_locs, key=repr)),
+              tuple(sorted(op.touched_frames)),
+              tuple(sorted((k, _inst(v)) for k, v in op.s3_visits.items())),
+              # an s3_wd entry matters only while it is still the cached one
+              tuple(sorted((c, mm, vp) for c, mm, vp, e in op.s3_wd
+                           if tlbs.lookup(tlbs.cpus[c], mm, vp) is e)))
     return (op.id, op.cpu, op.name, op.args, op.steps, op.result, tuple(_fp(h) for h in op.held),
-            _fp(op.blocked_on), _fp(op.tlb_ubc), tuple(frames))
+            _fp(op.blocked_on), _fp(op.tlb_ubc), tuple(frames), oracle)
 
 
 _SLOTS: dict = {}
@@ -414,7 +458,8 @@ def _fp(x, top: bool = False):
             return name
     slots = _slots(type(x))
     if slots:
-        return (name,) + tuple(_fp(getattr(x, s, None)) for s in slots)
+        return (name,) + tuple(_inst(x.inst) if s == "inst" and _RANKS is not None
+                               else _fp(getattr(x, s, None)) for s in slots)
     d = getattr(x, "__dict__", None)
     if d is not None:
         return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in ("arch",))

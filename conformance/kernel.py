@@ -24,11 +24,17 @@ class Op:
     ``touched_*`` record every PTE slot (mm, vpage), location and frame the
     operation changed or depends on: the oracle treats those as "in flight"
     (C1, O1) until the operation ends, then checks them.
+
+    For S3 at syscall return (docs/oracle.md section 2): ``s3_visits[(mm, vpage)]`` is the
+    PTE-instance clock (``Machine.pte_insts``) when the walk visited that slot under its
+    PTL, after ``flush_tlb_batched_pending``: every instance live in the slot up to the
+    visit has a number at most that; ``s3_wd`` lists ``(cpu, mm, vpage, entry)``: the
+    writable dirty entries MADV_FREE saw over a PTE it left clean.
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
                  "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result",
-                 "madv_cleared")
+                 "s3_visits", "s3_wd")
 
     def __init__(self, op_id: int, cpu: int, name: str, args: tuple) -> None:
         self.id = op_id
@@ -45,7 +51,8 @@ class Op:
         self.steps = 0
         self._label = name  # a string, or a function making it (built only when shown)
         self.result = None
-        self.madv_cleared: dict = {}  # (mm, vpage) whose PTE madvise cleared (S3)
+        self.s3_visits: dict = {}  # (mm_id, vpage) -> PTE-instance clock at the walk's visit
+        self.s3_wd: list = []  # (cpu, mm_id, vpage, entry): W+D over a PTE MADV_FREE left clean
 
     @property
     def label(self) -> str:
@@ -322,7 +329,7 @@ class Kernel:
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
         """``set_pte_at`` under the PTL, then the protocol's ``fault_install_pte`` (atomic)."""
         pte = mm.ptes[vpage]
-        pte.set_present(frame, writable, dirty)
+        pte.set_present(frame, writable, dirty, self.m.new_pte_inst())
         self.rmap_add(frame, mm, vpage)
         op.touched_frames[frame] = None
         self.trace.msg(op, "set_pte_at(mm%d:v%d -> pfn%d%s)", mm.id, vpage, frame,
@@ -450,6 +457,13 @@ class Kernel:
         leaves a writable *clean* PTE, the case where hardware rule 4 matters.
         Simplification: the swap slot is always freed on swap-in
         (``should_try_to_free_swap`` true), which marks the folio dirty.
+
+        ``!pte_same`` after a swap-in read: if the swap entry is gone meanwhile (MADV_DONTNEED
+        zapped it or MADV_FREE dropped it: ``free_swap_and_cache`` could not take the folio we
+        hold locked), the folio is clean, unmapped and only in the swap cache. The kernel leaves
+        it there for reclaim (``shrink_folio_list`` -> ``__remove_mapping``, no TLB work) or
+        ``folio_free_swap``; simplification: we drop it from the swap cache and free it here,
+        at once, instead of leaking it and its slot.
         """
         mem = self.mem
         pte = mm.ptes[vpage]
@@ -475,7 +489,14 @@ class Kernel:
         yield from self.lock(op, ptl)
         if not (pte.kind == SWAP and pte.slot == slot):  # !pte_same
             self.unlock(op, ptl)
+            unused = mem.swap_map[slot] == 0 and mem.swap_cache.get(slot) == frame
+            if unused:  # no swap entry left: delete_from_swap_cache, the slot is free again
+                del mem.swap_cache[slot]
+                mem.put_slot(slot)
             self.unlock(op, flk)
+            if unused and self.last_reference(frame):
+                mem.owner[frame] = "zapped"
+                self.free_frames([frame])
             return "retry"
         mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
@@ -542,7 +563,7 @@ class Kernel:
                     mem.dirty[frame] = True
                 if lazy:
                     if mem.dirty[frame]:  # redirtied: set_pte_at(pteval), folio_set_swapbacked
-                        pte.set_present(frame, pteval.writable, pteval.dirty)
+                        pte.set_present(frame, pteval.writable, pteval.dirty, pteval.inst)
                         pte.accessed = pteval.accessed
                         mem.lazyfree[frame] = False
                         self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
@@ -654,7 +675,10 @@ class Kernel:
 
         Per folio: ``add_to_swap`` (anon; marks it dirty), ``try_to_unmap(TTU_BATCH_FLUSH)``,
         if dirty ``try_to_unmap_flush_dirty`` then ``pageout`` (S2),
-        ``__remove_mapping``, unlock. At the end ``try_to_unmap_flush`` strictly
+        ``__remove_mapping``, unlock. A folio an mmu_gather still holds is kept: if dirty, by
+        ``pageout``, whose ``is_page_cache_freeable()`` fails *after* the
+        ``try_to_unmap_flush_dirty()`` that precedes it (so no writable dirty entry it
+        deferred survives the unlock); if clean, by ``__remove_mapping``'s refcount freeze. At the end ``try_to_unmap_flush`` strictly
         before ``free_unref_folios``.
         Simplification: one batch; the demotion pass and activation are not modelled.
 
@@ -698,12 +722,12 @@ class Kernel:
                 continue
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
-            if mem.gathered[frame]:  # pageout's is_page_cache_freeable() fails
-                self._keep_gathered(op, frame, slot, kept)
-                yield
-                continue
             if mem.dirty[frame]:
                 yield from hook(proto.try_to_unmap_flush_dirty(op))
+                if mem.gathered[frame]:  # pageout(): !is_page_cache_freeable() -> PAGE_KEEP
+                    self._keep_gathered(op, frame, slot, kept)
+                    yield
+                    continue
                 if anon:
                     tr.msg(op, "pageout(pfn%d -> slot%d)", frame, slot)
                     mem.swap[slot] = self.copy_out(op, frame)
@@ -712,7 +736,7 @@ class Kernel:
                     mem.files[owner[1]].disk[owner[2]] = self.copy_out(op, frame)
                 mem.dirty[frame] = False
                 yield
-            if mem.gathered[frame]:  # gathered during pageout: the refcount freeze fails
+            if mem.gathered[frame]:  # __remove_mapping: the refcount freeze fails
                 self._keep_gathered(op, frame, slot, kept)
                 yield
                 continue
@@ -830,7 +854,7 @@ class Kernel:
             yield from self.lock(op, ptl)
             pte = mm.ptes[vpage]
             if pte.kind == MIGRATION and pte.frame == src:
-                pte.set_present(dst, pte.writable, pte.dirty)
+                pte.set_present(dst, pte.writable, pte.dirty, self.m.new_pte_inst())
                 self.rmap_add(dst, mm, vpage)
                 self.trace.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
             self.unlock(op, ptl)
@@ -863,11 +887,14 @@ class Kernel:
         waits for ``tlb_end_vma``/``tlb_finish_mmu``. When ``force_flush``, a ``yield``
         between the PTE loop and ``tlb_flush_mmu_tlbonly`` (PTL held) stands for the
         rest of the page-table walk and the IPI wait: another CPU's ``folio_mkclean``
-        (writeback) may run there.
+        (writeback) may run there. After the PTL is dropped, a forced flush frees the batch
+        at once (``tlb_flush_mmu``: nothing left to invalidate, then
+        ``tlb_batch_pages_flush``), not only at ``tlb_finish_mmu``.
 
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
-        cleared reads zero from now on (``oracle.expected`` reset); the cleared
-        (mm, vpage) are recorded in ``op.madv_cleared`` for S3.
+        cleared reads zero from now on (``oracle.expected`` reset).
+        Every slot of the table range is a *visit* for S3 (``op.s3_visits``), ``pte_none``
+        ones included: the 99baac21e458 race is a walk that finds the slot already empty.
         """
         mem = self.mem
         proto = self.proto
@@ -876,13 +903,13 @@ class Kernel:
         file_force, file_delay = proto.ZAP_DIRTY_FILE_PTE
         anon = vma.is_anon
         for vpage in range(start, end):
+            op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
             pte = mm.ptes[vpage]
             kind = pte.kind
             if kind == NONE:
                 continue
             op.touched_vps[(mm.id, vpage)] = None
             if madv:
-                op.madv_cleared[(mm.id, vpage)] = None
                 if anon:
                     loc = vma.location(vpage)
                     self.oracle.expected.pop(loc, None)
@@ -921,6 +948,8 @@ class Kernel:
                 self.rmap_remove(frame, rmm, vpage)
             tlb.delayed_rmap.clear()
         self.unlock(op, ptl)
+        if force_flush:  # tlb_flush_mmu: free the batched memory too
+            yield from hook(proto.tlb_flush_mmu(tlb))
         yield
 
     def unmap_region(self, op, mm, start: int, end: int):
@@ -1151,7 +1180,10 @@ class Kernel:
         :meth:`zap_pte_range` per page table (the VMA stays; anonymous contents are
         gone); ``free`` (anonymous VMAs only), ``cold``, ``pageout``:
         :meth:`madvise_pte_range`, and for ``pageout`` ``reclaim_pages`` (``shrink_folio_list`` in this task) after each page table.
-        No VMA in the range: ``-ENOMEM`` (result "error"). S3 for dontneed/free at return.
+        No VMA in the range: ``-ENOMEM`` (result "error"). ``free`` on a VMA that is not
+        anonymous: ``madvise_free_single_vma`` returns ``-EINVAL`` and ``madvise_walk_vmas``
+        stops there (result "error"; the VMAs before it were done). S3 for dontneed/free at
+        return.
         """
         yield from self.mmap_read_lock(op, mm)
         end = start + npages
@@ -1163,7 +1195,9 @@ class Kernel:
         proto = self.proto
         for vma in vmas:
             if advice == "free" and not vma.is_anon:
-                continue
+                self.trace.msg(op, "madvise_free: not anonymous: EINVAL")
+                op.result = "error"
+                break
             a, b = max(vma.start, start), min(vma.end, end)
             tlb = MmuGather(op, mm, a, b, self._tlb_batch_pages_flush)
             self.m.call_hook(proto.tlb_gather_mmu, tlb)
@@ -1181,7 +1215,7 @@ class Kernel:
         self.trace.msg(op, "madvise(mm%d, v%d..v%d, %s)", mm.id, start, end - 1, advice)
         self.mmap_read_unlock(op, mm)
         if advice in ("dontneed", "free"):
-            self.oracle.check_s3_madvise(op, mm, start, end, advice)
+            self.oracle.check_s3(op, mm, start, end, "madvise(%s)" % advice)
 
     def _split_window(self, op, mm, ptl, what: str):
         """Large-folio split in the madvise walkers: ``pte_unmap_unlock``, ``split_folio``,
@@ -1206,17 +1240,24 @@ class Kernel:
         (:meth:`_split_window`), after which each PTE is re-read.
 
         free (anonymous VMA): swap entry -> ``free_swap_and_cache``, PTE cleared (the
-        location reads zero); present PTE: ``folio_trylock`` (held -> skip; a swap-cache
-        folio is skipped too), ``folio_clear_dirty``, unlock; if the PTE is young or
-        dirty: ``ptep_get_and_clear_full`` + set back present, old and clean (write bit
-        kept), ``tlb_remove_tlb_entry``; ``folio_mark_lazyfree``. Migration entries are
-        skipped. Cleared (mm, vpage) go to ``op.madv_cleared`` (S3).
+        location reads zero; an S3 visit, ``op.s3_visits``); migration entries skipped;
+        present PTE: only a swap-cache or PG_dirty folio needs the folio lock
+        (``folio_trylock``, held -> skip), then ``folio_mapcount != 1`` -> skip, a swap-cache
+        folio must leave the swap cache (``folio_free_swap``: only if no swap entry uses
+        the slot, else skip), ``folio_clear_dirty``, unlock; then for any folio, if the PTE
+        is young or dirty: ``ptep_get_and_clear_full`` + set back present, old and clean
+        (write bit kept, same PTE instance), ``tlb_remove_tlb_entry``;
+        ``folio_mark_lazyfree``. A PTE left clean records, for S3, the writable dirty
+        entries of it that exist now (``op.s3_wd``): the gather's flush, or the nested one
+        of ``tlb_finish_mmu``, owes their removal.
 
-        cold/pageout: per present PTE ``ptep_test_and_clear_young`` +
-        ``tlb_remove_tlb_entry`` if it was young; pageout collects the folio if it is
-        mapped only here (``folio_maybe_mapped_shared`` false) and returns the list for
-        the caller's ``reclaim_pages``. Simplification: those folios are isolated by
-        that reclaim's own ``folio_isolate_lru``, not here under the PTL.
+        cold/pageout: a folio mapped more than once (``folio_mapcount != 1``) or off the LRU
+        (isolated) is left alone; cold: ``ptep_test_and_clear_young`` +
+        ``tlb_remove_tlb_entry`` if it was young; pageout neither clears the accessed bit
+        nor records a flush (2864f3d0f583, "pageout: ignore references rather than
+        clearing young") and collects the folio for the caller's ``reclaim_pages``.
+        Simplification: those folios are isolated by that reclaim's own
+        ``folio_isolate_lru``, not here under the PTL.
         """
         mem = self.mem
         proto = self.proto
@@ -1231,35 +1272,70 @@ class Kernel:
                 yield from self._split_window(op, mm, ptl, "madvise_" + advice)
             kind = pte.kind  # re-read after the relock
             if kind == SWAP and free:
+                op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
                 slot = self._free_swap_entry(pte)
                 loc = vma.location(vpage)
                 self.oracle.expected.pop(loc, None)
                 op.touched_locs[loc] = None
-                op.madv_cleared[(mm.id, vpage)] = None
                 self.trace.msg(op, "madvise_free mm%d:v%d [swap slot%d freed]", mm.id, vpage, slot)
                 continue
             if kind != PRESENT:
                 continue
             frame = pte.frame
             if not free:
-                if pte.accessed:
-                    pte.accessed = False
-                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
-                if advice == "pageout" and len(mem.rmap[frame]) == 1:
+                if len(mem.rmap[frame]) != 1 or mem.isolated[frame] is not None:
+                    continue  # folio_mapcount() != 1 / !folio_test_lru: not ours to age
+                if advice == "cold":
+                    if pte.accessed:
+                        pte.accessed = False
+                        self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
+                else:
                     folios.append(frame)
                 continue
-            if mem.folio_lock[frame].owner is not None or frame in mem.swap_cache.values():
-                continue  # folio_trylock failed / swap cache folio we cannot free
-            op.touched_frames[frame] = None
-            mem.dirty[frame] = False  # folio_clear_dirty
-            if pte.accessed or pte.dirty:
-                pte.set_present(frame, pte.writable, False)  # old and clean
-                self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
-            mem.lazyfree[frame] = True  # folio_mark_lazyfree
+            if not self._madvise_free_folio(op, tlb, mm, vpage, pte):
+                continue
             self.trace.msg(op, "madvise_free mm%d:v%d [pfn%d lazyfree]", mm.id, vpage, frame)
         self.unlock(op, ptl)
         yield
         return folios
+
+    def _madvise_free_folio(self, op, tlb, mm, vpage: int, pte):
+        """One present PTE of ``madvise_free_pte_range`` (see there), under the PTL, no
+        interleaving point. Returns whether the folio was marked lazyfree."""
+        mem = self.mem
+        frame = pte.frame
+        swapcache_slot = next((s for s, f in mem.swap_cache.items() if f == frame), None)
+        if swapcache_slot is not None or mem.dirty[frame]:
+            lk = mem.folio_lock[frame]
+            if lk.owner is not None:  # folio_trylock failed
+                self._record_wd(op, mm, vpage, pte)
+                return False
+            if len(mem.rmap[frame]) != 1:  # folio_mapcount(folio) != 1
+                self._record_wd(op, mm, vpage, pte)
+                return False
+            if swapcache_slot is not None:  # folio_free_swap: only if no swap entry uses it
+                if mem.swap_map[swapcache_slot]:
+                    self._record_wd(op, mm, vpage, pte)
+                    return False
+                del mem.swap_cache[swapcache_slot]
+                mem.put_slot(swapcache_slot)
+            mem.dirty[frame] = False  # folio_clear_dirty
+        op.touched_frames[frame] = None
+        if pte.accessed or pte.dirty:
+            pte.set_present(frame, pte.writable, False, pte.inst)  # mkold + mkclean, same PTE
+            self.m.call_hook(self.proto.tlb_remove_tlb_entry, tlb, vpage)
+        mem.lazyfree[frame] = True  # folio_mark_lazyfree
+        self._record_wd(op, mm, vpage, pte)
+        return True
+
+    def _record_wd(self, op, mm, vpage: int, pte) -> None:
+        """S3 for MADV_FREE: remember the writable dirty entries of ``pte``'s instance that
+        exist while the walk leaves it present and clean (docs/oracle.md section 2)."""
+        if pte.kind != PRESENT or pte.dirty:
+            return
+        for c, e in self.m.tlbs.entries_for(mm.id, vpage):
+            if e.writable and e.dirty and e.inst == pte.inst:
+                op.s3_wd.append((c.id, mm.id, vpage, e))
 
     # -- mremap ---------------------------------------------------------------------------
     def mremap(self, op, mm, old_start: int, npages: int, new_start: int):
@@ -1271,7 +1347,8 @@ class Kernel:
         ``move_page_tables`` -> :meth:`move_ptes` per extent, then the old VMA piece is
         removed. Simplification: the old range is not passed through ``unmap_region``
         (no PTE is left there; its ``flush_tlb_batched_pending`` is the one
-        ``move_ptes`` already did). S3: no entry of the old range at return.
+        ``move_ptes`` already did). S3 at return: no entry of the old range; in the new
+        range, none of a PTE instance older than the move (docs/oracle.md section 2).
         """
         yield from self.mmap_write_lock(op, mm)
         old_end = old_start + npages
@@ -1307,13 +1384,15 @@ class Kernel:
         op.result = new_start
         self.mmap_write_unlock(op, mm)
         self.oracle.check_s3(op, mm, old_start, old_end, "mremap")
+        self.oracle.check_s3(op, mm, new_start, new_end, "mremap")
 
     def move_ptes(self, op, mm, old_addr: int, old_end: int, new_addr: int):
         """``move_ptes``: old PTL, then the new one if different (``spin_lock_nested``),
         ``flush_tlb_batched_pending``; each non-none PTE ``ptep_get_and_clear`` +
-        ``set_pte_at`` at the new address (rmap follows); a present one sets
-        ``force_flush``, and then ``flush_tlb_range`` of this extent of the old range
-        (``old_end - len .. old_end``) before the PTLs are dropped.
+        ``set_pte_at`` at the new address (rmap follows; a present PTE there is a new
+        instance); a present one sets ``force_flush``, and then ``flush_tlb_range`` of this
+        extent of the old range (``old_end - len .. old_end``) before the PTLs are dropped.
+        Every old and new slot of the extent is an S3 visit (``op.s3_visits``).
         """
         proto = self.proto
         old_ptl = mm.ptl(old_addr)
@@ -1324,6 +1403,9 @@ class Kernel:
         yield from hook(proto.flush_tlb_batched_pending(op, mm))
         force_flush = False
         for vp in range(old_addr, old_end):
+            # no local copy of the clock: generator locals are part of the explorer's state key
+            op.s3_visits[(mm.id, vp)] = op.s3_visits[(mm.id, vp - old_addr + new_addr)] = \
+                self.m.pte_insts
             pte = mm.ptes[vp]
             if pte.kind == NONE:
                 continue
@@ -1331,6 +1413,7 @@ class Kernel:
             dst.kind, dst.frame, dst.writable, dst.dirty, dst.accessed, dst.slot = (
                 pte.kind, pte.frame, pte.writable, pte.dirty, pte.accessed, pte.slot)
             if pte.kind == PRESENT:
+                dst.inst = self.m.new_pte_inst()
                 force_flush = True
                 self.rmap_remove(pte.frame, mm, vp)
                 self.rmap_add(pte.frame, mm, vp - old_addr + new_addr)

@@ -94,7 +94,7 @@ def populate(m: "Machine") -> None:
                         return
                     mem.owner[frame] = loc
                     mem.value[frame] = 0
-                    pte.set_present(frame, vma.writable, vma.writable)
+                    pte.set_present(frame, vma.writable, vma.writable, m.new_pte_inst())
                 else:
                     f = mem.files[loc[1]]
                     frame = f.cache.get(loc[2])
@@ -105,7 +105,7 @@ def populate(m: "Machine") -> None:
                         mem.owner[frame] = loc
                         mem.value[frame] = f.disk[loc[2]]
                         f.cache[loc[2]] = frame
-                    pte.set_present(frame, False, False)
+                    pte.set_present(frame, False, False, m.new_pte_inst())
                 mem.rmap[frame][(mm.id, vp)] = None
     for cpu in m.tlbs.cpus:
         for vp in range(m.cfg.vpages):
@@ -127,6 +127,7 @@ class Machine:
         self._next_op = 0
         self._next_value = FIRST_USER_VALUE
         self._next_anon = 0
+        self.pte_insts = 0  # the last PTE instance handed out (new_pte_inst)
         self.consumer_frames: list[int] = []
         self.failed = False
         self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
@@ -142,6 +143,12 @@ class Machine:
     def new_anon_id(self) -> int:
         self._next_anon += 1
         return self._next_anon
+
+    def new_pte_inst(self) -> int:
+        """A fresh PTE instance number (``Pte.inst``): larger than every one before it, so
+        "installed before a walk visited the slot" is ``inst <= clock at the visit``."""
+        self.pte_insts += 1
+        return self.pte_insts
 
     def _action(self, name: str, args: tuple) -> None:
         self.actions.append((name, args))
@@ -366,7 +373,7 @@ class Machine:
                     tlbs.drop(c, mm.id, vpage)  # a #PF invalidates the entry (SDM 4.10.4.1)
                 return self._fault(c, mm, vpage, True)
             pte.accessed = pte.dirty = True
-            e = tlbs.insert(c, mm.id, vpage, pte.frame, True, True)
+            e = tlbs.insert(c, mm.id, vpage, pte.frame, True, True, pte.inst)
         frame = e.frame
         self.oracle.check_write_allowed(cpu, mm, vpage, vma, frame)
         value = self._value()

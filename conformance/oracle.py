@@ -75,53 +75,67 @@ class Oracle:
                            expected="no writable+dirty entry", observed=repr(e), who=who)
 
     def check_s3(self, op, mm, start: int, end: int, syscall: str) -> None:
-        """S3 syscall return: no entry contradicts the new mapping of [start, end).
+        """S3 syscall return: no entry contradicts what the syscall made of [start, end).
 
-        After munmap and mmap: no entry at all. After mprotect(PROT_READ): no
-        writable entry. Checked even when reclaim elsewhere is still in flight.
+        On PTE identity (``TlbEntry.inst``, ``Pte.inst``; docs/oracle.md section 2):
+
+        * ``munmap``, ``mmap``, ``mremap`` (old and new range), ``madvise(dontneed)``,
+          ``madvise(free)`` for the swap entries it dropped: no entry of any PTE instance
+          that was live in a slot at or before the walk's visit of it
+          (``e.inst <= op.s3_visits[slot]``), whoever cleared it and whenever. Instances
+          installed after the visit (a fault behind the walk) are not this syscall's.
+          munmap/mmap/mremap hold ``mmap_lock`` for write, so a slot they did not walk
+          (no VMA there) counts as visited at return: no entry at all. madvise checks only
+          the slots it walked.
+        * ``mprotect`` (PROT_READ): no writable entry in the range.
+        * ``madvise(free)`` also: no writable dirty entry it saw over a PTE it left clean
+          (``op.s3_wd``) is still cached while that PTE is still the same clean instance.
+
+        Checked even when other operations (reclaim with a deferred flush) are still in
+        flight: that is what the 2017/2021 races and 99baac21e458 violate.
+
+        Example: ``mprotect`` S3 on linux_4_3, in docs/oracle.md section 9.
         """
         self.checks += 1
+        entries_for = self.m.tlbs.entries_for
+        mm_id = mm.id
+        if syscall == "mprotect":
+            for vpage in range(start, end):
+                for c, e in entries_for(mm_id, vpage):
+                    if e.writable:
+                        self._fail_s3(op, mm, vpage, c, e, syscall, "no writable entry")
+            return
+        madvise = syscall.startswith("madvise")
+        visits = op.s3_visits
+        now = self.m.pte_insts
         for vpage in range(start, end):
-            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
-                cpu = c.id
-                if syscall == "mprotect" and not e.writable:
+            clock = visits.get((mm_id, vpage))
+            if clock is None:
+                if madvise:
                     continue
-                want = "no writable entry" if syscall == "mprotect" else "no entry"
-                self._fail("S3", f"{syscall} returned on CPU{op.cpu} but CPU{cpu} still caches "
-                           f"mm{mm.id}:v{vpage} -> pfn{e.frame}{' W' if e.writable else ' RO'}",
-                           cpus=sorted({op.cpu, cpu}), mm=mm.id, vpage=vpage, frame=e.frame,
-                           expected=want, observed=repr(e), who=op)
+                clock = now
+            for c, e in entries_for(mm_id, vpage):
+                if e.inst <= clock:
+                    self._fail_s3(op, mm, vpage, c, e, syscall,
+                                  "no entry of a PTE live up to the walk's visit" if madvise
+                                  else "no entry")
+        if syscall == "madvise(free)":
+            tlbs = self.m.tlbs
+            for cpu, mid, vpage, e in op.s3_wd:
+                pte = self.m.mms[mid].ptes[vpage]
+                if (tlbs.lookup(tlbs.cpus[cpu], mid, vpage) is e and pte.kind == PRESENT
+                        and pte.inst == e.inst and not pte.dirty):
+                    self._fail_s3(op, mm, vpage, tlbs.cpus[cpu], e, syscall,
+                                  "no writable dirty entry over a PTE it left clean")
 
-    def check_s3_madvise(self, op, mm, start: int, end: int, advice: str) -> None:
-        """S3 at madvise(MADV_DONTNEED / MADV_FREE) return (docs/oracle.md section 2).
-
-        (a) For every (mm, vpage) whose PTE this op cleared (``op.madv_cleared``: zapped
-        present/swap/migration entries; swap entries MADV_FREE dropped), no entry may map
-        a frame other than the one the PTE maps now. (b) FREE: no entry in the range may
-        be writable and dirty over a present *clean* PTE of the same frame (a write
-        through it would not set the PTE dirty bit and reclaim would discard it).
-        Conditions chosen so that faults, reclaim and migration running concurrently
-        under ``mmap_read_lock`` give no false report.
-        """
-        self.checks += 1
-        ptes = mm.ptes
-        for vpage in range(start, end):
-            pte = ptes[vpage]
-            cur = pte.frame if pte.kind == PRESENT else None
-            cleared = (mm.id, vpage) in op.madv_cleared
-            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
-                if cleared and e.frame != cur:
-                    why = "no entry for a PTE it cleared"
-                elif (advice == "free" and cur == e.frame and not pte.dirty
-                      and e.writable and e.dirty):
-                    why = "no writable dirty entry over a clean PTE"
-                else:
-                    continue
-                self._fail("S3", f"madvise({advice}) returned on CPU{op.cpu} but CPU{c.id} still "
-                           f"caches mm{mm.id}:v{vpage} -> pfn{e.frame}{' W' if e.writable else ' RO'}"
-                           f"{'D' if e.dirty else ''} (PTE {pte!r})",
-                           cpus=sorted({op.cpu, c.id}), mm=mm.id, vpage=vpage, frame=e.frame,
-                           expected=why, observed=repr(e), who=op)
+    def _fail_s3(self, op, mm, vpage: int, cpu, e, syscall: str, want: str) -> None:
+        pte = mm.ptes[vpage]
+        self._fail("S3", f"{syscall} returned on CPU{op.cpu} but CPU{cpu.id} still caches "
+                   f"mm{mm.id}:v{vpage} -> pfn{e.frame}{' W' if e.writable else ' RO'}"
+                   f"{'D' if e.dirty else ''} (filled from PTE #{e.inst}; the PTE is now "
+                   f"{pte!r}{' #%d' % pte.inst if pte.kind == PRESENT else ''})",
+                   cpus=sorted({op.cpu, cpu.id}), mm=mm.id, vpage=vpage, frame=e.frame,
+                   expected=want, observed=repr(e), who=op)
 
     # -- C1 -----------------------------------------------------------------------------
     def check_entry(self, cpu_id: int, mm_id: int, vpage: int, e, exclude=None) -> None:

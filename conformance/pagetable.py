@@ -26,9 +26,17 @@ class Pte:
     are ``_PAGE_RW``/``_PAGE_DIRTY``/``_PAGE_ACCESSED`` (a migration entry keeps
     the writable/dirty bits it replaced, like ``make_writable_migration_entry``
     and ``pte_swp_mkdirty``... simplified to plain copies).
+
+    ``inst`` is the PTE's *instance* (oracle bookkeeping, not a kernel field): every
+    ``set_pte_at`` of a new mapping (a fault install, ``remove_migration_ptes``, a
+    ``move_ptes`` destination, populate) gets a fresh number from
+    ``Machine.new_pte_inst``, increasing over the run; changing bits of a live PTE
+    (write-protect, ``do_wp_page``, ``folio_mkclean``, MADV_FREE's mkold/mkclean, the
+    lazyfree restore of ``pteval``) keeps it. TLB entries record the instance they were
+    filled from, so S3 asks *which* PTE an entry came from (docs/oracle.md section 2).
     """
 
-    __slots__ = ("kind", "frame", "writable", "dirty", "accessed", "slot")
+    __slots__ = ("kind", "frame", "writable", "dirty", "accessed", "slot", "inst")
 
     def __init__(self) -> None:
         self.kind = NONE
@@ -37,6 +45,7 @@ class Pte:
         self.dirty = False
         self.accessed = False
         self.slot = -1
+        self.inst = 0
 
     def clear(self) -> None:
         """``pte_clear``."""
@@ -44,21 +53,23 @@ class Pte:
         self.frame = -1
         self.writable = self.dirty = self.accessed = False
         self.slot = -1
+        self.inst = 0
 
-    def set_present(self, frame: int, writable: bool, dirty: bool) -> None:
-        """``set_pte_at(mk_pte(...))``."""
+    def set_present(self, frame: int, writable: bool, dirty: bool, inst: int) -> None:
+        """``set_pte_at(mk_pte(...))``; ``inst``: a new instance, or the one a re-set keeps."""
         self.kind = PRESENT
         self.frame = frame
         self.writable = writable
         self.dirty = dirty
         self.accessed = False
         self.slot = -1
+        self.inst = inst
 
     def snapshot(self) -> "Pte":
         """The value ``ptep_get_and_clear`` returns (``pteval``)."""
         p = Pte()
-        p.kind, p.frame, p.writable, p.dirty, p.accessed, p.slot = (
-            self.kind, self.frame, self.writable, self.dirty, self.accessed, self.slot)
+        p.kind, p.frame, p.writable, p.dirty, p.accessed, p.slot, p.inst = (
+            self.kind, self.frame, self.writable, self.dirty, self.accessed, self.slot, self.inst)
         return p
 
     def __repr__(self) -> str:

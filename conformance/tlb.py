@@ -20,14 +20,20 @@ from __future__ import annotations
 
 
 class TlbEntry:
-    """One cached translation: frame, the walk's R/W and the PTE's D bit."""
+    """One cached translation: frame, the walk's R/W and the PTE's D bit.
 
-    __slots__ = ("frame", "writable", "dirty")
+    ``inst`` is the instance of the PTE it was filled from (``Pte.inst``; oracle
+    bookkeeping: S3 asks which PTE an entry came from). Entries are never changed in
+    place: a re-walk makes a new one.
+    """
 
-    def __init__(self, frame: int, writable: bool, dirty: bool) -> None:
+    __slots__ = ("frame", "writable", "dirty", "inst")
+
+    def __init__(self, frame: int, writable: bool, dirty: bool, inst: int) -> None:
         self.frame = frame
         self.writable = writable
         self.dirty = dirty
+        self.inst = inst
 
     def __repr__(self) -> str:
         return f"pfn{self.frame}{' W' if self.writable else ' RO'}{'D' if self.dirty else ''}"
@@ -76,16 +82,18 @@ class Tlbs:
         if pte.kind != 1:  # PRESENT
             return None
         pte.accessed = True
-        return self.insert(cpu, mm.id, vpage, pte.frame, pte.writable, pte.dirty)
+        return self.insert(cpu, mm.id, vpage, pte.frame, pte.writable, pte.dirty, pte.inst)
 
-    def insert(self, cpu: Cpu, mm_id: int, vpage: int, frame: int, writable: bool, dirty: bool):
+    def insert(self, cpu: Cpu, mm_id: int, vpage: int, frame: int, writable: bool, dirty: bool,
+               inst: int):
+        """Cache (mm, vpage) -> frame on ``cpu``, replacing its entry for that page if any."""
         t = cpu.tlb.get(mm_id)
         if t is None:
             t = cpu.tlb[mm_id] = {}
         old = t.get(vpage)
         if old is not None:
             del self.refs[old.frame][(cpu.id, mm_id, vpage)]
-        e = TlbEntry(frame, writable, dirty)
+        e = TlbEntry(frame, writable, dirty, inst)
         t[vpage] = e
         self.refs[frame][(cpu.id, mm_id, vpage)] = e
         return e

@@ -79,7 +79,7 @@ def test_read_hit_uses_the_entry_without_walking():
     pte = m.mms[0].ptes[2]
     old = pte.frame
     other = m.mms[1].ptes[2].frame  # file1:0 = 2000
-    pte.set_present(other, False, False)  # the PTE now says something else, A clear
+    pte.set_present(other, False, False, m.new_pte_inst())  # the PTE now says something else, A clear
     assert m.user_access(0, 2, False) == 1000
     assert entries(m, 0, 0)[2][0] == old
     assert not pte.accessed
@@ -135,7 +135,7 @@ def _clean_writable_entry(m):
     fault_in(m, 0, 0)
     pte = m.mms[0].ptes[0]
     pte.dirty = False
-    m.tlbs.insert(m.tlbs.cpus[0], 0, 0, pte.frame, True, False)
+    m.tlbs.insert(m.tlbs.cpus[0], 0, 0, pte.frame, True, False, pte.inst)
     return pte
 
 

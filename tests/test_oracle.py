@@ -20,8 +20,11 @@ def machine(proto=LINUX, strict=False, **cfg):
     return Machine(proto, MachineConfig(**{"ncpus": 2, **cfg}), strict=strict)
 
 
-def insert(m, cpu, mm_id, vpage, frame, writable=False, dirty=False):
-    return m.tlbs.insert(m.tlbs.cpus[cpu], mm_id, vpage, frame, writable, dirty)
+def insert(m, cpu, mm_id, vpage, frame, writable=False, dirty=False, inst=None):
+    """Plant an entry; by default of the PTE instance now at (mm, vpage) (0 if none)."""
+    if inst is None:
+        inst = m.mms[mm_id].ptes[vpage].inst
+    return m.tlbs.insert(m.tlbs.cpus[cpu], mm_id, vpage, frame, writable, dirty, inst)
 
 
 def finish(m, op):
