@@ -1,0 +1,277 @@
+"""Sound verdicts: S3 on PTE identity and the model fixes that change verdicts.
+
+Each fix has a test that fails without it: a regression litmus file that passes on mainline
+(tests/test_litmus.py runs every file) plus a teeth test here that puts the old behaviour
+back (by monkeypatching) and shows the false verdict it gave; or, for a model rule, a
+direct check of the rule that the old code breaks.
+"""
+import pytest
+
+import conformance.kernel as K
+from conformance.config import MachineConfig
+from conformance.errors import S3Violation
+from conformance.explorer import explore
+from conformance.litmus import corpus, run, verdict
+from conformance.machine import Machine
+from conformance.oracle import Oracle
+from conformance.pagetable import MIGRATION, PRESENT, SWAP
+from conformance.registry import load_protocol
+
+LINUX = load_protocol("linux")
+SCENARIOS = {s.name: s for s in corpus()}
+
+
+def finish(m, op):
+    while op in m.ops:
+        m.advance(op.id)
+
+
+# -- S3 on PTE identity --------------------------------------------------------------------
+
+def _old_s3_madvise(self, op, mm, start, end, syscall):
+    """The frame-based S3 of madvise before this fix: an entry of a slot madvise walked
+    must map the frame its PTE maps now."""
+    if not syscall.startswith("madvise"):
+        return ORIG_CHECK_S3(self, op, mm, start, end, syscall)
+    for vpage in range(start, end):
+        pte = mm.ptes[vpage]
+        cur = pte.frame if pte.kind == PRESENT else None
+        if (mm.id, vpage) in op.s3_visits:
+            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
+                if e.frame != cur:
+                    self._fail_s3(op, mm, vpage, c, e, syscall, "old frame rule")
+
+
+ORIG_CHECK_S3 = Oracle.check_s3
+
+
+def test_refault_behind_madvise_is_not_blamed_on_it():
+    """The certify false positive (issue 'Sound verdicts'): passes on PTE identity..."""
+    sc = SCENARIOS["model-s3-madvise-refault"]
+    assert verdict(run(sc, LINUX)) == "pass"
+
+
+def test_refault_behind_madvise_failed_the_frame_rule(monkeypatch):
+    """... and the old frame-based condition reports it as S3 on mainline."""
+    monkeypatch.setattr(Oracle, "check_s3", _old_s3_madvise)
+    f = run(SCENARIOS["model-s3-madvise-refault"], LINUX)
+    assert f is not None and f.rule == "S3" and "madvise(dontneed)" in f.headline()
+
+
+def test_dontneed_form_of_99baac21e458_is_found_on_the_empty_slot():
+    """The second DONTNEED finds pte_none: S3 judges that slot too (explorer, every
+    interleaving); mainline's nested flush in tlb_finish_mmu passes."""
+    sc = SCENARIOS["bug-2.5-parallel-madvise-dontneed"]
+    res = explore(sc, load_protocol("hist_2_5_no_nested_gather_flush"))
+    assert res.verdict == "S3" and isinstance(res.failure, S3Violation)
+    assert "still caches" in res.failure.headline()
+    for name in ("linux", "immediate"):
+        res = explore(sc, load_protocol(name))
+        assert res.verdict == "pass" and res.complete
+
+
+def test_old_entry_over_a_refault_onto_the_same_frame_is_stale():
+    """An entry of an older PTE instance is caught even when the PTE now maps the same
+    frame again (the frame rule was blind to it): DONTNEED zaps mm0:v0, a fault maps the
+    freed frame back, and CPU1 still caches the *old* PTE's entry at madvise's return."""
+    m = Machine(load_protocol("hist_2_5_no_nested_gather_flush"),
+                MachineConfig(ncpus=3, populate=False))
+    m.user_access(0, 0, True)
+    finish(m, m.ops[0])
+    m.user_access(0, 0, True)
+    m.switch_mm(1, 0)
+    m.fill(1, 0)
+    old = m.mms[0].ptes[0]
+    old_frame, old_inst = old.frame, old.inst
+    # CPU0 zaps with a flush pending; the frame is freed only after that flush, so plant
+    # the re-fault by hand: a new instance of the same frame (what a fault would install
+    # if the frame came back first, e.g. on a protocol that frees before flushing)
+    a = m.madvise(0, 0, 1, "dontneed")
+    while "zap mm0:v0" not in m.trace.timeline(3):
+        m.advance(a.id)
+    old.set_present(old_frame, True, True, m.new_pte_inst())
+    assert m.mms[0].ptes[0].frame == old_frame and m.mms[0].ptes[0].inst != old_inst
+    e = m.tlbs.lookup(m.tlbs.cpus[1], 0, 0)
+    assert e is not None and e.inst == old_inst and e.frame == old_frame
+    with pytest.raises(S3Violation):
+        m.oracle.check_s3(a, m.mms[0], 0, 1, "madvise(dontneed)")
+
+
+def test_mremap_destination_is_checked():
+    """S3 checks mremap's new range: an entry there older than the move is stale."""
+    m = Machine(LINUX, MachineConfig(ncpus=2, populate=False, vpages=8))  # v6, v7 free
+    m.user_access(0, 0, True)
+    finish(m, m.ops[0])
+    m.user_access(0, 0, True)
+    # plant an entry at the destination v6 of an instance older than the move
+    stale = m.tlbs.insert(m.tlbs.cpus[0], 0, 6, m.mms[0].ptes[0].frame, False, False, 1)
+    assert stale.inst <= m.pte_insts
+    op = m.mremap(0, 0, 1, 6)
+    with pytest.raises(S3Violation, match="mremap"):
+        finish(m, op)
+
+
+# -- the model fixes -------------------------------------------------------------------
+
+def test_reclaim_flushes_dirty_before_keeping_a_gathered_folio():
+    sc = SCENARIOS["model-reclaim-dirty-flush-before-keep"]
+    assert verdict(run(sc, LINUX)) == "pass"
+
+
+def test_reclaim_keep_before_dirty_flush_was_a_false_s2(monkeypatch):
+    """The old order (is_page_cache_freeable() decided before try_to_unmap_flush_dirty()):
+    a gathered dirty folio is kept, unlocked, with its deferred writable entry unflushed,
+    and writeback copies it out under that entry."""
+    orig = LINUX.try_to_unmap_flush_dirty
+
+    def old_order(self, task):
+        mem = task_machine[0].mem
+        if any(mem.gathered[f] and mem.isolated[f] is task for f in range(len(mem.gathered))):
+            return None  # kept before the dirty flush
+        return orig(self, task)
+
+    task_machine = []
+    orig_init = Machine.__init__
+
+    def init(self, *a, **kw):
+        orig_init(self, *a, **kw)
+        task_machine[:] = [self]
+    monkeypatch.setattr(Machine, "__init__", init)
+    monkeypatch.setattr(LINUX, "try_to_unmap_flush_dirty", old_order)
+    f = run(SCENARIOS["model-reclaim-dirty-flush-before-keep"], LINUX)
+    assert f is not None and f.rule == "S2", f and f.headline()
+
+
+def _count_tlb_records(monkeypatch, proto):
+    calls = []
+    orig = proto.tlb_remove_tlb_entry
+
+    def rec(self, tlb, vpage):
+        calls.append(vpage)
+        return orig(self, tlb, vpage)
+    monkeypatch.setattr(proto, "tlb_remove_tlb_entry", rec)
+    return calls
+
+
+def test_madv_pageout_ignores_references(monkeypatch):
+    """2864f3d0f583: MADV_PAGEOUT neither clears the accessed bit nor records a flush;
+    MADV_COLD does both. (The folio is locked elsewhere, so pageout's reclaim skips it and
+    the PTE stays for us to look at.)"""
+    cls = load_protocol("linux")
+    calls = _count_tlb_records(monkeypatch, cls)
+    for advice, want_calls, want_young in (("pageout", [], True), ("cold", [1], False)):
+        calls.clear()
+        m = Machine(cls)  # populated: mm0:v1 anonymous, mapped once, accessed
+        pte = m.mms[0].ptes[1]
+        _locked_by_other(m, pte.frame)
+        assert pte.kind == PRESENT and pte.accessed
+        finish(m, m.madvise(0, 1, 1, advice))
+        assert pte.kind == PRESENT and calls == want_calls and pte.accessed is want_young
+
+
+def test_force_flush_frees_the_batch_after_the_ptl():
+    """zap_pte_range with force_flush calls tlb_flush_mmu after dropping the PTL: an anonymous
+    page gathered earlier in the same munmap is freed there, not at tlb_finish_mmu."""
+    cfg = MachineConfig(ncpus=2, populate=False, vpages=6)
+    m = Machine(LINUX, cfg)  # mm0: [0,3) anon RW, [3,5) file0 RO
+    finish(m, m.mmap(0, 3, 1, 0, True, True))  # MAP_FIXED file0:0 shared RW at v3
+    for vp in (0, 3):
+        m.user_access(0, vp, True)
+        if m.ops:
+            finish(m, m.ops[0])
+            m.user_access(0, vp, True)
+    anon = m.mms[0].ptes[0].frame
+    op = m.munmap(0, 0, 4)
+    freed_before_finish = None
+    while op in m.ops:
+        m.advance(op.id)
+        text = m.trace.timeline(2)
+        if "zap mm0:v3" in text and freed_before_finish is None and op in m.ops:
+            m.advance(op.id)  # the rest of zap_pte_range: flush under the PTL, unlock, free
+            freed_before_finish = m.mem.owner[anon] is None and "tlb_finish" not in text
+    assert freed_before_finish
+
+
+def _locked_by_other(m, frame):
+    m.mem.folio_lock[frame].owner = "someone"
+
+
+def test_madv_free_locks_only_swapcache_or_dirty_folios():
+    """madvise_free_pte_range takes the folio lock only for a swap-cache or PG_dirty folio:
+    a clean folio whose lock is held elsewhere is still made lazyfree; a dirty one is not."""
+    m = Machine(LINUX)  # populated: mm0:v0,v1 anonymous, folios clean (PG_dirty clear)
+    f0 = m.mms[0].ptes[0].frame
+    f1 = m.mms[0].ptes[1].frame
+    _locked_by_other(m, f0)
+    _locked_by_other(m, f1)
+    m.mem.dirty[f1] = True
+    finish(m, m.madvise(0, 0, 2, "free"))
+    assert m.mem.lazyfree[f0] and not m.mem.lazyfree[f1]
+
+
+def test_madv_free_frees_the_swap_cache_of_a_swapcache_folio():
+    """folio_free_swap: a swap-cache folio no swap entry uses leaves the swap cache and
+    becomes lazyfree; one whose slot a swap entry still uses is skipped."""
+    for users, lazy in ((0, True), (1, False)):
+        m = Machine(LINUX)
+        f0 = m.mms[0].ptes[0].frame
+        slot = m.mem.alloc_slot()
+        m.mem.swap_cache[slot] = f0
+        m.mem.swap_map[slot] = users
+        finish(m, m.madvise(0, 0, 1, "free"))
+        assert m.mem.lazyfree[f0] is lazy
+        assert (slot in m.mem.swap_cache) is (not lazy)
+
+
+def test_madv_free_of_a_file_vma_is_einval():
+    m = Machine(LINUX)
+    op = m.madvise(0, 2, 1, "free")  # mm0:v2 is file0
+    finish(m, op)
+    assert op.result == "error"
+
+
+def test_swap_in_racing_a_zap_leaves_no_swap_cache_folio():
+    """DONTNEED drops a swap entry while its swap-in read is in flight: the fault's pte_same
+    check fails, and the folio (now in the swap cache only) is freed with its slot, not
+    leaked."""
+    m = Machine(LINUX, MachineConfig(ncpus=2, populate=False))
+    m.user_access(0, 0, True)
+    finish(m, m.ops[0])
+    m.user_access(0, 0, True)
+    finish(m, m.reclaim(1, (m.mms[0].ptes[0].frame,)))
+    assert m.mms[0].ptes[0].kind == SWAP
+    assert m.user_access(0, 0, False) == "fault"
+    fault = m.ops[0]
+    while "swap_read_folio" not in m.trace.timeline(2):
+        m.advance(fault.id)
+    m.switch_mm(1, 0)
+    finish(m, m.madvise(1, 0, 1, "dontneed"))
+    finish(m, fault)
+    assert m.mem.swap_cache == {}
+    assert sorted(m.mem.swap_free) == list(range(m.cfg.swap_slots))
+    owned = [f for f, o in enumerate(m.mem.owner) if o is not None]
+    assert owned == [m.mms[0].ptes[0].frame]  # only the zero page the retry mapped
+
+
+# -- mprotect vs a migration in flight ---------------------------------------------------
+
+def test_mprotect_makes_a_migration_entry_readable():
+    sc = SCENARIOS["model-mprotect-vs-migration"]
+    assert verdict(run(sc, LINUX)) == "pass"
+
+
+def test_migration_entry_left_writable_restores_a_writable_pte(monkeypatch):
+    """Without make_readable_migration_entry in change_pte_range, remove_migration_ptes
+    restores a writable PTE in a read-only VMA behind mprotect: the store succeeds (O1)."""
+    orig = K.Kernel.change_pte_range
+
+    def leaky(self, op, tlb, mm, start, end, writable):
+        saved = {vp: mm.ptes[vp].writable for vp in range(start, end)
+                 if mm.ptes[vp].kind == MIGRATION}
+        yield from orig(self, op, tlb, mm, start, end, writable)
+        for vp, w in saved.items():
+            if mm.ptes[vp].kind == MIGRATION:
+                mm.ptes[vp].writable = w
+    monkeypatch.setattr(K.Kernel, "change_pte_range", leaky)
+    f = run(SCENARIOS["model-mprotect-vs-migration"], LINUX)
+    assert f is not None and f.rule in ("O1", "C1"), f and f.headline()
