@@ -8,7 +8,8 @@ Usage::
     python bench/steps.py --clock cpu     # time by CPU time when other work shares the cores
     python bench/steps.py --profile       # also cProfile the raw linux walk (top 8 by tottime)
 
-(a) RAW: a seeded ``random.Random`` walk drives
+(a) RAW: a seeded ``random.Random`` walk (``conformance.walk``, the walk the
+    soundness campaign runs) drives
     ``Driver(Machine(load_protocol(p)))`` with the state machine's action mix
     (advance twice, access, tlb_fill, background (evict / context switch / other
     consumer), reclaim, migrate, munmap, mmap, mprotect, file_write;
@@ -41,7 +42,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import itertools
 import platform
 import pstats
 import os
@@ -50,20 +50,24 @@ import subprocess
 import sys
 import time
 
-from hypothesis import seed as hseed
-from hypothesis.stateful import get_state_machine_test
+# runnable from a checkout without installing the package (as bench/corpus.py)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from conformance.certify import fuzz_settings
-from conformance.config import DEFAULT
-from conformance.errors import Failure
-from conformance.machine import Machine
-from conformance.oracle import Oracle
-from conformance.registry import load_protocol
-from conformance.statemachine import Driver, NullDriver, Stats, conformance_machine
+from hypothesis import seed as hseed  # noqa: E402
+from hypothesis.stateful import get_state_machine_test  # noqa: E402
+
+from conformance.certify import fuzz_settings  # noqa: E402
+from conformance.config import DEFAULT  # noqa: E402
+from conformance.errors import Failure  # noqa: E402
+from conformance.machine import Machine  # noqa: E402
+from conformance.oracle import Oracle  # noqa: E402
+from conformance.registry import load_protocol  # noqa: E402
+from conformance.statemachine import Driver, NullDriver, Stats, conformance_machine  # noqa: E402
+from conformance.walk import ACTIONS_PER_EXAMPLE, Rules, Shim, walk  # noqa: E402
 
 RAW_TARGET = 100_000  # steps/s, one core
 SHARE_TARGET = 0.25  # model+oracle cost / Hypothesis's own per-step cost
-ACTIONS_PER_RUN = 80
+ACTIONS_PER_RUN = ACTIONS_PER_EXAMPLE  # 80, as the soundness campaign
 HYP_STEPS = 100  # stateful_step_count, as certify
 RAW_SEED = 20261125
 HYP_SEED = 1125
@@ -78,77 +82,7 @@ ORACLE_CHECKS = tuple(sorted(n for n in vars(Oracle) if n.startswith("check_")))
 # -- (a) the raw walk -------------------------------------------------------------------------
 #: the rules the walk expects to find (a changed rule set is reported, not silently measured)
 RULES = ("advance", "preempt_advance", "access", "tlb_fill", "background", "reclaim",
-         "migrate", "munmap", "mmap", "mprotect", "file_write")
-
-
-def _values(strategy, where: str) -> tuple:
-    """Every value ``strategy`` can draw, for the strategy kinds strategies/ uses.
-
-    The walk draws uniformly from these (Hypothesis biases integers toward their
-    ends and shrinks; the ranges are the same).
-    """
-    s = getattr(strategy, "wrapped_strategy", strategy)  # st.integers() etc. are lazy
-    kind = type(s).__name__
-    if kind == "IntegersStrategy" and None not in (s.start, s.end) and s.end - s.start < 10_000:
-        return tuple(range(s.start, s.end + 1))
-    if kind == "SampledFromStrategy" and not getattr(s, "_transformations", ()):
-        return tuple(s.elements)
-    if kind == "BooleansStrategy":
-        return (False, True)
-    raise SystemExit(f"bench/steps.py: cannot mirror {strategy!r} ({where}) in the raw walk; "
-                     "teach _values() about it")
-
-
-class _Rules:
-    """The state machine's own rules, callable without Hypothesis.
-
-    Taken from ``conformance_machine(...)``: each rule's function (the counted
-    step that calls the Driver), its preconditions (the has_runnable / has_idle
-    lambdas) and the values of its argument strategies. A step evaluates each
-    distinct precondition once, then picks uniformly among the rules whose
-    preconditions hold and draws their arguments, as Hypothesis's rule choice
-    does (less its swarm testing, which disables random subsets of rules per
-    example).
-    """
-
-    def __init__(self, proto_cls, cfg=DEFAULT) -> None:
-        rules = sorted(conformance_machine(proto_cls, cfg).setup_state().rules,
-                       key=lambda r: r.function.__name__)
-        self.names = tuple(r.function.__name__ for r in rules)
-        self.preconditions: list = []
-        entries = []
-        for r in rules:
-            idx = []
-            for p in r.preconditions:
-                if p not in self.preconditions:
-                    self.preconditions.append(p)
-                idx.append(self.preconditions.index(p))
-            names = tuple(r.arguments)
-            values = [_values(v, f"{r.function.__name__}.{k}") for k, v in r.arguments.items()]
-            # every combination once (duplicates in sampled_from kept): one uniform pick
-            # from this list is an independent uniform draw of each argument
-            kwargs = [dict(zip(names, combo)) for combo in itertools.product(*values)]
-            entries.append((r.function, kwargs, tuple(idx)))
-        self.entries = entries
-        self._enabled: dict = {}
-
-    def enabled(self, flags: tuple) -> list:
-        """The rules whose preconditions all hold, given each precondition's truth."""
-        got = self._enabled.get(flags)
-        if got is None:
-            got = self._enabled[flags] = [(fn, kw) for fn, kw, idx in self.entries
-                                          if all(flags[i] for i in idx)]
-        return got
-
-
-class _Shim:
-    """What a rule function needs of the state machine instance: ``d`` and ``stats``."""
-
-    __slots__ = ("d", "stats")
-
-    def __init__(self, d, stats) -> None:
-        self.d = d
-        self.stats = stats
+         "migrate", "munmap", "mmap", "mprotect", "file_write", "writeback", "madvise", "mremap")
 
 
 def _disable_oracle(oracle) -> None:
@@ -163,9 +97,7 @@ def _noop(*args, **kwargs):
 def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle: bool = True,
              driver_cls=Driver, max_runs: int | None = None) -> dict:
     """Random walks of ACTIONS_PER_RUN actions (+ teardown) for ``seconds``; counts and time."""
-    rules = _Rules(proto_cls or load_protocol("immediate"))
-    preconds = rules.preconditions
-    enabled = rules.enabled
+    rules = Rules(proto_cls or load_protocol("immediate"))
     rng = random.Random(seed)
     rand = rng.random
     stats = Stats()
@@ -178,12 +110,8 @@ def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle:
         if m is not None and not oracle:
             _disable_oracle(m.oracle)
         d = driver_cls(m)
-        shim = _Shim(d, stats)
         try:
-            for _ in range(ACTIONS_PER_RUN):
-                acts = enabled(tuple([p(shim) for p in preconds]))
-                fn, kw = acts[int(rand() * len(acts))]
-                fn(shim, **kw[int(rand() * len(kw))])
+            walk(rules, Shim(d, stats), rand, ACTIONS_PER_RUN)
             d.teardown()
         except Failure:
             failures += 1
@@ -363,7 +291,7 @@ def main(argv=None) -> int:
           f"hypothesis: seed {HYP_SEED}, {examples} examples x <= {HYP_STEPS} steps; "
           f"best of {a.repeats}; clock: {a.clock}\n")
 
-    names = _Rules(load_protocol("linux")).names
+    names = Rules(load_protocol("linux")).names
     if sorted(names) == sorted(RULES):
         print(f"rules: the state machine's {len(names)} rules, preconditions and argument "
               "ranges, taken from conformance_machine()\n")

@@ -10,11 +10,12 @@ number of jobs (given the budget to reach it); the reproducer replays exactly.
 Example::
 
     >>> r = certify("linux", budget_s=2, seed=1)   # doctest: +SKIP
-    >>> r.passed, r.examples > 0
+    >>> r.passed, r.examples > 0                    # doctest: +SKIP
     (True, True)
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import queue as _queue
@@ -26,7 +27,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from .config import DEFAULT, MachineConfig
-from .errors import Failure
+from .errors import Failure, UsageError
 from .registry import load_protocol
 from .statemachine import Stats, conformance_machine
 
@@ -55,7 +56,8 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        """No failure, over at least one example: zero examples is no verdict, not a PASS."""
+        return not self.failures and self.examples > 0
 
     @property
     def shrunk_length(self) -> int | None:
@@ -68,6 +70,37 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def require_seconds(option: str, value, zero_ok: bool = False) -> None:
+    """:class:`UsageError` unless ``value`` is a finite number of seconds, > 0 (or >= 0).
+
+    Example::
+
+        >>> require_seconds("--budget", 0)
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: --budget must be a positive number of seconds, not 0
+    """
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (
+        value >= 0 if zero_ok else value > 0)
+    if not ok:
+        raise UsageError(f"{option} must be a {'non-negative' if zero_ok else 'positive'} "
+                         f"number of seconds, not {value!r}")
+
+
+def require_count(option: str, value) -> None:
+    """:class:`UsageError` unless ``value`` is an integer >= 1 (jobs, steps, examples).
+
+    Example::
+
+        >>> require_count("--jobs", 0)
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: --jobs must be at least 1, not 0
+    """
+    if not isinstance(value, int) or value < 1:
+        raise UsageError(f"{option} must be at least 1, not {value!r}")
 
 
 def chunk_seed(seed: int, i: int) -> int:
@@ -139,7 +172,19 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
 def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = False,
             cfg: MachineConfig = DEFAULT, chunk: int = 50, steps: int = 50,
             max_examples: int | None = None, jobs: int = 1) -> Result:
-    """Fuzz one protocol for ``budget_s`` seconds (or ``max_examples`` examples)."""
+    """Fuzz one protocol for ``budget_s`` seconds (or ``max_examples`` examples).
+
+    A budget, job count, step count, chunk or example limit that could only give
+    a vacuous verdict (zero or negative, NaN, infinite) is a :class:`UsageError`.
+    A run may still end with zero examples (a budget smaller than the workers'
+    start-up): its ``passed`` is False, never a PASS.
+    """
+    require_seconds("--budget", budget_s)
+    require_count("--jobs", jobs)
+    require_count("--steps", steps)
+    require_count("chunk", chunk)
+    if max_examples is not None:
+        require_count("max_examples", max_examples)
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
                  jobs=jobs)

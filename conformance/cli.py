@@ -1,7 +1,10 @@
 """``flushcheck``: certify a protocol, list protocols, replay a reproducer.
 
 Exit status: 0 pass, 1 a violation or protocol error, 2 bad input, 3 a
-flushcheck bug (model error). Bad input never prints a traceback.
+flushcheck bug (model error), 130 interrupted. Bad input never prints a
+traceback. A budget, job or step count of zero or less is bad input, and so is
+a certify run that ended with zero examples: no verdict is ever a PASS on
+nothing.
 
 Examples::
 
@@ -11,6 +14,7 @@ Examples::
     flushcheck list
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
     flushcheck litmus                        # the corpus x every protocol, herd-style
+    flushcheck soundness --budget 10         # raw-walk volume on the correct protocols
 """
 from __future__ import annotations
 
@@ -23,8 +27,11 @@ import attrs
 from .certify import default_jobs
 from .config import DEFAULT, MachineConfig
 from .errors import ModelError, UsageError
+from .soundness import CONFIG_SETS
+from .walk import ACTIONS_PER_EXAMPLE
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 def _config(pairs: list[str]) -> MachineConfig:
@@ -54,6 +61,9 @@ def cmd_certify(args) -> int:
     cfg = _config(args.config)
     res = certify(cls, budget_s=args.budget, seed=args.seed, strict=args.strict, cfg=cfg,
                   steps=args.steps, jobs=args.jobs)
+    if res.examples == 0 and not res.failures:
+        # a verdict on nothing is not a PASS (a budget too small for the workers to start)
+        raise UsageError(f"certify ran 0 examples in {res.elapsed_s:.2f} s: raise --budget")
     paths = []
     for i, f in enumerate(res.failures):
         if f.machine is not None:
@@ -66,6 +76,43 @@ def cmd_certify(args) -> int:
     if isinstance(res.failure, ModelError):
         return EXIT_BUG
     return EXIT_PASS if res.passed else EXIT_FAIL
+
+
+def cmd_soundness(args) -> int:
+    """The soundness campaign (docs/SOUNDNESS.md): 0 no violation, 1 a violation, 3 a model
+    error, 130 interrupted before anything was found; windows (--strict) do not fail it."""
+    import platform
+    import shlex
+    import time
+
+    from .report import soundness_markdown, soundness_report
+    from .reproducer import git_commit
+    from .soundness import campaign, correct_protocols
+
+    protos = args.protocol or correct_protocols()
+    configs = CONFIG_SETS[args.config_set]
+
+    def progress(cell) -> None:  # stderr: stdout is the report
+        print(f"  {cell.job.protocol} {cell.job.config}: {cell.examples:,} examples, "
+              f"{cell.steps:,} steps, {cell.rate:,.0f} steps/s, {cell.violations} violations"
+              + (f", {cell.windows} windows" if args.strict else ""), file=sys.stderr, flush=True)
+
+    res = campaign(protos, configs, budget_s=args.budget, seed=args.seed, jobs=args.jobs,
+                   strict=args.strict, actions=args.actions, shrink_s=args.shrink_seconds,
+                   repro_dir=args.repro_dir, progress=progress)
+    commit = git_commit()
+    print(soundness_report(res, commit))
+    if args.markdown:
+        command = "flushcheck " + " ".join(shlex.quote(a) for a in args.argv)
+        with open(args.markdown, "w") as fh:
+            fh.write(soundness_markdown(res, command, commit, time.strftime("%Y-%m-%d"),
+                                        platform.python_version(), os.cpu_count() or 1))
+        print(f"wrote {args.markdown}")
+    if res.model_error:
+        return EXIT_BUG
+    if res.verdict == "FAIL":
+        return EXIT_FAIL
+    return EXIT_INTERRUPTED if res.interrupted else EXIT_PASS
 
 
 def cmd_replay(args) -> int:
@@ -189,6 +236,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--repro-dir", default="repro")
     c.add_argument("--show-program", action="store_true", help="also print Hypothesis's program")
     c.set_defaults(fn=cmd_certify)
+    so = sub.add_parser("soundness", help="fuzz the correct protocols at raw-walk speed "
+                        "(false positives of the oracle)")
+    so.add_argument("--protocol", action="append", default=None, metavar="NAME",
+                    help="only these protocols (default: immediate, linux and every module "
+                         "with CORRECT = True)")
+    so.add_argument("--config-set", default="default", choices=tuple(CONFIG_SETS),
+                    help="machine configs (default: 5; quick: the default machine only; "
+                         "wide: 7; docs/SOUNDNESS.md)")
+    so.add_argument("--budget", type=float, default=30.0, metavar="SECONDS",
+                    help="seconds of fuzzing per (protocol, config) (default 30)")
+    so.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
+                    help=f"worker processes (default: the {default_jobs()} CPUs available)")
+    so.add_argument("--seed", type=int, default=0)
+    so.add_argument("--strict", action="store_true",
+                    help="O1 strict: count and group the windows the kernel tolerates")
+    so.add_argument("--actions", type=int, default=ACTIONS_PER_EXAMPLE, metavar="N",
+                    help=f"actions per example (default {ACTIONS_PER_EXAMPLE})")
+    so.add_argument("--shrink-seconds", type=float, default=3.0, metavar="SECONDS",
+                    help="time to shrink each kept failing example (default 3)")
+    so.add_argument("--repro-dir", default="repro")
+    so.add_argument("--markdown", default=None, metavar="FILE",
+                    help="also write the report as markdown (for docs/SOUNDNESS.md)")
+    so.set_defaults(fn=cmd_soundness)
     r = sub.add_parser("replay", help="re-run a saved reproducer exactly")
     r.add_argument("file")
     r.set_defaults(fn=cmd_replay)
@@ -221,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for reports that quote it
     try:
         return args.fn(args)
     except UsageError as exc:
@@ -228,7 +299,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("flushcheck: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

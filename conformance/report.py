@@ -5,6 +5,7 @@ import inspect
 
 from .certify import Result
 from .errors import ModelError, ProtocolError
+from .soundness import KEEP, is_window
 
 RULE_NAMES = {
     "S1": "frame reuse",
@@ -20,11 +21,21 @@ def protocol_summary(cls) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
+def rules_line(o1_note=None) -> str:
+    """The rules checked, as a report lists them; ``o1_note`` qualifies O1 (strict mode).
+
+    Example::
+
+        >>> rules_line("strict").endswith("O1 observation (strict)")
+        True
+    """
+    rules = ", ".join(f"{k} {v}" for k, v in RULE_NAMES.items())
+    return rules.replace("O1 observation", f"O1 observation ({o1_note})") if o1_note else rules
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
-    rules = ", ".join(f"{k} {v}" for k, v in RULE_NAMES.items())
-    if res.strict:
-        rules = rules.replace("O1 observation", "O1 observation (strict)")
+    rules = rules_line(res.strict and "strict")
     lines = [
         f"flushcheck certify {res.protocol}",
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
@@ -34,8 +45,12 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         f"  rules     {rules}",
         f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s",
     ]
-    if res.passed:
-        lines.append("  verdict   PASS: 0 violations")
+    if res.passed:  # the PASS line itself says what it stands on
+        lines.append(f"  verdict   PASS: 0 violations in {res.examples} examples, "
+                     f"{res.steps} steps")
+        return "\n".join(lines)
+    if not res.failures:  # zero examples: no verdict (the CLI refuses it as bad input)
+        lines.append("  verdict   NO VERDICT: 0 examples ran")
         return "\n".join(lines)
     f = res.failure
     rules = ", ".join(sorted({x.rule for x in res.failures}))
@@ -53,3 +68,108 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
             lines.append(f"reproducer: {repro_paths[i]}")
             lines.append(f"replay:     flushcheck replay {repro_paths[i]}")
     return "\n".join(lines)
+
+
+# -- the soundness campaign ---------------------------------------------------------------------
+def _cells_rows(res) -> list:
+    """(protocol, config, examples, steps, seconds, steps/s, violations, windows) per cell,
+    then the total."""
+    rows = [(c.job.protocol, c.job.config, c.examples, c.steps, c.seconds, c.rate, c.violations,
+             c.windows) for c in res.cells]
+    secs = sum(c.seconds for c in res.cells)
+    rows.append(("total", "", res.examples, res.steps, secs, res.steps / secs if secs else 0.0,
+                 sum(c.violations for c in res.cells), sum(c.windows for c in res.cells)))
+    return rows
+
+
+def _soundness_verdict(res) -> str:
+    """The verdict line: PASS always says how many examples and steps it stands on."""
+    ran = f"in {res.examples:,} examples, {res.steps:,} steps"
+    if res.verdict == "PASS":
+        return f"PASS: 0 violations {ran}"
+    bad = sum(c.violations for c in res.cells)
+    if res.verdict == "FAIL":
+        rules = sorted({k for c in res.cells for k in c.counts if not is_window(k)})
+        return (f"FAIL: {bad:,} failing example{'s' if bad != 1 else ''} ({', '.join(rules)}) {ran}"
+                + ("   (interrupted)" if res.interrupted else ""))
+    return f"INTERRUPTED: no verdict, 0 violations {ran} before Ctrl-C"
+
+
+def soundness_report(res, commit: str) -> str:
+    """The ``flushcheck soundness`` report (text)."""
+    rules = rules_line(res.strict and "strict: windows counted apart")
+    lines = [
+        f"flushcheck soundness   commit {commit}",
+        f"  protocols {', '.join(res.protocols)}",
+        "  configs   " + "\n            ".join(f"{n:8} {cfg.describe()}" for n, cfg in res.configs),
+        f"  seed      {res.seed}   budget {res.budget_s:g} s per (protocol, config)   "
+        f"jobs {res.jobs}   {res.actions} actions per example",
+        f"  rules     {rules}",
+        "",
+        f"  {'protocol':<28} {'config':<8} {'examples':>10} {'steps':>12} {'seconds':>8} "
+        f"{'steps/s':>9} {'violations':>10}" + (f" {'windows':>8}" if res.strict else ""),
+    ]
+    for p, cfg, ex, st, secs, rate, bad, win in _cells_rows(res):
+        lines.append(f"  {p:<28} {cfg:<8} {ex:>10,} {st:>12,} {secs:>8.1f} {rate:>9,.0f} {bad:>10,}"
+                     + (f" {win:>8,}" if res.strict else ""))
+    lines += ["", f"  verdict   {_soundness_verdict(res)}"]
+    found = [(c, f) for c in res.cells for f in c.findings if not f.window]
+    if found:
+        lines += ["", f"violations (the first {KEEP} failing examples per protocol, config and "
+                  "rule, shrunk):"]
+        last = None
+        for c, f in found:
+            if (id(c), f.key) != last:
+                lines.append(f"  {c.job.protocol} {c.job.config} {f.key}: {f.count:,} failing "
+                             f"example{'s' if f.count != 1 else ''}")
+                last = (id(c), f.key)
+            lines += [f"    example seed {f.seed}: {f.headline}", "      " + _repro_text(f)]
+    wins = [(c, f) for c in res.cells for f in c.findings if f.window]
+    if wins:
+        lines += ["", "O1-strict windows (tolerated by the kernel; strict mode only), one shrunk "
+                  "reproducer per signature:",
+                  f"  {'count':>7}  {'protocol':<12} {'config':<8} signature"]
+        for c, f in wins:
+            lines.append(f"  {f.count:>7,}  {c.job.protocol:<12} {c.job.config:<8} {f.label}")
+            lines.append(f"  {'':>7}  {_repro_text(f)}")
+    return "\n".join(lines)
+
+
+def _repro_text(f) -> str:
+    if f.path is None:
+        return f"{f.length} actions; no reproducer (the example did not replay)"
+    size = (f"shrunk {f.length} -> {f.shrunk} actions" if f.was_shrunk
+            else f"{f.shrunk} actions (not shrunk)")
+    return f"{size}   reproducer {f.path}   (flushcheck replay {f.path})"
+
+
+def soundness_markdown(res, command: str, commit: str, date: str, python: str, cores: int) -> str:
+    """The campaign as markdown, for docs/SOUNDNESS.md."""
+    lines = [
+        f"- command: `{command}`",
+        f"- date {date}, commit `{commit}`, Python {python}, {cores} cores, jobs {res.jobs}",
+        f"- seed {res.seed}, budget {res.budget_s:g} s per (protocol, config), "
+        f"{res.actions} actions per example{', O1 strict' if res.strict else ''}",
+        f"- verdict: **{_soundness_verdict(res)}**",
+        "",
+        "| protocol | config | examples | steps | seconds | steps/s | violations"
+        + (" | windows |" if res.strict else " |"),
+        "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if res.strict else ""),
+    ]
+    for p, cfg, ex, st, secs, rate, bad, win in _cells_rows(res):
+        lines.append(f"| {p} | {cfg} | {ex:,} | {st:,} | {secs:.1f} | {rate:,.0f} | {bad:,} |"
+                     + (f" {win:,} |" if res.strict else ""))
+    lines += ["", "| config | machine |", "|---|---|"]
+    lines += [f"| {n} | {cfg.describe()} |" for n, cfg in res.configs]
+    for title, want in (("Violations", False), ("O1-strict windows", True)):
+        rows = [(c, f) for c in res.cells for f in c.findings if f.window == want]
+        if not rows:
+            continue
+        lines += ["", f"**{title}**", "",
+                  "| protocol | config | " + ("signature" if want else "rule") + " | examples | "
+                  "shrunk | headline | reproducer |", "|---|---|---|---:|---:|---|---|"]
+        for c, f in rows:
+            lines.append(f"| {c.job.protocol} | {c.job.config} | {f.label} | {f.count:,} | "
+                         f"{f.shrunk if f.shrunk is not None else '-'} | "
+                         f"{f.headline.replace('|', '/')} | `{f.path or '-'}` |")
+    return "\n".join(lines) + "\n"

@@ -20,3 +20,6 @@ class Immediate(Protocol):
         """Flush the page right away (s390-style IPTE), then record it as usual."""
         self.arch.flush_tlb_page(tlb.mm, vpage, tlb.task)
         super().tlb_remove_tlb_entry(tlb, vpage)
+
+
+CORRECT = True  # meant to be correct: `flushcheck soundness` fuzzes it by default

@@ -99,3 +99,6 @@ class Linux(Protocol):
             yield
             if st.tlb_flush_batched == batch:  # atomic_cmpxchg(&mm->tlb_flush_batched, batch, ...)
                 st.tlb_flush_batched = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
+
+
+CORRECT = True  # meant to be correct: `flushcheck soundness` fuzzes it by default

@@ -1,6 +1,7 @@
 """The command line: verdicts, exit codes, one-line errors, exact replays."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,8 @@ def test_certify_linux_passes_briefly(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verdict   PASS: 0 violations" in r.stdout
     assert "S1 frame reuse" in r.stdout and "examples" in r.stdout
+    # the PASS line itself states what it stands on
+    assert re.search(r"verdict   PASS: 0 violations in [1-9]\d* examples, [1-9]\d* steps", r.stdout)
 
 
 def test_certify_linux_4_3_fails_with_timeline_and_replays(tmp_path):
@@ -63,3 +66,43 @@ def test_same_seed_same_trace():
     assert a is not None and b is not None
     assert a.machine.actions == b.machine.actions
     assert a.machine.trace.timeline(2) == b.machine.trace.timeline(2)
+
+
+def _usage_error(capsys, argv) -> str:
+    """Run the CLI; it must exit 2 with one line on stderr and print no verdict."""
+    assert main(argv) == 2, argv
+    out, err = capsys.readouterr()
+    assert "PASS" not in out, argv
+    assert err.startswith("flushcheck: error:") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_certify_budget_zero_is_bad_input_not_a_pass(capsys):
+    assert "--budget" in _usage_error(capsys, ["certify", "linux", "--budget", "0"])
+
+
+def test_certify_negative_budget_is_bad_input(capsys):
+    assert "--budget" in _usage_error(capsys, ["certify", "linux", "--budget", "-5"])
+    assert "--budget" in _usage_error(capsys, ["certify", "linux", "--budget", "nan"])
+
+
+def test_certify_jobs_zero_or_negative_is_bad_input(capsys):
+    assert "--jobs" in _usage_error(capsys, ["certify", "linux", "--jobs", "0"])
+    assert "--jobs" in _usage_error(capsys, ["certify", "linux", "--jobs", "-2"])
+
+
+def test_certify_steps_zero_is_bad_input(capsys):
+    assert "--steps" in _usage_error(capsys, ["certify", "linux", "--steps", "0"])
+
+
+def test_zero_examples_is_never_a_pass():
+    """A run that executed nothing (the budget ran out before a worker started) is no
+    verdict: ``passed`` is False and the report says so (the CLI exits 2)."""
+    from conformance.certify import Result
+    from conformance.registry import load_protocol
+    from conformance.report import certify_report
+
+    res = Result(protocol="linux", seed=0, budget_s=0.001)
+    assert not res.passed
+    text = certify_report(res, load_protocol("linux"), "abc", [])
+    assert "PASS" not in text and "NO VERDICT: 0 examples ran" in text

@@ -1,0 +1,543 @@
+"""The soundness campaign: fuzz the protocols meant to be correct, at raw-walk speed.
+
+A false report of the oracle on a correct protocol is rare (about one in a few
+million steps), so finding one needs volume: this campaign runs the seeded raw
+walk of :mod:`conformance.walk` (about 90,000 steps/s per core, against a few
+thousand for Hypothesis) over every correct protocol and a set of machine
+configs, counts every failing example, and shrinks and saves a reproducer for
+the first few of each rule. ``flushcheck soundness`` is its command;
+docs/SOUNDNESS.md explains how to read it.
+
+Work is split into *chunks* of examples; chunk ``c`` of (protocol, config) has
+the seed ``derive_seed(seed, protocol, config name, c)`` and its example ``i``
+the seed ``derive_seed(chunk seed, i)``, so an example's actions depend only
+on (protocol, config, strict, example seed, actions per example), whatever the
+number of jobs.
+
+In strict mode (O1 without the in-flight exemption) an ``O1-strict`` failure at
+an access that some operation in flight touched is a *window* the kernel
+tolerates, not a violation: windows are grouped by :func:`window_signature`.
+An ``O1-strict`` failure that no operation in flight covers would fail plain O1
+as well, and counts as a violation, as do S1, S2, S3 and C1.
+
+Example::
+
+    >>> r = campaign(["linux"], CONFIG_SETS["quick"], budget_s=1, jobs=1)   # doctest: +SKIP
+    >>> r.verdict, r.cells[0].examples > 0                                 # doctest: +SKIP
+    ('PASS', True)
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import multiprocessing
+import os
+import queue
+import signal
+import time
+
+import attrs
+
+from .certify import require_count, require_seconds
+from .config import DEFAULT, MachineConfig
+from .errors import Failure
+from .registry import load_protocol, protocol_names
+from .walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
+
+#: the protocols fuzzed by default, besides every module that declares ``CORRECT = True``
+ALWAYS = ("immediate", "linux")
+
+#: machine configs, by set name (``--config-set``); each is (name, MachineConfig)
+CONFIG_SETS = {
+    "default": (
+        ("default", DEFAULT),  # 3 CPUs: CPU0 and CPU2 share mm0 from boot
+        ("cpus2", attrs.evolve(DEFAULT, ncpus=2)),  # no third CPU: one task per mm
+        ("cpus4", attrs.evolve(DEFAULT, ncpus=4)),  # two CPUs per mm from boot
+        # three mms, three page-table pages each, 4 free frames after populate (boot_layout)
+        ("big", attrs.evolve(DEFAULT, ncpus=4, nmms=3, vpages=6, nframes=16, swap_slots=8,
+                             file_pages=3)),
+        ("empty", attrs.evolve(DEFAULT, populate=False)),  # every page faulted in by the walk
+    ),
+    "quick": (("default", DEFAULT),),
+}
+CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
+    ("ptl1", attrs.evolve(DEFAULT, ptes_per_table=4)),  # one PTL per mm
+    ("tight", attrs.evolve(DEFAULT, nframes=8)),  # 2 free frames: reuse at once
+)
+
+#: prefix of the key an O1-strict window is counted under (:func:`classify`)
+WINDOW = "window: "
+
+#: examples per chunk (a chunk is the unit handed to a worker; ~0.1 s)
+CHUNK_EXAMPLES = 100
+#: failing examples kept (and shrunk) per (protocol, config, rule or window signature)
+KEEP = 3
+KEEP_WINDOWS = 1
+
+
+def derive_seed(*parts) -> int:
+    """A 64-bit seed from ``parts`` (BLAKE2b of their text: unlike ``hash()`` of a
+    string, the same in every process).
+
+    Example::
+
+        >>> derive_seed(0, "linux", "default", 0) == derive_seed(0, "linux", "default", 0)
+        True
+    """
+    text = "/".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def correct_protocols() -> list[str]:
+    """``immediate``, ``linux`` and every protocol module with ``CORRECT = True``, sorted.
+
+    A module that does not import is left out here (``flushcheck list`` shows it).
+
+    Example::
+
+        >>> "linux" in correct_protocols()
+        True
+    """
+    names = set(ALWAYS)
+    for name in protocol_names():
+        try:
+            mod = importlib.import_module(f"protocols.{name}")
+        except Exception:  # noqa: BLE001 - a broken module does not declare anything
+            continue
+        if getattr(mod, "CORRECT", False) is True:
+            names.add(name)
+    return sorted(names)
+
+
+# -- classifying a failure ------------------------------------------------------------------
+def _op_text(op) -> str:
+    """An operation as a window signature names it (the variant that matters, no numbers)."""
+    if op.name == "madvise":
+        return f"madvise({op.args[2]})"
+    if op.name == "mprotect":
+        return f"mprotect({'RW' if op.args[2] else 'RO'})"
+    if op.name == "mmap" and op.args[4]:
+        return "mmap(FIXED)"
+    return op.name
+
+
+def covering_ops(failure: Failure) -> list:
+    """The operations in flight that touched the failing access's page, location or frame:
+    the ones whose in-flight exemption (docs/oracle.md section 4) would excuse it."""
+    m, mm_id, vp = failure.machine, getattr(failure, "mm", None), getattr(failure, "vpage", None)
+    if m is None or mm_id is None or vp is None:
+        return []
+    vma = m.mms[mm_id].find_vma(vp)
+    loc = vma.location(vp) if vma is not None else None
+    frame = failure.frame
+    return [op for op in m.ops
+            if (mm_id, vp) in op.touched_vps or loc in op.touched_locs
+            or frame in op.touched_frames]
+
+
+def window_signature(failure: Failure) -> str | None:
+    """The window of an ``O1-strict`` failure that operations in flight cover, or None.
+
+    The access (load or store), the sorted operations that cover it (with their
+    variant: ``madvise(free)``, ``mprotect(RO)``, ``mmap(FIXED)``) and whether the
+    TLB entry used was writable. None when the failure is not ``O1-strict`` or no
+    operation covers it (then plain O1 fails too: a violation, not a window).
+
+    Example::
+
+        >>> window_signature(failure)   # doctest: +SKIP
+        'load during munmap, entry W'
+    """
+    if failure.rule != "O1-strict":
+        return None
+    ops = covering_ops(failure)
+    if not ops:
+        return None
+    m = failure.machine
+    name, args = m.actions[-1]
+    store = name == "user_access" and bool(args[2])
+    cpu = failure.cpus[0] if failure.cpus else None
+    e = None if cpu is None else m.tlbs.lookup(m.tlbs.cpus[cpu], failure.mm, failure.vpage)
+    entry = "no entry" if e is None else ("entry W" if e.writable else "entry RO")
+    return (f"{'store' if store else 'load'} during "
+            f"{' + '.join(sorted(_op_text(op) for op in ops))}, {entry}")
+
+
+def classify(failure: Failure) -> str:
+    """The key a failure is counted under: ``window: <signature>``, or its rule.
+
+    Example::
+
+        >>> classify(failure)   # doctest: +SKIP
+        'S3'
+    """
+    sig = window_signature(failure)
+    return failure.rule if sig is None else WINDOW + sig
+
+
+def keep_count(key: str) -> int:
+    """How many failing examples of ``key`` a (protocol, config) keeps, shrinks and saves."""
+    return KEEP_WINDOWS if is_window(key) else KEEP
+
+
+def is_window(key: str) -> bool:
+    """Is ``key`` (see :func:`classify`) an O1-strict window rather than a violation?"""
+    return key.startswith(WINDOW)
+
+
+# -- one chunk ---------------------------------------------------------------------------------
+@attrs.frozen
+class Job:
+    """One (protocol, config) of a campaign, as a worker needs it (picklable)."""
+
+    protocol: str
+    config: str
+    cfg: MachineConfig
+    strict: bool
+    seed: int
+    actions: int
+
+
+@attrs.define
+class Chunk:
+    """What one chunk ran: counts per key and the first failing examples of each key."""
+
+    index: int
+    examples: int = 0
+    steps: int = 0
+    counts: dict = attrs.Factory(dict)  # key -> failing examples
+    firsts: list = attrs.Factory(list)  # (chunk, example, seed, key, headline, length)
+
+
+def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -> Chunk:
+    """Run chunk ``index`` of ``job`` until it has ``CHUNK_EXAMPLES`` examples or the deadline
+    passes (chunk 0 runs at least one example, so no (protocol, config) reports zero).
+
+    ``out`` is filled as examples finish, so a Ctrl-C keeps what was done.
+
+    Example::
+
+        >>> from conformance.config import DEFAULT
+        >>> c = run_chunk(Job("linux", "default", DEFAULT, False, 0, 20), 0, 0.0)
+        >>> c.examples, c.steps
+        (1, 20)
+    """
+    out = Chunk(index) if out is None else out
+    cls = load_protocol(job.protocol)
+    rules = rules_for(cls, job.cfg)
+    cseed = derive_seed(job.seed, job.protocol, job.config, index)
+    for i in range(CHUNK_EXAMPLES):
+        if time.monotonic() >= deadline and (i or index):
+            break
+        eseed = derive_seed(cseed, i)
+        ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules)
+        out.examples += 1
+        out.steps += ex.steps
+        if ex.failure is not None:
+            key = classify(ex.failure)
+            n = out.counts.get(key, 0)
+            out.counts[key] = n + 1
+            if n < keep_count(key):
+                out.firsts.append((index, i, eseed, key, ex.failure.headline(),
+                                   len(ex.failure.machine.actions)))
+    return out
+
+
+def shrink_example(job: Job, seed: int, key: str, seconds: float) -> list:
+    """Re-run example ``seed`` of ``job`` and shrink its failure, keeping ``key``; the
+    shrunk action list (the example's own if it did not fail as ``key``)."""
+    ex = run_example(load_protocol(job.protocol), job.cfg, job.strict, seed, job.actions)
+    f = ex.failure
+    if f is None or classify(f) != key:  # cannot happen: examples are deterministic
+        return []
+    return list(shrink(f, seconds, same=classify).machine.actions)
+
+
+# -- results -----------------------------------------------------------------------------------
+@attrs.define
+class Finding:
+    """One kept failing example, shrunk, with its reproducer."""
+
+    key: str
+    count: int  # failing examples under this key in the (protocol, config)
+    seed: int  # the example's seed
+    headline: str
+    length: int  # actions of the example until it failed
+    shrunk: int | None = None  # actions of the reproducer saved
+    path: str | None = None  # the reproducer (None: could not be replayed)
+    was_shrunk: bool = True  # False: saved as it failed (Ctrl-C came before shrinking)
+
+    @property
+    def window(self) -> bool:
+        return is_window(self.key)
+
+    @property
+    def label(self) -> str:
+        """The rule, or the window's signature."""
+        return self.key[len(WINDOW):] if self.window else self.key
+
+
+@attrs.define
+class Cell:
+    """One (protocol, config) of a campaign."""
+
+    job: Job
+    examples: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    counts: dict = attrs.Factory(dict)
+    firsts: list = attrs.Factory(list)
+    findings: list = attrs.Factory(list)
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def violations(self) -> int:
+        return sum(n for k, n in self.counts.items() if not is_window(k))
+
+    @property
+    def windows(self) -> int:
+        return sum(n for k, n in self.counts.items() if is_window(k))
+
+    def add(self, chunk: Chunk) -> None:
+        self.examples += chunk.examples
+        self.steps += chunk.steps
+        for k, n in chunk.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + n
+        self.firsts.extend(chunk.firsts)
+        self.firsts = self.kept()  # bounded however long the campaign runs
+
+    def kept(self) -> list:
+        """The first few failing examples per key, in (chunk, example) order: deterministic
+        for a given set of chunks run."""
+        out, seen = [], {}
+        for first in sorted(self.firsts):
+            key = first[3]
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] <= keep_count(key):
+                out.append(first)
+        return out
+
+
+@attrs.define
+class Campaign:
+    """A whole campaign: its parameters and one :class:`Cell` per (protocol, config)."""
+
+    protocols: list
+    configs: tuple
+    budget_s: float
+    seed: int = 0
+    jobs: int = 1
+    strict: bool = False
+    actions: int = ACTIONS_PER_EXAMPLE
+    cells: list = attrs.Factory(list)
+    interrupted: bool = False
+
+    @property
+    def examples(self) -> int:
+        return sum(c.examples for c in self.cells)
+
+    @property
+    def steps(self) -> int:
+        return sum(c.steps for c in self.cells)
+
+    @property
+    def model_error(self) -> bool:
+        return any("MODEL-ERROR" in c.counts for c in self.cells)
+
+    @property
+    def verdict(self) -> str:
+        """PASS (no violation, every cell ran), FAIL, or INTERRUPTED (no violation so far)."""
+        if any(c.violations for c in self.cells):
+            return "FAIL"
+        if self.interrupted or not self.cells or any(c.examples == 0 for c in self.cells):
+            return "INTERRUPTED"
+        return "PASS"
+
+
+# -- running -----------------------------------------------------------------------------------
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which terminates them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _chunk_task(args) -> Chunk:
+    job, index, deadline = args
+    return run_chunk(job, index, deadline)
+
+
+def _shrink_task(args) -> list:
+    return shrink_example(*args)
+
+
+class _Pool:
+    """A fork pool whose results arrive, in completion order, on one queue."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_ignore_sigint)
+        self.results: queue.Queue = queue.Queue()
+
+    def submit(self, fn, args, tag) -> None:
+        self.pool.apply_async(fn, (args,), callback=lambda r: self.results.put((tag, r, None)),
+                              error_callback=lambda e: self.results.put((tag, None, e)))
+
+    def get(self):
+        tag, result, error = self.results.get()
+        if error is not None:
+            raise error
+        return tag, result
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+def _fuzz_cell(cell: Cell, budget_s: float, pool: _Pool | None) -> None:
+    """Run chunks of ``cell`` for ``budget_s`` seconds (in ``pool``'s workers if any)."""
+    t0 = time.monotonic()
+    deadline = t0 + budget_s
+    try:
+        if pool is None:
+            i = 0
+            while i == 0 or time.monotonic() < deadline:
+                chunk = Chunk(i)
+                try:
+                    run_chunk(cell.job, i, deadline, chunk)
+                finally:
+                    cell.add(chunk)
+                i += 1
+            return
+        nxt = 0
+        running = 0
+        for _ in range(pool.jobs):  # one chunk per worker to start with
+            pool.submit(_chunk_task, (cell.job, nxt, deadline), nxt)
+            nxt += 1
+            running += 1
+        while running:
+            _tag, chunk = pool.get()
+            running -= 1
+            cell.add(chunk)
+            if time.monotonic() < deadline:
+                pool.submit(_chunk_task, (cell.job, nxt, deadline), nxt)
+                nxt += 1
+                running += 1
+    finally:
+        cell.seconds = time.monotonic() - t0
+
+
+def window_order(cell: Cell) -> list:
+    """The window keys of ``cell``, most frequent first (the order reports list them)."""
+    return sorted((k for k in cell.counts if is_window(k)), key=lambda k: (-cell.counts[k], k))
+
+
+def _save_findings(cell: Cell, repro_dir: str, shrunk: dict) -> None:
+    """Replay each kept example (shrunk if ``shrunk`` has it) and save its reproducer;
+    an example that shrank to the same actions as an earlier one of its key is dropped."""
+    from .reproducer import replay_actions, save
+
+    job = cell.job
+    cls = load_protocol(job.protocol)
+    windows = window_order(cell)
+    seen: dict = {}  # key -> shrunk action lists saved
+    for _chunk, _ex, seed, key, headline, length in cell.kept():
+        finding = Finding(key, cell.counts[key], seed, headline, length)
+        acts = shrunk.get(seed)
+        if not acts:  # not shrunk (interrupted, or it did not fail again): the example itself
+            ex = run_example(cls, job.cfg, job.strict, seed, job.actions)
+            acts = list(ex.failure.machine.actions) if ex.failure is not None else []
+            finding.was_shrunk = False
+        if acts in seen.setdefault(key, []):
+            continue
+        seen[key].append(acts)
+        try:
+            f = replay_actions(cls, job.cfg, job.strict, acts) if acts else None
+        except Exception:  # noqa: BLE001 - a model error that replay does not catch
+            f = None
+        if f is not None and f.machine is not None:
+            slug = f"window{windows.index(key) + 1}" if is_window(key) else key
+            name = (f"soundness-{job.protocol}-{job.config}-{slug}"
+                    f"{'-strict' if job.strict else ''}-{len(seen[key])}.json")
+            finding.path = save(f, os.path.join(repro_dir, name), seed=seed)
+            finding.shrunk = len(f.machine.actions)
+            finding.headline = f.headline()
+        cell.findings.append(finding)
+    # violations by rule, then windows most frequent first (stable: example order within a key)
+    cell.findings.sort(key=lambda f: (f.window, windows.index(f.key) if f.window else 0, f.key))
+
+
+def _shrink_cell(cell: Cell, shrink_s: float, pool: _Pool | None) -> dict:
+    """Shrink every kept example of ``cell``: example seed -> shrunk action list."""
+    kept = cell.kept()
+    tasks = [(cell.job, seed, key, shrink_s) for _c, _i, seed, key, _h, _n in kept]
+    if pool is None:
+        return {t[1]: shrink_example(*t) for t in tasks}
+    for t in tasks:
+        pool.submit(_shrink_task, t, t[1])
+    out = {}
+    for _ in tasks:
+        seed, acts = pool.get()
+        out[seed] = acts
+    return out
+
+
+def check_params(budget_s: float, jobs: int, actions: int, shrink_s: float) -> None:
+    """:class:`UsageError` unless every parameter allows a real run.
+
+    Example::
+
+        >>> check_params(0, 1, 80, 3.0)
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: --budget must be a positive number of seconds, not 0
+    """
+    require_seconds("--budget", budget_s)
+    require_count("--jobs", jobs)
+    require_count("--actions", actions)
+    require_seconds("--shrink-seconds", shrink_s, zero_ok=True)
+
+
+def campaign(protocols, configs, budget_s: float = 60.0, seed: int = 0, jobs: int = 1,
+             strict: bool = False, actions: int = ACTIONS_PER_EXAMPLE, shrink_s: float = 3.0,
+             repro_dir: str = "repro", progress=None) -> Campaign:
+    """Fuzz every protocol under every config for ``budget_s`` seconds each.
+
+    ``protocols``: names; ``configs``: (name, MachineConfig) pairs. Kept failing
+    examples are shrunk (``shrink_s`` seconds each) and saved under
+    ``repro_dir``. ``progress(cell)`` is called as each cell's fuzzing ends. A
+    Ctrl-C stops the campaign: the result has ``interrupted`` set, covers what
+    ran, and its findings are saved unshrunk.
+
+    Example::
+
+        >>> r = campaign(["linux_4_3"], CONFIG_SETS["quick"], budget_s=2)   # doctest: +SKIP
+        >>> r.verdict, r.cells[0].findings[0].key                          # doctest: +SKIP
+        ('FAIL', 'S3')
+    """
+    check_params(budget_s, jobs, actions, shrink_s)
+    for p in protocols:
+        load_protocol(p)  # UsageError now, not in a worker
+    res = Campaign(list(protocols), tuple(configs), budget_s, seed, jobs, strict, actions)
+    pool = _Pool(jobs) if jobs > 1 else None
+    try:
+        for p in protocols:
+            for name, cfg in configs:
+                cell = Cell(Job(p, name, cfg, strict, seed, actions))
+                res.cells.append(cell)
+                shrunk: dict = {}
+                try:
+                    _fuzz_cell(cell, budget_s, pool)
+                    if progress is not None:
+                        progress(cell)
+                    shrunk = _shrink_cell(cell, shrink_s, pool)
+                except KeyboardInterrupt:
+                    res.interrupted = True
+                _save_findings(cell, repro_dir, shrunk)
+                if res.interrupted:
+                    return res
+    finally:
+        if pool is not None:
+            pool.close()
+    return res

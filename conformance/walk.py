@@ -1,0 +1,350 @@
+"""The raw seeded walk: the state machine's own rules driven by ``random.Random``, no Hypothesis.
+
+Hypothesis runs a few thousand steps per second per core; the model alone runs
+about 90,000. A false report of the oracle on a correct protocol is rare (one in
+millions of steps), so the soundness campaign (:mod:`conformance.soundness`)
+needs this walk's volume, and ``bench/steps.py`` measures it.
+
+A walk takes each rule of ``conformance_machine(...)`` as it is (the counted
+rule function that calls the :class:`~conformance.statemachine.Driver`, its
+preconditions, every value of its argument strategies), so it follows the rules
+as they change. One *example* is a fresh ``Machine``, ``n`` actions, then
+``Driver.teardown()`` (drain + C1 over every entry); it depends only on
+(protocol, config, strict, seed, n).
+
+Example::
+
+    >>> from conformance.registry import load_protocol
+    >>> ex = run_example(load_protocol("linux"), seed=7, n=40)
+    >>> ex.steps, ex.failure is None
+    (40, True)
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import time
+
+from .config import DEFAULT, MachineConfig
+from .errors import Failure, ModelError, UsageError
+from .machine import Machine
+from .reproducer import ACTIONS, replay_actions
+from .statemachine import Driver, Stats, conformance_machine
+
+#: actions per example (bench/steps.py measures with the same length)
+ACTIONS_PER_EXAMPLE = 80
+
+
+def strategy_values(strategy, where: str) -> tuple:
+    """Every value ``strategy`` can draw, for the strategy kinds ``strategies/`` uses.
+
+    The walk draws uniformly from these (Hypothesis biases integers toward their
+    ends and shrinks; the ranges are the same).
+
+    Example::
+
+        >>> from hypothesis import strategies as st
+        >>> strategy_values(st.integers(0, 3), "x")
+        (0, 1, 2, 3)
+    """
+    s = getattr(strategy, "wrapped_strategy", strategy)  # st.integers() etc. are lazy
+    kind = type(s).__name__
+    if kind == "IntegersStrategy" and None not in (s.start, s.end) and s.end - s.start < 10_000:
+        return tuple(range(s.start, s.end + 1))
+    if kind == "SampledFromStrategy" and not getattr(s, "_transformations", ()):
+        return tuple(s.elements)
+    if kind == "BooleansStrategy":
+        return (False, True)
+    raise TypeError(f"conformance.walk: cannot mirror {strategy!r} ({where}) in the raw walk; "
+                    "teach strategy_values() about it")
+
+
+class Rules:
+    """The state machine's own rules for one config, callable without Hypothesis.
+
+    Taken from ``conformance_machine(proto_cls, cfg)`` (strategies depend on the
+    machine's size, so each config has its own): each rule's function, its
+    preconditions (the has_runnable / has_idle lambdas) and the values of its
+    argument strategies. A step evaluates each distinct precondition once, then
+    picks uniformly among the rules whose preconditions hold and draws their
+    arguments, as Hypothesis's rule choice does (less its swarm testing, which
+    disables random subsets of rules per example). Rules are in name order, so
+    the walk does not depend on how Hypothesis lists them.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> "munmap" in Rules(load_protocol("linux")).names
+        True
+    """
+
+    def __init__(self, proto_cls, cfg: MachineConfig = DEFAULT) -> None:
+        rules = sorted(conformance_machine(proto_cls, cfg).setup_state().rules,
+                       key=lambda r: r.function.__name__)
+        self.names = tuple(r.function.__name__ for r in rules)
+        self.preconditions: list = []
+        entries = []
+        for r in rules:
+            idx = []
+            for p in r.preconditions:
+                if p not in self.preconditions:
+                    self.preconditions.append(p)
+                idx.append(self.preconditions.index(p))
+            names = tuple(r.arguments)
+            values = [strategy_values(v, f"{r.function.__name__}.{k}")
+                      for k, v in r.arguments.items()]
+            # every combination once (duplicates in sampled_from kept): one uniform pick
+            # from this list is an independent uniform draw of each argument
+            kwargs = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+            entries.append((r.function, kwargs, tuple(idx)))
+        self.entries = entries
+        self._enabled: dict = {}
+
+    def enabled(self, flags: tuple) -> list:
+        """The rules whose preconditions all hold, given each precondition's truth."""
+        got = self._enabled.get(flags)
+        if got is None:
+            got = self._enabled[flags] = [(fn, kw) for fn, kw, idx in self.entries
+                                          if all(flags[i] for i in idx)]
+        return got
+
+
+_RULES: dict = {}
+
+
+def rules_for(proto_cls, cfg: MachineConfig = DEFAULT) -> Rules:
+    """The :class:`Rules` of ``cfg``, built once per process.
+
+    The rules depend on the config only (the protocol is a class attribute the
+    rule functions never read), and each build makes a state machine class that
+    Hypothesis caches for good, so a long campaign must not build them per chunk.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> rules_for(load_protocol("linux")) is rules_for(load_protocol("immediate"))
+        True
+    """
+    rules = _RULES.get(cfg)
+    if rules is None:
+        rules = _RULES[cfg] = Rules(proto_cls, cfg)
+    return rules
+
+
+class Shim:
+    """What a rule function needs of the state machine instance: ``d`` and ``stats``."""
+
+    __slots__ = ("d", "stats")
+
+    def __init__(self, d, stats) -> None:
+        self.d = d
+        self.stats = stats
+
+
+def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
+    """``n`` steps of ``rules`` on ``shim``, each choice drawn by ``rand()`` (a float in [0, 1)).
+
+    The hot loop of the campaign and of bench/steps.py: two ``rand()`` calls per
+    step, one for the rule, one for its arguments.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> rules = Rules(load_protocol("linux"))
+        >>> walk(rules, Shim(Driver(m), Stats()), random.Random(1).random, 5)
+        >>> len(m.actions) >= 1
+        True
+    """
+    preconds = rules.preconditions
+    enabled = rules.enabled
+    for _ in range(n):
+        acts = enabled(tuple([p(shim) for p in preconds]))
+        fn, kw = acts[int(rand() * len(acts))]
+        fn(shim, **kw[int(rand() * len(kw))])
+
+
+class Example:
+    """One example's outcome: ``steps`` done, the ``failure`` hit (None: it passed) and the
+    ``machine`` it ran on (``machine.actions`` is its history)."""
+
+    __slots__ = ("steps", "failure", "machine")
+
+    def __init__(self, steps: int, failure: Failure | None, machine: Machine) -> None:
+        self.steps = steps
+        self.failure = failure
+        self.machine = machine
+
+
+def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, seed: int = 0,
+                n: int = ACTIONS_PER_EXAMPLE, rules: Rules | None = None) -> Example:
+    """One example: ``Machine(proto_cls, cfg, strict)``, ``n`` walk steps, ``Driver.teardown()``.
+
+    Deterministic: the same (protocol, config, strict, seed, n) gives the same
+    ``machine.actions``. ``rules`` (built for ``cfg``) saves rebuilding them per
+    example. An exception that is not a :class:`Failure` comes from the model (a
+    protocol's own exceptions are ProtocolErrors already), so it is returned as
+    a :class:`ModelError`.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> a = run_example(load_protocol("linux"), seed=3, n=30)
+        >>> b = run_example(load_protocol("linux"), seed=3, n=30)
+        >>> a.steps == b.steps == 30, a.machine.actions == b.machine.actions
+        (True, True)
+    """
+    rules = rules or rules_for(proto_cls, cfg)
+    stats = Stats()
+    m = Machine(proto_cls, cfg, strict)
+    d = Driver(m)
+    try:
+        walk(rules, Shim(d, stats), random.Random(seed).random, n)
+        d.teardown()
+    except Failure as f:
+        return Example(stats.steps, f, m)
+    except Exception as exc:  # noqa: BLE001 - a model bug must not end a campaign
+        err = ModelError(f"uncaught {type(exc).__name__}: {exc}")
+        err.machine, err.step = m, m.trace.step
+        return Example(stats.steps, err, m)
+    return Example(stats.steps, None, m)
+
+
+# -- shrinking --------------------------------------------------------------------------------
+def run_positions(cls, cfg, strict, actions, keep):
+    """Run the actions at positions ``keep`` of ``actions``; ``advance`` by *start position*.
+
+    ``actions`` holds ``(name, args)`` where an ``advance``'s argument is the
+    position of the action that started the operation, not its op id: op ids are
+    handed out in start order, so removing one start would renumber every later
+    operation and no ``advance`` after it would apply. An ``advance`` whose
+    operation was not started (or is not runnable) is skipped. Returns
+    ``(failure, executed)``: the :class:`Failure` hit (None if none, or if an
+    action no longer applies) and how many entries of ``keep`` ran.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> acts = [("reclaim", (0, (4,), (5,))), ("munmap", (1, 2, 1)), ("advance", (1,))]
+        >>> f, done = run_positions(load_protocol("linux_4_3"), DEFAULT, False, acts, [0, 1, 2])
+        >>> f.rule, done
+        ('S3', 2)
+    """
+    m = Machine(cls, cfg, strict=strict)
+    op_at: dict = {}  # start position -> op id
+    known: set = set()
+    done = 0
+    try:
+        for pos in keep:
+            name, args = actions[pos]
+            if name == "advance":
+                op_id = op_at.get(args[0])
+                if op_id is None or not any(o.id == op_id and o.runnable() for o in m.ops):
+                    done += 1
+                    continue
+                m.advance(op_id)
+            elif name in ACTIONS:
+                getattr(m, name)(*args)
+                for o in m.ops:  # at most one new op: the one this action started
+                    if o.id not in known:
+                        known.add(o.id)
+                        op_at[pos] = o.id
+            else:
+                raise UsageError(f"unknown action {name!r}")
+            done += 1
+        m.drain()
+        m.check_quiescent()
+    except Failure as f:
+        return f, done
+    except Exception:  # noqa: BLE001 - an action that no longer applies: does not reproduce
+        return None, done
+    return None, done
+
+
+def by_start_position(cls, cfg, strict, actions) -> list:
+    """``actions`` (a machine's log) with each ``advance(op_id)`` turned into
+    ``advance(start position)``, found by replaying the log once.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> by_start_position(load_protocol("linux"), DEFAULT, False,
+        ...                   [("fill", (0, 0)), ("munmap", (0, 0, 1)), ("advance", (0,))])
+        [('fill', (0, 0)), ('munmap', (0, 0, 1)), ('advance', (1,))]
+    """
+    m = Machine(cls, cfg, strict=strict)
+    start_of: dict = {}  # op id -> position of the action that started it
+    out = []
+    try:
+        for pos, (name, args) in enumerate(actions):
+            if name == "advance":
+                out.append(("advance", (start_of.get(args[0], -1),)))
+                m.advance(args[0])
+            else:
+                out.append((name, tuple(args)))
+                getattr(m, name)(*args)
+            for o in m.ops:
+                start_of.setdefault(o.id, pos)
+    except Failure:
+        pass
+    return out + [(n, tuple(a)) for n, a in actions[len(out):]]
+
+
+def shrink(failure: Failure, seconds: float = 3.0, same=None) -> Failure:
+    """A failure with fewer actions that fails the same way, found within ``seconds``.
+
+    Greedy delta debugging over the failing run's actions: try to remove chunks
+    (half the list, then quarters, ... then single actions, until a pass over
+    single actions removes nothing), keeping a candidate only if it still fails
+    and ``same(candidate)`` equals ``same(failure)`` (default: the rule). A
+    candidate is cut after the action where it failed. Any exception that is
+    not a :class:`Failure` means "does not reproduce". The result is checked
+    with :func:`conformance.reproducer.replay_actions`, so its
+    ``machine.actions`` are a reproducer; if that check fails (it should not),
+    the original failure is returned.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> ex = run_example(load_protocol("linux_4_3"), seed=11)   # doctest: +SKIP
+        >>> small = shrink(ex.failure)                              # doctest: +SKIP
+        >>> len(small.machine.actions) < len(ex.failure.machine.actions)   # doctest: +SKIP
+        True
+    """
+    m = failure.machine
+    if m is None:
+        return failure
+    same = same or (lambda f: f.rule)
+    want = same(failure)
+    cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
+    actions = by_start_position(cls, cfg, strict, m.actions)
+    deadline = time.monotonic() + seconds
+    keep = list(range(len(actions)))
+    best = failure
+
+    def attempt(cand):
+        f, done = run_positions(cls, cfg, strict, actions, cand)
+        if f is not None and f.rule == failure.rule and same(f) == want:
+            return f, cand[:done + 1]
+        return None, None
+
+    chunk = max(1, len(keep) // 2)
+    while time.monotonic() < deadline:
+        removed = False
+        i = 0
+        while i < len(keep) and time.monotonic() < deadline:
+            f, cut = attempt(keep[:i] + keep[i + chunk:])
+            if f is not None:
+                best, keep, removed = f, cut, True
+            else:
+                i += chunk
+        if chunk > 1:
+            chunk = max(1, chunk // 2)
+        elif not removed:
+            break
+    if best is not failure:
+        check = replay_actions(cls, cfg, strict, best.machine.actions)
+        if check is None or check.rule != failure.rule or same(check) != want:
+            return failure
+        best = check
+    return best
