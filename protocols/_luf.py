@@ -27,13 +27,14 @@ from protocols.linux import Linux, TlbUbc
 class LufUbc(TlbUbc):
     """``tlb_ubc`` plus the batch of the folio whose rmap walk is in progress."""
 
-    __slots__ = ("folio", "folio_ro", "folio_ptes")
+    __slots__ = ("folio", "folio_ro", "folio_ptes", "fault_installed")
 
     def __init__(self, arch_batch) -> None:
         super().__init__(arch_batch)
         self.folio = TlbBatch()
         self.folio_ro = True
         self.folio_ptes: list = []  # (mm, vpage) unmapped for the current folio
+        self.fault_installed = False  # this fault task installed/upgraded a PTE (luf_v11_posted)
 
 
 class LufBase(Linux):
@@ -45,6 +46,15 @@ class LufBase(Linux):
     #: the race with an mprotect whose flush is still pending (docs/LUF.md, finding).
     LUF_DIRTY_OK = False
 
+    #: Lazyfree folios (MADV_FREE: anonymous and ``!folio_test_swapbacked``). No posting
+    #: excludes them (v10/v11 ``can_luf_folio``: zone-device, hugetlb, large folios; v12
+    #: ``can_luf_init``: also DEBUG_PAGEALLOC/KASAN/init_on_free, then ``can_luf`` for any
+    #: anon folio; none tests ``folio_test_swapbacked``), so ``try_to_unmap_one``'s discard
+    #: branch frees them through the ``free_folios_luf`` batch with the flush deferred:
+    #: True (as posted). False is the fix of docs/LUF.md ("the lazyfree finding"):
+    #: ``can_luf`` is false for ``anon && !swapbacked``, the discard is flushed as mainline.
+    LUF_LAZYFREE = True
+
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         self.pending: dict[int, int] = {}  # frame -> cpumask still owed (ugen / luf_key)
@@ -54,11 +64,26 @@ class LufBase(Linux):
 
     # -- unmap side -----------------------------------------------------------
     def try_to_unmap_begin(self, task, frame, migration) -> None:
-        """Start of the rmap walk of one folio: empty per-folio batch, assume read-only."""
+        """Start of the rmap walk of one folio (v12 ``can_luf_init``): empty per-folio batch,
+        assume read-only; with ``LUF_LAZYFREE`` False a lazyfree folio starts as not LUF-able."""
         ubc = task.tlb_ubc
         ubc.folio.cpumask = 0
-        ubc.folio_ro = True
+        ubc.folio_ro = self.LUF_LAZYFREE or migration or not self.folio_lazyfree(frame)
         ubc.folio_ptes = []
+
+    def folio_lazyfree(self, frame) -> bool:
+        """``folio_test_anon(folio) && !folio_test_swapbacked(folio)`` (MADV_FREE'd).
+
+        The model passes protocols a frame number, not a folio, so this reads the folio
+        flags of the machine's ``Memory`` through the allocator's owner (the kernel object
+        whose ``free_frames`` is ``free_to_allocator``): ``Memory.lazyfree`` is the model's
+        ``!PG_swapbacked`` of an anonymous folio (docs/model.md section 2)."""
+        kernel = getattr(self.free_to_allocator, "__self__", None)
+        mem = getattr(kernel, "mem", None)
+        if mem is None:
+            return False
+        owner = mem.owner[frame]
+        return isinstance(owner, tuple) and owner[0] == "a" and bool(mem.lazyfree[frame])
 
     def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
         """As mainline (``mm->tlb_flush_batched`` pending), but into the folio's batch."""

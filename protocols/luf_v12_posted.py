@@ -1,0 +1,34 @@
+"""LUF RFC v12 *as posted* (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park): the one
+reading of :mod:`protocols.luf_v12` taken in LUF's favour, undone.
+
+Source line (kernel-notes section 7, "LUF postings vs the modules"): v12's context-switch
+flush is in ``finish_task_switch()`` inside the block that drops a lazy-TLB mm
+(``mmdrop_lazy_tlb_sched``), i.e. only when a CPU switches away from an mm it borrowed
+while running a kernel thread, not on every ``switch_mm``. The machine has no kernel
+threads and no lazy TLB mode (docs/model.md section 1), so no switch here is such a
+drop: this module never flushes at a context switch. :mod:`protocols.luf_v12` flushes on
+every switch (``luf_flush(0)`` in ``context_switch``), which can only remove stale
+entries earlier.
+
+Decided the same way in both modules:
+
+* eligibility on ``pte_write`` only (``LUF_DIRTY_OK = True``; v12 ``can_luf_*``);
+* the flush at the end of ``folio_mkclean()`` (v12 16/26) is *not* modelled in either:
+  the machine has writeback (``Kernel.writeback`` -> ``folio_mkclean``) but the model
+  calls no protocol hook there (``conformance/kernel.py`` is not the LUF modules' to
+  change; a ``folio_mkclean_end`` hook is requested in docs/LUF.md). It cannot change a
+  verdict of docs/LUF.md: the scenario files use no writeback, and the v12 S2 finding is
+  an anonymous swap-out, which in the kernel does not call ``folio_mkclean`` either.
+"""
+from protocols.luf_v12 import LufV12
+
+
+class LufV12Posted(LufV12):
+    """LUF RFC v12 with the context-switch flush where the posting has it (never, here)."""
+
+    def context_switch(self, cpu_id, prev, next_mm) -> None:
+        """``finish_task_switch``: v12 flushes only when dropping a borrowed lazy-TLB mm;
+        the model has no lazy TLB, so nothing happens here."""
+
+#: the rule the fuzzer must find violated (tests/test_protocols.py, docs/LUF.md)
+EXPECTED_VIOLATION = "C1"
