@@ -1,11 +1,27 @@
-"""Certify a protocol: fuzz it for a time budget and return a verdict.
+"""Certify a protocol: fuzz it for a time or example budget and return a verdict.
 
-The run is a sequence of *chunks*: chunk ``i`` runs ``chunk`` Hypothesis examples
-of the protocol's state machine under the seed ``chunk_seed(seed, i)``. A
-failure is shrunk by Hypothesis inside its chunk. With ``jobs > 1`` chunks run in
-parallel worker processes, and the verdict is still the one of the *lowest*
-failing chunk index, so the same seed finds the same failure whatever the
-number of jobs (given the budget to reach it); the reproducer replays exactly.
+The run is a list of *chunks* (:func:`plan`): chunk ``i`` runs ``chunk`` Hypothesis
+examples of the protocol's state machine under the seed ``chunk_seed(seed, i)``,
+and a failure is shrunk by Hypothesis inside its chunk. Chunks are submitted to a
+``concurrent.futures`` executor (:mod:`conformance.executors`: this process, local
+worker processes, or a Dask cluster); the verdict is the one of the *lowest* failing
+chunk index, so the same seed finds the same failure on any executor and any number
+of workers (given the budget to reach that chunk); the reproducer replays exactly.
+Chunks above a known failure are not submitted.
+
+* With an example budget (``max_examples``) the chunk list is fixed: every chunk up
+  to the first failing one runs, wherever and in whatever order.
+* With a time budget chunks are submitted until the deadline and those running then
+  finish. The verdict is still seed-determined given the chunks the budget reached:
+  every chunk below a failing one has finished, and a chunk's outcome depends on its
+  seed alone (its shrinking is time-capped near the deadline, see docs/SCALING.md).
+
+With an example database (:mod:`conformance.database`), each chunk first replays the
+failing examples saved by earlier runs of the same protocol and config, and the
+failures this run finds are saved when it ends.
+
+A failure travels from a worker as plain data, ``(rule, actions, text)``, and is
+replayed in the parent (a :class:`Failure` holds a live machine: it does not pickle).
 
 Example::
 
@@ -16,10 +32,10 @@ Example::
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-import queue as _queue
 import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
 
 import attrs
 from hypothesis import HealthCheck, Phase, seed as hseed, settings
@@ -27,8 +43,11 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from .config import DEFAULT, MachineConfig
+from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
+                       open_database, saved_count, snapshot)
 from .errors import Failure, UsageError
-from .registry import load_protocol
+from .executors import Workers, open_workers
+from .registry import load_protocol, protocol_names
 from .statemachine import Stats, conformance_machine
 
 @attrs.define
@@ -37,7 +56,7 @@ class Result:
 
     protocol: str
     seed: int
-    budget_s: float
+    budget_s: float | None
     examples: int = 0
     steps: int = 0
     elapsed_s: float = 0.0
@@ -49,6 +68,17 @@ class Result:
     strict: bool = False
     config: MachineConfig = DEFAULT
     jobs: int = 1
+    #: the example budget (a fixed chunk list), or None for a time budget
+    max_examples: int | None = None
+    #: chunks counted: every one finished up to the failing chunk (all of them on a pass)
+    chunks: int = 0
+    #: stopped by Ctrl-C: the counts cover the chunks finished by then
+    interrupted: bool = False
+    #: where the chunks ran (a :class:`~conformance.executors.Workers` name)
+    workers: str = "1 local process"
+    #: the example database (None: none) and how many saved failures were replayed first
+    database: str | None = None
+    replayed: int = 0
 
     @property
     def failure(self) -> Failure | None:
@@ -56,8 +86,9 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        """No failure, over at least one example: zero examples is no verdict, not a PASS."""
-        return not self.failures and self.examples > 0
+        """No failure, over at least one example and not interrupted: zero examples, or a
+        run stopped before its budget, is no verdict, not a PASS."""
+        return not self.failures and self.examples > 0 and not self.interrupted
 
     @property
     def shrunk_length(self) -> int | None:
@@ -104,7 +135,39 @@ def require_count(option: str, value) -> None:
 
 
 def chunk_seed(seed: int, i: int) -> int:
+    """The Hypothesis seed of chunk ``i`` of a run with seed ``seed``.
+
+    Example::
+
+        >>> chunk_seed(1, 2)
+        100005
+    """
     return seed * 100_003 + i
+
+
+@attrs.frozen
+class Chunk:
+    """One unit of work: ``examples`` examples under the Hypothesis seed ``seed``."""
+
+    index: int
+    seed: int
+    examples: int
+
+
+def plan(seed: int, chunk: int, max_examples: int | None = None) -> Iterator[Chunk]:
+    """The chunks of a run: endless for a time budget, fixed for an example budget (the
+    last chunk takes the remainder).
+
+    Example::
+
+        >>> [c.examples for c in plan(0, 50, max_examples=120)]
+        [50, 50, 20]
+    """
+    i = 0
+    while max_examples is None or i * chunk < max_examples:
+        n = chunk if max_examples is None else min(chunk, max_examples - i * chunk)
+        yield Chunk(i, chunk_seed(seed, i), n)
+        i += 1
 
 
 def all_failures(exc: BaseException) -> list:
@@ -118,12 +181,21 @@ def all_failures(exc: BaseException) -> list:
     return sorted(found, key=lambda f: (len(f.machine.actions) if f.machine else 0, f.rule))
 
 
-def fuzz_settings(examples: int, steps: int, shrink: bool = True) -> settings:
-    """The Hypothesis settings certify uses (no database: a run is its seed)."""
-    phases = [Phase.generate, Phase.target] + ([Phase.shrink] if shrink else [])
+def fuzz_settings(examples: int, steps: int, shrink: bool = True, database=None) -> settings:
+    """The Hypothesis settings certify uses. Without a database a chunk is its seed; with
+    one, the reuse phase first replays the examples saved under the chunk's key.
+
+    Example::
+
+        >>> Phase.reuse in fuzz_settings(10, 5).phases
+        False
+    """
+    phases = ([Phase.reuse] if database is not None else []) + [Phase.generate, Phase.target] \
+        + ([Phase.shrink] if shrink else [])
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                    database=None, derandomize=False, phases=phases, report_multiple_bugs=True,
-                    suppress_health_check=list(HealthCheck), print_blob=False)
+                    database=database, derandomize=False, phases=phases,
+                    report_multiple_bugs=True, suppress_health_check=list(HealthCheck),
+                    print_blob=False)
 
 
 def _cap_shrinking(seconds: float) -> None:
@@ -137,8 +209,12 @@ def _cap_shrinking(seconds: float) -> None:
         engine.MAX_SHRINKING_SECONDS = max(5, int(seconds))
 
 
-def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300):
-    """One chunk. Returns (examples, steps, [failures], seconds to first failure, program)."""
+def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300,
+              database=None, key: bytes | None = None):
+    """One chunk. Returns (examples, steps, [failures], seconds to first failure, program).
+
+    ``database``/``key``: replay the examples saved under ``key`` first, save new ones.
+    """
     _cap_shrinking(shrink_s)
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
@@ -157,7 +233,10 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
             orc._fail = _fail
     machine_cls.__init__ = init
     program: list[str] = []
-    test = hseed(cseed)(get_state_machine_test(machine_cls, settings=fuzz_settings(examples, steps)))
+    test = hseed(cseed)(get_state_machine_test(machine_cls, settings=fuzz_settings(
+        examples, steps, database=database)))
+    if database is not None and key is not None:
+        keyed(test, key, database)
     failures = []
     try:
         with with_reporter(program.append):
@@ -169,110 +248,204 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     return stats.examples, stats.steps, failures, first.get("t"), "\n".join(program)
 
 
-def certify(name_or_cls, budget_s: float = 60.0, seed: int = 0, strict: bool = False,
+@attrs.frozen
+class Task:
+    """What travels to a worker: everything one chunk needs, picklable."""
+
+    #: a protocol name from ``protocols/``, or a class importable by reference
+    protocol: object
+    cfg: MachineConfig
+    strict: bool
+    steps: int
+    chunk: Chunk
+    #: ``time.time()`` at the run's start (wall clock: a worker may be another machine)
+    started: float
+    shrink_s: float = 300.0
+    #: the database key, and what the database held under it when the run started
+    key: bytes | None = None
+    saved: dict = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ChunkResult:
+    """What a worker sends back: counts, failures as ``(rule, actions, text)``, the
+    database writes to apply."""
+
+    index: int
+    examples: int
+    steps: int
+    found: tuple = ()
+    first_failure_s: float | None = None
+    program: str = ""
+    log: tuple = ()
+
+
+def run_task(task: Task) -> ChunkResult:
+    """Run one chunk (in a worker); the result is plain data.
+
+    Example::
+
+        >>> t = Task("linux", DEFAULT, False, 10, Chunk(0, 0, 2), time.time())
+        >>> r = run_task(t); r.index, r.examples > 0, r.found
+        (0, True, ())
+    """
+    cls = load_protocol(task.protocol) if isinstance(task.protocol, str) else task.protocol
+    db = ChunkDatabase(task.saved) if task.key is not None else None
+    # this process's monotonic clock, set back to the run's start
+    t0 = time.monotonic() - (time.time() - task.started)
+    c = task.chunk
+    ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps, c.examples,
+                                           c.seed, t0, shrink_s=task.shrink_s, database=db,
+                                           key=task.key)
+    found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
+                  for f in failures)
+    return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else ())
+
+
+def _protocol_ref(cls):
+    """How a worker finds ``cls``: its registry name when ``load_protocol`` made it (such
+    classes are built at run time and do not pickle), else the class itself."""
+    name = getattr(cls, "name", None)
+    if isinstance(name, str) and name in protocol_names():
+        try:
+            if load_protocol(name).__mro__[1] is cls.__mro__[1]:
+                return name
+        except UsageError:
+            pass
+    return cls
+
+
+def _budget_check(budget_s, max_examples) -> None:
+    if budget_s is None and max_examples is None:
+        raise UsageError("certify needs a time budget (--budget) or an example budget "
+                         "(--examples)")
+    if budget_s is not None:
+        require_seconds("--budget", budget_s)
+    if max_examples is not None:
+        require_count("--examples", max_examples)
+
+
+def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: bool = False,
             cfg: MachineConfig = DEFAULT, chunk: int = 50, steps: int = 50,
-            max_examples: int | None = None, jobs: int = 1) -> Result:
-    """Fuzz one protocol for ``budget_s`` seconds (or ``max_examples`` examples).
+            max_examples: int | None = None, jobs: int = 1, scheduler: str | None = None,
+            database=None, workers: Workers | None = None) -> Result:
+    """Fuzz one protocol for ``budget_s`` seconds and/or ``max_examples`` examples.
+
+    ``jobs`` local worker processes run the chunks, or the workers of the Dask
+    scheduler at ``scheduler``, or ``workers`` (any :class:`Workers`). ``database``:
+    an ``ExampleDatabase`` or a spec (a directory, ``redis://host:port/db``, ``none``);
+    None keeps nothing. Ctrl-C ends the run early: ``interrupted`` is set, the counts
+    cover the chunks finished, no worker process is left running.
 
     A budget, job count, step count, chunk or example limit that could only give
     a vacuous verdict (zero or negative, NaN, infinite) is a :class:`UsageError`.
     A run may still end with zero examples (a budget smaller than the workers'
     start-up): its ``passed`` is False, never a PASS.
+
+    Example::
+
+        >>> r = certify("linux", budget_s=None, max_examples=20, steps=10, chunk=10)
+        >>> r.passed, r.chunks, r.examples >= 20
+        (True, 2, True)
     """
-    require_seconds("--budget", budget_s)
+    _budget_check(budget_s, max_examples)
     require_count("--jobs", jobs)
     require_count("--steps", steps)
-    require_count("chunk", chunk)
-    if max_examples is not None:
-        require_count("max_examples", max_examples)
+    require_count("--chunk", chunk)
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    db = open_database(database) if isinstance(database, str) else database
+    key = campaign_key(cls.name, cfg, strict)
+    saved = snapshot(db, key)
     res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
-                 jobs=jobs)
+                 jobs=jobs, max_examples=max_examples,
+                 database=None if db is None else describe(db), replayed=saved_count(saved, key))
     t0 = time.monotonic()
-    if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _certify_parallel(cls, res, t0, chunk, steps, max_examples)
-    else:
-        i = 0
-        while time.monotonic() - t0 < budget_s and (max_examples is None or res.examples < max_examples):
-            ex, st, f, tf, prog = run_chunk(cls, cfg, strict, steps, chunk, chunk_seed(seed, i), t0,
-                                            shrink_s=t0 + budget_s - time.monotonic())
-            res.examples += ex
-            res.steps += st
-            if f:
-                res.failures, res.failing_chunk, res.first_failure_s = f, i, tf
-                res.hypothesis_program = prog
-                break
-            i += 1
+    deadline = math.inf if budget_s is None else t0 + budget_s
+    started = time.time()
+    ref = _protocol_ref(cls)
+
+    def task(c: Chunk) -> Task:
+        # shrinking ends near the deadline (Hypothesis allows 300 s otherwise)
+        shrink_s = 300.0 if budget_s is None else deadline - time.monotonic()
+        return Task(ref, cfg, strict, steps, c, started, shrink_s,
+                    key if db is not None else None, saved)
+
+    own = workers is None
+    if own:
+        workers = open_workers(jobs, scheduler)
+    res.jobs, res.workers = workers.slots, workers.name
+    results: dict = {}
+    try:
+        _drive(workers, plan(seed, chunk, max_examples), task, deadline, results)
+    except KeyboardInterrupt:
+        res.interrupted = True
+    finally:
+        if own:
+            # a failure known, or Ctrl-C: chunks still running are of no use, stop them
+            workers.close(cancel=res.interrupted or bool(_lowest_failing(results) is not None))
+    _collect(res, cls, results)
+    for i in sorted(results):  # after the run: no chunk of it saw another's writes
+        apply_log(db, results[i].log)
     res.elapsed_s = time.monotonic() - t0
     return res
 
 
-def _worker(cls, res_cfg, strict, steps, chunk, seed, t0, deadline, next_chunk, stop_at, max_ex,
-            done_ex, out):
-    """Worker process: take chunk indices until the deadline or a lower failure is known."""
+def _lowest_failing(results: dict) -> int | None:
+    return min((i for i, r in results.items() if r.found), default=None)
+
+
+def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
+           results: dict) -> None:
+    """Keep ``workers.window`` chunks submitted, in index order, until the plan or the
+    time runs out or a failure is known; fill ``results`` (index -> ChunkResult).
+
+    Done when every chunk at or below the lowest failing one has finished: a chunk
+    above it cannot change the verdict.
+    """
+    pending: dict = {}  # future -> chunk index
+    stop_at = math.inf  # the lowest failing chunk so far
+    more = True
     while True:
-        with next_chunk.get_lock():
-            i = next_chunk.value
-            next_chunk.value += 1
-        if i >= stop_at.value or time.monotonic() >= deadline:
-            break
-        if max_ex is not None and done_ex.value >= max_ex:
-            break
-        ex, st, f, tf, prog = run_chunk(cls, res_cfg, strict, steps, chunk, chunk_seed(seed, i), t0,
-                                        shrink_s=deadline - time.monotonic())
-        with done_ex.get_lock():
-            done_ex.value += ex
-        msg = {"i": i, "examples": ex, "steps": st}
-        if f:
-            with stop_at.get_lock():
-                stop_at.value = min(stop_at.value, i)
-            msg.update(found=[(x.rule, list(x.machine.actions), str(x)) for x in f if x.machine],
-                       t=tf, program=prog)
-        out.put(msg)
-    out.put({"done": True})
+        while more and len(pending) < workers.window and time.monotonic() < deadline:
+            c = next(chunks, None)
+            if c is None or c.index > stop_at:
+                more = False
+                break
+            pending[workers.executor.submit(run_task, task(c))] = c.index
+        if not pending or all(i > stop_at for i in pending.values()):
+            return
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            i = pending.pop(fut)
+            r = fut.result()
+            results[i] = r
+            if r.found:
+                stop_at = min(stop_at, i)
+                more = False
 
 
-def _certify_parallel(cls, res: Result, t0: float, chunk: int, steps: int, max_examples) -> None:
+def _collect(res: Result, cls, results: dict) -> None:
+    """Sum the chunks that count and take the lowest failing chunk's failures, replayed
+    here from their actions (each must hit the same rule again)."""
     from .reproducer import replay_actions
 
-    ctx = multiprocessing.get_context("fork")
-    next_chunk = ctx.Value("l", 0)
-    stop_at = ctx.Value("l", 1 << 60)
-    done_ex = ctx.Value("l", 0)
-    out = ctx.Queue()
-    deadline = t0 + res.budget_s
-    procs = [ctx.Process(target=_worker, daemon=True,
-                         args=(cls, res.config, res.strict, steps, chunk, res.seed, t0, deadline,
-                               next_chunk, stop_at, max_examples, done_ex, out))
-             for _ in range(res.jobs)]
-    for p in procs:
-        p.start()
-    failures = []
-    finished = 0
-    while finished < len(procs):
-        try:
-            msg = out.get(timeout=1.0)
-        except _queue.Empty:
-            if not any(p.is_alive() for p in procs):
-                break
-            continue
-        if msg.get("done"):
-            finished += 1
-            continue
-        res.examples += msg["examples"]
-        res.steps += msg["steps"]
-        if "found" in msg:
-            failures.append(msg)
-    for p in procs:
-        p.join(timeout=5)
-    if failures:
-        best = min(failures, key=lambda m: m["i"])
-        res.failing_chunk = best["i"]
-        res.first_failure_s = min(m["t"] for m in failures if m["t"] is not None) \
-            if any(m["t"] is not None for m in failures) else None
-        res.hypothesis_program = best["program"]
-        for rule, actions, text in best["found"]:
+    best = _lowest_failing(results)
+    counted = [r for i, r in sorted(results.items()) if best is None or i <= best]
+    res.chunks = len(counted)
+    res.examples = sum(r.examples for r in counted)
+    res.steps = sum(r.steps for r in counted)
+    if best is None:
+        return
+    r = results[best]
+    res.failing_chunk = best
+    res.first_failure_s = r.first_failure_s
+    res.hypothesis_program = r.program
+    for rule, actions, text in r.found:
+        if actions is None:  # nothing to replay: keep the worker's words
+            f = Failure(text)
+            f.rule = rule
+        else:
             f = replay_actions(cls, res.config, res.strict, actions)
             if f is None or f.rule != rule:
                 raise RuntimeError(f"worker failure did not replay in the parent: {text}")
-            res.failures.append(f)
+        res.failures.append(f)

@@ -10,6 +10,8 @@ Examples::
 
     flushcheck certify linux                 # 60 s of fuzzing, prints a verdict
     flushcheck certify linux_4_13 --seed 3   # fails with S3 and a shrunk timeline
+    flushcheck certify linux --examples 2000 --scheduler tcp://10.0.0.5:8786
+    flushcheck certify linux --database redis://127.0.0.1:6379/0
     flushcheck replay repro/linux_4_13-3.json
     flushcheck list
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
@@ -26,6 +28,7 @@ import attrs
 
 from .certify import default_jobs
 from .config import DEFAULT, MachineConfig
+from .database import PROFILES, profile, profile_spec
 from .errors import ModelError, UsageError
 from .soundness import CONFIG_SETS
 from .walk import ACTIONS_PER_EXAMPLE
@@ -59,8 +62,16 @@ def cmd_certify(args) -> int:
 
     cls = load_protocol(args.protocol)
     cfg = _config(args.config)
-    res = certify(cls, budget_s=args.budget, seed=args.seed, strict=args.strict, cfg=cfg,
-                  steps=args.steps, jobs=args.jobs)
+    # an example budget alone runs every chunk of it; --budget adds a time limit
+    budget = args.budget if args.budget is not None else (None if args.examples else 60.0)
+    database = args.database if args.database is not None else profile_spec(
+        args.profile or profile())
+    res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
+                  steps=args.steps, chunk=args.chunk, jobs=args.jobs, max_examples=args.examples,
+                  scheduler=args.scheduler, database=database)
+    if res.interrupted and not res.failures:
+        print(certify_report(res, cls, git_commit(), []))
+        return EXIT_INTERRUPTED
     if res.examples == 0 and not res.failures:
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)
         raise UsageError(f"certify ran 0 examples in {res.elapsed_s:.2f} s: raise --budget")
@@ -225,11 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("certify", help="fuzz one protocol against every property")
     c.add_argument("protocol")
-    c.add_argument("--budget", type=float, default=60.0, help="seconds of fuzzing (default 60)")
+    c.add_argument("--budget", type=float, default=None,
+                   help="seconds of fuzzing (default 60, or none with --examples)")
+    c.add_argument("--examples", type=int, default=None, metavar="N",
+                   help="an example budget: a fixed list of chunks, the same on any executor")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--steps", type=int, default=50, help="actions per example (default 50)")
+    c.add_argument("--chunk", type=int, default=50, metavar="N",
+                   help="examples per chunk, the unit of work sent to a worker (default 50)")
     c.add_argument("--jobs", type=int, default=default_jobs(),
                    help=f"worker processes (default: the {default_jobs()} CPUs available)")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the chunks on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of "
+                        "local processes; needs the dask extra")
+    c.add_argument("--database", default=None, metavar="DIR|redis://HOST:PORT/DB|none",
+                   help="where failing examples are kept and replayed first (default: the "
+                        "profile's)")
+    c.add_argument("--profile", default=None, choices=PROFILES,
+                   help="dev: .hypothesis/flushcheck (the default); ci: no database (the "
+                        "default when CI=true); fleet: Redis at $FLUSHCHECK_REDIS")
     c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size, e.g. --config ncpus=3")

@@ -3,7 +3,10 @@
 Tests that take a ``protocol_name`` argument are parametrized over every
 discovered protocol. :func:`fuzz` runs a protocol's state machine under the
 active Hypothesis profile (``ci`` when ``CI=true``: derandomized, no database;
-``dev`` otherwise) and returns the failure, if any.
+``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck``; ``fleet``
+with ``--hypothesis-profile fleet`` and ``FLUSHCHECK_REDIS=redis://host:port/db``:
+kept in a shared Redis) and returns the failure, if any. The profiles are those of
+:mod:`conformance.database`, which certify uses too.
 
 A protocol module may declare ``EXPECTED_VIOLATION = "S3"`` (a known-buggy
 historical protocol); the suite then asserts that the fuzzer finds exactly that
@@ -20,16 +23,13 @@ Example test::
 """
 from __future__ import annotations
 
-import os
+from hypothesis import Phase, settings
 
-from hypothesis import HealthCheck, Phase, settings
+from conformance.database import profile as default_profile, register_profiles
 
 DEFAULT_EXAMPLES = 300
 
-settings.register_profile(
-    "ci", derandomize=True, database=None, deadline=None, print_blob=False,
-    suppress_health_check=list(HealthCheck))
-settings.register_profile("dev", deadline=None, suppress_health_check=list(HealthCheck))
+register_profiles()
 
 
 def pytest_addoption(parser):
@@ -43,8 +43,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     profile = config.getoption("--hypothesis-profile", default=None)
     if not profile:
-        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        settings.load_profile("ci" if ci else "dev")
+        settings.load_profile(default_profile())
     config._flushcheck_examples = config.getoption("--flushcheck-examples")
 
 
@@ -71,6 +70,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
 
     from conformance.certify import all_failures
     from conformance.config import DEFAULT
+    from conformance.database import campaign_key, keyed
     from conformance.registry import load_protocol
     from conformance.statemachine import conformance_machine
 
@@ -79,7 +79,9 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     s = settings(settings.default, max_examples=examples, stateful_step_count=steps,
                  phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)
-    test = get_state_machine_test(machine, settings=s)
+    # one key per protocol, strictness and config (the class name alone omits the config)
+    test = keyed(get_state_machine_test(machine, settings=s), campaign_key(cls.name, cfg or DEFAULT,
+                                                                           strict))
     if seed is not None:
         test = hseed(seed)(test)
     try:

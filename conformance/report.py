@@ -33,6 +33,13 @@ def rules_line(o1_note=None) -> str:
     return rules.replace("O1 observation", f"O1 observation ({o1_note})") if o1_note else rules
 
 
+def _budget(res: Result) -> str:
+    """The budget as the report states it: seconds, examples, or both."""
+    parts = ([f"{res.max_examples} examples"] if res.max_examples is not None else []) \
+        + ([f"{res.budget_s:g} s"] if res.budget_s is not None else [])
+    return " or ".join(parts)
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
@@ -41,10 +48,19 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
         f"  commit    {commit}",
         f"  config    {res.config.describe()}",
-        f"  seed      {res.seed}   budget {res.budget_s:g} s   jobs {res.jobs}",
+        f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",
         f"  rules     {rules}",
-        f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s",
     ]
+    if res.database is not None:
+        lines.append(f"  database  {res.database}: {res.replayed} saved failing example"
+                     f"{'' if res.replayed == 1 else 's'} replayed first")
+    lines.append(f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s "
+                 f"({res.chunks} chunk{'' if res.chunks == 1 else 's'})"
+                 + ("   (interrupted)" if res.interrupted else ""))
+    if res.interrupted and not res.failures:
+        lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in {res.examples} "
+                     f"examples, {res.steps} steps before Ctrl-C")
+        return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on
         lines.append(f"  verdict   PASS: 0 violations in {res.examples} examples, "
                      f"{res.steps} steps")

@@ -1,0 +1,167 @@
+"""Where certify's chunks run: a standard ``concurrent.futures`` executor.
+
+* :func:`local_workers` (the default, nothing to start): ``jobs`` forked worker
+  processes (``ProcessPoolExecutor``), or the calling process itself for one job.
+* :func:`dask_workers`: a Dask distributed cluster (``pip install 'flushcheck[dask]'``),
+  through ``distributed.Client.get_executor()``, which is a ``concurrent.futures``
+  executor too.
+
+Either is a :class:`Workers`: the executor, how many chunks it runs at once, a name
+for reports, and :meth:`Workers.close`, which on an interruption cancels what is
+queued and terminates local worker processes (none is left behind).
+
+Example::
+
+    >>> with local_workers(1) as w:
+    ...     w.executor.submit(pow, 2, 10).result(), w.slots
+    (1024, 1)
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+
+from .errors import UsageError
+
+#: how long to wait for a Dask scheduler to answer and for a first worker to join
+CONNECT_TIMEOUT_S = 20
+
+
+class InlineExecutor(Executor):
+    """Runs each call in the calling process when it is submitted (one job: no process
+    start-up, and protocol classes that cannot be pickled still work).
+
+    Example::
+
+        >>> InlineExecutor().submit(sum, [1, 2]).result()
+        3
+    """
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        fut: Future = Future()
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - delivered by result(); Ctrl-C propagates
+            fut.set_exception(exc)
+        return fut
+
+
+class Workers:
+    """An executor plus what certify needs to know about it.
+
+    ``slots``: chunks it runs at once; certify keeps ``window`` chunks submitted so
+    that no worker idles while the parent collects a result.
+    """
+
+    def __init__(self, executor: Executor, slots: int, name: str, window: int | None = None,
+                 on_close=None) -> None:
+        self.executor = executor
+        self.slots = slots
+        self.name = name
+        self.window = window or slots
+        self._on_close = on_close
+
+    def close(self, cancel: bool = False) -> None:
+        """Shut the executor down; ``cancel``: drop queued chunks and stop running ones."""
+        ex = self.executor
+        if isinstance(ex, ProcessPoolExecutor):
+            if cancel:
+                _terminate(ex)
+            ex.shutdown(wait=True, cancel_futures=cancel)
+        elif isinstance(ex, InlineExecutor):
+            ex.shutdown()
+        else:  # Dask's ClientExecutor: shutdown(wait=False) cancels its futures
+            ex.shutdown(wait=not cancel)
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, typ, exc, tb) -> None:
+        self.close(cancel=typ is not None)
+
+
+def _ignore_sigint() -> None:
+    """Worker processes leave Ctrl-C to the parent, which reports and then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _terminate(ex: ProcessPoolExecutor) -> None:
+    """Stop a pool's running calls now (a chunk cannot be asked to stop half-way)."""
+    if hasattr(ex, "terminate_workers"):  # Python >= 3.14
+        ex.terminate_workers()
+        return
+    for p in list((getattr(ex, "_processes", None) or {}).values()):
+        if p.is_alive():
+            p.terminate()
+    for p in list((getattr(ex, "_processes", None) or {}).values()):
+        p.join(timeout=5)
+
+
+def local_workers(jobs: int) -> Workers:
+    """``jobs`` local worker processes (forked where the platform can), or this process
+    for ``jobs == 1``.
+
+    Example::
+
+        >>> w = local_workers(2); w.name, w.slots
+        ('2 local processes', 2)
+        >>> w.close()
+    """
+    if jobs == 1:
+        return Workers(InlineExecutor(), 1, "1 local process")
+    methods = multiprocessing.get_all_start_methods()
+    # fork: workers start in milliseconds and inherit the loaded protocols
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+    return Workers(ex, jobs, f"{jobs} local processes", window=jobs + 1)
+
+
+def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
+    """The workers of the Dask scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``).
+
+    Missing dask, an unreachable scheduler or one with no worker are one-line
+    :class:`UsageError` s.
+
+    Example::
+
+        >>> w = dask_workers(cluster.scheduler_address)   # doctest: +SKIP
+        >>> w.name                                          # doctest: +SKIP
+        'dask tcp://127.0.0.1:40123 (2 workers, 2 threads)'
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs the dask extra: "
+                         "pip install 'flushcheck[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise UsageError(f"no Dask worker joined the scheduler at {address} within "
+                         f"{timeout_s:g} s: {exc}") from None
+    nthreads = client.nthreads()
+    slots = sum(nthreads.values())
+    # pure=False: two chunks are never the same task, even with equal arguments
+    ex = client.get_executor(pure=False)
+    name = f"dask {address} ({len(nthreads)} workers, {slots} threads)"
+    # twice the slots: a result's round trip through the scheduler leaves no worker idle
+    return Workers(ex, slots, name, window=2 * slots, on_close=client.close)
+
+
+def open_workers(jobs: int, scheduler: str | None = None) -> Workers:
+    """The workers a certify run asks for: a Dask scheduler's, or ``jobs`` local ones.
+
+    Example::
+
+        >>> open_workers(1).name
+        '1 local process'
+    """
+    return dask_workers(scheduler) if scheduler else local_workers(jobs)
