@@ -1,23 +1,79 @@
-"""Generate docs/LUF.md: the LUF review thread's scenarios, executed.
+"""Generate docs/LUF.md: the LUF review thread's scenarios, executed, with what each variant costs.
 
 ``flushcheck luf-doc`` rewrites the file; ``flushcheck luf-doc --check`` exits 1
 if the committed file differs from what the current code produces (a test runs
-it). Everything in the file is computed: the scripted scenarios are the
-``litmus/luf-*.litmus`` files, the random column is one deterministic
-Hypothesis run per protocol (fixed seed, fixed example count).
+it). Everything in the file is computed:
+
+* the scripted and explored scenarios are the ``litmus/luf-N-*.litmus`` files (a
+  threaded file is explored exhaustively, :mod:`conformance.explorer`);
+* the random column is one deterministic Hypothesis run per protocol (fixed seed,
+  fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1`` cut to
+  ``RANDOM_EXAMPLES`` examples;
+* *further rules*: every other rule the random machine violates, found by running
+  ``FURTHER_CHUNKS`` more chunks of the same Hypothesis run with the rules already found
+  switched off (:func:`suppressed`), each shrunk;
+* *who can see it*: the failing scenarios run again with C1 switched off (what user
+  programs and the kernel's own safety rules can see: S1, S2, S3, O1), and the
+  observation files ``litmus/luf-obs-*.litmus``;
+* the cost table: :func:`conformance.cost.cost_table` (seeded workload mixes);
+* the closing note's times to first failure are *measured* (not reproducible), so
+  they are read from ``bench/luf_ttff.json``, written by ``bench/luf_cost.py``, and
+  printed with the date they were measured.
+
+:func:`generate_text` is the plain-text summary for a mailing-list reply (the verdict
+table in fixed-width text, one CPU-column diagram of at most ~25 lines per finding).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 
 from .config import DEFAULT
-from .litmus import corpus, run, verdict
+from .litmus import corpus, run
 from .registry import load_protocol
 
-ROWS = ["luf_v10", "luf_v11", "luf_vma_flag", "luf_v12", "luf_reclaim_migrate_only",
-        "linux", "immediate"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: rows: each LUF variant in its favourable reading, then as posted where a reading differs
+ROWS = ["luf_v10", "luf_v10_posted", "luf_v11", "luf_v11_posted", "luf_vma_flag", "luf_v12",
+        "luf_v12_posted", "luf_reclaim_migrate_only", "luf_lazyfree_fix", "linux", "immediate"]
+#: what each row is (the "reading" column)
+READING = {
+    "luf_v10": "v10, favourable reading",
+    "luf_v10_posted": "v10 as posted",
+    "luf_v11": "v11, favourable reading",
+    "luf_v11_posted": "v11 as posted",
+    "luf_vma_flag": "per-VMA flag (seed thread proposal)",
+    "luf_v12": "v12, favourable reading",
+    "luf_v12_posted": "v12 as posted",
+    "luf_reclaim_migrate_only": "reclaim/migration only (Huang Ying)",
+    "luf_lazyfree_fix": "v11 (favourable) + the lazyfree fix",
+    "linux": "mainline",
+    "immediate": "flush at every clear",
+}
+#: favourable module -> (as-posted module, the differences, each with its source line)
+PAIRS = {
+    "luf_v10": ("luf_v10_posted", [
+        "eligibility: the module also excludes dirty PTEs (`LUF_DIRTY_OK = False`, the migrc "
+        "RFC v2 rule); v10 RESEND 09/12 tests `pte_write(pteval)` only"]),
+    "luf_v11": ("luf_v11_posted", [
+        "eligibility: as v10 (v11 09/12 tests `pte_write` only)",
+        "fault: the module flushes whenever a fault installs or upgrades a writable PTE, "
+        "atomically with the install; v11 09/12 flushes only in `need_luf_flush`, when the fault "
+        "finds the PTE changed under it to a writable one (after `update_mmu_tlb*()`)",
+        "mmap: the module keeps v10's give-up at writable mmap; v11 adds no flush to mm/mmap.c"]),
+    "luf_v12": ("luf_v12_posted", [
+        "context switch: the module flushes on every switch; v12 16/26 flushes in "
+        "`finish_task_switch` only in the block that drops a borrowed lazy-TLB mm "
+        "(`mmdrop_lazy_tlb_sched`), which this machine (no lazy TLB) never runs",
+        "`folio_mkclean`: v12 flushes at its end; neither module does (the model calls no "
+        "protocol hook there; a `folio_mkclean_end` hook is requested): it cannot change a "
+        "verdict here (no scenario uses writeback; the S2 finding is an anonymous swap-out, "
+        "which does not call `folio_mkclean`)"]),
+}
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
-          4: "freed page reused", 5: "fault-in after reclaim"}
+          4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard"}
 OBJECTIONS = {
     1: "Dave Hansen: munmap() finds only pte_none, the mmu_gather skips its flush, a new "
        "mmap at the address reads through the stale entry",
@@ -27,8 +83,10 @@ OBJECTIONS = {
     4: "Matthew Wilcox: the freed page is allocated to slab / another process and read through "
        "the stale entry",
     5: "the fault handler brings the page back in on another CPU and makes it writable",
+    6: "beyond the thread: reclaim discards a MADV_FREE'd page whose PTE was write-protected; "
+       "LUF frees it without the flush",
 }
-#: Why a variant passes a scenario (checked against the module's code).
+#: Why a variant passes a scenario (checked against the module's code; tests/test_luf_mechanisms.py).
 MECHANISMS = {
     ("immediate", 0): "never defers: `ptep_clear_flush` at every PTE clear (`Immediate.should_defer_flush`)",
     ("linux", 0): "`try_to_unmap_flush` before `free_unref_folios`: no stale entry outlives reclaim",
@@ -37,35 +95,116 @@ MECHANISMS = {
               "(Byungchul's argument in the seed)",
     ("luf_v12", 1): "`flush_tlb_batched_pending` in `zap_pte_range` (mm pending), then "
                     "`tlb_end_vma`'s `luf_flush(0)` (`LufV12.tlb_end_vma`)",
+    ("luf_v12_posted", 1): "as `luf_v12`: `flush_tlb_batched_pending`, then `tlb_end_vma`'s `luf_flush(0)`",
     ("luf_vma_flag", 1): "`flush_tlb_batched_pending` in `zap_pte_range` (mm pending); the "
                          "VMA flag check in `tlb_end_vma` comes second",
     ("*", 4): "the allocation-time flush: the page still owes its flush when it leaves the "
               "allocator (`LufBase.page_alloc`)",
     ("luf_v10", 3): "give-up at the fault: `do_shared_fault` installs a writable PTE, "
                     "`LufV10.fault_install_pte` does `luf_flush(0)` before anyone can use it",
+    ("luf_v10_posted", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
     ("luf_v11", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
+    ("luf_lazyfree_fix", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
     ("luf_v10", 5): "give-up at the fault: `do_wp_page` makes the PTE writable, "
                     "`LufV10.fault_install_pte` does `luf_flush(0)`",
+    ("luf_v10_posted", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
     ("luf_v11", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
+    ("luf_lazyfree_fix", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
     ("luf_v11", 2): "`file_end_write` does `luf_flush(0)` (`LufV11.file_end_write`) before write() returns",
+    ("luf_v11_posted", 2): "`file_end_write` does `luf_flush(0)` (`LufV11Posted.file_end_write`)",
+    ("luf_lazyfree_fix", 2): "`file_end_write` does `luf_flush(0)` (inherited from `LufV11`)",
     ("luf_v12", 2): "`mapping_write_begin` does `luf_flush(0)` before the page-cache page changes",
+    ("luf_v12_posted", 2): "`mapping_write_begin` does `luf_flush(0)` before the page-cache page changes",
     ("luf_v12", 3): "`luf_flush(0)` at the end of `handle_mm_fault` for a VM_WRITE VMA, before "
                     "the faulting CPU retries its store",
+    ("luf_v12_posted", 3): "`luf_flush(0)` at the end of `handle_mm_fault` (VM_WRITE VMA)",
     ("luf_v12", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
+    ("luf_v12_posted", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
+    ("luf_lazyfree_fix", 6): "`can_luf` is false for an anonymous `!swapbacked` folio "
+                             "(`LufBase.folio_lazyfree`, `LUF_LAZYFREE = False`): the discard's "
+                             "deferred flush stays in `tlb_ubc` and `try_to_unmap_flush` does it "
+                             "before the folio is freed",
 }
-#: Explanations of failures the random machine finds beyond the review scenarios.
+#: The lazyfree finding, in words (docs/LUF.md "The lazyfree finding").
+LAZYFREE = """\
+**Timeline** (`litmus/luf-6-lazyfree-discard.litmus`; the shortest explored counterexample is below):
+
+```text
+CPU0 (process)                          CPU1 (kswapd)
+*p = 1                  (anon page, PTE writable+dirty)
+madvise(p, MADV_FREE)   PTE clean+old, write bit kept; folio lazyfree; flushed
+mprotect(p, PROT_READ)  PTE read-only; flushed
+x = *p                  TLB: p -> pfn0 RO (reads 1)
+                                        shrink_folio_list(pfn0)
+                                          try_to_unmap_one: ptep_get_and_clear,
+                                            set_tlb_ubc_flush_pending (deferred)
+                                          !swapbacked && clean: discard
+                                          LUF: all PTEs were read-only -> no flush,
+                                            pfn0 freed with the flush owed
+                                        reclaim returns
+x = *p                  still 1 through the stale entry; the page reads 0 for
+                        everyone else (a fault maps a zero-filled page)
+```
+
+**The kernel lines it rests on.**
+- mainline `try_to_unmap_one` (mm/rmap.c) clears the PTE with the flush deferred
+  (`ptep_get_and_clear` + `set_tlb_ubc_flush_pending`) *before* the MADV_FREE check
+  (`!folio_test_swapbacked`); the discard (`goto discard`) keeps that deferral, and
+  `shrink_folio_list` frees the folio only after `try_to_unmap_flush()`. So in mainline the
+  stale-read window ends inside reclaim, and the oracle's in-flight exemption covers it
+  (`linux` and `immediate` pass scenario 6, every interleaving).
+- MADV_FREE keeps the write bit: `madvise_free_pte_range` clears only young and dirty
+  (`clear_young_dirty_ptes(..., CYDP_CLEAR_YOUNG | CYDP_CLEAR_DIRTY)`). LUF takes a lazyfree folio
+  only when something else write-protected its PTE: `mprotect(PROT_READ)` here, fork's COW
+  write-protect (`copy_present_pte`) in the kernel (fork is not modelled).
+- No posting excludes lazyfree folios: v10/v11 `can_luf_folio` excludes zone-device, hugetlb and
+  large folios; v12 `can_luf_init` adds DEBUG_PAGEALLOC/KASAN/init_on_free and then sets
+  `can_luf` for any anonymous folio; none tests `folio_test_swapbacked`, and the discard falls
+  through to the `free_folios_luf` batch.
+
+**Severity.** After reclaim returns, a CPU keeps reading the process's pre-MADV_FREE data
+through a read-only entry while the page reads zero for everyone else, with no time bound
+(until the page leaves the allocator or some flush point runs); no cross-process leak (S1
+holds), no lost write (the entry is read-only), but MADV_FREE's contract ("once freed, the
+caller sees zero-fill-on-demand pages") is broken; under v10/v11 two threads of one program
+see different contents (O1 in `litmus/luf-obs-lazyfree-two-threads.litmus`), under v12 only a
+program that asked `mincore()`/`/proc/self/pagemap` can tell.
+
+**The fix** (`protocols/luf_lazyfree_fix.py`, one line on any variant: `LUF_LAZYFREE = False`):
+`can_luf` is false for `folio_test_anon && !folio_test_swapbacked`, so the discard's deferred
+flush stays in `tlb_ubc` and `try_to_unmap_flush()` does it before the folio is freed, as
+mainline (equivalently: send the discard to the normal free batch, not `free_folios_luf`).
+Its cost is the lazyfree discards' flushes (cost table)."""
+
+#: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {
-    ("luf_v12", "S2"):
-        "RFC v12 decides LUF eligibility on `pte_write` alone. An `mprotect(PROT_READ)` on "
-        "another CPU write-protects the PTE under the PTL (the dirty bit stays) and flushes "
-        "only later, after dropping the PTL (`tlb_end_vma`/`tlb_finish_mmu`); a reclaim or migration running in between sees a read-only PTE, "
-        "takes the folio for LUF and leaves it out of `tlb_ubc`, so `try_to_unmap_flush_dirty` "
-        "(or the flush at `move:`) does not cover it and `pageout` (or the migration copy) "
-        "starts while the mprotect CPU still holds a writable, dirty TLB entry: a store in "
-        "that window is lost. Mainline is immune (every deferred entry is flushed before IO "
-        "and copy); excluding dirty PTEs from LUF (the migrc RFC v2 rule, used here for "
-        "v10/v11) or checking `mm_tlb_flush_pending()` closes it.",
+    "S2": "RFC v12 (and v10/v11 as posted) decide LUF eligibility on `pte_write` alone. An "
+          "`mprotect(PROT_READ)` on another CPU write-protects the PTE under the PTL (the dirty "
+          "bit stays) and flushes only later, after dropping the PTL (`tlb_end_vma`/"
+          "`tlb_finish_mmu`); a reclaim or migration running in between sees a read-only PTE, "
+          "takes the folio for LUF and leaves it out of `tlb_ubc`, so `try_to_unmap_flush_dirty` "
+          "(or the flush at `move:`) does not cover it and `pageout` (or the migration copy) "
+          "starts while the mprotect CPU still holds a writable, dirty TLB entry: a store in "
+          "that window is lost (`litmus/bug-2.4-reclaim-vs-mprotect.litmus`). Mainline is "
+          "immune (every deferred entry is flushed before IO and copy); excluding dirty PTEs "
+          "(the favourable v10/v11 reading) or checking `mm_tlb_flush_pending()` closes it.",
 }
+#: why another thread's fault removes the lazyfree stale entry (class C), per variant
+LAZY_C = {
+    "luf_v12": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes at the end of `handle_mm_fault`",
+    "luf_v12_posted": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes at the end of `handle_mm_fault`",
+    "luf_vma_flag": "the other thread's fault finds its VMA flagged (LUF deferred a flush there) "
+                    "and flushes",
+}
+#: severity classes, most severe first (the "rank" column)
+CLASSES = [
+    ("A", "lost write or memory of another owner (S1, S2)"),
+    ("B", "stale data observable by a program (an O1 violation in a scenario where the program "
+          "itself holds the new value: a write()/store it made, or another thread's read)"),
+    ("C", "stale data observable only through `mincore()` or `/proc/self/pagemap` (O1 only "
+          "against the kernel's expected value; no second view inside the program)"),
+    ("D", "the TLB disagrees with the kernel's view at quiescence (C1), nothing a program sees"),
+]
 #: The random column is exactly ``flushcheck certify P --seed 1 --jobs 1`` limited to
 #: RANDOM_CHUNKS chunks of RANDOM_CHUNK examples (no time budget, so it is reproducible).
 RANDOM_SEED = 1
@@ -73,6 +212,12 @@ RANDOM_CHUNK = 50
 RANDOM_CHUNKS = 40
 RANDOM_EXAMPLES = RANDOM_CHUNK * RANDOM_CHUNKS
 RANDOM_STEPS = 50
+#: further rules: chunks run after the first failure (rules found so far switched off), and
+#: the most rules listed per protocol
+FURTHER_CHUNKS = 12
+FURTHER_MAX_RULES = 4
+#: where bench/luf_cost.py records the measured times to first failure
+TTFF_PATH = os.path.join(ROOT, "bench", "luf_ttff.json")
 
 
 def mechanism(proto: str, n: int) -> str:
@@ -83,82 +228,253 @@ def mechanism(proto: str, n: int) -> str:
 
 
 def _scenarios():
-    scs = [s for s in corpus() if s.name.startswith("luf-")]
-    return sorted(scs, key=lambda s: s.name)
+    scs = [s for s in corpus() if s.name.startswith("luf-") and s.name[4:5].isdigit()]
+    return sorted(scs, key=lambda s: int(s.name.split("-")[1]))
 
 
-def compute():
-    """{(proto, column): Failure or None} for scenario columns 1..5 and 'random'."""
-    out = {}
-    scs = _scenarios()
-    for p in ROWS:
-        cls = load_protocol(p)
-        for i, sc in enumerate(scs, 1):
-            out[p, i] = run(sc, cls)
-        out[p, "random"] = random_cell(p, cls)
-    return out, scs
+def _observation_files():
+    return sorted((s for s in corpus() if s.name.startswith("luf-obs-")), key=lambda s: s.name)
+
+
+# -- running -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def suppressed(rules):
+    """Within the block, the oracle does not report violations of ``rules`` (they are
+    neither raised nor traced). Used to find further rules after the first, and to judge
+    only what programs can see (C1 off). Patches ``Oracle._fail`` for the duration (this
+    process is single-threaded here) and restores it."""
+    from .oracle import Oracle
+
+    rules = frozenset(rules)
+    orig = Oracle._fail
+
+    def _fail(self, rule, text, who=None, **kw):
+        if rule in rules:
+            return None
+        return orig(self, rule, text, who, **kw)
+
+    Oracle._fail = _fail
+    try:
+        yield
+    finally:
+        Oracle._fail = orig
+
+
+def run_scenario(sc, cls):
+    """The first failure of a scenario under ``cls`` (a script is run, a threaded file
+    explored: its shortest counterexample), or None."""
+    if sc.threads:
+        from .explorer import explore
+
+        res = explore(sc, cls)
+        if res.failure is None and not res.complete:
+            raise RuntimeError(f"{sc.name}: exploration incomplete under {cls.__name__}")
+        return res.failure
+    return run(sc, cls)
+
+
+def observe(sc, cls):
+    """``run_scenario`` with C1 switched off: what a program (or the kernel's safety rules)
+    can see."""
+    with suppressed({"C1"}):
+        return run_scenario(sc, cls)
 
 
 _CELL = """
 import json, sys, time
 from conformance.certify import chunk_seed, run_chunk
 from conformance.config import DEFAULT
+from conformance.lufdoc import suppressed
 from conformance.registry import load_protocol
 cls = load_protocol(sys.argv[1])
-found = None
-for i in range({chunks}):
-    _, _, f, _, _ = run_chunk(cls, DEFAULT, False, {steps}, {chunk}, chunk_seed({seed}, i),
-                              time.monotonic())
-    if f:
-        found = [[n, list(a)] for n, a in f[0].machine.actions]
-        break
+found = []
+i = 0
+limit = {chunks}
+while i < limit:
+    with suppressed([r for r, _ in found]):
+        _, _, f, _, _ = run_chunk(cls, DEFAULT, False, {steps}, {chunk}, chunk_seed({seed}, i),
+                                  time.monotonic())
+    i += 1
+    if f and f[0].rule in ("S1", "S2", "S3", "C1", "O1") and f[0].rule not in [r for r, _ in found]:
+        if not found:
+            limit = i + {further}
+        found.append((f[0].rule, [[n, list(a)] for n, a in f[0].machine.actions]))
+        if len(found) >= {max_rules}:
+            break
 print(json.dumps(found))
 """
 
 
-def random_cell(proto: str, cls):
-    """The random column: one Hypothesis run (fixed seed and example count), shrunk.
+def random_cells(proto: str, cls):
+    """The random column and the further rules: one Hypothesis run (fixed seed, fixed
+    example counts), shrunk, in a fresh interpreter.
 
-    It runs in a fresh interpreter: Hypothesis's shrinker outcome was seen to depend
-    on what the process had run and imported before, and this file must be byte-for-byte
-    reproducible. The shrunk actions are replayed here (the model is deterministic).
+    Chunks of ``RANDOM_CHUNK`` examples with seeds ``chunk_seed(RANDOM_SEED, i)`` run until
+    the first failure (at most ``RANDOM_CHUNKS`` chunks: that is the random column, exactly
+    ``flushcheck certify P --seed 1 --jobs 1``); then ``FURTHER_CHUNKS`` more chunks run with
+    the rules found so far switched off (:func:`suppressed`), each new rule's shrunk example
+    kept. A fresh interpreter, because Hypothesis's shrinker outcome was seen to depend on
+    what the process had run before, and this file must be byte-for-byte reproducible. The
+    shrunk actions are replayed here (the model is deterministic), each with the earlier
+    rules off. Returns ``[(failure, note)]``, the first being the random column; the note
+    says what the same run does under the full oracle.
     """
-    import json
     import subprocess
     import sys
 
     from .reproducer import replay_actions
 
     code = _CELL.format(steps=RANDOM_STEPS, chunk=RANDOM_CHUNK, chunks=RANDOM_CHUNKS,
-                        seed=RANDOM_SEED)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                        seed=RANDOM_SEED, further=FURTHER_CHUNKS, max_rules=FURTHER_MAX_RULES)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     out = subprocess.run([sys.executable, "-c", code, proto], capture_output=True, text=True,
-                         env=env, timeout=900, check=True)
-    actions = json.loads(out.stdout.strip().splitlines()[-1])
-    if actions is None:
+                         env=env, timeout=1800, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    res = []
+    before = []
+    for rule, actions in found:
+        actions = [(n, tuple(tuple(x) if isinstance(x, list) else x for x in a)) for n, a in actions]
+        with suppressed(before):
+            f = replay_actions(cls, DEFAULT, False, actions)
+        if f is None or f.rule != rule:
+            raise RuntimeError(f"{proto}: the random {rule} failure did not replay")
+        full = replay_actions(cls, DEFAULT, False, actions) if before else f
+        if full is not None and full.rule == rule and full.step == f.step:
+            note = "under the full oracle the same run shows this violation first"
+        elif full is not None:
+            note = (f"under the full oracle this run first violates {full.rule} (step "
+                    f"{full.step}), which was switched off to reach this one")
+        else:
+            note = "under the full oracle this run passes"
+        res.append((f, note))
+        before.append(rule)
+    return res
+
+
+def compute():
+    """Everything docs/LUF.md shows: a dict with ``results`` {(proto, column): Failure or
+    None} for the scenario columns 1..n and 'random', ``further`` {proto: [(failure, note,
+    seed)]}, ``observed`` {(proto, column or observation file name): Failure or None} and
+    ``costs`` (the Markdown cost table); plus the scenarios."""
+    from .cost import cost_table
+
+    scs = _scenarios()
+    obs_files = _observation_files()
+    results, further, observed = {}, {}, {}
+    for p in ROWS:
+        cls = load_protocol(p)
+        for i, sc in enumerate(scs, 1):
+            results[p, i] = f = run_scenario(sc, cls)
+            if f is not None and f.rule == "C1":
+                observed[p, i] = observe(sc, cls)
+        for sc in obs_files:
+            observed[p, sc.name] = observe(sc, cls)
+        cells = random_cells(p, cls)
+        results[p, "random"] = cells[0][0] if cells else None
+        further[p] = [(f, note, k) for k, (f, note) in enumerate(cells[1:], 1)]
+    data = dict(results=results, further=further, observed=observed,
+                costs=cost_table(ROWS, markdown=True), ipis=_ipis(), ttff=_ttff())
+    return data, scs
+
+
+def _ipis():
+    """{proto: IPIs per 1,000 operations on the default mix} (for the closing note)."""
+    from .cost import flush_costs
+
+    return {p: flush_costs(p, "default")["per_1000"]["ipis"] for p in ROWS}
+
+
+def _ttff():
+    try:
+        with open(TTFF_PATH) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
         return None
-    actions = [(n, tuple(tuple(x) if isinstance(x, list) else x for x in a)) for n, a in actions]
-    f = replay_actions(cls, DEFAULT, False, actions)
-    if f is None:
-        raise RuntimeError(f"{proto}: the random failure did not replay")
-    return f
 
 
+# -- classification ----------------------------------------------------------------------------
+def findings(data, scs):
+    """Every finding: [(proto, where, rule, failure, observed failure or None, class, how)].
+
+    ``where`` is a scenario number, 'random' or 'further-k'. The class is decided by the
+    rule and, for C1, by what the same scenario shows with C1 off (O1: class B if the
+    program holds the new value itself, else C) and, for the lazyfree discard, by the
+    two-thread observation file (O1 there: B; else C via mincore)."""
+    res, obs = data["results"], data["observed"]
+    out = []
+    lazy_col = next((i for i, sc in enumerate(scs, 1) if "lazyfree" in sc.name), None)
+    two = next((n for (p, n) in obs if isinstance(n, str) and "two-threads" in n), None)
+    for p in ROWS:
+        cells = [(c, res[p, c]) for c in list(range(1, len(scs) + 1)) + ["random"]]
+        cells += [(f"further-{k}", f) for k, (f, _n, _s) in enumerate(data["further"][p], 1)]
+        for where, f in cells:
+            if f is None:
+                continue
+            cls_, how = classify(p, where, f, obs, lazy_col, two)
+            out.append((p, where, f.rule, f, obs.get((p, where)), cls_, how))
+    return out
+
+
+def _is_lazyfree(f) -> bool:
+    return f.machine is not None and any("lazyfree" in str(line[2]) for line in f.machine.trace.lines())
+
+
+def classify(p, where, f, obs, lazy_col, two):
+    rule = f.rule
+    if rule in ("S1", "S2"):
+        return "A", ("S2: a store through the stale writable entry is lost when the copy is "
+                     "used" if rule == "S2" else "S1: the new owner's memory is reachable")
+    if rule == "S3":
+        return "B", "S3: a syscall returned with a translation it must have removed"
+    if rule == "O1":
+        return "B", "O1: a user read returned a value no program order allows"
+    # C1
+    lazy = where == lazy_col or _is_lazyfree(f)
+    if lazy:
+        o = obs.get((p, two)) if two else None
+        if o is not None and o.rule == "O1":
+            return "B", ("two threads disagree: after another thread's read fault maps a zero "
+                         "page (no flush), this thread still reads the old data "
+                         "(`luf-obs-lazyfree-two-threads`, O1)")
+        return "C", (LAZY_C.get(p, "another thread's fault flushes the stale entry") +
+                     ", so only a program that asked `mincore()`/pagemap can tell "
+                     "(`luf-obs-lazyfree-two-threads` passes; scenario 6 is O1 with C1 off)")
+    o = obs.get((p, where))
+    if isinstance(where, int) and o is not None and o.rule == "O1":
+        return "B", ("the scenario's own read returns the old data after the new value was "
+                     "written (O1 with C1 off)")
+    if where == "random" or str(where).startswith("further"):
+        return "B", ("same mechanism as scenario 2: the file changed (write() or a store) while "
+                     "a stale read-only entry maps the freed old page; a read through it "
+                     "returns the old data (O1)")
+    return "D", "C1 only: no read in the scenario returns a wrong value"
+
+
+# -- rendering ---------------------------------------------------------------------------------
 def _anchor(p, col) -> str:
     return f"{p}-{col}".replace("_", "-")
 
 
-def render(results, scs) -> str:
-    cols = list(range(1, len(scs) + 1)) + ["random"]
+def _cols(scs):
+    return list(range(1, len(scs) + 1)) + ["random"]
+
+
+def render(data, scs) -> str:
+    if "results" not in data:  # a bare {(proto, column): failure} mapping (tests)
+        data = dict(results=data, further={p: [] for p in ROWS}, observed={}, costs="", ipis={},
+                    ttff=None)
+    results, further = data["results"], data["further"]
+    cols = _cols(scs)
+    nsc = len(scs)
     L = ["# LUF under flushcheck: the review thread, executed", ""]
-    L.append("Generated by `flushcheck luf-doc` from `litmus/luf-*.litmus` and the protocol "
-             "modules; `tests/test_lufdoc.py` fails if this file is stale. Do not edit by hand.")
+    L.append("Generated by `flushcheck luf-doc` from `litmus/luf-*.litmus`, the protocol modules "
+             "and `conformance/cost.py`; `tests/test_lufdoc.py` fails if this file is stale. Do "
+             "not edit by hand.")
     L.append("")
     L.append("## Summary")
     L.append("")
-    for n in range(1, len(scs) + 1):
+    for n in range(1, nsc + 1):
         failing = [p for p in ROWS if results[p, n] is not None]
         passing = [p for p in ROWS if p.startswith("luf") and results[p, n] is None]
         text = f"- **Scenario {n}, {TITLES.get(n, scs[n-1].name)}** ({OBJECTIONS.get(n, '')}): "
@@ -172,50 +488,126 @@ def render(results, scs) -> str:
         L.append(text)
     rnd = [p for p in ROWS if results[p, "random"] is not None]
     L.append(f"- **Random state machine** (`flushcheck certify <protocol> --seed {RANDOM_SEED} "
-             f"--jobs 1`, at most {RANDOM_EXAMPLES} examples of {RANDOM_STEPS} steps): finds " + (", ".join(
-                 f"`{p}` ({results[p, 'random'].rule})" for p in rnd) if rnd else "nothing") + ".")
-    L.append("- `linux` and `immediate` pass every column.")
+             f"--jobs 1`, at most {RANDOM_EXAMPLES} examples of {RANDOM_STEPS} steps): finds " + (
+                 ", ".join(f"`{p}` ({results[p, 'random'].rule})" for p in rnd) if rnd else "nothing")
+             + "; every further rule per variant is listed under *Findings*.")
+    L.append("- `linux` and `immediate` pass every column; so does `luf_lazyfree_fix` (the fix "
+             "of the lazyfree finding on v11)." if all(
+                 results.get((p, c)) is None for p in ("linux", "immediate", "luf_lazyfree_fix")
+                 for c in cols) else "- `linux` and `immediate` pass every column.")
     L.append("")
-    L.append("Where a posting was ambiguous the module takes the reading most favourable to LUF "
-             "and says so in its docstring (e.g. v10's fault give-up flushes atomically with the "
-             "PTE install; v10-era eligibility excludes dirty PTEs).")
+    L.append("Each variant appears twice where a reading of its posting can change a verdict: "
+             "*favourable* (the reading most favourable to LUF, the module named after the "
+             "version) and *as posted* (`_posted`); see *Readings* for each difference and its "
+             "source line.")
     L.append("")
     L.append("## Verdicts")
     L.append("")
-    head = "| protocol | " + " | ".join(
-        f"{n} {TITLES.get(n, '')}" if n != "random" else "random state machine" for n in cols) + " |"
+    head = "| protocol | reading | " + " | ".join(
+        f"{n} {TITLES.get(n, '')}" if n != "random" else "random state machine" for n in cols) + \
+        " | further rules |"
     L.append(head)
-    L.append("|" + "---|" * (len(cols) + 1))
+    L.append("|" + "---|" * (len(cols) + 3))
     for p in ROWS:
         cells = []
         for c in cols:
             f = results[p, c]
             cells.append("pass" if f is None else f"[{f.rule}](#{_anchor(p, c)})")
-        L.append(f"| `{p}` | " + " | ".join(cells) + " |")
+        fr = ", ".join(f"[{f.rule}](#{_anchor(p, f'further-{k}')})"
+                       for k, (f, _n, _s) in enumerate(further.get(p, []), 1)) or "none"
+        L.append(f"| `{p}` | {READING.get(p, '')} | " + " | ".join(cells) + f" | {fr} |")
     L.append("")
-    extra = [p for p in ROWS if results[p, "random"] is not None
-             and all(results[p, n] is None for n in range(1, len(scs) + 1))]
-    if extra:
-        L.append("## Findings beyond the thread")
+    if data.get("costs"):
+        L.append("## What each variant costs")
         L.append("")
-        for p in extra:
-            f = results[p, "random"]
-            L.append(f"- `{p}`, [{f.rule}](#{_anchor(p, 'random')}): "
-                     + FINDINGS.get((p, f.rule), "found by the random state machine; see its timeline."))
+        L.append("Per 1,000 operations (walk steps of the random machine's rules: user accesses, "
+                 "operation starts and steps, hardware events) on four seeded workload mixes "
+                 "(`conformance/cost.py`, `python -m conformance.cost PROTOCOL...`): **remote "
+                 "flush IPIs** (CPUs other than the issuing one that a flush reaches; the "
+                 "percentage is of `linux` on the same mix) / full flushes (`flush_tlb_mm`, "
+                 "batch flushes, local full flushes) / page or range flushes. The oracle is off "
+                 "for these runs, so a failing variant is charged for its whole workload. "
+                 "Mixes: `default` = the random machine's uniform rule choice; the others weigh "
+                 "reclaim, migration or write()+writeback 10x. 3 CPUs, 2 mms: LUF's reported "
+                 "97% fewer shootdowns come from a 64-CPU machine where reclaim and migration "
+                 "dominate; here munmap/mprotect/madvise flushes are part of every mix.")
         L.append("")
+        L.append(data["costs"])
+        L.append("")
+    fl = findings(data, scs)
+    if fl:
+        L.append("## Findings, ranked by who can see them")
+        L.append("")
+        L.append("Classes: " + "; ".join(f"**{k}** {t}" for k, t in CLASSES) + ". A C1 alone "
+                 "(class D) is a weaker verdict than an observed O1, S1 or S2.")
+        L.append("")
+        L.append("| protocol | where | rule | class | how a program can see it |")
+        L.append("|---|---|---|---|---|")
+        for p, where, rule, f, _o, klass, how in sorted(fl, key=lambda x: (x[5], ROWS.index(x[0]))):
+            w = (f"scenario {where}" if isinstance(where, int) else
+                 "random" if where == "random" else f"random, further rule {where.split('-')[1]}")
+            L.append(f"| `{p}` | {w} | [{rule}](#{_anchor(p, where)}) | {klass} | {how} |")
+        L.append("")
+        for rule, text in FINDINGS.items():
+            who = sorted({p for p, _w, r, *_ in fl if r == rule}, key=ROWS.index)
+            if who:
+                L.append(f"- **{rule}** ({', '.join(f'`{p}`' for p in who)}): {text}")
+        L.append("")
+    L.append("## The lazyfree finding (beyond the thread)")
+    L.append("")
+    lazy_col = next((i for i, sc in enumerate(scs, 1) if "lazyfree" in sc.name), None)
+    if lazy_col is not None:
+        takers = [p for p in ROWS if results[p, lazy_col] is not None]
+        L.append(f"Scenario {lazy_col} is C1 for " + ", ".join(f"`{p}`" for p in takers) +
+                 " (every variant that takes the folio: all of them, as posted and favourable), "
+                 "and passes for " + ", ".join(f"`{p}`" for p in ROWS if results[p, lazy_col] is None)
+                 + ". It is also the C1 the random machine finds first for `luf_v11`, "
+                 "`luf_v12` and their posted forms.")
+        L.append("")
+    L.append(LAZYFREE)
+    L.append("")
+    if data.get("observed"):
+        obsf = _observation_files()
+        for sc in obsf:
+            rows = [p for p in ROWS if (p, sc.name) in data["observed"]]
+            L.append(f"`litmus/{sc.name}.litmus` with C1 off (what the program sees): " + ", ".join(
+                f"`{p}` {('**' + data['observed'][p, sc.name].rule + '**') if data['observed'][p, sc.name] is not None else 'pass'}"
+                for p in rows) + ".")
+            L.append("")
+    L.append("## Readings: each posting against its favourable module")
+    L.append("")
+    L.append("| favourable | as posted | difference (source line) | verdicts that change |")
+    L.append("|---|---|---|---|")
+    for fav, (posted, diffs) in PAIRS.items():
+        changed = [c for c in cols if (results.get((fav, c)) is None) != (results.get((posted, c)) is None)
+                   or (results.get((fav, c)) is not None and results.get((posted, c)) is not None
+                       and results[fav, c].rule != results[posted, c].rule)]
+        fr_f = {f.rule for f, _n, _s in further.get(fav, [])} | (
+            {results[fav, "random"].rule} if results.get((fav, "random")) else set())
+        fr_p = {f.rule for f, _n, _s in further.get(posted, [])} | (
+            {results[posted, "random"].rule} if results.get((posted, "random")) else set())
+        ch = [f"scenario {c}" if c != "random" else "random" for c in changed]
+        if fr_p - fr_f:
+            ch.append("random machine also finds " + ", ".join(sorted(fr_p - fr_f)))
+        L.append(f"| `{fav}` | `{posted}` | " + "<br>".join(diffs) + " | " +
+                 (", ".join(ch) if ch else "none") + " |")
+    L.append("")
     L.append("## Why the passing cells pass")
     L.append("")
     L.append("| protocol | scenario | mechanism |")
     L.append("|---|---|---|")
     for p in ROWS:
-        for n in range(1, len(scs) + 1):
+        for n in range(1, nsc + 1):
             if results[p, n] is None:
                 L.append(f"| `{p}` | {n} | {mechanism(p, n)} |")
     L.append("")
     L.append("## Scenarios")
     L.append("")
     for n, sc in enumerate(scs, 1):
-        L.append(f"{n}. `{os.path.relpath(sc.path, os.path.dirname(os.path.dirname(__file__)))}`: {sc.doc}")
+        kind = " (explored: every interleaving)" if sc.threads else ""
+        L.append(f"{n}. `{os.path.relpath(sc.path, ROOT)}`{kind}: {sc.doc}")
+    for sc in _observation_files():
+        L.append(f"- `{os.path.relpath(sc.path, ROOT)}` (observation): {sc.doc}")
     L.append("")
     L.append("## Timelines of the failing cells")
     L.append("")
@@ -231,12 +623,172 @@ def render(results, scs) -> str:
             L.append(f.report(last=None))
             L.append("```")
             L.append("")
+        for k, (f, note, seed) in enumerate(further.get(p, []), 1):
+            L.append(f'### <a id="{_anchor(p, f"further-{k}")}"></a>`{p}`, further rule {k} '
+                     f"(random state machine, shrunk): {f.rule}")
+            L.append("")
+            L.append(f"Found with {', '.join(_before(p, further, k, results))} switched off; {note}.")
+            L.append("")
+            L.append("```text")
+            L.append(f.report(last=None))
+            L.append("```")
+            L.append("")
+    L.append("## Closing note")
+    L.append("")
+    L.append(closing_note(data, scs, markdown=True))
     return "\n".join(L).rstrip() + "\n"
 
 
+def _before(p, further, k, results):
+    first = results[p, "random"]
+    rules = [first.rule] if first is not None else []
+    rules += [f.rule for f, _n, _s in further[p][:k - 1]]
+    return rules
+
+
+def verdict_line(data, scs, p) -> str:
+    res = data["results"]
+    rules = []
+    for c in _cols(scs):
+        f = res[p, c]
+        if f is not None and f.rule not in rules:
+            rules.append(f.rule)
+    for f, _n, _s in data["further"].get(p, []):
+        if f.rule not in rules:
+            rules.append(f.rule)
+    return ", ".join(rules) if rules else "pass"
+
+
+def closing_note(data, scs, markdown: bool = True) -> str:
+    """The final verdict per variant, its median time to first failure over 10 seeds (as
+    measured, ``bench/luf_ttff.json``) and its IPIs per 1,000 operations against linux."""
+    ipis = data.get("ipis") or {}
+    tt = data.get("ttff") or {}
+    base = ipis.get("linux")
+    rows = []
+    for p in ROWS:
+        v = verdict_line(data, scs, p)
+        m = tt.get("protocols", {}).get(p) if tt else None
+        if m is None:
+            t = "not measured"
+        elif m.get("median_s") is None:
+            t = f"no failure in {m.get('seeds', '?')} seeds x {m.get('budget_s', '?')} s"
+        else:
+            t = f"{m['median_s']:.2f} s ({m.get('failed', '?')}/{m.get('seeds', '?')} seeds)"
+        ip = ipis.get(p)
+        ipt = (f"{ip:.0f} ({100.0 * ip / base:.0f}% of linux)" if ip is not None and base else "")
+        rows.append((p, v, t, ipt))
+    head = ("protocol", "rules violated (all columns)", "median time to first failure", "IPIs / 1,000 ops")
+    if markdown:
+        L = [f"| {' | '.join(head)} |", "|---|---|---|---|"]
+        L += [f"| `{p}` | {v} | {t} | {i} |" for p, v, t, i in rows]
+        when = (f"Times to first failure: `conformance.certify.certify(name, budget_s, seed=s, "
+                f"jobs=1)` for seeds {tt.get('seeds_list', '1..10')}, measured {tt.get('date', '?')} "
+                f"by `bench/luf_cost.py` ({tt.get('note', '')}); not reproducible to the byte, "
+                "so read from `bench/luf_ttff.json`." if tt else
+                "Times to first failure: not measured yet (`python bench/luf_cost.py --ttff` writes "
+                "`bench/luf_ttff.json`).")
+        return "\n".join(L) + "\n\n" + when + " IPIs: the `default` mix, seed 1, 4000 operations."
+    w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip(),
+           "  ".join("-" * x for x in w)]
+    out += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+_COMPUTED: list = []
+
+
+def computed():
+    """:func:`compute`, once per process (``generate`` and ``generate_text`` share it)."""
+    if not _COMPUTED:
+        _COMPUTED.append(compute())
+    return _COMPUTED[0]
+
+
 def generate() -> str:
-    results, scs = compute()
-    return render(results, scs)
+    data, scs = computed()
+    return render(data, scs)
 
 
-DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "LUF.md")
+# -- plain text for a mailing-list reply -------------------------------------------------------
+def diagram(f, max_lines: int = 25, width: int = 34) -> str:
+    """A CPU-column diagram of a failure in the style of kernel commit messages: only the
+    CPUs that act, at most ``max_lines`` lines (the start and the end kept, the middle
+    elided), the violation last."""
+    m = f.machine
+    rows = list(m.trace.lines())
+    used = sorted({c for _s, c, _t in rows if c >= 0}) or [0]
+    rows = [(s, c if c >= 0 else used[0], ("[hw] " + t) if c < 0 else t) for s, c, t in rows]
+    body = max_lines - 3
+    if len(rows) > body:
+        rows = rows[:4] + [(None, used[0], "...")] + rows[-(body - 5):]
+    head = "  ".join(f"{'CPU' + str(c):<{width}}" for c in used).rstrip()
+    out = [head]
+    for _s, c, t in rows:
+        cells = ["" for _ in used]
+        t = t if len(t) <= width else t[: width - 1] + "~"
+        cells[used.index(c)] = t
+        out.append("  ".join(f"{x:<{width}}" for x in cells).rstrip())
+    out.append(f"=> {f.rule}: {getattr(f, 'text', str(f))}")
+    return "\n".join(out)
+
+
+def render_text(data, scs) -> str:
+    res = data["results"]
+    cols = _cols(scs)
+    head = ["protocol"] + [str(c) if c != "random" else "rnd" for c in cols] + ["further"]
+    rows = []
+    for p in ROWS:
+        r = [p] + ["pass" if res[p, c] is None else res[p, c].rule for c in cols]
+        r.append(",".join(f.rule for f, _n, _s in data["further"].get(p, [])) or "-")
+        rows.append(r)
+    w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    L = ["LUF under flushcheck: verdicts (pass, or the first rule violated)", ""]
+    L.append("  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip())
+    L.append("  ".join("-" * x for x in w))
+    for r in rows:
+        L.append("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip())
+    L.append("")
+    for n, sc in enumerate(scs, 1):
+        L.append(f"  [{n}] {TITLES.get(n, sc.name)}  (litmus/{sc.name}.litmus)")
+    L.append("  rnd: flushcheck certify P --seed 1, 2000 examples; further: other rules the")
+    L.append("  random walk violates with the earlier ones switched off")
+    L.append("")
+    L.append("Rules: S1 freed page reused while mapped in a TLB; S2 page copied out while a")
+    L.append("writable dirty TLB entry exists; S3 syscall returned with a stale translation;")
+    L.append("C1 TLB disagrees with the kernel's view at quiescence; O1 a read returned stale data.")
+    L.append("")
+    L.append(closing_note(data, scs, markdown=False))
+    L.append("")
+    fl = findings(data, scs)
+    seen = set()
+    for p, where, rule, f, _o, klass, how in sorted(fl, key=lambda x: (x[5], ROWS.index(x[0]))):
+        key = (rule, klass, _shape(f))
+        if key in seen:
+            continue
+        seen.add(key)
+        who = [q for q, w2, r2, f2, *_ in fl if (r2, _shape(f2)) == (rule, _shape(f))]
+        w = (f"scenario {where}" if isinstance(where, int) else
+             "random machine" if where == "random" else "random machine, further rule")
+        L.append(f"{rule} (class {klass}) in {', '.join(dict.fromkeys(who))}: {w}")
+        L.append("  " + how.replace("`", ""))
+        L.append("")
+        L.append(diagram(f))
+        L.append("")
+    return "\n".join(L).rstrip() + "\n"
+
+
+def _shape(f) -> str:
+    """A finding's identity for the text summary: its rule and report headline text."""
+    return getattr(f, "text", str(f)).split(",")[0]
+
+
+def generate_text() -> str:
+    """The plain-text summary (``flushcheck luf-doc --text``)."""
+    data, scs = computed()
+    return render_text(data, scs)
+
+
+DOC_PATH = os.path.join(ROOT, "docs", "LUF.md")
+TEXT_PATH = os.path.join(ROOT, "docs", "LUF.txt")

@@ -6,11 +6,13 @@ checker catches the ablated protocol (it fails a broken protocol and passes the 
 """
 import pytest
 
-from conformance.litmus import corpus, run, verdict
+from conformance.litmus import corpus, verdict
+from conformance.lufdoc import run_scenario
 from conformance.protocol import Protocol
 from conformance.registry import load_protocol
 
-SCENARIOS = {s.name.split("-")[1]: s for s in corpus() if s.name.startswith("luf-")}
+SCENARIOS = {s.name.split("-")[1]: s for s in corpus()
+             if s.name.startswith("luf-") and s.name[4:5].isdigit()}
 
 # (variant, scenario, hooks whose removal must break it, rule then violated)
 MECHANISMS = [
@@ -33,15 +35,42 @@ MECHANISMS = [
     ("luf_v12", "5", ["handle_mm_fault_end"], "C1"),
     ("luf_reclaim_migrate_only", "1", ["flush_tlb_batched_pending"], "S3"),
     ("luf_reclaim_migrate_only", "4", ["page_alloc"], "S1"),
+    # the as-posted modules (docs/LUF.md, Readings)
+    ("luf_v10_posted", "1", ["flush_tlb_batched_pending"], "S3"),
+    ("luf_v10_posted", "3", ["fault_install_pte"], "C1"),
+    ("luf_v10_posted", "4", ["page_alloc"], "S1"),
+    ("luf_v10_posted", "5", ["fault_install_pte"], "C1"),
+    ("luf_v11_posted", "1", ["flush_tlb_batched_pending"], "S3"),
+    ("luf_v11_posted", "2", ["file_end_write"], "C1"),
+    ("luf_v11_posted", "4", ["page_alloc"], "S1"),
+    ("luf_v12_posted", "1", ["flush_tlb_batched_pending", "tlb_end_vma"], "S3"),
+    ("luf_v12_posted", "2", ["mapping_write_begin"], "C1"),
+    ("luf_v12_posted", "3", ["handle_mm_fault_end"], "C1"),
+    ("luf_v12_posted", "4", ["page_alloc"], "S1"),
+    ("luf_v12_posted", "5", ["handle_mm_fault_end"], "C1"),
+    # the lazyfree fix: v11's mechanisms, and the fix itself for scenario 6
+    ("luf_lazyfree_fix", "1", ["flush_tlb_batched_pending"], "S3"),
+    ("luf_lazyfree_fix", "2", ["file_end_write"], "C1"),
+    ("luf_lazyfree_fix", "3", ["fault_install_pte"], "C1"),
+    ("luf_lazyfree_fix", "4", ["page_alloc"], "S1"),
+    ("luf_lazyfree_fix", "5", ["fault_install_pte"], "C1"),
+    ("luf_lazyfree_fix", "6", ["LUF_LAZYFREE=True"], "C1"),
 ]
+LUF_ROWS = ("luf_v10", "luf_v10_posted", "luf_v11", "luf_v11_posted", "luf_vma_flag", "luf_v12",
+            "luf_v12_posted", "luf_reclaim_migrate_only", "luf_lazyfree_fix")
 
 
 def without(name, hooks):
-    """The protocol with ``hooks`` reset to the generic kernel's (no LUF/batching action)."""
+    """The protocol with ``hooks`` reset to the generic kernel's (no LUF/batching action);
+    an entry ``ATTR=VALUE`` sets a class attribute instead (the fix undone)."""
     base = load_protocol(name)
     ns = {"name": f"{name}-without-{'-'.join(hooks)}"}
     for h in hooks:
-        ns[h] = getattr(Protocol, h)
+        if "=" in h:
+            attr, value = h.split("=")
+            ns[attr] = {"True": True, "False": False}[value]
+        else:
+            ns[h] = getattr(Protocol, h)
     return type(base.__name__ + "Ablated", (base,), ns)
 
 
@@ -49,14 +78,14 @@ def without(name, hooks):
                          ids=[f"{p}-s{n}-{'+'.join(h)}" for p, n, h, _ in MECHANISMS])
 def test_mechanism_is_what_prevents_the_scenario(proto, scenario, hooks, rule):
     sc = SCENARIOS[scenario]
-    assert run(sc, load_protocol(proto)) is None
-    assert verdict(run(sc, without(proto, hooks))) == rule
+    assert run_scenario(sc, load_protocol(proto)) is None
+    assert verdict(run_scenario(sc, without(proto, hooks))) == rule
 
 
 def test_every_passing_luf_cell_has_a_checked_mechanism():
     """The list above covers every scripted LUF cell that passes (docs/LUF.md)."""
     covered = {(p, n) for p, n, _, _ in MECHANISMS}
-    for proto in ("luf_v10", "luf_v11", "luf_vma_flag", "luf_v12", "luf_reclaim_migrate_only"):
+    for proto in LUF_ROWS:
         for n, sc in SCENARIOS.items():
-            if run(sc, load_protocol(proto)) is None:
+            if run_scenario(sc, load_protocol(proto)) is None:
                 assert (proto, n) in covered, (proto, n)
