@@ -375,14 +375,16 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         workers = open_workers(jobs, scheduler)
     res.jobs, res.workers = workers.slots, workers.name
     results: dict = {}
+    finished = False
     try:
         _drive(workers, plan(seed, chunk, max_examples), task, deadline, results)
+        finished = True
     except KeyboardInterrupt:
         res.interrupted = True
     finally:
         if own:
-            # a failure known, or Ctrl-C: chunks still running are of no use, stop them
-            workers.close(cancel=res.interrupted or bool(_lowest_failing(results) is not None))
+            # a failure known, Ctrl-C or an error: chunks still running are of no use
+            workers.close(cancel=not finished or _lowest_failing(results) is not None)
     _collect(res, cls, results)
     for i in sorted(results):  # after the run: no chunk of it saw another's writes
         apply_log(db, results[i].log)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 from .errors import UsageError
 
 #: how long to wait for a Dask scheduler to answer and for a first worker to join
 CONNECT_TIMEOUT_S = 20
+#: how often a Dask run asks the scheduler how many worker threads it has now
+RECOUNT_S = 10.0
 
 
 class InlineExecutor(Executor):
@@ -52,16 +55,27 @@ class Workers:
     """An executor plus what certify needs to know about it.
 
     ``slots``: chunks it runs at once; certify keeps ``window`` chunks submitted so
-    that no worker idles while the parent collects a result.
+    that no worker idles while the parent collects a result. ``recount``: a callable
+    giving the slots now (a cluster's workers may join or leave during a campaign).
     """
 
-    def __init__(self, executor: Executor, slots: int, name: str, window: int | None = None,
-                 on_close=None) -> None:
+    def __init__(self, executor: Executor, slots: int, name: str, per_slot: int = 1,
+                 extra: int = 0, recount=None, on_close=None) -> None:
         self.executor = executor
         self.slots = slots
         self.name = name
-        self.window = window or slots
+        self._per_slot, self._extra = per_slot, extra
+        self._recount = recount
+        self._counted = time.monotonic()
         self._on_close = on_close
+
+    @property
+    def window(self) -> int:
+        """How many chunks to keep submitted."""
+        if self._recount is not None and time.monotonic() - self._counted > RECOUNT_S:
+            self._counted = time.monotonic()
+            self.slots = max(1, self._recount())
+        return self.slots * self._per_slot + self._extra
 
     def close(self, cancel: bool = False) -> None:
         """Shut the executor down; ``cancel``: drop queued chunks and stop running ones."""
@@ -117,7 +131,7 @@ def local_workers(jobs: int) -> Workers:
     # fork: workers start in milliseconds and inherit the loaded protocols
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
-    return Workers(ex, jobs, f"{jobs} local processes", window=jobs + 1)
+    return Workers(ex, jobs, f"{jobs} local processes", extra=1)
 
 
 def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
@@ -153,7 +167,8 @@ def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
     ex = client.get_executor(pure=False)
     name = f"dask {address} ({len(nthreads)} workers, {slots} threads)"
     # twice the slots: a result's round trip through the scheduler leaves no worker idle
-    return Workers(ex, slots, name, window=2 * slots, on_close=client.close)
+    return Workers(ex, slots, name, per_slot=2, on_close=client.close,
+                   recount=lambda: sum(client.nthreads().values()))
 
 
 def open_workers(jobs: int, scheduler: str | None = None) -> Workers:

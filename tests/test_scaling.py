@@ -261,3 +261,17 @@ def test_cli_redis_database_and_unreachable_redis(redis_url, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"flushcheck: error: cannot reach redis at {dead}")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_campaign_options_are_one_line_errors(capsys):
+    for argv, word in ((["certify", "linux", "--examples", "0"], "--examples"),
+                       (["certify", "linux", "--chunk", "0"], "--chunk"),
+                       (["certify", "linux", "--database", "ftp://host/x"], "--database"),
+                       (["certify", "linux", "--examples", "5", "--profile", "fleet"],
+                        "FLUSHCHECK_REDIS")):
+        if word == "FLUSHCHECK_REDIS" and os.environ.get("FLUSHCHECK_REDIS"):
+            continue
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert "PASS" not in out and err.startswith("flushcheck: error:") and word in err, err
+        assert len(err.strip().splitlines()) == 1
