@@ -717,7 +717,7 @@ def diagram(f, max_lines: int = 25, width: int = 34) -> str:
     CPUs that act, at most ``max_lines`` lines (the start and the end kept, the middle
     elided), the violation last."""
     m = f.machine
-    rows = list(m.trace.lines())
+    rows = [r for r in m.trace.lines() if not r[2].startswith("!! ")]
     used = sorted({c for _s, c, _t in rows if c >= 0}) or [0]
     rows = [(s, c if c >= 0 else used[0], ("[hw] " + t) if c < 0 else t) for s, c, t in rows]
     body = max_lines - 3
