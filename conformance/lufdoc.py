@@ -682,10 +682,11 @@ def closing_note(data, scs, markdown: bool = True) -> str:
     if markdown:
         L = [f"| {' | '.join(head)} |", "|---|---|---|---|"]
         L += [f"| `{p}` | {v} | {t} | {i} |" for p, v, t, i in rows]
-        when = (f"Times to first failure: `conformance.certify.certify(name, budget_s, seed=s, "
-                f"jobs=1)` for seeds {tt.get('seeds_list', '1..10')}, measured {tt.get('date', '?')} "
-                f"by `bench/luf_cost.py` ({tt.get('note', '')}); not reproducible to the byte, "
-                "so read from `bench/luf_ttff.json`." if tt else
+        when = (f"Times to first failure: certify's chunk loop (`certify(name, budget_s, seed=s, "
+                f"jobs=1)`'s chunks, stopped at the first failing one; `bench/luf_cost.py --ttff`) "
+                f"for seeds {tt.get('seeds_list', '1-10')}, measured {tt.get('date', '?')} "
+                f"({tt.get('note', '')}); the median is over the seeds that failed; not "
+                "reproducible to the byte, so read from `bench/luf_ttff.json`." if tt else
                 "Times to first failure: not measured yet (`python bench/luf_cost.py --ttff` writes "
                 "`bench/luf_ttff.json`).")
         return "\n".join(L) + "\n\n" + when + " IPIs: the `default` mix, seed 1, 4000 operations."
