@@ -445,10 +445,46 @@ def classify(p, where, f, obs, lazy_col, two):
         return "B", ("the scenario's own read returns the old data after the new value was "
                      "written (O1 with C1 off)")
     if where == "random" or str(where).startswith("further"):
-        return "B", ("same mechanism as scenario 2: the file changed (write() or a store) while "
-                     "a stale read-only entry maps the freed old page; a read through it "
-                     "returns the old data (O1)")
+        g = readback(f)
+        if g is not None and g.rule == "O1":
+            if _changed_by_user(f):
+                return "B", ("a read by the stale CPU right after the run returns the old data "
+                             "(O1 with C1 off) although the location was changed by a write()/"
+                             "store that returned before it")
+            return "C", ("a read by the stale CPU right after the run returns the old data "
+                         "(O1 with C1 off); nothing in the program saw the new value")
+        return "D", "C1 only: a read by the stale CPU right after the run does not return a wrong value"
     return "D", "C1 only: no read in the scenario returns a wrong value"
+
+
+def readback(f):
+    """Replay a C1 failure's actions with C1 off, then let the CPU holding the stale entry
+    read the page (if that CPU runs the entry's mm): the failure that read hits (O1), or None."""
+    from .errors import Failure
+    from .machine import Machine
+
+    m0 = f.machine
+    if m0 is None or not getattr(f, "cpus", None) or f.mm is None:
+        return None
+    with suppressed({"C1"}):
+        m = Machine(type(m0.proto), m0.cfg)
+        try:
+            for name, args in m0.actions:
+                getattr(m, name)(*[tuple(a) if isinstance(a, list) else a for a in args])
+            m.drain()
+            cpu = f.cpus[0]
+            if m.tlbs.cpus[cpu].loaded_mm is not m.mms[f.mm]:
+                return None
+            m.user_access(cpu, f.vpage, False)
+            m.drain()
+        except Failure as g:
+            return g
+    return None
+
+
+def _changed_by_user(f) -> bool:
+    """Did a user store or a write() change some location during the failing run?"""
+    return any(t.startswith("write ") or t.startswith("write(") for _s, _c, t in f.machine.trace.lines())
 
 
 # -- rendering ---------------------------------------------------------------------------------
