@@ -214,7 +214,7 @@ RANDOM_EXAMPLES = RANDOM_CHUNK * RANDOM_CHUNKS
 RANDOM_STEPS = 50
 #: further rules: chunks run after the first failure (rules found so far switched off), and
 #: the most rules listed per protocol
-FURTHER_CHUNKS = 12
+FURTHER_CHUNKS = 10
 FURTHER_MAX_RULES = 4
 #: where bench/luf_cost.py records the measured times to first failure
 TTFF_PATH = os.path.join(ROOT, "bench", "luf_ttff.json")
@@ -291,14 +291,14 @@ found = []
 i = 0
 limit = {chunks}
 while i < limit:
-    with suppressed([r for r, _ in found]):
+    with suppressed([r for r, _, _ in found]):
         _, _, f, _, _ = run_chunk(cls, DEFAULT, False, {steps}, {chunk}, chunk_seed({seed}, i),
                                   time.monotonic())
     i += 1
-    if f and f[0].rule in ("S1", "S2", "S3", "C1", "O1") and f[0].rule not in [r for r, _ in found]:
+    if f and f[0].rule in ("S1", "S2", "S3", "C1", "O1") and f[0].rule not in [r for r, _, _ in found]:
         if not found:
             limit = i + {further}
-        found.append((f[0].rule, [[n, list(a)] for n, a in f[0].machine.actions]))
+        found.append((f[0].rule, i - 1, [[n, list(a)] for n, a in f[0].machine.actions]))
         if len(found) >= {max_rules}:
             break
 print(json.dumps(found))
@@ -333,7 +333,7 @@ def random_cells(proto: str, cls):
     found = json.loads(out.stdout.strip().splitlines()[-1])
     res = []
     before = []
-    for rule, actions in found:
+    for rule, chunk, actions in found:
         actions = [(n, tuple(tuple(x) if isinstance(x, list) else x for x in a)) for n, a in actions]
         with suppressed(before):
             f = replay_actions(cls, DEFAULT, False, actions)
@@ -347,7 +347,7 @@ def random_cells(proto: str, cls):
                     f"{full.step}), which was switched off to reach this one")
         else:
             note = "under the full oracle this run passes"
-        res.append((f, note))
+        res.append((f, f"{note} (chunk {chunk})"))
         before.append(rule)
     return res
 
