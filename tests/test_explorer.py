@@ -116,6 +116,50 @@ def test_fingerprint_sees_tlb_and_generator_state():
     assert fingerprint(a) != fingerprint(b)
 
 
+def test_fingerprint_sees_what_the_oracle_reads_of_an_op():
+    """States that differ only in what the oracle reads of an op in flight (its in-flight
+    sets, its S3 visits) can reach different verdicts: they get different keys. States
+    that differ only in how PTE instances are numbered merge."""
+    from conformance.machine import Machine
+
+    sc = load(BUG_24)
+    proto = load_protocol("linux")
+
+    def fresh():
+        m = Machine(proto, sc.config)
+        m.user_access(0, 0, True)
+        m.drain()
+        m.user_access(0, 0, True)  # mm0:v0 W D, cached on CPU0
+        m.munmap(0, 1, 1)  # in flight, holding mmap_lock
+        return m
+
+    a, b = fresh(), fresh()
+    assert fingerprint(a) == fingerprint(b)
+    b.ops[0].touched_frames[7] = None
+    assert fingerprint(a) != fingerprint(b)
+    b = fresh()
+    b.ops[0].s3_visits[(0, 0)] = b.pte_insts
+    assert fingerprint(a) != fingerprint(b)
+    # renumber every PTE instance of b (as another path to the same state would have)
+    b = fresh()
+    for mm in b.mms:
+        for pte in mm.ptes:
+            if pte.kind == 1:
+                pte.inst += 100
+    for cpu in b.tlbs.cpus:
+        for t in cpu.tlb.values():
+            for e in t.values():
+                e.inst += 100
+    for op in b.ops:
+        for k in op.s3_visits:
+            op.s3_visits[k] += 100
+    assert fingerprint(a) == fingerprint(b)
+    # but an entry of an *older* instance than its PTE is a different state
+    e = b.tlbs.lookup(b.tlbs.cpus[0], 0, 0)
+    e.inst -= 1
+    assert fingerprint(a) != fingerprint(b)
+
+
 def test_thread_syntax_errors_name_the_line():
     with pytest.raises(UsageError, match="<litmus>:3"):
         parse("name x\nthread CPU0\nCPU0 write v0\n")
