@@ -31,6 +31,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -280,6 +281,32 @@ class ChunkResult:
     log: tuple = ()
 
 
+@contextlib.contextmanager
+def _no_local_constants():
+    """Generate from the seed alone, whatever this process has imported.
+
+    Hypothesis mixes into its generation the constants found in the source of every
+    *local* module the process has imported (``providers._get_local_constants``). The
+    CLI process, a forked worker, a Dask worker and a pytest process import different
+    modules, so the same chunk seed gave different examples on each; within a chunk
+    run by certify that pool is empty (and its cache cleared, before and after).
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        getter, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
+        empty = providers.Constants()
+    except (ImportError, AttributeError):  # pragma: no cover - a Hypothesis without them
+        yield
+        return
+    cache.cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = getter
+        cache.cache.clear()
+
+
 def run_task(task: Task) -> ChunkResult:
     """Run one chunk (in a worker); the result is plain data.
 
@@ -294,9 +321,10 @@ def run_task(task: Task) -> ChunkResult:
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk
-    ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps, c.examples,
-                                           c.seed, t0, shrink_s=task.shrink_s, database=db,
-                                           key=task.key)
+    with _no_local_constants():
+        ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
+                                               c.examples, c.seed, t0, shrink_s=task.shrink_s,
+                                               database=db, key=task.key)
     found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
                   for f in failures)
     return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else ())

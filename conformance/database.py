@@ -122,8 +122,8 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
 
         >>> open_database("none") is None
         True
-        >>> open_database("/tmp/fc-examples")
-        DirectoryBasedExampleDatabase('/tmp/fc-examples')
+        >>> describe(open_database("/tmp/fc-examples"))
+        '/tmp/fc-examples'
     """
     if spec is None or spec.lower() == "none":
         return None

@@ -72,7 +72,7 @@ def dask_cluster():
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed "
                                       "(pip install -e '.[test]')")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                        silence_logs=logging.ERROR)
     try:
         yield cluster
