@@ -67,7 +67,7 @@ def run_dask(n: int, args) -> dict:
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
         w = dask_workers(cluster.scheduler_address)
         try:
             return best_of(w, n, args)
