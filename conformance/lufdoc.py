@@ -73,7 +73,8 @@ PAIRS = {
         "which does not call `folio_mkclean`)"]),
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
-          4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard"}
+          4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",
+          7: "mprotect vs reclaim"}
 OBJECTIONS = {
     1: "Dave Hansen: munmap() finds only pte_none, the mmu_gather skips its flush, a new "
        "mmap at the address reads through the stale entry",
@@ -85,6 +86,9 @@ OBJECTIONS = {
     5: "the fault handler brings the page back in on another CPU and makes it writable",
     6: "beyond the thread: reclaim discards a MADV_FREE'd page whose PTE was write-protected; "
        "LUF frees it without the flush",
+    7: "beyond the thread: the 2017 reclaim-vs-mprotect race (kernel-notes 2.4, explored) under "
+       "LUF's eligibility test: mprotect leaves a read-only *dirty* PTE whose writable entry is "
+       "still cached",
 }
 #: Why a variant passes a scenario (checked against the module's code; tests/test_luf_mechanisms.py).
 MECHANISMS = {
@@ -120,6 +124,11 @@ MECHANISMS = {
     ("luf_v12_posted", 3): "`luf_flush(0)` at the end of `handle_mm_fault` (VM_WRITE VMA)",
     ("luf_v12", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
     ("luf_v12_posted", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
+    ("linux", 7): "`flush_tlb_batched_pending` in `change_pte_range` (3ea277194daa) and "
+                  "`try_to_unmap_flush_dirty` before `pageout`",
+    ("*", 7): "`LUF_DIRTY_OK = False`: the read-only but dirty PTE keeps the folio out of LUF, so "
+              "its deferred flush stays in `tlb_ubc` and `try_to_unmap_flush_dirty` does it before "
+              "`pageout`",
     ("luf_lazyfree_fix", 6): "`can_luf` is false for an anonymous `!swapbacked` folio "
                              "(`LufBase.folio_lazyfree`, `LUF_LAZYFREE = False`): the discard's "
                              "deferred flush stays in `tlb_ubc` and `try_to_unmap_flush` does it "
@@ -227,9 +236,15 @@ def mechanism(proto: str, n: int) -> str:
     return "(no mechanism recorded)"
 
 
+#: corpus files shown as further columns after the luf-N files (LUF-relevant races)
+EXTRA_COLUMNS = ["bug-2.4-reclaim-vs-mprotect"]
+
+
 def _scenarios():
-    scs = [s for s in corpus() if s.name.startswith("luf-") and s.name[4:5].isdigit()]
-    return sorted(scs, key=lambda s: int(s.name.split("-")[1]))
+    all_ = corpus()
+    scs = [s for s in all_ if s.name.startswith("luf-") and s.name[4:5].isdigit()]
+    scs = sorted(scs, key=lambda s: int(s.name.split("-")[1]))
+    return scs + [s for name in EXTRA_COLUMNS for s in all_ if s.name == name]
 
 
 def _observation_files():
@@ -799,26 +814,22 @@ def render_text(data, scs) -> str:
     L.append(closing_note(data, scs, markdown=False))
     L.append("")
     fl = findings(data, scs)
-    seen = set()
-    for p, where, rule, f, _o, klass, how in sorted(fl, key=lambda x: (x[5], ROWS.index(x[0]))):
-        key = (rule, klass, _shape(f))
-        if key in seen:
-            continue
-        seen.add(key)
-        who = [q for q, w2, r2, f2, *_ in fl if (r2, _shape(f2)) == (rule, _shape(f))]
+    groups = {}
+    for item in fl:
+        groups.setdefault((item[5], item[2]), []).append(item)
+    for (klass, rule), items in sorted(groups.items()):
+        who = list(dict.fromkeys(p for p, *_ in items))
+        # the shortest timeline of the group stands for it
+        p, where, _r, f, _o, _k, how = min(
+            items, key=lambda x: (len(list(x[3].machine.trace.lines())), ROWS.index(x[0])))
         w = (f"scenario {where}" if isinstance(where, int) else
              "random machine" if where == "random" else "random machine, further rule")
-        L.append(f"{rule} (class {klass}) in {', '.join(dict.fromkeys(who))}: {w}")
-        L.append("  " + how.replace("`", ""))
+        L.append(f"{rule} (class {klass}): {', '.join(who)}")
+        L.append(f"  shown: {p}, {w}. " + how.replace("`", ""))
         L.append("")
         L.append(diagram(f))
         L.append("")
     return "\n".join(L).rstrip() + "\n"
-
-
-def _shape(f) -> str:
-    """A finding's identity for the text summary: its rule and report headline text."""
-    return getattr(f, "text", str(f)).split(",")[0]
 
 
 def generate_text() -> str:

@@ -13,6 +13,7 @@ from conformance.registry import load_protocol
 
 SCENARIOS = {s.name.split("-")[1]: s for s in corpus()
              if s.name.startswith("luf-") and s.name[4:5].isdigit()}
+SCENARIOS["7"] = next(s for s in corpus() if s.name == "bug-2.4-reclaim-vs-mprotect")  # docs/LUF.md column 7
 
 # (variant, scenario, hooks whose removal must break it, rule then violated)
 MECHANISMS = [
@@ -55,6 +56,12 @@ MECHANISMS = [
     ("luf_lazyfree_fix", "4", ["page_alloc"], "S1"),
     ("luf_lazyfree_fix", "5", ["fault_install_pte"], "C1"),
     ("luf_lazyfree_fix", "6", ["LUF_LAZYFREE=True"], "C1"),
+    # column 7 (the 2017 mprotect race): excluding dirty PTEs from LUF is what closes it
+    ("luf_v10", "7", ["LUF_DIRTY_OK=True"], "S2"),
+    ("luf_v11", "7", ["LUF_DIRTY_OK=True"], "S2"),
+    ("luf_vma_flag", "7", ["LUF_DIRTY_OK=True"], "S2"),
+    ("luf_reclaim_migrate_only", "7", ["LUF_DIRTY_OK=True"], "S2"),
+    ("luf_lazyfree_fix", "7", ["LUF_DIRTY_OK=True"], "S2"),
 ]
 LUF_ROWS = ("luf_v10", "luf_v10_posted", "luf_v11", "luf_v11_posted", "luf_vma_flag", "luf_v12",
             "luf_v12_posted", "luf_reclaim_migrate_only", "luf_lazyfree_fix")

@@ -39,7 +39,7 @@ def test_render_marks_failures_with_links():
     results["luf_v10", 2] = F()
     text = render(results, scs)
     assert "[C1](#luf-v10-2)" in text and '<a id="luf-v10-2"></a>' in text
-    assert "| `linux` | mainline | pass | pass | pass | pass | pass | pass | pass | none |" in text
+    assert "| `linux` | mainline | " + " | ".join(["pass"] * (len(scs) + 1)) + " | none |" in text
 
 
 def test_observation_mode_tells_observable_from_c1_only():
