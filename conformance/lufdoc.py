@@ -136,7 +136,8 @@ MECHANISMS = {
 }
 #: The lazyfree finding, in words (docs/LUF.md "The lazyfree finding").
 LAZYFREE = """\
-**Timeline** (`litmus/luf-6-lazyfree-discard.litmus`; the shortest explored counterexample is below):
+**Timeline** (`litmus/luf-6-lazyfree-discard.litmus`; the explorer's shortest counterexample is
+[`luf_v12`, scenario 6](#luf-v12-6), and the random machine's [`luf_v11`](#luf-v11-random)):
 
 ```text
 CPU0 (process)                          CPU1 (kswapd)
