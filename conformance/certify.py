@@ -282,14 +282,21 @@ class ChunkResult:
 
 
 @contextlib.contextmanager
-def _no_local_constants():
-    """Generate from the seed alone, whatever this process has imported.
+def seed_only():
+    """Within it, Hypothesis generates from the seed alone, whatever the process imported.
 
     Hypothesis mixes into its generation the constants found in the source of every
     *local* module the process has imported (``providers._get_local_constants``). The
-    CLI process, a forked worker, a Dask worker and a pytest process import different
-    modules, so the same chunk seed gave different examples on each; within a chunk
-    run by certify that pool is empty (and its cache cleared, before and after).
+    CLI process, a forked worker, a Dask worker and a pytest process (which imports the
+    test modules it collected) import different modules, so the same seed gave different
+    examples on each, and any new literal anywhere in the tree changed them; within this
+    context that pool is empty (and its cache cleared, before and after). Every certify
+    chunk and the pytest plugin's ``fuzz`` run in it.
+
+    Example::
+
+        >>> with seed_only():
+        ...     pass
     """
     try:
         from hypothesis.internal.conjecture import providers
@@ -321,7 +328,7 @@ def run_task(task: Task) -> ChunkResult:
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk
-    with _no_local_constants():
+    with seed_only():
         ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
                                                c.examples, c.seed, t0, shrink_s=task.shrink_s,
                                                database=db, key=task.key)

@@ -68,7 +68,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
 
-    from conformance.certify import all_failures
+    from conformance.certify import all_failures, seed_only
     from conformance.config import DEFAULT
     from conformance.database import campaign_key, keyed
     from conformance.registry import load_protocol
@@ -85,7 +85,8 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     if seed is not None:
         test = hseed(seed)(test)
     try:
-        test()
+        with seed_only():  # the same examples whatever test modules this process collected
+            test()
     except BaseException as exc:  # noqa: BLE001
         found = all_failures(exc)
         if not found:
