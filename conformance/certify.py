@@ -35,11 +35,13 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 
 import attrs
 from hypothesis import HealthCheck, Phase, seed as hseed, settings
+from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
@@ -328,7 +330,11 @@ def run_task(task: Task) -> ChunkResult:
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk
-    with seed_only():
+    with seed_only(), warnings.catch_warnings():
+        # on a Dask worker the event loop's thread draws from the global `random` while a
+        # chunk runs; Hypothesis takes that for the strategy's own use and warns
+        warnings.filterwarnings("ignore", "Do not use the `random` module",
+                                HypothesisDeprecationWarning)
         ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
                                                c.examples, c.seed, t0, shrink_s=task.shrink_s,
                                                database=db, key=task.key)
