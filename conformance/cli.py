@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk", type=int, default=50, metavar="N",
                    help="examples per chunk, the unit of work sent to a worker (default 50)")
     c.add_argument("--jobs", type=int, default=default_jobs(),
-                   help=f"worker processes (default: the {default_jobs()} CPUs available)")
+                   help=f"worker processes (default: the {default_jobs()} CPUs available; "
+                        "with --scheduler, the cluster's worker threads instead)")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the chunks on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of "
                         "local processes; needs the dask extra")

@@ -36,6 +36,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from .config import MachineConfig
 from .errors import UsageError
+from .executors import first_line
 
 #: the ``dev`` profile's directory (relative to where flushcheck runs, like ``repro/``;
 #: ``.hypothesis/`` is where Hypothesis keeps its own and is git-ignored)
@@ -145,7 +146,7 @@ def _redis(url: str) -> ExampleDatabase:
         client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
         client.ping()  # fail now, in one line, rather than in the middle of a campaign
     except (redis.RedisError, ValueError, OSError) as exc:
-        raise UsageError(f"cannot reach redis at {url}: {exc}") from None
+        raise UsageError(f"cannot reach redis at {url}: {first_line(exc)}") from None
     return RedisExampleDatabase(client)
 
 
@@ -264,3 +265,4 @@ def apply_log(db: ExampleDatabase | None, log: Iterable) -> None:
         return
     for op, key, value in log:
         (db.save if op == "save" else db.delete)(key, value)
+

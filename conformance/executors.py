@@ -154,13 +154,14 @@ def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
     try:
         client = Client(address, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: "
+                         f"{first_line(exc)}") from None
     try:
         client.wait_for_workers(1, timeout=timeout_s)
     except (OSError, TimeoutError) as exc:
         client.close()
         raise UsageError(f"no Dask worker joined the scheduler at {address} within "
-                         f"{timeout_s:g} s: {exc}") from None
+                         f"{timeout_s:g} s: {first_line(exc)}") from None
     nthreads = client.nthreads()
     slots = sum(nthreads.values())
     # pure=False: two chunks are never the same task, even with equal arguments
@@ -180,3 +181,15 @@ def open_workers(jobs: int, scheduler: str | None = None) -> Workers:
         '1 local process'
     """
     return dask_workers(scheduler) if scheduler else local_workers(jobs)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (flushcheck reports an error in one line).
+
+    Example::
+
+        >>> first_line(OSError("refused\\nretrying"))
+        'refused'
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
