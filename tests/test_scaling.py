@@ -128,26 +128,43 @@ def _children(pid: int) -> list:
         return []
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
-def test_ctrl_c_reports_what_was_covered_and_leaves_no_worker(tmp_path):
+def _wait_until(ready, seconds: float):
+    """Poll ``ready()`` until it is truthy or ``seconds`` pass; its last value."""
+    t_end = time.monotonic() + seconds
+    while not (value := ready()) and time.monotonic() < t_end:
+        time.sleep(0.2)
+    return value
+
+
+def _interrupted_certify(*args, started) -> tuple:
+    """Start ``flushcheck certify linux`` with ``args``, wait until ``started(pid)`` and two
+    seconds more (some chunks finish), press Ctrl-C: (exit status, stdout, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "certify", "linux",
-                             "--budget", "120", "--jobs", "2", "--chunk", "5", "--steps", "20",
-                             "--database", "none", "--repro-dir", str(tmp_path)],
+                             "--budget", "120", "--chunk", "5", "--steps", "20",
+                             "--database", "none", *args],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        workers = []
-        t_end = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < t_end:
-            time.sleep(0.2)
-            workers = _children(proc.pid)
-        assert len(workers) >= 2, "the worker processes did not start"
-        time.sleep(2)  # some chunks finish
+        assert _wait_until(lambda: started(proc.pid), 60), "the run did not start"
+        time.sleep(2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, out + err
+    return proc.returncode, out, err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_ctrl_c_reports_what_was_covered_and_leaves_no_worker(tmp_path):
+    workers = []
+
+    def two_workers(pid):
+        workers[:] = _children(pid)
+        return len(workers) >= 2
+
+    rc, out, err = _interrupted_certify("--jobs", "2", "--repro-dir", str(tmp_path),
+                                        started=two_workers)
+    assert rc == 130, out + err
     assert "(interrupted)" in out
     assert re.search(r"verdict   INTERRUPTED: no verdict, 0 violations in \d+ examples, \d+ steps",
                      out), out
@@ -155,6 +172,17 @@ def test_ctrl_c_reports_what_was_covered_and_leaves_no_worker(tmp_path):
     alive = [p for p in workers if os.path.exists(f"/proc/{p}") and
              open(f"/proc/{p}/stat").read().split()[2] != "Z"]
     assert not alive, f"workers left running: {alive}"
+
+
+def test_ctrl_c_on_a_dask_cluster_cancels_its_chunks(dask_cluster):
+    """Ctrl-C during a --scheduler run: a report of what ran, exit 130, and no chunk of it
+    left queued or running on the cluster."""
+    tasks = dask_cluster.scheduler.tasks
+    rc, out, err = _interrupted_certify("--scheduler", dask_cluster.scheduler_address,
+                                        started=lambda _pid: tasks)
+    assert rc == 130, out + err
+    assert re.search(r"ran       [1-9]\d* examples, .*\(interrupted\)", out), out
+    assert _wait_until(lambda: not tasks, 10)
 
 
 # -- the example database ------------------------------------------------------------------------
