@@ -144,24 +144,43 @@ def cmd_replay(args) -> int:
 
 
 def cmd_luf_doc(args) -> int:
-    from .lufdoc import DOC_PATH, generate
+    """docs/LUF.md and its plain-text summary docs/LUF.txt (one computation for both);
+    ``--text`` prints the summary; ``--check`` exits 1 if either file is stale."""
+    from .lufdoc import DOC_PATH, TEXT_PATH, generate, generate_text
 
-    text = generate()
-    path = args.output or DOC_PATH
-    if args.check:
-        try:
-            old = open(path).read()
-        except OSError:
-            old = None
-        if old != text:
-            print(f"{path} is stale: run 'flushcheck luf-doc' and commit it")
-            return EXIT_FAIL
-        print(f"{path} is up to date")
+    if args.text:
+        print(generate_text(), end="")
         return EXIT_PASS
-    with open(path, "w") as fh:
-        fh.write(text)
-    print(f"wrote {path}")
+    outputs = [(args.output or DOC_PATH, generate())]
+    if args.output is None:
+        outputs.append((TEXT_PATH, generate_text()))
+    if args.check:
+        stale = []
+        for path, text in outputs:
+            try:
+                with open(path) as fh:
+                    old = fh.read()
+            except OSError:
+                old = None
+            if old != text:
+                stale.append(path)
+        for path in stale:
+            print(f"{path} is stale: run 'flushcheck luf-doc' and commit it")
+        if not stale:
+            print(" and ".join(p for p, _ in outputs) + " up to date")
+        return EXIT_FAIL if stale else EXIT_PASS
+    for path, text in outputs:
+        with open(path, "w") as fh:
+            fh.write(text)
+        print(f"wrote {path}")
     return EXIT_PASS
+
+
+def cmd_cost(args) -> int:
+    """``flushcheck cost``: remote IPIs and flushes per 1,000 operations (conformance/cost.py)."""
+    from .cost import main as cost_main
+
+    return cost_main(args.rest)
 
 
 def cmd_explore(args) -> int:
@@ -291,7 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("luf-doc", help="regenerate docs/LUF.md (the LUF verdict table)")
     d.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     d.add_argument("--output", default=None)
+    d.add_argument("--text", action="store_true",
+                   help="print the plain-text summary for a mailing-list reply (docs/LUF.txt)")
     d.set_defaults(fn=cmd_luf_doc)
+    co = sub.add_parser("cost", help="TLB flush cost (IPIs, full/range flushes) per 1,000 operations",
+                        add_help=False)
+    co.add_argument("rest", nargs=argparse.REMAINDER,
+                    help="PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown] [--baseline P]")
+    co.set_defaults(fn=cmd_cost)
     e = sub.add_parser("explore", help="explore every interleaving of one threaded litmus file")
     e.add_argument("scenario", help="a .litmus file with 'thread' sections")
     e.add_argument("--protocol", required=True)
@@ -316,8 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for reports that quote it
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["cost"]:  # its own parser (conformance/cost.py), --help included
+        args = argparse.Namespace(fn=cmd_cost, rest=words[1:])
+    else:
+        args = parser.parse_args(words)
+    args.argv = words  # for reports that quote it
     try:
         return args.fn(args)
     except UsageError as exc:
