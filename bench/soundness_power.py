@@ -27,48 +27,21 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
 from conformance.oracle import Oracle  # noqa: E402
-from conformance.pagetable import PRESENT  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
 from conformance.soundness import CONFIG_SETS, campaign  # noqa: E402
-
-FIXED_CHECK_S3 = Oracle.check_s3
-
-
-def old_s3_frame(self, op, mm, start, end, syscall):
-    """The frame-based madvise S3 that issue 8 replaced."""
-    if not syscall.startswith("madvise"):
-        return FIXED_CHECK_S3(self, op, mm, start, end, syscall)
-    for vpage in range(start, end):
-        pte = mm.ptes[vpage]
-        cur = pte.frame if pte.kind == PRESENT else None
-        if (mm.id, vpage) in op.s3_visits:
-            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
-                if e.frame != cur:
-                    self._fail_s3(op, mm, vpage, c, e, syscall, "old frame rule")
+from old_model import old_s3_frame, skip_dirty_flush_if_gathered  # noqa: E402
 
 
 def install(variant: str) -> None:
+    """Put one fixed bug back, in this process (tests/old_model.py)."""
     if variant == "s3-frame":
         Oracle.check_s3 = old_s3_frame
     elif variant == "keep-before-dirty-flush":
-        import conformance.machine as M
-
         linux = sys.modules[load_protocol("linux").__module__].Linux
-        orig_linux = linux.try_to_unmap_flush_dirty
-
-        def skip_if_gathered(self, task, _orig=orig_linux):
-            mem = self.kernel_mem
-            if any(mem.gathered[f] and mem.isolated[f] is task for f in range(len(mem.gathered))):
-                return None
-            return _orig(self, task)
-        linux.try_to_unmap_flush_dirty = skip_if_gathered
-        init = M.Machine.__init__
-
-        def machine_init(self, *a, **kw):
-            init(self, *a, **kw)
-            self.proto.kernel_mem = self.mem
-        M.Machine.__init__ = machine_init
+        linux.try_to_unmap_flush_dirty = skip_dirty_flush_if_gathered(linux.try_to_unmap_flush_dirty)
 
 
 def main() -> None:

@@ -1292,7 +1292,9 @@ class Kernel:
                 else:
                     folios.append(frame)
                 continue
-            if not self._madvise_free_folio(op, tlb, mm, vpage, pte):
+            lazy = self._madvise_free_folio(op, tlb, mm, vpage, pte)
+            self._record_wd(op, mm, vpage, pte)  # cleaned or skipped: S3 judges a clean PTE
+            if not lazy:
                 continue
             self.trace.msg(op, "madvise_free mm%d:v%d [pfn%d lazyfree]", mm.id, vpage, frame)
         self.unlock(op, ptl)
@@ -1306,16 +1308,12 @@ class Kernel:
         frame = pte.frame
         swapcache_slot = next((s for s, f in mem.swap_cache.items() if f == frame), None)
         if swapcache_slot is not None or mem.dirty[frame]:
-            lk = mem.folio_lock[frame]
-            if lk.owner is not None:  # folio_trylock failed
-                self._record_wd(op, mm, vpage, pte)
+            if mem.folio_lock[frame].owner is not None:  # folio_trylock failed
                 return False
             if len(mem.rmap[frame]) != 1:  # folio_mapcount(folio) != 1
-                self._record_wd(op, mm, vpage, pte)
                 return False
             if swapcache_slot is not None:  # folio_free_swap: only if no swap entry uses it
                 if mem.swap_map[swapcache_slot]:
-                    self._record_wd(op, mm, vpage, pte)
                     return False
                 del mem.swap_cache[swapcache_slot]
                 mem.put_slot(swapcache_slot)
@@ -1325,7 +1323,6 @@ class Kernel:
             pte.set_present(frame, pte.writable, False, pte.inst)  # mkold + mkclean, same PTE
             self.m.call_hook(self.proto.tlb_remove_tlb_entry, tlb, vpage)
         mem.lazyfree[frame] = True  # folio_mark_lazyfree
-        self._record_wd(op, mm, vpage, pte)
         return True
 
     def _record_wd(self, op, mm, vpage: int, pte) -> None:

@@ -16,6 +16,7 @@ from conformance.machine import Machine
 from conformance.oracle import Oracle
 from conformance.pagetable import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
+from old_model import old_s3_frame, skip_dirty_flush_if_gathered
 
 LINUX = load_protocol("linux")
 SCENARIOS = {s.name: s for s in corpus()}
@@ -28,21 +29,6 @@ def finish(m, op):
 
 # -- S3 on PTE identity --------------------------------------------------------------------
 
-def _old_s3_madvise(self, op, mm, start, end, syscall):
-    """The frame-based S3 of madvise before this fix: an entry of a slot madvise walked
-    must map the frame its PTE maps now."""
-    if not syscall.startswith("madvise"):
-        return ORIG_CHECK_S3(self, op, mm, start, end, syscall)
-    for vpage in range(start, end):
-        pte = mm.ptes[vpage]
-        cur = pte.frame if pte.kind == PRESENT else None
-        if (mm.id, vpage) in op.s3_visits:
-            for c, e in self.m.tlbs.entries_for(mm.id, vpage):
-                if e.frame != cur:
-                    self._fail_s3(op, mm, vpage, c, e, syscall, "old frame rule")
-
-
-ORIG_CHECK_S3 = Oracle.check_s3
 
 
 def test_refault_behind_madvise_is_not_blamed_on_it():
@@ -53,7 +39,7 @@ def test_refault_behind_madvise_is_not_blamed_on_it():
 
 def test_refault_behind_madvise_failed_the_frame_rule(monkeypatch):
     """... and the old frame-based condition reports it as S3 on mainline."""
-    monkeypatch.setattr(Oracle, "check_s3", _old_s3_madvise)
+    monkeypatch.setattr(Oracle, "check_s3", old_s3_frame)
     f = run(SCENARIOS["model-s3-madvise-refault"], LINUX)
     assert f is not None and f.rule == "S3" and "madvise(dontneed)" in f.headline()
 
@@ -122,22 +108,8 @@ def test_reclaim_keep_before_dirty_flush_was_a_false_s2(monkeypatch):
     """The old order (is_page_cache_freeable() decided before try_to_unmap_flush_dirty()):
     a gathered dirty folio is kept, unlocked, with its deferred writable entry unflushed,
     and writeback copies it out under that entry."""
-    orig = LINUX.try_to_unmap_flush_dirty
-
-    def old_order(self, task):
-        mem = task_machine[0].mem
-        if any(mem.gathered[f] and mem.isolated[f] is task for f in range(len(mem.gathered))):
-            return None  # kept before the dirty flush
-        return orig(self, task)
-
-    task_machine = []
-    orig_init = Machine.__init__
-
-    def init(self, *a, **kw):
-        orig_init(self, *a, **kw)
-        task_machine[:] = [self]
-    monkeypatch.setattr(Machine, "__init__", init)
-    monkeypatch.setattr(LINUX, "try_to_unmap_flush_dirty", old_order)
+    monkeypatch.setattr(LINUX, "try_to_unmap_flush_dirty",
+                        skip_dirty_flush_if_gathered(LINUX.try_to_unmap_flush_dirty))
     f = run(SCENARIOS["model-reclaim-dirty-flush-before-keep"], LINUX)
     assert f is not None and f.rule == "S2", f and f.headline()
 
