@@ -1,10 +1,11 @@
 """``flushcheck``: certify a protocol, list protocols, replay a reproducer.
 
 Exit status: 0 pass, 1 a violation or protocol error, 2 bad input, 3 a
-flushcheck bug (model error), 130 interrupted. Bad input never prints a
-traceback. A budget, job or step count of zero or less is bad input, and so is
-a certify run that ended with zero examples: no verdict is ever a PASS on
-nothing.
+flushcheck bug (model error), 130 interrupted, 141 the reader of stdout went
+away early (``flushcheck list | head -1``: quiet, like a process killed by
+SIGPIPE). Bad input never prints a traceback. A budget, job or step count of
+zero or less is bad input, and so is a certify run that ended with zero
+examples: no verdict is ever a PASS on nothing.
 
 Examples::
 
@@ -17,6 +18,7 @@ Examples::
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
     flushcheck litmus                        # the corpus x every protocol, herd-style
     flushcheck soundness --budget 10         # raw-walk volume on the correct protocols
+    flushcheck picture repro/linux_4_13-3.json   # the failure as an HTML page (SVG)
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from .walk import ACTIONS_PER_EXAMPLE
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, what the shell says of `yes | head`)
 
 
 def _config(pairs: list[str]) -> MachineConfig:
@@ -250,6 +253,45 @@ def cmd_list(args) -> int:
     return EXIT_PASS
 
 
+def cmd_picture(args) -> int:
+    """``flushcheck picture FILE [-o OUT]``: a failure as an HTML page with an inline SVG
+    (conformance/picture.py). FILE is a saved reproducer, or a litmus file: explored under
+    ``--protocol`` (default: the first protocol its ``expect`` lines say fails) and its
+    shortest counterexample drawn. ``-o -`` writes the page to stdout."""
+    from .picture import html_path, render_html, write_html
+
+    if args.file.endswith(".litmus"):
+        from .explorer import explore
+        from .litmus import load as load_litmus
+        from .registry import load_protocol
+
+        sc = load_litmus(args.file)
+        proto = args.protocol or next((p for p, v in sc.expect.items()
+                                       if p != "*" and v != "pass"), None)
+        if proto is None:
+            raise UsageError(f"{args.file}: no protocol expected to fail it: give --protocol")
+        res = explore(sc, load_protocol(proto), max_states=args.max_states, strict=args.strict)
+        if res.failure is None or res.failure.machine is None:
+            raise UsageError(f"{args.file} under {res.protocol}: no counterexample "
+                             f"({res.verdict}): nothing to draw")
+        what = res.failure
+        out = args.output or os.path.join("repro", f"explore-{sc.name}-{res.protocol}.html")
+        title = f"flushcheck picture: {sc.name} under {res.protocol}"
+    else:
+        from .reproducer import load
+
+        what = load(args.file)
+        out = args.output or html_path(args.file)
+        title = f"flushcheck picture: {what['protocol']}, {os.path.basename(args.file)}"
+    command = "flushcheck picture " + " ".join(
+        w for w in args.argv[1:] if w not in ("-o", "--output", args.output))
+    if out == "-":
+        sys.stdout.write(render_html(what, title=title, command=command))
+        return EXIT_PASS
+    print(f"wrote {write_html(what, out, title=title, command=command)}")
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flushcheck", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -337,10 +379,37 @@ def build_parser() -> argparse.ArgumentParser:
     lt.set_defaults(fn=cmd_litmus)
     ls = sub.add_parser("list", help="list the protocols found in protocols/")
     ls.set_defaults(fn=cmd_list)
+    pi = sub.add_parser("picture", help="draw a failure as an HTML page (inline SVG, one lane "
+                        "per CPU): a saved reproducer, or a litmus file's shortest counterexample")
+    pi.add_argument("file", help="a reproducer (.json) or a litmus file (.litmus)")
+    pi.add_argument("-o", "--output", default=None, metavar="FILE",
+                    help="where to write it (default: the reproducer's name with .html; for a "
+                         "litmus file repro/explore-NAME-PROTOCOL.html; - for stdout)")
+    pi.add_argument("--protocol", default=None,
+                    help="for a litmus file: the protocol to explore it under (default: the "
+                         "first its expect lines say fails)")
+    pi.add_argument("--max-states", type=int, default=200_000)
+    pi.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
+    pi.set_defaults(fn=cmd_picture)
     return p
 
 
 def main(argv=None) -> int:
+    """Run one command; its exit status. Output piped into a reader that stops early
+    (``flushcheck list | head -1``) ends quietly with :data:`EXIT_PIPE`."""
+    try:
+        try:
+            return _main(argv)
+        finally:  # also after --help's SystemExit: a closed pipe fails here, not at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away: point stdout at /dev/null so the interpreter's own final
+        # flush finds nothing to complain about, and exit as a process killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["cost"]:  # its own parser (conformance/cost.py), --help included

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import attrs
 
@@ -50,12 +51,31 @@ def to_dict(failure: Failure, seed=None) -> dict:
     }
 
 
-def save(failure: Failure, path: str, seed=None) -> str:
-    """Write ``failure``'s reproducer to ``path`` (directories created)."""
+def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
+    """Write ``failure``'s reproducer to ``path`` (directories created) and, with
+    ``picture``, its picture beside it (``<stem>.html``, :mod:`conformance.picture`).
+
+    A picture that cannot be drawn costs a warning on stderr, never the reproducer.
+
+    Example::
+
+        >>> save(failure, "repro/linux_4_13-1.json", seed=1)   # doctest: +SKIP
+        'repro/linux_4_13-1.json'
+        >>> os.path.exists("repro/linux_4_13-1.html")         # doctest: +SKIP
+        True
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
         json.dump(to_dict(failure, seed), fh, indent=1)
         fh.write("\n")
+    if picture and failure.machine is not None:
+        from .picture import html_path, write_html
+
+        try:
+            write_html(failure, html_path(path), command=f"flushcheck picture {path}")
+        except Exception as exc:  # a drawing bug must not lose the verdict  # noqa: BLE001
+            print(f"flushcheck: warning: no picture for {path}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
     return path
 
 
@@ -98,11 +118,12 @@ def replay(data: dict, proto_cls=None):
                           data["actions"])
 
 
-def replay_actions(cls, cfg: MachineConfig, strict: bool, actions):
-    """Run ``actions`` on a fresh machine, then quiesce; the :class:`Failure` hit, or None."""
+def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None):
+    """Run ``actions`` on a fresh machine (or on ``machine``, fresh from ``Machine(cls, cfg,
+    strict=strict)``), then quiesce; the :class:`Failure` hit, or None."""
     from .machine import Machine
 
-    m = Machine(cls, cfg, strict=strict)
+    m = machine if machine is not None else Machine(cls, cfg, strict=strict)
     try:
         for i, (name, args) in enumerate(actions):
             if name not in ACTIONS:

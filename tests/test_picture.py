@@ -1,0 +1,122 @@
+"""Pictures (conformance/picture.py): a failure as a self-contained HTML page with an SVG."""
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance.explorer import explore
+from conformance.litmus import load as load_litmus
+from conformance.picture import html_path, render_html
+from conformance.registry import load_protocol
+from conformance.reproducer import load, save
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LITMUS = os.path.join(REPO, "litmus", "bug-2.7-lost-pending-flush.litmus")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def failure():
+    """The 2021 race (kernel-notes 2.7) under linux_4_13: the explorer's shortest
+    counterexample, S3 at step 18."""
+    res = explore(load_litmus(LITMUS), load_protocol("linux_4_13"))
+    assert res.failure is not None and res.failure.rule == "S3"
+    return res.failure
+
+
+@pytest.fixture(scope="module")
+def page(failure):
+    return render_html(failure)
+
+
+def _svg(page):
+    m = re.search(r"<svg\b.*?</svg>", page, re.S)
+    assert m, "no inline svg"
+    return ET.fromstring(m.group(0))
+
+
+def _classes(el):
+    return (el.get("class") or "").split()
+
+
+def test_well_formed_html_and_svg(page):
+    assert page.startswith("<!DOCTYPE html>")
+    root = _svg(page)
+    assert root.tag == SVG + "svg"
+    # the page as a whole is well-formed XML too (XHTML-compatible markup)
+    ET.fromstring(page.split("\n", 1)[1])
+
+
+def test_one_lane_per_cpu(page, failure):
+    lanes = [g for g in _svg(page).iter(SVG + "g") if "lane" in _classes(g)]
+    assert [g.get("data-cpu") for g in lanes] == [str(c) for c in range(failure.machine.cfg.ncpus)]
+
+
+def test_marks_the_violating_step_with_the_oracle_message(page, failure):
+    marks = [g for g in _svg(page).iter(SVG + "g") if "violation" in _classes(g)]
+    assert len(marks) == 1
+    assert marks[0].get("data-step") == str(failure.step) and marks[0].get("data-rule") == "S3"
+    assert failure.headline() in marks[0].find(SVG + "title").text
+    # the entry the oracle names (CPU0 mm0:v2 -> pfn1) is drawn stale, still cached at the end
+    culprits = [g for g in _svg(page).iter(SVG + "g") if "culprit" in _classes(g)]
+    assert len(culprits) == 1 and "stale" in _classes(culprits[0])
+    tip = culprits[0].find(SVG + "title").text
+    assert tip.startswith("CPU0 mm0:v2 -> pfn1") and "still cached at the end" in tip
+
+
+def test_spans_ticks_and_flushes(page):
+    root = _svg(page)
+    ops = [r for r in root.iter(SVG + "rect") if "op" in _classes(r)]
+    assert {r.find(SVG + "title").text.split(" on ")[0] for r in ops} >= {
+        "munmap(mm0, v0..v0)", "reclaim[pfn1]"}
+    texts = " ".join(t.text or "" for t in root.iter(SVG + "text"))
+    assert "flush_tlb_mm(mm0)" in texts and "ptep_get_and_clear(mm0:v2)" in texts
+    assert "IPI from CPU1" in texts  # reclaim's arch_tlbbatch_flush on CPU1 reaches CPU0
+    entries = [g for g in root.iter(SVG + "g") if "tlb-entry" in _classes(g)]
+    assert any("flushed by arch_tlbbatch_flush" in g.find(SVG + "title").text for g in entries)
+
+
+def test_self_contained(page):
+    assert "http:" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https:" not in page
+    assert not re.search(r"<script\b", page)
+    assert not re.search(r"""(src|href)=["'](?!#)""", page)
+
+
+def test_deterministic(failure, page):
+    """Same input, same bytes (no clock, no ids, no set order)."""
+    assert render_html(failure) == page
+
+
+def test_written_next_to_a_saved_reproducer(failure, tmp_path, page):
+    path = save(failure, str(tmp_path / "repro" / "race.json"))
+    html = tmp_path / "repro" / "race.html"
+    assert html_path(path) == str(html) and html.exists()
+    text = html.read_text()
+    assert "flushcheck picture " + path in text
+    # the same picture from the reproducer file as from the failure in memory: same svg
+    assert re.search(r"<svg\b.*</svg>", text, re.S).group(0) == \
+        re.search(r"<svg\b.*</svg>", render_html(load(path)), re.S).group(0)
+    assert re.search(r"<svg\b.*</svg>", page, re.S).group(0) == \
+        re.search(r"<svg\b.*</svg>", text, re.S).group(0)
+
+
+def test_picture_command(tmp_path, failure):
+    repro = save(failure, str(tmp_path / "r.json"), picture=False)
+    out = tmp_path / "out.html"
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "picture", repro, "-o", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote {out}" and out.exists()
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "picture", LITMUS,
+                        "--protocol", "linux_4_13", "-o", "-"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("<!DOCTYPE html>") and 'class="violation"' in r.stdout
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "picture", LITMUS,
+                        "--protocol", "linux", "-o", str(tmp_path / "none.html")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "nothing to draw" in r.stderr
