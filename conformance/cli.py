@@ -189,6 +189,7 @@ def cmd_cost(args) -> int:
 def cmd_explore(args) -> int:
     from .explorer import explore
     from .litmus import load
+    from .picture import html_path
     from .registry import load_protocol
     from .reproducer import git_commit, save
 
@@ -211,6 +212,8 @@ def cmd_explore(args) -> int:
         if f.machine is not None:
             path = save(f, os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}.json"))
             print(f"  reproducer {path}  (flushcheck replay {path})")
+            if os.path.exists(html_path(path)):
+                print(f"  picture    {html_path(path)}")
         print()
         print(f.report(last=None))
         return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL

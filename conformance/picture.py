@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from html import escape
 
-from .errors import Failure
+from .errors import Failure, Violation
 from .pagetable import PRESENT
 from .tlb import Tlbs
 from .trace import Trace, _who_cpu, format_event
@@ -507,9 +507,10 @@ def _svg(events, ncpus, rec, failure, m) -> str:
         if l.end is None:
             out.append(f'<path d="M{lx - 2},{y2} L{lx + 10},{y2} L{lx + 4},{y2 + 7} z" '
                        f'fill="{STALE if stale else FRESH}"/>')
-        elif not l.replaced:
+        elif not l.replaced:  # a cross: purple where a flush killed it, grey otherwise
+            x_colour = FLUSH_COLOUR if _end_why(events, l.end).startswith("flushed") else "#666"
             out.append(f'<path d="M{lx - 1},{y2 - 5} L{lx + 9},{y2 + 5} M{lx + 9},{y2 - 5} '
-                       f'L{lx - 1},{y2 + 5}" stroke="{FLUSH_COLOUR}" stroke-width="2.5"/>')
+                       f'L{lx - 1},{y2 + 5}" stroke="{x_colour}" stroke-width="2.5"/>')
         out.append("</g>")
     # events: ticks and labels in their CPU's lane
     for i, (step, who, name, args) in enumerate(events):
@@ -574,10 +575,13 @@ def _violation(events, bad, failure, lines, y, text_x, ncpus) -> str:
     step, who, _n, _a = events[bad] if bad < len(events) else (failure.step, None, "", ())
     c = _who_cpu(who)
     c = c if 0 <= c < ncpus else 0
+    violation = isinstance(failure, Violation)
+    what = f"{failure.rule} violated" if violation else failure.rule.replace("-", " ")
+    where = f" on CPU{c}" if violation or bad < len(events) else ""
     out = [f'<g class="violation" data-step="{step}" data-rule="{escape(failure.rule)}">',
            f'<title>{escape(failure.headline())}</title>',
            f'<text x="{text_x(c) - 14}" y="{y + 14}" fill="{STALE}" font-weight="bold">'
-           f'\u2716 {escape(failure.rule)} violated at step {step} on CPU{c}</text>']
+           f'\u2716 {escape(what)} at step {step}{where}</text>']
     for k, line in enumerate(lines):
         out.append(f'<text x="{text_x(c)}" y="{y + 14 + ROW * (k + 1)}" fill="#7a0000">'
                    f'{escape(line)}</text>')

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 from .certify import Result
 from .errors import ModelError, ProtocolError
@@ -83,7 +84,16 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
             lines.append("")
             lines.append(f"reproducer: {repro_paths[i]}")
             lines.append(f"replay:     flushcheck replay {repro_paths[i]}")
+            lines += _picture_line(repro_paths[i])
     return "\n".join(lines)
+
+
+def _picture_line(repro_path: str) -> list[str]:
+    """``picture:`` and the page drawn beside a saved reproducer, if one was."""
+    from .picture import html_path
+
+    page = html_path(repro_path)
+    return [f"picture:    {page}"] if os.path.exists(page) else []
 
 
 # -- the soundness campaign ---------------------------------------------------------------------

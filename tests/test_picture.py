@@ -120,3 +120,12 @@ def test_picture_command(tmp_path, failure):
                         "--protocol", "linux", "-o", str(tmp_path / "none.html")],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nothing to draw" in r.stderr
+
+
+def test_explore_says_where_the_picture_is(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "explore", LITMUS, "--protocol",
+                        "linux_4_13", "--repro-dir", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    page = tmp_path / "explore-bug-2.7-lost-pending-flush-linux_4_13.html"
+    assert f"  picture    {page}" in r.stdout.splitlines() and page.exists()
