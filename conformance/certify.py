@@ -255,7 +255,8 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
 class Task:
     """What travels to a worker: everything one chunk needs, picklable."""
 
-    #: a protocol name from ``protocols/``, or a class importable by reference
+    #: a protocol reference for ``load_protocol`` (``cls.ref``), or a class importable
+    #: by reference
     protocol: object
     cfg: MachineConfig
     strict: bool
@@ -344,13 +345,21 @@ def run_task(task: Task) -> ChunkResult:
 
 
 def _protocol_ref(cls):
-    """How a worker finds ``cls``: its registry name when ``load_protocol`` made it (such
-    classes are built at run time and do not pickle), else the class itself."""
-    name = getattr(cls, "name", None)
-    if isinstance(name, str) and name in protocol_names():
+    """How a worker finds ``cls``: the reference string ``load_protocol`` made it from
+    (``cls.ref``: a built-in name, a file's absolute path, ``module:Class`` or an entry
+    point; such classes are built at run time and do not pickle, so the worker loads the
+    reference again), else the class itself.
+
+    Example::
+
+        >>> _protocol_ref(load_protocol("linux"))
+        'linux'
+    """
+    ref = getattr(cls, "ref", None)
+    if isinstance(ref, str):
         try:
-            if load_protocol(name).__mro__[1] is cls.__mro__[1]:
-                return name
+            if load_protocol(ref).__mro__[1] is cls.__mro__[1]:
+                return ref
         except UsageError:
             pass
     return cls

@@ -39,6 +39,10 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, what the shell says of `yes | head`)
 
+#: what a protocol argument may be (conformance/registry.py load_protocol)
+PROTOCOL_FORMS = ("a name in protocols/, a path/to/file.py, module:Class, or an entry point "
+                  "of the group flushcheck.protocols")
+
 
 def _config(pairs: list[str]) -> MachineConfig:
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
@@ -245,14 +249,30 @@ def cmd_litmus(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .registry import load_protocol, protocol_names
+    """The built-in protocols, then those published under the entry-point group
+    ``flushcheck.protocols`` (marked ``[entry point]``)."""
+    from .registry import entry_point_names, load_protocol, protocol_names
     from .report import protocol_summary
 
-    for name in protocol_names():
+    builtin = protocol_names()
+    rows = [(n, n, "") for n in builtin] + [
+        (n, n, "[entry point] ") for n in entry_point_names() if n not in builtin]
+    for name, ref, mark in rows:
         try:
-            print(f"{name:28} {protocol_summary(load_protocol(name))}")
+            print(f"{name:28} {mark}{protocol_summary(load_protocol(ref))}")
         except UsageError as exc:
-            print(f"{name:28} (error: {exc})")
+            print(f"{name:28} {mark}(error: {exc})")
+    return EXIT_PASS
+
+
+def cmd_new(args) -> int:
+    """``flushcheck new NAME [--base linux] [--dir DIR]``: write DIR/NAME.py, a protocol
+    module listing every hook the base overrides (conformance/hooks.py); never overwrites."""
+    from .hooks import write_new
+
+    path = write_new(args.name, args.base, args.dir)
+    print(f"wrote {path}: {args.name}, a copy of {args.base} with its hooks listed")
+    print(f"  certify it: flushcheck certify {path}")
     return EXIT_PASS
 
 
@@ -299,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flushcheck", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("certify", help="fuzz one protocol against every property")
-    c.add_argument("protocol")
+    c.add_argument("protocol", help=PROTOCOL_FORMS)
     c.add_argument("--budget", type=float, default=None,
                    help="seconds of fuzzing (default 60, or none with --examples)")
     c.add_argument("--examples", type=int, default=None, metavar="N",
@@ -365,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.set_defaults(fn=cmd_cost)
     e = sub.add_parser("explore", help="explore every interleaving of one threaded litmus file")
     e.add_argument("scenario", help="a .litmus file with 'thread' sections")
-    e.add_argument("--protocol", required=True)
+    e.add_argument("--protocol", required=True, help=PROTOCOL_FORMS)
     e.add_argument("--no-dedup", action="store_true", help="do not merge equal states")
     e.add_argument("--preemptions", type=int, default=None, metavar="K",
                    help="explore only schedules with at most K preemptions")
@@ -375,13 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_explore)
     lt = sub.add_parser("litmus", help="run the litmus corpus against every protocol (herd-style table)")
     lt.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
-    lt.add_argument("--protocol", action="append", default=None, help="only these protocols")
+    lt.add_argument("--protocol", action="append", default=None,
+                    help=f"only these protocols (repeatable; {PROTOCOL_FORMS})")
     lt.add_argument("--dir", default=None, help="litmus directory (default: litmus/)")
     lt.add_argument("--max-states", type=int, default=None)
     lt.add_argument("-v", "--verbose", action="store_true", help="one line per cell with timings")
     lt.set_defaults(fn=cmd_litmus)
-    ls = sub.add_parser("list", help="list the protocols found in protocols/")
+    ls = sub.add_parser("list", help="list the protocols found in protocols/ and those "
+                        "published under the entry-point group flushcheck.protocols")
     ls.set_defaults(fn=cmd_list)
+    nw = sub.add_parser("new", help="write NAME.py: a protocol subclassing --base with every "
+                        "hook it overrides listed (docs/PROTOCOLS.md)")
+    nw.add_argument("name", help="the module name (NAME.py is written)")
+    nw.add_argument("--base", default="linux", help=f"the protocol to start from (default "
+                    f"linux; {PROTOCOL_FORMS})")
+    nw.add_argument("--dir", default=".", help="where to write it (default: here)")
+    nw.set_defaults(fn=cmd_new)
     pi = sub.add_parser("picture", help="draw a failure as an HTML page (inline SVG, one lane "
                         "per CPU): a saved reproducer, or a litmus file's shortest counterexample")
     pi.add_argument("file", help="a reproducer (.json) or a litmus file (.litmus)")

@@ -30,11 +30,17 @@ class Op:
     PTL, after ``flush_tlb_batched_pending``: every instance live in the slot up to the
     visit has a number at most that; ``s3_wd`` lists ``(cpu, mm, vpage, entry)``: the
     writable dirty entries MADV_FREE saw over a PTE it left clean.
+
+    ``path``: the kernel path the task is in now, for protocol hooks that decide by
+    caller: "fault", "reclaim" (``shrink_folio_list``, also when ``madvise(MADV_PAGEOUT)``'s
+    ``reclaim_pages`` runs it: restored to "madvise" after), "migrate"
+    (``migrate_pages_batch``), "munmap", "mmap" (``MAP_FIXED`` unmaps first), "mprotect",
+    "madvise", "mremap", "write", "writeback". It starts as the operation's name.
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
                  "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result",
-                 "s3_visits", "s3_wd")
+                 "s3_visits", "s3_wd", "path")
 
     def __init__(self, op_id: int, cpu: int, name: str, args: tuple) -> None:
         self.id = op_id
@@ -53,6 +59,7 @@ class Op:
         self.result = None
         self.s3_visits: dict = {}  # (mm_id, vpage) -> PTE-instance clock at the walk's visit
         self.s3_wd: list = []  # (cpu, mm_id, vpage, entry): W+D over a PTE MADV_FREE left clean
+        self.path = name  # the kernel path now (task.path for hooks); nested reclaim sets it
 
     @property
     def label(self) -> str:
@@ -775,6 +782,9 @@ class Kernel:
         With the protocol's ``MIGRATE_FLUSH_BEFORE_COPY`` False (a naive batching, not
         a kernel version) the flush is issued only after the copy and
         ``remove_migration_ptes`` of each folio, just before its source is freed.
+        Each folio's move starts with the protocol's ``migrate_folio_move`` hook (after the
+        batch flush when ``MIGRATE_FLUSH_BEFORE_COPY``, before ``folio_migrate_mapping``
+        and the copy).
         """
         mem = self.mem
         proto = self.proto
@@ -799,6 +809,7 @@ class Kernel:
         tr.msg(op, "migrate: move")
         yield
         for frame, dst, owner in batch:
+            yield from hook(proto.migrate_folio_move(op, frame, dst))
             if mem.gathered[frame]:
                 if not before:
                     yield from hook(proto.try_to_unmap_flush(op))
@@ -1200,6 +1211,7 @@ class Kernel:
                 break
             a, b = max(vma.start, start), min(vma.end, end)
             tlb = MmuGather(op, mm, a, b, self._tlb_batch_pages_flush)
+            tlb.advice = advice
             self.m.call_hook(proto.tlb_gather_mmu, tlb)
             for ta, tb in mm.table_ranges(a, b):
                 if advice == "dontneed":
@@ -1207,7 +1219,9 @@ class Kernel:
                     continue
                 folios = yield from self.madvise_pte_range(op, tlb, mm, vma, ta, tb, advice)
                 if folios:  # pageout: reclaim_pages -> reclaim_folio_list
+                    op.path = "reclaim"
                     yield from self.shrink_folio_list(op, tuple(folios))
+                    op.path = "madvise"
             yield from hook(proto.tlb_end_vma(tlb, vma))
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:

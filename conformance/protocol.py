@@ -15,6 +15,12 @@ as generators: each ``yield`` is an interleaving point (the 2021 race lives
 between the flush and the clear inside ``flush_tlb_batched_pending``). Those are
 marked "may yield" below; the others must return without yielding.
 
+Which path calls a hook: ``task.path`` ("reclaim", "migrate", "munmap", "mmap",
+"mprotect", "madvise", "mremap", "fault", "write", "writeback"; see
+:class:`conformance.kernel.Op`) and, for mmu_gather hooks, ``tlb.path`` and
+``tlb.advice`` (:class:`MmuGather`). Every hook, its call sites and what the reference
+protocols do there: ``docs/PROTOCOLS.md``.
+
 State: per task (``task.tlb_ubc``, made by :meth:`init_task`), per mm
 (``mm.proto``, :meth:`init_mm`), per VMA (``vma.proto``, :meth:`init_vma`),
 and anything per frame in the protocol's own containers.
@@ -38,11 +44,19 @@ class MmuGather:
     (what ``tlb_finish_mmu`` flushes when nested); ``pages`` the frames to free
     after the flush (``__tlb_remove_page``); ``delayed_rmap`` the (frame, mm, vpage)
     whose rmap removal waits for the flush (5df397dec7c4).
+
+    ``path``: the kernel path that opened the gather (``task.path`` at
+    ``tlb_gather_mmu``): "munmap" (``unmap_region``), "mmap" (``MAP_FIXED`` over a
+    mapping), "mprotect" (``change_protection``), "madvise"; ``advice`` is then the
+    madvise advice ("dontneed": ``zap_page_range_single``, "free":
+    ``madvise_free_single_vma``, "cold", "pageout": ``madvise_cold_or_pageout_pte_range``),
+    else None. ``pages`` is in the order the PTEs were zapped; the protocol orders the
+    flush against their freeing in :meth:`Protocol.tlb_flush_mmu`.
     """
 
     __slots__ = ("task", "mm", "start", "end", "range_start", "range_end", "fullmm",
                  "need_flush_all", "freed_tables", "cleared_ptes", "pages",
-                 "delayed_rmap", "proto", "free_pages")
+                 "delayed_rmap", "proto", "free_pages", "path", "advice")
 
     def __init__(self, task, mm, start: int, end: int, free_pages) -> None:
         self.task = task
@@ -56,6 +70,8 @@ class MmuGather:
         self.delayed_rmap: list = []
         self.proto = None
         self.free_pages = free_pages  # tlb_batch_pages_flush, provided by the kernel
+        self.path = getattr(task, "path", None)  # who opened it: munmap, mprotect, ...
+        self.advice = None  # madvise's advice when path == "madvise"
         self.reset_range()
 
     def reset_range(self) -> None:
@@ -144,6 +160,14 @@ class Protocol:
 
     def try_to_unmap_end(self, task, frame: int, migration: bool) -> None:
         """After the rmap walk of one folio (LUF v12: fold ``tlb_ubc_ro``)."""
+
+    def migrate_folio_move(self, task, src: int, dst: int) -> None:
+        """``migrate_folio_move`` (mm/migrate.c) of one folio of the batch: after the unmap
+        (migration entries installed, flush deferred) and, with
+        ``MIGRATE_FLUSH_BEFORE_COPY``, after the batch's ``try_to_unmap_flush``; before
+        ``move_to_new_folio`` -> ``migrate_folio`` (``folio_migrate_mapping``,
+        ``folio_copy``: S2) and ``remove_migration_ptes``. A scheme that orders its own
+        flush against the copy flushes here. Default: nothing. May yield."""
 
     def free_unref_folios(self, task, frames: list[int]) -> None:
         """Return unmapped folios to the allocator. May yield."""

@@ -12,8 +12,12 @@ A protocol module may declare ``EXPECTED_VIOLATION = "S3"`` (a known-buggy
 historical protocol); the suite then asserts that the fuzzer finds exactly that
 rule violated, instead of asserting a pass.
 
-Options: ``--flushcheck-protocol NAME`` (repeatable) restricts the
-parametrization; ``--flushcheck-examples N`` sets examples per protocol.
+Options: ``--flushcheck-protocol REF`` (repeatable) restricts the
+parametrization, or adds a protocol from anywhere: REF takes every form
+``flushcheck certify`` takes (a name in ``protocols/``, ``path/to/my_flush.py``,
+``mypkg.flush:MyProtocol``, an entry point of ``flushcheck.protocols``;
+:func:`conformance.registry.load_protocol`); ``--flushcheck-examples N`` sets
+examples per protocol.
 
 Example test::
 
@@ -35,7 +39,8 @@ register_profiles()
 def pytest_addoption(parser):
     g = parser.getgroup("flushcheck")
     g.addoption("--flushcheck-protocol", action="append", default=[],
-                help="fuzz only these protocols (repeatable)")
+                help="fuzz only these protocols (repeatable): a name in protocols/, "
+                     "path/to/file.py, module:Class, or an entry point of flushcheck.protocols")
     g.addoption("--flushcheck-examples", type=int, default=DEFAULT_EXAMPLES,
                 help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES})")
 
@@ -56,10 +61,19 @@ def pytest_generate_tests(metafunc):
 
 
 def expected_violation(name: str):
-    """The rule a protocol module declares it violates (``EXPECTED_VIOLATION``), or None."""
-    import importlib
+    """The rule a protocol declares it violates (``EXPECTED_VIOLATION`` of its class or
+    module), or None; ``name`` is any protocol reference.
 
-    return getattr(importlib.import_module(f"protocols.{name}"), "EXPECTED_VIOLATION", None)
+    Example::
+
+        >>> expected_violation("linux_4_13"), expected_violation("linux")
+        ('S3', None)
+    """
+    from conformance.registry import load_protocol, protocol_module
+
+    cls = load_protocol(name)
+    rule = getattr(cls, "EXPECTED_VIOLATION", None)
+    return rule if rule is not None else getattr(protocol_module(cls), "EXPECTED_VIOLATION", None)
 
 
 def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,

@@ -1,7 +1,29 @@
-"""Protocol discovery: every module in ``protocols/`` is a protocol, no registration.
+"""Protocol discovery: a protocol can come from anywhere, with no registration.
 
-A module is a protocol when it defines (or names in ``PROTOCOL``) exactly one
-subclass of :class:`conformance.protocol.Protocol`. Its name is the module name.
+:func:`load_protocol` takes a *protocol reference*, one of (tried in this order):
+
+1. a module name in ``protocols/`` (``linux``, ``luf_v12``): the built-in protocols;
+2. a path to a Python file (``path/to/my_flush.py``, ``./my_flush.py``): anything
+   ending in ``.py`` or containing a path separator;
+3. ``module:Class`` (``mypkg.flush:MyProtocol``): a class of an importable module;
+4. the name of an entry point of the group ``flushcheck.protocols`` (a distribution
+   declares ``[project.entry-points."flushcheck.protocols"] my_flush = "mypkg.flush"``,
+   or ``"mypkg.flush:MyProtocol"``);
+5. an importable dotted module name (``mypkg.flush``).
+
+A *module* is a protocol when it defines (or names in ``PROTOCOL``) exactly one
+subclass of :class:`conformance.protocol.Protocol`.
+
+The protocol's display name (``cls.name``: reports, reproducer files, database keys):
+the module name for a built-in, the file's stem for a file (``my_flush``), the class
+name for ``module:Class`` (``MyProtocol``), the entry point's name for an entry point,
+the last component for a dotted module. ``cls.ref`` is the reference string that loads
+it again (a file's absolute path): what certify sends to a worker process, and what a
+reproducer records so that ``flushcheck replay`` finds the protocol.
+
+Bad input (unknown name, missing file, a syntax error, ``module:Class`` that is not a
+Protocol subclass, an entry point that fails to import) is a :class:`UsageError`: one
+line, no traceback.
 
 Example::
 
@@ -9,15 +31,24 @@ Example::
     True
     >>> load_protocol("linux").name
     'linux'
+    >>> load_protocol("protocols.linux:Linux").name
+    'Linux'
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import os
 import pkgutil
+import sys
 
 from .errors import UsageError
 from .protocol import Protocol
+
+#: the entry-point group a distribution publishes its protocols under
+ENTRY_POINT_GROUP = "flushcheck.protocols"
 
 
 def _package():
@@ -28,32 +59,183 @@ def _package():
 
 
 def protocol_names() -> list[str]:
-    """Names of every module in ``protocols/``, sorted."""
+    """Names of every module in ``protocols/``, sorted.
+
+    Example::
+
+        >>> protocol_names()[:2]
+        ['hist_2_11_madvise_relock', 'hist_2_1_zap_flush_after_unlock']
+    """
     pkg = _package()
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)
                   if not m.name.startswith("_"))
 
 
-def load_protocol(name: str):
-    """The protocol class of ``protocols/<name>.py``; :class:`UsageError` if there is none."""
-    names = protocol_names()
-    if name not in names:
-        raise UsageError(f"unknown protocol {name!r} (known: {', '.join(names)})")
+def entry_points() -> dict:
+    """The entry points of the group ``flushcheck.protocols``, by name (first one wins).
+
+    Example::
+
+        >>> isinstance(entry_points(), dict)
+        True
+    """
+    from importlib.metadata import entry_points as _eps
+
+    out: dict = {}
     try:
-        mod = importlib.import_module(f"protocols.{name}")
-    except Exception as exc:
-        raise UsageError(f"protocol module protocols/{name}.py is malformed: "
-                         f"{type(exc).__name__}: {exc}") from None
+        found = _eps(group=ENTRY_POINT_GROUP)
+    except Exception:  # noqa: BLE001 - a broken distribution on sys.path
+        return out
+    for ep in found:
+        out.setdefault(ep.name, ep)
+    return out
+
+
+def entry_point_names() -> list[str]:
+    """Names of the protocols published under ``flushcheck.protocols``, sorted.
+
+    Example::
+
+        >>> entry_point_names() == sorted(entry_points())
+        True
+    """
+    return sorted(entry_points())
+
+
+def is_file_ref(ref: str) -> bool:
+    """Is ``ref`` a path to a file (ends in ``.py`` or has a path separator)?
+
+    Example::
+
+        >>> is_file_ref("./my_flush.py"), is_file_ref("linux"), is_file_ref("a.b:C")
+        (True, False, False)
+    """
+    return ref.endswith(".py") or os.sep in ref or (os.altsep is not None and os.altsep in ref)
+
+
+def _protocol_of_module(mod, where: str):
+    """The protocol class a module defines (``PROTOCOL``, or its one Protocol subclass)."""
     cls = getattr(mod, "PROTOCOL", None)
     if cls is None:
         found = [c for _, c in inspect.getmembers(mod, inspect.isclass)
                  if issubclass(c, Protocol) and c is not Protocol and c.__module__ == mod.__name__]
         if len(found) != 1:
-            raise UsageError(f"protocol module protocols/{name}.py must define exactly one Protocol "
+            raise UsageError(f"protocol module {where} must define exactly one Protocol "
                              f"subclass (found {len(found)}) or set PROTOCOL")
         cls = found[0]
     if not (inspect.isclass(cls) and issubclass(cls, Protocol)):
-        raise UsageError(f"protocols/{name}.py: PROTOCOL is not a Protocol subclass")
-    # A subclass per name, so a module that imports another protocol's class keeps its own name.
-    return type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__,
-                                       "__doc__": cls.__doc__})
+        raise UsageError(f"{where}: PROTOCOL is not a Protocol subclass")
+    return cls
+
+
+def _import(modname: str, where: str, what: str = "is malformed"):
+    try:
+        return importlib.import_module(modname)
+    except Exception as exc:  # noqa: BLE001 - any import error is the user's input
+        raise UsageError(f"protocol module {where} {what}: "
+                         f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg} (line {exc.lineno})"
+    return " ".join(str(exc).split())
+
+
+def _file_module(path: str):
+    """Import the file at ``path`` once per process, as a module named after its stem and
+    a hash of its absolute path (so two ``my_flush.py`` in different folders differ, and
+    the class pickles by reference within the process)."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise UsageError(f"protocol file {path} does not exist")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    modname = f"flushcheck_file_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    mod = sys.modules.get(modname)
+    if mod is not None:
+        return mod, stem, path
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"protocol file {path} is not a Python module")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:  # noqa: BLE001
+        del sys.modules[modname]
+        raise UsageError(f"protocol file {path} is malformed: "
+                         f"{type(exc).__name__}: {_one_line(exc)}") from None
+    return mod, stem, path
+
+
+def _resolve(ref: str):
+    """``(class, display name, canonical reference)`` for a protocol reference."""
+    if ref in protocol_names():
+        mod = _import(f"protocols.{ref}", f"protocols/{ref}.py")
+        return _protocol_of_module(mod, f"protocols/{ref}.py"), ref, ref
+    if is_file_ref(ref):
+        mod, stem, path = _file_module(ref)
+        return _protocol_of_module(mod, path), stem, path
+    if ":" in ref:
+        modname, _, attr = ref.partition(":")
+        mod = _import(modname, modname, "cannot be imported")
+        cls = mod
+        for part in attr.split("."):
+            cls = getattr(cls, part, None)
+            if cls is None:
+                raise UsageError(f"{ref}: module {modname} has no attribute {attr!r}")
+        if not (inspect.isclass(cls) and issubclass(cls, Protocol)) or cls is Protocol:
+            raise UsageError(f"{ref} is not a subclass of conformance.protocol.Protocol")
+        return cls, attr.rsplit(".", 1)[-1], ref
+    eps = entry_points()
+    if ref in eps:
+        ep = eps[ref]
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001
+            raise UsageError(f"entry point {ref} = {ep.value} ({ENTRY_POINT_GROUP}) failed to "
+                             f"import: {type(exc).__name__}: {_one_line(exc)}") from None
+        if inspect.ismodule(obj):
+            return _protocol_of_module(obj, f"{ep.value} (entry point {ref})"), ref, ref
+        if inspect.isclass(obj) and issubclass(obj, Protocol) and obj is not Protocol:
+            return obj, ref, ref
+        raise UsageError(f"entry point {ref} = {ep.value} is neither a protocol module nor "
+                         "a Protocol subclass")
+    if "." in ref and importlib.util.find_spec(ref.split(".")[0]) is not None:
+        mod = _import(ref, ref, "cannot be imported")
+        return _protocol_of_module(mod, ref), ref.rsplit(".", 1)[-1], ref
+    known = protocol_names() + [f"{n} (entry point)" for n in entry_point_names()]
+    raise UsageError(f"unknown protocol {ref!r} (known: {', '.join(known)}; or a file.py, "
+                     "module:Class, or an entry point of flushcheck.protocols)")
+
+
+def load_protocol(ref: str):
+    """The protocol class a reference names (see the module docstring); :class:`UsageError`
+    if there is none.
+
+    The class returned is a fresh subclass carrying ``name`` (display name) and ``ref``
+    (the reference that loads it again), so a module that imports another protocol's
+    class keeps its own name.
+
+    Example::
+
+        >>> cls = load_protocol("linux")
+        >>> cls.name, cls.ref, cls.__mro__[1].__name__
+        ('linux', 'linux', 'Linux')
+    """
+    if not isinstance(ref, str) or not ref:
+        raise UsageError(f"a protocol reference must be a non-empty string, not {ref!r}")
+    cls, name, canonical = _resolve(ref)
+    return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
+                                       "__module__": cls.__module__, "__doc__": cls.__doc__})
+
+
+def protocol_module(cls):
+    """The module a loaded protocol class comes from (for its ``EXPECTED_VIOLATION`` etc.).
+
+    Example::
+
+        >>> protocol_module(load_protocol("linux_4_13")).EXPECTED_VIOLATION
+        'S3'
+    """
+    return sys.modules.get(cls.__module__) or importlib.import_module(cls.__module__)

@@ -41,6 +41,8 @@ def to_dict(failure: Failure, seed=None) -> dict:
     return {
         "format": FORMAT,
         "protocol": m.proto.name,
+        # what load_protocol needs to find it again (a file's path, module:Class, ...)
+        "protocol_ref": getattr(m.proto, "ref", m.proto.name),
         "config": attrs.asdict(m.cfg),
         "strict": m.oracle.strict,
         "seed": seed,
@@ -110,10 +112,15 @@ ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect
 
 
 def replay(data: dict, proto_cls=None):
-    """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes."""
+    """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes.
+
+    The protocol is loaded from ``protocol_ref`` (a built-in name, a file's path,
+    ``module:Class`` or an entry point), or ``protocol`` in files written before it.
+    """
     from .registry import load_protocol
 
-    cls = proto_cls or load_protocol(data["protocol"])
+    ref = data.get("protocol_ref")
+    cls = proto_cls or load_protocol(ref if isinstance(ref, str) else data["protocol"])
     return replay_actions(cls, MachineConfig(**data["config"]), bool(data.get("strict")),
                           data["actions"])
 

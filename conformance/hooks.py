@@ -1,0 +1,292 @@
+"""The protocol hooks: where the real kernel has them, where the model calls them, and
+``flushcheck new``, which writes a protocol module listing a base's hooks.
+
+:data:`KERNEL` names, for every hook of :class:`conformance.protocol.Protocol`, the
+kernel function it stands for and its callers in the real kernel (file and function);
+:func:`call_sites` finds the model's callers by reading ``conformance/kernel.py``,
+``conformance/machine.py`` and ``conformance/protocol.py`` (so it never goes stale);
+:func:`new_module` writes the module ``flushcheck new`` saves. docs/PROTOCOLS.md is the
+guide built from the same facts.
+
+Example::
+
+    >>> "zap_pte_range" in " ".join(call_sites()["flush_tlb_batched_pending"])
+    True
+    >>> overridden_hooks(load_protocol("immediate"))
+    ['should_defer_flush', 'tlb_remove_tlb_entry']
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import textwrap
+
+from .errors import UsageError
+from .protocol import Protocol
+from .registry import load_protocol
+
+#: hook -> (the kernel function it stands for, its callers in the real kernel)
+KERNEL: dict[str, tuple[str, str]] = {
+    "init_mm": ("mm_init (kernel/fork.c): mm->tlb_flush_batched starts at 0",
+                "kernel/fork.c mm_init"),
+    "init_vma": ("vm_area_alloc / vma_init (kernel/fork.c, include/linux/mm.h)",
+                 "mm/mmap.c mmap_region"),
+    "init_task": ("struct task_struct's tlb_ubc (include/linux/sched.h), "
+                  "zeroed by dup_task_struct",
+                  "kernel/fork.c copy_process"),
+    "init_tlb_ubc": ("init_tlb_ubc (mm/vmscan.c, 4.3-4.7; removed since)",
+                     "mm/vmscan.c shrink_lruvec (then shrink_node_memcg)"),
+    "should_defer_flush": ("should_defer_flush (mm/rmap.c) -> arch_tlbbatch_should_defer",
+                           "mm/rmap.c try_to_unmap_one, try_to_migrate_one"),
+    "set_tlb_ubc_flush_pending": ("set_tlb_ubc_flush_pending (mm/rmap.c)",
+                                  "mm/rmap.c try_to_unmap_one, try_to_migrate_one"),
+    "try_to_unmap_flush": ("try_to_unmap_flush (mm/rmap.c) -> arch_tlbbatch_flush",
+                           "mm/vmscan.c shrink_folio_list; mm/migrate.c migrate_pages_batch"),
+    "try_to_unmap_flush_dirty": ("try_to_unmap_flush_dirty (mm/rmap.c)",
+                                 "mm/vmscan.c shrink_folio_list (before pageout)"),
+    "flush_tlb_batched_pending": ("flush_tlb_batched_pending (mm/rmap.c)",
+                                  "mm/memory.c zap_pte_range; mm/mprotect.c change_pte_range; "
+                                  "mm/mremap.c move_ptes; mm/madvise.c madvise_free_pte_range, "
+                                  "madvise_cold_or_pageout_pte_range"),
+    "try_to_unmap_begin": ("the start of try_to_unmap / try_to_migrate's rmap_walk "
+                           "(mm/rmap.c; LUF v12 can_luf_init)",
+                           "mm/vmscan.c shrink_folio_list; mm/migrate.c migrate_folio_unmap"),
+    "try_to_unmap_end": ("the end of try_to_unmap / try_to_migrate (mm/rmap.c; LUF v12 "
+                         "folds tlb_ubc_ro)",
+                         "mm/vmscan.c shrink_folio_list; mm/migrate.c migrate_folio_unmap"),
+    "migrate_folio_move": ("migrate_folio_move (mm/migrate.c), before move_to_new_folio -> "
+                           "migrate_folio (folio_migrate_mapping, folio_copy)",
+                           "mm/migrate.c migrate_pages_batch"),
+    "free_unref_folios": ("free_unref_folios (mm/page_alloc.c)",
+                          "mm/vmscan.c shrink_folio_list; mm/migrate.c migrate_folio_done"),
+    "page_alloc": ("get_page_from_freelist / prep_new_page (mm/page_alloc.c; LUF's "
+                   "luf_takeoff_check_and_fold + try_to_unmap_flush_takeoff)",
+                   "mm/page_alloc.c __alloc_pages"),
+    "fault_install_pte": ("set_pte_at / wp_page_reuse's ptep_set_access_flags under the PTL",
+                          "mm/memory.c finish_fault, do_anonymous_page, do_swap_page, "
+                          "wp_page_reuse"),
+    "handle_mm_fault_end": ("the end of handle_mm_fault (mm/memory.c; LUF v12's flush point)",
+                            "arch/x86/mm/fault.c do_user_addr_fault"),
+    "mmap_region": ("mmap_region (mm/mmap.c; __mmap_region in mm/vma.c since 6.13)",
+                    "mm/mmap.c do_mmap"),
+    "mprotect_fixup": ("mprotect_fixup (mm/mprotect.c)", "mm/mprotect.c do_mprotect_pkey"),
+    "mapping_write_begin": ("a_ops->write_begin (mm/filemap.c generic_perform_write; LUF v12)",
+                            "mm/filemap.c generic_perform_write"),
+    "file_end_write": ("the end of one page's copy in generic_perform_write (LUF v11)",
+                       "mm/filemap.c generic_perform_write"),
+    "context_switch": ("finish_task_switch (kernel/sched/core.c); x86 switch_mm_irqs_off",
+                       "kernel/sched/core.c context_switch"),
+    "tlb_gather_mmu": ("tlb_gather_mmu (mm/mmu_gather.c)",
+                       "mm/mmap.c unmap_region; mm/mprotect.c change_protection's callers; "
+                       "mm/madvise.c madvise_*_single_vma, zap_page_range_single"),
+    "tlb_remove_tlb_entry": ("tlb_remove_tlb_entry / tlb_flush_pte_range "
+                             "(include/asm-generic/tlb.h)",
+                             "mm/memory.c zap_pte_range; mm/mprotect.c change_pte_range; "
+                             "mm/madvise.c madvise_free_pte_range, "
+                             "madvise_cold_or_pageout_pte_range"),
+    "tlb_flush": ("tlb_flush (arch/x86/include/asm/tlb.h) -> flush_tlb_mm_range",
+                  "include/asm-generic/tlb.h tlb_flush_mmu_tlbonly"),
+    "tlb_flush_mmu_tlbonly": ("tlb_flush_mmu_tlbonly (include/asm-generic/tlb.h)",
+                              "mm/memory.c zap_pte_range (force_flush); "
+                              "include/asm-generic/tlb.h tlb_end_vma"),
+    "tlb_flush_mmu": ("tlb_flush_mmu (mm/mmu_gather.c): invalidate, then free the batch",
+                      "mm/memory.c zap_pte_range (force_flush); mm/mmu_gather.c tlb_finish_mmu"),
+    "tlb_end_vma": ("tlb_end_vma (include/asm-generic/tlb.h)",
+                    "mm/memory.c unmap_single_vma; mm/mprotect.c change_protection_range"),
+    "tlb_finish_mmu": ("tlb_finish_mmu (mm/mmu_gather.c)",
+                       "mm/mmap.c unmap_region; mm/mprotect.c mprotect_fixup's caller; "
+                       "mm/madvise.c"),
+}
+
+#: the policy constants a protocol may set instead of overriding a hook
+CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK")
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_MODEL_FILES = ("kernel.py", "machine.py", "protocol.py")
+
+
+def hook_names() -> list[str]:
+    """Every hook of :class:`Protocol`, in the order the class defines them.
+
+    Example::
+
+        >>> hook_names()[:3]
+        ['init_mm', 'init_vma', 'init_task']
+    """
+    return [n for n, v in Protocol.__dict__.items()
+            if inspect.isfunction(v) and not n.startswith("_")]
+
+
+def call_sites() -> dict[str, list[str]]:
+    """hook -> the model functions that call it (``conformance/kernel.py
+    Kernel.zap_pte_range``, ...), read from the source.
+
+    Example::
+
+        >>> call_sites()["migrate_folio_move"]
+        ['conformance/kernel.py Kernel.migrate']
+    """
+    names = set(hook_names())
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for fname in _MODEL_FILES:
+        with open(os.path.join(_HERE, fname)) as fh:
+            tree = ast.parse(fh.read())
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                for node in ast.walk(fn):
+                    if not (isinstance(node, ast.Attribute) and node.attr in names):
+                        continue
+                    v = node.value
+                    on_proto = (isinstance(v, ast.Name) and v.id == "proto") or \
+                        (isinstance(v, ast.Attribute) and v.attr == "proto") or \
+                        (cls.name == "Protocol" and isinstance(v, ast.Name) and v.id == "self")
+                    site = f"conformance/{fname} {cls.name}.{fn.name}"
+                    if on_proto and site not in out[node.attr] and fn.name != node.attr:
+                        out[node.attr].append(site)
+    return out
+
+
+def must_not_yield() -> set[str]:
+    """The hooks the model calls through ``Machine.call_hook``, where a generator is a
+    protocol error (no interleaving point possible there); every other hook may yield.
+
+    Example::
+
+        >>> sorted(must_not_yield())[:3]
+        ['context_switch', 'fault_install_pte', 'init_mm']
+    """
+    names = set(hook_names())
+    out = {"init_mm", "init_vma", "init_task"}  # their result is the state they make
+    for fname in _MODEL_FILES:
+        with open(os.path.join(_HERE, fname)) as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "call_hook" and node.args and \
+                    isinstance(node.args[0], ast.Attribute) and node.args[0].attr in names:
+                out.add(node.args[0].attr)
+    return out
+
+
+def overridden_hooks(cls) -> list[str]:
+    """The hooks ``cls`` (or a class between it and :class:`Protocol`) overrides.
+
+    Example::
+
+        >>> overridden_hooks(load_protocol("linux"))[:2]
+        ['init_mm', 'init_task']
+    """
+    return [n for n in hook_names() if getattr(cls, n) is not getattr(Protocol, n)]
+
+
+def overridden_constants(cls) -> list[str]:
+    """The policy constants (:data:`CONSTANTS`) ``cls`` sets to other values than Protocol.
+
+    Example::
+
+        >>> overridden_constants(load_protocol("hist_2_9_migrate_flush_after_copy"))
+        ['MIGRATE_FLUSH_BEFORE_COPY']
+    """
+    return [c for c in CONSTANTS if getattr(cls, c) != getattr(Protocol, c)]
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p) or "Protocol"
+
+
+def _first_line(doc) -> str:
+    return (inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ") if doc else "").strip()
+
+
+def new_module(name: str, base: str = "linux") -> str:
+    """The text of a protocol module ``name`` subclassing ``base`` (a protocol reference):
+    every hook the base overrides, calling ``super()``, with a docstring naming the kernel
+    function, its real callers and the model's; it certifies exactly as the base does.
+
+    Example::
+
+        >>> text = new_module("my_flush", "immediate")
+        >>> "class MyFlush(Immediate):" in text, "return super().should_defer_flush(task, mm)" in text
+        (True, True)
+    """
+    if not name.isidentifier():
+        raise UsageError(f"flushcheck new: {name!r} is not a Python module name "
+                         "(letters, digits, underscores)")
+    loaded = load_protocol(base)
+    real = loaded.__mro__[1]
+    cls_name = _camel(name)
+    base_name = real.__name__ if real.__name__ != cls_name else "_Base"
+    if not real.__module__.startswith("flushcheck_file_"):
+        alias = "" if base_name == real.__name__ else f" as {base_name}"
+        imp = f"from {real.__module__} import {real.__qualname__}{alias}"
+    else:  # a file: load it by path
+        imp = (f"from conformance.registry import load_protocol\n\n"
+               f"{base_name} = load_protocol({loaded.ref!r}).__mro__[1]")
+    sites = call_sites()
+    lines = [
+        f'"""A variant of {loaded.name}, written by `flushcheck new {name} '
+        f'--base {base}`.',
+        "",
+        f"Every hook {loaded.name} overrides is listed below and calls the base, so as written",
+        f"it certifies exactly as {loaded.name} does. Edit a hook (or set a policy constant of",
+        "conformance/protocol.py) to make your variant, then:",
+        "",
+        f"    flushcheck certify ./{name}.py --budget 60",
+        "",
+        "Hooks marked \"may yield\" may be generators: each `yield` is a point where other",
+        "CPUs run. Every hook, its call sites and what the reference protocols do there:",
+        "docs/PROTOCOLS.md.",
+        '"""',
+        imp,
+        "",
+        "",
+        f"class {cls_name}({base_name}):",
+        f'    """A variant of {loaded.name}: {_first_line(real.__doc__)}"""',
+    ]
+    for c in overridden_constants(real):
+        lines += ["", f"    #: {real.__name__}'s value (conformance/protocol.py explains it)",
+                  f"    {c} = {getattr(real, c)!r}"]
+    no_yield = must_not_yield()
+    for h in overridden_hooks(real):
+        fn = getattr(real, h)
+        params = list(inspect.signature(getattr(Protocol, h)).parameters)[1:]
+        args = ", ".join(params)
+        kfn, kcallers = KERNEL[h]
+        model = "; ".join(sites.get(h, [])) or "(none)"
+        doc = [f"``{h}``: {kfn}. " + ("Must not yield." if h in no_yield else "May yield."),
+               "", f"Kernel callers: {kcallers}.", f"Model callers: {model}.",
+               f"Contract (Protocol): {_first_line(Protocol.__dict__[h].__doc__)}"]
+        owner = next(c for c in real.__mro__ if h in c.__dict__)
+        if owner is not Protocol:
+            doc.append(f"{owner.__name__}: {_first_line(fn.__doc__) or 'overrides it.'}")
+        lines += ["", f"    def {h}(self, {args}):"]
+        text = []
+        for i, d in enumerate(doc):
+            text += textwrap.wrap(d, 86, initial_indent="        ",
+                                  subsequent_indent="        ") or [""]
+        text[0] = '        """' + text[0].lstrip()
+        lines += text + ['        """']
+        lines.append(f"        return (yield from super().{h}({args}))"
+                     if inspect.isgeneratorfunction(fn) else f"        return super().{h}({args})")
+    return "\n".join(lines) + "\n"
+
+
+def write_new(name: str, base: str = "linux", directory: str = ".") -> str:
+    """Write ``directory/name.py`` (:func:`new_module`); refuse to overwrite. Returns the path.
+
+    Example::
+
+        >>> write_new("my_flush", "linux", "/tmp")             # doctest: +SKIP
+        '/tmp/my_flush.py'
+    """
+    text = new_module(name, base)
+    if not os.path.isdir(directory):
+        raise UsageError(f"flushcheck new: no directory {directory}")
+    path = os.path.join(directory, f"{name}.py")
+    try:
+        with open(path, "x") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"flushcheck new: {path} exists; not overwriting it") from None
+    return path
