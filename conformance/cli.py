@@ -14,6 +14,8 @@ Examples::
     flushcheck certify linux --examples 2000 --scheduler tcp://10.0.0.5:8786
     flushcheck certify linux --database redis://127.0.0.1:6379/0
     flushcheck replay repro/linux_4_13-3.json
+    flushcheck certify ./my_flush.py         # a protocol file anywhere; or module:Class
+    flushcheck new my_flush --base linux     # writes ./my_flush.py, every hook listed
     flushcheck list
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
     flushcheck litmus                        # the corpus x every protocol, herd-style
