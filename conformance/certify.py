@@ -1,8 +1,17 @@
 """Certify a protocol: fuzz it for a time or example budget and return a verdict.
 
-The run is a list of *chunks* (:func:`plan`): chunk ``i`` runs ``chunk`` Hypothesis
-examples of the protocol's state machine under the seed ``chunk_seed(seed, i)``,
-and a failure is shrunk by Hypothesis inside its chunk. Chunks are submitted to a
+The run is a list of *chunks* (:func:`plan`): chunk ``i`` runs ``chunk`` examples under
+the seed ``chunk_seed(seed, i)``, and a failure is minimized inside its chunk. The
+search is one of two *engines*:
+
+* ``walk`` (the default): the raw swarm walk (:func:`run_walk_chunk`,
+  :mod:`conformance.walk`): the state machine's own rules driven by ``random.Random``
+  without Hypothesis (about 15x the steps per second), each example with its own rule
+  mix and argument subsets (swarm testing); a failure is delta-debugged, then the
+  explorer finds the shortest interleaving of its operations
+  (:mod:`conformance.shortest`), and it is also written as a threaded litmus file;
+* ``hypothesis``: Hypothesis's stateful test of the protocol's state machine
+  (:func:`run_chunk`), shrunk by Hypothesis: what the pytest plugin runs. Chunks are submitted to a
 ``concurrent.futures`` executor (:mod:`conformance.executors`: this process, local
 worker processes, or a Dask cluster); the verdict is the one of the *lowest* failing
 chunk index, so the same seed finds the same failure on any executor and any number
@@ -16,9 +25,10 @@ Chunks above a known failure are not submitted.
   every chunk below a failing one has finished, and a chunk's outcome depends on its
   seed alone (its shrinking is time-capped near the deadline, see docs/SCALING.md).
 
-With an example database (:mod:`conformance.database`), each chunk first replays the
-failing examples saved by earlier runs of the same protocol and config, and the
-failures this run finds are saved when it ends.
+With an example database (:mod:`conformance.database`), saved failures of earlier runs
+of the same protocol and config are replayed first (the walk engine: the runs saved
+under the ``.actions`` sub-key, in chunk 0; Hypothesis: each chunk's reuse phase), and
+the failures this run finds are saved when it ends.
 
 A failure travels from a worker as plain data, ``(rule, actions, text)``, and is
 replayed in the parent (a :class:`Failure` holds a live machine: it does not pickle).
@@ -82,6 +92,12 @@ class Result:
     #: the example database (None: none) and how many saved failures were replayed first
     database: str | None = None
     replayed: int = 0
+    #: the search: "walk" (raw swarm walk) or "hypothesis" (the Hypothesis state machine)
+    engine: str = "walk"
+    #: the walk engine: the failure's operations as a threaded litmus file, and whether the
+    #: explorer showed that no interleaving of them fails sooner
+    litmus: str | None = None
+    proven: bool = False
 
     @property
     def failure(self) -> Failure | None:
@@ -268,6 +284,8 @@ class Task:
     #: the database key, and what the database held under it when the run started
     key: bytes | None = None
     saved: dict = attrs.Factory(dict)
+    #: "walk" (the raw swarm walk, :func:`run_walk_chunk`) or "hypothesis" (:func:`run_chunk`)
+    engine: str = "walk"
 
 
 @attrs.frozen
@@ -282,6 +300,10 @@ class ChunkResult:
     first_failure_s: float | None = None
     program: str = ""
     log: tuple = ()
+    #: the walk engine: the failure's operations as a threaded litmus file (None: none), and
+    #: whether the explorer showed no interleaving of them fails in fewer actions
+    litmus: str | None = None
+    proven: bool = False
 
 
 @contextlib.contextmanager
@@ -317,6 +339,80 @@ def seed_only():
         cache.cache.clear()
 
 
+#: the database sub-key under which the walk engine files failing runs (reproducer JSON)
+WALK_SUB_KEY = b".actions"
+#: examples per chunk by engine: a walk example costs about a millisecond, a Hypothesis one
+#: about 15
+DEFAULT_CHUNK = {"walk": 500, "hypothesis": 50}
+ENGINES = tuple(DEFAULT_CHUNK)
+
+
+def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None = None,
+                   key: bytes | None = None) -> tuple:
+    """One chunk of the raw swarm walk. Returns (examples, steps, [failures], seconds to first
+    failure, (litmus text of the failure's scenario, proven shortest), database writes).
+
+    Chunk 0 first replays the failing runs saved under ``key + WALK_SUB_KEY`` (each counts as
+    an example). Then example ``k`` is :func:`conformance.walk.run_example` with
+    ``swarm=True`` under the ``k``-th 64-bit draw of ``random.Random(chunk.seed)``, so the
+    chunk is its seed. The first failure ends the chunk and is minimized
+    (:func:`conformance.shortest.minimize`: delta debugging, then the explorer's shortest
+    interleaving of its operations), all capped by counts, never by the clock.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> ex, st, found, tf, (text, proven), log = run_walk_chunk(
+        ...     load_protocol("linux_4_3"), DEFAULT, False, 50, Chunk(0, 1, 200), time.monotonic())
+        >>> found[0].rule, proven, "thread" in text
+        ('S3', True, True)
+    """
+    import json
+    import random
+
+    from .reproducer import replay_actions
+    from .shortest import minimize
+    from .walk import swarm_for
+
+    swarm_for(cls, cfg)  # build the rules before the clock matters
+    examples = nsteps = 0
+    failure = None
+    if chunk.index == 0 and key is not None:
+        for blob in (saved or {}).get(key + WALK_SUB_KEY, ()):
+            try:
+                acts = [(n, tuple(tuple(a) if isinstance(a, list) else a for a in args))
+                        for n, args in json.loads(blob)]
+                failure = replay_actions(cls, cfg, strict, acts)
+            except (ValueError, TypeError, UsageError):
+                failure = None  # an entry this model cannot replay: not this run's verdict
+            examples += 1
+            if failure is not None:
+                break
+    rnd = random.Random(chunk.seed)
+    k = 0
+    while failure is None and k < chunk.examples:
+        ex = _walk_example(cls, cfg, strict, steps, rnd.getrandbits(64))
+        examples += 1
+        k += 1
+        nsteps += ex.steps
+        failure = ex.failure
+    if failure is None:
+        return examples, nsteps, [], None, (None, False), ()
+    first = time.monotonic() - t0
+    small, text, proven = minimize(failure)
+    log = ()
+    if key is not None and small.machine is not None:
+        log = (("save", key + WALK_SUB_KEY, json.dumps(
+            [[n, list(a)] for n, a in small.machine.actions]).encode()),)
+    return examples, nsteps, [small], first, (text, proven), log
+
+
+def _walk_example(cls, cfg, strict, steps, seed):
+    from .walk import run_example
+
+    return run_example(cls, cfg, strict, seed=seed, swarm=True)
+
+
 def run_task(task: Task) -> ChunkResult:
     """Run one chunk (in a worker); the result is plain data.
 
@@ -327,10 +423,16 @@ def run_task(task: Task) -> ChunkResult:
         (0, True, ())
     """
     cls = load_protocol(task.protocol) if isinstance(task.protocol, str) else task.protocol
-    db = ChunkDatabase(task.saved) if task.key is not None else None
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk
+    if task.engine == "walk":
+        ex, st, failures, tf, (text, proven), log = run_walk_chunk(
+            cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key)
+        found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
+                      for f in failures)
+        return ChunkResult(c.index, ex, st, found, tf, "", log, text, proven)
+    db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
         # on a Dask worker the event loop's thread draws from the global `random` while a
         # chunk runs; Hypothesis takes that for the strategy's own use and warns
@@ -376,9 +478,9 @@ def _budget_check(budget_s, max_examples) -> None:
 
 
 def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: bool = False,
-            cfg: MachineConfig = DEFAULT, chunk: int = 50, steps: int = 50,
+            cfg: MachineConfig = DEFAULT, chunk: int | None = None, steps: int = 50,
             max_examples: int | None = None, jobs: int = 1, scheduler: str | None = None,
-            database=None, workers: Workers | None = None) -> Result:
+            database=None, workers: Workers | None = None, engine: str = "walk") -> Result:
     """Fuzz one protocol for ``budget_s`` seconds and/or ``max_examples`` examples.
 
     ``jobs`` local worker processes run the chunks, or the workers of the Dask
@@ -399,6 +501,9 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         (True, 2, True)
     """
     _budget_check(budget_s, max_examples)
+    if engine not in ENGINES:
+        raise UsageError(f"unknown --engine {engine!r} (one of {', '.join(ENGINES)})")
+    chunk = DEFAULT_CHUNK[engine] if chunk is None else chunk
     require_count("--jobs", jobs)
     require_count("--steps", steps)
     require_count("--chunk", chunk)
@@ -408,7 +513,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     saved = snapshot(db, key)
     res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
                  jobs=jobs, max_examples=max_examples,
-                 database=None if db is None else describe(db), replayed=saved_count(saved, key))
+                 database=None if db is None else describe(db), engine=engine,
+                 replayed=saved_count(saved, key, WALK_SUB_KEY if engine == "walk" else b""))
     t0 = time.monotonic()
     deadline = math.inf if budget_s is None else t0 + budget_s
     started = time.time()
@@ -418,7 +524,7 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         # shrinking ends near the deadline (Hypothesis allows 300 s otherwise)
         shrink_s = 300.0 if budget_s is None else deadline - time.monotonic()
         return Task(ref, cfg, strict, steps, c, started, shrink_s,
-                    key if db is not None else None, saved)
+                    key if db is not None else None, saved, engine)
 
     own = workers is None
     if own:
@@ -492,6 +598,7 @@ def _collect(res: Result, cls, results: dict) -> None:
     res.failing_chunk = best
     res.first_failure_s = r.first_failure_s
     res.hypothesis_program = r.program
+    res.litmus, res.proven = r.litmus, r.proven
     for rule, actions, text in r.found:
         if actions is None:  # nothing to replay: keep the worker's words
             f = Failure(text)

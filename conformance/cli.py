@@ -77,7 +77,7 @@ def cmd_certify(args) -> int:
         args.profile or profile())
     res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
                   steps=args.steps, chunk=args.chunk, jobs=args.jobs, max_examples=args.examples,
-                  scheduler=args.scheduler, database=database)
+                  scheduler=args.scheduler, database=database, engine=args.engine)
     if res.interrupted and not res.failures:
         print(certify_report(res, cls, git_commit(), []))
         return EXIT_INTERRUPTED
@@ -90,6 +90,9 @@ def cmd_certify(args) -> int:
             suffix = "" if i == 0 else f"-{f.rule}"
             paths.append(save(f, os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}{suffix}.json"),
                               seed=res.seed))
+    if paths and res.litmus:  # the failure's operations as a scenario, beside its reproducer
+        with open(os.path.splitext(paths[0])[0] + ".litmus", "w") as fh:
+            fh.write(res.litmus)
     print(certify_report(res, cls, git_commit(), paths))
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
@@ -229,7 +232,8 @@ def cmd_explore(args) -> int:
 def _choice_text(sc, c) -> str:
     kind, i = c
     if kind == "t":
-        return f"CPU{sc.threads[i][0]}"
+        from .litmus import _thread_name
+        return _thread_name(sc.threads[i][0])
     _no, cpu, what, vp, _n = sc.hw[i]
     return f"hw CPU{cpu} {what} v{vp}"
 
@@ -328,8 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an example budget: a fixed list of chunks, the same on any executor")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--steps", type=int, default=50, help="actions per example (default 50)")
-    c.add_argument("--chunk", type=int, default=50, metavar="N",
-                   help="examples per chunk, the unit of work sent to a worker (default 50)")
+    c.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="examples per chunk, the unit of work sent to a worker (default 500 "
+                        "walk examples, 50 Hypothesis examples)")
+    c.add_argument("--engine", default="walk", choices=("walk", "hypothesis"),
+                   help="the search: the raw swarm walk (default; about 15x the steps per "
+                        "second) or Hypothesis's state machine (what the pytest plugin runs)")
     c.add_argument("--jobs", type=int, default=default_jobs(),
                    help=f"worker processes (default: the {default_jobs()} CPUs available; "
                         "with --scheduler, the cluster's worker threads instead)")

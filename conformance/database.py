@@ -44,7 +44,7 @@ DEFAULT_DIR = os.path.join(".hypothesis", "flushcheck")
 #: the Redis URL of the ``fleet`` profile
 REDIS_ENV = "FLUSHCHECK_REDIS"
 #: the sub-keys Hypothesis files examples under, after the test's own key
-SUB_KEYS = (b"", b".secondary", b".pareto")
+SUB_KEYS = (b"", b".secondary", b".pareto", b".actions")  # .actions: the walk engine's runs
 PROFILES = ("dev", "ci", "fleet")
 
 
@@ -206,15 +206,16 @@ def snapshot(db: ExampleDatabase | None, key: bytes) -> dict:
     return {key + s: sorted(db.fetch(key + s)) for s in SUB_KEYS}
 
 
-def saved_count(snap: dict, key: bytes) -> int:
-    """How many failing examples ``snap`` holds for ``key`` (those replayed first).
+def saved_count(snap: dict, key: bytes, sub: bytes = b"") -> int:
+    """How many failing examples ``snap`` holds for ``key`` (those replayed first): under
+    ``key`` itself for Hypothesis, ``key + b".actions"`` for the walk engine.
 
     Example::
 
         >>> saved_count({b"k": [b"a", b"b"], b"k.secondary": [b"c"]}, b"k")
         2
     """
-    return len(snap.get(key, ()))
+    return len(snap.get(key + sub, ()))
 
 
 class ChunkDatabase(ExampleDatabase):

@@ -24,7 +24,8 @@ access again), ``read vN``, ``write vN`` (one access; a fault runs to completion
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
 ``mremap OP vS N vD``, ``reclaim OP pfn... nested pfn...``. Op verbs: ``step [N]``,
 ``until TEXT``, ``finish``. ``thread CPUn [mmM]`` sections and ``hw CPUn fill|evict vN
-[COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`).
+[COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`);
+a ``thread consumer`` section holds the other consumer's ``consumer alloc|free`` lines.
 Other: ``consumer alloc``, ``consumer free``. A frame is ``pfnK`` or
 ``pfn(mmM,vN)`` (the frame mapped there when the line runs) or
 ``pfn(fileF,P)`` (the page-cache frame). After the script every operation is
@@ -100,10 +101,10 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
             elif head == "expect":
                 expect[words[1]] = words[2]
-            elif head == "thread":  # thread CPUn [mmM]
-                cpu = _cpu(words[1])
+            elif head == "thread":  # thread CPUn [mmM] | thread consumer
+                cpu = CONSUMER if words[1] == "consumer" else _cpu(words[1])
                 if any(c == cpu for c, _ in threads):
-                    raise ValueError(f"a second thread on CPU{cpu}")
+                    raise ValueError(f"a second thread on {_thread_name(cpu)}")
                 if len(words) > 2:
                     if not words[2].startswith("mm"):
                         raise ValueError(f"expected mmM, got {words[2]!r}")
@@ -120,6 +121,9 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                                              (len(words) > 1 and words[1] in OP_VERBS)):
                     raise ValueError("a thread line is a CPU verb without 'CPUn' "
                                      "(the explorer schedules operation steps itself)")
+                if threads and section is threads[-1][1] and threads[-1][0] == CONSUMER \
+                        and head != "consumer":
+                    raise ValueError("a 'thread consumer' holds only 'consumer alloc|free' lines")
                 section.append((no, words))
         except (IndexError, ValueError) as exc:
             raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
@@ -127,6 +131,15 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
         raise UsageError(f"{path}: missing 'name'")
     return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path, threads, hw,
                     thread_mm)
+
+
+#: the CPU number of ``thread consumer``: the other consumer's allocations and frees, which
+#: run on no CPU of the machine (``Machine.consumer_alloc``)
+CONSUMER = -1
+
+
+def _thread_name(cpu: int) -> str:
+    return "consumer" if cpu == CONSUMER else f"CPU{cpu}"
 
 
 #: the verbs of an operation line (``OP step|finish|until``), not allowed in threads

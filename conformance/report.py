@@ -34,6 +34,13 @@ def rules_line(o1_note=None) -> str:
     return rules.replace("O1 observation", f"O1 observation ({o1_note})") if o1_note else rules
 
 
+#: the search each engine runs, as the report names it
+SEARCH = {"walk": "raw swarm walk (conformance/walk.py), failures shrunk then explored "
+                  "for their shortest interleaving",
+          "hypothesis": "Hypothesis state machine (conformance/statemachine.py), shrunk by "
+                        "Hypothesis"}
+
+
 def _budget(res: Result) -> str:
     """The budget as the report states it: seconds, examples, or both."""
     parts = ([f"{res.max_examples} examples"] if res.max_examples is not None else []) \
@@ -50,6 +57,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         f"  commit    {commit}",
         f"  config    {res.config.describe()}",
         f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",
+        f"  search    {SEARCH[res.engine]}",
         f"  rules     {rules}",
     ]
     if res.database is not None:
@@ -75,8 +83,10 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
             else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {rules} violated")
     lines.append(f"  verdict   {kind}")
     if res.first_failure_s is not None:
-        lines.append(f"  found     after {res.first_failure_s:.1f} s (chunk {res.failing_chunk}); "
-                     f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions")
+        lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
+                     f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
+                     + ("; the explorer: no interleaving of its operations fails sooner"
+                        if res.proven else ""))
     for i, x in enumerate(res.failures):
         lines.append("")
         lines.append(x.report(last=None))
@@ -85,6 +95,10 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
             lines.append(f"reproducer: {repro_paths[i]}")
             lines.append(f"replay:     flushcheck replay {repro_paths[i]}")
             lines += _picture_line(repro_paths[i])
+            if i == 0 and res.litmus:
+                lit = os.path.splitext(repro_paths[i])[0] + ".litmus"
+                lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
+                             f"--protocol {res.protocol})")
     return "\n".join(lines)
 
 

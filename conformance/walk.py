@@ -21,6 +21,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 import time
@@ -83,6 +84,8 @@ class Rules:
                        key=lambda r: r.function.__name__)
         self.names = tuple(r.function.__name__ for r in rules)
         self.preconditions: list = []
+        #: per rule: (argument names, per argument its fields: radices, or (values,))
+        self.fields: list = []
         entries = []
         for r in rules:
             idx = []
@@ -97,6 +100,9 @@ class Rules:
             # from this list is an independent uniform draw of each argument
             kwargs = [dict(zip(names, combo)) for combo in itertools.product(*values)]
             entries.append((r.function, kwargs, tuple(idx)))
+            # each argument's fields: a code() integer's radices, else one field (its values)
+            self.fields.append((names, [getattr(v, "radices", None) or (vals,)
+                                        for v, vals in zip(r.arguments.values(), values)]))
         self.entries = entries
         self._enabled: dict = {}
 
@@ -160,8 +166,97 @@ def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
     enabled = rules.enabled
     for _ in range(n):
         acts = enabled(tuple([p(shim) for p in preconds]))
+        if not acts:  # a swarm mix whose rules all wait for something none of them starts
+            return
         fn, kw = acts[int(rand() * len(acts))]
         fn(shim, **kw[int(rand() * len(kw))])
+
+
+# -- swarm testing ------------------------------------------------------------------------------
+#: the rules every swarm keeps: without ``advance`` no operation would run past its first step
+#: until the teardown drains it
+SWARM_ALWAYS = ("advance",)
+#: a swarm example's length is drawn uniformly from this range (mean 110, as long as a
+#: Hypothesis example of certify's default 50 steps at most twice over)
+SWARM_ACTIONS = (20, 200)
+#: the chance that a swarm mix keeps a rule
+SWARM_KEEP = 0.5
+#: the chance that a kept rule also narrows its arguments (each field to a random subset of
+#: its values: a few pages, CPUs, files, scheduling picks, so that operations collide)
+SWARM_ARGS = 0.5
+
+
+class Swarm:
+    """Swarm testing (Groce et al., ISSTA 2012) over the walk's rules.
+
+    One uniform rule mix spreads the schedule over everything, so a race that needs
+    two particular operations in flight together and few others is rare. Each swarm
+    example draws its own *mix* first: every rule is kept with probability 1/2
+    (:data:`SWARM_ALWAYS` always), then the example walks only the kept rules, with
+    a length drawn from :data:`SWARM_ACTIONS`. Everything is drawn from the example's
+    seed, so ``(protocol, config, strict, seed)`` still decides the example.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> sw = Swarm(rules_for(load_protocol("linux")))
+        >>> mix, n = sw.draw(random.Random(5))
+        >>> "advance" in mix.names and 20 <= n <= 200
+        True
+    """
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+
+    def draw(self, rnd: random.Random) -> tuple:
+        """(rules of the mix, length) for one example, drawn from ``rnd``."""
+        rules = self.rules
+        names = rules.names
+        keep = [n in SWARM_ALWAYS or rnd.random() < SWARM_KEEP for n in names]
+        if not any(k for n, k in zip(names, keep) if n not in SWARM_ALWAYS):
+            keep = [True] * len(names)  # a mix of advance alone starts nothing
+        entries = []
+        for k, (fn, kwargs, idx), (argn, fields) in zip(keep, rules.entries, rules.fields):
+            if not k:
+                continue
+            if rnd.random() < SWARM_ARGS:
+                kwargs = [dict(zip(argn, combo)) for combo in
+                          itertools.product(*[_some_values(f, rnd) for f in fields])]
+            entries.append((fn, kwargs, idx))
+        mix = copy.copy(rules)
+        mix.names = tuple(n for n, k in zip(names, keep) if k)
+        mix.entries = entries
+        mix._enabled = {}
+        return mix, rnd.randint(*SWARM_ACTIONS)
+
+
+def _some_values(fields: tuple, rnd: random.Random) -> list:
+    """A random subset of one argument's values, each field's values kept with probability
+    1/2 (at least one): for a ``code()`` argument (fields = radices) the codes whose every
+    field is in its subset, else (fields = ``(values,)``) a subset of the values."""
+    if len(fields) == 1 and isinstance(fields[0], tuple):
+        vals = fields[0]
+        return [v for v in vals if rnd.random() < 0.5] or [vals[int(rnd.random() * len(vals))]]
+    codes = [0]
+    place = 1
+    for r in fields:
+        digits = [d for d in range(r) if rnd.random() < 0.5] or [int(rnd.random() * r)]
+        codes = [c + d * place for d in digits for c in codes]
+        place *= r
+    return sorted(codes)
+
+
+_SWARMS: dict = {}
+
+
+def swarm_for(proto_cls, cfg: MachineConfig = DEFAULT) -> Swarm:
+    """The :class:`Swarm` over :func:`rules_for` ``cfg``, built once per process."""
+    sw = _SWARMS.get(cfg)
+    if sw is None:
+        sw = _SWARMS[cfg] = Swarm(rules_for(proto_cls, cfg))
+    return sw
 
 
 class Example:
@@ -177,12 +272,14 @@ class Example:
 
 
 def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, seed: int = 0,
-                n: int = ACTIONS_PER_EXAMPLE, rules: Rules | None = None) -> Example:
+                n: int = ACTIONS_PER_EXAMPLE, rules: Rules | None = None,
+                swarm: bool = False) -> Example:
     """One example: ``Machine(proto_cls, cfg, strict)``, ``n`` walk steps, ``Driver.teardown()``.
 
     Deterministic: the same (protocol, config, strict, seed, n) gives the same
     ``machine.actions``. ``rules`` (built for ``cfg``) saves rebuilding them per
-    example. An exception that is not a :class:`Failure` comes from the model (a
+    example. ``swarm``: the example draws its own rule mix and length from ``seed``
+    first (:class:`Swarm`; ``n`` and ``rules`` are then ignored): what certify runs. An exception that is not a :class:`Failure` comes from the model (a
     protocol's own exceptions are ProtocolErrors already), so it is returned as
     a :class:`ModelError`.
 
@@ -194,12 +291,15 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
         >>> a.steps == b.steps == 30, a.machine.actions == b.machine.actions
         (True, True)
     """
+    rnd = random.Random(seed)
+    if swarm:
+        rules, n = swarm_for(proto_cls, cfg).draw(rnd)
     rules = rules or rules_for(proto_cls, cfg)
     stats = Stats()
     m = Machine(proto_cls, cfg, strict)
     d = Driver(m)
     try:
-        walk(rules, Shim(d, stats), random.Random(seed).random, n)
+        walk(rules, Shim(d, stats), rnd.random, n)
         d.teardown()
     except Failure as f:
         return Example(stats.steps, f, m)
@@ -290,7 +390,7 @@ def by_start_position(cls, cfg, strict, actions) -> list:
     return out + [(n, tuple(a)) for n, a in actions[len(out):]]
 
 
-def shrink(failure: Failure, seconds: float = 3.0, same=None) -> Failure:
+def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | None = None) -> Failure:
     """A failure with fewer actions that fails the same way, found within ``seconds``.
 
     Greedy delta debugging over the failing run's actions: try to remove chunks
@@ -298,7 +398,9 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None) -> Failure:
     single actions removes nothing), keeping a candidate only if it still fails
     and ``same(candidate)`` equals ``same(failure)`` (default: the rule). A
     candidate is cut after the action where it failed. Any exception that is
-    not a :class:`Failure` means "does not reproduce". The result is checked
+    not a :class:`Failure` means "does not reproduce". ``max_runs`` caps the candidates
+    tried instead of (or as well as) the clock: with ``seconds=math.inf`` the result
+    depends on the failure alone (what certify uses). The result is checked
     with :func:`conformance.reproducer.replay_actions`, so its
     ``machine.actions`` are a reproducer; if that check fails (it should not),
     the original failure is returned.
@@ -322,17 +424,23 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None) -> Failure:
     keep = list(range(len(actions)))
     best = failure
 
+    runs = [0]
+
+    def spent() -> bool:
+        return time.monotonic() >= deadline or (max_runs is not None and runs[0] >= max_runs)
+
     def attempt(cand):
+        runs[0] += 1
         f, done = run_positions(cls, cfg, strict, actions, cand)
         if f is not None and f.rule == failure.rule and same(f) == want:
             return f, cand[:done + 1]
         return None, None
 
     chunk = max(1, len(keep) // 2)
-    while time.monotonic() < deadline:
+    while not spent():
         removed = False
         i = 0
-        while i < len(keep) and time.monotonic() < deadline:
+        while i < len(keep) and not spent():
             f, cut = attempt(keep[:i] + keep[i + chunk:])
             if f is not None:
                 best, keep, removed = f, cut, True

@@ -76,7 +76,9 @@ def code(radices):
     n = 1
     for r in radices:
         n *= r
-    return st.integers(0, n - 1)
+    s = st.integers(0, n - 1)
+    s.radices = tuple(radices)  # the fields, for the raw walk's swarm (conformance.walk.Swarm)
+    return s
 
 
 def decode(x: int, radices) -> tuple:

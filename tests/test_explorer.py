@@ -181,7 +181,7 @@ def test_explore_command(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL: S3" in r.stdout and "shortest counterexample: 3 choices" in r.stdout
     assert "step CPU0" in r.stdout  # the per-CPU timeline
-    saved = list(tmp_path.iterdir())
+    saved = sorted(tmp_path.glob("*.json"))  # the reproducer (its picture lies beside it)
     assert len(saved) == 1
     rr = _cli("replay", str(saved[0]))
     assert rr.returncode == 1 and "S3" in rr.stdout

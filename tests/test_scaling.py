@@ -22,9 +22,12 @@ from conformance.database import campaign_key
 from conformance.errors import UsageError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: a historical bug (S3) that this seed finds in chunk 2 of 10 examples each (chunks 0 and 1
-#: pass), shrunk to 4 actions, in about 3 s
-MUTANT, MUTANT_SEED, CHUNK = "linux_4_3", 2, 10
+#: a historical bug (S3) that this seed finds in chunk 2 of 3 walk examples each (chunks 0
+#: and 1 pass), shrunk to 3 actions; and, with the Hypothesis engine, in chunk 2 of 10
+#: Hypothesis examples each
+MUTANT, MUTANT_SEED, CHUNK, HYP_CHUNK = "linux_4_3", 2, 3, 10
+#: a seed whose first 3 examples pass under each engine
+PASSING_SEED = {"walk": 5, "hypothesis": 7}
 MUTANT_ARGS = ["--seed", str(MUTANT_SEED), "--examples", "300", "--chunk", str(CHUNK),
                "--database", "none"]
 
@@ -190,11 +193,26 @@ def test_a_chunk_files_its_examples_under_the_protocol_and_config_key():
     """Guards the Hypothesis internals conformance.database.keyed relies on: a failing chunk
     saves under campaign_key, not under a digest that ignores the config."""
     key = campaign_key(MUTANT, DEFAULT, False)
-    r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(2, chunk_seed(MUTANT_SEED, 2), CHUNK),
-                      time.time(), key=key, saved={}))
+    r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(2, chunk_seed(MUTANT_SEED, 2), HYP_CHUNK),
+                      time.time(), key=key, saved={}, engine="hypothesis"))
     assert r.found and r.log
     assert {k for _op, k, _v in r.log} <= {key, key + b".secondary", key + b".pareto"}
     assert any(op == "save" and k == key for op, k, _v in r.log)
+
+
+def test_a_walk_chunk_files_its_failing_run_under_the_key():
+    """The walk engine saves the minimized failing run (its actions, as in a reproducer)
+    under campaign_key + .actions, and a chunk 0 given that entry replays it first."""
+    import json
+    key = campaign_key(MUTANT, DEFAULT, False)
+    r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(2, chunk_seed(MUTANT_SEED, 2), CHUNK),
+                      time.time(), key=key, saved={}))
+    assert r.found and r.log == (("save", key + b".actions", r.log[0][2]),)
+    assert json.loads(r.log[0][2]) == json.loads(json.dumps(r.found[0][1]))
+    again = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(0, chunk_seed(PASSING_SEED["walk"], 0),
+                                                             CHUNK), time.time(), key=key,
+                          saved={key + b".actions": [r.log[0][2]]}))
+    assert again.found and again.examples == 1 and again.found[0][1] == r.found[0][1]
 
 
 def test_each_protocol_and_config_has_its_own_key():
@@ -205,23 +223,28 @@ def test_each_protocol_and_config_has_its_own_key():
     assert len(keys) == 4
 
 
-def _replayed_first(database) -> None:
+def _replayed_first(database, engine: str = "walk") -> None:
     """Run 1 finds the mutant's failure and saves it; run 2 (another seed, a budget of 3
     examples) replays it in its first chunk; the same run 2 without the database does not."""
-    first = certify(MUTANT, budget_s=None, max_examples=300, seed=MUTANT_SEED, chunk=CHUNK,
-                    database=database)
+    chunk = CHUNK if engine == "walk" else HYP_CHUNK
+    first = certify(MUTANT, budget_s=None, max_examples=300, seed=MUTANT_SEED, chunk=chunk,
+                    database=database, engine=engine)
     assert first.failures and first.replayed == 0
-    without = certify(MUTANT, budget_s=None, max_examples=3, seed=7, database=None)
+    seed = PASSING_SEED[engine]
+    without = certify(MUTANT, budget_s=None, max_examples=3, seed=seed, database=None,
+                      engine=engine)
     assert without.passed  # 3 fresh examples do not find it
-    second = certify(MUTANT, budget_s=None, max_examples=3, seed=7, database=database)
+    second = certify(MUTANT, budget_s=None, max_examples=3, seed=seed, database=database,
+                     engine=engine)
     assert second.replayed >= 1
     assert second.failing_chunk == 0
     assert second.failure.rule == first.failure.rule
     assert second.failure.machine.actions == first.failure.machine.actions
 
 
-def test_directory_database_replays_a_failure_first(tmp_path):
-    _replayed_first(str(tmp_path / "examples"))
+@pytest.mark.parametrize("engine", ["walk", "hypothesis"])
+def test_directory_database_replays_a_failure_first(tmp_path, engine):
+    _replayed_first(str(tmp_path / "examples"), engine)
 
 
 def test_in_memory_database_keeps_runs_of_other_configs_apart():

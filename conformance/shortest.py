@@ -1,0 +1,259 @@
+"""Shrunk is shortest: a failing run's operations as a threaded litmus scenario, explored.
+
+Delta debugging (:func:`conformance.walk.shrink`) removes actions until none can go,
+but it keeps the order the random schedule happened to take; a shorter interleaving
+of the same operations may exist. This module turns the failing run into a
+*threaded* litmus scenario (``docs/litmus.md``, "Threads") and lets the explorer
+(:mod:`conformance.explorer`) find the shortest interleaving of it, breadth first:
+
+* every operation a CPU started (a syscall, reclaim, migration, writeback, write())
+  and every user access it made, and its context switches, become that CPU's
+  ``thread`` program, in the order the CPU ran them (a CPU runs one thing at a time,
+  so that order is fixed; ``advance`` actions are dropped: the explorer schedules);
+* the other consumer's allocations and frees become a ``thread consumer`` program;
+* TLB fills and evictions become ``hw`` events the explorer may fire at any point, as
+  often as the run fired them (an eviction by the page it evicted, if that page
+  belonged to the CPU's loaded mm: the only kind a ``hw`` line can name);
+* frames are literal (``pfnK``): the machine boots the same way every time.
+
+The run's own schedule is one of the interleavings explored, so the explorer finds a
+counterexample at most as long (counted in machine actions: each explorer choice is
+one action). It keeps only a counterexample that violates the same rule and replays
+from its actions alone; otherwise the delta-debugged failure stands.
+
+Example::
+
+    >>> from conformance.registry import load_protocol
+    >>> from conformance.reproducer import replay_actions
+    >>> from conformance.config import DEFAULT
+    >>> acts = [("reclaim", (0, (4,))), ("munmap", (1, 2, 1)), ("advance", (1,)),
+    ...         ("advance", (0,)), ("advance", (0,))]
+    >>> f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, acts)
+    >>> print(litmus_text(f, "linux_4_3").split("thread", 1)[1])   # doctest: +ELLIPSIS
+     CPU0
+    reclaim R0 pfn4
+    ...
+"""
+from __future__ import annotations
+
+import attrs
+
+from .config import DEFAULT
+from .errors import Failure, UsageError
+
+#: the explorer's state cap when it looks for the shortest interleaving (deterministic, unlike
+#: a time cap; about a second or two of exploring at litmus sizes)
+SHORTEST_MAX_STATES = 3000
+
+#: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
+_OP_VERBS = {"reclaim": "R", "migrate": "G", "munmap": "U", "mmap": "M", "mprotect": "P",
+             "write": "W", "writeback": "B", "madvise": "A", "mremap": "X"}
+
+
+class NotExpressible(Exception):
+    """The run did something a litmus thread cannot say (an explicit ``fault`` action)."""
+
+
+def _op_line(name: str, args: tuple, label: str) -> str:
+    a = args[1:]
+    if name in ("reclaim", "migrate"):
+        line = f"{name} {label} " + " ".join(f"pfn{f}" for f in a[0])
+        if name == "reclaim" and len(a) > 1 and a[1]:
+            line += " nested " + " ".join(f"pfn{f}" for f in a[1])
+        return line
+    if name == "munmap":
+        return f"munmap {label} v{a[0]} {a[1]}"
+    if name == "mprotect":
+        return f"mprotect {label} v{a[0]} {a[1]} {'rw' if a[2] else 'ro'}"
+    if name == "mmap":
+        start, n, file, writable, fixed = a
+        kind = "anon" if file is None else f"file{file}"
+        return f"mmap {label} v{start} {n} {kind} {'rw' if writable else 'ro'}" + \
+            (" fixed" if fixed else "")
+    if name == "write":
+        return f"filewrite {label} file{a[0]} {a[1]}"
+    if name == "writeback":
+        return f"writeback {label} file{a[0]} {a[1]}"
+    if name == "madvise":
+        return f"madvise {label} v{a[0]} {a[1]} {a[2]}"
+    if name == "mremap":
+        return f"mremap {label} v{a[0]} {a[1]} v{a[2]}"
+    raise NotExpressible(name)
+
+
+def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
+    """(threads, consumer program, hw events) of a run: ``{cpu: [line]}``, ``[line]``,
+    ``{(cpu, "fill"|"evict", vpage): count}``, found by replaying ``actions`` once.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> th, cons, hw = threads_of(load_protocol("linux"), DEFAULT, False,
+        ...                           [("evict", (0, 1)), ("fill", (0, 1)), ("munmap", (1, 2, 1)),
+        ...                            ("advance", (0,))])
+        >>> th, cons, hw
+        ({1: ['munmap U0 v2 1']}, [], {(0, 'evict', 1): 1, (0, 'fill', 1): 1})
+    """
+    from .machine import Machine
+
+    m = Machine(proto_cls, cfg, strict=strict)
+    threads: dict = {}
+    consumer: list = []
+    hw: dict = {}
+    count = 0
+    try:
+        for name, args in actions:
+            args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+            if name == "advance":
+                m.advance(*args)
+            elif name == "fill":
+                cpu, vp = args
+                c = m.tlbs.cpus[cpu]
+                cached = m.tlbs.lookup(c, c.loaded_mm.id, vp) is not None
+                if m.fill(cpu, vp) and not cached:  # a fill over a cached entry changes nothing
+                    k = (cpu, "fill", vp)
+                    hw[k] = hw.get(k, 0) + 1
+            elif name == "evict":
+                cpu, index = args
+                c = m.tlbs.cpus[cpu]
+                keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+                m.evict(cpu, index)
+                if keys:
+                    mm_id, vp = keys[index % len(keys)]
+                    if mm_id == c.loaded_mm.id:
+                        k = (cpu, "evict", vp)
+                        hw[k] = hw.get(k, 0) + 1
+            elif name == "user_access":
+                cpu, vp, write = args
+                threads.setdefault(cpu, []).append(f"{'write' if write else 'read'} v{vp}")
+                m.user_access(cpu, vp, write)
+            elif name == "switch_mm":
+                threads.setdefault(args[0], []).append(f"switch mm{args[1]}")
+                m.switch_mm(*args)
+            elif name in ("consumer_alloc", "consumer_free"):
+                consumer.append(f"consumer {name[9:]}")
+                getattr(m, name)()
+            elif name in _OP_VERBS:
+                label = f"{_OP_VERBS[name]}{count}"
+                count += 1
+                threads.setdefault(args[0], []).append(_op_line(name, args, label))
+                getattr(m, name)(*args)
+            else:
+                raise NotExpressible(name)
+    except Failure:
+        pass
+    return threads, consumer, hw
+
+
+def litmus_text(failure: Failure, protocol: str, doc: str = "") -> str:
+    """The failing run of ``failure`` as a threaded litmus file (no prologue: the machine
+    boots as configured), expecting ``failure.rule`` under ``protocol``.
+
+    :class:`NotExpressible` if the run has an action a thread cannot say.
+    """
+    m = failure.machine
+    threads, consumer, hw = threads_of(type(m.proto), m.cfg, m.oracle.strict, m.actions)
+    diff = [f"{f.name}={str(getattr(m.cfg, f.name)).lower()}" for f in attrs.fields(type(m.cfg))
+            if getattr(m.cfg, f.name) != getattr(DEFAULT, f.name)]
+    out = [f"name   {protocol}-{failure.rule}-shortest"]
+    for line in (doc or "the operations of a failing certify run; the explorer finds their "
+                 "shortest interleaving").splitlines():
+        out.append(f"doc    {line}")
+    if diff:
+        out.append("config " + " ".join(diff))
+    out.append(f"expect {protocol} {failure.rule}")
+    out.append("# other protocols' verdicts on this file were not computed")
+    for cpu in sorted(threads):
+        out.append("")
+        out.append(f"thread CPU{cpu}")
+        out.extend(threads[cpu])
+    if consumer:
+        out.append("")
+        out.append("thread consumer")
+        out.extend(consumer)
+    if hw:
+        out.append("")
+    for (cpu, what, vp), n in sorted(hw.items()):
+        out.append(f"hw CPU{cpu} {what} v{vp}" + (f" {n}" if n > 1 else ""))
+    return "\n".join(out) + "\n"
+
+
+def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
+    """``(failure, litmus text, proven)``: the explorer's shortest interleaving of
+    ``failure``'s operations if it is shorter (fewer machine actions), violates the same
+    rule and replays from its actions; else ``failure`` itself. The text is the scenario
+    explored (None when the run cannot be written as one); ``proven``: the breadth-first
+    search reached the returned length with the same rule, so no interleaving of these
+    operations fails sooner.
+
+    Deterministic: the explorer is breadth first in a fixed order and capped by states.
+    """
+    from .explorer import explore
+    from .litmus import parse
+    from .reproducer import replay_actions
+
+    m = failure.machine
+    if m is None:
+        return failure, None, False
+    cls = type(m.proto)
+    name = getattr(cls, "name", cls.__name__)
+    try:
+        text = litmus_text(failure, name)
+        sc = parse(text, f"<{name} shortest>")
+    except (NotExpressible, UsageError):
+        return failure, None, False
+    if not sc.threads:
+        return failure, text, False
+    res = explore(sc, cls, max_states=max_states, strict=m.oracle.strict)
+    f = res.failure
+    if f is None or f.machine is None or f.rule != failure.rule:
+        return failure, text, False
+    if len(f.machine.actions) >= len(m.actions):
+        return failure, text, len(f.machine.actions) == len(m.actions)
+    check = replay_actions(cls, m.cfg, m.oracle.strict, f.machine.actions)
+    if check is None or check.rule != failure.rule:
+        return failure, text, False
+    return check, text, True
+
+
+#: delta-debugging candidates tried per round (about 1 to 3 ms each)
+SHRINK_MAX_RUNS = 3000
+
+
+def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
+             max_states: int = SHORTEST_MAX_STATES, rounds: int = 3) -> tuple:
+    """``(failure, litmus text, proven)``: delta debugging (:func:`conformance.walk.shrink`,
+    capped by candidates, not time), then :func:`shortest`; again while the explorer's
+    interleaving let delta debugging remove more. ``proven`` as in :func:`shortest`, for
+    the failure returned; the text is its scenario.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> from conformance.walk import run_example
+        >>> ex = run_example(load_protocol("linux_4_3"), seed=4, swarm=True)   # doctest: +SKIP
+        >>> small, text, proven = minimize(ex.failure)                          # doctest: +SKIP
+        >>> len(small.machine.actions), proven                                 # doctest: +SKIP
+        (3, True)
+    """
+    import math
+
+    from .walk import shrink
+
+    best = shrink(failure, seconds=math.inf, max_runs=max_runs)
+    text, proven = None, False
+    for _ in range(rounds):
+        f, text, proven = shortest(best, max_states)
+        if f is best:
+            break
+        smaller = shrink(f, seconds=math.inf, max_runs=max_runs)
+        if len(smaller.machine.actions) == len(f.machine.actions):
+            return f, text, proven
+        best = smaller
+        text, proven = None, False
+    if text is None or not proven:
+        try:
+            text = litmus_text(best, getattr(type(best.machine.proto), "name", "protocol"))
+        except NotExpressible:
+            text = None
+    return best, text, proven
