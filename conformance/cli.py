@@ -30,12 +30,11 @@ import sys
 
 import attrs
 
-from .certify import default_jobs
-from .config import DEFAULT, MachineConfig
-from .database import PROFILES, profile, profile_spec
+# only what the parser needs: explore and litmus must start without importing Hypothesis
+# (tests/test_cli.py checks it); each command imports the rest itself
+from .config import CONFIG_SETS, DEFAULT, MachineConfig
+from .defaults import ACTIONS_PER_EXAMPLE, PROFILES, default_jobs
 from .errors import ModelError, UsageError
-from .soundness import CONFIG_SETS
-from .walk import ACTIONS_PER_EXAMPLE
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
@@ -65,6 +64,7 @@ def _config(pairs: list[str]) -> MachineConfig:
 
 def cmd_certify(args) -> int:
     from .certify import certify
+    from .database import profile, profile_spec
     from .registry import load_protocol
     from .report import certify_report
     from .reproducer import git_commit, save

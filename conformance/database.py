@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from .config import MachineConfig
+from .defaults import PROFILES
 from .errors import UsageError
 from .executors import first_line
 
@@ -45,7 +46,6 @@ DEFAULT_DIR = os.path.join(".hypothesis", "flushcheck")
 REDIS_ENV = "FLUSHCHECK_REDIS"
 #: the sub-keys Hypothesis files examples under, after the test's own key
 SUB_KEYS = (b"", b".secondary", b".pareto", b".actions")  # .actions: the walk engine's runs
-PROFILES = ("dev", "ci", "fleet")
 
 
 def campaign_key(protocol: str, cfg: MachineConfig, strict: bool) -> bytes:

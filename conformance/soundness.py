@@ -39,31 +39,13 @@ import time
 import attrs
 
 from .certify import require_count, require_seconds
-from .config import DEFAULT, MachineConfig
+from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure
 from .registry import load_protocol, protocol_names
 from .walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
 
 #: the protocols fuzzed by default, besides every module that declares ``CORRECT = True``
 ALWAYS = ("immediate", "linux")
-
-#: machine configs, by set name (``--config-set``); each is (name, MachineConfig)
-CONFIG_SETS = {
-    "default": (
-        ("default", DEFAULT),  # 3 CPUs: CPU0 and CPU2 share mm0 from boot
-        ("cpus2", attrs.evolve(DEFAULT, ncpus=2)),  # no third CPU: one task per mm
-        ("cpus4", attrs.evolve(DEFAULT, ncpus=4)),  # two CPUs per mm from boot
-        # three mms, three page-table pages each, 4 free frames after populate (boot_layout)
-        ("big", attrs.evolve(DEFAULT, ncpus=4, nmms=3, vpages=6, nframes=16, swap_slots=8,
-                             file_pages=3)),
-        ("empty", attrs.evolve(DEFAULT, populate=False)),  # every page faulted in by the walk
-    ),
-    "quick": (("default", DEFAULT),),
-}
-CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
-    ("ptl1", attrs.evolve(DEFAULT, ptes_per_table=4)),  # one PTL per mm
-    ("tight", attrs.evolve(DEFAULT, nframes=8)),  # 2 free frames: reuse at once
-)
 
 #: prefix of the key an O1-strict window is counted under (:func:`classify`)
 WINDOW = "window: "

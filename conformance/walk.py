@@ -27,13 +27,11 @@ import random
 import time
 
 from .config import DEFAULT, MachineConfig
+from .defaults import ACTIONS_PER_EXAMPLE
 from .errors import Failure, ModelError, UsageError
 from .machine import Machine
 from .reproducer import ACTIONS, replay_actions
 from .statemachine import Driver, Stats, conformance_machine
-
-#: actions per example (bench/steps.py measures with the same length)
-ACTIONS_PER_EXAMPLE = 80
 
 
 def strategy_values(strategy, where: str) -> tuple:

@@ -106,3 +106,18 @@ def test_zero_examples_is_never_a_pass():
     assert not res.passed
     text = certify_report(res, load_protocol("linux"), "abc", [])
     assert "PASS" not in text and "NO VERDICT: 0 examples ran" in text
+
+
+def test_explore_and_litmus_do_not_import_hypothesis(tmp_path):
+    """explore and litmus start fast: neither they nor the parser import Hypothesis (the
+    failing explore also saves its reproducer and picture)."""
+    for args, rc in ((["explore", "litmus/bug-2.7-lost-pending-flush.litmus", "--protocol",
+                       "linux_4_13", "--repro-dir", str(tmp_path)], 1),
+                     (["litmus", "--protocol", "linux"], 0)):
+        code = ("import sys\nfrom conformance.cli import main\n"
+                f"rc = main({args!r})\n"
+                "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'hypothesis')\n"
+                "assert not bad, bad[:5]\nsys.exit(rc)\n")
+        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == rc, r.stdout + r.stderr
