@@ -56,7 +56,10 @@ class Driver:
         return self.m.busy_cpus < self.m.cfg.ncpus
 
     def has_runnable(self) -> bool:
-        return any(op.runnable() for op in self.m.ops)
+        for op in self.m.ops:  # a loop, not any(genexpr): evaluated before every step
+            if op.runnable():
+                return True
+        return False
 
     def advance(self, i: int) -> None:
         run = self.m.runnable_ops()
@@ -303,7 +306,18 @@ def _rules(cfg: MachineConfig) -> dict:
     still shrinks toward the simplest choice of every field.
     """
     nc, nv = cfg.ncpus, cfg.vpages
-    dec = S.decode
+    tables: dict = {}  # radices -> every code's fields, decoded once (a step indexes it)
+
+    def dec(x: int, radices: tuple) -> tuple:
+        """:func:`strategies.decode` of ``x``, looked up in a table built on first use."""
+        t = tables.get(radices)
+        if t is None:
+            n = 1
+            for r in radices:
+                n *= r
+            t = tables[radices] = tuple(S.decode(i, radices) for i in range(n))
+        return t[x]
+
     CPU_VP_W = (nc, nv, 2)
     CPU_PICK = (nc, 8)
     BACKGROUND = (4, nc, 8)
