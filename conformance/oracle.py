@@ -146,22 +146,25 @@ class Oracle:
         loc = vma.location(vpage) if vma is not None else None
         if self.in_flight(mm_id, vpage, loc, e.frame, exclude):
             return
-        base = dict(cpus=(cpu_id,), mm=mm_id, vpage=vpage, frame=e.frame)
         if vma is None:
             self._fail("C1", f"CPU{cpu_id} caches mm{mm_id}:v{vpage} -> pfn{e.frame} but no VMA "
-                       "maps that address", expected="no entry", observed=repr(e), **base)
+                       "maps that address", expected="no entry", observed=repr(e),
+                       **_where(cpu_id, mm_id, vpage, e))
         if e.writable and not vma.writable:
             self._fail("C1", f"CPU{cpu_id} caches a writable entry for mm{mm_id}:v{vpage} in a "
-                       "read-only VMA", expected="read-only", observed=repr(e), **base)
+                       "read-only VMA", expected="read-only", observed=repr(e),
+                       **_where(cpu_id, mm_id, vpage, e))
         exp = self.expected.get(loc, 0)
         got = self.m.mem.value[e.frame]
         if got != exp:
             self._fail("C1", f"CPU{cpu_id} caches mm{mm_id}:v{vpage} -> pfn{e.frame}, which holds "
-                       f"{got}, but {_loc(loc)} is {exp}", expected=exp, observed=got, **base)
+                       f"{got}, but {_loc(loc)} is {exp}", expected=exp, observed=got,
+                       **_where(cpu_id, mm_id, vpage, e))
         if e.writable and self.backing(mm, vpage, loc) != e.frame:
             self._fail("C1", f"CPU{cpu_id} caches a writable entry mm{mm_id}:v{vpage} -> pfn{e.frame} "
                        f"but {_loc(loc)} is backed by {self.backing(mm, vpage, loc)}",
-                       expected=self.backing(mm, vpage, loc), observed=e.frame, **base)
+                       expected=self.backing(mm, vpage, loc), observed=e.frame,
+                       **_where(cpu_id, mm_id, vpage, e))
 
     def backing(self, mm, vpage: int, loc):
         """The frame that currently backs a location (PTE for anon, page cache for file)."""
@@ -225,6 +228,11 @@ class Oracle:
                    f"({'no VMA' if vma is None else 'read-only VMA'})",
                    cpus=(cpu_id,), mm=mm.id, vpage=vpage, frame=frame,
                    expected="fault", observed="write succeeded")
+
+
+def _where(cpu_id: int, mm_id: int, vpage: int, e) -> dict:
+    """A C1 violation's fields: built only when one is reported (check_entry runs every step)."""
+    return dict(cpus=(cpu_id,), mm=mm_id, vpage=vpage, frame=e.frame)
 
 
 def _loc(loc) -> str:
