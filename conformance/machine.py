@@ -233,6 +233,12 @@ class Machine:
                 return
         raise UsageError(f"no operation {op_id} in flight")
 
+    def advance_runnable(self, op: Op) -> None:
+        """:meth:`advance` of an operation the caller just found runnable in ``self.ops``
+        (the driver's and drain's schedule): the same action, without searching for it."""
+        self._action("advance", (op.id,))
+        self._step(op)
+
     def fault(self, cpu: int, vpage: int, write: bool) -> Op:
         """Start ``handle_mm_fault`` on ``cpu`` for its loaded mm (normally via :meth:`user_access`)."""
         self._action("fault", (cpu, vpage, write))
@@ -329,7 +335,7 @@ class Machine:
             run = self.runnable_ops()
             if not run:
                 raise ModelError("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}" for o in self.ops))
-            self.advance(run[0].id)
+            self.advance_runnable(run[0])
             n += 1
             if n > limit:
                 raise self._protocol_error("operations did not finish while draining")

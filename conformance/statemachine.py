@@ -64,7 +64,7 @@ class Driver:
     def advance(self, i: int) -> None:
         run = self.m.runnable_ops()
         if run:
-            self.m.advance(run[i % len(run)].id)
+            self.m.advance_runnable(run[i % len(run)])
 
     def access(self, cpu: int, vpage: int, write: bool) -> None:
         c = self._idle(cpu)
