@@ -175,11 +175,16 @@ class Oracle:
 
     def check_mappings_of(self, loc, exclude=None) -> None:
         """C1 for every entry of every address that maps ``loc``."""
+        anon = loc[0] == "a"
+        ident, index = loc[1], loc[2]
+        entries_for = self.m.tlbs.entries_for
         for mm in self.m.mms:
-            for vma in mm.vmas:
-                vp = vma.vpage_of(loc)
-                if vp is not None:
-                    for cpu, e in self.m.tlbs.entries_for(mm.id, vp):
+            for vma in mm.vmas:  # Vma.vpage_of, inlined: this runs after every user write
+                if (vma.anon_id if anon else vma.file) != ident:
+                    continue
+                vp = vma.start + index - vma.pgoff
+                if vma.start <= vp < vma.end:
+                    for cpu, e in entries_for(mm.id, vp):
                         self.check_entry(cpu.id, mm.id, vp, e, exclude)
 
     def check_frame(self, frame: int, exclude=None) -> None:
