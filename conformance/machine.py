@@ -516,14 +516,27 @@ def _vrange(start: int, npages: int) -> str:
     return f"v{start}..v{start + npages - 1}"
 
 
+#: protocol class -> :func:`_protocol_files` (every Machine asks; the answer never changes
+#: once every class of the MRO has its module in sys.modules)
+_PROTO_FILES: dict = {}
+
+
 def _protocol_files(proto_cls) -> frozenset:
+    got = _PROTO_FILES.get(proto_cls)
+    if got is not None:
+        return got
     files = set()
+    complete = True
     for c in proto_cls.__mro__:
         mod = sys.modules.get(c.__module__)
+        complete = complete and mod is not None
         f = getattr(mod, "__file__", None)
         if f and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
             files.add(os.path.abspath(f))
-    return frozenset(files)
+    got = frozenset(files)
+    if complete:
+        _PROTO_FILES[proto_cls] = got
+    return got
 
 
 def _raised_in(exc: BaseException, files: frozenset) -> bool:
