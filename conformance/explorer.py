@@ -398,7 +398,8 @@ def _fp_op(m, op) -> tuple:
         if fr is None:
             break
         frames.append((fr.f_code.co_name, fr.f_lasti,
-                       tuple((k, _fp(v)) for k, v in fr.f_locals.items() if k != "self")))
+                       tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
+                              for k, v in fr.f_locals.items() if k != "self"])))
         g = g.gi_yieldfrom
     tlbs = m.tlbs
     oracle = (tuple(sorted(op.touched_vps)), tuple(sorted(op.touched_locs, key=repr)),
@@ -429,9 +430,55 @@ def _slots(cls) -> tuple:
 _ATOMS = (int, str, bool, float, type(None), bytes)
 #: referenced, never descended into: the machine's big parts and the things that run it
 _OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "Memory", "Registry"})
+#: the exact types of :data:`_ATOMS`, tested first (most values are ints and strings)
+_ATOM_TYPES = frozenset(_ATOMS)
+#: type -> (name, slots) of the plain slotted classes (PTEs, TLB entries, VMAs, locks...):
+#: those :func:`_fp` reaches its slots branch for whatever ``top`` is, found on first sight
+_PLAIN: dict = {}
+#: type -> name of the plain classes without slots whose instances :func:`_fp` reads
+#: through ``__dict__`` (protocol objects and their per-task and per-mm state)
+_PLAIN_DICT: dict = {}
+#: type -> what :func:`_fp` returns for its instances when not ``top``: a name (opaque parts,
+#: callables), or (tag,) for a reference by id (operations, mms, CPUs)
+_REF: dict = {}
+
+
+def _cacheable(t) -> bool:
+    """Whether :func:`_fp`'s branch for an instance of ``t`` can be remembered for the type:
+    plain attribute lookup, so ``callable``/``hasattr`` answer the same for every instance."""
+    return t.__getattribute__ is object.__getattribute__ and not hasattr(t, "__getattr__")
 
 
 def _fp(x, top: bool = False):
+    t = type(x)
+    if t in _ATOM_TYPES:  # fast paths, the same results as the chain below
+        return x
+    atoms = _ATOM_TYPES  # below, an atom is taken as it is without a call of _fp
+    if t is tuple or t is list:
+        return tuple([v if type(v) in atoms else _fp(v) for v in x])
+    if t is dict:
+        return tuple([(k if type(k) in atoms else _fp(k), v if type(v) in atoms else _fp(v))
+                      for k, v in x.items()])
+    if not top:
+        ref = _REF.get(t)
+        if ref is not None:
+            return ref if ref.__class__ is str else (ref[0], x.id)
+    plain = _PLAIN.get(t)
+    if plain is not None:
+        name, slots = plain
+        out = [name]
+        ranks = _RANKS is not None
+        for s in slots:
+            if s == "inst" and ranks:
+                out.append(_inst(x.inst))
+            else:
+                v = getattr(x, s, None)
+                out.append(v if type(v) in atoms else _fp(v))
+        return tuple(out)
+    name = _PLAIN_DICT.get(t)
+    if name is not None:
+        return (name,) + tuple([(k, v if type(v) in atoms else _fp(v))
+                                for k, v in sorted(x.__dict__.items()) if k != "arch"])
     if isinstance(x, _ATOMS):
         return x
     if isinstance(x, (tuple, list)):
@@ -441,13 +488,22 @@ def _fp(x, top: bool = False):
     if isinstance(x, (set, frozenset)):
         return ("set",) + tuple(sorted((_fp(v) for v in x), key=repr))
     name = type(x).__name__
+    cache = _cacheable(t)
     if name == "Op":
+        if cache:
+            _REF[t] = ("op",)
         return ("op", x.id)
     if name == "Mm" and not top:
+        if cache:
+            _REF[t] = ("mm",)
         return ("mm", x.id)
     if name == "Cpu" and not top:
+        if cache:
+            _REF[t] = ("cpu",)
         return ("cpu", x.id)
     if name in _OPAQUE or callable(x) and not hasattr(x, "__next__"):
+        if cache:
+            _REF[t] = name
         return name
     if isinstance(x, types.GeneratorType):
         return "generator"
@@ -458,9 +514,13 @@ def _fp(x, top: bool = False):
             return name
     slots = _slots(type(x))
     if slots:
+        if name not in ("Mm", "Cpu") and cache:
+            _PLAIN[t] = (name, slots)  # nothing above depended on this instance or on top
         return (name,) + tuple(_inst(x.inst) if s == "inst" and _RANKS is not None
                                else _fp(getattr(x, s, None)) for s in slots)
     d = getattr(x, "__dict__", None)
     if d is not None:
+        if name not in ("Mm", "Cpu") and cache:
+            _PLAIN_DICT[t] = name  # as _PLAIN: the same branch for every instance
         return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in ("arch",))
     return name
