@@ -56,6 +56,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from .config import DEFAULT, MachineConfig
+from .coverage import counted_class, merge, tally
 from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
 from .errors import Failure, UsageError
@@ -98,6 +99,12 @@ class Result:
     #: explorer showed that no interleaving of them fails sooner
     litmus: str | None = None
     proven: bool = False
+    #: examples per chunk (the unit of work), and actions per example (``--steps``)
+    chunk: int = 0
+    steps_per_example: int = 50
+    #: what the chunks counted exercised, summed (conformance/coverage.py: hooks per path,
+    #: race windows, the oracle's checks per rule)
+    counts: dict = attrs.Factory(dict)
 
     @property
     def failure(self) -> Failure | None:
@@ -229,10 +236,12 @@ def _cap_shrinking(seconds: float) -> None:
 
 
 def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300,
-              database=None, key: bytes | None = None):
+              database=None, key: bytes | None = None, counts: dict | None = None):
     """One chunk. Returns (examples, steps, [failures], seconds to first failure, program).
 
     ``database``/``key``: replay the examples saved under ``key`` first, save new ones.
+    ``counts``: a dict the examples' coverage and checks are summed into (shrinking's
+    examples included: they ran).
     """
     _cap_shrinking(shrink_s)
     stats = Stats()
@@ -264,6 +273,9 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
         failures = all_failures(exc)
         if not failures:
             raise
+    finally:
+        if counts is not None:
+            merge(counts, stats.counts)
     return stats.examples, stats.steps, failures, first.get("t"), "\n".join(program)
 
 
@@ -304,6 +316,8 @@ class ChunkResult:
     #: whether the explorer showed no interleaving of them fails in fewer actions
     litmus: str | None = None
     proven: bool = False
+    #: coverage and the oracle's checks, summed over the chunk's examples
+    counts: dict = attrs.Factory(dict)
 
 
 @contextlib.contextmanager
@@ -348,7 +362,7 @@ ENGINES = tuple(DEFAULT_CHUNK)
 
 
 def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None = None,
-                   key: bytes | None = None) -> tuple:
+                   key: bytes | None = None, counts: dict | None = None) -> tuple:
     """One chunk of the raw swarm walk. Returns (examples, steps, [failures], seconds to first
     failure, (litmus text of the failure's scenario, proven shortest), database writes).
 
@@ -357,7 +371,9 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     ``swarm=True`` under the ``k``-th 64-bit draw of ``random.Random(chunk.seed)``, so the
     chunk is its seed. The first failure ends the chunk and is minimized
     (:func:`conformance.shortest.minimize`: delta debugging, then the explorer's shortest
-    interleaving of its operations), all capped by counts, never by the clock.
+    interleaving of its operations), all capped by counts, never by the clock. ``counts``:
+    a dict each example's coverage and checks are summed into (the replayed saved runs and
+    the minimization are not counted).
 
     Example::
 
@@ -375,6 +391,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     from .walk import swarm_for
 
     swarm_for(cls, cfg)  # build the rules before the clock matters
+    counted = counted_class(cls) if counts is not None else cls  # coverage: hooks, windows
     examples = nsteps = 0
     failure = None
     if chunk.index == 0 and key is not None:
@@ -391,11 +408,13 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     rnd = random.Random(chunk.seed)
     k = 0
     while failure is None and k < chunk.examples:
-        ex = _walk_example(cls, cfg, strict, steps, rnd.getrandbits(64))
+        ex = _walk_example(counted, cfg, strict, steps, rnd.getrandbits(64))
         examples += 1
         k += 1
         nsteps += ex.steps
         failure = ex.failure
+        if counts is not None:
+            tally(ex.machine, counts)
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0
@@ -426,12 +445,13 @@ def run_task(task: Task) -> ChunkResult:
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk
+    counts: dict = {}
     if task.engine == "walk":
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
-            cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key)
+            cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
         found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
                       for f in failures)
-        return ChunkResult(c.index, ex, st, found, tf, "", log, text, proven)
+        return ChunkResult(c.index, ex, st, found, tf, "", log, text, proven, counts)
     db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
         # on a Dask worker the event loop's thread draws from the global `random` while a
@@ -440,10 +460,11 @@ def run_task(task: Task) -> ChunkResult:
                                 HypothesisDeprecationWarning)
         ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
                                                c.examples, c.seed, t0, shrink_s=task.shrink_s,
-                                               database=db, key=task.key)
+                                               database=db, key=task.key, counts=counts)
     found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
                   for f in failures)
-    return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else ())
+    return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else (),
+                       counts=counts)
 
 
 def _protocol_ref(cls):
@@ -480,7 +501,8 @@ def _budget_check(budget_s, max_examples) -> None:
 def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: bool = False,
             cfg: MachineConfig = DEFAULT, chunk: int | None = None, steps: int = 50,
             max_examples: int | None = None, jobs: int = 1, scheduler: str | None = None,
-            database=None, workers: Workers | None = None, engine: str = "walk") -> Result:
+            database=None, workers: Workers | None = None, engine: str = "walk",
+            progress=None) -> Result:
     """Fuzz one protocol for ``budget_s`` seconds and/or ``max_examples`` examples.
 
     ``jobs`` local worker processes run the chunks, or the workers of the Dask
@@ -493,6 +515,10 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     a vacuous verdict (zero or negative, NaN, infinite) is a :class:`UsageError`.
     A run may still end with zero examples (a budget smaller than the workers'
     start-up): its ``passed`` is False, never a PASS.
+
+    ``progress(results, busy)``, if given, is called whenever a chunk is submitted or
+    finishes: ``results`` maps the finished chunks' indices to their :class:`ChunkResult`,
+    ``busy`` is how many chunks are running (what the CLI's progress line shows).
 
     Example::
 
@@ -514,7 +540,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
                  jobs=jobs, max_examples=max_examples,
                  database=None if db is None else describe(db), engine=engine,
-                 replayed=saved_count(saved, key, WALK_SUB_KEY if engine == "walk" else b""))
+                 replayed=saved_count(saved, key, WALK_SUB_KEY if engine == "walk" else b""),
+                 chunk=chunk, steps_per_example=steps)
     t0 = time.monotonic()
     deadline = math.inf if budget_s is None else t0 + budget_s
     started = time.time()
@@ -533,7 +560,7 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     results: dict = {}
     finished = False
     try:
-        _drive(workers, plan(seed, chunk, max_examples), task, deadline, results)
+        _drive(workers, plan(seed, chunk, max_examples), task, deadline, results, progress)
         finished = True
     except KeyboardInterrupt:
         res.interrupted = True
@@ -553,7 +580,7 @@ def _lowest_failing(results: dict) -> int | None:
 
 
 def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
-           results: dict) -> None:
+           results: dict, progress=None) -> None:
     """Keep ``workers.window`` chunks submitted, in index order, until the plan or the
     time runs out or a failure is known; fill ``results`` (index -> ChunkResult).
 
@@ -570,6 +597,8 @@ def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
                 more = False
                 break
             pending[workers.executor.submit(run_task, task(c))] = c.index
+        if progress is not None:
+            progress(results, len(pending))
         if not pending or all(i > stop_at for i in pending.values()):
             return
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -592,6 +621,8 @@ def _collect(res: Result, cls, results: dict) -> None:
     res.chunks = len(counted)
     res.examples = sum(r.examples for r in counted)
     res.steps = sum(r.steps for r in counted)
+    for r in counted:
+        merge(res.counts, r.counts)
     if best is None:
         return
     r = results[best]

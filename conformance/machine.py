@@ -23,6 +23,7 @@ import sys
 
 from .arch import Arch
 from .config import DEFAULT, MachineConfig
+from .coverage import counters, stale_alive
 from .errors import Failure, ModelError, ProtocolError, UsageError
 from .kernel import Kernel, Op
 from .memory import Memory
@@ -134,10 +135,18 @@ class Machine:
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
         self.proto = proto_cls(self.arch, self.kernel.free_frames)
+        #: what the run exercised (conformance/coverage.py): hooks per calling path, race
+        #: windows; counted when the protocol class is a ``coverage.counted_class`` (certify
+        #: and the state machine run those; the soundness campaign's raw walk does not pay)
+        self.coverage = {}
+        if "_fc_counted" in proto_cls.__dict__:
+            self.coverage = self.proto._fc_coverage = counters()
         self._proto_files = _protocol_files(proto_cls)
         for mm in self.mms:
             mm.proto = self.proto.init_mm(mm)
         boot_layout(self)
+        self._w_pending = self.coverage.get("window pending")
+        self._w_stale = self.coverage.get("window stale-used")
 
     # -- bookkeeping --------------------------------------------------------------
     def new_anon_id(self) -> int:
@@ -188,6 +197,8 @@ class Machine:
         c.op = op
         self.busy_cpus += 1
         self.ops.append(op)
+        if self._w_pending is not None and stale_alive(self):
+            self._w_pending[name] += 1  # coverage: a deferred flush pending as this path starts
         self.trace.msg(op, "%s: start", op)
         self._step(op)
         return op
@@ -359,6 +370,9 @@ class Machine:
         mm = c.loaded_mm
         tlbs = self.tlbs
         e = tlbs.lookup(c, mm.id, vpage)
+        if (e is not None and self.ops and self._w_stale is not None
+                and (not write or (e.writable and e.dirty))):
+            self._note_use(mm, vpage, e)  # coverage: a hit uses the entry without a walk
         vma = mm.find_vma(vpage)
         if not write:
             if e is None:  # TLB miss: walk
@@ -396,6 +410,15 @@ class Machine:
             self.oracle.check_mappings_of(loc)
         self.oracle.check_frame(frame)
         return "wrote"
+
+    def _note_use(self, mm, vpage: int, e) -> None:
+        """Coverage: a user access uses ``e`` while operations are in flight; if it is stale
+        (conformance/coverage.py), count the window for the path of each of them."""
+        p = mm.ptes[vpage]
+        if p.inst != e.inst or (e.writable and not p.writable):
+            w = self._w_stale
+            for op in self.ops:
+                w[op.path] += 1
 
     def _backed_location(self, frame: int):
         """The location ``frame`` currently backs, if any.

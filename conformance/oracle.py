@@ -26,7 +26,29 @@ class Oracle:
         for f in machine.mem.files:
             for pgoff, v in enumerate(f.disk):
                 self.expected[("f", f.id, pgoff)] = v
-        self.checks = 0
+        #: how often each rule was checked (certificates): one increment per check
+        self.checked_s1 = self.checked_s2 = self.checked_s3 = 0
+        self.checked_c1 = self.checked_o1 = 0
+
+    @property
+    def checks(self) -> int:
+        """Checks of every rule so far."""
+        return sum(self.checked().values())
+
+    def checked(self) -> dict:
+        """How often each rule was checked, by rule name.
+
+        Example::
+
+            >>> from conformance.machine import Machine
+            >>> from conformance.registry import load_protocol
+            >>> m = Machine(load_protocol("linux"))
+            >>> m.check_quiescent()               # C1 over every cached entry
+            >>> m.oracle.checked()["C1"] > 0
+            True
+        """
+        return {"S1": self.checked_s1, "S2": self.checked_s2, "S3": self.checked_s3,
+                "C1": self.checked_c1, "O1": self.checked_o1}
 
     def _fail(self, rule, text, who=None, **kw):
         self.m.failed = True
@@ -55,7 +77,7 @@ class Oracle:
     # -- S1, S2, S3 -------------------------------------------------------------------
     def check_s1(self, frame: int, who) -> None:
         """S1 frame reuse: when the allocator hands out ``frame``, no TLB entry maps it."""
-        self.checks += 1
+        self.checked_s1 += 1
         refs = self.m.tlbs.refs[frame]
         if refs:
             (cpu, mm_id, vpage), e = next(iter(refs.items()))
@@ -67,7 +89,7 @@ class Oracle:
 
     def check_s2(self, frame: int, who) -> None:
         """S2 copy-out: when ``frame`` is copied out, no entry can write it without faulting."""
-        self.checks += 1
+        self.checked_s2 += 1
         for (cpu, mm_id, vpage), e in self.m.tlbs.refs[frame].items():
             if e.writable and e.dirty:
                 self._fail("S2", f"pfn{frame} copied out while CPU{cpu} holds a writable dirty entry "
@@ -96,7 +118,7 @@ class Oracle:
 
         Example: ``mprotect`` S3 on linux_4_3, in docs/oracle.md section 9.
         """
-        self.checks += 1
+        self.checked_s3 += 1
         entries_for = self.m.tlbs.entries_for
         mm_id = mm.id
         if syscall == "mprotect":
@@ -140,7 +162,7 @@ class Oracle:
     # -- C1 -----------------------------------------------------------------------------
     def check_entry(self, cpu_id: int, mm_id: int, vpage: int, e, exclude=None) -> None:
         """C1 for one entry, unless an operation in flight touches it."""
-        self.checks += 1
+        self.checked_c1 += 1
         mm = self.m.mms[mm_id]
         vma = mm.find_vma(vpage)
         loc = vma.location(vpage) if vma is not None else None
@@ -210,7 +232,7 @@ class Oracle:
     # -- O1 ---------------------------------------------------------------------------------
     def check_read(self, cpu_id: int, mm, vpage: int, vma, frame: int, value) -> None:
         """O1: a user read returns the expected value (unless transiently possible)."""
-        self.checks += 1
+        self.checked_o1 += 1
         loc = vma.location(vpage) if vma is not None else None
         exp = self.expected.get(loc, 0) if vma is not None else "SIGSEGV"
         if value == exp:

@@ -70,9 +70,10 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in {res.examples} "
                      f"examples, {res.steps} steps before Ctrl-C")
         return "\n".join(lines)
-    if res.passed:  # the PASS line itself says what it stands on
+    if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
         lines.append(f"  verdict   PASS: 0 violations in {res.examples} examples, "
                      f"{res.steps} steps")
+        lines += coverage_lines(res)
         return "\n".join(lines)
     if not res.failures:  # zero examples: no verdict (the CLI refuses it as bad input)
         lines.append("  verdict   NO VERDICT: 0 examples ran")
@@ -100,6 +101,21 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                 lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
                              f"--protocol {res.protocol})")
     return "\n".join(lines)
+
+
+def coverage_lines(res: Result) -> list[str]:
+    """The compact coverage block (conformance/coverage.py) under a verdict: the oracle's
+    checks per rule, the hooks reached per path and those never reached, the race windows.
+
+    Example::
+
+        >>> from conformance.certify import Result
+        >>> coverage_lines(Result("linux", 0, 1.0))
+        []
+    """
+    from .coverage import summary
+
+    return ["  " + line for line in summary(res.counts)] if res.counts else []
 
 
 def _picture_line(repro_path: str) -> list[str]:

@@ -15,7 +15,7 @@ Example::
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from hypothesis.strategies import SearchStrategy
 
@@ -27,17 +27,21 @@ except ImportError:  # pragma: no cover
 import strategies as S
 
 from .config import DEFAULT, MachineConfig
+from .coverage import counted_class, events, merge, tally
 from .machine import MADV_ADVICE, Machine
 
 
 class Stats:
-    """Counters shared by every run of a machine class (examples, steps)."""
+    """Counters shared by every run of a machine class: examples, steps, and ``counts``, the
+    coverage and oracle checks summed over the examples (:func:`conformance.coverage.tally`;
+    filled by the Hypothesis state machine's teardown)."""
 
-    __slots__ = ("examples", "steps")
+    __slots__ = ("examples", "steps", "counts")
 
     def __init__(self) -> None:
         self.examples = 0
         self.steps = 0
+        self.counts: dict = {}
 
 
 class Driver:
@@ -288,11 +292,23 @@ class ConformanceBase(RuleBasedStateMachine):
         super().__init__()
         _limit_swarm(self)
         self.stats.examples += 1
-        self.machine = Machine(self.proto_cls, self.cfg, self.strict) if self.driver_cls is Driver else None
+        # a counted class: the teardown reports the example's coverage (conformance/coverage.py)
+        self.machine = Machine(counted_class(self.proto_cls), self.cfg, self.strict) \
+            if self.driver_cls is Driver else None
         self.d = self.driver_cls(self.machine)
 
     def teardown(self) -> None:
-        self.d.teardown()
+        """Quiesce and check C1; then add the example's coverage to ``stats.counts`` and
+        report each hook and window it reached as a Hypothesis ``event`` (so
+        ``pytest --hypothesis-show-statistics`` shows in what share of examples each was)."""
+        try:
+            self.d.teardown()
+        finally:
+            if self.machine is not None:
+                counts = tally(self.machine, {})
+                merge(self.stats.counts, counts)
+                for e in events(counts):
+                    event(e)
 
     # Rules are defined by conformance_machine, which knows the configuration.
 

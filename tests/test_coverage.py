@@ -1,0 +1,101 @@
+"""Coverage counters (conformance/coverage.py): hooks per calling path, race windows, the
+oracle's checks per rule; summed over chunks, printed on a PASS, emitted as Hypothesis events."""
+from __future__ import annotations
+
+import time
+
+from conformance import coverage
+from conformance.certify import Chunk, certify, run_chunk
+from conformance.config import DEFAULT
+from conformance.machine import Machine
+from conformance.registry import load_protocol
+from conformance.report import certify_report
+
+
+def test_immediate_never_reaches_the_deferred_flush_hook():
+    """immediate never defers (should_defer_flush is False), so set_tlb_ubc_flush_pending is
+    never called and no deferred flush is ever pending; mainline reaches both."""
+    imm = certify("immediate", budget_s=None, max_examples=300, chunk=150, jobs=1)
+    lin = certify("linux", budget_s=None, max_examples=300, chunk=150, jobs=1)
+    assert imm.passed and lin.passed
+    assert "set_tlb_ubc_flush_pending" in coverage.unreached_hooks(imm.counts)
+    assert "set_tlb_ubc_flush_pending" not in coverage.unreached_hooks(lin.counts)
+    assert coverage.hooks(lin.counts)["set_tlb_ubc_flush_pending"].keys() <= {"reclaim", "migrate",
+                                                                               "madvise"}
+    assert not any(coverage.windows(imm.counts)["pending"].values())
+    assert coverage.windows(lin.counts)["pending"]
+    text = certify_report(imm, load_protocol("immediate"), "c0ffee", [])
+    assert "never reached: set_tlb_ubc_flush_pending" in text
+    assert "window    pending: never reached" in text
+    assert "never reached: set_tlb_ubc_flush_pending" not in certify_report(
+        lin, load_protocol("linux"), "c0ffee", [])
+
+
+def test_counts_are_summed_over_chunks():
+    """A run's counters are the sum of its chunks' (chunk 0 is the same seed either way)."""
+    whole = certify("linux", budget_s=None, max_examples=40, chunk=20, jobs=1)
+    a = certify("linux", budget_s=None, max_examples=20, chunk=20, jobs=1)
+    assert whole.chunks == 2 and whole.counts != a.counts
+    assert all(whole.counts[k] >= n for k, n in a.counts.items())
+    assert sum(coverage.checks(whole.counts).values()) > sum(coverage.checks(a.counts).values())
+
+
+def test_hook_counted_per_calling_path():
+    m = Machine(coverage.counted_class(load_protocol("linux")))
+    m.munmap(0, 0, 1)
+    m.drain()
+    per = coverage.hooks(coverage.tally(m, {}))
+    assert per["flush_tlb_batched_pending"] == {"munmap": 1}
+    assert per["tlb_finish_mmu"] == {"munmap": 1}
+    m.switch_mm(1, 0)
+    assert coverage.hooks(coverage.tally(m, {}))["context_switch"] == {"switch": 1}
+
+
+def test_pending_window_at_operation_start_and_stale_use():
+    """A stale entry (its PTE cleared behind the TLB) alive when an operation starts counts
+    the pending window for that path; a user access hitting it while the operation is in
+    flight counts the stale-used window."""
+    linux = coverage.counted_class(load_protocol("linux"))
+    m = Machine(linux)
+    m.mms[0].ptes[1].clear()          # CPU0 (mm0) still caches v1
+    m.munmap(2, 3, 1)                 # CPU2 runs mm0 too: a munmap starts
+    assert m.coverage["window pending"] == {"munmap": 1}
+    assert m.ops, "munmap should still be in flight"
+    m.user_access(0, 1, write=False)  # a TLB hit on the stale entry
+    assert m.coverage["window stale-used"] == {"munmap": 1}
+    m2 = Machine(linux)
+    m2.munmap(2, 3, 1)
+    m2.user_access(0, 1, write=False)
+    assert m2.coverage["window pending"] == {} and m2.coverage["window stale-used"] == {}
+
+
+def test_hypothesis_engine_emits_events(monkeypatch):
+    """The state machine's teardown sums the example's counters and reports each hook and
+    window reached as a Hypothesis event (pytest --hypothesis-show-statistics lists them)."""
+    import conformance.statemachine as sm
+
+    seen = []
+    monkeypatch.setattr(sm, "event", seen.append)
+    counts: dict = {}
+    ex, st, failures, _, _ = run_chunk(load_protocol("linux"), DEFAULT, False, 20, 5, 1,
+                                       time.monotonic(), counts=counts)
+    assert ex >= 5 and not failures
+    assert any(e.startswith("hook ") for e in seen)
+    assert not any(e.startswith("check ") for e in seen)
+    assert counts["check C1"] > 0 and coverage.hooks(counts)
+
+
+def test_plain_machines_count_nothing():
+    """The soundness campaign's raw walk (a plain protocol class) pays for no counting."""
+    m = Machine(load_protocol("linux"))
+    m.munmap(0, 0, 1)
+    m.drain()
+    assert m.coverage == {} and type(m.proto) is not coverage.counted_class(type(m.proto))
+    assert set(coverage.tally(m, {})) == {"check " + r for r in coverage.RULES}
+
+
+def test_chunk_keeps_counts_over_the_wire():
+    from conformance.certify import Task, run_task
+
+    r = run_task(Task("linux", DEFAULT, False, 10, Chunk(0, 0, 3), time.time()))
+    assert r.counts["check C1"] > 0
