@@ -13,6 +13,8 @@ Example::
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import attrs
@@ -102,3 +104,40 @@ def select(scenarios: list[Scenario], names: list[str]) -> list[Scenario]:
             raise UsageError(f"no litmus scenario named {n!r}")
         out += hit
     return out
+
+
+# -- the power a PASS stands on -----------------------------------------------------------------
+#: written by bench/corpus.py: per budget, in how many seeds each corpus mutant was found
+POWER_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                          "corpus_power.json")
+
+
+def power_line(budget_s: float | None, jobs: int = 1, engine: str = "walk",
+               path: str = POWER_JSON) -> str:
+    """What a PASS of this budget is worth: the measured share of seeds in which such a run
+    finds the historical bugs (docs/CORPUS.md's power table), for the largest measured budget
+    not above ``budget_s``.
+
+    Example::
+
+        >>> power_line(None).startswith("not measured")
+        True
+    """
+    try:
+        with open(path) as fh:
+            pw = json.load(fh)
+    except (OSError, ValueError):
+        return "not measured (docs/corpus_power.json is missing: run python bench/corpus.py)"
+    if budget_s is None:
+        return "not measured for an example budget (the power table is per time budget)"
+    fits = sorted((float(b), v) for b, v in pw["budgets"].items() if float(b) <= budget_s)
+    if not fits:
+        return f"not measured for a budget under {min(float(b) for b in pw['budgets']):g} s"
+    b, v = fits[-1]
+    n, seeds = pw["modules"], pw["seeds"]
+    least = min(v["per_module"].values()) if v["per_module"] else 0
+    how = f"{pw['jobs']} job{'s' if pw['jobs'] != 1 else ''}, {pw['engine']} engine"
+    caveat = "" if engine == pw["engine"] else f"; this run used the {engine} engine"
+    return (f"a {b:g} s budget ({how}) found all {n} known bugs in {v['all_found_seeds']}/"
+            f"{seeds} seeds, each one in at least {least}/{seeds} (docs/CORPUS.md, measured "
+            f"{pw['measured']}{caveat})")

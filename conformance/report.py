@@ -71,8 +71,10 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      f"examples, {res.steps} steps before Ctrl-C")
         return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
+        from .corpus import power_line
         lines.append(f"  verdict   PASS: 0 violations in {res.examples} examples, "
                      f"{res.steps} steps")
+        lines.append(f"  power     {power_line(res.budget_s, res.jobs, res.engine)}")
         lines += coverage_lines(res)
         return "\n".join(lines)
     if not res.failures:  # zero examples: no verdict (the CLI refuses it as bad input)

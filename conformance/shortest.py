@@ -221,7 +221,7 @@ SHRINK_MAX_RUNS = 3000
 
 
 def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
-             max_states: int = SHORTEST_MAX_STATES, rounds: int = 3) -> tuple:
+             max_states: int = SHORTEST_MAX_STATES, rounds: int = 4) -> tuple:
     """``(failure, litmus text, proven)``: delta debugging (:func:`conformance.walk.shrink`,
     capped by candidates, not time), then :func:`shortest`; again while the explorer's
     interleaving let delta debugging remove more. ``proven`` as in :func:`shortest`, for
@@ -241,19 +241,16 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
     from .walk import shrink
 
     best = shrink(failure, seconds=math.inf, max_runs=max_runs)
-    text, proven = None, False
     for _ in range(rounds):
         f, text, proven = shortest(best, max_states)
-        if f is best:
-            break
+        if f is best:  # the explorer searched best's own operations: text and proof are its
+            return best, text, proven
+        # f is a shorter interleaving; delta debugging may now remove more, and the next
+        # round explores the operations f itself started
         smaller = shrink(f, seconds=math.inf, max_runs=max_runs)
-        if len(smaller.machine.actions) == len(f.machine.actions):
-            return f, text, proven
-        best = smaller
-        text, proven = None, False
-    if text is None or not proven:
-        try:
-            text = litmus_text(best, getattr(type(best.machine.proto), "name", "protocol"))
-        except NotExpressible:
-            text = None
-    return best, text, proven
+        best = smaller if len(smaller.machine.actions) < len(f.machine.actions) else f
+    try:
+        text = litmus_text(best, getattr(type(best.machine.proto), "name", "protocol"))
+    except NotExpressible:
+        text = None
+    return best, text, False

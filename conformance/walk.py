@@ -185,7 +185,13 @@ SWARM_ACTIONS = (20, 200)
 SWARM_KEEP = 0.5
 #: the chance that a kept rule also narrows its arguments (each field to a random subset of
 #: its values: a few pages, CPUs, files, scheduling picks, so that operations collide)
-SWARM_ARGS = 0.5
+SWARM_ARGS = 0.25
+#: the chance that an example draws a rule mix at all (else every rule, as Hypothesis)
+SWARM_RULES = 0.5
+#: the chance that an example schedules by priority (:class:`PriorityDriver`), and the
+#: chance per scheduling step that the running operation's priority drops
+SWARM_PCT = 0.5
+SWARM_PCT_CHANGE = 0.1
 
 
 class Swarm:
@@ -202,7 +208,7 @@ class Swarm:
 
         >>> from conformance.registry import load_protocol
         >>> sw = Swarm(rules_for(load_protocol("linux")))
-        >>> mix, n = sw.draw(random.Random(5))
+        >>> mix, n, sched = sw.draw(random.Random(5))
         >>> "advance" in mix.names and 20 <= n <= 200
         True
     """
@@ -213,9 +219,14 @@ class Swarm:
         self.rules = rules
 
     def draw(self, rnd: random.Random) -> tuple:
-        """(rules of the mix, length) for one example, drawn from ``rnd``."""
+        """(rules of the mix, length, scheduler) for one example, drawn from ``rnd``:
+        ``scheduler`` is None (uniform, as Hypothesis) or a :class:`PriorityDriver`'s
+        change probability."""
         rules = self.rules
         names = rules.names
+        sched = SWARM_PCT_CHANGE if rnd.random() < SWARM_PCT else None
+        if rnd.random() >= SWARM_RULES:  # this example keeps every rule and argument
+            return rules, rnd.randint(*SWARM_ACTIONS), sched
         keep = [n in SWARM_ALWAYS or rnd.random() < SWARM_KEEP for n in names]
         if not any(k for n, k in zip(names, keep) if n not in SWARM_ALWAYS):
             keep = [True] * len(names)  # a mix of advance alone starts nothing
@@ -231,7 +242,7 @@ class Swarm:
         mix.names = tuple(n for n, k in zip(names, keep) if k)
         mix.entries = entries
         mix._enabled = {}
-        return mix, rnd.randint(*SWARM_ACTIONS)
+        return mix, rnd.randint(*SWARM_ACTIONS), sched
 
 
 def _some_values(fields: tuple, rnd: random.Random) -> list:
@@ -248,6 +259,49 @@ def _some_values(fields: tuple, rnd: random.Random) -> list:
         codes = [c + d * place for d in digits for c in codes]
         place *= r
     return sorted(codes)
+
+
+class PriorityDriver(Driver):
+    """A :class:`Driver` whose ``advance`` runs the runnable operation of highest priority,
+    as PCT does (Burckhardt et al., ASPLOS 2010), instead of a uniform pick.
+
+    Each operation gets a random priority when first scheduled; at each scheduling step,
+    with probability ``change``, the operation about to run drops to a lower priority
+    (a PCT *change point*). A uniform pick rarely leaves one operation stalled between
+    two steps while another runs many: the 2021 race and the zap-vs-writeback races need
+    exactly that. Every draw comes from the example's ``rnd``; the machine still logs
+    ``advance(op_id)``, so a reproducer replays without this class.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> d = PriorityDriver(m, random.Random(1), 0.1)
+        >>> d.m.munmap(0, 0, 1).id in [o.id for o in m.runnable_ops()]
+        True
+    """
+
+    def __init__(self, machine: Machine, rnd: random.Random, change: float) -> None:
+        super().__init__(machine)
+        self.rnd = rnd
+        self.prio: dict = {}
+        self.change = change
+
+    def advance(self, i: int) -> None:
+        run = self.m.runnable_ops()
+        if not run:
+            return
+        prio, rnd = self.prio, self.rnd
+        best, top = None, -1.0
+        for op in run:  # op order is start order: ties cannot happen (distinct floats)
+            p = prio.get(op.id)
+            if p is None:
+                p = prio[op.id] = rnd.random()
+            if p > top:
+                best, top = op, p
+        if rnd.random() < self.change:
+            prio[best.id] = top * rnd.random() * 0.5
+        self.m.advance(best.id)
 
 
 _SWARMS: dict = {}
@@ -294,12 +348,13 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
         (True, True)
     """
     rnd = random.Random(seed)
+    sched = None
     if swarm:
-        rules, n = swarm_for(proto_cls, cfg).draw(rnd)
+        rules, n, sched = swarm_for(proto_cls, cfg).draw(rnd)
     rules = rules or rules_for(proto_cls, cfg)
     stats = Stats()
     m = Machine(proto_cls, cfg, strict)
-    d = Driver(m)
+    d = Driver(m) if sched is None else PriorityDriver(m, rnd, sched)
     try:
         walk(rules, Shim(d, stats), rnd.random, n)
         d.teardown()
