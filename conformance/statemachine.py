@@ -349,9 +349,20 @@ def _rules(cfg: MachineConfig) -> dict:
     K = (1, 1, 2)  # page/folio counts, biased to one
 
     def counted(fn):
-        def step(self, **kw):
-            self.stats.steps += 1
-            fn(self, **kw)
+        # the rules take one argument, i or x: passed on by position (no **kw dict per step)
+        one = fn.__code__.co_varnames[1:fn.__code__.co_argcount]
+        if one == ("i",):
+            def step(self, i):
+                self.stats.steps += 1
+                fn(self, i)
+        elif one == ("x",):
+            def step(self, x):
+                self.stats.steps += 1
+                fn(self, x)
+        else:
+            def step(self, **kw):
+                self.stats.steps += 1
+                fn(self, **kw)
         step.__name__ = fn.__name__
         step.__doc__ = fn.__doc__
         return step
