@@ -19,6 +19,9 @@ Usage::
     and the teardown (drain + C1 over every entry). Rows: with the oracle; with
     the oracle's check methods replaced by no-ops on the instance (after boot);
     and the same walk over ``NullDriver`` (the walk's own cost: RNG, choice).
+    Row "swarm": certify's search, ``conformance.walk.run_example(linux, seed=s,
+    swarm=True)`` for s = 0, 1, ... (each example draws its own rule mix and
+    length first), steps per second, Machine and teardown included.
 
 (b) HYPOTHESIS: ``get_state_machine_test(conformance_machine(p, driver_cls=...),
     settings=fuzz_settings(N, 100, shrink=False))`` under one fixed
@@ -63,7 +66,7 @@ from conformance.machine import Machine  # noqa: E402
 from conformance.oracle import Oracle  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
 from conformance.statemachine import Driver, NullDriver, Stats, conformance_machine  # noqa: E402
-from conformance.walk import ACTIONS_PER_EXAMPLE, Rules, Shim, walk  # noqa: E402
+from conformance.walk import ACTIONS_PER_EXAMPLE, Rules, Shim, run_example, walk  # noqa: E402
 
 RAW_TARGET = 100_000  # steps/s, one core
 SHARE_TARGET = 0.25  # model+oracle cost / Hypothesis's own per-step cost
@@ -121,22 +124,42 @@ def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle:
     return dict(steps=steps, runs=runs, failures=failures, seconds=dt, rate=steps / dt)
 
 
+def swarm_walk(proto_cls, seconds: float = 1.0, max_runs: int | None = None) -> dict:
+    """certify's search: ``run_example(proto_cls, seed=s, swarm=True)`` for s = 0, 1, ...
+    (each example draws its rule mix and a length of 20-200 actions, then Machine, walk,
+    teardown) for ``seconds``; counts and time, as :func:`raw_walk`."""
+    steps = runs = failures = 0
+    clock = CLOCK
+    t0 = clock()
+    deadline = t0 + seconds
+    while clock() < deadline and (max_runs is None or runs < max_runs):
+        ex = run_example(proto_cls, seed=runs, swarm=True)
+        steps += ex.steps
+        failures += ex.failure is not None
+        runs += 1
+    dt = clock() - t0
+    return dict(steps=steps, runs=runs, failures=failures, seconds=dt, rate=steps / dt)
+
+
 def raw_best(configs, seconds: float, repeats: int) -> dict:
     """Best rate per configuration over ``repeats`` interleaved rounds of identical work.
 
-    ``configs`` is a list of (key, raw_walk kwargs). The first round of a
-    configuration runs for ``seconds / repeats`` and fixes its number of runs;
-    later rounds replay exactly those runs (same seed), so the rounds differ
-    only by how much the machine disturbed them and the fastest is kept.
+    ``configs`` is a list of (key, raw_walk kwargs; ``fn=swarm_walk`` runs
+    :func:`swarm_walk` instead). The first round of a configuration runs for
+    ``seconds / repeats`` and fixes its number of runs; later rounds replay
+    exactly those runs (same seeds), so the rounds differ only by how much the
+    machine disturbed them and the fastest is kept.
     """
     budget = seconds / repeats
     nruns, best = {}, {}
     for _ in range(repeats):
         for key, kw in configs:
+            kw = dict(kw)
+            fn = kw.pop("fn", raw_walk)
             if key in nruns:
-                r = raw_walk(seconds=float("inf"), max_runs=nruns[key], **kw)
+                r = fn(seconds=float("inf"), max_runs=nruns[key], **kw)
             else:
-                r = raw_walk(seconds=budget, **kw)
+                r = fn(seconds=budget, **kw)
                 nruns[key] = r["runs"]
             if key not in best or r["rate"] > best[key]["rate"]:
                 best[key] = r
@@ -306,6 +329,7 @@ def main(argv=None) -> int:
         cls = load_protocol(proto)
         configs += [((proto, True), dict(proto_cls=cls)),
                     ((proto, False), dict(proto_cls=cls, oracle=False))]
+    configs.append(("swarm", dict(proto_cls=load_protocol("linux"), fn=swarm_walk)))
     best = raw_best(configs, secs, a.repeats)
     harness = best["walk"]
     rows = [(proto, best[proto, True], best[proto, False]) for proto in ("immediate", "linux")]
@@ -322,6 +346,10 @@ def main(argv=None) -> int:
     print(f"{'(walk)':<10} {harness['rate']:>10,.0f} {walk_us:>8.2f}  the same walk over "
           "NullDriver: rule choice, arguments,\n"
           f"{'':<30}preconditions and rule wrappers (included in the rows above)")
+    sw = best["swarm"]
+    print(f"{'swarm':<10} {sw['rate']:>10,.0f} {1e6 / sw['rate']:>8.2f}  linux, certify's search: "
+          f"run_example(seed=s, swarm=True), s = 0..{sw['runs'] - 1}\n"
+          f"{'':<30}(per-example rule mix, 20-200 actions; {sw['failures']} failures)")
     print("  oracle = share of the step in the oracle (1 - on/off); less walk = oracle-on steps/s\n"
           "  with the (walk) µs/step taken off: roughly the model alone")
     linux_on = rows[-1][1]["rate"]
