@@ -13,6 +13,9 @@ Examples::
     flushcheck certify linux_4_13 --seed 3   # fails with S3 and a shrunk timeline
     flushcheck certify linux --examples 2000 --scheduler tcp://10.0.0.5:8786
     flushcheck certify linux --database redis://127.0.0.1:6379/0
+    flushcheck certify linux --out cert/     # cert/certificate.json and certificate.md
+    flushcheck certify --reproduce cert/certificate.json   # the same work: same verdict?
+    flushcheck certify linux --profile thorough            # three machine configs, 200 s each
     flushcheck replay repro/linux_4_13-3.json
     flushcheck certify ./my_flush.py         # a protocol file anywhere; or module:Class
     flushcheck new my_flush --base linux     # writes ./my_flush.py, every hook listed
@@ -63,42 +66,120 @@ def _config(pairs: list[str]) -> MachineConfig:
 
 
 def cmd_certify(args) -> int:
-    from .certify import certify
-    from .database import profile, profile_spec
+    """``flushcheck certify``: one protocol under the profile's machine configs (one unless
+    ``--profile thorough|nightly``; ``--config`` names one), a report per config, a
+    certificate with ``--out``; or ``--reproduce CERTIFICATE``."""
+    from .database import profile, profile_budget, profile_configs, profile_spec
     from .registry import load_protocol
+
+    if args.reproduce:
+        return _certify_reproduce(args)
+    if not args.protocol:
+        raise UsageError("certify needs a protocol (or --reproduce CERTIFICATE)")
+    name = args.profile or profile()
+    cls = load_protocol(args.protocol)
+    configs = [("config", _config(args.config))] if args.config else profile_configs(name)
+    # an example budget alone runs every chunk of it; --budget adds a time limit
+    budget = args.budget if args.budget is not None else (
+        None if args.examples else profile_budget(name))
+    database = args.database if args.database is not None else profile_spec(name)
+    if len(configs) == 1:
+        return _certify_one(args, cls, configs[0][1], budget, database)[0]
+    rows = []
+    for i, (cname, cfg) in enumerate(configs):
+        if i:
+            print()
+        print(f"== profile {name}: config {cname} ({i + 1} of {len(configs)})")
+        code, res = _certify_one(args, cls, cfg, budget, database, cname)
+        rows.append((cname, code, res))
+        if code == EXIT_INTERRUPTED:
+            break
+    print(f"\nflushcheck certify {cls.name} --profile {name}: {len(rows)} configs")
+    for cname, code, res in rows:
+        print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
+              f"{_verdict_word(res)}")
+    codes = [c for _, c, _ in rows]
+    for worst in (EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED):
+        if worst in codes:
+            return worst
+    return EXIT_PASS
+
+
+def _verdict_word(res) -> str:
+    from .certificate import verdict_of
+
+    return verdict_of(res)
+
+
+def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
+    """One certify run under one machine config: report, reproducers, certificate.
+    Returns (exit status, Result)."""
+    from .certify import certify
+    from .progress import CertifyProgress
     from .report import certify_report
     from .reproducer import git_commit, save
 
-    cls = load_protocol(args.protocol)
-    cfg = _config(args.config)
-    # an example budget alone runs every chunk of it; --budget adds a time limit
-    budget = args.budget if args.budget is not None else (None if args.examples else 60.0)
-    database = args.database if args.database is not None else profile_spec(
-        args.profile or profile())
-    res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
-                  steps=args.steps, chunk=args.chunk, jobs=args.jobs, max_examples=args.examples,
-                  scheduler=args.scheduler, database=database, engine=args.engine)
+    label = cls.name + (f" [{cname}]" if cname else "")
+    with CertifyProgress(label, total=args.examples) as progress:
+        res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
+                      steps=args.steps, chunk=args.chunk, jobs=args.jobs,
+                      max_examples=args.examples, scheduler=args.scheduler,
+                      database=database, engine=args.engine, progress=progress)
+    commit = git_commit()
     if res.interrupted and not res.failures:
-        print(certify_report(res, cls, git_commit(), []))
-        return EXIT_INTERRUPTED
+        print(certify_report(res, cls, commit, []))
+        return EXIT_INTERRUPTED, res
     if res.examples == 0 and not res.failures:
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)
         raise UsageError(f"certify ran 0 examples in {res.elapsed_s:.2f} s: raise --budget")
     paths = []
+    stem = f"{res.protocol}-{res.seed}" + (f"-{cname}" if cname else "")
     for i, f in enumerate(res.failures):
         if f.machine is not None:
             suffix = "" if i == 0 else f"-{f.rule}"
-            paths.append(save(f, os.path.join(args.repro_dir, f"{res.protocol}-{res.seed}{suffix}.json"),
+            paths.append(save(f, os.path.join(args.repro_dir, f"{stem}{suffix}.json"),
                               seed=res.seed))
     if paths and res.litmus:  # the failure's operations as a scenario, beside its reproducer
         with open(os.path.splitext(paths[0])[0] + ".litmus", "w") as fh:
             fh.write(res.litmus)
-    print(certify_report(res, cls, git_commit(), paths))
+    print(certify_report(res, cls, commit, paths))
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
+    if args.out:
+        from .certificate import build, litmus_cells, write
+
+        out = os.path.join(args.out, cname) if cname else args.out
+        cert = build(res, cls, commit, args.argv, paths, litmus_cells(cls))
+        jpath, mpath = write(cert, out)
+        print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
     if isinstance(res.failure, ModelError):
-        return EXIT_BUG
-    return EXIT_PASS if res.passed else EXIT_FAIL
+        return EXIT_BUG, res
+    return (EXIT_PASS if res.passed else EXIT_FAIL), res
+
+
+def _certify_reproduce(args) -> int:
+    """``flushcheck certify --reproduce CERTIFICATE``: the recorded work again; 0 when it
+    reaches the recorded verdict, 1 when not."""
+    from .certificate import reproduce
+    from .progress import CertifyProgress
+
+    with CertifyProgress(f"--reproduce {args.reproduce}") as progress:
+        rep = reproduce(args.reproduce, jobs=args.jobs, scheduler=args.scheduler,
+                        progress=progress)
+    res = rep.result
+    print(f"flushcheck certify --reproduce {args.reproduce}")
+    print(f"  protocol  {res.protocol}: source "
+          + ("the same (sha256 matches)" if rep.source_same else "DIFFERS from the recorded"))
+    print(f"  config    {res.config.describe()}")
+    print(f"  seed      {res.seed}   {res.chunks} chunks of {res.chunk} examples "
+          f"({res.engine} engine)")
+    print(f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s")
+    print(f"  recorded  {rep.recorded}")
+    print(f"  now       {rep.verdict}")
+    for note in rep.notes:
+        print(f"  note      {note}")
+    print(f"  verdict   {'MATCHED' if rep.matched else 'DID NOT MATCH'}")
+    return EXIT_PASS if rep.matched else EXIT_FAIL
 
 
 def cmd_soundness(args) -> int:
@@ -325,9 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flushcheck", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("certify", help="fuzz one protocol against every property")
-    c.add_argument("protocol", help=PROTOCOL_FORMS)
+    c.add_argument("protocol", nargs="?", default=None, help=PROTOCOL_FORMS)
     c.add_argument("--budget", type=float, default=None,
-                   help="seconds of fuzzing (default 60, or none with --examples)")
+                   help="seconds of fuzzing per machine config (default: the profile's, 60 s; "
+                        "none with --examples)")
     c.add_argument("--examples", type=int, default=None, metavar="N",
                    help="an example budget: a fixed list of chunks, the same on any executor")
     c.add_argument("--seed", type=int, default=0)
@@ -349,7 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "profile's)")
     c.add_argument("--profile", default=None, choices=PROFILES,
                    help="dev: .hypothesis/flushcheck (the default); ci: no database (the "
-                        "default when CI=true); fleet: Redis at $FLUSHCHECK_REDIS")
+                        "default when CI=true); fleet: Redis at $FLUSHCHECK_REDIS; thorough: "
+                        "3 machine configs, 200 s each; nightly: 6 configs, 600 s each")
+    c.add_argument("--out", default=None, metavar="DIR",
+                   help="write DIR/certificate.json and DIR/certificate.md (with several "
+                        "configs, DIR/CONFIG/...)")
+    c.add_argument("--reproduce", default=None, metavar="CERTIFICATE",
+                   help="re-run the work a certificate.json records; exit 1 unless it reaches "
+                        "the same verdict")
     c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size, e.g. --config ncpus=3")

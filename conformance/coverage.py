@@ -190,7 +190,13 @@ def tally(machine, into: dict) -> dict:
 
 
 def merge(into: dict, other: dict) -> dict:
-    """Sum the flat counters ``other`` into ``into`` (chunks into a run); returns ``into``."""
+    """Sum the flat counters ``other`` into ``into`` (chunks into a run); returns ``into``.
+
+    Example::
+
+        >>> merge({"check S1": 1}, {"check S1": 2})
+        {'check S1': 3}
+    """
     for k, n in other.items():
         into[k] = into.get(k, 0) + n
     return into
@@ -203,27 +209,58 @@ def _split(counts: dict, group: str) -> dict:
 
 
 def hooks(counts: dict) -> dict:
-    """{hook: {path: count}} for every hook of :data:`HOOKS` (empty: never reached)."""
+    """{hook: {path: count}} for every hook of :data:`HOOKS` (empty: never reached).
+
+    Example::
+
+        >>> hooks({"hook tlb_flush @munmap": 2})["tlb_flush"]
+        {'munmap': 2}
+    """
     return {h: _split(counts, "hook " + h) for h in HOOKS}
 
 
 def windows(counts: dict) -> dict:
-    """{window: {path: count}} for every window of :data:`WINDOWS`."""
+    """{window: {path: count}} for every window of :data:`WINDOWS`.
+
+    Example::
+
+        >>> windows({"window pending @reclaim": 4})
+        {'pending': {'reclaim': 4}, 'stale-used': {}}
+    """
     return {w: _split(counts, "window " + w) for w in WINDOWS}
 
 
 def checks(counts: dict) -> dict:
-    """{rule: checks} for every rule of :data:`RULES`."""
+    """{rule: checks} for every rule of :data:`RULES`.
+
+    Example::
+
+        >>> checks({"check S3": 5})["S3"], checks({})["C1"]
+        (5, 0)
+    """
     return {r: counts.get("check " + r, 0) for r in RULES}
 
 
 def unreached_hooks(counts: dict) -> list[str]:
-    """The hooks no path called."""
+    """The hooks no path called.
+
+    Example::
+
+        >>> "tlb_flush" in unreached_hooks({}), "tlb_flush" in unreached_hooks(
+        ...     {"hook tlb_flush @munmap": 1})
+        (True, False)
+    """
     return [h for h, per in hooks(counts).items() if not per]
 
 
 def unreached_windows(counts: dict) -> list[str]:
-    """``"window @path"`` for every window and path never entered."""
+    """``"window @path"`` for every window and path never entered.
+
+    Example::
+
+        >>> "pending @munmap" in unreached_windows({"window pending @reclaim": 1})
+        True
+    """
     return [f"{w} @{p}" for w, per in windows(counts).items() for p in PATHS if p not in per]
 
 

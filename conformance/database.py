@@ -34,8 +34,8 @@ import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from .config import MachineConfig
-from .defaults import PROFILES
+from .config import CONFIG_SETS, DEFAULT, MachineConfig
+from .defaults import PROFILE_SETTINGS, PROFILES
 from .errors import UsageError
 from .executors import first_line
 
@@ -101,16 +101,61 @@ def profile_spec(name: str) -> str:
         >>> profile_spec("ci")
         'none'
     """
-    if name == "ci":
+    kind = _settings(name)["database"]
+    if kind == "none":
         return "none"
-    if name == "dev":
+    if kind == "dev":
         return DEFAULT_DIR
-    if name == "fleet":
-        url = os.environ.get(REDIS_ENV, "")
-        if not url:
-            raise UsageError(f"profile fleet needs {REDIS_ENV}=redis://host:port/db")
-        return url
-    raise UsageError(f"unknown profile {name!r} (profiles: {', '.join(PROFILES)})")
+    url = os.environ.get(REDIS_ENV, "")
+    if not url:
+        raise UsageError(f"profile {name} needs {REDIS_ENV}=redis://host:port/db")
+    return url
+
+
+def _settings(name: str) -> dict:
+    if name not in PROFILE_SETTINGS:
+        raise UsageError(f"unknown profile {name!r} (profiles: {', '.join(PROFILES)})")
+    return PROFILE_SETTINGS[name]
+
+
+#: the machine configs profiles name: conformance.config.CONFIG_SETS["wide"], and
+#: "cpus2-empty" (two CPUs, nothing populated: every page is faulted in by the run)
+PROFILE_CONFIGS = dict(CONFIG_SETS["wide"]) | {
+    "cpus2-empty": attrs.evolve(DEFAULT, ncpus=2, populate=False)}
+
+
+def profile_configs(name: str) -> list:
+    """``(config name, MachineConfig)`` for every machine config certify runs under a
+    profile (each with the profile's budget).
+
+    Example::
+
+        >>> [n for n, _ in profile_configs("thorough")]
+        ['default', 'cpus2-empty', 'big']
+    """
+    return [(c, PROFILE_CONFIGS[c]) for c in _settings(name)["configs"]]
+
+
+def profile_budget(name: str) -> float:
+    """certify's budget per machine config under a profile, in seconds.
+
+    Example::
+
+        >>> profile_budget("dev"), profile_budget("nightly")
+        (60.0, 600.0)
+    """
+    return _settings(name)["budget_s"]
+
+
+def profile_examples(name: str) -> int | None:
+    """The pytest plugin's examples per protocol under a profile (None: its option's).
+
+    Example::
+
+        >>> profile_examples("thorough")
+        2000
+    """
+    return _settings(name)["examples"]
 
 
 def open_database(spec: str | None) -> ExampleDatabase | None:
@@ -170,8 +215,11 @@ def describe(db: ExampleDatabase | None) -> str:
 
 
 def register_profiles() -> None:
-    """Register the Hypothesis profiles ``ci``, ``dev`` and (with ``$FLUSHCHECK_REDIS``)
-    ``fleet`` (the pytest plugin loads one; certify takes the same database).
+    """Register the Hypothesis profiles ``ci``, ``dev``, ``thorough``, ``nightly`` and
+    (with ``$FLUSHCHECK_REDIS``) ``fleet`` (the pytest plugin loads one; certify takes the
+    same database). ``thorough`` and ``nightly`` keep failures in the local directory as
+    ``dev`` does and raise ``max_examples`` (the plugin's ``fuzz`` takes
+    :func:`profile_examples`).
 
     Example::
 
@@ -183,6 +231,9 @@ def register_profiles() -> None:
     settings.register_profile("ci", derandomize=True, database=None, print_blob=False, **common)
     settings.register_profile("dev", database=DirectoryBasedExampleDatabase(DEFAULT_DIR),
                               **common)
+    for name in ("thorough", "nightly"):
+        settings.register_profile(name, database=DirectoryBasedExampleDatabase(DEFAULT_DIR),
+                                  max_examples=profile_examples(name), **common)
     if os.environ.get(REDIS_ENV):
         try:
             from hypothesis.extra.redis import RedisExampleDatabase

@@ -13,8 +13,23 @@ import os
 #: actions per raw-walk example (bench/steps.py measures with the same length)
 ACTIONS_PER_EXAMPLE = 80
 
-#: the example-database profiles (:func:`conformance.database.profile_spec`)
-PROFILES = ("dev", "ci", "fleet")
+#: the profiles certify and the pytest plugin share (:mod:`conformance.database`), what each
+#: sets: the example database ("dev": .hypothesis/flushcheck, "none", "redis":
+#: $FLUSHCHECK_REDIS), certify's budget in seconds *per machine config*, its machine configs
+#: (names in :data:`conformance.database.PROFILE_CONFIGS`), and the Hypothesis examples per
+#: protocol of the pytest plugin's ``fuzz`` (None: ``--flushcheck-examples``, 300)
+PROFILE_SETTINGS = {
+    "dev": dict(database="dev", budget_s=60.0, configs=("default",), examples=None),
+    "ci": dict(database="none", budget_s=60.0, configs=("default",), examples=None),
+    "fleet": dict(database="redis", budget_s=60.0, configs=("default",), examples=None),
+    "thorough": dict(database="dev", budget_s=200.0, configs=("default", "cpus2-empty", "big"),
+                     examples=2_000),
+    "nightly": dict(database="dev", budget_s=600.0,
+                    configs=("default", "cpus2-empty", "big", "cpus4", "empty", "tight"),
+                    examples=10_000),
+}
+#: the profile names (``--profile``, ``--hypothesis-profile``)
+PROFILES = tuple(PROFILE_SETTINGS)
 
 
 def default_jobs() -> int:

@@ -5,8 +5,11 @@ discovered protocol. :func:`fuzz` runs a protocol's state machine under the
 active Hypothesis profile (``ci`` when ``CI=true``: derandomized, no database;
 ``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck``; ``fleet``
 with ``--hypothesis-profile fleet`` and ``FLUSHCHECK_REDIS=redis://host:port/db``:
-kept in a shared Redis) and returns the failure, if any. The profiles are those of
-:mod:`conformance.database`, which certify uses too.
+kept in a shared Redis; ``thorough`` and ``nightly``: as ``dev``, with 2,000 and
+10,000 examples per protocol) and returns the failure, if any. The profiles are those of
+:mod:`conformance.database`, which certify uses too (``flushcheck certify --profile``).
+Each example's coverage (hooks per calling path, race windows) is a Hypothesis event:
+``pytest --hypothesis-show-statistics`` lists them.
 
 A protocol module may declare ``EXPECTED_VIOLATION = "S3"`` (a known-buggy
 historical protocol); the suite then asserts that the fuzzer finds exactly that
@@ -27,9 +30,11 @@ Example test::
 """
 from __future__ import annotations
 
+import pytest
 from hypothesis import Phase, settings
 
-from conformance.database import profile as default_profile, register_profiles
+from conformance.database import profile as default_profile, profile_examples, register_profiles
+from conformance.defaults import PROFILES
 
 DEFAULT_EXAMPLES = 300
 
@@ -41,15 +46,49 @@ def pytest_addoption(parser):
     g.addoption("--flushcheck-protocol", action="append", default=[],
                 help="fuzz only these protocols (repeatable): a name in protocols/, "
                      "path/to/file.py, module:Class, or an entry point of flushcheck.protocols")
-    g.addoption("--flushcheck-examples", type=int, default=DEFAULT_EXAMPLES,
-                help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES})")
+    g.addoption("--flushcheck-examples", type=int, default=None,
+                help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES}; "
+                     "--hypothesis-profile thorough: 2000, nightly: 10000)")
 
 
 def pytest_configure(config):
     profile = config.getoption("--hypothesis-profile", default=None)
     if not profile:
         settings.load_profile(default_profile())
-    config._flushcheck_examples = config.getoption("--flushcheck-examples")
+    examples = config.getoption("--flushcheck-examples")
+    if examples is None:  # the profile's, else the plugin's default
+        examples = (profile_examples(profile) if profile in PROFILES else None) \
+            or DEFAULT_EXAMPLES
+    config._flushcheck_examples = examples
+
+
+#: the test item running now (:func:`fuzz` files its Hypothesis statistics on it)
+_ITEM = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Remember the running item: Hypothesis's plugin collects statistics only for ``@given``
+    tests, and a test calling :func:`fuzz` is a plain function."""
+    global _ITEM
+    _ITEM = item
+    try:
+        yield
+    finally:
+        _ITEM = None
+
+
+def _note_statistics(stats) -> None:
+    """Hypothesis's statistics of a :func:`fuzz` run, filed on the running test item where
+    its pytest plugin prints them (``--hypothesis-show-statistics``), events included."""
+    if _ITEM is None:
+        return
+    try:
+        from hypothesis.statistics import describe_statistics
+    except ImportError:  # pragma: no cover - a Hypothesis without it
+        return
+    stats["nodeid"] = _ITEM.nodeid
+    _ITEM.hypothesis_statistics = describe_statistics(stats)
 
 
 def pytest_generate_tests(metafunc):
@@ -99,8 +138,16 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     if seed is not None:
         test = hseed(seed)(test)
     try:
+        from hypothesis.statistics import collector
+    except ImportError:  # pragma: no cover - a Hypothesis without it
+        collector = None
+    try:
         with seed_only():  # the same examples whatever test modules this process collected
-            test()
+            if collector is None:
+                test()
+            else:
+                with collector.with_value(_note_statistics):
+                    test()
     except BaseException as exc:  # noqa: BLE001
         found = all_failures(exc)
         if not found:

@@ -1,0 +1,375 @@
+"""Certificates: a certify run written down so that a reviewer can check and re-run it.
+
+``flushcheck certify P --out DIR`` writes ``DIR/certificate.json`` (the data) and
+``DIR/certificate.md`` (the same, to read or paste): the protocol and the SHA-256 of its
+source files, the flushcheck version and commit, Python and Hypothesis versions, the
+machine config, seed, budget, engine, chunks and examples per chunk, examples and steps,
+the oracle's checks per rule, the coverage (:mod:`conformance.coverage`), the litmus table
+of the protocol (:mod:`conformance.corpus`), the verdict and, for a failure, its timeline,
+reproducer, picture and litmus scenario (copied into DIR and linked).
+
+``flushcheck certify --reproduce DIR/certificate.json`` (:func:`reproduce`) re-runs the
+recorded work: the same protocol (its source hash compared), seed, config, strictness,
+engine, steps, chunk size, and the recorded *number of chunks* as an example budget (so a
+run under a time budget is reproducible), with no example database; it must reach the
+same verdict.
+
+Example::
+
+    >>> from conformance.certify import certify
+    >>> res = certify("linux", budget_s=None, max_examples=20, chunk=10, jobs=1)
+    >>> cert = build(res, load_protocol("linux"), commit="c0ffee")
+    >>> cert["verdict"], cert["run"]["chunks"], cert["run"]["chunk"]
+    ('PASS', 2, 10)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+
+import attrs
+
+from . import coverage
+from .config import MachineConfig
+from .errors import ModelError, ProtocolError, UsageError
+from .registry import load_protocol, protocol_module
+
+FORMAT = "flushcheck-certificate/1"
+JSON_NAME = "certificate.json"
+MD_NAME = "certificate.md"
+
+
+def sha256_file(path: str) -> str:
+    """The SHA-256 of a file's bytes, hex.
+
+    Example::
+
+        >>> len(sha256_file(__file__))
+        64
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def protocol_source(cls) -> dict:
+    """The protocol's source file and its SHA-256, and every source file of its class
+    hierarchy outside ``conformance/`` (a variant of ``linux`` depends on protocols/linux.py).
+
+    Example::
+
+        >>> src = protocol_source(load_protocol("linux_4_13"))
+        >>> src["path"].endswith("protocols/linux_4_13.py"), len(src["sources"]) >= 1
+        (True, True)
+    """
+    from .machine import _protocol_files
+
+    path = os.path.abspath(protocol_module(cls).__file__)
+    files = sorted(_protocol_files(cls) | {path})
+    return {"path": path, "sha256": sha256_file(path),
+            "sources": {f: sha256_file(f) for f in files}}
+
+
+def flushcheck_version() -> str:
+    """The installed flushcheck's version (pyproject), or 'unknown' from a bare checkout.
+
+    Example::
+
+        >>> isinstance(flushcheck_version(), str)
+        True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("flushcheck")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def verdict_of(res) -> str:
+    """A run's verdict as a certificate states it: PASS, FAIL: rules, PROTOCOL ERROR,
+    MODEL ERROR, INTERRUPTED or NO VERDICT.
+
+    Example::
+
+        >>> from conformance.certify import Result
+        >>> verdict_of(Result("linux", 0, 1.0))
+        'NO VERDICT'
+    """
+    if res.failures:
+        f = res.failure
+        if isinstance(f, ModelError):
+            return "MODEL ERROR"
+        if isinstance(f, ProtocolError):
+            return "PROTOCOL ERROR"
+        return "FAIL: " + ", ".join(sorted({x.rule for x in res.failures}))
+    if res.interrupted:
+        return "INTERRUPTED"
+    return "PASS" if res.passed else "NO VERDICT"
+
+
+def litmus_cells(cls, max_states: int | None = None) -> list:
+    """The litmus corpus under this one protocol (:func:`conformance.corpus.check_one`).
+
+    Example::
+
+        >>> cells = litmus_cells(load_protocol("linux"))     # doctest: +SKIP
+        >>> all(c.ok for c in cells)                          # doctest: +SKIP
+        True
+    """
+    from .corpus import check_one
+    from .litmus import corpus
+
+    return [check_one(sc, cls.name, cls, max_states) for sc in corpus()]
+
+
+def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
+          cells: list | None = None) -> dict:
+    """The certificate of the certify run ``res`` of protocol class ``cls`` (a dict for
+    JSON). ``repro_paths``: the reproducers certify saved (the first is the failure's);
+    ``cells``: the protocol's litmus table (:func:`litmus_cells`), None to leave it out."""
+    import hypothesis
+
+    cfg = res.config
+    counts = res.counts
+    cert = {
+        "format": FORMAT,
+        "protocol": {"name": res.protocol, "ref": getattr(cls, "ref", res.protocol),
+                     **protocol_source(cls)},
+        "flushcheck": {"version": flushcheck_version(), "commit": commit},
+        "python": platform.python_version(),
+        "hypothesis": hypothesis.__version__,
+        "command": "flushcheck " + " ".join(argv) if argv else None,
+        "config": attrs.asdict(cfg),
+        "config_text": cfg.describe(),
+        "run": {
+            "seed": res.seed, "strict": res.strict, "engine": res.engine,
+            "budget_s": res.budget_s, "max_examples": res.max_examples,
+            "steps_per_example": res.steps_per_example, "chunk": res.chunk,
+            "chunks": res.chunks, "examples": res.examples, "steps": res.steps,
+            "elapsed_s": round(res.elapsed_s, 3), "jobs": res.jobs, "workers": res.workers,
+            "database": res.database, "replayed": res.replayed,
+            "interrupted": res.interrupted,
+        },
+        "checks": coverage.checks(counts),
+        "coverage": {
+            "hooks": coverage.hooks(counts),
+            "windows": coverage.windows(counts),
+            "unreached_hooks": coverage.unreached_hooks(counts),
+            "unreached_windows": coverage.unreached_windows(counts),
+        },
+        "verdict": verdict_of(res),
+        "failure": None,
+    }
+    if cells is not None:
+        cert["litmus"] = [{"scenario": c.scenario, "verdict": c.verdict, "expected": c.expected,
+                           "ok": c.ok} for c in cells]
+    if res.failures:
+        f = res.failure
+        cert["failure"] = {
+            "rule": f.rule, "headline": f.headline(), "failing_chunk": res.failing_chunk,
+            "first_failure_s": res.first_failure_s,
+            "actions": len(f.machine.actions) if f.machine is not None else None,
+            "timeline": f.report(last=None),
+            "others": [x.headline() for x in res.failures[1:]],
+        }
+        if repro_paths:
+            cert["failure"]["files"] = _failure_files(repro_paths[0])
+    return cert
+
+
+def _failure_files(repro: str) -> dict:
+    """The failure's files beside its reproducer (those that exist), by kind."""
+    from .picture import html_path
+
+    stem = os.path.splitext(repro)[0]
+    files = {"reproducer": repro, "picture": html_path(repro), "scenario": stem + ".litmus"}
+    return {k: p for k, p in files.items() if os.path.exists(p)}
+
+
+def write(cert: dict, out_dir: str) -> tuple[str, str]:
+    """Write ``certificate.json`` and ``certificate.md`` into ``out_dir`` (created), with
+    the failure's files copied beside them (the certificate then names the copies).
+
+    Example::
+
+        >>> write(build(res, cls, "c0ffee"), "cert")      # doctest: +SKIP
+        ('cert/certificate.json', 'cert/certificate.md')
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    fail = cert.get("failure") or {}
+    for kind, src in list(fail.get("files", {}).items()):
+        dst = os.path.join(out_dir, os.path.basename(src))
+        if os.path.abspath(src) != os.path.abspath(dst):
+            shutil.copyfile(src, dst)
+        fail["files"][kind] = os.path.basename(src)
+    jpath = os.path.join(out_dir, JSON_NAME)
+    with open(jpath, "w") as fh:
+        json.dump(cert, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    mpath = os.path.join(out_dir, MD_NAME)
+    with open(mpath, "w") as fh:
+        fh.write(markdown(cert))
+    return jpath, mpath
+
+
+def markdown(cert: dict) -> str:
+    """The certificate as markdown (what ``certificate.md`` holds).
+
+    Example::
+
+        >>> markdown(load("cert/certificate.json")).startswith("# flushcheck certificate")  # doctest: +SKIP
+        True
+    """
+    p, run = cert["protocol"], cert["run"]
+    budget = " or ".join(([f"{run['max_examples']} examples"] if run["max_examples"] else [])
+                         + ([f"{run['budget_s']:g} s"] if run["budget_s"] is not None else []))
+    lines = [
+        f"# flushcheck certificate: {p['name']}", "",
+        f"**Verdict: {cert['verdict']}** over {run['examples']:,} examples, "
+        f"{run['steps']:,} steps ({run['chunks']} chunk{'' if run['chunks'] == 1 else 's'} of "
+        f"{run['chunk']} examples).", "",
+        "| | |", "|---|---|",
+        f"| protocol | `{p['name']}` (`{p['ref']}`) |",
+        f"| source | `{p['path']}` sha256 `{p['sha256']}` |",
+        f"| flushcheck | {cert['flushcheck']['version']}, commit `{cert['flushcheck']['commit']}` |",
+        f"| Python, Hypothesis | {cert['python']}, {cert['hypothesis']} |",
+        f"| machine | {cert['config_text']} |",
+        f"| seed | {run['seed']} |",
+        f"| budget | {budget} |",
+        f"| engine | {_engine_text(run)}{', O1 strict' if run['strict'] else ''} |",
+        f"| ran | {run['examples']:,} examples, {run['steps']:,} steps in {run['elapsed_s']:.1f} s "
+        f"on {run['workers']} |",
+        f"| database | {run['database'] or 'none'} ({run['replayed']} saved examples replayed) |",
+    ]
+    if cert.get("command"):
+        lines.append(f"| command | `{cert['command']}` |")
+    lines += ["", "Re-run exactly this work: `flushcheck certify --reproduce certificate.json`", ""]
+    lines += ["## Checks per rule", "", "| rule | checks |", "|---|---:|"]
+    lines += [f"| {r} | {n:,} |" for r, n in cert["checks"].items()]
+    cov = cert["coverage"]
+    lines += ["", "## Hooks reached, per calling path", "",
+              "| hook | calls | paths |", "|---|---:|---|"]
+    for h, per in cov["hooks"].items():
+        paths = ", ".join(f"{k} {v:,}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+        lines.append(f"| `{h}` | {sum(per.values()):,} | {paths or '**never reached**'} |")
+    lines += ["", "## Race windows entered, per path", "",
+              "| window | entered | per path | never reached |", "|---|---:|---|---|"]
+    for w, per in cov["windows"].items():
+        paths = ", ".join(f"{k} {v:,}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+        never = ", ".join(x for x in coverage.PATHS if x not in per)
+        lines.append(f"| {w}: {coverage.WINDOWS[w]} | {sum(per.values()):,} | {paths or '-'} | "
+                     f"{never or '-'} |")
+    if cert.get("litmus") is not None:
+        lines += ["", "## Litmus corpus under this protocol", "",
+                  "| scenario | verdict | expected | |", "|---|---|---|---|"]
+        lines += [f"| {c['scenario']} | {c['verdict']} | {c['expected']} | "
+                  f"{'ok' if c['ok'] else '**differs**'} |" for c in cert["litmus"]]
+    fail = cert.get("failure")
+    if fail:
+        lines += ["", "## Failure", "", f"{fail['headline']}", ""]
+        files = fail.get("files", {})
+        for kind, label in (("reproducer", "reproducer"), ("picture", "picture"),
+                            ("scenario", "litmus scenario")):
+            if kind in files:
+                lines.append(f"- {label}: [{files[kind]}]({files[kind]})")
+        if "reproducer" in files:
+            lines.append(f"- replay: `flushcheck replay {files['reproducer']}`")
+        lines += ["", "```", fail["timeline"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _engine_text(run: dict) -> str:
+    if run["engine"] == "walk":
+        return "walk: the raw swarm walk (each example draws its rule mix and 20-200 actions)"
+    return f"hypothesis: the Hypothesis state machine, at most {run['steps_per_example']} steps " \
+        "per example"
+
+
+def load(path: str) -> dict:
+    """A certificate file; :class:`UsageError` if it is not one.
+
+    Example::
+
+        >>> load("README.md")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: cannot read certificate README.md: Expecting value: line 1 column 1 (char 0)
+    """
+    try:
+        with open(path) as fh:
+            cert = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read certificate {path}: {exc}") from None
+    if not isinstance(cert, dict) or cert.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a flushcheck certificate ({FORMAT})")
+    return cert
+
+
+@attrs.define
+class Reproduction:
+    """What :func:`reproduce` found: the recorded and the new verdict, and what differs."""
+
+    recorded: str
+    verdict: str
+    result: object
+    source_same: bool
+    notes: list = attrs.Factory(list)
+
+    @property
+    def matched(self) -> bool:
+        return self.recorded == self.verdict
+
+
+def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
+              progress=None) -> Reproduction:
+    """Re-run the work the certificate at ``path`` records; the verdicts, compared.
+
+    The recorded number of chunks becomes the example budget (``chunks * chunk``, or the
+    recorded example budget when it was smaller), so a time-budget run is re-run exactly;
+    no example database (a run that replayed saved examples first may differ: said so).
+
+    Example::
+
+        >>> rep = reproduce("cert/certificate.json")     # doctest: +SKIP
+        >>> rep.matched, rep.recorded                     # doctest: +SKIP
+        (True, 'PASS')
+    """
+    from .certify import certify
+
+    cert = load(path)
+    p, run = cert["protocol"], cert["run"]
+    cls = load_protocol(p["ref"])
+    notes = []
+    now = protocol_source(cls)
+    same = now["sha256"] == p["sha256"]
+    if not same:
+        notes.append(f"the protocol's source differs: recorded sha256 {p['sha256'][:16]}..., "
+                     f"now {now['sha256'][:16]}... ({now['path']})")
+    for f, sha in p.get("sources", {}).items():
+        if f != p["path"] and now["sources"].get(f) != sha:
+            notes.append(f"a base protocol's source differs: {f}")
+    if run["replayed"]:
+        notes.append(f"the recorded run replayed {run['replayed']} saved examples first; this "
+                     "one uses no database")
+    cfg = MachineConfig(**cert["config"])
+    budget = run["chunks"] * run["chunk"]
+    if run["max_examples"]:
+        budget = min(budget, run["max_examples"])
+    if budget < 1:
+        raise UsageError(f"{path} records no chunk: nothing to reproduce")
+    res = certify(cls, budget_s=None, max_examples=budget, seed=run["seed"],
+                  strict=run["strict"], cfg=cfg, chunk=run["chunk"],
+                  steps=run["steps_per_example"], jobs=jobs, scheduler=scheduler,
+                  database=None, engine=run["engine"], progress=progress)
+    if res.chunks != run["chunks"]:
+        notes.append(f"chunks: recorded {run['chunks']}, now {res.chunks}")
+    if (res.examples, res.steps) != (run["examples"], run["steps"]):
+        notes.append(f"work: recorded {run['examples']:,} examples, {run['steps']:,} steps; "
+                     f"now {res.examples:,} examples, {res.steps:,} steps")
+    return Reproduction(cert["verdict"], verdict_of(res), res, same, notes)
