@@ -167,7 +167,8 @@ class Machine:
         return self.tlbs.cpus[cpu].op is None
 
     def runnable_ops(self) -> list[Op]:
-        return [op for op in self.ops if op.runnable()]
+        # Op.runnable(), without the call for the common unblocked operation
+        return [op for op in self.ops if op.blocked_on is None or op.runnable()]
 
     def call_hook(self, fn, *args):
         """Call a hook that must not yield (allocation, context switch)."""

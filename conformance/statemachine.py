@@ -60,8 +60,9 @@ class Driver:
         return self.m.busy_cpus < self.m.cfg.ncpus
 
     def has_runnable(self) -> bool:
-        for op in self.m.ops:  # a loop, not any(genexpr): evaluated before every step
-            if op.runnable():
+        for op in self.m.ops:  # evaluated before every step: Op.runnable() inlined
+            b = op.blocked_on
+            if b is None or b.can_take(op):
                 return True
         return False
 
