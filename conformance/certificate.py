@@ -91,6 +91,26 @@ def flushcheck_version() -> str:
         return "unknown"
 
 
+def tree_dirty() -> bool | None:
+    """Does the checkout flushcheck runs from have uncommitted changes to tracked files
+    (then its commit alone does not say what ran)? None when git cannot tell.
+
+    Example::
+
+        >>> tree_dirty() in (True, False, None)
+        True
+    """
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def verdict_of(res) -> str:
     """A run's verdict as a certificate states it: PASS, FAIL: rules, PROTOCOL ERROR,
     MODEL ERROR, INTERRUPTED or NO VERDICT.
@@ -141,7 +161,8 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "format": FORMAT,
         "protocol": {"name": res.protocol, "ref": getattr(cls, "ref", res.protocol),
                      **protocol_source(cls)},
-        "flushcheck": {"version": flushcheck_version(), "commit": commit},
+        "flushcheck": {"version": flushcheck_version(), "commit": commit,
+                       "dirty": tree_dirty()},
         "python": platform.python_version(),
         "hypothesis": hypothesis.__version__,
         "command": "flushcheck " + " ".join(argv) if argv else None,
@@ -237,7 +258,8 @@ def markdown(cert: dict) -> str:
         "| | |", "|---|---|",
         f"| protocol | `{p['name']}` (`{p['ref']}`) |",
         f"| source | `{p['path']}` sha256 `{p['sha256']}` |",
-        f"| flushcheck | {cert['flushcheck']['version']}, commit `{cert['flushcheck']['commit']}` |",
+        f"| flushcheck | {cert['flushcheck']['version']}, commit `{cert['flushcheck']['commit']}`"
+        f"{' (with uncommitted changes)' if cert['flushcheck'].get('dirty') else ''} |",
         f"| Python, Hypothesis | {cert['python']}, {cert['hypothesis']} |",
         f"| machine | {cert['config_text']} |",
         f"| seed | {run['seed']} |",
@@ -354,6 +376,12 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
     for f, sha in p.get("sources", {}).items():
         if f != p["path"] and now["sources"].get(f) != sha:
             notes.append(f"a base protocol's source differs: {f}")
+    from .reproducer import git_commit
+
+    commit = git_commit()
+    if cert["flushcheck"]["commit"] != commit:
+        notes.append(f"flushcheck commit: recorded {cert['flushcheck']['commit'][:12]}, "
+                     f"now {commit[:12]} (the model or oracle may differ)")
     if run["replayed"]:
         notes.append(f"the recorded run replayed {run['replayed']} saved examples first; this "
                      "one uses no database")
