@@ -1,0 +1,94 @@
+"""Shrunk is shortest (conformance/shortest.py): a failing run's operations as a threaded
+litmus scenario, explored breadth first; certify's walk engine reports that interleaving."""
+import math
+
+import pytest
+
+from conformance.certify import certify
+from conformance.config import DEFAULT
+from conformance.explorer import explore
+from conformance.litmus import CONSUMER, parse
+from conformance.registry import load_protocol
+from conformance.reproducer import replay_actions
+from conformance.shortest import litmus_text, minimize, shortest, threads_of
+from conformance.walk import run_example, shrink
+
+#: (mutant, swarm seed) whose delta-debugged failure the explorer shortens: 2.1 from 13
+#: actions to 5 (its zap, the write and the writeback reordered)
+SHORTENED = ("hist_2_1_zap_flush_after_unlock", 930)
+
+
+def test_explorer_shortens_a_delta_debugged_failure():
+    """The check can fail: delta debugging alone leaves 13 actions, the explorer finds an
+    interleaving of the same operations with fewer, same rule, that replays exactly."""
+    name, seed = SHORTENED
+    cls = load_protocol(name)
+    ex = run_example(cls, seed=seed, swarm=True)
+    small = shrink(ex.failure, seconds=math.inf, max_runs=3000)
+    best, text, proven = shortest(small)
+    assert len(best.machine.actions) < len(small.machine.actions)
+    assert best.rule == small.rule and proven
+    again = replay_actions(cls, DEFAULT, False, best.machine.actions)
+    assert again is not None and again.rule == best.rule
+    # the scenario written is the one explored: exploring it again gives the same length
+    res = explore(parse(text), cls)
+    assert res.failure is not None and len(res.failure.machine.actions) == len(best.machine.actions)
+
+
+def test_a_correct_protocol_passes_the_failing_scenario():
+    """The scenario of the mutant's failure, explored under linux: no interleaving fails (the
+    scenario is the mutant's race, not a model artefact)."""
+    name, seed = SHORTENED
+    ex = run_example(load_protocol(name), seed=seed, swarm=True)
+    best, text, _ = minimize(ex.failure)
+    res = explore(parse(text), load_protocol("linux"))
+    assert res.failure is None and res.complete
+
+
+@pytest.mark.parametrize("mutant", ["linux_4_3", "hist_2_9_migrate_flush_after_copy",
+                                    "hist_2_5_no_nested_gather_flush"])
+def test_certify_reports_the_explorer_shortest(mutant, tmp_path):
+    """certify (walk engine, fixed examples): the reported failure is proven shortest, and
+    the explorer on its saved scenario finds a counterexample of exactly that length."""
+    r = certify(mutant, budget_s=None, max_examples=3000, seed=1, jobs=1)
+    assert r.failures and r.proven and r.litmus
+    res = explore(parse(r.litmus), load_protocol(mutant))
+    assert res.failure is not None and res.failure.rule == r.failure.rule
+    assert len(res.failure.machine.actions) == r.shrunk_length
+
+
+def test_same_seed_same_report():
+    """Minimizing is capped by counts, not time: two runs give the same actions and text."""
+    a, b = (certify("hist_2_11_madvise_relock", budget_s=None, max_examples=4000, seed=2,
+                    jobs=1) for _ in range(2))
+    assert a.failures and a.failure.machine.actions == b.failure.machine.actions
+    assert a.litmus == b.litmus
+
+
+def test_threads_hw_and_consumer():
+    """Operations go to their CPU's thread in order, advances vanish, fills and evictions of
+    the loaded mm become hw events (a fill over a cached entry does not), the other consumer
+    gets its own thread, which the parser and the explorer accept."""
+    cls = load_protocol("linux")
+    acts = [("fill", (0, 1)), ("evict", (0, 1)), ("fill", (0, 1)), ("consumer_alloc", ()),
+            ("munmap", (1, 2, 1)), ("advance", (0,)), ("user_access", (2, 0, True)),
+            ("consumer_free", ())]
+    th, cons, hw = threads_of(cls, DEFAULT, False, acts)
+    assert th == {1: ["munmap U0 v2 1"], 2: ["write v0"]}
+    assert cons == ["consumer alloc", "consumer free"]
+    assert hw == {(0, "evict", 1): 1, (0, "fill", 1): 1}
+    m = run_example(cls, seed=1, n=1).machine  # a machine to hang the text on
+    m.actions[:] = acts
+
+    class F:
+        rule = "S1"
+        machine = m
+    sc = parse(litmus_text(F, "linux"))
+    assert [c for c, _ in sc.threads] == [1, 2, CONSUMER]
+    assert explore(sc, cls).failure is None
+
+
+def test_consumer_thread_holds_only_consumer_lines():
+    from conformance.errors import UsageError
+    with pytest.raises(UsageError, match="thread consumer"):
+        parse("name x\nthread consumer\nread v0\n")
