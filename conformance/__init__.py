@@ -14,7 +14,8 @@ Example::
 
     >>> from conformance.machine import Machine
     >>> from conformance.registry import load_protocol
-    >>> m = Machine(load_protocol("linux"))
+    >>> from conformance.config import MachineConfig
+    >>> m = Machine(load_protocol("linux"), MachineConfig(populate=False))
     >>> m.user_access(0, 0, write=False)   # CPU0 touches vpage 0 of its mm: faults
     'fault'
 """

@@ -44,8 +44,8 @@ class Arch:
         >>> from conformance.machine import Machine
         >>> from conformance.registry import load_protocol
         >>> m = Machine(load_protocol("linux"))
-        >>> m.arch.mm_cpumask(m.mms[0])   # CPU0 runs mm0 at boot
-        1
+        >>> m.arch.mm_cpumask(m.mms[0])   # CPU0 and CPU2 run mm0 at boot
+        5
     """
 
     def __init__(self, tlbs, trace) -> None:

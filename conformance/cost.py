@@ -34,7 +34,7 @@ Deterministic: the same (protocol, mix, seed, ops) gives the same counts.
 
 Example::
 
-    >>> c = flush_costs("linux", "reclaim", seed=1, ops=160)
+    >>> c = flush_costs("linux", "reclaim-heavy", seed=1, ops=160)
     >>> c["ops"], c["ipis"] >= 0
     (160, True)
 

@@ -10,7 +10,7 @@ guide built from the same facts.
 
 Example::
 
-    >>> "zap_pte_range" in " ".join(call_sites()["flush_tlb_batched_pending"])
+    >>> "move_ptes" in " ".join(call_sites()["flush_tlb_batched_pending"])
     True
     >>> overridden_hooks(load_protocol("immediate"))
     ['should_defer_flush', 'tlb_remove_tlb_entry']

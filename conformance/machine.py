@@ -8,7 +8,7 @@ event, start or step of a kernel operation). Actions are logged in
 Example::
 
     >>> from conformance.registry import load_protocol
-    >>> m = Machine(load_protocol("linux"))
+    >>> m = Machine(load_protocol("linux"), MachineConfig(populate=False))
     >>> m.user_access(0, 2, write=False)   # mm0:v2 is a read-only file mapping; not present yet
     'fault'
     >>> m.drain()                          # run the fault to completion
