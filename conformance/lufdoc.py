@@ -7,7 +7,7 @@ it). Everything in the file is computed:
 * the scripted and explored scenarios are the ``litmus/luf-N-*.litmus`` files (a
   threaded file is explored exhaustively, :mod:`conformance.explorer`);
 * the random column is one deterministic Hypothesis run per protocol (fixed seed,
-  fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1`` cut to
+  fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis`` cut to
   ``RANDOM_EXAMPLES`` examples;
 * *further rules*: every other rule the random machine violates, found by running
   ``FURTHER_CHUNKS`` more chunks of the same Hypothesis run with the rules already found
@@ -215,7 +215,7 @@ CLASSES = [
           "against the kernel's expected value; no second view inside the program)"),
     ("D", "the TLB disagrees with the kernel's view at quiescence (C1), nothing a program sees"),
 ]
-#: The random column is exactly ``flushcheck certify P --seed 1 --jobs 1`` limited to
+#: The random column is exactly ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis`` limited to
 #: RANDOM_CHUNKS chunks of RANDOM_CHUNK examples (no time budget, so it is reproducible).
 RANDOM_SEED = 1
 RANDOM_CHUNK = 50
@@ -327,7 +327,7 @@ def random_cells(proto: str, cls):
 
     Chunks of ``RANDOM_CHUNK`` examples with seeds ``chunk_seed(RANDOM_SEED, i)`` run until
     the first failure (at most ``RANDOM_CHUNKS`` chunks: that is the random column, exactly
-    ``flushcheck certify P --seed 1 --jobs 1``); then ``FURTHER_CHUNKS`` more chunks run with
+    ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis``); then ``FURTHER_CHUNKS`` more chunks run with
     the rules found so far switched off (:func:`suppressed`), each new rule's shrunk example
     kept. A fresh interpreter, because Hypothesis's shrinker outcome was seen to depend on
     what the process had run before, and this file must be byte-for-byte reproducible. The
@@ -540,7 +540,8 @@ def render(data, scs) -> str:
         L.append(text)
     rnd = [p for p in ROWS if results[p, "random"] is not None]
     L.append(f"- **Random state machine** (`flushcheck certify <protocol> --seed {RANDOM_SEED} "
-             f"--jobs 1`, at most {RANDOM_EXAMPLES} examples of {RANDOM_STEPS} steps): finds " + (
+             f"--jobs 1 --engine hypothesis`, at most {RANDOM_EXAMPLES} examples of {RANDOM_STEPS} "
+             f"steps): finds " + (
                  ", ".join(f"`{p}` ({results[p, 'random'].rule})" for p in rnd) if rnd else "nothing")
              + "; every further rule per variant is listed under *Findings*.")
     L.append("- `linux` and `immediate` pass every column; so does `luf_lazyfree_fix` (the fix "
@@ -816,8 +817,8 @@ def render_text(data, scs) -> str:
     L.append("")
     for n, sc in enumerate(scs, 1):
         L.append(f"  [{n}] {TITLES.get(n, sc.name)}  (litmus/{sc.name}.litmus)")
-    L.append("  rnd: flushcheck certify P --seed 1, 2000 examples; further: other rules the")
-    L.append("  random walk violates with the earlier ones switched off")
+    L.append("  rnd: flushcheck certify P --seed 1 --engine hypothesis, 2000 examples;")
+    L.append("  further: other rules the random walk violates with the earlier ones switched off")
     L.append("")
     L.append("Rules: S1 freed page reused while mapped in a TLB; S2 page copied out while a")
     L.append("writable dirty TLB entry exists; S3 syscall returned with a stale translation;")
