@@ -56,6 +56,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from .config import DEFAULT, MachineConfig
+from .defaults import default_jobs  # noqa: F401 - certify.default_jobs, as before
 from .coverage import counted_class, merge, tally
 from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
@@ -119,14 +120,6 @@ class Result:
     @property
     def shrunk_length(self) -> int | None:
         return None if self.failure is None else len(self.failure.machine.actions)
-
-
-def default_jobs() -> int:
-    """Worker processes by default: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def require_seconds(option: str, value, zero_ok: bool = False) -> None:
