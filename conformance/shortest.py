@@ -18,8 +18,9 @@ of the same operations may exist. This module turns the failing run into a
 
 The run's own schedule is one of the interleavings explored, so the explorer finds a
 counterexample at most as long (counted in machine actions: each explorer choice is
-one action). It keeps only a counterexample that violates the same rule and replays
-from its actions alone; otherwise the delta-debugged failure stands.
+one action). It keeps only a counterexample that violates the same rule (or, for an oracle
+violation, another oracle rule: the same race seen sooner) and replays from its actions
+alone; otherwise the delta-debugged failure stands.
 
 Example::
 
@@ -42,8 +43,8 @@ from .config import DEFAULT
 from .errors import Failure, UsageError
 
 #: the explorer's state cap when it looks for the shortest interleaving (deterministic, unlike
-#: a time cap; about a second or two of exploring at litmus sizes)
-SHORTEST_MAX_STATES = 3000
+#: a time cap; a few seconds of exploring at most)
+SHORTEST_MAX_STATES = 10_000
 
 #: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
 _OP_VERBS = {"reclaim": "R", "migrate": "G", "munmap": "U", "mmap": "M", "mprotect": "P",
@@ -181,7 +182,8 @@ def litmus_text(failure: Failure, protocol: str, doc: str = "") -> str:
 def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
     """``(failure, litmus text, proven)``: the explorer's shortest interleaving of
     ``failure``'s operations if it is shorter (fewer machine actions), violates the same
-    rule and replays from its actions; else ``failure`` itself. The text is the scenario
+    rule (or another oracle rule, where ``failure`` is an oracle violation) and replays from
+    its actions; else ``failure`` itself. The text is the scenario
     explored (None when the run cannot be written as one); ``proven``: the breadth-first
     search reached the returned length with the same rule, so no interleaving of these
     operations fails sooner.
@@ -206,14 +208,24 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
         return failure, text, False
     res = explore(sc, cls, max_states=max_states, strict=m.oracle.strict)
     f = res.failure
-    if f is None or f.machine is None or f.rule != failure.rule:
+    if f is None or f.machine is None or not _same_kind(f, failure):
         return failure, text, False
     if len(f.machine.actions) >= len(m.actions):
         return failure, text, len(f.machine.actions) == len(m.actions)
     check = replay_actions(cls, m.cfg, m.oracle.strict, f.machine.actions)
-    if check is None or check.rule != failure.rule:
+    if check is None or check.rule != f.rule:
         return failure, text, False
     return check, text, True
+
+
+def _same_kind(f: Failure, g: Failure) -> bool:
+    """Can ``f`` stand for ``g``: the same rule, or both oracle violations (a shorter
+    interleaving of the same operations that breaks S1 where the run broke C1 is the same
+    race seen sooner; a model or protocol error never stands for a violation, nor the
+    reverse)."""
+    from .errors import Violation
+
+    return f.rule == g.rule or (isinstance(f, Violation) and isinstance(g, Violation))
 
 
 #: delta-debugging candidates tried per round (about 1 to 3 ms each)
