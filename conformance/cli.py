@@ -203,7 +203,7 @@ def cmd_soundness(args) -> int:
 
     res = campaign(protos, configs, budget_s=args.budget, seed=args.seed, jobs=args.jobs,
                    strict=args.strict, actions=args.actions, shrink_s=args.shrink_seconds,
-                   repro_dir=args.repro_dir, progress=progress)
+                   repro_dir=args.repro_dir, progress=progress, swarm=args.swarm)
     commit = git_commit()
     print(soundness_report(res, commit))
     if args.markdown:
@@ -462,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="O1 strict: count and group the windows the kernel tolerates")
     so.add_argument("--actions", type=int, default=ACTIONS_PER_EXAMPLE, metavar="N",
                     help=f"actions per example (default {ACTIONS_PER_EXAMPLE})")
+    so.add_argument("--swarm", action="store_true",
+                    help="run certify's swarm walk (rule mixes, PCT scheduling, 20-200 "
+                         "actions per example) instead of the uniform walk")
     so.add_argument("--shrink-seconds", type=float, default=3.0, metavar="SECONDS",
                     help="time to shrink each kept failing example (default 3)")
     so.add_argument("--repro-dir", default="repro")

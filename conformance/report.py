@@ -161,7 +161,8 @@ def soundness_report(res, commit: str) -> str:
         f"  protocols {', '.join(res.protocols)}",
         "  configs   " + "\n            ".join(f"{n:8} {cfg.describe()}" for n, cfg in res.configs),
         f"  seed      {res.seed}   budget {res.budget_s:g} s per (protocol, config)   "
-        f"jobs {res.jobs}   {res.actions} actions per example",
+        f"jobs {res.jobs}   " + ("swarm walk (certify's), 20-200 actions per example"
+                                 if res.swarm else f"{res.actions} actions per example"),
         f"  rules     {rules}",
         "",
         f"  {'protocol':<28} {'config':<8} {'examples':>10} {'steps':>12} {'seconds':>8} "
@@ -207,7 +208,8 @@ def soundness_markdown(res, command: str, commit: str, date: str, python: str, c
         f"- command: `{command}`",
         f"- date {date}, commit `{commit}`, Python {python}, {cores} cores, jobs {res.jobs}",
         f"- seed {res.seed}, budget {res.budget_s:g} s per (protocol, config), "
-        f"{res.actions} actions per example{', O1 strict' if res.strict else ''}",
+        + ("certify's swarm walk, 20-200 actions per example" if res.swarm else
+         f"{res.actions} actions per example") + (", O1 strict" if res.strict else ""),
         f"- verdict: **{_soundness_verdict(res)}**",
         "",
         "| protocol | config | examples | steps | seconds | steps/s | violations"

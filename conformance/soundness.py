@@ -178,6 +178,9 @@ class Job:
     strict: bool
     seed: int
     actions: int
+    #: certify's swarm walk (rule mix, argument subsets, PCT scheduling, 20-200 actions per
+    #: example, ``actions`` ignored) instead of the uniform walk
+    swarm: bool = False
 
 
 @attrs.define
@@ -212,7 +215,7 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
         if time.monotonic() >= deadline and (i or index):
             break
         eseed = derive_seed(cseed, i)
-        ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules)
+        ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules, swarm=job.swarm)
         out.examples += 1
         out.steps += ex.steps
         if ex.failure is not None:
@@ -228,7 +231,8 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
 def shrink_example(job: Job, seed: int, key: str, seconds: float) -> list:
     """Re-run example ``seed`` of ``job`` and shrink its failure, keeping ``key``; the
     shrunk action list (the example's own if it did not fail as ``key``)."""
-    ex = run_example(load_protocol(job.protocol), job.cfg, job.strict, seed, job.actions)
+    ex = run_example(load_protocol(job.protocol), job.cfg, job.strict, seed, job.actions,
+                     swarm=job.swarm)
     f = ex.failure
     if f is None or classify(f) != key:  # cannot happen: examples are deterministic
         return []
@@ -316,6 +320,7 @@ class Campaign:
     actions: int = ACTIONS_PER_EXAMPLE
     cells: list = attrs.Factory(list)
     interrupted: bool = False
+    swarm: bool = False
 
     @property
     def examples(self) -> int:
@@ -483,14 +488,15 @@ def check_params(budget_s: float, jobs: int, actions: int, shrink_s: float) -> N
 
 def campaign(protocols, configs, budget_s: float = 60.0, seed: int = 0, jobs: int = 1,
              strict: bool = False, actions: int = ACTIONS_PER_EXAMPLE, shrink_s: float = 3.0,
-             repro_dir: str = "repro", progress=None) -> Campaign:
+             repro_dir: str = "repro", progress=None, swarm: bool = False) -> Campaign:
     """Fuzz every protocol under every config for ``budget_s`` seconds each.
 
     ``protocols``: names; ``configs``: (name, MachineConfig) pairs. Kept failing
     examples are shrunk (``shrink_s`` seconds each) and saved under
     ``repro_dir``. ``progress(cell)`` is called as each cell's fuzzing ends. A
     Ctrl-C stops the campaign: the result has ``interrupted`` set, covers what
-    ran, and its findings are saved unshrunk.
+    ran, and its findings are saved unshrunk. ``swarm``: each example is certify's swarm
+    walk (:class:`conformance.walk.Swarm`) instead of the uniform ``actions``-step walk.
 
     Example::
 
@@ -501,12 +507,13 @@ def campaign(protocols, configs, budget_s: float = 60.0, seed: int = 0, jobs: in
     check_params(budget_s, jobs, actions, shrink_s)
     for p in protocols:
         load_protocol(p)  # UsageError now, not in a worker
-    res = Campaign(list(protocols), tuple(configs), budget_s, seed, jobs, strict, actions)
+    res = Campaign(list(protocols), tuple(configs), budget_s, seed, jobs, strict, actions,
+                   swarm=swarm)
     pool = _Pool(jobs) if jobs > 1 else None
     try:
         for p in protocols:
             for name, cfg in configs:
-                cell = Cell(Job(p, name, cfg, strict, seed, actions))
+                cell = Cell(Job(p, name, cfg, strict, seed, actions, swarm))
                 res.cells.append(cell)
                 shrunk: dict = {}
                 try:

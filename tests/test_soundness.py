@@ -147,3 +147,17 @@ def test_bad_input_is_a_one_line_error(capsys):
         assert main(["soundness", *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("flushcheck: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_swarm_campaign_finds_a_mutant_and_repeats_itself():
+    """--swarm: the campaign runs certify's walk; a chunk is its seed (same counts twice), a
+    mutant is found and its kept example shrinks to a reproducer of the same rule."""
+    from conformance.soundness import shrink_example
+    job = Job("linux_4_3", "default", DEFAULT, False, 5, 80, swarm=True)
+    a, b = run_chunk(job, 0, float("inf")), run_chunk(job, 0, float("inf"))
+    assert (a.examples, a.steps, a.counts) == (b.examples, b.steps, b.counts)
+    assert "S3" in a.counts
+    _i, _k, seed, key, _h, _n = next(f for f in a.firsts if f[3] == "S3")
+    acts = shrink_example(job, seed, key, 2.0)
+    f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, acts)
+    assert f is not None and f.rule == "S3"
