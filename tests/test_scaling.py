@@ -164,7 +164,11 @@ def _interrupted_certify(*args, started) -> tuple:
     proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "certify", "linux",
                              "--budget", "120", "--chunk", "5", "--steps", "20",
                              "--database", "none", *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a runner started in the background (`cmd &`) ignores SIGINT and
+                            # its children inherit that: Python would then install no
+                            # KeyboardInterrupt handler and the Ctrl-C below would do nothing
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert _wait_until(lambda: started(proc.pid), 60), "the run did not start"
         time.sleep(2)
