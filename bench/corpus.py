@@ -86,12 +86,12 @@ def _fmt_row(row) -> str:
     other = sorted({x for r in found for x in r["rules"]} - {mod.EXPECTED_VIOLATION})
     ex_len = (f"{len(ex.path)} choices / {len(ex.failure.machine.actions)} actions"
               if ex.failure is not None else "not found")
+    found_txt = f"{len(found)}/{len(runs)}" + (f" ({', '.join(other)} in some)" if other else "")
+    slowest = f"{max(ttfs):.2f} s" if ttfs else "-"
     return (f"| {mod.BUG} | `{mod.FIXED_BY}` | `{row['name']}` | {mod.SUMMARY} | "
             f"{mod.EXPECTED_VIOLATION} | {ex.verdict} | {ex_len} | {ex.states} states, "
-            f"{ex.seconds:.2f} s | {fixed.verdict} ({fixed.states} states) | "
-            f"{len(found)}/{len(runs)}" + (f" ({', '.join(other)} in some)" if other else "") +
-            f" | {med_txt} | {max(ttfs):.2f} s |" if ttfs else " | - | - |") + \
-        f" {shr_txt} | {sum(r['proven'] for r in found)}/{len(found)} |"
+            f"{ex.seconds:.2f} s | {fixed.verdict} ({fixed.states} states) | {found_txt} | "
+            f"{med_txt} | {slowest} | {shr_txt} | {sum(r['proven'] for r in found)}/{len(found)} |")
 
 
 def power(rows, budgets=POWER_BUDGETS) -> dict:

@@ -56,7 +56,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import get_state_machine_test
 
 from .config import DEFAULT, MachineConfig
-from .defaults import default_jobs  # noqa: F401 - certify.default_jobs, as before
+from .defaults import DEFAULT_CHUNK, ENGINES, default_jobs  # noqa: F401 - default_jobs as before
 from .coverage import counted_class, merge, tally
 from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
@@ -348,10 +348,6 @@ def seed_only():
 
 #: the database sub-key under which the walk engine files failing runs (reproducer JSON)
 WALK_SUB_KEY = b".actions"
-#: examples per chunk by engine: a walk example costs about a millisecond, a Hypothesis one
-#: about 15
-DEFAULT_CHUNK = {"walk": 500, "hypothesis": 50}
-ENGINES = tuple(DEFAULT_CHUNK)
 
 
 def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None = None,
@@ -366,7 +362,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     (:func:`conformance.shortest.minimize`: delta debugging, then the explorer's shortest
     interleaving of its operations), all capped by counts, never by the clock. ``counts``:
     a dict each example's coverage and checks are summed into (the replayed saved runs and
-    the minimization are not counted).
+    the minimization are not counted). ``steps`` is not used: a swarm example draws its own
+    length (Hypothesis's ``--steps`` has no walk counterpart).
 
     Example::
 
@@ -381,7 +378,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
 
     from .reproducer import replay_actions
     from .shortest import minimize
-    from .walk import swarm_for
+    from .walk import run_example, swarm_for
 
     swarm_for(cls, cfg)  # build the rules before the clock matters
     counted = counted_class(cls) if counts is not None else cls  # coverage: hooks, windows
@@ -390,9 +387,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if chunk.index == 0 and key is not None:
         for blob in (saved or {}).get(key + WALK_SUB_KEY, ()):
             try:
-                acts = [(n, tuple(tuple(a) if isinstance(a, list) else a for a in args))
-                        for n, args in json.loads(blob)]
-                failure = replay_actions(cls, cfg, strict, acts)
+                failure = replay_actions(cls, cfg, strict, json.loads(blob))
             except (ValueError, TypeError, UsageError):
                 failure = None  # an entry this model cannot replay: not this run's verdict
             examples += 1
@@ -401,7 +396,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     rnd = random.Random(chunk.seed)
     k = 0
     while failure is None and k < chunk.examples:
-        ex = _walk_example(counted, cfg, strict, steps, rnd.getrandbits(64))
+        ex = run_example(counted, cfg, strict, seed=rnd.getrandbits(64), swarm=True)
         examples += 1
         k += 1
         nsteps += ex.steps
@@ -417,12 +412,6 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
         log = (("save", key + WALK_SUB_KEY, json.dumps(
             [[n, list(a)] for n, a in small.machine.actions]).encode()),)
     return examples, nsteps, [small], first, (text, proven), log
-
-
-def _walk_example(cls, cfg, strict, steps, seed):
-    from .walk import run_example
-
-    return run_example(cls, cfg, strict, seed=seed, swarm=True)
 
 
 def run_task(task: Task) -> ChunkResult:

@@ -36,7 +36,7 @@ import attrs
 # only what the parser needs: explore and litmus must start without importing Hypothesis
 # (tests/test_cli.py checks it); each command imports the rest itself
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
-from .defaults import ACTIONS_PER_EXAMPLE, PROFILES, default_jobs
+from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import ModelError, UsageError
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk", type=int, default=None, metavar="N",
                    help="examples per chunk, the unit of work sent to a worker (default 500 "
                         "walk examples, 50 Hypothesis examples)")
-    c.add_argument("--engine", default="walk", choices=("walk", "hypothesis"),
+    c.add_argument("--engine", default="walk", choices=ENGINES,
                    help="the search: the raw swarm walk (default; about 15x the steps per "
                         "second) or Hypothesis's state machine (what the pytest plugin runs)")
     c.add_argument("--jobs", type=int, default=default_jobs(),

@@ -31,6 +31,11 @@ PROFILE_SETTINGS = {
 #: the profile names (``--profile``, ``--hypothesis-profile``)
 PROFILES = tuple(PROFILE_SETTINGS)
 
+#: certify's examples per chunk by engine (``--engine``): a walk example costs about a
+#: millisecond, a Hypothesis one about 15
+DEFAULT_CHUNK = {"walk": 500, "hypothesis": 50}
+ENGINES = tuple(DEFAULT_CHUNK)
+
 
 def default_jobs() -> int:
     """Worker processes by default: the CPUs this process may run on."""

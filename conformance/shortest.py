@@ -198,7 +198,7 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
     if m is None:
         return failure, None, False
     cls = type(m.proto)
-    name = getattr(cls, "name", cls.__name__)
+    name = _protocol_name(cls)
     try:
         text = litmus_text(failure, name)
         sc = parse(text, f"<{name} shortest>")
@@ -216,6 +216,10 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
     if check is None or check.rule != f.rule:
         return failure, text, False
     return check, text, True
+
+
+def _protocol_name(cls) -> str:
+    return getattr(cls, "name", cls.__name__)
 
 
 def _same_kind(f: Failure, g: Failure) -> bool:
@@ -262,7 +266,7 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
         smaller = shrink(f, seconds=math.inf, max_runs=max_runs)
         best = smaller if len(smaller.machine.actions) < len(f.machine.actions) else f
     try:
-        text = litmus_text(best, getattr(type(best.machine.proto), "name", "protocol"))
+        text = litmus_text(best, _protocol_name(type(best.machine.proto)))
     except NotExpressible:
         text = None
     return best, text, False

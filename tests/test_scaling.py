@@ -27,15 +27,12 @@ MUTANT, CHUNK, HYP_CHUNK = "linux_4_3", 3, 10
 
 def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
     """Does walk chunk ``index`` of a run with ``seed`` (``examples`` examples) fail?"""
-    import random
-
+    from conformance.certify import run_walk_chunk
     from conformance.registry import load_protocol
-    from conformance.walk import run_example
 
-    rnd = random.Random(chunk_seed(seed, index))
-    cls = load_protocol(MUTANT)
-    return any(run_example(cls, seed=rnd.getrandbits(64), swarm=True).failure is not None
-               for _ in range(examples))
+    chunk = Chunk(index, chunk_seed(seed, index), examples)
+    return bool(run_walk_chunk(load_protocol(MUTANT), DEFAULT, False, 50, chunk,
+                               time.monotonic())[2])
 
 
 #: a historical bug (S3) that this seed finds in chunk 2 of 3 walk examples each (chunks 0
