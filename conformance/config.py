@@ -30,6 +30,14 @@ class MachineConfig:
     swap_slots: int = 6
     populate: bool = True  # boot with every VMA page faulted in and cached (MAP_POPULATE)
     max_op_steps: int = 400  # an operation taking more steps than this is reported as a loop
+    #: pages an mmu_gather holds before ``__tlb_remove_page`` reports it full and
+    #: ``zap_pte_range`` flushes mid-walk (``force_flush``, ``tlb_flush_mmu``). The kernel's
+    #: first batch is ``MMU_GATHER_BUNDLE`` (8) on-stack pages, further ones
+    #: ``MAX_GATHER_BATCH`` (510 with 4K pages) up to ``MAX_GATHER_BATCH_COUNT`` batches,
+    #: allocated with GFP_NOWAIT: it reports full after 8 pages when that allocation fails,
+    #: else after about 10,000. 2 here: one page never fills it (a lone zap still defers its
+    #: flush to ``tlb_end_vma``/``tlb_finish_mmu``), two pages of a munmap, madvise or exit do.
+    gather_batch: int = 2
 
     @property
     def tables_per_mm(self) -> int:
@@ -41,6 +49,7 @@ class MachineConfig:
             f"ptes_per_table={self.ptes_per_table} frames={self.nframes} "
             f"files={self.nfiles}x{self.file_pages} swap={self.swap_slots}"
             f"{' populated' if self.populate else ''}"
+            f"{f' gather_batch={self.gather_batch}' if self.gather_batch != 2 else ''}"
         )
 
 

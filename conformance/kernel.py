@@ -206,6 +206,18 @@ class Kernel:
         if sem is not None:
             self.up_read(op, sem)
 
+    def invalidate_lock(self, fid: int):
+        """``mapping->invalidate_lock`` of ``file``: hole punching holds it for write
+        (``filemap_invalidate_lock``), reading a page in holds it for read
+        (``filemap_fault``'s ``filemap_invalidate_lock_shared`` when the page is not
+        cached). Simplification: ``write()`` reads a page in under it too, where the kernel
+        serializes ``write()`` and ``fallocate()`` by ``i_rwsem``."""
+        key = ("inv", fid)
+        sem = self.mem.rmap_locks.get(key)
+        if sem is None:
+            sem = self.mem.rmap_locks[key] = RwSem(f"invalidate_lock(file{fid})")
+        return sem
+
     def mmap_read_lock(self, op, mm):
         return self.down_read(op, mm.mmap_lock)
 
@@ -214,6 +226,14 @@ class Kernel:
 
     def mmap_read_unlock(self, op, mm) -> None:
         self.up_read(op, mm.mmap_lock)
+
+    @staticmethod
+    def mmap_write_downgrade(op, mm) -> None:
+        """``mmap_write_downgrade`` (``downgrade_write``): the writer becomes a reader
+        without releasing the lock, so waiting readers may enter; never waits."""
+        sem = mm.mmap_lock
+        sem.writer = None
+        sem.readers += 1
 
     def mmap_write_unlock(self, op, mm) -> None:
         self.up_write(op, mm.mmap_lock)
@@ -420,14 +440,21 @@ class Kernel:
                     continue
                 op.touched_frames[frame] = None
                 return frame
+            inv = self.invalidate_lock(fid)
+            yield from self.down_read(op, inv)  # no page cache folio: read it in
+            if f.cache.get(pgoff) is not None:  # someone read it in while we waited
+                self.up_read(op, inv)
+                continue
             frame = self.alloc_frame(op, loc)
             if frame is None:
+                self.up_read(op, inv)
                 return None
             yield from self.lock(op, self.mem.folio_lock[frame])
             f.cache[pgoff] = frame  # filemap_add_folio, locked, !uptodate
             self.trace.msg(op, "page cache: file%d:%d read into pfn%d", fid, pgoff, frame)
             yield  # read IO in flight
             self.mem.value[frame] = f.disk[pgoff]
+            self.up_read(op, inv)
             return frame
         raise ModelError("filemap_get_folio: no progress")
 
@@ -885,7 +912,7 @@ class Kernel:
 
     # -- munmap / mmu_gather -----------------------------------------------------------
     def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int, madv: bool = False):
-        """``zap_pte_range`` for one page-table page.
+        """``zap_pte_range`` for one page-table page (mm/memory.c).
 
         Take the PTL, ``flush_tlb_batched_pending``, clear present PTEs
         recording each in the gather (``pte_none`` is skipped and records
@@ -902,6 +929,18 @@ class Kernel:
         at once (``tlb_flush_mmu``: nothing left to invalidate, then
         ``tlb_batch_pages_flush``), not only at ``tlb_finish_mmu``.
 
+        **Full batch** (``__tlb_remove_folio_pages`` / ``__tlb_remove_page`` returning true
+        when ``tlb_next_batch`` cannot add a batch; here when the gather holds
+        ``MachineConfig.gather_batch`` pages): ``force_flush`` and ``force_break``, the
+        walk stops after that PTE, flushes under the PTL (``tlb_flush_mmu_tlbonly``,
+        ``tlb_flush_rmaps``), drops it, ``tlb_flush_mmu`` frees the batch, **yield**
+        (``cond_resched``) and the walk starts again at the next address: re-take the PTL,
+        ``flush_tlb_batched_pending`` again (6.x: ``zap_pmd_range`` calls again from the
+        returned ``addr``; before 6.x: ``goto again`` inside ``zap_pte_range``). This
+        force flush is the same code as the dirty-file one (since 1cf35d47712d); only what
+        forced it differs. The PTL-held flush happens whatever the protocol's
+        ``ZAP_DIRTY_FILE_PTE`` says: that attribute is about the dirty-file reason only.
+
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
         cleared reads zero from now on (``oracle.expected`` reset).
         Every slot of the table range is a *visit* for S3 (``op.s3_visits``), ``pte_none``
@@ -909,70 +948,99 @@ class Kernel:
         """
         mem = self.mem
         proto = self.proto
-        ptl = yield from self._lock_pte_table(op, mm, start)
-        force_flush = False
         file_force, file_delay = proto.ZAP_DIRTY_FILE_PTE
         anon = vma.is_anon
-        for vpage in range(start, end):
-            op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
-            pte = mm.ptes[vpage]
-            kind = pte.kind
-            if kind == NONE:
-                continue
-            op.touched_vps[(mm.id, vpage)] = None
-            if madv:
-                if anon:
-                    loc = vma.location(vpage)
-                    self.oracle.expected.pop(loc, None)
-                    op.touched_locs[loc] = None
-            if kind == PRESENT:
-                pteval = pte.snapshot()
-                pte.clear()  # ptep_get_and_clear_full
-                self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
-                frame = pteval.frame
-                op.touched_frames[frame] = None
-                mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
-                tlb.pages.append(frame)
-                if anon:
-                    self.rmap_remove(frame, mm, vpage)
-                    mem.owner[frame] = "zapped"
-                elif pteval.dirty:
-                    mem.dirty[frame] = True  # folio_mark_dirty
-                    force_flush = force_flush or file_force
-                    if file_delay:
-                        tlb.delayed_rmap.append((frame, mm, vpage))
+        batch = self.m.cfg.gather_batch
+        addr = start
+        while addr < end:  # retry: once per pass that stopped on a full batch
+            ptl = yield from self._lock_pte_table(op, mm, addr)
+            force_flush = False
+            vpage = addr
+            addr = end
+            while vpage < end:
+                op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
+                pte = mm.ptes[vpage]
+                kind = pte.kind
+                vpage += 1
+                if kind == NONE:
+                    continue
+                vp = vpage - 1
+                op.touched_vps[(mm.id, vp)] = None
+                if madv:
+                    if anon:
+                        loc = vma.location(vp)
+                        self.oracle.expected.pop(loc, None)
+                        op.touched_locs[loc] = None
+                if kind == PRESENT:
+                    pteval = pte.snapshot()
+                    pte.clear()  # ptep_get_and_clear_full
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vp)
+                    frame = pteval.frame
+                    op.touched_frames[frame] = None
+                    mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
+                    tlb.pages.append(frame)
+                    if anon:
+                        self.rmap_remove(frame, mm, vp)
+                        mem.owner[frame] = "zapped"
+                    elif pteval.dirty:
+                        mem.dirty[frame] = True  # folio_mark_dirty
+                        force_flush = force_flush or file_force
+                        if file_delay:
+                            tlb.delayed_rmap.append((frame, mm, vp))
+                        else:
+                            self.rmap_remove(frame, mm, vp)
                     else:
-                        self.rmap_remove(frame, mm, vpage)
+                        self.rmap_remove(frame, mm, vp)
+                    self.trace.msg(op, "zap mm%d:v%d [pfn%d]", mm.id, vp, frame)
+                    if len(tlb.pages) >= batch:  # __tlb_remove_page: batch full
+                        force_flush = True  # force_break: stop after this PTE
+                        if vpage < end:
+                            addr = vpage
+                            self.trace.msg(op, "zap: mmu_gather full, flush mid-walk")
+                        break
+                elif kind == SWAP:
+                    slot = self._free_swap_entry(pte)
+                    self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vp, slot)
                 else:
-                    self.rmap_remove(frame, mm, vpage)
-                self.trace.msg(op, "zap mm%d:v%d [pfn%d]", mm.id, vpage, frame)
-            elif kind == SWAP:
-                slot = self._free_swap_entry(pte)
-                self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vpage, slot)
-            else:
-                pte.clear()  # migration entry: remove_migration_ptes will find none
-                self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vpage)
-        if force_flush:
-            yield  # rest of the walk / IPI wait, PTL held
-            yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
-            for frame, rmm, vpage in tlb.delayed_rmap:  # tlb_flush_rmaps
-                self.rmap_remove(frame, rmm, vpage)
-            tlb.delayed_rmap.clear()
-        self.unlock(op, ptl)
-        if force_flush:  # tlb_flush_mmu: free the batched memory too
-            yield from hook(proto.tlb_flush_mmu(tlb))
-        yield
+                    pte.clear()  # migration entry: remove_migration_ptes will find none
+                    self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vp)
+            if force_flush:
+                yield  # rest of the walk / IPI wait, PTL held
+                yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
+                for frame, rmm, vp in tlb.delayed_rmap:  # tlb_flush_rmaps
+                    self.rmap_remove(frame, rmm, vp)
+                tlb.delayed_rmap.clear()
+            self.unlock(op, ptl)
+            if force_flush:  # tlb_flush_mmu: free the batched memory too
+                yield from hook(proto.tlb_flush_mmu(tlb))
+            yield
 
-    def unmap_region(self, op, mm, start: int, end: int):
-        """``do_vmi_align_munmap`` -> ``unmap_region``: detach VMAs, zap, ``tlb_finish_mmu``.
+    def unmap_region(self, op, mm, start: int, end: int, downgrade: bool = False):
+        """``do_vmi_align_munmap``: detach the VMAs of [start, end) (``vms_gather_munmap_vmas``,
+        ``mmap_lock`` held for write), then ``vms_complete_munmap_vmas``: if ``downgrade``
+        (``munmap``: ``vms->unlock``), ``mmap_write_downgrade``, then ``vms_clear_ptes``
+        = ``unmap_region`` (mm/vma.c): ``tlb_gather_mmu``, ``unmap_vmas`` (zap per VMA and
+        page table, ``tlb_end_vma``), ``free_pgtables``, ``tlb_finish_mmu``.
 
-        Simplification: ``mmap_lock`` stays held for write (no downgrade), and
-        page-table pages are not freed (``free_pgtables`` is a no-op).
+        Followed: mm/vma.c of 6.12+ (``vms_complete_munmap_vmas``). 4.20 (dd2283f2605e,
+        "mm: mmap: zap pages with read mmap_sem in munmap") to 6.11 downgrade at the same
+        place, between detaching and zapping (``__do_munmap`` / ``do_vmi_align_munmap``);
+        before 4.20 the zap ran under the write lock. After the downgrade, faults and
+        madvise of the same mm run beside the open gather (on the detached range they
+        find no VMA; on a neighbouring range of the same page table they meet the PTL
+        and ``flush_tlb_batched_pending``). ``MAP_FIXED`` (``mmap``) does not downgrade.
+        Simplification: page-table pages are not freed (``free_pgtables`` is a no-op);
+        4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
+        not modelled (no such VMAs).
         """
         vmas = mm.split_vmas(start, end)
         if not vmas:
+            if downgrade:
+                self.mmap_write_downgrade(op, mm)
             return
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
+        if downgrade:
+            self.mmap_write_downgrade(op, mm)
         self._touch_range(op, mm, start, end)
         for v in vmas:
             for vp in range(v.start, v.end):
@@ -989,11 +1057,157 @@ class Kernel:
             raise ModelError("tlb_finish_mmu left pages unfreed")
 
     def munmap(self, op, mm, start: int, npages: int):
-        """``__vm_munmap``; S3 is checked when it returns."""
+        """``__vm_munmap(start, len, unlock=true)``: write lock, detach, downgrade, zap under
+        the read lock (:meth:`unmap_region`), ``mmap_read_unlock``. S3 is checked when it
+        returns."""
         yield from self.mmap_write_lock(op, mm)
-        yield from self.unmap_region(op, mm, start, start + npages)
-        self.mmap_write_unlock(op, mm)
+        yield from self.unmap_region(op, mm, start, start + npages, downgrade=True)
+        self.mmap_read_unlock(op, mm)
         self.oracle.check_s3(op, mm, start, start + npages, "munmap")
+
+    # -- truncate / hole punch ---------------------------------------------------------
+    def unmap_mapping_range(self, op, loc, visited: list):
+        """``unmap_mapping_range(mapping, pgoff, 1, even_cows=0)`` (mm/memory.c) for one page:
+        ``i_mmap_lock_read``, then ``unmap_mapping_range_tree``: for each VMA mapping the
+        page, ``zap_page_range_single`` (mm/memory.c): its own ``tlb_gather_mmu``,
+        :meth:`zap_pte_range` of the one page, ``tlb_end_vma``, ``tlb_finish_mmu``. No
+        ``mmap_lock``: it runs beside munmap, mprotect, mremap, madvise and faults of any
+        mm mapping the file, and beside their open gathers (``mm_tlb_flush_nested``).
+        Appends each (mm, vpage) it walked to ``visited`` (S3 at return)."""
+        proto = self.proto
+        walk = yield from self.rmap_walk_lock(op, loc)
+        for mm, vp in self._mappings_of(loc):
+            vma = mm.find_vma(vp)
+            if vma is None or vma.vpage_of(loc) != vp:  # unmapped while we zapped others
+                continue
+            op.touched_vps[(mm.id, vp)] = None
+            tlb = MmuGather(op, mm, vp, vp + 1, self._tlb_batch_pages_flush)
+            self.m.call_hook(proto.tlb_gather_mmu, tlb)
+            yield from self.zap_pte_range(op, tlb, mm, vma, vp, vp + 1)
+            yield from hook(proto.tlb_end_vma(tlb, vma))
+            yield from hook(proto.tlb_finish_mmu(tlb))
+            if tlb.pages:
+                raise ModelError("tlb_finish_mmu left pages unfreed")
+            visited.append((mm, vp))
+        self.rmap_walk_unlock(op, walk)
+
+    def truncate(self, op, fid: int, pgoff: int):
+        """``fallocate(FALLOC_FL_PUNCH_HOLE)`` of page ``pgoff`` of ``file``: the hole reads
+        zero from now on.
+
+        ``filemap_invalidate_lock`` (no page can be read in meanwhile), then
+        ``truncate_pagecache_range`` (mm/truncate.c): :meth:`unmap_mapping_range` (every
+        PTE of the page in every mm is zapped, each mm with its own gather), then
+        ``truncate_inode_pages_range``: ``folio_lock`` the page-cache folio (waits for
+        writeback, reclaim or migration holding it; re-looks it up if it left the page
+        cache meanwhile), ``truncate_cleanup_folio`` (a fault mapped it again between the
+        unmap and the lock: ``unmap_mapping_folio``, one more :meth:`unmap_mapping_range`;
+        ``folio_cancel_dirty``), ``filemap_remove_folio`` (``folio->mapping = NULL``:
+        the frame's owner becomes "truncated"), unlock, ``folio_put``: freed here unless an
+        mmu_gather or an isolation still holds it (then by that holder). Last, the
+        filesystem frees the blocks: ``disk[pgoff] = 0``, the location's expected value is
+        0, and a later fault reads a new zero-filled page-cache page.
+        Simplification: one page; hole punch semantics (never SIGBUS beyond EOF: the file
+        keeps its size). S3 at return: no entry of a PTE instance live at or before the
+        walk's visit, in every (mm, vpage) walked (docs/oracle.md section 2).
+        """
+        mem = self.mem
+        f = mem.files[fid]
+        loc = ("f", fid, pgoff)
+        op.touched_locs[loc] = None
+        inv = self.invalidate_lock(fid)
+        yield from self.down_write(op, inv)
+        visited: list = []
+        yield from self.unmap_mapping_range(op, loc, visited)
+        while True:  # truncate_inode_pages_range
+            frame = f.cache.get(pgoff)
+            if frame is None:
+                break
+            lk = mem.folio_lock[frame]
+            yield from self.lock(op, lk)
+            if f.cache.get(pgoff) != frame:  # truncated or migrated while we waited
+                self.unlock(op, lk)
+                continue
+            op.touched_frames[frame] = None
+            if mem.rmap[frame]:  # truncate_cleanup_folio -> unmap_mapping_folio
+                yield from self.unmap_mapping_range(op, loc, visited)
+            mem.dirty[frame] = False  # folio_cancel_dirty
+            del f.cache[pgoff]  # filemap_remove_folio
+            mem.owner[frame] = "truncated"
+            self.trace.msg(op, "truncate: pfn%d removed from the page cache", frame)
+            self.unlock(op, lk)
+            if self.last_reference(frame):
+                self.free_frames([frame])
+            break
+        f.disk[pgoff] = 0  # the blocks are freed: a hole
+        self.oracle.expected[loc] = 0
+        self.trace.msg(op, "fallocate(file%d:%d, PUNCH_HOLE)", fid, pgoff)
+        self.up_write(op, inv)
+        for mm, vp in visited:
+            self.oracle.check_s3(op, mm, vp, vp + 1, "truncate")
+
+    # -- exit ---------------------------------------------------------------------------
+    def exit_mmap(self, op, mm):
+        """``exit_mmap`` (mm/mmap.c, 6.x) of an mm whose last task exited, then ``exec``
+        of a new program into the same mm slot.
+
+        ``mmap_read_lock``; ``tlb_gather_mmu_fullmm`` (``tlb->fullmm``: ``tlb_end_vma``
+        returns early, ``tlb_flush`` flushes the whole mm); ``unmap_vmas`` over every VMA
+        (:meth:`zap_pte_range` per page table: a full gather batch still flushes and frees
+        mid-walk); ``mmap_read_unlock``; ``mmap_write_lock``; ``free_pgtables``
+        (``unlink_anon_vmas``/``unlink_file_vma``: no rmap walk finds the VMAs any more;
+        page tables freed: ``tlb->freed_tables``, so x86 also flushes the CPUs in lazy TLB
+        mode); ``tlb_finish_mmu``; ``remove_vma``; ``mmap_write_unlock``.
+
+        Lazy TLB: the CPUs that had the mm loaded keep it loaded (``active_mm``) and keep
+        their entries until a flush reaches them; the model sends every flush to them
+        (simplification A2: x86 skips lazy CPUs unless tables are freed, so its mid-walk
+        flushes of an exiting mm do not reach them; the model flushes more, never less).
+        No task of the mm runs meanwhile (``Machine.exit_mmap`` refuses while one is in
+        the kernel; user accesses and syscalls on an exiting mm are refused).
+
+        Then a new program starts in the slot (``execve``: ``mm_alloc`` + the ELF and
+        stack mappings), modelled as the boot layout's VMAs (fresh anon_vmas, nothing
+        faulted in, the protocol's ``mmap_region`` hook for each) under the write lock.
+        Simplification: the kernel's exec makes a new ``mm_struct`` (new ``ctx_id``, new
+        protocol state); here the slot, its ``tlb_gen`` and ``mm.proto`` are kept, so a
+        deferred flush still pending for the old mm stays pending for the new one (more
+        flushing, never less), and an entry a protocol failed to flush stays visible.
+        """
+        from .machine import boot_vmas  # the boot layout is the "program" exec starts
+        yield from self.mmap_read_lock(op, mm)
+        vmas = list(mm.vmas)
+        proto = self.proto
+        self._touch_range(op, mm, 0, len(mm.ptes))
+        for v in vmas:
+            for vp in range(v.start, v.end):
+                op.touched_locs[v.location(vp)] = None
+        if vmas:
+            tlb = MmuGather(op, mm, 0, len(mm.ptes), self._tlb_batch_pages_flush)
+            tlb.fullmm = True  # tlb_gather_mmu_fullmm
+            self.m.call_hook(proto.tlb_gather_mmu, tlb)
+            for vma in vmas:  # unmap_vmas -> unmap_single_vma
+                for a, b in mm.table_ranges(vma.start, vma.end):
+                    yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
+                yield from hook(proto.tlb_end_vma(tlb, vma))
+            self.mmap_read_unlock(op, mm)
+            yield from self.mmap_write_lock(op, mm)
+            mm.vmas = []  # free_pgtables: unlink_anon_vmas / unlink_file_vma
+            tlb.freed_tables = True  # free_pte_range -> pte_free_tlb
+            yield from hook(proto.tlb_finish_mmu(tlb))
+            if tlb.pages:
+                raise ModelError("tlb_finish_mmu left pages unfreed")
+        else:
+            self.mmap_read_unlock(op, mm)
+            yield from self.mmap_write_lock(op, mm)
+        self.trace.msg(op, "exit_mmap(mm%d)", mm.id)
+        new = boot_vmas(self.m, mm)  # execve of the next program
+        for vma in new:
+            yield from hook(proto.mmap_region(op, mm, vma))
+        mm.vmas = new
+        mm.exiting = False
+        self.trace.msg(op, "exec: mm%d %s", mm.id, new)
+        self.mmap_write_unlock(op, mm)
 
     # -- mmap ------------------------------------------------------------------------------
     def mmap(self, op, mm, start: int, npages: int, file, writable: bool, maywrite: bool,

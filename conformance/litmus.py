@@ -22,7 +22,8 @@ access again), ``read vN``, ``write vN`` (one access; a fault runs to completion
 ``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
-``mremap OP vS N vD``, ``reclaim OP pfn... nested pfn...``. Op verbs: ``step [N]``,
+``mremap OP vS N vD``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
+(hole punch), ``exit OP`` (``exit_mmap`` of the CPU's mm, then exec). Op verbs: ``step [N]``,
 ``until TEXT``, ``finish``. ``thread CPUn [mmM]`` sections and ``hw CPUn fill|evict vN
 [COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`);
 a ``thread consumer`` section holds the other consumer's ``consumer alloc|free`` lines.
@@ -274,6 +275,10 @@ class _Runner:
             return self.start(w[1], m.madvise(cpu, self.vpage(no, w[2]), int(w[3]), w[4]))
         elif verb == "mremap":
             return self.start(w[1], m.mremap(cpu, self.vpage(no, w[2]), int(w[3]), self.vpage(no, w[4])))
+        elif verb == "truncate":
+            return self.start(w[1], m.truncate(cpu, int(w[2][4:]), int(w[3])))
+        elif verb == "exit":
+            return self.start(w[1], m.exit_mmap(cpu))
         else:
             raise self.err(no, f"unknown CPU verb {verb!r}")
         return None

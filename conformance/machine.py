@@ -38,7 +38,10 @@ _CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
 FIRST_USER_VALUE = 1_000_000
 
 #: operations whose mm makes a folio "hot" for reclaim/migration (``Machine.hot_frames``)
-HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap"})
+HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit"})
+
+#: operations run by a task of the CPU's loaded mm (``exit_mmap`` waits for none to be in flight)
+MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap"})
 
 #: the madvise advices modelled (``Machine.madvise``)
 MADV_ADVICE = ("dontneed", "free", "cold", "pageout")
@@ -52,24 +55,31 @@ def boot_layout(m: "Machine") -> None:
     Further mms alternate the two layouts. CPU i starts with mm (i mod nmms) loaded.
     Two mappings of file0, one RO and one RW, are what review scenario 3 needs.
     """
-    half = m.cfg.vpages // 2
     for mm in m.mms:
-        if mm.id % 2 == 0:
-            vmas = [Vma(0, half, m.new_anon_id(), None, 0, True, True),
-                    Vma(half, m.cfg.vpages, None, 0, 0, False, False)]
-        else:
-            vmas = [Vma(0, half, None, 0, 0, True, True),
-                    Vma(half, m.cfg.vpages, None, 1 % m.cfg.nfiles, 0, False, False)]
-        for v in vmas:
-            v.end = min(v.end, v.start + (m.cfg.file_pages if v.file is not None else v.end))
-            v.proto = m.proto.init_vma(v)
-        mm.vmas = vmas
+        mm.vmas = boot_vmas(m, mm)
     for cpu in m.tlbs.cpus:
         mm = m.mms[cpu.id % len(m.mms)]
         cpu.loaded_mm = mm
         cpu.loaded_gen = mm.tlb_gen
     if m.cfg.populate:
         populate(m)
+
+
+def boot_vmas(m: "Machine", mm) -> list:
+    """The VMAs of ``mm``'s program (even mm: anonymous RW then file0 RO; odd mm: file0 RW
+    then file(1 mod nfiles) RO), each with a fresh anon_vma and the protocol's
+    ``init_vma``: at boot, and when ``exit_mmap`` execs the next program into the slot."""
+    half = m.cfg.vpages // 2
+    if mm.id % 2 == 0:
+        vmas = [Vma(0, half, m.new_anon_id(), None, 0, True, True),
+                Vma(half, m.cfg.vpages, None, 0, 0, False, False)]
+    else:
+        vmas = [Vma(0, half, None, 0, 0, True, True),
+                Vma(half, m.cfg.vpages, None, 1 % m.cfg.nfiles, 0, False, False)]
+    for v in vmas:
+        v.end = min(v.end, v.start + (m.cfg.file_pages if v.file is not None else v.end))
+        v.proto = m.proto.init_vma(v)
+    return vmas
 
 
 def populate(m: "Machine") -> None:
@@ -254,7 +264,7 @@ class Machine:
     def fault(self, cpu: int, vpage: int, write: bool) -> Op:
         """Start ``handle_mm_fault`` on ``cpu`` for its loaded mm (normally via :meth:`user_access`)."""
         self._action("fault", (cpu, vpage, write))
-        return self._start_fault(cpu, self.tlbs.cpus[cpu].loaded_mm, vpage, write)
+        return self._start_fault(cpu, self._task_mm(cpu), vpage, write)
 
     def _start_fault(self, cpu: int, mm, vpage: int, write: bool) -> Op:
         return self._start(cpu, "fault", (vpage, write),
@@ -283,8 +293,15 @@ class Machine:
         """Log the action and start ``run(op, mm)`` on ``cpu``'s loaded mm (a syscall by the
         task running there); ``label(mm)`` names the operation."""
         self._action(name, (cpu,) + args)
-        mm = self.tlbs.cpus[cpu].loaded_mm
+        mm = self._task_mm(cpu)
         return self._start(cpu, name, args, lambda op: run(op, mm), lambda: label(mm))
+
+    def _task_mm(self, cpu: int):
+        """The mm of the task running on ``cpu``; an exiting mm has no task left."""
+        mm = self.tlbs.cpus[cpu].loaded_mm
+        if mm.exiting:
+            raise UsageError(f"mm{mm.id} is exiting: no task of it runs on CPU{cpu}")
+        return mm
 
     def madvise(self, cpu: int, start: int, npages: int, advice: str) -> Op:
         """Start ``madvise(start, npages, MADV_<advice>)``: "dontneed", "free", "cold", "pageout"."""
@@ -316,7 +333,7 @@ class Machine:
     def mmap(self, cpu: int, start: int, npages: int, file, writable: bool, fixed: bool) -> Op:
         """Start ``mmap``: anonymous private (file None) or shared ``file``; ``fixed`` = MAP_FIXED."""
         self._action("mmap", (cpu, start, npages, file, writable, fixed))
-        mm = self.tlbs.cpus[cpu].loaded_mm
+        mm = self._task_mm(cpu)
         maywrite = writable or file is None
         what = "anon" if file is None else f"file{file}"
         return self._start(cpu, "mmap", (start, npages, file, writable, fixed),
@@ -339,6 +356,37 @@ class Machine:
         return self._start(cpu, "write", (file, pgoff, value),
                            lambda op: self.kernel.write(op, file, pgoff, value),
                            lambda: f"write(file{file}:{pgoff})")
+
+    def truncate(self, cpu: int, file: int, pgoff: int) -> Op:
+        """Start ``fallocate(FALLOC_FL_PUNCH_HOLE)`` of page ``pgoff`` of ``file`` (any task)."""
+        self._action("truncate", (cpu, file, pgoff))
+        return self._start(cpu, "truncate", (file, pgoff),
+                           lambda op: self.kernel.truncate(op, file, pgoff),
+                           lambda: f"truncate(file{file}:{pgoff})")
+
+    def exit_mmap(self, cpu: int) -> Op:
+        """The last task of ``cpu``'s loaded mm exits: ``exit_mmap`` on ``cpu``, then a new
+        program is exec'd into the mm (:meth:`conformance.kernel.Kernel.exit_mmap`).
+        Refused while a task of that mm is in the kernel (a fault or syscall in flight)."""
+        self._action("exit_mmap", (cpu,))
+        mm = self._task_mm(cpu)
+        cpus = self.tlbs.cpus
+        for op in self.ops:
+            if op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm:
+                raise UsageError(f"exit of mm{mm.id}: {op.label} is still in flight")
+        mm.exiting = True
+        return self._start(cpu, "exit", (), lambda op: self.kernel.exit_mmap(op, mm),
+                           lambda: f"exit(mm{mm.id})")
+
+    def can_exit(self, cpu: int) -> bool:
+        """Would :meth:`exit_mmap` on ``cpu`` be accepted (idle CPU, no task of its mm in
+        the kernel, the mm not already exiting)?"""
+        cpus = self.tlbs.cpus
+        mm = cpus[cpu].loaded_mm
+        if cpus[cpu].op is not None or mm.exiting:
+            return False
+        return not any(op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm
+                       for op in self.ops)
 
     def drain(self, limit: int = 20000) -> None:
         """Run every operation in flight to completion, oldest first."""
@@ -369,6 +417,8 @@ class Machine:
         if c.op is not None:
             raise UsageError(f"CPU{cpu} is in the kernel ({c.op})")
         mm = c.loaded_mm
+        if mm.exiting:
+            raise UsageError(f"mm{mm.id} is exiting: no task of it runs on CPU{cpu}")
         tlbs = self.tlbs
         e = tlbs.lookup(c, mm.id, vpage)
         if (e is not None and self.ops and self._w_stale is not None
@@ -480,6 +530,8 @@ class Machine:
         nxt = self.mms[mm_id]
         if prev is nxt:
             return
+        if nxt.exiting:
+            raise UsageError(f"mm{mm_id} is exiting: it has no task to switch to")
         if prev is not None and c.loaded_gen < prev.tlb_gen:
             self.tlbs.drop_mm(c, prev.id)
         c.loaded_mm = nxt

@@ -106,9 +106,11 @@ class Oracle:
           that was live in a slot at or before the walk's visit of it
           (``e.inst <= op.s3_visits[slot]``), whoever cleared it and whenever. Instances
           installed after the visit (a fault behind the walk) are not this syscall's.
-          munmap/mmap/mremap hold ``mmap_lock`` for write, so a slot they did not walk
-          (no VMA there) counts as visited at return: no entry at all. madvise checks only
-          the slots it walked.
+          munmap/mmap/mremap took ``mmap_lock`` for write and removed the range's VMAs
+          before walking (munmap then downgrades to read: no fault can map the detached
+          range), so a slot they did not walk (no VMA there) counts as visited at return:
+          no entry at all. madvise checks only the slots it walked; ``truncate`` checks
+          the slots it walked, in every mm it visited.
         * ``mprotect`` (PROT_READ): no writable entry in the range.
         * ``madvise(free)`` also: no writable dirty entry it saw over a PTE it left clean
           (``op.s3_wd``) is still cached while that PTE is still the same clean instance.

@@ -184,7 +184,7 @@ class Mm:
     """
 
     __slots__ = ("id", "ptes", "vmas", "mmap_lock", "ptls", "ptes_per_table",
-                 "tlb_gen", "tlb_flush_pending", "proto")
+                 "tlb_gen", "tlb_flush_pending", "proto", "exiting")
 
     def __init__(self, mm_id: int, vpages: int, ptes_per_table: int) -> None:
         self.id = mm_id
@@ -197,6 +197,7 @@ class Mm:
         self.tlb_gen = 1
         self.tlb_flush_pending = 0
         self.proto = None
+        self.exiting = False  # exit_mmap in flight: no task of the mm runs (Machine.exit_mmap)
 
     def ptl(self, vpage: int) -> Lock:
         """``pte_lockptr``: the split PTL of the table holding ``vpage``."""

@@ -44,6 +44,11 @@ class Stats:
         self.counts: dict = {}
 
 
+def _pick(ids: list, i: int):
+    """The ``i``-th (modulo) of ``ids``, or None if there are none."""
+    return ids[i % len(ids)] if ids else None
+
+
 class Driver:
     """Turns rule arguments into machine actions (idle CPU choice, frame choice)."""
 
@@ -51,10 +56,13 @@ class Driver:
         self.m = machine
 
     def _idle(self, cpu: int):
-        idle = [c.id for c in self.m.tlbs.cpus if c.op is None]
-        if not idle:
-            return None
-        return idle[cpu % len(idle)]
+        return _pick([c.id for c in self.m.tlbs.cpus if c.op is None], cpu)
+
+    def _idle_task(self, cpu: int):
+        """An idle CPU whose loaded mm has a task to run (not exiting): where a user
+        access or a syscall of that mm can start."""
+        return _pick([c.id for c in self.m.tlbs.cpus if c.op is None and not c.loaded_mm.exiting],
+                     cpu)
 
     def has_idle(self) -> bool:
         return self.m.busy_cpus < self.m.cfg.ncpus
@@ -72,7 +80,7 @@ class Driver:
             self.m.advance_runnable(run[i % len(run)])
 
     def access(self, cpu: int, vpage: int, write: bool) -> None:
-        c = self._idle(cpu)
+        c = self._idle_task(cpu)
         if c is not None:
             self.m.user_access(c, vpage, write)
 
@@ -101,7 +109,7 @@ class Driver:
 
     def switch(self, cpu: int, mm: int) -> None:
         c = self._idle(cpu)
-        if c is not None:
+        if c is not None and not self.m.mms[mm].exiting:
             self.m.switch_mm(c, mm)
 
     def _frames(self, a: int, n: int):
@@ -137,18 +145,18 @@ class Driver:
             self.m.migrate(c, frames)
 
     def munmap(self, cpu: int, start: int, n: int) -> None:
-        c = self._idle(cpu)
+        c = self._idle_task(cpu)
         if c is not None:
             start = self._start(c, start)
             self.m.munmap(c, start, min(n, self.m.cfg.vpages - start))
 
     def mmap(self, cpu: int, start: int, n: int, file, writable: bool, fixed: bool) -> None:
-        c = self._idle(cpu)
+        c = self._idle_task(cpu)
         if c is not None:
             self.m.mmap(c, start, min(n, self.m.cfg.vpages - start), file, writable, fixed)
 
     def mprotect(self, cpu: int, start: int, n: int, writable: bool) -> None:
-        c = self._idle(cpu)
+        c = self._idle_task(cpu)
         if c is not None:
             start = self._start(c, start)
             self.m.mprotect(c, start, min(n, self.m.cfg.vpages - start), writable)
@@ -192,8 +200,10 @@ class Driver:
                     self._run_task_of(c, m.tlbs.cpus[op.cpu].loaded_mm.id)
                     m.madvise(c, *op.args)
                     return
-        if mm:
+        if mm and not m.mms[mm - 1].exiting:
             self._run_task_of(c, mm - 1)
+        if m.tlbs.cpus[c].loaded_mm.exiting:
+            return
         start = self._start(c, start)
         m.madvise(c, start, min(n, nv - start), advice)
 
@@ -204,7 +214,7 @@ class Driver:
 
     def mremap(self, cpu: int, start: int, n: int, dest: int) -> None:
         """mremap to the ``dest``-th free range of the CPU's mm (none free: nothing)."""
-        c = self._idle(cpu)
+        c = self._idle_task(cpu)
         if c is None:
             return
         start = self._start(c, start)
@@ -217,6 +227,28 @@ class Driver:
                 if not any(v.start < s + n and v.end > s for v in mm.vmas)]
         if free:
             self.m.mremap(c, start, n, free[dest % len(free)])
+
+    def truncate(self, cpu: int, file: int, pgoff: int) -> None:
+        """Hole punch of page ``pgoff`` of ``file``; ``file == nfiles`` is a hot pick: the
+        ``pgoff``-th cached file page mapped in an mm that an operation in flight works on
+        (collision bias: truncate beside an open gather), if any."""
+        c = self._idle(cpu)
+        if c is None:
+            return
+        m = self.m
+        if file == len(m.mem.files):
+            busy = {m.tlbs.cpus[op.cpu].loaded_mm.id for op in m.ops}
+            hot = [(f.id, p) for f in m.mem.files for p, fr in sorted(f.cache.items())
+                   if any(mid in busy for mid, _vp in m.mem.rmap[fr])]
+            file, pgoff = hot[pgoff % len(hot)] if hot else (0, pgoff)
+        m.truncate(c, file, pgoff)
+
+    def exit_mmap(self, cpu: int) -> None:
+        """The last task of an idle CPU's mm exits (then a new program starts in the mm);
+        nothing when a task of that mm is in the kernel."""
+        c = self._idle_task(cpu)
+        if c is not None and self.m.can_exit(c):
+            self.m.exit_mmap(c)
 
     def consumer_alloc(self) -> None:
         self.m.consumer_alloc()
@@ -287,7 +319,7 @@ class ConformanceBase(RuleBasedStateMachine):
     #: testing disables each rule with a probability drawn per example, which starves
     #: races that need four or five rules together (reclaim + munmap + fill + advance),
     #: so only the rarely decisive rules take part in it.
-    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap"})
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap", "truncate"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -337,7 +369,7 @@ def _rules(cfg: MachineConfig) -> dict:
 
     CPU_VP_W = (nc, nv, 2)
     CPU_PICK = (nc, 8)
-    BACKGROUND = (4, nc, 8)
+    BACKGROUND = (5, nc, 8)
     RECLAIM = (nc, 8, 3)
     RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
     MADV = (nc, 2 * nv, 3, 4, cfg.nmms + 1)  # + the calling task's mm (0: the loaded one)
@@ -347,6 +379,7 @@ def _rules(cfg: MachineConfig) -> dict:
     MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
     MPROT = (nc, 2 * nv, 3, 2)
     FWRITE = (nc, cfg.nfiles, cfg.file_pages)
+    TRUNC = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
     K = (1, 1, 2)  # page/folio counts, biased to one
 
     def counted(fn):
@@ -404,7 +437,8 @@ def _rules(cfg: MachineConfig) -> dict:
     def background(self, x):
         """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
         TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
-        allocates and writes a frame (2) or frees its oldest one (3)."""
+        allocates and writes a frame (2) or frees its oldest one (3), the last task of an
+        idle CPU's mm exits and a new program starts there (4: ``exit_mmap``)."""
         kind, cpu, k = dec(x, BACKGROUND)
         if kind == 0:
             self.d.evict(cpu, k)
@@ -413,8 +447,10 @@ def _rules(cfg: MachineConfig) -> dict:
                 self.d.switch(cpu, k % cfg.nmms)
         elif kind == 2:
             self.d.consumer_alloc()
-        else:
+        elif kind == 3:
             self.d.consumer_free()
+        elif self.d.has_idle():
+            self.d.exit_mmap(cpu)
 
     @idle
     @rule(x=S.code(RECLAIM_N))
@@ -462,6 +498,13 @@ def _rules(cfg: MachineConfig) -> dict:
         self.d.write(*dec(x, FWRITE))
 
     @idle
+    @rule(x=S.code(TRUNC))
+    @counted
+    def truncate(self, x):
+        """Hole punch of one file page (cpu, file or hot, pgoff)."""
+        self.d.truncate(*dec(x, TRUNC))
+
+    @idle
     @rule(x=S.code(WBACK))
     @counted
     def writeback(self, x):
@@ -486,7 +529,7 @@ def _rules(cfg: MachineConfig) -> dict:
 
     return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
                                     reclaim, migrate, munmap, mmap, mprotect, file_write,
-                                    writeback, madvise, mremap)}
+                                    writeback, madvise, mremap, truncate)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,
