@@ -79,7 +79,9 @@ KERNEL: dict[str, tuple[str, str]] = {
                        "kernel/sched/core.c context_switch"),
     "tlb_gather_mmu": ("tlb_gather_mmu (mm/mmu_gather.c)",
                        "mm/mmap.c unmap_region; mm/mprotect.c change_protection's callers; "
-                       "mm/madvise.c madvise_*_single_vma, zap_page_range_single"),
+                       "mm/madvise.c madvise_*_single_vma, zap_page_range_single "
+                       "(also unmap_mapping_range's); mm/mmap.c exit_mmap "
+                       "(tlb_gather_mmu_fullmm)"),
     "tlb_remove_tlb_entry": ("tlb_remove_tlb_entry / tlb_flush_pte_range "
                              "(include/asm-generic/tlb.h)",
                              "mm/memory.c zap_pte_range; mm/mprotect.c change_pte_range; "

@@ -35,7 +35,8 @@ class Op:
     caller: "fault", "reclaim" (``shrink_folio_list``, also when ``madvise(MADV_PAGEOUT)``'s
     ``reclaim_pages`` runs it: restored to "madvise" after), "migrate"
     (``migrate_pages_batch``), "munmap", "mmap" (``MAP_FIXED`` unmaps first), "mprotect",
-    "madvise", "mremap", "write", "writeback". It starts as the operation's name.
+    "madvise", "mremap", "write", "writeback", "truncate" (hole punch), "exit"
+    (``exit_mmap``, then exec). It starts as the operation's name.
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
