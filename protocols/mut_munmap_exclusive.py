@@ -16,22 +16,13 @@ flush; munmap finds the mark, skips its flush, finds a PTE reclaim cleared (the 
 deferred) and returns with the entry still cached (S3).
 ``litmus/gap-munmap-downgrade.litmus``.
 """
-from protocols.linux import TLB_FLUSH_BATCH_FLUSHED_SHIFT, TLB_FLUSH_BATCH_PENDING_MASK, Linux
+from protocols.mut_batched_mark_first import BatchedMarkFirst
 
 
-class MunmapExclusive(Linux):
-    """Mainline assuming munmap holds ``mmap_lock`` for write through its walk."""
-
-    def flush_tlb_batched_pending(self, task, mm):
-        """Mark flushed (cmpxchg), then flush: the order reversed."""
-        st = mm.proto
-        batch = st.tlb_flush_batched
-        pending = batch & TLB_FLUSH_BATCH_PENDING_MASK
-        flushed = batch >> TLB_FLUSH_BATCH_FLUSHED_SHIFT
-        if pending != flushed:
-            st.tlb_flush_batched = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
-            yield
-            self.arch.flush_tlb_mm(mm, task)
+class MunmapExclusive(BatchedMarkFirst):
+    """Mainline assuming munmap holds ``mmap_lock`` for write through its walk: the mark of
+    ``flush_tlb_batched_pending`` first (:mod:`protocols.mut_batched_mark_first`), and no
+    nested check for munmap."""
 
     def tlb_finish_mmu(self, tlb) -> None:
         """munmap: no nested check; the others: mainline."""
