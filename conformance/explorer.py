@@ -85,6 +85,12 @@ class Result:
                 f"{self.max_depth}, {self.seconds:.2f} s ({how}){done}")
 
 
+#: thread verbs run by a task of the CPU's loaded mm: they wait while that mm exits (and
+#: ``exit`` waits until no task of its mm is in the kernel)
+_TASK_VERBS = frozenset({"touch", "read", "write", "munmap", "mprotect", "mmap", "madvise",
+                         "mremap", "exit"})
+
+
 class _Thread:
     __slots__ = ("cpu", "prog", "pc", "op", "tries")
 
@@ -124,7 +130,14 @@ class _Run:
     def thread_enabled(self, t: _Thread) -> bool:
         if t.op is not None:
             return t.op.runnable()
-        return t.pc < len(t.prog)
+        if t.pc >= len(t.prog):
+            return False
+        verb = t.prog[t.pc][1][0]
+        if verb in _TASK_VERBS:  # a task of the CPU's mm: none runs while the mm exits
+            if verb == "exit":
+                return self.m.can_exit(t.cpu)
+            return not self.m.tlbs.cpus[t.cpu].loaded_mm.exiting
+        return True
 
     def done(self) -> bool:
         return all(t.op is None and t.pc >= len(t.prog) for t in self.threads)

@@ -48,7 +48,8 @@ SHORTEST_MAX_STATES = 10_000
 
 #: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
 _OP_VERBS = {"reclaim": "R", "migrate": "G", "munmap": "U", "mmap": "M", "mprotect": "P",
-             "write": "W", "writeback": "B", "madvise": "A", "mremap": "X"}
+             "write": "W", "writeback": "B", "madvise": "A", "mremap": "X", "truncate": "T",
+             "exit_mmap": "E"}
 
 
 class NotExpressible(Exception):
@@ -79,6 +80,10 @@ def _op_line(name: str, args: tuple, label: str) -> str:
         return f"madvise {label} v{a[0]} {a[1]} {a[2]}"
     if name == "mremap":
         return f"mremap {label} v{a[0]} {a[1]} v{a[2]}"
+    if name == "truncate":
+        return f"truncate {label} file{a[0]} {a[1]}"
+    if name == "exit_mmap":
+        return f"exit {label}"
     raise NotExpressible(name)
 
 

@@ -207,3 +207,30 @@ def test_munmap_gap_needs_the_downgrade(monkeypatch):
     sc = load("litmus/gap-munmap-downgrade.litmus")
     assert verdict(run(sc, load_protocol("mut_munmap_exclusive"))) == "pass"
     monkeypatch.setattr(Kernel, "munmap", orig)
+
+
+def test_explorer_threads_wait_for_an_exiting_mm():
+    """A thread's ``exit`` waits while a syscall of its mm is in flight, and the mm's other
+    thread waits while it exits: every interleaving runs, none is refused; the mutant that
+    skips the exit flush fails one of them, linux none."""
+    from conformance.explorer import explore
+    from conformance.litmus import parse
+    text = """name exit-threads
+config populate=false ncpus=2
+CPU0 touch w v0
+thread CPU0
+mmap M v0 1 file1 rw fixed
+thread CPU1 mm0
+exit E
+"""
+    res = explore(parse(text), LINUX)
+    assert res.complete and res.failure is None
+    assert explore(parse(text), load_protocol("mut_exit_no_flush")).failure is not None
+
+
+def test_shortest_writes_truncate_and_exit_lines():
+    """A failing run with a truncate and an exit is written back as litmus thread lines."""
+    from conformance.shortest import threads_of
+    cfg = MachineConfig()
+    th, _cons, _hw = threads_of(LINUX, cfg, False, [("truncate", (0, 0, 1)), ("exit_mmap", (1,))])
+    assert th == {0: ["truncate T0 file0 1"], 1: ["exit E1"]}
