@@ -234,3 +234,17 @@ def test_shortest_writes_truncate_and_exit_lines():
     cfg = MachineConfig()
     th, _cons, _hw = threads_of(LINUX, cfg, False, [("truncate", (0, 0, 1)), ("exit_mmap", (1,))])
     assert th == {0: ["truncate T0 file0 1"], 1: ["exit E1"]}
+
+
+def test_read_in_waits_for_the_hole_punch():
+    """A fault that must read the page in waits for ``invalidate_lock`` while truncate holds
+    it, so it cannot read the old disk contents back into the page cache: it reads the hole."""
+    m = Machine(LINUX, QUIET)
+    t = m.truncate(1, 0, 0)  # file0:0 is not cached; the walk of mm0:v2 yields
+    assert t in m.ops
+    assert m.user_access(0, 2, False) == "fault"
+    f = m.tlbs.cpus[0].op
+    assert f.blocked_on is not None and "invalidate_lock" in repr(f.blocked_on)
+    m.drain()
+    assert m.user_access(0, 2, False) == 0
+    m.check_quiescent()
