@@ -1176,6 +1176,7 @@ class Kernel:
         flushing, never less), and an entry a protocol failed to flush stays visible.
         """
         from .machine import boot_vmas  # the boot layout is the "program" exec starts
+        mm.exiting = True  # mm_users is 0: no task of the mm runs from now on
         yield from self.mmap_read_lock(op, mm)
         vmas = list(mm.vmas)
         proto = self.proto

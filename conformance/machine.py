@@ -374,7 +374,6 @@ class Machine:
         for op in self.ops:
             if op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm:
                 raise UsageError(f"exit of mm{mm.id}: {op.label} is still in flight")
-        mm.exiting = True
         return self._start(cpu, "exit", (), lambda op: self.kernel.exit_mmap(op, mm),
                            lambda: f"exit(mm{mm.id})")
 
