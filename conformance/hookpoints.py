@@ -69,7 +69,7 @@ from __future__ import annotations
 import dis
 from types import GeneratorType
 
-from greenlet import getcurrent, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from .protocol import Protocol
 
@@ -156,24 +156,56 @@ def _who(args):
     return t if t is not None else a
 
 
+#: what a worker hands back when its hook returned / raised
+_DONE = object()
+_RAISED = object()
+
+
+def _worker(fn, proto, args):
+    """A greenlet's loop: run hooks one after the other (a fresh greenlet per hook call
+    costs ten times a switch). A hook's exception goes back to the operation with it."""
+    while True:
+        try:
+            msg = (_DONE, _body(fn, proto, args))
+        except GreenletExit:  # a paused hook dropped with its operation: end quietly
+            raise
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _drive
+            msg = (_RAISED, exc)
+        fn, proto, args = getcurrent().parent.switch(msg)
+
+
+#: idle workers (reused: the model is single-threaded, so one list does)
+_IDLE: list = []
+
+
 def _drive(fn, proto, args):
-    """The generator the kernel runs (``yield from hook(...)``): start the hook on a new
+    """The generator the kernel runs (``yield from hook(...)``): start the hook on an idle
     greenlet, and yield once each time it pauses at a point."""
     global _active, _depth
-    run = _Run(greenlet(_body), _who(args), fn.__name__, proto.arch.trace)
+    g = _IDLE.pop() if _IDLE else greenlet(_worker)
+    cur = getcurrent()
+    if g.parent is not cur:
+        g.parent = cur
+    run = _Run(g, _who(args), fn.__name__, proto.arch.trace)
     _active, _depth = run, 1
     try:
-        r = run.g.switch(fn, proto, args)
+        r = g.switch(fn, proto, args)
     finally:
         run.depth, _active, _depth = _depth, None, 0
     while r is _PAUSE:
         yield
         _active, _depth = run, run.depth
+        cur = getcurrent()
+        if g.parent is not cur:  # resumed from another greenlet than it started in
+            g.parent = cur
         try:
-            r = run.g.switch()
+            r = g.switch()
         finally:
             run.depth, _active, _depth = _depth, None, 0
-    return r
+    _IDLE.append(g)
+    if r[0] is _RAISED:
+        raise r[1]
+    return r[1]
 
 
 def paused_frames(gen) -> list:
@@ -512,6 +544,8 @@ def pointed_class(cls):
     ns = {"_fc_pointed": True, "_fc_base": cls, "__init__": _pointed_init,
           "__setattr__": _proto_setattr, "__module__": cls.__module__,
           "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    if "_fc_counted" in cls.__dict__:  # coverage.counted_class: still a counted class
+        ns["_fc_counted"] = True
     for name, v in vars(Protocol).items():
         if name.startswith("_") or not callable(v):
             continue
