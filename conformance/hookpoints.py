@@ -71,7 +71,8 @@ from types import GeneratorType
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from .protocol import Protocol
+from .arch import Arch
+from .protocol import MmuGather, Protocol
 
 #: hooks the model calls where it cannot be interleaved (``Machine.call_hook``, no
 #: ``yield from hook(...)``): they run in one step (tests/test_hook_points.py checks this
@@ -92,19 +93,11 @@ _depth = 0
 _PAUSE = object()
 
 
-class _Run:
-    """One pausable hook call: its greenlet, who runs it (for the trace), its name."""
+class _Run(greenlet):
+    """A worker greenlet (:func:`_worker`) and the pausable hook call it runs now: who runs
+    it (for the trace), its name, its last effect since its last point."""
 
-    __slots__ = ("g", "who", "name", "trace", "depth", "effect", "last")
-
-    def __init__(self, g, who, name: str, trace) -> None:
-        self.g = g
-        self.who = who
-        self.name = name
-        self.trace = trace
-        self.depth = 1
-        self.effect = None  # the effect of the point it is paused at
-        self.last = None  # its last effect since its last point
+    __slots__ = ("who", "name", "trace", "depth", "effect", "last", "exc")
 
 
 def point(effect: str) -> None:
@@ -115,12 +108,12 @@ def point(effect: str) -> None:
     outside a pausable hook (kernel code, an atomic hook) it does nothing.
     """
     run = _active
-    if run is not None and getcurrent() is run.g:  # not a dead hook unwinding at collection
+    if run is not None and getcurrent() is run:  # not a dead hook unwinding at collection
         last = run.last
         if last is not None:
             run.effect = last
             run.trace.event(run.who, "point", run.name, last)
-            run.g.parent.switch(_PAUSE)
+            run.parent.switch(_PAUSE)
         run.last = effect
 
 
@@ -130,7 +123,7 @@ def _pause_at_yield() -> None:
     run.effect = "yield"
     run.last = None
     run.trace.event(run.who, "point", run.name, "yield")
-    run.g.parent.switch(_PAUSE)
+    run.parent.switch(_PAUSE)
 
 
 def _body(fn, proto, args):
@@ -147,31 +140,22 @@ def _body(fn, proto, args):
         return stop.value
 
 
-def _who(args):
-    """The task a hook runs for: its first argument, or a gather's task, or a CPU number."""
-    if not args:
-        return None
-    a = args[0]
-    t = getattr(a, "task", None)
-    return t if t is not None else a
-
-
-#: what a worker hands back when its hook returned / raised
-_DONE = object()
+#: what a worker hands back when its hook raised (the exception is in ``exc``)
 _RAISED = object()
 
 
 def _worker(fn, proto, args):
-    """A greenlet's loop: run hooks one after the other (a fresh greenlet per hook call
+    """A :class:`_Run`'s loop: run hooks one after the other (a fresh greenlet per hook call
     costs ten times a switch). A hook's exception goes back to the operation with it."""
     while True:
         try:
-            msg = (_DONE, _body(fn, proto, args))
+            r = _body(fn, proto, args)
         except GreenletExit:  # a paused hook dropped with its operation: end quietly
             raise
         except BaseException as exc:  # noqa: BLE001 - re-raised by _drive
-            msg = (_RAISED, exc)
-        fn, proto, args = getcurrent().parent.switch(msg)
+            getcurrent().exc = exc
+            r = _RAISED
+        fn, proto, args = getcurrent().parent.switch(r)
 
 
 #: idle workers (reused: the model is single-threaded, so one list does)
@@ -180,32 +164,33 @@ _IDLE: list = []
 
 def _drive(fn, proto, args):
     """The generator the kernel runs (``yield from hook(...)``): start the hook on an idle
-    greenlet, and yield once each time it pauses at a point."""
+    worker, and yield once each time it pauses at a point."""
     global _active, _depth
-    g = _IDLE.pop() if _IDLE else greenlet(_worker)
+    run = _IDLE.pop() if _IDLE else _Run(_worker)
     cur = getcurrent()
-    if g.parent is not cur:
-        g.parent = cur
-    run = _Run(g, _who(args), fn.__name__, proto.arch.trace)
+    if run.parent is not cur:
+        run.parent = cur
+    a = args[0] if args else None
+    run.who = a.task if a.__class__ is MmuGather else a
+    run.name = fn.__name__
+    run.trace = proto.arch.trace  # _HookArch.trace: a slot
+    run.effect = run.last = None
     _active, _depth = run, 1
-    try:
-        r = g.switch(fn, proto, args)
-    finally:
-        run.depth, _active, _depth = _depth, None, 0
+    r = run.switch(fn, proto, args)  # the worker never raises: _RAISED
+    run.depth, _active, _depth = _depth, None, 0
     while r is _PAUSE:
         yield
         _active, _depth = run, run.depth
         cur = getcurrent()
-        if g.parent is not cur:  # resumed from another greenlet than it started in
-            g.parent = cur
-        try:
-            r = g.switch()
-        finally:
-            run.depth, _active, _depth = _depth, None, 0
-    _IDLE.append(g)
-    if r[0] is _RAISED:
-        raise r[1]
-    return r[1]
+        if run.parent is not cur:  # resumed from another greenlet than it started in
+            run.parent = cur
+        r = run.switch()
+        run.depth, _active, _depth = _depth, None, 0
+    _IDLE.append(run)
+    if r is _RAISED:
+        exc, run.exc = run.exc, None
+        raise exc
+    return r
 
 
 def paused_frames(gen) -> list:
@@ -216,10 +201,10 @@ def paused_frames(gen) -> list:
     if gen.gi_code is not _DRIVE_CODE or gen.gi_frame is None:
         return []
     run = gen.gi_frame.f_locals.get("run")
-    if run is None or run.g.gr_frame is None:
+    if run is None or run.gr_frame is None:
         return []
     frames = []
-    f = run.g.gr_frame
+    f = run.gr_frame
     while f is not None and f.f_code is not _BODY_CODE:
         if f.f_code is not _POINT_CODE:
             frames.append(f)
@@ -267,20 +252,27 @@ class _HookArch:
     :data:`ARCH_EFFECTS` runs on the machine's arch, then is a point; everything else is
     the machine's arch's."""
 
-    __slots__ = ("_arch",)
+    __slots__ = ("_arch", "trace", "mm_cpumask", "cpumask_any_but", "new_batch")
 
     def __init__(self, arch) -> None:
         self._arch = arch
+        # read on every hook call or often by protocols: slots, not __getattr__
+        self.trace = arch.trace
+        self.mm_cpumask = arch.mm_cpumask
+        self.cpumask_any_but = arch.cpumask_any_but
+        self.new_batch = arch.new_batch
 
     def __getattr__(self, name):
         return getattr(self._arch, name)
 
 
 def _arch_effect(name: str):
+    method = getattr(Arch, name)
+
     def primitive(self, *args):
         if _active is not None:
             point(name)
-        return getattr(self._arch, name)(*args)
+        return method(self._arch, *args)
     primitive.__name__ = primitive.__qualname__ = name
     primitive.__doc__ = f"``{name}`` on the machine's arch, then an interleaving point."
     return primitive
