@@ -241,6 +241,26 @@ def paused_at(op):
     return None
 
 
+def finish_hook(machine, op):
+    """Advance ``op`` through the automatic points of the hook it is paused in, to the next
+    point its kernel path (or a ``yield`` of the hook) makes: where one advance used to
+    stop when hooks were atomic. Returns ``op``. Litmus ``until`` does this after a hit.
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> op = m.reclaim(1, (m.frame_of(0, 0),)); paused_at(op)   # between tlb_gen and pending
+        'arch_tlbbatch_add_pending'
+        >>> paused_at(finish_hook(m, op)), m.mms[0].ptes[0].kind    # then the swap entry
+        (None, 2)
+    """
+    while op in machine.ops and paused_at(op) not in (None, "yield"):
+        machine.advance(op.id)
+    return op
+
+
 _DRIVE_CODE = _drive.__code__
 _BODY_CODE = _body.__code__
 _POINT_CODE = point.__code__

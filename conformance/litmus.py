@@ -46,7 +46,7 @@ import attrs
 
 from .config import DEFAULT, MachineConfig
 from .errors import Failure, UsageError
-from .hookpoints import paused_at
+from .hookpoints import finish_hook
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
 
@@ -319,8 +319,7 @@ class _Runner:
                         # the text is the kernel's or an effect's: run on through the hook's
                         # automatic points (hookpoints.py) to the next point its code has; to
                         # stop at an automatic point, name it ("until pauses after free")
-                        while op in m.ops and paused_at(op) not in (None, "yield"):
-                            m.advance(op.id)
+                        finish_hook(m, op)
                     break
                 self.cursor[head] = len(ev)
                 if op not in m.ops:
