@@ -205,3 +205,27 @@ def test_a_hook_looping_on_effects_is_a_protocol_error():
     m.munmap(0, 0, 1)
     with pytest.raises(ProtocolError, match="did not finish"):
         m.drain()
+
+
+# -- litmus scripts ----------------------------------------------------------------------------
+SCRIPT = """
+name   until-a-point
+config populate=false ncpus=2
+CPU0   touch w v0
+CPU1   switch mm0
+CPU1   fill v0
+CPU0   munmap M v0 1
+M      until pauses after free
+consumer alloc
+M      finish
+"""
+
+
+def test_litmus_until_stops_at_a_named_point():
+    """``until pauses after free`` stops the mutant between its free and its flush (S1 at
+    the allocation); linux has no such point, so its munmap runs to the end and passes."""
+    from conformance.litmus import parse, run
+
+    sc = parse(SCRIPT)
+    assert run(sc, load_protocol("gather_free_before_flush")).rule == "S1"
+    assert run(sc, load_protocol("linux")) is None
