@@ -53,11 +53,11 @@ Each point is a trace event (``point``) of the operation's CPU, drawn in the tim
 ``(HOOK pauses after EFFECT)``, HOOK being the hook the kernel called. The explorer's
 state key includes the paused hook's frames (:func:`paused_frames`).
 
-Example (``protocols/gather_free_before_flush.py`` frees, then flushes, in one hook)::
+Example (``protocols/mut_gather_free_before_flush.py`` frees, then flushes, in one hook)::
 
     >>> from conformance.machine import Machine
     >>> from conformance.registry import load_protocol
-    >>> m = Machine(load_protocol("gather_free_before_flush"))
+    >>> m = Machine(load_protocol("mut_gather_free_before_flush"))
     >>> type(m.proto).__name__, type(m.proto)._fc_pointed, pointed_class(type(m.proto)) is type(m.proto)
     ('GatherFreeBeforeFlush', True, True)
     >>> op = m.munmap(0, 0, 1); m.drain()
@@ -227,7 +227,7 @@ def paused_at(op):
 
         >>> from conformance.machine import Machine
         >>> from conformance.registry import load_protocol
-        >>> m = Machine(load_protocol("gather_free_before_flush"))
+        >>> m = Machine(load_protocol("mut_gather_free_before_flush"))
         >>> op = m.munmap(0, 0, 1); paused_at(op)
         >>> m.advance(op.id); paused_at(op)
         'free'

@@ -43,7 +43,7 @@ def points(m):
 
 # -- the mutant ------------------------------------------------------------------------------
 def test_explorer_finds_free_before_flush():
-    res = explore(load(GAP), load_protocol("gather_free_before_flush"))
+    res = explore(load(GAP), load_protocol("mut_gather_free_before_flush"))
     assert res.verdict == "S1"
     text = res.failure.report()
     # the reproducer shows the window: CPU0 freed the page inside its hook and paused
@@ -60,7 +60,7 @@ def test_correct_protocols_pass_the_gap_scenario(proto):
 
 
 def test_random_walk_finds_free_before_flush():
-    mutant = load_protocol("gather_free_before_flush")
+    mutant = load_protocol("mut_gather_free_before_flush")
     found = None
     for seed in range(400):
         ex = run_example(mutant, seed=seed, swarm=True)
@@ -74,7 +74,7 @@ def test_random_walk_finds_free_before_flush():
 
 
 # -- determinism -----------------------------------------------------------------------------
-@pytest.mark.parametrize("proto", ["linux", "luf_vma_flag", "gather_free_before_flush"])
+@pytest.mark.parametrize("proto", ["linux", "luf_vma_flag", "mut_gather_free_before_flush"])
 def test_same_seed_same_trace(proto):
     cls = load_protocol(proto)
     a = run_example(cls, seed=11, swarm=True).machine
@@ -227,5 +227,5 @@ def test_litmus_until_stops_at_a_named_point():
     from conformance.litmus import parse, run
 
     sc = parse(SCRIPT)
-    assert run(sc, load_protocol("gather_free_before_flush")).rule == "S1"
+    assert run(sc, load_protocol("mut_gather_free_before_flush")).rule == "S1"
     assert run(sc, load_protocol("linux")) is None

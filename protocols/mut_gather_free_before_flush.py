@@ -1,4 +1,4 @@
-"""A mutant of mainline's mmu_gather: ``tlb_flush_mmu`` frees the batch, *then* flushes.
+"""A mutant of mainline's mmu_gather (not a kernel version): ``tlb_flush_mmu`` frees, *then* flushes.
 
 mm/mmu_gather.c ``tlb_flush_mmu`` is ``tlb_flush_mmu_tlbonly(tlb); tlb_flush_mmu_free(tlb);``
 ("unhook, invalidate, free": include/asm-generic/tlb.h, the comment at the top). This
@@ -39,3 +39,5 @@ class GatherFreeBeforeFlush(Linux):
 
 #: the rule the fuzzer must find violated (tests/test_protocols.py asserts it)
 EXPECTED_VIOLATION = "S1"
+#: the scenario that shows the window (issue 14, "a hook with no yield is atomic")
+LITMUS = "gap-atomic-hook"
