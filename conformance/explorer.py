@@ -40,6 +40,7 @@ from collections import deque
 import attrs
 
 from .errors import Failure, ModelError, UsageError
+from .hookpoints import paused_frames
 from .litmus import Scenario, Unmapped, _Runner
 
 #: default cap on distinct states (a scenario that needs more is too big to be a litmus test)
@@ -410,9 +411,10 @@ def _fp_op(m, op) -> tuple:
         fr = g.gi_frame
         if fr is None:
             break
-        frames.append((fr.f_code.co_name, fr.f_lasti,
-                       tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
-                              for k, v in fr.f_locals.items() if k != "self"])))
+        hook = paused_frames(g)  # a hook paused at an automatic point: its own frames
+        for name, lasti, local in hook or ((fr.f_code.co_name, fr.f_lasti, fr.f_locals),):
+            frames.append((name, lasti, tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
+                                               for k, v in local.items() if k != "self"])))
         g = g.gi_yieldfrom
     tlbs = m.tlbs
     oracle = (tuple(sorted(op.touched_vps)), tuple(sorted(op.touched_locs, key=repr)),

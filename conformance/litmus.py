@@ -47,6 +47,7 @@ import attrs
 
 from .config import DEFAULT, MachineConfig
 from .errors import Failure, UsageError
+from .hookpoints import finish_hook
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
 
@@ -319,6 +320,11 @@ class _Runner:
                            None)
                 if hit is not None:
                     self.cursor[head] = hit + 1
+                    if ev[hit][2] != "point":
+                        # the text is the kernel's or an effect's: run on through the hook's
+                        # automatic points (hookpoints.py) to the next point its code has; to
+                        # stop at an automatic point, name it ("until pauses after free")
+                        finish_hook(m, op)
                     break
                 self.cursor[head] = len(ev)
                 if op not in m.ops:

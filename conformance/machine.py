@@ -25,6 +25,7 @@ from .arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
 from .errors import Failure, ModelError, ProtocolError, UsageError
+from .hookpoints import pointed_class
 from .kernel import Kernel, Op
 from .memory import Memory
 from .oracle import Oracle
@@ -144,7 +145,8 @@ class Machine:
         self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
-        self.proto = proto_cls(self.arch, self.kernel.free_frames)
+        # every effect of a hook the kernel may interleave is a point (hookpoints.py)
+        self.proto = pointed_class(proto_cls)(self.arch, self.kernel.free_frames)
         #: what the run exercised (conformance/coverage.py): hooks per calling path, race
         #: windows; counted when the protocol class is a ``coverage.counted_class`` (certify
         #: and the state machine run those; the soundness campaign's raw walk does not pay)

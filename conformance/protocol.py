@@ -10,10 +10,14 @@ and "never defer" for the batched-unmap API (``should_defer_flush`` false, as
 without ``CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH``). Reference protocols in
 ``protocols/`` subclass it.
 
-Hooks whose kernel counterpart may be interleaved with other CPUs may be written
-as generators: each ``yield`` is an interleaving point (the 2021 race lives
-between the flush and the clear inside ``flush_tlb_batched_pending``). Those are
-marked "may yield" below; the others must return without yielding.
+Hooks whose kernel counterpart may be interleaved with other CPUs are marked "may
+yield" below; the others must return without yielding. Inside a "may yield" hook the
+interleaving points are automatic (:mod:`conformance.hookpoints`): between any two of
+its effects (a flush or other change through ``self.arch``, a free, a store to
+``mm.proto``, ``vma.proto`` or the protocol's own state) other CPUs may run, with no
+``yield`` written. Such a hook may still be a generator: each ``yield`` is one more
+point (linux's ``flush_tlb_batched_pending`` yields between its flush and its clear,
+where the 2021 race lived).
 
 Which path calls a hook: ``task.path`` ("reclaim", "migrate", "munmap", "mmap",
 "mprotect", "madvise", "mremap", "fault", "write", "writeback"; see

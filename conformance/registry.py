@@ -63,8 +63,9 @@ def protocol_names() -> list[str]:
 
     Example::
 
-        >>> protocol_names()[:2]
-        ['hist_2_11_madvise_relock', 'hist_2_1_zap_flush_after_unlock']
+        >>> names = protocol_names()
+        >>> names == sorted(names), [n for n in names if n.startswith("hist_2_1")][:2]
+        (True, ['hist_2_11_madvise_relock', 'hist_2_1_zap_flush_after_unlock'])
     """
     pkg = _package()
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)

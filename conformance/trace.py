@@ -38,6 +38,8 @@ def format_event(name: str, args: tuple) -> str:
         mask = args[0]
         cpus = ",".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
         return f"arch_tlbbatch_flush(cpus {cpus})"
+    if name == "point":  # conformance/hookpoints.py: a hook paused after an effect
+        return f"({args[0]} pauses after {args[1]})"
     return f"{name}({', '.join(_fmt_arg(a) for a in args)})"
 
 

@@ -5,6 +5,7 @@ from conformance.config import MachineConfig
 from conformance.machine import Machine
 from conformance.pagetable import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
+from conformance.hookpoints import finish_hook
 
 LINUX = load_protocol("linux")
 BARE = MachineConfig(ncpus=2, populate=False)
@@ -121,7 +122,7 @@ def test_stale_dirty_entry_writes_after_reclaim_cleared_the_pte():
     """kernel-notes 5.2: a stale *dirty* entry can still write once try_to_unmap cleared the PTE."""
     m = machine()
     frame = m.frame_of(0, 0)
-    op = m.reclaim(1, (frame,))  # deferred flush: CPU0 runs mm0
+    op = finish_hook(m, m.reclaim(1, (frame,)))  # deferred flush: CPU0 runs mm0
     assert m.mms[0].ptes[0].kind == SWAP and op in m.ops
     assert m.user_access(0, 0, True) == "wrote"
     assert m.tlbs.cpus[0].op is None

@@ -11,6 +11,7 @@ from conformance.errors import UsageError
 from conformance.machine import Machine
 from conformance.pagetable import MIGRATION, NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
+from conformance.hookpoints import finish_hook
 
 LINUX = load_protocol("linux")
 
@@ -156,7 +157,7 @@ def test_migration_unmaps_the_batch_and_flushes_before_any_copy():
     a, b = m.frame_of(0, 0), m.frame_of(0, 1)
     assert m.user_access(0, 1, True) == "wrote"
     value = m.mem.value[b]
-    op = m.migrate(1, (a, b))
+    op = finish_hook(m, m.migrate(1, (a, b)))  # through set_tlb_ubc_flush_pending
     assert m.mms[0].ptes[0].kind == MIGRATION
     m.drain()
     assert op not in m.ops
@@ -174,7 +175,7 @@ def test_fault_waits_on_migration_entry():
     m = machine()
     assert m.user_access(0, 0, True) == "wrote"
     value = m.mem.value[m.frame_of(0, 0)]
-    mig = m.migrate(1, (m.frame_of(0, 0),))
+    mig = finish_hook(m, m.migrate(1, (m.frame_of(0, 0),)))
     assert m.mms[0].ptes[0].kind == MIGRATION
     m.tlbs.drop(m.tlbs.cpus[0], 0, 0)  # CPU0 misses: the walk finds the migration entry
     assert m.user_access(0, 0, False) == "fault"
@@ -257,7 +258,7 @@ def test_munmap_after_reclaim_flushes_through_flush_tlb_batched_pending():
     """Seed scenario 1: reclaim left only pte_none; munmap's flush_tlb_batched_pending still flushes."""
     m = machine()
     frame = m.frame_of(0, 2)
-    rec = m.reclaim(1, (frame,))  # mm0:v2 cleared, flush deferred; CPU0 still caches it
+    rec = finish_hook(m, m.reclaim(1, (frame,)))  # mm0:v2 cleared, flush deferred; CPU0 still caches it
     assert m.mms[0].ptes[2].kind == NONE and m.tlbs.entries_for(0, 2)
     n = len(m.trace.events)
     op = m.munmap(0, 2, 1)

@@ -11,6 +11,7 @@ from conformance.machine import Machine
 from conformance.pagetable import NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
+from conformance.hookpoints import finish_hook
 
 LINUX = load_protocol("linux")
 LINUX_4_3 = load_protocol("linux_4_3")
@@ -179,7 +180,7 @@ def test_writeback_of_an_uncached_page_skips():
 
 def recheck_window(m):
     md = m.madvise(0, 1, 1, "free")  # stops in the split window of mm0:v1
-    m.reclaim(1, (1,))  # try_to_unmap clears mm0:v1 and defers the flush
+    finish_hook(m, m.reclaim(1, (1,)))  # try_to_unmap clears mm0:v1 and defers the flush
     finish(m, md)  # relock; v1 is a swap entry: MADV_FREE drops it
 
 
@@ -272,7 +273,7 @@ def test_madvise_cold_and_pageout(advice):
 def reclaim_then_mremap(m):
     m.munmap(0, 3, 1)
     m.drain()
-    r = m.reclaim(1, (1,))  # clears mm0:v1, defers the flush (CPU0, CPU2 cache it)
+    r = finish_hook(m, m.reclaim(1, (1,)))  # clears mm0:v1, defers the flush (CPU0, CPU2 cache it)
     m.advance(r.id)  # the rmap walk ends (anon_vma lock dropped), before any flush
     finish(m, m.mremap(0, 1, 1, 3))  # moves the swap entry: nothing present, no force_flush
 

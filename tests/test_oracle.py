@@ -7,6 +7,7 @@ from conformance.errors import C1Violation, O1Violation, S1Violation, S2Violatio
 from conformance.machine import Machine
 from conformance.pagetable import NONE, SWAP
 from conformance.registry import load_protocol
+from conformance.hookpoints import finish_hook
 
 LINUX = load_protocol("linux")
 #: mainline without flush_tlb_batched_pending (what 4.3-4.12 did): a hand-made S3 source
@@ -89,7 +90,7 @@ def _reclaim_pfn0_unmapped():
     """Reclaim of anon mm0:v0 on CPU1, paused after try_to_unmap (flush deferred to CPU0)."""
     m = machine()
     frame = m.frame_of(0, 0)
-    op = m.reclaim(1, (frame,))
+    op = finish_hook(m, m.reclaim(1, (frame,)))
     assert m.mms[0].ptes[0].kind == SWAP
     m.advance(op.id)  # the rmap walk ends (its anon_vma lock dropped); pageout is next
     return m, op, frame
@@ -119,7 +120,7 @@ def _munmap_after_reclaim(proto):
     """Seed scenario 1: reclaim clears mm0:v2 (deferred), then CPU0 munmaps v2 and returns."""
     m = machine(proto)
     frame = m.frame_of(0, 2)
-    m.reclaim(1, (frame,))
+    finish_hook(m, m.reclaim(1, (frame,)))
     assert m.mms[0].ptes[2].kind == NONE and m.tlbs.entries_for(0, 2)
     finish(m, m.munmap(0, 2, 1))
     return m, frame
@@ -144,7 +145,7 @@ def test_s3_munmap_returns_after_flush_tlb_batched_pending():
 def _mprotect_after_reclaim(proto):
     """Reclaim clears anon mm0:v0 (CPU0 caches it W+D, deferred), then CPU0 mprotects v0 read-only."""
     m = machine(proto)
-    m.reclaim(1, (m.frame_of(0, 0),))
+    finish_hook(m, m.reclaim(1, (m.frame_of(0, 0),)))
     finish(m, m.mprotect(0, 0, 1, False))
     return m
 

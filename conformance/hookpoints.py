@@ -1,0 +1,573 @@
+"""Automatic interleaving points inside protocol hooks.
+
+A hook written as a plain function used to run as one atomic step: a protocol that frees
+a batch and then flushes inside one hook showed no window between the two, although on
+hardware another CPU can allocate the frame before the flush IPI lands. Now, **between any
+two machine-visible effects of one hook call there is an interleaving point**, without the
+author writing ``yield``. The effects:
+
+* a **flush**, or any other change the arch layer makes on the protocol's behalf: every
+  primitive of :class:`conformance.arch.Arch` that changes the machine
+  (:data:`ARCH_EFFECTS`: ``flush_tlb_mm_range``, ``flush_tlb_mm``, ``flush_tlb_page``,
+  ``arch_tlbbatch_flush``, ``local_flush_tlb``, ``inc_mm_tlb_gen``,
+  ``arch_tlbbatch_add_pending``, which bumps the shared ``mm->context.tlb_gen``). Why:
+  arch/x86/mm/tlb.c ``flush_tlb_mm_range`` / ``arch_tlbbatch_flush`` send IPIs
+  (``flush_tlb_multi``); before the IPIs are sent and after they are acknowledged the
+  other CPUs run on (the model's flush itself stays synchronous: docs/model.md);
+* a **free**: the page allocator's free as the protocol reaches it,
+  ``self.free_to_allocator`` (``free_unref_folios``) or a gather's ``tlb.free_pages``
+  (``tlb_batch_pages_flush`` -> ``free_pages_and_swap_cache``). Why: once a page is on a
+  per-CPU or buddy free list, another CPU's ``get_page_from_freelist`` can take it
+  (mm/page_alloc.c) before the freeing CPU runs its next line;
+* a **store to shared protocol state**: a field of the per-mm (``mm.proto``, from
+  :meth:`~conformance.protocol.Protocol.init_mm`) or per-VMA (``vma.proto``, from
+  ``init_vma``) state, an item of such a dict or list, an attribute of the protocol object
+  or an item of a dict or list it holds (global protocol state: LUF's ``pending``). Why: a
+  store to memory other CPUs read (``mm->tlb_flush_batched``, mm/rmap.c) is visible to
+  them once it leaves the store buffer, and the next line of the hook runs later.
+  Per-task state (``task.tlb_ubc``: ``struct tlbflush_unmap_batch`` in ``current``) is
+  private to the CPU running the task and is *not* an effect; nor is the ``struct
+  mmu_gather`` (on the caller's stack) nor the generic ``mm.tlb_flush_pending`` counter
+  (``inc/dec_tlb_flush_pending``, kernel state the base class keeps).
+
+The point sits *after* an effect and *before* the next one, at the protocol's boundary
+(nothing is half done): a hook with one effect has no automatic point, one that flushes
+and then frees has one. The window before a hook's first effect and after its last one
+is the calling kernel path's (its own ``yield`` statements; docs/model.md). Reads are no effects:
+a hook's reads between two effects happen before the point (docs/model.md).
+
+Mechanism: a hook the kernel calls where it may be interleaved ("may yield" in
+:mod:`conformance.protocol`; the model's ``yield from hook(...)``) runs in a ``greenlet``;
+at a point it switches back to the operation's generator, which yields (one interleaving
+point: one ``advance`` of the operation, one choice of the explorer and of the walk).
+Everything the hook calls (its helper methods, ``super()``, other hooks) runs on that
+greenlet, so an effect inside a helper counts. A hook written as a generator keeps
+working: each of its ``yield`` statements is a point as before. Hooks that must not yield (the
+constructors ``init_*``, ``init_tlb_ubc``, ``should_defer_flush``, ``page_alloc``,
+``fault_install_pte``, ``tlb_gather_mmu``, ``tlb_remove_tlb_entry``, ``context_switch``:
+:data:`ATOMIC_HOOKS`) run as before, in one step: the model calls them where its kernel
+path does not stop (inside the page allocator, under the PTL between two PTE updates, in
+the scheduler with interrupts off), so their effects are no points (docs/model.md).
+
+Each point is a trace event (``point``) of the operation's CPU, drawn in the timeline as
+``(HOOK pauses after EFFECT)``, HOOK being the hook the kernel called. The explorer's
+state key includes the paused hook's frames (:func:`paused_frames`).
+
+Example (``protocols/mut_gather_free_before_flush.py`` frees, then flushes, in one hook)::
+
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> m = Machine(load_protocol("mut_gather_free_before_flush"))
+    >>> type(m.proto).__name__, type(m.proto)._fc_pointed, pointed_class(type(m.proto)) is type(m.proto)
+    ('GatherFreeBeforeFlush', True, True)
+    >>> op = m.munmap(0, 0, 1); m.drain()
+    >>> [e[3] for e in m.trace.events if e[2] == "point"]
+    [('tlb_finish_mmu', 'free')]
+"""
+from __future__ import annotations
+
+import dis
+from types import GeneratorType
+
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from .protocol import MmuGather, Protocol
+
+#: hooks the model calls where it cannot be interleaved (``Machine.call_hook``, no
+#: ``yield from hook(...)``): they run in one step (tests/test_hook_points.py checks this
+#: against the call sites of conformance/kernel.py and machine.py)
+ATOMIC_HOOKS = frozenset({"init_mm", "init_vma", "init_task", "init_tlb_ubc",
+                          "should_defer_flush", "page_alloc", "fault_install_pte",
+                          "tlb_gather_mmu", "tlb_remove_tlb_entry", "context_switch"})
+
+#: the :class:`~conformance.arch.Arch` primitives that change the machine: each is a point
+ARCH_EFFECTS = ("flush_tlb_mm_range", "flush_tlb_mm", "flush_tlb_page", "arch_tlbbatch_flush",
+                "local_flush_tlb", "inc_mm_tlb_gen", "arch_tlbbatch_add_pending")
+
+#: the hook run now on its greenlet (a :class:`_Run`), or None: kernel code, or an atomic hook
+_active = None
+#: protocol hook frames active now (a hook calling a hook runs it plainly)
+_depth = 0
+#: what a paused hook's greenlet hands back to its operation
+_PAUSE = object()
+
+
+class _Run(greenlet):
+    """A worker greenlet (:func:`_worker`) and the pausable hook call it runs now: who runs
+    it (for the trace), its name, its last effect since its last point."""
+
+    __slots__ = ("who", "name", "trace", "depth", "effect", "last", "exc")
+
+
+def point(effect: str) -> None:
+    """The running hook is about to have ``effect``: if it already had one since its last
+    point, pause here first (other CPUs run between the two effects).
+
+    Called at the protocol's boundary, before the effect starts (nothing is half done);
+    outside a pausable hook (kernel code, an atomic hook) it does nothing.
+    """
+    run = _active
+    if run is not None and getcurrent() is run:  # not a dead hook unwinding at collection
+        last = run.last
+        if last is not None:
+            run.effect = last
+            run.trace.event(run.who, "point", run.name, last)
+            run.parent.switch(_PAUSE)
+        run.last = effect
+
+
+def _pause_at_yield() -> None:
+    """A generator hook's own ``yield``: a point, whatever came before it."""
+    run = _active
+    run.effect = "yield"
+    run.last = None
+    run.trace.event(run.who, "point", run.name, "yield")
+    run.parent.switch(_PAUSE)
+
+
+def _body(fn, proto, args):
+    """The hook on its greenlet; each ``yield`` of a generator hook pauses it too."""
+    r = fn(proto, *args)
+    if r.__class__ is not GeneratorType:
+        return r
+    try:
+        r.send(None)
+        while True:
+            _pause_at_yield()
+            r.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
+#: what a worker hands back when its hook raised (the exception is in ``exc``)
+_RAISED = object()
+
+
+def _worker(fn, proto, args):
+    """A :class:`_Run`'s loop: run hooks one after the other (a fresh greenlet per hook call
+    costs ten times a switch). A hook's exception goes back to the operation with it."""
+    while True:
+        try:
+            r = _body(fn, proto, args)
+        except GreenletExit:  # a paused hook dropped with its operation: end quietly
+            raise
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _drive
+            getcurrent().exc = exc
+            r = _RAISED
+        fn, proto, args = getcurrent().parent.switch(r)
+
+
+#: idle workers (reused: the model is single-threaded, so one list does)
+_IDLE: list = []
+
+
+def _drive(fn, proto, args):
+    """The generator the kernel runs (``yield from hook(...)``): start the hook on an idle
+    worker, and yield once each time it pauses at a point."""
+    global _active, _depth
+    run = _IDLE.pop() if _IDLE else _Run(_worker)
+    cur = getcurrent()
+    if run.parent is not cur:
+        run.parent = cur
+    a = args[0] if args else None
+    run.who = a.task if a.__class__ is MmuGather else a
+    run.name = fn.__name__
+    run.trace = proto.arch.trace  # _HookArch.trace: a slot
+    run.effect = run.last = None
+    _active, _depth = run, 1
+    r = run.switch(fn, proto, args)  # the worker never raises: _RAISED
+    run.depth, _active, _depth = _depth, None, 0
+    while r is _PAUSE:
+        yield
+        _active, _depth = run, run.depth
+        cur = getcurrent()
+        if run.parent is not cur:  # resumed from another greenlet than it started in
+            run.parent = cur
+        r = run.switch()
+        run.depth, _active, _depth = _depth, None, 0
+    _IDLE.append(run)
+    if r is _RAISED:
+        exc, run.exc = run.exc, None
+        raise exc
+    return r
+
+
+def paused_frames(gen) -> list:
+    """The frames of the hook paused under ``gen`` (a :func:`_drive` generator), outermost
+    first, as ``(code name, last instruction, locals)``; [] for any other generator. The
+    explorer's state key includes them (two states whose hooks stopped at different
+    points are different states)."""
+    if gen.gi_code is not _DRIVE_CODE or gen.gi_frame is None:
+        return []
+    run = gen.gi_frame.f_locals.get("run")
+    if run is None or run.gr_frame is None:
+        return []
+    frames = []
+    f = run.gr_frame
+    while f is not None and f.f_code is not _BODY_CODE:
+        if f.f_code is not _POINT_CODE:
+            frames.append(f)
+        f = f.f_back
+    frames.reverse()
+    # a generator hook paused at its own yield: its frame is below _body's, not above
+    if f is not None:
+        r = f.f_locals.get("r")
+        while r.__class__ is GeneratorType and r.gi_frame is not None and not r.gi_running:
+            frames.append(r.gi_frame)
+            r = r.gi_yieldfrom
+    return [(fr.f_code.co_name, fr.f_lasti, fr.f_locals) for fr in frames]
+
+
+def paused_at(op):
+    """The effect after which ``op`` is paused inside a hook (``"yield"``: a generator
+    hook's own ``yield``), or None when it is paused in kernel code.
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("mut_gather_free_before_flush"))
+        >>> op = m.munmap(0, 0, 1); paused_at(op)
+        >>> m.advance(op.id); paused_at(op)
+        'free'
+    """
+    g = op.gen
+    while g is not None and g.__class__ is GeneratorType:
+        if g.gi_code is _DRIVE_CODE:
+            run = g.gi_frame.f_locals.get("run") if g.gi_frame is not None else None
+            return run.effect if run is not None else None
+        g = g.gi_yieldfrom
+    return None
+
+
+def finish_hook(machine, op):
+    """Advance ``op`` through the automatic points of the hook it is paused in, to the next
+    point its kernel path (or a ``yield`` of the hook) makes: where one advance used to
+    stop when hooks were atomic. Returns ``op``. Litmus ``until`` does this after a hit.
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> op = m.reclaim(1, (m.frame_of(0, 0),)); paused_at(op)   # between tlb_gen and pending
+        'arch_tlbbatch_add_pending'
+        >>> paused_at(finish_hook(m, op)), m.mms[0].ptes[0].kind    # then the swap entry
+        (None, 2)
+    """
+    while op in machine.ops and paused_at(op) not in (None, "yield"):
+        machine.advance(op.id)
+    return op
+
+
+_DRIVE_CODE = _drive.__code__
+_BODY_CODE = _body.__code__
+_POINT_CODE = point.__code__
+
+
+# -- the protocol side -----------------------------------------------------------------------
+class _HookArch:
+    """The :class:`~conformance.arch.Arch` a pointed protocol sees: each primitive of
+    :data:`ARCH_EFFECTS` runs on the machine's arch, then is a point; everything else is
+    the machine's arch's."""
+
+    __slots__ = ("_arch", "trace", "mm_cpumask", "cpumask_any_but", "new_batch")
+
+    def __init__(self, arch) -> None:
+        self._arch = arch
+        # read on every hook call or often by protocols: slots, not __getattr__
+        self.trace = arch.trace
+        self.mm_cpumask = arch.mm_cpumask
+        self.cpumask_any_but = arch.cpumask_any_but
+        self.new_batch = arch.new_batch
+
+    def __getattr__(self, name):
+        return getattr(self._arch, name)
+
+
+def _arch_effect(name: str):
+    def primitive(self, *args):
+        if _active is not None:
+            point(name)
+        # looked up on the instance: conformance/cost.py counts flushes by wrapping them there
+        return getattr(self._arch, name)(*args)
+    primitive.__name__ = primitive.__qualname__ = name
+    primitive.__doc__ = f"``{name}`` on the machine's arch, then an interleaving point."
+    return primitive
+
+
+for _n in ARCH_EFFECTS:
+    setattr(_HookArch, _n, _arch_effect(_n))
+
+
+class SharedDict(dict):
+    """A dict of shared protocol state: each change is a point (:func:`point`)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, k, v):
+        point("store")
+        dict.__setitem__(self, k, v)
+
+    def __delitem__(self, k):
+        point("store")
+        dict.__delitem__(self, k)
+
+    def pop(self, k, *a):
+        if k in self:  # a pop of a missing key stores nothing
+            point("store")
+        return dict.pop(self, k, *a)
+
+    def popitem(self):
+        point("store")
+        return dict.popitem(self)
+
+    def setdefault(self, k, v=None):
+        point("store")
+        return dict.setdefault(self, k, v)
+
+    def update(self, *a, **kw):
+        point("store")
+        dict.update(self, *a, **kw)
+
+    def clear(self):
+        point("store")
+        dict.clear(self)
+
+
+class SharedList(list):
+    """A list of shared protocol state: each change is a point (:func:`point`)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, i, v):
+        point("store")
+        list.__setitem__(self, i, v)
+
+    def __delitem__(self, i):
+        point("store")
+        list.__delitem__(self, i)
+
+    def append(self, v):
+        point("store")
+        list.append(self, v)
+
+    def extend(self, vs):
+        point("store")
+        list.extend(self, vs)
+
+    def insert(self, i, v):
+        point("store")
+        list.insert(self, i, v)
+
+    def pop(self, *a):
+        point("store")
+        return list.pop(self, *a)
+
+    def remove(self, v):
+        point("store")
+        list.remove(self, v)
+
+    def clear(self):
+        point("store")
+        list.clear(self)
+
+
+def _share_container(v):
+    """``v`` as shared state if it is a plain dict or list, else ``v``."""
+    t = v.__class__
+    if t is dict:
+        return SharedDict(v)
+    if t is list:
+        return SharedList(v)
+    return v
+
+
+def _shared_setattr(self, name, value):
+    if _active is not None:
+        point("store " + name)
+    object.__setattr__(self, name, _share_container(value))
+
+
+_SHARED_CLASSES: dict = {}
+
+
+def share(obj):
+    """``obj`` (per-mm or per-VMA protocol state) made shared: a dict or list becomes a
+    :class:`SharedDict`/:class:`SharedList`; an object of a plain class gets a subclass of
+    the same name whose attribute stores are points (its dict and list fields become shared
+    too). Atoms, None and objects whose class cannot be swapped are returned unchanged.
+
+    Example::
+
+        >>> from protocols.linux import MmBatched
+        >>> st = share(MmBatched())
+        >>> type(st).__name__, isinstance(st, MmBatched), st.tlb_flush_batched
+        ('MmBatched', True, 0)
+        >>> type(share({"luf_deferred": False})).__name__
+        'SharedDict'
+    """
+    c = _share_container(obj)
+    if c is not obj or obj is None or isinstance(obj, (int, str, float, bytes, tuple)):
+        return c
+    cls = obj.__class__
+    if cls.__setattr__ is _shared_setattr:
+        return obj
+    sub = _SHARED_CLASSES.get(cls)
+    if sub is None:
+        ns = {"__slots__": (), "__setattr__": _shared_setattr, "__module__": cls.__module__,
+              "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+        try:
+            sub = type(cls.__name__, (cls,), ns)
+        except TypeError:
+            sub = False
+        _SHARED_CLASSES[cls] = sub
+    if not sub:
+        return obj
+    try:
+        obj.__class__ = sub
+    except TypeError:
+        return obj
+    for name in _fields(obj):
+        v = getattr(obj, name, None)
+        c = _share_container(v)
+        if c is not v:
+            object.__setattr__(obj, name, c)
+    return obj
+
+
+def _fields(obj) -> list:
+    names = list(getattr(obj, "__dict__", ()))
+    for c in type(obj).__mro__:
+        for s in c.__dict__.get("__slots__", ()):
+            if s not in names and s not in ("__dict__", "__weakref__"):
+                names.append(s)
+    return names
+
+
+def _pausable(name: str, fn):
+    """``fn`` (a hook the kernel may interleave) as the kernel's entry: called by the
+    kernel, it returns the :func:`_drive` generator; called from protocol code (a hook
+    calling a hook), it runs plainly where it is."""
+    def hook(self, *args):
+        if _depth:
+            return fn(self, *args)
+        return _drive(fn, self, args)
+    hook.__name__ = name
+    hook.__qualname__ = getattr(fn, "__qualname__", name)
+    hook.__doc__ = fn.__doc__
+    hook.__wrapped__ = fn
+    return hook
+
+
+def _atomic(name: str, fn, shares: bool):
+    """``fn`` (a hook that must not yield), run in one step; a hook it calls runs plainly.
+    ``shares``: its result is per-mm or per-VMA state, made shared (:func:`share`)."""
+    def hook(self, *args):
+        global _depth
+        _depth += 1
+        try:
+            r = fn(self, *args)
+        finally:
+            _depth -= 1
+        return share(r) if shares else r
+    hook.__name__ = name
+    hook.__qualname__ = getattr(fn, "__qualname__", name)
+    hook.__doc__ = fn.__doc__
+    hook.__wrapped__ = fn
+    return hook
+
+
+def freeing(free):
+    """``free`` (the page allocator's free, or a gather's ``tlb_batch_pages_flush``) as the
+    protocol sees it: an effect (:func:`point`) before it starts. Keeps ``__self__`` (LUF
+    reads the allocator's owner through it).
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> m.proto.free_to_allocator.__self__ is m.kernel, m.proto.free_to_allocator.__wrapped__ == m.kernel.free_frames
+        (True, True)
+    """
+    def free_pages(*args):
+        if _active is not None:
+            point("free")
+        return free(*args)
+    free_pages.__self__ = getattr(free, "__self__", None)
+    free_pages.__wrapped__ = free
+    return free_pages
+
+
+def _pointed_init(self, arch, free_pages):
+    type(self)._fc_base.__init__(self, _HookArch(arch), freeing(free_pages))
+
+
+def _gather(fn):
+    """``tlb_gather_mmu``: the gather's ``free_pages`` becomes an effect (:func:`freeing`)."""
+    def tlb_gather_mmu(self, tlb):
+        tlb.free_pages = freeing(tlb.free_pages)
+        return fn(self, tlb)
+    tlb_gather_mmu.__qualname__ = getattr(fn, "__qualname__", "tlb_gather_mmu")
+    tlb_gather_mmu.__doc__ = fn.__doc__
+    tlb_gather_mmu.__wrapped__ = fn
+    return tlb_gather_mmu
+
+
+def _proto_setattr(self, name, value):
+    if _active is not None:
+        point("store " + name)
+    object.__setattr__(self, name, _share_container(value))
+
+
+#: the hooks a protocol that does not override them leaves to the base class doing nothing
+#: (or nothing visible): not wrapped, so they cost no greenlet
+def _does_nothing(fn) -> bool:
+    """Is ``fn``'s body only a docstring (it returns None and touches nothing)?"""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RESUME", "NOP", "RETURN_VALUE", "RETURN_CONST", "LOAD_CONST"):
+            if ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval is not None:
+                return False
+            continue
+        return False
+    return True
+
+
+_NOOP = frozenset(n for n, v in vars(Protocol).items() if callable(v) and _does_nothing(v))
+
+_POINTED: dict = {}
+
+
+def pointed_class(cls):
+    """``cls`` with automatic interleaving points (module doc). Made once per class (a
+    subclass named as ``cls``, ``_fc_pointed`` set); a pointed class is returned as it is.
+    The machine makes its protocol from this class (``Machine.__init__``)."""
+    if getattr(cls, "_fc_pointed", False):
+        return cls
+    sub = _POINTED.get(cls)
+    if sub is not None:
+        return sub
+    ns = {"_fc_pointed": True, "_fc_base": cls, "__init__": _pointed_init,
+          "__setattr__": _proto_setattr, "__module__": cls.__module__,
+          "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    if "_fc_counted" in cls.__dict__:  # coverage.counted_class: still a counted class
+        ns["_fc_counted"] = True
+    for name, v in vars(Protocol).items():
+        if name.startswith("_") or not callable(v):
+            continue
+        fn = getattr(cls, name)
+        base = fn is v
+        if name in ATOMIC_HOOKS:
+            shares = name in ("init_mm", "init_vma")
+            if not base or shares:
+                fn = ns[name] = _atomic(name, fn, shares)
+            if name == "tlb_gather_mmu":
+                ns[name] = _gather(fn)
+        elif not (base and name in _NOOP):
+            ns[name] = _pausable(name, fn)
+    sub = _POINTED[cls] = type(cls.__name__, (cls,), ns)
+    return sub
