@@ -20,6 +20,7 @@ Examples::
     flushcheck certify ./my_flush.py         # a protocol file anywhere; or module:Class
     flushcheck new my_flush --base linux     # writes ./my_flush.py, every hook listed
     flushcheck list
+    flushcheck bound linux -k 2              # every program of <= 2 operations, exhaustively
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
     flushcheck litmus                        # the corpus x every protocol, herd-style
     flushcheck soundness --budget 10         # raw-walk volume on the correct protocols
@@ -485,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("rest", nargs=argparse.REMAINDER,
                     help="PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown] [--baseline P]")
     co.set_defaults(fn=cmd_cost)
+    from .boundcli import add_parser as add_bound_parser
+
+    add_bound_parser(sub, PROTOCOL_FORMS, default_jobs())
     e = sub.add_parser("explore", help="explore every interleaving of one threaded litmus file")
     e.add_argument("scenario", help="a .litmus file with 'thread' sections")
     e.add_argument("--protocol", required=True, help=PROTOCOL_FORMS)
