@@ -4,16 +4,16 @@ machine (docs/BOUNDED.md).
 From the boot state, a *transition* is one of (tried in this order, so the search is
 deterministic):
 
+* ``("f", cpu, vpage)``: the hardware fills a TLB entry of the CPU's loaded mm from a
+  present PTE the CPU does not cache (a re-fill of a cached page is an eviction then a
+  fill, both transitions);
+* ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry;
 * ``("a", op_id)``: advance a runnable operation in flight to its next interleaving point
   (``Machine.advance``);
 * ``("s", cpu, kind, args)``: start an operation of the menu (:mod:`conformance.menu`)
   with some arguments on an idle CPU, while fewer than K operations have been started. A
   user read or write is an operation of the program too: it counts against K (a fault
-  it takes runs as its continuation, not as another operation);
-* ``("f", cpu, vpage)``: the hardware fills a TLB entry of the CPU's loaded mm from a
-  present PTE the CPU does not cache (a re-fill of a cached page is an eviction then a
-  fill, both transitions);
-* ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry.
+  it takes runs as its continuation, not as another operation).
 
 Hardware events are not counted: TLB contents are finite, and the state key dedups
 the cycles they make. Breadth first, with deduplication on a 16-byte digest of the
@@ -23,7 +23,9 @@ transitions). A state with no operation in flight is checked as a quiescent mach
 (C1 over every entry), as a reproducer's replay does at its end.
 
 Operations are generators, which cannot be copied, so expanding a state re-executes its
-path from a fresh machine (``_execute``). The bound runs K = 1, 2, ... in turn: the
+path from a fresh machine (``_execute``) once, tries each hardware event on that machine
+and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), and
+re-executes the path again for each kernel transition but the last. The bound runs K = 1, 2, ... in turn: the
 first K that fails is the smallest, and a stopped run says "complete up to K-1, partial
 at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the
 parent merges the children in chunk order, so states, transitions and the
@@ -49,7 +51,7 @@ import attrs
 from .config import MachineConfig
 from .errors import Failure, ModelError
 from .menu import KINDS, MENUS
-from .statekey import DIGEST_BYTES, key
+from .statekey import DIGEST_BYTES, digest, hw_parts, key, parts
 
 #: parents per chunk sent to a worker (jobs > 1); the deadline is checked between chunks
 CHUNK = 256
@@ -142,10 +144,11 @@ def _jsonable(c):
 class _Ctx:
     """What every execution of one search shares (set before workers fork)."""
 
-    __slots__ = ("cls", "cfg", "strict", "menu", "k")
+    __slots__ = ("cls", "cfg", "strict", "menu", "k", "undo", "check_undo")
 
-    def __init__(self, cls, cfg, strict, menu, k) -> None:
+    def __init__(self, cls, cfg, strict, menu, k, undo=True, check_undo=False) -> None:
         self.cls, self.cfg, self.strict, self.menu, self.k = cls, cfg, strict, menu, k
+        self.undo, self.check_undo = undo, check_undo
 
 
 def _started(path) -> int:
@@ -183,20 +186,64 @@ def apply(m, c) -> None:
 
 def choices(m, started: int, ctx: _Ctx) -> list:
     """Every transition enabled in ``m`` with ``started`` operations begun, in search order."""
-    out = [("a", op.id) for op in m.ops if op.runnable()]
-    if started < ctx.k:
-        for c in m.tlbs.cpus:
-            if c.op is None:
-                for name in ctx.menu:
-                    kind = KINDS[name]
-                    out += [("s", c.id, name, a) for a in kind.args(m, c.id)]
+    out = []
     for c in m.tlbs.cpus:
         mm = c.loaded_mm
         cached = c.tlb.get(mm.id, {})
         out += [("f", c.id, vp) for vp, pte in enumerate(mm.ptes)
                 if pte.kind == 1 and vp not in cached]
         out += [("e", c.id, i, vp) for i in sorted(c.tlb) for vp in c.tlb[i]]
+    out += [("a", op.id) for op in m.ops if op.runnable()]
+    if started < ctx.k:
+        for c in m.tlbs.cpus:
+            if c.op is None:
+                for name in ctx.menu:
+                    kind = KINDS[name]
+                    out += [("s", c.id, name, a) for a in kind.args(m, c.id)]
     return out
+
+
+def _hw_undoable(m, c):
+    """Before hardware event ``c`` runs on ``m``: a function that puts ``m`` back as it was,
+    and the PTE a fill reads (None for an eviction).
+
+    A fill or an eviction changes only the CPU's TLB table for one mm and the frame's
+    reverse index (``Tlbs.refs``), the PTE's accessed bit (a fill), the oracle's C1
+    counter and the history (events, actions, step): those are saved and restored, dict
+    order included (the fingerprint reads dicts in order). No generator runs, so no
+    operation's frame changes. ``--check-undo`` (and tests/test_bounded.py) compare the
+    state key before and after every undo.
+    """
+    cpu = m.tlbs.cpus[c[1]]
+    mm_id = cpu.loaded_mm.id if c[0] == "f" else c[2]
+    vp = c[2] if c[0] == "f" else c[3]
+    had_table = mm_id in cpu.tlb
+    table = dict(cpu.tlb[mm_id]) if had_table else None
+    old = table.get(vp) if table is not None else None
+    pte = cpu.loaded_mm.ptes[vp] if c[0] == "f" else None
+    frame = old.frame if old is not None else (pte.frame if pte is not None else None)
+    refs = m.tlbs.refs
+    saved_refs = dict(refs[frame]) if frame is not None and frame >= 0 else None
+    accessed = pte.accessed if pte is not None else None
+    ne, na, step, c1 = len(m.trace.events), len(m.actions), m.trace.step, m.oracle.checked_c1
+
+    def undo() -> None:
+        if had_table:
+            t = cpu.tlb[mm_id]
+            t.clear()
+            t.update(table)
+        else:
+            cpu.tlb.pop(mm_id, None)
+        if saved_refs is not None:
+            r = refs[frame]
+            r.clear()
+            r.update(saved_refs)
+        if pte is not None:
+            pte.accessed = accessed
+        del m.trace.events[ne:]
+        del m.actions[na:]
+        m.trace.step, m.oracle.checked_c1 = step, c1
+    return undo, pte
 
 
 def _deadlock(m) -> ModelError | None:
@@ -221,8 +268,30 @@ def expand(ctx: _Ctx, paths, first: int = 0):
             raise ModelError(f"bounded: replay of a passing state failed: {fail}")
         started = _started(path)
         opts = choices(m, started, ctx)
-        for i, c in enumerate(opts):
-            child = m if i == len(opts) - 1 else _execute(ctx, path)[0]
+        # hardware events first, each undone after its key is taken (:func:`_hw_undoable`);
+        # then the kernel transitions, each on a re-execution (the last on ``m`` itself)
+        hw = [c for c in opts if c[0] in "fe"] if ctx.undo else []
+        kern = opts[len(hw):]  # choices() lists the hardware events first
+        base = parts(m) if hw else None
+        for c in hw:
+            transitions += 1
+            undo, pte = _hw_undoable(m, c)
+            acc = pte.accessed if pte is not None else True
+            try:
+                apply(m, c)
+            except Failure:
+                return out, transitions, (first + n, c)
+            k = digest(hw_parts(m, base, c[1], not acc), started)
+            if ctx.check_undo and k != key(m, started):
+                raise ModelError(f"bounded: the key after {c} differs when taken whole")
+            undo()
+            if ctx.check_undo and digest(parts(m), started) != digest(base, started):
+                raise ModelError(f"bounded: undoing {c} did not restore the state")
+            if k not in seen:
+                seen.add(k)
+                out.append((first + n, c, k))
+        for i, c in enumerate(kern):
+            child = m if i == len(kern) - 1 else _execute(ctx, path)[0]
             transitions += 1
             try:
                 apply(child, c)
@@ -265,7 +334,8 @@ def _work(paths, first):
 
 def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
             budget_s: float | None = None, jobs: int = 1, max_states: int | None = None,
-            start_k: int = 1, progress=None) -> Result:
+            start_k: int = 1, progress=None, undo: bool = True,
+            check_undo: bool = False) -> Result:
     """Search every program of up to ``bound`` operations from ``menu`` under ``cls``.
 
     Bounds ``start_k``..``bound`` in turn; stops at the first that fails (its shortest
@@ -278,7 +348,7 @@ def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict:
     res = Result(name, cfg, tuple(menu), bound, strict, jobs=jobs)
     try:
         for k in range(start_k, bound + 1):
-            ctx = _Ctx(cls, cfg, strict, tuple(menu), k)
+            ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo)
             lv = Level(k)
             res.levels.append(lv)
             _search(ctx, lv, res, deadline, jobs, max_states, progress)
