@@ -40,9 +40,12 @@ def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=Fal
     stderr unless ``quiet``."""
     from .bounded import bounded
 
+    if k < 1:
+        raise UsageError("the bound K must be at least 1")
+
     def progress(lv) -> None:
         if not quiet:
-            print(f"  ... {lv.line()}", file=sys.stderr, flush=True)
+            print(f"  ... {lv.line().replace('partial', 'so far')}", file=sys.stderr, flush=True)
 
     return bounded(cls, cfg, k, menu=menu, strict=strict, budget_s=budget, jobs=jobs,
                    progress=progress)
@@ -91,8 +94,6 @@ def cmd_bound(args) -> int:
     from .registry import load_protocol
     from .reproducer import git_commit
 
-    if args.k < 1:
-        raise UsageError("-k must be at least 1")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.budget is not None and args.budget <= 0:

@@ -111,3 +111,24 @@ def test_menu_is_data():
     assert bounded(cls, BOUND_CONFIG, 2, menu=("read",)).passed
     res = bounded(cls, BOUND_CONFIG, 2, menu=("read", "reclaim", "munmap"))
     assert res.fail_k == 2
+
+
+def test_certify_carries_the_bounded_result(capsys, tmp_path):
+    """certify --bound K: the bounded verdict under the random one, in the certificate too,
+    and a bounded counterexample fails the run even when the random search passed."""
+    import json
+
+    out = str(tmp_path / "cert")
+    assert main(["certify", "linux", "--examples", "5", "--chunk", "5", "--jobs", "1",
+                 "--database", "none", "--bound", "1", "--config", "populate=false",
+                 "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "  bounded   PASS: no violation in any interleaving of any program of <= 1" in text
+    cert = json.load(open(f"{out}/certificate.json"))
+    assert cert["bounded"]["passed"] and cert["bounded"]["levels"][0]["states"] == 42
+    assert "| bounded check | PASS" in open(f"{out}/certificate.md").read()
+    assert main(["certify", "hist_2_9_migrate_flush_after_copy", "--examples", "1", "--chunk",
+                 "1", "--jobs", "1", "--database", "none", "--steps", "1", "--bound", "1",
+                 "--bound-ops", "migrate", "--repro-dir", str(tmp_path)]) == 1
+    assert "  bounded   FAIL: S2 with a program of 1 operation(s)" in capsys.readouterr().out
+    assert main(["certify", "linux", "--bound", "0"]) == 2
