@@ -78,12 +78,23 @@ def top(x):
 
 
 def _seq(x):
+    if set(map(type, x)) <= _ATOMS:  # atoms only (the common case): marshal takes it as it is
+        return x if x.__class__ is tuple else tuple(x)
     return tuple([v if v.__class__ in _ATOMS else fp(v) for v in x])
 
 
 def _dict(x):
+    if set(map(type, x.values())) <= _ATOMS and set(map(type, x)) <= _ATOMS:
+        return tuple(x.items())
     return tuple([(k if k.__class__ in _ATOMS else fp(k), v if v.__class__ in _ATOMS else fp(v))
                   for k, v in x.items()])
+
+
+def opaque(cls, name: str) -> None:
+    """Read instances of ``cls`` as ``name`` inside other values (:func:`top` still reads
+    them): the machine's protocol object, which has a part of its own, is held by many
+    operation frames."""
+    _FN[cls] = lambda x: name
 
 
 def _set(x):

@@ -55,6 +55,9 @@ def parts(m) -> tuple:
     ranks = _x._inst_ranks(m)
     _f.ranked(ranks)
     fp, top = _f.fp, _f.top
+    if m.proto.__class__ not in _PROTO_SEEN:  # its state is its own part: elsewhere a name
+        _PROTO_SEEN.add(m.proto.__class__)
+        _f.opaque(m.proto.__class__, "proto")
     try:
         mem = m.mem
         out = [_dumps(tuple([top(mm) for mm in m.mms]))]
@@ -66,6 +69,9 @@ def parts(m) -> tuple:
     finally:
         _f.ranked(None)
     return ranks[0], out
+
+
+_PROTO_SEEN: set = set()
 
 
 def _memory(mem) -> tuple:
