@@ -400,6 +400,8 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
             if progress is not None:
                 progress(lv)
         lv.complete = True
+    except KeyboardInterrupt:  # Ctrl-C: a partial result (the workers are stopped below)
+        res.stopped = "interrupted"
     finally:
         lv.seconds = time.perf_counter() - t0
         if pool is not None:

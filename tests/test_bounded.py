@@ -90,6 +90,21 @@ def test_partial_result_on_a_budget():
     assert not res.levels[-1].complete
 
 
+def test_ctrl_c_is_a_partial_result():
+    """Ctrl-C (here raised by the progress callback after the second BFS level of K=1):
+    the result says how far the search got."""
+    seen = []
+
+    def progress(lv):
+        seen.append(lv.depth)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    res = bounded(load_protocol("linux"), EMPTY, 2, progress=progress)
+    assert res.stopped == "interrupted" and res.complete_k == 0
+    assert res.headline().startswith("PARTIAL (interrupted): complete up to K=0, partial at K=1")
+
+
 def test_cli_pass_fail_and_bad_input(capsys, tmp_path):
     assert main(["bound", "linux", "-k", "1", "-q", "--config", "populate=false"]) == 0
     assert "PASS: no violation" in capsys.readouterr().out
