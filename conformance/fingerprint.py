@@ -146,12 +146,9 @@ def _build(t, top: bool):
             except TypeError:
                 return name
         return it
-    slots = _slots_of(t)
+    slots = slots_of(t)
     if slots:
-        return _generated(name, slots, "__dict__" in dir(t) and _has_dict(t))
-    if callable(t) and hasattr(t, "__call__") and t.__call__ is not object.__call__ \
-            and not hasattr(t, "__dict__"):
-        return lambda x: name
+        return _generated(name, slots, _has_dict(t))
 
     def by_dict(x):
         d = getattr(x, "__dict__", None)
