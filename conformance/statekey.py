@@ -115,10 +115,14 @@ _MACHINE_SKIP = frozenset({
 })
 
 
+#: the x86 layer's attributes that are not state: references, the flush counter
+_ARCH_SKIP = frozenset({"tlbs", "cpus", "trace", "flushes"})
+
+
 def _rest(m) -> tuple:
-    """Machine, oracle and kernel state outside the big parts, read generically: every
+    """Machine, oracle, kernel and arch state outside the big parts, read generically: every
     attribute not in :data:`_MACHINE_SKIP`, the oracle's (its expected values; not its
-    check counters) and the kernel's."""
+    check counters), the kernel's, and the arch layer's but :data:`_ARCH_SKIP`."""
     fp = _f.fp
     d = m.__dict__
     mine = tuple([(k, fp(d[k])) for k in sorted(d) if k not in _MACHINE_SKIP])
@@ -127,7 +131,9 @@ def _rest(m) -> tuple:
                     if k != "m" and not k.startswith("checked_")])
     kd = m.kernel.__dict__
     kernel = tuple([(k, fp(kd[k])) for k in sorted(kd)])
-    return mine, oracle, kernel
+    ad = getattr(m.arch, "__dict__", {})
+    arch = tuple([(k, fp(ad[k])) for k in sorted(ad) if k not in _ARCH_SKIP])
+    return mine, oracle, kernel, arch
 
 
 def _ops_part(m) -> bytes:
