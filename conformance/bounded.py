@@ -25,9 +25,10 @@ transitions). A state with no operation in flight is checked as a quiescent mach
 Operations are generators, which cannot be copied, so expanding a state re-executes its
 path from a fresh machine (``_execute``) once, tries each hardware event on that machine
 and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), and
-re-executes the path again for each kernel transition but the last. The bound runs K = 1, 2, ... in turn: the
-first K that fails is the smallest, and a stopped run says "complete up to K-1, partial
-at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the
+re-executes the path again for each kernel transition but the last. A terminal state (K
+operations started, none in flight) is not expanded when no fresh fill would fail C1
+(:func:`_fresh_fills_pass`). The bound runs K = 1, 2, ... in turn: the first K that fails
+is the smallest, and a stopped run says "complete up to K-1, partial at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the
 parent merges the children in chunk order, so states, transitions and the
 counterexample are the same for any number of jobs.
 
