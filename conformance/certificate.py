@@ -187,6 +187,8 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "verdict": verdict_of(res),
         "failure": None,
     }
+    if getattr(res, "bounded", None) is not None:  # certify --bound K (docs/BOUNDED.md)
+        cert["bounded"] = res.bounded.to_dict()
     if cells is not None:
         cert["litmus"] = [{"scenario": c.scenario, "verdict": c.verdict, "expected": c.expected,
                            "ok": c.ok} for c in cells]
@@ -271,6 +273,9 @@ def markdown(cert: dict) -> str:
     ]
     if cert.get("command"):
         lines.append(f"| command | `{cert['command']}` |")
+    if cert.get("bounded"):
+        lines.append(f"| bounded check | {cert['bounded']['verdict']} (menu "
+                     f"{','.join(cert['bounded']['menu'])}) |")
     lines += ["", "Re-run exactly this work: `flushcheck certify --reproduce certificate.json`", ""]
     lines += ["## Checks per rule", "", "| rule | checks |", "|---|---:|"]
     lines += [f"| {r} | {n:,} |" for r, n in cert["checks"].items()]

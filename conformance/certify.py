@@ -106,6 +106,9 @@ class Result:
     #: what the chunks counted exercised, summed (conformance/coverage.py: hooks per path,
     #: race windows, the oracle's checks per rule)
     counts: dict = attrs.Factory(dict)
+    #: ``certify --bound K``: the bounded check's result (:class:`conformance.bounded.Result`)
+    #: beside the random search's, or None
+    bounded: object = None
 
     @property
     def failure(self) -> Failure | None:

@@ -20,6 +20,7 @@ Examples::
     flushcheck certify ./my_flush.py         # a protocol file anywhere; or module:Class
     flushcheck new my_flush --base linux     # writes ./my_flush.py, every hook listed
     flushcheck list
+    flushcheck bound linux -k 2              # every program of <= 2 operations, exhaustively
     flushcheck explore litmus/bug-2.4-reclaim-vs-mprotect.litmus --protocol linux_4_3
     flushcheck litmus                        # the corpus x every protocol, herd-style
     flushcheck soundness --budget 10         # raw-walk volume on the correct protocols
@@ -76,6 +77,8 @@ def cmd_certify(args) -> int:
         return _certify_reproduce(args)
     if not args.protocol:
         raise UsageError("certify needs a protocol (or --reproduce CERTIFICATE)")
+    if args.bound is not None and args.bound < 1:
+        raise UsageError("--bound must be at least 1")
     name = args.profile or profile()
     cls = load_protocol(args.protocol)
     configs = [("config", _config(args.config))] if args.config else profile_configs(name)
@@ -125,6 +128,13 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                       steps=args.steps, chunk=args.chunk, jobs=args.jobs,
                       max_examples=args.examples, scheduler=args.scheduler,
                       database=database, engine=args.engine, progress=progress)
+    if getattr(args, "bound", None):  # certify --bound K: the bounded check beside it
+        from .boundcli import bound_config, run_bound
+        from .menu import parse_menu
+
+        res.bounded = run_bound(cls, bound_config(args.config), args.bound,
+                                parse_menu(args.bound_ops), strict=args.strict,
+                                budget=args.bound_budget, jobs=1, quiet=True)
     commit = git_commit()
     if res.interrupted and not res.failures:
         print(certify_report(res, cls, commit, []))
@@ -143,6 +153,7 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         with open(os.path.splitext(paths[0])[0] + ".litmus", "w") as fh:
             fh.write(res.litmus)
     print(certify_report(res, cls, commit, paths))
+    bcode = _bound_block(res.bounded, args.repro_dir)
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
     if args.out:
@@ -154,7 +165,24 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
     if isinstance(res.failure, ModelError):
         return EXIT_BUG, res
-    return (EXIT_PASS if res.passed else EXIT_FAIL), res
+    return (EXIT_PASS if res.passed and bcode == EXIT_PASS else max(EXIT_FAIL, bcode)), res
+
+
+def _bound_block(bres, repro_dir: str) -> int:
+    """Print ``certify --bound``'s result under certify's report (its reproducer saved);
+    its exit status (0 without one)."""
+    if bres is None:
+        return EXIT_PASS
+    from .boundcli import bound_lines, path_text, save_counterexample
+
+    print("\n".join(bound_lines(bres)))
+    if bres.failure is not None:
+        path = save_counterexample(bres, repro_dir)
+        print(f"            shortest counterexample: {path_text(bres.path)}")
+        if path:
+            print(f"            reproducer {path}  (flushcheck replay {path})")
+        return EXIT_BUG if isinstance(bres.failure, ModelError) else EXIT_FAIL
+    return EXIT_PASS if bres.passed else EXIT_FAIL
 
 
 def _certify_reproduce(args) -> int:
@@ -442,6 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size, e.g. --config ncpus=3")
+    c.add_argument("--bound", type=int, default=None, metavar="K",
+                   help="also run the bounded check (every program of <= K operations, every "
+                        "interleaving) on the small config with --config applied over it; "
+                        "docs/BOUNDED.md")
+    c.add_argument("--bound-ops", default="small", metavar="MENU",
+                   help="the bounded check's operation menu (small, full, or kinds a,b,c)")
+    c.add_argument("--bound-budget", type=float, default=None, metavar="SECONDS",
+                   help="stop the bounded check after this long (a partial result)")
     c.add_argument("--repro-dir", default="repro")
     c.add_argument("--show-program", action="store_true", help="also print Hypothesis's program")
     c.set_defaults(fn=cmd_certify)
@@ -485,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("rest", nargs=argparse.REMAINDER,
                     help="PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown] [--baseline P]")
     co.set_defaults(fn=cmd_cost)
+    from .boundcli import add_parser as add_bound_parser
+
+    add_bound_parser(sub, PROTOCOL_FORMS, default_jobs())
     e = sub.add_parser("explore", help="explore every interleaving of one threaded litmus file")
     e.add_argument("scenario", help="a .litmus file with 'thread' sections")
     e.add_argument("--protocol", required=True, help=PROTOCOL_FORMS)

@@ -1,0 +1,147 @@
+"""``flushcheck bound P -k K``: the bounded check from the command line, and the block
+certify prints for ``certify P --bound K`` (docs/BOUNDED.md).
+
+Example::
+
+    flushcheck bound linux -k 2                       # the small config, the small menu
+    flushcheck bound linux_4_3 -k 3                   # FAIL at K=2: timeline + reproducer
+    flushcheck bound linux -k 4 --budget 600 --config populate=false --ops full
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import attrs
+
+from .config import MachineConfig
+from .errors import ModelError, UsageError
+
+#: the issue's small config: 2 CPUs, 1 mm, 2 vpages, 4 frames, 1 file page, 2 swap slots
+BOUND_CONFIG = MachineConfig(ncpus=2, nmms=1, vpages=2, nframes=4, nfiles=1, file_pages=1,
+                             swap_slots=2)
+
+
+def bound_config(pairs) -> MachineConfig:
+    """:data:`BOUND_CONFIG` with ``KEY=VALUE`` pairs applied (certify's ``--config`` syntax).
+
+    >>> bound_config(["ncpus=3"]).ncpus
+    3
+    """
+    from .cli import _config
+
+    base = _config(pairs)  # validates; fields not given keep BOUND_CONFIG's values
+    given = {p.partition("=")[0] for p in pairs}
+    return attrs.evolve(BOUND_CONFIG, **{k: getattr(base, k) for k in given})
+
+
+def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False):
+    """Run :func:`conformance.bounded.bounded`, with one progress line per BFS level on
+    stderr unless ``quiet``."""
+    from .bounded import bounded
+
+    if k < 1:
+        raise UsageError("the bound K must be at least 1")
+
+    def progress(lv) -> None:
+        if not quiet:
+            print(f"  ... {lv.line().replace('partial', 'so far')}", file=sys.stderr, flush=True)
+
+    return bounded(cls, cfg, k, menu=menu, strict=strict, budget_s=budget, jobs=jobs,
+                   progress=progress)
+
+
+def bound_lines(res) -> list[str]:
+    """The bounded result as report lines (certify prints them beside its random search)."""
+    lines = [f"  bounded   {res.headline()}",
+             f"            menu {','.join(res.menu)}; config {res.config.describe()}; "
+             f"{res.jobs} job(s)"]
+    for lv in res.levels:
+        lines.append(f"            {lv.line()}")
+    return lines
+
+
+def save_counterexample(res, repro_dir: str) -> str | None:
+    """Save the counterexample as a reproducer (``flushcheck replay`` runs it); its path."""
+    from .reproducer import save
+
+    f = res.failure
+    if f is None or f.machine is None:
+        return None
+    path = os.path.join(repro_dir, f"bound-{res.protocol}-K{res.fail_k}.json")
+    return save(f, path)
+
+
+def path_text(path) -> str:
+    """The transitions of a path, in words."""
+    words = []
+    for c in path:
+        if c[0] == "a":
+            words.append(f"advance op{c[1]}")
+        elif c[0] == "s":
+            words.append(f"CPU{c[1]} {c[2]}{tuple(c[3])}")
+        elif c[0] == "f":
+            words.append(f"hw CPU{c[1]} fill v{c[2]}")
+        else:
+            words.append(f"hw CPU{c[1]} evict mm{c[2]}:v{c[3]}")
+    return ", ".join(words)
+
+
+def cmd_bound(args) -> int:
+    """``flushcheck bound``: exit 0 pass, 1 counterexample (or a partial result), 3 a
+    model error, 130 interrupted."""
+    from .menu import parse_menu
+    from .registry import load_protocol
+    from .reproducer import git_commit
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.budget is not None and args.budget <= 0:
+        raise UsageError("--budget must be positive")
+    cls = load_protocol(args.protocol)
+    cfg = bound_config(args.config)
+    menu = parse_menu(args.ops)
+    res = run_bound(cls, cfg, args.k, menu, strict=args.strict, budget=args.budget,
+                    jobs=args.jobs, quiet=args.quiet)
+    print(f"flushcheck bound {res.protocol} -k {args.k}   commit {git_commit()}")
+    print(f"  config    {cfg.describe()}")
+    print(f"  menu      {','.join(menu)} (a user read/write counts as one operation; "
+          "hardware fill/evict unbounded)")
+    for lv in res.levels:
+        print(f"  searched  {lv.line()}")
+    print(f"  verdict   {res.headline()}")
+    if res.failure is not None:
+        f = res.failure
+        print(f"  shortest counterexample: {len(res.path)} transitions ({path_text(res.path)})")
+        path = save_counterexample(res, args.repro_dir)
+        if path:
+            print(f"  reproducer {path}  (flushcheck replay {path})")
+        print()
+        print(f.report(last=None))
+        return 3 if isinstance(f, ModelError) else 1
+    if res.stopped == "interrupted":
+        return 130
+    return 0 if res.passed else 1
+
+
+def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
+    """The ``bound`` subcommand's arguments."""
+    b = sub.add_parser("bound", help="bounded check: every program of up to K operations, "
+                       "every interleaving (BFS, shortest counterexample)")
+    b.add_argument("protocol", help=protocol_forms)
+    b.add_argument("-k", "--bound", dest="k", type=int, default=2,
+                   help="operations per program (default 2); bounds 1..K run in turn")
+    b.add_argument("--ops", default="small",
+                   help="the operation menu: small (read,write,reclaim,migrate,munmap,"
+                        "mprotect; the default), full, or a comma-separated list")
+    b.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="machine size over the small config (2 CPUs, 1 mm, 2 vpages, 4 frames, "
+                        "1 file page, 2 swap slots, populated)")
+    b.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="stop after this long with a partial result")
+    b.add_argument("--jobs", type=int, default=1,
+                   help=f"worker processes per BFS level (default 1; {default_jobs} CPUs here)")
+    b.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
+    b.add_argument("--repro-dir", default="repro")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    b.set_defaults(fn=cmd_bound)

@@ -1,0 +1,487 @@
+"""The bounded check: every program of up to K operations, every interleaving, the whole
+machine (docs/BOUNDED.md).
+
+From the boot state, a *transition* is one of (tried in this order, so the search is
+deterministic):
+
+* ``("f", cpu, vpage)``: the hardware fills a TLB entry of the CPU's loaded mm from a
+  present PTE the CPU does not cache (a re-fill of a cached page is an eviction then a
+  fill, both transitions);
+* ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry;
+* ``("a", op_id)``: advance a runnable operation in flight to its next interleaving point
+  (``Machine.advance``);
+* ``("s", cpu, kind, args)``: start an operation of the menu (:mod:`conformance.menu`)
+  with some arguments on an idle CPU, while fewer than K operations have been started. A
+  user read or write is an operation of the program too: it counts against K (a fault
+  it takes runs as its continuation, not as another operation).
+
+Hardware events are not counted: TLB contents are finite, and the state key dedups
+the cycles they make. Breadth first, with deduplication on a 16-byte digest of the
+whole machine's fingerprint (:mod:`conformance.statekey`) plus the number of operations
+started: the first failing transition found ends a shortest counterexample (fewest
+transitions). A state with no operation in flight is checked as a quiescent machine
+(C1 over every entry), as a reproducer's replay does at its end.
+
+Operations are generators, which cannot be copied, so expanding a state re-executes its
+path from a fresh machine (``_execute``) once, tries each hardware event on that machine
+and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), and
+re-executes the path again for each kernel transition but the last. A terminal state (K
+operations started, none in flight) is not expanded when no fresh fill would fail C1
+(:func:`_fresh_fills_pass`). The bound runs K = 1, 2, ... in turn: the first K that fails
+is the smallest, and a stopped run says "complete up to K-1, partial at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the
+parent merges the children in chunk order, so states, transitions and the
+counterexample are the same for any number of jobs.
+
+Example::
+
+    >>> from conformance.config import MachineConfig
+    >>> from conformance.registry import load_protocol
+    >>> cfg = MachineConfig(ncpus=2, nmms=1, vpages=2, nframes=4, nfiles=1, file_pages=1,
+    ...                     swap_slots=2, populate=False)
+    >>> res = bounded(load_protocol("linux"), cfg, 1, menu=("read", "munmap"))
+    >>> res.passed, res.levels[-1].k, res.levels[-1].complete
+    (True, 1, True)
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import attrs
+
+from .config import MachineConfig
+from .errors import Failure, ModelError
+from .menu import KINDS, MENUS
+from .statekey import DIGEST_BYTES, digest, hw_parts, key, parts
+
+#: parents per chunk sent to a worker (jobs > 1); the deadline is checked between chunks
+CHUNK = 256
+
+
+@attrs.define
+class Level:
+    """The search at one bound ``k``: distinct states, transitions executed, BFS depth
+    reached, seconds, and whether it covered every interleaving of every program."""
+
+    k: int
+    states: int = 0
+    transitions: int = 0
+    depth: int = 0
+    seconds: float = 0.0
+    complete: bool = False
+    peak_frontier: int = 0
+
+    def line(self) -> str:
+        """One line: ``K=2  51,557 states  ...``."""
+        how = "complete" if self.complete else "partial"
+        return (f"K={self.k}  {self.states:,} states  {self.transitions:,} transitions  "
+                f"depth {self.depth}  {self.seconds:.2f} s  {how}")
+
+
+@attrs.define
+class Result:
+    """What :func:`bounded` found: one :class:`Level` per bound tried, and the shortest
+    counterexample at the first bound that fails (``failure``, its ``path`` of transitions,
+    ``fail_k``), or none. ``stopped``: why the search ended early ("budget", "interrupted",
+    "max-states"), or None."""
+
+    protocol: str
+    config: MachineConfig
+    menu: tuple
+    bound: int
+    strict: bool
+    levels: list = attrs.Factory(list)
+    failure: Failure | None = None
+    path: tuple = ()
+    fail_k: int | None = None
+    stopped: str | None = None
+    seconds: float = 0.0
+    jobs: int = 1
+
+    @property
+    def passed(self) -> bool:
+        """No violation, every bound up to ``bound`` searched completely."""
+        return self.failure is None and self.stopped is None and bool(self.levels) \
+            and self.levels[-1].k == self.bound and self.levels[-1].complete
+
+    @property
+    def complete_k(self) -> int:
+        """The largest bound searched completely without a violation (0: none)."""
+        done = [lv.k for lv in self.levels if lv.complete]
+        return max(done) if done else 0
+
+    def headline(self) -> str:
+        """The verdict in one line."""
+        if self.failure is not None:
+            return (f"FAIL: {self.failure.rule} with a program of {self.fail_k} operation(s): "
+                    f"shortest counterexample {len(self.path)} transitions")
+        last = self.levels[-1] if self.levels else Level(self.bound)
+        if self.passed:
+            return (f"PASS: no violation in any interleaving of any program of <= {self.bound} "
+                    f"operations: {last.states:,} states, {last.transitions:,} transitions, "
+                    f"{self.seconds:.1f} s")
+        return (f"PARTIAL ({self.stopped}): complete up to K={self.complete_k}, partial at "
+                f"K={last.k}: {last.states:,} states, depth {last.depth}, {self.seconds:.1f} s")
+
+    def to_dict(self) -> dict:
+        """The result as JSON data (certify's report and certificate carry it)."""
+        return {
+            "bound": self.bound, "menu": list(self.menu), "config": attrs.asdict(self.config),
+            "strict": self.strict, "verdict": self.headline(),
+            "passed": self.passed, "complete_k": self.complete_k,
+            "fail_k": self.fail_k, "rule": self.failure.rule if self.failure else None,
+            "path": [list(_jsonable(c)) for c in self.path], "stopped": self.stopped,
+            "seconds": round(self.seconds, 3), "jobs": self.jobs,
+            "levels": [attrs.asdict(lv) for lv in self.levels],
+            "digest_bytes": DIGEST_BYTES,
+        }
+
+
+def _jsonable(c):
+    return tuple(list(x) if isinstance(x, tuple) else x for x in c)
+
+
+# -- one execution ------------------------------------------------------------------------
+class _Ctx:
+    """What every execution of one search shares (set before workers fork)."""
+
+    __slots__ = ("cls", "cfg", "strict", "menu", "k", "undo", "check_undo", "reduce")
+
+    def __init__(self, cls, cfg, strict, menu, k, undo=True, check_undo=False,
+                 reduce=True) -> None:
+        self.cls, self.cfg, self.strict, self.menu, self.k = cls, cfg, strict, menu, k
+        self.undo, self.check_undo, self.reduce = undo, check_undo, reduce
+
+
+def _started(path) -> int:
+    return sum(1 for c in path if c[0] == "s")
+
+
+def _execute(ctx: _Ctx, path):
+    """A fresh machine run along ``path``: (machine, failure or None)."""
+    from .machine import Machine
+
+    m = Machine(ctx.cls, ctx.cfg, strict=ctx.strict)
+    try:
+        for c in path:
+            apply(m, c)
+    except Failure as f:
+        return m, f
+    return m, None
+
+
+def apply(m, c) -> None:
+    """Perform transition ``c`` on machine ``m`` (one machine action)."""
+    kind = c[0]
+    if kind == "a":
+        m.advance(c[1])
+    elif kind == "s":
+        KINDS[c[2]].start(m, c[1], c[3])
+    elif kind == "f":
+        m.fill(c[1], c[2])
+    else:
+        _, cpu, mm_id, vp = c
+        t = m.tlbs.cpus[cpu].tlb
+        keys = [(i, v) for i in sorted(t) for v in t[i]]
+        m.evict(cpu, keys.index((mm_id, vp)))
+
+
+def choices(m, started: int, ctx: _Ctx) -> list:
+    """Every transition enabled in ``m`` with ``started`` operations begun, in search order."""
+    out = []
+    for c in m.tlbs.cpus:
+        mm = c.loaded_mm
+        cached = c.tlb.get(mm.id, {})
+        out += [("f", c.id, vp) for vp, pte in enumerate(mm.ptes)
+                if pte.kind == 1 and vp not in cached]
+        out += [("e", c.id, i, vp) for i in sorted(c.tlb) for vp in c.tlb[i]]
+    out += [("a", op.id) for op in m.ops if op.runnable()]
+    if started < ctx.k:
+        for c in m.tlbs.cpus:
+            if c.op is None:
+                for name in ctx.menu:
+                    kind = KINDS[name]
+                    out += [("s", c.id, name, a) for a in kind.args(m, c.id)]
+    return out
+
+
+def _fresh_fills_pass(m) -> bool:
+    """In a terminal state (K operations started, none in flight) only fills and evictions
+    remain. They change no PTE or memory but accessed bits, which C1 does not read; every
+    entry they leave is either one cached now (checked: the state is quiescent and passed
+    C1) or a fresh fill of a present PTE of a CPU's loaded mm. So a violation is reachable
+    from here iff such a fresh fill fails C1: check each without running it."""
+    from .tlb import TlbEntry
+
+    o = m.oracle
+    for cpu in m.tlbs.cpus:
+        mm = cpu.loaded_mm
+        for vp, pte in enumerate(mm.ptes):
+            if pte.kind == 1:
+                try:
+                    o.check_entry(cpu.id, mm.id, vp,
+                                  TlbEntry(pte.frame, pte.writable, pte.dirty, pte.inst))
+                except Failure:
+                    return False
+    return True
+
+
+def _hw_undoable(m, c):
+    """Before hardware event ``c`` runs on ``m``: a function that puts ``m`` back as it was,
+    and the PTE a fill reads (None for an eviction).
+
+    A fill or an eviction changes only the CPU's TLB table for one mm and the frame's
+    reverse index (``Tlbs.refs``), the PTE's accessed bit (a fill), the oracle's C1
+    counter and the history (events, actions, step): those are saved and restored, dict
+    order included (the fingerprint reads dicts in order). No generator runs, so no
+    operation's frame changes. ``--check-undo`` (and tests/test_bounded.py) compare the
+    state key before and after every undo.
+    """
+    cpu = m.tlbs.cpus[c[1]]
+    mm_id = cpu.loaded_mm.id if c[0] == "f" else c[2]
+    vp = c[2] if c[0] == "f" else c[3]
+    had_table = mm_id in cpu.tlb
+    table = dict(cpu.tlb[mm_id]) if had_table else None
+    old = table.get(vp) if table is not None else None
+    pte = cpu.loaded_mm.ptes[vp] if c[0] == "f" else None
+    frame = old.frame if old is not None else (pte.frame if pte is not None else None)
+    refs = m.tlbs.refs
+    saved_refs = dict(refs[frame]) if frame is not None and frame >= 0 else None
+    accessed = pte.accessed if pte is not None else None
+    ne, na, step, c1 = len(m.trace.events), len(m.actions), m.trace.step, m.oracle.checked_c1
+
+    def undo() -> None:
+        if had_table:
+            t = cpu.tlb[mm_id]
+            t.clear()
+            t.update(table)
+        else:
+            cpu.tlb.pop(mm_id, None)
+        if saved_refs is not None:
+            r = refs[frame]
+            r.clear()
+            r.update(saved_refs)
+        if pte is not None:
+            pte.accessed = accessed
+        del m.trace.events[ne:]
+        del m.actions[na:]
+        m.trace.step, m.oracle.checked_c1 = step, c1
+    return undo, pte
+
+
+def _deadlock(m) -> ModelError | None:
+    if m.ops and not any(op.runnable() for op in m.ops):
+        f = ModelError("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}" for o in m.ops))
+        f.machine = m
+        return f
+    return None
+
+
+def expand(ctx: _Ctx, paths, first: int = 0):
+    """Expand the states at ``paths`` (one BFS level's chunk, ``first`` the index of its
+    first parent). Returns (children, transitions, failure): children are (parent index,
+    choice, key) in order, the chunk's own duplicates dropped; failure is None or (parent
+    index, choice) of the first failing transition (the chunk stops there)."""
+    out = []
+    seen = set()
+    transitions = 0
+    for n, path in enumerate(paths):
+        m, fail = _execute(ctx, path)
+        if fail is not None:  # cannot happen: failing children are never queued
+            raise ModelError(f"bounded: replay of a passing state failed: {fail}")
+        started = _started(path)
+        if ctx.reduce and started == ctx.k and not m.ops and _fresh_fills_pass(m):
+            continue  # terminal: no violation is reachable (docs/BOUNDED.md, "Reductions")
+        opts = choices(m, started, ctx)
+        # hardware events first, each undone after its key is taken (:func:`_hw_undoable`);
+        # then the kernel transitions, each on a re-execution (the last on ``m`` itself)
+        hw = [c for c in opts if c[0] in "fe"] if ctx.undo else []
+        kern = opts[len(hw):]  # choices() lists the hardware events first
+        # No quiescent check after a hardware event: C1 over every entry is C1 of each entry;
+        # an eviction removes one, a fill adds one that Machine.fill checks itself, and only
+        # the accessed bit changes elsewhere, which C1 does not read. The parent passed it.
+        base = parts(m) if hw else None
+        for c in hw:
+            transitions += 1
+            undo, pte = _hw_undoable(m, c)
+            acc = pte.accessed if pte is not None else True
+            try:
+                apply(m, c)
+            except Failure:
+                return out, transitions, (first + n, c)
+            k = digest(hw_parts(m, base, c[1], not acc), started)
+            if ctx.check_undo and k != key(m, started):
+                raise ModelError(f"bounded: the key after {c} differs when taken whole")
+            undo()
+            if ctx.check_undo and digest(parts(m), started) != digest(base, started):
+                raise ModelError(f"bounded: undoing {c} did not restore the state")
+            if k not in seen:
+                seen.add(k)
+                out.append((first + n, c, k))
+        for i, c in enumerate(kern):
+            child = m if i == len(kern) - 1 else _execute(ctx, path)[0]
+            transitions += 1
+            try:
+                apply(child, c)
+                if not child.ops:
+                    child.check_quiescent()
+                elif _deadlock(child) is not None:
+                    return out, transitions, (first + n, c)
+            except Failure:
+                return out, transitions, (first + n, c)
+            k = key(child, started + (c[0] == "s"))
+            if k in seen:
+                continue
+            seen.add(k)
+            out.append((first + n, c, k))
+    return out, transitions, None
+
+
+def _failure_of(ctx: _Ctx, path) -> Failure:
+    """Re-run a failing path for its Failure (with the machine, its trace and actions)."""
+    m, fail = _execute(ctx, path)
+    if fail is None and not m.ops:
+        try:
+            m.check_quiescent()
+        except Failure as f:
+            fail = f
+    if fail is None:
+        fail = _deadlock(m)
+    if fail is None:
+        raise ModelError("bounded: a failing path passed when re-run (nondeterminism)")
+    return fail
+
+
+# -- the search ----------------------------------------------------------------------------
+_WORKER_CTX: _Ctx | None = None
+
+
+def _work(paths, first):
+    return expand(_WORKER_CTX, paths, first)
+
+
+def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
+            budget_s: float | None = None, jobs: int = 1, max_states: int | None = None,
+            start_k: int = 1, progress=None, undo: bool = True,
+            check_undo: bool = False, clock=time.perf_counter,
+            reduce: bool = True) -> Result:
+    """Search every program of up to ``bound`` operations from ``menu`` under ``cls``.
+
+    Bounds ``start_k``..``bound`` in turn; stops at the first that fails (its shortest
+    counterexample), at ``budget_s`` seconds, at ``max_states`` states in one bound, or on
+    Ctrl-C (a partial result). ``progress(level)`` is called after each BFS level.
+    ``clock`` measures the budget (``time.process_time``: CPU seconds of this process, for
+    benchmarks on a loaded machine, one job).
+    """
+    t0 = time.perf_counter()
+    deadline = None if budget_s is None else clock() + budget_s
+    name = getattr(cls, "name", cls.__name__)
+    res = Result(name, cfg, tuple(menu), bound, strict, jobs=jobs)
+    try:
+        for k in range(start_k, bound + 1):
+            ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo, reduce)
+            lv = Level(k)
+            res.levels.append(lv)
+            _search(ctx, lv, res, deadline, jobs, max_states, progress, clock)
+            if res.failure is not None or res.stopped is not None:
+                break
+    except KeyboardInterrupt:
+        res.stopped = "interrupted"
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, clock) -> None:
+    t0 = time.perf_counter()
+    root, fail = _execute(ctx, ())
+    try:
+        root.check_quiescent()  # the boot state (populated: every CPU caches its pages)
+    except Failure as f:
+        res.failure, res.fail_k, res.path = f, ctx.k, ()
+        return
+    seen = {key(root, 0)}
+    lv.states = 1
+    frontier = [()]
+    pool = _pool(ctx, jobs) if jobs > 1 else None
+    try:
+        while frontier:
+            nxt = []
+            for children, trans, failed in _level(ctx, frontier, pool, jobs, deadline):
+                lv.transitions += trans
+                for parent, c, k in children:
+                    if k not in seen:
+                        seen.add(k)
+                        nxt.append(frontier[parent] + (c,))
+                if failed is not None:
+                    parent, c = failed
+                    res.path = frontier[parent] + (c,)
+                    res.failure = _failure_of(ctx, res.path)
+                    res.fail_k = ctx.k
+                    lv.states = len(seen)
+                    return
+                lv.states = len(seen)
+                if max_states is not None and lv.states >= max_states:
+                    res.stopped = "max-states"
+                    return
+                if deadline is not None and clock() > deadline:
+                    res.stopped = "budget"
+                    return
+            if nxt:
+                lv.depth += 1
+            lv.peak_frontier = max(lv.peak_frontier, len(nxt))
+            frontier = nxt
+            lv.seconds = time.perf_counter() - t0
+            if progress is not None:
+                progress(lv)
+        lv.complete = True
+    except KeyboardInterrupt:  # Ctrl-C: a partial result (the workers are stopped below)
+        res.stopped = "interrupted"
+    finally:
+        lv.seconds = time.perf_counter() - t0
+        if pool is not None:
+            _close(pool, cancel=res.stopped is not None or res.failure is not None)
+
+
+def _level(ctx, frontier, pool, jobs, deadline):
+    """The level's chunks' results, in chunk order (lazily: the caller may stop early)."""
+    if pool is None:
+        step = 64  # small chunks: the deadline is checked often
+        for i in range(0, len(frontier), step):
+            yield expand(ctx, frontier[i:i + step], i)
+        return
+    step = max(1, min(CHUNK, -(-len(frontier) // jobs)))
+    futs = []
+    window = 2 * jobs
+    starts = list(range(0, len(frontier), step))
+    nxt = 0
+    while nxt < len(starts) and len(futs) < window:
+        futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt]))
+        nxt += 1
+    while futs:
+        r = futs.pop(0).result()
+        if nxt < len(starts):
+            futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt]))
+            nxt += 1
+        yield r
+
+
+def _pool(ctx, jobs):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _WORKER_CTX
+    _WORKER_CTX = ctx  # inherited by the forked workers
+    mp = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_ignore_sigint)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _close(pool, cancel: bool) -> None:
+    from .executors import _terminate
+
+    if cancel:
+        _terminate(pool)
+    pool.shutdown(wait=True, cancel_futures=cancel)

@@ -1,0 +1,180 @@
+"""A fast, generic fingerprint of machine values for the bounded check's state keys.
+
+The same content as the explorer's reflective :func:`conformance.explorer.fingerprint`
+(what it reads, and why, is documented there), built faster: the first time a class is
+seen, a function for it is generated from its ``__slots__`` (Python source compiled once:
+one attribute read per slot, no per-value type tests for the atoms), so a field another
+change adds to a model class is in every later key without a list to update. Classes
+without slots (protocol objects, their per-task and per-mm state) are read through their
+``__dict__``, sorted; dicts in insertion order; sets sorted.
+
+References stay references: an operation, an mm or a CPU inside another value is
+``("op", id)`` (``"mm"``, ``"cpu"``), the machine's big parts (Machine, Kernel, Memory...)
+and callables their names; :func:`top` reads an mm or a CPU itself. A slot named ``inst``
+(a PTE instance number) is replaced by its rank among the numbers the state holds
+(:func:`conformance.explorer._inst`), set by :func:`ranked` for one key.
+
+Example::
+
+    >>> from conformance.tlb import TlbEntry
+    >>> fp(TlbEntry(3, True, False, 7)) == ('TlbEntry', 3, True, False, 7)
+    True
+"""
+from __future__ import annotations
+
+import types
+from bisect import bisect_left
+
+_ATOMS = frozenset({int, str, bool, float, type(None), bytes})
+AT = _ATOMS  # the name generated code uses
+_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "Memory",
+                     "Registry"})
+_REFS = {"Op": "op", "Mm": "mm", "Cpu": "cpu"}
+
+#: (sorted instance numbers, the same as a set) while a key is taken, else None
+_RANKS = None
+#: type -> its fingerprint function; _TOP: the same for mm and CPU read themselves
+_FN: dict = {}
+_TOP: dict = {}
+
+
+def ranked(ranks) -> None:
+    """Set (a ``(sorted list, set)`` pair) or clear (None) the instance ranks for ``inst``."""
+    global _RANKS
+    _RANKS = ranks
+
+
+def R(v):
+    """An instance number as its rank (:func:`conformance.explorer._inst`); itself when no
+    ranks are set."""
+    if _RANKS is None:
+        return v
+    order, known = _RANKS
+    k = bisect_left(order, v)
+    return 2 * k if v in known else 2 * k + 1
+
+
+def fp(x):
+    """The fingerprint of any value the machine holds (hashable, marshal-able)."""
+    t = x.__class__
+    if t in _ATOMS:
+        return x
+    f = _FN.get(t)
+    if f is None:
+        f = _FN[t] = _build(t, top=False)
+    return f(x)
+
+
+FP = fp
+
+
+def top(x):
+    """The fingerprint of an mm or a CPU (or anything) read itself, not as a reference."""
+    t = x.__class__
+    f = _TOP.get(t)
+    if f is None:
+        f = _TOP[t] = _build(t, top=True)
+    return f(x)
+
+
+def _seq(x):
+    if set(map(type, x)) <= _ATOMS:  # atoms only (the common case): marshal takes it as it is
+        return x if x.__class__ is tuple else tuple(x)
+    return tuple([v if v.__class__ in _ATOMS else fp(v) for v in x])
+
+
+def _dict(x):
+    if set(map(type, x.values())) <= _ATOMS and set(map(type, x)) <= _ATOMS:
+        return tuple(x.items())
+    return tuple([(k if k.__class__ in _ATOMS else fp(k), v if v.__class__ in _ATOMS else fp(v))
+                  for k, v in x.items()])
+
+
+def opaque(cls, name: str) -> None:
+    """Read instances of ``cls`` as ``name`` inside other values (:func:`top` still reads
+    them): the machine's protocol object, which has a part of its own, is held by many
+    operation frames."""
+    _FN[cls] = lambda x: name
+
+
+def _set(x):
+    return ("set",) + tuple(sorted((fp(v) for v in x), key=repr))
+
+
+_SLOTS: dict = {}
+
+
+def slots_of(cls) -> tuple:
+    """Every slot of ``cls`` and its bases, base classes first (cached per class)."""
+    got = _SLOTS.get(cls)
+    if got is None:
+        got = _SLOTS[cls] = _slots_of(cls)
+    return got
+
+
+def _slots_of(cls) -> tuple:
+    names = []
+    for c in reversed(cls.__mro__):
+        s = c.__dict__.get("__slots__", ())
+        for n in ((s,) if isinstance(s, str) else s):
+            if n not in names and n != "__weakref__" and n != "__dict__":
+                names.append(n)
+    return tuple(names)
+
+
+def _build(t, top: bool):
+    """The fingerprint function for instances of ``t``."""
+    name = t.__name__
+    if t is tuple or t is list:
+        return _seq
+    if t is dict:
+        return _dict
+    if t is set or t is frozenset:
+        return _set
+    if not top and name in _REFS:
+        tag = _REFS[name]
+        return lambda x: (tag, x.id)
+    if name in _OPAQUE or t in (types.MethodType, types.FunctionType, types.BuiltinFunctionType,
+                                types.BuiltinMethodType, type):
+        return lambda x: name
+    if t is types.GeneratorType:
+        return lambda x: "generator"
+    if hasattr(t, "__next__") and hasattr(t, "__reduce__"):  # list/range/dict iterators
+        def it(x):
+            try:
+                return (name, fp(x.__reduce__()[1:]))
+            except TypeError:
+                return name
+        return it
+    slots = slots_of(t)
+    if slots:
+        return _generated(name, slots, _has_dict(t))
+
+    def by_dict(x):
+        d = getattr(x, "__dict__", None)
+        if d is None:
+            return name
+        return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
+                                for k, v in sorted(d.items()) if k != "arch"])
+    return by_dict
+
+
+def _has_dict(t) -> bool:
+    return any("__dict__" in c.__dict__ for c in t.__mro__ if c is not object)
+
+
+def _generated(name: str, slots: tuple, with_dict: bool):
+    """Compile ``f(x) -> (name, field...)`` for a slotted class (``inst`` ranked)."""
+    lines = ["def f(x):"]
+    vals = []
+    for i, s in enumerate(slots):
+        lines.append(f"    v{i} = getattr(x, {s!r}, None)")
+        vals.append(f"R(v{i})" if s == "inst" else f"(v{i} if v{i}.__class__ in AT else FP(v{i}))")
+    tail = ""
+    if with_dict:  # a slotted class whose subclass added a __dict__
+        tail = (" + tuple([(k, FP(v)) for k, v in sorted(getattr(x, '__dict__', {}).items())"
+                " if k != 'arch'])")
+    lines.append(f"    return ({name!r}, {', '.join(vals)}{',' if len(vals) == 1 else ''})" + tail)
+    ns = {"AT": _ATOMS, "FP": fp, "R": R}
+    exec(compile("\n".join(lines), f"<fingerprint {name}>", "exec"), ns)  # noqa: S102
+    return ns["f"]

@@ -1,0 +1,98 @@
+"""The bounded check's operation menu: which operations a program may start, with which
+arguments (docs/BOUNDED.md, "The menu").
+
+The menu is data: one :class:`OpKind` per line, its arguments enumerated from the machine
+as it is when the operation would start (the LRU folios for reclaim, every range of
+virtual pages for munmap). A new kernel path joins the bounded check by one line in
+:data:`KINDS`; a menu is a tuple of kind names (:data:`MENUS`, or ``--ops a,b,c``).
+
+Example::
+
+    >>> from conformance.config import MachineConfig
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> m = Machine(load_protocol("linux"), MachineConfig(ncpus=2, nmms=1, vpages=2))
+    >>> KINDS["munmap"].args(m, 0)
+    [(0, 1), (0, 2), (1, 1)]
+"""
+from __future__ import annotations
+
+import attrs
+
+from .errors import UsageError
+from .machine import MADV_ADVICE
+
+
+@attrs.frozen
+class OpKind:
+    """One kind of operation: ``args(m, cpu)`` lists the argument tuples it may start with on
+    idle ``cpu`` (in a fixed order), ``start(m, cpu, args)`` starts it (a machine action)."""
+
+    name: str
+    args: object
+    start: object
+
+
+def _vpages(m, cpu):
+    return [(vp,) for vp in range(m.cfg.vpages)]
+
+
+def _ranges(m, cpu):
+    nv = m.cfg.vpages
+    return [(s, n) for s in range(nv) for n in range(1, nv - s + 1)]
+
+
+def _lru(m, cpu):
+    """Single folios on the LRU (page cache or anonymous), in frame order: the strategies'
+    pick (conformance/statemachine.py ``Driver._frames``) with one folio per call."""
+    return [(f,) for f in m.lru_frames()]
+
+
+def _file_pages(m, cpu):
+    return [(f, p) for f in range(m.cfg.nfiles) for p in range(m.cfg.file_pages)]
+
+
+def _mmap_args(m, cpu):
+    """One page, anonymous or a shared file, read-only or writable, at the kernel's choice of
+    address (not MAP_FIXED: a fixed map over a mapping is munmap + mmap, both on the menu)."""
+    return [(f, w) for f in (None,) + tuple(range(m.cfg.nfiles)) for w in (False, True)]
+
+
+#: every kind the bounded check knows, by name; add a kernel path here with one line
+KINDS = {k.name: k for k in (
+    OpKind("read", _vpages, lambda m, c, a: m.user_access(c, a[0], False)),
+    OpKind("write", _vpages, lambda m, c, a: m.user_access(c, a[0], True)),
+    OpKind("reclaim", _lru, lambda m, c, a: m.reclaim(c, a)),
+    OpKind("migrate", _lru, lambda m, c, a: m.migrate(c, a)),
+    OpKind("munmap", _ranges, lambda m, c, a: m.munmap(c, *a)),
+    OpKind("mprotect", lambda m, c: [r + (w,) for r in _ranges(m, c) for w in (False, True)],
+           lambda m, c, a: m.mprotect(c, *a)),
+    OpKind("madvise", lambda m, c: [r + (adv,) for r in _ranges(m, c) for adv in MADV_ADVICE],
+           lambda m, c, a: m.madvise(c, *a)),
+    OpKind("file_write", _file_pages, lambda m, c, a: m.write(c, *a)),
+    OpKind("writeback", _file_pages, lambda m, c, a: m.writeback(c, *a)),
+    OpKind("mmap", _mmap_args, lambda m, c, a: m.mmap(c, 0, 1, a[0], a[1], False)),
+)}
+
+#: named menus (``--ops NAME`` or a comma-separated list of kinds)
+MENUS = {
+    # the issue's small menu: user reads/writes, reclaim, migrate, munmap, mprotect
+    "small": ("read", "write", "reclaim", "migrate", "munmap", "mprotect"),
+    "full": tuple(KINDS),
+}
+
+
+def parse_menu(text: str) -> tuple:
+    """A menu name from :data:`MENUS` or a comma-separated list of kinds; UsageError if bad.
+
+    >>> parse_menu("read,munmap")
+    ('read', 'munmap')
+    """
+    if text in MENUS:
+        return MENUS[text]
+    names = tuple(w.strip() for w in text.split(",") if w.strip())
+    bad = [n for n in names if n not in KINDS]
+    if bad or not names:
+        raise UsageError(f"--ops {text!r}: unknown operation {', '.join(bad) or '(none)'}; "
+                         f"menus: {', '.join(MENUS)}; kinds: {', '.join(KINDS)}")
+    return names

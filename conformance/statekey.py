@@ -1,0 +1,196 @@
+"""State keys for the bounded check: the machine's fingerprint, as a 16-byte digest.
+
+The fingerprint reads what the explorer's (:func:`conformance.explorer.fingerprint`) reads,
+through :mod:`conformance.fingerprint`: generic, every ``__slots__`` field (and ``__dict__``
+entry) of the machine's parts, a function per class generated on first sight, so a field
+another change adds to a model class is covered without a list to update; likewise every
+attribute of the machine, the oracle and the kernel (:func:`_rest`) and every slot of an
+operation (:func:`_op`). It is cut in parts (:func:`parts`) so that a hardware event
+re-reads only what it can change (:func:`hw_parts`). Each part is serialised with ``marshal`` format 0 (no object sharing, no
+interning flags: equal tuples give equal bytes whatever their history) and hashed with
+BLAKE2b to 16 bytes. Two distinct states share a key with probability at most
+``n**2 / 2**129`` over ``n`` states: below 1e-24 for 10**9 states (docs/BOUNDED.md).
+
+Example::
+
+    >>> from conformance.config import MachineConfig
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> cls, cfg = load_protocol("linux"), MachineConfig(ncpus=2, nmms=1, vpages=2)
+    >>> key(Machine(cls, cfg)) == key(Machine(cls, cfg))
+    True
+    >>> len(key(Machine(cls, cfg)))
+    16
+"""
+from __future__ import annotations
+
+import marshal
+from hashlib import blake2b
+
+from . import explorer as _x
+from . import fingerprint as _f
+
+DIGEST_BYTES = 16
+
+
+def key(m, extra=()) -> bytes:
+    """The 16-byte digest of ``m``'s fingerprint and ``extra`` (the search's own state)."""
+    return digest(parts(m), extra)
+
+
+def _dumps(x) -> bytes:
+    try:
+        b = marshal.dumps(x, 0)
+    except ValueError:
+        b = repr(x).encode()
+    return len(b).to_bytes(4, "little") + b  # length-prefixed: parts cannot run together
+
+
+def parts(m) -> tuple:
+    """The fingerprint of ``m`` in parts, each serialised: ``(ranks, [mms, cpu0, cpu1, ...,
+    memory, protocol, the rest (:func:`_rest`), operations])``; ``ranks`` is the sorted PTE
+    instance numbers the parts were ranked against (:func:`conformance.explorer._inst_ranks`).
+    The content of :func:`conformance.explorer.fingerprint` (plus any attribute other changes
+    add), cut where a hardware event's change stops (:func:`hw_parts`)."""
+    ranks = _x._inst_ranks(m)
+    _f.ranked(ranks)
+    fp, top = _f.fp, _f.top
+    if m.proto.__class__ not in _PROTO_SEEN:  # its state is its own part: elsewhere a name
+        _PROTO_SEEN.add(m.proto.__class__)
+        _f.opaque(m.proto.__class__, "proto")
+    try:
+        mem = m.mem
+        out = [_dumps(tuple([top(mm) for mm in m.mms]))]
+        out += [_dumps(top(c)) for c in m.tlbs.cpus]
+        out.append(_dumps(_memory(mem)))
+        out.append(_dumps(top(m.proto)))
+        out.append(_dumps(_rest(m)))
+        out.append(_ops_part(m))
+    finally:
+        _f.ranked(None)
+    return ranks[0], out
+
+
+_PROTO_SEEN: set = set()
+
+
+def _memory(mem) -> tuple:
+    fp = _f.fp
+    return tuple([fp(getattr(mem, s, None)) for s in _f.slots_of(mem.__class__)])
+
+
+def hw_parts(m, base: tuple, cpu: int, pte_changed: bool) -> tuple:
+    """:func:`parts` of ``m`` after a fill or an eviction on ``cpu``, from ``base``, the
+    parts before it. The event changed that CPU's TLB, and, when ``pte_changed`` (a fill
+    that set a PTE's accessed bit), that PTE: then every part is taken again (a local of an
+    operation, or any other part, may hold the PTE). Otherwise only that CPU's part is, and
+    the operations' if one of them keeps S3 write-dirty entries (``s3_wd``: which entry is
+    cached matters to it); also every part if the event changed the PTE instance numbers the
+    state holds (an eviction of the last entry of an old PTE: the ranks move)."""
+    if pte_changed:
+        return parts(m)
+    ranks = _x._inst_ranks(m)
+    if ranks[0] != base[0]:
+        return parts(m)
+    _f.ranked(ranks)
+    try:
+        out = list(base[1])
+        out[1 + cpu] = _dumps(_f.top(m.tlbs.cpus[cpu]))
+        for op in m.ops:
+            if op.s3_wd:
+                out[-1] = _ops_part(m)
+                break
+    finally:
+        _f.ranked(None)
+    return ranks[0], out
+
+
+#: Machine attributes that are not state, or that other parts cover; every other attribute
+#: (one another change adds included) enters the key through :func:`_rest`
+_MACHINE_SKIP = frozenset({
+    "cfg", "mem", "tlbs", "mms", "ops", "proto", "oracle", "kernel",  # parts of their own
+    "trace", "actions", "arch", "coverage", "_proto_files", "_w_pending", "_w_stale",
+    "failed",  # the history, the hardware's code, coverage counters, bookkeeping
+    "pte_insts",  # the next PTE instance is larger than all: ranks stand for the numbers
+})
+
+
+#: the x86 layer's attributes that are not state: references, the flush counter
+_ARCH_SKIP = frozenset({"tlbs", "cpus", "trace", "flushes"})
+
+
+def _rest(m) -> tuple:
+    """Machine, oracle, kernel and arch state outside the big parts, read generically: every
+    attribute not in :data:`_MACHINE_SKIP`, the oracle's (its expected values; not its
+    check counters), the kernel's, and the arch layer's but :data:`_ARCH_SKIP`."""
+    fp = _f.fp
+    d = m.__dict__
+    mine = tuple([(k, fp(d[k])) for k in sorted(d) if k not in _MACHINE_SKIP])
+    od = m.oracle.__dict__
+    oracle = tuple([(k, fp(od[k])) for k in sorted(od)
+                    if k != "m" and not k.startswith("checked_")])
+    kd = m.kernel.__dict__
+    kernel = tuple([(k, fp(kd[k])) for k in sorted(kd)])
+    ad = getattr(m.arch, "__dict__", {})
+    arch = tuple([(k, fp(ad[k])) for k in sorted(ad) if k not in _ARCH_SKIP])
+    return mine, oracle, kernel, arch
+
+
+def _ops_part(m) -> bytes:
+    return _dumps(tuple([_op(m, op) for op in m.ops]))
+
+
+def _op(m, op) -> tuple:
+    """One operation in flight: every slot (generically, new ones included) but its
+    generator and label, the code position and locals of every frame of its ``yield from``
+    chain, and the oracle's in-flight sets in a canonical order (what
+    :func:`conformance.explorer._fp_op` reads)."""
+    fp, atoms = _f.fp, _f._ATOMS
+    frames = []
+    g = op.gen
+    while g is not None and g.__class__ is _GEN:
+        fr = g.gi_frame
+        if fr is None:
+            break
+        frames.append((fr.f_code.co_name, fr.f_lasti,
+                       tuple([(k, v if v.__class__ in atoms else fp(v))
+                              for k, v in fr.f_locals.items() if k != "self"])))
+        g = g.gi_yieldfrom
+    out = [tuple(frames)]
+    for s in _f.slots_of(op.__class__):
+        if s in _OP_SKIP:
+            continue
+        v = getattr(op, s, None)
+        special = _OP_SPECIAL.get(s)
+        out.append(special(m, v) if special is not None else
+                   v if v.__class__ in atoms else fp(v))
+    return tuple(out)
+
+
+def _s3_wd(m, wd) -> tuple:
+    tlbs = m.tlbs  # an s3_wd entry matters only while it is still the cached one
+    return tuple(sorted((c, mm, vp) for c, mm, vp, e in wd
+                        if tlbs.lookup(tlbs.cpus[c], mm, vp) is e))
+
+
+_GEN = type((lambda: (yield))())
+#: Op slots read by :func:`_op` itself, or not state (the label is text for reports, the
+#: path names the calling path for coverage counters)
+_OP_SKIP = frozenset({"gen", "_label"})
+#: Op slots read in a canonical form (dicts the oracle reads as sets; S3's clocks as ranks)
+_OP_SPECIAL = {
+    "touched_vps": lambda m, v: tuple(sorted(v)),
+    "touched_locs": lambda m, v: tuple(sorted(v, key=repr)),
+    "touched_frames": lambda m, v: tuple(sorted(v)),
+    "s3_visits": lambda m, v: tuple(sorted((k, _f.R(c)) for k, c in v.items())),
+    "s3_wd": _s3_wd,
+}
+
+
+def digest(p: tuple, extra=()) -> bytes:
+    """The 16-byte key of a state's :func:`parts` and ``extra``."""
+    h = blake2b(digest_size=DIGEST_BYTES)
+    for b in p[1]:
+        h.update(b)
+    h.update(_dumps(extra))
+    return h.digest()

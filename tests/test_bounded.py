@@ -1,0 +1,176 @@
+"""The bounded check (conformance/bounded.py, docs/BOUNDED.md): smallest K and shortest
+counterexample on known mutants, a pass on linux, each reduction against the unreduced
+search, determinism across runs and jobs, a partial result on a budget, the CLI."""
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from conformance.boundcli import BOUND_CONFIG, save_counterexample
+from conformance.bounded import bounded
+from conformance.cli import main
+from conformance.registry import load_protocol
+from conformance.reproducer import load, replay
+
+EMPTY = attrs.evolve(BOUND_CONFIG, populate=False)
+
+
+def _counts(res):
+    return [(lv.k, lv.states, lv.transitions, lv.depth, lv.complete) for lv in res.levels]
+
+
+def test_linux_4_3_fails_at_k2_with_the_shortest_counterexample(tmp_path):
+    """2.4 (reclaim vs munmap, no flush_tlb_batched_pending): every program of one operation
+    passes, a program of two fails in 3 transitions, and the reproducer replays it."""
+    res = bounded(load_protocol("linux_4_3"), BOUND_CONFIG, 3)
+    assert res.levels[0].complete and res.levels[0].k == 1
+    assert res.fail_k == 2 and res.failure.rule == "S3"
+    assert res.path == (("s", 0, "reclaim", (0,)), ("s", 1, "munmap", (0, 1)), ("a", 1))
+    path = save_counterexample(res, str(tmp_path))
+    again = replay(load(path))
+    assert again is not None and again.headline() == res.failure.headline()
+    assert again.report(last=None) == res.failure.report(last=None)
+
+
+def test_hist_2_9_fails_at_k1():
+    """2.9 (migration flushes after the copy): one migrate, 4 transitions."""
+    res = bounded(load_protocol("hist_2_9_migrate_flush_after_copy"), BOUND_CONFIG, 2)
+    assert res.fail_k == 1 and len(res.path) == 4 and res.failure.rule == "S2"
+    assert res.path[0] == ("s", 0, "migrate", (0,))
+
+
+def test_linux_passes_at_k2():
+    res = bounded(load_protocol("linux"), EMPTY, 2)
+    assert res.passed, res.headline()
+    assert _counts(res) == [(1, 26, 44, 3, True), (2, 1866, 4722, 12, True)]
+    assert res.headline().startswith("PASS: no violation in any interleaving of any program "
+                                      "of <= 2 operations: 1,866 states")
+    # without the terminal-state reduction: the issue's figures (42 states at K=1)
+    plain = bounded(load_protocol("linux"), EMPTY, 2, reduce=False)
+    assert plain.passed and _counts(plain) == [(1, 42, 80, 6, True), (2, 2060, 5782, 12, True)]
+
+
+@pytest.mark.parametrize("name,cfg,k,menu", [
+    ("linux_4_3", BOUND_CONFIG, 2, ("reclaim", "munmap")),
+    ("hist_2_9_migrate_flush_after_copy", BOUND_CONFIG, 1, ("migrate",)),
+    ("luf_v10", EMPTY, 2, ("read", "write", "reclaim", "munmap")),
+])
+def test_undo_loses_nothing(name, cfg, k, menu):
+    """The undo of hardware events (and the partial keys it allows) against the unreduced
+    search, which re-executes every transition and takes every key whole: the same states,
+    transitions and counterexample; with check_undo every incremental key and every undo
+    is compared with a whole key as the search runs."""
+    cls = load_protocol(name)
+    plain = bounded(cls, cfg, k, menu=menu, undo=False, reduce=False)
+    # check_undo triples the cost: on the smallest case only (every protocol gets it below)
+    fast = bounded(cls, cfg, k, menu=menu, check_undo=name.startswith("hist"), reduce=False)
+    assert _counts(fast) == _counts(plain)
+    assert fast.path == plain.path and fast.fail_k == plain.fail_k
+    # the terminal-state reduction: fewer states, the same verdict and counterexample
+    reduced = bounded(cls, cfg, k, menu=menu)
+    assert reduced.path == plain.path and reduced.fail_k == plain.fail_k
+    assert reduced.passed == plain.passed
+    assert sum(lv.states for lv in reduced.levels) <= sum(lv.states for lv in plain.levels)
+
+
+def test_terminal_check_sees_what_a_fresh_fill_would():
+    """The terminal-state reduction's check (bounded._fresh_fills_pass): it passes on a
+    coherent machine, and fails when a present PTE maps a frame that no longer holds the
+    location's content, with no TLB entry caching it (only a fill would show it)."""
+    from conformance.bounded import _fresh_fills_pass
+    from conformance.machine import Machine
+
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    assert _fresh_fills_pass(m)
+    for cpu in range(BOUND_CONFIG.ncpus):
+        m.evict(cpu, 0)  # mm0:v0, the anonymous page, leaves every TLB
+    m.mem.value[m.mms[0].ptes[0].frame] = 7  # the frame's content is lost
+    m.check_quiescent()  # no entry shows it
+    assert not _fresh_fills_pass(m)
+    with pytest.raises(Exception, match="C1"):
+        m.fill(0, 0)
+
+
+def test_undo_is_exact_for_every_protocol():
+    """Every protocol of the corpus, K=1 on the empty boot: undo and partial keys checked
+    against whole keys at every hardware event (a protocol whose state holds a PTE or a TLB
+    entry would show here)."""
+    from conformance.registry import protocol_names
+
+    for name in protocol_names():
+        bounded(load_protocol(name), EMPTY, 1, check_undo=True)
+
+
+def test_deterministic_across_runs_and_jobs():
+    cls, menu = load_protocol("linux_4_3"), ("reclaim", "munmap")
+    a = bounded(cls, BOUND_CONFIG, 2, menu=menu)
+    b = bounded(cls, BOUND_CONFIG, 2, menu=menu)
+    c = bounded(cls, BOUND_CONFIG, 2, menu=menu, jobs=2)
+    assert _counts(a) == _counts(b) == _counts(c)
+    assert a.path == b.path == c.path
+
+
+def test_partial_result_on_a_budget():
+    res = bounded(load_protocol("linux"), BOUND_CONFIG, 3, budget_s=0.5)
+    assert res.stopped == "budget" and not res.passed and res.failure is None
+    assert "PARTIAL (budget): complete up to K=" in res.headline()
+    assert not res.levels[-1].complete
+
+
+def test_ctrl_c_is_a_partial_result():
+    """Ctrl-C (here raised by the progress callback after the second BFS level of K=1):
+    the result says how far the search got."""
+    seen = []
+
+    def progress(lv):
+        seen.append(lv.depth)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    res = bounded(load_protocol("linux"), EMPTY, 2, progress=progress)
+    assert res.stopped == "interrupted" and res.complete_k == 0
+    assert res.headline().startswith("PARTIAL (interrupted): complete up to K=0, partial at K=1")
+
+
+def test_cli_pass_fail_and_bad_input(capsys, tmp_path):
+    assert main(["bound", "linux", "-k", "1", "-q", "--config", "populate=false"]) == 0
+    assert "PASS: no violation" in capsys.readouterr().out
+    rd = str(tmp_path)
+    assert main(["bound", "hist_2_9_migrate_flush_after_copy", "-k", "1", "-q",
+                 "--repro-dir", rd]) == 1
+    out = capsys.readouterr().out
+    assert "shortest counterexample: 4 transitions" in out and "flushcheck replay" in out
+    assert main(["bound", "linux", "-k", "0"]) == 2
+    assert main(["bound", "linux", "--ops", "fork,read"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "unknown operation fork" in err
+
+
+def test_menu_is_data():
+    """A kind added to the menu is searched: a menu of reads alone never fails linux_4_3
+    (it needs reclaim and munmap), adding munmap and reclaim finds it."""
+    cls = load_protocol("linux_4_3")
+    assert bounded(cls, BOUND_CONFIG, 2, menu=("read",)).passed
+    res = bounded(cls, BOUND_CONFIG, 2, menu=("read", "reclaim", "munmap"))
+    assert res.fail_k == 2
+
+
+def test_certify_carries_the_bounded_result(capsys, tmp_path):
+    """certify --bound K: the bounded verdict under the random one, in the certificate too,
+    and a bounded counterexample fails the run even when the random search passed."""
+    import json
+
+    out = str(tmp_path / "cert")
+    assert main(["certify", "linux", "--examples", "5", "--chunk", "5", "--jobs", "1",
+                 "--database", "none", "--bound", "1", "--config", "populate=false",
+                 "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "  bounded   PASS: no violation in any interleaving of any program of <= 1" in text
+    cert = json.load(open(f"{out}/certificate.json"))
+    assert cert["bounded"]["passed"] and cert["bounded"]["levels"][0]["states"] == 26
+    assert "| bounded check | PASS" in open(f"{out}/certificate.md").read()
+    assert main(["certify", "hist_2_9_migrate_flush_after_copy", "--examples", "1", "--chunk",
+                 "1", "--jobs", "1", "--database", "none", "--steps", "1", "--bound", "1",
+                 "--bound-ops", "migrate", "--repro-dir", str(tmp_path)]) == 1
+    assert "  bounded   FAIL: S2 with a program of 1 operation(s)" in capsys.readouterr().out
+    assert main(["certify", "linux", "--bound", "0"]) == 2
