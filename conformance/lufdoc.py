@@ -6,12 +6,12 @@ it). Everything in the file is computed:
 
 * the scripted and explored scenarios are the ``litmus/luf-N-*.litmus`` files (a
   threaded file is explored exhaustively, :mod:`conformance.explorer`);
-* the random column is one deterministic Hypothesis run per protocol (fixed seed,
-  fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis`` cut to
-  ``RANDOM_EXAMPLES`` examples;
+* the random column is one deterministic run of certify's raw swarm walk per protocol
+  (fixed seed, fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1
+  --profile ci`` cut to ``RANDOM_EXAMPLES`` examples;
 * *further rules*: every other rule the random machine violates, found by running
-  ``FURTHER_CHUNKS`` more chunks of the same Hypothesis run with the rules already found
-  switched off (:func:`suppressed`), each shrunk;
+  ``FURTHER_CHUNKS`` more chunks of the same walk with the rules already found switched off
+  (:func:`suppressed`), each minimized as certify minimizes;
 * *who can see it*: the failing scenarios run again with C1 switched off (what user
   programs and the kernel's own safety rules can see: S1, S2, S3, O1), and the
   observation files ``litmus/luf-obs-*.litmus``;
@@ -215,16 +215,18 @@ CLASSES = [
           "against the kernel's expected value; no second view inside the program)"),
     ("D", "the TLB disagrees with the kernel's view at quiescence (C1), nothing a program sees"),
 ]
-#: The random column is exactly ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis`` limited to
-#: RANDOM_CHUNKS chunks of RANDOM_CHUNK examples (no time budget, so it is reproducible).
+#: The random column is exactly ``flushcheck certify P --seed 1 --jobs 1 --profile ci`` (the
+#: raw swarm walk, no example database) limited to RANDOM_CHUNKS chunks of RANDOM_CHUNK
+#: examples (no time budget, so it is reproducible). 2,000 swarm examples are about 220,000
+#: machine actions (lengths 20-200), twice what the earlier 2,000 Hypothesis examples of 50
+#: steps ran, in about a fifteenth of the time.
 RANDOM_SEED = 1
-RANDOM_CHUNK = 50
-RANDOM_CHUNKS = 40
+RANDOM_CHUNK = 500
+RANDOM_CHUNKS = 4
 RANDOM_EXAMPLES = RANDOM_CHUNK * RANDOM_CHUNKS
-RANDOM_STEPS = 50
 #: further rules: chunks run after the first failure (rules found so far switched off), and
 #: the most rules listed per protocol
-FURTHER_CHUNKS = 10
+FURTHER_CHUNKS = 4
 FURTHER_MAX_RULES = 4
 #: where bench/luf_cost.py records the measured times to first failure
 TTFF_PATH = os.path.join(ROOT, "bench", "luf_ttff.json")
@@ -296,61 +298,44 @@ def observe(sc, cls):
         return run_scenario(sc, cls)
 
 
-_CELL = """
-import json, sys, time
-from conformance.certify import chunk_seed, run_chunk
-from conformance.config import DEFAULT
-from conformance.lufdoc import suppressed
-from conformance.registry import load_protocol
-cls = load_protocol(sys.argv[1])
-found = []
-i = 0
-limit = {chunks}
-while i < limit:
-    with suppressed([r for r, _, _ in found]):
-        _, _, f, _, _ = run_chunk(cls, DEFAULT, False, {steps}, {chunk}, chunk_seed({seed}, i),
-                                  time.monotonic())
-    i += 1
-    if f and f[0].rule in ("S1", "S2", "S3", "C1", "O1") and f[0].rule not in [r for r, _, _ in found]:
-        if not found:
-            limit = i + {further}
-        found.append((f[0].rule, i - 1, [[n, list(a)] for n, a in f[0].machine.actions]))
-        if len(found) >= {max_rules}:
-            break
-print(json.dumps(found))
-"""
-
-
 def random_cells(proto: str, cls):
-    """The random column and the further rules: one Hypothesis run (fixed seed, fixed
-    example counts), shrunk, in a fresh interpreter.
+    """The random column and the further rules: certify's raw swarm walk (fixed seed, fixed
+    example counts), each failure minimized as certify does it.
 
-    Chunks of ``RANDOM_CHUNK`` examples with seeds ``chunk_seed(RANDOM_SEED, i)`` run until
-    the first failure (at most ``RANDOM_CHUNKS`` chunks: that is the random column, exactly
-    ``flushcheck certify P --seed 1 --jobs 1 --engine hypothesis``); then ``FURTHER_CHUNKS`` more chunks run with
-    the rules found so far switched off (:func:`suppressed`), each new rule's shrunk example
-    kept. A fresh interpreter, because Hypothesis's shrinker outcome was seen to depend on
-    what the process had run before, and this file must be byte-for-byte reproducible. The
-    shrunk actions are replayed here (the model is deterministic), each with the earlier
-    rules off. Returns ``[(failure, note)]``, the first being the random column; the note
-    says what the same run does under the full oracle.
+    Chunks of ``RANDOM_CHUNK`` walk examples with seeds ``chunk_seed(RANDOM_SEED, i)`` run
+    until the first failure (at most ``RANDOM_CHUNKS`` chunks: that is the random column,
+    exactly ``flushcheck certify P --seed 1 --jobs 1 --profile ci`` cut to that many chunks);
+    then ``FURTHER_CHUNKS`` more chunks run with the rules found so far switched off
+    (:func:`suppressed`), each new rule's minimized example kept. The walk is a plain seeded
+    ``random.Random`` with no state across runs, so this runs in process and is byte-for-byte
+    reproducible. The kept actions are replayed (the model is deterministic), each with the
+    earlier rules off. Returns ``[(failure, note)]``, the first being the random column; the
+    note says what the same run does under the full oracle.
     """
-    import subprocess
-    import sys
+    import time
 
+    from .certify import Chunk, chunk_seed, run_walk_chunk
     from .reproducer import replay_actions
 
-    code = _CELL.format(steps=RANDOM_STEPS, chunk=RANDOM_CHUNK, chunks=RANDOM_CHUNKS,
-                        seed=RANDOM_SEED, further=FURTHER_CHUNKS, max_rules=FURTHER_MAX_RULES)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = subprocess.run([sys.executable, "-c", code, proto], capture_output=True, text=True,
-                         env=env, timeout=1800, check=True)
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = []
+    i, limit = 0, RANDOM_CHUNKS
+    while i < limit:
+        with suppressed([r for r, _, _ in found]):
+            _, _, fails, _, _, _ = run_walk_chunk(
+                cls, DEFAULT, False, 0, Chunk(i, chunk_seed(RANDOM_SEED, i), RANDOM_CHUNK),
+                time.monotonic())
+        i += 1
+        f = fails[0] if fails else None
+        if f is not None and f.rule in ("S1", "S2", "S3", "C1", "O1") \
+                and f.rule not in [r for r, _, _ in found]:
+            if not found:
+                limit = i + FURTHER_CHUNKS
+            found.append((f.rule, i - 1, list(f.machine.actions)))
+            if len(found) >= FURTHER_MAX_RULES:
+                break
     res = []
     before = []
     for rule, chunk, actions in found:
-        actions = [(n, tuple(tuple(x) if isinstance(x, list) else x for x in a)) for n, a in actions]
         with suppressed(before):
             f = replay_actions(cls, DEFAULT, False, actions)
         if f is None or f.rule != rule:
@@ -540,8 +525,8 @@ def render(data, scs) -> str:
         L.append(text)
     rnd = [p for p in ROWS if results[p, "random"] is not None]
     L.append(f"- **Random state machine** (`flushcheck certify <protocol> --seed {RANDOM_SEED} "
-             f"--jobs 1 --engine hypothesis`, at most {RANDOM_EXAMPLES} examples of {RANDOM_STEPS} "
-             f"steps): finds " + (
+             f"--jobs 1 --profile ci`: the raw swarm walk, at most {RANDOM_EXAMPLES} examples of "
+             f"20-200 actions): finds " + (
                  ", ".join(f"`{p}` ({results[p, 'random'].rule})" for p in rnd) if rnd else "nothing")
              + "; every further rule per variant is listed under *Findings*.")
     L.append("- `linux` and `immediate` pass every column; so does `luf_lazyfree_fix` (the fix "
@@ -817,7 +802,7 @@ def render_text(data, scs) -> str:
     L.append("")
     for n, sc in enumerate(scs, 1):
         L.append(f"  [{n}] {TITLES.get(n, sc.name)}  (litmus/{sc.name}.litmus)")
-    L.append("  rnd: flushcheck certify P --seed 1 --engine hypothesis, 2000 examples;")
+    L.append(f"  rnd: flushcheck certify P --seed 1 --jobs 1 --profile ci, {RANDOM_EXAMPLES} walk examples;")
     L.append("  further: other rules the random walk violates with the earlier ones switched off")
     L.append("")
     L.append("Rules: S1 freed page reused while mapped in a TLB; S2 page copied out while a")
