@@ -27,11 +27,11 @@ class Counting(LINUX):
     flush_mmu = 0
 
     def flush_tlb_batched_pending(self, task, mm):
-        type(self).batched += 1
+        Counting.batched += 1  # the class itself: the machine runs a subclass (hookpoints)
         return super().flush_tlb_batched_pending(task, mm)
 
     def tlb_flush_mmu(self, tlb):
-        type(self).flush_mmu += 1
+        Counting.flush_mmu += 1
         super().tlb_flush_mmu(tlb)
 
 
