@@ -63,7 +63,10 @@ def _config(pairs: list[str]) -> MachineConfig:
                 kw[key] = int(val)
             except ValueError:
                 raise UsageError(f"bad --config {p!r}: {val!r} is not an integer") from None
-    return attrs.evolve(DEFAULT, **kw)
+    try:
+        return attrs.evolve(DEFAULT, **kw)
+    except ValueError as exc:  # an attrs validator (batch_gen_bits: 1..15)
+        raise UsageError(f"bad --config: {exc.args[0] if exc.args else exc}") from None
 
 
 def cmd_certify(args) -> int:

@@ -38,6 +38,11 @@ class MachineConfig:
     #: else after about 10,000. 2 here: one page never fills it (a lone zap still defers its
     #: flush to ``tlb_end_vma``/``tlb_finish_mmu``), two pages of a munmap, madvise or exit do.
     gather_batch: int = 2
+    #: width of the *pending* half of ``mm->tlb_flush_batched`` (mm/rmap.c: 15 bits,
+    #: ``TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1``); protocols/linux.py (and LUF, through it) reads
+    #: it. A small width reaches the overflow reset (pending > PENDING_MASK / 2) within a few
+    #: deferrals instead of 16384, as small-scope model checkers shrink their counters.
+    batch_gen_bits: int = attrs.field(default=15, validator=attrs.validators.in_(range(1, 16)))
 
     @property
     def tables_per_mm(self) -> int:
@@ -50,6 +55,7 @@ class MachineConfig:
             f"files={self.nfiles}x{self.file_pages} swap={self.swap_slots}"
             f"{' populated' if self.populate else ''}"
             f"{f' gather_batch={self.gather_batch}' if self.gather_batch != 2 else ''}"
+            f"{'' if self.batch_gen_bits == 15 else f' gen_bits={self.batch_gen_bits}'}"
         )
 
 
@@ -71,4 +77,6 @@ CONFIG_SETS = {
 CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
     ("ptl1", attrs.evolve(DEFAULT, ptes_per_table=4)),  # one PTL per mm
     ("tight", attrs.evolve(DEFAULT, nframes=8)),  # 2 free frames: reuse at once
+    # tlb_flush_batched with a 2-bit pending half: the overflow reset at the 3rd deferral
+    ("gen2", attrs.evolve(DEFAULT, batch_gen_bits=2)),
 )

@@ -49,7 +49,7 @@ HOOKS = tuple(n for n, v in vars(Protocol).items()
               if callable(v) and not n.startswith("_") and n not in NOT_COUNTED)
 #: the paths an operation starts as (``Op.name``)
 PATHS = ("fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "madvise", "mremap",
-         "write", "writeback", "truncate", "exit")
+         "write", "writeback", "truncate", "exit", "fork")
 #: the race windows, as the report names them
 WINDOWS = {"pending": "a deferred flush pending (a stale TLB entry alive) when an operation "
                       "of the path starts",

@@ -189,7 +189,7 @@ class Kernel:
         such root any more (nothing can map it)."""
         if loc.__class__ is not tuple:
             return None
-        key = (loc[0], loc[1])
+        key = (loc[0], self.mem.anon_root.get(loc[1], loc[1]) if loc[0] == "a" else loc[1])
         sem = self.mem.rmap_locks.get(key)
         if sem is None:
             sem = self.mem.rmap_locks[key] = RwSem(f"{'anon_vma' if loc[0] == 'a' else 'i_mmap'}"
@@ -375,6 +375,8 @@ class Kernel:
         already what the access needs.
         """
         pte = mm.ptes[vpage]
+        if write and vma.is_anon:  # wp_page_reuse / wp_page_copy of an anonymous folio
+            return (yield from self.do_wp_page_anon(op, mm, vma, vpage))
         flk = None
         if write and not vma.is_anon and pte.kind == PRESENT and not pte.writable:
             frame = pte.frame
@@ -606,7 +608,7 @@ class Kernel:
                         self.rmap_walk_unlock(op, walk)
                         yield from hook(proto.try_to_unmap_end(op, frame, migration))
                         return False
-                    owner = mem.owner[frame]
+                    owner = self._mapping_location(mm, vpage, mem.owner[frame])
                     self.oracle.expected.pop(owner, None)  # discard: a later fault reads zero
                     op.touched_locs[owner] = None
                     mem.owner[frame] = "discarded"
@@ -688,7 +690,7 @@ class Kernel:
         migrate and free one while its deferred flush is still pending.
         """
         self.trace.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
-        if slot is not None:
+        if slot is not None and not self.mem.swap_map[slot]:  # no swap entry of a fork sibling
             del self.mem.swap_cache[slot]
             self.mem.put_slot(slot)
         self.unlock(op, self.mem.folio_lock[frame])
@@ -869,6 +871,8 @@ class Kernel:
         for mm in self.mms:
             for vma in mm.vmas:
                 vp = vma.vpage_of(loc)
+                if vp is None and loc[0] == "a" and self.mem.anon_root:
+                    vp = self._forked_vpage_of(vma, loc)
                 if vp is not None:
                     out.append((mm, vp))
         return out
@@ -895,6 +899,8 @@ class Kernel:
             if pte.kind == MIGRATION and pte.frame == src:
                 pte.set_present(dst, pte.writable, pte.dirty, self.m.new_pte_inst())
                 self.rmap_add(dst, mm, vpage)
+                if self.mem.cow[src]:  # a readable entry restores a non-exclusive folio
+                    self.mem.cow[dst] = True
                 self.trace.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
             self.unlock(op, ptl)
             yield
@@ -982,7 +988,7 @@ class Kernel:
                     tlb.pages.append(frame)
                     if anon:
                         self.rmap_remove(frame, mm, vp)
-                        mem.owner[frame] = "zapped"
+                        mem.owner[frame] = self._anon_owner_after_unmap(frame)
                     elif pteval.dirty:
                         mem.dirty[frame] = True  # folio_mark_dirty
                         force_flush = force_flush or file_force
@@ -1653,3 +1659,239 @@ class Kernel:
             self.unlock(op, new_ptl)
         self.unlock(op, old_ptl)
         yield
+
+    # -- fork and COW -----------------------------------------------------------------------
+    def dup_mmap(self, op, mm, child):
+        """``kernel_clone`` -> ``copy_mm`` -> ``dup_mm`` -> ``dup_mmap`` (kernel/fork.c; in
+        mm/mmap.c since 2025): the task running ``mm`` forks; the child is mm slot ``child``.
+
+        The model has a fixed set of mms, so the child *replaces* the slot's previous
+        address space: that old tenant exits first (simplification: its teardown is
+        :meth:`unmap_region` over every VMA, an mmu_gather with the usual hooks, not
+        ``exit_mmap``'s ``tlb_gather_mmu_fullmm``); CPUs that had the slot loaded now run
+        the child. The slot keeps its ``mm.proto`` and ``tlb_gen`` (a pending
+        ``tlb_flush_batched`` inherited from the old tenant only costs a flush).
+
+        ``mmap_write_lock`` of both mms, in mm-id order (the kernel's child mm is new and
+        unreachable, so its order does not matter there; here another task may hold the
+        slot's lock). Per parent VMA (``vm_area_dup``: flags, file, ``vm_pgoff`` and the
+        protocol slot copied), an anonymous VMA gets its own ``anon_vma`` hanging off the
+        parent's root (``anon_vma_fork``: a new location id, ``Memory.anon_root``; the
+        child's locations start with the parent's values). ``copy_page_range`` runs only
+        where ``vma_needs_copy``: anonymous VMAs (shared file mappings have no
+        ``anon_vma`` and are faulted in by the child) -> :meth:`copy_pte_range` per page
+        table. Simplification: the root ``anon_vma`` lock that ``anon_vma_fork`` takes for
+        the link is held through each page table's copy, so no rmap walk (reclaim, migration)
+        runs during it; in the kernel a walk may race the copy and find the folio mapped
+        again afterwards (``shrink_folio_list``: ``folio_mapped`` -> activate), and the
+        model's walk, which tracks mappings by (mm, address), would miss a mapping the
+        child re-created in a slot it had already visited. Then ``mmap_write_unlock(child)``, ``flush_tlb_mm(oldmm)`` (the parent's
+        CPUs drop the writable entries of the PTEs just write-protected),
+        ``mmap_write_unlock(mm)``. Not a protocol hook: the flush is the kernel's own.
+        """
+        if child is mm:
+            raise ModelError("fork into the parent's own mm slot")
+        first, second = (mm, child) if mm.id < child.id else (child, mm)
+        yield from self.mmap_write_lock(op, first)
+        yield from self.mmap_write_lock(op, second)
+        if child.vmas:  # the slot's previous tenant exits
+            yield from self.unmap_region(op, child, 0, len(child.ptes))
+        mem = self.mem
+        for vma in list(mm.vmas):
+            new = vma.split_copy(vma.start, vma.end)  # vm_area_dup
+            if vma.is_anon:  # anon_vma_fork
+                new.anon_id = self.m.new_anon_id()
+                mem.anon_root[new.anon_id] = mem.anon_root.get(vma.anon_id, vma.anon_id)
+            child.vmas.append(new)
+            child.vmas.sort(key=lambda v: v.start)
+            self._touch_range(op, child, new.start, new.end)
+            if not vma.is_anon:  # !vma_needs_copy: the child faults the file pages in
+                continue
+            # anon_vma_fork's anon_vma_lock_write(root), held here through each page
+            # table's copy (see above)
+            rl = self.rmap_lock(vma.location(vma.start))
+            for a, b in mm.table_ranges(vma.start, vma.end):
+                yield from self.down_write(op, rl)
+                yield from self.copy_pte_range(op, mm, vma, child, new, a, b)
+                self.up_write(op, rl)
+                yield  # cond_resched between page tables
+        self.trace.msg(op, "dup_mmap(mm%d -> mm%d)", mm.id, child.id)
+        self.mmap_write_unlock(op, child)
+        self.arch.flush_tlb_mm(mm, op)  # flush_tlb_mm(oldmm)
+        for f in list(mem.fork_copies):  # the window is closed: stores no longer reach the child
+            rest = [c for c in mem.fork_copies[f] if c[0] is not op]
+            if rest:
+                mem.fork_copies[f] = rest
+            else:
+                del mem.fork_copies[f]
+        self.mmap_write_unlock(op, mm)
+        op.result = child.id
+
+    def copy_pte_range(self, op, mm, vma, child, new, start: int, end: int):
+        """``copy_pte_range`` -> ``copy_present_ptes``/``copy_nonpresent_pte`` for one page
+        table (mm/memory.c): the child's PTL (``pte_alloc_map_lock``), then the parent's
+        (``spin_lock_nested``); no ``flush_tlb_batched_pending`` (fork does not call it: the
+        ``flush_tlb_mm`` at the end of ``dup_mmap`` covers a flush reclaim deferred).
+
+        Per PTE: ``pte_none`` -> nothing; swap entry -> ``swap_duplicate`` (one more swap
+        entry on the slot) and the same entry in the child; migration entry -> the child
+        gets it too, and a writable one is made readable in both
+        (``make_readable_migration_entry``: a COW mapping); present ->
+        ``folio_try_dup_anon_rmap_pte`` (the folio is now mapped twice and loses
+        ``PageAnonExclusive``: ``Memory.cow``), and, the mapping being COW
+        (``is_cow_mapping``: private, ``VM_MAYWRITE``), a writable PTE is write-protected
+        in the parent (``ptep_set_wrprotect``: D kept, same PTE instance, no flush here)
+        and mapped read-only in the child (``pte_wrprotect``; ``pte_mkold``; D kept: a
+        private mapping is not made clean), a new PTE instance. Every child slot gets the
+        parent location's value (oracle). Unlock both; the caller yields.
+        Simplification: no GUP pins, so ``folio_try_dup_anon_rmap_pte`` never fails
+        (``copy_present_page`` is never needed).
+        """
+        mem = self.mem
+        expected = self.oracle.expected
+        dst_ptl = child.ptl(start)
+        yield from self.lock(op, dst_ptl)
+        src_ptl = mm.ptl(start)
+        yield from self.lock(op, src_ptl)
+        for vp in range(start, end):
+            loc, cloc = vma.location(vp), new.location(vp)
+            if loc in expected:
+                expected[cloc] = expected[loc]
+            else:
+                expected.pop(cloc, None)
+            op.touched_locs[cloc] = None
+            op.touched_vps[(mm.id, vp)] = None
+            pte = mm.ptes[vp]
+            kind = pte.kind
+            if kind == NONE:
+                continue
+            dst = child.ptes[vp]
+            if kind == SWAP:
+                mem.swap_map[pte.slot] += 1  # swap_duplicate
+                dst.kind, dst.slot = SWAP, pte.slot
+                self.trace.msg(op, "copy swap entry mm%d:v%d [slot%d]", mm.id, vp, pte.slot)
+                continue
+            frame = pte.frame
+            mem.cow[frame] = True
+            op.touched_frames[frame] = None
+            if kind == MIGRATION:
+                pte.writable = False  # make_readable_migration_entry, both mms
+                dst.kind, dst.frame, dst.writable, dst.dirty = MIGRATION, frame, False, pte.dirty
+                self.trace.msg(op, "copy migration entry mm%d:v%d [pfn%d]", mm.id, vp, frame)
+                continue
+            pte.writable = False  # ptep_set_wrprotect(src_mm, addr, src_pte)
+            dst.set_present(frame, False, pte.dirty, self.m.new_pte_inst())
+            self.rmap_add(frame, child, vp)
+            mem.fork_copies.setdefault(frame, []).append((op, cloc))
+            self.trace.msg(op, "copy_present_pte(mm%d:v%d -> mm%d) [pfn%d, wrprotect]",
+                           mm.id, vp, child.id, frame)
+        self.unlock(op, src_ptl)
+        self.unlock(op, dst_ptl)
+
+    def do_wp_page_anon(self, op, mm, vma, vpage):
+        """``do_wp_page`` for an anonymous folio (mm/memory.c), PTL held for the decision.
+
+        Present and read-only, else nothing (spurious, or the PTE changed: the access
+        re-faults). Reuse (``wp_page_reuse``: the PTE made writable and dirty, the folio
+        exclusive again, ``folio_move_anon_rmap``: owned by this location) when the folio
+        is ``PageAnonExclusive`` (never shared by a fork: :data:`Memory.cow` clear), or
+        when ``wp_can_reuse_anon_folio`` finds no other reference: mapped once, not
+        isolated by reclaim/migration, no mmu_gather reference, not in the swap cache
+        (simplification: the kernel first tries ``folio_free_swap``), folio lock free
+        (``folio_trylock``). Else :meth:`wp_page_copy`.
+        """
+        mem = self.mem
+        pte = mm.ptes[vpage]
+        ptl = mm.ptl(vpage)
+        yield from self.lock(op, ptl)
+        if not (pte.kind == PRESENT and not pte.writable):
+            self.unlock(op, ptl)
+            return
+        frame = pte.frame
+        if not mem.cow[frame] or not (
+                len(mem.rmap[frame]) != 1 or mem.isolated[frame] is not None
+                or mem.gathered[frame] or frame in mem.swap_cache.values()
+                or mem.folio_lock[frame].owner is not None):
+            pte.writable = True
+            pte.dirty = True
+            mem.cow[frame] = False
+            mem.owner[frame] = vma.location(vpage)
+            op.touched_frames[frame] = None
+            self.trace.msg(op, "do_wp_page(mm%d:v%d): wp_page_reuse", mm.id, vpage)
+            self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, True)
+            self.unlock(op, ptl)
+            return
+        value = mem.value[frame]  # __wp_page_copy_user (the fault holds a folio reference)
+        self.unlock(op, ptl)
+        yield from self.wp_page_copy(op, mm, vma, vpage, frame, value)
+
+    def wp_page_copy(self, op, mm, vma, vpage, old: int, value: int):
+        """``wp_page_copy`` (mm/memory.c): allocate a new folio and copy the old one into it
+        (PTL dropped, **yield**), re-take the PTL; if the PTE is still the read-only PTE of
+        ``old`` (``pte_same``): ``ptep_clear_flush`` (``flush_tlb_page`` of this mm, the
+        kernel's own flush), ``folio_add_new_anon_rmap``, ``set_pte_at`` writable and
+        dirty (a new PTE instance; the ``fault_install_pte`` hook), then
+        ``folio_remove_rmap_pte(old)``; unlock; ``folio_put(old)``: freed if that was its
+        last reference. If the PTE changed meanwhile, the new folio is freed and the
+        access re-faults.
+        """
+        mem = self.mem
+        new = self.alloc_frame(op, "new")
+        if new is None:
+            self.trace.msg(op, "wp_page_copy: OOM")
+            return "oom"
+        mem.value[new] = value
+        self.trace.msg(op, "wp_page_copy(mm%d:v%d): pfn%d -> pfn%d", mm.id, vpage, old, new)
+        yield
+        pte = mm.ptes[vpage]
+        ptl = mm.ptl(vpage)
+        yield from self.lock(op, ptl)
+        if not (pte.kind == PRESENT and pte.frame == old and not pte.writable):  # !pte_same
+            self.unlock(op, ptl)
+            mem.owner[new] = "zapped"
+            self.free_frames([new])
+            return "retry"
+        op.touched_frames[old] = None
+        pte.clear()
+        self.arch.flush_tlb_page(mm, vpage, op)  # ptep_clear_flush
+        mem.owner[new] = vma.location(vpage)
+        pte.set_present(new, True, True, self.m.new_pte_inst())
+        self.rmap_add(new, mm, vpage)
+        op.touched_frames[new] = None
+        self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, True)
+        self.rmap_remove(old, mm, vpage)  # folio_remove_rmap_pte
+        self.unlock(op, ptl)
+        if self.last_reference(old):  # folio_put
+            mem.owner[old] = "zapped"
+            self.free_frames([old])
+        elif mem.owner[old] == vma.location(vpage):
+            mem.owner[old] = self._anon_owner_after_unmap(old)
+        return "ok"
+
+    def _anon_owner_after_unmap(self, frame: int):
+        """The owner of an anonymous folio one of whose mappings just went: "zapped" when
+        none is left; else (a fork shares it) the location of a remaining mapping, so a
+        store through that mapping still lands in its location (``folio->index`` is the
+        same for parent and child; the model names locations per ``anon_vma``)."""
+        rmap = self.mem.rmap[frame]
+        for mm_id, vpage in rmap:
+            return self._mapping_location(self.mms[mm_id], vpage, "zapped")
+        return "zapped"
+
+    def _mapping_location(self, mm, vpage: int, default):
+        """The anonymous location ``mm``'s VMA maps at ``vpage``; ``default`` when no
+        anonymous VMA is there (detached by a munmap in flight)."""
+        vma = mm.find_vma(vpage)
+        if vma is None or not vma.is_anon:
+            return default
+        return vma.location(vpage)
+
+    def _forked_vpage_of(self, vma, loc):
+        """:meth:`_mappings_of` for a fork: the address in ``vma`` of the page with
+        ``loc``'s index if ``vma``'s ``anon_vma`` has the same root (``anon_vma_chain``)."""
+        roots = self.mem.anon_root
+        if vma.anon_id is None or roots.get(vma.anon_id, vma.anon_id) != \
+                roots.get(loc[1], loc[1]):
+            return None
+        vp = vma.start + loc[2] - vma.pgoff
+        return vp if vma.start <= vp < vma.end else None

@@ -22,7 +22,7 @@ access again), ``read vN``, ``write vN`` (one access; a fault runs to completion
 ``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
-``mremap OP vS N vD``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
+``mremap OP vS N vD``, ``fork OP mmN``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
 (hole punch), ``exit OP`` (``exit_mmap`` of the CPU's mm, then exec). Op verbs: ``step [N]``,
 ``until TEXT``, ``finish``. ``thread CPUn [mmM]`` sections and ``hw CPUn fill|evict vN
 [COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`);
@@ -131,8 +131,11 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
             raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
     if name is None:
         raise UsageError(f"{path}: missing 'name'")
-    return Scenario(name, doc, attrs.evolve(DEFAULT, **cfg), expect, lines, path, threads, hw,
-                    thread_mm)
+    try:
+        config = attrs.evolve(DEFAULT, **cfg)
+    except (TypeError, ValueError) as exc:  # an attrs validator (batch_gen_bits range)
+        raise UsageError(f"{path}: bad config ({exc})") from None
+    return Scenario(name, doc, config, expect, lines, path, threads, hw, thread_mm)
 
 
 #: the CPU number of ``thread consumer``: the other consumer's allocations and frees, which
@@ -280,6 +283,10 @@ class _Runner:
             return self.start(w[1], m.truncate(cpu, int(w[2][4:]), int(w[3])))
         elif verb == "exit":
             return self.start(w[1], m.exit_mmap(cpu))
+        elif verb == "fork":
+            if not w[2].startswith("mm"):
+                raise self.err(no, f"expected the child's mm slot mmN, got {w[2]!r}")
+            return self.start(w[1], m.fork(cpu, int(w[2][2:])))
         else:
             raise self.err(no, f"unknown CPU verb {verb!r}")
         return None

@@ -39,10 +39,10 @@ _CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
 FIRST_USER_VALUE = 1_000_000
 
 #: operations whose mm makes a folio "hot" for reclaim/migration (``Machine.hot_frames``)
-HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit"})
+HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit", "fork"})
 
 #: operations run by a task of the CPU's loaded mm (``exit_mmap`` waits for none to be in flight)
-MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap"})
+MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork"})
 
 #: the madvise advices modelled (``Machine.madvise``)
 MADV_ADVICE = ("dontneed", "free", "cold", "pageout")
@@ -133,6 +133,8 @@ class Machine:
         self.tlbs = Tlbs(cfg.ncpus, cfg.nframes)
         self.trace = Trace()
         self.arch = Arch(self.tlbs, self.trace)
+        # the tlb_flush_batched counter width the protocols use (MachineConfig.batch_gen_bits)
+        self.arch.tlb_flush_batch_bits = cfg.batch_gen_bits
         self.mms = [Mm(i, cfg.vpages, cfg.ptes_per_table) for i in range(cfg.nmms)]
         self.ops: list[Op] = []
         self.actions: list[tuple] = []
@@ -351,6 +353,19 @@ class Machine:
                            lambda mm: f"mprotect(mm{mm.id}, {_vrange(start, npages)}, "
                            f"{'RW' if writable else 'RO'})")
 
+    def fork(self, cpu: int, child: int) -> Op:
+        """Start ``fork()`` by the task on ``cpu``: ``dup_mmap`` of its loaded mm into mm slot
+        ``child`` (whose previous address space is torn down first; :meth:`Kernel.dup_mmap`)."""
+        self._action("fork", (cpu, child))
+        mm = self._task_mm(cpu)
+        if not 0 <= child < len(self.mms) or self.mms[child] is mm:
+            raise UsageError(f"fork: mm{child} is not another mm of the machine")
+        cm = self.mms[child]
+        if cm.exiting:  # its exit_mmap is in flight: the slot is not free for a child yet
+            raise UsageError(f"fork: mm{child} is exiting")
+        return self._start(cpu, "fork", (child,), lambda op: self.kernel.dup_mmap(op, mm, cm),
+                           lambda: f"fork(mm{mm.id} -> mm{child})")
+
     def write(self, cpu: int, file: int, pgoff: int) -> Op:
         """Start ``write()`` of a fresh value to page ``pgoff`` of ``file``."""
         self._action("write", (cpu, file, pgoff))
@@ -374,7 +389,7 @@ class Machine:
         mm = self._task_mm(cpu)
         cpus = self.tlbs.cpus
         for op in self.ops:
-            if op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm:
+            if (op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm) or _forks_into(op, mm):
                 raise UsageError(f"exit of mm{mm.id}: {op.label} is still in flight")
         return self._start(cpu, "exit", (), lambda op: self.kernel.exit_mmap(op, mm),
                            lambda: f"exit(mm{mm.id})")
@@ -386,8 +401,8 @@ class Machine:
         mm = cpus[cpu].loaded_mm
         if cpus[cpu].op is not None or mm.exiting:
             return False
-        return not any(op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm
-                       for op in self.ops)
+        return not any((op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm)
+                       or _forks_into(op, mm) for op in self.ops)
 
     def drain(self, limit: int = 20000) -> None:
         """Run every operation in flight to completion, oldest first."""
@@ -460,8 +475,19 @@ class Machine:
         if loc is not None:
             self.oracle.expected[loc] = value
             self.oracle.check_mappings_of(loc)
+        if self.mem.fork_copies and loc is not None:
+            self._fork_window_store(frame, value)
         self.oracle.check_frame(frame)
         return "wrote"
+
+    def _fork_window_store(self, frame: int, value: int) -> None:
+        """A store through a parent's writable TLB entry to a folio that a fork in flight
+        has already shared and write-protected, before its ``flush_tlb_mm``: the child sees
+        it, as if the store came before the fork (``Memory.fork_copies``; after the flush
+        no such store can happen unless a protocol left the entry, then O1/C1 judge)."""
+        for _fork, cloc in self.mem.fork_copies.get(frame, ()):
+            self.oracle.expected[cloc] = value
+            self.oracle.check_mappings_of(cloc)
 
     def _note_use(self, mm, vpage: int, e) -> None:
         """Coverage: a user access uses ``e`` while operations are in flight; if it is stale
@@ -587,6 +613,11 @@ class Machine:
     def check_quiescent(self) -> None:
         """C1 over every entry (call when nothing is in flight)."""
         self.oracle.check_all()
+
+
+def _forks_into(op, mm) -> bool:
+    """Is ``op`` a fork whose child is being made in ``mm``'s slot (no exit of it meanwhile)?"""
+    return op.name == "fork" and op.args[0] == mm.id
 
 
 def _vrange(start: int, npages: int) -> str:

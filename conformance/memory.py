@@ -34,7 +34,8 @@ class Memory:
 
     __slots__ = ("value", "owner", "dirty", "lazyfree", "folio_lock", "free_list", "rmap", "isolated",
                  "rmap_locks",
-                 "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map")
+                 "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map",
+                 "cow", "anon_root", "fork_copies")
 
     def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
         self.value = [0] * nframes
@@ -59,6 +60,15 @@ class Memory:
         self.swap_free = list(range(swap_slots - 1, -1, -1))
         self.swap_cache: dict[int, int] = {}  # slot -> frame
         self.swap_map = [0] * swap_slots  # swap entries (PTEs) referencing each slot
+        # fork (Kernel.dup_mmap): cow[f] is !PageAnonExclusive of an anonymous folio that a
+        # fork shared (cleared when a COW fault reuses it, and when the frame is freed);
+        # anon_root[anon_id] the anon_vma root a forked anonymous memory hangs off
+        # (anon_vma_fork); fork_copies[f] the child locations of a folio a fork in flight
+        # has shared but not yet flushed (oracle bookkeeping: a store through the parent's
+        # still-writable TLB entry then lands in both, as if it came before the fork)
+        self.cow = [False] * nframes
+        self.anon_root: dict[int, int] = {}
+        self.fork_copies: dict[int, list] = {}
 
     def take_free_frame(self):
         """The allocator's choice (``rmqueue``): the most recently freed frame, or None."""
@@ -71,6 +81,7 @@ class Memory:
         self.owner[frame] = None
         self.dirty[frame] = False
         self.lazyfree[frame] = False
+        self.cow[frame] = False
         self.free_list.append(frame)
 
     def alloc_slot(self):

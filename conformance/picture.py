@@ -53,7 +53,8 @@ FRESH, STALE, WIDER = "#3a7bd5", "#d62828", "#f08c00"
 FLUSH_COLOUR = "#7b2cbf"
 OP_COLOURS = {"fault": "#8d99ae", "reclaim": "#2a9d8f", "migrate": "#e9c46a", "munmap": "#9b5de5",
               "mmap": "#00bbf9", "mprotect": "#f15bb5", "madvise": "#fb8500", "mremap": "#8ac926",
-              "write": "#6a4c93", "writeback": "#1982c4", "truncate": "#bc4749", "exit": "#5f0f40"}
+              "write": "#6a4c93", "writeback": "#1982c4", "truncate": "#bc4749", "exit": "#5f0f40",
+              "fork": "#ef476f"}
 
 
 class Life:

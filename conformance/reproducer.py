@@ -108,7 +108,7 @@ def load(path: str) -> dict:
 
 ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "write",
            "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free",
-           "writeback", "madvise", "mremap", "truncate", "exit_mmap")
+           "writeback", "madvise", "mremap", "truncate", "exit_mmap", "fork")
 
 
 def replay(data: dict, proto_cls=None):

@@ -49,7 +49,7 @@ SHORTEST_MAX_STATES = 10_000
 #: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
 _OP_VERBS = {"reclaim": "R", "migrate": "G", "munmap": "U", "mmap": "M", "mprotect": "P",
              "write": "W", "writeback": "B", "madvise": "A", "mremap": "X", "truncate": "T",
-             "exit_mmap": "E"}
+             "exit_mmap": "E", "fork": "K"}
 
 
 class NotExpressible(Exception):
@@ -84,6 +84,8 @@ def _op_line(name: str, args: tuple, label: str) -> str:
         return f"truncate {label} file{a[0]} {a[1]}"
     if name == "exit_mmap":
         return f"exit {label}"
+    if name == "fork":
+        return f"fork {label} mm{a[0]}"
     raise NotExpressible(name)
 
 

@@ -250,6 +250,17 @@ class Driver:
         if c is not None and self.m.can_exit(c):
             self.m.exit_mmap(c)
 
+    def fork(self, cpu: int, k: int) -> None:
+        """fork() by the task on an idle CPU into the ``k``-th other mm slot that is not
+        exiting (none: nothing)."""
+        c = self._idle_task(cpu)
+        if c is None:
+            return
+        own = self.m.tlbs.cpus[c].loaded_mm.id
+        others = [i for i in range(self.m.cfg.nmms) if i != own and not self.m.mms[i].exiting]
+        if others:
+            self.m.fork(c, others[k % len(others)])
+
     def consumer_alloc(self) -> None:
         self.m.consumer_alloc()
 
@@ -319,7 +330,7 @@ class ConformanceBase(RuleBasedStateMachine):
     #: testing disables each rule with a probability drawn per example, which starves
     #: races that need four or five rules together (reclaim + munmap + fill + advance),
     #: so only the rarely decisive rules take part in it.
-    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap", "truncate"})
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap", "truncate", "fork"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -381,6 +392,7 @@ def _rules(cfg: MachineConfig) -> dict:
     FWRITE = (nc, cfg.nfiles, cfg.file_pages)
     TRUNC = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
     K = (1, 1, 2)  # page/folio counts, biased to one
+    FORK = (nc, max(1, cfg.nmms - 1))  # cpu, which other mm slot the child replaces
 
     def counted(fn):
         # the rules take one argument, i or x: passed on by position (no **kw dict per step)
@@ -527,9 +539,17 @@ def _rules(cfg: MachineConfig) -> dict:
         cpu, start, k, dest = dec(x, MREMAP)
         self.d.mremap(cpu, start, K[k], dest)
 
+    @idle
+    @rule(x=S.code(FORK))
+    @counted
+    def fork(self, x):
+        """fork() (cpu, which other mm slot the child replaces): dup_mmap write-protects the
+        parent's private writable PTEs and flushes the parent mm at its end."""
+        self.d.fork(*dec(x, FORK))
+
     return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
                                     reclaim, migrate, munmap, mmap, mprotect, file_write,
-                                    writeback, madvise, mremap, truncate)}
+                                    writeback, madvise, mremap, truncate, fork)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,

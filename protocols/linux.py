@@ -10,7 +10,9 @@ batched TLB flush race" (Huang Ying, v5.17), with 4d4b6d66db63's
 return, flush before free and, via ``try_to_unmap_flush_dirty``, before IO).
 
 Per mm: ``mm->tlb_flush_batched`` is an atomic packing a *pending* generation
-(bits 0-14) and a *flushed* generation (bits 16-30).
+(bits 0-14) and a *flushed* generation (bits 16-30). The width of the pending half is
+the machine's ``MachineConfig.batch_gen_bits`` (15 by default, as mainline; the ``gen2``
+config uses 2 bits, so the overflow reset is reached at the third deferral).
 """
 from conformance.protocol import Protocol
 
@@ -42,6 +44,19 @@ class MmBatched:
 class Linux(Protocol):
     """Mainline batched unmap TLB flush (v5.17+)."""
 
+    def __init__(self, arch, free_pages) -> None:
+        super().__init__(arch, free_pages)
+        self.set_batch_width(getattr(arch, "tlb_flush_batch_bits",
+                                     TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1))
+
+    def set_batch_width(self, bits: int) -> None:
+        """``TLB_FLUSH_BATCH_FLUSHED_SHIFT`` = ``bits + 1``, ``TLB_FLUSH_BATCH_PENDING_MASK``,
+        ``TLB_FLUSH_BATCH_PENDING_LARGE`` for a pending half of ``bits`` bits (mm/rmap.c
+        has 15; bit ``bits`` stays a guard bit between the halves)."""
+        self.flushed_shift = bits + 1
+        self.pending_mask = (1 << bits) - 1
+        self.pending_large = self.pending_mask // 2
+
     def init_task(self, task):
         return TlbUbc(self.arch.new_batch())
 
@@ -62,12 +77,18 @@ class Linux(Protocol):
         # barrier(); then atomic_inc / the cmpxchg reset when pending grows large
         st = mm.proto
         batch = st.tlb_flush_batched
-        if (batch & TLB_FLUSH_BATCH_PENDING_MASK) > TLB_FLUSH_BATCH_PENDING_LARGE:
-            st.tlb_flush_batched = 1
+        if (batch & self.pending_mask) > self.pending_large:
+            # "Prevent `pending' from catching up with `flushed' because of overflow.
+            # Reset `pending' and `flushed' to be 1 and 0 if `pending' becomes large."
+            st.tlb_flush_batched = self.batch_reset(batch)
         else:
             st.tlb_flush_batched = batch + 1
         if pteval.dirty:
             ubc.writable = True
+
+    def batch_reset(self, batch: int) -> int:
+        """The value the cmpxchg writes when pending grew large: pending 1, flushed 0."""
+        return 1
 
     def try_to_unmap_flush(self, task) -> None:
         """Flush the task's batch if anything is pending (never touches ``tlb_flush_batched``)."""
@@ -92,13 +113,13 @@ class Linux(Protocol):
         """
         st = mm.proto
         batch = st.tlb_flush_batched
-        pending = batch & TLB_FLUSH_BATCH_PENDING_MASK
-        flushed = batch >> TLB_FLUSH_BATCH_FLUSHED_SHIFT
+        pending = batch & self.pending_mask
+        flushed = batch >> self.flushed_shift
         if pending != flushed:
             self.arch.flush_tlb_mm(mm, task)
             yield
             if st.tlb_flush_batched == batch:  # atomic_cmpxchg(&mm->tlb_flush_batched, batch, ...)
-                st.tlb_flush_batched = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
+                st.tlb_flush_batched = pending | (pending << self.flushed_shift)
 
 
 CORRECT = True  # meant to be correct: `flushcheck soundness` fuzzes it by default
