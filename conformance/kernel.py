@@ -36,7 +36,7 @@ class Op:
     ``reclaim_pages`` runs it: restored to "madvise" after), "migrate"
     (``migrate_pages_batch``), "munmap", "mmap" (``MAP_FIXED`` unmaps first), "mprotect",
     "madvise", "mremap", "write", "writeback", "truncate" (hole punch), "exit"
-    (``exit_mmap``, then exec). It starts as the operation's name.
+    (``exit_mmap``, then exec), "fork" (``dup_mmap``). It starts as the operation's name.
     """
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",

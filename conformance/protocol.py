@@ -20,7 +20,7 @@ point (linux's ``flush_tlb_batched_pending`` yields between its flush and its cl
 where the 2021 race lived).
 
 Which path calls a hook: ``task.path`` ("reclaim", "migrate", "munmap", "mmap",
-"mprotect", "madvise", "mremap", "fault", "write", "writeback"; see
+"mprotect", "madvise", "mremap", "fault", "write", "writeback", "fork"; see
 :class:`conformance.kernel.Op`) and, for mmu_gather hooks, ``tlb.path`` and
 ``tlb.advice`` (:class:`MmuGather`). Every hook, its call sites and what the reference
 protocols do there: ``docs/PROTOCOLS.md``.

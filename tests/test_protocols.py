@@ -21,6 +21,18 @@ FAILING_SEEDS = {"linux_4_3": 1, "linux_4_13": 3, "hist_2_5_no_nested_gather_flu
 LITMUS_ONLY = {"mut_batched_mark_first"}
 
 
+def _config_of(protocol_name):
+    """The machine a mutant's module asks for (``CONFIG``: MachineConfig fields, e.g. the small
+    tlb_flush_batched counter linux_gen_reset_zero needs), or None for the default."""
+    import attrs
+
+    from conformance.config import DEFAULT
+    from conformance.registry import load_protocol, protocol_module
+
+    extra = getattr(protocol_module(load_protocol(protocol_name)), "CONFIG", None)
+    return attrs.evolve(DEFAULT, **extra) if extra else None
+
+
 def test_protocol_conforms(protocol_name, request):
     """Fuzz the protocol; a pass, or exactly the rule its module declares violated."""
     expected = expected_violation(protocol_name)
@@ -37,7 +49,7 @@ def test_protocol_conforms(protocol_name, request):
         assert f is None, f.report()
     else:
         seed = FAILING_SEEDS.get(protocol_name, 0)
-        f = fuzz(protocol_name, examples=6000, seed=seed, shrink=False)
+        f = fuzz(protocol_name, examples=6000, seed=seed, shrink=False, cfg=_config_of(protocol_name))
         assert f is not None, f"{protocol_name}: no violation found with seed {seed}"
         assert f.rule == expected, f.report()
 
