@@ -228,3 +228,22 @@ def test_bad_counter_width_is_a_one_line_error():
     with pytest.raises(UsageError, match="bad --config"):
         _config(["batch_gen_bits=0"])
     assert _config(["batch_gen_bits=2"]).describe().endswith("gen_bits=2")
+
+
+def test_fork_and_exit_of_the_same_slot_exclude_each_other():
+    """No fork into an exiting slot; no exit of a slot a fork fills, nor of the forking mm."""
+    m = Machine(LINUX, CFG)
+    m.user_access(0, 0, True)
+    m.drain()
+    m.exit_mmap(1)  # mm1 exits on CPU1
+    with pytest.raises(UsageError, match="exiting"):
+        m.fork(0, 1)
+    m.drain()
+    m.switch_mm(1, 0)
+    op = m.fork(1, 1)
+    assert op in m.ops and not m.can_exit(0)
+    m.switch_mm(0, 1)
+    with pytest.raises(UsageError, match="in flight"):
+        m.exit_mmap(0)
+    m.drain()
+    m.check_quiescent()
