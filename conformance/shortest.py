@@ -86,10 +86,6 @@ def _op_line(name: str, args: tuple, label: str) -> str:
         return f"exit {label}"
     if name == "fork":
         return f"fork {label} mm{a[0]}"
-    if name == "truncate":
-        return f"truncate {label} file{a[0]} {a[1]}"
-    if name == "exit_mmap":
-        return f"exit {label}"
     raise NotExpressible(name)
 
 

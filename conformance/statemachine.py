@@ -330,7 +330,7 @@ class ConformanceBase(RuleBasedStateMachine):
     #: testing disables each rule with a probability drawn per example, which starves
     #: races that need four or five rules together (reclaim + munmap + fill + advance),
     #: so only the rarely decisive rules take part in it.
-    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap", "truncate", "fork"})
+    SWARM_RULES = frozenset({"background", "mmap", "file_write", "migrate", "mremap", "truncate"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -380,7 +380,7 @@ def _rules(cfg: MachineConfig) -> dict:
 
     CPU_VP_W = (nc, nv, 2)
     CPU_PICK = (nc, 8)
-    BACKGROUND = (5, nc, 8)
+    BACKGROUND = (6, nc, 8)
     RECLAIM = (nc, 8, 3)
     RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
     MADV = (nc, 2 * nv, 3, 4, cfg.nmms + 1)  # + the calling task's mm (0: the loaded one)
@@ -392,7 +392,6 @@ def _rules(cfg: MachineConfig) -> dict:
     FWRITE = (nc, cfg.nfiles, cfg.file_pages)
     TRUNC = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
     K = (1, 1, 2)  # page/folio counts, biased to one
-    FORK = (nc, max(1, cfg.nmms - 1))  # cpu, which other mm slot the child replaces
 
     def counted(fn):
         # the rules take one argument, i or x: passed on by position (no **kw dict per step)
@@ -450,7 +449,9 @@ def _rules(cfg: MachineConfig) -> dict:
         """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
         TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
         allocates and writes a frame (2) or frees its oldest one (3), the last task of an
-        idle CPU's mm exits and a new program starts there (4: ``exit_mmap``)."""
+        idle CPU's mm exits and a new program starts there (4: ``exit_mmap``), the task of an
+        idle CPU forks into the k-th other mm slot (5: ``dup_mmap``; here for the same reason
+        as exit: the child's slot loses its address space)."""
         kind, cpu, k = dec(x, BACKGROUND)
         if kind == 0:
             self.d.evict(cpu, k)
@@ -461,8 +462,11 @@ def _rules(cfg: MachineConfig) -> dict:
             self.d.consumer_alloc()
         elif kind == 3:
             self.d.consumer_free()
+        elif kind == 4:
+            if self.d.has_idle():
+                self.d.exit_mmap(cpu)
         elif self.d.has_idle():
-            self.d.exit_mmap(cpu)
+            self.d.fork(cpu, k)
 
     @idle
     @rule(x=S.code(RECLAIM_N))
@@ -539,17 +543,9 @@ def _rules(cfg: MachineConfig) -> dict:
         cpu, start, k, dest = dec(x, MREMAP)
         self.d.mremap(cpu, start, K[k], dest)
 
-    @idle
-    @rule(x=S.code(FORK))
-    @counted
-    def fork(self, x):
-        """fork() (cpu, which other mm slot the child replaces): dup_mmap write-protects the
-        parent's private writable PTEs and flushes the parent mm at its end."""
-        self.d.fork(*dec(x, FORK))
-
     return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
                                     reclaim, migrate, munmap, mmap, mprotect, file_write,
-                                    writeback, madvise, mremap, truncate, fork)}
+                                    writeback, madvise, mremap, truncate)}
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,
