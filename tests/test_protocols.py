@@ -11,14 +11,17 @@ from conformance.pytest_plugin import expected_violation, fuzz
 #: 0 for the others. fuzz() generates from the seed alone (conformance.certify.seed_only):
 #: these no longer move when the set of imported or collected modules changes.
 FAILING_SEEDS = {"linux_4_3": 1, "linux_4_13": 3, "hist_2_5_no_nested_gather_flush": 3,
-                 "luf_v10_posted": 1, "luf_v11": 2,  # luf_v11: the lazyfree C1 (rare; seed 0 finds none)
+                 "luf_v10_posted": 0, "luf_v11": 2,  # luf_v11: the lazyfree C1 (rare; seed 0 finds none)
                  "hist_2_3_nested_reclaim": 1, "luf_v11_posted": 1}  # seed 0: a C1 first
                                                                      # since the issue 14 rules
 
 
 #: mutants the fuzzer does not find in 6000 examples (their race needs five operations in one
 #: mm); the litmus file their module names kills them, with the rule they declare
-LITMUS_ONLY = {"mut_batched_mark_first"}
+LITMUS_ONLY = {"mut_batched_mark_first",
+               # fork is a background event (one step in 200): Hypothesis's 6000 examples of
+               # seed 0 miss its window; certify's walk finds it (S2 after 36 s, seed 0)
+               "luf_dirty_writable_vma"}
 
 
 def _config_of(protocol_name):
