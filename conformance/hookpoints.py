@@ -90,6 +90,9 @@ _active = None
 _depth = 0
 #: what a paused hook's greenlet hands back to its operation
 _PAUSE = object()
+#: open :func:`atomic_section` blocks (only the running hook can open one: it cannot pause
+#: inside, so one counter serves every greenlet)
+_atomic_depth = 0
 
 
 class _Run(greenlet):
@@ -109,11 +112,37 @@ def point(effect: str) -> None:
     run = _active
     if run is not None and getcurrent() is run:  # not a dead hook unwinding at collection
         last = run.last
-        if last is not None:
+        if last is not None and not _atomic_depth:
             run.effect = last
             run.trace.event(run.who, "point", run.name, last)
             run.parent.switch(_PAUSE)
         run.last = effect
+
+
+class atomic_section:
+    """``with atomic_section():`` the effects inside have no point between them: what the
+    kernel does under a spinlock or with a generation marked only after the work (a
+    protocol's own lock, which the hook API has no other way to express). An effect after
+    the block is still a point (the block counts as one effect).
+
+    Example::
+
+        >>> from conformance.hookpoints import atomic_section
+        >>> with atomic_section():
+        ...     pass    # e.g. fold a shared pending set and flush it, no other CPU between
+    """
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _atomic_depth
+        _atomic_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _atomic_depth
+        _atomic_depth -= 1
+        return False
 
 
 def _pause_at_yield() -> None:

@@ -21,6 +21,7 @@ hash, which only make the bookkeeping cheaper, not the flush points different):
 Subclasses choose the give-up points by overriding hooks.
 """
 from conformance.arch import TlbBatch
+from conformance.hookpoints import atomic_section
 from protocols.linux import Linux, TlbUbc
 
 
@@ -130,14 +131,24 @@ class LufBase(Linux):
             self._flush_mask(mask, task)
 
     def luf_flush_all(self, who) -> None:
-        """``luf_flush(0)``: flush every batch LUF deferred ("give up LUF")."""
+        """``luf_flush(0)``: flush every batch LUF deferred ("give up LUF").
+
+        One atomic section (:class:`conformance.hookpoints.atomic_section`): in the series a
+        page's ``luf_key`` is marked done only after the flush that covers it, so an
+        allocation between the fold and the flush still sees the page as owing and flushes
+        for it (``luf_takeoff_check``). The model keeps no generations (``pending`` is a
+        frame -> cpumask dict), so clearing it and flushing must not be split: split, the
+        allocator would hand out a page whose flush is still to come, an S1 the series
+        cannot have (seen as S1 in every LUF variant once hooks got automatic points).
+        """
         if not self.pending:
             return
-        mask = 0
-        for m in self.pending.values():
-            mask |= m
-        self.pending.clear()
-        self._flush_mask(mask, who)
+        with atomic_section():
+            mask = 0
+            for m in self.pending.values():
+                mask |= m
+            self.pending.clear()
+            self._flush_mask(mask, who)
         self.luf_flushed()
 
     def luf_flushed(self) -> None:
