@@ -577,7 +577,10 @@ def pointed_class(cls):
     The machine makes its protocol from this class (``Machine.__init__``)."""
     if getattr(cls, "_fc_pointed", False):
         return cls
-    sub = _POINTED.get(cls)
+    # keyed on the hooks as they are now, so a hook patched after first use (a test's
+    # monkeypatch, a mutant made at run time) is wrapped anew, not the old one kept
+    key = (cls, tuple(getattr(cls, name) for name in _HOOK_NAMES))
+    sub = _POINTED.get(key)
     if sub is not None:
         return sub
     ns = {"_fc_pointed": True, "_fc_base": cls, "__init__": _pointed_init,
@@ -598,5 +601,9 @@ def pointed_class(cls):
                 ns[name] = _gather(fn)
         elif not (base and name in _NOOP):
             ns[name] = _pausable(name, fn)
-    sub = _POINTED[cls] = type(cls.__name__, (cls,), ns)
+    sub = _POINTED[key] = type(cls.__name__, (cls,), ns)
     return sub
+
+
+#: the hook names :func:`pointed_class` wraps (the public callables of :class:`Protocol`)
+_HOOK_NAMES = tuple(n for n, v in vars(Protocol).items() if not n.startswith("_") and callable(v))

@@ -14,7 +14,10 @@ from conformance.report import certify_report
 
 def test_immediate_never_reaches_the_deferred_flush_hook():
     """immediate never defers (should_defer_flush is False), so set_tlb_ubc_flush_pending is
-    never called and no deferred flush is ever pending; mainline reaches both."""
+    never called; mainline reaches it. The pending window (a stale entry alive when an
+    operation starts) is rare under immediate, not absent: kernel-owned windows open it (for
+    instance fork write-protects the parent's PTEs and flushes once at the end of dup_mmap,
+    whatever the protocol): 2 windows in these 300 examples, against 1,440 for linux."""
     imm = certify("immediate", budget_s=None, max_examples=300, chunk=150, jobs=1)
     lin = certify("linux", budget_s=None, max_examples=300, chunk=150, jobs=1)
     assert imm.passed and lin.passed
@@ -22,11 +25,11 @@ def test_immediate_never_reaches_the_deferred_flush_hook():
     assert "set_tlb_ubc_flush_pending" not in coverage.unreached_hooks(lin.counts)
     assert coverage.hooks(lin.counts)["set_tlb_ubc_flush_pending"].keys() <= {"reclaim", "migrate",
                                                                                "madvise"}
-    assert not any(coverage.windows(imm.counts)["pending"].values())
-    assert coverage.windows(lin.counts)["pending"]
+    imm_pending = sum(coverage.windows(imm.counts)["pending"].values())
+    lin_pending = sum(coverage.windows(lin.counts)["pending"].values())
+    assert lin_pending > 100 * max(imm_pending, 1)
     text = certify_report(imm, load_protocol("immediate"), "c0ffee", [])
     assert "never reached: set_tlb_ubc_flush_pending" in text
-    assert "window    pending: never reached" in text
     assert "never reached: set_tlb_ubc_flush_pending" not in certify_report(
         lin, load_protocol("linux"), "c0ffee", [])
 
