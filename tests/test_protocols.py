@@ -25,6 +25,12 @@ LITMUS_ONLY = {"mut_batched_mark_first",
                "luf_dirty_writable_vma"}
 
 
+#: mutants the Hypothesis engine misses in 6000 examples of its seeds 0-3 since the issue 14
+#: rules, that certify's walk (the default engine) finds: checked by certify, walk engine,
+#: a fixed example count and seed (deterministic). hist_2_11: S3 after 3,130 examples, seed 0.
+WALK_FOUND = {"hist_2_11_madvise_relock": 5000}
+
+
 def _config_of(protocol_name):
     """The machine a mutant's module asks for (``CONFIG``: MachineConfig fields, e.g. the small
     tlb_flush_batched counter linux_gen_reset_zero needs), or None for the default."""
@@ -47,6 +53,12 @@ def test_protocol_conforms(protocol_name, request):
         path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "litmus", f"{protocol_module(cls).LITMUS}.litmus")
         assert verdict(run(load(path), cls)) == expected
+        return
+    if protocol_name in WALK_FOUND:
+        from conformance.certify import certify
+        r = certify(protocol_name, budget_s=None, max_examples=WALK_FOUND[protocol_name], seed=0,
+                    jobs=1)
+        assert r.failure is not None and r.failure.rule == expected, r.failure
         return
     if expected is None:
         f = fuzz(protocol_name, examples=request.config._flushcheck_examples)
