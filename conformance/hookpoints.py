@@ -329,39 +329,26 @@ for _n in ARCH_EFFECTS:
     setattr(_HookArch, _n, _arch_effect(_n))
 
 
+def _storing(base, name: str):
+    """``base.name`` preceded by a point: a change of shared protocol state."""
+    fn = getattr(base, name)
+
+    def method(self, *a, **kw):
+        point("store")
+        return fn(self, *a, **kw)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
 class SharedDict(dict):
     """A dict of shared protocol state: each change is a point (:func:`point`)."""
 
     __slots__ = ()
 
-    def __setitem__(self, k, v):
-        point("store")
-        dict.__setitem__(self, k, v)
-
-    def __delitem__(self, k):
-        point("store")
-        dict.__delitem__(self, k)
-
     def pop(self, k, *a):
         if k in self:  # a pop of a missing key stores nothing
             point("store")
         return dict.pop(self, k, *a)
-
-    def popitem(self):
-        point("store")
-        return dict.popitem(self)
-
-    def setdefault(self, k, v=None):
-        point("store")
-        return dict.setdefault(self, k, v)
-
-    def update(self, *a, **kw):
-        point("store")
-        dict.update(self, *a, **kw)
-
-    def clear(self):
-        point("store")
-        dict.clear(self)
 
 
 class SharedList(list):
@@ -369,37 +356,11 @@ class SharedList(list):
 
     __slots__ = ()
 
-    def __setitem__(self, i, v):
-        point("store")
-        list.__setitem__(self, i, v)
 
-    def __delitem__(self, i):
-        point("store")
-        list.__delitem__(self, i)
-
-    def append(self, v):
-        point("store")
-        list.append(self, v)
-
-    def extend(self, vs):
-        point("store")
-        list.extend(self, vs)
-
-    def insert(self, i, v):
-        point("store")
-        list.insert(self, i, v)
-
-    def pop(self, *a):
-        point("store")
-        return list.pop(self, *a)
-
-    def remove(self, v):
-        point("store")
-        list.remove(self, v)
-
-    def clear(self):
-        point("store")
-        list.clear(self)
+for _n in ("__setitem__", "__delitem__", "popitem", "setdefault", "update", "clear"):
+    setattr(SharedDict, _n, _storing(dict, _n))
+for _n in ("__setitem__", "__delitem__", "append", "extend", "insert", "pop", "remove", "clear"):
+    setattr(SharedList, _n, _storing(list, _n))
 
 
 def _share_container(v):

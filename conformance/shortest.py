@@ -56,6 +56,10 @@ class NotExpressible(Exception):
     """The run did something a litmus thread cannot say (an explicit ``fault`` action)."""
 
 
+#: operations on one file page: the action's name -> its litmus verb (args: file, pgoff)
+_FILE_PAGE_VERBS = {"write": "filewrite", "writeback": "writeback", "truncate": "truncate"}
+
+
 def _op_line(name: str, args: tuple, label: str) -> str:
     a = args[1:]
     if name in ("reclaim", "migrate"):
@@ -72,16 +76,12 @@ def _op_line(name: str, args: tuple, label: str) -> str:
         kind = "anon" if file is None else f"file{file}"
         return f"mmap {label} v{start} {n} {kind} {'rw' if writable else 'ro'}" + \
             (" fixed" if fixed else "")
-    if name == "write":
-        return f"filewrite {label} file{a[0]} {a[1]}"
-    if name == "writeback":
-        return f"writeback {label} file{a[0]} {a[1]}"
+    if name in _FILE_PAGE_VERBS:
+        return f"{_FILE_PAGE_VERBS[name]} {label} file{a[0]} {a[1]}"
     if name == "madvise":
         return f"madvise {label} v{a[0]} {a[1]} {a[2]}"
     if name == "mremap":
         return f"mremap {label} v{a[0]} {a[1]} v{a[2]}"
-    if name == "truncate":
-        return f"truncate {label} file{a[0]} {a[1]}"
     if name == "exit_mmap":
         return f"exit {label}"
     if name == "fork":
