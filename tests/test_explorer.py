@@ -239,3 +239,27 @@ def test_corpus_mutant_fails_its_own_file_and_the_fix_passes(name, mod):
 
 def test_corpus_has_the_required_bugs():
     assert {mod.BUG for _, mod in CORPUS} >= {"2.4", "2.7"}
+
+
+FORK_INTO_EXITING = """\
+name   fork-into-exiting-slot
+config populate=true ncpus=2
+expect *  pass
+thread CPU0 mm1
+exit X
+thread CPU1 mm0
+fork F mm1
+"""
+
+
+def test_fork_waits_for_its_child_slot_to_finish_exiting():
+    """A thread's ``fork F mm1`` while another thread's ``exit`` tears mm1 down is not
+    startable until the exit returns (Machine.fork refuses an exiting slot): the explorer
+    used to start it anyway and abort with "fork: mm1 is exiting" (certify of
+    mut_exit_no_flush, seed 1, crashed in its shortest-interleaving search). Both orders are
+    explored; the fork-first one is the second interleaving."""
+    sc = parse(FORK_INTO_EXITING, "<fork-into-exiting>")
+    for proto in ("linux", "mut_exit_no_flush"):
+        res = explore(sc, load_protocol(proto))
+        assert res.verdict == "pass" and res.complete
+        assert res.interleavings == 2
