@@ -1,0 +1,56 @@
+"""Saved reproducers replay byte for byte (issue 12: behaviour unchanged by the move of the
+kernel paths into ``conformance/mm/``).
+
+``tests/fixtures/replay/`` holds reproducers saved by ``flushcheck certify`` (shrunk, one per
+corpus mutant), unshrunk failing walks of certify's swarm walk (40-100 actions), and passing
+walks of ``linux`` and ``immediate`` (``*-pass*.json``). Each ``.expected`` beside it is what
+the replay gave at commit 5ac9f32, before the move: the failure's whole report (headline and
+every trace line) or, for a passing run, ``PASS`` and every trace line. A model change that
+moves a single trace event fails here; a deliberate one regenerates the files with
+``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
+"""
+import glob
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from conformance.machine import Machine  # noqa: E402
+from conformance.registry import load_protocol  # noqa: E402
+from conformance.config import MachineConfig  # noqa: E402
+from conformance.reproducer import load, replay_actions  # noqa: E402
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "replay")
+FIXTURES = sorted(glob.glob(os.path.join(HERE, "*.json")))
+
+
+def render(path: str) -> str:
+    """The replay of the reproducer at ``path`` as text: the report of the failure it hits
+    (``report(last=None)``: every trace line), or ``PASS`` and the run's trace lines."""
+    data = load(path)
+    cls = load_protocol(data["protocol_ref"])
+    strict = bool(data.get("strict"))
+    m = Machine(cls, MachineConfig(**data["config"]), strict=strict)
+    f = replay_actions(cls, m.cfg, strict, data["actions"], machine=m)
+    if f is not None:
+        return f.report(last=None) + "\n"
+    return "PASS\n" + "".join(f"{s} {c} {t}\n" for s, c, t in m.trace.lines())
+
+
+def test_fixtures_exist():
+    assert len(FIXTURES) >= 20
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[os.path.basename(p)[:-5] for p in FIXTURES])
+def test_reproducer_replays_byte_for_byte(path):
+    with open(path[:-5] + ".expected") as fh:
+        expected = fh.read()
+    assert render(path) == expected
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--regenerate"]:
+    for p in FIXTURES:
+        with open(p[:-5] + ".expected", "w") as fh:
+            fh.write(render(p))
