@@ -4,7 +4,7 @@ The pieces follow Jepsen's split of a test:
 
 =================  ==========================================================
 generator          ``strategies/`` and :mod:`conformance.statemachine`
-nemesis            hardware events in :mod:`conformance.tlb` (fill, evict)
+nemesis            hardware events in :mod:`conformance.hw.tlb` (fill, evict)
 system under test  a protocol class from ``protocols/`` (:mod:`conformance.protocol`)
 history            :mod:`conformance.trace`
 checker            :mod:`conformance.oracle`

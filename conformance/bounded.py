@@ -211,7 +211,7 @@ def _fresh_fills_pass(m) -> bool:
     entry they leave is either one cached now (checked: the state is quiescent and passed
     C1) or a fresh fill of a present PTE of a CPU's loaded mm. So a violation is reachable
     from here iff such a fresh fill fails C1: check each without running it."""
-    from .tlb import TlbEntry
+    from .hw.tlb import TlbEntry
 
     o = m.oracle
     for cpu in m.tlbs.cpus:

@@ -3,7 +3,7 @@
 LUF exists to send fewer shootdowns (its postings report about 97% fewer shootdown
 interrupts, kernel-notes 4.9); a verdict without the cost hides the trade-off (a variant
 can pass by flushing everywhere). Every flush of the machine goes through the arch layer
-(:mod:`conformance.arch`), so this module counts them there, without changing what they
+(:mod:`conformance.hw.arch`), so this module counts them there, without changing what they
 do, on workloads driven by the random machine's own rules (:mod:`conformance.walk`).
 
 What is counted, per flush primitive (x86, arch/x86/mm/tlb.c):
@@ -46,7 +46,7 @@ import argparse
 import random
 import sys
 
-from .arch import TLB_SINGLE_PAGE_FLUSH_CEILING
+from .hw.arch import TLB_SINGLE_PAGE_FLUSH_CEILING
 from .config import DEFAULT
 from .errors import Failure
 from .machine import Machine

@@ -162,8 +162,8 @@ def is_stale(pte, e) -> bool:
 
     Example::
 
-        >>> from conformance.pagetable import Pte
-        >>> from conformance.tlb import TlbEntry
+        >>> from conformance.mm.mm_types import Pte
+        >>> from conformance.hw.tlb import TlbEntry
         >>> is_stale(Pte(), TlbEntry(3, False, False, 7))   # the PTE is gone
         True
     """

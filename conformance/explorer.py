@@ -359,7 +359,7 @@ def fingerprint(m) -> tuple:
     """A hashable summary of everything that decides what ``m`` can do next.
 
     Covers the mms (PTEs, VMAs, locks, ``tlb_gen``, ``tlb_flush_pending``, protocol
-    state), the TLBs, memory (every ``Memory`` slot), the protocol object, the oracle's
+    state), the TLBs, memory (every ``PhysMem`` slot), the protocol object, the oracle's
     expected values, the other consumer, id counters, and each operation in flight: its
     identity, step count, held locks, task state (``tlb_ubc``) and, for every generator
     frame in its ``yield from`` chain, the code position and the locals; and what the
@@ -454,7 +454,7 @@ def _slots(cls) -> tuple:
 
 _ATOMS = (int, str, bool, float, type(None), bytes)
 #: referenced, never descended into: the machine's big parts and the things that run it
-_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "Memory", "Registry"})
+_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "PhysMem", "Registry"})
 #: the exact types of :data:`_ATOMS`, tested first (most values are ints and strings)
 _ATOM_TYPES = frozenset(_ATOMS)
 #: type -> (name, slots) of the plain slotted classes (PTEs, TLB entries, VMAs, locks...):

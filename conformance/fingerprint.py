@@ -9,14 +9,14 @@ without slots (protocol objects, their per-task and per-mm state) are read throu
 ``__dict__``, sorted; dicts in insertion order; sets sorted.
 
 References stay references: an operation, an mm or a CPU inside another value is
-``("op", id)`` (``"mm"``, ``"cpu"``), the machine's big parts (Machine, Kernel, Memory...)
+``("op", id)`` (``"mm"``, ``"cpu"``), the machine's big parts (Machine, Kernel, PhysMem...)
 and callables their names; :func:`top` reads an mm or a CPU itself. A slot named ``inst``
 (a PTE instance number) is replaced by its rank among the numbers the state holds
 (:func:`conformance.explorer._inst`), set by :func:`ranked` for one key.
 
 Example::
 
-    >>> from conformance.tlb import TlbEntry
+    >>> from conformance.hw.tlb import TlbEntry
     >>> fp(TlbEntry(3, True, False, 7)) == ('TlbEntry', 3, True, False, 7)
     True
 """
@@ -27,7 +27,7 @@ from bisect import bisect_left
 
 _ATOMS = frozenset({int, str, bool, float, type(None), bytes})
 AT = _ATOMS  # the name generated code uses
-_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "Memory",
+_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "PhysMem",
                      "Registry"})
 _REFS = {"Op": "op", "Mm": "mm", "Cpu": "cpu"}
 

@@ -7,7 +7,7 @@ two machine-visible effects of one hook call there is an interleaving point**, w
 author writing ``yield``. The effects:
 
 * a **flush**, or any other change the arch layer makes on the protocol's behalf: every
-  primitive of :class:`conformance.arch.Arch` that changes the machine
+  primitive of :class:`conformance.hw.arch.Arch` that changes the machine
   (:data:`ARCH_EFFECTS`: ``flush_tlb_mm_range``, ``flush_tlb_mm``, ``flush_tlb_page``,
   ``arch_tlbbatch_flush``, ``local_flush_tlb``, ``inc_mm_tlb_gen``,
   ``arch_tlbbatch_add_pending``, which bumps the shared ``mm->context.tlb_gen``). Why:
@@ -75,12 +75,12 @@ from .protocol import MmuGather, Protocol
 
 #: hooks the model calls where it cannot be interleaved (``Machine.call_hook``, no
 #: ``yield from hook(...)``): they run in one step (tests/test_hook_points.py checks this
-#: against the call sites of conformance/kernel.py and machine.py)
+#: against the call sites of conformance/mm/ and machine.py)
 ATOMIC_HOOKS = frozenset({"init_mm", "init_vma", "init_task", "init_tlb_ubc",
                           "should_defer_flush", "page_alloc", "fault_install_pte",
                           "tlb_gather_mmu", "tlb_remove_tlb_entry", "context_switch"})
 
-#: the :class:`~conformance.arch.Arch` primitives that change the machine: each is a point
+#: the :class:`~conformance.hw.arch.Arch` primitives that change the machine: each is a point
 ARCH_EFFECTS = ("flush_tlb_mm_range", "flush_tlb_mm", "flush_tlb_page", "arch_tlbbatch_flush",
                 "local_flush_tlb", "inc_mm_tlb_gen", "arch_tlbbatch_add_pending")
 
@@ -296,7 +296,7 @@ _POINT_CODE = point.__code__
 
 # -- the protocol side -----------------------------------------------------------------------
 class _HookArch:
-    """The :class:`~conformance.arch.Arch` a pointed protocol sees: each primitive of
+    """The :class:`~conformance.hw.arch.Arch` a pointed protocol sees: each primitive of
     :data:`ARCH_EFFECTS` runs on the machine's arch, then is a point; everything else is
     the machine's arch's."""
 

@@ -3,8 +3,9 @@
 
 :data:`KERNEL` names, for every hook of :class:`conformance.protocol.Protocol`, the
 kernel function it stands for and its callers in the real kernel (file and function);
-:func:`call_sites` finds the model's callers by reading ``conformance/kernel.py``,
-``conformance/machine.py`` and ``conformance/protocol.py`` (so it never goes stale);
+:func:`call_sites` finds the model's callers by reading the kernel paths
+(``conformance/mm/``), ``conformance/machine.py`` and ``conformance/protocol.py`` (so it
+never goes stale);
 :func:`new_module` writes the module ``flushcheck new`` saves. docs/PROTOCOLS.md is the
 guide built from the same facts.
 
@@ -105,7 +106,29 @@ KERNEL: dict[str, tuple[str, str]] = {
 CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_MODEL_FILES = ("kernel.py", "machine.py", "protocol.py")
+
+
+def model_files() -> list[str]:
+    """The model's sources that call protocol hooks, relative to ``conformance/``: every
+    module of the kernel paths (``mm/``, in path order), then ``machine.py`` and
+    ``protocol.py``.
+
+    Example::
+
+        >>> model_files()[:2], model_files()[-2:]
+        (['mm/__init__.py', 'mm/filemap.py'], ['machine.py', 'protocol.py'])
+    """
+    mm = []
+    for root, _dirs, files in os.walk(os.path.join(_HERE, "mm")):
+        mm += [os.path.relpath(os.path.join(root, f), _HERE) for f in files if f.endswith(".py")]
+    return sorted(p.replace(os.sep, "/") for p in mm) + ["machine.py", "protocol.py"]
+
+
+def _model_trees():
+    """``(path relative to conformance/, ast)`` of every :func:`model_files` file."""
+    for fname in model_files():
+        with open(os.path.join(_HERE, fname)) as fh:
+            yield fname, ast.parse(fh.read())
 
 
 def hook_names() -> list[str]:
@@ -121,20 +144,20 @@ def hook_names() -> list[str]:
 
 
 def call_sites() -> dict[str, list[str]]:
-    """hook -> the model functions that call it (``conformance/kernel.py
-    Kernel.zap_pte_range``, ...), read from the source.
+    """hook -> the model functions that call it (``conformance/mm/memory/zap.py
+    Kernel.zap_pte_range``, ...), read from the source. A kernel path is named as a method
+    of :class:`conformance.mm.Kernel`, which mixes in every module's paths.
 
     Example::
 
         >>> call_sites()["migrate_folio_move"]
-        ['conformance/kernel.py Kernel.migrate']
+        ['conformance/mm/migrate.py Kernel.migrate']
     """
     names = set(hook_names())
     out: dict[str, list[str]] = {n: [] for n in names}
-    for fname in _MODEL_FILES:
-        with open(os.path.join(_HERE, fname)) as fh:
-            tree = ast.parse(fh.read())
+    for fname, tree in _model_trees():
         for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            owner = "Kernel" if cls.name.endswith("Paths") else cls.name
             for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
                 for node in ast.walk(fn):
                     if not (isinstance(node, ast.Attribute) and node.attr in names):
@@ -143,7 +166,7 @@ def call_sites() -> dict[str, list[str]]:
                     on_proto = (isinstance(v, ast.Name) and v.id == "proto") or \
                         (isinstance(v, ast.Attribute) and v.attr == "proto") or \
                         (cls.name == "Protocol" and isinstance(v, ast.Name) and v.id == "self")
-                    site = f"conformance/{fname} {cls.name}.{fn.name}"
+                    site = f"conformance/{fname} {owner}.{fn.name}"
                     if on_proto and site not in out[node.attr] and fn.name != node.attr:
                         out[node.attr].append(site)
     return out
@@ -160,9 +183,7 @@ def must_not_yield() -> set[str]:
     """
     names = set(hook_names())
     out = {"init_mm", "init_vma", "init_task"}  # their result is the state they make
-    for fname in _MODEL_FILES:
-        with open(os.path.join(_HERE, fname)) as fh:
-            tree = ast.parse(fh.read())
+    for _fname, tree in _model_trees():
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr == "call_hook" and node.args and \

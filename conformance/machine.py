@@ -21,16 +21,16 @@ import inspect
 import os
 import sys
 
-from .arch import Arch
+from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
 from .errors import Failure, ModelError, ProtocolError, UsageError
 from .hookpoints import pointed_class
-from .kernel import Kernel, Op
-from .memory import Memory
+from .mm import Kernel, Op
+from .hw.physmem import PhysMem
 from .oracle import Oracle
-from .pagetable import PRESENT, Mm, Vma
-from .tlb import Tlbs
+from .mm.mm_types import PRESENT, Mm, Vma
+from .hw.tlb import Tlbs
 from .trace import Trace
 
 _CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -129,7 +129,7 @@ class Machine:
 
     def __init__(self, proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False) -> None:
         self.cfg = cfg
-        self.mem = Memory(cfg.nframes, cfg.nfiles, cfg.file_pages, cfg.swap_slots)
+        self.mem = PhysMem(cfg.nframes, cfg.nfiles, cfg.file_pages, cfg.swap_slots)
         self.tlbs = Tlbs(cfg.ncpus, cfg.nframes)
         self.trace = Trace()
         self.arch = Arch(self.tlbs, self.trace)
@@ -383,7 +383,7 @@ class Machine:
 
     def exit_mmap(self, cpu: int) -> Op:
         """The last task of ``cpu``'s loaded mm exits: ``exit_mmap`` on ``cpu``, then a new
-        program is exec'd into the mm (:meth:`conformance.kernel.Kernel.exit_mmap`).
+        program is exec'd into the mm (:meth:`conformance.mm.Kernel.exit_mmap`).
         Refused while a task of that mm is in the kernel (a fault or syscall in flight)."""
         self._action("exit_mmap", (cpu,))
         mm = self._task_mm(cpu)
@@ -483,7 +483,7 @@ class Machine:
     def _fork_window_store(self, frame: int, value: int) -> None:
         """A store through a parent's writable TLB entry to a folio that a fork in flight
         has already shared and write-protected, before its ``flush_tlb_mm``: the child sees
-        it, as if the store came before the fork (``Memory.fork_copies``; after the flush
+        it, as if the store came before the fork (``PhysMem.fork_copies``; after the flush
         no such store can happen unless a protocol left the entry, then O1/C1 judge)."""
         for _fork, cloc in self.mem.fork_copies.get(frame, ()):
             self.oracle.expected[cloc] = value
@@ -547,7 +547,7 @@ class Machine:
 
         Entries of the previous mm stay cached unless its ``tlb_gen`` moved on
         while this CPU ran it without catching up (then they are dead, see
-        :mod:`conformance.arch`).
+        :mod:`conformance.hw.arch`).
         """
         self._action("switch_mm", (cpu, mm_id))
         c = self.tlbs.cpus[cpu]

@@ -32,11 +32,11 @@ import os
 from html import escape
 
 from .errors import Failure, Violation
-from .pagetable import PRESENT
-from .tlb import Tlbs
+from .mm.mm_types import PRESENT
+from .hw.tlb import Tlbs
 from .trace import Trace, _who_cpu, format_event
 
-#: trace event names that flush TLBs (conformance/arch.py)
+#: trace event names that flush TLBs (conformance/hw/arch.py)
 FLUSHES = ("flush_tlb_range", "flush_tlb_mm", "arch_tlbbatch_flush", "local_flush_tlb")
 
 # geometry (px); monospace 12 px is about 7.2 px per character

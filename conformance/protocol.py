@@ -1,8 +1,8 @@
 """The protocol interface: the kernel's flush-policy functions, as overridable methods.
 
 A protocol is a class whose methods are named as in the kernel. The simulated
-kernel (:mod:`conformance.kernel`) calls them at the points the kernel does;
-they act on the machine only through ``self.arch`` (:class:`conformance.arch.Arch`).
+kernel (:mod:`conformance.mm`) calls them at the points the kernel does;
+they act on the machine only through ``self.arch`` (:class:`conformance.hw.arch.Arch`).
 
 This base class is the *generic* kernel code that every protocol shares:
 ``include/asm-generic/tlb.h`` + ``mm/mmu_gather.c`` for the mmu_gather family,
@@ -21,7 +21,7 @@ where the 2021 race lived).
 
 Which path calls a hook: ``task.path`` ("reclaim", "migrate", "munmap", "mmap",
 "mprotect", "madvise", "mremap", "fault", "write", "writeback", "fork"; see
-:class:`conformance.kernel.Op`) and, for mmu_gather hooks, ``tlb.path`` and
+:class:`conformance.mm.Op`) and, for mmu_gather hooks, ``tlb.path`` and
 ``tlb.advice`` (:class:`MmuGather`). Every hook, its call sites and what the reference
 protocols do there: ``docs/PROTOCOLS.md``.
 

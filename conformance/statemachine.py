@@ -357,195 +357,187 @@ class ConformanceBase(RuleBasedStateMachine):
     # Rules are defined by conformance_machine, which knows the configuration.
 
 
+class Rule:
+    """One rule of the state machine, as data: its ``name`` (Hypothesis's rule name, also
+    what swarm testing switches off), its ``guard`` (``"idle"``: a CPU is free to start an
+    operation, ``"runnable"``: an operation can advance, ``None``: always), its ``fields``
+    (a function of the config giving the radices of the one integer it draws, or ``None``
+    for a plain pick ``i``) and ``run(driver, cfg, *fields)``, whose docstring is the rule's.
+    """
+
+    __slots__ = ("name", "guard", "fields", "run")
+
+    def __init__(self, name: str, guard, fields, run) -> None:
+        self.name, self.guard, self.fields, self.run = name, guard, fields, run
+
+
+#: page/folio counts a rule's count field decodes to, biased to one
+_COUNT = (1, 1, 2)
+
+
+def _advance(d, cfg, i):
+    """Run one operation in flight to its next interleaving point."""
+    d.advance(i)
+
+
+def _preempt_advance(d, cfg, i):
+    """Same as advance: a second rule doubles the weight of scheduling kernel steps."""
+    d.advance(i)
+
+
+def _access(d, cfg, cpu, vp, w):
+    """A user load or store (cpu, vpage, write)."""
+    d.access(cpu, vp, bool(w))
+
+
+def _tlb_fill(d, cfg, cpu, k):
+    """A speculative fill (cpu, k-th present PTE of its mm)."""
+    d.fill(cpu, k)
+
+
+def _background(d, cfg, kind, cpu, k):
+    """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
+    TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
+    allocates and writes a frame (2) or frees its oldest one (3), the last task of an
+    idle CPU's mm exits and a new program starts there (4: ``exit_mmap``), the task of an
+    idle CPU forks into the k-th other mm slot (5: ``dup_mmap``; here for the same reason
+    as exit: the child's slot loses its address space)."""
+    if kind == 0:
+        d.evict(cpu, k)
+    elif kind == 1:
+        if d.has_idle():
+            d.switch(cpu, k % cfg.nmms)
+    elif kind == 2:
+        d.consumer_alloc()
+    elif kind == 3:
+        d.consumer_free()
+    elif kind == 4:
+        if d.has_idle():
+            d.exit_mmap(cpu)
+    elif d.has_idle():
+        d.fork(cpu, k)
+
+
+def _reclaim(d, cfg, cpu, a, k, nested):
+    """Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."""
+    d.reclaim(cpu, a, _COUNT[k], nested == 2)
+
+
+def _migrate(d, cfg, cpu, a, k):
+    """Migrate one or two folios (cpu, pick, count)."""
+    d.migrate(cpu, a, _COUNT[k])
+
+
+def _munmap(d, cfg, cpu, start, k):
+    """munmap (cpu, start or hot pick, pages)."""
+    d.munmap(cpu, start, _COUNT[k])
+
+
+def _mmap(d, cfg, cpu, start, k, f, w, fixed):
+    """mmap (cpu, start, pages, anon or file, writable, MAP_FIXED)."""
+    d.mmap(cpu, start, _COUNT[k], None if f == 0 else f - 1, bool(w), bool(fixed))
+
+
+def _mprotect(d, cfg, cpu, start, k, w):
+    """mprotect (cpu, start or hot pick, pages, writable)."""
+    d.mprotect(cpu, start, _COUNT[k], bool(w))
+
+
+def _file_write(d, cfg, cpu, file, pgoff):
+    """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
+    d.write(cpu, file, pgoff)
+
+
+def _truncate(d, cfg, cpu, file, pgoff):
+    """Hole punch of one file page (cpu, file or hot, pgoff)."""
+    d.truncate(cpu, file, pgoff)
+
+
+def _writeback(d, cfg, cpu, file, pgoff):
+    """Writeback of one page-cache page with folio_mkclean (cpu, file or hot, pgoff)."""
+    d.writeback(cpu, file, pgoff)
+
+
+def _madvise(d, cfg, cpu, start, k, adv, mm):
+    """madvise (cpu, start or hot pick, pages, advice, calling task's mm)."""
+    d.madvise(cpu, start, _COUNT[k], MADV_ADVICE[adv], mm)
+
+
+def _mremap(d, cfg, cpu, start, k, dest):
+    """mremap (cpu, start or hot pick, pages, which free destination)."""
+    d.mremap(cpu, start, _COUNT[k], dest)
+
+
+#: The rules. ``fields``: the radices of the integer a rule draws (see _rules); a "hot
+#: pick" value (``nfiles`` for a file, ``2 * vpages`` ranges for a start) picks what is in
+#: use (Driver). Order and names are Hypothesis's (its choices and database keys follow them).
+RULES = (
+    Rule("advance", "runnable", None, _advance),
+    Rule("preempt_advance", "runnable", None, _preempt_advance),
+    Rule("access", "idle", lambda c: (c.ncpus, c.vpages, 2), _access),
+    Rule("tlb_fill", None, lambda c: (c.ncpus, 8), _tlb_fill),
+    Rule("background", None, lambda c: (6, c.ncpus, 8), _background),
+    Rule("reclaim", "idle", lambda c: (c.ncpus, 8, 3, 3), _reclaim),
+    Rule("migrate", "idle", lambda c: (c.ncpus, 8, 3), _migrate),
+    Rule("munmap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3), _munmap),
+    Rule("mmap", "idle", lambda c: (c.ncpus, c.vpages, 3, c.nfiles + 1, 2, 2), _mmap),
+    Rule("mprotect", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 2), _mprotect),
+    Rule("file_write", "idle", lambda c: (c.ncpus, c.nfiles, c.file_pages), _file_write),
+    Rule("writeback", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), _writeback),
+    Rule("madvise", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 4, c.nmms + 1), _madvise),
+    Rule("mremap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, c.vpages), _mremap),
+    Rule("truncate", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), _truncate),
+)
+
+_GUARDS = {"runnable": precondition(lambda self: self.d.has_runnable()),
+           "idle": precondition(lambda self: self.d.has_idle())}
+
+
 def _rules(cfg: MachineConfig) -> dict:
-    """The rule methods for ``cfg`` (strategies depend on the machine's size).
+    """The Hypothesis rule methods of :data:`RULES` for ``cfg`` (strategies depend on the
+    machine's size).
 
     Each rule draws *one* integer and decodes its fields (mixed radix, see
     :func:`strategies.decode`): Hypothesis's cost is per draw, so one draw per
     step instead of up to six gave about 20% more steps per second, and the integer
-    still shrinks toward the simplest choice of every field.
+    still shrinks toward the simplest choice of every field. Each code's fields are
+    decoded once per config (a table a step indexes).
     """
-    nc, nv = cfg.ncpus, cfg.vpages
-    tables: dict = {}  # radices -> every code's fields, decoded once (a step indexes it)
+    out = {}
+    for r in RULES:
+        out[r.name] = _rule_method(r, cfg)
+    return out
 
-    def dec(x: int, radices: tuple) -> tuple:
-        """:func:`strategies.decode` of ``x``, looked up in a table built on first use."""
-        t = tables.get(radices)
-        if t is None:
-            n = 1
-            for r in radices:
-                n *= r
-            t = tables[radices] = tuple(S.decode(i, radices) for i in range(n))
-        return t[x]
 
-    CPU_VP_W = (nc, nv, 2)
-    CPU_PICK = (nc, 8)
-    BACKGROUND = (6, nc, 8)
-    RECLAIM = (nc, 8, 3)
-    RECLAIM_N = (nc, 8, 3, 3)  # + nested pass (one value in three)
-    MADV = (nc, 2 * nv, 3, 4, cfg.nmms + 1)  # + the calling task's mm (0: the loaded one)
-    MREMAP = (nc, 2 * nv, 3, nv)
-    WBACK = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
-    RANGE = (nc, 2 * nv, 3)
-    MMAP = (nc, nv, 3, cfg.nfiles + 1, 2, 2)
-    MPROT = (nc, 2 * nv, 3, 2)
-    FWRITE = (nc, cfg.nfiles, cfg.file_pages)
-    TRUNC = (nc, cfg.nfiles + 1, cfg.file_pages)  # file == nfiles: hot pick
-    K = (1, 1, 2)  # page/folio counts, biased to one
+def _decode_table(radices: tuple) -> tuple:
+    n = 1
+    for r in radices:
+        n *= r
+    return tuple(S.decode(i, radices) for i in range(n))
 
-    def counted(fn):
-        # the rules take one argument, i or x: passed on by position (no **kw dict per step)
-        one = fn.__code__.co_varnames[1:fn.__code__.co_argcount]
-        if one == ("i",):
-            def step(self, i):
-                self.stats.steps += 1
-                fn(self, i)
-        elif one == ("x",):
-            def step(self, x):
-                self.stats.steps += 1
-                fn(self, x)
-        else:
-            def step(self, **kw):
-                self.stats.steps += 1
-                fn(self, **kw)
-        step.__name__ = fn.__name__
-        step.__doc__ = fn.__doc__
-        return step
 
-    runnable = precondition(lambda self: self.d.has_runnable())
-    idle = precondition(lambda self: self.d.has_idle())
+def _rule_method(r: Rule, cfg: MachineConfig):
+    """``r`` as a Hypothesis rule: a method drawing ``i`` (a pick) or ``x`` (a code), counting
+    the step in ``stats.steps`` and running ``r.run`` on the driver."""
+    run = r.run
+    if r.fields is None:
+        def step(self, i):
+            self.stats.steps += 1
+            run(self.d, cfg, i)
+        strategy = {"i": S.picks()}
+    else:
+        radices = r.fields(cfg)
+        table = _decode_table(radices)
 
-    @runnable
-    @rule(i=S.picks())
-    @counted
-    def advance(self, i):
-        """Run one operation in flight to its next interleaving point."""
-        self.d.advance(i)
-
-    @runnable
-    @rule(i=S.picks())
-    @counted
-    def preempt_advance(self, i):
-        """Same as advance: a second rule doubles the weight of scheduling kernel steps."""
-        self.d.advance(i)
-
-    @idle
-    @rule(x=S.code(CPU_VP_W))
-    @counted
-    def access(self, x):
-        """A user load or store (cpu, vpage, write)."""
-        cpu, vp, w = dec(x, CPU_VP_W)
-        self.d.access(cpu, vp, bool(w))
-
-    @rule(x=S.code(CPU_PICK))
-    @counted
-    def tlb_fill(self, x):
-        """A speculative fill (cpu, k-th present PTE of its mm)."""
-        self.d.fill(*dec(x, CPU_PICK))
-
-    @rule(x=S.code(BACKGROUND))
-    @counted
-    def background(self, x):
-        """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
-        TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
-        allocates and writes a frame (2) or frees its oldest one (3), the last task of an
-        idle CPU's mm exits and a new program starts there (4: ``exit_mmap``), the task of an
-        idle CPU forks into the k-th other mm slot (5: ``dup_mmap``; here for the same reason
-        as exit: the child's slot loses its address space)."""
-        kind, cpu, k = dec(x, BACKGROUND)
-        if kind == 0:
-            self.d.evict(cpu, k)
-        elif kind == 1:
-            if self.d.has_idle():
-                self.d.switch(cpu, k % cfg.nmms)
-        elif kind == 2:
-            self.d.consumer_alloc()
-        elif kind == 3:
-            self.d.consumer_free()
-        elif kind == 4:
-            if self.d.has_idle():
-                self.d.exit_mmap(cpu)
-        elif self.d.has_idle():
-            self.d.fork(cpu, k)
-
-    @idle
-    @rule(x=S.code(RECLAIM_N))
-    @counted
-    def reclaim(self, x):
-        """Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."""
-        cpu, a, k, nested = dec(x, RECLAIM_N)
-        self.d.reclaim(cpu, a, K[k], nested == 2)
-
-    @idle
-    @rule(x=S.code(RECLAIM))
-    @counted
-    def migrate(self, x):
-        cpu, a, k = dec(x, RECLAIM)
-        self.d.migrate(cpu, a, K[k])
-
-    @idle
-    @rule(x=S.code(RANGE))
-    @counted
-    def munmap(self, x):
-        """munmap (cpu, start or hot pick, pages)."""
-        cpu, start, k = dec(x, RANGE)
-        self.d.munmap(cpu, start, K[k])
-
-    @idle
-    @rule(x=S.code(MMAP))
-    @counted
-    def mmap(self, x):
-        """mmap (cpu, start, pages, anon or file, writable, MAP_FIXED)."""
-        cpu, start, k, f, w, fixed = dec(x, MMAP)
-        self.d.mmap(cpu, start, K[k], None if f == 0 else f - 1, bool(w), bool(fixed))
-
-    @idle
-    @rule(x=S.code(MPROT))
-    @counted
-    def mprotect(self, x):
-        cpu, start, k, w = dec(x, MPROT)
-        self.d.mprotect(cpu, start, K[k], bool(w))
-
-    @idle
-    @rule(x=S.code(FWRITE))
-    @counted
-    def file_write(self, x):
-        """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
-        self.d.write(*dec(x, FWRITE))
-
-    @idle
-    @rule(x=S.code(TRUNC))
-    @counted
-    def truncate(self, x):
-        """Hole punch of one file page (cpu, file or hot, pgoff)."""
-        self.d.truncate(*dec(x, TRUNC))
-
-    @idle
-    @rule(x=S.code(WBACK))
-    @counted
-    def writeback(self, x):
-        """Writeback of one page-cache page with folio_mkclean (cpu, file or hot, pgoff)."""
-        self.d.writeback(*dec(x, WBACK))
-
-    @idle
-    @rule(x=S.code(MADV))
-    @counted
-    def madvise(self, x):
-        """madvise (cpu, start or hot pick, pages, advice, calling task's mm)."""
-        cpu, start, k, adv, mm = dec(x, MADV)
-        self.d.madvise(cpu, start, K[k], MADV_ADVICE[adv], mm)
-
-    @idle
-    @rule(x=S.code(MREMAP))
-    @counted
-    def mremap(self, x):
-        """mremap (cpu, start or hot pick, pages, which free destination)."""
-        cpu, start, k, dest = dec(x, MREMAP)
-        self.d.mremap(cpu, start, K[k], dest)
-
-    return {f.__name__: f for f in (advance, preempt_advance, access, tlb_fill, background,
-                                    reclaim, migrate, munmap, mmap, mprotect, file_write,
-                                    writeback, madvise, mremap, truncate)}
+        def step(self, x):
+            self.stats.steps += 1
+            run(self.d, cfg, *table[x])
+        strategy = {"x": S.code(radices)}
+    step.__name__ = r.name
+    step.__qualname__ = r.name
+    step.__doc__ = run.__doc__
+    step = rule(**strategy)(step)
+    return _GUARDS[r.guard](step) if r.guard is not None else step
 
 
 def conformance_machine(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False,

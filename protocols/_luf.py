@@ -20,7 +20,7 @@ hash, which only make the bookkeeping cheaper, not the flush points different):
 
 Subclasses choose the give-up points by overriding hooks.
 """
-from conformance.arch import TlbBatch
+from conformance.hw.arch import TlbBatch
 from conformance.hookpoints import atomic_section
 from protocols.linux import Linux, TlbUbc
 
@@ -76,8 +76,8 @@ class LufBase(Linux):
         """``folio_test_anon(folio) && !folio_test_swapbacked(folio)`` (MADV_FREE'd).
 
         The model passes protocols a frame number, not a folio, so this reads the folio
-        flags of the machine's ``Memory`` through the allocator's owner (the kernel object
-        whose ``free_frames`` is ``free_to_allocator``): ``Memory.lazyfree`` is the model's
+        flags of the machine's ``PhysMem`` through the allocator's owner (the kernel object
+        whose ``free_frames`` is ``free_to_allocator``): ``PhysMem.lazyfree`` is the model's
         ``!PG_swapbacked`` of an anonymous folio (docs/model.md section 2)."""
         kernel = getattr(self.free_to_allocator, "__self__", None)
         mem = getattr(kernel, "mem", None)

@@ -15,7 +15,7 @@ Decided the same way in both modules:
 * eligibility on ``pte_write`` only (``LUF_DIRTY_OK = True``; v12 ``can_luf_*``);
 * the flush at the end of ``folio_mkclean()`` (v12 16/26) is *not* modelled in either:
   the machine has writeback (``Kernel.writeback`` -> ``folio_mkclean``) but the model
-  calls no protocol hook there (``conformance/kernel.py`` is not the LUF modules' to
+  calls no protocol hook there (``conformance/mm/`` is not the LUF modules' to
   change; a ``folio_mkclean_end`` hook is requested in docs/LUF.md). It cannot change a
   verdict of docs/LUF.md: the scenario files use no writeback, and the v12 S2 finding is
   an anonymous swap-out, which in the kernel does not call ``folio_mkclean`` either.

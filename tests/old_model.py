@@ -4,7 +4,7 @@ Used by the teeth tests (tests/test_soundness_fixes.py) and by bench/soundness_p
 which checks that the soundness campaign would have found them.
 """
 from conformance.oracle import Oracle
-from conformance.pagetable import PRESENT
+from conformance.mm.mm_types import PRESENT
 
 FIXED_CHECK_S3 = Oracle.check_s3
 

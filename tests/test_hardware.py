@@ -1,9 +1,9 @@
 """The x86 hardware rules of PRIMER section 2 (Intel SDM Vol. 3A 4.8, 4.10) and the flush
-primitives of conformance/arch.py (arch/x86/mm/tlb.c)."""
-from conformance.arch import TLB_SINGLE_PAGE_FLUSH_CEILING
+primitives of conformance/hw/arch.py (arch/x86/mm/tlb.c)."""
+from conformance.hw.arch import TLB_SINGLE_PAGE_FLUSH_CEILING
 from conformance.config import MachineConfig
 from conformance.machine import Machine
-from conformance.pagetable import MIGRATION, PRESENT, SWAP
+from conformance.mm.mm_types import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
 from conformance.hookpoints import finish_hook
 

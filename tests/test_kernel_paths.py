@@ -1,4 +1,4 @@
-"""Ordering of the simulated kernel paths (conformance/kernel.py) against the kernel's.
+"""Ordering of the simulated kernel paths (conformance/mm/) against the kernel's.
 
 Orderings are read from ``machine.trace``: kernel messages, flush events, and ``hook``
 events logged by a recording subclass of the mainline protocol at the moment the kernel
@@ -9,7 +9,7 @@ import pytest
 from conformance.config import MachineConfig
 from conformance.errors import UsageError
 from conformance.machine import Machine
-from conformance.pagetable import MIGRATION, NONE, PRESENT, SWAP
+from conformance.mm.mm_types import MIGRATION, NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 from conformance.hookpoints import finish_hook
 

@@ -53,7 +53,7 @@ def test_bad_litmus_is_a_usage_error():
 def test_model_regression_scenario_has_teeth(monkeypatch):
     """Without the isolation check in folio_isolate_lru the regression scenario shows the
     false S1 it was written for; with it, linux passes (above)."""
-    import conformance.kernel as K
+    import conformance.mm as K
 
     orig = K.Kernel._lru_folio
 
@@ -73,7 +73,7 @@ def test_rmap_walk_lock_regression_has_teeth(monkeypatch):
     """Without rmap_walk's read lock (i_mmap_rwsem / anon_vma) the explorer finds the walk
     that misses a PTE mremap moves away and back (the fuzzer's MODEL-ERROR); with it every
     interleaving passes (test_scenario_verdict)."""
-    import conformance.kernel as K
+    import conformance.mm as K
     from conformance.explorer import explore
 
     def no_walk_lock(self, op, loc):

@@ -8,7 +8,7 @@ import pytest
 
 from conformance.errors import Failure
 from conformance.machine import Machine
-from conformance.pagetable import NONE, PRESENT, SWAP
+from conformance.mm.mm_types import NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
 from conformance.hookpoints import finish_hook

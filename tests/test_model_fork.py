@@ -10,7 +10,7 @@ from conformance.config import MachineConfig
 from conformance.errors import Failure, UsageError
 from conformance.litmus import load, parse, run
 from conformance.machine import Machine
-from conformance.pagetable import NONE, PRESENT, SWAP
+from conformance.mm.mm_types import NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 
 LINUX = load_protocol("linux")

@@ -13,7 +13,7 @@ from conformance.config import MachineConfig
 from conformance.errors import UsageError
 from conformance.litmus import load, run, verdict
 from conformance.machine import Machine
-from conformance.pagetable import NONE, PRESENT
+from conformance.mm.mm_types import NONE, PRESENT
 from conformance.registry import load_protocol
 
 LINUX = load_protocol("linux")
@@ -194,7 +194,7 @@ def test_gap_litmus_kills_its_mutant(name, mutant, rule, without):
 def test_munmap_gap_needs_the_downgrade(monkeypatch):
     """With munmap holding mmap_lock for write through its zap (the model before, and
     kernels before 4.20), the madvise waits and the munmap mutant passes the scenario."""
-    from conformance.kernel import Kernel
+    from conformance.mm import Kernel
     monkeypatch.setattr(Kernel, "mmap_write_downgrade", staticmethod(lambda op, mm: None))
     orig = Kernel.munmap
 

@@ -5,7 +5,7 @@ import pytest
 from conformance.config import MachineConfig
 from conformance.errors import C1Violation, O1Violation, S1Violation, S2Violation, S3Violation
 from conformance.machine import Machine
-from conformance.pagetable import NONE, SWAP
+from conformance.mm.mm_types import NONE, SWAP
 from conformance.registry import load_protocol
 from conformance.hookpoints import finish_hook
 

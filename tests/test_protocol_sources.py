@@ -188,7 +188,7 @@ def test_new_writes_a_module_that_certifies(tmp_path):
         assert f"    def {h}(self" in text and f"super().{h}(" in text
         assert sites[h][0] in text.replace("\n        ", " ")  # the model caller is named
     assert text.count("Kernel callers: ") == len(overridden_hooks(linux))
-    assert "mm/rmap.c" in text and "conformance/kernel.py Kernel.try_to_unmap" in text
+    assert "mm/rmap.c" in text and "conformance/mm/rmap.py Kernel.try_to_unmap" in text
     again = _cli("new", "my_flush", "--dir", str(tmp_path), cwd=tmp_path, env=env)
     _one_line_error(again, "exists")
     assert (tmp_path / "my_flush.py").read_text() == text

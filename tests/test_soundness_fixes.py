@@ -7,14 +7,14 @@ direct check of the rule that the old code breaks.
 """
 import pytest
 
-import conformance.kernel as K
+import conformance.mm as K
 from conformance.config import MachineConfig
 from conformance.errors import S3Violation
 from conformance.explorer import explore
 from conformance.litmus import corpus, run, verdict
 from conformance.machine import Machine
 from conformance.oracle import Oracle
-from conformance.pagetable import MIGRATION, PRESENT, SWAP
+from conformance.mm.mm_types import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
 from old_model import old_s3_frame, skip_dirty_flush_if_gathered
 

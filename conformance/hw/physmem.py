@@ -1,4 +1,10 @@
-"""Physical memory: frames, the page allocator, files with a page cache, swap.
+"""Physical memory: frames and their contents, and, indexed by pfn beside them, what the
+kernel keeps per frame (``struct page``/folio flags, the allocator's free list, the page
+cache and swap of files and anonymous pages).
+
+Simplification: the kernel's per-frame state lives here, one table per field indexed by
+pfn, beside the frames' contents (the hardware), because every path and the oracle index
+it by pfn; the code that changes it is the kernel's (:mod:`conformance.mm`).
 
 * The allocator is LIFO: ``free_unref_folios`` puts a frame on the per-CPU
   free list and the next ``alloc_pages`` takes the most recently freed one
@@ -15,7 +21,7 @@
 """
 from __future__ import annotations
 
-from .pagetable import Lock
+from ..mm.mm_types import Lock
 
 
 class File:
@@ -29,7 +35,7 @@ class File:
         self.cache: dict[int, int] = {}
 
 
-class Memory:
+class PhysMem:
     """Frames, allocator, files and swap."""
 
     __slots__ = ("value", "owner", "dirty", "lazyfree", "folio_lock", "free_list", "rmap", "isolated",

@@ -1,4 +1,5 @@
-"""Page tables, VMAs, mms and the locks that guard them.
+"""include/linux/mm_types.h, include/linux/pgtable.h (Linux 6.12): page tables, VMAs, mms and
+the locks that guard them (the data; the code that takes the locks is :mod:`.locking`).
 
 PTE kinds follow x86-64 Linux: a present PTE (``pte_present``), a swap entry
 (``is_swap_pte``), a migration entry (``is_migration_entry``) or ``pte_none``.

@@ -11,7 +11,7 @@ mm (PCID), so a CPU keeps entries of an mm it switched away from. The rules
 4. a write through a clean entry re-walks to set D and faults if the PTE is no
    longer present or writable (SDM 4.8 "sets the dirty flag", kernel-notes 5.2);
 5. any entry can be evicted at any time: :meth:`Tlbs.drop` (SDM 4.10.4.4);
-6. flushes are synchronous: :mod:`conformance.arch`.
+6. flushes are synchronous: :mod:`conformance.hw.arch`.
 
 Besides the per-CPU tables we keep ``refs[frame]``, every entry that maps a
 frame, so that the oracle checks S1/S2 in time independent of TLB size.

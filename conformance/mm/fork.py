@@ -1,0 +1,81 @@
+"""kernel/fork.c (Linux 6.12): ``dup_mmap``.
+
+Its page-table copy is ``copy_pte_range`` (:mod:`conformance.mm.memory.copy`); the COW
+faults it sets up are in :mod:`conformance.mm.memory.fault`.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from ..errors import ModelError
+
+
+class ForkPaths:
+    """The paths of kernel/fork.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def dup_mmap(self, op, mm, child):
+        """``kernel_clone`` -> ``copy_mm`` -> ``dup_mm`` -> ``dup_mmap`` (kernel/fork.c; in
+        mm/mmap.c since 2025): the task running ``mm`` forks; the child is mm slot ``child``.
+
+        The model has a fixed set of mms, so the child *replaces* the slot's previous
+        address space: that old tenant exits first (simplification: its teardown is
+        :meth:`unmap_region` over every VMA, an mmu_gather with the usual hooks, not
+        ``exit_mmap``'s ``tlb_gather_mmu_fullmm``); CPUs that had the slot loaded now run
+        the child. The slot keeps its ``mm.proto`` and ``tlb_gen`` (a pending
+        ``tlb_flush_batched`` inherited from the old tenant only costs a flush).
+
+        ``mmap_write_lock`` of both mms, in mm-id order (the kernel's child mm is new and
+        unreachable, so its order does not matter there; here another task may hold the
+        slot's lock). Per parent VMA (``vm_area_dup``: flags, file, ``vm_pgoff`` and the
+        protocol slot copied), an anonymous VMA gets its own ``anon_vma`` hanging off the
+        parent's root (``anon_vma_fork``: a new location id, ``PhysMem.anon_root``; the
+        child's locations start with the parent's values). ``copy_page_range`` runs only
+        where ``vma_needs_copy``: anonymous VMAs (shared file mappings have no
+        ``anon_vma`` and are faulted in by the child) -> :meth:`copy_pte_range` per page
+        table. Simplification: the root ``anon_vma`` lock that ``anon_vma_fork`` takes for
+        the link is held through each page table's copy, so no rmap walk (reclaim, migration)
+        runs during it; in the kernel a walk may race the copy and find the folio mapped
+        again afterwards (``shrink_folio_list``: ``folio_mapped`` -> activate), and the
+        model's walk, which tracks mappings by (mm, address), would miss a mapping the
+        child re-created in a slot it had already visited. Then ``mmap_write_unlock(child)``, ``flush_tlb_mm(oldmm)`` (the parent's
+        CPUs drop the writable entries of the PTEs just write-protected),
+        ``mmap_write_unlock(mm)``. Not a protocol hook: the flush is the kernel's own.
+        """
+        if child is mm:
+            raise ModelError("fork into the parent's own mm slot")
+        first, second = (mm, child) if mm.id < child.id else (child, mm)
+        yield from self.mmap_write_lock(op, first)
+        yield from self.mmap_write_lock(op, second)
+        if child.vmas:  # the slot's previous tenant exits
+            yield from self.unmap_region(op, child, 0, len(child.ptes))
+        mem = self.mem
+        for vma in list(mm.vmas):
+            new = vma.split_copy(vma.start, vma.end)  # vm_area_dup
+            if vma.is_anon:  # anon_vma_fork
+                new.anon_id = self.m.new_anon_id()
+                mem.anon_root[new.anon_id] = mem.anon_root.get(vma.anon_id, vma.anon_id)
+            child.vmas.append(new)
+            child.vmas.sort(key=lambda v: v.start)
+            self._touch_range(op, child, new.start, new.end)
+            if not vma.is_anon:  # !vma_needs_copy: the child faults the file pages in
+                continue
+            # anon_vma_fork's anon_vma_lock_write(root), held here through each page
+            # table's copy (see above)
+            rl = self.rmap_lock(vma.location(vma.start))
+            for a, b in mm.table_ranges(vma.start, vma.end):
+                yield from self.down_write(op, rl)
+                yield from self.copy_pte_range(op, mm, vma, child, new, a, b)
+                self.up_write(op, rl)
+                yield  # cond_resched between page tables
+        self.trace.msg(op, "dup_mmap(mm%d -> mm%d)", mm.id, child.id)
+        self.mmap_write_unlock(op, child)
+        self.arch.flush_tlb_mm(mm, op)  # flush_tlb_mm(oldmm)
+        for f in list(mem.fork_copies):  # the window is closed: stores no longer reach the child
+            rest = [c for c in mem.fork_copies[f] if c[0] is not op]
+            if rest:
+                mem.fork_copies[f] = rest
+            else:
+                del mem.fork_copies[f]
+        self.mmap_write_unlock(op, mm)
+        op.result = child.id

@@ -1,0 +1,152 @@
+"""mm/memory.c (Linux 6.12), the zap half: ``zap_pte_range`` and ``unmap_mapping_range``.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from ...errors import ModelError
+from ..mm_types import NONE, PRESENT, SWAP
+from ...protocol import MmuGather
+from ..task import hook
+
+
+class ZapPaths:
+    """The zap paths of mm/memory.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int, madv: bool = False):
+        """``zap_pte_range`` for one page-table page (mm/memory.c).
+
+        Take the PTL, ``flush_tlb_batched_pending``, clear present PTEs
+        recording each in the gather (``pte_none`` is skipped and records
+        nothing); anon pages are gathered and freed only after the flush.
+        A dirty shared-file PTE follows the protocol's ``ZAP_DIRTY_FILE_PTE =
+        (force_flush, delay_rmap)``: mainline (True, True) flushes under the PTL and
+        removes the rmap only after that flush (5df397dec7c4); with ``delay_rmap``
+        False the rmap goes at once (``page_remove_rmap`` in the loop), so
+        ``folio_mkclean`` no longer finds the mapping; without ``force_flush`` the flush
+        waits for ``tlb_end_vma``/``tlb_finish_mmu``. When ``force_flush``, a ``yield``
+        between the PTE loop and ``tlb_flush_mmu_tlbonly`` (PTL held) stands for the
+        rest of the page-table walk and the IPI wait: another CPU's ``folio_mkclean``
+        (writeback) may run there. After the PTL is dropped, a forced flush frees the batch
+        at once (``tlb_flush_mmu``: nothing left to invalidate, then
+        ``tlb_batch_pages_flush``), not only at ``tlb_finish_mmu``.
+
+        **Full batch** (``__tlb_remove_folio_pages`` / ``__tlb_remove_page`` returning true
+        when ``tlb_next_batch`` cannot add a batch; here when the gather holds
+        ``MachineConfig.gather_batch`` pages): ``force_flush`` and ``force_break``, the
+        walk stops after that PTE, flushes under the PTL (``tlb_flush_mmu_tlbonly``,
+        ``tlb_flush_rmaps``), drops it, ``tlb_flush_mmu`` frees the batch, **yield**
+        (``cond_resched``) and the walk starts again at the next address: re-take the PTL,
+        ``flush_tlb_batched_pending`` again (6.x: ``zap_pmd_range`` calls again from the
+        returned ``addr``; before 6.x: ``goto again`` inside ``zap_pte_range``). This
+        force flush is the same code as the dirty-file one (since 1cf35d47712d); only what
+        forced it differs. The PTL-held flush happens whatever the protocol's
+        ``ZAP_DIRTY_FILE_PTE`` says: that attribute is about the dirty-file reason only.
+
+        ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
+        cleared reads zero from now on (``oracle.expected`` reset).
+        Every slot of the table range is a *visit* for S3 (``op.s3_visits``), ``pte_none``
+        ones included: the 99baac21e458 race is a walk that finds the slot already empty.
+        """
+        mem = self.mem
+        proto = self.proto
+        file_force, file_delay = proto.ZAP_DIRTY_FILE_PTE
+        anon = vma.is_anon
+        batch = self.m.cfg.gather_batch
+        addr = start
+        while addr < end:  # retry: once per pass that stopped on a full batch
+            ptl = yield from self._lock_pte_table(op, mm, addr)
+            force_flush = False
+            vpage = addr
+            addr = end
+            while vpage < end:
+                op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
+                pte = mm.ptes[vpage]
+                kind = pte.kind
+                vpage += 1
+                if kind == NONE:
+                    continue
+                vp = vpage - 1
+                op.touched_vps[(mm.id, vp)] = None
+                if madv:
+                    if anon:
+                        loc = vma.location(vp)
+                        self.oracle.expected.pop(loc, None)
+                        op.touched_locs[loc] = None
+                if kind == PRESENT:
+                    pteval = pte.snapshot()
+                    pte.clear()  # ptep_get_and_clear_full
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vp)
+                    frame = pteval.frame
+                    op.touched_frames[frame] = None
+                    mem.gathered[frame] += 1  # __tlb_remove_page: put after the flush
+                    tlb.pages.append(frame)
+                    if anon:
+                        self.rmap_remove(frame, mm, vp)
+                        mem.owner[frame] = self._anon_owner_after_unmap(frame)
+                    elif pteval.dirty:
+                        mem.dirty[frame] = True  # folio_mark_dirty
+                        force_flush = force_flush or file_force
+                        if file_delay:
+                            tlb.delayed_rmap.append((frame, mm, vp))
+                        else:
+                            self.rmap_remove(frame, mm, vp)
+                    else:
+                        self.rmap_remove(frame, mm, vp)
+                    self.trace.msg(op, "zap mm%d:v%d [pfn%d]", mm.id, vp, frame)
+                    if len(tlb.pages) >= batch:  # __tlb_remove_page: batch full
+                        force_flush = True  # force_break: stop after this PTE
+                        if vpage < end:
+                            addr = vpage
+                            self.trace.msg(op, "zap: mmu_gather full, flush mid-walk")
+                        break
+                elif kind == SWAP:
+                    slot = self._free_swap_entry(pte)
+                    self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vp, slot)
+                else:
+                    pte.clear()  # migration entry: remove_migration_ptes will find none
+                    self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vp)
+            if force_flush:
+                yield  # rest of the walk / IPI wait, PTL held
+                yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
+                for frame, rmm, vp in tlb.delayed_rmap:  # tlb_flush_rmaps
+                    self.rmap_remove(frame, rmm, vp)
+                tlb.delayed_rmap.clear()
+            self.unlock(op, ptl)
+            if force_flush:  # tlb_flush_mmu: free the batched memory too
+                yield from hook(proto.tlb_flush_mmu(tlb))
+            yield
+
+    def _free_swap_entry(self, pte) -> int:
+        """``free_swap_and_cache`` + ``pte_clear`` of a swap entry; returns its slot."""
+        slot = pte.slot
+        pte.clear()
+        self.mem.swap_map[slot] -= 1
+        self.mem.put_slot(slot)
+        return slot
+
+    def unmap_mapping_range(self, op, loc, visited: list):
+        """``unmap_mapping_range(mapping, pgoff, 1, even_cows=0)`` (mm/memory.c) for one page:
+        ``i_mmap_lock_read``, then ``unmap_mapping_range_tree``: for each VMA mapping the
+        page, ``zap_page_range_single`` (mm/memory.c): its own ``tlb_gather_mmu``,
+        :meth:`zap_pte_range` of the one page, ``tlb_end_vma``, ``tlb_finish_mmu``. No
+        ``mmap_lock``: it runs beside munmap, mprotect, mremap, madvise and faults of any
+        mm mapping the file, and beside their open gathers (``mm_tlb_flush_nested``).
+        Appends each (mm, vpage) it walked to ``visited`` (S3 at return)."""
+        proto = self.proto
+        walk = yield from self.rmap_walk_lock(op, loc)
+        for mm, vp in self._mappings_of(loc):
+            vma = mm.find_vma(vp)
+            if vma is None or vma.vpage_of(loc) != vp:  # unmapped while we zapped others
+                continue
+            op.touched_vps[(mm.id, vp)] = None
+            tlb = MmuGather(op, mm, vp, vp + 1, self._tlb_batch_pages_flush)
+            self.m.call_hook(proto.tlb_gather_mmu, tlb)
+            yield from self.zap_pte_range(op, tlb, mm, vma, vp, vp + 1)
+            yield from hook(proto.tlb_end_vma(tlb, vma))
+            yield from hook(proto.tlb_finish_mmu(tlb))
+            if tlb.pages:
+                raise ModelError("tlb_finish_mmu left pages unfreed")
+            visited.append((mm, vp))
+        self.rmap_walk_unlock(op, walk)

@@ -1,0 +1,127 @@
+"""mm/migrate.c (Linux 6.12): ``migrate_pages_batch`` and migration entries.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from .mm_types import MIGRATION
+from .task import hook
+
+
+class _MigrationWait:
+    """``migration_entry_wait``: sleep until the migration entry is replaced."""
+
+    __slots__ = ("pte",)
+
+    def __init__(self, pte):
+        self.pte = pte
+
+    def can_take(self, op):
+        return self.pte.kind != MIGRATION
+
+
+class MigratePaths:
+    """The paths of mm/migrate.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def migrate(self, op, frames: tuple):
+        """``migrate_pages_batch``: unmap all, ``try_to_unmap_flush`` *before any copy*, then move.
+
+        ``migrate_folio_unmap`` allocates the destination and installs migration
+        entries (deferred flush: async mode, ``TTU_BATCH_FLUSH``); at ``move:``
+        the batch is flushed; ``migrate_folio_move`` copies (S2), switches the
+        page cache slot (``folio_migrate_mapping``), ``remove_migration_ptes``,
+        unlocks and frees the source (``migrate_folio_done``).
+        With the protocol's ``MIGRATE_FLUSH_BEFORE_COPY`` False (a naive batching, not
+        a kernel version) the flush is issued only after the copy and
+        ``remove_migration_ptes`` of each folio, just before its source is freed.
+        Each folio's move starts with the protocol's ``migrate_folio_move`` hook (after the
+        batch flush when ``MIGRATE_FLUSH_BEFORE_COPY``, before ``folio_migrate_mapping``
+        and the copy).
+        """
+        mem = self.mem
+        proto = self.proto
+        tr = self.trace
+        batch = []
+        for frame in frames:
+            if not self._lru_folio(op, frame):
+                tr.msg(op, "migrate: skip pfn%d", frame)
+                continue
+            owner = mem.owner[frame]
+            dst = self.alloc_frame(op, owner)
+            if dst is None:
+                self.putback(op, frame)
+                continue
+            yield from self.lock(op, mem.folio_lock[dst])
+            mem.isolated[dst] = op  # migration holds its reference until the move is done
+            yield from self.try_to_unmap(op, frame, None, migration=True)
+            batch.append((frame, dst, owner))
+        before = proto.MIGRATE_FLUSH_BEFORE_COPY
+        if before:
+            yield from hook(proto.try_to_unmap_flush(op))
+        tr.msg(op, "migrate: move")
+        yield
+        for frame, dst, owner in batch:
+            yield from hook(proto.migrate_folio_move(op, frame, dst))
+            if mem.gathered[frame]:
+                if not before:
+                    yield from hook(proto.try_to_unmap_flush(op))
+                yield from self._migrate_abort(op, frame, dst, owner)
+                continue
+            tr.msg(op, "copy pfn%d -> pfn%d", frame, dst)
+            mem.value[dst] = self.copy_out(op, frame)
+            mem.dirty[dst] = mem.dirty[frame]
+            mem.lazyfree[dst] = mem.lazyfree[frame]  # folio_migrate_flags: !swapbacked kept
+            if owner[0] == "f":
+                mem.files[owner[1]].cache[owner[2]] = dst
+            yield from self.remove_migration_ptes(op, frame, dst, owner)
+            if not before:
+                yield from hook(proto.try_to_unmap_flush(op))
+            mem.isolated[dst] = None
+            self.unlock(op, mem.folio_lock[dst])
+            if owner[0] == "a" and self.last_reference(dst):
+                mem.owner[dst] = "zapped"  # unmapped meanwhile: our folio_put is the last
+                self.free_frames([dst])
+            if self.release_isolated(op, frame):
+                yield from hook(proto.free_unref_folios(op, [frame]))
+            yield
+
+    def remove_migration_ptes(self, op, src: int, dst: int, loc):
+        """``remove_migration_ptes(src, dst)``: each migration entry still pointing at ``src``
+        becomes a present PTE of ``dst`` with the permissions it recorded (one PTL each).
+        The walk is redone after each step (an entry mremap moved meanwhile is found)."""
+        seen = []
+        walk = yield from self.rmap_walk_lock(op, loc)
+        while True:
+            for mm, vpage in self._mappings_of(loc):
+                pte = mm.ptes[vpage]
+                if pte.kind == MIGRATION and pte.frame == src and (mm.id, vpage) not in seen:
+                    break
+            else:
+                self.rmap_walk_unlock(op, walk)
+                return
+            mm_id = mm.id
+            seen.append((mm_id, vpage))
+            ptl = mm.ptl(vpage)
+            yield from self.lock(op, ptl)
+            pte = mm.ptes[vpage]
+            if pte.kind == MIGRATION and pte.frame == src:
+                pte.set_present(dst, pte.writable, pte.dirty, self.m.new_pte_inst())
+                self.rmap_add(dst, mm, vpage)
+                if self.mem.cow[src]:  # a readable entry restores a non-exclusive folio
+                    self.mem.cow[dst] = True
+                self.trace.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)
+            self.unlock(op, ptl)
+            yield
+
+    def _migrate_abort(self, op, frame: int, dst: int, loc):
+        """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
+        mem = self.mem
+        self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
+        yield from self.remove_migration_ptes(op, frame, frame, loc)
+        mem.isolated[dst] = None
+        self.unlock(op, mem.folio_lock[dst])
+        mem.owner[dst] = "zapped"
+        self.free_frames([dst])
+        if self.release_isolated(op, frame):
+            yield from hook(self.proto.free_unref_folios(op, [frame]))

@@ -1,0 +1,40 @@
+"""mm/mmu_gather.c (Linux 6.12): freeing what an ``mmu_gather`` batched.
+
+The gather's flush itself is the protocol's (``tlb_flush_mmu_tlbonly`` and friends,
+:class:`conformance.protocol.Protocol`); the kernel side kept here frees the pages after it.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+
+
+class MmuGatherPaths:
+    """The paths of mm/mmu_gather.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def _tlb_batch_pages_flush(self, tlb) -> None:
+        """``tlb_batch_pages_flush`` -> ``free_pages_and_swap_cache``."""
+        if tlb.pages:
+            pages, tlb.pages = tlb.pages, []
+            mem = self.mem
+            for f in pages:
+                mem.gathered[f] -= 1
+            self.free_frames([f for f in dict.fromkeys(pages) if self.last_reference(f)])
+
+    def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
+        """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and
+        ``__remove_mapping``'s refcount freeze fail, so reclaim keeps the folio. A zapped
+        anonymous folio leaves the swap cache (``free_swap_cache``).
+
+        Kept folios are unlocked (``keep:`` label) but stay isolated on ``ret_folios``
+        until ``shrink_folio_list`` has done its final ``try_to_unmap_flush``: only then
+        does the caller put them back on the LRU (``move_folios_to_lru``), so nobody can
+        migrate and free one while its deferred flush is still pending.
+        """
+        self.trace.msg(op, "reclaim pfn%d: extra reference (mmu_gather), keep", frame)
+        if slot is not None and not self.mem.swap_map[slot]:  # no swap entry of a fork sibling
+            del self.mem.swap_cache[slot]
+            self.mem.put_slot(slot)
+        self.unlock(op, self.mem.folio_lock[frame])
+        kept.append(frame)

@@ -1,0 +1,69 @@
+"""mm/mprotect.c (Linux 6.12): ``do_mprotect_pkey`` and ``change_pte_range``.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from .mm_types import MIGRATION, PRESENT
+from ..protocol import MmuGather
+from .task import hook
+
+
+class MprotectPaths:
+    """The paths of mm/mprotect.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def mprotect(self, op, mm, start: int, npages: int, writable: bool):
+        """``do_mprotect_pkey`` -> ``mprotect_fixup`` -> ``change_protection``.
+
+        VMAs whose flags do not change are skipped (``newflags == oldflags``).
+        For the others, per VMA: ``change_protection_range`` (``tlb_start_vma``,
+        ``change_pte_range`` per page table, ``tlb_end_vma``); ``change_pte_range``
+        takes the PTL, calls ``flush_tlb_batched_pending`` and write-protects
+        present PTEs, recording them with ``tlb_flush_pte_range``. Making a range
+        writable changes no PTE here (simplification: ``MM_CP_TRY_CHANGE_WRITABLE``
+        is not modelled; the next write fault upgrades). ``tlb_finish_mmu`` at
+        the end; S3 on return. Simplification: PROT_NONE is not modelled.
+        """
+        yield from self.mmap_write_lock(op, mm)
+        end = start + npages
+        inside = [v for v in mm.vmas if v.start < end and v.end > start]
+        if not inside or (writable and not all(v.maywrite for v in inside)):
+            self._error(op, mm, "mprotect: " + ("EACCES" if inside else "ENOMEM"), True)
+            return
+        self._touch_range(op, mm, start, end)
+        changed = []  # split only the VMAs whose protection changes (vma_modify_flags)
+        for v in [v for v in inside if v.writable != writable]:
+            changed += mm.split_vmas(max(v.start, start), min(v.end, end))
+        proto = self.proto
+        tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
+        self.m.call_hook(proto.tlb_gather_mmu, tlb)
+        for vma in changed:
+            vma.writable = writable
+            yield from hook(proto.mprotect_fixup(op, mm, vma))
+            for a, b in mm.table_ranges(vma.start, vma.end):
+                yield from self.change_pte_range(op, tlb, mm, a, b, writable)
+            yield from hook(proto.tlb_end_vma(tlb, vma))
+        yield from hook(proto.tlb_finish_mmu(tlb))
+        self.trace.msg(op, "mprotect(mm%d, v%d..v%d, %s)", mm.id, start, end - 1,
+                       "RW" if writable else "RO")
+        self.mmap_write_unlock(op, mm)
+        if not writable:
+            self.oracle.check_s3(op, mm, start, end, "mprotect")
+
+    def change_pte_range(self, op, tlb, mm, start: int, end: int, writable: bool):
+        """``change_pte_range`` for one page-table page."""
+        proto = self.proto
+        ptl = yield from self._lock_pte_table(op, mm, start)
+        if not writable:
+            for vpage in range(start, end):
+                pte = mm.ptes[vpage]
+                if pte.kind == PRESENT and pte.writable:
+                    pte.writable = False  # ptep_modify_prot_start/commit keep D
+                    op.touched_frames[pte.frame] = None
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)  # tlb_flush_pte_range
+                    self.trace.msg(op, "wrprotect mm%d:v%d", mm.id, vpage)
+                elif pte.kind == MIGRATION:
+                    pte.writable = False  # make_readable_migration_entry
+        self.unlock(op, ptl)
+        yield

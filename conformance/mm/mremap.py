@@ -1,0 +1,102 @@
+"""mm/mremap.c (Linux 6.12): ``move_vma`` and ``move_ptes``.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from .mm_types import NONE, PRESENT
+from .task import hook
+
+
+class MremapPaths:
+    """The paths of mm/mremap.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def mremap(self, op, mm, old_start: int, npages: int, new_start: int):
+        """``mremap(MREMAP_MAYMOVE|MREMAP_FIXED)`` to a free range: ``move_vma``.
+
+        ``mmap_write_lock``; "error" unless ``[old_start, +npages)`` lies in one VMA and
+        the destination is inside the address space, free of VMAs and disjoint from the
+        source. ``copy_vma`` (same ``vm_pgoff``, so every page keeps its location),
+        ``move_page_tables`` -> :meth:`move_ptes` per extent, then the old VMA piece is
+        removed. Simplification: the old range is not passed through ``unmap_region``
+        (no PTE is left there; its ``flush_tlb_batched_pending`` is the one
+        ``move_ptes`` already did). S3 at return: no entry of the old range; in the new
+        range, none of a PTE instance older than the move (docs/oracle.md section 2).
+        """
+        yield from self.mmap_write_lock(op, mm)
+        old_end = old_start + npages
+        new_end = new_start + npages
+        vma = mm.find_vma(old_start)
+        if (vma is None or vma.end < old_end or new_start < 0 or new_end > len(mm.ptes)
+                or any(v.start < new_end and v.end > new_start for v in mm.vmas)
+                or (new_start < old_end and old_start < new_end)):
+            self._error(op, mm, "mremap: EINVAL", True)
+            return
+        self._touch_range(op, mm, old_start, old_end)
+        self._touch_range(op, mm, new_start, new_end)
+        for vp in range(old_start, old_end):
+            op.touched_locs[vma.location(vp)] = None
+        old = mm.split_vmas(old_start, old_end)[0]
+        new = old.moved_copy(new_start)
+        mm.vmas.append(new)  # copy_vma
+        mm.vmas.sort(key=lambda v: v.start)
+        n = mm.ptes_per_table
+        a = old_start
+        # take_rmap_locks (need_rmap_locks taken as always true): no rmap walk runs
+        # while PTEs move, so none misses a PTE that is between its old and new place
+        rl = self.rmap_lock(vma.location(old_start))
+        yield from self.down_write(op, rl)
+        while a < old_end:
+            na = new_start + a - old_start
+            ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
+            yield from self.move_ptes(op, mm, a, a + ext, na)
+            a += ext
+        self.up_write(op, rl)  # drop_rmap_locks
+        mm.vmas.remove(old)
+        self.trace.msg(op, "mremap(mm%d, v%d..v%d -> v%d)", mm.id, old_start, old_end - 1, new_start)
+        op.result = new_start
+        self.mmap_write_unlock(op, mm)
+        self.oracle.check_s3(op, mm, old_start, old_end, "mremap")
+        self.oracle.check_s3(op, mm, new_start, new_end, "mremap")
+
+    def move_ptes(self, op, mm, old_addr: int, old_end: int, new_addr: int):
+        """``move_ptes``: old PTL, then the new one if different (``spin_lock_nested``),
+        ``flush_tlb_batched_pending``; each non-none PTE ``ptep_get_and_clear`` +
+        ``set_pte_at`` at the new address (rmap follows; a present PTE there is a new
+        instance); a present one sets ``force_flush``, and then ``flush_tlb_range`` of this
+        extent of the old range (``old_end - len .. old_end``) before the PTLs are dropped.
+        Every old and new slot of the extent is an S3 visit (``op.s3_visits``).
+        """
+        proto = self.proto
+        old_ptl = mm.ptl(old_addr)
+        new_ptl = mm.ptl(new_addr)
+        yield from self.lock(op, old_ptl)
+        if new_ptl is not old_ptl:
+            yield from self.lock(op, new_ptl)
+        yield from hook(proto.flush_tlb_batched_pending(op, mm))
+        force_flush = False
+        for vp in range(old_addr, old_end):
+            # no local copy of the clock: generator locals are part of the explorer's state key
+            op.s3_visits[(mm.id, vp)] = op.s3_visits[(mm.id, vp - old_addr + new_addr)] = \
+                self.m.pte_insts
+            pte = mm.ptes[vp]
+            if pte.kind == NONE:
+                continue
+            dst = mm.ptes[vp - old_addr + new_addr]
+            dst.kind, dst.frame, dst.writable, dst.dirty, dst.accessed, dst.slot = (
+                pte.kind, pte.frame, pte.writable, pte.dirty, pte.accessed, pte.slot)
+            if pte.kind == PRESENT:
+                dst.inst = self.m.new_pte_inst()
+                force_flush = True
+                self.rmap_remove(pte.frame, mm, vp)
+                self.rmap_add(pte.frame, mm, vp - old_addr + new_addr)
+                op.touched_frames[pte.frame] = None
+            pte.clear()
+            self.trace.msg(op, "move_pte(mm%d:v%d -> v%d)", mm.id, vp, vp - old_addr + new_addr)
+        if force_flush:
+            self.arch.flush_tlb_mm_range(mm, old_addr, old_end, op)
+        if new_ptl is not old_ptl:
+            self.unlock(op, new_ptl)
+        self.unlock(op, old_ptl)
+        yield

@@ -1,0 +1,178 @@
+"""mm/rmap.c (Linux 6.12): reverse mappings, ``try_to_unmap_one``, ``folio_mkclean``.
+
+``rmap[frame]`` (insertion-ordered (mm, vpage) pairs, in :mod:`conformance.hw.physmem`)
+stands for ``anon_vma``/``i_mmap`` plus ``page_vma_mapped_walk``; the walk takes the
+rmap lock of :mod:`conformance.mm.locking`.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from .mm_types import MIGRATION, PRESENT, SWAP
+from .task import hook
+
+
+class RmapPaths:
+    """The paths of mm/rmap.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def rmap_add(self, frame: int, mm, vpage: int) -> None:
+        self.mem.rmap[frame][(mm.id, vpage)] = None
+
+    def rmap_remove(self, frame: int, mm, vpage: int) -> None:
+        """``folio_remove_rmap_pte``."""
+        self.mem.rmap[frame].pop((mm.id, vpage), None)
+
+    def _rmap_walk(self, frame: int):
+        """``rmap_walk`` over a live ``rmap[frame]``: a mapping that ``move_ptes`` (mremap)
+        moves during the walk is still visited at its new address, as the kernel's walk
+        over ``anon_vma``/``i_mmap`` finds the new VMA. Each (mm, vpage) once."""
+        seen = []
+        rmap = self.mem.rmap[frame]
+        while True:
+            for key in rmap:
+                if key not in seen:
+                    break
+            else:
+                return
+            seen.append(key)
+            yield key
+
+    def try_to_unmap(self, op, frame: int, slot, migration: bool):
+        """``try_to_unmap_one`` / ``try_to_migrate_one`` for every PTE mapping ``frame``.
+
+        Under each PTL: ``should_defer_flush`` -> ``ptep_get_and_clear`` +
+        ``set_tlb_ubc_flush_pending``, else ``ptep_clear_flush``; dirty PTE ->
+        ``folio_mark_dirty``; then a swap entry (anon), a migration entry, or
+        none (file); rmap removed. All before any flush.
+
+        A lazyfree anonymous folio (MADV_FREE, ``!folio_test_swapbacked``, no ``slot``):
+        if the folio is clean it is discarded (the PTE stays none, the location reads
+        zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a dirty
+        PTE or PG_dirty) the PTE is restored, the folio is swap-backed again and the walk
+        stops (``ret = false``: reclaim keeps it). Returns False in that case, else True.
+        """
+        proto = self.proto
+        mem = self.mem
+        lazy = not migration and slot is None and mem.lazyfree[frame]
+        yield from hook(proto.try_to_unmap_begin(op, frame, migration))
+        walk = yield from self.rmap_walk_lock(op, mem.owner[frame])
+        for (mm_id, vpage) in self._rmap_walk(frame):
+            mm = self.mms[mm_id]
+            ptl = mm.ptl(vpage)
+            yield from self.lock(op, ptl)
+            pte = mm.ptes[vpage]
+            if pte.kind == PRESENT and pte.frame == frame:
+                op.touched_vps[(mm_id, vpage)] = None
+                pteval = pte.snapshot()
+                pte.clear()
+                if self.m.call_hook(proto.should_defer_flush, op, mm):
+                    self.trace.msg(op, "ptep_get_and_clear(mm%d:v%d) [pfn%d%s]", mm_id, vpage,
+                                   frame, " dirty" if pteval.dirty else "")
+                    yield from hook(proto.set_tlb_ubc_flush_pending(op, mm, pteval, vpage))
+                else:
+                    self.trace.msg(op, "ptep_clear_flush(mm%d:v%d) [pfn%d]", mm_id, vpage, frame)
+                    self.arch.flush_tlb_page(mm, vpage, op)
+                if pteval.dirty:
+                    mem.dirty[frame] = True
+                if lazy:
+                    if mem.dirty[frame]:  # redirtied: set_pte_at(pteval), folio_set_swapbacked
+                        pte.set_present(frame, pteval.writable, pteval.dirty, pteval.inst)
+                        pte.accessed = pteval.accessed
+                        mem.lazyfree[frame] = False
+                        self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
+                        self.unlock(op, ptl)
+                        self.rmap_walk_unlock(op, walk)
+                        yield from hook(proto.try_to_unmap_end(op, frame, migration))
+                        return False
+                    owner = self._mapping_location(mm, vpage, mem.owner[frame])
+                    self.oracle.expected.pop(owner, None)  # discard: a later fault reads zero
+                    op.touched_locs[owner] = None
+                    mem.owner[frame] = "discarded"
+                    self.trace.msg(op, "discard lazyfree pfn%d", frame)
+                elif migration:
+                    pte.kind = MIGRATION
+                    pte.frame = frame
+                    pte.writable = pteval.writable
+                    pte.dirty = pteval.dirty
+                elif slot is not None:
+                    pte.kind = SWAP
+                    pte.slot = slot
+                    mem.swap_map[slot] += 1
+                self.rmap_remove(frame, mm, vpage)
+            self.unlock(op, ptl)
+            yield
+        if walk is not None:
+            self.rmap_walk_unlock(op, walk)
+            yield  # the walk's lock is dropped before the caller flushes or pages out
+        yield from hook(proto.try_to_unmap_end(op, frame, migration))
+        return True
+
+    def folio_mkclean(self, op, frame: int):
+        """``folio_mkclean`` -> ``page_mkclean_one`` over the rmap (``rmap[frame]`` order).
+
+        Per mapping: take its PTL; if the PTE is present for ``frame`` and dirty or
+        writable: ``ptep_clear_flush`` (``flush_tlb_page``), then set it back
+        write-protected and clean; unlock, **yield**. Returns the number of PTEs
+        cleaned. A mapping whose rmap zap already removed is not visited.
+        """
+        cleaned = 0
+        walk = yield from self.rmap_walk_lock(op, self.mem.owner[frame])
+        for (mm_id, vpage) in self._rmap_walk(frame):
+            mm = self.mms[mm_id]
+            ptl = mm.ptl(vpage)
+            yield from self.lock(op, ptl)
+            pte = mm.ptes[vpage]
+            if pte.kind == PRESENT and pte.frame == frame and (pte.dirty or pte.writable):
+                op.touched_vps[(mm_id, vpage)] = None
+                self.arch.flush_tlb_page(mm, vpage, op)  # ptep_clear_flush
+                pte.writable = False  # pte_wrprotect + pte_mkclean + set_pte_at
+                pte.dirty = False
+                cleaned += 1
+                self.trace.msg(op, "page_mkclean_one(mm%d:v%d) [pfn%d]", mm_id, vpage, frame)
+            self.unlock(op, ptl)
+            yield
+        self.rmap_walk_unlock(op, walk)
+        return cleaned
+
+    def _mappings_of(self, loc):
+        """Every (mm, vpage) whose VMA maps location ``loc`` (``rmap_walk`` of a folio
+        whose PTEs are migration entries: via ``anon_vma``/``i_mmap``, so an entry that
+        mremap moved is found at its new address)."""
+        out = []
+        for mm in self.mms:
+            for vma in mm.vmas:
+                vp = vma.vpage_of(loc)
+                if vp is None and loc[0] == "a" and self.mem.anon_root:
+                    vp = self._forked_vpage_of(vma, loc)
+                if vp is not None:
+                    out.append((mm, vp))
+        return out
+
+    def _anon_owner_after_unmap(self, frame: int):
+        """The owner of an anonymous folio one of whose mappings just went: "zapped" when
+        none is left; else (a fork shares it) the location of a remaining mapping, so a
+        store through that mapping still lands in its location (``folio->index`` is the
+        same for parent and child; the model names locations per ``anon_vma``)."""
+        rmap = self.mem.rmap[frame]
+        for mm_id, vpage in rmap:
+            return self._mapping_location(self.mms[mm_id], vpage, "zapped")
+        return "zapped"
+
+    def _mapping_location(self, mm, vpage: int, default):
+        """The anonymous location ``mm``'s VMA maps at ``vpage``; ``default`` when no
+        anonymous VMA is there (detached by a munmap in flight)."""
+        vma = mm.find_vma(vpage)
+        if vma is None or not vma.is_anon:
+            return default
+        return vma.location(vpage)
+
+    def _forked_vpage_of(self, vma, loc):
+        """:meth:`_mappings_of` for a fork: the address in ``vma`` of the page with
+        ``loc``'s index if ``vma``'s ``anon_vma`` has the same root (``anon_vma_chain``)."""
+        roots = self.mem.anon_root
+        if vma.anon_id is None or roots.get(vma.anon_id, vma.anon_id) != \
+                roots.get(loc[1], loc[1]):
+            return None
+        vp = vma.start + loc[2] - vma.pgoff
+        return vp if vma.start <= vp < vma.end else None

@@ -1,0 +1,64 @@
+"""mm/vma.c (Linux 6.12): munmap (``do_vmi_align_munmap``, ``vms_complete_munmap_vmas``).
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from ..errors import ModelError
+from ..protocol import MmuGather
+from .task import hook
+
+
+class VmaPaths:
+    """The paths of mm/vma.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def unmap_region(self, op, mm, start: int, end: int, downgrade: bool = False):
+        """``do_vmi_align_munmap``: detach the VMAs of [start, end) (``vms_gather_munmap_vmas``,
+        ``mmap_lock`` held for write), then ``vms_complete_munmap_vmas``: if ``downgrade``
+        (``munmap``: ``vms->unlock``), ``mmap_write_downgrade``, then ``vms_clear_ptes``
+        = ``unmap_region`` (mm/vma.c): ``tlb_gather_mmu``, ``unmap_vmas`` (zap per VMA and
+        page table, ``tlb_end_vma``), ``free_pgtables``, ``tlb_finish_mmu``.
+
+        Followed: mm/vma.c of 6.12+ (``vms_complete_munmap_vmas``). 4.20 (dd2283f2605e,
+        "mm: mmap: zap pages with read mmap_sem in munmap") to 6.11 downgrade at the same
+        place, between detaching and zapping (``__do_munmap`` / ``do_vmi_align_munmap``);
+        before 4.20 the zap ran under the write lock. After the downgrade, faults and
+        madvise of the same mm run beside the open gather (on the detached range they
+        find no VMA; on a neighbouring range of the same page table they meet the PTL
+        and ``flush_tlb_batched_pending``). ``MAP_FIXED`` (``mmap``) does not downgrade.
+        Simplification: page-table pages are not freed (``free_pgtables`` is a no-op);
+        4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
+        not modelled (no such VMAs).
+        """
+        vmas = mm.split_vmas(start, end)
+        if not vmas:
+            if downgrade:
+                self.mmap_write_downgrade(op, mm)
+            return
+        mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
+        if downgrade:
+            self.mmap_write_downgrade(op, mm)
+        self._touch_range(op, mm, start, end)
+        for v in vmas:
+            for vp in range(v.start, v.end):
+                op.touched_locs[v.location(vp)] = None
+        proto = self.proto
+        tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
+        self.m.call_hook(proto.tlb_gather_mmu, tlb)
+        for vma in vmas:
+            for a, b in mm.table_ranges(vma.start, vma.end):
+                yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
+            yield from hook(proto.tlb_end_vma(tlb, vma))
+        yield from hook(proto.tlb_finish_mmu(tlb))
+        if tlb.pages:
+            raise ModelError("tlb_finish_mmu left pages unfreed")
+
+    def munmap(self, op, mm, start: int, npages: int):
+        """``__vm_munmap(start, len, unlock=true)``: write lock, detach, downgrade, zap under
+        the read lock (:meth:`unmap_region`), ``mmap_read_unlock``. S3 is checked when it
+        returns."""
+        yield from self.mmap_write_lock(op, mm)
+        yield from self.unmap_region(op, mm, start, start + npages, downgrade=True)
+        self.mmap_read_unlock(op, mm)
+        self.oracle.check_s3(op, mm, start, start + npages, "munmap")

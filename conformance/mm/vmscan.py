@@ -1,0 +1,152 @@
+"""mm/vmscan.c (Linux 6.12): reclaim, ``shrink_node`` -> ``shrink_folio_list``.
+
+Isolation, the folio lock and the reference checks reclaim and migration share
+(``folio_isolate_lru``, ``folio_putback_lru``) live here too.
+
+Mixed into :class:`conformance.mm.Kernel`; each method names the kernel function
+it models, and says where it simplifies it (summary in docs/model.md).
+"""
+from __future__ import annotations
+
+from ..errors import ModelError
+from .task import hook
+
+
+class VmscanPaths:
+    """The paths of mm/vmscan.c, mixed into :class:`conformance.mm.Kernel`."""
+
+    def _lru_folio(self, op, frame: int) -> bool:
+        """Is ``frame`` a folio reclaim/migration can isolate, and can we trylock it?"""
+        owner = self.mem.owner[frame]
+        if owner is None or owner.__class__ is not tuple:
+            return False
+        if self.mem.isolated[frame] is not None:  # folio_isolate_lru: already off the LRU
+            return False
+        lk = self.mem.folio_lock[frame]
+        if lk.owner is not None:  # folio_trylock failed
+            return False
+        if frame in self.mem.swap_cache.values():
+            return False
+        lk.owner = op
+        op.held.append(lk)
+        self.mem.isolated[frame] = op
+        op.touched_frames[frame] = None
+        op.touched_locs[owner] = None
+        return True
+
+    def putback(self, op, frame: int) -> None:
+        """Unlock and end the isolation (``folio_unlock`` + ``folio_putback_lru``)."""
+        self.mem.isolated[frame] = None
+        self.unlock(op, self.mem.folio_lock[frame])
+
+    def release_isolated(self, op, frame: int) -> bool:
+        """Unlock and drop the isolation reference; True if it was the last one (caller frees)."""
+        self.mem.isolated[frame] = None
+        self.unlock(op, self.mem.folio_lock[frame])
+        if self.last_reference(frame):
+            self.mem.owner[frame] = "isolated"
+            return True
+        return False
+
+    def reclaim(self, op, frames: tuple, nested: tuple = ()):
+        """kswapd / direct reclaim: one ``shrink_node`` pass over ``frames``."""
+        yield from self.shrink_node(op, frames, nested)
+
+    def shrink_node(self, op, frames: tuple, nested: tuple = ()):
+        """``shrink_node`` (``shrink_lruvec``): the protocol's ``init_tlb_ubc`` hook, then
+        ``shrink_folio_list``. Also the nested pass of :meth:`shrink_folio_list`."""
+        self.m.call_hook(self.proto.init_tlb_ubc, op)
+        yield from self.shrink_folio_list(op, frames, nested)
+
+    def shrink_folio_list(self, op, frames: tuple, nested: tuple = ()):
+        """``shrink_folio_list`` over ``frames``, in the kernel's order.
+
+        Per folio: ``add_to_swap`` (anon; marks it dirty), ``try_to_unmap(TTU_BATCH_FLUSH)``,
+        if dirty ``try_to_unmap_flush_dirty`` then ``pageout`` (S2),
+        ``__remove_mapping``, unlock. A folio an mmu_gather still holds is kept: if dirty, by
+        ``pageout``, whose ``is_page_cache_freeable()`` fails *after* the
+        ``try_to_unmap_flush_dirty()`` that precedes it (so no writable dirty entry it
+        deferred survives the unlock); if clean, by ``__remove_mapping``'s refcount freeze. At the end ``try_to_unmap_flush`` strictly
+        before ``free_unref_folios``.
+        Simplification: one batch; the demotion pass and activation are not modelled.
+
+        Nested reclaim (``nested`` non-empty; Hugh Dickins' 2016 bug, kernel-notes 2.3):
+        the swapout allocation of the first anonymous folio (in ``add_to_swap``, after
+        the slot is taken) enters reclaim again in the same task: a nested
+        ``shrink_node`` over ``nested`` (its own ``init_tlb_ubc``, final
+        ``try_to_unmap_flush`` and free), then the outer loop goes on. If no anonymous
+        folio reaches ``add_to_swap``, the nested pass runs after the loop, before the
+        outer ``try_to_unmap_flush`` (an allocation elsewhere in the pass).
+        A lazyfree anonymous folio (MADV_FREE) skips ``add_to_swap``: clean, it is
+        discarded by ``try_to_unmap``; re-dirtied, it is kept (the next reclaim swaps it).
+        """
+        mem = self.mem
+        proto = self.proto
+        tr = self.trace
+        to_free = []
+        kept = []
+        for frame in frames:
+            if not self._lru_folio(op, frame):
+                tr.msg(op, "reclaim: skip pfn%d", frame)
+                continue
+            owner = mem.owner[frame]
+            anon = owner[0] == "a"
+            slot = None
+            if anon and not mem.lazyfree[frame]:
+                slot = mem.alloc_slot()
+                if slot is None:
+                    tr.msg(op, "reclaim: swap full, keep pfn%d", frame)
+                    self.putback(op, frame)
+                    continue
+                mem.swap_cache[slot] = frame  # add_to_swap
+                mem.dirty[frame] = True
+                if nested:
+                    tr.msg(op, "add_to_swap: allocation enters nested reclaim")
+                    yield from self.shrink_node(op, nested)
+                    nested = ()
+            if not (yield from self.try_to_unmap(op, frame, slot, migration=False)):
+                self.putback(op, frame)  # lazyfree folio redirtied: activate
+                yield
+                continue
+            if mem.rmap[frame]:
+                raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
+            if mem.dirty[frame]:
+                yield from hook(proto.try_to_unmap_flush_dirty(op))
+                if mem.gathered[frame]:  # pageout(): !is_page_cache_freeable() -> PAGE_KEEP
+                    self._keep_gathered(op, frame, slot, kept)
+                    yield
+                    continue
+                if anon:
+                    tr.msg(op, "pageout(pfn%d -> slot%d)", frame, slot)
+                    mem.swap[slot] = self.copy_out(op, frame)
+                else:
+                    tr.msg(op, "pageout(pfn%d -> file%d:%d)", frame, owner[1], owner[2])
+                    mem.files[owner[1]].disk[owner[2]] = self.copy_out(op, frame)
+                mem.dirty[frame] = False
+                yield
+            if mem.gathered[frame]:  # __remove_mapping: the refcount freeze fails
+                self._keep_gathered(op, frame, slot, kept)
+                yield
+                continue
+            if anon:
+                if slot is not None:
+                    del mem.swap_cache[slot]
+                    mem.put_slot(slot)
+                tr.msg(op, "__remove_mapping(pfn%d from swap cache)", frame)
+            else:
+                f = mem.files[owner[1]]
+                del f.cache[owner[2]]
+                tr.msg(op, "__remove_mapping(pfn%d from page cache)", frame)
+            if self.release_isolated(op, frame):
+                to_free.append(frame)
+            yield
+        if nested:
+            yield from self.shrink_node(op, nested)
+        yield from hook(proto.try_to_unmap_flush(op))
+        for frame in kept:  # move_folios_to_lru: back on the LRU, or freed by our put
+            mem.isolated[frame] = None
+            if self.last_reference(frame):
+                mem.owner[frame] = "isolated"
+                to_free.append(frame)
+        if to_free:
+            yield from hook(proto.free_unref_folios(op, to_free))
