@@ -22,8 +22,8 @@ import attrs
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conformance.boundcli import BOUND_CONFIG  # noqa: E402
-from conformance.bounded import bounded  # noqa: E402
-from conformance.menu import MENUS  # noqa: E402
+from conformance.search.bounded import bounded  # noqa: E402
+from conformance.search.menu import MENUS  # noqa: E402
 from conformance.registry import load_protocol, protocol_names  # noqa: E402
 
 

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from conformance.certify import certify  # noqa: E402
-from conformance.explorer import explore  # noqa: E402
+from conformance.search.explorer import explore  # noqa: E402
 from conformance.litmus import LITMUS_DIR, load  # noqa: E402
 from conformance.registry import load_protocol, protocol_names  # noqa: E402
 

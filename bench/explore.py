@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from conformance.explorer import explore  # noqa: E402
+from conformance.search.explorer import explore  # noqa: E402
 from conformance.litmus import corpus  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
 

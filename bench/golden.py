@@ -11,7 +11,7 @@ any. One line per (protocol, kind): its SHA-256 over every seed.
     python bench/golden.py --check /tmp/golden.txt    # after: exit 1 on any difference
 
 A difference means a run no longer produces the same trace byte for byte. The swarm
-rows also change when the swarm's own drawing changes (conformance/walk.py Swarm),
+rows also change when the swarm's own drawing changes (conformance/search/walk.py Swarm),
 which is not a model change: the plain rows say whether the model moved.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conformance.registry import load_protocol  # noqa: E402
-from conformance.walk import run_example  # noqa: E402
+from conformance.search.walk import run_example  # noqa: E402
 
 PROTOCOLS = ("linux", "linux_4_3", "linux_4_13", "luf_v12", "immediate")
 SEEDS = 300

@@ -8,7 +8,7 @@ Usage::
     python bench/steps.py --clock cpu     # time by CPU time when other work shares the cores
     python bench/steps.py --profile       # also cProfile the raw linux walk (top 8 by tottime)
 
-(a) RAW: a seeded ``random.Random`` walk (``conformance.walk``, the walk the
+(a) RAW: a seeded ``random.Random`` walk (``conformance.search.walk``, the walk the
     soundness campaign runs) drives
     ``Driver(Machine(load_protocol(p)))`` with the state machine's action mix
     (advance twice, access, tlb_fill, background (evict / context switch / other
@@ -19,7 +19,7 @@ Usage::
     and the teardown (drain + C1 over every entry). Rows: with the oracle; with
     the oracle's check methods replaced by no-ops on the instance (after boot);
     and the same walk over ``NullDriver`` (the walk's own cost: RNG, choice).
-    Row "swarm": certify's search, ``conformance.walk.run_example(linux, seed=s,
+    Row "swarm": certify's search, ``conformance.search.walk.run_example(linux, seed=s,
     swarm=True)`` for s = 0, 1, ... (each example draws its own rule mix and
     length first), steps per second, Machine and teardown included.
 
@@ -65,8 +65,8 @@ from conformance.errors import Failure  # noqa: E402
 from conformance.machine import Machine  # noqa: E402
 from conformance.oracle import Oracle  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
-from conformance.statemachine import Driver, NullDriver, Stats, conformance_machine  # noqa: E402
-from conformance.walk import ACTIONS_PER_EXAMPLE, Rules, Shim, run_example, walk  # noqa: E402
+from conformance.search.statemachine import Driver, NullDriver, Stats, conformance_machine  # noqa: E402
+from conformance.search.walk import ACTIONS_PER_EXAMPLE, Rules, Shim, run_example, walk  # noqa: E402
 
 RAW_TARGET = 100_000  # steps/s, one core
 SHARE_TARGET = 0.25  # model+oracle cost / Hypothesis's own per-step cost
@@ -189,11 +189,11 @@ def hyp_run_timed(proto_cls, examples: int, seed: int = HYP_SEED) -> dict:
 
     Every Driver method (preconditions included) and every ``Machine(...)`` built
     by the state machine is wrapped in a timer for this one run (the module
-    global ``conformance.statemachine.Machine`` is swapped and restored). The
+    global ``conformance.search.statemachine.Machine`` is swapped and restored). The
     choices are the same as :func:`hyp_run` with the same seed. Each timer costs
     about 0.2 µs per wrapped call (4-5 calls per step), counted as model time.
     """
-    import conformance.statemachine as sm
+    import conformance.search.statemachine as sm
 
     clock = time.perf_counter
     acc = [0.0, 0]  # seconds inside the model, wrapped calls

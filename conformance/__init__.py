@@ -3,7 +3,7 @@
 The pieces follow Jepsen's split of a test:
 
 =================  ==========================================================
-generator          ``strategies/`` and :mod:`conformance.statemachine`
+generator          ``strategies/`` and :mod:`conformance.search.statemachine`
 nemesis            hardware events in :mod:`conformance.hw.tlb` (fill, evict)
 system under test  a protocol class from ``protocols/`` (:mod:`conformance.protocol`)
 history            :mod:`conformance.trace`

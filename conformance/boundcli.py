@@ -36,9 +36,9 @@ def bound_config(pairs) -> MachineConfig:
 
 
 def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False):
-    """Run :func:`conformance.bounded.bounded`, with one progress line per BFS level on
+    """Run :func:`conformance.search.bounded.bounded`, with one progress line per BFS level on
     stderr unless ``quiet``."""
-    from .bounded import bounded
+    from .search.bounded import bounded
 
     if k < 1:
         raise UsageError("the bound K must be at least 1")
@@ -90,7 +90,7 @@ def path_text(path) -> str:
 def cmd_bound(args) -> int:
     """``flushcheck bound``: exit 0 pass, 1 counterexample (or a partial result), 3 a
     model error, 130 interrupted."""
-    from .menu import parse_menu
+    from .search.menu import parse_menu
     from .registry import load_protocol
     from .reproducer import git_commit
 

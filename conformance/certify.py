@@ -5,11 +5,11 @@ the seed ``chunk_seed(seed, i)``, and a failure is minimized inside its chunk. T
 search is one of two *engines*:
 
 * ``walk`` (the default): the raw swarm walk (:func:`run_walk_chunk`,
-  :mod:`conformance.walk`): the state machine's own rules driven by ``random.Random``
+  :mod:`conformance.search.walk`): the state machine's own rules driven by ``random.Random``
   without Hypothesis (about 15x the steps per second), each example with its own rule
   mix and argument subsets (swarm testing); a failure is delta-debugged, then the
   explorer finds the shortest interleaving of its operations
-  (:mod:`conformance.shortest`), and it is also written as a threaded litmus file;
+  (:mod:`conformance.search.shortest`), and it is also written as a threaded litmus file;
 * ``hypothesis``: Hypothesis's stateful test of the protocol's state machine
   (:func:`run_chunk`), shrunk by Hypothesis: what the pytest plugin runs. Chunks are submitted to a
 ``concurrent.futures`` executor (:mod:`conformance.executors`: this process, local
@@ -63,7 +63,7 @@ from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
 from .errors import Failure, UsageError
 from .executors import Workers, open_workers
 from .registry import load_protocol, protocol_names
-from .statemachine import Stats, conformance_machine
+from .search.statemachine import Stats, conformance_machine
 
 @attrs.define
 class Result:
@@ -106,7 +106,7 @@ class Result:
     #: what the chunks counted exercised, summed (conformance/coverage.py: hooks per path,
     #: race windows, the oracle's checks per rule)
     counts: dict = attrs.Factory(dict)
-    #: ``certify --bound K``: the bounded check's result (:class:`conformance.bounded.Result`)
+    #: ``certify --bound K``: the bounded check's result (:class:`conformance.search.bounded.Result`)
     #: beside the random search's, or None
     bounded: object = None
 
@@ -359,10 +359,10 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     failure, (litmus text of the failure's scenario, proven shortest), database writes).
 
     Chunk 0 first replays the failing runs saved under ``key + WALK_SUB_KEY`` (each counts as
-    an example). Then example ``k`` is :func:`conformance.walk.run_example` with
+    an example). Then example ``k`` is :func:`conformance.search.walk.run_example` with
     ``swarm=True`` under the ``k``-th 64-bit draw of ``random.Random(chunk.seed)``, so the
     chunk is its seed. The first failure ends the chunk and is minimized
-    (:func:`conformance.shortest.minimize`: delta debugging, then the explorer's shortest
+    (:func:`conformance.search.shortest.minimize`: delta debugging, then the explorer's shortest
     interleaving of its operations), all capped by counts, never by the clock. ``counts``:
     a dict each example's coverage and checks are summed into (the replayed saved runs and
     the minimization are not counted). ``steps`` is not used: a swarm example draws its own
@@ -380,8 +380,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     import random
 
     from .reproducer import replay_actions
-    from .shortest import minimize
-    from .walk import run_example, swarm_for
+    from .search.shortest import minimize
+    from .search.walk import run_example, swarm_for
 
     swarm_for(cls, cfg)  # build the rules before the clock matters
     counted = counted_class(cls) if counts is not None else cls  # coverage: hooks, windows

@@ -133,7 +133,7 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                       database=database, engine=args.engine, progress=progress)
     if getattr(args, "bound", None):  # certify --bound K: the bounded check beside it
         from .boundcli import bound_config, run_bound
-        from .menu import parse_menu
+        from .search.menu import parse_menu
 
         res.bounded = run_bound(cls, bound_config(args.config), args.bound,
                                 parse_menu(args.bound_ops), strict=args.strict,
@@ -308,7 +308,7 @@ def cmd_cost(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .explorer import explore
+    from .search.explorer import explore
     from .litmus import load
     from .picture import html_path
     from .registry import load_protocol
@@ -402,7 +402,7 @@ def cmd_picture(args) -> int:
     from .picture import html_path, render_html, write_html
 
     if args.file.endswith(".litmus"):
-        from .explorer import explore
+        from .search.explorer import explore
         from .litmus import load as load_litmus
         from .registry import load_protocol
 

@@ -1,7 +1,7 @@
 """The litmus corpus against every protocol: a herd-style table of verdicts vs expectations.
 
 A scripted file (no ``thread`` section) is run once (:func:`conformance.litmus.run`); a
-threaded file is explored exhaustively (:func:`conformance.explorer.explore`). A cell is the
+threaded file is explored exhaustively (:func:`conformance.search.explorer.explore`). A cell is the
 verdict (``pass`` or the rule violated) and whether it matches the file's ``expect`` line.
 
 Example::
@@ -39,7 +39,7 @@ class Cell:
 
 def check_one(sc: Scenario, name: str, proto_cls, max_states: int | None = None) -> Cell:
     """Run or explore one scenario under one protocol."""
-    from .explorer import MAX_STATES, explore
+    from .search.explorer import MAX_STATES, explore
 
     t0 = time.perf_counter()
     if sc.threads:

@@ -4,7 +4,7 @@ LUF exists to send fewer shootdowns (its postings report about 97% fewer shootdo
 interrupts, kernel-notes 4.9); a verdict without the cost hides the trade-off (a variant
 can pass by flushing everywhere). Every flush of the machine goes through the arch layer
 (:mod:`conformance.hw.arch`), so this module counts them there, without changing what they
-do, on workloads driven by the random machine's own rules (:mod:`conformance.walk`).
+do, on workloads driven by the random machine's own rules (:mod:`conformance.search.walk`).
 
 What is counted, per flush primitive (x86, arch/x86/mm/tlb.c):
 
@@ -51,10 +51,10 @@ from .config import DEFAULT
 from .errors import Failure
 from .machine import Machine
 from .registry import load_protocol
-from .statemachine import Driver, Stats
-from .walk import ACTIONS_PER_EXAMPLE, Shim, rules_for
+from .search.statemachine import Driver, Stats
+from .search.walk import ACTIONS_PER_EXAMPLE, Shim, rules_for
 
-#: rule name -> weight (unnamed rules weigh 1); rule names are those of conformance.walk.Rules
+#: rule name -> weight (unnamed rules weigh 1); rule names are those of conformance.search.walk.Rules
 MIXES = {
     "default": {},
     "reclaim-heavy": {"reclaim": 10, "access": 4, "madvise": 2, "background": 2},
@@ -135,7 +135,7 @@ def _silence(oracle) -> None:
 
 
 def weighted_walk(rules, shim, rand, n: int, weights: dict) -> None:
-    """``n`` steps of ``rules`` (as :func:`conformance.walk.walk`), the rule drawn with
+    """``n`` steps of ``rules`` (as :func:`conformance.search.walk.walk`), the rule drawn with
     ``weights`` (rule name -> weight, default 1) among those enabled."""
     preconds = rules.preconditions
     enabled = rules.enabled

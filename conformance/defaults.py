@@ -3,7 +3,7 @@
 ``flushcheck explore`` and ``flushcheck litmus`` start in a fraction of a second
 because building the parser imports nothing heavier than this module and
 :mod:`conformance.config`; the modules that own these values
-(:mod:`conformance.walk`, :mod:`conformance.database`, :mod:`conformance.certify`)
+(:mod:`conformance.search.walk`, :mod:`conformance.database`, :mod:`conformance.certify`)
 import Hypothesis and re-export them from here.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ access again), ``read vN``, ``write vN`` (one access; a fault runs to completion
 ``mremap OP vS N vD``, ``fork OP mmN``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
 (hole punch), ``exit OP`` (``exit_mmap`` of the CPU's mm, then exec). Op verbs: ``step [N]``,
 ``until TEXT``, ``finish``. ``thread CPUn [mmM]`` sections and ``hw CPUn fill|evict vN
-[COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.explorer`);
+[COUNT]`` lines make a file *threaded*, for the explorer (:mod:`conformance.search.explorer`);
 a ``thread consumer`` section holds the other consumer's ``consumer alloc|free`` lines.
 Other: ``consumer alloc``, ``consumer free``. A frame is ``pfnK`` or
 ``pfn(mmM,vN)`` (the frame mapped there when the line runs) or

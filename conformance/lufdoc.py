@@ -5,7 +5,7 @@ if the committed file differs from what the current code produces (a test runs
 it). Everything in the file is computed:
 
 * the scripted and explored scenarios are the ``litmus/luf-N-*.litmus`` files (a
-  threaded file is explored exhaustively, :mod:`conformance.explorer`);
+  threaded file is explored exhaustively, :mod:`conformance.search.explorer`);
 * the random column is one deterministic run of certify's raw swarm walk per protocol
   (fixed seed, fixed example count), exactly ``flushcheck certify P --seed 1 --jobs 1
   --profile ci`` cut to ``RANDOM_EXAMPLES`` examples;
@@ -282,7 +282,7 @@ def run_scenario(sc, cls):
     """The first failure of a scenario under ``cls`` (a script is run, a threaded file
     explored: its shortest counterexample), or None."""
     if sc.threads:
-        from .explorer import explore
+        from .search.explorer import explore
 
         res = explore(sc, cls)
         if res.failure is None and not res.complete:

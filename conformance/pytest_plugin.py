@@ -125,7 +125,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     from conformance.config import DEFAULT
     from conformance.database import campaign_key, keyed
     from conformance.registry import load_protocol
-    from conformance.statemachine import conformance_machine
+    from conformance.search.statemachine import conformance_machine
 
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     machine = conformance_machine(cls, cfg or DEFAULT, strict)

@@ -35,9 +35,9 @@ def rules_line(o1_note=None) -> str:
 
 
 #: the search each engine runs, as the report names it
-SEARCH = {"walk": "raw swarm walk (conformance/walk.py), failures shrunk then explored "
+SEARCH = {"walk": "raw swarm walk (conformance/search/walk.py), failures shrunk then explored "
                   "for their shortest interleaving",
-          "hypothesis": "Hypothesis state machine (conformance/statemachine.py), shrunk by "
+          "hypothesis": "Hypothesis state machine (conformance/search/statemachine.py), shrunk by "
                         "Hypothesis"}
 
 

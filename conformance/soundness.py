@@ -2,7 +2,7 @@
 
 A false report of the oracle on a correct protocol is rare (about one in a few
 million steps), so finding one needs volume: this campaign runs the seeded raw
-walk of :mod:`conformance.walk` (about 90,000 steps/s per core, against a few
+walk of :mod:`conformance.search.walk` (about 90,000 steps/s per core, against a few
 thousand for Hypothesis) over every correct protocol and a set of machine
 configs, counts every failing example, and shrinks and saves a reproducer for
 the first few of each rule. ``flushcheck soundness`` is its command;
@@ -42,7 +42,7 @@ from .certify import require_count, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure
 from .registry import load_protocol, protocol_names
-from .walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
+from .search.walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
 
 #: the protocols fuzzed by default, besides every module that declares ``CORRECT = True``
 ALWAYS = ("immediate", "linux")
@@ -496,7 +496,7 @@ def campaign(protocols, configs, budget_s: float = 60.0, seed: int = 0, jobs: in
     ``repro_dir``. ``progress(cell)`` is called as each cell's fuzzing ends. A
     Ctrl-C stops the campaign: the result has ``interrupted`` set, covers what
     ran, and its findings are saved unshrunk. ``swarm``: each example is certify's swarm
-    walk (:class:`conformance.walk.Swarm`) instead of the uniform ``actions``-step walk.
+    walk (:class:`conformance.search.walk.Swarm`) instead of the uniform ``actions``-step walk.
 
     Example::
 

@@ -77,7 +77,7 @@ def code(radices):
     for r in radices:
         n *= r
     s = st.integers(0, n - 1)
-    s.radices = tuple(radices)  # the fields, for the raw walk's swarm (conformance.walk.Swarm)
+    s.radices = tuple(radices)  # the fields, for the raw walk's swarm (conformance.search.walk.Swarm)
     return s
 
 

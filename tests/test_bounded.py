@@ -1,4 +1,4 @@
-"""The bounded check (conformance/bounded.py, docs/BOUNDED.md): smallest K and shortest
+"""The bounded check (conformance/search/bounded.py, docs/BOUNDED.md): smallest K and shortest
 counterexample on known mutants, a pass on linux, each reduction against the unreduced
 search, determinism across runs and jobs, a partial result on a budget, the CLI."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import attrs
 import pytest
 
 from conformance.boundcli import BOUND_CONFIG, save_counterexample
-from conformance.bounded import bounded
+from conformance.search.bounded import bounded
 from conformance.cli import main
 from conformance.registry import load_protocol
 from conformance.reproducer import load, replay
@@ -77,7 +77,7 @@ def test_terminal_check_sees_what_a_fresh_fill_would():
     """The terminal-state reduction's check (bounded._fresh_fills_pass): it passes on a
     coherent machine, and fails when a present PTE maps a frame that no longer holds the
     location's content, with no TLB entry caching it (only a fill would show it)."""
-    from conformance.bounded import _fresh_fills_pass
+    from conformance.search.bounded import _fresh_fills_pass
     from conformance.machine import Machine
 
     m = Machine(load_protocol("linux"), BOUND_CONFIG)

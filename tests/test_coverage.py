@@ -75,7 +75,7 @@ def test_pending_window_at_operation_start_and_stale_use():
 def test_hypothesis_engine_emits_events(monkeypatch):
     """The state machine's teardown sums the example's counters and reports each hook and
     window reached as a Hypothesis event (pytest --hypothesis-show-statistics lists them)."""
-    import conformance.statemachine as sm
+    import conformance.search.statemachine as sm
 
     seen = []
     monkeypatch.setattr(sm, "event", seen.append)

@@ -1,4 +1,4 @@
-"""The exhaustive explorer (conformance/explorer.py) and its commands.
+"""The exhaustive explorer (conformance/search/explorer.py) and its commands.
 
 Checked: it finds the 2017 race on the buggy protocol and proves the fixed one on the same
 file; its counterexample is a shortest one (the same length as a search without
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conformance.errors import UsageError
-from conformance.explorer import explore, fingerprint
+from conformance.search.explorer import explore, fingerprint
 from conformance.litmus import load, parse
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions

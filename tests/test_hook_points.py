@@ -13,13 +13,13 @@ import os
 import pytest
 
 from conformance.errors import ProtocolError
-from conformance.explorer import explore
+from conformance.search.explorer import explore
 from conformance.hookpoints import ATOMIC_HOOKS, paused_at
 from conformance.litmus import load
 from conformance.machine import Machine
 from conformance.config import MachineConfig
 from conformance.registry import load_protocol
-from conformance.walk import run_example
+from conformance.search.walk import run_example
 from protocols.linux import Linux
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,7 +1,7 @@
 """The litmus corpus (litmus/*.litmus) against every discovered protocol.
 
 A scripted file is run once; a threaded file is explored exhaustively
-(conformance/explorer.py). The verdict must match the file's expectation
+(conformance/search/explorer.py). The verdict must match the file's expectation
 (kernel-notes 2.4: 3ea277194daa; 2.7: 5ee2fa2f0636; the bug-* files: docs/CORPUS.md).
 """
 import pytest
@@ -74,7 +74,7 @@ def test_rmap_walk_lock_regression_has_teeth(monkeypatch):
     that misses a PTE mremap moves away and back (the fuzzer's MODEL-ERROR); with it every
     interleaving passes (test_scenario_verdict)."""
     import conformance.mm as K
-    from conformance.explorer import explore
+    from conformance.search.explorer import explore
 
     def no_walk_lock(self, op, loc):
         return None

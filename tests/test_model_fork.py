@@ -183,7 +183,7 @@ def test_fork_into_own_mm_is_a_usage_error():
 
 def test_random_machine_reaches_fork():
     """The state machine's background rule (kind 5) forks; walk.py reuses the same rules."""
-    from conformance.walk import run_example
+    from conformance.search.walk import run_example
     forks = sum(a[0] == "fork" for s in range(40) for a in run_example(LINUX, seed=s).machine.actions)
     assert forks > 0
 

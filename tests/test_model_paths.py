@@ -213,7 +213,7 @@ def test_explorer_threads_wait_for_an_exiting_mm():
     """A thread's ``exit`` waits while a syscall of its mm is in flight, and the mm's other
     thread waits while it exits: every interleaving runs, none is refused; the mutant that
     skips the exit flush fails one of them, linux none."""
-    from conformance.explorer import explore
+    from conformance.search.explorer import explore
     from conformance.litmus import parse
     text = """name exit-threads
 config populate=false ncpus=2
@@ -230,7 +230,7 @@ exit E
 
 def test_shortest_writes_truncate_and_exit_lines():
     """A failing run with a truncate and an exit is written back as litmus thread lines."""
-    from conformance.shortest import threads_of
+    from conformance.search.shortest import threads_of
     cfg = MachineConfig()
     th, _cons, _hw = threads_of(LINUX, cfg, False, [("truncate", (0, 0, 1)), ("exit_mmap", (1,))])
     assert th == {0: ["truncate T0 file0 1"], 1: ["exit E1"]}

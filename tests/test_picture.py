@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conformance.explorer import explore
+from conformance.search.explorer import explore
 from conformance.litmus import load as load_litmus
 from conformance.picture import html_path, render_html
 from conformance.registry import load_protocol

@@ -393,7 +393,7 @@ def load_protocol_class(path: str, name: str):
 def test_path_reaches_the_hooks():
     """``task.path`` tells which kernel path calls a hook, ``tlb.path``/``tlb.advice`` which
     path opened a gather; MADV_PAGEOUT's reclaim is "reclaim" and back to "madvise" after."""
-    from conformance.walk import run_example
+    from conformance.search.walk import run_example
 
     seen = set()
 

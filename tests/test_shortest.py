@@ -1,4 +1,4 @@
-"""Shrunk is shortest (conformance/shortest.py): a failing run's operations as a threaded
+"""Shrunk is shortest (conformance/search/shortest.py): a failing run's operations as a threaded
 litmus scenario, explored breadth first; certify's walk engine reports that interleaving."""
 import math
 
@@ -6,12 +6,12 @@ import pytest
 
 from conformance.certify import certify
 from conformance.config import DEFAULT
-from conformance.explorer import explore
+from conformance.search.explorer import explore
 from conformance.litmus import CONSUMER, parse
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
-from conformance.shortest import litmus_text, minimize, shortest, threads_of
-from conformance.walk import run_example, shrink
+from conformance.search.shortest import litmus_text, minimize, shortest, threads_of
+from conformance.search.walk import run_example, shrink
 
 #: (mutant, swarm seed) whose delta-debugged failure the explorer shortens: 2.9 from 25
 #: actions to 8. Any change of the walk's rules changes its draws: find a new seed with

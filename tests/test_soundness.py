@@ -9,7 +9,7 @@ from conformance.registry import load_protocol
 from conformance.reproducer import load, replay, replay_actions
 from conformance.soundness import (CONFIG_SETS, campaign, classify, correct_protocols,
                                    derive_seed, run_chunk, Job, window_signature)
-from conformance.walk import by_start_position, run_example, run_positions, shrink
+from conformance.search.walk import by_start_position, run_example, run_positions, shrink
 
 QUICK = CONFIG_SETS["quick"]
 DERIVED = 11468086248373852831  # derive_seed(0, "linux", "default", 0), any process

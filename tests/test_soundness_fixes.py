@@ -10,7 +10,7 @@ import pytest
 import conformance.mm as K
 from conformance.config import MachineConfig
 from conformance.errors import S3Violation
-from conformance.explorer import explore
+from conformance.search.explorer import explore
 from conformance.litmus import corpus, run, verdict
 from conformance.machine import Machine
 from conformance.oracle import Oracle

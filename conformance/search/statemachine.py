@@ -26,9 +26,9 @@ except ImportError:  # pragma: no cover
 
 import strategies as S
 
-from .config import DEFAULT, MachineConfig
-from .coverage import counted_class, events, merge, tally
-from .machine import MADV_ADVICE, Machine
+from ..config import DEFAULT, MachineConfig
+from ..coverage import counted_class, events, merge, tally
+from ..machine import MADV_ADVICE, Machine
 
 
 class Stats:

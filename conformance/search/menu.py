@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import attrs
 
-from .errors import UsageError
-from .machine import MADV_ADVICE
+from ..errors import UsageError
+from ..machine import MADV_ADVICE
 
 
 @attrs.frozen
@@ -44,7 +44,7 @@ def _ranges(m, cpu):
 
 def _lru(m, cpu):
     """Single folios on the LRU (page cache or anonymous), in frame order: the strategies'
-    pick (conformance/statemachine.py ``Driver._frames``) with one folio per call."""
+    pick (conformance/search/statemachine.py ``Driver._frames``) with one folio per call."""
     return [(f,) for f in m.lru_frames()]
 
 

@@ -1,10 +1,10 @@
 """Shrunk is shortest: a failing run's operations as a threaded litmus scenario, explored.
 
-Delta debugging (:func:`conformance.walk.shrink`) removes actions until none can go,
+Delta debugging (:func:`conformance.search.walk.shrink`) removes actions until none can go,
 but it keeps the order the random schedule happened to take; a shorter interleaving
 of the same operations may exist. This module turns the failing run into a
 *threaded* litmus scenario (``docs/litmus.md``, "Threads") and lets the explorer
-(:mod:`conformance.explorer`) find the shortest interleaving of it, breadth first:
+(:mod:`conformance.search.explorer`) find the shortest interleaving of it, breadth first:
 
 * every operation a CPU started (a syscall, reclaim, migration, writeback, write())
   and every user access it made, and its context switches, become that CPU's
@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import attrs
 
-from .config import DEFAULT
-from .errors import Failure, UsageError
+from ..config import DEFAULT
+from ..errors import Failure, UsageError
 
 #: the explorer's state cap when it looks for the shortest interleaving (deterministic, unlike
 #: a time cap; a few seconds of exploring at most)
@@ -102,7 +102,7 @@ def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
         >>> th, cons, hw
         ({1: ['munmap U0 v2 1']}, [], {(0, 'evict', 1): 1, (0, 'fill', 1): 1})
     """
-    from .machine import Machine
+    from ..machine import Machine
 
     m = Machine(proto_cls, cfg, strict=strict)
     threads: dict = {}
@@ -198,8 +198,8 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
     Deterministic: the explorer is breadth first in a fixed order and capped by states.
     """
     from .explorer import explore
-    from .litmus import parse
-    from .reproducer import replay_actions
+    from ..litmus import parse
+    from ..reproducer import replay_actions
 
     m = failure.machine
     if m is None:
@@ -239,7 +239,7 @@ def _same_kind(f: Failure, g: Failure) -> bool:
     interleaving of the same operations that breaks S1 where the run broke C1 is the same
     race seen sooner; a model or protocol error never stands for a violation, nor the
     reverse)."""
-    from .errors import Violation
+    from ..errors import Violation
 
     return f.rule == g.rule or (isinstance(f, Violation) and isinstance(g, Violation))
 
@@ -250,7 +250,7 @@ SHRINK_MAX_RUNS = 3000
 
 def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
              max_states: int = SHORTEST_MAX_STATES, rounds: int = 4) -> tuple:
-    """``(failure, litmus text, proven)``: delta debugging (:func:`conformance.walk.shrink`,
+    """``(failure, litmus text, proven)``: delta debugging (:func:`conformance.search.walk.shrink`,
     capped by candidates, not time), then :func:`shortest`; again while the explorer's
     interleaving let delta debugging remove more. ``proven`` as in :func:`shortest`, for
     the failure returned; the text is its scenario.
@@ -258,7 +258,7 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
     Example::
 
         >>> from conformance.registry import load_protocol
-        >>> from conformance.walk import run_example
+        >>> from conformance.search.walk import run_example
         >>> ex = run_example(load_protocol("linux_4_3"), seed=4, swarm=True)   # doctest: +SKIP
         >>> small, text, proven = minimize(ex.failure)                          # doctest: +SKIP
         >>> len(small.machine.actions), proven                                 # doctest: +SKIP

@@ -6,7 +6,7 @@ millions of steps), so the soundness campaign (:mod:`conformance.soundness`)
 needs this walk's volume, and ``bench/steps.py`` measures it.
 
 A walk takes each rule of ``conformance_machine(...)`` as it is (the counted
-rule function that calls the :class:`~conformance.statemachine.Driver`, its
+rule function that calls the :class:`~conformance.search.statemachine.Driver`, its
 preconditions, every value of its argument strategies), so it follows the rules
 as they change. One *example* is a fresh ``Machine``, ``n`` actions, then
 ``Driver.teardown()`` (drain + C1 over every entry); it depends only on
@@ -26,11 +26,11 @@ import itertools
 import random
 import time
 
-from .config import DEFAULT, MachineConfig
-from .defaults import ACTIONS_PER_EXAMPLE
-from .errors import Failure, ModelError, UsageError
-from .machine import Machine
-from .reproducer import ACTIONS, replay_actions
+from ..config import DEFAULT, MachineConfig
+from ..defaults import ACTIONS_PER_EXAMPLE
+from ..errors import Failure, ModelError, UsageError
+from ..machine import Machine
+from ..reproducer import ACTIONS, replay_actions
 from .statemachine import Driver, Stats, conformance_machine
 
 
@@ -54,7 +54,7 @@ def strategy_values(strategy, where: str) -> tuple:
         return tuple(s.elements)
     if kind == "BooleansStrategy":
         return (False, True)
-    raise TypeError(f"conformance.walk: cannot mirror {strategy!r} ({where}) in the raw walk; "
+    raise TypeError(f"conformance.search.walk: cannot mirror {strategy!r} ({where}) in the raw walk; "
                     "teach strategy_values() about it")
 
 

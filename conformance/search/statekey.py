@@ -1,7 +1,7 @@
 """State keys for the bounded check: the machine's fingerprint, as a 16-byte digest.
 
-The fingerprint reads what the explorer's (:func:`conformance.explorer.fingerprint`) reads,
-through :mod:`conformance.fingerprint`: generic, every ``__slots__`` field (and ``__dict__``
+The fingerprint reads what the explorer's (:func:`conformance.search.explorer.fingerprint`) reads,
+through :mod:`conformance.search.fingerprint`: generic, every ``__slots__`` field (and ``__dict__``
 entry) of the machine's parts, a function per class generated on first sight, so a field
 another change adds to a model class is covered without a list to update; likewise every
 attribute of the machine, the oracle and the kernel (:func:`_rest`) and every slot of an
@@ -49,8 +49,8 @@ def _dumps(x) -> bytes:
 def parts(m) -> tuple:
     """The fingerprint of ``m`` in parts, each serialised: ``(ranks, [mms, cpu0, cpu1, ...,
     memory, protocol, the rest (:func:`_rest`), operations])``; ``ranks`` is the sorted PTE
-    instance numbers the parts were ranked against (:func:`conformance.explorer._inst_ranks`).
-    The content of :func:`conformance.explorer.fingerprint` (plus any attribute other changes
+    instance numbers the parts were ranked against (:func:`conformance.search.explorer._inst_ranks`).
+    The content of :func:`conformance.search.explorer.fingerprint` (plus any attribute other changes
     add), cut where a hardware event's change stops (:func:`hw_parts`)."""
     ranks = _x._inst_ranks(m)
     _f.ranked(ranks)
@@ -144,7 +144,7 @@ def _op(m, op) -> tuple:
     """One operation in flight: every slot (generically, new ones included) but its
     generator and label, the code position and locals of every frame of its ``yield from``
     chain, and the oracle's in-flight sets in a canonical order (what
-    :func:`conformance.explorer._fp_op` reads)."""
+    :func:`conformance.search.explorer._fp_op` reads)."""
     fp, atoms = _f.fp, _f._ATOMS
     frames = []
     g = op.gen

@@ -39,9 +39,9 @@ from collections import deque
 
 import attrs
 
-from .errors import Failure, ModelError, UsageError
-from .hookpoints import paused_frames
-from .litmus import Scenario, Unmapped, _Runner
+from ..errors import Failure, ModelError, UsageError
+from ..hookpoints import paused_frames
+from ..litmus import Scenario, Unmapped, _Runner
 
 #: default cap on distinct states (a scenario that needs more is too big to be a litmus test)
 MAX_STATES = 200_000
@@ -107,7 +107,7 @@ class _Run:
     """One execution: a machine built from the scenario, driven by choices."""
 
     def __init__(self, sc: Scenario, proto_cls, strict: bool) -> None:
-        from .machine import Machine
+        from ..machine import Machine
 
         self.sc = sc
         self.m = Machine(proto_cls, sc.config, strict=strict)

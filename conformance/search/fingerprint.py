@@ -1,6 +1,6 @@
 """A fast, generic fingerprint of machine values for the bounded check's state keys.
 
-The same content as the explorer's reflective :func:`conformance.explorer.fingerprint`
+The same content as the explorer's reflective :func:`conformance.search.explorer.fingerprint`
 (what it reads, and why, is documented there), built faster: the first time a class is
 seen, a function for it is generated from its ``__slots__`` (Python source compiled once:
 one attribute read per slot, no per-value type tests for the atoms), so a field another
@@ -12,7 +12,7 @@ References stay references: an operation, an mm or a CPU inside another value is
 ``("op", id)`` (``"mm"``, ``"cpu"``), the machine's big parts (Machine, Kernel, PhysMem...)
 and callables their names; :func:`top` reads an mm or a CPU itself. A slot named ``inst``
 (a PTE instance number) is replaced by its rank among the numbers the state holds
-(:func:`conformance.explorer._inst`), set by :func:`ranked` for one key.
+(:func:`conformance.search.explorer._inst`), set by :func:`ranked` for one key.
 
 Example::
 
@@ -45,7 +45,7 @@ def ranked(ranks) -> None:
 
 
 def R(v):
-    """An instance number as its rank (:func:`conformance.explorer._inst`); itself when no
+    """An instance number as its rank (:func:`conformance.search.explorer._inst`); itself when no
     ranks are set."""
     if _RANKS is None:
         return v

@@ -10,14 +10,14 @@ deterministic):
 * ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry;
 * ``("a", op_id)``: advance a runnable operation in flight to its next interleaving point
   (``Machine.advance``);
-* ``("s", cpu, kind, args)``: start an operation of the menu (:mod:`conformance.menu`)
+* ``("s", cpu, kind, args)``: start an operation of the menu (:mod:`conformance.search.menu`)
   with some arguments on an idle CPU, while fewer than K operations have been started. A
   user read or write is an operation of the program too: it counts against K (a fault
   it takes runs as its continuation, not as another operation).
 
 Hardware events are not counted: TLB contents are finite, and the state key dedups
 the cycles they make. Breadth first, with deduplication on a 16-byte digest of the
-whole machine's fingerprint (:mod:`conformance.statekey`) plus the number of operations
+whole machine's fingerprint (:mod:`conformance.search.statekey`) plus the number of operations
 started: the first failing transition found ends a shortest counterexample (fewest
 transitions). A state with no operation in flight is checked as a quiescent machine
 (C1 over every entry), as a reproducer's replay does at its end.
@@ -49,8 +49,8 @@ import time
 
 import attrs
 
-from .config import MachineConfig
-from .errors import Failure, ModelError
+from ..config import MachineConfig
+from ..errors import Failure, ModelError
 from .menu import KINDS, MENUS
 from .statekey import DIGEST_BYTES, digest, hw_parts, key, parts
 
@@ -159,7 +159,7 @@ def _started(path) -> int:
 
 def _execute(ctx: _Ctx, path):
     """A fresh machine run along ``path``: (machine, failure or None)."""
-    from .machine import Machine
+    from ..machine import Machine
 
     m = Machine(ctx.cls, ctx.cfg, strict=ctx.strict)
     try:
@@ -211,7 +211,7 @@ def _fresh_fills_pass(m) -> bool:
     entry they leave is either one cached now (checked: the state is quiescent and passed
     C1) or a fresh fill of a present PTE of a CPU's loaded mm. So a violation is reachable
     from here iff such a fresh fill fails C1: check each without running it."""
-    from .hw.tlb import TlbEntry
+    from ..hw.tlb import TlbEntry
 
     o = m.oracle
     for cpu in m.tlbs.cpus:
@@ -480,7 +480,7 @@ def _ignore_sigint() -> None:
 
 
 def _close(pool, cancel: bool) -> None:
-    from .executors import _terminate
+    from ..executors import _terminate
 
     if cancel:
         _terminate(pool)
