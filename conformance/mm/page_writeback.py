@@ -15,7 +15,7 @@ class PageWritebackPaths:
 
         Outside ``mmap_lock``. Skip if the page is not cached. ``folio_lock`` (wait;
         give up if the folio left the page cache meanwhile), ``folio_clear_dirty_for_io``:
-        ``folio_mkclean`` (below), re-dirty the folio if it cleaned any PTE, then clear
+        ``folio_mkclean`` (:mod:`conformance.mm.rmap`), re-dirty the folio if it cleaned any PTE, then clear
         PG_dirty; if it was dirty, ``folio_start_writeback``, copy out to ``disk`` (S2:
         :meth:`copy_out`), **yield** (IO), ``folio_end_writeback``, unlock.
         Simplification: the folio lock is held through the IO (it stands for
