@@ -102,3 +102,19 @@ class ModelError(Failure):
 
     def headline(self) -> str:
         return f"MODEL ERROR (a flushcheck bug, please report) at step {self.step}: {self}"
+
+    @classmethod
+    def uncaught(cls, exc: BaseException, machine) -> "ModelError":
+        """``exc``, an exception of the model that is no :class:`Failure` (a protocol's own
+        exceptions are ProtocolErrors already), as a ModelError of ``machine``: every
+        runner (the walk, shrinking, replay) reports it so, never as a crash.
+
+        Example::
+
+            >>> ModelError.uncaught(TypeError("x"), None).args[0]
+            'uncaught TypeError: x'
+        """
+        err = cls(f"uncaught {type(exc).__name__}: {exc}")
+        err.machine = machine
+        err.step = machine.trace.step if machine is not None else None
+        return err

@@ -46,7 +46,7 @@ import re
 import attrs
 
 from .config import DEFAULT, MachineConfig
-from .errors import Failure, UsageError
+from .errors import Failure, ModelError, UsageError
 from .hookpoints import finish_hook
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
@@ -364,6 +364,10 @@ def run(sc: Scenario, proto_cls, strict: bool = False):
         m.check_quiescent()
     except Failure as f:
         return f
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model bug is reported as one, not a crash
+        return ModelError.uncaught(exc, m)
     return None
 
 

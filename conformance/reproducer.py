@@ -20,7 +20,7 @@ import sys
 import attrs
 
 from .config import MachineConfig
-from .errors import Failure, UsageError
+from .errors import Failure, ModelError, UsageError
 
 FORMAT = "flushcheck-reproducer/1"
 
@@ -143,4 +143,6 @@ def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None)
         return f
     except UsageError as exc:
         raise UsageError(f"reproducer does not apply to this model: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a model bug replays as one, never a traceback
+        return ModelError.uncaught(exc, m)
     return None

@@ -28,7 +28,12 @@ def _fmt_arg(a) -> str:
 def format_event(name: str, args: tuple) -> str:
     """One event as text: ``name(arg, ...)`` or a free-form message."""
     if name == "msg":
-        return args[0] % args[1:] if len(args) > 1 else args[0]
+        if len(args) == 1:
+            return args[0]
+        try:
+            return args[0] % args[1:]
+        except (TypeError, ValueError):  # a model bug's message must not hide the bug's report
+            return f"{args[0]} {args[1:]!r}"
     if name == "flush_tlb_range":
         mm, s, e = args
         return f"flush_tlb_range(mm{mm}, v{s}..v{e - 1})" if e - s > 1 else f"flush_tlb_page(mm{mm}, v{s})"

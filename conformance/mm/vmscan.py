@@ -78,7 +78,9 @@ class VmscanPaths:
         folio reaches ``add_to_swap``, the nested pass runs after the loop, before the
         outer ``try_to_unmap_flush`` (an allocation elsewhere in the pass).
         A lazyfree anonymous folio (MADV_FREE) skips ``add_to_swap``: clean, it is
-        discarded by ``try_to_unmap``; re-dirtied, it is kept (the next reclaim swaps it).
+        discarded by ``try_to_unmap``; re-dirtied, it is kept (the next reclaim swaps it);
+        dirty and no longer mapped (zapped while isolated), it is kept without pageout and
+        freed by the final put (``folio_is_file_lru`` -> ``activate_locked``).
         """
         mem = self.mem
         proto = self.proto
@@ -110,6 +112,17 @@ class VmscanPaths:
                 continue
             if mem.rmap[frame]:
                 raise ModelError(f"pfn{frame} still mapped after try_to_unmap under folio lock")
+            if mem.dirty[frame] and anon and slot is None:
+                # A dirty lazyfree folio nothing maps any more (its PTEs were zapped while we
+                # held it isolated; a mapped one try_to_unmap would have restored and kept):
+                # !swapbacked, so folio_is_file_lru() and shrink_folio_list does not write it
+                # (activate_locked; pageout() would return PAGE_KEEP, it has no mapping). Kept
+                # like a gathered folio; our put at the end frees it (its data is nobody's).
+                tr.msg(op, "reclaim: dirty lazyfree pfn%d, no swap slot: keep", frame)
+                self.unlock(op, mem.folio_lock[frame])
+                kept.append(frame)
+                yield
+                continue
             if mem.dirty[frame]:
                 yield from hook(proto.try_to_unmap_flush_dirty(op))
                 if mem.gathered[frame]:  # pageout(): !is_page_cache_freeable() -> PAGE_KEEP

@@ -242,6 +242,10 @@ def _execute(sc, proto_cls, strict, path):
         run.prologue()
     except Failure as f:
         return run, f
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model bug is reported as one, not a crash
+        return run, ModelError.uncaught(exc, run.m)
     for c in path:
         try:
             run.apply(c)
@@ -257,6 +261,10 @@ def _finish(run) -> Failure | None:
         run.m.check_quiescent()
     except Failure as f:
         return f
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model bug
+        return ModelError.uncaught(exc, run.m)
     return None
 
 
@@ -312,6 +320,10 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 fail = _finish(child) if child.done() else None
             except Failure as f:
                 fail = f
+            except UsageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a model bug: the interleaving that hits it
+                fail = ModelError.uncaught(exc, child.m)
             if fail is not None:
                 return Result(sc.name, name, fail, cpath, states, transitions, 0,
                               time.perf_counter() - t0, False, dedup, preemption_bound, len(cpath))

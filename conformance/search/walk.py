@@ -361,9 +361,7 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     except Failure as f:
         return Example(stats.steps, f, m)
     except Exception as exc:  # noqa: BLE001 - a model bug must not end a campaign
-        err = ModelError(f"uncaught {type(exc).__name__}: {exc}")
-        err.machine, err.step = m, m.trace.step
-        return Example(stats.steps, err, m)
+        return Example(stats.steps, ModelError.uncaught(exc, m), m)
     return Example(stats.steps, None, m)
 
 
@@ -413,8 +411,10 @@ def run_positions(cls, cfg, strict, actions, keep):
         m.check_quiescent()
     except Failure as f:
         return f, done
-    except Exception:  # noqa: BLE001 - an action that no longer applies: does not reproduce
+    except UsageError:  # an action that no longer applies: does not reproduce
         return None, done
+    except Exception as exc:  # noqa: BLE001 - a model bug: it reproduces as one
+        return ModelError.uncaught(exc, m), done
     return None, done
 
 
@@ -442,7 +442,7 @@ def by_start_position(cls, cfg, strict, actions) -> list:
                 getattr(m, name)(*args)
             for o in m.ops:
                 start_of.setdefault(o.id, pos)
-    except Failure:
+    except Exception:  # noqa: BLE001 - the failure (or model bug) the log ends with
         pass
     return out + [(n, tuple(a)) for n, a in actions[len(out):]]
 
