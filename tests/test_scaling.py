@@ -26,13 +26,21 @@ MUTANT, CHUNK, HYP_CHUNK = "linux_4_3", 3, 10
 
 
 def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
-    """Does walk chunk ``index`` of a run with ``seed`` (``examples`` examples) fail?"""
-    from conformance.certify import run_walk_chunk
-    from conformance.registry import load_protocol
+    """Does walk chunk ``index`` of a run with ``seed`` (``examples`` examples) fail?
 
-    chunk = Chunk(index, chunk_seed(seed, index), examples)
-    return bool(run_walk_chunk(load_protocol(MUTANT), DEFAULT, False, 50, chunk,
-                               time.monotonic())[2])
+    The chunk's examples as run_walk_chunk draws them (example k: run_example, swarm, under
+    the k-th 64-bit draw of random.Random(chunk seed)), without its minimization of the
+    failure: the seed search below took 25 s of CPU at collection, in every xdist worker, with
+    it, 0.15 s without. Should the walk's draws change, certify no longer fails in chunk 2
+    with MUTANT_SEED and test_lowest_failing_chunk_wins_on_any_worker_count says so."""
+    import random
+
+    from conformance.registry import load_protocol
+    from conformance.walk import run_example
+
+    cls, rnd = load_protocol(MUTANT), random.Random(chunk_seed(seed, index))
+    return any(run_example(cls, DEFAULT, False, seed=rnd.getrandbits(64), swarm=True).failure
+               is not None for _ in range(examples))
 
 
 #: a historical bug (S3) that this seed finds in chunk 2 of 3 walk examples each (chunks 0
@@ -209,12 +217,19 @@ def test_ctrl_c_on_a_dask_cluster_cancels_its_chunks(dask_cluster):
 
 
 # -- the example database ------------------------------------------------------------------------
-def test_a_chunk_files_its_examples_under_the_protocol_and_config_key():
+def test_a_chunk_files_its_examples_under_the_protocol_and_config_key(monkeypatch):
     """Guards the Hypothesis internals conformance.database.keyed relies on: a failing chunk
-    saves under campaign_key, not under a digest that ignores the config."""
+    saves under campaign_key, not under a digest that ignores the config. Hypothesis saves the
+    failure when it finds it and each shorter one while shrinking: shrinking is capped at its
+    least (5 s, conformance.certify._cap_shrinking) since what is saved, and where, is the
+    check (the full shrink took 138 s of a loaded 2-core CI run). The cap is Hypothesis's
+    module global: set back after the test, for the fuzz() runs that follow in this worker."""
+    from hypothesis.internal.conjecture import engine
+
+    monkeypatch.setattr(engine, "MAX_SHRINKING_SECONDS", engine.MAX_SHRINKING_SECONDS)
     key = campaign_key(MUTANT, DEFAULT, False)
     r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(2, chunk_seed(HYP_SEED, 2), HYP_CHUNK),
-                      time.time(), key=key, saved={}, engine="hypothesis"))
+                      time.time(), shrink_s=5, key=key, saved={}, engine="hypothesis"))
     assert r.found and r.log
     assert {k for _op, k, _v in r.log} <= {key, key + b".secondary", key + b".pareto"}
     assert any(op == "save" and k == key for op, k, _v in r.log)
