@@ -22,7 +22,7 @@ class LufV10Posted(LufV10):
     #: v10 09/12: ``if (pte_write(pteval)) tlb_ubc else tlb_ubc_ro`` (dirty read-only PTEs qualify)
     LUF_DIRTY_OK = True
 
-#: the rule the fuzzer finds first (tests/test_protocols.py: seed 6, FAILING_SEEDS; 6000 examples
-#: of 100 steps; seed 0 finds the lazyfree C1 first): the S2 of the mprotect race (pte_write-only eligibility); docs/LUF.md lists every
-#: rule it violates (the lazyfree C1 among them)
+#: the rule the fuzzer finds first (tests/test_protocols.py: certify's walk, seed 5, 500 examples;
+#: seeds 0-4 find the lazyfree C1 first): the S2 of the mprotect race (pte_write-only
+#: eligibility); docs/LUF.md lists every rule it violates (the lazyfree C1 among them)
 EXPECTED_VIOLATION = "S2"

@@ -36,7 +36,7 @@ def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
     import random
 
     from conformance.registry import load_protocol
-    from conformance.walk import run_example
+    from conformance.search.walk import run_example
 
     cls, rnd = load_protocol(MUTANT), random.Random(chunk_seed(seed, index))
     return any(run_example(cls, DEFAULT, False, seed=rnd.getrandbits(64), swarm=True).failure
