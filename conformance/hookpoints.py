@@ -207,7 +207,15 @@ def _drive(fn, proto, args):
     r = run.switch(fn, proto, args)  # the worker never raises: _RAISED
     run.depth, _active, _depth = _depth, None, 0
     while r is _PAUSE:
-        yield
+        try:
+            yield
+        except GeneratorExit:
+            # the operation is dropped with its hook paused (Machine.close: a machine thrown
+            # away): unwind the hook's greenlet, or its frames keep the whole machine alive
+            # (a suspended greenlet is invisible to the cycle collector)
+            if not run.dead:
+                run.throw(GreenletExit)
+            raise
         _active, _depth = run, run.depth
         cur = getcurrent()
         if run.parent is not cur:  # resumed from another greenlet than it started in

@@ -404,6 +404,26 @@ class Machine:
         return not any((op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm)
                        or _forks_into(op, mm) for op in self.ops)
 
+    def close(self) -> None:
+        """Throw the machine away: end every operation in flight where it stands
+        (``generator.close``, no further step runs). A hook paused at an automatic point
+        is unwound; without this a dropped machine with a paused hook stays alive (the
+        paused greenlet's frames hold it, and the cycle collector cannot see into them):
+        the explorer calls it for every machine it drops.
+
+        Example::
+
+            >>> from conformance.registry import load_protocol
+            >>> m = Machine(load_protocol("linux"))
+            >>> op = m.munmap(0, 0, 1)
+            >>> m.close(); m.ops
+            []
+        """
+        for op in list(self.ops):
+            if op.gen is not None:
+                op.gen.close()
+        self.ops.clear()
+
     def drain(self, limit: int = 20000) -> None:
         """Run every operation in flight to completion, oldest first."""
         n = 0

@@ -273,3 +273,23 @@ def test_fork_waits_for_its_child_slot_to_finish_exiting():
         res = explore(sc, load_protocol(proto))
         assert res.verdict == "pass" and res.complete
         assert res.interleavings == 2
+
+
+def test_dropped_machines_are_freed():
+    """Every machine the explorer drops is closed (Machine.close): one dropped with a hook
+    paused at an automatic point used to stay alive, the paused greenlet's frames holding it
+    where the cycle collector cannot see (392 machines left after exploring the 2.7 file
+    under three protocols, 273 after this one; 25,600 after test_litmus in one CI worker).
+    A few (4 here) stay referenced by the last hooks' state, whatever the number of states."""
+    import gc
+
+    from conformance.machine import Machine
+
+    def alive():
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is Machine)
+
+    before = alive()
+    res = explore(load(BUG_27), load_protocol("linux"))
+    assert res.verdict == "pass" and res.states > 100
+    assert alive() - before <= 8

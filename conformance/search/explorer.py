@@ -308,6 +308,7 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 return Result(sc.name, name, f, path, states, transitions, 0,
                               time.perf_counter() - t0, False, dedup, preemption_bound, depth)
             children[key] = ["end"]
+            run.m.close()
             continue
         kids = children[key] = []
         for n, choice in enumerate(options):
@@ -332,6 +333,7 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
             else:
                 ckey = next_id
                 next_id += 1
+            child.m.close()  # its key is all the search keeps of it (frees a paused hook's)
             kids.append(ckey)
             if ckey in seen:
                 continue
