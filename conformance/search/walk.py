@@ -412,9 +412,11 @@ def run_positions(cls, cfg, strict, actions, keep):
     except Failure as f:
         return f, done
     except UsageError:  # an action that no longer applies: does not reproduce
+        m.close()
         return None, done
     except Exception as exc:  # noqa: BLE001 - a model bug: it reproduces as one
         return ModelError.uncaught(exc, m), done
+    m.close()
     return None, done
 
 
@@ -491,6 +493,8 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
         f, done = run_positions(cls, cfg, strict, actions, cand)
         if f is not None and f.rule == failure.rule and same(f) == want:
             return f, cand[:done + 1]
+        if f is not None and f.machine is not None:
+            f.machine.close()  # a rejected candidate: free it (Machine.close)
         return None, None
 
     chunk = max(1, len(keep) // 2)
