@@ -220,15 +220,23 @@ def fuzz_settings(examples: int, steps: int, shrink: bool = True, database=None)
                     print_blob=False)
 
 
-def _cap_shrinking(seconds: float) -> None:
+def _cap_shrinking(seconds: float):
     """Bound Hypothesis's shrink phase (``engine.MAX_SHRINKING_SECONDS``, 300 s by default)
-    so that a run ends near its budget; the best reproducer found by then is reported."""
+    so that a run ends near its budget; the best reproducer found by then is reported.
+    Returns a function that puts the previous cap back (the cap is process-wide: left set,
+    it capped every later ``fuzz()`` of the process, e.g. a pytest worker's)."""
     try:
         from hypothesis.internal.conjecture import engine
     except ImportError:  # pragma: no cover
-        return
-    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
-        engine.MAX_SHRINKING_SECONDS = max(5, int(seconds))
+        return lambda: None
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        return lambda: None
+    old = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = max(5, int(seconds))
+
+    def restore() -> None:
+        engine.MAX_SHRINKING_SECONDS = old
+    return restore
 
 
 def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300,
@@ -239,7 +247,7 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     ``counts``: a dict the examples' coverage and checks are summed into (shrinking's
     examples included: they ran).
     """
-    _cap_shrinking(shrink_s)
+    uncap = _cap_shrinking(shrink_s)
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
     first = {}
@@ -270,6 +278,7 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
         if not failures:
             raise
     finally:
+        uncap()
         if counts is not None:
             merge(counts, stats.counts)
     return stats.examples, stats.steps, failures, first.get("t"), "\n".join(program)

@@ -102,3 +102,13 @@ def test_chunk_keeps_counts_over_the_wire():
 
     r = run_task(Task("linux", DEFAULT, False, 10, Chunk(0, 0, 3), time.time()))
     assert r.counts["check C1"] > 0
+
+
+def test_a_hypothesis_chunk_puts_the_shrink_cap_back():
+    """run_chunk caps Hypothesis's shrink phase for its own run only: the cap is process-wide,
+    and left set it capped every later fuzz() of a pytest worker."""
+    from hypothesis.internal.conjecture import engine
+
+    before = engine.MAX_SHRINKING_SECONDS
+    run_chunk(load_protocol("linux"), DEFAULT, False, 20, 3, 1, time.monotonic(), shrink_s=7)
+    assert engine.MAX_SHRINKING_SECONDS == before
