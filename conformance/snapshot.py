@@ -141,6 +141,13 @@ def dispose(m) -> None:
     and with it the whole machine (``bounded`` drops tens of thousands of them)."""
     for op in list(m.ops):
         _close(op)
+    # break the machine's reference cycles (kernel, oracle, arch and protocol point back
+    # at it or at each other) so that reference counting frees it at once
+    for part in (m.kernel, m.oracle, m.proto, m.arch):
+        d = getattr(part, "__dict__", None)
+        if d is not None:
+            d.clear()
+    m.__dict__.clear()
 
 
 def _close(op) -> None:
