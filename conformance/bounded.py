@@ -24,8 +24,12 @@ transitions). A state with no operation in flight is checked as a quiescent mach
 
 Operations are generators, which cannot be copied, so expanding a state re-executes its
 path from a fresh machine (``_execute``) once, tries each hardware event on that machine
-and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), and
-re-executes the path again for each kernel transition but the last. A terminal state (K
+and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), each start
+too (:mod:`conformance.snapshot`: a start runs only the new operation's generator), and
+re-executes the path again for each advance but the last; the last kernel transition runs
+on the machine itself. A dropped machine is closed (:func:`conformance.snapshot.dispose`).
+Each frontier state carries its key's part digests (:func:`conformance.statekey.summary`),
+from which its hardware successors are keyed without taking its parts again. A terminal state (K
 operations started, none in flight) is not expanded when no fresh fill would fail C1
 (:func:`_fresh_fills_pass`). The bound runs K = 1, 2, ... in turn: the first K that fails
 is the smallest, and a stopped run says "complete up to K-1, partial at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the

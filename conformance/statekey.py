@@ -5,11 +5,16 @@ through :mod:`conformance.fingerprint`: generic, every ``__slots__`` field (and 
 entry) of the machine's parts, a function per class generated on first sight, so a field
 another change adds to a model class is covered without a list to update; likewise every
 attribute of the machine, the oracle and the kernel (:func:`_rest`) and every slot of an
-operation (:func:`_op`). It is cut in parts (:func:`parts`) so that a hardware event
-re-reads only what it can change (:func:`hw_summary`). Each part is serialised with ``marshal`` format 0 (no object sharing, no
-interning flags: equal tuples give equal bytes whatever their history) and hashed with
-BLAKE2b to 16 bytes. Two distinct states share a key with probability at most
-``n**2 / 2**129`` over ``n`` states: below 1e-24 for 10**9 states (docs/BOUNDED.md).
+operation (:func:`_op`), with the frames of a hook paused at an automatic interleaving
+point (:func:`conformance.hookpoints.paused_frames`, as the explorer's key). It is cut in
+parts (:func:`parts`) so that a hardware event re-reads only what it can change
+(:func:`hw_summary`). Each part is serialised with ``marshal`` format 0 (no object
+sharing, no interning flags: equal tuples give equal bytes whatever their history) and
+hashed with BLAKE2b to 16 bytes; the key is BLAKE2b-128 of those part digests and the
+search's own state. Two distinct states share a key only if two distinct part values, or
+two distinct digest lists, collide: probability at most ``(p**2 + n**2) / 2**129`` for
+``p`` part values and ``n`` states (``p`` <= 8n here): below 1e-19 for 10**9 states
+(docs/BOUNDED.md).
 
 Example::
 
