@@ -2,12 +2,14 @@
 correct protocols, the smallest K of every corpus mutant and LUF variant.
 
     python bench/bounded.py speed                 # states/s, bytes/state: fast vs plain
+    python bench/bounded.py speed --against da4ab67   # and the search as it was at a commit
     python bench/bounded.py reach --cap 600       # linux, immediate: largest K in the cap
     python bench/bounded.py mutants --kmax 3 --cap 120 --check
     python bench/bounded.py reach --protocol linux --cpus 2 --boot empty --cap 60
 
 Times are CPU seconds of this process (``time.process_time``), so a loaded machine slows
-the figures less than wall time would; states/s is distinct states per CPU second.
+the figures less than wall time would; states/s is distinct states per CPU second. ``speed``
+runs each search in a fresh forked process (one search's garbage does not slow the next).
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import argparse
 import os
 import sys
 import time
-import tracemalloc
 
 import attrs
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from conformance.boundcli import BOUND_CONFIG  # noqa: E402
 from conformance.search.bounded import bounded  # noqa: E402
@@ -37,31 +39,119 @@ def _run(name, cfg, k, menu, **kw):
     return res, time.process_time() - t
 
 
+#: speed's modes: keyword arguments of ``bounded``; "plain" is the unreduced search (every
+#: transition on a re-execution, every key whole, terminal states expanded)
+MODES = {"plain": {"undo": False, "reduce": False}, "fast": {}}
+
+
+def _against(rev: str):
+    """``bounded`` as it was at commit ``rev``: its bounded.py, statekey.py and
+    fingerprint.py loaded from git as modules of their own (the model is today's)."""
+    import subprocess
+    import types
+
+    names = ("fingerprint", "statekey", "bounded")
+    tag = "_at_" + rev
+    import conformance.search  # noqa: F401 - the package the modules load into
+    for n in names:
+        # conformance/search/ since issue 12; conformance/ before
+        for pkg in ("conformance.search", "conformance"):
+            path = pkg.replace(".", "/") + f"/{n}.py"
+            got = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True,
+                                 text=True, cwd=ROOT)
+            if got.returncode == 0:
+                src = got.stdout
+                break
+        else:
+            raise SystemExit(f"bench/bounded.py: no {n}.py at {rev}")
+        for o in names:
+            src = src.replace(f"from .{o} import", f"from .{tag}_{o} import")
+            src = src.replace(f"from . import {o} as", f"from . import {tag}_{o} as")
+        mod = types.ModuleType(f"{pkg}.{tag}_{n}")
+        mod.__package__ = pkg
+        sys.modules[mod.__name__] = mod
+        exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)  # noqa: S102
+        setattr(sys.modules[pkg], f"{tag}_{n}", mod)
+    return sys.modules[f"{pkg}.{tag}_bounded"].bounded
+
+
+def _isolated(fn, *a):
+    """``fn(*a)`` in a forked process; its result (one search's garbage stays there)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, a)
+
+
+def _rss(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` (the peak) of this process, in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _speed_one(name, boot, k, mode, cap, max_states, memory, rev=None):
+    search = _against(rev) if rev else bounded
+    kw = dict(MODES.get(mode, {}))
+    cls = load_protocol(name)
+    if memory:  # the peak resident size from here on (tracemalloc would triple the time)
+        import gc
+
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current resident size
+        base = _rss("VmRSS")
+    t = time.process_time()
+    res = search(cls, _cfg(2, boot), k, menu=MENUS["small"],
+                 clock=time.process_time, budget_s=cap, max_states=max_states,
+                 start_k=k if max_states else 1, **kw)
+    cpu = time.process_time() - t
+    peak = _rss("VmHWM") - base if memory else 0
+    states = sum(lv.states for lv in res.levels)
+    trans = sum(lv.transitions for lv in res.levels)
+    return states, trans, cpu, peak, res.levels[-1].complete, res.levels[-1].peak_frontier
+
+
+def memory(args) -> None:
+    """The memory rows of :func:`speed` alone."""
+    _memory_rows(args, ["plain", "fast"] + ([args.against] if args.against else []))
+
+
+def _memory_rows(args, modes) -> None:
+    print("\n| memory: linux populated K=2 | mode | states | peak frontier | peak RSS growth MiB "
+          "| bytes/state |")
+    print("|---|---|---:|---:|---:|---:|")
+    for mode in modes:
+        rev = mode if mode not in MODES else None
+        states, _t, _cpu, peak, _c, front = _isolated(_speed_one, "linux", "populated", 2,
+                                                      mode, None, args.states, True, rev)
+        print(f"| first {args.states:,} states | {mode} | {states:,} | {front:,} | "
+              f"{peak / 2**20:.1f} | {peak / max(states, 1):,.0f} |", flush=True)
+
+
 def speed(args) -> None:
-    """The same searches with and without the fast path (undo of hardware events, partial
-    keys), in one run; then bytes per state under tracemalloc."""
+    """The same searches, each in a fresh process: the unreduced search ("plain"), the
+    fast one, and with ``--against REV`` the search as it was at that commit ("REV");
+    then bytes per state: the growth of the peak resident size over a search stopped at
+    ``--states`` states, divided by them (``/proc/self/status`` VmHWM after resetting it;
+    tracemalloc would triple the search's time)."""
+    modes = ["plain", "fast"] + ([args.against] if args.against else [])
     print("| search | mode | states | transitions | CPU s | states/s |")
     print("|---|---|---:|---:|---:|---:|")
-    cases = [("linux", "populated", 1), ("linux", "empty", 2), ("linux_4_3", "populated", 2)]
-    for name, boot, k in cases:
-        for undo in (False, True):
-            res, cpu = _run(name, _cfg(2, boot), k, MENUS["small"], undo=undo,
-                            budget_s=args.cap)
-            states = sum(lv.states for lv in res.levels)
-            trans = sum(lv.transitions for lv in res.levels)
-            print(f"| {name} {boot} K<={k} | {'fast' if undo else 'plain'} | {states:,} | "
-                  f"{trans:,} | {cpu:.2f} | {states / cpu:,.0f} |", flush=True)
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    res, cpu = _run("linux", _cfg(2, "populated"), 2, MENUS["small"], start_k=2,
-                    budget_s=args.cap)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    lv = res.levels[-1]
-    print(f"\nmemory: linux populated K=2 ({'complete' if lv.complete else 'partial'}), "
-          f"{lv.states:,} states, peak frontier {lv.peak_frontier:,}: traced peak "
-          f"{peak / 2**20:.1f} MiB = {peak / max(lv.states, 1):,.0f} bytes/state "
-          f"(the seen set and two BFS levels of paths included)")
+    cases = [("linux", "populated", 1, None), ("linux", "empty", 2, None),
+             ("linux_4_3", "populated", 2, None), ("linux", "populated", 2, args.states)]
+    for name, boot, k, ms in cases:
+        for mode in modes:
+            rev = mode if mode not in MODES else None
+            states, trans, cpu, _p, _c, _f = _isolated(_speed_one, name, boot, k, mode,
+                                                       args.cap, ms, False, rev)
+            what = f"K<={k}" if ms is None else f"K={k}, first {ms:,} states"
+            print(f"| {name} {boot} {what} | {mode} | {states:,} | {trans:,} | {cpu:.2f} | "
+                  f"{states / cpu:,.0f} |", flush=True)
+    _memory_rows(args, modes)
 
 
 def reach(args) -> None:
@@ -106,7 +196,7 @@ def mutants(args) -> None:
         if args.check:  # the unreduced search must find the same K and the same path
             if res.failure is not None:
                 plain, _ = _run(name, _cfg(2, args.boot), res.fail_k, MENUS[args.menu],
-                                undo=False, start_k=res.fail_k)
+                                undo=False, reduce=False, start_k=res.fail_k)
                 row += f" {'yes' if plain.path == res.path else 'NO'} |"
             else:
                 row += " - |"
@@ -115,13 +205,17 @@ def mutants(args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("speed", "reach", "mutants"))
+    ap.add_argument("what", choices=("speed", "memory", "reach", "mutants"))
     ap.add_argument("--cap", type=float, default=600.0, help="CPU seconds per search")
     ap.add_argument("--kmax", type=int, default=3, help="mutants: the largest K tried")
     ap.add_argument("--menu", default="full", choices=tuple(MENUS))
     ap.add_argument("--boot", action="append", default=None, choices=("populated", "empty"))
     ap.add_argument("--cpus", action="append", type=int, default=None)
     ap.add_argument("--protocol", action="append", default=None)
+    ap.add_argument("--against", default=None, metavar="REV",
+                    help="speed: also the search as it was at commit REV")
+    ap.add_argument("--states", type=int, default=20000,
+                    help="speed: the K=2 row and the memory row stop at this many states")
     ap.add_argument("--check", action="store_true",
                     help="mutants: re-run each failing K without undo and compare the path")
     args = ap.parse_args()
@@ -129,7 +223,7 @@ def main() -> int:
         args.boot = args.boot[0]
     elif args.what == "mutants":
         args.boot = "populated"
-    {"speed": speed, "reach": reach, "mutants": mutants}[args.what](args)
+    {"speed": speed, "memory": memory, "reach": reach, "mutants": mutants}[args.what](args)
     return 0
 
 

@@ -9,7 +9,8 @@ module                 searches
 :mod:`.explorer`       every interleaving of one threaded litmus file, breadth first
 :mod:`.shortest`       a failure's operations as a litmus file, explored for the shortest
 :mod:`.bounded`        every program of up to K operations, every interleaving
-                       (with :mod:`.menu`, :mod:`.statekey`, :mod:`.fingerprint`)
+                       (with :mod:`.menu`, :mod:`.statekey`, :mod:`.fingerprint` and
+                       :mod:`.snapshot`, which undoes an operation's start in place)
 =====================  ================================================================
 
 The judging is elsewhere: the oracle (:mod:`conformance.oracle`) runs inside every step of

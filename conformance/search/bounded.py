@@ -24,8 +24,12 @@ transitions). A state with no operation in flight is checked as a quiescent mach
 
 Operations are generators, which cannot be copied, so expanding a state re-executes its
 path from a fresh machine (``_execute``) once, tries each hardware event on that machine
-and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), and
-re-executes the path again for each kernel transition but the last. A terminal state (K
+and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), each start
+too (:mod:`conformance.search.snapshot`: a start runs only the new operation's generator), and
+re-executes the path again for each advance but the last; the last kernel transition runs
+on the machine itself. A dropped machine is closed (:func:`conformance.search.snapshot.dispose`).
+Each frontier state carries its key's part digests (:func:`conformance.statekey.summary`),
+from which its hardware successors are keyed without taking its parts again. A terminal state (K
 operations started, none in flight) is not expanded when no fresh fill would fail C1
 (:func:`_fresh_fills_pass`). The bound runs K = 1, 2, ... in turn: the first K that fails
 is the smallest, and a stopped run says "complete up to K-1, partial at K". ``jobs`` > 1 splits each BFS level into chunks run by forked processes; the
@@ -52,7 +56,8 @@ import attrs
 from ..config import MachineConfig
 from ..errors import Failure, ModelError
 from .menu import KINDS, MENUS
-from .statekey import DIGEST_BYTES, digest, hw_parts, key, parts
+from .snapshot import dispose, snapshot
+from .statekey import DIGEST_BYTES, digest_pd, hw_summary, key, summary
 
 #: parents per chunk sent to a worker (jobs > 1); the deadline is checked between chunks
 CHUNK = 256
@@ -277,64 +282,141 @@ def _deadlock(m) -> ModelError | None:
     return None
 
 
-def expand(ctx: _Ctx, paths, first: int = 0):
+def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
     """Expand the states at ``paths`` (one BFS level's chunk, ``first`` the index of its
-    first parent). Returns (children, transitions, failure): children are (parent index,
-    choice, key) in order, the chunk's own duplicates dropped; failure is None or (parent
-    index, choice) of the first failing transition (the chunk stops there)."""
+    first parent; ``sums``: their :func:`conformance.statekey.summary`, or None). Returns
+    (children, transitions, failure): children are (parent index, choice, key, summary)
+    in order, the chunk's own duplicates dropped (summary None in the plain search);
+    failure is None or (parent index, choice) of the first failing transition (the chunk
+    stops there)."""
     out = []
     seen = set()
     transitions = 0
     for n, path in enumerate(paths):
-        m, fail = _execute(ctx, path)
-        if fail is not None:  # cannot happen: failing children are never queued
-            raise ModelError(f"bounded: replay of a passing state failed: {fail}")
-        started = _started(path)
-        if ctx.reduce and started == ctx.k and not m.ops and _fresh_fills_pass(m):
-            continue  # terminal: no violation is reachable (docs/BOUNDED.md, "Reductions")
-        opts = choices(m, started, ctx)
-        # hardware events first, each undone after its key is taken (:func:`_hw_undoable`);
-        # then the kernel transitions, each on a re-execution (the last on ``m`` itself)
-        hw = [c for c in opts if c[0] in "fe"] if ctx.undo else []
-        kern = opts[len(hw):]  # choices() lists the hardware events first
-        # No quiescent check after a hardware event: C1 over every entry is C1 of each entry;
-        # an eviction removes one, a fill adds one that Machine.fill checks itself, and only
-        # the accessed bit changes elsewhere, which C1 does not read. The parent passed it.
-        base = parts(m) if hw else None
-        for c in hw:
-            transitions += 1
-            undo, pte = _hw_undoable(m, c)
-            acc = pte.accessed if pte is not None else True
-            try:
-                apply(m, c)
-            except Failure:
-                return out, transitions, (first + n, c)
-            k = digest(hw_parts(m, base, c[1], not acc), started)
-            if ctx.check_undo and k != key(m, started):
-                raise ModelError(f"bounded: the key after {c} differs when taken whole")
-            undo()
-            if ctx.check_undo and digest(parts(m), started) != digest(base, started):
-                raise ModelError(f"bounded: undoing {c} did not restore the state")
+        kids, trans, failed = (_expand_fast(ctx, path, sums[n] if sums else None)
+                               if ctx.undo else _expand_plain(ctx, path))
+        if failed is not None and ctx.undo:  # the children before it, in choices order
+            kids, trans, failed = _expand_plain(ctx, path)
+        transitions += trans
+        for c, k, sm in kids:
             if k not in seen:
                 seen.add(k)
-                out.append((first + n, c, k))
-        for i, c in enumerate(kern):
-            child = m if i == len(kern) - 1 else _execute(ctx, path)[0]
-            transitions += 1
-            try:
-                apply(child, c)
-                if not child.ops:
-                    child.check_quiescent()
-                elif _deadlock(child) is not None:
-                    return out, transitions, (first + n, c)
-            except Failure:
-                return out, transitions, (first + n, c)
-            k = key(child, started + (c[0] == "s"))
-            if k in seen:
-                continue
-            seen.add(k)
-            out.append((first + n, c, k))
+                out.append((first + n, c, k, sm))
+        if failed is not None:
+            return out, transitions, (first + n, failed)
     return out, transitions, None
+
+
+def _parent(ctx: _Ctx, path):
+    """The machine at ``path`` re-executed, the operations started and its transitions;
+    None for a terminal state that is not expanded (docs/BOUNDED.md, "Reductions")."""
+    m, fail = _execute(ctx, path)
+    if fail is not None:  # cannot happen: failing children are never queued
+        raise ModelError(f"bounded: replay of a passing state failed: {fail}")
+    started = _started(path)
+    if ctx.reduce and started == ctx.k and not m.ops and _fresh_fills_pass(m):
+        dispose(m)
+        return None
+    return m, started, choices(m, started, ctx)
+
+
+def _fails(child, c) -> bool:
+    """Run kernel transition ``c`` on ``child``: does it fail (a violation, or a deadlock)?"""
+    try:
+        apply(child, c)
+        if not child.ops:
+            child.check_quiescent()
+        elif _deadlock(child) is not None:
+            return True
+    except Failure:
+        return True
+    return False
+
+
+def _expand_plain(ctx: _Ctx, path):
+    """One parent, every transition on a re-execution and every key whole (the unreduced
+    search): ([(choice, key)] in choices order up to the first failure, transitions,
+    failing choice or None)."""
+    got = _parent(ctx, path)
+    if got is None:
+        return [], 0, None
+    m, started, opts = got
+    kids = []
+    for i, c in enumerate(opts):
+        child = m if i == len(opts) - 1 else _execute(ctx, path)[0]
+        if _fails(child, c):
+            return kids, i + 1, c
+        kids.append((c, key(child, started + (c[0] == "s")), None))
+        dispose(child)
+    return kids, len(opts), None
+
+
+def _expand_fast(ctx: _Ctx, path, base=None):
+    """One parent, the fast way (docs/BOUNDED.md, "What makes it faster"): its machine is
+    re-executed once; hardware events are undone (:func:`_hw_undoable`), starts too
+    (:mod:`conformance.search.snapshot`); each advance but the last runs on a re-execution, the
+    last kernel transition on the machine itself. ``base``: the parent's summary
+    (:func:`conformance.statekey.summary`), taken when it was made, or None. Returns
+    ([(choice, key, summary)] in choices order, transitions, failing choice or None): on a
+    failure the caller redoes the parent with :func:`_expand_plain` (which child comes
+    first in choices order)."""
+    got = _parent(ctx, path)
+    if got is None:
+        return [], 0, None
+    m, started, opts = got
+    hw = [c for c in opts if c[0] in "fe"]  # choices() lists the hardware events first
+    adv = [c for c in opts if c[0] == "a"]
+    st = [c for c in opts if c[0] == "s"]
+    keys = {}
+    # No quiescent check after a hardware event: C1 over every entry is C1 of each entry;
+    # an eviction removes one, a fill adds one that Machine.fill checks itself, and only
+    # the accessed bit changes elsewhere, which C1 does not read. The parent passed it.
+    if hw and base is None:
+        base = summary(m)
+    n = 0
+    for c in hw:
+        n += 1
+        undo, pte = _hw_undoable(m, c)
+        acc = pte.accessed if pte is not None else True
+        try:
+            apply(m, c)
+        except Failure:
+            return [], n, c
+        sm = hw_summary(m, base, c[1], not acc)
+        k = digest_pd(sm[1], started)
+        if ctx.check_undo and k != key(m, started):
+            raise ModelError(f"bounded: the key after {c} differs when taken whole")
+        undo()
+        if ctx.check_undo and key(m, started) != digest_pd(base[1], started):
+            raise ModelError(f"bounded: undoing {c} did not restore the state")
+        keys[c] = k, sm
+    # kernel transitions: the starts undone (all of them when an advance follows, else all
+    # but the last), each advance but the last on a re-execution, the last on ``m``
+    kern = st + adv
+    snap = snapshot(m) if len(kern) > 1 and st else None
+    for i, c in enumerate(kern):
+        last = i == len(kern) - 1
+        child = m if last or c[0] == "s" else _execute(ctx, path)[0]
+        n += 1
+        if _fails(child, c):
+            return [], n, c
+        sm = summary(child)
+        k = digest_pd(sm[1], started + (c[0] == "s"))
+        keys[c] = k, sm
+        if child is not m or last:
+            dispose(child)
+        elif c[0] == "s":
+            if ctx.check_undo:
+                again = _execute(ctx, path)[0]
+                apply(again, c)
+                if key(again, started + 1) != k:
+                    raise ModelError(f"bounded: the key after {c} differs on a re-execution")
+            snap.restore()
+            if ctx.check_undo and key(m, started) != key(_execute(ctx, path)[0], started):
+                raise ModelError(f"bounded: undoing {c} did not restore the state")
+    if not kern:  # hardware events only: the parent's machine is not needed again
+        dispose(m)
+    return [(c,) + keys[c] for c in opts], n, None
 
 
 def _failure_of(ctx: _Ctx, path) -> Failure:
@@ -356,8 +438,8 @@ def _failure_of(ctx: _Ctx, path) -> Failure:
 _WORKER_CTX: _Ctx | None = None
 
 
-def _work(paths, first):
-    return expand(_WORKER_CTX, paths, first)
+def _work(paths, first, sums):
+    return expand(_WORKER_CTX, paths, first, sums)
 
 
 def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
@@ -399,19 +481,24 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
     except Failure as f:
         res.failure, res.fail_k, res.path = f, ctx.k, ()
         return
-    seen = {key(root, 0)}
+    root_sum = summary(root)
+    seen = {digest_pd(root_sum[1], 0)}
+    dispose(root)
     lv.states = 1
     frontier = [()]
+    sums = [root_sum]  # each frontier state's summary (the fast search's hardware keys)
     pool = _pool(ctx, jobs) if jobs > 1 else None
     try:
         while frontier:
             nxt = []
-            for children, trans, failed in _level(ctx, frontier, pool, jobs, deadline):
+            nsums = []
+            for children, trans, failed in _level(ctx, frontier, sums, pool, jobs, deadline):
                 lv.transitions += trans
-                for parent, c, k in children:
+                for parent, c, k, sm in children:
                     if k not in seen:
                         seen.add(k)
                         nxt.append(frontier[parent] + (c,))
+                        nsums.append(sm)
                 if failed is not None:
                     parent, c = failed
                     res.path = frontier[parent] + (c,)
@@ -429,7 +516,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
             if nxt:
                 lv.depth += 1
             lv.peak_frontier = max(lv.peak_frontier, len(nxt))
-            frontier = nxt
+            frontier, sums = nxt, nsums
             lv.seconds = time.perf_counter() - t0
             if progress is not None:
                 progress(lv)
@@ -442,12 +529,12 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
             _close(pool, cancel=res.stopped is not None or res.failure is not None)
 
 
-def _level(ctx, frontier, pool, jobs, deadline):
+def _level(ctx, frontier, sums, pool, jobs, deadline):
     """The level's chunks' results, in chunk order (lazily: the caller may stop early)."""
     if pool is None:
         step = 64  # small chunks: the deadline is checked often
         for i in range(0, len(frontier), step):
-            yield expand(ctx, frontier[i:i + step], i)
+            yield expand(ctx, frontier[i:i + step], i, sums[i:i + step])
         return
     step = max(1, min(CHUNK, -(-len(frontier) // jobs)))
     futs = []
@@ -455,12 +542,14 @@ def _level(ctx, frontier, pool, jobs, deadline):
     starts = list(range(0, len(frontier), step))
     nxt = 0
     while nxt < len(starts) and len(futs) < window:
-        futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt]))
+        futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt],
+                                    sums[starts[nxt]:starts[nxt] + step]))
         nxt += 1
     while futs:
         r = futs.pop(0).result()
         if nxt < len(starts):
-            futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt]))
+            futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt],
+                                    sums[starts[nxt]:starts[nxt] + step]))
             nxt += 1
         yield r
 

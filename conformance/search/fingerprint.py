@@ -39,9 +39,31 @@ _TOP: dict = {}
 
 
 def ranked(ranks) -> None:
-    """Set (a ``(sorted list, set)`` pair) or clear (None) the instance ranks for ``inst``."""
-    global _RANKS
+    """Set (a ``(sorted list, set)`` pair) or clear (None) the instance ranks for ``inst``:
+    the start and the end of one key. While they are set, the fingerprint of each object
+    of a model class is taken once (:data:`_MEMO`, by identity: the objects are the
+    machine's, alive and unchanged while the key is taken; an operation's frames hold the
+    same VMAs, locks and gathers as the mms do)."""
+    global _RANKS, _MEMO
     _RANKS = ranks
+    _MEMO = {} if ranks is not None else None
+
+
+#: id(object) -> its fingerprint, while one key is taken (:func:`ranked`), else None
+_MEMO = None
+
+
+def _memo(f):
+    def memo(x):
+        m = _MEMO
+        if m is None:
+            return f(x)
+        i = id(x)
+        r = m.get(i)
+        if r is None:
+            r = m[i] = f(x)
+        return r
+    return memo
 
 
 def R(v):
@@ -148,7 +170,8 @@ def _build(t, top: bool):
         return it
     slots = slots_of(t)
     if slots:
-        return _generated(name, slots, _has_dict(t))
+        f = _generated(name, slots, _has_dict(t))
+        return f if top else _memo(f)
 
     def by_dict(x):
         d = getattr(x, "__dict__", None)
@@ -156,7 +179,7 @@ def _build(t, top: bool):
             return name
         return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
                                 for k, v in sorted(d.items()) if k != "arch"])
-    return by_dict
+    return by_dict if top else _memo(by_dict)
 
 
 def _has_dict(t) -> bool:

@@ -5,11 +5,16 @@ through :mod:`conformance.search.fingerprint`: generic, every ``__slots__`` fiel
 entry) of the machine's parts, a function per class generated on first sight, so a field
 another change adds to a model class is covered without a list to update; likewise every
 attribute of the machine, the oracle and the kernel (:func:`_rest`) and every slot of an
-operation (:func:`_op`). It is cut in parts (:func:`parts`) so that a hardware event
-re-reads only what it can change (:func:`hw_parts`). Each part is serialised with ``marshal`` format 0 (no object sharing, no
-interning flags: equal tuples give equal bytes whatever their history) and hashed with
-BLAKE2b to 16 bytes. Two distinct states share a key with probability at most
-``n**2 / 2**129`` over ``n`` states: below 1e-24 for 10**9 states (docs/BOUNDED.md).
+operation (:func:`_op`), with the frames of a hook paused at an automatic interleaving
+point (:func:`conformance.hookpoints.paused_frames`, as the explorer's key). It is cut in
+parts (:func:`parts`) so that a hardware event re-reads only what it can change
+(:func:`hw_summary`). Each part is serialised with ``marshal`` format 0 (no object
+sharing, no interning flags: equal tuples give equal bytes whatever their history) and
+hashed with BLAKE2b to 16 bytes; the key is BLAKE2b-128 of those part digests and the
+search's own state. Two distinct states share a key only if two distinct part values, or
+two distinct digest lists, collide: probability at most ``(p**2 + n**2) / 2**129`` for
+``p`` part values and ``n`` states (``p`` <= 8n here): below 1e-19 for 10**9 states
+(docs/BOUNDED.md).
 
 Example::
 
@@ -29,6 +34,7 @@ from hashlib import blake2b
 
 from . import explorer as _x
 from . import fingerprint as _f
+from ..hookpoints import _DRIVE_CODE, paused_frames
 
 DIGEST_BYTES = 16
 
@@ -36,6 +42,24 @@ DIGEST_BYTES = 16
 def key(m, extra=()) -> bytes:
     """The 16-byte digest of ``m``'s fingerprint and ``extra`` (the search's own state)."""
     return digest(parts(m), extra)
+
+
+def summary(m) -> tuple:
+    """``(ranks, part digests)`` of ``m``: what :func:`hw_summary` needs of a state to key
+    its hardware successors without taking its parts again (the bounded check keeps it
+    with each state of the BFS frontier: 16 bytes a part, one ``bytes``)."""
+    p = parts(m)
+    return p[0], pdigests(p)
+
+
+def pdigests(p: tuple) -> bytes:
+    """The parts of :func:`parts` each hashed to 16 bytes, concatenated."""
+    return b"".join([blake2b(b, digest_size=DIGEST_BYTES).digest() for b in p[1]])
+
+
+def digest_pd(pd: bytes, extra=()) -> bytes:
+    """The 16-byte key of a state's part digests (:func:`pdigests`) and ``extra``."""
+    return blake2b(pd + _dumps(extra), digest_size=DIGEST_BYTES).digest()
 
 
 def _dumps(x) -> bytes:
@@ -51,10 +75,10 @@ def parts(m) -> tuple:
     memory, protocol, the rest (:func:`_rest`), operations])``; ``ranks`` is the sorted PTE
     instance numbers the parts were ranked against (:func:`conformance.search.explorer._inst_ranks`).
     The content of :func:`conformance.search.explorer.fingerprint` (plus any attribute other changes
-    add), cut where a hardware event's change stops (:func:`hw_parts`)."""
+    add), cut where a hardware event's change stops (:func:`hw_summary`)."""
     ranks = _x._inst_ranks(m)
     _f.ranked(ranks)
-    fp, top = _f.fp, _f.top
+    top = _f.top
     if m.proto.__class__ not in _PROTO_SEEN:  # its state is its own part: elsewhere a name
         _PROTO_SEEN.add(m.proto.__class__)
         _f.opaque(m.proto.__class__, "proto")
@@ -68,7 +92,7 @@ def parts(m) -> tuple:
         out.append(_ops_part(m))
     finally:
         _f.ranked(None)
-    return ranks[0], out
+    return tuple(ranks[0]), out
 
 
 _PROTO_SEEN: set = set()
@@ -79,30 +103,33 @@ def _memory(mem) -> tuple:
     return tuple([fp(getattr(mem, s, None)) for s in _f.slots_of(mem.__class__)])
 
 
-def hw_parts(m, base: tuple, cpu: int, pte_changed: bool) -> tuple:
-    """:func:`parts` of ``m`` after a fill or an eviction on ``cpu``, from ``base``, the
-    parts before it. The event changed that CPU's TLB, and, when ``pte_changed`` (a fill
+def hw_summary(m, base: tuple, cpu: int, pte_changed: bool) -> tuple:
+    """:func:`summary` of ``m`` after a fill or an eviction on ``cpu``, from ``base``, the
+    summary before it. The event changed that CPU's TLB, and, when ``pte_changed`` (a fill
     that set a PTE's accessed bit), that PTE: then every part is taken again (a local of an
     operation, or any other part, may hold the PTE). Otherwise only that CPU's part is, and
     the operations' if one of them keeps S3 write-dirty entries (``s3_wd``: which entry is
     cached matters to it); also every part if the event changed the PTE instance numbers the
     state holds (an eviction of the last entry of an old PTE: the ranks move)."""
     if pte_changed:
-        return parts(m)
+        return summary(m)
     ranks = _x._inst_ranks(m)
-    if ranks[0] != base[0]:
-        return parts(m)
+    if tuple(ranks[0]) != base[0]:
+        return summary(m)
     _f.ranked(ranks)
     try:
-        out = list(base[1])
-        out[1 + cpu] = _dumps(_f.top(m.tlbs.cpus[cpu]))
+        pd = base[1]
+        d = DIGEST_BYTES
+        at = (1 + cpu) * d
+        b = blake2b(_dumps(_f.top(m.tlbs.cpus[cpu])), digest_size=d).digest()
+        pd = pd[:at] + b + pd[at + d:]
         for op in m.ops:
             if op.s3_wd:
-                out[-1] = _ops_part(m)
+                pd = pd[:-d] + blake2b(_ops_part(m), digest_size=d).digest()
                 break
     finally:
         _f.ranked(None)
-    return ranks[0], out
+    return base[0], pd
 
 
 #: Machine attributes that are not state, or that other parts cover; every other attribute
@@ -152,6 +179,10 @@ def _op(m, op) -> tuple:
         fr = g.gi_frame
         if fr is None:
             break
+        if g.gi_code is _DRIVE_CODE:  # a hook paused at an automatic point: its own frames
+            for name, lasti, local in paused_frames(g):  # (the explorer's key reads them too)
+                frames.append((name, lasti, tuple([(k, v if v.__class__ in atoms else fp(v))
+                                                   for k, v in local.items() if k != "self"])))
         frames.append((fr.f_code.co_name, fr.f_lasti,
                        tuple([(k, v if v.__class__ in atoms else fp(v))
                               for k, v in fr.f_locals.items() if k != "self"])))
@@ -188,9 +219,7 @@ _OP_SPECIAL = {
 
 
 def digest(p: tuple, extra=()) -> bytes:
-    """The 16-byte key of a state's :func:`parts` and ``extra``."""
-    h = blake2b(digest_size=DIGEST_BYTES)
-    for b in p[1]:
-        h.update(b)
-    h.update(_dumps(extra))
-    return h.digest()
+    """The 16-byte key of a state's :func:`parts` and ``extra``: BLAKE2b of the parts'
+    own 16-byte digests (:func:`pdigests`), so that a state's summary keys its hardware
+    successors (:func:`hw_summary`)."""
+    return digest_pd(pdigests(p), extra)

@@ -1,0 +1,232 @@
+"""Undo of a kernel operation's start, for the bounded check (docs/BOUNDED.md, "What makes
+it faster").
+
+A machine cannot be copied (its operations are generators), so the bounded check rebuilds
+a state by re-executing its path. A *start* transition runs no generator of the operations
+already in flight: it creates a new operation and runs the new generator to its first
+interleaving point. Everything it can change is data reachable from the machine, so it
+can be undone in place: :func:`snapshot` records, for every mutable object reachable from
+the machine (generically: every slot, ``__dict__`` entry, list item, dict key and value,
+set member, tuple item; not into generators, frames, functions or greenlets), its shallow
+contents; :func:`Snapshot.restore` closes the generators started since (and the hook
+greenlets they paused: their ``finally`` blocks run *before* the restore, not at garbage
+collection afterwards) and writes every recorded object back, identity kept, dict order
+included. Objects created since become unreachable.
+
+Why the new operation cannot change anything the walk does not record: its code reaches
+objects only through the machine (its arguments, the machine's parts) and the objects it
+creates; an object that only another operation's frame holds is out of its reach. Protocol
+state is reached through the machine (``m.proto``, ``mm.proto``, ``vma.proto``,
+``op.tlb_ubc``). A protocol keeping state in a module global or a class attribute would
+escape the walk, as it escapes the state key and the reproducer (each of which assumes the
+same); ``bounded(..., check_undo=True)`` compares the restored machine's key with the key
+before at every start, and the child's key with the key of a re-execution.
+
+The history (``trace.events``, ``actions``, ``trace.step``) is not walked: it only grows,
+and is cut back to its length.
+
+Example::
+
+    >>> from conformance.boundcli import BOUND_CONFIG
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> from conformance.statekey import key
+    >>> m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    >>> before = key(m)
+    >>> s = snapshot(m)
+    >>> op = m.munmap(0, 0, 1)
+    >>> key(m) != before, len(m.ops)
+    (True, 1)
+    >>> s.restore()
+    >>> key(m) == before, m.ops, m.tlbs.cpus[0].op
+    (True, [], None)
+"""
+from __future__ import annotations
+
+import types
+
+from greenlet import GreenletExit, greenlet
+
+from .fingerprint import slots_of
+from ..hookpoints import _DRIVE_CODE
+
+_ATOMS = frozenset({int, str, bool, float, type(None), bytes, complex, range, slice})
+#: values not walked: code, not state (a closure's cells hold references to machine parts
+#: reached directly, e.g. the allocator's bound method)
+_SKIP_TYPES = frozenset({types.GeneratorType, types.FunctionType, types.MethodType,
+                         types.BuiltinFunctionType, types.BuiltinMethodType, type,
+                         types.ModuleType, types.FrameType, types.CodeType,
+                         types.MethodWrapperType, types.WrapperDescriptorType})
+#: Machine attributes not walked: the history (cut back instead), coverage counters, and
+#: values that never change (config, the protocol's files)
+_MACHINE_SKIP = frozenset({"trace", "actions", "coverage", "_w_pending", "_w_stale", "cfg",
+                           "_proto_files"})
+_MISSING = object()
+_L_SET = list.__setitem__
+_D_CLEAR, _D_UPDATE = dict.clear, dict.update
+_S_CLEAR, _S_UPDATE = set.clear, set.update
+_ALL = slice(None)
+_SETATTR, _DELATTR = object.__setattr__, object.__delattr__
+
+#: type -> how to record it: "l" list, "d" dict, "s" set, "t" tuple/frozenset (walked, not
+#: recorded), "o" an object (slots and/or __dict__), None: an atom or code (neither)
+_KIND: dict = {}
+
+
+def _kind(t):
+    k = _KIND.get(t)
+    if k is None and t not in _KIND:
+        if t in _ATOMS or t in _SKIP_TYPES or issubclass(t, greenlet):
+            k = None
+        elif issubclass(t, list):
+            k = "l"
+        elif issubclass(t, dict):
+            k = "d"
+        elif issubclass(t, set):
+            k = "s"
+        elif issubclass(t, (tuple, frozenset)):
+            k = "t"
+        elif hasattr(t, "__next__"):  # an iterator: its position is not data we can set
+            k = None
+        else:
+            k = "o"
+        _KIND[t] = k
+    return k
+
+
+class Snapshot:
+    """The recorded contents of a machine (:func:`snapshot`); :meth:`restore` puts them
+    back, as often as needed."""
+
+    __slots__ = ("m", "records", "ops", "nevents", "nactions", "step")
+
+    def restore(self) -> None:
+        """Close what started since the snapshot, then write every recorded object back."""
+        m = self.m
+        old = self.ops
+        for op in m.ops:
+            if op not in old:
+                _close(op)
+        for obj, kind, saved in self.records:
+            if kind == "o":
+                slots, d = saved
+                for name, v in slots:
+                    if v is _MISSING:
+                        try:
+                            _DELATTR(obj, name)
+                        except AttributeError:
+                            pass
+                    else:
+                        _SETATTR(obj, name, v)
+                if d is not None:
+                    od = obj.__dict__
+                    _D_CLEAR(od)
+                    _D_UPDATE(od, d)
+            elif kind == "l":
+                _L_SET(obj, _ALL, saved)
+            elif kind == "d":
+                _D_CLEAR(obj)
+                _D_UPDATE(obj, saved)
+            else:
+                _S_CLEAR(obj)
+                _S_UPDATE(obj, saved)
+        del m.trace.events[self.nevents:]
+        del m.actions[self.nactions:]
+        m.trace.step = self.step
+
+
+def dispose(m) -> None:
+    """Close every operation of machine ``m``, which is dropped: a hook greenlet paused in
+    a generator is otherwise never collected (a suspended greenlet in a reference cycle),
+    and with it the whole machine (``bounded`` drops tens of thousands of them)."""
+    for op in list(m.ops):
+        _close(op)
+    # break the machine's reference cycles (kernel, oracle, arch and protocol point back
+    # at it or at each other) so that reference counting frees it at once
+    for part in (m.kernel, m.oracle, m.proto, m.arch):
+        d = getattr(part, "__dict__", None)
+        if d is not None:
+            d.clear()
+    m.__dict__.clear()
+
+
+def _close(op) -> None:
+    """Close ``op``'s generator chain and kill the hook greenlet it paused, if any (their
+    ``finally`` blocks run now, before the restore overwrites what they do)."""
+    g = op.gen
+    runs = []
+    while g is not None and g.__class__ is types.GeneratorType:
+        if g.gi_code is _DRIVE_CODE and g.gi_frame is not None:
+            run = g.gi_frame.f_locals.get("run")
+            if run is not None:
+                runs.append(run)
+        g = g.gi_yieldfrom
+    try:
+        op.gen.close()
+    except Exception:  # noqa: BLE001 - whatever it does is overwritten by the restore
+        pass
+    for run in runs:
+        if not run.dead and run.gr_frame is not None:
+            try:
+                run.throw(GreenletExit)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def snapshot(m) -> Snapshot:
+    """Record every mutable object reachable from machine ``m`` (module doc)."""
+    records = []
+    seen = set()
+    add = seen.add
+    push_rec = records.append
+    stack = []
+    push = stack.append
+    extend = stack.extend
+    # the machine itself, minus the history and constant attributes
+    d = m.__dict__
+    keep = {k: v for k, v in d.items() if k not in _MACHINE_SKIP}
+    push_rec((m, "o", ((), dict(d))))
+    add(id(m))
+    extend(keep.values())
+    kind_of = _KIND.get
+    while stack:
+        x = stack.pop()
+        t = x.__class__
+        k = kind_of(t, 0)
+        if k == 0:
+            k = _kind(t)
+        if k is None:
+            continue
+        i = id(x)
+        if i in seen:
+            continue
+        add(i)
+        if k == "t":
+            extend(x)
+        elif k == "l":
+            push_rec((x, "l", list(x)))
+            extend(x)
+        elif k == "d":
+            saved = dict(x)
+            push_rec((x, "d", saved))
+            extend(saved)
+            extend(saved.values())
+        elif k == "s":
+            push_rec((x, "s", set(x)))
+            extend(x)
+        else:
+            if t.__name__ == "Trace":
+                continue
+            slots = tuple([(s, getattr(x, s, _MISSING)) for s in slots_of(t)])
+            od = getattr(x, "__dict__", None)
+            od = dict(od) if od is not None else None
+            push_rec((x, "o", (slots, od)))
+            for _s, v in slots:
+                if v is not _MISSING:
+                    push(v)
+            if od:
+                extend(od.values())
+    s = Snapshot()
+    s.m, s.records, s.ops = m, records, list(m.ops)
+    s.nevents, s.nactions, s.step = len(m.trace.events), len(m.actions), m.trace.step
+    return s
