@@ -3,12 +3,17 @@
 The pieces follow Jepsen's split of a test:
 
 =================  ==========================================================
-generator          ``strategies/`` and :mod:`conformance.search.statemachine`
+generator          ``strategies/`` and :mod:`conformance.search` (the state
+                   machine, the walk, the explorer, the bounded search)
 nemesis            hardware events in :mod:`conformance.hw.tlb` (fill, evict)
-system under test  a protocol class from ``protocols/`` (:mod:`conformance.protocol`)
+system under test  a protocol class from ``protocols/`` (:mod:`conformance.protocol`),
+                   called by the kernel paths of :mod:`conformance.mm`
 history            :mod:`conformance.trace`
 checker            :mod:`conformance.oracle`
 =================  ==========================================================
+
+:mod:`conformance.machine` ties them together: the hardware (:mod:`conformance.hw`), the
+kernel (:mod:`conformance.mm`), the protocol and the oracle of one simulated machine.
 
 Example::
 
