@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import types
 
-from greenlet import GreenletExit, greenlet
+from greenlet import greenlet
 
+from ..machine import _close_op
 from .fingerprint import slots_of
-from ..hookpoints import _DRIVE_CODE
 
 _ATOMS = frozenset({int, str, bool, float, type(None), bytes, complex, range, slice})
 #: values not walked: code, not state (a closure's cells hold references to machine parts
@@ -106,7 +106,7 @@ class Snapshot:
         old = self.ops
         for op in m.ops:
             if op not in old:
-                _close(op)
+                _close_op(op)  # its finally blocks run now, before the restore overwrites
         for obj, kind, saved in self.records:
             if kind == "o":
                 slots, d = saved
@@ -136,41 +136,17 @@ class Snapshot:
 
 
 def dispose(m) -> None:
-    """Close every operation of machine ``m``, which is dropped: a hook greenlet paused in
-    a generator is otherwise never collected (a suspended greenlet in a reference cycle),
-    and with it the whole machine (``bounded`` drops tens of thousands of them)."""
-    for op in list(m.ops):
-        _close(op)
-    # break the machine's reference cycles (kernel, oracle, arch and protocol point back
-    # at it or at each other) so that reference counting frees it at once
+    """Close every operation of machine ``m``, which is dropped (:meth:`Machine.close`: a
+    hook greenlet paused in a generator is otherwise never collected, and with it the whole
+    machine; ``bounded`` drops tens of thousands of them), then break the machine's
+    reference cycles (kernel, oracle, arch and protocol point back at it or at each other)
+    so that reference counting frees it at once."""
+    m.close()
     for part in (m.kernel, m.oracle, m.proto, m.arch):
         d = getattr(part, "__dict__", None)
         if d is not None:
             d.clear()
     m.__dict__.clear()
-
-
-def _close(op) -> None:
-    """Close ``op``'s generator chain and kill the hook greenlet it paused, if any (their
-    ``finally`` blocks run now, before the restore overwrites what they do)."""
-    g = op.gen
-    runs = []
-    while g is not None and g.__class__ is types.GeneratorType:
-        if g.gi_code is _DRIVE_CODE and g.gi_frame is not None:
-            run = g.gi_frame.f_locals.get("run")
-            if run is not None:
-                runs.append(run)
-        g = g.gi_yieldfrom
-    try:
-        op.gen.close()
-    except Exception:  # noqa: BLE001 - whatever it does is overwritten by the restore
-        pass
-    for run in runs:
-        if not run.dead and run.gr_frame is not None:
-            try:
-                run.throw(GreenletExit)
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def snapshot(m) -> Snapshot:
