@@ -35,9 +35,10 @@ def bound_config(pairs) -> MachineConfig:
     return attrs.evolve(BOUND_CONFIG, **{k: getattr(base, k) for k in given})
 
 
-def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False):
+def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False,
+              unreduced=False):
     """Run :func:`conformance.search.bounded.bounded`, with one progress line per BFS level on
-    stderr unless ``quiet``."""
+    stderr unless ``quiet``; ``unreduced``: without its reductions (a cross-check)."""
     from .search.bounded import bounded
 
     if k < 1:
@@ -47,15 +48,16 @@ def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=Fal
         if not quiet:
             print(f"  ... {lv.line().replace('partial', 'so far')}", file=sys.stderr, flush=True)
 
+    off = {"reduce": False, "lazy_evict": False} if unreduced else {}
     return bounded(cls, cfg, k, menu=menu, strict=strict, budget_s=budget, jobs=jobs,
-                   progress=progress)
+                   progress=progress, **off)
 
 
 def bound_lines(res) -> list[str]:
     """The bounded result as report lines (certify prints them beside its random search)."""
     lines = [f"  bounded   {res.headline()}",
              f"            menu {','.join(res.menu)}; config {res.config.describe()}; "
-             f"{res.jobs} job(s)"]
+             f"{res.jobs} job(s); reductions: {', '.join(res.reductions) or 'none'}"]
     for lv in res.levels:
         lines.append(f"            {lv.line()}")
     return lines
@@ -102,11 +104,14 @@ def cmd_bound(args) -> int:
     cfg = bound_config(args.config)
     menu = parse_menu(args.ops)
     res = run_bound(cls, cfg, args.k, menu, strict=args.strict, budget=args.budget,
-                    jobs=args.jobs, quiet=args.quiet)
+                    jobs=args.jobs, quiet=args.quiet, unreduced=args.unreduced)
     print(f"flushcheck bound {res.protocol} -k {args.k}   commit {git_commit()}")
     print(f"  config    {cfg.describe()}")
     print(f"  menu      {','.join(menu)} (a user read/write counts as one operation; "
           "hardware fill/evict unbounded)")
+    print("  reduced   " + (", ".join(res.reductions) + " (docs/BOUNDED.md, \"Reductions\": "
+                             "no counterexample lost, none made longer)" if res.reductions
+                             else "none (--unreduced)"))
     for lv in res.levels:
         print(f"  searched  {lv.line()}")
     print(f"  verdict   {res.headline()}")
@@ -142,6 +147,9 @@ def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
     b.add_argument("--jobs", type=int, default=1,
                    help=f"worker processes per BFS level (default 1; {default_jobs} CPUs here)")
     b.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
+    b.add_argument("--unreduced", action="store_true",
+                   help="search without the reductions (terminal states, lazy evictions): "
+                        "a cross-check, many more states")
     b.add_argument("--repro-dir", default="repro")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(fn=cmd_bound)

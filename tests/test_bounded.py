@@ -42,12 +42,23 @@ def test_hist_2_9_fails_at_k1():
 def test_linux_passes_at_k2():
     res = bounded(load_protocol("linux"), EMPTY, 2)
     assert res.passed, res.headline()
-    assert _counts(res) == [(1, 26, 44, 3, True), (2, 1926, 4908, 13, True)]
+    assert _counts(res) == [(1, 26, 44, 3, True), (2, 1128, 2594, 11, True)]
     assert res.headline().startswith("PASS: no violation in any interleaving of any program "
-                                      "of <= 2 operations: 1,926 states")
-    # without the terminal-state reduction: the issue's figures (42 states at K=1)
-    plain = bounded(load_protocol("linux"), EMPTY, 2, reduce=False)
+                                      "of <= 2 operations: 1,128 states")
+    # without the lazy evictions: 1,926 states; without either reduction: the issue's
+    # figures (42 states at K=1)
+    eager = bounded(load_protocol("linux"), EMPTY, 2, lazy_evict=False)
+    assert eager.passed and _counts(eager) == [(1, 26, 44, 3, True), (2, 1926, 4908, 13, True)]
+    plain = bounded(load_protocol("linux"), EMPTY, 2, reduce=False, lazy_evict=False)
     assert plain.passed and _counts(plain) == [(1, 42, 80, 6, True), (2, 2120, 5968, 13, True)]
+
+
+def test_linux_populated_k2_completes():
+    """The populated boot at K=2 (both CPUs caching both pages): out of reach without the
+    lazy evictions (more than 670,000 states in 10 minutes), complete with them."""
+    res = bounded(load_protocol("linux"), BOUND_CONFIG, 2)
+    assert res.passed, res.headline()
+    assert [lv.states for lv in res.levels] == [507, 49006]
 
 
 @pytest.mark.parametrize("name,cfg,k,menu", [
@@ -61,16 +72,28 @@ def test_undo_loses_nothing(name, cfg, k, menu):
     transitions and counterexample; with check_undo every incremental key and every undo
     is compared with a whole key as the search runs."""
     cls = load_protocol(name)
-    plain = bounded(cls, cfg, k, menu=menu, undo=False, reduce=False)
+    plain = bounded(cls, cfg, k, menu=menu, undo=False, reduce=False, lazy_evict=False)
     # check_undo triples the cost: on the smallest case only (every protocol gets it below)
-    fast = bounded(cls, cfg, k, menu=menu, check_undo=name.startswith("hist"), reduce=False)
+    fast = bounded(cls, cfg, k, menu=menu, check_undo=name.startswith("hist"), reduce=False,
+                   lazy_evict=False)
     assert _counts(fast) == _counts(plain)
     assert fast.path == plain.path and fast.fail_k == plain.fail_k
-    # the terminal-state reduction: fewer states, the same verdict and counterexample
+    # the lazy evictions' pairs undone too: the same as re-executing them
+    lazy_plain = bounded(cls, cfg, k, menu=menu, undo=False, reduce=False)
+    lazy_fast = bounded(cls, cfg, k, menu=menu, reduce=False, check_undo=True)
+    assert _counts(lazy_fast) == _counts(lazy_plain) and lazy_fast.path == lazy_plain.path
+    # both reductions: fewer states, the same verdict and a counterexample as short
     reduced = bounded(cls, cfg, k, menu=menu)
-    assert reduced.path == plain.path and reduced.fail_k == plain.fail_k
-    assert reduced.passed == plain.passed
+    _same_verdict(reduced, plain)
     assert sum(lv.states for lv in reduced.levels) <= sum(lv.states for lv in plain.levels)
+
+
+def _same_verdict(reduced, plain):
+    """The same verdict at the same K, a counterexample of the same length and rule (which
+    of several shortest ones BFS meets first may differ: pairs are queued behind)."""
+    assert reduced.passed == plain.passed and reduced.fail_k == plain.fail_k
+    assert len(reduced.path) == len(plain.path)
+    assert (reduced.failure and reduced.failure.rule) == (plain.failure and plain.failure.rule)
 
 
 def test_terminal_check_sees_what_a_fresh_fill_would():
@@ -110,10 +133,13 @@ def test_start_undo_is_exact(name, menu):
     with the key of a re-execution and the restored machine's with the parent's; states,
     transitions and counterexample are those of the search that re-executes everything."""
     cls = load_protocol(name)
-    plain = bounded(cls, BOUND_CONFIG, 2, menu=menu, undo=False, reduce=False)
-    fast = bounded(cls, BOUND_CONFIG, 2, menu=menu, check_undo=True, reduce=False)
-    assert _counts(fast) == _counts(plain)
-    assert fast.path == plain.path and fast.fail_k == plain.fail_k
+    for lazy in (False, True):
+        plain = bounded(cls, BOUND_CONFIG, 2, menu=menu, undo=False, reduce=False,
+                        lazy_evict=lazy)
+        fast = bounded(cls, BOUND_CONFIG, 2, menu=menu, check_undo=True, reduce=False,
+                       lazy_evict=lazy)
+        assert _counts(fast) == _counts(plain)
+        assert fast.path == plain.path and fast.fail_k == plain.fail_k
 
 
 def test_dropped_machines_are_freed():
@@ -168,7 +194,13 @@ def test_ctrl_c_is_a_partial_result():
 
 def test_cli_pass_fail_and_bad_input(capsys, tmp_path):
     assert main(["bound", "linux", "-k", "1", "-q", "--config", "populate=false"]) == 0
-    assert "PASS: no violation" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PASS: no violation" in out and "26 states" in out
+    assert "reduced   terminal states, lazy evictions" in out
+    assert main(["bound", "linux", "-k", "1", "-q", "--config", "populate=false",
+                 "--unreduced"]) == 0
+    out = capsys.readouterr().out
+    assert "42 states" in out and "reduced   none (--unreduced)" in out
     rd = str(tmp_path)
     assert main(["bound", "hist_2_9_migrate_flush_after_copy", "-k", "1", "-q",
                  "--repro-dir", rd]) == 1
@@ -208,3 +240,74 @@ def test_certify_carries_the_bounded_result(capsys, tmp_path):
                  "--bound-ops", "migrate", "--repro-dir", str(tmp_path)]) == 1
     assert "  bounded   FAIL: S2 with a program of 1 operation(s)" in capsys.readouterr().out
     assert main(["certify", "linux", "--bound", "0"]) == 2
+
+
+@pytest.mark.parametrize("boot,k", [("populated", 1), ("empty", 2)])
+def test_lazy_evictions_lose_nothing(boot, k):
+    """The lazy-eviction reduction (docs/BOUNDED.md, "Reductions") against the search with
+    every eviction a transition of its own, on every protocol in protocols/: the same
+    verdict, at the same K, with a counterexample as short, in fewer states."""
+    from conformance.registry import protocol_names
+
+    cfg = BOUND_CONFIG if boot == "populated" else EMPTY
+    for name in protocol_names():
+        cls = load_protocol(name)
+        eager = bounded(cls, cfg, k, lazy_evict=False)
+        lazy = bounded(cls, cfg, k)
+        _same_verdict(lazy, eager)
+        assert lazy.levels[-1].states < eager.levels[-1].states, name
+
+
+@pytest.mark.parametrize("name,menu", [
+    ("linux_4_3", "small"), ("luf_v12", "small"), ("hist_2_5_no_nested_gather_flush", "full")])
+def test_lazy_evictions_keep_each_mutants_shortest(name, menu):
+    """Mutants that fail at K=2 on the populated boot: the same K, rule and length of the
+    shortest counterexample with and without the lazy evictions."""
+    from conformance.search.menu import MENUS
+
+    cls = load_protocol(name)
+    eager = bounded(cls, BOUND_CONFIG, 2, menu=MENUS[menu], lazy_evict=False)
+    lazy = bounded(cls, BOUND_CONFIG, 2, menu=MENUS[menu])
+    assert eager.fail_k == 2
+    _same_verdict(lazy, eager)
+
+
+def _violation_when(monkeypatch, where, test):
+    """Make ``Machine.<where>`` fail with rule X when ``test(machine, cpu, vpage)`` holds
+    before it runs: a stand-in for a protocol bug that only an eviction exposes."""
+    from conformance.errors import Violation
+    from conformance.machine import Machine
+
+    orig = getattr(Machine, where)
+
+    def patched(self, cpu, vpage, *a):
+        if test(self, cpu, vpage):
+            raise Violation("X", f"{where} on CPU{cpu} v{vpage}")
+        return orig(self, cpu, vpage, *a)
+    monkeypatch.setattr(Machine, where, patched)
+
+
+@pytest.mark.parametrize("where,menu", [("user_access", ("read",)), ("fill", ("read",))])
+def test_pairs_reach_what_an_eviction_enables(monkeypatch, where, menu):
+    """On the populated boot every CPU caches every page, so a read that misses the TLB, or
+    a fill, happens only after an eviction. A violation there is found by the lazy search
+    through its pairs (an eviction and the access that misses; an eviction and the re-fill),
+    as short as the eager search's, and missed by a search that drops evictions (so this
+    test can fail)."""
+    from conformance.search import bounded as B
+
+    def misses(m, cpu, vp):
+        c = m.tlbs.cpus[cpu]
+        return m.tlbs.lookup(c, c.loaded_mm.id, vp) is None
+    _violation_when(monkeypatch, where, misses)
+    cls = load_protocol("linux")
+    eager = bounded(cls, BOUND_CONFIG, 1, menu=menu, lazy_evict=False)
+    lazy = bounded(cls, BOUND_CONFIG, 1, menu=menu)
+    assert eager.failure is not None and eager.failure.rule == "X" and len(eager.path) == 2
+    assert eager.path[0][0] == "e"
+    _same_verdict(lazy, eager)
+    assert lazy.path[0][0] == "e"  # the pair, as two transitions of the path
+    orig = B.choices
+    monkeypatch.setattr(B, "choices",
+                        lambda m, s, ctx: [c for c in orig(m, s, ctx) if c[0] not in "rm"])
+    assert bounded(cls, BOUND_CONFIG, 1, menu=menu).passed

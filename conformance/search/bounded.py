@@ -7,7 +7,10 @@ deterministic):
 * ``("f", cpu, vpage)``: the hardware fills a TLB entry of the CPU's loaded mm from a
   present PTE the CPU does not cache (a re-fill of a cached page is an eviction then a
   fill, both transitions);
-* ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry;
+* ``("e", cpu, mm, vpage)``: the hardware evicts a cached entry; by default not alone but
+  paired with the transition that reads the entry's absence (:func:`steps`: a re-fill
+  ``("r", ...)``, or a user access started on that CPU ``("m", ...)``), the lazy-eviction
+  reduction (docs/BOUNDED.md, "Reductions"); a pair counts two transitions;
 * ``("a", op_id)``: advance a runnable operation in flight to its next interleaving point
   (``Machine.advance``);
 * ``("s", cpu, kind, args)``: start an operation of the menu (:mod:`conformance.search.menu`)
@@ -102,6 +105,9 @@ class Result:
     stopped: str | None = None
     seconds: float = 0.0
     jobs: int = 1
+    #: the reductions the search used (docs/BOUNDED.md, "Reductions"): "terminal states",
+    #: "lazy evictions"; () for the unreduced search
+    reductions: tuple = ()
 
     @property
     def passed(self) -> bool:
@@ -137,6 +143,7 @@ class Result:
             "fail_k": self.fail_k, "rule": self.failure.rule if self.failure else None,
             "path": [list(_jsonable(c)) for c in self.path], "stopped": self.stopped,
             "seconds": round(self.seconds, 3), "jobs": self.jobs,
+            "reductions": list(self.reductions),
             "levels": [attrs.asdict(lv) for lv in self.levels],
             "digest_bytes": DIGEST_BYTES,
         }
@@ -150,12 +157,14 @@ def _jsonable(c):
 class _Ctx:
     """What every execution of one search shares (set before workers fork)."""
 
-    __slots__ = ("cls", "cfg", "strict", "menu", "k", "undo", "check_undo", "reduce")
+    __slots__ = ("cls", "cfg", "strict", "menu", "k", "undo", "check_undo", "reduce",
+                 "lazy_evict")
 
     def __init__(self, cls, cfg, strict, menu, k, undo=True, check_undo=False,
-                 reduce=True) -> None:
+                 reduce=True, lazy_evict=True) -> None:
         self.cls, self.cfg, self.strict, self.menu, self.k = cls, cfg, strict, menu, k
         self.undo, self.check_undo, self.reduce = undo, check_undo, reduce
+        self.lazy_evict = lazy_evict
 
 
 def _started(path) -> int:
@@ -175,9 +184,31 @@ def _execute(ctx: _Ctx, path):
     return m, None
 
 
+def steps(c) -> tuple:
+    """The primitive transitions of choice ``c``: ``(c,)``, or for a lazy eviction's pair
+    (docs/BOUNDED.md, "Reductions") the eviction and the transition that consumes it:
+    ``("r", cpu, mm, vp)`` is an eviction then a fill of that page (a re-fill),
+    ``("m", cpu, mm, kind, args)`` an eviction then the start of a user access to it."""
+    if c[0] == "r":
+        return ("e", c[1], c[2], c[3]), ("f", c[1], c[3])
+    if c[0] == "m":
+        return ("e", c[1], c[2], c[4][0]), ("s", c[1], c[3], c[4])
+    return (c,)
+
+
+def _starts(c) -> bool:
+    """Does choice ``c`` start an operation (count against K)?"""
+    return c[0] == "s" or c[0] == "m"
+
+
 def apply(m, c) -> None:
-    """Perform transition ``c`` on machine ``m`` (one machine action)."""
+    """Perform transition ``c`` on machine ``m`` (one machine action; two for a lazy
+    eviction's pair, :func:`steps`)."""
     kind = c[0]
+    if kind == "r" or kind == "m":
+        for p in steps(c):
+            apply(m, p)
+        return
     if kind == "a":
         m.advance(c[1])
     elif kind == "s":
@@ -192,21 +223,34 @@ def apply(m, c) -> None:
 
 
 def choices(m, started: int, ctx: _Ctx) -> list:
-    """Every transition enabled in ``m`` with ``started`` operations begun, in search order."""
+    """Every transition enabled in ``m`` with ``started`` operations begun, in search order.
+
+    With ``ctx.lazy_evict`` an eviction is no transition of its own: it comes paired with
+    the transition that reads the entry's absence (:func:`steps`; docs/BOUNDED.md,
+    "Reductions"): a re-fill of the page, or a user access to it started on that CPU."""
     out = []
+    lazy = ctx.lazy_evict
     for c in m.tlbs.cpus:
         mm = c.loaded_mm
         cached = c.tlb.get(mm.id, {})
         out += [("f", c.id, vp) for vp, pte in enumerate(mm.ptes)
                 if pte.kind == 1 and vp not in cached]
-        out += [("e", c.id, i, vp) for i in sorted(c.tlb) for vp in c.tlb[i]]
+        if lazy:
+            out += [("r", c.id, mm.id, vp) for vp in sorted(cached) if mm.ptes[vp].kind == 1]
+        else:
+            out += [("e", c.id, i, vp) for i in sorted(c.tlb) for vp in c.tlb[i]]
     out += [("a", op.id) for op in m.ops if op.runnable()]
     if started < ctx.k:
         for c in m.tlbs.cpus:
             if c.op is None:
+                mm_id = c.loaded_mm.id
+                cached = c.tlb.get(mm_id, {})
                 for name in ctx.menu:
                     kind = KINDS[name]
-                    out += [("s", c.id, name, a) for a in kind.args(m, c.id)]
+                    args = kind.args(m, c.id)
+                    out += [("s", c.id, name, a) for a in args]
+                    if lazy and kind.reads_tlb:
+                        out += [("m", c.id, mm_id, name, a) for a in args if a[0] in cached]
     return out
 
 
@@ -285,26 +329,33 @@ def _deadlock(m) -> ModelError | None:
 def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
     """Expand the states at ``paths`` (one BFS level's chunk, ``first`` the index of its
     first parent; ``sums``: their :func:`conformance.statekey.summary`, or None). Returns
-    (children, transitions, failure): children are (parent index, choice, key, summary)
-    in order, the chunk's own duplicates dropped (summary None in the plain search);
-    failure is None or (parent index, choice) of the first failing transition (the chunk
-    stops there)."""
+    (children, transitions, failure, late): children are (parent index, choice, key,
+    summary) in order, the chunk's own duplicates dropped (summary None in the plain
+    search); failure is None or (parent index, choice) of the first failing transition
+    (the chunk stops there); late is None or (parent index, choice) of the first failing
+    pair of transitions (:func:`steps`) before it, which does not stop the chunk."""
     out = []
     seen = set()
     transitions = 0
+    late = None
     for n, path in enumerate(paths):
-        kids, trans, failed = (_expand_fast(ctx, path, sums[n] if sums else None)
-                               if ctx.undo else _expand_plain(ctx, path))
-        if failed is not None and ctx.undo:  # the children before it, in choices order
-            kids, trans, failed = _expand_plain(ctx, path)
+        if ctx.undo:
+            kids, trans, failed = _expand_fast(ctx, path, sums[n] if sums else None)
+            pair = None
+            if failed is not None:  # the children before it, in choices order
+                kids, trans, failed, pair = _expand_plain(ctx, path)
+        else:
+            kids, trans, failed, pair = _expand_plain(ctx, path)
         transitions += trans
+        if pair is not None and late is None:
+            late = (first + n, pair)
         for c, k, sm in kids:
             if k not in seen:
                 seen.add(k)
                 out.append((first + n, c, k, sm))
         if failed is not None:
-            return out, transitions, (first + n, failed)
-    return out, transitions, None
+            return out, transitions, (first + n, failed), late
+    return out, transitions, None, late
 
 
 def _parent(ctx: _Ctx, path):
@@ -336,19 +387,26 @@ def _fails(child, c) -> bool:
 def _expand_plain(ctx: _Ctx, path):
     """One parent, every transition on a re-execution and every key whole (the unreduced
     search): ([(choice, key)] in choices order up to the first failure, transitions,
-    failing choice or None)."""
+    failing choice or None, first failing pair or None). A failing pair (:func:`steps`)
+    does not stop the parent: its counterexample is one transition longer than a single
+    transition's, so the search reports it only if no single one fails (:func:`_search`)."""
     got = _parent(ctx, path)
     if got is None:
-        return [], 0, None
+        return [], 0, None, None
     m, started, opts = got
     kids = []
+    late = None
     for i, c in enumerate(opts):
         child = m if i == len(opts) - 1 else _execute(ctx, path)[0]
         if _fails(child, c):
-            return kids, i + 1, c
-        kids.append((c, key(child, started + (c[0] == "s")), None))
+            if len(steps(c)) == 1:
+                return kids, i + 1, c, late
+            late = late or c
+            dispose(child)
+            continue
+        kids.append((c, key(child, started + _starts(c)), None))
         dispose(child)
-    return kids, len(opts), None
+    return kids, len(opts), None, late
 
 
 def _expand_fast(ctx: _Ctx, path, base=None):
@@ -364,9 +422,9 @@ def _expand_fast(ctx: _Ctx, path, base=None):
     if got is None:
         return [], 0, None
     m, started, opts = got
-    hw = [c for c in opts if c[0] in "fe"]  # choices() lists the hardware events first
+    hw = [c for c in opts if c[0] in "fer"]  # choices() lists the hardware events first
     adv = [c for c in opts if c[0] == "a"]
-    st = [c for c in opts if c[0] == "s"]
+    st = [c for c in opts if _starts(c)]
     keys = {}
     # No quiescent check after a hardware event: C1 over every entry is C1 of each entry;
     # an eviction removes one, a fill adds one that Machine.fill checks itself, and only
@@ -376,10 +434,17 @@ def _expand_fast(ctx: _Ctx, path, base=None):
     n = 0
     for c in hw:
         n += 1
-        undo, pte = _hw_undoable(m, c)
+        first = None
+        if c[0] == "r":  # a re-fill: the eviction, then the fill, each undone
+            first, c1 = steps(c)
+            undo_first, _ = _hw_undoable(m, first)
+            apply(m, first)
+        else:
+            c1 = c
+        undo, pte = _hw_undoable(m, c1)
         acc = pte.accessed if pte is not None else True
         try:
-            apply(m, c)
+            apply(m, c1)
         except Failure:
             return [], n, c
         sm = hw_summary(m, base, c[1], not acc)
@@ -387,6 +452,8 @@ def _expand_fast(ctx: _Ctx, path, base=None):
         if ctx.check_undo and k != key(m, started):
             raise ModelError(f"bounded: the key after {c} differs when taken whole")
         undo()
+        if first is not None:
+            undo_first()
         if ctx.check_undo and key(m, started) != digest_pd(base[1], started):
             raise ModelError(f"bounded: undoing {c} did not restore the state")
         keys[c] = k, sm
@@ -396,16 +463,16 @@ def _expand_fast(ctx: _Ctx, path, base=None):
     snap = snapshot(m) if len(kern) > 1 and st else None
     for i, c in enumerate(kern):
         last = i == len(kern) - 1
-        child = m if last or c[0] == "s" else _execute(ctx, path)[0]
+        child = m if last or _starts(c) else _execute(ctx, path)[0]
         n += 1
         if _fails(child, c):
             return [], n, c
         sm = summary(child)
-        k = digest_pd(sm[1], started + (c[0] == "s"))
+        k = digest_pd(sm[1], started + _starts(c))
         keys[c] = k, sm
         if child is not m or last:
             dispose(child)
-        elif c[0] == "s":
+        elif _starts(c):
             if ctx.check_undo:
                 again = _execute(ctx, path)[0]
                 apply(again, c)
@@ -446,22 +513,27 @@ def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict:
             budget_s: float | None = None, jobs: int = 1, max_states: int | None = None,
             start_k: int = 1, progress=None, undo: bool = True,
             check_undo: bool = False, clock=time.perf_counter,
-            reduce: bool = True) -> Result:
+            reduce: bool = True, lazy_evict: bool = True) -> Result:
     """Search every program of up to ``bound`` operations from ``menu`` under ``cls``.
 
     Bounds ``start_k``..``bound`` in turn; stops at the first that fails (its shortest
     counterexample), at ``budget_s`` seconds, at ``max_states`` states in one bound, or on
     Ctrl-C (a partial result). ``progress(level)`` is called after each BFS level.
     ``clock`` measures the budget (``time.process_time``: CPU seconds of this process, for
-    benchmarks on a loaded machine, one job).
+    benchmarks on a loaded machine, one job). ``reduce`` (the terminal-state reduction) and
+    ``lazy_evict`` (evictions only paired with what reads them) are the reductions
+    (docs/BOUNDED.md, "Reductions"); ``undo`` and ``reduce`` and ``lazy_evict`` all False is
+    the unreduced search. A menu kind that switches mm turns ``lazy_evict`` off.
     """
+    lazy_evict = lazy_evict and not any(KINDS[n].switches_mm for n in menu)
     t0 = time.perf_counter()
     deadline = None if budget_s is None else clock() + budget_s
     name = getattr(cls, "name", cls.__name__)
-    res = Result(name, cfg, tuple(menu), bound, strict, jobs=jobs)
+    res = Result(name, cfg, tuple(menu), bound, strict, jobs=jobs,
+                 reductions=("terminal states",) * reduce + ("lazy evictions",) * lazy_evict)
     try:
         for k in range(start_k, bound + 1):
-            ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo, reduce)
+            ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo, reduce, lazy_evict)
             lv = Level(k)
             res.levels.append(lv)
             _search(ctx, lv, res, deadline, jobs, max_states, progress, clock)
@@ -488,24 +560,35 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
     frontier = [()]
     sums = [root_sum]  # each frontier state's summary (the fast search's hardware keys)
     pool = _pool(ctx, jobs) if jobs > 1 else None
+    # children of a pair of transitions (a lazy eviction and its consumer, :func:`steps`)
+    # lie two levels down: they wait here, as (path, key, summary), and join the next
+    # frontier first, before that level's own children (so BFS order stays by length)
+    later: list = []
     try:
-        while frontier:
+        while frontier or later:
             nxt = []
             nsums = []
-            for children, trans, failed in _level(ctx, frontier, sums, pool, jobs, deadline):
+            for p, k, sm in later:
+                if k not in seen:
+                    seen.add(k)
+                    nxt.append(p)
+                    nsums.append(sm)
+            later = []
+            pair_fail = None
+            for children, trans, failed, pair in _level(ctx, frontier, sums, pool, jobs,
+                                                         deadline):
                 lv.transitions += trans
+                pair_fail = pair_fail or pair
                 for parent, c, k, sm in children:
-                    if k not in seen:
+                    if c[0] in "rm":
+                        later.append((frontier[parent] + steps(c), k, sm))
+                    elif k not in seen:
                         seen.add(k)
                         nxt.append(frontier[parent] + (c,))
                         nsums.append(sm)
                 if failed is not None:
-                    parent, c = failed
-                    res.path = frontier[parent] + (c,)
-                    res.failure = _failure_of(ctx, res.path)
-                    res.fail_k = ctx.k
-                    lv.states = len(seen)
-                    return
+                    hit = failed
+                    break
                 lv.states = len(seen)
                 if max_states is not None and lv.states >= max_states:
                     res.stopped = "max-states"
@@ -513,7 +596,16 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 if deadline is not None and clock() > deadline:
                     res.stopped = "budget"
                     return
-            if nxt:
+            else:
+                hit = pair_fail  # a failing pair counts once the level has no failure
+            if hit is not None:
+                parent, c = hit
+                res.path = frontier[parent] + steps(c)
+                res.failure = _failure_of(ctx, res.path)
+                res.fail_k = ctx.k
+                lv.states = len(seen)
+                return
+            if nxt or later:
                 lv.depth += 1
             lv.peak_frontier = max(lv.peak_frontier, len(nxt))
             frontier, sums = nxt, nsums

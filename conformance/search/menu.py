@@ -26,11 +26,19 @@ from ..machine import MADV_ADVICE
 @attrs.frozen
 class OpKind:
     """One kind of operation: ``args(m, cpu)`` lists the argument tuples it may start with on
-    idle ``cpu`` (in a fixed order), ``start(m, cpu, args)`` starts it (a machine action)."""
+    idle ``cpu`` (in a fixed order), ``start(m, cpu, args)`` starts it (a machine action).
+
+    ``reads_tlb``: the operation looks up its CPU's TLB entry for the page ``args[0]`` when
+    it starts (a user access: ``Machine.user_access``); no other kernel path reads a TLB.
+    ``switches_mm``: it may change a CPU's loaded mm. Both feed the lazy-eviction reduction
+    (docs/BOUNDED.md, "Reductions"): an eviction is paired with the start of a kind that
+    reads the TLB, and a kind that switches mm turns the reduction off."""
 
     name: str
     args: object
     start: object
+    reads_tlb: bool = False
+    switches_mm: bool = False
 
 
 def _vpages(m, cpu):
@@ -60,8 +68,8 @@ def _mmap_args(m, cpu):
 
 #: every kind the bounded check knows, by name; add a kernel path here with one line
 KINDS = {k.name: k for k in (
-    OpKind("read", _vpages, lambda m, c, a: m.user_access(c, a[0], False)),
-    OpKind("write", _vpages, lambda m, c, a: m.user_access(c, a[0], True)),
+    OpKind("read", _vpages, lambda m, c, a: m.user_access(c, a[0], False), reads_tlb=True),
+    OpKind("write", _vpages, lambda m, c, a: m.user_access(c, a[0], True), reads_tlb=True),
     OpKind("reclaim", _lru, lambda m, c, a: m.reclaim(c, a)),
     OpKind("migrate", _lru, lambda m, c, a: m.migrate(c, a)),
     OpKind("munmap", _ranges, lambda m, c, a: m.munmap(c, *a)),
