@@ -311,3 +311,20 @@ def test_pairs_reach_what_an_eviction_enables(monkeypatch, where, menu):
     monkeypatch.setattr(B, "choices",
                         lambda m, s, ctx: [c for c in orig(m, s, ctx) if c[0] not in "rm"])
     assert bounded(cls, BOUND_CONFIG, 1, menu=menu).passed
+
+
+def test_reclaim_nested_kind():
+    """``--ops small,reclaim_nested``: reclaim of one folio with a nested pass over another
+    (kernel-notes 2.3), on no menu by default; its start logs the nested folio, so a
+    counterexample through it replays."""
+    from conformance.machine import Machine
+    from conformance.search.menu import KINDS, MENUS, parse_menu
+
+    assert "reclaim_nested" not in MENUS["full"]
+    assert parse_menu("small,reclaim_nested") == MENUS["small"] + ("reclaim_nested",)
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    args = KINDS["reclaim_nested"].args(m, 0)
+    lru = m.lru_frames()
+    assert args == [(f, g) for f in lru for g in lru if f != g] and args
+    KINDS["reclaim_nested"].start(m, 0, args[0])
+    assert m.actions[-1] == ("reclaim", (0, (args[0][0],), (args[0][1],)))
