@@ -196,6 +196,11 @@ def steps(c) -> tuple:
     return (c,)
 
 
+def _is_pair(c) -> bool:
+    """Is choice ``c`` a lazy eviction's pair (two transitions, :func:`steps`)?"""
+    return c[0] == "r" or c[0] == "m"
+
+
 def _starts(c) -> bool:
     """Does choice ``c`` start an operation (count against K)?"""
     return c[0] == "s" or c[0] == "m"
@@ -335,7 +340,9 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
     (the chunk stops there); late is None or (parent index, choice) of the first failing
     pair of transitions (:func:`steps`) before it, which does not stop the chunk."""
     out = []
-    seen = set()
+    # the chunk's own duplicates, kept apart for pairs: a pair's child lies one level deeper
+    # than a single transition's, so a pair must not hide a later parent's equal child
+    seen, seen_pairs = set(), set()
     transitions = 0
     late = None
     for n, path in enumerate(paths):
@@ -350,8 +357,9 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
         if pair is not None and late is None:
             late = (first + n, pair)
         for c, k, sm in kids:
-            if k not in seen:
-                seen.add(k)
+            dup = seen_pairs if _is_pair(c) else seen
+            if k not in dup:
+                dup.add(k)
                 out.append((first + n, c, k, sm))
         if failed is not None:
             return out, transitions, (first + n, failed), late
