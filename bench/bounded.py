@@ -184,9 +184,8 @@ def mutants(args) -> None:
     print(f"| protocol | smallest K | rule | shortest (transitions) | states at that K | "
           f"CPU s |{' plain agrees |' if args.check else ''}")
     print(f"|---|---:|---|---:|---:|---:|{'---|' if args.check else ''}")
-    boot = args.boot
     for name in names:
-        res, cpu = _run(name, _cfg(2, boot), args.kmax, MENUS[args.menu],
+        res, cpu = _run(name, _cfg(2, args.boot), args.kmax, MENUS[args.menu],
                         budget_s=args.cap)
         if res.failure is not None:
             row = (f"| {name} | {res.fail_k} | {res.failure.rule} | {len(res.path)} | "
@@ -199,7 +198,7 @@ def mutants(args) -> None:
             row = f"| {name} | {how} | - | - | {res.levels[-1].states:,} | {cpu:.1f} |"
         if args.check:  # the unreduced search must fail at that K, as short, the same rule
             if res.failure is not None:
-                plain, _ = _run(name, _cfg(2, boot), res.fail_k, MENUS[args.menu],
+                plain, _ = _run(name, _cfg(2, args.boot), res.fail_k, MENUS[args.menu],
                                 undo=False, reduce=False, lazy_evict=False,
                                 start_k=res.fail_k)
                 agree = (plain.failure is not None and len(plain.path) == len(res.path)

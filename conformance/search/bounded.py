@@ -209,11 +209,11 @@ def _starts(c) -> bool:
 def apply(m, c) -> None:
     """Perform transition ``c`` on machine ``m`` (one machine action; two for a lazy
     eviction's pair, :func:`steps`)."""
-    kind = c[0]
-    if kind == "r" or kind == "m":
+    if _is_pair(c):
         for p in steps(c):
             apply(m, p)
         return
+    kind = c[0]
     if kind == "a":
         m.advance(c[1])
     elif kind == "s":
@@ -407,7 +407,7 @@ def _expand_plain(ctx: _Ctx, path):
     for i, c in enumerate(opts):
         child = m if i == len(opts) - 1 else _execute(ctx, path)[0]
         if _fails(child, c):
-            if len(steps(c)) == 1:
+            if not _is_pair(c):
                 return kids, i + 1, c, late
             late = late or c
             dispose(child)
@@ -576,11 +576,14 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         while frontier or later:
             nxt = []
             nsums = []
-            for p, k, sm in later:
+
+            def admit(p, k, sm) -> None:
                 if k not in seen:
                     seen.add(k)
                     nxt.append(p)
                     nsums.append(sm)
+            for p, k, sm in later:
+                admit(p, k, sm)
             later = []
             pair_fail = None
             for children, trans, failed, pair in _level(ctx, frontier, sums, pool, jobs,
@@ -588,12 +591,10 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 lv.transitions += trans
                 pair_fail = pair_fail or pair
                 for parent, c, k, sm in children:
-                    if c[0] in "rm":
+                    if _is_pair(c):
                         later.append((frontier[parent] + steps(c), k, sm))
-                    elif k not in seen:
-                        seen.add(k)
-                        nxt.append(frontier[parent] + (c,))
-                        nsums.append(sm)
+                    else:
+                        admit(frontier[parent] + (c,), k, sm)
                 if failed is not None:
                     hit = failed
                     break
