@@ -155,6 +155,8 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
     ``cells``: the protocol's litmus table (:func:`litmus_cells`), None to leave it out."""
     import hypothesis
 
+    from .report import config_text
+
     cfg = res.config
     counts = res.counts
     cert = {
@@ -167,7 +169,7 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "hypothesis": hypothesis.__version__,
         "command": "flushcheck " + " ".join(argv) if argv else None,
         "config": attrs.asdict(cfg),
-        "config_text": cfg.describe(),
+        "config_text": config_text(res),  # with the walk's per-example machine shapes
         "run": {
             "seed": res.seed, "strict": res.strict, "engine": res.engine,
             "budget_s": res.budget_s, "max_examples": res.max_examples,
@@ -198,6 +200,7 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
             "rule": f.rule, "headline": f.headline(), "failing_chunk": res.failing_chunk,
             "first_failure_s": res.first_failure_s,
             "actions": len(f.machine.actions) if f.machine is not None else None,
+            "machine": (f.machine.cfg if f.machine is not None else cfg).describe(),
             "timeline": f.report(last=None),
             "others": [x.headline() for x in res.failures[1:]],
         }

@@ -307,8 +307,8 @@ class Task:
 
 @attrs.frozen
 class ChunkResult:
-    """What a worker sends back: counts, failures as ``(rule, actions, text)``, the
-    database writes to apply."""
+    """What a worker sends back: counts, failures as ``(rule, actions, text, config)`` (the
+    machine the failure ran on), the database writes to apply."""
 
     index: int
     examples: int
@@ -362,6 +362,26 @@ def seed_only():
 WALK_SUB_KEY = b".actions"
 
 
+def saved_run(blob: bytes, cfg: MachineConfig, strict: bool) -> tuple:
+    """``(config, strict, actions)`` of a failing walk run saved in the database: a JSON
+    object ``{"config": ..., "actions": [...]}`` (the machine it failed on, which the walk
+    draws per example), or a bare action list, saved before the walk drew machine shapes
+    (it ran on the campaign's ``cfg``). A malformed entry raises ValueError, TypeError or
+    KeyError.
+
+    Example::
+
+        >>> saved_run(b'[["advance", [0]]]', DEFAULT, False)[0] == DEFAULT
+        True
+    """
+    import json
+
+    data = json.loads(blob)
+    if isinstance(data, dict):
+        return MachineConfig(**data["config"]), strict, data["actions"]
+    return cfg, strict, data
+
+
 def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None = None,
                    key: bytes | None = None, counts: dict | None = None) -> tuple:
     """One chunk of the raw swarm walk. Returns (examples, steps, [failures], seconds to first
@@ -390,17 +410,19 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
 
     from .reproducer import replay_actions
     from .search.shortest import minimize
-    from .search.walk import run_example, swarm_for
+    from .search.walk import run_example, shape_of, shapes_for, swarm_for
 
-    swarm_for(cls, cfg)  # build the rules before the clock matters
+    shapes = shapes_for(cfg)
+    for shape in shapes:
+        swarm_for(cls, shape)  # build the rules before the clock matters
     counted = counted_class(cls) if counts is not None else cls  # coverage: hooks, windows
     examples = nsteps = 0
     failure = None
     if chunk.index == 0 and key is not None:
         for blob in (saved or {}).get(key + WALK_SUB_KEY, ()):
             try:
-                failure = replay_actions(cls, cfg, strict, json.loads(blob))
-            except (ValueError, TypeError, UsageError):
+                failure = replay_actions(cls, *saved_run(blob, cfg, strict))
+            except (ValueError, TypeError, KeyError, UsageError):
                 failure = None  # an entry this model cannot replay: not this run's verdict
             examples += 1
             if failure is not None:
@@ -408,7 +430,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     rnd = random.Random(chunk.seed)
     k = 0
     while failure is None and k < chunk.examples:
-        ex = run_example(counted, cfg, strict, seed=rnd.getrandbits(64), swarm=True)
+        seed = rnd.getrandbits(64)
+        ex = run_example(counted, shape_of(shapes, seed), strict, seed=seed, swarm=True)
         examples += 1
         k += 1
         nsteps += ex.steps
@@ -421,8 +444,10 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     small, text, proven = minimize(failure)
     log = ()
     if key is not None and small.machine is not None:
+        m = small.machine
         log = (("save", key + WALK_SUB_KEY, json.dumps(
-            [[n, list(a)] for n, a in small.machine.actions]).encode()),)
+            {"config": attrs.asdict(m.cfg), "actions": [[n, list(a)] for n, a in m.actions]}
+        ).encode()),)
     return examples, nsteps, [small], first, (text, proven), log
 
 
@@ -443,8 +468,8 @@ def run_task(task: Task) -> ChunkResult:
     if task.engine == "walk":
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
             cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
-        found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
-                      for f in failures)
+        found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f),
+                       f.machine.cfg if f.machine else task.cfg) for f in failures)
         return ChunkResult(c.index, ex, st, found, tf, "", log, text, proven, counts)
     db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
@@ -455,7 +480,7 @@ def run_task(task: Task) -> ChunkResult:
         ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
                                                c.examples, c.seed, t0, shrink_s=task.shrink_s,
                                                database=db, key=task.key, counts=counts)
-    found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f))
+    found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f), task.cfg)
                   for f in failures)
     return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else (),
                        counts=counts)
@@ -624,12 +649,12 @@ def _collect(res: Result, cls, results: dict) -> None:
     res.first_failure_s = r.first_failure_s
     res.hypothesis_program = r.program
     res.litmus, res.proven = r.litmus, r.proven
-    for rule, actions, text in r.found:
+    for rule, actions, text, cfg in r.found:
         if actions is None:  # nothing to replay: keep the worker's words
             f = Failure(text)
             f.rule = rule
-        else:
-            f = replay_actions(cls, res.config, res.strict, actions)
+        else:  # on the machine it failed on (the walk draws one per example)
+            f = replay_actions(cls, cfg, res.strict, actions)
             if f is None or f.rule != rule:
                 raise RuntimeError(f"worker failure did not replay in the parent: {text}")
         res.failures.append(f)

@@ -193,6 +193,7 @@ def _certify_reproduce(args) -> int:
     reaches the recorded verdict, 1 when not."""
     from .certificate import reproduce
     from .progress import CertifyProgress
+    from .report import config_text
 
     with CertifyProgress(f"--reproduce {args.reproduce}") as progress:
         rep = reproduce(args.reproduce, jobs=args.jobs, scheduler=args.scheduler,
@@ -201,7 +202,7 @@ def _certify_reproduce(args) -> int:
     print(f"flushcheck certify --reproduce {args.reproduce}")
     print(f"  protocol  {res.protocol}: source "
           + ("the same (sha256 matches)" if rep.source_same else "DIFFERS from the recorded"))
-    print(f"  config    {res.config.describe()}")
+    print(f"  config    {config_text(res)}")
     print(f"  seed      {res.seed}   {res.chunks} chunks of {res.chunk} examples "
           f"({res.engine} engine)")
     print(f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s")

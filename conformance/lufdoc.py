@@ -320,27 +320,27 @@ def random_cells(proto: str, cls):
     found = []
     i, limit = 0, RANDOM_CHUNKS
     while i < limit:
-        with suppressed([r for r, _, _ in found]):
+        with suppressed([r for r, *_ in found]):
             _, _, fails, _, _, _ = run_walk_chunk(
                 cls, DEFAULT, False, 0, Chunk(i, chunk_seed(RANDOM_SEED, i), RANDOM_CHUNK),
                 time.monotonic())
         i += 1
         f = fails[0] if fails else None
         if f is not None and f.rule in ("S1", "S2", "S3", "C1", "O1") \
-                and f.rule not in [r for r, _, _ in found]:
+                and f.rule not in [r for r, *_ in found]:
             if not found:
                 limit = i + FURTHER_CHUNKS
-            found.append((f.rule, i - 1, list(f.machine.actions)))
+            found.append((f.rule, i - 1, f.machine.cfg, list(f.machine.actions)))
             if len(found) >= FURTHER_MAX_RULES:
                 break
     res = []
     before = []
-    for rule, chunk, actions in found:
+    for rule, chunk, cfg, actions in found:  # on the machine shape the walk drew for the example
         with suppressed(before):
-            f = replay_actions(cls, DEFAULT, False, actions)
+            f = replay_actions(cls, cfg, False, actions)
         if f is None or f.rule != rule:
             raise RuntimeError(f"{proto}: the random {rule} failure did not replay")
-        full = replay_actions(cls, DEFAULT, False, actions) if before else f
+        full = replay_actions(cls, cfg, False, actions) if before else f
         if full is not None and full.rule == rule and full.step == f.step:
             note = "under the full oracle the same run shows this violation first"
         elif full is not None:

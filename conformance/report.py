@@ -55,7 +55,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         f"flushcheck certify {res.protocol}",
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
         f"  commit    {commit}",
-        f"  config    {res.config.describe()}",
+        f"  config    {config_text(res)}",
         f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",
         f"  search    {SEARCH[res.engine]}",
         f"  rules     {rules}",
@@ -90,6 +90,9 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else ""))
+    shape = f.machine.cfg if f.machine is not None else res.config
+    if shape != res.config:  # the walk drew another machine shape for this example
+        lines.append(f"  machine   {shape.describe()}   (the failing example's)")
     for i, x in enumerate(res.failures):
         lines.append("")
         lines.append(x.report(last=None))
@@ -103,6 +106,24 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                 lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
                              f"--protocol {res.protocol})")
     return "\n".join(lines)
+
+
+def config_text(res: Result) -> str:
+    """The machine config as a report states it, with the walk's per-example shapes.
+
+    Example::
+
+        >>> from conformance.certify import Result
+        >>> config_text(Result("linux", 0, 1.0))   # doctest: +ELLIPSIS
+        'cpus=3 mms=2 ... populated; 3/4 of walk examples with cpus=4 (two per mm)'
+    """
+    text = res.config.describe()
+    if res.engine == "walk":
+        from .search.walk import shapes_for, shapes_text
+
+        more = shapes_text(shapes_for(res.config))
+        text += f"; {more}" if more else ""
+    return text
 
 
 def coverage_lines(res: Result) -> list[str]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import attrs
 import pytest
 from hypothesis.database import InMemoryExampleDatabase
 
@@ -36,11 +37,13 @@ def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
     import random
 
     from conformance.registry import load_protocol
-    from conformance.search.walk import run_example
+    from conformance.search.walk import run_example, shape_of, shapes_for
 
     cls, rnd = load_protocol(MUTANT), random.Random(chunk_seed(seed, index))
-    return any(run_example(cls, DEFAULT, False, seed=rnd.getrandbits(64), swarm=True).failure
-               is not None for _ in range(examples))
+    shapes = shapes_for(DEFAULT)
+    seeds = [rnd.getrandbits(64) for _ in range(examples)]
+    return any(run_example(cls, shape_of(shapes, s), False, seed=s, swarm=True).failure
+               is not None for s in seeds)
 
 
 #: a historical bug (S3) that this seed finds in chunk 2 of 3 walk examples each (chunks 0
@@ -243,11 +246,37 @@ def test_a_walk_chunk_files_its_failing_run_under_the_key():
     r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(2, chunk_seed(MUTANT_SEED, 2), CHUNK),
                       time.time(), key=key, saved={}))
     assert r.found and r.log == (("save", key + b".actions", r.log[0][2]),)
-    assert json.loads(r.log[0][2]) == json.loads(json.dumps(r.found[0][1]))
+    saved = json.loads(r.log[0][2])  # the run's actions and the machine shape it ran on
+    assert saved["actions"] == json.loads(json.dumps(r.found[0][1]))
+    assert saved["config"] == attrs.asdict(r.found[0][3])
     again = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(0, chunk_seed(PASSING_SEED["walk"], 0),
                                                              CHUNK), time.time(), key=key,
                           saved={key + b".actions": [r.log[0][2]]}))
     assert again.found and again.examples == 1 and again.found[0][1] == r.found[0][1]
+
+
+def test_a_run_saved_before_machine_shapes_still_replays():
+    """An entry saved as a bare action list (before the walk drew a machine per example)
+    replays on the campaign's machine; a malformed entry is skipped, not a crash."""
+    from conformance.certify import saved_run
+    from conformance.reproducer import replay_actions
+
+    acts = [["reclaim", [0, [4]]], ["munmap", [1, 2, 1]], ["advance", [1]], ["advance", [0]],
+            ["advance", [0]]]
+    from conformance.registry import load_protocol
+
+    cfg, strict, actions = saved_run(json.dumps(acts).encode(), DEFAULT, False)
+    assert cfg == DEFAULT and replay_actions(load_protocol(MUTANT), cfg, strict,
+                                             actions).rule == "S3"
+    key = campaign_key(MUTANT, DEFAULT, False)
+    r = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(0, chunk_seed(PASSING_SEED["walk"], 0),
+                                                        CHUNK), time.time(), key=key,
+                      saved={key + b".actions": [json.dumps(acts).encode(), b'{"actions": []}']}))
+    assert r.found and r.found[0][0] == "S3" and r.found[0][3] == DEFAULT and r.examples == 1
+    bad = run_task(Task(MUTANT, DEFAULT, False, 50, Chunk(0, chunk_seed(PASSING_SEED["walk"], 0),
+                                                          CHUNK), time.time(), key=key,
+                        saved={key + b".actions": [b'{"actions": []}', b"[1"]}))
+    assert not bad.found and bad.examples == CHUNK + 2
 
 
 def test_each_protocol_and_config_has_its_own_key():

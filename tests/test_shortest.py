@@ -89,6 +89,28 @@ def test_threads_hw_and_consumer():
     assert explore(sc, cls).failure is None
 
 
+def test_a_fill_over_an_outdated_entry_is_a_hw_event():
+    """A fill over a cached entry whose PTE changed since (here: CPU3's write fault made the
+    shared file PTE writable; CPU1, the mm's other CPU, still caches it read-only) re-walks
+    the page and caches it writable: a hardware event of the run, which the litmus file must
+    keep and the explorer must be able to fire, or the explorer cannot replay the run. This
+    4-CPU 2.1 failure (certify seed 0) came back unproven at 5 actions when the explorer
+    only filled uncached pages; a fill that changes nothing is still no event."""
+    import attrs
+
+    cls = load_protocol("hist_2_1_zap_flush_after_unlock")
+    cfg = attrs.evolve(DEFAULT, ncpus=4)
+    acts = [("user_access", (3, 0, True)), ("writeback", (3, 0, 0)), ("fill", (1, 0)),
+            ("fill", (1, 0)), ("exit_mmap", (1,)), ("advance", (1,))]
+    f = replay_actions(cls, cfg, False, acts)
+    assert f is not None and f.rule == "S2"
+    th, cons, hw = threads_of(cls, cfg, False, acts)
+    assert hw == {(1, "fill", 0): 1}  # the second fill changes nothing
+    small, text, proven = shortest(f)
+    assert "hw CPU1 fill v0" in text and proven and small.rule == "S2"
+    assert len(small.machine.actions) == 5
+
+
 def test_consumer_thread_holds_only_consumer_lines():
     from conformance.errors import UsageError
     with pytest.raises(UsageError, match="thread consumer"):

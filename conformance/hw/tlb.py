@@ -84,6 +84,23 @@ class Tlbs:
         pte.accessed = True
         return self.insert(cpu, mm.id, vpage, pte.frame, pte.writable, pte.dirty, pte.inst)
 
+    def fill_changes(self, cpu: Cpu, mm, vpage: int) -> bool:
+        """Would :meth:`fill` change anything? The PTE is present and either no entry is
+        cached for it, the cached one differs from what a walk gives now (frame, R/W, D, or
+        another PTE instance: the hardware re-walking a page whose PTE changed under a
+        cached entry), or the PTE's A bit is clear (a fill sets it).
+
+        What the explorer's ``hw fill`` may fire and what a run's fills become in its
+        threaded litmus file (:mod:`conformance.search.shortest`): a fill that changes
+        nothing is no event."""
+        pte = mm.ptes[vpage]
+        if pte.kind != 1:  # PRESENT
+            return False
+        t = cpu.tlb.get(mm.id)
+        e = None if t is None else t.get(vpage)
+        return e is None or not pte.accessed or (e.frame, e.writable, e.dirty, e.inst) != (
+            pte.frame, pte.writable, pte.dirty, pte.inst)
+
     def insert(self, cpu: Cpu, mm_id: int, vpage: int, frame: int, writable: bool, dirty: bool,
                inst: int):
         """Cache (mm, vpage) -> frame on ``cpu``, replacing its entry for that page if any."""

@@ -10,7 +10,8 @@ hardware may add (``hw CPUn fill|evict vN [COUNT]``). A *choice* is one of:
   interleaving point (``Machine.advance``); otherwise the thread's next line runs
   (an access, or the start of an operation, whose first step runs at once);
 * ``("h", j)``: hardware event ``j`` fires (a speculative fill of a present PTE the CPU
-  does not cache yet, or the eviction of a cached entry), at most COUNT times.
+  does not cache as it is now: not at all, or from an older PTE, ``Tlbs.fill_changes``; or
+  the eviction of a cached entry), at most COUNT times.
 
 A state is the sequence of choices that reaches it. Operations are Python generators,
 which cannot be copied, so a state is *re-executed* from a fresh machine to expand it
@@ -157,11 +158,11 @@ class _Run:
         if not self.hw_left[j]:
             return False
         _no, cpu, what, vp, _n = self.sc.hw[j]
-        c = self.m.tlbs.cpus[cpu]
-        cached = self.m.tlbs.lookup(c, c.loaded_mm.id, vp) is not None
+        tlbs = self.m.tlbs
+        c = tlbs.cpus[cpu]
         if what == "evict":
-            return cached
-        return not cached and c.loaded_mm.ptes[vp].kind == 1  # fill: a present PTE, not cached
+            return tlbs.lookup(c, c.loaded_mm.id, vp) is not None
+        return tlbs.fill_changes(c, c.loaded_mm, vp)  # a present PTE, not cached as it is now
 
     def choices(self, bound) -> list:
         out = []

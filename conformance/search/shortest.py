@@ -117,8 +117,8 @@ def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
             elif name == "fill":
                 cpu, vp = args
                 c = m.tlbs.cpus[cpu]
-                cached = m.tlbs.lookup(c, c.loaded_mm.id, vp) is not None
-                if m.fill(cpu, vp) and not cached:  # a fill over a cached entry changes nothing
+                changes = m.tlbs.fill_changes(c, c.loaded_mm, vp)
+                if m.fill(cpu, vp) and changes:  # a fill that changes nothing is no event
                     k = (cpu, "fill", vp)
                     hw[k] = hw.get(k, 0) + 1
             elif name == "evict":

@@ -26,6 +26,8 @@ import itertools
 import random
 import time
 
+import attrs
+
 from ..config import DEFAULT, MachineConfig
 from ..defaults import ACTIONS_PER_EXAMPLE
 from ..errors import Failure, ModelError, UsageError
@@ -313,6 +315,53 @@ def swarm_for(proto_cls, cfg: MachineConfig = DEFAULT) -> Swarm:
     if sw is None:
         sw = _SWARMS[cfg] = Swarm(rules_for(proto_cls, cfg))
     return sw
+
+
+# -- machine shapes -----------------------------------------------------------------------------
+#: of every :data:`SHAPE_OF` certify walk examples, how many run on the machine with two CPUs
+#: per mm (:func:`shapes_for`); the rest run on the configured machine itself
+SHAPE_PAIRED = 3
+SHAPE_OF = 4
+
+
+def shapes_for(cfg: MachineConfig) -> tuple:
+    """The machines certify's walk examples run on, one drawn per example (:func:`shape_of`):
+    ``cfg`` with two CPUs per mm (``ncpus = 2 * nmms``) in :data:`SHAPE_PAIRED` of every
+    :data:`SHAPE_OF`, ``cfg`` itself in the rest; just ``(cfg,)`` when ``cfg`` has that many
+    CPUs already.
+
+    Why: the races of 2.1, 2.8 and 2.11 need a second task of the mm holding a TLB entry
+    while the first one's zap, reclaim or madvise is in its window; on the default machine
+    only mm0 has two CPUs. A fourth CPU found them 1.3-2.9x as often per step
+    (docs/SEARCH.md, "Machine shape"); the configured machine keeps its share for what
+    needs an mm with one CPU (its flushes stay local).
+
+    Example::
+
+        >>> [c.ncpus for c in shapes_for(DEFAULT)]
+        [4, 4, 4, 3]
+        >>> shapes_for(MachineConfig(ncpus=4)) == (MachineConfig(ncpus=4),)
+        True
+    """
+    paired = attrs.evolve(cfg, ncpus=max(cfg.ncpus, 2 * cfg.nmms))
+    if paired == cfg:
+        return (cfg,)
+    return (paired,) * SHAPE_PAIRED + (cfg,) * (SHAPE_OF - SHAPE_PAIRED)
+
+
+def shape_of(shapes: tuple, seed: int) -> MachineConfig:
+    """The machine of the example with 64-bit ``seed``: its top bits pick one of ``shapes``
+    (the example's own ``random.Random(seed)`` draws everything else)."""
+    return shapes[(seed >> 56) % len(shapes)]
+
+
+def shapes_text(shapes: tuple) -> str:
+    """How a report states the shapes, e.g. ``3/4 of examples with cpus=4``; "" for one."""
+    if len(shapes) == 1:
+        return ""
+    other = shapes[0]
+    return f"{shapes.count(other)}/{len(shapes)} of walk examples with cpus={other.ncpus} " \
+           f"(two per mm)"
 
 
 class Example:
