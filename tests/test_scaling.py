@@ -255,6 +255,27 @@ def test_a_walk_chunk_files_its_failing_run_under_the_key():
     assert again.found and again.examples == 1 and again.found[0][1] == r.found[0][1]
 
 
+def test_a_failure_on_a_drawn_shape_reports_and_replays_on_it(tmp_path):
+    """The walk draws each example's machine (walk.shapes_for): a failure found on the 4-CPU
+    shape is replayed, reported and saved on that shape, not on the campaign's 3 CPUs."""
+    from conformance.reproducer import load, replay_actions, save
+    from conformance.registry import load_protocol
+    from conformance.report import certify_report
+
+    r = certify("hist_2_8_rmap_before_flush", budget_s=None, max_examples=500, seed=5, jobs=1)
+    f = r.failure
+    assert f is not None and f.rule == "S2" and r.config == DEFAULT
+    assert f.machine.cfg == attrs.evolve(DEFAULT, ncpus=4)
+    text = certify_report(r, load_protocol("hist_2_8_rmap_before_flush"), "c0ffee", [])
+    assert "3/4 of walk examples with cpus=4" in text
+    assert "  machine   cpus=4 mms=2" in text
+    path = save(f, str(tmp_path / "r.json"), seed=5)
+    again = replay_actions(load_protocol("hist_2_8_rmap_before_flush"), f.machine.cfg, False,
+                           f.machine.actions)
+    assert again is not None and again.rule == "S2"
+    assert load(path)["config"]["ncpus"] == 4
+
+
 def test_a_run_saved_before_machine_shapes_still_replays():
     """An entry saved as a bare action list (before the walk drew a machine per example)
     replays on the campaign's machine; a malformed entry is skipped, not a crash."""
