@@ -184,7 +184,18 @@ program that asked `mincore()`/`/proc/self/pagemap` can tell.
 `can_luf` is false for `folio_test_anon && !folio_test_swapbacked`, so the discard's deferred
 flush stays in `tlb_ubc` and `try_to_unmap_flush()` does it before the folio is freed, as
 mainline (equivalently: send the discard to the normal free batch, not `free_folios_luf`).
-Its cost is the lazyfree discards' flushes (cost table)."""
+Its cost is the lazyfree discards' flushes (cost table).
+
+**It does not make v11 pass** (found 2026-12-02 by `flushcheck certify luf_lazyfree_fix --seed
+31337`, C1 after 21 s with two jobs; `litmus/luf-trunc-hole-punch.litmus`, explored): a hole
+punch (`truncate_pagecache_range`, one `unmap_mapping_range` before truncating the page cache)
+zaps a file page and flushes; a fault maps the page again on another CPU and a reclaim there
+clears that PTE with the flush deferred by LUF, keeping the folio (the zap's gather still holds
+it); `truncate_inode_folio` finds the folio unmapped, deletes it and zeroes the hole, and
+nothing flushes the entry, which still reads the old data. It is scenario 2 (the file changed
+underneath) without `write()`: v10 and v11 fail it, v12's `luf_flush(0)` in the truncate paths
+answers it (the model's `luf_v12` lacks that flush point, so its C1 on that file is the model's
+gap, not a finding). `luf_lazyfree_fix` now declares C1 for it."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {

@@ -16,9 +16,26 @@ before ``shrink_folio_list`` frees the discarded folio, as in mainline. Equivale
 sending the discard to the normal free batch. The cost: discards of lazyfree folios are
 flushed as mainline flushes them (docs/LUF.md, cost table).
 
-Built on :mod:`protocols.luf_v11` (the variant whose only random-machine finding is the
-lazyfree one) so that it can pass the random machine; the same one-line change applies
+Built on :mod:`protocols.luf_v11` (the variant whose only random-machine finding was the
+lazyfree one) so that it could pass the random machine; the same one-line change applies
 to every variant.
+
+It does not pass it (found 2026-12-02, `flushcheck certify luf_lazyfree_fix --seed 31337`,
+C1 after 21 s with two jobs, shrunk to 10 actions): a hole punch races with a fault and a
+reclaim of the same file page, and v11 has no flush on that path
+(``litmus/luf-trunc-hole-punch.litmus``, explored; v12's truncate-path ``luf_flush(0)``
+answers it)::
+
+  CPU0 (fallocate PUNCH_HOLE)              CPU2
+  unmap_mapping_range: zap file0:1,
+    flush_tlb_batched_pending, flush
+                                           read v3: fault maps file0:1 again (RO, cached)
+                                           reclaim: ptep_get_and_clear, LUF defers the
+                                             flush; the folio is kept (gather's reference)
+  truncate_inode_folio: folio unmapped,
+    deleted from the page cache, hole zeroed
+  return                                   [old entry still cached: reads the old data]
+                                           C1: the file reads 0, CPU2 reads 1001
 """
 from protocols.luf_v11 import LufV11
 
@@ -27,3 +44,8 @@ class LufLazyfreeFix(LufV11):
     """LUF v11 (favourable reading) with lazyfree folios excluded from LUF."""
 
     LUF_LAZYFREE = False
+
+
+#: the hole-punch race above (the lazyfree finding, scenario 6, passes)
+EXPECTED_VIOLATION = "C1"
+LITMUS = "luf-trunc-hole-punch"

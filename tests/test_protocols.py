@@ -29,7 +29,10 @@ FAILING_SEEDS = {"linux_4_3": 1, "hist_2_5_no_nested_gather_flush": 3,
 LITMUS_ONLY = {"mut_batched_mark_first",
                # fork is a background event (one step in 200): Hypothesis's 6000 examples of
                # seed 0 miss its window; certify's walk finds it (S2 after 36 s, seed 0)
-               "luf_dirty_writable_vma"}
+               "luf_dirty_writable_vma",
+               # the hole-punch C1 (litmus/luf-trunc-hole-punch.litmus): certify's walk finds
+               # it after about 20 s with two jobs (seed 31337), too slow for a test
+               "luf_lazyfree_fix"}
 
 
 #: mutants checked by certify's walk engine (the default engine, a raw model walk: about
@@ -79,7 +82,12 @@ def test_protocol_conforms(protocol_name, request):
         cls = load_protocol(protocol_name)
         path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "litmus", f"{protocol_module(cls).LITMUS}.litmus")
-        assert verdict(run(load(path), cls)) == expected
+        sc = load(path)
+        if sc.threads:  # a threaded file: every interleaving (the explorer)
+            from conformance.search.explorer import explore
+            assert explore(sc, cls).verdict == expected
+        else:
+            assert verdict(run(sc, cls)) == expected
         return
     if protocol_name in WALK_FOUND:
         from conformance.certify import certify
