@@ -193,9 +193,9 @@ zaps a file page and flushes; a fault maps the page again on another CPU and a r
 clears that PTE with the flush deferred by LUF, keeping the folio (the zap's gather still holds
 it); `truncate_inode_folio` finds the folio unmapped, deletes it and zeroes the hole, and
 nothing flushes the entry, which still reads the old data. It is scenario 2 (the file changed
-underneath) without `write()`: v10 and v11 fail it, v12's `luf_flush(0)` in the truncate paths
-answers it (the model's `luf_v12` lacks that flush point, so its C1 on that file is the model's
-gap, not a finding). `luf_lazyfree_fix` now declares C1 for it."""
+underneath) without `write()`: every v10 and v11 variant fails it; v12's `luf_flush(0)` at the
+end of `truncate_inode_pages_range` (patch 16/25; the model's hook of that name) answers it,
+and `luf_v12` passes the file. `luf_lazyfree_fix` now declares C1 for it."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {

@@ -201,6 +201,10 @@ class Protocol:
     def file_end_write(self, task, file: int, pgoff: int) -> None:
         """``write()`` finished updating a page-cache page (v11 hook). May yield."""
 
+    def truncate_inode_pages_range(self, task, file: int, pgoff: int) -> None:
+        """The end of ``truncate_inode_pages_range``: the range's folios are out of the page
+        cache, the hole not yet freed (v12 hook: ``luf_flush(0)``). May yield."""
+
     def context_switch(self, cpu_id: int, prev, next_mm) -> None:
         """``finish_task_switch`` on ``cpu_id`` (must not yield)."""
 

@@ -23,8 +23,8 @@ to every variant.
 It does not pass it (found 2026-12-02, `flushcheck certify luf_lazyfree_fix --seed 31337`,
 C1 after 21 s with two jobs, shrunk to 10 actions): a hole punch races with a fault and a
 reclaim of the same file page, and v11 has no flush on that path
-(``litmus/luf-trunc-hole-punch.litmus``, explored; v12's truncate-path ``luf_flush(0)``
-answers it)::
+(``litmus/luf-trunc-hole-punch.litmus``, explored; v12's ``luf_flush(0)`` at the end of
+``truncate_inode_pages_range`` answers it: ``luf_v12`` passes the file)::
 
   CPU0 (fallocate PUNCH_HOLE)              CPU2
   unmap_mapping_range: zap file0:1,

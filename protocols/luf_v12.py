@@ -4,9 +4,13 @@ Keys/generations (``luf_ugen``, ``luf_batch[]``, per-page ``luf_key``) track wha
 freed page owes; the allocator flushes it at takeoff. Patch 16/26's ``luf_flush(0)``
 flush points modelled here: ``tlb_end_vma()`` (every zap/munmap VMA, mprotect),
 the end of ``handle_mm_fault()`` for ``VM_WRITE|VM_MAYWRITE`` VMAs or write faults,
-``mapping_write_begin()`` (file updates), ``finish_task_switch()``. Eligibility is
-decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled: truncate/invalidate and
-``remove_mapping``, KASAN / init_on_free, ``ptep_clear_flush`` of inaccessible PTEs (no
+``mapping_write_begin()`` (file updates), ``finish_task_switch()``, and the end of
+``truncate_inode_pages_range()`` (hole punch; the patch also flushes after
+``truncate_inode_folio``'s removal, the same point for the model's one-page punch).
+Eligibility is decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled: the other
+invalidate paths (``folio_invalidate``, ``mapping_evict_folio``, ``mapping_try_invalidate``,
+``invalidate_inode_pages2_range``: no such path in the machine) and ``remove_mapping``
+(not reclaim's ``__remove_mapping``), KASAN / init_on_free, ``ptep_clear_flush`` of inaccessible PTEs (no
 such path in the machine), and the flush at the end of ``folio_mkclean`` (the machine
 has writeback and ``folio_mkclean`` now, but calls no protocol hook there; see
 :mod:`protocols.luf_v12_posted` for why it cannot change a verdict here).
@@ -41,6 +45,13 @@ class LufV12(LufBase):
             self.luf_flush_all(task)
 
     def mapping_write_begin(self, task, file, pgoff) -> None:
+        self.luf_flush_all(task)
+
+    def truncate_inode_pages_range(self, task, file, pgoff) -> None:
+        """Patch 16/25 of v12 calls ``luf_flush(0)`` after ``truncate_inode_folio``'s
+        ``filemap_remove_folio`` and at the end of ``truncate_inode_pages_range``: a hole
+        punch cannot leave a LUF'd entry reading the removed folio
+        (``litmus/luf-trunc-hole-punch.litmus``)."""
         self.luf_flush_all(task)
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:

@@ -6,7 +6,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-
+from .task import hook
 
 class TruncatePaths:
     """The paths of mm/truncate.c, mixed into :class:`conformance.mm.Kernel`."""
@@ -26,7 +26,9 @@ class TruncatePaths:
         the frame's owner becomes "truncated"), unlock, ``folio_put``: freed here unless an
         mmu_gather or an isolation still holds it (then by that holder). Last, the
         filesystem frees the blocks: ``disk[pgoff] = 0``, the location's expected value is
-        0, and a later fault reads a new zero-filled page-cache page.
+        0, and a later fault reads a new zero-filled page-cache page. Between the two, the
+        hook ``truncate_inode_pages_range`` (the end of that function: LUF v12's
+        ``luf_flush(0)``).
         Simplification: one page; hole punch semantics (never SIGBUS beyond EOF: the file
         keeps its size). S3 at return: no entry of a PTE instance live at or before the
         walk's visit, in every (mm, vpage) walked (docs/oracle.md section 2).
@@ -59,6 +61,9 @@ class TruncatePaths:
             if self.last_reference(frame):
                 self.free_frames([frame])
             break
+        # out: (LUF v12 flushes here and right after filemap_remove_folio; with one page and
+        # nothing that could map the removed folio again in between, one call is both)
+        yield from hook(self.proto.truncate_inode_pages_range(op, fid, pgoff))
         f.disk[pgoff] = 0  # the blocks are freed: a hole
         self.oracle.expected[loc] = 0
         self.trace.msg(op, "fallocate(file%d:%d, PUNCH_HOLE)", fid, pgoff)
