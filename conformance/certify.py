@@ -410,7 +410,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
 
     from .reproducer import replay_actions
     from .search.shortest import minimize
-    from .search.walk import run_example, shape_of, shapes_for, swarm_for
+    from .search.walk import run_shaped_example, shapes_for, swarm_for
 
     shapes = shapes_for(cfg)
     for shape in shapes:
@@ -430,8 +430,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     rnd = random.Random(chunk.seed)
     k = 0
     while failure is None and k < chunk.examples:
-        seed = rnd.getrandbits(64)
-        ex = run_example(counted, shape_of(shapes, seed), strict, seed=seed, swarm=True)
+        ex = run_shaped_example(counted, shapes, strict, rnd.getrandbits(64))
         examples += 1
         k += 1
         nsteps += ex.steps
@@ -468,9 +467,8 @@ def run_task(task: Task) -> ChunkResult:
     if task.engine == "walk":
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
             cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
-        found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f),
-                       f.machine.cfg if f.machine else task.cfg) for f in failures)
-        return ChunkResult(c.index, ex, st, found, tf, "", log, text, proven, counts)
+        return ChunkResult(c.index, ex, st, _found(failures, task.cfg), tf, "", log, text,
+                           proven, counts)
     db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
         # on a Dask worker the event loop's thread draws from the global `random` while a
@@ -480,10 +478,15 @@ def run_task(task: Task) -> ChunkResult:
         ex, st, failures, tf, prog = run_chunk(cls, task.cfg, task.strict, task.steps,
                                                c.examples, c.seed, t0, shrink_s=task.shrink_s,
                                                database=db, key=task.key, counts=counts)
-    found = tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f), task.cfg)
-                  for f in failures)
-    return ChunkResult(c.index, ex, st, found, tf, prog, tuple(db.log) if db else (),
+    return ChunkResult(c.index, ex, st, _found(failures, task.cfg), tf, prog, tuple(db.log) if db else (),
                        counts=counts)
+
+
+def _found(failures, cfg: MachineConfig) -> tuple:
+    """:attr:`ChunkResult.found` of ``failures``: ``(rule, actions, text, config)`` each, the
+    config of the machine it ran on (``cfg`` for a failure without one)."""
+    return tuple((f.rule, list(f.machine.actions) if f.machine else None, str(f),
+                  f.machine.cfg if f.machine else cfg) for f in failures)
 
 
 def _protocol_ref(cls):

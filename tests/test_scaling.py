@@ -37,13 +37,12 @@ def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
     import random
 
     from conformance.registry import load_protocol
-    from conformance.search.walk import run_example, shape_of, shapes_for
+    from conformance.search.walk import run_shaped_example, shapes_for
 
     cls, rnd = load_protocol(MUTANT), random.Random(chunk_seed(seed, index))
     shapes = shapes_for(DEFAULT)
-    seeds = [rnd.getrandbits(64) for _ in range(examples)]
-    return any(run_example(cls, shape_of(shapes, s), False, seed=s, swarm=True).failure
-               is not None for s in seeds)
+    return any(run_shaped_example(cls, shapes, False, rnd.getrandbits(64)).failure is not None
+               for _ in range(examples))
 
 
 #: a historical bug (S3) that this seed finds in chunk 2 of 3 walk examples each (chunks 0
@@ -280,12 +279,11 @@ def test_a_run_saved_before_machine_shapes_still_replays():
     """An entry saved as a bare action list (before the walk drew a machine per example)
     replays on the campaign's machine; a malformed entry is skipped, not a crash."""
     from conformance.certify import saved_run
+    from conformance.registry import load_protocol
     from conformance.reproducer import replay_actions
 
     acts = [["reclaim", [0, [4]]], ["munmap", [1, 2, 1]], ["advance", [1]], ["advance", [0]],
             ["advance", [0]]]
-    from conformance.registry import load_protocol
-
     cfg, strict, actions = saved_run(json.dumps(acts).encode(), DEFAULT, False)
     assert cfg == DEFAULT and replay_actions(load_protocol(MUTANT), cfg, strict,
                                              actions).rule == "S3"

@@ -96,8 +96,7 @@ class Tlbs:
         pte = mm.ptes[vpage]
         if pte.kind != 1:  # PRESENT
             return False
-        t = cpu.tlb.get(mm.id)
-        e = None if t is None else t.get(vpage)
+        e = self.lookup(cpu, mm.id, vpage)
         return e is None or not pte.accessed or (e.frame, e.writable, e.dirty, e.inst) != (
             pte.frame, pte.writable, pte.dirty, pte.inst)
 

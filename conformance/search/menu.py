@@ -110,8 +110,6 @@ def parse_menu(text: str) -> tuple:
     >>> parse_menu("small,reclaim_nested")[-1]
     'reclaim_nested'
     """
-    if text in MENUS:
-        return MENUS[text]
     names = []
     for w in (w.strip() for w in text.split(",")):
         for n in MENUS.get(w, (w,) if w else ()):

@@ -414,6 +414,13 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     return Example(stats.steps, None, m)
 
 
+def run_shaped_example(proto_cls, shapes: tuple, strict: bool, seed: int) -> Example:
+    """Certify's walk example of 64-bit ``seed``: :func:`run_example` with ``swarm=True`` on
+    the machine :func:`shape_of` draws from ``shapes`` (:func:`shapes_for` of the campaign's
+    config)."""
+    return run_example(proto_cls, shape_of(shapes, seed), strict, seed=seed, swarm=True)
+
+
 # -- shrinking --------------------------------------------------------------------------------
 def run_positions(cls, cfg, strict, actions, keep):
     """Run the actions at positions ``keep`` of ``actions``; ``advance`` by *start position*.
