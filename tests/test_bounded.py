@@ -328,3 +328,27 @@ def test_reclaim_nested_kind():
     assert args == [(f, g) for f in lru for g in lru if f != g] and args
     KINDS["reclaim_nested"].start(m, 0, args[0])
     assert m.actions[-1] == ("reclaim", (0, (args[0][0],), (args[0][1],)))
+
+
+def test_the_key_reads_shared_protocol_state():
+    """A pointed protocol's state is a SharedDict / SharedList (conformance/hookpoints.py): a
+    dict or list subclass with empty slots. The key read it as its class name, so two states
+    that differ only in LUF's pending cpumasks (or a per-VMA flag list) shared one key and
+    the search expanded one of them; luf_vma_flag at K<=2 counted 61,438 states that way
+    against 61,636. The explorer's fingerprint always read the contents."""
+    from conformance.hookpoints import SharedDict, SharedList
+    from conformance.machine import Machine
+    from conformance.search import statekey
+    from conformance.search.explorer import fingerprint
+
+    m = Machine(load_protocol("luf_v12"), attrs.evolve(BOUND_CONFIG, populate=False))
+    assert type(m.proto.pending) is SharedDict
+    before, fp_before = statekey.key(m), fingerprint(m)
+    dict.__setitem__(m.proto.pending, 1, 1)  # no interleaving point outside a hook
+    assert statekey.key(m) != before and fingerprint(m) != fp_before
+    dict.clear(m.proto.pending)
+    assert statekey.key(m) == before
+    m.proto.extra = SharedList([1])
+    with_one = statekey.key(m)
+    list.append(m.proto.extra, 2)
+    assert statekey.key(m) != with_one

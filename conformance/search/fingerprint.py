@@ -153,6 +153,15 @@ def _build(t, top: bool):
         return _dict
     if t is set or t is frozenset:
         return _set
+    # subclasses, by content as the explorer's fingerprint reads them: a pointed protocol's
+    # shared state is a SharedDict or SharedList (conformance/hookpoints.py), slotted with no
+    # slots of its own, which the object branches below would read as its bare class name
+    if issubclass(t, (tuple, list)):
+        return _seq
+    if issubclass(t, dict):
+        return _dict
+    if issubclass(t, (set, frozenset)):
+        return _set
     if not top and name in _REFS:
         tag = _REFS[name]
         return lambda x: (tag, x.id)
