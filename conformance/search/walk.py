@@ -422,14 +422,18 @@ def run_shaped_example(proto_cls, shapes: tuple, strict: bool, seed: int) -> Exa
 
 
 # -- shrinking --------------------------------------------------------------------------------
-def run_positions(cls, cfg, strict, actions, keep):
+def run_positions(cls, cfg, strict, actions, keep, names: dict | None = None):
     """Run the actions at positions ``keep`` of ``actions``; ``advance`` by *start position*.
 
     ``actions`` holds ``(name, args)`` where an ``advance``'s argument is the
     position of the action that started the operation, not its op id: op ids are
     handed out in start order, so removing one start would renumber every later
     operation and no ``advance`` after it would apply. An ``advance`` whose
-    operation was not started (or is not runnable) is skipped. Returns
+    operation was not started (or is not runnable) is skipped. ``names`` (from
+    :func:`by_start_position`) names the folios of a reclaim or migration and the
+    entry of an eviction by what they hold (:func:`_by_name`), for the same reason:
+    a frame number or a TLB index means another page once an earlier action is
+    gone; such an action whose page is not there is skipped too. Returns
     ``(failure, executed)``: the :class:`Failure` hit (None if none, or if an
     action no longer applies) and how many entries of ``keep`` ran.
 
@@ -455,6 +459,13 @@ def run_positions(cls, cfg, strict, actions, keep):
                     continue
                 m.advance(op_id)
             elif name in ACTIONS:
+                if names is not None and pos in names:
+                    args = _by_name(m, name, args, names[pos])
+                    if args is None:  # its page is not there in this candidate
+                        done += 1
+                        continue
+                if name not in _NO_CPU:
+                    _free_cpu(m, args[0])
                 getattr(m, name)(*args)
                 for o in m.ops:  # at most one new op: the one this action started
                     if o.id not in known:
@@ -476,9 +487,82 @@ def run_positions(cls, cfg, strict, actions, keep):
     return None, done
 
 
-def by_start_position(cls, cfg, strict, actions) -> list:
+#: actions that start nothing on a CPU (hardware events, the other consumer, scheduling)
+_NO_CPU = frozenset(("advance", "fill", "evict", "consumer_alloc", "consumer_free"))
+#: the most steps :func:`_free_cpu` runs to let a CPU finish what it is doing
+_FREE_CPU_STEPS = 2000
+
+
+def _free_cpu(m: Machine, cpu: int) -> None:
+    """Let ``cpu`` finish the operation it is running before the next one starts there.
+
+    In the failing run a CPU started an operation only when it was idle; once delta
+    debugging has removed some of another operation's ``advance`` actions, the CPU may
+    still be busy when the candidate reaches that start. A CPU runs one thing at a time,
+    so the candidate runs it to completion first (its own steps, or the oldest runnable
+    operation's while it waits for a lock), each step an ``advance`` in the log, as a
+    reproducer replays it. The full run never needs this: it changes only candidates
+    that would otherwise not apply. Raises :class:`UsageError` (does not reproduce) on a
+    deadlock or after :data:`_FREE_CPU_STEPS` steps."""
+    c = m.tlbs.cpus[cpu]
+    for _ in range(_FREE_CPU_STEPS):
+        op = c.op
+        if op is None:
+            return
+        if not op.runnable():
+            run = m.runnable_ops()
+            if not run:
+                raise UsageError(f"CPU{cpu} waits for {op.blocked_on} and nothing runs")
+            op = run[0]
+        m.advance(op.id)
+    raise UsageError(f"CPU{cpu} did not finish in {_FREE_CPU_STEPS} steps")
+
+
+def _name_of(m: Machine, name: str, args: tuple):
+    """What a reclaim's or migration's folios hold (``mem.owner``: ``('a', anon_vma, index)``
+    or ``('f', file, pgoff)``) or which entry an eviction drops (``(mm, vpage)``), just
+    before the action runs on ``m``; None for other actions."""
+    if name in ("reclaim", "migrate"):
+        owner = m.mem.owner
+        return tuple(tuple(owner[f] for f in frames) for frames in args[1:])
+    if name == "evict":
+        c = m.tlbs.cpus[args[0]]
+        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        return keys[args[1] % len(keys)] if keys else None
+    return None
+
+
+def _by_name(m: Machine, name: str, args: tuple, named):
+    """``args`` with each folio, or the evicted entry, found again by what :func:`_name_of`
+    recorded, in the candidate run ``m``; None if one is not there. A frame that still
+    holds its page is kept (so an unchanged prefix replays exactly); else the lowest frame
+    holding it (a folio swapped in again, or migrated, is the same page)."""
+    if name == "evict":
+        c = m.tlbs.cpus[args[0]]
+        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        return (args[0], keys.index(named)) if named in keys else None
+    owner = m.mem.owner
+    out = [args[0]]
+    for frames, locs in zip(args[1:], named):
+        got = []
+        for f, loc in zip(frames, locs):
+            if loc.__class__ is not tuple:  # not a folio when the run picked it: literal
+                got.append(f)
+                continue
+            if f >= len(owner) or owner[f] != loc:
+                f = next((g for g, o in enumerate(owner) if o == loc), None)
+                if f is None:
+                    return None
+            got.append(f)
+        out.append(tuple(got))
+    return tuple(out)
+
+
+def by_start_position(cls, cfg, strict, actions, names: dict | None = None) -> list:
     """``actions`` (a machine's log) with each ``advance(op_id)`` turned into
-    ``advance(start position)``, found by replaying the log once.
+    ``advance(start position)``, found by replaying the log once. ``names``, if given,
+    is filled with what each reclaim's and migration's folios held and which entry each
+    eviction dropped, by position (:func:`_name_of`), for :func:`run_positions`.
 
     Example::
 
@@ -497,6 +581,10 @@ def by_start_position(cls, cfg, strict, actions) -> list:
                 m.advance(args[0])
             else:
                 out.append((name, tuple(args)))
+                if names is not None:
+                    named = _name_of(m, name, args)
+                    if named is not None:
+                        names[pos] = named
                 getattr(m, name)(*args)
             for o in m.ops:
                 start_of.setdefault(o.id, pos)
@@ -534,7 +622,8 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
     same = same or (lambda f: f.rule)
     want = same(failure)
     cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
-    actions = by_start_position(cls, cfg, strict, m.actions)
+    names: dict = {}
+    actions = by_start_position(cls, cfg, strict, m.actions, names)
     deadline = time.monotonic() + seconds
     keep = list(range(len(actions)))
     best = failure
@@ -544,10 +633,13 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
     def spent() -> bool:
         return time.monotonic() >= deadline or (max_runs is not None and runs[0] >= max_runs)
 
-    def attempt(cand):
+    def attempt(cand, shortest: int):
+        # kept only if its run is shorter: a candidate without some advances can come out
+        # as long or longer when a busy CPU finishes its operation first (_free_cpu)
         runs[0] += 1
-        f, done = run_positions(cls, cfg, strict, actions, cand)
-        if f is not None and f.rule == failure.rule and same(f) == want:
+        f, done = run_positions(cls, cfg, strict, actions, cand, names)
+        if f is not None and f.rule == failure.rule and same(f) == want \
+                and len(f.machine.actions) < shortest:
             return f, cand[:done + 1]
         if f is not None and f.machine is not None:
             f.machine.close()  # a rejected candidate: free it (Machine.close)
@@ -558,7 +650,7 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
         removed = False
         i = 0
         while i < len(keep) and not spent():
-            f, cut = attempt(keep[:i] + keep[i + chunk:])
+            f, cut = attempt(keep[:i] + keep[i + chunk:], len(best.machine.actions))
             if f is not None:
                 best, keep, removed = f, cut, True
             else:
