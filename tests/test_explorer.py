@@ -15,7 +15,7 @@ import pytest
 
 from conformance.errors import UsageError
 from conformance.search.explorer import explore, fingerprint
-from conformance.litmus import load, parse
+from conformance.litmus import LITMUS_DIR, load, parse
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
 
@@ -293,3 +293,21 @@ def test_dropped_machines_are_freed():
     res = explore(load(BUG_27), load_protocol("linux"))
     assert res.verdict == "pass" and res.states > 100
     assert alive() - before <= 8
+
+
+def test_coverage_counters_are_not_state():
+    """certify's failures run on counted protocol classes (conformance/coverage.py), whose
+    ``_fc_coverage`` counts hook calls by path. The key read it, so two interleavings that
+    reach one machine with different hook-call counts stayed apart: the shortest-interleaving
+    search of a certify failure explored more states than the same file under the plain
+    class and hit its cap unproven (2.11's certify seed 7). The counters are history, and the
+    explorer now merges such states as it does for the plain class."""
+    from conformance.coverage import counted_class
+
+    for name, proto in (("bug-2.11-madvise-relock", "linux"),
+                        ("bug-2.7-lost-pending-flush", "linux_4_13")):
+        sc = load(os.path.join(LITMUS_DIR, name + ".litmus"))
+        cls = load_protocol(proto)
+        plain, counted = explore(sc, cls), explore(sc, counted_class(cls))
+        assert (counted.states, counted.transitions, counted.verdict) == \
+            (plain.states, plain.transitions, plain.verdict)

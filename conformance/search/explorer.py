@@ -42,6 +42,7 @@ import attrs
 
 from ..errors import Failure, ModelError, UsageError
 from ..hookpoints import paused_frames
+from .fingerprint import UNREAD
 from ..litmus import Scenario, Unmapped, _Runner
 
 #: default cap on distinct states (a scenario that needs more is too big to be a litmus test)
@@ -530,7 +531,7 @@ def _fp(x, top: bool = False):
     name = _PLAIN_DICT.get(t)
     if name is not None:
         return (name,) + tuple([(k, v if type(v) in atoms else _fp(v))
-                                for k, v in sorted(x.__dict__.items()) if k != "arch"])
+                                for k, v in sorted(x.__dict__.items()) if k not in UNREAD])
     if isinstance(x, _ATOMS):
         return x
     if isinstance(x, (tuple, list)):
@@ -574,5 +575,5 @@ def _fp(x, top: bool = False):
     if d is not None:
         if name not in ("Mm", "Cpu") and cache:
             _PLAIN_DICT[t] = name  # as _PLAIN: the same branch for every instance
-        return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in ("arch",))
+        return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in UNREAD)
     return name

@@ -30,6 +30,12 @@ AT = _ATOMS  # the name generated code uses
 _OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "PhysMem",
                      "Registry"})
 _REFS = {"Op": "op", "Mm": "mm", "Cpu": "cpu"}
+#: ``__dict__`` entries no key reads: a protocol's view of the arch (the machine's arch is read
+#: as a part of its own) and a counted protocol's coverage counters (``_fc_coverage``,
+#: conformance/coverage.py: history, never read by a hook; certify's failures run on counted
+#: classes, and counters in the key kept the explorer from merging states that differ only
+#: in how often a hook was called)
+UNREAD = frozenset({"arch", "_fc_coverage"})
 
 #: (sorted instance numbers, the same as a set) while a key is taken, else None
 _RANKS = None
@@ -187,7 +193,7 @@ def _build(t, top: bool):
         if d is None:
             return name
         return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
-                                for k, v in sorted(d.items()) if k != "arch"])
+                                for k, v in sorted(d.items()) if k not in UNREAD])
     return by_dict if top else _memo(by_dict)
 
 
@@ -205,8 +211,8 @@ def _generated(name: str, slots: tuple, with_dict: bool):
     tail = ""
     if with_dict:  # a slotted class whose subclass added a __dict__
         tail = (" + tuple([(k, FP(v)) for k, v in sorted(getattr(x, '__dict__', {}).items())"
-                " if k != 'arch'])")
+                " if k not in UNREAD])")
     lines.append(f"    return ({name!r}, {', '.join(vals)}{',' if len(vals) == 1 else ''})" + tail)
-    ns = {"AT": _ATOMS, "FP": fp, "R": R}
+    ns = {"AT": _ATOMS, "FP": fp, "R": R, "UNREAD": UNREAD}
     exec(compile("\n".join(lines), f"<fingerprint {name}>", "exec"), ns)  # noqa: S102
     return ns["f"]
