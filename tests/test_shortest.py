@@ -154,9 +154,11 @@ def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):
     acts = [("mprotect", (1, 0, 1, False)), ("advance", (0,)), ("reclaim", (0, (4,), (5,))),
             ("munmap", (1, 2, 1)), ("advance", (2,))]
     assert replay_actions(cls, DEFAULT, False, acts).rule == "S3"
-    pos = by_start_position(cls, DEFAULT, False, acts)
-    f, _ = run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4])
+    names: dict = {}
+    pos = by_start_position(cls, DEFAULT, False, acts, names)
+    f, _ = run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4], names)
     assert f is not None and f.rule == "S3"
     assert replay_actions(cls, DEFAULT, False, f.machine.actions).rule == "S3"
+    assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4])[0] is None  # literal
     monkeypatch.setattr(walk, "_free_cpu", lambda m, cpu: None)
-    assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4])[0] is None
+    assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4], names)[0] is None
