@@ -318,35 +318,36 @@ def swarm_for(proto_cls, cfg: MachineConfig = DEFAULT) -> Swarm:
 
 
 # -- machine shapes -----------------------------------------------------------------------------
-#: of every :data:`SHAPE_OF` certify walk examples, how many run on the machine with two CPUs
-#: per mm (:func:`shapes_for`); the rest run on the configured machine itself
-SHAPE_PAIRED = 3
-SHAPE_OF = 4
-
-
 def shapes_for(cfg: MachineConfig) -> tuple:
     """The machines certify's walk examples run on, one drawn per example (:func:`shape_of`):
-    ``cfg`` with two CPUs per mm (``ncpus = 2 * nmms``) in :data:`SHAPE_PAIRED` of every
-    :data:`SHAPE_OF`, ``cfg`` itself in the rest; just ``(cfg,)`` when ``cfg`` has that many
-    CPUs already.
+    of every four, two on ``cfg`` *narrowed* (two CPUs per mm, ``ncpus = 2 * nmms``, and two
+    virtual pages, each in a page table of its own: ``vpages=2 ptes_per_table=1``), one on
+    ``cfg`` with two CPUs per mm (*paired*), one on ``cfg`` itself; just ``(cfg,)`` when
+    the three are one machine.
 
-    Why: the races of 2.1, 2.8 and 2.11 need a second task of the mm holding a TLB entry
-    while the first one's zap, reclaim or madvise is in its window; on the default machine
-    only mm0 has two CPUs. A fourth CPU found them 1.3-2.9x as often per step
-    (docs/SEARCH.md, "Machine shape"); the configured machine keeps its share for what
-    needs an mm with one CPU (its flushes stay local).
+    Why (docs/SEARCH.md, "Machine shape"): the races of 2.1, 2.8 and 2.11 need a second
+    task of the mm holding a TLB entry while the first one's zap, reclaim or madvise is in
+    its window, and on the default machine only mm0 has two CPUs: a fourth CPU found them
+    1.3-2.9x as often per step. Two pages instead of four make the few operations a race
+    needs meet on one page more often, and one page per table gives 2.7 its two page-table
+    locks of one mm: per step, 2x for 2.7 and 1.2-1.3x for 2.1, 2.8 and 2.11 over the paired
+    machine. The paired machine keeps what needs a page table with two pages or a third and
+    fourth page; the configured machine what needs an mm with one CPU (its flushes stay
+    local).
 
     Example::
 
-        >>> [c.ncpus for c in shapes_for(DEFAULT)]
-        [4, 4, 4, 3]
-        >>> shapes_for(MachineConfig(ncpus=4)) == (MachineConfig(ncpus=4),)
+        >>> [(c.ncpus, c.vpages) for c in shapes_for(DEFAULT)]
+        [(4, 2), (4, 2), (4, 4), (3, 4)]
+        >>> one = MachineConfig(ncpus=4, vpages=2, ptes_per_table=1)
+        >>> shapes_for(one) == (one,)
         True
     """
     paired = attrs.evolve(cfg, ncpus=max(cfg.ncpus, 2 * cfg.nmms))
-    if paired == cfg:
+    narrow = attrs.evolve(paired, vpages=min(cfg.vpages, 2), ptes_per_table=1)
+    if narrow == paired == cfg:
         return (cfg,)
-    return (paired,) * SHAPE_PAIRED + (cfg,) * (SHAPE_OF - SHAPE_PAIRED)
+    return (narrow, narrow, paired, cfg)
 
 
 def shape_of(shapes: tuple, seed: int) -> MachineConfig:
@@ -356,12 +357,20 @@ def shape_of(shapes: tuple, seed: int) -> MachineConfig:
 
 
 def shapes_text(shapes: tuple) -> str:
-    """How a report states the shapes, e.g. ``3/4 of examples with cpus=4``; "" for one."""
+    """How a report states the shapes, in the words of ``MachineConfig.describe``, e.g.
+    ``2/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/4 with cpus=4``; ""
+    for one."""
     if len(shapes) == 1:
         return ""
-    other = shapes[0]
-    return f"{shapes.count(other)}/{len(shapes)} of walk examples with cpus={other.ncpus} " \
-           f"(two per mm)"
+    base = shapes[-1]
+    parts = []
+    for shape in dict.fromkeys(shapes[:-1]):  # in order, each once
+        words = base.describe().split()
+        diff = " ".join(w for w in shape.describe().split() if w not in words)
+        if diff:
+            parts.append(f"{shapes.count(shape)}/{len(shapes)}" + (" of walk examples" if not parts
+                                                                     else "") + f" with {diff}")
+    return ", ".join(parts)
 
 
 class Example:
