@@ -553,7 +553,7 @@ class Machine:
         """Rule 5: evict the ``index``-th entry (modulo the count) of ``cpu``'s TLB."""
         self._action("evict", (cpu, index))
         c = self.tlbs.cpus[cpu]
-        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        keys = self.tlbs.cached(c)
         if not keys:
             return False
         mm_id, vp = keys[index % len(keys)]

@@ -72,6 +72,12 @@ class Tlbs:
         t = cpu.tlb.get(mm_id)
         return None if t is None else t.get(vpage)
 
+    @staticmethod
+    def cached(cpu: Cpu) -> list:
+        """Every ``(mm_id, vpage)`` ``cpu`` caches, by mm then insertion: the order whose
+        ``index``-th entry ``Machine.evict(cpu, index)`` drops (rule 5)."""
+        return [(mm_id, vp) for mm_id in sorted(cpu.tlb) for vp in cpu.tlb[mm_id]]
+
     def fill(self, cpu: Cpu, mm, vpage: int):
         """Rule 1 (SDM 4.10.2.3): cache the translation of a present PTE, setting A.
 

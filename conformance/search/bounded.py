@@ -243,7 +243,7 @@ def choices(m, started: int, ctx: _Ctx) -> list:
         if lazy:
             out += [("r", c.id, mm.id, vp) for vp in sorted(cached) if mm.ptes[vp].kind == 1]
         else:
-            out += [("e", c.id, i, vp) for i in sorted(c.tlb) for vp in c.tlb[i]]
+            out += [("e", c.id, i, vp) for i, vp in m.tlbs.cached(c)]
     out += [("a", op.id) for op in m.ops if op.runnable()]
     if started < ctx.k:
         for c in m.tlbs.cpus:

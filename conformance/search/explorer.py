@@ -189,7 +189,7 @@ class _Run:
                 m.fill(cpu, vp)
             else:
                 c = m.tlbs.cpus[cpu]
-                keys = [(mm_id, v) for mm_id in sorted(c.tlb) for v in c.tlb[mm_id]]
+                keys = m.tlbs.cached(c)
                 m.evict(cpu, keys.index((c.loaded_mm.id, vp)))
             return
         t = self.threads[i]

@@ -153,15 +153,10 @@ def _slots_of(cls) -> tuple:
 def _build(t, top: bool):
     """The fingerprint function for instances of ``t``."""
     name = t.__name__
-    if t is tuple or t is list:
-        return _seq
-    if t is dict:
-        return _dict
-    if t is set or t is frozenset:
-        return _set
-    # subclasses, by content as the explorer's fingerprint reads them: a pointed protocol's
-    # shared state is a SharedDict or SharedList (conformance/hookpoints.py), slotted with no
-    # slots of its own, which the object branches below would read as its bare class name
+    # containers by content, subclasses too (as the explorer's fingerprint reads them): a
+    # pointed protocol's shared state is a SharedDict or SharedList (conformance/hookpoints.py),
+    # slotted with no slots of its own, which the object branches below would read as its
+    # bare class name
     if issubclass(t, (tuple, list)):
         return _seq
     if issubclass(t, dict):

@@ -126,7 +126,7 @@ def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
             elif name == "evict":
                 cpu, index = args
                 c = m.tlbs.cpus[cpu]
-                keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+                keys = m.tlbs.cached(c)
                 m.evict(cpu, index)
                 if keys:
                     mm_id, vp = keys[index % len(keys)]

@@ -362,10 +362,9 @@ def shapes_text(shapes: tuple) -> str:
     for one."""
     if len(shapes) == 1:
         return ""
-    base = shapes[-1]
+    words = shapes[-1].describe().split()  # the configured machine's
     parts = []
     for shape in dict.fromkeys(shapes[:-1]):  # in order, each once
-        words = base.describe().split()
         diff = " ".join(w for w in shape.describe().split() if w not in words)
         if diff:
             parts.append(f"{shapes.count(shape)}/{len(shapes)}" + (" of walk examples" if not parts
@@ -470,13 +469,14 @@ def run_positions(cls, cfg, strict, actions, keep, names: dict | None = None):
                     continue
                 m.advance(op_id)
             elif name in ACTIONS:
-                if names is not None and pos in names:
-                    args = _by_name(m, name, args, names[pos])
-                    if args is None:  # its page is not there in this candidate
-                        done += 1
-                        continue
-                if names is not None and name not in _NO_CPU:
-                    _free_cpu(m, args[0])
+                if names is not None:
+                    if pos in names:
+                        args = _by_name(m, name, args, names[pos])
+                        if args is None:  # its page is not there in this candidate
+                            done += 1
+                            continue
+                    if name not in _NO_CPU:
+                        _free_cpu(m, args[0])
                 getattr(m, name)(*args)
                 for o in m.ops:  # at most one new op: the one this action started
                     if o.id not in known:
@@ -537,8 +537,7 @@ def _name_of(m: Machine, name: str, args: tuple):
         owner = m.mem.owner
         return tuple(tuple(owner[f] for f in frames) for frames in args[1:])
     if name == "evict":
-        c = m.tlbs.cpus[args[0]]
-        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        keys = m.tlbs.cached(m.tlbs.cpus[args[0]])
         return keys[args[1] % len(keys)] if keys else None
     return None
 
@@ -549,8 +548,7 @@ def _by_name(m: Machine, name: str, args: tuple, named):
     holds its page is kept (so an unchanged prefix replays exactly); else the lowest frame
     holding it (a folio swapped in again, or migrated, is the same page)."""
     if name == "evict":
-        c = m.tlbs.cpus[args[0]]
-        keys = [(mm_id, vp) for mm_id in sorted(c.tlb) for vp in c.tlb[mm_id]]
+        keys = m.tlbs.cached(m.tlbs.cpus[args[0]])
         return (args[0], keys.index(named)) if named in keys else None
     owner = m.mem.owner
     out = [args[0]]
