@@ -141,8 +141,43 @@ def test_delta_debugging_names_a_folio_by_its_page():
     f, _ = run_positions(cls, DEFAULT, False, pos, [7, 8, 9], names)
     assert f is not None and f.rule == "S3"
     small = shrink(replay_actions(cls, DEFAULT, False, acts), seconds=math.inf, max_runs=3000)
-    assert small.machine.actions == [("reclaim", (0, (4,), (5,))), ("munmap", (1, 2, 1)),
+    # (the nested reclaim pass over pfn5 goes too: walk.simpler_args)
+    assert small.machine.actions == [("reclaim", (0, (4,))), ("munmap", (1, 2, 1)),
                                      ("advance", (1,))]
+
+
+def test_shrinking_simplifies_arguments(monkeypatch):
+    """2.4 needs the reclaim of pfn4 only: shrinking drops the second folio of the batch and
+    the nested pass (walk.simpler_args), at the same length. Without simplification the
+    three actions stay as they were, none of them removable."""
+    cls = load_protocol("linux_4_3")
+    acts = [("reclaim", (0, (4, 5), (3,))), ("munmap", (1, 2, 1)), ("advance", (1,))]
+    failure = replay_actions(cls, DEFAULT, False, acts)
+    assert failure.rule == "S3"
+    small = shrink(failure, seconds=math.inf, max_runs=3000)
+    assert small.machine.actions == [("reclaim", (0, (4,))), ("munmap", (1, 2, 1)),
+                                     ("advance", (1,))]
+    assert replay_actions(cls, DEFAULT, False, small.machine.actions).rule == "S3"
+    monkeypatch.setattr(walk, "simpler_args", lambda name, args, named=None: [])
+    assert shrink(failure, seconds=math.inf, max_runs=3000).machine.actions == acts
+
+
+def test_simpler_args_shrink_strictly():
+    """Every candidate is a smaller batch or range, so repeated simplification ends."""
+    def size(name, args):
+        if name in ("reclaim", "migrate"):
+            return sum(len(t) for t in args[1:]) + (len(args) > 2 and bool(args[2]))
+        return args[2]
+    for name, args in [("reclaim", (0, (1, 2), (3,))), ("migrate", (1, (4, 5, 6))),
+                       ("munmap", (0, 0, 3)), ("madvise", (0, 1, 2, "free")),
+                       ("mremap", (0, 0, 2, 2)), ("mmap", (0, 0, 2, None, True, True)),
+                       ("mprotect", (0, 0, 2, False))]:
+        todo = [args]
+        while todo:
+            a = todo.pop()
+            for b, _named in walk.simpler_args(name, a):
+                assert size(name, b) < size(name, a)
+                todo.append(b)
 
 
 def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):

@@ -640,12 +640,97 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
     # seed 5: 7 actions literal, 21 named from the start; literal then named: 5)
     best = _shrink_pass(failure, same, spent, runs, named=False)
     best = _shrink_pass(best, same, spent, runs, named=True)
+    # then smaller arguments (a folio fewer, a page fewer), and removal again while they help:
+    # an operation of a smaller batch or range has fewer steps, and what it no longer touches
+    # can make another operation removable
+    while not spent():
+        simpler = _simplify_pass(best, same, spent, runs)
+        if simpler is best:
+            break
+        best = _shrink_pass(simpler, same, spent, runs, named=True)
     if best is not failure:
         cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
         check = replay_actions(cls, cfg, strict, best.machine.actions)
         if check is None or check.rule != failure.rule or same(check) != same(failure):
             return failure
         best = check
+    return best
+
+
+def simpler_args(name: str, args: tuple, named=None) -> list:
+    """The one-step simplifications of a start action's arguments, each ``(args, named)``
+    (``named``: :func:`_name_of`'s record for the new arguments), simplest first:
+
+    * ``reclaim``: without its nested pass; a folio fewer in the batch or in the nested pass;
+    * ``migrate``: a folio fewer;
+    * ``munmap``, ``mprotect``, ``madvise``, ``mremap``, ``mmap``: a page fewer at either end
+      of the range (``mremap`` moves both ends' destinations with it).
+
+    Each strictly shrinks a batch or a range, so repeated simplification ends.
+
+    Example::
+
+        >>> simpler_args("reclaim", (0, (3, 4)))
+        [((0, (4,)), None), ((0, (3,)), None)]
+        >>> simpler_args("munmap", (1, 2, 2))
+        [((1, 3, 1), None), ((1, 2, 1), None)]
+        >>> simpler_args("munmap", (1, 2, 1))
+        []
+    """
+    out = []
+    if name in ("reclaim", "migrate"):
+        if name == "reclaim" and len(args) > 2 and args[2]:
+            out.append(((args[0], args[1], ()), None if named is None else (named[0], ())))
+        for t in range(1, len(args)):
+            for j in range(len(args[t]) if len(args[t]) > 1 else 0):
+                a = list(args)
+                a[t] = args[t][:j] + args[t][j + 1:]
+                nm = None
+                if named is not None:
+                    nm = list(named)
+                    nm[t - 1] = named[t - 1][:j] + named[t - 1][j + 1:]
+                    nm = tuple(nm)
+                out.append((tuple(a), nm))
+    elif name in ("munmap", "mprotect", "madvise", "mmap") and args[2] > 1:
+        cpu, start, n = args[:3]
+        out.append(((cpu, start + 1, n - 1) + args[3:], None))
+        out.append(((cpu, start, n - 1) + args[3:], None))
+    elif name == "mremap" and args[2] > 1:
+        cpu, old, n, new = args
+        out.append(((cpu, old + 1, n - 1, new + 1), None))
+        out.append(((cpu, old, n - 1, new), None))
+    return out
+
+
+def _simplify_pass(failure: Failure, same, spent, runs: list) -> Failure:
+    """One pass of :func:`shrink` over ``failure``'s start actions, replacing each one's
+    arguments by a :func:`simpler_args` candidate that still fails the same way in a run no
+    longer (named folios, as :func:`_shrink_pass` ``named=True``); ``failure`` itself if none
+    does. As in Hypothesis's own order, a program with fewer folios or pages is simpler even
+    at the same length (it reads simpler, and the explorer has fewer steps to interleave);
+    the arguments shrink strictly, so the passes end."""
+    m = failure.machine
+    want = same(failure)
+    cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
+    names: dict = {}
+    actions = by_start_position(cls, cfg, strict, m.actions, names)
+    keep = list(range(len(actions)))
+    best = failure
+    for pos, (name, args) in enumerate(actions):
+        for new, named in simpler_args(name, args, names.get(pos)):
+            if spent():
+                return best
+            runs[0] += 1
+            cand = actions[:pos] + [(name, new)] + actions[pos + 1:]
+            cand_names = dict(names)
+            if named is not None:
+                cand_names[pos] = named
+            f, _done = run_positions(cls, cfg, strict, cand, keep, cand_names)
+            if f is not None and f.rule == failure.rule and same(f) == want \
+                    and len(f.machine.actions) <= len(best.machine.actions):
+                return f  # the positions moved: the caller starts over from f's own log
+            if f is not None and f.machine is not None:
+                f.machine.close()
     return best
 
 
