@@ -561,7 +561,9 @@ def pointed_class(cls):
         if name.startswith("_") or not callable(v):
             continue
         fn = getattr(cls, name)
-        base = fn is v
+        # a counted class's hook counts, then calls the protocol's: the base class's no-op
+        # hooks stay unwrapped there as here (the counting call alone, no greenlet hand-off)
+        base = getattr(fn, "_fc_counts", fn) is v
         if name in ATOMIC_HOOKS:
             shares = name in ("init_mm", "init_vma")
             if not base or shares:

@@ -112,3 +112,18 @@ def test_a_hypothesis_chunk_puts_the_shrink_cap_back():
     before = engine.MAX_SHRINKING_SECONDS
     run_chunk(load_protocol("linux"), DEFAULT, False, 20, 3, 1, time.monotonic(), shrink_s=7)
     assert engine.MAX_SHRINKING_SECONDS == before
+
+
+def test_a_base_hook_is_counted_without_a_greenlet():
+    """A hook the protocol leaves to the base class (linux: try_to_unmap_begin) does nothing,
+    so the pointed class leaves it unwrapped: in a counted class it is the counting call
+    alone, as in a plain class the base's no-op, not a greenlet hand-off per call. It is still
+    counted per path."""
+    from conformance.hookpoints import pointed_class
+    counted = coverage.counted_class(load_protocol("linux"))
+    assert pointed_class(counted).try_to_unmap_begin is counted.try_to_unmap_begin
+    assert pointed_class(counted).set_tlb_ubc_flush_pending is not counted.set_tlb_ubc_flush_pending
+    m = Machine(counted)
+    m.reclaim(0, (0,))
+    m.drain()
+    assert coverage.tally(m, {})["hook try_to_unmap_begin @reclaim"] == 1
