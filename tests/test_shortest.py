@@ -197,3 +197,26 @@ def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):
     assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4])[0] is None  # literal
     monkeypatch.setattr(walk, "_free_cpu", lambda m, cpu: None)
     assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4], names)[0] is None
+
+
+#: a certify example (2.9, the first failing example of certify seed 7: the 32nd draw of
+#: chunk 0) whose literal-then-named shrinking stops at 34 actions and whose named-from-the-
+#: start shrinking reaches 9. Any change of the walk's rules or of delta debugging changes
+#: this: find another failing example where the two paths differ.
+TWO_PATHS = ("hist_2_9_migrate_flush_after_copy", 8494660439841284829, 34, 9)
+
+
+def test_shrinking_keeps_the_shorter_of_two_paths():
+    """Greedy removal depends on its path: shrink walks literal-first and named-from-the-start
+    and keeps the shorter result, which replays to the same rule."""
+    name, seed, literal_first, named_first = TWO_PATHS
+    cls = load_protocol(name)
+    failure = walk.run_shaped_example(cls, walk.shapes_for(DEFAULT), False, seed).failure
+    assert failure.rule == "S2"
+    same = lambda f: f.rule  # noqa: E731
+    one = walk._shrink_path(failure, same, math.inf, 3000, literal_first=True)
+    other = walk._shrink_path(failure, same, math.inf, 3000, literal_first=False)
+    assert (len(one.machine.actions), len(other.machine.actions)) == (literal_first, named_first)
+    small = shrink(failure, seconds=math.inf, max_runs=3000)
+    assert len(small.machine.actions) == named_first
+    assert replay_actions(cls, small.machine.cfg, False, small.machine.actions).rule == "S2"

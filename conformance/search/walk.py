@@ -608,10 +608,13 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
     Greedy delta debugging over the failing run's actions: try to remove chunks
     (half the list, then quarters, ... then single actions, until a pass over
     single actions removes nothing), keeping a candidate only if it still fails
-    and ``same(candidate)`` equals ``same(failure)`` (default: the rule). A
+    and ``same(candidate)`` equals ``same(failure)`` (default: the rule), then
+    smaller arguments (:func:`simpler_args`). A
     candidate is cut after the action where it failed. Any exception that is
-    not a :class:`Failure` means "does not reproduce". ``max_runs`` caps the candidates
-    tried instead of (or as well as) the clock: with ``seconds=math.inf`` the result
+    not a :class:`Failure` means "does not reproduce". Greedy removal depends on its
+    path, so it runs twice (:func:`_shrink_path`: literal candidates first, and named
+    ones from the start) and keeps the shorter result. ``max_runs`` caps the candidates
+    tried per path instead of (or as well as) the clock: with ``seconds=math.inf`` the result
     depends on the failure alone (what certify uses). The result is checked
     with :func:`conformance.reproducer.replay_actions`, so its
     ``machine.actions`` are a reproducer; if that check fails (it should not),
@@ -630,30 +633,45 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
         return failure
     same = same or (lambda f: f.rule)
     deadline = time.monotonic() + seconds
-    runs = [0]
-
-    def spent() -> bool:
-        return time.monotonic() >= deadline or (max_runs is not None and runs[0] >= max_runs)
-
-    # literal first, then named: greedy removal depends on the path it takes, and the named
-    # candidates apply where literal ones did not, which can lead it astray (2.1's certify
-    # seed 5: 7 actions literal, 21 named from the start; literal then named: 5)
-    best = _shrink_pass(failure, same, spent, runs, named=False)
-    best = _shrink_pass(best, same, spent, runs, named=True)
-    # then smaller arguments (a folio fewer, a page fewer), and removal again while they help:
-    # an operation of a smaller batch or range has fewer steps, and what it no longer touches
-    # can make another operation removable
-    while not spent():
-        simpler = _simplify_pass(best, same, spent, runs)
-        if simpler is best:
-            break
-        best = _shrink_pass(simpler, same, spent, runs, named=True)
+    # greedy removal depends on the path it takes, so two paths, the shorter result kept
+    # (the first on a tie): literal candidates first, then named ones (2.1's certify seed 5:
+    # 7 actions literal, 21 named from the start; literal then named: 5), and named ones
+    # from the start (2.9's seed 7: 34 actions literal then named, 9 named from the start)
+    best = None
+    for literal_first in (True, False):
+        got = _shrink_path(failure, same, deadline, max_runs, literal_first)
+        if best is None or len(got.machine.actions) < len(best.machine.actions):
+            best, got = got, best
+        if got is not None and got is not failure and got is not best:
+            got.machine.close()  # the longer path's result: free it (Machine.close)
     if best is not failure:
         cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
         check = replay_actions(cls, cfg, strict, best.machine.actions)
         if check is None or check.rule != failure.rule or same(check) != same(failure):
             return failure
         best = check
+    return best
+
+
+def _shrink_path(failure: Failure, same, deadline: float, max_runs: int | None,
+                 literal_first: bool) -> Failure:
+    """One path of :func:`shrink`, with its own ``max_runs`` candidates: a literal pass (if
+    ``literal_first``), a named pass, then smaller arguments (:func:`_simplify_pass`: a folio
+    fewer, a page fewer) and a named pass again while they help: an operation of a smaller
+    batch or range has fewer steps, and what it no longer touches can make another one
+    removable."""
+    runs = [0]
+
+    def spent() -> bool:
+        return time.monotonic() >= deadline or (max_runs is not None and runs[0] >= max_runs)
+
+    best = _shrink_pass(failure, same, spent, runs, named=False) if literal_first else failure
+    best = _shrink_pass(best, same, spent, runs, named=True)
+    while not spent():
+        simpler = _simplify_pass(best, same, spent, runs)
+        if simpler is best:
+            break
+        best = _shrink_pass(simpler, same, spent, runs, named=True)
     return best
 
 
