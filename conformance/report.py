@@ -89,7 +89,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
                      f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
                      + ("; the explorer: no interleaving of its operations fails sooner"
-                        if res.proven else ""))
+                        if res.proven else _unproven(res)))
     shape = f.machine.cfg if f.machine is not None else res.config
     if shape != res.config:  # the walk drew another machine shape for this example
         lines.append(f"  machine   {shape.describe()}   (the failing example's)")
@@ -106,6 +106,19 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                 lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
                              f"--protocol {res.protocol})")
     return "\n".join(lines)
+
+
+def _unproven(res: Result) -> str:
+    """What the found line says of a shrunk failure the explorer did not prove shortest: its
+    state cap, and where to search further (the scenario saved beside the reproducer, which
+    ``flushcheck explore`` searches with a cap eight times larger by default)."""
+    if not res.litmus:
+        return ""
+    from .search.shortest import SHORTEST_MAX_STATES
+
+    return (f"; not proven shortest: its operations have more interleavings than the "
+            f"{SHORTEST_MAX_STATES:,} explorer states a shrink gets (the scenario below "
+            "searches further)")
 
 
 def config_text(res: Result) -> str:

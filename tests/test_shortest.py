@@ -220,3 +220,21 @@ def test_shrinking_keeps_the_shorter_of_two_paths():
     small = shrink(failure, seconds=math.inf, max_runs=3000)
     assert len(small.machine.actions) == named_first
     assert replay_actions(cls, small.machine.cfg, False, small.machine.actions).rule == "S2"
+
+
+def test_the_report_says_when_shrunk_is_not_proven_shortest():
+    """A failure the explorer proved shortest says so; one it did not says what it was not,
+    the explorer's cap, and that the saved scenario searches further."""
+    import attrs
+
+    from conformance.report import certify_report
+
+    res = certify("linux_4_3", budget_s=None, max_examples=200, seed=1, jobs=1, database=None)
+    assert res.failures and res.proven and res.litmus
+    text = certify_report(res, load_protocol("linux_4_3"), "abc", ["repro/x.json"])
+    assert "no interleaving of its operations fails sooner" in text
+    assert "not proven shortest" not in text
+    text = certify_report(attrs.evolve(res, proven=False), load_protocol("linux_4_3"), "abc",
+                          ["repro/x.json"])
+    assert "not proven shortest" in text and "25,000 explorer states" in text
+    assert "flushcheck explore repro/x.litmus --protocol linux_4_3" in text
