@@ -323,10 +323,12 @@ def cmd_explore(args) -> int:
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")
     exp = sc.expected(res.protocol)
-    print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
-          f"   (expected {exp}{'' if res.verdict == exp else ', DIFFERS'})")
-    if res.failure is None and not res.complete:
+    if res.failure is None and not res.complete:  # no verdict: a PASS here would claim too much
+        print(f"  verdict   INCOMPLETE: no violation in the states searched   (expected {exp})")
         print("  the search stopped at --max-states before covering every interleaving")
+    else:
+        print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
+              f"   (expected {exp}{'' if res.verdict == exp else ', DIFFERS'})")
     if res.failure is not None:
         f = res.failure
         print(f"  shortest counterexample: {len(res.path)} choices "

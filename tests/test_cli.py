@@ -121,3 +121,17 @@ def test_explore_and_litmus_do_not_import_hypothesis(tmp_path):
         r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                            text=True, timeout=300)
         assert r.returncode == rc, r.stdout + r.stderr
+
+
+def test_explore_stopped_early_is_no_pass(capsys):
+    """An exploration the state cap stopped says INCOMPLETE, not PASS, and exits non-zero;
+    the same file explored to the end says PASS and exits 0."""
+    from conformance.cli import main
+
+    lit = "litmus/bug-2.7-lost-pending-flush.litmus"
+    rc = main(["explore", lit, "--protocol", "linux", "--max-states", "5"])
+    out = capsys.readouterr().out
+    assert rc != 0 and "verdict   INCOMPLETE" in out and "verdict   PASS" not in out
+    rc = main(["explore", lit, "--protocol", "linux"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "verdict   PASS" in out
