@@ -180,24 +180,14 @@ def tally(machine, into: dict) -> dict:
         >>> merge({"check S1": 2}, {"check S1": 1, "check C1": 4})
         {'check S1': 3, 'check C1': 4}
     """
-    get = into.get
-    flat = _FLAT
     for group, per_path in machine.coverage.items():
-        if not per_path:  # most hooks on most paths: per example, skip them cheaply
-            continue
         for path, n in per_path.items():
-            k = flat.get((group, path))
-            if k is None:
-                k = flat[group, path] = f"{group} @{path}"
-            into[k] = get(k, 0) + n
+            k = f"{group} @{path}"
+            into[k] = into.get(k, 0) + n
     for rule, n in machine.oracle.checked().items():
         k = "check " + rule
-        into[k] = get(k, 0) + n
+        into[k] = into.get(k, 0) + n
     return into
-
-
-#: (group, path) -> its flat key: :func:`tally` runs once per example
-_FLAT: dict = {}
 
 
 def merge(into: dict, other: dict) -> dict:

@@ -637,13 +637,12 @@ def shrink(failure: Failure, seconds: float = 3.0, same=None, max_runs: int | No
     # (the first on a tie): literal candidates first, then named ones (2.1's certify seed 5:
     # 7 actions literal, 21 named from the start; literal then named: 5), and named ones
     # from the start (2.9's seed 7: 34 actions literal then named, 9 named from the start)
-    best = None
-    for literal_first in (True, False):
-        got = _shrink_path(failure, same, deadline, max_runs, literal_first)
-        if best is None or len(got.machine.actions) < len(best.machine.actions):
-            best, got = got, best
-        if got is not None and got is not failure and got is not best:
-            got.machine.close()  # the longer path's result: free it (Machine.close)
+    paths = [_shrink_path(failure, same, deadline, max_runs, literal_first)
+             for literal_first in (True, False)]
+    best = min(paths, key=lambda f: len(f.machine.actions))  # the first on a tie
+    for other in paths:
+        if other is not best and other is not failure:
+            other.machine.close()  # the longer path's result: free it (Machine.close)
     if best is not failure:
         cls, cfg, strict = type(m.proto), m.cfg, m.oracle.strict
         check = replay_actions(cls, cfg, strict, best.machine.actions)
@@ -700,7 +699,9 @@ def simpler_args(name: str, args: tuple, named=None) -> list:
         if name == "reclaim" and len(args) > 2 and args[2]:
             out.append(((args[0], args[1], ()), None if named is None else (named[0], ())))
         for t in range(1, len(args)):
-            for j in range(len(args[t]) if len(args[t]) > 1 else 0):
+            if len(args[t]) < 2:
+                continue  # an empty batch or pass is no simpler: dropping it is above
+            for j in range(len(args[t])):
                 a = list(args)
                 a[t] = args[t][:j] + args[t][j + 1:]
                 nm = None
@@ -733,23 +734,31 @@ def _simplify_pass(failure: Failure, same, spent, runs: list) -> Failure:
     names: dict = {}
     actions = by_start_position(cls, cfg, strict, m.actions, names)
     keep = list(range(len(actions)))
-    best = failure
     for pos, (name, args) in enumerate(actions):
         for new, named in simpler_args(name, args, names.get(pos)):
             if spent():
-                return best
+                return failure
             runs[0] += 1
             cand = actions[:pos] + [(name, new)] + actions[pos + 1:]
             cand_names = dict(names)
             if named is not None:
                 cand_names[pos] = named
-            f, _done = run_positions(cls, cfg, strict, cand, keep, cand_names)
-            if f is not None and f.rule == failure.rule and same(f) == want \
-                    and len(f.machine.actions) <= len(best.machine.actions):
+            f, _ = run_positions(cls, cfg, strict, cand, keep, cand_names)
+            if _reproduces(failure, same, want, f, len(m.actions)):
                 return f  # the positions moved: the caller starts over from f's own log
-            if f is not None and f.machine is not None:
-                f.machine.close()
-    return best
+    return failure
+
+
+def _reproduces(failure: Failure, same, want, f, longest: int) -> bool:
+    """Does candidate run ``f`` (a :func:`run_positions` result) fail as ``failure`` did, with
+    ``same(f) == want``, in at most ``longest`` actions? A rejected one's machine is freed
+    (Machine.close)."""
+    if f is not None and f.rule == failure.rule and same(f) == want \
+            and len(f.machine.actions) <= longest:
+        return True
+    if f is not None and f.machine is not None:
+        f.machine.close()
+    return False
 
 
 def _shrink_pass(failure: Failure, same, spent, runs: list, named: bool) -> Failure:
@@ -769,11 +778,8 @@ def _shrink_pass(failure: Failure, same, spent, runs: list, named: bool) -> Fail
         # as long or longer when a busy CPU finishes its operation first (_free_cpu)
         runs[0] += 1
         f, done = run_positions(cls, cfg, strict, actions, cand, names)
-        if f is not None and f.rule == failure.rule and same(f) == want \
-                and len(f.machine.actions) < shortest:
+        if _reproduces(failure, same, want, f, shortest - 1):
             return f, cand[:done + 1]
-        if f is not None and f.machine is not None:
-            f.machine.close()  # a rejected candidate: free it (Machine.close)
         return None, None
 
     chunk = max(1, len(keep) // 2)
