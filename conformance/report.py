@@ -128,7 +128,7 @@ def config_text(res: Result) -> str:
 
         >>> from conformance.certify import Result
         >>> config_text(Result("linux", 0, 1.0))   # doctest: +ELLIPSIS
-        'cpus=3 mms=2 ... populated; 2/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/4 with cpus=4'
+        'cpus=3 mms=2 ... populated; 3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4'
     """
     text = res.config.describe()
     if res.engine == "walk":

@@ -261,16 +261,16 @@ def test_a_failure_on_a_drawn_shape_reports_and_replays_on_it(tmp_path):
     from conformance.registry import load_protocol
     from conformance.report import certify_report
 
-    r = certify("hist_2_8_rmap_before_flush", budget_s=None, max_examples=500, seed=5, jobs=1)
+    r = certify("hist_2_8_rmap_before_flush", budget_s=None, max_examples=500, seed=3, jobs=1)
     f = r.failure
     from conformance.search.walk import shapes_for
 
     assert f is not None and f.rule == "S2" and r.config == DEFAULT
     assert f.machine.cfg in shapes_for(DEFAULT) and f.machine.cfg.ncpus == 4
     text = certify_report(r, load_protocol("hist_2_8_rmap_before_flush"), "c0ffee", [])
-    assert "2/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/4 with cpus=4" in text
+    assert "3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4" in text
     assert f"  machine   {f.machine.cfg.describe()}" in text
-    path = save(f, str(tmp_path / "r.json"), seed=5)
+    path = save(f, str(tmp_path / "r.json"), seed=3)
     again = replay_actions(load_protocol("hist_2_8_rmap_before_flush"), f.machine.cfg, False,
                            f.machine.actions)
     assert again is not None and again.rule == "S2"

@@ -206,12 +206,22 @@ def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):
 TWO_PATHS = ("hist_2_9_migrate_flush_after_copy", 8494660439841284829, 34, 9)
 
 
-def test_shrinking_keeps_the_shorter_of_two_paths():
+def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
     """Greedy removal depends on its path: shrink walks literal-first and named-from-the-start
-    and keeps the shorter result, which replays to the same rule."""
+    and keeps the shorter result, which replays to the same rule. The failure is drawn with
+    the walk's portfolio as it was when it was pinned (2026-12-02: a rule mix in half the
+    examples, PCT in half, two of four machines narrowed), so later portfolio weights do
+    not move it."""
+    import attrs
+
     name, seed, literal_first, named_first = TWO_PATHS
     cls = load_protocol(name)
-    failure = walk.run_shaped_example(cls, walk.shapes_for(DEFAULT), False, seed).failure
+    monkeypatch.setattr(walk, "SWARM_RULES", 0.5)
+    monkeypatch.setattr(walk, "SWARM_PCT", 0.5)
+    paired = attrs.evolve(DEFAULT, ncpus=4)
+    narrow = attrs.evolve(paired, vpages=2, ptes_per_table=1)
+    shapes = (narrow, narrow, paired, DEFAULT)
+    failure = walk.run_shaped_example(cls, shapes, False, seed).failure
     assert failure.rule == "S2"
     same = lambda f: f.rule  # noqa: E731
     one = walk._shrink_path(failure, same, math.inf, 3000, literal_first=True)
