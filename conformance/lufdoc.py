@@ -741,8 +741,8 @@ def closing_note(data, scs, markdown: bool = True) -> str:
     if markdown:
         L = [f"| {' | '.join(head)} |", "|---|---|---|---|"]
         L += [f"| `{p}` | {v} | {t} | {i} |" for p, v, t, i in rows]
-        when = (f"Times to first failure: certify's chunk loop (`certify(name, budget_s, seed=s, "
-                f"jobs=1)`'s chunks, stopped at the first failing one; `bench/luf_cost.py --ttff`) "
+        when = (f"Times to first failure: `flushcheck certify NAME --seed S --jobs 1` with the "
+                f"budget shown, its first failure before minimization (`bench/luf_cost.py --ttff`) "
                 f"for seeds {tt.get('seeds_list', '1-10')}, measured {tt.get('date', '?')} "
                 f"({tt.get('note', '')}); a seed with no failure within the budget counts as "
                 "longer than the budget; not "
