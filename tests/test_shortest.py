@@ -199,8 +199,8 @@ def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):
     assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4], names)[0] is None
 
 
-#: a certify example (2.9, the first failing example of certify seed 7: the 32nd draw of
-#: chunk 0) whose literal-then-named shrinking stops at 34 actions and whose named-from-the-
+#: a certify example (2.9, the first failing example of certify seed 7 under the portfolio
+#: weights of 2026-12-02 08:10: the 32nd draw of chunk 0) whose literal-then-named shrinking stops at 34 actions and whose named-from-the-
 #: start shrinking reaches 9. Any change of the walk's rules or of delta debugging changes
 #: this: find another failing example where the two paths differ.
 TWO_PATHS = ("hist_2_9_migrate_flush_after_copy", 8494660439841284829, 34, 9)
@@ -212,15 +212,12 @@ def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
     the walk's portfolio as it was when it was pinned (2026-12-02: a rule mix in half the
     examples, PCT in half, two of four machines narrowed), so later portfolio weights do
     not move it."""
-    import attrs
-
     name, seed, literal_first, named_first = TWO_PATHS
     cls = load_protocol(name)
     monkeypatch.setattr(walk, "SWARM_RULES", 0.5)
     monkeypatch.setattr(walk, "SWARM_PCT", 0.5)
-    paired = attrs.evolve(DEFAULT, ncpus=4)
-    narrow = attrs.evolve(paired, vpages=2, ptes_per_table=1)
-    shapes = (narrow, narrow, paired, DEFAULT)
+    narrow, paired, configured = dict.fromkeys(walk.shapes_for(DEFAULT))  # the same machines
+    shapes = (narrow, narrow, paired, configured)  # in the 2:1:1 weights of then
     failure = walk.run_shaped_example(cls, shapes, False, seed).failure
     assert failure.rule == "S2"
     same = lambda f: f.rule  # noqa: E731

@@ -331,7 +331,7 @@ def shapes_for(cfg: MachineConfig) -> tuple:
     virtual pages, each in a page table of its own: ``vpages=2 ptes_per_table=1``), one on
     ``cfg`` with two CPUs per mm (*paired*), one on ``cfg`` itself; just ``(cfg,)`` when
     the three are one machine. (Two of four narrowed, one paired, one configured until
-    2026-12-02 16:40; docs/SEARCH.md, "Portfolio weights": the narrowed machine found 1.3-7x
+    2026-12-02 16:40; docs/SEARCH.md, "Portfolio weights": the narrowed machine found 1.5-7x
     the failures per CPU second of the others on all five slow mutants.)
 
     Why (docs/SEARCH.md, "Machine shape"): the races of 2.1, 2.8 and 2.11 need a second
@@ -377,7 +377,8 @@ def shapes_text(shapes: tuple) -> str:
         diff = " ".join(w for w in shape.describe().split() if w not in words)
         if diff:
             n, d = shapes.count(shape), len(shapes)
-            parts.append(f"{n // gcd(n, d)}/{d // gcd(n, d)}" +
+            g = gcd(n, d)
+            parts.append(f"{n // g}/{d // g}" +
                          (" of walk examples" if not parts else "") + f" with {diff}")
     return ", ".join(parts)
 
