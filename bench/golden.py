@@ -9,6 +9,7 @@ any. One line per (protocol, kind): its SHA-256 over every seed.
 
     python bench/golden.py > /tmp/golden.txt          # before a change
     python bench/golden.py --check /tmp/golden.txt    # after: exit 1 on any difference
+    python bench/golden.py --gc search --check /tmp/golden.txt   # the GC policy changes nothing
 
 A difference means a run no longer produces the same trace byte for byte. The swarm
 rows also change when the swarm's own drawing changes (conformance/search/walk.py Swarm),
@@ -20,9 +21,11 @@ import argparse
 import hashlib
 import os
 import sys
+from contextlib import nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from conformance.gcpolicy import search_gc  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
 from conformance.search.walk import run_example  # noqa: E402
 
@@ -58,8 +61,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", metavar="FILE", help="compare with a saved output; exit 1 if any differs")
     ap.add_argument("--seeds", type=int, default=SEEDS)
+    ap.add_argument("--gc", choices=("default", "search"), default="default",
+                    help="run under CPython's default collection thresholds (default) or the "
+                         "campaigns' policy (conformance/gcpolicy.py); the hashes must agree")
     a = ap.parse_args()
-    rows = golden(seeds=a.seeds)
+    with search_gc() if a.gc == "search" else nullcontext():
+        rows = golden(seeds=a.seeds)
     if not a.check:
         print("\n".join(rows))
         return 0

@@ -52,6 +52,7 @@ import random
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 
 # runnable from a checkout without installing the package (as bench/corpus.py)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,6 +63,7 @@ from hypothesis.stateful import get_state_machine_test  # noqa: E402
 from conformance.certify import fuzz_settings  # noqa: E402
 from conformance.config import DEFAULT  # noqa: E402
 from conformance.errors import Failure  # noqa: E402
+from conformance.gcpolicy import search_gc  # noqa: E402
 from conformance.machine import Machine  # noqa: E402
 from conformance.oracle import Oracle  # noqa: E402
 from conformance.registry import load_protocol  # noqa: E402
@@ -85,7 +87,8 @@ ORACLE_CHECKS = tuple(sorted(n for n in vars(Oracle) if n.startswith("check_")))
 # -- (a) the raw walk -------------------------------------------------------------------------
 #: the rules the walk expects to find (a changed rule set is reported, not silently measured)
 RULES = ("advance", "preempt_advance", "access", "tlb_fill", "background", "reclaim",
-         "migrate", "munmap", "mmap", "mprotect", "file_write", "writeback", "madvise", "mremap")
+         "migrate", "munmap", "mmap", "mprotect", "file_write", "writeback", "madvise", "mremap",
+         "truncate")
 
 
 def _disable_oracle(oracle) -> None:
@@ -145,7 +148,8 @@ def raw_best(configs, seconds: float, repeats: int) -> dict:
     """Best rate per configuration over ``repeats`` interleaved rounds of identical work.
 
     ``configs`` is a list of (key, raw_walk kwargs; ``fn=swarm_walk`` runs
-    :func:`swarm_walk` instead). The first round of a configuration runs for
+    :func:`swarm_walk` instead; ``default_gc=True`` runs it under CPython's default
+    collection thresholds instead of :func:`conformance.gcpolicy.search_gc`). The first round of a configuration runs for
     ``seconds / repeats`` and fixes its number of runs; later rounds replay
     exactly those runs (same seeds), so the rounds differ only by how much the
     machine disturbed them and the fastest is kept.
@@ -156,11 +160,15 @@ def raw_best(configs, seconds: float, repeats: int) -> dict:
         for key, kw in configs:
             kw = dict(kw)
             fn = kw.pop("fn", raw_walk)
-            if key in nruns:
-                r = fn(seconds=float("inf"), max_runs=nruns[key], **kw)
-            else:
-                r = fn(seconds=budget, **kw)
-                nruns[key] = r["runs"]
+            # the campaigns' collection policy (conformance/gcpolicy.py), unless the row
+            # measures CPython's default one
+            policy = nullcontext() if kw.pop("default_gc", False) else search_gc()
+            with policy:
+                if key in nruns:
+                    r = fn(seconds=float("inf"), max_runs=nruns[key], **kw)
+                else:
+                    r = fn(seconds=budget, **kw)
+                    nruns[key] = r["runs"]
             if key not in best or r["rate"] > best[key]["rate"]:
                 best[key] = r
     return best
@@ -330,6 +338,7 @@ def main(argv=None) -> int:
         configs += [((proto, True), dict(proto_cls=cls)),
                     ((proto, False), dict(proto_cls=cls, oracle=False))]
     configs.append(("swarm", dict(proto_cls=load_protocol("linux"), fn=swarm_walk)))
+    configs.append(("default-gc", dict(proto_cls=load_protocol("linux"), default_gc=True)))
     best = raw_best(configs, secs, a.repeats)
     harness = best["walk"]
     rows = [(proto, best[proto, True], best[proto, False]) for proto in ("immediate", "linux")]
@@ -350,6 +359,11 @@ def main(argv=None) -> int:
     print(f"{'swarm':<10} {sw['rate']:>10,.0f} {1e6 / sw['rate']:>8.2f}  linux, certify's search: "
           f"run_example(seed=s, swarm=True), s = 0..{sw['runs'] - 1}\n"
           f"{'':<30}(per-example rule mix, 20-200 actions; {sw['failures']} failures)")
+    dg = best["default-gc"]
+    print(f"{'default gc':<10} {dg['rate']:>10,.0f} {1e6 / dg['rate']:>8.2f}  linux, oracle on, "
+          f"under CPython's default collection thresholds\n"
+          f"{'':<30}(every other row: conformance.gcpolicy.search_gc, as the campaigns; "
+          f"{rows[-1][1]['rate'] / dg['rate']:.2f}x)")
     print("  oracle = share of the step in the oracle (1 - on/off); less walk = oracle-on steps/s\n"
           "  with the (walk) µs/step taken off: roughly the model alone")
     linux_on = rows[-1][1]["rate"]

@@ -147,8 +147,8 @@ def weighted_walk(rules, shim, rand, n: int, weights: dict) -> None:
         while k < len(ws) - 1 and x >= ws[k]:
             x -= ws[k]
             k += 1
-        fn, kw = acts[k]
-        fn(shim, **kw[int(rand() * len(kw))])
+        fn, args = acts[k]
+        fn(shim, *args[int(rand() * len(args))])
 
 
 def flush_costs(protocol, mix: str = "default", seed: int = DEFAULT_SEED, ops: int = DEFAULT_OPS,

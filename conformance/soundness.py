@@ -41,6 +41,7 @@ import attrs
 from .certify import require_count, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure
+from .gcpolicy import search_gc
 from .registry import load_protocol, protocol_names
 from .search.walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
 
@@ -211,20 +212,21 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
     cls = load_protocol(job.protocol)
     rules = rules_for(cls, job.cfg)
     cseed = derive_seed(job.seed, job.protocol, job.config, index)
-    for i in range(CHUNK_EXAMPLES):
-        if time.monotonic() >= deadline and (i or index):
-            break
-        eseed = derive_seed(cseed, i)
-        ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules, swarm=job.swarm)
-        out.examples += 1
-        out.steps += ex.steps
-        if ex.failure is not None:
-            key = classify(ex.failure)
-            n = out.counts.get(key, 0)
-            out.counts[key] = n + 1
-            if n < keep_count(key):
-                out.firsts.append((index, i, eseed, key, ex.failure.headline(),
-                                   len(ex.failure.machine.actions)))
+    with search_gc():  # machines are freed by reference counting: fewer cycle scans
+        for i in range(CHUNK_EXAMPLES):
+            if time.monotonic() >= deadline and (i or index):
+                break
+            eseed = derive_seed(cseed, i)
+            ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules, swarm=job.swarm)
+            out.examples += 1
+            out.steps += ex.steps
+            if ex.failure is not None:
+                key = classify(ex.failure)
+                n = out.counts.get(key, 0)
+                out.counts[key] = n + 1
+                if n < keep_count(key):
+                    out.firsts.append((index, i, eseed, key, ex.failure.headline(),
+                                       len(ex.failure.machine.actions)))
     return out
 
 

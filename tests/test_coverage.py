@@ -127,3 +127,27 @@ def test_a_base_hook_is_counted_without_a_greenlet():
     m.reclaim(0, (0,))
     m.drain()
     assert coverage.tally(m, {})["hook try_to_unmap_begin @reclaim"] == 1
+
+
+def test_a_pointed_hook_counts_inline_and_calls_the_protocol_directly():
+    """A hook the machine wraps with interleaving points (hookpoints.pointed_class) counts
+    its calls itself: the wrapper calls the protocol's own function, with no counting frame
+    between (one Python call per hook call), and the counts are the same as the counting
+    wrapper's: each call, by path, once. A base-class no-op hook keeps its counting wrapper."""
+    linux = load_protocol("linux")
+    m = Machine(coverage.counted_class(linux))
+    hook = type(m.proto).set_tlb_ubc_flush_pending
+    assert hook.__wrapped__ is linux.set_tlb_ubc_flush_pending
+    noop = type(m.proto).try_to_unmap_begin  # linux does not define it
+    assert noop._fc_counts is type(m.proto).__mro__[2].try_to_unmap_begin
+    op = m.reclaim(1, (m.frame_of(0, 0),))
+    m.drain()
+    assert op not in m.ops
+    counts = coverage.tally(m, {})
+    # try_to_unmap_flush twice: shrink_folio_list calls it, and linux's
+    # try_to_unmap_flush_dirty calls it again (a hook calling a hook counts too)
+    assert {k: n for k, n in counts.items() if k.startswith("hook ")} == {
+        "hook init_tlb_ubc @reclaim": 1, "hook should_defer_flush @reclaim": 1,
+        "hook set_tlb_ubc_flush_pending @reclaim": 1, "hook try_to_unmap_flush @reclaim": 2,
+        "hook try_to_unmap_flush_dirty @reclaim": 1, "hook try_to_unmap_begin @reclaim": 1,
+        "hook try_to_unmap_end @reclaim": 1, "hook free_unref_folios @reclaim": 1}

@@ -489,8 +489,19 @@ RULES = (
     Rule("truncate", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), _truncate),
 )
 
-_GUARDS = {"runnable": precondition(lambda self: self.d.has_runnable()),
-           "idle": precondition(lambda self: self.d.has_idle())}
+def _guard(method: str):
+    """A rule guard: the driver's ``method`` (``has_runnable``, ``has_idle``) as a Hypothesis
+    precondition. ``driver_method`` names it, so the raw walk calls the driver's bound
+    method directly (one frame less per guard per step)."""
+    def guard(self) -> bool:
+        return getattr(self.d, method)()
+    guard.__name__ = guard.__qualname__ = method
+    guard.driver_method = method
+    return guard
+
+
+_GUARDS = {"runnable": precondition(_guard("has_runnable")),
+           "idle": precondition(_guard("has_idle"))}
 
 
 def _rules(cfg: MachineConfig) -> dict:

@@ -22,6 +22,8 @@ Example::
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import itertools
 import random
 import time
@@ -94,16 +96,22 @@ class Rules:
                 if p not in self.preconditions:
                     self.preconditions.append(p)
                 idx.append(self.preconditions.index(p))
-            names = tuple(r.arguments)
+            # the arguments in the rule function's parameter order: a step passes them by
+            # position (a call with ** costs a dict per step)
+            order = list(inspect.signature(r.function).parameters)[1:]
+            if sorted(order) != sorted(r.arguments):
+                raise TypeError(f"conformance.search.walk: rule {r.function.__name__} takes "
+                                f"{order}, its strategies give {sorted(r.arguments)}")
+            names = tuple(order)
+            strategies = [r.arguments[k] for k in order]
             values = [strategy_values(v, f"{r.function.__name__}.{k}")
-                      for k, v in r.arguments.items()]
+                      for k, v in zip(names, strategies)]
             # every combination once (duplicates in sampled_from kept): one uniform pick
             # from this list is an independent uniform draw of each argument
-            kwargs = [dict(zip(names, combo)) for combo in itertools.product(*values)]
-            entries.append((r.function, kwargs, tuple(idx)))
+            entries.append((r.function, list(itertools.product(*values)), tuple(idx)))
             # each argument's fields: a code() integer's radices, else one field (its values)
             self.fields.append((names, [getattr(v, "radices", None) or (vals,)
-                                        for v, vals in zip(r.arguments.values(), values)]))
+                                        for v, vals in zip(strategies, values)]))
         self.entries = entries
         self._enabled: dict = {}
 
@@ -111,7 +119,7 @@ class Rules:
         """The rules whose preconditions all hold, given each precondition's truth."""
         got = self._enabled.get(flags)
         if got is None:
-            got = self._enabled[flags] = [(fn, kw) for fn, kw, idx in self.entries
+            got = self._enabled[flags] = [(fn, args) for fn, args, idx in self.entries
                                           if all(flags[i] for i in idx)]
         return got
 
@@ -163,18 +171,24 @@ def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
         >>> len(m.actions) >= 1
         True
     """
-    preconds = rules.preconditions
+    # each precondition as a call with no arguments: a guard naming a driver method
+    # (statemachine._guard) as that bound method, anything else bound to the shim
+    guards = [getattr(shim.d, p.driver_method) if hasattr(p, "driver_method")
+              else functools.partial(p, shim) for p in rules.preconditions]
     enabled = rules.enabled
     known = rules._enabled  # enabled()'s cache, read here first: one call less per step
+    two = len(guards) == 2
+    if two:
+        g0, g1 = guards
     for _ in range(n):
-        flags = tuple([p(shim) for p in preconds])
+        flags = (g0(), g1()) if two else tuple([g() for g in guards])
         acts = known.get(flags)
         if acts is None:
             acts = enabled(flags)
         if not acts:  # a swarm mix whose rules all wait for something none of them starts
             return
-        fn, kw = acts[int(rand() * len(acts))]
-        fn(shim, **kw[int(rand() * len(kw))])
+        fn, args = acts[int(rand() * len(acts))]
+        fn(shim, *args[int(rand() * len(args))])
 
 
 # -- swarm testing ------------------------------------------------------------------------------
@@ -240,13 +254,12 @@ class Swarm:
         if not any(k for n, k in zip(names, keep) if n not in SWARM_ALWAYS):
             keep = [True] * len(names)  # a mix of advance alone starts nothing
         entries = []
-        for k, (fn, kwargs, idx), (argn, fields) in zip(keep, rules.entries, rules.fields):
+        for k, (fn, args, idx), (_names, fields) in zip(keep, rules.entries, rules.fields):
             if not k:
                 continue
             if rnd.random() < SWARM_ARGS:
-                kwargs = [dict(zip(argn, combo)) for combo in
-                          itertools.product(*[_some_values(f, rnd) for f in fields])]
-            entries.append((fn, kwargs, idx))
+                args = list(itertools.product(*[_some_values(f, rnd) for f in fields]))
+            entries.append((fn, args, idx))
         mix = copy.copy(rules)
         mix.names = tuple(n for n, k in zip(names, keep) if k)
         mix.entries = entries
