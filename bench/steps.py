@@ -149,8 +149,9 @@ def raw_best(configs, seconds: float, repeats: int) -> dict:
 
     ``configs`` is a list of (key, raw_walk kwargs; ``fn=swarm_walk`` runs
     :func:`swarm_walk` instead; ``default_gc=True`` runs it under CPython's default
-    collection thresholds instead of :func:`conformance.gcpolicy.search_gc`). The first round of a configuration runs for
-    ``seconds / repeats`` and fixes its number of runs; later rounds replay
+    collection thresholds instead of :func:`conformance.gcpolicy.search_gc`). The first
+    round of a configuration runs for ``seconds / repeats`` and fixes its number of runs;
+    later rounds replay
     exactly those runs (same seeds), so the rounds differ only by how much the
     machine disturbed them and the fastest is kept.
     """

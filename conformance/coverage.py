@@ -37,9 +37,9 @@ Example::
 """
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 
+from .hookpoints import hook_params
 from .protocol import Protocol
 
 #: the protocol methods that are not counted: per-object state constructors
@@ -113,13 +113,12 @@ def counted_class(cls):
 
 def _counter(name: str, fn):
     """``fn`` (a hook of a protocol class) counting its calls by path, with the parameters
-    of :class:`~conformance.protocol.Protocol`'s hook spelled out (no ``*args``: a call
-    with a fixed number of arguments is the fast one). The first parameter is the task
+    of :class:`~conformance.protocol.Protocol`'s hook spelled out
+    (:func:`conformance.hookpoints.hook_params`). The first parameter is the task
     (``task.path``) or the gather (``tlb.path``); ``page_alloc`` for the other consumer has
     no task (path "other"); ``context_switch`` counts as "switch"."""
-    params = list(inspect.signature(getattr(Protocol, name)).parameters)[1:]
-    args = ", ".join(params)
-    first = params[0]
+    args = hook_params(name)
+    first = args.split(",")[0]
     path = '"switch"' if name == "context_switch" else \
         f'{first}.path if {first} is not None else "other"'
     count = f"self._fc_coverage[key][{path}] += 1"

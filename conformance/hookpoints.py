@@ -444,36 +444,42 @@ def _fields(obj) -> list:
     return names
 
 
-def _params(name: str) -> str:
+def hook_params(name: str) -> str:
     """The parameters of :class:`~conformance.protocol.Protocol`'s hook ``name`` after
     ``self``, spelled out: a wrapper with a fixed parameter list is called faster than one
-    taking ``*args`` (the kernel passes hook arguments by position)."""
+    taking ``*args`` (the kernel passes hook arguments by position).
+
+    Example::
+
+        >>> hook_params("set_tlb_ubc_flush_pending")
+        'task, mm, pteval, vpage'
+    """
     return ", ".join(list(inspect.signature(getattr(Protocol, name)).parameters)[1:])
 
 
-def _generated(name: str, fn, body: str, **env):
+def _generated(name: str, fn, body: str):
     """A wrapper of hook ``fn`` named ``name``: ``def name(self, <params>)`` with ``body``
     (``{args}`` stands for the parameters), compiled in this module's namespace so that it
-    reads ``_depth`` and ``_drive`` as they are when it runs; ``env`` are its constants.
+    reads ``_depth`` and ``_drive`` as they are when it runs.
 
     When ``fn`` is a hook of :func:`conformance.coverage.counted_class` (it has
-    ``_fc_counts``), the wrapper counts the call itself and calls the protocol's hook
-    directly: one Python frame per hook call instead of two (callgrind: the counting
-    wrapper's own frame was most of coverage's cost)."""
-    args = _params(name)
-    count = ""
+    ``_fc_counts``), the wrapper counts the call itself (the counter's line, which reads
+    ``key``) and calls the protocol's hook directly: one Python frame per hook call
+    instead of two (callgrind: the counting wrapper's own frame was most of coverage's
+    cost)."""
+    args = hook_params(name)
+    key = count = None
     raw = getattr(fn, "_fc_counts", None)
     if raw is not None:
-        count = "    " + fn._fc_count_line + "\n"
-        env["key"] = "hook " + name
-        fn = raw
-    src = (f"def _make(fn, {', '.join(env)}):\n"
+        key, count, fn = "hook " + name, fn._fc_count_line, raw
+    lines = ([f"    {count}"] if count else []) + body.format(args=args).splitlines()
+    src = (f"def _make(fn, key):\n"
            f"  def {name}(self, {args}):\n"
-           + "".join("  " + line + "\n" for line in (count + body.format(args=args)).splitlines())
+           + "".join(f"  {line}\n" for line in lines)
            + f"  return {name}\n")
     local: dict = {}
     exec(compile(src, f"<flushcheck hookpoints: {name}>", "exec"), globals(), local)  # noqa: S102
-    hook = local["_make"](fn, *env.values())
+    hook = local["_make"](fn, key)
     hook.__qualname__ = getattr(fn, "__qualname__", name)
     hook.__doc__ = fn.__doc__
     hook.__wrapped__ = fn

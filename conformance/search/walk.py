@@ -87,7 +87,7 @@ class Rules:
                        key=lambda r: r.function.__name__)
         self.names = tuple(r.function.__name__ for r in rules)
         self.preconditions: list = []
-        #: per rule: (argument names, per argument its fields: radices, or (values,))
+        #: per rule, per argument (in parameter order) its fields: radices, or (values,)
         self.fields: list = []
         entries = []
         for r in rules:
@@ -102,16 +102,15 @@ class Rules:
             if sorted(order) != sorted(r.arguments):
                 raise TypeError(f"conformance.search.walk: rule {r.function.__name__} takes "
                                 f"{order}, its strategies give {sorted(r.arguments)}")
-            names = tuple(order)
             strategies = [r.arguments[k] for k in order]
             values = [strategy_values(v, f"{r.function.__name__}.{k}")
-                      for k, v in zip(names, strategies)]
+                      for k, v in zip(order, strategies)]
             # every combination once (duplicates in sampled_from kept): one uniform pick
             # from this list is an independent uniform draw of each argument
             entries.append((r.function, list(itertools.product(*values)), tuple(idx)))
             # each argument's fields: a code() integer's radices, else one field (its values)
-            self.fields.append((names, [getattr(v, "radices", None) or (vals,)
-                                        for v, vals in zip(strategies, values)]))
+            self.fields.append([getattr(v, "radices", None) or (vals,)
+                                for v, vals in zip(strategies, values)])
         self.entries = entries
         self._enabled: dict = {}
 
@@ -254,7 +253,7 @@ class Swarm:
         if not any(k for n, k in zip(names, keep) if n not in SWARM_ALWAYS):
             keep = [True] * len(names)  # a mix of advance alone starts nothing
         entries = []
-        for k, (fn, args, idx), (_names, fields) in zip(keep, rules.entries, rules.fields):
+        for k, (fn, args, idx), fields in zip(keep, rules.entries, rules.fields):
             if not k:
                 continue
             if rnd.random() < SWARM_ARGS:
