@@ -141,14 +141,15 @@ def weighted_walk(rules, shim, rand, n: int, weights: dict) -> None:
     enabled = rules.enabled
     for _ in range(n):
         acts = enabled(tuple([p(shim) for p in preconds]))
-        ws = [weights.get(fn.__name__, 1) for fn, _kw in acts]
+        ws = [weights.get(name, 1) for name, _calls in acts]
         x = rand() * sum(ws)
         k = 0
         while k < len(ws) - 1 and x >= ws[k]:
             x -= ws[k]
             k += 1
-        fn, args = acts[k]
-        fn(shim, *args[int(rand() * len(args))])
+        _name, calls = acts[k]
+        shim.stats.steps += 1
+        calls[int(rand() * len(calls))](shim.d)
 
 
 def flush_costs(protocol, mix: str = "default", seed: int = DEFAULT_SEED, ops: int = DEFAULT_OPS,

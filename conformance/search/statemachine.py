@@ -112,6 +112,28 @@ class Driver:
         if c is not None and not self.m.mms[mm].exiting:
             self.m.switch_mm(c, mm)
 
+    def background(self, kind: int, cpu: int, k: int) -> None:
+        """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
+        TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
+        allocates and writes a frame (2) or frees its oldest one (3), the last task of an
+        idle CPU's mm exits and a new program starts there (4: ``exit_mmap``), the task of an
+        idle CPU forks into the k-th other mm slot (5: ``dup_mmap``; here for the same reason
+        as exit: the child's slot loses its address space)."""
+        if kind == 0:
+            self.evict(cpu, k)
+        elif kind == 1:
+            if self.has_idle():
+                self.switch(cpu, k % self.m.cfg.nmms)
+        elif kind == 2:
+            self.consumer_alloc()
+        elif kind == 3:
+            self.consumer_free()
+        elif kind == 4:
+            if self.has_idle():
+                self.exit_mmap(cpu)
+        elif self.has_idle():
+            self.fork(cpu, k)
+
     def _frames(self, a: int, n: int):
         """Folios for reclaim/migration: even picks prefer *hot* folios, those mapped in
         an mm that a munmap/mprotect/mmap is working on right now (collision bias:
@@ -362,132 +384,77 @@ class Rule:
     what swarm testing switches off), its ``guard`` (``"idle"``: a CPU is free to start an
     operation, ``"runnable"``: an operation can advance, ``None``: always), its ``fields``
     (a function of the config giving the radices of the one integer it draws, or ``None``
-    for a plain pick ``i``) and ``run(driver, cfg, *fields)``, whose docstring is the rule's.
+    for a plain pick ``i``), and what it does: the driver's method ``method`` called with
+    ``args(cfg, *fields)`` (the fields themselves when ``args`` is None). ``doc`` is the
+    rule's docstring.
+
+    A rule is a driver call, as data, so that each value it can draw is decoded into its
+    call once: the Hypothesis rule method looks it up in a table per code, and the raw walk
+    (conformance/search/walk.py) holds the call itself (an ``operator.methodcaller``: no
+    Python frame between the walk and the driver).
     """
 
-    __slots__ = ("name", "guard", "fields", "run")
+    __slots__ = ("name", "guard", "fields", "method", "args", "doc")
 
-    def __init__(self, name: str, guard, fields, run) -> None:
-        self.name, self.guard, self.fields, self.run = name, guard, fields, run
+    def __init__(self, name: str, guard, fields, method: str, args, doc: str) -> None:
+        self.name, self.guard, self.fields = name, guard, fields
+        self.method, self.args, self.doc = method, args, doc
+
+    def call_args(self, cfg: MachineConfig, fields: tuple) -> tuple:
+        """The driver method's arguments for the drawn ``fields`` (a pick: ``(i,)``)."""
+        return fields if self.args is None else tuple(self.args(cfg, *fields))
 
 
 #: page/folio counts a rule's count field decodes to, biased to one
 _COUNT = (1, 1, 2)
 
 
-def _advance(d, cfg, i):
-    """Run one operation in flight to its next interleaving point."""
-    d.advance(i)
-
-
-def _preempt_advance(d, cfg, i):
-    """Same as advance: a second rule doubles the weight of scheduling kernel steps."""
-    d.advance(i)
-
-
-def _access(d, cfg, cpu, vp, w):
-    """A user load or store (cpu, vpage, write)."""
-    d.access(cpu, vp, bool(w))
-
-
-def _tlb_fill(d, cfg, cpu, k):
-    """A speculative fill (cpu, k-th present PTE of its mm)."""
-    d.fill(cpu, k)
-
-
-def _background(d, cfg, kind, cpu, k):
-    """Rarely decisive events, one rule so they dilute the schedule less: evict the k-th
-    TLB entry of a CPU (kind 0), switch an idle CPU to another mm (1), the other consumer
-    allocates and writes a frame (2) or frees its oldest one (3), the last task of an
-    idle CPU's mm exits and a new program starts there (4: ``exit_mmap``), the task of an
-    idle CPU forks into the k-th other mm slot (5: ``dup_mmap``; here for the same reason
-    as exit: the child's slot loses its address space)."""
-    if kind == 0:
-        d.evict(cpu, k)
-    elif kind == 1:
-        if d.has_idle():
-            d.switch(cpu, k % cfg.nmms)
-    elif kind == 2:
-        d.consumer_alloc()
-    elif kind == 3:
-        d.consumer_free()
-    elif kind == 4:
-        if d.has_idle():
-            d.exit_mmap(cpu)
-    elif d.has_idle():
-        d.fork(cpu, k)
-
-
-def _reclaim(d, cfg, cpu, a, k, nested):
-    """Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."""
-    d.reclaim(cpu, a, _COUNT[k], nested == 2)
-
-
-def _migrate(d, cfg, cpu, a, k):
-    """Migrate one or two folios (cpu, pick, count)."""
-    d.migrate(cpu, a, _COUNT[k])
-
-
-def _munmap(d, cfg, cpu, start, k):
-    """munmap (cpu, start or hot pick, pages)."""
-    d.munmap(cpu, start, _COUNT[k])
-
-
-def _mmap(d, cfg, cpu, start, k, f, w, fixed):
-    """mmap (cpu, start, pages, anon or file, writable, MAP_FIXED)."""
-    d.mmap(cpu, start, _COUNT[k], None if f == 0 else f - 1, bool(w), bool(fixed))
-
-
-def _mprotect(d, cfg, cpu, start, k, w):
-    """mprotect (cpu, start or hot pick, pages, writable)."""
-    d.mprotect(cpu, start, _COUNT[k], bool(w))
-
-
-def _file_write(d, cfg, cpu, file, pgoff):
-    """write() of a fresh value to one page of a file (cpu, file, pgoff)."""
-    d.write(cpu, file, pgoff)
-
-
-def _truncate(d, cfg, cpu, file, pgoff):
-    """Hole punch of one file page (cpu, file or hot, pgoff)."""
-    d.truncate(cpu, file, pgoff)
-
-
-def _writeback(d, cfg, cpu, file, pgoff):
-    """Writeback of one page-cache page with folio_mkclean (cpu, file or hot, pgoff)."""
-    d.writeback(cpu, file, pgoff)
-
-
-def _madvise(d, cfg, cpu, start, k, adv, mm):
-    """madvise (cpu, start or hot pick, pages, advice, calling task's mm)."""
-    d.madvise(cpu, start, _COUNT[k], MADV_ADVICE[adv], mm)
-
-
-def _mremap(d, cfg, cpu, start, k, dest):
-    """mremap (cpu, start or hot pick, pages, which free destination)."""
-    d.mremap(cpu, start, _COUNT[k], dest)
-
-
 #: The rules. ``fields``: the radices of the integer a rule draws (see _rules); a "hot
 #: pick" value (``nfiles`` for a file, ``2 * vpages`` ranges for a start) picks what is in
 #: use (Driver). Order and names are Hypothesis's (its choices and database keys follow them).
 RULES = (
-    Rule("advance", "runnable", None, _advance),
-    Rule("preempt_advance", "runnable", None, _preempt_advance),
-    Rule("access", "idle", lambda c: (c.ncpus, c.vpages, 2), _access),
-    Rule("tlb_fill", None, lambda c: (c.ncpus, 8), _tlb_fill),
-    Rule("background", None, lambda c: (6, c.ncpus, 8), _background),
-    Rule("reclaim", "idle", lambda c: (c.ncpus, 8, 3, 3), _reclaim),
-    Rule("migrate", "idle", lambda c: (c.ncpus, 8, 3), _migrate),
-    Rule("munmap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3), _munmap),
-    Rule("mmap", "idle", lambda c: (c.ncpus, c.vpages, 3, c.nfiles + 1, 2, 2), _mmap),
-    Rule("mprotect", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 2), _mprotect),
-    Rule("file_write", "idle", lambda c: (c.ncpus, c.nfiles, c.file_pages), _file_write),
-    Rule("writeback", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), _writeback),
-    Rule("madvise", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 4, c.nmms + 1), _madvise),
-    Rule("mremap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, c.vpages), _mremap),
-    Rule("truncate", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), _truncate),
+    Rule("advance", "runnable", None, "advance", None,
+         "Run one operation in flight to its next interleaving point."),
+    Rule("preempt_advance", "runnable", None, "advance", None,
+         "Same as advance: a second rule doubles the weight of scheduling kernel steps."),
+    Rule("access", "idle", lambda c: (c.ncpus, c.vpages, 2), "access",
+         lambda cfg, cpu, vp, w: (cpu, vp, bool(w)),
+         "A user load or store (cpu, vpage, write)."),
+    Rule("tlb_fill", None, lambda c: (c.ncpus, 8), "fill", None,
+         "A speculative fill (cpu, k-th present PTE of its mm)."),
+    Rule("background", None, lambda c: (6, c.ncpus, 8), "background", None,
+         "Rarely decisive events, one rule so they dilute the schedule less "
+         "(Driver.background: evict, switch, the other consumer's alloc and free, exit, fork)."),
+    Rule("reclaim", "idle", lambda c: (c.ncpus, 8, 3, 3), "reclaim",
+         lambda cfg, cpu, a, k, nested: (cpu, a, _COUNT[k], nested == 2),
+         "Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."),
+    Rule("migrate", "idle", lambda c: (c.ncpus, 8, 3), "migrate",
+         lambda cfg, cpu, a, k: (cpu, a, _COUNT[k]),
+         "Migrate one or two folios (cpu, pick, count)."),
+    Rule("munmap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3), "munmap",
+         lambda cfg, cpu, start, k: (cpu, start, _COUNT[k]),
+         "munmap (cpu, start or hot pick, pages)."),
+    Rule("mmap", "idle", lambda c: (c.ncpus, c.vpages, 3, c.nfiles + 1, 2, 2), "mmap",
+         lambda cfg, cpu, start, k, f, w, fixed:
+             (cpu, start, _COUNT[k], None if f == 0 else f - 1, bool(w), bool(fixed)),
+         "mmap (cpu, start, pages, anon or file, writable, MAP_FIXED)."),
+    Rule("mprotect", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 2), "mprotect",
+         lambda cfg, cpu, start, k, w: (cpu, start, _COUNT[k], bool(w)),
+         "mprotect (cpu, start or hot pick, pages, writable)."),
+    Rule("file_write", "idle", lambda c: (c.ncpus, c.nfiles, c.file_pages), "write", None,
+         "write() of a fresh value to one page of a file (cpu, file, pgoff)."),
+    Rule("writeback", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), "writeback",
+         None, "Writeback of one page-cache page with folio_mkclean (cpu, file or hot, pgoff)."),
+    Rule("madvise", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, 4, c.nmms + 1), "madvise",
+         lambda cfg, cpu, start, k, adv, mm: (cpu, start, _COUNT[k], MADV_ADVICE[adv], mm),
+         "madvise (cpu, start or hot pick, pages, advice, calling task's mm)."),
+    Rule("mremap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3, c.vpages), "mremap",
+         lambda cfg, cpu, start, k, dest: (cpu, start, _COUNT[k], dest),
+         "mremap (cpu, start or hot pick, pages, which free destination)."),
+    Rule("truncate", "idle", lambda c: (c.ncpus, c.nfiles + 1, c.file_pages), "truncate",
+         None, "Hole punch of one file page (cpu, file or hot, pgoff)."),
 )
+
 
 def _guard(method: str):
     """A rule guard: the driver's ``method`` (``has_runnable``, ``has_idle``) as a Hypothesis
@@ -529,24 +496,28 @@ def _decode_table(radices: tuple) -> tuple:
 
 def _rule_method(r: Rule, cfg: MachineConfig):
     """``r`` as a Hypothesis rule: a method drawing ``i`` (a pick) or ``x`` (a code), counting
-    the step in ``stats.steps`` and running ``r.run`` on the driver."""
-    run = r.run
+    the step in ``stats.steps`` and calling the driver's ``r.method``. Its ``walk_rule`` is
+    ``r``: the raw walk makes the same calls itself (conformance/search/walk.py,
+    :class:`~conformance.search.walk.Rules`) and counts the steps itself."""
+    method = r.method
     if r.fields is None:
         def step(self, i):
             self.stats.steps += 1
-            run(self.d, cfg, i)
+            getattr(self.d, method)(i)
         strategy = {"i": S.picks()}
     else:
         radices = r.fields(cfg)
-        table = _decode_table(radices)
+        # each code's driver arguments, decoded once per config
+        table = tuple(r.call_args(cfg, f) for f in _decode_table(radices))
 
         def step(self, x):
             self.stats.steps += 1
-            run(self.d, cfg, *table[x])
+            getattr(self.d, method)(*table[x])
         strategy = {"x": S.code(radices)}
+    step.walk_rule = r
     step.__name__ = r.name
     step.__qualname__ = r.name
-    step.__doc__ = run.__doc__
+    step.__doc__ = r.doc
     step = rule(**strategy)(step)
     return _GUARDS[r.guard](step) if r.guard is not None else step
 

@@ -28,8 +28,11 @@ import itertools
 import random
 import time
 from math import gcd
+from operator import methodcaller
 
 import attrs
+
+import strategies as S
 
 from ..config import DEFAULT, MachineConfig
 from ..defaults import ACTIONS_PER_EXAMPLE
@@ -75,6 +78,14 @@ class Rules:
     disables random subsets of rules per example). Rules are in name order, so
     the walk does not depend on how Hypothesis lists them.
 
+    ``entries`` hold, per rule, ``(name, calls, idx)``: the rule's name, its driver call
+    for every value it can draw (an ``operator.methodcaller`` of the driver method with
+    the decoded arguments, one per value, in the order of the strategy's values: the call
+    the Hypothesis rule method makes for that value, ``statemachine.Rule``) and the
+    indices of its preconditions. A walk step calls ``call(driver)``: no Python frame
+    between the walk and the driver. ``decoders`` turn a combination of drawn values into
+    its call (:class:`Swarm` narrows the values).
+
     Example::
 
         >>> from conformance.registry import load_protocol
@@ -89,6 +100,8 @@ class Rules:
         self.preconditions: list = []
         #: per rule, per argument (in parameter order) its fields: radices, or (values,)
         self.fields: list = []
+        #: per rule, drawn values (a tuple in parameter order) -> the call's arguments
+        self.decoders: list = []
         entries = []
         for r in rules:
             idx = []
@@ -105,9 +118,12 @@ class Rules:
             strategies = [r.arguments[k] for k in order]
             values = [strategy_values(v, f"{r.function.__name__}.{k}")
                       for k, v in zip(order, strategies)]
+            decode = functools.partial(_call_of, _walk_rule(r.function, order), cfg)
             # every combination once (duplicates in sampled_from kept): one uniform pick
             # from this list is an independent uniform draw of each argument
-            entries.append((r.function, list(itertools.product(*values)), tuple(idx)))
+            entries.append((r.function.__name__, [decode(v) for v in itertools.product(*values)],
+                            tuple(idx)))
+            self.decoders.append(decode)
             # each argument's fields: a code() integer's radices, else one field (its values)
             self.fields.append([getattr(v, "radices", None) or (vals,)
                                 for v, vals in zip(strategies, values)])
@@ -121,6 +137,24 @@ class Rules:
             got = self._enabled[flags] = [(fn, args) for fn, args, idx in self.entries
                                           if all(flags[i] for i in idx)]
         return got
+
+
+def _walk_rule(fn, params: list):
+    """A rule method's ``statemachine.Rule`` (``walk_rule``: a rule of one drawn argument, a
+    pick or a code)."""
+    got = getattr(fn, "walk_rule", None)
+    if got is None or len(params) != 1:
+        raise TypeError(f"conformance.search.walk: rule {fn.__name__} is not a "
+                        "statemachine.Rule method (no walk_rule): the walk cannot call it")
+    return got
+
+
+def _call_of(rule, cfg, values: tuple):
+    """The driver call ``rule`` makes for the drawn ``values`` (one value: a pick ``i``, or a
+    code ``x`` decoded into the rule's fields)."""
+    v = values[0]
+    fields = (v,) if rule.fields is None else S.decode(v, rule.fields(cfg))
+    return methodcaller(rule.method, *rule.call_args(cfg, tuple(fields)))
 
 
 _RULES: dict = {}
@@ -159,7 +193,9 @@ def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
     """``n`` steps of ``rules`` on ``shim``, each choice drawn by ``rand()`` (a float in [0, 1)).
 
     The hot loop of the campaign and of bench/steps.py: two ``rand()`` calls per
-    step, one for the rule, one for its arguments.
+    step, one for the rule, one for its arguments. Each step calls the rule's ``run`` on
+    the driver (:class:`Rules`) and counts in ``shim.stats.steps``, as the Hypothesis rule
+    method does.
 
     Example::
 
@@ -179,15 +215,21 @@ def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
     two = len(guards) == 2
     if two:
         g0, g1 = guards
-    for _ in range(n):
-        flags = (g0(), g1()) if two else tuple([g() for g in guards])
-        acts = known.get(flags)
-        if acts is None:
-            acts = enabled(flags)
-        if not acts:  # a swarm mix whose rules all wait for something none of them starts
-            return
-        fn, args = acts[int(rand() * len(acts))]
-        fn(shim, *args[int(rand() * len(args))])
+    d = shim.d
+    done = 0  # steps run (the one that raised included), added to stats.steps once
+    try:
+        for done in range(1, n + 1):
+            flags = (g0(), g1()) if two else tuple([g() for g in guards])
+            acts = known.get(flags)
+            if acts is None:
+                acts = enabled(flags)
+            if not acts:  # a swarm mix whose rules all wait for something none of them starts
+                done -= 1
+                return
+            _name, calls = acts[int(rand() * len(acts))]
+            calls[int(rand() * len(calls))](d)
+    finally:
+        shim.stats.steps += done
 
 
 # -- swarm testing ------------------------------------------------------------------------------
@@ -253,12 +295,14 @@ class Swarm:
         if not any(k for n, k in zip(names, keep) if n not in SWARM_ALWAYS):
             keep = [True] * len(names)  # a mix of advance alone starts nothing
         entries = []
-        for k, (fn, args, idx), fields in zip(keep, rules.entries, rules.fields):
+        for k, (name, calls, idx), fields, decode in zip(keep, rules.entries, rules.fields,
+                                                         rules.decoders):
             if not k:
                 continue
             if rnd.random() < SWARM_ARGS:
-                args = list(itertools.product(*[_some_values(f, rnd) for f in fields]))
-            entries.append((fn, args, idx))
+                calls = [decode(v) for v in
+                         itertools.product(*[_some_values(f, rnd) for f in fields])]
+            entries.append((name, calls, idx))
         mix = copy.copy(rules)
         mix.names = tuple(n for n, k in zip(names, keep) if k)
         mix.entries = entries
@@ -322,7 +366,7 @@ class PriorityDriver(Driver):
                 best, top = op, p
         if rnd.random() < self.change:
             prio[best.id] = top * rnd.random() * 0.5
-        self.m.advance(best.id)
+        self.m.advance_runnable(best)  # logs advance(best.id), as Machine.advance does
 
 
 _SWARMS: dict = {}

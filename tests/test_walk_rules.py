@@ -1,0 +1,84 @@
+"""The raw walk makes exactly the driver calls the Hypothesis state machine's rules make.
+
+The walk does not call the rule methods: it holds each rule's driver call per drawn value
+(``walk.Rules``, ``statemachine.Rule``). These tests compare the two, value by value, on a
+driver that records what it is asked to do.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from conformance.config import DEFAULT, MachineConfig
+from conformance.registry import load_protocol
+from conformance.search.statemachine import Stats, conformance_machine
+from conformance.search.walk import Rules, strategy_values
+
+
+class Recorder:
+    """A driver that records each method call instead of running it."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args):
+            self.calls.append((name,) + args)
+        return record
+
+
+class Self:
+    """What a rule method reads of the state machine: ``d`` and ``stats``."""
+
+    def __init__(self, d) -> None:
+        self.d, self.stats = d, Stats()
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, MachineConfig(ncpus=4, vpages=2, ptes_per_table=1)],
+                         ids=["default", "narrowed"])
+def test_walk_calls_equal_the_rule_methods(cfg):
+    linux = load_protocol("linux")
+    rules = Rules(linux, cfg)
+    by_name = {r.function.__name__: r for r in conformance_machine(linux, cfg).setup_state().rules}
+    compared = 0
+    for (name, calls, _idx) in rules.entries:
+        r = by_name[name]
+        (arg, strategy), = r.arguments.items()
+        values = strategy_values(strategy, name)
+        assert len(calls) == len(values)
+        for v, call in zip(values, calls):
+            hyp, walk = Recorder(), Recorder()
+            me = Self(hyp)
+            r.function(me, **{arg: v})
+            call(walk)
+            assert walk.calls == hyp.calls and len(hyp.calls) == 1, (name, v)
+            assert me.stats.steps == 1
+            compared += 1
+    assert compared > 1000
+
+
+def test_a_narrowed_swarm_mix_decodes_like_the_rule_methods():
+    """Swarm.draw narrows a rule's values and decodes them with ``Rules.decoders``."""
+    linux = load_protocol("linux")
+    rules = Rules(linux)
+    by_name = {r.function.__name__: r for r in conformance_machine(linux).setup_state().rules}
+    for (name, calls, _idx), decode in zip(rules.entries, rules.decoders):
+        r = by_name[name]
+        (arg, strategy), = r.arguments.items()
+        for v in itertools.islice(strategy_values(strategy, name), 0, None, 7):
+            hyp, walk = Recorder(), Recorder()
+            r.function(Self(hyp), **{arg: v})
+            decode((v,))(walk)
+            assert walk.calls == hyp.calls, (name, v)
+
+
+def test_the_walk_counts_its_steps():
+    from conformance.machine import Machine
+    from conformance.search.statemachine import Driver
+    from conformance.search.walk import Shim, walk
+    import random
+    linux = load_protocol("linux")
+    stats = Stats()
+    walk(Rules(linux), Shim(Driver(Machine(linux)), stats), random.Random(3).random, 25)
+    assert stats.steps == 25
