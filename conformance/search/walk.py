@@ -5,10 +5,10 @@ about 90,000. A false report of the oracle on a correct protocol is rare (one in
 millions of steps), so the soundness campaign (:mod:`conformance.soundness`)
 needs this walk's volume, and ``bench/steps.py`` measures it.
 
-A walk takes each rule of ``conformance_machine(...)`` as it is (the counted
-rule function that calls the :class:`~conformance.search.statemachine.Driver`, its
-preconditions, every value of its argument strategies), so it follows the rules
-as they change. One *example* is a fresh ``Machine``, ``n`` actions, then
+A walk takes each rule of ``conformance_machine(...)`` as it is (the
+:class:`~conformance.search.statemachine.Driver` call its rule method makes for each value,
+its preconditions, every value of its argument strategies), so it follows the rules as they
+change. One *example* is a fresh ``Machine``, ``n`` actions, then
 ``Driver.teardown()`` (drain + C1 over every entry); it depends only on
 (protocol, config, strict, seed, n).
 
