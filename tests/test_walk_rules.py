@@ -82,3 +82,40 @@ def test_the_walk_counts_its_steps():
     stats = Stats()
     walk(Rules(linux), Shim(Driver(Machine(linux)), stats), random.Random(3).random, 25)
     assert stats.steps == 25
+
+
+def test_the_warm_up_starts_three_examples_in_four_and_moves_no_other(monkeypatch):
+    """A warmed-up example begins with the warm-up's writes; an example that does not start
+    warmed up is the example it was before the warm-up existed (its draws are its own)."""
+    from conformance.search import walk
+    linux = load_protocol("linux")
+    seeds = range(40)
+    warm = [s for s in seeds if walk.warm_of(s)]
+    assert 20 <= len(warm) <= 38  # 3/4 of 40, give or take
+    cold = next(s for s in seeds if not walk.warm_of(s))
+    now = walk.run_example(linux, seed=cold, swarm=True).machine.actions
+    w = walk.run_example(linux, seed=warm[0], swarm=True)
+    monkeypatch.setattr(walk, "SWARM_WARM", 0.0)
+    assert walk.run_example(linux, seed=cold, swarm=True).machine.actions == now
+    before = walk.run_example(linux, seed=warm[0], swarm=True)
+    # the default machine: CPU0 and CPU2 write mm0's anonymous pages, CPU1 mm1's file pages
+    writes = [a for a in w.machine.actions[:6] if a[0] == "user_access"]
+    assert writes[0] == ("user_access", (0, 0, True)) and len(writes) >= 4
+    assert w.machine.actions != before.machine.actions
+    assert w.steps > before.steps - 1  # the warm-up's actions count as steps
+
+
+def test_the_warm_up_leaves_a_writable_dirty_entry_of_every_writable_page():
+    from conformance.machine import Machine
+    from conformance.search.walk import warm_up
+    for cfg in (DEFAULT, MachineConfig(ncpus=4, vpages=2, ptes_per_table=1)):
+        m = Machine(load_protocol("linux"), cfg)
+        n = warm_up(m)
+        assert n == len(m.actions) and not m.ops and not m.failed
+        for c in m.tlbs.cpus:
+            mm = c.loaded_mm
+            for vma in mm.vmas:
+                for vp in range(vma.start, vma.end):
+                    e = m.tlbs.lookup(c, mm.id, vp)
+                    if vma.writable:
+                        assert e is not None and e.writable and e.dirty, (c.id, vp)

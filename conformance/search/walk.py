@@ -258,6 +258,62 @@ SWARM_PCT = 0.75
 SWARM_PCT_CHANGE = 0.1
 
 
+#: the share of certify's walk examples that start warmed up (:func:`warm_up`); drawn from
+#: the example's seed apart from its other draws (:func:`warm_of`)
+SWARM_WARM = 0.75
+
+
+def warm_of(seed: int) -> bool:
+    """Does the swarm example of ``seed`` start warmed up? Drawn from a stream of its own
+    (``random.Random(seed ^ 0x5741524D)``), so that the example's other draws, and every
+    example that does not start warmed up, are what they were without the warm-up."""
+    return random.Random(seed ^ 0x5741524D).random() < SWARM_WARM
+
+
+def warm_up(m: Machine) -> int:
+    """Each CPU's task writes every page of the writable VMAs of its mm, CPUs and pages in
+    order, each write fault run to completion and the store run again
+    (``Machine.user_access``, ``Machine.drain``); returns the actions it logged. What a program's threads have done once they have written
+    their data: every writable page dirty and cached writable and dirty on every CPU of its
+    mm (SDM 4.8: a store through an entry sets its D bit; a write-protected PTE takes the
+    write fault, ``do_wp_page`` / ``wp_page_shared``, first).
+
+    Why: the populated boot (``MAP_POPULATE``) maps a shared file page read-only, for
+    write-notify (``populate_vma_page_range`` asks ``FOLL_WRITE`` only of private writable
+    mappings), so without this an example holds a writable dirty entry of a page-cache page
+    only after the walk has drawn the write, on that CPU, to that page; and such an entry
+    is what every copy-out race needs (S2: a store through it after the copy is lost). 2.1
+    and 2.8 failed 38x and 41x as often per CPU second with it, 2.7 and 2.11 as often
+    (docs/SEARCH.md, "The write warm-up"). Its actions are the example's first: a reproducer
+    replays them and shrinking drops those a failure does not need.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> n = warm_up(m)
+        >>> all(e.writable and e.dirty for c in m.tlbs.cpus for mm, t in c.tlb.items()
+        ...     for vp, e in t.items() if m.mms[mm].find_vma(vp).writable)
+        True
+    """
+    for c in m.tlbs.cpus:
+        mm = c.loaded_mm
+        if mm.exiting:
+            continue
+        for vma in list(mm.vmas):
+            if not vma.writable:
+                continue
+            for vp in range(vma.start, vma.end):
+                # a store that faults is run again once the fault is handled, as the CPU
+                # restarts the faulting instruction (a fault that cannot map the page, e.g.
+                # out of memory, leaves it at that)
+                for _ in range(3):
+                    if m.user_access(c.id, vp, True) != "fault":
+                        break
+                    m.drain()
+    return len(m.actions)
+
+
 class Swarm:
     """Swarm testing (Groce et al., ISSTA 2012) over the walk's rules.
 
@@ -459,7 +515,9 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     Deterministic: the same (protocol, config, strict, seed, n) gives the same
     ``machine.actions``. ``rules`` (built for ``cfg``) saves rebuilding them per
     example. ``swarm``: the example draws its own rule mix and length from ``seed``
-    first (:class:`Swarm`; ``n`` and ``rules`` are then ignored): what certify runs. An exception that is not a :class:`Failure` comes from the model (a
+    first (:class:`Swarm`; ``n`` and ``rules`` are then ignored) and starts warmed up in
+    :data:`SWARM_WARM` of the seeds (:func:`warm_of`, :func:`warm_up`; its actions count as
+    steps): what certify runs. An exception that is not a :class:`Failure` comes from the model (a
     protocol's own exceptions are ProtocolErrors already), so it is returned as
     a :class:`ModelError`.
 
@@ -480,6 +538,8 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     m = Machine(proto_cls, cfg, strict)
     d = Driver(m) if sched is None else PriorityDriver(m, rnd, sched)
     try:
+        if swarm and warm_of(seed):
+            stats.steps += warm_up(m)
         walk(rules, Shim(d, stats), rnd.random, n)
         d.teardown()
     except Failure as f:
