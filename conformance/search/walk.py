@@ -193,9 +193,9 @@ def walk(rules: Rules, shim: Shim, rand, n: int) -> None:
     """``n`` steps of ``rules`` on ``shim``, each choice drawn by ``rand()`` (a float in [0, 1)).
 
     The hot loop of the campaign and of bench/steps.py: two ``rand()`` calls per
-    step, one for the rule, one for its arguments. Each step calls the rule's ``run`` on
-    the driver (:class:`Rules`) and counts in ``shim.stats.steps``, as the Hypothesis rule
-    method does.
+    step, one for the rule, one for its arguments. Each step makes the rule's driver call
+    for the drawn value (:class:`Rules`) and counts in ``shim.stats.steps``, as the
+    Hypothesis rule method does.
 
     Example::
 
