@@ -496,14 +496,16 @@ def _decode_table(radices: tuple) -> tuple:
 
 def _rule_method(r: Rule, cfg: MachineConfig):
     """``r`` as a Hypothesis rule: a method drawing ``i`` (a pick) or ``x`` (a code), counting
-    the step in ``stats.steps`` and calling the driver's ``r.method``. Its ``walk_rule`` is
-    ``r``: the raw walk makes the same calls itself (conformance/search/walk.py,
-    :class:`~conformance.search.walk.Rules`) and counts the steps itself."""
+    the step in ``stats.steps`` and calling the driver's ``r.method``. Its ``walk_call`` is
+    ``(r.method, the per-code argument table, or None for a pick)``: the raw walk makes the
+    same calls itself (conformance/search/walk.py, :class:`~conformance.search.walk.Rules`)
+    and counts the steps itself."""
     method = r.method
     if r.fields is None:
         def step(self, i):
             self.stats.steps += 1
             getattr(self.d, method)(i)
+        table = None
         strategy = {"i": S.picks()}
     else:
         radices = r.fields(cfg)
@@ -514,7 +516,7 @@ def _rule_method(r: Rule, cfg: MachineConfig):
             self.stats.steps += 1
             getattr(self.d, method)(*table[x])
         strategy = {"x": S.code(radices)}
-    step.walk_rule = r
+    step.walk_call = (method, table)
     step.__name__ = r.name
     step.__qualname__ = r.name
     step.__doc__ = r.doc

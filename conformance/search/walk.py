@@ -32,8 +32,6 @@ from operator import methodcaller
 
 import attrs
 
-import strategies as S
-
 from ..config import DEFAULT, MachineConfig
 from ..defaults import ACTIONS_PER_EXAMPLE
 from ..errors import Failure, ModelError, UsageError
@@ -118,7 +116,7 @@ class Rules:
             strategies = [r.arguments[k] for k in order]
             values = [strategy_values(v, f"{r.function.__name__}.{k}")
                       for k, v in zip(order, strategies)]
-            decode = functools.partial(_call_of, _walk_rule(r.function, order), cfg)
+            decode = functools.partial(_call_of, *_walk_call(r.function, order))
             # every combination once (duplicates in sampled_from kept): one uniform pick
             # from this list is an independent uniform draw of each argument
             entries.append((r.function.__name__, [decode(v) for v in itertools.product(*values)],
@@ -139,22 +137,20 @@ class Rules:
         return got
 
 
-def _walk_rule(fn, params: list):
-    """A rule method's ``statemachine.Rule`` (``walk_rule``: a rule of one drawn argument, a
-    pick or a code)."""
-    got = getattr(fn, "walk_rule", None)
+def _walk_call(fn, params: list) -> tuple:
+    """A rule method's ``walk_call``: ``(driver method, per-code argument table or None)``
+    (``statemachine._rule_method``: a rule of one drawn argument, a pick or a code)."""
+    got = getattr(fn, "walk_call", None)
     if got is None or len(params) != 1:
         raise TypeError(f"conformance.search.walk: rule {fn.__name__} is not a "
-                        "statemachine.Rule method (no walk_rule): the walk cannot call it")
+                        "statemachine.Rule method (no walk_call): the walk cannot call it")
     return got
 
 
-def _call_of(rule, cfg, values: tuple):
-    """The driver call ``rule`` makes for the drawn ``values`` (one value: a pick ``i``, or a
-    code ``x`` decoded into the rule's fields)."""
-    v = values[0]
-    fields = (v,) if rule.fields is None else S.decode(v, rule.fields(cfg))
-    return methodcaller(rule.method, *rule.call_args(cfg, tuple(fields)))
+def _call_of(method: str, table, values: tuple):
+    """The driver call for the drawn ``values`` (one value: a pick ``i``, passed as it is, or
+    a code ``x``, whose arguments ``table`` holds: the rule method's own table)."""
+    return methodcaller(method, *(values if table is None else table[values[0]]))
 
 
 _RULES: dict = {}
@@ -273,10 +269,11 @@ def warm_of(seed: int) -> bool:
 def warm_up(m: Machine) -> int:
     """Each CPU's task writes every page of the writable VMAs of its mm, CPUs and pages in
     order, each write fault run to completion and the store run again
-    (``Machine.user_access``, ``Machine.drain``); returns the actions it logged. What a program's threads have done once they have written
-    their data: every writable page dirty and cached writable and dirty on every CPU of its
-    mm (SDM 4.8: a store through an entry sets its D bit; a write-protected PTE takes the
-    write fault, ``do_wp_page`` / ``wp_page_shared``, first).
+    (``Machine.user_access``, ``Machine.drain``); returns how many actions it logged. What a
+    program's threads have done once they have written their data: every writable page
+    dirty and cached writable and dirty on every CPU of its mm (SDM 4.8: a store through an
+    entry sets its D bit; a write-protected PTE takes the write fault, ``do_wp_page`` /
+    ``wp_page_shared``, first).
 
     Why: the populated boot (``MAP_POPULATE``) maps a shared file page read-only, for
     write-notify (``populate_vma_page_range`` asks ``FOLL_WRITE`` only of private writable
@@ -296,6 +293,7 @@ def warm_up(m: Machine) -> int:
         ...     for vp, e in t.items() if m.mms[mm].find_vma(vp).writable)
         True
     """
+    before = len(m.actions)
     for c in m.tlbs.cpus:
         mm = c.loaded_mm
         if mm.exiting:
@@ -311,7 +309,7 @@ def warm_up(m: Machine) -> int:
                     if m.user_access(c.id, vp, True) != "fault":
                         break
                     m.drain()
-    return len(m.actions)
+    return len(m.actions) - before
 
 
 class Swarm:
