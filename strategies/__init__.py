@@ -33,11 +33,6 @@ def range_starts(cfg):
     return st.integers(0, 2 * cfg.vpages - 1)
 
 
-def page_counts(cfg):
-    """Length of an munmap/mmap/mprotect range, biased to one page (the review scenarios)."""
-    return st.sampled_from((1, 1, 2))
-
-
 def mms(cfg):
     return st.integers(0, cfg.nmms - 1)
 
@@ -58,11 +53,6 @@ def mapping_kinds(cfg):
 def picks():
     """An index into a list chosen at run time (taken modulo its length; shrinks to 0)."""
     return st.integers(0, 7)
-
-
-def folio_counts():
-    """How many folios reclaim/migration take in one batch."""
-    return st.sampled_from((1, 1, 2))
 
 
 def code(radices):

@@ -51,7 +51,7 @@ def _walk_fails(seed: int, index: int, examples: int = CHUNK) -> bool:
 #: seed 2 finds it in chunk 2 of 10 Hypothesis examples each
 MUTANT_SEED = next(s for s in range(1000)
                    if [_walk_fails(s, i) for i in range(3)] == [False, False, True])
-HYP_SEED = 6  # its chunk 2 (10 Hypothesis examples) finds linux_4_3 (re-found after issue 14)
+HYP_SEED = 1  # its chunk 2 (10 Hypothesis examples) finds linux_4_3 (re-found 2026-12-03 10:40)
 #: a seed whose first 3 examples pass under each engine
 PASSING_SEED = {"walk": next(s for s in range(1000) if not _walk_fails(s, 0)), "hypothesis": 7}
 MUTANT_ARGS = ["--seed", str(MUTANT_SEED), "--examples", "300", "--chunk", str(CHUNK),

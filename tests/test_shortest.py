@@ -14,16 +14,16 @@ from conformance.search.shortest import litmus_text, minimize, shortest, threads
 from conformance.search import walk
 from conformance.search.walk import by_start_position, run_example, run_positions, shrink
 
-#: (mutant, swarm seed) whose delta-debugged failure the explorer shortens: 2.4 from 63
-#: actions to 13 by delta debugging, then to 11 by the explorer. Any change of the walk's
+#: (mutant, swarm seed) whose delta-debugged failure the explorer shortens: 2.4 from 145
+#: actions to 10 by delta debugging, then to 9 by the explorer (seed 108 until 2026-12-03). Any change of the walk's
 #: rules or of delta debugging changes this: find a new seed with the first failing seeds
 #: whose shrunk length the explorer lowers (a minute; 2.9's 264 stopped qualifying when
 #: delta debugging learned to name folios by their page and to let a busy CPU finish).
-SHORTENED = ("linux_4_3", 108)
+SHORTENED = ("linux_4_3", 107)  # 145 actions, 10 by delta debugging, 9 by the explorer
 
 
 def test_explorer_shortens_a_delta_debugged_failure():
-    """The check can fail: delta debugging alone leaves 13 actions, the explorer finds an
+    """The check can fail: delta debugging alone leaves 10 actions, the explorer finds an
     interleaving of the same operations with fewer, same rule, that replays exactly."""
     name, seed = SHORTENED
     cls = load_protocol(name)
@@ -199,11 +199,12 @@ def test_delta_debugging_lets_a_busy_cpu_finish(monkeypatch):
     assert run_positions(cls, DEFAULT, False, pos, [0, 2, 3, 4], names)[0] is None
 
 
-#: a certify example (2.9, the first failing example of certify seed 7 under the portfolio
-#: weights of 2026-12-02 08:10: the 32nd draw of chunk 0) whose literal-then-named shrinking stops at 34 actions and whose named-from-the-
-#: start shrinking reaches 9. Any change of the walk's rules or of delta debugging changes
-#: this: find another failing example where the two paths differ.
-TWO_PATHS = ("hist_2_9_migrate_flush_after_copy", 8494660439841284829, 34, 9)
+#: a certify example (2.3, drawn under the portfolio weights of 2026-12-02 08:10: the 46th
+#: draw of certify seed 9's chunk 0) whose literal-then-named shrinking stops at 21 actions
+#: and whose named-from-the-start shrinking reaches 11. Any change of the walk's rules or of
+#: delta debugging changes this: find another failing example where the two paths differ
+#: (2.9's seed 8494660439841284829, 34 against 9, until the counts moved on 2026-12-03).
+TWO_PATHS = ("hist_2_3_nested_reclaim", 2176370127814939474, "S1", 21, 11)
 
 
 def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
@@ -212,7 +213,7 @@ def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
     the walk's portfolio as it was when it was pinned (2026-12-02: a rule mix in half the
     examples, PCT in half, two of four machines narrowed, no warm-up), so later portfolio
     weights do not move it."""
-    name, seed, literal_first, named_first = TWO_PATHS
+    name, seed, rule, literal_first, named_first = TWO_PATHS
     cls = load_protocol(name)
     monkeypatch.setattr(walk, "SWARM_RULES", 0.5)
     monkeypatch.setattr(walk, "SWARM_PCT", 0.5)
@@ -220,14 +221,14 @@ def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
     narrow, paired, configured = dict.fromkeys(walk.shapes_for(DEFAULT))  # the same machines
     shapes = (narrow, narrow, paired, configured)  # in the 2:1:1 weights of then
     failure = walk.run_shaped_example(cls, shapes, False, seed).failure
-    assert failure.rule == "S2"
+    assert failure.rule == rule
     same = lambda f: f.rule  # noqa: E731
     one = walk._shrink_path(failure, same, math.inf, 3000, literal_first=True)
     other = walk._shrink_path(failure, same, math.inf, 3000, literal_first=False)
     assert (len(one.machine.actions), len(other.machine.actions)) == (literal_first, named_first)
     small = shrink(failure, seconds=math.inf, max_runs=3000)
     assert len(small.machine.actions) == named_first
-    assert replay_actions(cls, small.machine.cfg, False, small.machine.actions).rule == "S2"
+    assert replay_actions(cls, small.machine.cfg, False, small.machine.actions).rule == rule
 
 
 def test_the_report_says_when_shrunk_is_not_proven_shortest():

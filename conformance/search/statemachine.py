@@ -29,6 +29,7 @@ import strategies as S
 from ..config import DEFAULT, MachineConfig
 from ..coverage import counted_class, events, merge, tally
 from ..machine import MADV_ADVICE, Machine
+from ..mm.mm_types import PRESENT
 
 
 class Stats:
@@ -209,7 +210,12 @@ class Driver:
           a task of the same mm repeats that call (same range and advice) on this CPU
           (parallel gathers, 99baac21e458);
         * otherwise ``mm`` > 0 makes a task of mm ``mm - 1`` the caller (the CPU switches
-          to it first), and the range is picked as for munmap/mprotect.
+          to it first), and the range is picked as for munmap/mprotect;
+        * a ``free`` whose range holds no anonymous VMA (``madvise_free_single_vma``'s
+          ``-EINVAL`` before any work: a no-op) goes to an anonymous page instead
+          (:meth:`_anon_page`): MADV_FREE's races (99baac21e458, 383c4613c67c) need it
+          to clean a page reclaim can take. Measured in docs/SEARCH.md, "MADV_FREE on
+          anonymous memory".
         """
         c = self._idle(cpu)
         if c is None:
@@ -227,7 +233,28 @@ class Driver:
         if m.tlbs.cpus[c].loaded_mm.exiting:
             return
         start = self._start(c, start)
+        if advice == "free":
+            mm_ = m.tlbs.cpus[c].loaded_mm
+            if not any(v.is_anon for v in mm_.vmas if v.start < start + n and v.end > start):
+                at = self._anon_page(mm_, start)
+                if at is not None:
+                    self._run_task_of(c, at[0])
+                    start = at[1]
         m.madvise(c, start, min(n, nv - start), advice)
+
+    def _anon_page(self, mm, k: int):
+        """``(mm id, vpage)``: the ``k``-th page of an anonymous VMA of ``mm``, else of any
+        mm that is not exiting (in mm order); pages with a present PTE first, as only
+        those does MADV_FREE clean. None: no anonymous VMA anywhere."""
+        m = self.m
+        for mms in ((mm,), m.mms):
+            pages = [(x.id, vp) for x in mms if not x.exiting for v in x.vmas if v.is_anon
+                     for vp in range(v.start, v.end)]
+            if pages:
+                present = [p for p in pages if m.mms[p[0]].ptes[p[1]].kind == PRESENT]
+                pool = present or pages
+                return pool[k % len(pool)]
+        return None
 
     def _run_task_of(self, c: int, mm_id: int) -> None:
         """A task of ``mm_id`` is scheduled on idle CPU ``c`` (a context switch if needed)."""
@@ -405,8 +432,10 @@ class Rule:
         return fields if self.args is None else tuple(self.args(cfg, *fields))
 
 
-#: page/folio counts a rule's count field decodes to, biased to one
-_COUNT = (1, 1, 2)
+#: page/folio counts a rule's count field decodes to: two pages or folios in two draws of
+#: three (one of three until 2026-12-03: the 2021 race needs one munmap over two page tables
+#: or reclaim of a second folio, docs/SEARCH.md "MADV_FREE on anonymous memory, two pages")
+_COUNT = (1, 2, 2)
 
 
 #: The rules. ``fields``: the radices of the integer a rule draws (see _rules); a "hot
