@@ -215,7 +215,8 @@ class Driver:
           ``-EINVAL`` before any work: a no-op) goes to an anonymous page instead
           (:meth:`_anon_page`): MADV_FREE's races (99baac21e458, 383c4613c67c) need it
           to clean a page reclaim can take. Measured in docs/SEARCH.md, "MADV_FREE on
-          anonymous memory".
+          anonymous memory, two pages". (A range whose first VMA is a file's and a later
+          one anonymous is a no-op too; it is left as drawn.)
         """
         c = self._idle(cpu)
         if c is None:
@@ -234,9 +235,9 @@ class Driver:
             return
         start = self._start(c, start)
         if advice == "free":
-            mm_ = m.tlbs.cpus[c].loaded_mm
-            if not any(v.is_anon for v in mm_.vmas if v.start < start + n and v.end > start):
-                at = self._anon_page(mm_, start)
+            caller = m.tlbs.cpus[c].loaded_mm
+            if not any(v.is_anon for v in caller.vmas if v.start < start + n and v.end > start):
+                at = self._anon_page(caller, start)
                 if at is not None:
                     self._run_task_of(c, at[0])
                     start = at[1]
