@@ -247,14 +247,13 @@ class Driver:
         """``(mm id, vpage)``: the ``k``-th page of an anonymous VMA of ``mm``, else of any
         mm that is not exiting (in mm order); pages with a present PTE first, as only
         those does MADV_FREE clean. None: no anonymous VMA anywhere."""
-        m = self.m
-        for mms in ((mm,), m.mms):
-            pages = [(x.id, vp) for x in mms if not x.exiting for v in x.vmas if v.is_anon
+        for mms in ((mm,), self.m.mms):
+            pages = [(x, vp) for x in mms if not x.exiting for v in x.vmas if v.is_anon
                      for vp in range(v.start, v.end)]
             if pages:
-                present = [p for p in pages if m.mms[p[0]].ptes[p[1]].kind == PRESENT]
-                pool = present or pages
-                return pool[k % len(pool)]
+                pool = [p for p in pages if p[0].ptes[p[1]].kind == PRESENT] or pages
+                x, vp = pool[k % len(pool)]
+                return x.id, vp
         return None
 
     def _run_task_of(self, c: int, mm_id: int) -> None:
