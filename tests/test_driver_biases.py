@@ -59,3 +59,64 @@ def test_without_anonymous_memory_madvise_free_fails_with_einval_as_drawn():
     while m.runnable_ops():
         m.advance_runnable(m.runnable_ops()[0])
     assert any("EINVAL" in str(line) for line in m.trace.lines())
+
+
+# -- the walk's refill after a flush (docs/SEARCH.md, "Refill after a flush") ----------------
+def _write_protect_v0(refill):
+    """mm0's anonymous page v0, written (cached writable and dirty) by both CPUs of mm0,
+    then write-protected by mprotect on one of them and run to the end under a
+    ``WalkDriver``: returns the machine, mm0's CPUs and the index in ``actions`` of the
+    action right after the advance that flushed."""
+    import random
+
+    from conformance.search.walk import WalkDriver
+    m = Machine(load_protocol("linux"), NARROWED)
+    cpus = [c.id for c in m.tlbs.cpus if c.loaded_mm.id == 0]
+    for c in cpus:
+        for _ in range(3):  # a write fault, then the store again (as walk.warm_up)
+            if m.user_access(c, 0, True) != "fault":
+                break
+            m.drain()
+    assert all(m.tlbs.lookup(m.tlbs.cpus[c], 0, 0).writable for c in cpus)
+    d = WalkDriver(m, random.Random(3) if refill else None)
+    flushes = m.arch.flushes
+    m.mprotect(cpus[0], 0, 1, False)
+    flushed_at = None
+    while m.runnable_ops():
+        before = len(m.actions)
+        d.advance(0)
+        if flushed_at is None and m.arch.flushes != flushes:
+            flushed_at = before + 1  # the action after this advance
+    return m, cpus, flushed_at
+
+
+def test_the_walk_refills_an_entry_right_after_the_step_that_flushed_it():
+    m, cpus, flushed_at = _write_protect_v0(refill=True)
+    assert flushed_at is not None
+    name, (cpu, vpage) = m.actions[flushed_at]  # the action right after the flushing advance
+    assert (name, vpage) == ("fill", 0) and cpu in cpus
+    e = m.tlbs.lookup(m.tlbs.cpus[cpu], 0, 0)
+    assert e is not None and not e.writable  # refilled from the write-protected PTE
+
+
+def test_without_refill_the_flushed_entries_stay_gone():
+    m, cpus, flushed_at = _write_protect_v0(refill=False)
+    assert flushed_at is not None
+    assert not any(name == "fill" for name, _ in m.actions)
+    assert all(m.tlbs.lookup(m.tlbs.cpus[c], 0, 0) is None for c in cpus)
+
+
+def test_a_swarm_example_with_refills_replays_byte_for_byte():
+    """The refills are logged actions drawn from the example's seed: the same seed gives the
+    same actions, and replaying them (no driver at all) reaches the same trace."""
+    from conformance.config import DEFAULT
+    from conformance.reproducer import replay_actions
+    from conformance.search import walk
+    cls = load_protocol("linux")
+    shapes = walk.shapes_for(DEFAULT)
+    seed = next(s for s in range(200) if walk.shape_of(shapes, s << 56) is shapes[0]) << 56 | 12345
+    a = walk.run_shaped_example(cls, shapes, False, seed)
+    b = walk.run_shaped_example(cls, shapes, False, seed)
+    assert a.machine.actions == b.machine.actions
+    assert any(name == "fill" for name, _ in a.machine.actions)
+    assert replay_actions(cls, a.machine.cfg, False, a.machine.actions) is None

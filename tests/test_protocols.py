@@ -43,14 +43,15 @@ LITMUS_ONLY = {"mut_batched_mark_first"}
 #: to two pages, again when the portfolio's weights moved to six of eight narrowed, a rule mix
 #: in one of eight and PCT in three of four, 2026-12-02, and again when three of four examples
 #: began warmed up, 2026-12-03, and again when MADV_FREE went to anonymous memory and counts
-#: to two pages in two of three, 2026-12-03 10:40); the seed taken is the cheapest at which
+#: to two pages in two of three, 2026-12-03 10:40; checked again when the walk began refilling
+#: an entry after each flushing step, 13:00: every pin found the same rule, 2.7 sooner); the seed taken is the cheapest at which
 #: the declared rule comes first, or the one pinned before if it still finds it.
 WALK_FOUND = {
     "hist_2_1_zap_flush_after_unlock": (3, 500),  # S2 at 4
     "hist_2_3_nested_reclaim": (2, 500),  # S1 at 23 (seed 3: a C1 first)
     "hist_2_8_rmap_before_flush": (3, 500),  # S2 at 4
     "hist_2_11_madvise_relock": (7, 500),  # S3 at 6 (seeds 1, 3: none in 500)
-    "linux_4_13": (6, 500),  # S3 at 401 (seeds 0-5, 7: none in 500)
+    "linux_4_13": (6, 500),  # S3 at 210 (seeds 0-5, 7: none in 500)
     "luf_v11": (2, 500),  # C1 at 8 (seeds 0-39: 24 find it)
     "luf_v10_posted": (5, 500),  # S2 at 46 (seeds 0-2, 4, 7: a C1 first)
     "luf_v11_posted": (5, 500),  # S2 at 46

@@ -211,13 +211,14 @@ def test_shrinking_keeps_the_shorter_of_two_paths(monkeypatch):
     """Greedy removal depends on its path: shrink walks literal-first and named-from-the-start
     and keeps the shorter result, which replays to the same rule. The failure is drawn with
     the walk's portfolio as it was when it was pinned (2026-12-02: a rule mix in half the
-    examples, PCT in half, two of four machines narrowed, no warm-up), so later portfolio
-    weights do not move it."""
+    examples, PCT in half, two of four machines narrowed, no warm-up, no refill after a
+    flush), so later portfolio weights do not move it."""
     name, seed, rule, literal_first, named_first = TWO_PATHS
     cls = load_protocol(name)
     monkeypatch.setattr(walk, "SWARM_RULES", 0.5)
     monkeypatch.setattr(walk, "SWARM_PCT", 0.5)
     monkeypatch.setattr(walk, "SWARM_WARM", 0.0)
+    monkeypatch.setattr(walk, "SWARM_REFILL", False)
     narrow, paired, configured = dict.fromkeys(walk.shapes_for(DEFAULT))  # the same machines
     shapes = (narrow, narrow, paired, configured)  # in the 2:1:1 weights of then
     failure = walk.run_shaped_example(cls, shapes, False, seed).failure

@@ -60,13 +60,20 @@ class Cpu:
 
 
 class Tlbs:
-    """All TLBs plus the reverse index ``refs[frame] = {(cpu, mm_id, vpage): entry}``."""
+    """All TLBs plus the reverse index ``refs[frame] = {(cpu, mm_id, vpage): entry}``.
 
-    __slots__ = ("cpus", "refs")
+    ``dropped``: None, or a list to which :meth:`drop` and :meth:`drop_mm` append the
+    ``(cpu_id, mm_id, vpage)`` of every entry they remove (flushes, evictions). Off in
+    the model; the walk turns it on to refill what a kernel step flushed
+    (``conformance.search.walk.WalkDriver``). Nothing the model does reads it.
+    """
+
+    __slots__ = ("cpus", "refs", "dropped")
 
     def __init__(self, ncpus: int, nframes: int) -> None:
         self.cpus = [Cpu(i) for i in range(ncpus)]
         self.refs: list[dict] = [{} for _ in range(nframes)]
+        self.dropped: list | None = None
 
     def lookup(self, cpu: Cpu, mm_id: int, vpage: int):
         t = cpu.tlb.get(mm_id)
@@ -129,6 +136,8 @@ class Tlbs:
         if e is None:
             return False
         del self.refs[e.frame][(cpu.id, mm_id, vpage)]
+        if self.dropped is not None:
+            self.dropped.append((cpu.id, mm_id, vpage))
         return True
 
     def drop_mm(self, cpu: Cpu, mm_id: int) -> int:
@@ -140,6 +149,8 @@ class Tlbs:
         cid = cpu.id
         for vpage, e in t.items():
             del refs[e.frame][(cid, mm_id, vpage)]
+        if self.dropped is not None:
+            self.dropped.extend((cid, mm_id, vpage) for vpage in t)
         return len(t)
 
     def entries_for(self, mm_id: int, vpage: int):

@@ -36,6 +36,7 @@ from ..config import DEFAULT, MachineConfig
 from ..defaults import ACTIONS_PER_EXAMPLE
 from ..errors import Failure, ModelError, UsageError
 from ..machine import Machine
+from ..mm.mm_types import PRESENT
 from ..reproducer import ACTIONS, replay_actions
 from .statemachine import Driver, Stats, conformance_machine
 
@@ -259,6 +260,11 @@ SWARM_PCT_CHANGE = 0.1
 SWARM_WARM = 0.75
 
 
+#: does certify's walk refill an entry after each flushing step (:class:`WalkDriver`)? On
+#: since 2026-12-03 13:00 (docs/SEARCH.md, "Refill after a flush")
+SWARM_REFILL = True
+
+
 def warm_of(seed: int) -> bool:
     """Does the swarm example of ``seed`` start warmed up? Drawn from a stream of its own
     (``random.Random(seed ^ 0x5741524D)``), so that the example's other draws, and every
@@ -380,9 +386,73 @@ def _some_values(fields: tuple, rnd: random.Random) -> list:
     return sorted(codes)
 
 
-class PriorityDriver(Driver):
-    """A :class:`Driver` whose ``advance`` runs the runnable operation of highest priority,
-    as PCT does (Burckhardt et al., ASPLOS 2010), instead of a uniform pick.
+def refill_seed(seed: int) -> int:
+    """The seed of the refill stream of the swarm example of ``seed``
+    (:class:`WalkDriver`): a stream of its own, so that the example's other draws are what
+    they were without the refills."""
+    return seed ^ 0x46494C4C
+
+
+class WalkDriver(Driver):
+    """The walk's :class:`Driver`: the same uniform ``advance``, and, when ``refill`` (a
+    ``random.Random``) is given, a *refill after a flush*: after a kernel step that dropped
+    TLB entries (a flush), one of them whose PTE is still present is filled again on its
+    CPU at once (``Machine.fill``, hardware rule 1; logged, so a reproducer replays it).
+
+    Why: a CPU running user code refills its working set right after a flush, and the 2021
+    race (2.7) needs exactly that: the reclaimed page re-cached between
+    ``flush_tlb_batched_pending``'s flush and the reclaim's PTE clear, one step later. A
+    fill drawn among all rules lands there rarely (docs/SEARCH.md, "Refill after a flush":
+    2.7 1.4-1.9x the failures per CPU second, the other mutants unchanged). Simplification:
+    one entry per flushing step, not the whole working set, so a flushed TLB stays mostly
+    empty for the races that need a walk after a flush.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> d = WalkDriver(m, random.Random(1))
+        >>> _ = m.mprotect(0, 0, 1, False)  # write-protects v0: flushes its entries
+        >>> while m.runnable_ops():
+        ...     d.advance(0)
+        >>> any(name == "fill" for name, args in m.actions)
+        True
+    """
+
+    def __init__(self, machine: Machine, refill: random.Random | None = None) -> None:
+        super().__init__(machine)
+        self.refill = refill
+        if refill is not None:
+            machine.tlbs.dropped = []
+
+    def advance(self, i: int) -> None:
+        run = self.m.runnable_ops()
+        if run:
+            self._run(run[i % len(run)])
+
+    def _run(self, op) -> None:
+        """Advance ``op`` (logs ``advance(op.id)``, as ``Machine.advance`` does), then refill."""
+        m = self.m
+        if self.refill is None:
+            m.advance_runnable(op)
+            return
+        dropped = m.tlbs.dropped
+        dropped.clear()
+        m.advance_runnable(op)
+        if dropped:
+            cpus, mms = m.tlbs.cpus, m.mms
+            again = [(c, vp) for c, mm_id, vp in dropped
+                     if (cpus[c].loaded_mm is not None and cpus[c].loaded_mm.id == mm_id
+                         and mms[mm_id].ptes[vp].kind == PRESENT)]
+            dropped.clear()
+            if again:
+                c, vp = again[int(self.refill.random() * len(again))]
+                m.fill(c, vp)
+
+
+class PriorityDriver(WalkDriver):
+    """A :class:`WalkDriver` whose ``advance`` runs the runnable operation of highest
+    priority, as PCT does (Burckhardt et al., ASPLOS 2010), instead of a uniform pick.
 
     Each operation gets a random priority when first scheduled; at each scheduling step,
     with probability ``change``, the operation about to run drops to a lower priority
@@ -400,8 +470,9 @@ class PriorityDriver(Driver):
         True
     """
 
-    def __init__(self, machine: Machine, rnd: random.Random, change: float) -> None:
-        super().__init__(machine)
+    def __init__(self, machine: Machine, rnd: random.Random, change: float,
+                 refill: random.Random | None = None) -> None:
+        super().__init__(machine, refill)
         self.rnd = rnd
         self.prio: dict = {}
         self.change = change
@@ -420,7 +491,7 @@ class PriorityDriver(Driver):
                 best, top = op, p
         if rnd.random() < self.change:
             prio[best.id] = top * rnd.random() * 0.5
-        self.m.advance_runnable(best)  # logs advance(best.id), as Machine.advance does
+        self._run(best)
 
 
 _SWARMS: dict = {}
@@ -515,7 +586,8 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     example. ``swarm``: the example draws its own rule mix and length from ``seed``
     first (:class:`Swarm`; ``n`` and ``rules`` are then ignored) and starts warmed up in
     :data:`SWARM_WARM` of the seeds (:func:`warm_of`, :func:`warm_up`; its actions count as
-    steps): what certify runs. An exception that is not a :class:`Failure` comes from the model (a
+    steps) and refills an entry after each flushing step (:class:`WalkDriver`, from a
+    stream of its own, :func:`refill_seed`): what certify runs. An exception that is not a :class:`Failure` comes from the model (a
     protocol's own exceptions are ProtocolErrors already), so it is returned as
     a :class:`ModelError`.
 
@@ -534,7 +606,8 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     rules = rules or rules_for(proto_cls, cfg)
     stats = Stats()
     m = Machine(proto_cls, cfg, strict)
-    d = Driver(m) if sched is None else PriorityDriver(m, rnd, sched)
+    refill = random.Random(refill_seed(seed)) if swarm and SWARM_REFILL else None
+    d = WalkDriver(m, refill) if sched is None else PriorityDriver(m, rnd, sched, refill)
     try:
         if swarm and warm_of(seed):
             stats.steps += warm_up(m)
