@@ -128,19 +128,21 @@ def config_text(res: Result) -> str:
 
         >>> from conformance.certify import Result
         >>> config_text(Result("linux", 0, 1.0))   # doctest: +ELLIPSIS
-        'cpus=3 mms=2 ... populated; 3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4; 3/4 start with every writable page written on every CPU'
+        'cpus=3 mms=2 ... populated; 3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4; 3/4 start with every writable page written on every CPU; a flushed entry refilled after each flushing step'
     """
     text = res.config.describe()
     if res.engine == "walk":
         from fractions import Fraction
 
-        from .search.walk import SWARM_WARM, shapes_for, shapes_text
+        from .search.walk import SWARM_REFILL, SWARM_WARM, shapes_for, shapes_text
 
         more = shapes_text(shapes_for(res.config))
         text += f"; {more}" if more else ""
         if SWARM_WARM:
             text += (f"; {Fraction(SWARM_WARM).limit_denominator(64)} start with every "
                      "writable page written on every CPU")
+        if SWARM_REFILL:
+            text += "; a flushed entry refilled after each flushing step"
     return text
 
 
