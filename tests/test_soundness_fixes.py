@@ -247,3 +247,35 @@ def test_migration_entry_left_writable_restores_a_writable_pte(monkeypatch):
     monkeypatch.setattr(K.Kernel, "change_pte_range", leaky)
     f = run(SCENARIOS["model-mprotect-vs-migration"], LINUX)
     assert f is not None and f.rule in ("O1", "C1"), f and f.headline()
+
+
+# -- swap-in of a slot a fork sibling still refers to (2026-12-03) -------------------------
+#: certify linux --seed 27182818 on eee8f525 (shrunk): reclaim keeps mm0's dirty anonymous
+#: folio pfn0 without pageout (an mmu_gather of a fork holds it) after putting it in the swap
+#: cache and mm0's PTE to a swap entry; a second fork copies that swap entry to mm1; mm0
+#: swaps in from the swap cache, which freed the swap-cache entry; mm1's swap-in then read
+#: the slot as it was on disk (never written) and C1 fired on mainline.
+FORK_SWAP_ACTIONS = [
+    ("user_access", (2, 0, True)), ("mmap", (2, 1, 2, 1, False, True)), ("advance", (0,)),
+    ("reclaim", (1, (0,), (4,))), ("advance", (1,)), ("advance", (0,)), ("advance", (0,)),
+    ("fork", (2, 1)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
+    ("advance", (2,)), ("fork", (2, 1)), ("advance", (1,)), ("advance", (3,)),
+    ("advance", (3,)), ("advance", (1,)), ("advance", (1,)), ("advance", (3,)),
+    ("advance", (1,)), ("advance", (1,)), ("advance", (3,)), ("advance", (3,)),
+    ("user_access", (2, 0, True)), ("advance", (1,)), ("user_access", (1, 0, False)),
+    ("advance", (5,)), ("fill", (1, 0))]
+
+
+def test_swap_in_leaves_the_data_for_a_fork_sibling_swap_entry():
+    """The sibling's swap-in maps the data the folio held (1,000,000), not the stale slot.
+    Fails without the fix in ``do_swap_page`` (checked: C1, pfn4 holds 0)."""
+    from conformance.config import DEFAULT
+    from conformance.reproducer import replay_actions
+    m = Machine(LINUX, DEFAULT)
+    assert replay_actions(LINUX, DEFAULT, False, FORK_SWAP_ACTIONS, machine=m) is None
+    values = []
+    for mm in m.mms:
+        pte = mm.ptes[0]
+        assert pte.kind == PRESENT
+        values.append(m.mem.value[pte.frame])
+    assert values == [1_000_000, 1_000_000]

@@ -159,7 +159,9 @@ class FaultPaths:
         (``pte_mkwrite``, v6.11+) and dirty only on a write fault: a read fault
         leaves a writable *clean* PTE, the case where hardware rule 4 matters.
         Simplification: the swap slot is always freed on swap-in
-        (``should_try_to_free_swap`` true), which marks the folio dirty.
+        (``should_try_to_free_swap`` true), which marks the folio dirty; if a fork sibling
+        still holds a swap entry of the slot, the slot first gets the folio's data (see
+        below), where the kernel keeps the folio in the swap cache for the sibling.
 
         ``!pte_same`` after a swap-in read: if the swap entry is gone meanwhile (MADV_DONTNEED
         zapped it or MADV_FREE dropped it: ``free_swap_and_cache`` could not take the folio we
@@ -203,6 +205,16 @@ class FaultPaths:
             return "retry"
         mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
+        if mem.swap_map[slot] > 1:
+            # A fork sibling's swap entry still refers to the slot (``copy_nonpresent_pte``).
+            # The kernel's ``folio_free_swap`` fails then (``folio_swapped``): the folio
+            # stays in the swap cache, mapped read-only (not exclusive) until ``do_wp_page``
+            # copies it, and the sibling's swap-in finds it there. Simplification: the slot
+            # gets the folio's data (what the sibling's swap-in would map; nobody wrote the
+            # unmapped folio since the fork) and the folio leaves the swap cache as above.
+            # Without this the sibling read the slot as it was, stale when reclaim had kept
+            # the folio without pageout (an mmu_gather's reference): a false C1 on ``linux``.
+            mem.swap[slot] = mem.value[frame]
         del mem.swap_cache[slot]
         mem.swap_map[slot] -= 1
         mem.put_slot(slot)
