@@ -114,7 +114,7 @@ def test_a_swarm_example_with_refills_replays_byte_for_byte():
     from conformance.search import walk
     cls = load_protocol("linux")
     shapes = walk.shapes_for(DEFAULT)
-    seed = next(s for s in range(200) if walk.shape_of(shapes, s << 56) is shapes[0]) << 56 | 12345
+    seed = 12345  # top bits 0: the narrowed machine, shapes[0] (walk.shape_of)
     a = walk.run_shaped_example(cls, shapes, False, seed)
     b = walk.run_shaped_example(cls, shapes, False, seed)
     assert a.machine.actions == b.machine.actions

@@ -78,7 +78,12 @@ class Driver:
     def advance(self, i: int) -> None:
         run = self.m.runnable_ops()
         if run:
-            self.m.advance_runnable(run[i % len(run)])
+            self._run(run[i % len(run)])
+
+    def _run(self, op) -> None:
+        """Advance ``op``, runnable (logs ``advance(op.id)``, as ``Machine.advance`` does).
+        The walk's drivers add their refill here (``walk.WalkDriver``)."""
+        self.m.advance_runnable(op)
 
     def access(self, cpu: int, vpage: int, write: bool) -> None:
         c = self._idle_task(cpu)

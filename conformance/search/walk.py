@@ -394,7 +394,7 @@ def refill_seed(seed: int) -> int:
 
 
 class WalkDriver(Driver):
-    """The walk's :class:`Driver`: the same uniform ``advance``, and, when ``refill`` (a
+    """The walk's :class:`Driver`: its uniform ``advance``, and, when ``refill`` (a
     ``random.Random``) is given, a *refill after a flush*: after a kernel step that dropped
     TLB entries (a flush), one of them whose PTE is still present is filled again on its
     CPU at once (``Machine.fill``, hardware rule 1; logged, so a reproducer replays it).
@@ -425,13 +425,10 @@ class WalkDriver(Driver):
         if refill is not None:
             machine.tlbs.dropped = []
 
-    def advance(self, i: int) -> None:
-        run = self.m.runnable_ops()
-        if run:
-            self._run(run[i % len(run)])
-
     def _run(self, op) -> None:
-        """Advance ``op`` (logs ``advance(op.id)``, as ``Machine.advance`` does), then refill."""
+        """``Driver._run``, then the refill: the list of dropped entries is emptied before
+        the step, so what it holds after is what the step flushed (evictions happen
+        between steps)."""
         m = self.m
         if self.refill is None:
             m.advance_runnable(op)
@@ -442,9 +439,8 @@ class WalkDriver(Driver):
         if dropped:
             cpus, mms = m.tlbs.cpus, m.mms
             again = [(c, vp) for c, mm_id, vp in dropped
-                     if (cpus[c].loaded_mm is not None and cpus[c].loaded_mm.id == mm_id
-                         and mms[mm_id].ptes[vp].kind == PRESENT)]
-            dropped.clear()
+                     if getattr(cpus[c].loaded_mm, "id", None) == mm_id
+                     and mms[mm_id].ptes[vp].kind == PRESENT]
             if again:
                 c, vp = again[int(self.refill.random() * len(again))]
                 m.fill(c, vp)
