@@ -317,15 +317,21 @@ def cmd_explore(args) -> int:
 
     sc = load(args.scenario)
     cls = load_protocol(args.protocol)
+    if args.shorter_than is not None and args.shorter_than < 1:
+        raise UsageError(f"--shorter-than {args.shorter_than}: a length of at least 1 choice")
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
-                  max_states=args.max_states, strict=args.strict)
-    print(f"flushcheck explore {sc.path} --protocol {res.protocol}   commit {git_commit()}")
+                  max_states=args.max_states, strict=args.strict, shorter_than=args.shorter_than)
+    bound = f" --shorter-than {args.shorter_than}" if args.shorter_than is not None else ""
+    print(f"flushcheck explore {sc.path} --protocol {res.protocol}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")
     exp = sc.expected(res.protocol)
     if res.failure is None and not res.complete:  # no verdict: a PASS here would claim too much
         print(f"  verdict   INCOMPLETE: no violation in the states searched   (expected {exp})")
         print("  the search stopped at --max-states before covering every interleaving")
+    elif res.failure is None and args.shorter_than is not None:  # a bound, not the scenario's verdict
+        print(f"  verdict   NONE SHORTER: no interleaving of fewer than {args.shorter_than} "
+              f"choices fails   (expected {exp} at any length)")
     else:
         print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
               f"   (expected {exp}{'' if res.verdict == exp else ', DIFFERS'})")
@@ -537,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preemptions", type=int, default=None, metavar="K",
                    help="explore only schedules with at most K preemptions")
     e.add_argument("--max-states", type=int, default=200_000)
+    e.add_argument("--shorter-than", type=int, default=None, metavar="L",
+                   help="look only for a counterexample of fewer than L choices (a proof that "
+                        "a known failure of L choices is shortest: the deepest level is checked, "
+                        "not kept)")
     e.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     e.add_argument("--repro-dir", default="repro")
     e.set_defaults(fn=cmd_explore)

@@ -103,8 +103,10 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
             lines += _picture_line(repro_paths[i])
             if i == 0 and res.litmus:
                 lit = os.path.splitext(repro_paths[i])[0] + ".litmus"
+                # unproven: the explorer need only look below the run's own length
+                bound = "" if res.proven else f" --shorter-than {len(x.machine.actions)}"
                 lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
-                             f"--protocol {res.protocol})")
+                             f"--protocol {res.protocol}{bound})")
     return "\n".join(lines)
 
 

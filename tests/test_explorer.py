@@ -90,6 +90,32 @@ def test_preemption_bound():
     assert bounded.interleavings < full.interleavings
 
 
+BUG_21 = os.path.join(ROOT, "litmus", "bug-2.1-zap-dirty-shared.litmus")
+BUG_211 = os.path.join(ROOT, "litmus", "bug-2.11-madvise-relock.litmus")
+
+
+@pytest.mark.parametrize("path,proto", [(BUG_24, "linux_4_3"), (BUG_27, "linux_4_13"),
+                                        (BUG_21, "hist_2_1_zap_flush_after_unlock"),
+                                        (BUG_211, "hist_2_11_madvise_relock")])
+def test_shorter_than_finds_exactly_the_shorter_counterexamples(path, proto):
+    """``shorter_than=L`` answers "does a counterexample of fewer than L choices exist?" as
+    the full search does: with L the full search's shortest length, none (complete: a proof
+    that L is shortest, in fewer states); with L + 1, the full search's own counterexample."""
+    sc = load(path)
+    full = explore(sc, load_protocol(proto))
+    n = len(full.path)
+    assert full.failure is not None and n >= 2
+    below = explore(sc, load_protocol(proto), shorter_than=n)
+    assert below.failure is None and below.complete
+    assert below.states < full.states
+    assert f"fewer than {n} choices" in below.summary() and "not counted" in below.summary()
+    upto = explore(sc, load_protocol(proto), shorter_than=n + 1)
+    assert upto.path == full.path and upto.failure.rule == full.failure.rule
+    assert upto.failure.report(last=None) == full.failure.report(last=None)
+    fixed = explore(sc, load_protocol("linux"), shorter_than=n + 1)
+    assert fixed.failure is None and fixed.complete
+
+
 def test_state_cap_is_reported():
     res = explore(load(BUG_27), load_protocol("linux"), max_states=5)
     assert not res.complete and res.failure is None

@@ -58,7 +58,10 @@ class Result:
     ``path`` its choices; ``states`` distinct states expanded or reached, ``transitions``
     choices executed, ``interleavings`` complete schedules (counted over the state graph,
     so the same number with or without deduplication), ``complete`` False when the state
-    cap stopped the search or a failure ended it.
+    cap stopped the search or a failure ended it. ``shorter_than``: the search looked only
+    for a counterexample of fewer choices (None: any length); then ``complete`` with no
+    failure says that no interleaving of fewer choices fails, and interleavings are not
+    counted.
     """
 
     scenario: str
@@ -73,6 +76,7 @@ class Result:
     dedup: bool
     preemption_bound: int | None
     max_depth: int
+    shorter_than: int | None = None
 
     @property
     def verdict(self) -> str:
@@ -83,7 +87,10 @@ class Result:
         if self.preemption_bound is not None:
             how += f", at most {self.preemption_bound} preemption(s)"
         done = "" if self.complete else " (search stopped early)"
-        inter = f"{self.interleavings} interleavings" if self.complete else "interleavings not counted"
+        if self.shorter_than is not None:
+            how += f", only paths of fewer than {self.shorter_than} choices"
+        inter = (f"{self.interleavings} interleavings" if self.complete and self.shorter_than is None
+                 else "interleavings not counted")
         return (f"{self.states} states, {self.transitions} transitions, {inter}, depth "
                 f"{self.max_depth}, {self.seconds:.2f} s ({how}){done}")
 
@@ -283,12 +290,31 @@ def _finish(run) -> Failure | None:
 
 
 def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: int | None = None,
-            max_states: int = MAX_STATES, strict: bool = False) -> Result:
+            max_states: int = MAX_STATES, strict: bool = False,
+            shorter_than: int | None = None) -> Result:
     """Explore every interleaving of ``sc``'s threads and hardware events under ``proto_cls``.
 
     Breadth first: the first failure found has the fewest choices. Deterministic (choices
     are tried threads first, in file order, then hardware events in file order).
     Raises :class:`UsageError` if ``sc`` has no ``thread`` section.
+
+    ``shorter_than=L``: look only for a counterexample of fewer than ``L`` choices, as when
+    a failing run of ``L`` choices is known and the question is whether a shorter one
+    exists (:func:`conformance.search.shortest.shortest`). A state at depth ``L - 2`` is the
+    last expanded; its children, at depth ``L - 1``, are run and checked but neither keyed
+    nor kept, since nothing below them is wanted. The deepest level is the largest, so this
+    skips most of the keys and all of the expansions a proof at length ``L`` would
+    otherwise spend finding the known failure again; the states cap counts only the states
+    kept. Same answer as the unbounded search on every failure shorter than ``L``
+    (``tests/test_explorer.py``).
+
+    Example::
+
+        >>> from conformance.litmus import load
+        >>> from conformance.registry import load_protocol
+        >>> sc = load("litmus/bug-2.4-reclaim-vs-mprotect.litmus")            # doctest: +SKIP
+        >>> explore(sc, load_protocol("linux_4_3"), shorter_than=3).verdict  # doctest: +SKIP
+        'pass'
     """
     if not sc.threads:
         raise UsageError(f"{sc.path or sc.name}: no 'thread' section: nothing to explore "
@@ -300,7 +326,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
         fail = _finish(run)
     if fail is not None:
         return Result(sc.name, name, fail, (), 1, 0, 1, time.perf_counter() - t0, True, dedup,
-                      preemption_bound, 0)
+                      preemption_bound, 0, shorter_than)
+    if shorter_than is not None and shorter_than <= 1:  # only the empty path is shorter
+        run.m.close()
+        return Result(sc.name, name, None, (), 1, 0, 0, time.perf_counter() - t0, True, dedup,
+                      preemption_bound, 0, shorter_than)
+    # the depth of the deepest paths wanted: a child there is checked, not keyed or queued
+    last = None if shorter_than is None else shorter_than - 1
     root = run.key(preemption_bound) if dedup else 0
     children: dict = {}  # state key -> list of child keys ("end" for a complete schedule)
     seen = {root}
@@ -320,7 +352,8 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                     f"{o} waits for {o.blocked_on}" for o in run.m.ops))
                 f.machine = run.m
                 return Result(sc.name, name, f, path, states, transitions, 0,
-                              time.perf_counter() - t0, False, dedup, preemption_bound, depth)
+                              time.perf_counter() - t0, False, dedup, preemption_bound, depth,
+                              shorter_than)
             children[key] = ["end"]
             run.m.close()
             continue
@@ -341,7 +374,12 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 fail = ModelError.uncaught(exc, child.m)
             if fail is not None:
                 return Result(sc.name, name, fail, cpath, states, transitions, 0,
-                              time.perf_counter() - t0, False, dedup, preemption_bound, len(cpath))
+                              time.perf_counter() - t0, False, dedup, preemption_bound, len(cpath),
+                              shorter_than)
+            if last is not None and len(cpath) >= last:  # checked; nothing below it is wanted
+                depth = max(depth, len(cpath))
+                child.m.close()
+                continue
             if dedup:
                 ckey = child.key(preemption_bound)
             else:
@@ -359,9 +397,9 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 queue.clear()
                 break
             queue.append((cpath, ckey))
-    inter = _count_paths(root, children) if complete else 0
+    inter = _count_paths(root, children) if complete and last is None else 0
     return Result(sc.name, name, None, (), states, transitions, inter, time.perf_counter() - t0,
-                  complete, dedup, preemption_bound, depth)
+                  complete, dedup, preemption_bound, depth, shorter_than)
 
 
 def _count_paths(root, children: dict) -> int:

@@ -188,14 +188,20 @@ def litmus_text(failure: Failure, protocol: str, doc: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
+def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES, below_run: bool = True) -> tuple:
     """``(failure, litmus text, proven)``: the explorer's shortest interleaving of
     ``failure``'s operations if it is shorter (fewer machine actions), violates the same
     rule (or another oracle rule, where ``failure`` is an oracle violation) and replays from
     its actions; else ``failure`` itself. The text is the scenario
-    explored (None when the run cannot be written as one); ``proven``: the breadth-first
-    search reached the returned length with the same rule, so no interleaving of these
-    operations fails sooner.
+    explored (None when the run cannot be written as one); ``proven``: no interleaving of
+    these operations fails sooner.
+
+    The run itself is one interleaving of its scenario, of ``len(actions)`` choices (the
+    scenario has no prologue and each explorer choice is one machine action), so the
+    explorer looks only for a shorter one (``explore(..., shorter_than=len(actions))``):
+    when every interleaving of fewer choices passes, the run is proven shortest without
+    the deepest level's keys and expansions. ``below_run=False`` searches to the failure
+    itself, as before 2026-12-03 (``bench/shortest.py`` compares the two).
 
     Deterministic: the explorer is breadth first in a fixed order and capped by states.
     """
@@ -216,15 +222,18 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES) -> tuple:
     if not sc.threads:
         return failure, text, False
     try:
-        res = explore(sc, cls, max_states=max_states, strict=m.oracle.strict)
+        res = explore(sc, cls, max_states=max_states, strict=m.oracle.strict,
+                      shorter_than=len(m.actions) if below_run else None)
     except UsageError:
         # an interleaving the machine refuses (a thread's line invalid in some order the
         # run never took): the delta-debugged failure stands, unproven; never a crash
         return failure, text, False
     f = res.failure
-    if f is None or f.machine is None or not _same_kind(f, failure):
+    if f is None:  # no interleaving of fewer choices fails: shortest if the search finished
+        return failure, text, res.complete and below_run
+    if f.machine is None or not _same_kind(f, failure):
         return failure, text, False
-    if len(f.machine.actions) >= len(m.actions):
+    if len(f.machine.actions) >= len(m.actions):  # only without the bound: the run's length
         return failure, text, len(f.machine.actions) == len(m.actions)
     check = replay_actions(cls, m.cfg, m.oracle.strict, f.machine.actions)
     if check is None or check.rule != f.rule:
@@ -251,7 +260,8 @@ SHRINK_MAX_RUNS = 3000
 
 
 def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
-             max_states: int = SHORTEST_MAX_STATES, rounds: int = 4) -> tuple:
+             max_states: int = SHORTEST_MAX_STATES, rounds: int = 4,
+             below_run: bool = True) -> tuple:
     """``(failure, litmus text, proven)``: delta debugging (:func:`conformance.search.walk.shrink`,
     capped by candidates, not time), then :func:`shortest`; again while the explorer's
     interleaving let delta debugging remove more. ``proven`` as in :func:`shortest`, for
@@ -272,7 +282,7 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
 
     best = shrink(failure, seconds=math.inf, max_runs=max_runs)
     for _ in range(rounds):
-        f, text, proven = shortest(best, max_states)
+        f, text, proven = shortest(best, max_states, below_run)
         if f is best:  # the explorer searched best's own operations: text and proof are its
             return best, text, proven
         # f is a shorter interleaving; delta debugging may now remove more, and the next
@@ -281,4 +291,4 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
         best = smaller if len(smaller.machine.actions) < len(f.machine.actions) else f
     # the rounds are spent: the explorer once more on what they left (unexplored so far), so
     # a run the last round shortened can still be proven
-    return shortest(best, max_states)
+    return shortest(best, max_states, below_run)
