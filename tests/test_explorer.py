@@ -337,3 +337,34 @@ def test_coverage_counters_are_not_state():
         plain, counted = explore(sc, cls), explore(sc, counted_class(cls))
         assert (counted.states, counted.transitions, counted.verdict) == \
             (plain.states, plain.transitions, plain.verdict)
+
+
+def test_shorter_than_reports_a_deadlock_at_its_last_level(monkeypatch):
+    """A state at the bound's last level is run and checked, not expanded, so a deadlock
+    there (threads left, nothing runnable) must be caught when it is made: a failure of
+    fewer choices than asked, as the unbounded search reports it when it expands the state.
+    The deadlock is a stand-in (no protocol on file deadlocks): every thread stops after
+    two choices."""
+    from conformance.errors import ModelError
+    from conformance.search import explorer as X
+
+    choices = X._Run.choices
+
+    def stuck(run, bound):
+        depth = len(run.m.actions) - run.prologue_actions
+        return [] if depth >= 2 else choices(run, bound)
+
+    orig_prologue = X._Run.prologue
+
+    def prologue(run):
+        orig_prologue(run)
+        run.prologue_actions = len(run.m.actions)
+
+    monkeypatch.setattr(X._Run, "prologue", prologue)
+    monkeypatch.setattr(X._Run, "choices", stuck)
+    sc = load(BUG_27)
+    for bound in (3, None):  # the last level of the bound, and the unbounded search
+        res = explore(sc, load_protocol("linux"), shorter_than=bound)
+        assert isinstance(res.failure, ModelError) and "deadlock" in str(res.failure)
+        assert len(res.path) == 2
+    assert explore(sc, load_protocol("linux"), shorter_than=2).failure is None

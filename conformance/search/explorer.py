@@ -348,9 +348,7 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
         options = run.choices(preemption_bound)
         if not options:
             if not run.done():
-                f = ModelError("deadlock: " + ", ".join(
-                    f"{o} waits for {o.blocked_on}" for o in run.m.ops))
-                f.machine = run.m
+                f = _deadlock(run)
                 return Result(sc.name, name, f, path, states, transitions, 0,
                               time.perf_counter() - t0, False, dedup, preemption_bound, depth,
                               shorter_than)
@@ -378,6 +376,11 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                               shorter_than)
             if last is not None and len(cpath) >= last:  # checked; nothing below it is wanted
                 depth = max(depth, len(cpath))
+                if not child.done() and not child.choices(preemption_bound):
+                    # a deadlock here is a failure of fewer than ``shorter_than`` choices too
+                    return Result(sc.name, name, _deadlock(child), cpath, states, transitions, 0,
+                                  time.perf_counter() - t0, False, dedup, preemption_bound,
+                                  len(cpath), shorter_than)
                 child.m.close()
                 continue
             if dedup:
@@ -400,6 +403,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
     inter = _count_paths(root, children) if complete and last is None else 0
     return Result(sc.name, name, None, (), states, transitions, inter, time.perf_counter() - t0,
                   complete, dedup, preemption_bound, depth, shorter_than)
+
+
+def _deadlock(run) -> ModelError:
+    """The model error of a run with threads left and nothing runnable."""
+    f = ModelError("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}" for o in run.m.ops))
+    f.machine = run.m
+    return f
 
 
 def _count_paths(root, children: dict) -> int:
