@@ -279,3 +279,47 @@ def test_swap_in_leaves_the_data_for_a_fork_sibling_swap_entry():
         assert pte.kind == PRESENT
         values.append(m.mem.value[pte.frame])
     assert values == [1_000_000, 1_000_000]
+
+
+def _without_the_swap_slot_fix(monkeypatch):
+    """``do_swap_page`` as it was before the fix: the slot keeps its old data when a fork
+    sibling still refers to it (its source with the one line taken out)."""
+    import inspect
+    import textwrap
+
+    import conformance.mm.memory.fault as F
+
+    src = textwrap.dedent(inspect.getsource(F.FaultPaths.do_swap_page))
+    fix = "mem.swap[slot] = mem.value[frame]"
+    assert src.count(fix) == 1
+    ns: dict = {}
+    exec(compile(src.replace(fix, "pass"), F.__file__, "exec"), F.__dict__, ns)
+    monkeypatch.setattr(F.FaultPaths, "do_swap_page", ns["do_swap_page"])
+
+
+def test_the_explorer_sees_a_violation_only_a_fill_after_the_end_shows(monkeypatch):
+    """The fork/swap failure shows itself only through a fill after every operation has
+    returned (mm1's swap-in mapped the stale slot; the fill's entry reads 0 where 1,000,000
+    belongs). The explorer once offered hardware events only while a thread was left, so its
+    scenario (the one a shrink writes) passed every interleaving on the model without the
+    fix, and the shrink could call a run "proven shortest" that its scenario did not
+    contain. Now the end of every thread is checked for a fresh fill that would fail C1
+    (``explorer._failing_fill``): without the fix the explorer finds the failure, at the
+    run's own length; the same run is then proven shortest; with the fix nothing fails."""
+    from conformance.config import DEFAULT
+    from conformance.litmus import parse
+    from conformance.reproducer import replay_actions
+    from conformance.search.shortest import litmus_text, shortest
+
+    _without_the_swap_slot_fix(monkeypatch)
+    f = replay_actions(LINUX, DEFAULT, False, FORK_SWAP_ACTIONS)
+    assert f is not None and f.rule == "C1" and FORK_SWAP_ACTIONS[-1][0] == "fill"
+    text = litmus_text(f, "linux")
+    assert "hw CPU1 fill v0" in text  # the failing fill is in the scenario
+    res = explore(parse(text), LINUX)
+    assert res.failure is not None and res.failure.rule == "C1"
+    assert len(res.path) == len(FORK_SWAP_ACTIONS) and res.path[-1] == ("h", 0)
+    assert shortest(f)[2]  # no interleaving of fewer choices fails: proven
+    monkeypatch.undo()
+    fixed = explore(parse(text), LINUX)
+    assert fixed.failure is None and fixed.complete

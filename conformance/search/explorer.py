@@ -11,7 +11,9 @@ hardware may add (``hw CPUn fill|evict vN [COUNT]``). A *choice* is one of:
   (an access, or the start of an operation, whose first step runs at once);
 * ``("h", j)``: hardware event ``j`` fires (a speculative fill of a present PTE the CPU
   does not cache as it is now: not at all, or from an older PTE, ``Tlbs.fill_changes``; or
-  the eviction of a cached entry), at most COUNT times.
+  the eviction of a cached entry), at most COUNT times, while a thread is left; after the
+  end of every thread the fills still allowed are checked without being run
+  (:func:`_failing_fill`).
 
 A state is the sequence of choices that reaches it. Operations are Python generators,
 which cannot be copied, so a state is *re-executed* from a fresh machine to expand it
@@ -275,6 +277,105 @@ def _execute(sc, proto_cls, strict, path):
     return run, None
 
 
+def path_of(sc: Scenario, proto_cls, actions, strict: bool = False) -> tuple | None:
+    r"""The explorer's choices that take a run's own schedule through ``sc``, or None if the
+    run is not one of ``sc``'s interleavings.
+
+    ``actions`` is the machine log of a run of ``sc``'s operations from the machine's boot
+    (a threaded file without prologue, as :mod:`conformance.search.shortest` writes one).
+    Each action becomes the choice that makes it: a start, access, context switch or
+    consumer action the next line of that CPU's (or the consumer's) thread, an ``advance``
+    a step of the thread whose operation it moves, a fill or an eviction the ``hw`` event
+    naming that CPU and page. Each choice must be enabled when it comes (a ``hw`` event also
+    after the end of every thread, as :func:`_failing_fill` allows it), and a failure may
+    only end the run. So a failing run with a path is a counterexample of ``len(actions)``
+    choices in the explorer's own search.
+
+    Example::
+
+        >>> from conformance.litmus import parse
+        >>> from conformance.registry import load_protocol
+        >>> sc = parse("name x\nthread CPU1\nmunmap U0 v2 1\n")
+        >>> path_of(sc, load_protocol("linux"), [("munmap", (1, 2, 1)), ("advance", (0,))])
+        (('t', 0), ('t', 0))
+        >>> path_of(sc, load_protocol("linux"), [("munmap", (0, 2, 1))]) is None  # CPU0 has no thread
+        True
+    """
+    from ..litmus import CONSUMER
+
+    run = _Run(sc, proto_cls, strict)
+    path: list = []
+    try:
+        run.prologue()
+        by_cpu = {t.cpu: i for i, t in enumerate(run.threads)}
+        for n, (name, args) in enumerate(actions):
+            c = _choice_of(run, by_cpu, CONSUMER, name, tuple(args))
+            if c is None:
+                return None
+            enabled = run.hw_enabled(c[1]) if c[0] == "h" else c in run.choices(None)
+            if not enabled:
+                return None
+            path.append(c)
+            try:
+                run.apply(c)
+            except Failure:
+                return tuple(path) if n == len(actions) - 1 else None
+    except (Failure, UsageError):
+        return None
+    finally:
+        run.m.close()
+    return tuple(path)
+
+
+def _choice_of(run, by_cpu: dict, consumer: int, name: str, args: tuple):
+    """The choice of :func:`path_of` that makes machine action ``(name, args)`` next."""
+    if name == "advance":
+        return next((("t", i) for i, t in enumerate(run.threads)
+                     if t.op is not None and t.op.id == args[0]), None)
+    if name in ("fill", "evict"):
+        cpu = args[0]
+        vp = args[1]
+        if name == "evict":
+            c = run.m.tlbs.cpus[cpu]
+            keys = run.m.tlbs.cached(c)
+            if not keys:
+                return None
+            mm_id, vp = keys[args[1] % len(keys)]
+            if mm_id != c.loaded_mm.id:
+                return None  # another mm's entry: no hw line names it
+        return next((("h", j) for j, ev in enumerate(run.sc.hw)
+                     if (ev[1], ev[2], ev[3]) == (cpu, name, vp)), None)
+    if name in ("consumer_alloc", "consumer_free"):
+        i = by_cpu.get(consumer)
+    else:
+        i = by_cpu.get(args[0])
+    return None if i is None else ("t", i)
+
+
+def _failing_fill(run) -> int | None:
+    """At the end of every thread, the first hardware fill still allowed whose entry would
+    fail C1, without running it (``None``: none would). After the end only fills and
+    evictions remain; they change no PTE or memory but accessed bits, which C1 does not
+    read, and every entry they can leave is either cached now (checked by :func:`_finish`)
+    or a fresh fill of a present PTE, which C1 judges alone. So a violation is reachable
+    from the end iff one fresh fill fails: the bounded check's terminal argument
+    (``bounded._fresh_fills_pass``), for the fills the scenario allows."""
+    from ..hw.tlb import TlbEntry
+
+    m = run.m
+    for j, (_no, cpu, what, vp, _n) in enumerate(run.sc.hw):
+        if what != "fill" or not run.hw_enabled(j):
+            continue
+        c = m.tlbs.cpus[cpu]
+        pte = c.loaded_mm.ptes[vp]
+        try:
+            m.oracle.check_entry(cpu, c.loaded_mm.id, vp,
+                                 TlbEntry(pte.frame, pte.writable, pte.dirty, pte.inst))
+        except Failure:
+            return j
+    return None
+
+
 def _finish(run) -> Failure | None:
     """At the end of every thread: C1 over every entry (as at the end of a litmus script)."""
     try:
@@ -340,8 +441,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
     states, transitions, depth = 1, 0, 0
     next_id = 1
     complete = True
+    # the first path that ends every thread and then fails on a fresh fill (_failing_fill):
+    # one choice longer than its end state, so reported once no shorter failure can come
+    late = None
     while queue:
         path, key = queue.popleft()
+        if late is not None and len(path) >= len(late) - 1:  # failures shorter than late's
+            break  # would have been found: every state of depth < len(late) - 1 is expanded
         run, fail = _execute(sc, proto_cls, strict, path)
         if fail is not None:  # cannot happen: failing children are never queued
             raise ModelError(f"explorer: replay of a passing state failed: {fail}")
@@ -374,6 +480,10 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 return Result(sc.name, name, fail, cpath, states, transitions, 0,
                               time.perf_counter() - t0, False, dedup, preemption_bound, len(cpath),
                               shorter_than)
+            if late is None and child.done() and (last is None or len(cpath) < last):
+                j = _failing_fill(child)
+                if j is not None:
+                    late = cpath + (("h", j),)
             if last is not None and len(cpath) >= last:  # checked; nothing below it is wanted
                 depth = max(depth, len(cpath))
                 if not child.done() and not child.choices(preemption_bound):
@@ -400,6 +510,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                 queue.clear()
                 break
             queue.append((cpath, ckey))
+    if late is not None:
+        run, fail = _execute(sc, proto_cls, strict, late)
+        if fail is None:
+            raise ModelError(f"explorer: a fill after the end passed when run: {late}")
+        return Result(sc.name, name, fail, late, states, transitions, 0,
+                      time.perf_counter() - t0, False, dedup, preemption_bound, len(late),
+                      shorter_than)
     inter = _count_paths(root, children) if complete and last is None else 0
     return Result(sc.name, name, None, (), states, transitions, inter, time.perf_counter() - t0,
                   complete, dedup, preemption_bound, depth, shorter_than)

@@ -119,10 +119,17 @@ def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
             elif name == "fill":
                 cpu, vp = args
                 c = m.tlbs.cpus[cpu]
-                changes = m.tlbs.fill_changes(c, c.loaded_mm, vp)
-                if m.fill(cpu, vp) and changes:  # a fill that changes nothing is no event
-                    k = (cpu, "fill", vp)
+                k = (cpu, "fill", vp)
+                if m.tlbs.fill_changes(c, c.loaded_mm, vp):  # one that changes nothing is no event
+                    # counted before it runs: the fill that fails (C1 on the entry it
+                    # made) is the run's last action and must be in the scenario too
                     hw[k] = hw.get(k, 0) + 1
+                    if not m.fill(cpu, vp):
+                        hw[k] -= 1
+                        if not hw[k]:
+                            del hw[k]
+                else:
+                    m.fill(cpu, vp)
             elif name == "evict":
                 cpu, index = args
                 c = m.tlbs.cpus[cpu]
@@ -205,7 +212,7 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES, below_run:
 
     Deterministic: the explorer is breadth first in a fixed order and capped by states.
     """
-    from .explorer import explore
+    from .explorer import explore, path_of
     from ..litmus import parse
     from ..reproducer import replay_actions
 
@@ -230,7 +237,9 @@ def shortest(failure: Failure, max_states: int = SHORTEST_MAX_STATES, below_run:
         return failure, text, False
     f = res.failure
     if f is None:  # no interleaving of fewer choices fails: shortest if the search finished
-        return failure, text, res.complete and below_run
+        # and the run itself is one of the scenario's interleavings, of len(actions) choices
+        return failure, text, (res.complete and below_run
+                               and path_of(sc, cls, m.actions, m.oracle.strict) is not None)
     if f.machine is None or not _same_kind(f, failure):
         return failure, text, False
     if len(f.machine.actions) >= len(m.actions):  # only without the bound: the run's length
