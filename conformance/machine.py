@@ -553,10 +553,10 @@ class Machine:
         """Rule 5: evict the ``index``-th entry (modulo the count) of ``cpu``'s TLB."""
         self._action("evict", (cpu, index))
         c = self.tlbs.cpus[cpu]
-        keys = self.tlbs.cached(c)
-        if not keys:
+        got = self.tlbs.evicted_by(c, index)
+        if got is None:
             return False
-        mm_id, vp = keys[index % len(keys)]
+        mm_id, vp = got
         self.tlbs.drop(c, mm_id, vp)
         self.trace.msg(cpu, "[tlb evict mm%d:v%d]", mm_id, vp)
         return True

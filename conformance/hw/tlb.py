@@ -85,6 +85,12 @@ class Tlbs:
         ``index``-th entry ``Machine.evict(cpu, index)`` drops (rule 5)."""
         return [(mm_id, vp) for mm_id in sorted(cpu.tlb) for vp in cpu.tlb[mm_id]]
 
+    def evicted_by(self, cpu: Cpu, index: int):
+        """The ``(mm_id, vpage)`` that ``Machine.evict(cpu.id, index)`` drops: the
+        ``index``-th of :meth:`cached`, modulo its length; None when nothing is cached."""
+        keys = self.cached(cpu)
+        return keys[index % len(keys)] if keys else None
+
     def fill(self, cpu: Cpu, mm, vpage: int):
         """Rule 1 (SDM 4.10.2.3): cache the translation of a present PTE, setting A.
 

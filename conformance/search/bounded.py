@@ -58,6 +58,7 @@ import attrs
 
 from ..config import MachineConfig
 from ..errors import Failure, ModelError
+from .explorer import fresh_fill_fails
 from .menu import KINDS, MENUS
 from .snapshot import dispose, snapshot
 from .statekey import DIGEST_BYTES, digest_pd, hw_summary, key, summary
@@ -265,19 +266,8 @@ def _fresh_fills_pass(m) -> bool:
     entry they leave is either one cached now (checked: the state is quiescent and passed
     C1) or a fresh fill of a present PTE of a CPU's loaded mm. So a violation is reachable
     from here iff such a fresh fill fails C1: check each without running it."""
-    from ..hw.tlb import TlbEntry
-
-    o = m.oracle
-    for cpu in m.tlbs.cpus:
-        mm = cpu.loaded_mm
-        for vp, pte in enumerate(mm.ptes):
-            if pte.kind == 1:
-                try:
-                    o.check_entry(cpu.id, mm.id, vp,
-                                  TlbEntry(pte.frame, pte.writable, pte.dirty, pte.inst))
-                except Failure:
-                    return False
-    return True
+    return not any(pte.kind == 1 and fresh_fill_fails(m, cpu.id, vp)
+                   for cpu in m.tlbs.cpus for vp, pte in enumerate(cpu.loaded_mm.ptes))
 
 
 def _hw_undoable(m, c):

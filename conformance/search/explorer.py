@@ -337,12 +337,10 @@ def _choice_of(run, by_cpu: dict, consumer: int, name: str, args: tuple):
         vp = args[1]
         if name == "evict":
             c = run.m.tlbs.cpus[cpu]
-            keys = run.m.tlbs.cached(c)
-            if not keys:
-                return None
-            mm_id, vp = keys[args[1] % len(keys)]
-            if mm_id != c.loaded_mm.id:
-                return None  # another mm's entry: no hw line names it
+            got = run.m.tlbs.evicted_by(c, args[1])
+            if got is None or got[0] != c.loaded_mm.id:
+                return None  # nothing cached, or another mm's entry: no hw line names it
+            vp = got[1]
         return next((("h", j) for j, ev in enumerate(run.sc.hw)
                      if (ev[1], ev[2], ev[3]) == (cpu, name, vp)), None)
     if name in ("consumer_alloc", "consumer_free"):
@@ -360,20 +358,25 @@ def _failing_fill(run) -> int | None:
     or a fresh fill of a present PTE, which C1 judges alone. So a violation is reachable
     from the end iff one fresh fill fails: the bounded check's terminal argument
     (``bounded._fresh_fills_pass``), for the fills the scenario allows."""
-    from ..hw.tlb import TlbEntry
-
-    m = run.m
     for j, (_no, cpu, what, vp, _n) in enumerate(run.sc.hw):
-        if what != "fill" or not run.hw_enabled(j):
-            continue
-        c = m.tlbs.cpus[cpu]
-        pte = c.loaded_mm.ptes[vp]
-        try:
-            m.oracle.check_entry(cpu, c.loaded_mm.id, vp,
-                                 TlbEntry(pte.frame, pte.writable, pte.dirty, pte.inst))
-        except Failure:
+        if what == "fill" and run.hw_enabled(j) and fresh_fill_fails(run.m, cpu, vp):
             return j
     return None
+
+
+def fresh_fill_fails(m, cpu: int, vp: int) -> bool:
+    """Would a fill of ``vp``'s present PTE on ``cpu`` (its loaded mm) fail C1? The entry
+    ``Machine.fill`` would make, judged by the oracle without being cached (nothing is
+    changed, not even the accessed bit)."""
+    from ..hw.tlb import TlbEntry
+
+    mm = m.tlbs.cpus[cpu].loaded_mm
+    pte = mm.ptes[vp]
+    try:
+        m.oracle.check_entry(cpu, mm.id, vp, TlbEntry(pte.frame, pte.writable, pte.dirty, pte.inst))
+    except Failure:
+        return True
+    return False
 
 
 def _finish(run) -> Failure | None:

@@ -119,27 +119,20 @@ def threads_of(proto_cls, cfg, strict: bool, actions) -> tuple:
             elif name == "fill":
                 cpu, vp = args
                 c = m.tlbs.cpus[cpu]
-                k = (cpu, "fill", vp)
                 if m.tlbs.fill_changes(c, c.loaded_mm, vp):  # one that changes nothing is no event
-                    # counted before it runs: the fill that fails (C1 on the entry it
-                    # made) is the run's last action and must be in the scenario too
+                    # counted before it runs (a present PTE: it fills): the fill that fails
+                    # C1 on the entry it made ends the run and must be in the scenario too
+                    k = (cpu, "fill", vp)
                     hw[k] = hw.get(k, 0) + 1
-                    if not m.fill(cpu, vp):
-                        hw[k] -= 1
-                        if not hw[k]:
-                            del hw[k]
-                else:
-                    m.fill(cpu, vp)
+                m.fill(cpu, vp)
             elif name == "evict":
                 cpu, index = args
                 c = m.tlbs.cpus[cpu]
-                keys = m.tlbs.cached(c)
+                got = m.tlbs.evicted_by(c, index)
                 m.evict(cpu, index)
-                if keys:
-                    mm_id, vp = keys[index % len(keys)]
-                    if mm_id == c.loaded_mm.id:
-                        k = (cpu, "evict", vp)
-                        hw[k] = hw.get(k, 0) + 1
+                if got is not None and got[0] == c.loaded_mm.id:
+                    k = (cpu, "evict", got[1])
+                    hw[k] = hw.get(k, 0) + 1
             elif name == "user_access":
                 cpu, vp, write = args
                 threads.setdefault(cpu, []).append(f"{'write' if write else 'read'} v{vp}")

@@ -429,13 +429,13 @@ class WalkDriver(Driver):
         """``Driver._run``, then the refill: the list of dropped entries is emptied before
         the step, so what it holds after is what the step flushed (evictions happen
         between steps)."""
-        m = self.m
         if self.refill is None:
-            m.advance_runnable(op)
+            super()._run(op)
             return
+        m = self.m
         dropped = m.tlbs.dropped
         dropped.clear()
-        m.advance_runnable(op)
+        super()._run(op)
         if dropped:
             cpus, mms = m.tlbs.cpus, m.mms
             again = [(c, vp) for c, mm_id, vp in dropped
@@ -731,8 +731,7 @@ def _name_of(m: Machine, name: str, args: tuple):
         owner = m.mem.owner
         return tuple(tuple(owner[f] for f in frames) for frames in args[1:])
     if name == "evict":
-        keys = m.tlbs.cached(m.tlbs.cpus[args[0]])
-        return keys[args[1] % len(keys)] if keys else None
+        return m.tlbs.evicted_by(m.tlbs.cpus[args[0]], args[1])
     return None
 
 
@@ -855,30 +854,34 @@ def _shrink_path(failure: Failure, same, deadline: float, max_runs: int | None,
     fewer, a page fewer) and a named pass again while they help: an operation of a smaller
     batch or range has fewer steps, and what it no longer touches can make another one
     removable."""
+    spent, runs = _budget(deadline, max_runs)
+    best = _shrink_pass(failure, same, spent, runs, named=False) if literal_first else failure
+    best = _shrink_pass(best, same, spent, runs, named=True)
+    best = _again_while_it_helps(_simplify_pass, best, same, spent, runs)
+    # then reordering, with ``max_runs`` candidates of its own: a move that makes the run
+    # fail sooner leaves actions after the violation, and delta debugging may remove more
+    spent, runs = _budget(deadline, max_runs)
+    return _again_while_it_helps(_move_pass, best, same, spent, runs)
+
+
+def _budget(deadline: float, max_runs: int | None) -> tuple:
+    """``(spent, runs)``: a candidate counter (``runs[0]``, which the passes increment) and
+    the test that the clock or ``max_runs`` candidates are spent."""
     runs = [0]
 
     def spent() -> bool:
         return time.monotonic() >= deadline or (max_runs is not None and runs[0] >= max_runs)
+    return spent, runs
 
-    best = _shrink_pass(failure, same, spent, runs, named=False) if literal_first else failure
-    best = _shrink_pass(best, same, spent, runs, named=True)
+
+def _again_while_it_helps(step, best: Failure, same, spent, runs: list) -> Failure:
+    """``step`` (:func:`_simplify_pass`, :func:`_move_pass`) and a named removal pass after
+    each success, until ``step`` finds nothing or the budget is spent."""
     while not spent():
-        simpler = _simplify_pass(best, same, spent, runs)
-        if simpler is best:
+        found = step(best, same, spent, runs)
+        if found is best:
             break
-        best = _shrink_pass(simpler, same, spent, runs, named=True)
-    # then reordering, with ``max_runs`` candidates of its own: a move that makes the run
-    # fail sooner leaves actions after the violation, and delta debugging may remove more
-    moves = [0]
-
-    def moves_spent() -> bool:
-        return time.monotonic() >= deadline or (max_runs is not None and moves[0] >= max_runs)
-
-    while not moves_spent():
-        moved = _move_pass(best, same, moves_spent, moves)
-        if moved is best:
-            break
-        best = _shrink_pass(moved, same, moves_spent, moves, named=True)
+        best = _shrink_pass(found, same, spent, runs, named=True)
     return best
 
 
