@@ -135,9 +135,10 @@ def _counter(name: str, fn):
     return counted
 
 
-def stale_alive(machine) -> bool:
+def stale_alive(machine, mm_id=None) -> bool:
     """Does some CPU cache an entry whose PTE instance is gone or replaced, or a writable
-    entry over a PTE that no longer is? Stops at the first one.
+    entry over a PTE that no longer is (of mm ``mm_id`` only, if given)? Stops at the first
+    one.
 
     Example::
 
@@ -152,8 +153,10 @@ def stale_alive(machine) -> bool:
     """
     mms = machine.mms
     for c in machine.tlbs.cpus:
-        for mm_id, t in c.tlb.items():
-            ptes = mms[mm_id].ptes
+        for mid, t in c.tlb.items():
+            if mm_id is not None and mid != mm_id:
+                continue
+            ptes = mms[mid].ptes
             for vp, e in t.items():
                 p = ptes[vp]
                 if p.inst != e.inst or (e.writable and not p.writable):

@@ -91,6 +91,11 @@ _active = None
 _depth = 0
 #: what a paused hook's greenlet hands back to its operation
 _PAUSE = object()
+#: called with the state object and the field's name each time a pausable hook stores an
+#: attribute of shared protocol state, after the store's point and before the store
+#: (:func:`watching`); None:
+#: nobody watches (the default: the Hypothesis machine, the explorer, the bounded check)
+_watch = None
 #: open :func:`atomic_section` blocks (only the running hook can open one: it cannot pause
 #: inside, so one counter serves every greenlet)
 _atomic_depth = 0
@@ -256,6 +261,60 @@ def paused_frames(gen) -> list:
     return [(fr.f_code.co_name, fr.f_lasti, fr.f_locals) for fr in frames]
 
 
+def _paused_run(op):
+    """The :class:`_Run` of the hook ``op`` is paused inside, or None (kernel code)."""
+    g = op.gen
+    while g is not None and g.__class__ is GeneratorType:
+        if g.gi_code is _DRIVE_CODE:
+            return g.gi_frame.f_locals.get("run") if g.gi_frame is not None else None
+        g = g.gi_yieldfrom
+    return None
+
+
+def paused_hook(op):
+    """The name of the hook ``op`` is paused inside, or None when it is paused in kernel
+    code (or finished); :func:`paused_at` (with an example of both) gives the effect it
+    paused after."""
+    run = _paused_run(op)
+    return run.name if run is not None and run.effect is not None else None
+
+
+class watching:
+    """``with watching(fn):`` every store a pausable hook makes to an attribute of shared
+    protocol state (per-mm, per-VMA or the protocol object's own) calls ``fn(state,
+    field_name)`` first (after the store's point, so other CPUs
+    have run); ``fn`` None watches nothing. Restores the previous watcher on exit. Used by
+    certify's walk to find where to branch (:mod:`conformance.search.conflict`).
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux_4_13"))
+        >>> seen = []
+        >>> with watching(lambda state, name: seen.append((state is m.mms[0].proto, name))):
+        ...     _ = m.reclaim(1, (m.frame_of(0, 0),)); m.drain()
+        >>> seen
+        [(True, 'tlb_flush_batched')]
+    """
+
+    __slots__ = ("fn", "saved")
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.saved = None
+
+    def __enter__(self):
+        global _watch
+        self.saved, _watch = _watch, self.fn
+        return self
+
+    def __exit__(self, *exc):
+        global _watch
+        _watch = self.saved
+        return False
+
+
 def paused_at(op):
     """The effect after which ``op`` is paused inside a hook (``"yield"``: a generator
     hook's own ``yield``), or None when it is paused in kernel code.
@@ -266,16 +325,11 @@ def paused_at(op):
         >>> from conformance.registry import load_protocol
         >>> m = Machine(load_protocol("mut_gather_free_before_flush"))
         >>> op = m.munmap(0, 0, 1); paused_at(op)
-        >>> m.advance(op.id); paused_at(op)
-        'free'
+        >>> m.advance(op.id); paused_at(op), paused_hook(op)
+        ('free', 'tlb_finish_mmu')
     """
-    g = op.gen
-    while g is not None and g.__class__ is GeneratorType:
-        if g.gi_code is _DRIVE_CODE:
-            run = g.gi_frame.f_locals.get("run") if g.gi_frame is not None else None
-            return run.effect if run is not None else None
-        g = g.gi_yieldfrom
-    return None
+    run = _paused_run(op)
+    return run.effect if run is not None else None
 
 
 def finish_hook(machine, op):
@@ -385,6 +439,8 @@ def _share_container(v):
 def _shared_setattr(self, name, value):
     if _active is not None:
         point("store " + name)
+        if _watch is not None:
+            _watch(self, name)
     object.__setattr__(self, name, _share_container(value))
 
 
@@ -539,6 +595,8 @@ def _pointed_init(self, arch, free_pages):
 def _proto_setattr(self, name, value):
     if _active is not None:
         point("store " + name)
+        if _watch is not None:
+            _watch(self, name)
     object.__setattr__(self, name, _share_container(value))
 
 

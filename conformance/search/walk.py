@@ -38,6 +38,8 @@ from ..errors import Failure, ModelError, UsageError
 from ..machine import Machine
 from ..mm.mm_types import PRESENT
 from ..reproducer import ACTIONS, replay_actions
+from ..hookpoints import watching
+from .conflict import ConflictWatch
 from .statemachine import Driver, Stats, conformance_machine
 
 
@@ -263,6 +265,20 @@ SWARM_WARM = 0.75
 #: does certify's walk refill an entry after each flushing step (:class:`WalkDriver`)? On
 #: since 2026-12-03 13:00 (docs/SEARCH.md, "Refill after a flush")
 SWARM_REFILL = True
+
+
+#: how many times certify's walk runs an example on from its first broken read-modify-write
+#: (:mod:`conformance.search.conflict`), and how many actions each such branch walks after
+#: the replayed prefix (docs/SEARCH.md, "Branching at a broken read-modify-write"); 0
+#: branches: off
+SWARM_BRANCHES = 4
+SWARM_BRANCH_ACTIONS = 30
+
+
+def branch_seed(seed: int, b: int) -> int:
+    """The seed of branch ``b`` of the swarm example of ``seed`` (:func:`run_branches`): a
+    stream of its own per branch."""
+    return (seed ^ 0x4252414E) * 1_000_003 + b
 
 
 def warm_of(seed: int) -> bool:
@@ -604,16 +620,68 @@ def run_example(proto_cls, cfg: MachineConfig = DEFAULT, strict: bool = False, s
     m = Machine(proto_cls, cfg, strict)
     refill = random.Random(refill_seed(seed)) if swarm and SWARM_REFILL else None
     d = WalkDriver(m, refill) if sched is None else PriorityDriver(m, rnd, sched, refill)
+    watch = ConflictWatch(m) if swarm and SWARM_BRANCHES else None
     try:
-        if swarm and warm_of(seed):
-            stats.steps += warm_up(m)
-        walk(rules, Shim(d, stats), rnd.random, n)
-        d.teardown()
+        with watching(watch):
+            if swarm and warm_of(seed):
+                stats.steps += warm_up(m)
+            walk(rules, Shim(d, stats), rnd.random, n)
+            d.teardown()
     except Failure as f:
         return Example(stats.steps, f, m)
     except Exception as exc:  # noqa: BLE001 - a model bug must not end a campaign
         return Example(stats.steps, ModelError.uncaught(exc, m), m)
+    if watch is not None and watch.mark is not None:
+        return run_branches(proto_cls, cfg, strict, seed, rules, m, watch.mark, stats.steps)
     return Example(stats.steps, None, m)
+
+
+def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: Rules,
+                 machine: Machine, mark: int, steps: int) -> Example:
+    """The passed swarm example of ``seed`` (on ``machine``, ``steps`` steps so far) run on
+    :data:`SWARM_BRANCHES` times from its first broken read-modify-write
+    (:class:`~conformance.search.conflict.ConflictWatch`, ``mark`` actions in): each branch
+    replays those actions on a fresh machine, then walks :data:`SWARM_BRANCH_ACTIONS` more
+    of the example's rules, scheduled by priority (:class:`PriorityDriver`, fresh
+    priorities, so the paused operations run on in a new order) with the refill, from
+    ``random.Random(branch_seed(seed, b))``, then the teardown. Returns the first branch's
+    failure as the example's (its machine's actions are prefix and branch: a reproducer
+    like any other), or the passed example; the steps count every action each branch ran,
+    the replayed ones included.
+
+    Why: whether the moment becomes a failure depends on what runs after it (the 2021
+    race: a later walker of the reclaimed page with its entry still cached), and the one
+    continuation the example drew rarely has it; replaying the moment is cheaper than
+    waiting for the walk to reach it again (docs/SEARCH.md, "Branching at a broken
+    read-modify-write": 2.7 3.3-3.7x the failures per CPU second).
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> ex = run_example(load_protocol("linux_4_13"), seed=14, swarm=True)
+        >>> ex.failure is None, len(ex.machine.actions), ex.steps  # 194 steps, then 8 branches
+        (True, 180, 1370)
+    """
+    prefix = machine.actions[:mark]
+    for b in range(SWARM_BRANCHES):
+        bseed = branch_seed(seed, b)
+        rnd = random.Random(bseed)
+        m = Machine(proto_cls, cfg, strict)
+        refill = random.Random(refill_seed(bseed)) if SWARM_REFILL else None
+        d = PriorityDriver(m, rnd, SWARM_PCT_CHANGE, refill)
+        stats = Stats()
+        try:
+            for name, args in prefix:
+                getattr(m, name)(*args)
+            stats.steps += len(prefix)
+            walk(rules, Shim(d, stats), rnd.random, SWARM_BRANCH_ACTIONS)
+            d.teardown()
+        except Failure as f:
+            return Example(steps + stats.steps, f, m)
+        except Exception as exc:  # noqa: BLE001 - a model bug must not end a campaign
+            return Example(steps + stats.steps, ModelError.uncaught(exc, m), m)
+        steps += stats.steps
+    return Example(steps, None, machine)
 
 
 def run_shaped_example(proto_cls, shapes: tuple, strict: bool, seed: int) -> Example:
