@@ -323,3 +323,80 @@ def test_the_explorer_sees_a_violation_only_a_fill_after_the_end_shows(monkeypat
     monkeypatch.undo()
     fixed = explore(parse(text), LINUX)
     assert fixed.failure is None and fixed.complete
+
+
+# -- an rmap walk's zap through a VMA that no longer maps the page --------------------------
+#: the soundness campaign's false C1 of 2026-12-03 (`soundness --config-set wide --swarm
+#: --seed 20261404`, config cpus4), shrunk: truncate(file0:1) on CPU1 pauses in its i_mmap
+#: walk before zapping mm1:v1 (the old tenant's file page); fork(mm0 -> mm1) on CPU0 tears
+#: the slot down and copies mm0's anonymous v1 there; truncate resumed and zapped the child's
+#: page through the old file VMA; the child's next write faulted in a zero page (C1)
+FORK_UNDER_TRUNCATE = [
+    ("user_access", (2, 1, True)), ("truncate", (1, 0, 1)), ("migrate", (2, (3,))),
+    ("advance", (0,)), ("advance", (1,)), ("fork", (0, 1)),
+] + [("advance", (2,))] * 7 + [
+    ("advance", (0,)), ("advance", (0,)), ("switch_mm", (0, 1)), ("user_access", (0, 1, True)),
+    ("advance", (3,)), ("fill", (0, 1)), ("advance", (1,)), ("advance", (1,)), ("advance", (1,)),
+    ("advance", (0,)), ("advance", (1,)),
+]
+CPUS4 = MachineConfig(ncpus=4)
+
+
+def _replay_until_blocked(m, actions):
+    """Run ``actions`` on ``m`` until one advances an operation that is blocked; then let
+    everything finish and check every entry (C1)."""
+    from conformance.errors import UsageError
+    for name, args in actions:
+        try:
+            getattr(m, name)(*args)
+        except UsageError:
+            break
+    m.drain()
+    m.check_quiescent()
+
+
+def test_truncate_does_not_zap_a_fork_childs_page_through_the_old_file_vma():
+    m = Machine(LINUX, CPUS4)
+    _replay_until_blocked(m, FORK_UNDER_TRUNCATE)  # no C1: the child's write survives
+    assert ("f", 0, 1) not in [v.location(1) for v in m.mms[1].vmas if v.start <= 1 < v.end]
+
+
+def test_without_the_recheck_truncate_zapped_the_childs_page(monkeypatch):
+    from conformance.errors import C1Violation
+    zap = K.Kernel.zap_pte_range
+
+    def no_recheck(self, op, tlb, mm, vma, start, end, madv=False, rmap_loc=None):
+        return zap(self, op, tlb, mm, vma, start, end, madv)
+    monkeypatch.setattr(K.Kernel, "zap_pte_range", no_recheck)
+    with pytest.raises(C1Violation, match="mm1:v1"):
+        _replay_until_blocked(Machine(LINUX, CPUS4), FORK_UNDER_TRUNCATE)
+
+
+# -- a finding, not a model bug: mainline's generation word is ABA-prone at 2 bits ------------
+#: the soundness campaign's S3 on `linux` under config gen2 (2026-12-03, seed 6205900804597959258
+#: of the swarm walk on MachineConfig(batch_gen_bits=2), shrunk). CPU2's madvise reads
+#: tlb_flush_batched = (pending 1, flushed 0) and flushes; CPU1's reclaim defers v2 (pending
+#: 2) and then v3, whose pending 2 > PENDING_LARGE 1 triggers the overflow reset back to
+#: (1, 0); madvise's cmpxchg finds the value it read and marks it flushed (1, 1): the v3
+#: deferral, whose entry CPU0 re-cached inside the window, is lost, and munmap(v3) skips the
+#: flush (S3). docs/SOUNDNESS.md, "gen2 left the wide set".
+GEN_RESET_ABA = [
+    ("reclaim", (2, (1,))), ("advance", (0,)), ("advance", (0,)), ("advance", (0,)),
+    ("advance", (0,)), ("advance", (0,)), ("madvise", (2, 1, 1, "free")),
+    ("reclaim", (1, (2, 3))), ("advance", (2,)), ("advance", (2,)), ("fill", (0, 3)),
+] + [("advance", (2,))] * 6 + [("advance", (1,)), ("advance", (1,)), ("munmap", (0, 3, 1)),
+                               ("advance", (3,))]
+
+
+def test_at_two_bits_the_overflow_reset_lets_a_cmpxchg_succeed_on_a_recycled_value():
+    from conformance.reproducer import replay_actions
+    f = replay_actions(LINUX, MachineConfig(batch_gen_bits=2), False, GEN_RESET_ABA)
+    assert f is not None and f.rule == "S3" and "mm0:v3" in str(f)
+    # no reset at mainline's 15 bits (or at 3): the cmpxchg fails, the mm stays pending
+    for bits in (15, 3):
+        assert replay_actions(LINUX, MachineConfig(batch_gen_bits=bits), False, GEN_RESET_ABA) is None
+
+
+def test_gen2_is_no_longer_in_the_wide_soundness_set():
+    from conformance.config import CONFIG_SETS
+    assert "gen2" not in dict(CONFIG_SETS["wide"])

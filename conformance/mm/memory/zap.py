@@ -14,7 +14,8 @@ from ..task import hook
 class ZapPaths:
     """The zap paths of mm/memory.c, mixed into :class:`conformance.mm.Kernel`."""
 
-    def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int, madv: bool = False):
+    def zap_pte_range(self, op, tlb, mm, vma, start: int, end: int, madv: bool = False,
+                      rmap_loc=None):
         """``zap_pte_range`` for one page-table page (mm/memory.c).
 
         Take the PTL, ``flush_tlb_batched_pending``, clear present PTEs
@@ -46,6 +47,16 @@ class ZapPaths:
 
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
         cleared reads zero from now on (``oracle.expected`` reset).
+        ``rmap_loc`` (an rmap walk's zap, :meth:`unmap_mapping_range`): with the PTL held,
+        the page is zapped only if a VMA of the mm still maps ``rmap_loc`` there. Why: in
+        the kernel the walk holds ``i_mmap_rwsem`` and the VMA it found cannot leave the
+        tree (``unlink_file_vma`` waits for the write lock), and a new mm never reuses
+        the old one's page tables; the model reuses mm slots (fork, exec) and lets munmap
+        finish beside the walk, so without the check a paused truncate zapped, through
+        the old tenant's file VMA, the anonymous page a fork's child had at that address
+        (a false C1, docs/SOUNDNESS.md 2026-12-03 18:00). A VMA that no longer maps the
+        page had its PTEs zapped by its own unmap, so the kernel's walk would find nothing
+        left either.
         Every slot of the table range is a *visit* for S3 (``op.s3_visits``), ``pte_none``
         ones included: the 99baac21e458 race is a walk that finds the slot already empty.
         """
@@ -57,6 +68,11 @@ class ZapPaths:
         addr = start
         while addr < end:  # retry: once per pass that stopped on a full batch
             ptl = yield from self._lock_pte_table(op, mm, addr)
+            if rmap_loc is not None:
+                now = mm.find_vma(addr)
+                if now is None or now.vpage_of(rmap_loc) != addr:
+                    self.unlock(op, ptl)
+                    return False
             force_flush = False
             vpage = addr
             addr = end
@@ -143,10 +159,11 @@ class ZapPaths:
             op.touched_vps[(mm.id, vp)] = None
             tlb = MmuGather(op, mm, vp, vp + 1, self._tlb_batch_pages_flush)
             self.m.call_hook(proto.tlb_gather_mmu, tlb)
-            yield from self.zap_pte_range(op, tlb, mm, vma, vp, vp + 1)
+            walked = yield from self.zap_pte_range(op, tlb, mm, vma, vp, vp + 1, rmap_loc=loc)
             yield from hook(proto.tlb_end_vma(tlb, vma))
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
                 raise ModelError("tlb_finish_mmu left pages unfreed")
-            visited.append((mm, vp))
+            if walked is not False:  # not unmapped meanwhile (zap_pte_range's rmap_loc)
+                visited.append((mm, vp))
         self.rmap_walk_unlock(op, walk)
