@@ -24,11 +24,11 @@ another --seed before reading anything into it (docs/SEARCH.md lists the runs).
 from __future__ import annotations
 
 import argparse
-import importlib
 import random
 import time
 
 from conformance.config import DEFAULT
+from conformance.pytest_plugin import expected_violation
 from conformance.registry import load_protocol
 from conformance.search import walk
 
@@ -38,7 +38,7 @@ DEFAULT_PROTOCOLS = ("linux_4_13", "hist_2_11_madvise_relock")
 def measure(name: str, seconds: float, seed: int, branches: int, actions: int) -> dict:
     """Both arms over the same example seeds; returns {arm: (failures, cpu s, examples, steps)}."""
     cls = load_protocol(name)
-    rule = getattr(importlib.import_module(cls.__module__), "EXPECTED_VIOLATION", None)
+    rule = expected_violation(name)
     shapes = walk.shapes_for(DEFAULT)
     rnd = random.Random(seed)
     got = {"off": [0, 0.0, 0, 0], "on": [0, 0.0, 0, 0]}

@@ -9,8 +9,9 @@ import pytest
 import conformance
 import strategies
 
-MODULES = ["conformance", "strategies"] + sorted(f"conformance.{m.name}" for m in
-                                  pkgutil.iter_modules(conformance.__path__))
+# every module, those of the subpackages (conformance.search, .mm, .hw) included
+MODULES = ["conformance", "strategies"] + sorted(m.name for m in pkgutil.walk_packages(
+    conformance.__path__, "conformance."))
 
 
 @pytest.mark.parametrize("name", MODULES)

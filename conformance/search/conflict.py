@@ -34,9 +34,7 @@ actions logged by then, the current ``advance`` included).
 Example (``linux_4_13``: the munmap is paused between its flush and its clear when reclaim
 sets the bool)::
 
-    >>> from conformance.machine import Machine
     >>> from conformance.registry import load_protocol
-    >>> from conformance import hookpoints
     >>> sorted(rmw_fields(load_protocol("linux_4_13"), "flush_tlb_batched_pending"))
     ['tlb_flush_batched']
     >>> rmw_fields(load_protocol("linux_4_13"), "set_tlb_ubc_flush_pending")

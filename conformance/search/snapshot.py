@@ -30,7 +30,7 @@ Example::
     >>> from conformance.boundcli import BOUND_CONFIG
     >>> from conformance.machine import Machine
     >>> from conformance.registry import load_protocol
-    >>> from conformance.statekey import key
+    >>> from conformance.search.statekey import key
     >>> m = Machine(load_protocol("linux"), BOUND_CONFIG)
     >>> before = key(m)
     >>> s = snapshot(m)

@@ -48,7 +48,8 @@ class ZapPaths:
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
         cleared reads zero from now on (``oracle.expected`` reset).
         ``rmap_loc`` (an rmap walk's zap, :meth:`unmap_mapping_range`): with the PTL held,
-        the page is zapped only if a VMA of the mm still maps ``rmap_loc`` there. Why: in
+        the page is zapped only if a VMA of the mm still maps ``rmap_loc`` there (returns
+        False if not, True when the range was walked). Why: in
         the kernel the walk holds ``i_mmap_rwsem`` and the VMA it found cannot leave the
         tree (``unlink_file_vma`` waits for the write lock), and a new mm never reuses
         the old one's page tables; the model reuses mm slots (fork, exec) and lets munmap
@@ -133,6 +134,7 @@ class ZapPaths:
             if force_flush:  # tlb_flush_mmu: free the batched memory too
                 yield from hook(proto.tlb_flush_mmu(tlb))
             yield
+        return True
 
     def _free_swap_entry(self, pte) -> int:
         """``free_swap_and_cache`` + ``pte_clear`` of a swap entry; returns its slot."""
@@ -164,6 +166,6 @@ class ZapPaths:
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
                 raise ModelError("tlb_finish_mmu left pages unfreed")
-            if walked is not False:  # not unmapped meanwhile (zap_pte_range's rmap_loc)
+            if walked:  # not unmapped meanwhile (zap_pte_range's rmap_loc)
                 visited.append((mm, vp))
         self.rmap_walk_unlock(op, walk)
