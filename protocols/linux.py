@@ -74,7 +74,14 @@ class Linux(Protocol):
         ubc = task.tlb_ubc
         self.arch.arch_tlbbatch_add_pending(ubc.arch, mm, vpage)
         ubc.flush_required = True
-        # barrier(); then atomic_inc / the cmpxchg reset when pending grows large
+        # barrier(); then atomic_inc / the cmpxchg reset when pending grows large.
+        # Simplified (docs/model.md H2): the word is read here, before the automatic point
+        # at the store below, so another CPU's store can land in between and be overwritten;
+        # the kernel's atomic_inc and try_cmpxchg lose no update. The value stored here was
+        # read after this deferral's PTE was cleared, so a flush_tlb_batched_pending whose
+        # cmpxchg it lets succeed had read, and flushed, after that clear; any other lost
+        # update leaves the word pending (one flush_tlb_mm too many). Away from the overflow
+        # reset: at tiny widths that one is ABA-prone anyway (docs/SOUNDNESS.md, gen2).
         st = mm.proto
         batch = st.tlb_flush_batched
         if (batch & self.pending_mask) > self.pending_large:
