@@ -126,10 +126,17 @@ def point(effect: str) -> None:
 
 
 class atomic_section:
-    """``with atomic_section():`` the effects inside have no point between them: what the
-    kernel does under a spinlock or with a generation marked only after the work (a
-    protocol's own lock, which the hook API has no other way to express). An effect after
-    the block is still a point (the block counts as one effect).
+    """``with atomic_section():`` the reads and effects inside have no point between them:
+    what the kernel does under a spinlock, with one atomic instruction (``atomic_inc``, a
+    ``cmpxchg`` loop: read, compute, write back), or with a generation marked only after the
+    work (a protocol's own lock, which the hook API has no other way to express). The block
+    counts as one effect: when the hook had an effect since its last point, it pauses at
+    the block's entry, *before* the reads inside (other CPUs run there, as between any two
+    effects), and an effect after the block is a point again.
+
+    Entering is what makes a read-modify-write atomic: without the block, a value read
+    before a point and stored after it overwrites what other CPUs stored between
+    (docs/model.md H2, H5).
 
     Example::
 
@@ -142,6 +149,15 @@ class atomic_section:
 
     def __enter__(self):
         global _atomic_depth
+        if not _atomic_depth:
+            run = _active
+            if run is not None and getcurrent() is run:  # a pausable hook, running
+                last = run.last
+                if last is not None:  # an effect since the last point: the point is here
+                    run.effect = last
+                    run.trace.event(run.who, "point", run.name, last)
+                    run.parent.switch(_PAUSE)
+                    run.last = None
         _atomic_depth += 1
         return self
 
@@ -279,6 +295,14 @@ def paused_hook(op):
     return run.name if run is not None and run.effect is not None else None
 
 
+def paused_before_section(op) -> bool:
+    """Is ``op`` paused at the entry of an :class:`atomic_section` (before the reads inside:
+    a store by another CPU now cannot be overwritten by the section)?"""
+    run = _paused_run(op)
+    f = run.gr_frame if run is not None else None
+    return f is not None and f.f_code is _ENTER_CODE
+
+
 class watching:
     """``with watching(fn):`` every store a pausable hook makes to an attribute of shared
     protocol state (per-mm, per-VMA or the protocol object's own) calls ``fn(state,
@@ -355,6 +379,7 @@ def finish_hook(machine, op):
 _DRIVE_CODE = _drive.__code__
 _BODY_CODE = _body.__code__
 _POINT_CODE = point.__code__
+_ENTER_CODE = atomic_section.__enter__.__code__
 
 
 # -- the protocol side -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ Per mm: ``mm->tlb_flush_batched`` is an atomic packing a *pending* generation
 the machine's ``MachineConfig.batch_gen_bits`` (15 by default, as mainline; the ``gen2``
 config uses 2 bits, so the overflow reset is reached at the third deferral).
 """
+from conformance.hookpoints import atomic_section
 from conformance.protocol import Protocol
 
 TLB_FLUSH_BATCH_FLUSHED_SHIFT = 16
@@ -74,22 +75,22 @@ class Linux(Protocol):
         ubc = task.tlb_ubc
         self.arch.arch_tlbbatch_add_pending(ubc.arch, mm, vpage)
         ubc.flush_required = True
-        # barrier(); then atomic_inc / the cmpxchg reset when pending grows large.
-        # Simplified (docs/model.md H2): the word is read here, before the automatic point
-        # at the store below, so another CPU's store can land in between and be overwritten;
-        # the kernel's atomic_inc and try_cmpxchg lose no update. The value stored here was
-        # read after this deferral's PTE was cleared, so a flush_tlb_batched_pending whose
-        # cmpxchg it lets succeed had read, and flushed, after that clear; any other lost
-        # update leaves the word pending (one flush_tlb_mm too many). Away from the overflow
-        # reset: at tiny widths that one is ABA-prone anyway (docs/SOUNDNESS.md, gen2).
+        # barrier(); then atomic_inc, or the try_cmpxchg loop that resets the word when
+        # pending grows large: one atomic read-modify-write. The block pauses at its entry,
+        # after arch_tlbbatch_add_pending and before the read, and nothing can come between
+        # the read and the store (read before the point, the store put back a value that
+        # other CPUs' increments had passed: a flush_tlb_batched_pending could then see its
+        # old value again and mark this deferral flushed without a flush, a false S3 that
+        # the soundness campaign found, docs/SOUNDNESS.md).
         st = mm.proto
-        batch = st.tlb_flush_batched
-        if (batch & self.pending_mask) > self.pending_large:
-            # "Prevent `pending' from catching up with `flushed' because of overflow.
-            # Reset `pending' and `flushed' to be 1 and 0 if `pending' becomes large."
-            st.tlb_flush_batched = self.batch_reset(batch)
-        else:
-            st.tlb_flush_batched = batch + 1
+        with atomic_section():
+            batch = st.tlb_flush_batched
+            if (batch & self.pending_mask) > self.pending_large:
+                # "Prevent `pending' from catching up with `flushed' because of overflow.
+                # Reset `pending' and `flushed' to be 1 and 0 if `pending' becomes large."
+                st.tlb_flush_batched = self.batch_reset(batch)
+            else:
+                st.tlb_flush_batched = batch + 1
         if pteval.dirty:
             ubc.writable = True
 

@@ -112,3 +112,33 @@ def test_a_branch_finds_what_the_example_missed_and_replays_byte_for_byte():
     linux = walk.run_example(load_protocol("linux"), seed=seed, swarm=True)
     assert linux.failure is None
     assert linux.steps > len(linux.machine.actions)  # its branches ran and counted
+
+
+def _store_beside_a_paused_increment(monkeypatch):
+    """Mainline: reclaim on CPU0 paused at the entry of set_tlb_ubc_flush_pending's atomic
+    section (it has not read tlb_flush_batched yet) while madvise(PAGEOUT) on CPU1 stores the
+    word in flush_tlb_batched_pending's cmpxchg; a stale entry counts as alive throughout
+    (the flush would otherwise have removed them). Returns the watch's mark."""
+    import conformance.search.conflict as conflict
+    monkeypatch.setattr(conflict, "stale_alive", lambda m, mm=None: True)
+    m = Machine(load_protocol("linux"), MachineConfig(nframes=8))
+    w = ConflictWatch(m)
+    with watching(w):
+        m.reclaim(2, (1,))      # defers mm0:v1, paused at its section's entry
+        m.reclaim(0, (2,))      # defers mm0:v2, paused at its section's entry
+        m.advance(0)            # CPU2's increment: pending 1
+        m.switch_mm(1, 0)
+        mad = m.madvise(1, 1, 1, "pageout")  # flush_tlb_batched_pending: flush, paused
+        while mad in m.ops and w.mark is None:
+            m.advance(mad.id)   # ... its cmpxchg stores the word
+    return w.mark
+
+
+def test_no_mark_for_a_hook_paused_before_its_atomic_section(monkeypatch):
+    assert _store_beside_a_paused_increment(monkeypatch) is None
+
+
+def test_without_the_section_test_that_store_would_mark(monkeypatch):
+    import conformance.hookpoints as hp
+    monkeypatch.setattr(hp, "paused_before_section", lambda op: False)
+    assert _store_beside_a_paused_increment(monkeypatch) is not None

@@ -400,3 +400,61 @@ def test_at_two_bits_the_overflow_reset_lets_a_cmpxchg_succeed_on_a_recycled_val
 def test_gen2_is_no_longer_in_the_wide_soundness_set():
     from conformance.config import CONFIG_SETS
     assert "gen2" not in dict(CONFIG_SETS["wide"])
+
+
+# -- mainline's pending increment is one atomic read-modify-write -----------------------------
+# flushcheck soundness --config-set wide --swarm --budget 15 --seed 20261703 (2026-12-03
+# 21:13): two S3 on linux in 262,600 examples. Both: reclaim's set_tlb_ubc_flush_pending read
+# mm->tlb_flush_batched before its automatic point, other CPUs' increments passed it, its
+# store put the counter back; a later increment recreated the value a paused
+# flush_tlb_batched_pending had read, whose cmpxchg then succeeded over a deferral it had not
+# flushed (docs/SOUNDNESS.md). The kernel's atomic_inc cannot move the counter back.
+PENDING_MOVED_BACK = {  # config "tight": mmap returns with CPU0 caching the cleared v3
+    "cfg": MachineConfig(nframes=8),
+    "actions": [
+        ("reclaim", (2, (1,))), ("reclaim", (0, (2, 3))), ("advance", (0,)),
+        ("reclaim", (1, (0,))), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
+        ("advance", (2,)), ("advance", (2,)), ("advance", (0,)), ("switch_mm", (1, 0)),
+        ("madvise", (1, 1, 1, "pageout")), ("advance", (0,)), ("fill", (0, 3))]
+    + [("advance", (1,))] * 6 + [("advance", (3,)), ("advance", (3,)), ("advance", (0,)),
+                                 ("advance", (0,)), ("mmap", (2, 3, 1, None, False, True)),
+                                 ("advance", (4,))],
+}
+PENDING_MOVED_BACK_MPROTECT = {  # config "default": mprotect returns with CPU2 caching v1
+    "cfg": MachineConfig(),
+    "actions": [("migrate", (2, (2, 3))), ("reclaim", (1, (0, 1)))] + [("advance", (0,))] * 10
+    + [("munmap", (0, 2, 2)), ("advance", (1,))] + [("advance", (0,))] * 5
+    + [("advance", (1,)), ("advance", (1,)), ("fill", (2, 1)), ("advance", (1,)),
+       ("advance", (1,)), ("advance", (1,)), ("advance", (2,)), ("advance", (2,)),
+       ("mprotect", (2, 1, 1, False)), ("advance", (3,))],
+}
+
+
+@pytest.mark.parametrize("case", [PENDING_MOVED_BACK, PENDING_MOVED_BACK_MPROTECT],
+                         ids=["mmap-tight", "mprotect-default"])
+def test_the_pending_increment_cannot_move_the_counter_back(case):
+    from conformance.reproducer import replay_actions
+    assert replay_actions(LINUX, case["cfg"], False, case["actions"]) is None
+
+
+@pytest.mark.parametrize("case", [PENDING_MOVED_BACK, PENDING_MOVED_BACK_MPROTECT],
+                         ids=["mmap-tight", "mprotect-default"])
+def test_a_split_increment_gave_mainline_a_false_s3(case, monkeypatch):
+    from conformance.reproducer import replay_actions
+    from old_model import split_pending_increment
+    monkeypatch.setattr(LINUX, "set_tlb_ubc_flush_pending", split_pending_increment)
+    f = replay_actions(LINUX, case["cfg"], False, case["actions"])
+    assert f is not None and f.rule == "S3" and "still caches" in str(f)
+
+
+def test_an_atomic_section_pauses_at_its_entry_after_an_effect():
+    """The point of a hook whose effect is followed by an atomic section is at the block's
+    entry, before the reads inside: the pause event is traced, and the read-modify-write
+    that follows runs in the next step."""
+    m = Machine(LINUX, MachineConfig(nframes=8))
+    m.reclaim(2, (1,))  # clears mm0:v1, pauses in set_tlb_ubc_flush_pending
+    assert [e[3] for e in m.trace.events if e[2] == "point"] == [
+        ("set_tlb_ubc_flush_pending", "arch_tlbbatch_add_pending")]
+    assert m.mms[0].proto.tlb_flush_batched == 0  # not read yet
+    m.advance(0)
+    assert m.mms[0].proto.tlb_flush_batched == 1

@@ -20,7 +20,10 @@ The watch (:class:`ConflictWatch`) is generic: it knows no protocol and no field
   Simplification: helpers the hook calls, and dict or list items (LUF's ``pending``), are
   not looked into.
 * **Paused inside it**: the operation is stopped at one of the hook's interleaving points
-  (:func:`conformance.hookpoints.paused_hook`), not in kernel code.
+  (:func:`conformance.hookpoints.paused_hook`), not in kernel code, and not at the entry of an
+  atomic section (:func:`conformance.hookpoints.paused_before_section`): there the hook has
+  not read yet, and the section's read and write have no point between them (mainline's
+  ``atomic_inc`` of ``tlb_flush_batched``).
 * **Another hook**: two calls of one hook racing on a field (two reclaims bumping mainline's
   ``tlb_flush_batched`` generation) are the hook's own concurrency, which every reclaim-heavy
   example has; the watch looks for one hook's update inside another hook's window.
@@ -123,7 +126,10 @@ class ConflictWatch:
             if op is who:
                 continue
             hook = hookpoints.paused_hook(op)
-            if hook is not None and hook != storer and field in rmw_fields(self._cls, hook):
+            # a hook paused at an atomic section's entry has not read the field yet: the
+            # section reads it after this store, so nothing is overwritten
+            if hook is not None and hook != storer and field in rmw_fields(self._cls, hook) \
+                    and not hookpoints.paused_before_section(op):
                 if stale_alive(m, self._mm_of(state)):
                     self.mark = len(m.actions)
                 return
