@@ -264,8 +264,8 @@ def paused_frames(gen) -> list:
     frames = []
     f = run.gr_frame
     while f is not None and f.f_code is not _BODY_CODE:
-        if f.f_code is not _POINT_CODE:
-            frames.append(f)
+        if f.f_code is not _POINT_CODE and f.f_code is not _ENTER_CODE:  # the pause itself:
+            frames.append(f)  # its caller's position says where, its locals are trace text
         f = f.f_back
     frames.reverse()
     # a generator hook paused at its own yield: its frame is below _body's, not above
