@@ -10,6 +10,10 @@ fixing commit), ``LITMUS`` (its litmus file) and ``EXPECTED_VIOLATION`` is one r
   budget and engine) for seeds 0..N-1: how many failed (and with which rule), the median
   and slowest time to first failure, the shrunk lengths (machine actions) and in how many
   the explorer proved that no interleaving of the failure's operations fails sooner;
+* a failure certify's shrink left unproven (its explorer cap ran out) is proven here, outside
+  certify, by the search its report prints (``flushcheck explore FILE --shorter-than L``)
+  with a larger cap (``--prove-states``, 0: not at all); the last column counts those proofs
+  apart ("k outside certify"), and a shorter interleaving found there would be shown too;
 * the power table: for budgets of 1, 10 and 60 s, in how many seeds each module failed
   (time to first failure within the budget: with one job a shorter budget runs the same
   chunks in the same order), written to docs/CORPUS.md and docs/corpus_power.json, which
@@ -36,7 +40,7 @@ sys.path.insert(0, ROOT)
 
 from conformance.certify import certify  # noqa: E402
 from conformance.search.explorer import explore  # noqa: E402
-from conformance.litmus import LITMUS_DIR, load  # noqa: E402
+from conformance.litmus import LITMUS_DIR, load, parse  # noqa: E402
 from conformance.registry import load_protocol, protocol_names  # noqa: E402
 
 
@@ -56,7 +60,30 @@ POWER_BUDGETS = (1.0, 10.0, 60.0)
 POWER_JSON = os.path.join(ROOT, "docs", "corpus_power.json")
 
 
-def measure(name, cls, mod, seeds: int, budget: float, jobs: int) -> dict:
+#: the states cap of the proofs made outside certify (certify's own: 25,000); 2.7's seed 5,
+#: 19 actions, needed 89,585
+PROVE_STATES = 400_000
+
+
+def prove_outside(cls, r, max_states: int) -> dict | None:
+    """The proof certify's report prints for an unproven failure (``flushcheck explore
+    FILE --shorter-than L``), with ``max_states``: ``dict(proven, shorter, states, seconds)``
+    (``proven`` None when the cap ran out too; ``shorter`` the length and rule of a shorter
+    failing interleaving, if one exists); None when there is nothing to prove."""
+    if not r.failures or r.proven or not r.litmus or not max_states:
+        return None
+    t0 = time.monotonic()
+    res = explore(parse(r.litmus, "<corpus proof>"), cls, max_states=max_states,
+                  shorter_than=r.shrunk_length)
+    f = res.failure
+    shorter = f"{len(f.machine.actions)} actions ({f.rule})" if f is not None else None
+    proven = False if shorter is not None else (True if res.complete else None)
+    return dict(proven=proven, shorter=shorter, states=res.states,
+                seconds=time.monotonic() - t0)
+
+
+def measure(name, cls, mod, seeds: int, budget: float, jobs: int,
+            prove_states: int = PROVE_STATES) -> dict:
     sc = load(os.path.join(LITMUS_DIR, mod.LITMUS + ".litmus"))
     ex = explore(sc, cls)
     fixed = explore(sc, load_protocol("linux"))
@@ -65,12 +92,15 @@ def measure(name, cls, mod, seeds: int, budget: float, jobs: int) -> dict:
         t0 = time.monotonic()
         r = certify(cls, budget_s=budget, seed=s, jobs=jobs, database=None)
         rules = [f.rule for f in r.failures]
+        wall = time.monotonic() - t0
+        outside = prove_outside(cls, r, prove_states)
         runs.append(dict(seed=s, found=bool(rules), expected=mod.EXPECTED_VIOLATION in rules,
                          rules=rules, ttf=r.first_failure_s, proven=r.proven,
                          shrunk=r.shrunk_length if r.failures else None,
-                         wall=time.monotonic() - t0))
+                         wall=wall, outside=outside))
         print(f"  {name} seed {s}: {rules or 'pass'} ttf={r.first_failure_s} "
-              f"shrunk={runs[-1]['shrunk']} proven={r.proven}", flush=True)
+              f"shrunk={runs[-1]['shrunk']} proven={r.proven}"
+              + (f" outside certify: {outside}" if outside else ""), flush=True)
     return dict(name=name, mod=mod, ex=ex, fixed=fixed, runs=runs)
 
 
@@ -91,7 +121,22 @@ def _fmt_row(row) -> str:
     return (f"| {mod.BUG} | `{mod.FIXED_BY}` | `{row['name']}` | {mod.SUMMARY} | "
             f"{mod.EXPECTED_VIOLATION} | {ex.verdict} | {ex_len} | {ex.states} states, "
             f"{ex.seconds:.2f} s | {fixed.verdict} ({fixed.states} states) | {found_txt} | "
-            f"{med_txt} | {slowest} | {shr_txt} | {sum(r['proven'] for r in found)}/{len(found)} |")
+            f"{med_txt} | {slowest} | {shr_txt} | {_fmt_proven(found)} |")
+
+
+def _fmt_proven(found) -> str:
+    """``n/N``: runs whose shrunk length is proven the explorer's shortest of its operations,
+    inside certify or outside it (:func:`prove_outside`, counted apart), and any run a
+    shorter interleaving of which fails."""
+    inside = sum(1 for r in found if r["proven"])
+    out = [r["outside"] for r in found if r.get("outside")]
+    outside = sum(1 for o in out if o["proven"])
+    shorter = [o["shorter"] for o in out if o["shorter"] is not None]
+    txt = f"{inside + outside}/{len(found)}"
+    notes = ([f"{outside} outside certify"] if outside else []) + \
+        ([f"{len(shorter)} with a shorter one: {', '.join(shorter)}"]
+         if shorter else [])
+    return txt + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def power(rows, budgets=POWER_BUDGETS) -> dict:
@@ -135,12 +180,16 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--only", action="append", default=None, help="only these protocol modules")
     ap.add_argument("--print-only", action="store_true", help="print the tables, do not write")
+    ap.add_argument("--prove-states", type=int, default=PROVE_STATES,
+                    help="states cap of the proofs outside certify of the failures its shrink "
+                         "left unproven (0: none)")
     args = ap.parse_args()
     rows = []
     for name, cls, mod in corpus_protocols():
         if args.only and name not in args.only:
             continue
-        rows.append(measure(name, cls, mod, args.seeds, args.budget, args.jobs))
+        rows.append(measure(name, cls, mod, args.seeds, args.budget, args.jobs,
+                            args.prove_states))
     head = ("| § | fixed by | module | what went wrong | rule | explorer verdict | shortest "
             "counterexample | explorer cost | `linux` on the file | random: found | median "
             "time to first failure | slowest | shrunk length (actions) | shrunk = explorer "
