@@ -34,7 +34,10 @@ The point sits *after* an effect and *before* the next one, at the protocol's bo
 (nothing is half done): a hook with one effect has no automatic point, one that flushes
 and then frees has one. The window before a hook's first effect and after its last one
 is the calling kernel path's (its own ``yield`` statements; docs/model.md). Reads are no effects:
-a hook's reads between two effects happen before the point (docs/model.md).
+a hook's reads between two effects happen before the point (docs/model.md), so a value read
+there and stored back after it can overwrite what other CPUs stored; where the kernel reads
+and writes back atomically (``atomic_inc``, a ``cmpxchg`` loop, a lock of its own), the
+protocol says so with :class:`atomic_section`, which moves the point before its reads.
 
 Mechanism: a hook the kernel calls where it may be interleaved ("may yield" in
 :mod:`conformance.protocol`; the model's ``yield from hook(...)``) runs in a ``greenlet``;
