@@ -111,9 +111,10 @@ class _Run(greenlet):
     __slots__ = ("who", "name", "trace", "depth", "effect", "last", "exc")
 
 
-def point(effect: str) -> None:
+def point(effect: str | None) -> None:
     """The running hook is about to have ``effect``: if it already had one since its last
-    point, pause here first (other CPUs run between the two effects).
+    point, pause here first (other CPUs run between the two effects). ``None``: a point with
+    no effect of its own (an :class:`atomic_section`'s entry, whose effects follow).
 
     Called at the protocol's boundary, before the effect starts (nothing is half done);
     outside a pausable hook (kernel code, an atomic hook) it does nothing.
@@ -152,15 +153,8 @@ class atomic_section:
 
     def __enter__(self):
         global _atomic_depth
-        if not _atomic_depth:
-            run = _active
-            if run is not None and getcurrent() is run:  # a pausable hook, running
-                last = run.last
-                if last is not None:  # an effect since the last point: the point is here
-                    run.effect = last
-                    run.trace.event(run.who, "point", run.name, last)
-                    run.parent.switch(_PAUSE)
-                    run.last = None
+        if not _atomic_depth:  # the block's point, before its reads (a nested block has none)
+            point(None)
         _atomic_depth += 1
         return self
 
@@ -302,8 +296,8 @@ def paused_before_section(op) -> bool:
     """Is ``op`` paused at the entry of an :class:`atomic_section` (before the reads inside:
     a store by another CPU now cannot be overwritten by the section)?"""
     run = _paused_run(op)
-    f = run.gr_frame if run is not None else None
-    return f is not None and f.f_code is _ENTER_CODE
+    f = run.gr_frame if run is not None else None  # point()'s frame, called by __enter__
+    return f is not None and f.f_back is not None and f.f_back.f_code is _ENTER_CODE
 
 
 class watching:

@@ -33,21 +33,3 @@ def skip_dirty_flush_if_gathered(orig):
         return orig(self, task)
     return try_to_unmap_flush_dirty
 
-
-def split_pending_increment(self, task, mm, pteval, vpage):
-    """``Linux.set_tlb_ubc_flush_pending`` before the soundness fix of 2026-12-03 21:20: the
-    word read before the automatic point at its store (no ``atomic_section``), so a store
-    computed from a stale value can move the counter back (a false S3 on mainline)."""
-    if pteval.kind != 1:
-        return
-    ubc = task.tlb_ubc
-    self.arch.arch_tlbbatch_add_pending(ubc.arch, mm, vpage)
-    ubc.flush_required = True
-    st = mm.proto
-    batch = st.tlb_flush_batched
-    if (batch & self.pending_mask) > self.pending_large:
-        st.tlb_flush_batched = self.batch_reset(batch)
-    else:
-        st.tlb_flush_batched = batch + 1
-    if pteval.dirty:
-        ubc.writable = True
