@@ -18,7 +18,9 @@ Format (``#`` starts a comment)::
     R    finish
 
 CPU verbs: ``touch r|w vN`` (access; on a fault run the fault to completion and
-access again), ``read vN``, ``write vN`` (one access; a fault runs to completion), ``fill vN``, ``evict K``, ``switch mmN``,
+access again), ``read vN``, ``write vN`` (one access; a fault runs to completion, or until it
+waits for a lock another operation of the script holds, then on at the end), ``fill vN``,
+``evict K``, ``switch mmN``,
 ``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
@@ -304,8 +306,12 @@ class _Runner:
                 self.touch(cpu, self.vpage(no, w[3]), w[2] == "w")
             elif verb in ("read", "write"):
                 if m.user_access(cpu, self.vpage(no, w[2]), verb == "write") == "fault":
-                    fault = m.tlbs.cpus[cpu].op  # the fault handler runs to completion
-                    while fault in m.ops:
+                    # the fault handler runs to completion, or until it waits for a lock an
+                    # operation of the script holds: then it runs on at the end, with the
+                    # rest (a protocol that flushed at once faults where another one writes
+                    # through its stale entry)
+                    fault = m.tlbs.cpus[cpu].op
+                    while fault in m.ops and fault.runnable():
                         m.advance(fault.id)
             else:
                 self.cpu_verb(no, cpu, w[1:])

@@ -495,18 +495,23 @@ class Machine:
             self.oracle.expected[loc] = value
             self.oracle.check_mappings_of(loc)
         if self.mem.fork_copies and loc is not None:
-            self._fork_window_store(frame, value)
+            self._fork_window_store(frame, value, loc)
         self.oracle.check_frame(frame)
         return "wrote"
 
-    def _fork_window_store(self, frame: int, value: int) -> None:
-        """A store through a parent's writable TLB entry to a folio that a fork in flight
-        has already shared and write-protected, before its ``flush_tlb_mm``: the child sees
-        it, as if the store came before the fork (``PhysMem.fork_copies``; after the flush
-        no such store can happen unless a protocol left the entry, then O1/C1 judge)."""
-        for _fork, cloc in self.mem.fork_copies.get(frame, ()):
-            self.oracle.expected[cloc] = value
-            self.oracle.check_mappings_of(cloc)
+    def _fork_window_store(self, frame: int, value: int, loc) -> None:
+        """A store to location ``loc`` through a parent's writable TLB entry to a folio that
+        a fork in flight has already copied an entry of, before its ``flush_tlb_mm``: the
+        child sees it, as if the store came before the fork (``PhysMem.fork_copies``, filled
+        by :meth:`~conformance.mm.memory.copy.CopyPaths.copy_pte_range`: a write-protected
+        present PTE, a migration entry, a swap entry with its folio in the swap cache; after
+        the flush no such store can happen unless a protocol left the entry, then O1/C1
+        judge). Only a store to the location the entry was copied from counts: the child's
+        location follows that folio, not whatever the frame holds later."""
+        for _fork, cloc, ploc in self.mem.fork_copies.get(frame, ()):
+            if ploc == loc:
+                self.oracle.expected[cloc] = value
+                self.oracle.check_mappings_of(cloc)
 
     def _note_use(self, mm, vpage: int, e) -> None:
         """Coverage: a user access uses ``e`` while operations are in flight; if it is stale

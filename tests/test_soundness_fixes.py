@@ -462,3 +462,75 @@ def test_an_atomic_section_pauses_at_its_entry_after_an_effect():
     assert m.mms[0].proto.tlb_flush_batched == 0  # not read yet
     m.advance(0)
     assert m.mms[0].proto.tlb_flush_batched == 1
+
+
+# -- a store in a fork's window reaches the child through a copied non-present entry -------------
+# flushcheck certify linux --seed 20261802 (2026-12-04 00:15): C1 on linux. A fork copied the
+# migration entry of mm0:v0 while the migration's flush was still deferred; CPU2's store through
+# its stale writable entry landed in the old folio, the migration copied it to the page both mms
+# then map, and the oracle still expected the child's v0 to hold the value from before the
+# store: it counted a fork-window store for the child only over a copied present PTE
+# (docs/SOUNDNESS.md, litmus/model-fork-copies-*.litmus).
+FORK_COPIES_MIGRATION = {
+    "cfg": MachineConfig(ncpus=4, vpages=2, ptes_per_table=1),
+    "actions": [
+        ("munmap", (3, 0, 1)), ("advance", (0,)), ("fork", (0, 1)), ("migrate", (3, (0,))),
+        ("advance", (2,)), ("advance", (2,)), ("advance", (1,)), ("user_access", (2, 0, True)),
+        ("advance", (1,)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
+        ("fill", (3, 0)), ("advance", (2,)), ("advance", (2,))],
+}
+FORK_COPIES_FILES = ("model-fork-copies-migration-entry", "model-fork-copies-swap-entry")
+
+
+def _fork_copies_of_present_ptes_only(monkeypatch):
+    """``copy_pte_range`` as it was before the fix: a fork-window entry only for a copied
+    present PTE (its source with the migration and swap entries' lines taken out)."""
+    import inspect
+    import textwrap
+
+    import conformance.mm.memory.copy as C
+
+    src = textwrap.dedent(inspect.getsource(C.CopyPaths.copy_pte_range))
+    lines = src.splitlines(keepends=True)
+    record = "mem.fork_copies.setdefault("
+    at = [i for i, line in enumerate(lines) if record in line]
+    assert len(at) == 3  # swap, migration, present: keep the last
+    for i in at[:2]:
+        lines[i] = lines[i][:len(lines[i]) - len(lines[i].lstrip())] + "pass\n"
+    ns: dict = {}
+    exec(compile("".join(lines), C.__file__, "exec"), C.__dict__, ns)  # noqa: S102
+    monkeypatch.setattr(C.CopyPaths, "copy_pte_range", ns["copy_pte_range"])
+
+
+def test_a_store_in_the_fork_window_reaches_the_child_through_a_migration_entry():
+    from conformance.reproducer import replay_actions
+    assert replay_actions(LINUX, FORK_COPIES_MIGRATION["cfg"], False,
+                          FORK_COPIES_MIGRATION["actions"]) is None
+    for name in FORK_COPIES_FILES:
+        assert verdict(run(SCENARIOS[name], LINUX)) == "pass"
+
+
+def test_present_ptes_only_gave_mainline_a_false_c1(monkeypatch):
+    from conformance.reproducer import replay_actions
+    _fork_copies_of_present_ptes_only(monkeypatch)
+    f = replay_actions(LINUX, FORK_COPIES_MIGRATION["cfg"], False,
+                       FORK_COPIES_MIGRATION["actions"])
+    assert f is not None and f.rule == "C1" and "anon2:v0 is 0" in str(f)
+    for name in FORK_COPIES_FILES:
+        f = run(SCENARIOS[name], LINUX)
+        assert f is not None and f.rule == "C1", name
+
+
+def test_a_fork_window_store_counts_only_for_its_own_location(monkeypatch):
+    """The old folio of a migration that ended inside the fork's window is taken and written
+    by another mm: with the location check the child passes (tests/test_litmus.py); without
+    it the child is expected to hold that mm's value."""
+    def any_store_to_the_frame(self, frame, value, loc):
+        for _fork, cloc, _ploc in self.mem.fork_copies.get(frame, ()):
+            self.oracle.expected[cloc] = value
+            self.oracle.check_mappings_of(cloc)
+    sc = SCENARIOS["model-fork-window-frame-reused"]
+    assert verdict(run(sc, LINUX)) == "pass"
+    monkeypatch.setattr(Machine, "_fork_window_store", any_store_to_the_frame)
+    f = run(sc, LINUX)
+    assert f is not None and f.rule == "C1" and "is 1000000" in str(f)

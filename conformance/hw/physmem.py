@@ -69,9 +69,11 @@ class PhysMem:
         # fork (Kernel.dup_mmap): cow[f] is !PageAnonExclusive of an anonymous folio that a
         # fork shared (cleared when a COW fault reuses it, and when the frame is freed);
         # anon_root[anon_id] the anon_vma root a forked anonymous memory hangs off
-        # (anon_vma_fork); fork_copies[f] the child locations of a folio a fork in flight
-        # has shared but not yet flushed (oracle bookkeeping: a store through the parent's
-        # still-writable TLB entry then lands in both, as if it came before the fork)
+        # (anon_vma_fork); fork_copies[f]: (fork, child location, parent location) for each
+        # entry a fork in flight has copied whose folio is f (a present PTE, a migration
+        # entry, a swap entry whose slot is in the swap cache) until the fork's flush
+        # (oracle bookkeeping: a store through the parent's still-writable TLB entry then
+        # reaches both, as if it came before the fork; Machine._fork_window_store)
         self.cow = [False] * nframes
         self.anon_root: dict[int, int] = {}
         self.fork_copies: dict[int, list] = {}

@@ -28,6 +28,17 @@ class CopyPaths:
         and mapped read-only in the child (``pte_wrprotect``; ``pte_mkold``; D kept: a
         private mapping is not made clean), a new PTE instance. Every child slot gets the
         parent location's value (oracle). Unlock both; the caller yields.
+
+        The fork window (until ``dup_mmap``'s ``flush_tlb_mm``): a parent CPU may still
+        cache a writable dirty entry to the folio behind each copied entry, and a store
+        through it reaches the child too. ``PhysMem.fork_copies`` records (fork, child
+        location, parent location) per frame (:meth:`Machine._fork_window_store`): for a
+        present PTE its frame (``ptep_set_wrprotect`` without a flush); for a migration
+        entry the folio being migrated (its stale entry is the migration's deferred flush:
+        a store before that flush is copied to the new folio, which ``remove_migration_ptes``
+        maps in both mms); for a swap entry the swap-cache folio of its slot, if any (a
+        reclaim's deferred flush: the child's swap-in finds that folio, or the slot written
+        from it).
         Simplification: no GUP pins, so ``folio_try_dup_anon_rmap_pte`` never fails
         (``copy_present_page`` is never needed).
         """
@@ -54,6 +65,9 @@ class CopyPaths:
                 mem.swap_map[pte.slot] += 1  # swap_duplicate
                 dst.kind, dst.slot = SWAP, pte.slot
                 self.trace.msg(op, "copy swap entry mm%d:v%d [slot%d]", mm.id, vp, pte.slot)
+                cached = mem.swap_cache.get(pte.slot)
+                if cached is not None:  # the child's swap-in will find this folio
+                    mem.fork_copies.setdefault(cached, []).append((op, cloc, loc))
                 continue
             frame = pte.frame
             mem.cow[frame] = True
@@ -62,11 +76,14 @@ class CopyPaths:
                 pte.writable = False  # make_readable_migration_entry, both mms
                 dst.kind, dst.frame, dst.writable, dst.dirty = MIGRATION, frame, False, pte.dirty
                 self.trace.msg(op, "copy migration entry mm%d:v%d [pfn%d]", mm.id, vp, frame)
+                # the migration copies this folio, stores before its flush included, to
+                # the page remove_migration_ptes maps in both mms
+                mem.fork_copies.setdefault(frame, []).append((op, cloc, loc))
                 continue
             pte.writable = False  # ptep_set_wrprotect(src_mm, addr, src_pte)
             dst.set_present(frame, False, pte.dirty, self.m.new_pte_inst())
             self.rmap_add(frame, child, vp)
-            mem.fork_copies.setdefault(frame, []).append((op, cloc))
+            mem.fork_copies.setdefault(frame, []).append((op, cloc, loc))
             self.trace.msg(op, "copy_present_pte(mm%d:v%d -> mm%d) [pfn%d, wrprotect]",
                            mm.id, vp, child.id, frame)
         self.unlock(op, src_ptl)
