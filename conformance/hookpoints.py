@@ -567,10 +567,46 @@ def _generated(name: str, fn, body: str):
 def _pausable(name: str, fn):
     """``fn`` (a hook the kernel may interleave) as the kernel's entry: called by the
     kernel, it returns the :func:`_drive` generator; called from protocol code (a hook
-    calling a hook), it runs plainly where it is."""
+    calling a hook), it runs where it is, a generator hook to its end (:func:`_nested`)."""
     return _generated(name, fn, "    if _depth:\n"
-                                "        return fn(self, {args})\n"
+                                "        r = fn(self, {args})\n"
+                                "        return _nested(r) if r.__class__ is GeneratorType else r\n"
                                 "    return _drive(fn, self, ({args},))\n")
+
+
+class _Done:
+    """What a generator hook called by another hook returns once :func:`_nested` ran it:
+    iterating it ends at once with the hook's return value, so ``yield from`` of the call
+    gives that value, and a plain call has run the hook all the same."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration(self.value)
+
+
+def _nested(gen) -> _Done:
+    """Run generator hook ``gen``, called by another hook, to its end here: each ``yield`` is
+    a point when the calling hook can pause (as :func:`_body` makes them), and nothing in
+    an atomic hook or an :class:`atomic_section`, where no point is. Before, a hook calling
+    a generator hook as a plain function (mainline's ``try_to_unmap_flush_dirty`` calls
+    ``try_to_unmap_flush``) got the generator back unrun: a generator override's flush
+    silently never happened (a false S2 for a correct variant)."""
+    try:
+        gen.send(None)
+        while True:
+            run = _active
+            if run is not None and getcurrent() is run and not _atomic_depth:
+                _pause_at_yield()
+            gen.send(None)
+    except StopIteration as stop:
+        return _Done(stop.value)
 
 
 def _atomic(name: str, fn, shares: bool):

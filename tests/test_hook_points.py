@@ -232,3 +232,59 @@ def test_litmus_until_stops_at_a_named_point():
     sc = parse(SCRIPT)
     assert run(sc, load_protocol("mut_gather_free_before_flush")).rule == "S1"
     assert run(sc, load_protocol("linux")) is None
+
+
+class _GenFlush(Linux):
+    """linux with one more point at the start of ``try_to_unmap_flush``, which mainline's
+    ``try_to_unmap_flush_dirty`` calls as a plain function."""
+
+    def try_to_unmap_flush(self, task):
+        yield
+        return super().try_to_unmap_flush(task)
+
+
+def test_a_generator_hook_called_by_a_hook_runs_to_its_end():
+    """Reclaim of a dirty page that CPU0 and CPU2 cache: try_to_unmap_flush_dirty's plain
+    call runs the generator override (the flush before pageout), its yield a point. With the
+    generator handed back unrun, as before, the copy-out found the writable entries: S2."""
+    m = Machine(_GenFlush)
+    m.reclaim(1, (m.frame_of(0, 0),))
+    m.drain()
+    m.check_quiescent()
+    points = [e[3] for e in m.trace.events if e[2] == "point"]
+    assert ("try_to_unmap_flush_dirty", "yield") in points
+    text = m.trace.timeline(3)
+    assert text.index("arch_tlbbatch_flush") < text.index("pageout")
+
+
+def test_a_generator_hook_run_unrun_was_a_false_s2(monkeypatch):
+    import conformance.hookpoints as hp
+    from conformance.errors import S2Violation
+
+    monkeypatch.setattr(hp, "_nested", lambda gen: gen)  # the generator back, unrun
+    m = Machine(_GenFlush)
+    m.reclaim(1, (m.frame_of(0, 0),))
+    with pytest.raises(S2Violation):
+        m.drain()
+
+
+def test_yield_from_a_nested_generator_hook_gives_its_value():
+    """``yield from`` of a generator hook called by a hook gives its return value; it ran
+    once, its yield a point."""
+    seen = []
+
+    class Nested(_GenFlush):
+        def try_to_unmap_flush_dirty(self, task):
+            seen.append((yield from self.try_to_unmap_flush(task)))
+
+        def try_to_unmap_flush(self, task):
+            yield from super().try_to_unmap_flush(task)
+            return "flushed"
+
+    m = Machine(Nested)
+    m.reclaim(1, (m.frame_of(0, 0),))
+    m.drain()
+    m.check_quiescent()
+    assert seen == ["flushed"]
+    assert ("try_to_unmap_flush_dirty", "yield") in [e[3] for e in m.trace.events
+                                                     if e[2] == "point"]
