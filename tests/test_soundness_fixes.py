@@ -534,3 +534,34 @@ def test_a_fork_window_store_counts_only_for_its_own_location(monkeypatch):
     monkeypatch.setattr(Machine, "_fork_window_store", any_store_to_the_frame)
     f = run(sc, LINUX)
     assert f is not None and f.rule == "C1" and "is 1000000" in str(f)
+
+
+# -- a redirtied lazyfree folio stays isolated until reclaim's flush ------------------------------
+# flushcheck certify linux --seed 20261803 (2026-12-04 00:32): S1 on linux. Reclaim of a
+# MADV_FREE'd folio that a fork shared discarded mm0's clean mapping (its flush deferred), found
+# mm1's mapping dirty, restored it and put the folio back on the LRU at once; mm1's COW fault
+# then dropped the last reference and the allocator handed the frame out while CPU0 still
+# cached mm0:v0. The kernel keeps such a folio isolated (activate_locked -> ret_folios) until
+# move_folios_to_lru, after the final try_to_unmap_flush (docs/SOUNDNESS.md).
+REDIRTIED_LAZYFREE = [
+    ("exit_mmap", (0,)), ("advance", (0,)), ("advance", (0,)), ("advance", (0,)),
+    ("advance", (0,)), ("advance", (0,)), ("user_access", (0, 0, False)), ("advance", (1,)),
+    ("fork", (0, 1)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
+    ("advance", (2,)), ("madvise", (0, 0, 1, "free")), ("advance", (3,)), ("advance", (3,)),
+    ("fill", (0, 0)), ("truncate", (0, 1, 1)), ("user_access", (3, 0, True)),
+    ("reclaim", (0, (1,))), ("advance", (6,)), ("advance", (6,)), ("advance", (6,)),
+    ("advance", (5,)), ("write", (3, 1, 1))]
+
+
+def test_a_redirtied_lazyfree_folio_stays_isolated_until_the_flush():
+    from conformance.reproducer import replay_actions
+    assert replay_actions(LINUX, MachineConfig(ncpus=4), False, REDIRTIED_LAZYFREE) is None
+
+
+def test_putting_it_back_at_once_gave_mainline_a_false_s1(monkeypatch):
+    from conformance.reproducer import replay_actions
+    # a kept folio's isolation ended at once (folio_putback_lru), as the redirtied-lazyfree
+    # path did before the fix
+    monkeypatch.setattr(K.Kernel, "_keep", lambda self, op, frame, kept: self.putback(op, frame))
+    f = replay_actions(LINUX, MachineConfig(ncpus=4), False, REDIRTIED_LAZYFREE)
+    assert f is not None and f.rule == "S1" and "still caches mm0:v0" in str(f)

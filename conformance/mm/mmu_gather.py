@@ -36,5 +36,4 @@ class MmuGatherPaths:
         if slot is not None and not self.mem.swap_map[slot]:  # no swap entry of a fork sibling
             del self.mem.swap_cache[slot]
             self.mem.put_slot(slot)
-        self.unlock(op, self.mem.folio_lock[frame])
-        kept.append(frame)
+        self._keep(op, frame, kept)

@@ -48,6 +48,14 @@ class VmscanPaths:
             return True
         return False
 
+    def _keep(self, op, frame: int, kept: list) -> None:
+        """``shrink_folio_list``'s ``keep_locked``/``keep``: unlock, and keep the folio
+        isolated on ``ret_folios`` (``kept``) until the end of the pass, where
+        ``move_folios_to_lru`` (after ``try_to_unmap_flush``) puts it back or, holding the
+        last reference, frees it."""
+        self.unlock(op, self.mem.folio_lock[frame])
+        kept.append(frame)
+
     def reclaim(self, op, frames: tuple, nested: tuple = ()):
         """kswapd / direct reclaim: one ``shrink_node`` pass over ``frames``."""
         yield from self.shrink_node(op, frames, nested)
@@ -98,7 +106,7 @@ class VmscanPaths:
                 slot = mem.alloc_slot()
                 if slot is None:
                     tr.msg(op, "reclaim: swap full, keep pfn%d", frame)
-                    self.putback(op, frame)
+                    self._keep(op, frame, kept)  # activate_locked_split
                     continue
                 mem.swap_cache[slot] = frame  # add_to_swap
                 mem.dirty[frame] = True
@@ -107,7 +115,11 @@ class VmscanPaths:
                     yield from self.shrink_node(op, nested)
                     nested = ()
             if not (yield from self.try_to_unmap(op, frame, slot, migration=False)):
-                self.putback(op, frame)  # lazyfree folio redirtied: activate
+                # a lazyfree folio redirtied (try_to_unmap restored the PTE it found dirty):
+                # activate_locked, kept isolated until after the final flush. The walk may
+                # have discarded other mappings of it first, their flush deferred: the
+                # folio's last reference must not go before that flush
+                self._keep(op, frame, kept)
                 yield
                 continue
             if mem.rmap[frame]:
@@ -119,8 +131,7 @@ class VmscanPaths:
                 # (activate_locked; pageout() would return PAGE_KEEP, it has no mapping). Kept
                 # like a gathered folio; our put at the end frees it (its data is nobody's).
                 tr.msg(op, "reclaim: dirty lazyfree pfn%d, no swap slot: keep", frame)
-                self.unlock(op, mem.folio_lock[frame])
-                kept.append(frame)
+                self._keep(op, frame, kept)
                 yield
                 continue
             if mem.dirty[frame]:
