@@ -57,6 +57,9 @@ def _config(pairs: list[str]) -> MachineConfig:
         if not sep or key not in fields:
             raise UsageError(f"bad --config {p!r} (keys: {', '.join(fields)})")
         if fields[key].type in (bool, "bool"):
+            if val.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise UsageError(f"bad --config {p!r}: {val!r} is not 1/true/yes/on or "
+                                 "0/false/no/off")
             kw[key] = val.lower() in ("1", "true", "yes", "on")
         else:
             try:
@@ -65,7 +68,7 @@ def _config(pairs: list[str]) -> MachineConfig:
                 raise UsageError(f"bad --config {p!r}: {val!r} is not an integer") from None
     try:
         return attrs.evolve(DEFAULT, **kw)
-    except ValueError as exc:  # an attrs validator (batch_gen_bits: 1..15)
+    except ValueError as exc:  # an attrs validator (sizes >= 1, batch_gen_bits: 1..15)
         raise UsageError(f"bad --config: {exc.args[0] if exc.args else exc}") from None
 
 

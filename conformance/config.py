@@ -10,6 +10,22 @@ from __future__ import annotations
 import attrs
 
 
+def _size(default: int, least: int = 1):
+    """A size field: an int (not a bool) of at least ``least``. A machine with no CPU, no
+    page or no frame runs no operation at all, and a PASS on it would say nothing."""
+    return attrs.field(default=default, validator=[_int, attrs.validators.ge(least)])
+
+
+def _int(inst, attribute, value) -> None:
+    if value.__class__ is not int:
+        raise ValueError(f"'{attribute.name}' must be an integer, not {value!r}")
+
+
+def _bool(attribute, value) -> None:
+    if value.__class__ is not bool:
+        raise ValueError(f"'{attribute.name}' must be true or false, not {value!r}")
+
+
 @attrs.frozen
 class MachineConfig:
     """Sizes of the simulated machine.
@@ -18,18 +34,24 @@ class MachineConfig:
 
         >>> MachineConfig(ncpus=2).tables_per_mm
         2
+        >>> MachineConfig(ncpus=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: 'ncpus' must be >= 1: 0
     """
 
-    ncpus: int = 3  # a third CPU lets reclaim race with two tasks of one mm
-    nmms: int = 2
-    vpages: int = 4  # virtual pages per mm
-    ptes_per_table: int = 2  # PTEs per page-table page: each table has its own PTL
-    nframes: int = 10
-    nfiles: int = 2
-    file_pages: int = 2
-    swap_slots: int = 6
-    populate: bool = True  # boot with every VMA page faulted in and cached (MAP_POPULATE)
-    max_op_steps: int = 400  # an operation taking more steps than this is reported as a loop
+    ncpus: int = _size(3)  # a third CPU lets reclaim race with two tasks of one mm
+    nmms: int = _size(2)
+    vpages: int = _size(4)  # virtual pages per mm
+    ptes_per_table: int = _size(2)  # PTEs per page-table page: each table has its own PTL
+    nframes: int = _size(10)
+    nfiles: int = _size(2)
+    file_pages: int = _size(2)
+    swap_slots: int = _size(6, least=0)
+    #: boot with every VMA page faulted in and cached (MAP_POPULATE)
+    populate: bool = attrs.field(default=True, validator=lambda inst, a, v: _bool(a, v))
+    #: an operation taking more steps than this is reported as a loop
+    max_op_steps: int = _size(400)
     #: pages an mmu_gather holds before ``__tlb_remove_page`` reports it full and
     #: ``zap_pte_range`` flushes mid-walk (``force_flush``, ``tlb_flush_mmu``). The kernel's
     #: first batch is ``MMU_GATHER_BUNDLE`` (8) on-stack pages, further ones
@@ -37,7 +59,7 @@ class MachineConfig:
     #: allocated with GFP_NOWAIT: it reports full after 8 pages when that allocation fails,
     #: else after about 10,000. 2 here: one page never fills it (a lone zap still defers its
     #: flush to ``tlb_end_vma``/``tlb_finish_mmu``), two pages of a munmap, madvise or exit do.
-    gather_batch: int = 2
+    gather_batch: int = _size(2)
     #: width of the *pending* half of ``mm->tlb_flush_batched`` (mm/rmap.c: 15 bits,
     #: ``TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1``); protocols/linux.py (and LUF, through it) reads
     #: it. A small width reaches the overflow reset (pending > PENDING_MASK / 2) within a few

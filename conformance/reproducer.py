@@ -12,6 +12,7 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -101,7 +102,7 @@ def load(path: str) -> dict:
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
     try:
         MachineConfig(**data["config"])
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # an unknown key, or a validator's (sizes >= 1)
         raise UsageError(f"reproducer {path}: bad config ({exc})") from None
     return data
 
@@ -125,6 +126,49 @@ def replay(data: dict, proto_cls=None):
                           data["actions"])
 
 
+#: the config field bounding each indexing parameter of an action ("frames": each frame)
+_RANGES = {"cpu": "ncpus", "vpage": "vpages", "start": "vpages", "old_start": "vpages",
+           "new_start": "vpages", "mm_id": "nmms", "child": "nmms", "pgoff": "file_pages",
+           "frames": "nframes", "nested": "nframes"}
+#: action name -> ((position, parameter name, config field), ...), from its signature
+_INDEXES: dict = {}
+
+
+def _check_args(cfg: MachineConfig, i: int, name: str, args: list) -> None:
+    """:class:`UsageError` if action ``name`` cannot take ``args`` on a machine of ``cfg``
+    (a hand-edited or foreign reproducer: a CPU, page, mm, file page or frame the machine
+    does not have, the wrong number of arguments); such a file does not apply, it does not
+    find a model bug. Cheap: a few comparisons per action (replays run while shrinking)."""
+    idx = _INDEXES.get(name)
+    if idx is None:
+        from .machine import Machine
+
+        params = list(inspect.signature(getattr(Machine, name)).parameters)[1:]
+        idx = _INDEXES[name] = tuple((n, p, _RANGES[p]) for n, p in enumerate(params)
+                                     if p in _RANGES)
+    for n, param, field in idx:
+        if n >= len(args):
+            continue  # too few arguments: the call's own TypeError says so
+        limit = getattr(cfg, field)
+        value = args[n]
+        for v in (value if param in ("frames", "nested") and value.__class__ is tuple
+                  else (value,)):
+            if v.__class__ is not int or not 0 <= v < limit:
+                raise UsageError(f"action {i} ({name}): {param} {v!r} is not in 0..{limit - 1}")
+
+
+def _arity_error(i: int, name: str, args: list) -> UsageError | None:
+    """The :class:`UsageError` for action ``name`` called with a wrong number of arguments,
+    or None when ``args`` fit its signature."""
+    from .machine import Machine
+
+    try:
+        inspect.signature(getattr(Machine, name)).bind(None, *args)
+    except TypeError as exc:
+        return UsageError(f"action {i} ({name}): {exc}")
+    return None
+
+
 def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None):
     """Run ``actions`` on a fresh machine (or on ``machine``, fresh from ``Machine(cls, cfg,
     strict=strict)``), then quiesce; the :class:`Failure` hit, or None."""
@@ -136,7 +180,14 @@ def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None)
             if name not in ACTIONS:
                 raise UsageError(f"reproducer: unknown action {name!r} at index {i}")
             args = [tuple(a) if isinstance(a, list) else a for a in args]
-            getattr(m, name)(*args)
+            _check_args(m.cfg, i, name, args)
+            try:
+                getattr(m, name)(*args)
+            except TypeError:
+                bad = _arity_error(i, name, args)
+                if bad is not None:
+                    raise bad from None
+                raise
         m.drain()
         m.check_quiescent()
     except Failure as f:

@@ -41,9 +41,16 @@ def test_certify_linux_4_3_fails_with_timeline_and_replays(tmp_path):
 
 def test_corrupt_reproducer_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.json"
+    def repro(config=None, actions=()):
+        return json.dumps({"format": "flushcheck-reproducer/1", "protocol": "linux",
+                           "config": config or {}, "actions": list(actions)})
     for text in ("{not json", json.dumps({"format": "nope"}),
-                 json.dumps({"format": "flushcheck-reproducer/1", "protocol": "linux",
-                             "config": {}, "actions": [["bogus_action", []]]})):
+                 repro(actions=[["bogus_action", []]]),
+                 repro(config={"ncpus": -1}),  # a hand-edited machine
+                 repro(actions=[["user_access", [7, 0, False]]]),  # a CPU it does not have
+                 repro(actions=[["fill", [-1, 0]]]),  # not CPU2 by Python's indexing
+                 repro(actions=[["reclaim", [0, [0, 99]]]]),
+                 repro(actions=[["user_access", [0, 0]]])):  # an argument missing
         bad.write_text(text)
         assert main(["replay", str(bad)]) == 2
         err = capsys.readouterr().err
@@ -56,6 +63,18 @@ def test_unknown_protocol_and_bad_config(capsys):
     assert "unknown protocol 'nope'" in capsys.readouterr().err
     assert main(["certify", "linux", "--config", "ncpus=many"]) == 2
     assert main(["certify", "linux", "--config", "color=red"]) == 2
+
+
+def test_a_machine_nothing_runs_on_is_refused(capsys):
+    """No PASS (and no power claim) for a machine without CPUs, pages or frames, an
+    unreadable boolean, or one too large for the raw walk: one line, exit 2."""
+    for cfg in ("ncpus=0", "vpages=-1", "nframes=0", "populate=maybe"):
+        for cmd in (["certify", "linux_4_13", "--budget", "1", "--jobs", "1"],
+                    ["bound", "linux", "-k", "1", "-q"]):
+            assert "bad --config" in _usage_error(capsys, cmd + ["--config", cfg]), cfg
+    err = _usage_error(capsys, ["certify", "linux", "--budget", "1", "--jobs", "1",
+                                "--config", "ncpus=100"])
+    assert "too large for the raw walk" in err
 
 
 def test_same_seed_same_trace():

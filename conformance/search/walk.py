@@ -43,6 +43,10 @@ from .conflict import ConflictWatch
 from .statemachine import Driver, Stats, conformance_machine
 
 
+#: the most values one rule argument may have in the raw walk, which lists them all
+MAX_VALUES = 10_000
+
+
 def strategy_values(strategy, where: str) -> tuple:
     """Every value ``strategy`` can draw, for the strategy kinds ``strategies/`` uses.
 
@@ -57,7 +61,11 @@ def strategy_values(strategy, where: str) -> tuple:
     """
     s = getattr(strategy, "wrapped_strategy", strategy)  # st.integers() etc. are lazy
     kind = type(s).__name__
-    if kind == "IntegersStrategy" and None not in (s.start, s.end) and s.end - s.start < 10_000:
+    if kind == "IntegersStrategy" and None not in (s.start, s.end):
+        if s.end - s.start >= MAX_VALUES:  # a rule's arguments grow with the machine's size
+            raise UsageError(f"the machine is too large for the raw walk: {where} draws from "
+                             f"{s.end - s.start + 1:,} values (at most {MAX_VALUES:,}); use "
+                             "fewer vpages, mms or CPUs, or --engine hypothesis")
         return tuple(range(s.start, s.end + 1))
     if kind == "SampledFromStrategy" and not getattr(s, "_transformations", ()):
         return tuple(s.elements)
