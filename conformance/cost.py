@@ -48,7 +48,7 @@ import sys
 
 from .hw.arch import TLB_SINGLE_PAGE_FLUSH_CEILING
 from .config import DEFAULT
-from .errors import Failure
+from .errors import Failure, ModelError
 from .machine import Machine
 from .registry import load_protocol
 from .search.statemachine import Driver, Stats
@@ -170,6 +170,8 @@ def flush_costs(protocol, mix: str = "default", seed: int = DEFAULT_SEED, ops: i
     tot = dict(ipis=0, full=0, range=0)
     steps = 0
     aborted = 0
+    errors = 0  # examples a protocol (or model) error stopped
+    first_error = None
     for i in range(examples):
         m = Machine(cls, cfg)
         _silence(m.oracle)
@@ -180,20 +182,34 @@ def flush_costs(protocol, mix: str = "default", seed: int = DEFAULT_SEED, ops: i
             weighted_walk(rules, Shim(d, stats), random.Random(seed * 1_000_003 + i).random,
                           ACTIONS_PER_EXAMPLE, weights)
             d.teardown()
-        except (Failure, Exception):  # noqa: BLE001 - a model/protocol error ends the example
+        except (Failure, Exception) as exc:  # noqa: BLE001 - an error ends the example
             aborted += 1
+            if not isinstance(exc, Failure):
+                exc = ModelError.uncaught(exc, m)
+            errors += 1
+            if first_error is None:
+                first_error = exc.headline()
         steps += stats.steps
         for k in tot:
             tot[k] += getattr(counter, k)
     per = {k: (1000.0 * v / steps if steps else 0.0) for k, v in tot.items()}
-    return dict(protocol=name, mix=mix, seed=seed, ops=steps, aborted=aborted, per_1000=per, **tot)
+    return dict(protocol=name, mix=mix, seed=seed, ops=steps, aborted=aborted, errors=errors,
+                examples=examples, first_error=first_error, per_1000=per, **tot)
 
 
 def cost_table(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFAULT_OPS,
                markdown: bool = False, baseline: str = "linux") -> str:
     """Protocols x mixes: IPIs / full / range flushes per 1,000 operations, and the IPIs as a
     percentage of ``baseline``'s on the same mix (when the baseline is among ``protocols``
-    or can be loaded)."""
+    or can be loaded). A cell whose examples stopped on a protocol or model error shows
+    that instead of a cost (a protocol that stops early flushes less), with the first error
+    under the table."""
+    return cost_report(protocols, mixes, seed, ops, markdown, baseline)[0]
+
+
+def cost_report(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFAULT_OPS,
+                markdown: bool = False, baseline: str = "linux") -> tuple:
+    """:func:`cost_table`'s text, and whether an error stopped any example."""
     mixes = list(mixes or MIXES)
     res = {(p, mx): flush_costs(p, mx, seed, ops) for p in protocols for mx in mixes}
     base = {}
@@ -201,7 +217,11 @@ def cost_table(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFAU
         b = res.get((baseline, mx)) or flush_costs(baseline, mx, seed, ops)
         base[mx] = b["per_1000"]["ipis"]
 
+    errors = any(r["errors"] for r in res.values())
+
     def cell(p, mx):
+        if res[p, mx]["errors"]:  # no cost for a protocol that does not run: say why
+            return f"ERROR in {res[p, mx]['errors']}/{res[p, mx]['examples']} examples"
         r = res[p, mx]["per_1000"]
         pct = (f" ({100.0 * r['ipis'] / base[mx]:.0f}%)" if base[mx] else "")
         return f"{r['ipis']:.0f}{pct} / {r['full']:.0f} / {r['range']:.0f}"
@@ -210,7 +230,7 @@ def cost_table(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFAU
         L = ["| protocol | " + " | ".join(mixes) + " |", "|---|" + "---|" * len(mixes)]
         for p in protocols:
             L.append(f"| `{p}` | " + " | ".join(cell(p, mx) for mx in mixes) + " |")
-        return "\n".join(L)
+        return "\n".join(L + _error_lines(res, protocols)), errors
     cells = {(p, mx): cell(p, mx) for p in protocols for mx in mixes}
     pw = max(len(p) for p in list(protocols) + ["protocol"])
     cw = {mx: max(len(mx), *(len(cells[p, mx]) for p in protocols)) for mx in mixes}
@@ -221,12 +241,26 @@ def cost_table(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFAU
     L.append("")
     L.append(f"per 1,000 operations: remote flush IPIs (% of {baseline}) / full flushes / "
              f"page-range flushes; seed {seed}, {ops} operations per cell")
-    return "\n".join(L)
+    L += _error_lines(res, protocols)
+    return "\n".join(L), errors
+
+
+def _error_lines(res: dict, protocols) -> list:
+    """One line per protocol whose examples stopped on an error: the first one."""
+    out = []
+    for p in protocols:
+        first = next((r["first_error"] for (q, _mx), r in res.items() if q == p and r["errors"]),
+                     None)
+        if first is not None:
+            out.append(f"{p}: {first}")
+    return out
+
+
 
 
 def main(argv=None) -> int:
     """``python -m conformance.cost PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown]``."""
-    ap = argparse.ArgumentParser(prog="python -m conformance.cost",
+    ap = argparse.ArgumentParser(prog="flushcheck cost",
                                  description="TLB flush cost per 1,000 operations on seeded workload mixes")
     ap.add_argument("protocols", nargs="+", help="protocol module names (e.g. linux luf_v12)")
     ap.add_argument("--mix", action="append", choices=list(MIXES),
@@ -238,8 +272,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.ops < ACTIONS_PER_EXAMPLE:
         ap.error(f"--ops must be at least {ACTIONS_PER_EXAMPLE} (one example)")
-    print(cost_table(a.protocols, a.mix, a.seed, a.ops, a.markdown, a.baseline))
-    return 0
+    text, errors = cost_report(a.protocols, a.mix, a.seed, a.ops, a.markdown, a.baseline)
+    print(text)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -104,17 +104,25 @@ class ModelError(Failure):
         return f"MODEL ERROR (a flushcheck bug, please report) at step {self.step}: {self}"
 
     @classmethod
-    def uncaught(cls, exc: BaseException, machine) -> "ModelError":
-        """``exc``, an exception of the model that is no :class:`Failure` (a protocol's own
-        exceptions are ProtocolErrors already), as a ModelError of ``machine``: every
-        runner (the walk, shrinking, replay) reports it so, never as a crash.
+    def uncaught(cls, exc: BaseException, machine) -> "Failure":
+        """``exc``, an exception that is no :class:`Failure`, as a ModelError of ``machine``
+        (a ProtocolError when the protocol is at fault, ``Machine.protocol_fault``: one
+        raised outside an operation's step, which makes those of a step ProtocolErrors
+        already): every runner (the walk, shrinking, replay) reports it so, never as a
+        crash.
 
         Example::
 
             >>> ModelError.uncaught(TypeError("x"), None).args[0]
             'uncaught TypeError: x'
         """
-        err = cls(f"uncaught {type(exc).__name__}: {exc}")
+        fault = getattr(machine, "protocol_fault", None)
+        if fault is not None and fault(exc):  # raised outside an operation's step (a
+            # context switch, an allocation): the protocol's all the same
+            err = ProtocolError(f"protocol {machine.proto.name}: {type(exc).__name__}: {exc}")
+            machine.failed = True
+        else:
+            err = cls(f"uncaught {type(exc).__name__}: {exc}")
         err.machine = machine
         err.step = machine.trace.step if machine is not None else None
         return err

@@ -147,6 +147,22 @@ class Machine:
         self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
+        self._proto_files = _protocol_files(proto_cls)
+        try:
+            self._boot(proto_cls)
+        except (Failure, UsageError):
+            raise
+        except Exception as exc:  # a protocol that cannot even boot is bad input (exit 2)
+            if not self.protocol_fault(exc, proto_cls):
+                raise
+            raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
+                             f"boot a machine: {type(exc).__name__}: {exc}") from None
+        self._w_pending = self.coverage.get("window pending")
+        self._w_stale = self.coverage.get("window stale-used")
+
+    def _boot(self, proto_cls) -> None:
+        """The protocol object (its ``__init__``), each mm's ``init_mm``, the boot layout
+        (each VMA's ``init_vma``)."""
         # every effect of a hook the kernel may interleave is a point (hookpoints.py)
         self.proto = pointed_class(proto_cls)(self.arch, self.kernel.free_frames)
         #: what the run exercised (conformance/coverage.py): hooks per calling path, race
@@ -155,12 +171,21 @@ class Machine:
         self.coverage = {}
         if "_fc_counted" in proto_cls.__dict__:
             self.coverage = self.proto._fc_coverage = counters()
-        self._proto_files = _protocol_files(proto_cls)
         for mm in self.mms:
             mm.proto = self.proto.init_mm(mm)
         boot_layout(self)
-        self._w_pending = self.coverage.get("window pending")
-        self._w_stale = self.coverage.get("window stale-used")
+
+    def protocol_fault(self, exc: BaseException, proto_cls=None) -> bool:
+        """Is ``exc`` (not a :class:`Failure`) the protocol's fault? Raised in a frame of
+        the protocol's own files, or a ``TypeError`` of calling one of its functions with
+        the wrong parameters (``Sig.try_to_unmap_flush() takes 1 positional argument but 2
+        were given``: the protocol's frame never ran, the call was ours)."""
+        if _raised_in(exc, self._proto_files):
+            return True
+        if exc.__class__ is not TypeError or not exc.args or not isinstance(exc.args[0], str):
+            return False
+        head = exc.args[0].split("(", 1)[0]
+        return head in _misdeclared(proto_cls or type(self.proto), self._proto_files)
 
     # -- bookkeeping --------------------------------------------------------------
     def new_anon_id(self) -> int:
@@ -234,7 +259,7 @@ class Machine:
         except (Failure, UsageError):
             raise
         except Exception as exc:  # a protocol bug, or ours: find out whose frame raised
-            if _raised_in(exc, self._proto_files):
+            if self.protocol_fault(exc):
                 raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}") from exc
             raise
 
@@ -669,6 +694,41 @@ def _protocol_files(proto_cls) -> frozenset:
     if complete:
         _PROTO_FILES[proto_cls] = got
     return got
+
+
+#: protocol class -> :func:`_misdeclared`
+_MISDECLARED: dict = {}
+
+
+def _misdeclared(proto_cls, files: frozenset) -> frozenset:
+    """The ``__qualname__`` of each function the protocol's own files define that our code
+    could call with parameters it does not take: a hook (or ``__init__``) whose parameters
+    differ from :class:`~conformance.protocol.Protocol`'s. A hook declared as the base class
+    declares it is called right, so a ``TypeError`` naming it would be a flushcheck bug."""
+    got = _MISDECLARED.get(proto_cls)
+    if got is None:
+        from .protocol import Protocol
+
+        names = set()
+        for c in proto_cls.__mro__:
+            mod = sys.modules.get(c.__module__)
+            f = getattr(mod, "__file__", None)
+            if f is None or os.path.abspath(f) not in files:
+                continue
+            for attr, v in vars(c).items():
+                v = getattr(v, "__func__", v)  # staticmethod, classmethod
+                base = vars(Protocol).get(attr)
+                if hasattr(v, "__code__") and callable(base) and _params(v) != _params(base):
+                    names.add(v.__qualname__)
+        got = _MISDECLARED[proto_cls] = frozenset(names)
+    return got
+
+
+def _params(fn) -> list:
+    try:
+        return [(p.name, p.kind) for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        return []
 
 
 def _raised_in(exc: BaseException, files: frozenset) -> bool:

@@ -62,3 +62,68 @@ def test_certify_reports_protocol_error_with_a_replaying_reproducer(tmp_path):
     assert data["rule"] == "PROTOCOL-ERROR"
     assert isinstance(replay(data, Raises), ProtocolError)
     assert json.load(open(path))["actions"]
+
+
+class WrongParameters(Linux):
+    name = "wrong_parameters"
+
+    def try_to_unmap_flush(self):  # the task parameter missing: the call fails, not the body
+        pass
+
+
+class WrongParametersAtomic(Linux):
+    name = "wrong_parameters_atomic"
+
+    def should_defer_flush(self, task):  # a must-not-yield hook, called through call_hook
+        return True
+
+
+class InitRaises(Linux):
+    name = "init_raises"
+
+    def __init__(self, arch, free_pages):
+        raise RuntimeError("boom")
+
+
+def test_a_hook_with_the_wrong_parameters_is_a_protocol_error():
+    """The TypeError of the call names the protocol's own function: its fault, although no
+    frame of it ran (before, a model error, and a traceback from certify's shrinking)."""
+    for cls, hook in ((WrongParameters, "try_to_unmap_flush"),
+                      (WrongParametersAtomic, "should_defer_flush")):
+        f = run(SC2017, cls)
+        assert isinstance(f, ProtocolError) and f"{cls.__name__}.{hook}() takes" in str(f)
+        res = certify(cls, budget_s=30, seed=0)
+        assert isinstance(res.failure, ProtocolError), res.failure
+
+
+def test_a_model_type_error_is_not_blamed_on_the_protocol():
+    from conformance.machine import Machine
+    m = Machine(Linux)
+    # linux declares its hooks as the base class does: a call with the wrong parameters
+    # would be the kernel model's
+    assert not m.protocol_fault(TypeError("Linux.try_to_unmap_flush() takes 1 positional "
+                                          "argument but 2 were given"))
+    assert not m.protocol_fault(TypeError("Machine.fill() takes 3 positional arguments"))
+    w = Machine(WrongParameters)
+    assert w.protocol_fault(TypeError("WrongParameters.try_to_unmap_flush() takes 1 "
+                                      "positional argument but 2 were given"))
+
+
+def test_a_protocol_that_cannot_boot_is_bad_input(capsys):
+    import pytest
+
+    from conformance.errors import UsageError
+    from conformance.machine import Machine
+    with pytest.raises(UsageError, match="cannot boot a machine: RuntimeError: boom"):
+        Machine(InitRaises)
+
+
+def test_cost_shows_a_protocol_error_instead_of_a_cost(tmp_path):
+    from conformance.cost import cost_report
+    path = tmp_path / "wrong_parameters.py"
+    path.write_text("from protocols.linux import Linux\n\n\nclass WrongParameters(Linux):\n"
+                    "    def try_to_unmap_flush(self):\n        pass\n")
+    text, errors = cost_report([str(path), "linux"], ["default"], ops=400)
+    assert errors and "ERROR in" in text and "WrongParameters.try_to_unmap_flush() takes" in text
+    text, errors = cost_report(["linux"], ["default"], ops=400)
+    assert not errors and "ERROR" not in text
