@@ -39,6 +39,7 @@ import attrs
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import ModelError, UsageError
+from .watchdog import watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
@@ -610,7 +611,8 @@ def _main(argv) -> int:
         args = parser.parse_args(words)
     args.argv = words  # for reports that quote it
     try:
-        return args.fn(args)
+        with watch():  # a protocol frame that never returns is stopped (conformance/watchdog.py)
+            return args.fn(args)
     except UsageError as exc:
         print(f"flushcheck: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -120,6 +120,7 @@ class ModelError(Failure):
         if fault is not None and fault(exc):  # raised outside an operation's step (a
             # context switch, an allocation): the protocol's all the same
             err = ProtocolError(f"protocol {machine.proto.name}: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
             machine.failed = True
         else:
             err = cls(f"uncaught {type(exc).__name__}: {exc}")

@@ -99,8 +99,12 @@ class Workers:
 
 
 def _ignore_sigint() -> None:
-    """Worker processes leave Ctrl-C to the parent, which reports and then stops them."""
+    """Worker processes leave Ctrl-C to the parent, which reports and then stops them, and
+    run their own watchdog (interval timers are not inherited by a fork: conformance/watchdog.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .watchdog import start
+
+    start()
 
 
 def _terminate(ex: ProcessPoolExecutor) -> None:

@@ -7,6 +7,7 @@ import os
 from .certify import Result
 from .errors import ModelError, ProtocolError
 from .soundness import KEEP, is_window
+from .watchdog import stuck
 
 RULE_NAMES = {
     "S1": "frame reuse",
@@ -87,7 +88,9 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     lines.append(f"  verdict   {kind}")
     if res.first_failure_s is not None:
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
-                     f"shrunk to {', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
+                     + ("not shrunk (a stuck hook: each replay would run its loop again), "
+                        if stuck(f) else "shrunk to ")
+                     + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else _unproven(res)))
     shape = f.machine.cfg if f.machine is not None else res.config

@@ -127,3 +127,23 @@ def test_cost_shows_a_protocol_error_instead_of_a_cost(tmp_path):
     assert errors and "ERROR in" in text and "WrongParameters.try_to_unmap_flush() takes" in text
     text, errors = cost_report(["linux"], ["default"], ops=400)
     assert not errors and "ERROR" not in text
+
+
+class SpinsWithoutPoints(Linux):
+    name = "spins"
+
+    def try_to_unmap_flush(self, task):
+        while True:  # no effect, no yield: no step count can see it
+            pass
+
+
+def test_a_hook_that_never_returns_is_a_protocol_error():
+    """The watchdog (conformance/watchdog.py) stops a protocol frame that runs on without
+    returning; the step reports a protocol error, and certify does not shrink it."""
+    from conformance.search.shortest import minimize
+    from conformance.watchdog import stuck, watch
+    with watch(stuck_s=1):
+        f = run(SC2017, SpinsWithoutPoints)
+    assert isinstance(f, ProtocolError) and "HookStuck" in str(f) and "without returning" in str(f)
+    assert stuck(f) and minimize(f)[0] is f
+    assert not stuck(run(SC2017, Raises))

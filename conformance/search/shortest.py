@@ -280,8 +280,11 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
     """
     import math
 
+    from ..watchdog import stuck
     from .walk import shrink
 
+    if stuck(failure):  # each replay would run the stuck hook's loop for its seconds again
+        return failure, "", False
     best = shrink(failure, seconds=math.inf, max_runs=max_runs)
     for _ in range(rounds):
         f, text, proven = shortest(best, max_states, below_run)

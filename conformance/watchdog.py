@@ -1,0 +1,111 @@
+"""A protocol frame that never returns: found by a once-a-second timer, not by step counts.
+
+A hook that loops through interleaving points is stopped by ``MachineConfig.max_op_steps``
+(its operation takes too many steps). A hook that loops *without* one (``while True: pass``,
+a retry loop whose condition never changes) never gives control back, so no step count
+can see it, and certify's budget, which is checked between examples, never comes. The
+watchdog is an interval timer (``SIGALRM`` once a second): each tick looks at the frame
+the interpreter is running, finds the innermost frame of a protocol's own code (a file
+that :func:`conformance.machine._protocol_files` named), and when the same frame has been
+running for :data:`STUCK_S` seconds it raises :class:`HookStuck` there. The exception
+leaves through the hook like any other the hook raised, so the step that called it
+reports a protocol error with its reproducer (``Machine._step``, ``ModelError.uncaught``).
+
+Cost: one signal a second, whatever the step rate. A hook runs for microseconds; a frame
+of protocol code still running after :data:`STUCK_S` seconds is stuck.
+
+:func:`watch` is installed by the command line (``flushcheck ...``) and in every local
+worker process (``conformance.executors``); elsewhere (a library caller, pytest) nothing
+changes unless it calls :func:`watch` itself.
+
+Example::
+
+    >>> import signal
+    >>> with watch(stuck_s=2):
+    ...     signal.getitimer(signal.ITIMER_REAL)[1]
+    1.0
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+#: seconds one frame of protocol code may run before it counts as a loop
+STUCK_S = 5
+
+#: the absolute paths of every loaded protocol's own files (``machine._protocol_files``)
+PROTOCOL_FILES: set = set()
+
+
+class HookStuck(RuntimeError):
+    """Raised inside a protocol frame that ran for :data:`STUCK_S` seconds without returning."""
+
+
+class _State:
+    frame = None  # the protocol frame seen running at the last tick
+    ticks = 0  # consecutive ticks it was seen
+    stuck_s = STUCK_S
+
+
+def _innermost_protocol_frame(frame):
+    while frame is not None:
+        if frame.f_code.co_filename in PROTOCOL_FILES:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _tick(signum, frame) -> None:
+    f = _innermost_protocol_frame(frame)
+    if f is None or f is not _State.frame:
+        _State.frame, _State.ticks = f, 0
+        return
+    _State.ticks += 1
+    if _State.ticks >= _State.stuck_s:
+        _State.frame, _State.ticks = None, 0
+        name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
+        raise HookStuck(f"{name} ran for {_State.stuck_s} s without returning (a loop with "
+                        f"no interleaving point? {os.path.basename(f.f_code.co_filename)}:"
+                        f"{f.f_lineno})")
+
+
+def start(stuck_s: int = STUCK_S) -> bool:
+    """Install the timer in this process (main thread only; False where it cannot be)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        return False
+    _State.stuck_s, _State.frame, _State.ticks = stuck_s, None, 0
+    signal.signal(signal.SIGALRM, _tick)
+    signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+    return True
+
+
+def stop() -> None:
+    """Remove the timer (the previous SIGALRM handler is not kept: none is expected)."""
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    _State.frame = None
+
+
+@contextmanager
+def watch(stuck_s: int = STUCK_S):
+    """The watchdog for the duration of the block (module doc)."""
+    started = start(stuck_s)
+    try:
+        yield
+    finally:
+        if started:
+            stop()
+
+
+def stuck(failure) -> bool:
+    """Is ``failure`` a protocol error raised by the watchdog (its cause a :class:`HookStuck`)?
+    Such a failure is not shrunk: each replay would run the loop for :data:`STUCK_S` s again."""
+    exc = failure
+    while exc is not None:
+        if isinstance(exc, HookStuck) or "HookStuck in " in str(exc):
+            return True
+        exc = exc.__cause__
+    return False
