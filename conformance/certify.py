@@ -106,6 +106,9 @@ class Result:
     #: what the chunks counted exercised, summed (conformance/coverage.py: hooks per path,
     #: race windows, the oracle's checks per rule)
     counts: dict = attrs.Factory(dict)
+    #: the reference that loads the protocol again (a file's path, ``module:Class``): what
+    #: the follow-up commands a report prints name; "" where it is the name itself
+    protocol_ref: str = ""
     #: ``certify --bound K``: the bounded check's result (:class:`conformance.search.bounded.Result`)
     #: beside the random search's, or None
     bounded: object = None
@@ -561,7 +564,7 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     db = open_database(database) if isinstance(database, str) else database
     key = campaign_key(cls.name, cfg, strict)
     saved = snapshot(db, key)
-    res = Result(protocol=cls.name, seed=seed, budget_s=budget_s, strict=strict, config=cfg,
+    res = Result(protocol=cls.name, protocol_ref=getattr(cls, "ref", ""), seed=seed, budget_s=budget_s, strict=strict, config=cfg,
                  jobs=jobs, max_examples=max_examples,
                  database=None if db is None else describe(db), engine=engine,
                  replayed=saved_count(saved, key, WALK_SUB_KEY if engine == "walk" else b""),

@@ -82,6 +82,10 @@ def cmd_certify(args) -> int:
 
     if args.reproduce:
         return _certify_reproduce(args)
+    if getattr(args, "bound_budget", None) is not None:  # before the random search, not after
+        from .certify import require_seconds
+
+        require_seconds("--bound-budget", args.bound_budget)
     if not args.protocol:
         raise UsageError("certify needs a protocol (or --reproduce CERTIFICATE)")
     if args.bound is not None and args.bound < 1:
@@ -323,10 +327,14 @@ def cmd_explore(args) -> int:
     cls = load_protocol(args.protocol)
     if args.shorter_than is not None and args.shorter_than < 1:
         raise UsageError(f"--shorter-than {args.shorter_than}: a length of at least 1 choice")
+    if args.max_states is not None and args.max_states < 1:
+        raise UsageError(f"--max-states {args.max_states}: at least 1 state")
+    if args.preemptions is not None and args.preemptions < 0:
+        raise UsageError(f"--preemptions {args.preemptions}: at least 0")
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
                   max_states=args.max_states, strict=args.strict, shorter_than=args.shorter_than)
     bound = f" --shorter-than {args.shorter_than}" if args.shorter_than is not None else ""
-    print(f"flushcheck explore {sc.path} --protocol {res.protocol}{bound}   commit {git_commit()}")
+    print(f"flushcheck explore {sc.path} --protocol {args.protocol}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")
     exp = sc.expected(res.protocol)
@@ -370,6 +378,8 @@ def cmd_litmus(args) -> int:
 
     scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
     protos = args.protocol or protocol_names()
+    if args.max_states is not None and args.max_states < 1:
+        raise UsageError(f"--max-states {args.max_states}: at least 1 state")
     cells = check(scs, protos, args.max_states)
     print(table(cells, scs, protos))
     if args.verbose:
@@ -602,6 +612,33 @@ def main(argv=None) -> int:
         return EXIT_PIPE
 
 
+def _check_outputs(args) -> None:
+    """Refuse, before any work, output paths that could not be written at the end
+    (``--out``/``--repro-dir`` directories, ``--markdown``/``--output`` files): one line,
+    exit 2, instead of a traceback after the whole run."""
+    for opt, kind in (("out", "dir"), ("repro_dir", "dir"), ("markdown", "file"),
+                      ("output", "file")):
+        path = getattr(args, opt, None)
+        if not isinstance(path, str) or not path:
+            continue
+        flag = "--" + opt.replace("_", "-")
+        if os.path.exists(path):
+            if (kind == "dir") != os.path.isdir(path):
+                raise UsageError(f"{flag} {path}: "
+                                 + ("not a directory" if kind == "dir" else "is a directory"))
+            probe = path if kind == "dir" else os.path.dirname(os.path.abspath(path))
+        else:  # the nearest existing ancestor must be a directory we can write into
+            probe = os.path.dirname(os.path.abspath(path))
+            if kind == "file" and not os.path.isdir(probe):
+                raise UsageError(f"{flag} {path}: no such directory {probe}")
+            while not os.path.exists(probe):
+                probe = os.path.dirname(probe)
+            if not os.path.isdir(probe):
+                raise UsageError(f"{flag} {path}: {probe} is not a directory")
+        if not os.access(probe, os.W_OK):
+            raise UsageError(f"{flag} {path}: {probe} is not writable")
+
+
 def _main(argv) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -611,6 +648,7 @@ def _main(argv) -> int:
         args = parser.parse_args(words)
     args.argv = words  # for reports that quote it
     try:
+        _check_outputs(args)
         with watch():  # a protocol frame that never returns is stopped (conformance/watchdog.py)
             return args.fn(args)
     except UsageError as exc:

@@ -160,17 +160,23 @@ def _cpu(word: str) -> int:
 
 
 def load(path: str) -> Scenario:
+    """Read and parse a litmus file; :class:`UsageError` with one line if it cannot be."""
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             return parse(fh.read(), path)
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a litmus file (not UTF-8 text)") from None
 
 
 def corpus(directory: str = LITMUS_DIR) -> list[Scenario]:
     """Every ``*.litmus`` file of the corpus, sorted by file name."""
-    return [load(os.path.join(directory, f)) for f in sorted(os.listdir(directory))
-            if f.endswith(".litmus")]
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise UsageError(f"{directory}: {exc.strerror}") from None
+    return [load(os.path.join(directory, f)) for f in names if f.endswith(".litmus")]
 
 
 class Unmapped(UsageError):

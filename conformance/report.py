@@ -109,7 +109,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                 # unproven: the explorer need only look below the run's own length
                 bound = "" if res.proven else f" --shorter-than {len(x.machine.actions)}"
                 lines.append(f"scenario:   {lit}   (flushcheck explore {lit} "
-                             f"--protocol {res.protocol}{bound})")
+                             f"--protocol {res.protocol_ref or res.protocol}{bound})")
     return "\n".join(lines)
 
 

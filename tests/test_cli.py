@@ -174,3 +174,38 @@ def test_explore_shorter_than_proves_a_length_or_finds_a_shorter_one(capsys, tmp
     r = subprocess.run([sys.executable, "-m", "conformance.cli", *args, "--shorter-than", "0"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "at least 1 choice" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_path):
+    """Checked before any work (they used to fail with a traceback after the whole run)."""
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    binary = tmp_path / "bin.litmus"
+    binary.write_bytes(bytes(range(256)))
+    two7 = os.path.join(REPO, "litmus", "bug-2.7-lost-pending-flush.litmus")
+    for argv, word in (
+            (["certify", "linux", "--budget", "1", "--out", str(afile)], "not a directory"),
+            (["certify", "linux", "--budget", "1", "--repro-dir", str(afile)], "not a directory"),
+            (["soundness", "--budget", "1", "--markdown", str(tmp_path / "no" / "x.md")],
+             "no such directory"),
+            (["luf-doc", "--output", str(tmp_path / "no" / "x.md")], "no such directory"),
+            (["explore", str(binary), "--protocol", "linux"], "not UTF-8"),
+            (["litmus", "--dir", str(tmp_path / "missing")], "No such file"),
+            (["explore", two7, "--protocol", "linux", "--max-states", "0"], "--max-states"),
+            (["explore", two7, "--protocol", "linux", "--preemptions", "-1"], "--preemptions"),
+            (["certify", "linux", "--budget", "1", "--bound", "1", "--bound-budget", "-1"],
+             "--bound-budget")):
+        assert word in _usage_error(capsys, argv), argv
+
+
+def test_a_file_protocols_follow_up_commands_name_its_path(tmp_path):
+    """The scenario line of a failing certify of a file names the file, which loads it again
+    (the class name alone loaded nothing, or a built-in of the same name)."""
+    path = tmp_path / "linux.py"  # the name of a built-in, on purpose
+    path.write_text("from protocols.linux_4_3 import Linux43\n\n\nclass Mine(Linux43):\n"
+                    "    pass\n")
+    r = run_cli("certify", str(path), "--seed", "1", "--budget", "60", "--jobs", "1",
+                "--database", "none", "--repro-dir", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("scenario:"))
+    assert f"--protocol {path}" in line, line
