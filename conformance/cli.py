@@ -376,16 +376,30 @@ def cmd_litmus(args) -> int:
     from .litmus import corpus
     from .registry import protocol_names
 
+    from .registry import load_protocol
+
     scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
-    protos = args.protocol or protocol_names()
     if args.max_states is not None and args.max_states < 1:
         raise UsageError(f"--max-states {args.max_states}: at least 1 state")
+    protos, broken = args.protocol, []
+    if not protos:  # every module in protocols/: one that cannot load does not hide the rest
+        protos = []
+        for name in protocol_names():
+            try:
+                load_protocol(name)
+                protos.append(name)
+            except UsageError as exc:
+                broken.append(str(exc))
     cells = check(scs, protos, args.max_states)
     print(table(cells, scs, protos))
     if args.verbose:
         print()
         for c in cells:
             print(f"{c.scenario:40} {c.protocol:28} {c.verdict:8} {c.seconds:6.2f}s  {c.detail}")
+    if broken:  # the table holds the others; the run is still not clean
+        for text in broken:
+            print(f"flushcheck: error: skipped: {text}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_PASS if all(c.ok for c in cells) else EXIT_FAIL
 
 
@@ -398,12 +412,14 @@ def cmd_list(args) -> int:
     builtin = protocol_names()
     rows = [(n, n, "") for n in builtin] + [
         (n, n, "[entry point] ") for n in entry_point_names() if n not in builtin]
+    status = EXIT_PASS
     for name, ref, mark in rows:
         try:
             print(f"{name:28} {mark}{protocol_summary(load_protocol(ref))}")
         except UsageError as exc:
             print(f"{name:28} {mark}(error: {exc})")
-    return EXIT_PASS
+            status = EXIT_USAGE  # listed, but a module that cannot load is bad input
+    return status
 
 
 def cmd_new(args) -> int:

@@ -48,7 +48,7 @@ import re
 import attrs
 
 from .config import DEFAULT, MachineConfig
-from .errors import Failure, ModelError, UsageError
+from .errors import VIOLATION_TYPES, Failure, ModelError, UsageError
 from .hookpoints import finish_hook
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
@@ -71,6 +71,10 @@ class Scenario:
 
     def expected(self, protocol: str) -> str:
         return self.expect.get(protocol, self.expect.get("*", "pass"))
+
+
+#: what an ``expect`` line may name: a pass, a rule of the oracle, or an error
+VERDICTS = ("pass",) + tuple(VIOLATION_TYPES) + ("PROTOCOL-ERROR", "MODEL-ERROR")
 
 
 def _bool(v: str) -> bool:
@@ -104,6 +108,8 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                         raise ValueError(f"unknown config key {k!r}")
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
             elif head == "expect":
+                if words[2] not in VERDICTS:
+                    raise ValueError(f"unknown verdict {words[2]!r} (one of {', '.join(VERDICTS)})")
                 expect[words[1]] = words[2]
             elif head == "thread":  # thread CPUn [mmM] | thread consumer
                 cpu = CONSUMER if words[1] == "consumer" else _cpu(words[1])

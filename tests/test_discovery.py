@@ -83,6 +83,12 @@ def test_malformed_module_is_a_one_line_error(tmp_path):
         assert r.returncode == 2
         assert msg in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+    # list and litmus show every other protocol, name the broken ones, and exit 2
+    r = _flushcheck(env, "list")
+    assert r.returncode == 2 and "linux" in r.stdout and "(error:" in r.stdout
+    r = _flushcheck(env, "litmus", "reclaim-vs-mprotect-2017")
+    assert r.returncode == 2 and "cells as expected" in r.stdout, r.stdout + r.stderr
+    assert "skipped" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_unknown_protocol_in_process():

@@ -45,6 +45,8 @@ def test_bad_litmus_is_a_usage_error():
     """A malformed scenario names its line."""
     with pytest.raises(UsageError, match="<litmus>:2"):
         parse("name x\nconfig ncpus=lots\n")
+    with pytest.raises(UsageError, match="unknown verdict 'S9'"):
+        parse("name x\nexpect linux_4_3 S9\n")
     sc = parse("name x\nCPU0 frobnicate v0\n")
     with pytest.raises(UsageError, match="unknown CPU verb"):
         run(sc, load_protocol("linux"))
