@@ -633,9 +633,10 @@ def _check_outputs(args) -> None:
     (``--out``/``--repro-dir`` directories, ``--markdown``/``--output`` files): one line,
     exit 2, instead of a traceback after the whole run."""
     for opt, kind in (("out", "dir"), ("repro_dir", "dir"), ("markdown", "file"),
-                      ("output", "file")):
+                      ("output", "file"), ("database", "dir")):
         path = getattr(args, opt, None)
-        if not isinstance(path, str) or not path:
+        if not isinstance(path, str) or not path or (
+                opt == "database" and (path == "none" or "://" in path)):
             continue
         flag = "--" + opt.replace("_", "-")
         if os.path.exists(path):

@@ -143,7 +143,21 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
         config = attrs.evolve(DEFAULT, **cfg)
     except (TypeError, ValueError) as exc:  # an attrs validator (batch_gen_bits range)
         raise UsageError(f"{path}: bad config ({exc})") from None
+    _check_cpus(path, config, lines, threads, hw)
     return Scenario(name, doc, config, expect, lines, path, threads, hw, thread_mm)
+
+
+def _check_cpus(path: str, config: MachineConfig, lines, threads, hw) -> None:
+    """Every CPU a line names exists in ``config`` (known only once the file is read)."""
+    named = [(no, _cpu(w[0])) for no, w in lines if w[0].startswith("CPU")]
+    named += [(no, cpu) for no, cpu, *_ in hw]
+    named += [(section[0][0] if section else 0, cpu) for cpu, section in threads
+              if cpu != CONSUMER]
+    for no, cpu in named:
+        if not 0 <= cpu < config.ncpus:
+            where = f"{path}:{no}" if no else path
+            raise UsageError(f"{where}: CPU{cpu}, but the machine has {config.ncpus} CPUs "
+                             f"(CPU0..CPU{config.ncpus - 1}; config ncpus=...)")
 
 
 #: the CPU number of ``thread consumer``: the other consumer's allocations and frees, which
@@ -378,6 +392,10 @@ def run(sc: Scenario, proto_cls, strict: bool = False):
                 r.line(no, words)
             except (IndexError, ValueError) as exc:
                 raise r.err(no, f"bad arguments ({exc})") from None
+            except UsageError as exc:  # the machine refused the line (a busy CPU...)
+                if str(exc).startswith(sc.path):
+                    raise
+                raise r.err(no, str(exc)) from None
         m.drain()
         m.check_quiescent()
     except Failure as f:

@@ -194,7 +194,8 @@ def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_
             (["explore", two7, "--protocol", "linux", "--max-states", "0"], "--max-states"),
             (["explore", two7, "--protocol", "linux", "--preemptions", "-1"], "--preemptions"),
             (["certify", "linux", "--budget", "1", "--bound", "1", "--bound-budget", "-1"],
-             "--bound-budget")):
+             "--bound-budget"),
+            (["certify", "linux", "--budget", "1", "--database", str(afile)], "not a directory")):
         assert word in _usage_error(capsys, argv), argv
 
 

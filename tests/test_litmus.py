@@ -47,6 +47,10 @@ def test_bad_litmus_is_a_usage_error():
         parse("name x\nconfig ncpus=lots\n")
     with pytest.raises(UsageError, match="unknown verdict 'S9'"):
         parse("name x\nexpect linux_4_3 S9\n")
+    with pytest.raises(UsageError, match=r"<litmus>:3: CPU7, but the machine has 2 CPUs"):
+        parse("name x\nconfig ncpus=2\nCPU7 read v0\n")
+    with pytest.raises(UsageError, match=r"<litmus>:3: CPU0 is already running"):
+        run(parse("name x\nCPU0 munmap U v0 1\nCPU0 munmap V v1 1\n"), load_protocol("linux"))
     sc = parse("name x\nCPU0 frobnicate v0\n")
     with pytest.raises(UsageError, match="unknown CPU verb"):
         run(sc, load_protocol("linux"))
