@@ -43,7 +43,8 @@ from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_S
 from .errors import Failure
 from .gcpolicy import search_gc
 from .registry import load_protocol, protocol_names
-from .search.walk import ACTIONS_PER_EXAMPLE, rules_for, run_example, shrink
+from .search.walk import (ACTIONS_PER_EXAMPLE, rules_for, run_example, run_shaped_example,
+                          shape_of, shapes_for, shrink)
 
 #: the protocols fuzzed by default, besides every module that declares ``CORRECT = True``
 ALWAYS = ("immediate", "linux")
@@ -179,8 +180,9 @@ class Job:
     strict: bool
     seed: int
     actions: int
-    #: certify's swarm walk (rule mix, argument subsets, PCT scheduling, 20-200 actions per
-    #: example, ``actions`` ignored) instead of the uniform walk
+    #: certify's examples (its swarm walk: rule mix, argument subsets, PCT scheduling,
+    #: 20-200 actions, ``actions`` ignored; on its machine shapes of ``cfg``,
+    #: ``walk.shapes_for``) instead of the uniform walk on ``cfg``
     swarm: bool = False
 
 
@@ -217,7 +219,7 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
             if time.monotonic() >= deadline and (i or index):
                 break
             eseed = derive_seed(cseed, i)
-            ex = run_example(cls, job.cfg, job.strict, eseed, job.actions, rules, swarm=job.swarm)
+            ex = _example(cls, job, eseed, rules)
             out.examples += 1
             out.steps += ex.steps
             if ex.failure is not None:
@@ -230,11 +232,26 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
     return out
 
 
+def _example(cls, job: Job, seed: int, rules=None):
+    """Example ``seed`` of ``job``: certify's own (:func:`run_shaped_example`: the machine
+    shape drawn from the seed, then the swarm walk) with ``swarm``, else the uniform walk on
+    ``job.cfg``. Until 2026-12-04 the swarm campaign ran the swarm walk on ``job.cfg`` only,
+    never on certify's narrowed 4-CPU machines, where ``certify linux`` then found two
+    false positives the campaign had passed (docs/SOUNDNESS.md)."""
+    if job.swarm:
+        return run_shaped_example(cls, shapes_for(job.cfg), job.strict, seed)
+    return run_example(cls, job.cfg, job.strict, seed, job.actions, rules)
+
+
+def _example_cfg(job: Job, seed: int) -> MachineConfig:
+    """The machine example ``seed`` of ``job`` ran on (:func:`_example`)."""
+    return shape_of(shapes_for(job.cfg), seed) if job.swarm else job.cfg
+
+
 def shrink_example(job: Job, seed: int, key: str, seconds: float) -> list:
     """Re-run example ``seed`` of ``job`` and shrink its failure, keeping ``key``; the
     shrunk action list (the example's own if it did not fail as ``key``)."""
-    ex = run_example(load_protocol(job.protocol), job.cfg, job.strict, seed, job.actions,
-                     swarm=job.swarm)
+    ex = _example(load_protocol(job.protocol), job, seed)
     f = ex.failure
     if f is None or classify(f) != key:  # cannot happen: examples are deterministic
         return []
@@ -435,14 +452,14 @@ def _save_findings(cell: Cell, repro_dir: str, shrunk: dict) -> None:
         finding = Finding(key, cell.counts[key], seed, headline, length)
         acts = shrunk.get(seed)
         if not acts:  # not shrunk (interrupted, or it did not fail again): the example itself
-            ex = run_example(cls, job.cfg, job.strict, seed, job.actions)
+            ex = _example(cls, job, seed)  # (the uniform walk's until 2026-12-04, swarm or not)
             acts = list(ex.failure.machine.actions) if ex.failure is not None else []
             finding.was_shrunk = False
         if acts in seen.setdefault(key, []):
             continue
         seen[key].append(acts)
         try:
-            f = replay_actions(cls, job.cfg, job.strict, acts) if acts else None
+            f = replay_actions(cls, _example_cfg(job, seed), job.strict, acts) if acts else None
         except Exception:  # noqa: BLE001 - a model error that replay does not catch
             f = None
         if f is not None and f.machine is not None:

@@ -152,12 +152,32 @@ def test_bad_input_is_a_one_line_error(capsys):
 def test_swarm_campaign_finds_a_mutant_and_repeats_itself():
     """--swarm: the campaign runs certify's walk; a chunk is its seed (same counts twice), a
     mutant is found and its kept example shrinks to a reproducer of the same rule."""
-    from conformance.soundness import shrink_example
+    from conformance.search.walk import run_shaped_example, shapes_for
+    from conformance.soundness import _example, _example_cfg, shrink_example
     job = Job("linux_4_3", "default", DEFAULT, False, 5, 80, swarm=True)
     a, b = run_chunk(job, 0, float("inf")), run_chunk(job, 0, float("inf"))
     assert (a.examples, a.steps, a.counts) == (b.examples, b.steps, b.counts)
     assert "S3" in a.counts
     _i, _k, seed, key, _h, _n = next(f for f in a.firsts if f[3] == "S3")
     acts = shrink_example(job, seed, key, 2.0)
-    f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, acts)
+    f = replay_actions(load_protocol("linux_4_3"), _example_cfg(job, seed), False, acts)
     assert f is not None and f.rule == "S3"
+    # certify's own example, on the machine shape it draws (4 CPUs for 7 seeds in 8)
+    cls = load_protocol("linux_4_3")
+    ex, own = _example(cls, job, seed), run_shaped_example(cls, shapes_for(DEFAULT), False, seed)
+    assert ex.machine.actions == own.machine.actions and ex.machine.cfg == _example_cfg(job, seed)
+    shapes = {_example_cfg(job, s * 0x9E3779B97F4A7C15 % 2**64) for s in range(64)}
+    assert {c.ncpus for c in shapes} == {3, 4}
+
+
+def test_an_unshrunk_swarm_finding_is_saved_from_its_own_example(tmp_path):
+    """With no time to shrink, a swarm finding is re-run as the swarm example it was (it was
+    re-run on the uniform walk, which did not fail: no reproducer was saved)."""
+    from conformance.soundness import Cell, _save_findings
+    job = Job("linux_4_3", "default", DEFAULT, False, 5, 80, swarm=True)
+    chunk = run_chunk(job, 0, float("inf"))
+    cell = Cell(job)
+    cell.counts, cell.firsts = dict(chunk.counts), list(chunk.firsts)
+    _save_findings(cell, str(tmp_path), {})
+    saved = [f for f in cell.findings if f.key == "S3"]
+    assert saved and all(f.path and not f.was_shrunk for f in saved)
