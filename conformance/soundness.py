@@ -236,8 +236,8 @@ def _example(cls, job: Job, seed: int, rules=None):
     """Example ``seed`` of ``job``: certify's own (:func:`run_shaped_example`: the machine
     shape drawn from the seed, then the swarm walk) with ``swarm``, else the uniform walk on
     ``job.cfg``. Until 2026-12-04 the swarm campaign ran the swarm walk on ``job.cfg`` only,
-    never on certify's narrowed 4-CPU machines, where ``certify linux`` then found two
-    false positives the campaign had passed (docs/SOUNDNESS.md)."""
+    never on certify's narrowed 4-CPU machine, where ``certify linux`` then found a false
+    C1 the campaign had passed (docs/SOUNDNESS.md)."""
     if job.swarm:
         return run_shaped_example(cls, shapes_for(job.cfg), job.strict, seed)
     return run_example(cls, job.cfg, job.strict, seed, job.actions, rules)
