@@ -159,7 +159,7 @@ def test_entry_point_protocols(tmp_path, monkeypatch):
     assert load_protocol("ep_same").name == "ep_same"
     env = _env(site)
     listing = _cli("list", cwd=tmp_path, env=env)
-    assert listing.returncode == 0
+    assert listing.returncode == 2  # every protocol listed; one cannot load: bad input
     lines = {ln.split()[0]: ln for ln in listing.stdout.splitlines()}
     assert "[entry point]" in lines["ep_same"] and "[entry point]" in lines["ep_no_flush"]
     assert "[entry point] (error" in lines["ep_broken"]
