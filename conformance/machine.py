@@ -728,8 +728,10 @@ def _misdeclared(proto_cls, files: frozenset) -> frozenset:
 
 
 def _params(fn) -> list:
+    """What a positional call needs of ``fn``: each parameter's kind and whether it has a
+    default (names do not matter: the kernel passes hook arguments by position)."""
     try:
-        return [(p.name, p.kind) for p in inspect.signature(fn).parameters.values()]
+        return [(p.kind, p.default is p.empty) for p in inspect.signature(fn).parameters.values()]
     except (TypeError, ValueError):
         return []
 
