@@ -261,17 +261,25 @@ def paused_frames(gen) -> list:
     frames = []
     f = run.gr_frame
     while f is not None and f.f_code is not _BODY_CODE:
+        if f.f_code is _NESTED_CODE:  # a generator hook a hook called, paused at its yield:
+            frames += reversed(_gen_frames(f.f_locals.get("gen")))  # its frames, inside
         if f.f_code is not _POINT_CODE and f.f_code is not _ENTER_CODE:  # the pause itself:
             frames.append(f)  # its caller's position says where, its locals are trace text
         f = f.f_back
     frames.reverse()
     # a generator hook paused at its own yield: its frame is below _body's, not above
     if f is not None:
-        r = f.f_locals.get("r")
-        while r.__class__ is GeneratorType and r.gi_frame is not None and not r.gi_running:
-            frames.append(r.gi_frame)
-            r = r.gi_yieldfrom
+        frames += _gen_frames(f.f_locals.get("r"))
     return [(fr.f_code.co_name, fr.f_lasti, fr.f_locals) for fr in frames]
+
+
+def _gen_frames(r) -> list:
+    """The frames of suspended generator ``r`` and of those it delegates to, outermost first."""
+    out = []
+    while r.__class__ is GeneratorType and r.gi_frame is not None and not r.gi_running:
+        out.append(r.gi_frame)
+        r = r.gi_yieldfrom
+    return out
 
 
 def _paused_run(op):
@@ -607,6 +615,9 @@ def _nested(gen) -> _Done:
             gen.send(None)
     except StopIteration as stop:
         return _Done(stop.value)
+
+
+_NESTED_CODE = _nested.__code__  # (paused_frames reads the generator a _nested frame runs)
 
 
 def _atomic(name: str, fn, shares: bool):

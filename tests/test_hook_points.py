@@ -288,3 +288,41 @@ def test_yield_from_a_nested_generator_hook_gives_its_value():
     assert seen == ["flushed"]
     assert ("try_to_unmap_flush_dirty", "yield") in [e[3] for e in m.trace.events
                                                      if e[2] == "point"]
+
+
+def test_a_nested_generator_hooks_position_is_in_the_state_key():
+    """Paused at the first or the second yield of a generator hook that another hook called,
+    the operation is in two different states: the explorer's and the bounded check's keys
+    read that generator's frames (hookpoints.paused_frames), or they would merge them."""
+    from conformance.hookpoints import paused_frames
+    from conformance.search.statekey import key
+
+    class TwoYields(Linux):
+        def try_to_unmap_flush_dirty(self, task):
+            self.try_to_unmap_flush(task)  # a plain call: _nested runs it, yields are points
+
+        def try_to_unmap_flush(self, task):
+            yield
+            yield
+            return super().try_to_unmap_flush(task)
+
+    m = Machine(TwoYields)
+    op = m.reclaim(1, (m.frame_of(0, 0),))
+    nested = []
+    while op in m.ops:
+        frames = tuple((n, i) for n, i, _ in paused_frames(_drive_gen(op)))
+        if any(n == "_nested" for n, _ in frames):
+            nested.append(frames)
+            assert key(m)  # the key takes them
+        m.advance(op.id)
+    # two pauses inside the nested generator, told apart by its own frame (the op's step
+    # count, also in the key, does not tell them apart on every path)
+    assert len(nested) == 2 and nested[0] != nested[1]
+
+
+def _drive_gen(op):
+    from conformance.hookpoints import _DRIVE_CODE
+    g = op.gen
+    while g is not None and getattr(g, "gi_code", None) is not _DRIVE_CODE:
+        g = g.gi_yieldfrom
+    return g or op.gen
