@@ -14,7 +14,8 @@ Usage::
     (advance twice, access, tlb_fill, background (evict / context switch / other
     consumer), reclaim, migrate, munmap, mmap, mprotect, file_write;
     preconditions has_runnable / has_idle as in the rules),
-    80 actions per run, then ``Driver.teardown()``. A step is one action, as in
+    80 actions per run, then ``Driver.teardown()``, then ``Machine.dispose()`` of a passed
+    run (as the campaign's and certify's loops). A step is one action, as in
     ``Stats.steps``; the time includes building the Machine (boot + populate)
     and the teardown (drain + C1 over every entry). Rows: with the oracle; with
     the oracle's check methods replaced by no-ops on the instance (after boot);
@@ -121,6 +122,9 @@ def raw_walk(proto_cls=None, seconds: float = 1.0, seed: int = RAW_SEED, oracle:
             d.teardown()
         except Failure:
             failures += 1
+        else:
+            if m is not None:
+                m.dispose()  # as the campaign's and certify's loops drop a passed example
         runs += 1
     steps = stats.steps
     dt = clock() - t0
@@ -139,6 +143,8 @@ def swarm_walk(proto_cls, seconds: float = 1.0, max_runs: int | None = None) -> 
         ex = run_example(proto_cls, seed=runs, swarm=True)
         steps += ex.steps
         failures += ex.failure is not None
+        if ex.failure is None:
+            ex.machine.dispose()  # as certify's chunk loop
         runs += 1
     dt = clock() - t0
     return dict(steps=steps, runs=runs, failures=failures, seconds=dt, rate=steps / dt)

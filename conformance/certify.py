@@ -433,7 +433,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
                 break
     rnd = random.Random(chunk.seed)
     k = 0
-    with search_gc():  # machines are freed by reference counting: fewer cycle scans
+    with search_gc():  # disposed machines are freed by reference counting: fewer cycle scans
         while failure is None and k < chunk.examples:
             ex = run_shaped_example(counted, shapes, strict, rnd.getrandbits(64))
             examples += 1
@@ -442,6 +442,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
             failure = ex.failure
             if counts is not None:
                 tally(ex.machine, counts)
+            if failure is None:
+                ex.machine.dispose()  # freed now, not by the cycle collector (Machine.dispose)
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0

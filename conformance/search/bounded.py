@@ -30,7 +30,7 @@ path from a fresh machine (``_execute``) once, tries each hardware event on that
 and undoes it (:func:`_hw_undoable`: a fill or an eviction runs no generator), each start
 too (:mod:`conformance.search.snapshot`: a start runs only the new operation's generator), and
 re-executes the path again for each advance but the last; the last kernel transition runs
-on the machine itself. A dropped machine is closed (:func:`conformance.search.snapshot.dispose`).
+on the machine itself. A dropped machine is disposed of (:meth:`Machine.dispose`).
 Each frontier state carries its key's part digests (:func:`conformance.statekey.summary`),
 from which its hardware successors are keyed without taking its parts again. A terminal state (K
 operations started, none in flight) is not expanded when no fresh fill would fail C1
@@ -60,7 +60,7 @@ from ..config import MachineConfig
 from ..errors import Failure, ModelError
 from .explorer import fresh_fill_fails
 from .menu import KINDS, MENUS
-from .snapshot import dispose, snapshot
+from .snapshot import snapshot
 from .statekey import DIGEST_BYTES, digest_pd, hw_summary, key, summary
 
 #: parents per chunk sent to a worker (jobs > 1); the deadline is checked between chunks
@@ -364,7 +364,7 @@ def _parent(ctx: _Ctx, path):
         raise ModelError(f"bounded: replay of a passing state failed: {fail}")
     started = _started(path)
     if ctx.reduce and started == ctx.k and not m.ops and _fresh_fills_pass(m):
-        dispose(m)
+        m.dispose()
         return None
     return m, started, choices(m, started, ctx)
 
@@ -400,10 +400,10 @@ def _expand_plain(ctx: _Ctx, path):
             if not _is_pair(c):
                 return kids, i + 1, c, late
             late = late or c
-            dispose(child)
+            child.dispose()
             continue
         kids.append((c, key(child, started + _starts(c)), None))
-        dispose(child)
+        child.dispose()
     return kids, len(opts), None, late
 
 
@@ -469,7 +469,7 @@ def _expand_fast(ctx: _Ctx, path, base=None):
         k = digest_pd(sm[1], started + _starts(c))
         keys[c] = k, sm
         if child is not m or last:
-            dispose(child)
+            child.dispose()
         elif _starts(c):
             if ctx.check_undo:
                 again = _execute(ctx, path)[0]
@@ -480,7 +480,7 @@ def _expand_fast(ctx: _Ctx, path, base=None):
             if ctx.check_undo and key(m, started) != key(_execute(ctx, path)[0], started):
                 raise ModelError(f"bounded: undoing {c} did not restore the state")
     if not kern:  # hardware events only: the parent's machine is not needed again
-        dispose(m)
+        m.dispose()
     return [(c,) + keys[c] for c in opts], n, None
 
 
@@ -553,7 +553,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         return
     root_sum = summary(root)
     seen = {digest_pd(root_sum[1], 0)}
-    dispose(root)
+    root.dispose()
     lv.states = 1
     frontier = [()]
     sums = [root_sum]  # each frontier state's summary (the fast search's hardware keys)

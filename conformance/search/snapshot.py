@@ -135,20 +135,6 @@ class Snapshot:
         m.trace.step = self.step
 
 
-def dispose(m) -> None:
-    """Close every operation of machine ``m``, which is dropped (:meth:`Machine.close`: a
-    hook greenlet paused in a generator is otherwise never collected, and with it the whole
-    machine; ``bounded`` drops tens of thousands of them), then break the machine's
-    reference cycles (kernel, oracle, arch and protocol point back at it or at each other)
-    so that reference counting frees it at once."""
-    m.close()
-    for part in (m.kernel, m.oracle, m.proto, m.arch):
-        d = getattr(part, "__dict__", None)
-        if d is not None:
-            d.clear()
-    m.__dict__.clear()
-
-
 def snapshot(m) -> Snapshot:
     """Record every mutable object reachable from machine ``m`` (module doc)."""
     records = []

@@ -700,6 +700,7 @@ def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: 
         steps += stats.steps
         if failure is not None:
             return Example(steps, failure, m)
+        m.dispose()  # a passed branch: freed now, not by the cycle collector
     return Example(steps, None, machine)
 
 
