@@ -656,6 +656,15 @@ def _check_outputs(args) -> None:
             raise UsageError(f"{flag} {path}: {probe} is not writable")
 
 
+def _worker_died(exc: BaseException) -> bool:
+    """Is ``exc`` a process pool's ``BrokenProcessPool``: a worker killed from outside (the
+    OOM killer, a signal) or exiting in the middle of a chunk? No verdict can be given for
+    work that never reported. (Looked up, not imported: ``explore`` and ``litmus`` start
+    without the pool's modules.)"""
+    mod = sys.modules.get("concurrent.futures.process")
+    return mod is not None and isinstance(exc, mod.BrokenProcessPool)
+
+
 def _main(argv) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -674,6 +683,12 @@ def _main(argv) -> int:
     except KeyboardInterrupt:
         print("flushcheck: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _worker_died(exc):
+            raise
+        print("flushcheck: error: a worker process died in the middle of its work (killed by "
+              "the OS? out of memory? see dmesg); no verdict", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -33,14 +33,15 @@ import importlib
 import multiprocessing
 import os
 import queue
-import signal
 import time
+from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 
 import attrs
 
 from .certify import require_count, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure
+from .executors import _ignore_sigint, _terminate
 from .gcpolicy import search_gc
 from .registry import load_protocol, protocol_names
 from .search.walk import (ACTIONS_PER_EXAMPLE, rules_for, run_example, run_shaped_example,
@@ -366,11 +367,6 @@ class Campaign:
 
 
 # -- running -----------------------------------------------------------------------------------
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which terminates them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _chunk_task(args) -> Chunk:
     job, index, deadline = args
     return run_chunk(job, index, deadline)
@@ -381,16 +377,29 @@ def _shrink_task(args) -> list:
 
 
 class _Pool:
-    """A fork pool whose results arrive, in completion order, on one queue."""
+    """Fork workers whose results arrive, in completion order, on one queue.
+
+    A ``ProcessPoolExecutor`` (a ``multiprocessing.Pool`` until 2026-12-04: when the OOM
+    killer took one of its workers, the task it ran never finished and the campaign waited
+    forever): a worker that dies fails every pending task with ``BrokenProcessPool``, which
+    :meth:`get` raises and the CLI reports in one line. Each worker ignores Ctrl-C (the parent
+    stops it) and runs the watchdog (a protocol hook that never returns is a protocol error,
+    as in certify's workers: ``executors._ignore_sigint``)."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_ignore_sigint)
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_ignore_sigint)
         self.results: queue.Queue = queue.Queue()
 
     def submit(self, fn, args, tag) -> None:
-        self.pool.apply_async(fn, (args,), callback=lambda r: self.results.put((tag, r, None)),
-                              error_callback=lambda e: self.results.put((tag, None, e)))
+        try:
+            fut = self.pool.submit(fn, args)
+        except BrokenProcessPool as exc:  # a worker died since the last result
+            self.results.put((tag, None, exc))
+            return
+        fut.add_done_callback(lambda f: self.results.put(
+            (tag, None, f.exception()) if f.exception() is not None else (tag, f.result(), None)))
 
     def get(self):
         tag, result, error = self.results.get()
@@ -399,8 +408,8 @@ class _Pool:
         return tag, result
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        _terminate(self.pool)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _fuzz_cell(cell: Cell, budget_s: float, pool: _Pool | None) -> None:

@@ -147,3 +147,45 @@ def test_a_hook_that_never_returns_is_a_protocol_error():
     assert isinstance(f, ProtocolError) and "HookStuck" in str(f) and "without returning" in str(f)
     assert stuck(f) and minimize(f)[0] is f
     assert not stuck(run(SC2017, Raises))
+
+
+KILLS_ITS_WORKER = """import os, signal
+from protocols.linux import Linux
+
+PARENT = os.getpid()  # imported by flushcheck before it forks its workers
+
+
+class KillsItsWorker(Linux):
+    def try_to_unmap_flush(self, task):
+        if os.getpid() != PARENT:  # as the OOM killer would: SIGKILL, no exception
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().try_to_unmap_flush(task)
+"""
+
+
+def test_a_worker_that_dies_stops_the_run_with_one_line(tmp_path):
+    """A worker process killed in the middle of a chunk (here by the protocol; in real life
+    by the OOM killer) ends the run with one line and exit 3, in certify and in the soundness
+    campaign, whose pool waited forever for the dead worker's task until 2026-12-04. A
+    correct protocol under the same pools passes (the pool itself works)."""
+    import subprocess
+    import sys
+    path = tmp_path / "kills_its_worker.py"
+    path.write_text(KILLS_ITS_WORKER)
+    runs = {
+        "certify": ["certify", str(path), "--jobs", "2", "--budget", "20",
+                    "--repro-dir", str(tmp_path), "--database", "none"],
+        "soundness": ["soundness", "--protocol", str(path), "--config-set", "quick",
+                      "--jobs", "2", "--budget", "5", "--repro-dir", str(tmp_path)],
+    }
+    for name, argv in runs.items():
+        r = subprocess.run([sys.executable, "-m", "conformance.cli", *argv], capture_output=True,
+                           text=True, timeout=120, cwd=tmp_path)
+        assert r.returncode == 3, (name, r.returncode, r.stdout[-500:], r.stderr[-500:])
+        assert "a worker process died" in r.stderr and "Traceback" not in r.stderr, name
+        assert len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
+    ok = subprocess.run([sys.executable, "-m", "conformance.cli", "soundness", "--protocol", "linux",
+                         "--config-set", "quick", "--jobs", "2", "--budget", "2",
+                         "--repro-dir", str(tmp_path)], capture_output=True, text=True,
+                        timeout=120, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout[-500:] + ok.stderr[-500:]
