@@ -62,7 +62,7 @@ from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
 from .errors import Failure, UsageError
 from .executors import Workers, open_workers
-from .registry import load_protocol, protocol_names
+from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.statemachine import Stats, conformance_machine
 
 @attrs.define
@@ -466,7 +466,7 @@ def run_task(task: Task) -> ChunkResult:
         >>> r = run_task(t); r.index, r.examples > 0, r.found
         (0, True, ())
     """
-    cls = load_protocol(task.protocol) if isinstance(task.protocol, str) else task.protocol
+    cls = loaded_protocol(task.protocol) if isinstance(task.protocol, str) else task.protocol
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)
     c = task.chunk

@@ -80,7 +80,6 @@ def counters() -> dict:
 
 
 _HOOK_KEYS = tuple("hook " + h for h in HOOKS)
-_COUNTED: dict = {}
 
 
 def counted_class(cls):
@@ -102,12 +101,13 @@ def counted_class(cls):
     """
     if "_fc_counted" in cls.__dict__:
         return cls
-    sub = _COUNTED.get(cls)
+    sub = cls.__dict__.get("_fc_counted_sub")  # on the class: freed with it (pointed_class)
     if sub is None:
         ns = {name: _counter(name, getattr(cls, name)) for name in HOOKS}
         ns.update(_fc_counted=True, __module__=cls.__module__, __qualname__=cls.__qualname__,
                   __doc__=cls.__doc__)
-        sub = _COUNTED[cls] = type(cls.__name__, (cls,), ns)
+        sub = type(cls.__name__, (cls,), ns)
+        type.__setattr__(cls, "_fc_counted_sub", sub)
     return sub
 
 

@@ -687,21 +687,21 @@ def _does_nothing(fn) -> bool:
 
 _NOOP = frozenset(n for n, v in vars(Protocol).items() if callable(v) and _does_nothing(v))
 
-_POINTED: dict = {}
-
-
 def pointed_class(cls):
     """``cls`` with automatic interleaving points (module doc). Made once per class (a
     subclass named as ``cls``, ``_fc_pointed`` set); a pointed class is returned as it is.
     The machine makes its protocol from this class (``Machine.__init__``)."""
     if getattr(cls, "_fc_pointed", False):
         return cls
-    # keyed on the hooks as they are now, so a hook patched after first use (a test's
-    # monkeypatch, a mutant made at run time) is wrapped anew, not the old one kept
-    key = (cls, tuple(getattr(cls, name) for name in _HOOK_NAMES))
-    sub = _POINTED.get(key)
-    if sub is not None:
-        return sub
+    # kept on the class itself (not in a module dict, where every class a long run loads
+    # stayed alive: load_protocol makes a fresh subclass per call, soundness one per chunk,
+    # 0.15 MB each with its generated hooks), checked against the hooks as they are now, so
+    # a hook patched after first use (a test's monkeypatch, a mutant made at run time) is
+    # wrapped anew, not the old one kept
+    hooks = tuple([getattr(cls, name) for name in _HOOK_NAMES])
+    cached = cls.__dict__.get("_fc_pointed_sub")
+    if cached is not None and cached[0] == hooks:
+        return cached[1]
     ns = {"_fc_pointed": True, "_fc_base": cls, "__init__": _pointed_init,
           "__setattr__": _proto_setattr, "__module__": cls.__module__,
           "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
@@ -720,7 +720,8 @@ def pointed_class(cls):
                 ns[name] = _atomic(name, fn, shares)
         elif not (base and name in _NOOP):
             ns[name] = _pausable(name, fn)
-    sub = _POINTED[key] = type(cls.__name__, (cls,), ns)
+    sub = type(cls.__name__, (cls,), ns)
+    type.__setattr__(cls, "_fc_pointed_sub", (hooks, sub))
     return sub
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import weakref
 
 from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
@@ -464,9 +465,9 @@ class Machine:
 
             >>> import gc
             >>> from conformance.registry import load_protocol
-            >>> gc.collect() >= 0
+            >>> linux = load_protocol("linux"); gc.collect() >= 0
             True
-            >>> m = Machine(load_protocol("linux")); _ = m.user_access(0, 0, True); m.drain()
+            >>> m = Machine(linux); _ = m.user_access(0, 0, True); m.drain()
             >>> m.dispose(); del m
             >>> gc.collect()  # nothing left for the cycle collector
             0
@@ -704,8 +705,9 @@ def _vrange(start: int, npages: int) -> str:
 
 
 #: protocol class -> :func:`_protocol_files` (every Machine asks; the answer never changes
-#: once every class of the MRO has its module in sys.modules)
-_PROTO_FILES: dict = {}
+#: once every class of the MRO has its module in sys.modules); weak, as the other caches
+#: keyed by a protocol class (load_protocol makes a fresh class per call)
+_PROTO_FILES = weakref.WeakKeyDictionary()
 
 
 def _protocol_files(proto_cls) -> frozenset:
@@ -728,8 +730,8 @@ def _protocol_files(proto_cls) -> frozenset:
     return got
 
 
-#: protocol class -> :func:`_misdeclared`
-_MISDECLARED: dict = {}
+#: protocol class -> :func:`_misdeclared` (weak: :data:`_PROTO_FILES`)
+_MISDECLARED = weakref.WeakKeyDictionary()
 
 
 def _misdeclared(proto_cls, files: frozenset) -> frozenset:

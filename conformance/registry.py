@@ -231,6 +231,25 @@ def load_protocol(ref: str):
                                        "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
+_LOADED: dict = {}
+
+
+def loaded_protocol(ref: str):
+    """:func:`load_protocol`, once per process and reference: for workers that run chunk
+    after chunk of one protocol (each load is a fresh class, with its own wrapped hooks made
+    at its first machine, freed only by the cycle collector).
+
+    Example::
+
+        >>> loaded_protocol("linux") is loaded_protocol("linux")
+        True
+    """
+    cls = _LOADED.get(ref)
+    if cls is None:
+        cls = _LOADED[ref] = load_protocol(ref)
+    return cls
+
+
 def protocol_module(cls):
     """The module a loaded protocol class comes from (for its ``EXPECTED_VIOLATION`` etc.).
 

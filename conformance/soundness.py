@@ -43,7 +43,7 @@ from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_S
 from .errors import Failure
 from .executors import _ignore_sigint, _terminate
 from .gcpolicy import search_gc
-from .registry import load_protocol, protocol_names
+from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.walk import (ACTIONS_PER_EXAMPLE, rules_for, run_example, run_shaped_example,
                           shape_of, shapes_for, shrink)
 
@@ -212,7 +212,7 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
         (1, 20)
     """
     out = Chunk(index) if out is None else out
-    cls = load_protocol(job.protocol)
+    cls = loaded_protocol(job.protocol)
     rules = rules_for(cls, job.cfg)
     cseed = derive_seed(job.seed, job.protocol, job.config, index)
     with search_gc():  # disposed machines are freed by reference counting: fewer cycle scans

@@ -99,3 +99,29 @@ def test_the_search_loops_leave_no_cyclic_garbage():
                                                   time.monotonic())) == 0
     # teeth: the same examples, not disposed, are cyclic garbage
     assert _cyclic_garbage(lambda: [run_example(linux, seed=s, swarm=True) for s in range(5)]) > 0
+
+
+def test_a_dropped_protocol_class_is_freed():
+    """Nothing module-level keeps a protocol class alive once its last machine is gone: the
+    wrapped classes (``pointed_class``, ``counted_class``) and the per-class answers
+    (protocol files, misdeclared hooks, read-modify-write fields) are kept on the class or
+    weakly. Until 2026-12-04 module dicts kept every class ``load_protocol`` made, with its
+    generated hooks: a campaign worker loads one per chunk."""
+    import weakref
+
+    from conformance.coverage import counted_class
+    from conformance.machine import Machine
+    from conformance.search.conflict import rmw_fields
+
+    refs = []
+    for _ in range(3):
+        cls = load_protocol("linux")
+        m = Machine(counted_class(cls))
+        _ = m.user_access(0, 0, True)
+        m.drain()
+        rmw_fields(type(m.proto), "set_tlb_ubc_flush_pending")
+        m.dispose()
+        refs.append(weakref.ref(cls))
+        del cls, m
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]

@@ -50,15 +50,12 @@ import dis
 from .. import hookpoints
 from ..coverage import stale_alive
 
-_RMW: dict = {}
-
-
 def rmw_fields(proto_cls, hook: str) -> frozenset:
     """The attribute names hook ``hook`` of ``proto_cls`` both loads and stores, read off the
     bytecode of the definition that runs (the flushcheck wrappers of
     :func:`~conformance.hookpoints.pointed_class` and :func:`~conformance.coverage.counted_class`
     skipped) and of the one it overrides while its code calls ``super()``. Cached per
-    (class, hook).
+    (class, hook), on the class.
 
     Example::
 
@@ -66,8 +63,11 @@ def rmw_fields(proto_cls, hook: str) -> frozenset:
         >>> sorted(rmw_fields(load_protocol("linux"), "set_tlb_ubc_flush_pending"))
         ['tlb_flush_batched']
     """
-    key = (proto_cls, hook)
-    got = _RMW.get(key)
+    cache = proto_cls.__dict__.get("_fc_rmw")  # on the class: freed with it (a module dict
+    if cache is None:  # kept every class a long run loaded, as hookpoints.pointed_class says)
+        cache = {}
+        type.__setattr__(proto_cls, "_fc_rmw", cache)
+    got = cache.get(hook)
     if got is None:
         loads, stores = set(), set()
         for klass in proto_cls.__mro__:
@@ -84,7 +84,7 @@ def rmw_fields(proto_cls, hook: str) -> frozenset:
                     stores.add(ins.argval)
             if "super" not in fn.co_names:  # an override that does not call its parent's
                 break
-        got = _RMW[key] = frozenset(loads & stores)
+        got = cache[hook] = frozenset(loads & stores)
     return got
 
 
