@@ -59,6 +59,23 @@ class Violation(Failure):
             exp = f" (expected {self.expected}, observed {self.observed})"
         return f"VIOLATION {self.rule} at step {self.step} [{' '.join(where)}]: {self.text}{exp}"
 
+    def __reduce__(self):
+        """Picklable, as a worker's exception crosses to the parent (the default pickling
+        calls ``__init__`` with the message alone, which fails in the parent, and a process
+        pool then reports the whole pool broken); the machine does not travel.
+
+        Example::
+
+            >>> import pickle
+            >>> v = S3Violation("S3", "munmap returned", cpus=(0,), mm=0, vpage=2)
+            >>> v.step = 7
+            >>> pickle.loads(pickle.dumps(v)).headline() == v.headline()
+            True
+        """
+        kw = dict(cpus=self.cpus, mm=self.mm, vpage=self.vpage, frame=self.frame,
+                  expected=self.expected, observed=self.observed)
+        return _rebuilt, (self.__class__, self.rule, self.text, kw, self.step)
+
 
 class S1Violation(Violation):
     """S1 frame reuse. One class per rule, so Hypothesis tells the rules apart as distinct
@@ -127,3 +144,10 @@ class ModelError(Failure):
         err.machine = machine
         err.step = machine.trace.step if machine is not None else None
         return err
+
+
+def _rebuilt(cls, rule, text, kw, step):
+    """A :class:`Violation` unpickled (:meth:`Violation.__reduce__`)."""
+    v = cls(rule, text, **kw)
+    v.step = step
+    return v

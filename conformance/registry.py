@@ -244,9 +244,10 @@ def loaded_protocol(ref: str):
         >>> loaded_protocol("linux") is loaded_protocol("linux")
         True
     """
-    cls = _LOADED.get(ref)
+    key = os.path.abspath(ref) if is_file_ref(ref) else ref  # a relative path: where it is now
+    cls = _LOADED.get(key)
     if cls is None:
-        cls = _LOADED[ref] = load_protocol(ref)
+        cls = _LOADED[key] = load_protocol(ref)
     return cls
 
 

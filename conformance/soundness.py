@@ -398,7 +398,7 @@ class _Pool:
         except BrokenProcessPool as exc:  # a worker died since the last result
             self.results.put((tag, None, exc))
             return
-        fut.add_done_callback(lambda f: self.results.put(
+        fut.add_done_callback(lambda f: None if f.cancelled() else self.results.put(
             (tag, None, f.exception()) if f.exception() is not None else (tag, f.result(), None)))
 
     def get(self):
@@ -408,6 +408,8 @@ class _Pool:
         return tag, result
 
     def close(self) -> None:
+        # tasks still queued are cancelled: their callbacks put nothing (f.exception() of a
+        # cancelled future raises, and the pool would print a traceback per task)
         _terminate(self.pool)
         self.pool.shutdown(wait=True, cancel_futures=True)
 

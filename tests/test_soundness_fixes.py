@@ -565,3 +565,37 @@ def test_putting_it_back_at_once_gave_mainline_a_false_s1(monkeypatch):
     monkeypatch.setattr(K.Kernel, "_keep", lambda self, op, frame, kept: self.putback(op, frame))
     f = replay_actions(LINUX, MachineConfig(ncpus=4), False, REDIRTIED_LAZYFREE)
     assert f is not None and f.rule == "S1" and "still caches mm0:v0" in str(f)
+
+
+def test_closing_the_pool_with_tasks_queued_prints_nothing(capfd, caplog):
+    """Ctrl-C or an error while many shrink tasks are queued: ``_Pool.close`` cancels them,
+    and their done-callbacks put nothing (``Future.exception()`` of a cancelled future raises,
+    and concurrent.futures printed a traceback per task: thousands on one Ctrl-C)."""
+    from conformance.soundness import _Pool
+
+    pool = _Pool(2)
+    try:
+        for i in range(3000):
+            pool.submit(abs, -i, i)
+        pool.get()
+    finally:
+        pool.close()
+    assert "exception calling callback" not in capfd.readouterr().err + caplog.text
+
+
+def test_a_relative_protocol_file_is_the_one_in_the_current_folder(tmp_path, monkeypatch):
+    """``loaded_protocol`` (once per process) keys a file by its absolute path, as
+    ``load_protocol`` resolves it: the same relative name in another folder is another
+    protocol."""
+    from conformance.registry import loaded_protocol
+
+    for folder, base in (("a", "linux"), ("b", "linux_4_3")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "proto.py").write_text(
+            f"from protocols.{base} import *  # noqa\nfrom protocols.{base} import "
+            f"{'Linux' if base == 'linux' else 'Linux43'} as P\n\n\nclass Proto(P):\n    pass\n")
+    monkeypatch.chdir(tmp_path / "a")
+    a = loaded_protocol("proto.py")
+    monkeypatch.chdir(tmp_path / "b")
+    b = loaded_protocol("proto.py")
+    assert a is not b and a.ref != b.ref and b.ref.endswith("b/proto.py")

@@ -699,6 +699,7 @@ def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: 
         failure = _failure_of(run, m)
         steps += stats.steps
         if failure is not None:
+            machine.dispose()  # the passed example's: the branch's failure replaces it
             return Example(steps, failure, m)
         m.dispose()  # a passed branch: freed now, not by the cycle collector
     return Example(steps, None, machine)
