@@ -171,7 +171,8 @@ def _arity_error(i: int, name: str, args: list) -> UsageError | None:
 
 def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None):
     """Run ``actions`` on a fresh machine (or on ``machine``, fresh from ``Machine(cls, cfg,
-    strict=strict)``), then quiesce; the :class:`Failure` hit, or None."""
+    strict=strict)``), then quiesce; the :class:`Failure` hit, or None (the fresh machine of
+    a passed replay is disposed of: :meth:`Machine.dispose`)."""
     from .machine import Machine
 
     m = machine if machine is not None else Machine(cls, cfg, strict=strict)
@@ -196,4 +197,6 @@ def replay_actions(cls, cfg: MachineConfig, strict: bool, actions, machine=None)
         raise UsageError(f"reproducer does not apply to this model: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a model bug replays as one, never a traceback
         return ModelError.uncaught(exc, m)
+    if machine is None:
+        m.dispose()  # a passed replay's machine of our own (shrinking drops thousands)
     return None

@@ -223,15 +223,16 @@ def run_chunk(job: Job, index: int, deadline: float, out: Chunk | None = None) -
             ex = _example(cls, job, eseed, rules)
             out.examples += 1
             out.steps += ex.steps
-            if ex.failure is None:
-                ex.machine.dispose()  # freed now, not by the cycle collector (Machine.dispose)
-            else:
+            if ex.failure is not None:  # kept as its seed: the example replays from it
                 key = classify(ex.failure)
                 n = out.counts.get(key, 0)
                 out.counts[key] = n + 1
                 if n < keep_count(key):
                     out.firsts.append((index, i, eseed, key, ex.failure.headline(),
                                        len(ex.failure.machine.actions)))
+            # freed now, not by the cycle collector (Machine.dispose); a failing one may hold
+            # a hook paused in a greenlet, which the collector never frees
+            ex.machine.dispose()
     return out
 
 

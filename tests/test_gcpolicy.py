@@ -67,7 +67,8 @@ def _cyclic_garbage(fn) -> int:
     def count(phase, info):
         if phase == "stop":
             found.append(info["collected"])
-    gc.collect()
+    while gc.collect():  # until none is left (a finalized generator's cycle takes two)
+        pass
     gc.callbacks.append(count)
     try:
         fn()
@@ -125,3 +126,45 @@ def test_a_dropped_protocol_class_is_freed():
         del cls, m
     gc.collect()
     assert [r() for r in refs] == [None, None, None]
+
+
+def _machines_left(fn, monkeypatch) -> tuple:
+    """(machines made, machines still alive) after ``fn()`` ran with the cycle collector off:
+    a machine freed by reference counting is gone the moment it is dropped."""
+    import weakref
+
+    from conformance.machine import Machine
+
+    made = []
+    init = Machine.__init__
+
+    def recording(self, *a, **kw):
+        made.append(weakref.ref(self))
+        init(self, *a, **kw)
+    monkeypatch.setattr(Machine, "__init__", recording)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        fn()
+        return len(made), sum(r() is not None for r in made)
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_a_passed_replay_and_the_explorer_leave_their_machines_to_reference_counting(monkeypatch):
+    """``replay_actions`` disposes of the machine it made for a replay that passed (shrinking
+    replays thousands), and the explorer of every machine it drops: 281,855 objects of
+    cyclic garbage for one explore of model-rmap-walk-vs-mremap before (16% of its time)."""
+    from conformance.config import DEFAULT
+    from conformance.litmus import load
+    from conformance.reproducer import replay_actions
+    from conformance.search.explorer import explore
+
+    linux = load_protocol("linux")
+    actions = run_example(linux, seed=3, n=40).machine.actions
+    assert _machines_left(lambda: replay_actions(linux, DEFAULT, False, actions),
+                          monkeypatch) == (1, 0)
+    sc = load("litmus/model-rmap-walk-vs-mremap.litmus")
+    made, left = _machines_left(lambda: explore(sc, linux), monkeypatch)
+    assert made > 500 and left == 0

@@ -323,7 +323,7 @@ def path_of(sc: Scenario, proto_cls, actions, strict: bool = False) -> tuple | N
     except (Failure, UsageError):
         return None
     finally:
-        run.m.close()
+        run.m.dispose()
     return tuple(path)
 
 
@@ -432,12 +432,13 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
         return Result(sc.name, name, fail, (), 1, 0, 1, time.perf_counter() - t0, True, dedup,
                       preemption_bound, 0, shorter_than)
     if shorter_than is not None and shorter_than <= 1:  # only the empty path is shorter
-        run.m.close()
+        run.m.dispose()
         return Result(sc.name, name, None, (), 1, 0, 0, time.perf_counter() - t0, True, dedup,
                       preemption_bound, 0, shorter_than)
     # the depth of the deepest paths wanted: a child there is checked, not keyed or queued
     last = None if shorter_than is None else shorter_than - 1
     root = run.key(preemption_bound) if dedup else 0
+    run.m.dispose()  # the root is re-executed as the queue's first state
     children: dict = {}  # state key -> list of child keys ("end" for a complete schedule)
     seen = {root}
     queue = deque([((), root)])
@@ -462,7 +463,7 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                               time.perf_counter() - t0, False, dedup, preemption_bound, depth,
                               shorter_than)
             children[key] = ["end"]
-            run.m.close()
+            run.m.dispose()
             continue
         kids = children[key] = []
         for n, choice in enumerate(options):
@@ -494,14 +495,14 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
                     return Result(sc.name, name, _deadlock(child), cpath, states, transitions, 0,
                                   time.perf_counter() - t0, False, dedup, preemption_bound,
                                   len(cpath), shorter_than)
-                child.m.close()
+                child.m.dispose()
                 continue
             if dedup:
                 ckey = child.key(preemption_bound)
             else:
                 ckey = next_id
                 next_id += 1
-            child.m.close()  # its key is all the search keeps of it (frees a paused hook's)
+            child.m.dispose()  # its key is all the search keeps of it (frees a paused hook's)
             kids.append(ckey)
             if ckey in seen:
                 continue
