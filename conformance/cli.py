@@ -108,7 +108,7 @@ def cmd_certify(args) -> int:
         rows.append((cname, code, res))
         if code == EXIT_INTERRUPTED:
             break
-    print(f"\nflushcheck certify {cls.name} --profile {name}: {len(rows)} configs")
+    print(f"\nflushcheck certify {getattr(cls, 'ref', '') or cls.name} --profile {name}: {len(rows)} configs")
     for cname, code, res in rows:
         print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
               f"{_verdict_word(res)}")

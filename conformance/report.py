@@ -53,7 +53,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
     lines = [
-        f"flushcheck certify {res.protocol}",
+        # the reference that loads it again (a file's path: a file named linux.py is not linux)
+        f"flushcheck certify {res.protocol_ref or res.protocol}",
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
         f"  commit    {commit}",
         f"  config    {config_text(res)}",

@@ -200,8 +200,8 @@ def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_
 
 
 def test_a_file_protocols_follow_up_commands_name_its_path(tmp_path):
-    """The scenario line of a failing certify of a file names the file, which loads it again
-    (the class name alone loaded nothing, or a built-in of the same name)."""
+    """The scenario line and the header of a failing certify of a file name the file, which
+    loads it again (the class name alone loaded nothing, or a built-in of the same name)."""
     path = tmp_path / "linux.py"  # the name of a built-in, on purpose
     path.write_text("from protocols.linux_4_3 import Linux43\n\n\nclass Mine(Linux43):\n"
                     "    pass\n")
@@ -210,3 +210,4 @@ def test_a_file_protocols_follow_up_commands_name_its_path(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("scenario:"))
     assert f"--protocol {path}" in line, line
+    assert r.stdout.splitlines()[0] == f"flushcheck certify {path}"  # the header too

@@ -81,7 +81,9 @@ def test_protocol_file_outside_the_repository(tmp_path):
     bad = _cli("certify", "elsewhere/no_flush.py", "--seed", "1", "--budget", "10", "--jobs", "2",
                "--database", "none", "--repro-dir", "repro", cwd=tmp_path, env=env)
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "flushcheck certify no_flush" in bad.stdout and "verdict   FAIL" in bad.stdout
+    # the header names the reference that loads it again, the protocol line the name
+    assert f"flushcheck certify {where / 'no_flush.py'}" in bad.stdout
+    assert "protocol  no_flush:" in bad.stdout and "verdict   FAIL" in bad.stdout
     repro = tmp_path / "repro" / "no_flush-1.json"
     data = json.loads(repro.read_text())
     assert data["protocol"] == "no_flush"
@@ -91,7 +93,8 @@ def test_protocol_file_outside_the_repository(tmp_path):
     good = _cli("certify", str(where / "same_flush.py"), "--examples", "100", "--steps", "30",
                 "--jobs", "2", "--database", "none", cwd=tmp_path, env=env)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "flushcheck certify same_flush" in good.stdout and "verdict   PASS" in good.stdout
+    assert f"flushcheck certify {where / 'same_flush.py'}" in good.stdout
+    assert "protocol  same_flush:" in good.stdout and "verdict   PASS" in good.stdout
 
 
 def test_file_protocol_is_reloaded_in_a_fresh_worker(tmp_path):
@@ -122,7 +125,8 @@ def test_module_colon_class(tmp_path, monkeypatch, capsys):
     rc = main(["certify", "fc_tmp_pkg_mc.flush:NoFlush", "--seed", "1", "--budget", "10",
                "--jobs", "2", "--database", "none", "--repro-dir", str(tmp_path / "repro")])
     out = capsys.readouterr().out
-    assert rc == 1 and "flushcheck certify NoFlush" in out and "FAIL" in out, out
+    assert rc == 1 and "flushcheck certify fc_tmp_pkg_mc.flush:NoFlush" in out, out
+    assert "protocol  NoFlush:" in out and "FAIL" in out, out
     good = certify("fc_tmp_pkg_mc.flush:Same", budget_s=None, max_examples=100, steps=30,
                    chunk=50, jobs=1)
     assert good.passed and good.protocol == "Same" and good.examples >= 100
