@@ -108,7 +108,8 @@ def cmd_certify(args) -> int:
         rows.append((cname, code, res))
         if code == EXIT_INTERRUPTED:
             break
-    print(f"\nflushcheck certify {getattr(cls, 'ref', '') or cls.name} --profile {name}: {len(rows)} configs")
+    ref = getattr(cls, "ref", "") or cls.name  # the reference that loads it again (report.py)
+    print(f"\nflushcheck certify {ref} --profile {name}: {len(rows)} configs")
     for cname, code, res in rows:
         print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
               f"{_verdict_word(res)}")
@@ -374,9 +375,7 @@ def _choice_text(sc, c) -> str:
 def cmd_litmus(args) -> int:
     from .corpus import check, select, table
     from .litmus import corpus
-    from .registry import protocol_names
-
-    from .registry import load_protocol
+    from .registry import load_protocol, protocol_names
 
     scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
     if args.max_states is not None and args.max_states < 1:

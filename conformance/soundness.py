@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import multiprocessing
 import os
 import queue
 import time
-from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import attrs
 
 from .certify import require_count, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure
-from .executors import _ignore_sigint, _terminate
+from .executors import local_workers
 from .gcpolicy import search_gc
 from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.walk import (ACTIONS_PER_EXAMPLE, rules_for, run_example, run_shaped_example,
@@ -380,27 +379,32 @@ def _shrink_task(args) -> list:
 class _Pool:
     """Fork workers whose results arrive, in completion order, on one queue.
 
-    A ``ProcessPoolExecutor`` (a ``multiprocessing.Pool`` until 2026-12-04: when the OOM
-    killer took one of its workers, the task it ran never finished and the campaign waited
-    forever): a worker that dies fails every pending task with ``BrokenProcessPool``, which
-    :meth:`get` raises and the CLI reports in one line. Each worker ignores Ctrl-C (the parent
-    stops it) and runs the watchdog (a protocol hook that never returns is a protocol error,
-    as in certify's workers: ``executors._ignore_sigint``)."""
+    Certify's local workers (:func:`conformance.executors.local_workers`: a
+    ``ProcessPoolExecutor`` whose workers ignore Ctrl-C and run the watchdog; a
+    ``multiprocessing.Pool`` until 2026-12-04: when the OOM killer took one of its workers,
+    the task it ran never finished and the campaign waited forever): a worker that dies fails
+    every pending task with ``BrokenProcessPool``, which :meth:`get` raises and the CLI
+    reports in one line."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                                        initializer=_ignore_sigint)
+        self.workers = local_workers(jobs)
         self.results: queue.Queue = queue.Queue()
 
     def submit(self, fn, args, tag) -> None:
         try:
-            fut = self.pool.submit(fn, args)
+            fut = self.workers.executor.submit(fn, args)
         except BrokenProcessPool as exc:  # a worker died since the last result
             self.results.put((tag, None, exc))
             return
-        fut.add_done_callback(lambda f: None if f.cancelled() else self.results.put(
-            (tag, None, f.exception()) if f.exception() is not None else (tag, f.result(), None)))
+        fut.add_done_callback(lambda f: self._done(tag, f))
+
+    def _done(self, tag, fut) -> None:
+        # a task cancelled by close() puts nothing (its exception() would raise, and the
+        # pool would print a traceback per queued task)
+        if not fut.cancelled():
+            exc = fut.exception()
+            self.results.put((tag, None, exc) if exc is not None else (tag, fut.result(), None))
 
     def get(self):
         tag, result, error = self.results.get()
@@ -409,10 +413,7 @@ class _Pool:
         return tag, result
 
     def close(self) -> None:
-        # tasks still queued are cancelled: their callbacks put nothing (f.exception() of a
-        # cancelled future raises, and the pool would print a traceback per task)
-        _terminate(self.pool)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.workers.close(cancel=True)  # running chunks stopped, queued ones cancelled
 
 
 def _fuzz_cell(cell: Cell, budget_s: float, pool: _Pool | None) -> None:
