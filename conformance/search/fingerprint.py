@@ -47,21 +47,18 @@ _TOP: dict = {}
 def ranked(ranks) -> None:
     """Set (a ``(sorted list, set)`` pair) or clear (None) the instance ranks for ``inst``:
     the start and the end of one key. While they are set, the fingerprint of each object
-    of a model class is taken once (:data:`_MEMO`, by identity: the objects are the
+    of a model class is taken once (``_BOX.memo``, by identity: the objects are the
     machine's, alive and unchanged while the key is taken; an operation's frames hold the
     same VMAs, locks and gathers as the mms do)."""
-    global _RANKS, _MEMO
+    global _RANKS
     _RANKS = ranks
-    _MEMO = {} if ranks is not None else None
-
-
-#: id(object) -> its fingerprint, while one key is taken (:func:`ranked`), else None
-_MEMO = None
+    _BOX.memo = {} if ranks is not None else None
 
 
 def _memo(f):
+    """``f`` with the memo of :func:`ranked` (the generated functions have it inline)."""
     def memo(x):
-        m = _MEMO
+        m = _BOX.memo
         if m is None:
             return f(x)
         i = id(x)
@@ -70,6 +67,19 @@ def _memo(f):
             r = m[i] = f(x)
         return r
     return memo
+
+
+class _Box:
+    """``memo``: id(object) -> its fingerprint while one key is taken (:func:`ranked`), else
+    None; one object that the generated functions hold, so a new memo reaches them all."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self) -> None:
+        self.memo = None
+
+
+_BOX = _Box()
 
 
 def R(v):
@@ -106,13 +116,13 @@ def top(x):
 
 
 def _seq(x):
-    if set(map(type, x)) <= _ATOMS:  # atoms only (the common case): marshal takes it as it is
-        return x if x.__class__ is tuple else tuple(x)
+    if _ATOMS.issuperset(map(type, x)):  # atoms only (the common case): marshal takes it as
+        return x if x.__class__ is tuple else tuple(x)  # it is
     return tuple([v if v.__class__ in _ATOMS else fp(v) for v in x])
 
 
 def _dict(x):
-    if set(map(type, x.values())) <= _ATOMS and set(map(type, x)) <= _ATOMS:
+    if _ATOMS.issuperset(map(type, x.values())) and _ATOMS.issuperset(map(type, x)):
         return tuple(x.items())
     return tuple([(k if k.__class__ in _ATOMS else fp(k), v if v.__class__ in _ATOMS else fp(v))
                   for k, v in x.items()])
@@ -180,8 +190,7 @@ def _build(t, top: bool):
         return it
     slots = slots_of(t)
     if slots:
-        f = _generated(name, slots, _has_dict(t))
-        return f if top else _memo(f)
+        return _generated(name, slots, _has_dict(t), memo=not top)
 
     def by_dict(x):
         d = getattr(x, "__dict__", None)
@@ -196,18 +205,31 @@ def _has_dict(t) -> bool:
     return any("__dict__" in c.__dict__ for c in t.__mro__ if c is not object)
 
 
-def _generated(name: str, slots: tuple, with_dict: bool):
-    """Compile ``f(x) -> (name, field...)`` for a slotted class (``inst`` ranked)."""
+def _generated(name: str, slots: tuple, with_dict: bool, memo: bool):
+    """Compile ``f(x) -> (name, field...)`` for a slotted class (``inst`` ranked). With
+    ``memo``, the result is kept for the key being taken (:func:`ranked`), by identity. A
+    field that is no atom is read by its class's function straight from :data:`_FN` (one
+    call, not two through :func:`fp`)."""
     lines = ["def f(x):"]
+    if memo:
+        lines += ["    M = BOX.memo", "    if M is not None:", "        r = M.get(id(x))",
+                  "        if r is not None:", "            return r"]
     vals = []
     for i, s in enumerate(slots):
         lines.append(f"    v{i} = getattr(x, {s!r}, None)")
-        vals.append(f"R(v{i})" if s == "inst" else f"(v{i} if v{i}.__class__ in AT else FP(v{i}))")
+        if s != "inst":
+            lines.append(f"    c = v{i}.__class__")
+            lines.append(f"    if c not in AT:")
+            lines.append(f"        v{i} = (FN.get(c) or FP)(v{i})")
+        vals.append(f"R(v{i})" if s == "inst" else f"v{i}")
     tail = ""
     if with_dict:  # a slotted class whose subclass added a __dict__
         tail = (" + tuple([(k, FP(v)) for k, v in sorted(getattr(x, '__dict__', {}).items())"
                 " if k not in UNREAD])")
-    lines.append(f"    return ({name!r}, {', '.join(vals)}{',' if len(vals) == 1 else ''})" + tail)
-    ns = {"AT": _ATOMS, "FP": fp, "R": R, "UNREAD": UNREAD}
+    lines.append(f"    r = ({name!r}, {', '.join(vals)}{',' if len(vals) == 1 else ''})" + tail)
+    if memo:
+        lines += ["    if M is not None:", "        M[id(x)] = r"]
+    lines.append("    return r")
+    ns = {"AT": _ATOMS, "FP": fp, "FN": _FN, "R": R, "UNREAD": UNREAD, "BOX": _BOX}
     exec(compile("\n".join(lines), f"<fingerprint {name}>", "exec"), ns)  # noqa: S102
     return ns["f"]

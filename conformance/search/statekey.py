@@ -187,15 +187,33 @@ def _op(m, op) -> tuple:
                        tuple([(k, v if v.__class__ in atoms else fp(v))
                               for k, v in fr.f_locals.items() if k != "self"])))
         g = g.gi_yieldfrom
-    out = [tuple(frames)]
-    for s in _f.slots_of(op.__class__):
+    f = _OP_FN.get(op.__class__)
+    if f is None:
+        f = _OP_FN[op.__class__] = _op_slots(op.__class__)
+    return (tuple(frames),) + f(m, op)
+
+
+#: Op class -> its generated slot reader (:func:`_op_slots`)
+_OP_FN: dict = {}
+
+
+def _op_slots(cls):
+    """Compile ``f(m, op) -> (slot value...)`` for an Op class: every slot but
+    :data:`_OP_SKIP`, in slot order, each read the way :data:`_OP_SPECIAL` says or by its
+    fingerprint (one attribute read per slot, no per-slot table lookups)."""
+    lines, vals, ns = ["def f(m, op):"], [], {"AT": _f._ATOMS, "FP": _f.fp}
+    for i, s in enumerate(_f.slots_of(cls)):
         if s in _OP_SKIP:
             continue
-        v = getattr(op, s, None)
-        special = _OP_SPECIAL.get(s)
-        out.append(special(m, v) if special is not None else
-                   v if v.__class__ in atoms else fp(v))
-    return tuple(out)
+        lines.append(f"    v{i} = getattr(op, {s!r}, None)")
+        if s in _OP_SPECIAL:
+            ns[f"S{i}"] = _OP_SPECIAL[s]
+            vals.append(f"S{i}(m, v{i})")
+        else:
+            vals.append(f"(v{i} if v{i}.__class__ in AT else FP(v{i}))")
+    lines.append(f"    return ({', '.join(vals)},)")
+    exec(compile("\n".join(lines), f"<op slots {cls.__name__}>", "exec"), ns)  # noqa: S102
+    return ns["f"]
 
 
 def _s3_wd(m, wd) -> tuple:
