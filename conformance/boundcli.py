@@ -9,6 +9,8 @@ Example::
 """
 from __future__ import annotations
 
+import shlex
+
 import os
 import sys
 
@@ -89,6 +91,30 @@ def path_text(path) -> str:
     return ", ".join(words)
 
 
+def rerun_command(cls, args) -> str:
+    """The command that runs this search again, as the report's first line: the protocol by
+    the reference that loads it (a file's absolute path, ``module:Class``; a built-in's name)
+    and every option that changes the search (TigerBeetle's VOPR prints what it derived).
+
+    Example::
+
+        >>> import argparse
+        >>> from conformance.registry import load_protocol
+        >>> a = argparse.Namespace(k=2, ops="small", config=["nmms=2"], strict=False,
+        ...                        unreduced=False)
+        >>> rerun_command(load_protocol("linux"), a)
+        'flushcheck bound linux -k 2 --config nmms=2'
+    """
+    ref = getattr(cls, "ref", None) or cls.name
+    words = ["flushcheck", "bound", shlex.quote(ref), "-k", str(args.k)]
+    if args.ops != "small":
+        words += ["--ops", shlex.quote(args.ops)]
+    for kv in args.config or ():
+        words += ["--config", shlex.quote(kv)]
+    words += ["--strict"] * bool(args.strict) + ["--unreduced"] * bool(args.unreduced)
+    return " ".join(words)
+
+
 def cmd_bound(args) -> int:
     """``flushcheck bound``: exit 0 pass, 1 counterexample (or a partial result), 3 a
     model error, 130 interrupted."""
@@ -105,7 +131,7 @@ def cmd_bound(args) -> int:
     menu = parse_menu(args.ops)
     res = run_bound(cls, cfg, args.k, menu, strict=args.strict, budget=args.budget,
                     jobs=args.jobs, quiet=args.quiet, unreduced=args.unreduced)
-    print(f"flushcheck bound {res.protocol} -k {args.k}   commit {git_commit()}")
+    print(f"{rerun_command(cls, args)}   commit {git_commit()}")
     print(f"  config    {cfg.describe()}")
     print(f"  menu      {','.join(menu)} (a user read/write counts as one operation; "
           "hardware fill/evict unbounded)")

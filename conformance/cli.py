@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 import attrs
@@ -335,7 +336,8 @@ def cmd_explore(args) -> int:
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
                   max_states=args.max_states, strict=args.strict, shorter_than=args.shorter_than)
     bound = f" --shorter-than {args.shorter_than}" if args.shorter_than is not None else ""
-    print(f"flushcheck explore {sc.path} --protocol {args.protocol}{bound}   commit {git_commit()}")
+    ref = shlex.quote(getattr(cls, "ref", None) or args.protocol)  # a file by its absolute path
+    print(f"flushcheck explore {sc.path} --protocol {ref}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")
     exp = sc.expected(res.protocol)

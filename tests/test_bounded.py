@@ -398,3 +398,27 @@ def _another(v):
     if isinstance(v, list):
         return v + [7]
     return ("changed", v)
+
+
+def test_the_header_is_the_command_that_runs_it_again(capsys, tmp_path, monkeypatch):
+    """A file protocol is named by its absolute path (its bare name would load nothing, or
+    a built-in of that name), with the options that shaped the search; the header runs the
+    same search again. The header printed the protocol's name and -k alone until
+    2026-12-04."""
+    import shutil
+    from pathlib import Path
+
+    import conformance
+
+    src = Path(conformance.__file__).parent.parent / "protocols" / "linux_4_3.py"
+    shutil.copy(src, tmp_path / "mine.py")
+    monkeypatch.chdir(tmp_path)
+    args = ["mine.py", "-k", "1", "--ops", "read,munmap", "--config", "populate=false"]
+    assert main(["bound", *args, "-q"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    head = first.split("   commit")[0]
+    assert head == (f"flushcheck bound {tmp_path / 'mine.py'} -k 1 --ops read,munmap "
+                    "--config populate=false")
+    again = head.split()[2:]
+    assert main(["bound", *again, "-q"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == first
