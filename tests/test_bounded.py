@@ -422,3 +422,15 @@ def test_the_header_is_the_command_that_runs_it_again(capsys, tmp_path, monkeypa
     again = head.split()[2:]
     assert main(["bound", *again, "-q"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == first
+
+
+def test_the_key_does_not_depend_on_when_locals_were_read():
+    """CPython 3.11 keeps one ``f_locals`` dict per frame and appends names set since the
+    last read, so reading it in its own order made a frame's key depend on when earlier
+    keys were taken on that machine: one state got two keys, and ``check_undo`` failed
+    on madvise's frame (``end`` and ``folios`` swapped) until locals were read sorted
+    (found by a review on 2026-12-04)."""
+    from conformance.search.menu import MENUS
+
+    res = bounded(load_protocol("linux"), EMPTY, 2, menu=MENUS["full"], check_undo=True)
+    assert res.passed

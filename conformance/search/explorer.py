@@ -621,7 +621,7 @@ def _fp_op(m, op) -> tuple:
         hook = paused_frames(g)  # a hook paused at an automatic point: its own frames
         for name, lasti, local in hook or ((fr.f_code.co_name, fr.f_lasti, fr.f_locals),):
             frames.append((name, lasti, tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
-                                               for k, v in local.items() if k != "self"])))
+                                               for k, v in sorted(local.items()) if k != "self"])))
         g = g.gi_yieldfrom
     tlbs = m.tlbs
     oracle = (tuple(sorted(op.touched_vps)), tuple(sorted(op.touched_locs, key=repr)),

@@ -182,10 +182,10 @@ def _op(m, op) -> tuple:
         if g.gi_code is _DRIVE_CODE:  # a hook paused at an automatic point: its own frames
             for name, lasti, local in paused_frames(g):  # (the explorer's key reads them too)
                 frames.append((name, lasti, tuple([(k, v if v.__class__ in atoms else fp(v))
-                                                   for k, v in local.items() if k != "self"])))
+                                                   for k, v in sorted(local.items()) if k != "self"])))
         frames.append((fr.f_code.co_name, fr.f_lasti,
                        tuple([(k, v if v.__class__ in atoms else fp(v))
-                              for k, v in fr.f_locals.items() if k != "self"])))
+                              for k, v in sorted(fr.f_locals.items()) if k != "self"])))
         g = g.gi_yieldfrom
     f = _OP_FN.get(op.__class__)
     if f is None:
