@@ -9,9 +9,8 @@ Example::
 """
 from __future__ import annotations
 
-import shlex
-
 import os
+import shlex
 import sys
 
 import attrs
@@ -105,8 +104,9 @@ def rerun_command(cls, args) -> str:
         >>> rerun_command(load_protocol("linux"), a)
         'flushcheck bound linux -k 2 --config nmms=2'
     """
-    ref = getattr(cls, "ref", None) or cls.name
-    words = ["flushcheck", "bound", shlex.quote(ref), "-k", str(args.k)]
+    from .registry import protocol_ref
+
+    words = ["flushcheck", "bound", shlex.quote(protocol_ref(cls)), "-k", str(args.k)]
     if args.ops != "small":
         words += ["--ops", shlex.quote(args.ops)]
     for kv in args.config or ():

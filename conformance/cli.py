@@ -79,7 +79,7 @@ def cmd_certify(args) -> int:
     ``--profile thorough|nightly``; ``--config`` names one), a report per config, a
     certificate with ``--out``; or ``--reproduce CERTIFICATE``."""
     from .database import profile, profile_budget, profile_configs, profile_spec
-    from .registry import load_protocol
+    from .registry import load_protocol, protocol_ref
 
     if args.reproduce:
         return _certify_reproduce(args)
@@ -109,8 +109,7 @@ def cmd_certify(args) -> int:
         rows.append((cname, code, res))
         if code == EXIT_INTERRUPTED:
             break
-    ref = getattr(cls, "ref", "") or cls.name  # the reference that loads it again (report.py)
-    print(f"\nflushcheck certify {ref} --profile {name}: {len(rows)} configs")
+    print(f"\nflushcheck certify {protocol_ref(cls)} --profile {name}: {len(rows)} configs")
     for cname, code, res in rows:
         print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
               f"{_verdict_word(res)}")
@@ -322,7 +321,7 @@ def cmd_explore(args) -> int:
     from .search.explorer import explore
     from .litmus import load
     from .picture import html_path
-    from .registry import load_protocol
+    from .registry import load_protocol, protocol_ref
     from .reproducer import git_commit, save
 
     sc = load(args.scenario)
@@ -336,7 +335,7 @@ def cmd_explore(args) -> int:
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
                   max_states=args.max_states, strict=args.strict, shorter_than=args.shorter_than)
     bound = f" --shorter-than {args.shorter_than}" if args.shorter_than is not None else ""
-    ref = shlex.quote(getattr(cls, "ref", None) or args.protocol)  # a file by its absolute path
+    ref = shlex.quote(protocol_ref(cls))  # a file by its absolute path
     print(f"flushcheck explore {sc.path} --protocol {ref}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")

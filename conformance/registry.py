@@ -251,6 +251,19 @@ def loaded_protocol(ref: str):
     return cls
 
 
+def protocol_ref(cls) -> str:
+    """The reference that loads ``cls`` (a protocol class or instance) again: ``cls.ref``
+    for a class :func:`load_protocol` made (a file's absolute path, ``module:Class``, a
+    built-in's name), else its name. Reports print it, reproducers store it.
+
+    Example::
+
+        >>> protocol_ref(load_protocol("linux_4_3"))
+        'linux_4_3'
+    """
+    return getattr(cls, "ref", None) or cls.name
+
+
 def protocol_module(cls):
     """The module a loaded protocol class comes from (for its ``EXPECTED_VIOLATION`` etc.).
 

@@ -38,12 +38,14 @@ def git_commit() -> str:
 
 
 def to_dict(failure: Failure, seed=None) -> dict:
+    from .registry import protocol_ref  # imported here: the registry loads protocols
+
     m = failure.machine
     return {
         "format": FORMAT,
         "protocol": m.proto.name,
         # what load_protocol needs to find it again (a file's path, module:Class, ...)
-        "protocol_ref": getattr(m.proto, "ref", m.proto.name),
+        "protocol_ref": protocol_ref(m.proto),
         "config": attrs.asdict(m.cfg),
         "strict": m.oracle.strict,
         "seed": seed,

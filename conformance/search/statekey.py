@@ -172,7 +172,6 @@ def _op(m, op) -> tuple:
     generator and label, the code position and locals of every frame of its ``yield from``
     chain, and the oracle's in-flight sets in a canonical order (what
     :func:`conformance.search.explorer._fp_op` reads)."""
-    fp, atoms = _f.fp, _f._ATOMS
     frames = []
     g = op.gen
     while g is not None and g.__class__ is _GEN:
@@ -181,16 +180,22 @@ def _op(m, op) -> tuple:
             break
         if g.gi_code is _DRIVE_CODE:  # a hook paused at an automatic point: its own frames
             for name, lasti, local in paused_frames(g):  # (the explorer's key reads them too)
-                frames.append((name, lasti, tuple([(k, v if v.__class__ in atoms else fp(v))
-                                                   for k, v in sorted(local.items()) if k != "self"])))
-        frames.append((fr.f_code.co_name, fr.f_lasti,
-                       tuple([(k, v if v.__class__ in atoms else fp(v))
-                              for k, v in sorted(fr.f_locals.items()) if k != "self"])))
+                frames.append((name, lasti, _locals(local)))
+        frames.append((fr.f_code.co_name, fr.f_lasti, _locals(fr.f_locals)))
         g = g.gi_yieldfrom
     f = _OP_FN.get(op.__class__)
     if f is None:
         f = _OP_FN[op.__class__] = _op_slots(op.__class__)
     return (tuple(frames),) + f(m, op)
+
+
+def _locals(local: dict) -> tuple:
+    """A frame's locals but ``self``, sorted by name: CPython 3.11's ``f_locals`` dict
+    appends names set since its last read, so its own order depends on when earlier keys
+    were read (docs/BOUNDED.md)."""
+    atoms, fp = _f._ATOMS, _f.fp
+    return tuple([(k, v if v.__class__ in atoms else fp(v))
+                  for k, v in sorted(local.items()) if k != "self"])
 
 
 #: Op class -> its generated slot reader (:func:`_op_slots`)
