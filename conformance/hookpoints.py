@@ -250,8 +250,8 @@ def _drive(fn, proto, args):
 
 def paused_frames(gen) -> list:
     """The frames of the hook paused under ``gen`` (a :func:`_drive` generator), outermost
-    first, as ``(code name, last instruction, locals)``; [] for any other generator. The
-    explorer's state key includes them (two states whose hooks stopped at different
+    first (frame objects); [] for any other generator. The state keys include their code
+    positions, locals and value stacks (two states whose hooks stopped at different
     points are different states)."""
     if gen.gi_code is not _DRIVE_CODE or gen.gi_frame is None:
         return []
@@ -270,7 +270,7 @@ def paused_frames(gen) -> list:
     # a generator hook paused at its own yield: its frame is below _body's, not above
     if f is not None:
         frames += _gen_frames(f.f_locals.get("r"))
-    return [(fr.f_code.co_name, fr.f_lasti, fr.f_locals) for fr in frames]
+    return frames
 
 
 def _gen_frames(r) -> list:

@@ -310,7 +310,7 @@ def test_a_nested_generator_hooks_position_is_in_the_state_key():
     op = m.reclaim(1, (m.frame_of(0, 0),))
     nested = []
     while op in m.ops:
-        frames = tuple((n, i) for n, i, _ in paused_frames(_drive_gen(op)))
+        frames = tuple((f.f_code.co_name, f.f_lasti) for f in paused_frames(_drive_gen(op)))
         if any(n == "_nested" for n, _ in frames):
             nested.append(frames)
             assert key(m)  # the key takes them

@@ -45,6 +45,7 @@ import attrs
 from ..errors import Failure, ModelError, UsageError
 from ..hookpoints import paused_frames
 from .fingerprint import UNREAD
+from .framestack import key_values
 from ..litmus import Scenario, Unmapped, _Runner
 
 #: default cap on distinct states (a scenario that needs more is too big to be a litmus test)
@@ -559,11 +560,10 @@ def fingerprint(m) -> tuple:
     state), the TLBs, memory (every ``PhysMem`` slot), the protocol object, the oracle's
     expected values, the other consumer, id counters, and each operation in flight: its
     identity, step count, held locks, task state (``tlb_ubc``) and, for every generator
-    frame in its ``yield from`` chain, the code position and the locals; and what the
-    oracle reads of it when it judges (C1/O1's in-flight sets ``touched_*``, S3's
-    ``s3_visits`` and ``s3_wd``). Not covered: the iterator of a ``for`` loop lives on the
-    frame's value stack, which Python does not expose; the loop variable (a local) stands
-    for its position.
+    frame in its ``yield from`` chain, the code position, the locals and the value stack
+    (:func:`conformance.search.framestack.key_values`: a ``for`` loop's iterator lives
+    there, not in a local); and what the oracle reads of it when it judges (C1/O1's
+    in-flight sets ``touched_*``, S3's ``s3_visits`` and ``s3_wd``).
 
     PTE instance numbers (``Pte.inst``, ``TlbEntry.inst``, the S3 visit clocks) only
     ever increase, so two paths to the same machine rarely share them; the oracle only
@@ -618,11 +618,14 @@ def _fp_op(m, op) -> tuple:
         fr = g.gi_frame
         if fr is None:
             break
+        inner = g.gi_yieldfrom
         hook = paused_frames(g)  # a hook paused at an automatic point: its own frames
-        for name, lasti, local in hook or ((fr.f_code.co_name, fr.f_lasti, fr.f_locals),):
-            frames.append((name, lasti, tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
-                                               for k, v in sorted(local.items()) if k != "self"])))
-        g = g.gi_yieldfrom
+        for f in hook or (fr,):
+            frames.append((f.f_code.co_name, f.f_lasti,
+                           tuple([(k, v if type(v) in _ATOM_TYPES else _fp(v))
+                                  for k, v in sorted(f.f_locals.items()) if k != "self"]),
+                           _fp(key_values(f, None if hook else inner))))  # a loop's iterator
+        g = inner
     tlbs = m.tlbs
     oracle = (tuple(sorted(op.touched_vps)), tuple(sorted(op.touched_locs, key=repr)),
               tuple(sorted(op.touched_frames)),

@@ -6,7 +6,8 @@ entry) of the machine's parts, a function per class generated on first sight, so
 another change adds to a model class is covered without a list to update; likewise every
 attribute of the machine, the oracle and the kernel (:func:`_rest`) and every slot of an
 operation (:func:`_op`), with the frames of a hook paused at an automatic interleaving
-point (:func:`conformance.hookpoints.paused_frames`, as the explorer's key). It is cut in
+point (:func:`conformance.hookpoints.paused_frames`, as the explorer's key) and each
+frame's value stack (:mod:`conformance.search.framestack`: a loop's iterator). It is cut in
 parts (:func:`parts`) so that a hardware event re-reads only what it can change
 (:func:`hw_summary`). Each part is serialised with ``marshal`` format 0 (no object
 sharing, no interning flags: equal tuples give equal bytes whatever their history) and
@@ -34,6 +35,7 @@ from hashlib import blake2b
 
 from . import explorer as _x
 from . import fingerprint as _f
+from .framestack import _YIELD_FROM, key_values
 from ..hookpoints import _DRIVE_CODE, paused_frames
 
 DIGEST_BYTES = 16
@@ -169,20 +171,27 @@ def _ops_part(m) -> bytes:
 
 def _op(m, op) -> tuple:
     """One operation in flight: every slot (generically, new ones included) but its
-    generator and label, the code position and locals of every frame of its ``yield from``
-    chain, and the oracle's in-flight sets in a canonical order (what
+    generator and label, the code position, locals and value stack
+    (:func:`conformance.search.framestack.key_values`: a loop's iterator) of every frame of
+    its ``yield from`` chain, and the oracle's in-flight sets in a canonical order (what
     :func:`conformance.search.explorer._fp_op` reads)."""
     frames = []
     g = op.gen
+    fp = _f.fp
     while g is not None and g.__class__ is _GEN:
         fr = g.gi_frame
         if fr is None:
             break
         if g.gi_code is _DRIVE_CODE:  # a hook paused at an automatic point: its own frames
-            for name, lasti, local in paused_frames(g):  # (the explorer's key reads them too)
-                frames.append((name, lasti, _locals(local)))
-        frames.append((fr.f_code.co_name, fr.f_lasti, _locals(fr.f_locals)))
-        g = g.gi_yieldfrom
+            for h in paused_frames(g):  # (the explorer's key reads them too)
+                st = key_values(h)
+                frames.append((h.f_code.co_name, h.f_lasti, _locals(h.f_locals),
+                               st if not st or st is _YIELD_FROM else fp(st)))
+        inner = g.gi_yieldfrom
+        st = key_values(fr, inner)
+        frames.append((fr.f_code.co_name, fr.f_lasti, _locals(fr.f_locals),
+                       st if not st or st is _YIELD_FROM else fp(st)))
+        g = inner
     f = _OP_FN.get(op.__class__)
     if f is None:
         f = _OP_FN[op.__class__] = _op_slots(op.__class__)
