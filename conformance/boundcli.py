@@ -29,10 +29,10 @@ def bound_config(pairs) -> MachineConfig:
     >>> bound_config(["ncpus=3"]).ncpus
     3
     """
-    from .cli import _config
+    from .cli import _config, config_pairs
 
     base = _config(pairs)  # validates; fields not given keep BOUND_CONFIG's values
-    given = {p.partition("=")[0] for p in pairs}
+    given = {p.partition("=")[0] for p in config_pairs(pairs)}
     return attrs.evolve(BOUND_CONFIG, **{k: getattr(base, k) for k in given})
 
 
@@ -164,10 +164,12 @@ def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
                    help="operations per program (default 2); bounds 1..K run in turn")
     b.add_argument("--ops", default="small",
                    help="the operation menu: small (read,write,reclaim,migrate,munmap,"
-                        "mprotect; the default), full, or a comma-separated list")
+                        "mprotect; the default), full (the reach table's), all (also "
+                        "reclaim_nested, truncate, mremap), or a comma-separated list")
     b.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size over the small config (2 CPUs, 1 mm, 2 vpages, 4 frames, "
-                        "1 file page, 2 swap slots, populated)")
+                        "1 file page, 2 swap slots, populated); repeat the flag or "
+                        "comma-separate: --config ncpus=3,vpages=3")
     b.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="stop after this long with a partial result")
     b.add_argument("--jobs", type=int, default=1,

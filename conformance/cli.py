@@ -51,10 +51,20 @@ PROTOCOL_FORMS = ("a name in protocols/, a path/to/file.py, module:Class, or an 
                   "of the group flushcheck.protocols")
 
 
+def config_pairs(values) -> list[str]:
+    """``--config`` values as single ``KEY=VALUE`` pairs: one flag may carry several,
+    comma-separated (``--config ncpus=3,vpages=3``).
+
+    >>> config_pairs(["ncpus=3,vpages=3", "populate=false"])
+    ['ncpus=3', 'vpages=3', 'populate=false']
+    """
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
 def _config(pairs: list[str]) -> MachineConfig:
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
     kw = {}
-    for p in pairs:
+    for p in config_pairs(pairs):
         key, sep, val = p.partition("=")
         if not sep or key not in fields:
             raise UsageError(f"bad --config {p!r} (keys: {', '.join(fields)})")
@@ -511,13 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same verdict")
     c.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                   help="machine size, e.g. --config ncpus=3")
+                   help="machine size, e.g. --config ncpus=3 (repeat the flag, or "
+                        "comma-separate: --config ncpus=3,vpages=6)")
     c.add_argument("--bound", type=int, default=None, metavar="K",
                    help="also run the bounded check (every program of <= K operations, every "
                         "interleaving) on the small config with --config applied over it; "
                         "docs/BOUNDED.md")
     c.add_argument("--bound-ops", default="small", metavar="MENU",
-                   help="the bounded check's operation menu (small, full, or kinds a,b,c)")
+                   help="the bounded check's operation menu (small, full, all, or kinds a,b,c)")
     c.add_argument("--bound-budget", type=float, default=None, metavar="SECONDS",
                    help="stop the bounded check after this long (a partial result)")
     c.add_argument("--repro-dir", default="repro")

@@ -28,7 +28,8 @@ FAILING_SEEDS = {"linux_4_3": 1, "hist_2_5_no_nested_gather_flush": 3}
 
 #: mutants the fuzzer does not find in 6000 examples, nor certify's walk in 3,000 (seeds 0-3,
 #: 2026-12-02) (their race needs five operations in one
-#: mm); the litmus file their module names kills them, with the rule they declare
+#: mm); the litmus file their module names kills them, with the rule they declare (and
+#: the bounded check finds it: tests/test_bounded.py)
 LITMUS_ONLY = {"mut_batched_mark_first"}
 
 
