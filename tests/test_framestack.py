@@ -78,6 +78,18 @@ class _Seen:
         self._read()
         return 0
 
+    def __bool__(self):
+        self._read()
+        return False
+
+    def __neg__(self):
+        self._read()
+        return 0
+
+    def __format__(self, spec):
+        self._read()
+        return ""
+
     def key(self, x):
         self._got(stack(sys._getframe(1)))  # called from sorted (C): no frame between
         return x
@@ -102,18 +114,48 @@ def _stops(s):
         s.call(*(1, 2))  # CALL_FUNCTION_EX
         with s:  # BEFORE_WITH
             pass
+        if s:  # a truth test through __bool__ (POP_JUMP_*)
+            pass
+        not s  # UNARY_NOT  # noqa: B015
+        -s  # UNARY_NEGATIVE  # noqa: B018
+        f"{s}"  # FORMAT_VALUE  # noqa: B021
+        len([s])  # a builtin call, PRECALL once 3.11 has specialized it
 
 
 def test_a_running_frame_reads_its_loop_iterator_at_every_kind_of_stop():
     """The depth of a frame running a call through C comes from its bytecode, less the
     operands of the instruction in progress: at every kind of stop the stack below them is
     exactly the loop's iterator (two iterations: its position moves, nothing else)."""
-    s = _Seen()
-    _stops(s)
-    assert len(s.got) == 2 * 12
-    assert all(len(st) == 1 and type(st[0]).__name__ == "list_iterator" for st, _ in s.got)
-    assert len({id(st[0]) for st, _ in s.got}) == 1
-    assert [h for _, h in s.got] == [[1]] * 12 + [[0]] * 12
+    for run in range(20):  # cold, then specialized (3.11's PRECALL calls len itself)
+        s = _Seen()
+        _stops(s)
+        assert len(s.got) == 2 * 16, run
+        assert all(len(st) == 1 and type(st[0]).__name__ == "list_iterator"
+                   for st, _ in s.got), (run, s.got)
+        assert len({id(st[0]) for st, _ in s.got}) == 1
+        assert [h for _, h in s.got] == [[1]] * 16 + [[0]] * 16
+
+
+def test_a_generator_driving_a_python_iterator_reads_its_stack():
+    """``yield from`` over an iterator that is no generator: the frame runs SEND through C;
+    below the value sent lie the loop's iterator and the delegate."""
+    class Driven(_Seen):
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self._read()
+            raise StopIteration
+
+    s = Driven()
+
+    def drive(it):
+        for _ in list((1,)):
+            yield from it
+
+    list(drive(s))
+    (st, _), = s.got
+    assert [type(v).__name__ for v in st] == ["list_iterator", "Driven"]
 
 
 def test_a_suspended_generator_reads_its_iterator_and_with_block():
@@ -127,7 +169,8 @@ def test_a_suspended_generator_reads_its_iterator_and_with_block():
     next(g)
     it, ex = stack(g.gi_frame)
     assert it.__length_hint__() == 2 and ex.__self__ is s
-    assert key_values(g.gi_frame)[1] == ("method", "_Seen.__exit__", s)
+    from conformance.search.fingerprint import fp
+    assert fp(key_values(g.gi_frame)[1]) == ("method", "_Seen.__exit__", fp(s))
     next(g)
     assert stack(g.gi_frame)[0].__length_hint__() == 1
 
@@ -148,10 +191,10 @@ def test_the_depth_walk_matches_every_saved_stack_of_the_model():
                 top = framestack._stacktop(f)
                 if top < 0:
                     continue
-                ins = framestack._covering(f.f_code, f.f_lasti)
-                d = framestack._depths(f.f_code)[ins.offset]
+                ins = framestack.suspended_at(f.f_code, f.f_lasti)
                 n = framestack._nlocalsplus(f.f_code)
-                if ins.opname == "YIELD_VALUE":  # it popped the value it yields
+                if ins is not None:  # the YIELD_VALUE popped the value it yields
+                    d = framestack._depths(f.f_code)[ins.offset]
                     assert top - n == d - 1, (f.f_code.co_name, ins)
                     checked += 1
                     plan = framestack._plan(f.f_code, f.f_lasti)  # key_values' shortcut
@@ -252,3 +295,55 @@ def test_a_frame_the_key_cannot_read_is_a_one_line_error(monkeypatch):
     s = _Seen()
     with pytest.raises(ModelError, match="cannot read the stack of .* stopped in STORE_ATTR"):
         s.attr = 1
+
+
+def test_a_yield_from_delegate_the_chain_does_not_walk_is_keyed():
+    """A ``yield from`` over a list keeps the list's iterator as the delegate (no generator,
+    so no frame chain reads it): two frames with 2 and 0 yields to come differ. So do two
+    generators held on a stack whose own delegates stand at different points."""
+    from conformance.search.fingerprint import fp
+
+    def hook(pending):
+        yield from list(pending)
+
+    a, b = hook([1, 2, 3]), hook([1])
+    next(a), next(b)
+    ka, kb = fp(key_values(a.gi_frame, a.gi_yieldfrom)), fp(key_values(b.gi_frame, b.gi_yieldfrom))
+    assert ka != kb
+
+    def inner(n):
+        for i in range(n):
+            yield i
+
+    def outer(n):
+        yield from inner(n)
+
+    def holder(g):
+        for x in g:  # g on the stack as the loop's iterator, its delegate two frames down
+            yield x
+
+    c, d = holder(outer(3)), holder(outer(3))
+    next(c), next(d), next(d)
+    assert fp(key_values(c.gi_frame)) != fp(key_values(d.gi_frame))
+
+
+def test_ranges_and_methods_are_read_by_what_they_stand_for():
+    """Both fingerprints: a range by its bounds (a range iterator's ``__reduce__`` holds
+    it), a bound method by its name and its object, a function by its name."""
+    from conformance.search.explorer import _fp
+    from conformance.search.fingerprint import fp
+
+    class A:
+        __slots__ = ("v",)
+
+        def __init__(self, v):
+            self.v = v
+
+        def m(self):
+            return self.v
+
+    for f in (fp, _fp):
+        assert f(range(0, 4)) != f(range(0, 6))
+        assert f(iter(range(0, 4))) != f(iter(range(0, 6)))
+        assert f(A(1).m) != f(A(2).m) and f(A(1).m) == f(A(1).m)
+        assert f(A.m) != f(_Seen.key) and f(len) == ("builtin", "len")

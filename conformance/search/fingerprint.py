@@ -176,8 +176,10 @@ def _build(t, top: bool):
     if not top and name in _REFS:
         tag = _REFS[name]
         return lambda x: (tag, x.id)
-    if name in _OPAQUE or t in (types.MethodType, types.FunctionType, types.BuiltinFunctionType,
-                                types.BuiltinMethodType, type):
+    special = _SPECIAL.get(t)
+    if special is not None:
+        return special
+    if name in _OPAQUE or t is type:
         return lambda x: name
     if t is types.GeneratorType:
         return lambda x: "generator"
@@ -199,6 +201,25 @@ def _build(t, top: bool):
         return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
                                 for k, v in sorted(d.items()) if k not in UNREAD])
     return by_dict if top else _memo(by_dict)
+
+
+def _method(x):
+    self = x.__self__
+    if self.__class__ is types.ModuleType:  # a builtin function: len, sorted
+        return ("builtin", x.__qualname__)
+    return ("method", getattr(x, "__func__", x).__qualname__, fp(self))
+
+
+#: values read by what they stand for, not by their class name: a callable by its name and
+#: (bound) its object (``free = tlb.free_pages`` differs with the gather), a range by its
+#: bounds (a range iterator's ``__reduce__`` holds its range). The explorer's
+#: fingerprint reads them the same way (conformance/search/explorer.py ``_fp``).
+_SPECIAL = {
+    types.MethodType: _method,
+    types.BuiltinMethodType: _method,
+    types.FunctionType: lambda x: ("function", x.__qualname__),
+    range: lambda x: ("range", x.start, x.stop, x.step),
+}
 
 
 def _has_dict(t) -> bool:

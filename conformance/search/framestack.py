@@ -38,7 +38,7 @@ import ctypes
 import dis
 import sys
 from bisect import bisect_right
-from types import BuiltinMethodType, GeneratorType, MethodType, ModuleType
+from types import GeneratorType
 
 from ..errors import ModelError
 
@@ -62,8 +62,20 @@ _OPERANDS = {
     "LOAD_ATTR": 1, "LOAD_METHOD": 1, "BEFORE_WITH": 1, "GET_ITER": 1,
     "UNPACK_SEQUENCE": 1, "UNPACK_EX": 1, "FOR_ITER": 0,  # the iterator stays
     "LIST_EXTEND": 1, "SET_UPDATE": 1, "DICT_UPDATE": 1, "DICT_MERGE": 1,
-    "FORMAT_VALUE": lambda a: 2 if (a & 4) else 1, "TO_BOOL": 1,
-    "STORE_SLICE": 4, "BINARY_SLICE": 3,
+    "FORMAT_VALUE": lambda a: 2 if (a & 4) else 1, "FORMAT_SIMPLE": 1,
+    "FORMAT_WITH_SPEC": 2, "TO_BOOL": 1, "STORE_SLICE": 4, "BINARY_SLICE": 3,
+    # 3.11 specializes a PRECALL to make a builtin call itself (the CALL after it is then
+    # skipped): its operands are the call's, the callable and its self slot
+    "PRECALL": lambda a: a + 2,
+    "SEND": 1,  # the value sent; the delegate stays
+    "GET_YIELD_FROM_ITER": 1,
+    "LOAD_SUPER_ATTR": 3, "WITH_EXCEPT_START": 0,  # it calls __exit__ and pops nothing
+    "UNARY_NOT": 1, "UNARY_NEGATIVE": 1, "UNARY_INVERT": 1,  # __bool__, __neg__, ...
+    # a truth test through __bool__ or __len__ (3.11's names, then 3.12's)
+    "POP_JUMP_FORWARD_IF_FALSE": 1, "POP_JUMP_FORWARD_IF_TRUE": 1,
+    "POP_JUMP_BACKWARD_IF_FALSE": 1, "POP_JUMP_BACKWARD_IF_TRUE": 1,
+    "POP_JUMP_IF_FALSE": 1, "POP_JUMP_IF_TRUE": 1,
+    "JUMP_IF_FALSE_OR_POP": 1, "JUMP_IF_TRUE_OR_POP": 1,
 }
 _HAS_JUMP = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 _NO_FALLTHROUGH = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
@@ -116,11 +128,14 @@ def stack(frame) -> tuple:
 
 def key_values(frame, inner=None) -> tuple:
     """:func:`stack` of ``frame`` as a state key reads it (each key fingerprints the result
-    its own way): ``inner``, the generator a ``yield from`` delegates to, as ``"yield
-    from"`` (the key reads its frames as the next of the chain); a bound method (a ``with``
-    block's ``__exit__``) as its name and its object; any other generator as its own code
-    position, locals and stack; iterators and the rest as they are (both fingerprints read
-    an iterator by ``__reduce__``: its sequence and position).
+    its own way): ``inner``, the generator a ``yield from`` delegates to, which the caller
+    reads as the next frames of its chain, as ``"yield from"``; any other generator (a
+    delegate the caller does not walk) as the code position, locals and stack of each
+    frame of its chain; the rest as it is (both fingerprints read an iterator by
+    ``__reduce__``, its sequence and position; a bound method, as a ``with`` block's
+    ``__exit__``, by its name and object; a range by its bounds). Empty
+    slots (a call's NULL, which the interpreter's specializations push or not for one
+    code position) are left out.
 
     Example::
 
@@ -139,27 +154,42 @@ def key_values(frame, inner=None) -> tuple:
     plan = _PLAN.get(at)
     if plan is None:
         plan = _PLAN[at] = _plan(code, frame.f_lasti)
-    if plan is not _READ:  # known from the bytecode: nothing, or only the yield from
-        return plan
+    if plan is not _READ:  # known from the bytecode: nothing, or only the yield from's
+        if not plan or inner.__class__ is GeneratorType:  # delegate, walked by the caller
+            return plan
     vals = _stack(frame)
     if not vals:
         return vals
     out = []
     for v in vals:
         t = v.__class__
-        if v is inner and v is not None:
+        if v is None:
+            continue
+        if v is inner and t is GeneratorType:
             out.append("yield from")
-        elif t is MethodType:
-            out.append(("method", v.__func__.__qualname__, v.__self__))
-        elif t is BuiltinMethodType and not isinstance(v.__self__, ModuleType):
-            out.append(("method", v.__qualname__, v.__self__))
         elif t is GeneratorType:
-            f = v.gi_frame
-            out.append(("generator",) if f is None else
-                       ("generator", f.f_code.co_name, f.f_lasti,
-                        tuple(sorted(f.f_locals.items())), key_values(f, v.gi_yieldfrom)))
-        else:
-            out.append(v)
+            out.append(("generator",) + _chain(v))
+        else:  # (both fingerprints read a method by its name and object, a range by its
+            out.append(v)  # bounds)
+    return tuple(out)
+
+
+def _chain(g) -> tuple:
+    """A generator and those it delegates to: each frame's code position, locals (sorted)
+    and stack (:func:`key_values`), and a delegate that is not a generator as it is."""
+    out = []
+    while g is not None:
+        if g.__class__ is not GeneratorType:
+            out.append(g)
+            break
+        f = g.gi_frame
+        if f is None:
+            out.append("finished")
+            break
+        inner = g.gi_yieldfrom
+        out.append((f.f_code.co_name, f.f_lasti, tuple(sorted(f.f_locals.items())),
+                    key_values(f, inner)))
+        g = inner
     return tuple(out)
 
 
@@ -175,17 +205,32 @@ def _plan(code, lasti: int):
     the stack) holds as many values as the bytecode walk gives it, less one: none, or only
     the generator a ``yield from`` delegates to (``SEND`` just before: it is on top) need
     no read. Anything else (a running frame, a loop's iterator) is read each time."""
-    ins = _covering(code, lasti)
-    if ins is None or ins.opname != "YIELD_VALUE":
+    ins = suspended_at(code, lasti)
+    if ins is None:
         return _READ
     depth = _depths(code)[ins.offset] - 1
     if depth == 0:
         return ()
-    offs = sorted(_instructions(code))
-    i = offs.index(ins.offset)
-    if depth == 1 and i > 0 and _instructions(code)[offs[i - 1]].opname == "SEND":
+    before = _previous(code, ins.offset)
+    if depth == 1 and before is not None and before.opname == "SEND":
         return _YIELD_FROM
     return _READ
+
+
+def suspended_at(code, lasti: int):
+    """The ``YIELD_VALUE`` a generator frame whose last instruction is ``lasti`` is
+    suspended at, or None (3.11 and 3.12 give the yield's own offset, 3.13 the ``RESUME``
+    after it)."""
+    ins = _covering(code, lasti)
+    if ins is not None and ins.opname == "RESUME":
+        ins = _previous(code, ins.offset)
+    return ins if ins is not None and ins.opname == "YIELD_VALUE" else None
+
+
+def _previous(code, offset: int):
+    offs = sorted(_instructions(code))
+    i = offs.index(offset)
+    return _instructions(code)[offs[i - 1]] if i > 0 else None
 
 
 def _stack(frame) -> tuple:
