@@ -370,9 +370,11 @@ def _probe_gen(items, probe):
 
 
 def _self_check() -> bool:
+    import sysconfig
+
     if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13) \
-            or ctypes.sizeof(_PTR) != 8:
-        return False
+            or ctypes.sizeof(_PTR) != 8 or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return False  # (a free-threaded build lays its objects out otherwise: no read at all)
     try:
         probe = _Probe()
         g = _probe_gen([7, 8, 9], probe)
