@@ -38,6 +38,7 @@ import ctypes
 import dis
 import sys
 from bisect import bisect_right
+from collections import namedtuple
 from types import GeneratorType
 
 from ..errors import ModelError
@@ -269,12 +270,16 @@ def _running_depth(code, lasti: int) -> int:
 
 
 _INS: dict = {}
+#: what the walk and the operand table read of an instruction (``dis.Instruction`` keeps
+#: its text too: a megabyte for the model's code, held for the whole search)
+_Ins = namedtuple("_Ins", "offset opname opcode arg argval")
 
 
 def _instructions(code) -> dict:
     got = _INS.get(code)
     if got is None:
-        got = _INS[code] = {i.offset: i for i in dis.get_instructions(code)}
+        got = _INS[code] = {i.offset: _Ins(i.offset, i.opname, i.opcode, i.arg, i.argval)
+                            for i in dis.get_instructions(code)}
     return got
 
 
