@@ -44,7 +44,7 @@ import attrs
 
 from ..errors import Failure, ModelError, UsageError
 from ..hookpoints import paused_frames
-from .fingerprint import UNREAD
+from .fingerprint import SPECIAL, UNREAD
 from .framestack import key_values
 from ..litmus import Scenario, Unmapped, _Runner
 
@@ -637,21 +637,6 @@ def _fp_op(m, op) -> tuple:
             _fp(op.blocked_on), _fp(op.tlb_ubc), tuple(frames), oracle)
 
 
-def _method(x, fp):
-    self = x.__self__
-    if self.__class__ is types.ModuleType:
-        return ("builtin", x.__qualname__)
-    return ("method", getattr(x, "__func__", x).__qualname__, fp(self))
-
-
-#: as conformance/search/fingerprint.py's ``_SPECIAL``
-_SPECIAL = {
-    types.MethodType: _method,
-    types.BuiltinMethodType: _method,
-    types.FunctionType: lambda x, fp: ("function", x.__qualname__),
-    range: lambda x, fp: ("range", x.start, x.stop, x.step),
-}
-
 _SLOTS: dict = {}
 
 
@@ -741,7 +726,7 @@ def _fp(x, top: bool = False):
         if cache:
             _REF[t] = ("cpu",)
         return ("cpu", x.id)
-    special = _SPECIAL.get(t)  # a callable by its name and object, a range by its bounds
+    special = SPECIAL.get(t)  # a callable by its name and object, a range by its bounds
     if special is not None:
         return special(x, _fp)
     if name in _OPAQUE or callable(x) and not hasattr(x, "__next__"):

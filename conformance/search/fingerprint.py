@@ -176,9 +176,9 @@ def _build(t, top: bool):
     if not top and name in _REFS:
         tag = _REFS[name]
         return lambda x: (tag, x.id)
-    special = _SPECIAL.get(t)
+    special = SPECIAL.get(t)
     if special is not None:
-        return special
+        return lambda x: special(x, fp)
     if name in _OPAQUE or t is type:
         return lambda x: name
     if t is types.GeneratorType:
@@ -203,22 +203,23 @@ def _build(t, top: bool):
     return by_dict if top else _memo(by_dict)
 
 
-def _method(x):
+def _method(x, fp):
     self = x.__self__
     if self.__class__ is types.ModuleType:  # a builtin function: len, sorted
         return ("builtin", x.__qualname__)
     return ("method", getattr(x, "__func__", x).__qualname__, fp(self))
 
 
-#: values read by what they stand for, not by their class name: a callable by its name and
-#: (bound) its object (``free = tlb.free_pages`` differs with the gather), a range by its
-#: bounds (a range iterator's ``__reduce__`` holds its range). The explorer's
-#: fingerprint reads them the same way (conformance/search/explorer.py ``_fp``).
-_SPECIAL = {
+#: values read by what they stand for, not by their class name, ``f(x, fp)`` with the
+#: fingerprint function that reads the rest: a callable by its name and (bound) its object
+#: (``free = tlb.free_pages`` differs with the gather), a range by its bounds (a range
+#: iterator's ``__reduce__`` holds its range). The explorer's fingerprint reads them
+#: through this table too (conformance/search/explorer.py ``_fp``).
+SPECIAL = {
     types.MethodType: _method,
     types.BuiltinMethodType: _method,
-    types.FunctionType: lambda x: ("function", x.__qualname__),
-    range: lambda x: ("range", x.start, x.stop, x.step),
+    types.FunctionType: lambda x, fp: ("function", x.__qualname__),
+    range: lambda x, fp: ("range", x.start, x.stop, x.step),
 }
 
 

@@ -184,18 +184,22 @@ def _op(m, op) -> tuple:
             break
         if g.gi_code is _DRIVE_CODE:  # a hook paused at an automatic point: its own frames
             for h in paused_frames(g):  # (the explorer's key reads them too)
-                st = key_values(h)
-                frames.append((h.f_code.co_name, h.f_lasti, _locals(h.f_locals),
-                               st if not st or st is _YIELD_FROM else fp(st)))
+                frames.append(_frame(h, None, fp))
         inner = g.gi_yieldfrom
-        st = key_values(fr, inner)
-        frames.append((fr.f_code.co_name, fr.f_lasti, _locals(fr.f_locals),
-                       st if not st or st is _YIELD_FROM else fp(st)))
+        frames.append(_frame(fr, inner, fp))
         g = inner
     f = _OP_FN.get(op.__class__)
     if f is None:
         f = _OP_FN[op.__class__] = _op_slots(op.__class__)
     return (tuple(frames),) + f(m, op)
+
+
+def _frame(f, inner, fp) -> tuple:
+    """One frame: code position, locals, value stack (``inner``: the generator its ``yield
+    from`` delegates to, read as the chain's next frames)."""
+    st = key_values(f, inner)
+    return (f.f_code.co_name, f.f_lasti, _locals(f.f_locals),
+            st if not st or st is _YIELD_FROM else fp(st))
 
 
 def _locals(local: dict) -> tuple:
