@@ -112,7 +112,14 @@ def _slots(iframe: int, lo: int, hi: int) -> tuple:
 
 
 def _stacktop(frame) -> int:
-    return ctypes.c_int.from_address(_iframe(frame) + _STACKTOP).value
+    return _INT.from_address(_iframe(frame) + _STACKTOP).value
+
+
+def _require() -> None:
+    """A one-line ModelError unless :func:`supported`."""
+    if not supported():
+        raise ModelError(f"the state key reads frame stacks in CPython 3.11-3.13 (64-bit), "
+                         f"not in {sys.implementation.name} {sys.version.split()[0]}")
 
 
 def stack(frame) -> tuple:
@@ -121,9 +128,7 @@ def stack(frame) -> tuple:
     :class:`~conformance.errors.ModelError` where it cannot tell (:func:`supported` is
     False, or a running frame stopped in an instruction :data:`_OPERANDS` does not
     know): a key that silently left the stack out could merge two states."""
-    if not supported():
-        raise ModelError(f"the state key reads frame stacks in CPython 3.11-3.13 (64-bit), "
-                         f"not in {sys.implementation.name} {sys.version.split()[0]}")
+    _require()
     return _stack(frame)
 
 
@@ -149,7 +154,7 @@ def key_values(frame, inner=None) -> tuple:
         ((['a', 'b'],), 1)
     """
     if not _SUPPORTED:
-        stack(frame)  # the check, or its one-line error
+        _require()
     code = frame.f_code
     at = (code, frame.f_lasti)
     plan = _PLAN.get(at)
@@ -240,7 +245,7 @@ def _stack(frame) -> tuple:
     if n is None:
         n = _NLP[code] = _nlocalsplus(code)
     iframe = _iframe(frame)
-    top = _INT.from_address(iframe + _STACKTOP).value
+    top = _INT.from_address(iframe + _STACKTOP).value  # (_stacktop, with the address kept)
     if top >= 0:  # saved at a yield or an inline Python call
         return _slots(iframe, n, top) if top > n else ()
     depth = _running_depth(code, frame.f_lasti)
