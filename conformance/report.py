@@ -65,17 +65,17 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     if res.database is not None:
         lines.append(f"  database  {res.database}: {res.replayed} saved failing example"
                      f"{'' if res.replayed == 1 else 's'} replayed first")
-    lines.append(f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s "
+    lines.append(f"  ran       {res.examples:,} examples, {res.steps:,} steps in {res.elapsed_s:.1f} s "
                  f"({res.chunks} chunk{'' if res.chunks == 1 else 's'})"
                  + ("   (interrupted)" if res.interrupted else ""))
     if res.interrupted and not res.failures:
-        lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in {res.examples} "
-                     f"examples, {res.steps} steps before Ctrl-C")
+        lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in {res.examples:,} "
+                     f"examples, {res.steps:,} steps before Ctrl-C")
         return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
         from .corpus import power_line
-        lines.append(f"  verdict   PASS: 0 violations in {res.examples} examples, "
-                     f"{res.steps} steps")
+        lines.append(f"  verdict   PASS: 0 violations in {res.examples:,} examples, "
+                     f"{res.steps:,} steps")
         lines.append(f"  power     {power_line(res.budget_s, res.jobs, res.engine)}")
         lines += coverage_lines(res)
         return "\n".join(lines)
@@ -134,7 +134,7 @@ def config_text(res: Result) -> str:
 
         >>> from conformance.certify import Result
         >>> config_text(Result("linux", 0, 1.0))   # doctest: +ELLIPSIS
-        'cpus=3 mms=2 ... populated; 3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4; 3/4 start with every writable page written on every CPU; a flushed entry refilled after each flushing step'
+        'cpus=3 mms=2 ... populated; 3/8 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 3/8 with cpus=4 vpages=3 ptes_per_table=1 files=2x1, 1/8 with cpus=4; 3/4 start with every writable page written on every CPU; a flushed entry refilled after each flushing step'
     """
     text = res.config.describe()
     if res.engine == "walk":

@@ -72,7 +72,7 @@ def free_port() -> int:
 def verdict(stdout: str) -> tuple:
     """(verdict line, chunk count, examples and steps, reproducer's actions) of a report."""
     line = re.search(r"^  verdict   (.*)$", stdout, re.M).group(1)
-    ran = re.search(r"^  ran       (\d+ examples, \d+ steps) in .* \((\d+) chunks?\)", stdout, re.M)
+    ran = re.search(r"^  ran       ([\d,]+ examples, [\d,]+ steps) in .* \((\d+) chunks?\)", stdout, re.M)
     path = re.search(r"^reproducer: (\S+)$", stdout, re.M)
     actions = json.load(open(os.path.join(REPO, path.group(1))))["actions"] if path else None
     return line, int(ran.group(2)), ran.group(1), actions
@@ -199,7 +199,7 @@ def test_ctrl_c_reports_what_was_covered_and_leaves_no_worker(tmp_path):
                                         started=two_workers)
     assert rc == 130, out + err
     assert "(interrupted)" in out
-    assert re.search(r"verdict   INTERRUPTED: no verdict, 0 violations in \d+ examples, \d+ steps",
+    assert re.search(r"verdict   INTERRUPTED: no verdict, 0 violations in [\d,]+ examples, [\d,]+ steps",
                      out), out
     time.sleep(0.5)
     alive = [p for p in workers if os.path.exists(f"/proc/{p}") and
@@ -268,7 +268,7 @@ def test_a_failure_on_a_drawn_shape_reports_and_replays_on_it(tmp_path):
     assert f is not None and f.rule == "S2" and r.config == DEFAULT
     assert f.machine.cfg in shapes_for(DEFAULT) and f.machine.cfg.ncpus == 4
     text = certify_report(r, load_protocol("hist_2_8_rmap_before_flush"), "c0ffee", [])
-    assert "3/4 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 1/8 with cpus=4" in text
+    assert "3/8 of walk examples with cpus=4 vpages=2 ptes_per_table=1, 3/8 with cpus=4 vpages=3 ptes_per_table=1 files=2x1, 1/8 with cpus=4" in text
     assert f"  machine   {f.machine.cfg.describe()}" in text
     path = save(f, str(tmp_path / "r.json"), seed=3)
     again = replay_actions(load_protocol("hist_2_8_rmap_before_flush"), f.machine.cfg, False,
