@@ -71,8 +71,30 @@ def save_counterexample(res, repro_dir: str) -> str | None:
     f = res.failure
     if f is None or f.machine is None:
         return None
-    path = os.path.join(repro_dir, f"bound-{res.protocol}-K{res.fail_k}.json")
+    path = os.path.join(repro_dir, f"bound-{res.protocol}-K{res.fail_k}{_search_tag(res)}.json")
     return save(f, path)
+
+
+def _search_tag(res) -> str:
+    """"" for the default search (:data:`BOUND_CONFIG`, the small menu, not strict), else
+    ``-`` and 8 hex digits of the config, menu and strictness, so that a search on another
+    machine does not overwrite the default one's reproducer.
+
+    >>> from conformance.search.bounded import Result
+    >>> from conformance.search.menu import MENUS
+    >>> _search_tag(Result("linux", BOUND_CONFIG, MENUS["small"], 2, False))
+    ''
+    >>> _search_tag(Result("linux", BOUND_CONFIG, ("read",), 2, False))
+    '-c424f44c'
+    """
+    from hashlib import blake2b
+
+    from .search.menu import MENUS
+
+    if res.config == BOUND_CONFIG and tuple(res.menu) == MENUS["small"] and not res.strict:
+        return ""
+    what = f"{res.config.describe()}|{','.join(res.menu)}|{res.strict}"
+    return "-" + blake2b(what.encode(), digest_size=4).hexdigest()
 
 
 def path_text(path) -> str:
@@ -82,7 +104,7 @@ def path_text(path) -> str:
         if c[0] == "a":
             words.append(f"advance op{c[1]}")
         elif c[0] == "s":
-            words.append(f"CPU{c[1]} {c[2]}{tuple(c[3])}")
+            words.append(f"CPU{c[1]} {c[2]}({', '.join(map(str, c[3]))})")
         elif c[0] == "f":
             words.append(f"hw CPU{c[1]} fill v{c[2]}")
         else:
@@ -116,16 +138,19 @@ def rerun_command(cls, args) -> str:
 
 
 def cmd_bound(args) -> int:
-    """``flushcheck bound``: exit 0 pass, 1 counterexample (or a partial result), 3 a
-    model error, 130 interrupted."""
+    """``flushcheck bound``: exit 0 pass, 1 counterexample (or protocol error), 3 a model
+    error, 4 incomplete (stopped by ``--budget`` before K, no violation), 130 interrupted."""
     from .search.menu import parse_menu
     from .registry import load_protocol
     from .reproducer import git_commit
 
+    from .certify import require_seconds
+    from .cli import EXIT_BUG, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASS
+
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    if args.budget is not None and args.budget <= 0:
-        raise UsageError("--budget must be positive")
+    if args.budget is not None:
+        require_seconds("--budget", args.budget)
     cls = load_protocol(args.protocol)
     cfg = bound_config(args.config)
     menu = parse_menu(args.ops)
@@ -146,13 +171,17 @@ def cmd_bound(args) -> int:
         print(f"  shortest counterexample: {len(res.path)} transitions ({path_text(res.path)})")
         path = save_counterexample(res, args.repro_dir)
         if path:
+            from .picture import html_path
+
             print(f"  reproducer {path}  (flushcheck replay {path})")
+            if os.path.exists(html_path(path)):
+                print(f"  picture   {html_path(path)}")
         print()
         print(f.report(last=None))
-        return 3 if isinstance(f, ModelError) else 1
+        return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
     if res.stopped == "interrupted":
-        return 130
-    return 0 if res.passed else 1
+        return EXIT_INTERRUPTED
+    return EXIT_PASS if res.passed else EXIT_INCOMPLETE
 
 
 def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
@@ -171,13 +200,15 @@ def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
                         "1 file page, 2 swap slots, populated); repeat the flag or "
                         "comma-separate: --config ncpus=3,vpages=3")
     b.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                   help="stop after this long with a partial result")
+                   help="stop after this long with a partial result (exit 4 when no "
+                        "violation was found)")
     b.add_argument("--jobs", type=int, default=1,
                    help=f"worker processes per BFS level (default 1; {default_jobs} CPUs here)")
     b.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     b.add_argument("--unreduced", action="store_true",
                    help="search without the reductions (terminal states, lazy evictions): "
                         "a cross-check, many more states")
-    b.add_argument("--repro-dir", default="repro")
+    b.add_argument("--repro-dir", default="repro", metavar="DIR",
+                   help="where a counterexample's reproducer is saved (default repro/)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(fn=cmd_bound)

@@ -112,8 +112,10 @@ def tree_dirty() -> bool | None:
 
 
 def verdict_of(res) -> str:
-    """A run's verdict as a certificate states it: PASS, FAIL: rules, PROTOCOL ERROR,
-    MODEL ERROR, INTERRUPTED or NO VERDICT.
+    """A run's verdict as a certificate states it, the bounded check's (``certify
+    --bound K``, ``res.bounded``) joined to the random search's: PASS, FAIL: rules,
+    PROTOCOL ERROR, MODEL ERROR, INTERRUPTED, INCOMPLETE (no violation, but the bounded
+    check stopped at its budget before K) or NO VERDICT.
 
     Example::
 
@@ -121,16 +123,18 @@ def verdict_of(res) -> str:
         >>> verdict_of(Result("linux", 0, 1.0))
         'NO VERDICT'
     """
-    if res.failures:
-        f = res.failure
-        if isinstance(f, ModelError):
-            return "MODEL ERROR"
-        if isinstance(f, ProtocolError):
-            return "PROTOCOL ERROR"
-        return "FAIL: " + ", ".join(sorted({x.rule for x in res.failures}))
-    if res.interrupted:
+    b = getattr(res, "bounded", None)
+    failures = list(res.failures) + ([b.failure] if b is not None and b.failure else [])
+    if failures:
+        for kind, word in ((ModelError, "MODEL ERROR"), (ProtocolError, "PROTOCOL ERROR")):
+            if any(isinstance(f, kind) for f in failures):
+                return word
+        return "FAIL: " + ", ".join(sorted({x.rule for x in failures}))
+    if res.interrupted or (b is not None and b.stopped == "interrupted"):
         return "INTERRUPTED"
-    return "PASS" if res.passed else "NO VERDICT"
+    if not res.passed:
+        return "NO VERDICT"
+    return "PASS" if b is None or b.passed else "INCOMPLETE"
 
 
 def litmus_cells(cls, max_states: int | None = None) -> list:
@@ -149,10 +153,11 @@ def litmus_cells(cls, max_states: int | None = None) -> list:
 
 
 def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
-          cells: list | None = None) -> dict:
+          cells: list | None = None, bound_repro: str | None = None) -> dict:
     """The certificate of the certify run ``res`` of protocol class ``cls`` (a dict for
     JSON). ``repro_paths``: the reproducers certify saved (the first is the failure's);
-    ``cells``: the protocol's litmus table (:func:`litmus_cells`), None to leave it out."""
+    ``cells``: the protocol's litmus table (:func:`litmus_cells`), None to leave it out;
+    ``bound_repro``: the bounded check's counterexample saved, if it has one."""
     import hypothesis
 
     from .report import config_text
@@ -190,7 +195,16 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "failure": None,
     }
     if getattr(res, "bounded", None) is not None:  # certify --bound K (docs/BOUNDED.md)
-        cert["bounded"] = res.bounded.to_dict()
+        b = res.bounded
+        cert["bounded"] = b.to_dict()
+        if b.failure is not None:
+            from .boundcli import path_text
+
+            cert["bounded"]["counterexample"] = {
+                "headline": b.failure.headline(), "transitions": path_text(b.path),
+                "timeline": b.failure.report(last=None)}
+            if bound_repro:
+                cert["bounded"]["counterexample"]["files"] = _failure_files(bound_repro)
     if cells is not None:
         cert["litmus"] = [{"scenario": c.scenario, "verdict": c.verdict, "expected": c.expected,
                            "ok": c.ok} for c in cells]
@@ -228,12 +242,13 @@ def write(cert: dict, out_dir: str) -> tuple[str, str]:
         ('cert/certificate.json', 'cert/certificate.md')
     """
     os.makedirs(out_dir, exist_ok=True)
-    fail = cert.get("failure") or {}
-    for kind, src in list(fail.get("files", {}).items()):
-        dst = os.path.join(out_dir, os.path.basename(src))
-        if os.path.abspath(src) != os.path.abspath(dst):
-            shutil.copyfile(src, dst)
-        fail["files"][kind] = os.path.basename(src)
+    for fail in (cert.get("failure") or {},
+                 (cert.get("bounded") or {}).get("counterexample") or {}):
+        for kind, src in list(fail.get("files", {}).items()):
+            dst = os.path.join(out_dir, os.path.basename(src))
+            if os.path.abspath(src) != os.path.abspath(dst):
+                shutil.copyfile(src, dst)
+            fail["files"][kind] = os.path.basename(src)
     jpath = os.path.join(out_dir, JSON_NAME)
     with open(jpath, "w") as fh:
         json.dump(cert, fh, indent=1, sort_keys=False)
@@ -302,16 +317,25 @@ def markdown(cert: dict) -> str:
                   f"{'ok' if c['ok'] else '**differs**'} |" for c in cert["litmus"]]
     fail = cert.get("failure")
     if fail:
-        lines += ["", "## Failure", "", f"{fail['headline']}", ""]
-        files = fail.get("files", {})
-        for kind, label in (("reproducer", "reproducer"), ("picture", "picture"),
-                            ("scenario", "litmus scenario")):
-            if kind in files:
-                lines.append(f"- {label}: [{files[kind]}]({files[kind]})")
-        if "reproducer" in files:
-            lines.append(f"- replay: `flushcheck replay {files['reproducer']}`")
+        lines += ["", "## Failure", "", f"{fail['headline']}", ""] + _files_lines(fail)
         lines += ["", "```", fail["timeline"], "```"]
+    cex = (cert.get("bounded") or {}).get("counterexample")
+    if cex:
+        lines += ["", "## Bounded check: shortest counterexample", "", cex["headline"], "",
+                  f"Transitions: {cex['transitions']}", ""] + _files_lines(cex)
+        lines += ["", "```", cex["timeline"], "```"]
     return "\n".join(lines) + "\n"
+
+
+def _files_lines(fail: dict) -> list:
+    """A failure's files as markdown list items, and the command that replays it."""
+    files = fail.get("files", {})
+    lines = [f"- {label}: [{files[kind]}]({files[kind]})"
+             for kind, label in (("reproducer", "reproducer"), ("picture", "picture"),
+                                 ("scenario", "litmus scenario")) if kind in files]
+    if "reproducer" in files:
+        lines.append(f"- replay: `flushcheck replay {files['reproducer']}`")
+    return lines
 
 
 def _engine_text(run: dict) -> str:
@@ -408,4 +432,41 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
     if (res.examples, res.steps) != (run["examples"], run["steps"]):
         notes.append(f"work: recorded {run['examples']:,} examples, {run['steps']:,} steps; "
                      f"now {res.examples:,} examples, {res.steps:,} steps")
+    if cert.get("bounded"):
+        res.bounded = _rerun_bounded(cls, cert["bounded"], jobs, notes)
     return Reproduction(cert["verdict"], verdict_of(res), res, same, notes)
+
+
+def _rerun_bounded(cls, rec: dict, jobs: int, notes: list):
+    """The bounded check a certificate records (``rec``), run again up to the bound it
+    decided: its failing bound, its bound when it passed, or the last bound it completed
+    when its budget stopped it (the partial bound after it depends on the clock, so it is
+    not re-run: the result is marked stopped as recorded, and a note says so). Each level
+    re-run is compared with the recorded one (states, transitions, depth); differences are
+    noted."""
+    from .search.bounded import Result, bounded
+
+    cfg = MachineConfig(**rec["config"])
+    menu, strict = tuple(rec["menu"]), rec["strict"]
+    k = rec["fail_k"] or (rec["bound"] if rec["passed"] else rec["complete_k"])
+    if k:
+        new = bounded(cls, cfg, k, menu=menu, strict=strict, jobs=jobs)
+    else:
+        new = Result(getattr(cls, "name", cls.__name__), cfg, menu, rec["bound"], strict)
+    if not rec["passed"] and not rec["fail_k"] and new.stopped is None:
+        notes.append(f"bounded: K={rec['complete_k'] + 1} was stopped ({rec['stopped']}) when "
+                     "recorded, partial; not re-run")
+        new.bound, new.stopped = rec["bound"], rec["stopped"]
+    what = ("k", "states", "transitions", "depth", "complete")
+    now = {lv.k: lv for lv in new.levels}
+    for lv in rec["levels"]:
+        if lv["k"] > k:
+            continue
+        got = now.get(lv["k"])
+        old = tuple(lv[w] for w in what)
+        if got is None or tuple(getattr(got, w) for w in what) != old:
+            notes.append(f"bounded K={lv['k']}: recorded {lv['states']:,} states, "
+                         f"{lv['transitions']:,} transitions; now "
+                         + (f"{got.states:,} states, {got.transitions:,} transitions"
+                            if got else "not reached"))
+    return new

@@ -44,6 +44,9 @@ from .watchdog import watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+#: no violation, but the bounded check stopped (its budget) before the bound it was given:
+#: not a PASS, and not a counterexample either (a script must tell them apart)
+EXIT_INCOMPLETE = 4
 EXIT_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, what the shell says of `yes | head`)
 
 #: what a protocol argument may be (conformance/registry.py load_protocol)
@@ -101,6 +104,15 @@ def cmd_certify(args) -> int:
         raise UsageError("certify needs a protocol (or --reproduce CERTIFICATE)")
     if args.bound is not None and args.bound < 1:
         raise UsageError("--bound must be at least 1")
+    if args.bound is None and (args.bound_ops != "small" or args.bound_budget is not None):
+        raise UsageError("--bound-ops and --bound-budget need --bound K")
+    if args.bound is not None:  # checked before the random search, not after it
+        from .boundcli import bound_config
+        from .search.menu import parse_menu
+
+        args.bound_menu = parse_menu(args.bound_ops, flag="--bound-ops")
+        args.bound_cfg = bound_config(args.config)
+        args.bound_result = None  # one bounded check for every config of a profile
     name = args.profile or profile()
     cls = load_protocol(args.protocol)
     configs = [("config", _config(args.config))] if args.config else profile_configs(name)
@@ -124,7 +136,7 @@ def cmd_certify(args) -> int:
         print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
               f"{_verdict_word(res)}")
     codes = [c for _, c, _ in rows]
-    for worst in (EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED):
+    for worst in (EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_INCOMPLETE):
         if worst in codes:
             return worst
     return EXIT_PASS
@@ -150,16 +162,20 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                       steps=args.steps, chunk=args.chunk, jobs=args.jobs,
                       max_examples=args.examples, scheduler=args.scheduler,
                       database=database, engine=args.engine, progress=progress)
-    if getattr(args, "bound", None):  # certify --bound K: the bounded check beside it
-        from .boundcli import bound_config, run_bound
-        from .search.menu import parse_menu
+    if getattr(args, "bound", None) and not res.interrupted:  # the bounded check beside it
+        if args.bound_result is None:  # its config and menu are not the profile's: once
+            from .boundcli import run_bound
 
-        res.bounded = run_bound(cls, bound_config(args.config), args.bound,
-                                parse_menu(args.bound_ops), strict=args.strict,
-                                budget=args.bound_budget, jobs=1, quiet=True)
+            args.bound_result = run_bound(cls, args.bound_cfg, args.bound, args.bound_menu,
+                                          strict=args.strict, budget=args.bound_budget,
+                                          jobs=args.jobs, quiet=True)
+        res.bounded = args.bound_result
     commit = git_commit()
-    if res.interrupted and not res.failures:
-        print(certify_report(res, cls, commit, []))
+    bounded = getattr(res, "bounded", None)
+    if not res.failures and (res.interrupted or (bounded is not None
+                                                 and bounded.stopped == "interrupted")):
+        print(certify_report(res, cls, commit, []))  # what ran so far; no certificate
+        _bound_block(bounded, args.repro_dir)
         return EXIT_INTERRUPTED, res
     if res.examples == 0 and not res.failures:
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)
@@ -175,36 +191,53 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         with open(os.path.splitext(paths[0])[0] + ".litmus", "w") as fh:
             fh.write(res.litmus)
     print(certify_report(res, cls, commit, paths))
-    bcode = _bound_block(res.bounded, args.repro_dir)
+    bound_path = _bound_block(bounded, args.repro_dir)
+    if bounded is not None:  # the random search's verdict and the bounded check's, joined
+        print(f"  overall   {_verdict_word(res)}")
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
     if args.out:
         from .certificate import build, litmus_cells, write
 
         out = os.path.join(args.out, cname) if cname else args.out
-        cert = build(res, cls, commit, args.argv, paths, litmus_cells(cls))
+        cert = build(res, cls, commit, args.argv, paths, litmus_cells(cls), bound_path)
         jpath, mpath = write(cert, out)
         print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
-    if isinstance(res.failure, ModelError):
-        return EXIT_BUG, res
-    return (EXIT_PASS if res.passed and bcode == EXIT_PASS else max(EXIT_FAIL, bcode)), res
+    return exit_status(_verdict_word(res)), res
 
 
-def _bound_block(bres, repro_dir: str) -> int:
-    """Print ``certify --bound``'s result under certify's report (its reproducer saved);
-    its exit status (0 without one)."""
-    if bres is None:
+def exit_status(verdict: str) -> int:
+    """The exit status of a verdict (:func:`conformance.certificate.verdict_of`).
+
+    >>> exit_status("PASS"), exit_status("FAIL: S3"), exit_status("INCOMPLETE")
+    (0, 1, 4)
+    """
+    if verdict == "PASS":
         return EXIT_PASS
+    if verdict == "MODEL ERROR":
+        return EXIT_BUG
+    if verdict == "INTERRUPTED":
+        return EXIT_INTERRUPTED
+    if verdict == "INCOMPLETE":
+        return EXIT_INCOMPLETE
+    return EXIT_FAIL  # FAIL, PROTOCOL ERROR, NO VERDICT
+
+
+def _bound_block(bres, repro_dir: str) -> str | None:
+    """Print ``certify --bound``'s result under certify's report, with its counterexample
+    saved; the reproducer's path (None without one)."""
+    if bres is None:
+        return None
     from .boundcli import bound_lines, path_text, save_counterexample
 
     print("\n".join(bound_lines(bres)))
-    if bres.failure is not None:
-        path = save_counterexample(bres, repro_dir)
-        print(f"            shortest counterexample: {path_text(bres.path)}")
-        if path:
-            print(f"            reproducer {path}  (flushcheck replay {path})")
-        return EXIT_BUG if isinstance(bres.failure, ModelError) else EXIT_FAIL
-    return EXIT_PASS if bres.passed else EXIT_FAIL
+    if bres.failure is None:
+        return None
+    path = save_counterexample(bres, repro_dir)
+    print(f"            shortest counterexample: {path_text(bres.path)}")
+    if path:
+        print(f"            reproducer {path}  (flushcheck replay {path})")
+    return path
 
 
 def _certify_reproduce(args) -> int:
@@ -224,7 +257,9 @@ def _certify_reproduce(args) -> int:
     print(f"  config    {config_text(res)}")
     print(f"  seed      {res.seed}   {res.chunks} chunks of {res.chunk} examples "
           f"({res.engine} engine)")
-    print(f"  ran       {res.examples} examples, {res.steps} steps in {res.elapsed_s:.1f} s")
+    print(f"  ran       {res.examples:,} examples, {res.steps:,} steps in {res.elapsed_s:.1f} s")
+    if getattr(res, "bounded", None) is not None:
+        print(f"  bounded   {res.bounded.headline()}")
     print(f"  recorded  {rep.recorded}")
     print(f"  now       {rep.verdict}")
     for note in rep.notes:
@@ -276,7 +311,9 @@ def cmd_replay(args) -> int:
 
     data = load(args.file)
     print(f"flushcheck replay {args.file}")
-    print(f"  protocol  {data['protocol']}   commit {data.get('commit')}   seed {data.get('seed')}")
+    seed = data.get("seed")  # a bounded check's counterexample has none: it is a path
+    print(f"  protocol  {data['protocol']}   commit {data.get('commit')}"
+          + (f"   seed {seed}" if seed is not None else ""))
     print(f"  recorded  {data.get('verdict')}")
     f = replay(data)
     if f is None:
@@ -482,8 +519,18 @@ def cmd_picture(args) -> int:
     return EXIT_PASS
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``flushcheck bound: error: argument
+    -k/--bound: invalid int value: 'x'``) and exit 2, as every other bad input; argparse's
+    own prints the whole usage block first. Its subcommands' parsers are of this class too
+    (``add_subparsers`` makes them of the parent's)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} ({self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flushcheck", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="flushcheck", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("certify", help="fuzz one protocol against every property")
     c.add_argument("protocol", nargs="?", default=None, help=PROTOCOL_FORMS)
@@ -663,8 +710,20 @@ def _check_outputs(args) -> None:
                 probe = os.path.dirname(probe)
             if not os.path.isdir(probe):
                 raise UsageError(f"{flag} {path}: {probe} is not a directory")
-        if not os.access(probe, os.W_OK):
+        if not _writable(probe):
             raise UsageError(f"{flag} {path}: {probe} is not writable")
+
+
+def _writable(directory: str) -> bool:
+    """Can a file be made in ``directory``? Tried, not asked: ``os.access`` says yes to root
+    everywhere, /proc included, where nothing can be made."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".flushcheck-probe-", dir=directory))
+    except OSError:
+        return False
+    return True
 
 
 def _worker_died(exc: BaseException) -> bool:

@@ -26,6 +26,10 @@ def _bool(attribute, value) -> None:
         raise ValueError(f"'{attribute.name}' must be true or false, not {value!r}")
 
 
+#: the least ``max_op_steps`` a config may set (measured: see that field)
+MAX_OP_STEPS_FLOOR = 100
+
+
 @attrs.frozen
 class MachineConfig:
     """Sizes of the simulated machine.
@@ -38,6 +42,10 @@ class MachineConfig:
         Traceback (most recent call last):
         ...
         ValueError: 'ncpus' must be >= 1: 0
+        >>> MachineConfig(max_op_steps=1)  # the model's own paths take more (MAX_OP_STEPS_FLOOR)
+        Traceback (most recent call last):
+        ...
+        ValueError: 'max_op_steps' must be >= 100: 1
     """
 
     ncpus: int = _size(3)  # a third CPU lets reclaim race with two tasks of one mm
@@ -50,8 +58,22 @@ class MachineConfig:
     swap_slots: int = _size(6, least=0)
     #: boot with every VMA page faulted in and cached (MAP_POPULATE)
     populate: bool = attrs.field(default=True, validator=lambda inst, a, v: _bool(a, v))
-    #: an operation taking more steps than this is reported as a loop
-    max_op_steps: int = _size(400)
+    #: an operation taking more steps than this is reported as a loop. At least
+    #: MAX_OP_STEPS_FLOOR (100): below it the model's own kernel paths, under a correct
+    #: protocol, are reported as looping (``max_op_steps=1`` failed mainline's first reclaim).
+    #: Measured 2026-12-04 (a wrapper of ``Machine._finish`` recording each operation's
+    #: ``op.steps``, the count ``Machine._step`` checks against this cap, raised to 10**6
+    #: meanwhile), under ``linux`` and ``immediate``: ``run_example(..., swarm=True)`` seeds
+    #: 0..4999 on every config of CONFIG_SETS["wide"] and on ncpus=6 vpages=8 nframes=20
+    #: (and that with nmms=3 file_pages=4 swap_slots=10), seeds 5000..24999 more on "big" and
+    #: the nmms=3 one: at most 29 steps (a reclaim of two folios with a nested pass, linux;
+    #: 20 under immediate). Operations wider than the walk's (two pages or folios) take
+    #: more: alone on a fresh machine, a munmap/mprotect/madvise/exit/fork of every page took
+    #: at most 31, a migration of every LRU folio at once 48, a reclaim of every one 89
+    #: (nmms=3 vpages=8). 100 is above twice the walk's maximum and above the widest operation
+    #: measured, the default 400 four times that. Steps grow with a batch's folios and an mm's
+    #: pages, so a much larger machine may need a cap above the default.
+    max_op_steps: int = _size(400, least=MAX_OP_STEPS_FLOOR)
     #: pages an mmu_gather holds before ``__tlb_remove_page`` reports it full and
     #: ``zap_pte_range`` flushes mid-walk (``force_flush``, ``tlb_flush_mmu``). The kernel's
     #: first batch is ``MMU_GATHER_BUNDLE`` (8) on-stack pages, further ones

@@ -138,6 +138,8 @@ def power_line(budget_s: float | None, jobs: int = 1, engine: str = "walk",
     least = min(v["per_module"].values()) if v["per_module"] else 0
     how = f"{pw['jobs']} job{'s' if pw['jobs'] != 1 else ''}, {pw['engine']} engine"
     caveat = "" if engine == pw["engine"] else f"; this run used the {engine} engine"
+    if b != budget_s:  # a longer run finds at least what a shorter one of its seed does
+        how += f"; the largest measured under this run's {budget_s:g} s"
     return (f"a {b:g} s budget ({how}) found all {n} known bugs in {v['all_found_seeds']}/"
             f"{seeds} seeds, each one in at least {least}/{seeds} (docs/CORPUS.md, measured "
             f"{pw['measured']}{caveat})")

@@ -12,8 +12,10 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import operator
 import os
 import subprocess
 import sys
@@ -85,7 +87,8 @@ def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
 
 
 def load(path: str) -> dict:
-    """Read and validate a reproducer; :class:`UsageError` with one line if it is corrupt."""
+    """Read and validate a reproducer; :class:`UsageError` with one line if it is corrupt
+    (every action's name, arity and arguments included: :func:`check_actions`)."""
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -103,9 +106,13 @@ def load(path: str) -> dict:
     if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
     try:
-        MachineConfig(**data["config"])
+        cfg = MachineConfig(**data["config"])
     except (TypeError, ValueError) as exc:  # an unknown key, or a validator's (sizes >= 1)
         raise UsageError(f"reproducer {path}: bad config ({exc})") from None
+    try:
+        check_actions(cfg, acts)
+    except UsageError as exc:
+        raise UsageError(f"reproducer {path}: {exc}") from None
     return data
 
 
@@ -128,44 +135,173 @@ def replay(data: dict, proto_cls=None):
                           data["actions"])
 
 
-#: the config field bounding each indexing parameter of an action ("frames": each frame)
-_RANGES = {"cpu": "ncpus", "vpage": "vpages", "start": "vpages", "old_start": "vpages",
-           "new_start": "vpages", "mm_id": "nmms", "child": "nmms", "pgoff": "file_pages",
-           "frames": "nframes", "nested": "nframes"}
-#: action name -> ((position, parameter name, config field), ...), from its signature
-_INDEXES: dict = {}
+def _index(value, n: int) -> bool:
+    """Is ``value`` a number in ``0..n-1`` (a CPU, page, mm, file, file page, frame)?"""
+    return value.__class__ is int and 0 <= value < n  # not a bool: True is no CPU number
 
 
-def _check_args(cfg: MachineConfig, i: int, name: str, args: list) -> None:
-    """:class:`UsageError` if action ``name`` cannot take ``args`` on a machine of ``cfg``
-    (a hand-edited or foreign reproducer: a CPU, page, mm, file page or frame the machine
-    does not have, the wrong number of arguments); such a file does not apply, it does not
-    find a model bug. Cheap: a few comparisons per action (replays run while shrinking)."""
-    idx = _INDEXES.get(name)
-    if idx is None:
+def _indexes(value, n: int) -> bool:
+    """Is ``value`` a list of numbers in ``0..n-1`` (a reclaim's or migration's frames)?"""
+    return value.__class__ in (list, tuple) and all(_index(v, n) for v in value)
+
+
+#: each kind of action argument: (does ``value`` fit, given its bound; what it must be). The
+#: bound is a config field's value (a count of CPUs, pages, ...) or a constant (choices)
+_KINDS = {
+    "index": (_index, lambda n: f"an integer in 0..{n - 1}"),
+    "indexes": (_indexes, lambda n: f"a list of integers in 0..{n - 1}"),
+    "index_or_none": (lambda v, n: v is None or _index(v, n),
+                      lambda n: f"null or an integer in 0..{n - 1}"),
+    # a page count: at least one page, and no more than the address space holds
+    "npages": (lambda v, n: v.__class__ is int and 1 <= v <= n, lambda n: f"an integer in 1..{n}"),
+    # an operation's number, an eviction's pick (modulo the entries cached): no upper bound
+    # the file can be checked against; an operation not in flight is refused as it replays
+    "count": (lambda v, _: v.__class__ is int and v >= 0, lambda _: "an integer >= 0"),
+    "bool": (lambda v, _: v.__class__ is bool, lambda _: "true or false"),
+    "choice": (lambda v, c: v.__class__ is str and v in c,
+               lambda c: "one of " + ", ".join(json.dumps(x) for x in c)),
+}
+
+
+#: what each parameter of a Machine action takes, by its name in the method's signature:
+#: (kind of :data:`_KINDS`, bound): the bound is the MachineConfig field that counts what
+#: it indexes, or for a choice the name of the :mod:`conformance.machine` constant listing them
+_PARAMS = {
+    "op_id": ("count", None), "index": ("count", None),
+    "cpu": ("index", "ncpus"),
+    "vpage": ("index", "vpages"), "start": ("index", "vpages"),
+    "old_start": ("index", "vpages"), "new_start": ("index", "vpages"),
+    "npages": ("npages", "vpages"),
+    "mm_id": ("index", "nmms"), "child": ("index", "nmms"),
+    "file": ("index", "nfiles"), "pgoff": ("index", "file_pages"),
+    "frames": ("indexes", "nframes"), "nested": ("indexes", "nframes"),
+    "write": ("bool", None), "writable": ("bool", None), "fixed": ("bool", None),
+    "advice": ("choice", "MADV_ADVICE"),
+}
+#: a parameter one action takes more of than its name says: mmap's ``file`` None is anonymous
+_PARAM_OF = {("mmap", "file"): ("index_or_none", "nfiles")}
+
+#: action name -> (((position, parameter, test, what, bound of cfg), ...), ((start position,
+#: parameter, npages position), ...)): built once per action from its signature (_spec)
+_SPECS: dict = {}
+_SIGNATURES: dict = {}
+
+
+def _signature(name: str):
+    """The signature of Machine method ``name`` (inspected once: replays check every action)."""
+    sig = _SIGNATURES.get(name)
+    if sig is None:
         from .machine import Machine
 
-        params = list(inspect.signature(getattr(Machine, name)).parameters)[1:]
-        idx = _INDEXES[name] = tuple((n, p, _RANGES[p]) for n, p in enumerate(params)
-                                     if p in _RANGES)
-    for n, param, field in idx:
-        if n >= len(args):
-            continue  # too few arguments: the call's own TypeError says so
-        limit = getattr(cfg, field)
-        value = args[n]
-        for v in (value if param in ("frames", "nested") and value.__class__ is tuple
-                  else (value,)):
-            if v.__class__ is not int or not 0 <= v < limit:
-                raise UsageError(f"action {i} ({name}): {param} {v!r} is not in 0..{limit - 1}")
+        sig = _SIGNATURES[name] = inspect.signature(getattr(Machine, name))
+    return sig
 
 
-def _arity_error(i: int, name: str, args: list) -> UsageError | None:
+def _spec(name: str) -> tuple:
+    """Action ``name``'s checks (:data:`_SPECS`), from the Machine method's parameters: each
+    one's kind by :data:`_PARAMS`, and each ``*start`` with the action's ``npages`` as a
+    range that must fit the address space (mremap: its source and its destination)."""
+    from . import machine
+
+    params = list(_signature(name).parameters)[1:]
+    checks = []
+    for n, p in enumerate(params):
+        kind, bound = _PARAM_OF.get((name, p)) or _PARAMS.get(p, (None, None))
+        if kind is None:  # a new action parameter: say so, never replay it unchecked
+            raise TypeError(f"conformance.reproducer: no check for parameter {p!r} of action "
+                            f"{name}: add it to _PARAMS")
+        if kind == "choice":
+            get = functools.partial(_constant, getattr(machine, bound))
+        else:
+            get = operator.attrgetter(bound) if bound else _no_bound
+        checks.append((n, p) + _KINDS[kind] + (get,))
+    ranges = tuple((n, p, params.index("npages")) for n, p in enumerate(params)
+                   if p.endswith("start") and "npages" in params)
+    spec = _SPECS[name] = (tuple(checks), ranges)
+    return spec
+
+
+def _constant(value, cfg):
+    """The bound of a choice: ``value``, whatever the config."""
+    return value
+
+
+def _no_bound(cfg) -> None:
+    """The bound of a kind that has none (a count, a boolean)."""
+    return None
+
+
+def _shown(value) -> str:
+    """``value`` as the reproducer's JSON spells it (``null``, ``true``, ``"x"``)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _check_args(cfg: MachineConfig, i: int, name: str, args) -> None:
+    """:class:`UsageError` if action ``name`` cannot take ``args`` on a machine of ``cfg``:
+    an argument of the wrong type (a string, a float, a list, null or a bool where a number
+    goes, a number where true/false goes), or out of range (a CPU, page, mm, file, file page
+    or frame the machine does not have, a negative count, a range past the last page, an
+    unknown advice). Such a file (hand-edited, foreign, corrupt) does not apply; it does
+    not find a model bug, and it would crash the model, not replay. Arguments missing are
+    left to the caller (:func:`_arity_error`). Cheap: a few comparisons per action
+    (replays run while shrinking).
+
+    Example::
+
+        >>> _check_args(MachineConfig(), 3, "munmap", [0, 1, "x"])
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: action 3 (munmap): npages "x" is not an integer in 1..4
+        >>> try:
+        ...     _check_args(MachineConfig(), 0, "munmap", [0, 3, 2])  # v3, v4: there is no v4
+        ... except UsageError as exc:
+        ...     print(exc)
+        action 0 (munmap): start 3 + npages 2 runs past the last page (vpages=4)
+    """
+    checks, ranges = _SPECS.get(name) or _spec(name)
+    nargs = len(args)
+    for n, param, test, what, bound in checks:
+        if n < nargs:
+            b = bound(cfg)
+            if not test(args[n], b):
+                raise UsageError(f"action {i} ({name}): {param} {_shown(args[n])} is not {what(b)}")
+    for n, param, k in ranges:
+        if n < nargs and k < nargs and args[n] + args[k] > cfg.vpages:
+            raise UsageError(f"action {i} ({name}): {param} {args[n]} + npages {args[k]} runs "
+                             f"past the last page (vpages={cfg.vpages})")
+
+
+def check_actions(cfg: MachineConfig, actions) -> None:
+    """:class:`UsageError` naming the first action of ``actions`` (``[name, args]`` pairs, as
+    a reproducer holds them) that no machine of ``cfg`` can run: an unknown name, a wrong
+    number of arguments, or an argument of the wrong type or range (:func:`_check_args`).
+    Run on the whole list before anything replays, so a corrupt file is refused up front
+    rather than found by the model halfway through.
+
+    Example::
+
+        >>> check_actions(MachineConfig(), [["fill", [0, 1]], ["evict", [0, -1]]])
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: action 1 (evict): index -1 is not an integer >= 0
+    """
+    for i, (name, args) in enumerate(actions):
+        if name not in ACTIONS:
+            raise UsageError(f"unknown action {name!r} at index {i}")
+        bad = _arity_error(i, name, args)
+        if bad is not None:
+            raise bad
+        _check_args(cfg, i, name, args)
+
+
+def _arity_error(i: int, name: str, args) -> UsageError | None:
     """The :class:`UsageError` for action ``name`` called with a wrong number of arguments,
     or None when ``args`` fit its signature."""
-    from .machine import Machine
-
     try:
-        inspect.signature(getattr(Machine, name)).bind(None, *args)
+        _signature(name).bind(None, *args)
     except TypeError as exc:
         return UsageError(f"action {i} ({name}): {exc}")
     return None

@@ -3,6 +3,8 @@ counterexample on known mutants, a pass on linux, each reduction against the unr
 search, determinism across runs and jobs, a partial result on a budget, the CLI."""
 from __future__ import annotations
 
+import os
+
 import attrs
 import pytest
 
@@ -247,7 +249,7 @@ def test_certify_carries_the_bounded_result(capsys, tmp_path):
     assert main(["certify", "hist_2_9_migrate_flush_after_copy", "--examples", "1", "--chunk",
                  "1", "--jobs", "1", "--database", "none", "--steps", "1", "--bound", "1",
                  "--bound-ops", "migrate", "--repro-dir", str(tmp_path)]) == 1
-    assert "  bounded   FAIL: S2 with a program of 1 operation(s)" in capsys.readouterr().out
+    assert "  bounded   FAIL: S2 with a program of 1 operation:" in capsys.readouterr().out
     assert main(["certify", "linux", "--bound", "0"]) == 2
 
 
@@ -453,7 +455,7 @@ TRUNCATE_VS_MREMAP = attrs.evolve(BOUND_CONFIG, ncpus=3, vpages=3, ptes_per_tabl
 
 def test_the_bounded_check_finds_the_mutant_the_walk_does_not(tmp_path):
     """mut_batched_mark_first (flush_tlb_batched_pending marks the mm flushed before it
-    flushes) is not found by the random walk (docs/CORPUS.md: 0/3 seeds at 60 s); every
+    flushes) was not found by the random walk until its holed machine (docs/CORPUS.md); every
     program of three operations of reclaim, truncate and mremap finds it, in the litmus
     file's interleaving: reclaim defers its flush, a hole punch marks the mm and pauses,
     mremap reads the mark, skips its flush and returns while CPU0 still caches v0. The
@@ -490,3 +492,125 @@ def test_truncate_and_mremap_kinds():
     assert set(MENUS["all"]) == set(KINDS)
     KINDS["mremap"].start(m, 2, (0, 1, 2))
     assert m.actions[-1] == ("mremap", (2, 0, 1, 2))
+
+
+CERTIFY_ONE = ["--examples", "1", "--chunk", "1", "--jobs", "1", "--database", "none",
+               "--steps", "1"]
+
+
+def test_a_bounded_counterexample_fails_the_certificate_and_its_reproduction(capsys, tmp_path):
+    """certify --bound K where only the bounded check fails: the overall verdict is FAIL (the
+    report's ``overall`` line, the certificate), the counterexample's reproducer is copied
+    beside the certificate, and --reproduce runs the bounded check again and matches. A
+    certificate written as before 2026-12-04 14:30 (PASS beside a failing bounded check)
+    no longer matches."""
+    import json
+    import os
+
+    out = str(tmp_path / "cert")
+    # one random example passes (seed 0); every program of two operations does not
+    assert main(["certify", "mut_gather_free_before_flush", *CERTIFY_ONE, "--bound", "2",
+                 "--repro-dir", str(tmp_path / "r"), "--out", out]) == 1
+    text = capsys.readouterr().out
+    assert "  verdict   PASS: 0 violations" in text and "  overall   FAIL: S1" in text
+    cert = json.load(open(f"{out}/certificate.json"))
+    assert cert["verdict"] == "FAIL: S1"
+    cex = cert["bounded"]["counterexample"]
+    assert os.path.exists(os.path.join(out, cex["files"]["reproducer"]))
+    assert cex["transitions"].startswith("CPU")
+    md = open(f"{out}/certificate.md").read()
+    assert "**Verdict: FAIL: S1**" in md and "## Bounded check: shortest counterexample" in md
+    assert main(["certify", "--reproduce", f"{out}/certificate.json", "--jobs", "1"]) == 0
+    rep = capsys.readouterr().out
+    assert "  bounded   FAIL: S1" in rep and "  verdict   MATCHED" in rep
+    cert["verdict"] = "PASS"  # what the certificate said before
+    json.dump(cert, open(f"{out}/certificate.json", "w"))
+    assert main(["certify", "--reproduce", f"{out}/certificate.json", "--jobs", "1"]) == 1
+    assert "  verdict   DID NOT MATCH" in capsys.readouterr().out
+
+
+def test_a_budget_stop_is_incomplete_not_pass_nor_fail(capsys, tmp_path):
+    """A bounded check stopped by its budget before K, with no violation: exit 4, from the
+    verb and from certify (verdict INCOMPLETE in the certificate, which --reproduce matches
+    by running the complete bounds again)."""
+    import json
+
+    assert main(["bound", "linux", "-k", "3", "-q", "--budget", "0.5"]) == 4
+    assert "PARTIAL (budget)" in capsys.readouterr().out
+    out = str(tmp_path / "cert")
+    assert main(["certify", "linux", *CERTIFY_ONE, "--bound", "3", "--bound-budget", "1",
+                 "--out", out]) == 4
+    assert "  overall   INCOMPLETE" in capsys.readouterr().out
+    cert = json.load(open(f"{out}/certificate.json"))
+    assert cert["verdict"] == "INCOMPLETE" and cert["bounded"]["stopped"] == "budget"
+    assert main(["certify", "--reproduce", f"{out}/certificate.json", "--jobs", "1"]) == 0
+    rep = capsys.readouterr().out
+    assert "not re-run" in rep and "  verdict   MATCHED" in rep
+
+
+def test_ctrl_c_in_either_search_is_interrupted_with_no_certificate(capsys, tmp_path,
+                                                                     monkeypatch):
+    """Ctrl-C in the bounded check: exit 130 and no certificate (it used to write a PASS one
+    and exit 1). Ctrl-C in the random search: the bounded check does not start."""
+    import os
+
+    import conformance.boundcli as bc
+    import conformance.certify as ce
+    import conformance.search.bounded as bd
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bd, "_search", interrupt)
+    out = str(tmp_path / "cert")
+    assert main(["certify", "linux", *CERTIFY_ONE, "--bound", "2", "--out", out]) == 130
+    assert "PARTIAL (interrupted)" in capsys.readouterr().out and not os.path.exists(out)
+    real = ce.certify
+
+    def interrupted(*a, **k):
+        res = real(*a, **k)
+        res.interrupted = True
+        return res
+    monkeypatch.setattr(ce, "certify", interrupted)
+    monkeypatch.setattr(bc, "run_bound", lambda *a, **k: pytest.fail("the bounded check ran"))
+    assert main(["certify", "linux", *CERTIFY_ONE, "--bound", "2", "--out", out]) == 130
+    assert not os.path.exists(out)
+
+
+def test_bound_options_are_checked_before_the_random_search(capsys, monkeypatch):
+    import conformance.certify as ce
+
+    monkeypatch.setattr(ce, "certify", lambda *a, **k: pytest.fail("the random search ran"))
+    assert main(["certify", "linux", "--bound", "1", "--bound-ops", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("flushcheck: error: --bound-ops 'nope'")
+    assert main(["certify", "linux", "--bound-ops", "full"]) == 2
+    assert main(["certify", "linux", "--bound-budget", "5"]) == 2
+    assert "need --bound K" in capsys.readouterr().err
+
+
+def test_a_chunk_stops_between_parents_at_the_deadline():
+    """expand's ``stop`` ends a chunk before its next parent (the budget of a large config
+    was overshot by minutes when only whole chunks of 64 parents were checked)."""
+    from conformance.search.bounded import _Ctx, expand
+
+    ctx = _Ctx(load_protocol("linux"), BOUND_CONFIG, False, ("read", "reclaim"), 1, True,
+               False, True, True)
+    _, whole, _, _ = expand(ctx, [(), (), ()], 0, None)
+    _, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: True)
+    assert whole == 3 * cut > 0
+
+
+def test_bad_arguments_are_one_line(capsys, tmp_path):
+    """argparse's own errors (a word where a number goes) are one line and exit 2, as every
+    other bad input; an output directory that cannot be made (/proc: root may "access" it)
+    is refused before the search."""
+    from conformance.cli import _writable
+
+    with pytest.raises(SystemExit) as e:
+        main(["bound", "linux", "-k", "x"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid int value: 'x'" in err
+    assert _writable(str(tmp_path))
+    if os.path.isdir("/proc"):
+        assert not _writable("/proc")
+        assert main(["bound", "linux_4_3", "-k", "2", "-q", "--repro-dir", "/proc/x"]) == 2

@@ -63,7 +63,7 @@ from .menu import KINDS, MENUS
 from .snapshot import snapshot
 from .statekey import DIGEST_BYTES, digest_pd, hw_summary, key, summary
 
-#: parents per chunk sent to a worker (jobs > 1); the deadline is checked between chunks
+#: parents per chunk sent to a worker (jobs > 1); a chunk stops between parents at the deadline
 CHUNK = 256
 
 
@@ -79,10 +79,12 @@ class Level:
     seconds: float = 0.0
     complete: bool = False
     peak_frontier: int = 0
+    #: a violation was found at this bound (the level stopped at its first failing depth)
+    failed: bool = False
 
     def line(self) -> str:
         """One line: ``K=2  51,557 states  ...``."""
-        how = "complete" if self.complete else "partial"
+        how = "complete" if self.complete else "counterexample" if self.failed else "partial"
         return (f"K={self.k}  {self.states:,} states  {self.transitions:,} transitions  "
                 f"depth {self.depth}  {self.seconds:.2f} s  {how}")
 
@@ -125,13 +127,13 @@ class Result:
     def headline(self) -> str:
         """The verdict in one line."""
         if self.failure is not None:
-            return (f"FAIL: {self.failure.rule} with a program of {self.fail_k} operation(s): "
+            return (f"FAIL: {self.failure.rule} with a program of {_ops(self.fail_k)}: "
                     f"shortest counterexample {len(self.path)} transitions")
         last = self.levels[-1] if self.levels else Level(self.bound)
         if self.passed:
-            return (f"PASS: no violation in any interleaving of any program of <= {self.bound} "
-                    f"operations: {last.states:,} states, {last.transitions:,} transitions, "
-                    f"{self.seconds:.1f} s")
+            return (f"PASS: no violation in any interleaving of any program of <= "
+                    f"{_ops(self.bound)}: {last.states:,} states, {last.transitions:,} "
+                    f"transitions, {self.seconds:.1f} s")
         return (f"PARTIAL ({self.stopped}): complete up to K={self.complete_k}, partial at "
                 f"K={last.k}: {last.states:,} states, depth {last.depth}, {self.seconds:.1f} s")
 
@@ -148,6 +150,10 @@ class Result:
             "levels": [attrs.asdict(lv) for lv in self.levels],
             "digest_bytes": DIGEST_BYTES,
         }
+
+
+def _ops(n: int) -> str:
+    return f"{n} operation" + "s" * (n != 1)
 
 
 def _jsonable(c):
@@ -321,9 +327,12 @@ def _deadlock(m) -> ModelError | None:
     return None
 
 
-def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
+def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
     """Expand the states at ``paths`` (one BFS level's chunk, ``first`` the index of its
-    first parent; ``sums``: their :func:`conformance.statekey.summary`, or None). Returns
+    first parent; ``sums``: their :func:`conformance.statekey.summary`, or None; ``stop``:
+    None, or a function that says, before each parent but the first, to end the chunk
+    there: the budget ran out, and the caller, seeing that too, reports a partial level;
+    one chunk of a large config can take minutes). Returns
     (children, transitions, failure, late): children are (parent index, choice, key,
     summary) in order, the chunk's own duplicates dropped (summary None in the plain
     search); failure is None or (parent index, choice) of the first failing transition
@@ -336,6 +345,8 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None):
     transitions = 0
     late = None
     for n, path in enumerate(paths):
+        if n and stop is not None and stop():
+            break
         if ctx.undo:
             kids, trans, failed = _expand_fast(ctx, path, sums[n] if sums else None)
             pair = None
@@ -503,8 +514,9 @@ def _failure_of(ctx: _Ctx, path) -> Failure:
 _WORKER_CTX: _Ctx | None = None
 
 
-def _work(paths, first, sums):
-    return expand(_WORKER_CTX, paths, first, sums)
+def _work(paths, first, sums, wall_deadline):
+    stop = None if wall_deadline is None else (lambda: time.perf_counter() > wall_deadline)
+    return expand(_WORKER_CTX, paths, first, sums, stop)
 
 
 def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
@@ -550,6 +562,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         root.check_quiescent()  # the boot state (populated: every CPU caches its pages)
     except Failure as f:
         res.failure, res.fail_k, res.path = f, ctx.k, ()
+        lv.failed = True
         return
     root_sum = summary(root)
     seen = {digest_pd(root_sum[1], 0)}
@@ -577,7 +590,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
             later = []
             pair_fail = None
             for children, trans, failed, pair in _level(ctx, frontier, sums, pool, jobs,
-                                                         deadline):
+                                                         deadline, clock):
                 lv.transitions += trans
                 pair_fail = pair_fail or pair
                 for parent, c, k, sm in children:
@@ -603,6 +616,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 res.failure = _failure_of(ctx, res.path)
                 res.fail_k = ctx.k
                 lv.states = len(seen)
+                lv.failed = True
                 return
             if nxt or later:
                 lv.depth += 1
@@ -620,27 +634,34 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
             _close(pool, cancel=res.stopped is not None or res.failure is not None)
 
 
-def _level(ctx, frontier, sums, pool, jobs, deadline):
-    """The level's chunks' results, in chunk order (lazily: the caller may stop early)."""
+def _level(ctx, frontier, sums, pool, jobs, deadline, clock):
+    """The level's chunks' results, in chunk order (lazily: the caller may stop early).
+    Each chunk also stops between parents once ``deadline`` has passed (the caller then
+    stops the level): in a worker only when the budget is wall time (``time.perf_counter``
+    is CLOCK_MONOTONIC, one clock for every process; a CPU-time budget, the benchmarks',
+    is one job's)."""
     if pool is None:
         step = 64  # small chunks: the deadline is checked often
+        stop = None if deadline is None else (lambda: clock() > deadline)
         for i in range(0, len(frontier), step):
-            yield expand(ctx, frontier[i:i + step], i, sums[i:i + step])
+            yield expand(ctx, frontier[i:i + step], i, sums[i:i + step], stop)
         return
+    wall = deadline if clock is time.perf_counter else None
     step = max(1, min(CHUNK, -(-len(frontier) // jobs)))
     futs = []
     window = 2 * jobs
     starts = list(range(0, len(frontier), step))
     nxt = 0
+
+    def submit(i):
+        return pool.submit(_work, frontier[i:i + step], i, sums[i:i + step], wall)
     while nxt < len(starts) and len(futs) < window:
-        futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt],
-                                    sums[starts[nxt]:starts[nxt] + step]))
+        futs.append(submit(starts[nxt]))
         nxt += 1
     while futs:
         r = futs.pop(0).result()
         if nxt < len(starts):
-            futs.append(pool.submit(_work, frontier[starts[nxt]:starts[nxt] + step], starts[nxt],
-                                    sums[starts[nxt]:starts[nxt] + step]))
+            futs.append(submit(starts[nxt]))
             nxt += 1
         yield r
 

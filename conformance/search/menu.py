@@ -123,9 +123,9 @@ MENUS = {
 }
 
 
-def parse_menu(text: str) -> tuple:
+def parse_menu(text: str, flag: str = "--ops") -> tuple:
     """A menu name from :data:`MENUS` or a comma-separated list of kinds and menu names;
-    UsageError if bad.
+    UsageError if bad (naming ``flag``, the option it came from).
 
     >>> parse_menu("read,munmap")
     ('read', 'munmap')
@@ -140,6 +140,6 @@ def parse_menu(text: str) -> tuple:
     names = tuple(names)
     bad = [n for n in names if n not in KINDS]
     if bad or not names:
-        raise UsageError(f"--ops {text!r}: unknown operation {', '.join(bad) or '(none)'}; "
+        raise UsageError(f"{flag} {text!r}: unknown operation {', '.join(bad) or '(none)'}; "
                          f"menus: {', '.join(MENUS)}; kinds: {', '.join(KINDS)}")
     return names

@@ -1,0 +1,206 @@
+"""Bad input is refused in one line (exit 2), never replayed into a traceback: a reproducer
+whose action has an argument of the wrong type or range, and a machine config whose loop cap
+(``max_op_steps``) is below what the model's own kernel paths take."""
+import json
+import os
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+from conformance.cli import main
+from conformance.config import CONFIG_SETS, DEFAULT, MAX_OP_STEPS_FLOOR, MachineConfig
+from conformance.errors import UsageError
+from conformance.registry import load_protocol
+from conformance.reproducer import ACTIONS, _spec, check_actions
+from conformance.search.walk import run_example
+
+#: one well-formed action of every kind the reproducer format holds (DEFAULT's machine:
+#: 3 CPUs, 2 mms, 4 pages, 10 frames, 2 files of 2 pages); each test corrupts one argument
+GOOD = {
+    "advance": [0], "fault": [0, 1, True], "reclaim": [0, [3], [4]], "migrate": [1, [2, 3]],
+    "munmap": [1, 0, 2], "mmap": [0, 1, 2, None, True, False], "mprotect": [0, 0, 1, False],
+    "write": [0, 1, 1], "user_access": [2, 3, False], "fill": [1, 0], "evict": [2, 5],
+    "switch_mm": [0, 1], "consumer_alloc": [], "consumer_free": [], "writeback": [1, 0, 1],
+    "madvise": [0, 2, 2, "free"], "mremap": [0, 0, 1, 3], "truncate": [2, 1, 0],
+    "exit_mmap": [1], "fork": [0, 1],
+}
+
+#: (action, argument position, bad value, what the message names): every argument kind, and
+#: each wrong kind of value (string, float, list, null, bool, negative, too large)
+BAD = [
+    ("munmap", 2, "x", "npages"), ("munmap", 2, 1.0, "npages"), ("munmap", 2, [1], "npages"),
+    ("munmap", 2, None, "npages"), ("munmap", 2, True, "npages"), ("munmap", 1, -1, "start"),
+    ("munmap", 2, 0, "npages"), ("munmap", 1, 3, "start 3 + npages 2"),
+    ("advance", 0, -1, "op_id"), ("advance", 0, "0", "op_id"), ("advance", 0, 0.5, "op_id"),
+    ("fault", 2, None, "write"), ("fault", 1, 4, "vpage"),
+    ("reclaim", 1, "x", "frames"), ("reclaim", 1, [0, "x"], "frames"), ("reclaim", 1, 2, "frames"),
+    ("reclaim", 2, [10], "nested"), ("migrate", 1, [[2]], "frames"), ("migrate", 0, 3, "cpu"),
+    ("mmap", 3, 2, "file"), ("mmap", 3, "anon", "file"), ("mmap", 4, 1, "writable"),
+    ("mmap", 5, None, "fixed"), ("mmap", 2, 9, "npages"),
+    ("mprotect", 3, "rw", "writable"), ("mprotect", 0, True, "cpu"),
+    ("write", 1, 2, "file"), ("write", 2, 1.5, "pgoff"),
+    ("user_access", 2, 0, "write"), ("user_access", 0, -1, "cpu"),
+    ("fill", 1, [0], "vpage"), ("evict", 1, -1, "index"), ("evict", 1, None, "index"),
+    ("switch_mm", 1, True, "mm_id"), ("switch_mm", 1, 2, "mm_id"),
+    ("writeback", 2, 2, "pgoff"), ("writeback", 1, "0", "file"),
+    ("madvise", 3, "bogus", "advice"), ("madvise", 3, None, "advice"), ("madvise", 3, 1, "advice"),
+    ("mremap", 3, 4, "new_start"), ("mremap", 3, 3.0, "new_start"), ("mremap", 1, -2, "old_start"),
+    ("mremap", 2, 4, "new_start 3 + npages 4"),
+    ("truncate", 2, -1, "pgoff"), ("truncate", 1, False, "file"),
+    ("exit_mmap", 0, "1", "cpu"), ("exit_mmap", 0, 3, "cpu"),
+    ("fork", 1, 2, "child"), ("fork", 1, 1.0, "child"),
+]
+
+
+def _fixture(name: str) -> dict:
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "replay")
+    with open(os.path.join(here, name)) as fh:
+        return json.load(fh)
+
+
+def _replay(capsys, path) -> tuple:
+    """``flushcheck replay path``: (exit status, stdout, stderr)."""
+    rc = main(["replay", str(path)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_every_action_argument_has_a_check():
+    """The table covers every parameter of every action the format holds (a new parameter
+    without a check fails here, not in a user's replay), and the well-formed actions the
+    tests corrupt pass it."""
+    assert set(GOOD) == set(ACTIONS)
+    for name in ACTIONS:
+        _spec(name)
+    check_actions(DEFAULT, [[name, args] for name, args in GOOD.items()])
+
+
+@pytest.mark.parametrize("name,pos,value,names", BAD,
+                         ids=[f"{n}-{p}-{v!r}" for n, p, v, _ in BAD])
+def test_a_bad_argument_is_a_one_line_usage_error(tmp_path, capsys, name, pos, value, names):
+    """An action with an argument of the wrong type or range, inserted into a real
+    reproducer as its action 1: exit 2, one line naming the file, the action and the
+    argument; nothing replayed, no traceback."""
+    data = _fixture("linux_4_3-1.json")
+    assert data["config"]["ncpus"] == 3 and data["config"]["vpages"] == 4  # GOOD's machine
+    args = list(GOOD[name])
+    args[pos] = value
+    data["actions"].insert(1, [name, args])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    rc, out, err = _replay(capsys, path)
+    assert rc == 2, (out, err)
+    assert out == ""  # refused before anything replayed
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"flushcheck: error: reproducer {path}: action 1 ({name}): {names} ")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A reproducer ``flushcheck bound`` has just written (linux_4_3 fails S3 at K=2)."""
+    d = tmp_path_factory.mktemp("repro")
+    assert main(["bound", "linux_4_3", "-k", "2", "-q", "--repro-dir", str(d)]) == 1
+    (path,) = [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".json")]
+    return path
+
+
+def test_an_untouched_reproducer_replays_to_its_failure(saved, capsys):
+    """The check refuses only what is wrong: the file as saved replays to the failure it
+    records, and so does a walk's long history (tests/fixtures, every action kind it uses)."""
+    capsys.readouterr()
+    with open(saved) as fh:
+        data = json.load(fh)
+    rc, out, err = _replay(capsys, saved)
+    assert rc == 1 and err == "", err
+    assert f"  replayed  {data['verdict']}\n" in out
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "replay")
+    walk = os.path.join(here, "linux_4_3-walk39.json")
+    rc, out, err = _replay(capsys, walk)
+    assert rc == 1 and err == "" and "replayed  VIOLATION" in out
+
+
+def test_the_issue_case_in_a_process(saved, tmp_path):
+    """The reported case, end to end: ``flushcheck replay`` (a process of its own) of the
+    reproducer ``bound`` saved, its munmap's arguments edited to ``[1, 0, "x"]``."""
+    with open(saved) as fh:
+        data = json.load(fh)
+    i = next(i for i, (n, _a) in enumerate(data["actions"]) if n == "munmap")
+    data["actions"][i][1] = [1, 0, "x"]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr == (f'flushcheck: error: reproducer {path}: action {i} (munmap): '
+                        f'npages "x" is not an integer in 1..{data["config"]["vpages"]}\n')
+
+
+@pytest.mark.parametrize("cname", ["default", "big", "empty"])
+def test_what_the_walk_writes_passes_the_check(cname):
+    """Histories of certify's swarm walk, as a reproducer stores them (JSON), all pass:
+    the check accepts every argument the model itself produces."""
+    cfg = dict(CONFIG_SETS["default"])[cname]
+    for proto in ("linux", "linux_4_3"):
+        cls = load_protocol(proto)
+        for seed in range(40):
+            ex = run_example(cls, cfg, seed=seed, swarm=True)
+            m = ex.failure.machine if ex.failure is not None else ex.machine
+            acts = json.loads(json.dumps([[n, list(a)] for n, a in m.actions]))
+            check_actions(cfg, acts)
+
+
+def test_check_actions_names_the_first_bad_action():
+    with pytest.raises(UsageError, match=r"^action 2 \(fill\): vpage 4\.0 is not an integer"):
+        check_actions(DEFAULT, [["fill", [0, 1]], ["advance", [0]], ["fill", [0, 4.0]]])
+    with pytest.raises(UsageError, match=r"^unknown action 'nope' at index 0"):
+        check_actions(DEFAULT, [["nope", []]])
+    with pytest.raises(UsageError, match=r"^action 0 \(munmap\): missing a required argument"):
+        check_actions(DEFAULT, [["munmap", [0, 1]]])
+
+
+# -- max_op_steps ----------------------------------------------------------------------
+
+def test_max_op_steps_below_the_floor_is_refused():
+    """Below the floor a correct protocol's own paths would be reported as looping."""
+    for bad in (0, 1, MAX_OP_STEPS_FLOOR - 1):
+        with pytest.raises(ValueError, match="max_op_steps"):
+            MachineConfig(max_op_steps=bad)
+    assert MachineConfig(max_op_steps=MAX_OP_STEPS_FLOOR).max_op_steps == MAX_OP_STEPS_FLOOR
+    assert MAX_OP_STEPS_FLOOR < DEFAULT.max_op_steps
+
+
+@pytest.mark.parametrize("cmd", [["bound", "linux", "-k", "1", "-q"],
+                                 ["certify", "linux", "--budget", "1", "--jobs", "1"]])
+def test_a_low_max_op_steps_is_a_one_line_usage_error(capsys, cmd):
+    """The CLIs that take ``--config`` (certify, bound; soundness takes config sets only)
+    refuse it in one line, exit 2, before any search: no PROTOCOL-ERROR verdict."""
+    assert main(cmd + ["--config", "max_op_steps=1"]) == 2
+    out, err = capsys.readouterr()
+    assert "FAIL" not in out and "PROTOCOL" not in out
+    assert err.strip() == ("flushcheck: error: bad --config: 'max_op_steps' must be >= "
+                           f"{MAX_OP_STEPS_FLOOR}: 1")
+
+
+def test_a_reproducer_with_a_low_max_op_steps_is_refused(saved, tmp_path, capsys):
+    with open(saved) as fh:
+        data = json.load(fh)
+    data["config"]["max_op_steps"] = 1
+    bad = tmp_path / "low.json"
+    bad.write_text(json.dumps(data))
+    rc, out, err = _replay(capsys, bad)
+    assert rc == 2 and "bad config" in err and "max_op_steps" in err
+
+
+def test_mainline_passes_at_the_floor(capsys):
+    """The floor is enough for the model's own paths: mainline passes the bounded check and
+    swarm walks on the largest config of the default set with the cap at the floor."""
+    assert main(["bound", "linux", "-k", "1", "-q", "--config",
+                 f"max_op_steps={MAX_OP_STEPS_FLOOR}"]) == 0
+    capsys.readouterr()
+    big = attrs.evolve(dict(CONFIG_SETS["default"])["big"], max_op_steps=MAX_OP_STEPS_FLOOR)
+    for proto in ("linux", "immediate"):
+        cls = load_protocol(proto)
+        for seed in range(100):
+            assert run_example(cls, big, seed=seed, swarm=True).failure is None
