@@ -94,7 +94,11 @@ def load(path: str) -> dict:
             data = json.load(fh)
     except FileNotFoundError:
         raise UsageError(f"reproducer {path}: no such file") from None
-    except (OSError, ValueError) as exc:
+    except IsADirectoryError:
+        raise UsageError(f"reproducer {path}: a directory, not a reproducer file") from None
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise UsageError(f"reproducer {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
         raise UsageError(f"reproducer {path}: not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"reproducer {path}: not a {FORMAT} file")

@@ -204,3 +204,11 @@ def test_mainline_passes_at_the_floor(capsys):
         cls = load_protocol(proto)
         for seed in range(100):
             assert run_example(cls, big, seed=seed, swarm=True).failure is None
+
+
+def test_a_directory_is_no_reproducer(tmp_path, capsys):
+    """``flushcheck replay DIR``: one line that says what it is (it said "not valid JSON
+    (IsADirectoryError)")."""
+    assert main(["replay", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a directory, not a reproducer file" in err
