@@ -39,11 +39,13 @@ def bound_config(pairs) -> MachineConfig:
 def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False,
               unreduced=False):
     """Run :func:`conformance.search.bounded.bounded`, with one progress line per BFS level on
-    stderr unless ``quiet``; ``unreduced``: without its reductions (a cross-check)."""
+    stderr unless ``quiet`` or stderr is no terminal (as certify's progress: a log keeps the
+    report only); ``unreduced``: without its reductions (a cross-check)."""
     from .search.bounded import bounded
 
     if k < 1:
         raise UsageError("the bound K must be at least 1")
+    quiet = quiet or not sys.stderr.isatty()
 
     def progress(lv) -> None:
         if not quiet:
@@ -210,5 +212,6 @@ def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
                         "a cross-check, many more states")
     b.add_argument("--repro-dir", default="repro", metavar="DIR",
                    help="where a counterexample's reproducer is saved (default repro/)")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    b.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines on stderr (there are none when it is no terminal)")
     b.set_defaults(fn=cmd_bound)
