@@ -100,6 +100,8 @@ class Result:
     #: explorer showed that no interleaving of them fails sooner
     litmus: str | None = None
     proven: bool = False
+    #: Ctrl-C came while the failure was being shrunk (one job): it is reported as found
+    shrink_cut: bool = False
     #: examples per chunk (the unit of work), and actions per example (``--steps``)
     chunk: int = 0
     steps_per_example: int = 50
@@ -326,6 +328,9 @@ class ChunkResult:
     proven: bool = False
     #: coverage and the oracle's checks, summed over the chunk's examples
     counts: dict = attrs.Factory(dict)
+    #: Ctrl-C came while its failure was shrunk (in this process: one job); the failure is
+    #: the one found, unshrunk, and the run stops after this chunk
+    interrupted: bool = False
 
 
 @contextlib.contextmanager
@@ -447,7 +452,11 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0
-    small, text, proven = minimize(failure)
+    try:
+        small, text, proven = minimize(failure)
+    except KeyboardInterrupt:  # Ctrl-C while shrinking (one job runs here): the failure is
+        failure.shrink_cut = True  # found, and not lost with the rest of the run; unshrunk
+        small, text, proven = failure, None, False
     log = ()
     if key is not None and small.machine is not None:
         m = small.machine
@@ -475,7 +484,8 @@ def run_task(task: Task) -> ChunkResult:
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
             cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
         return ChunkResult(c.index, ex, st, _found(failures, task.cfg), tf, "", log, text,
-                           proven, counts)
+                           proven, counts,
+                           interrupted=any(getattr(f, "shrink_cut", False) for f in failures))
     db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
         # on a Dask worker the event loop's thread draws from the global `random` while a
@@ -635,6 +645,8 @@ def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
             i = pending.pop(fut)
             r = fut.result()
             results[i] = r
+            if r.interrupted:  # Ctrl-C reached a chunk shrinking in this process: its
+                raise KeyboardInterrupt  # failure is kept, the run ends as interrupted
             if r.found:
                 stop_at = min(stop_at, i)
                 more = False
@@ -658,7 +670,7 @@ def _collect(res: Result, cls, results: dict) -> None:
     res.failing_chunk = best
     res.first_failure_s = r.first_failure_s
     res.hypothesis_program = r.program
-    res.litmus, res.proven = r.litmus, r.proven
+    res.litmus, res.proven, res.shrink_cut = r.litmus, r.proven, r.interrupted
     for rule, actions, text, cfg in r.found:
         if actions is None:  # nothing to replay: keep the worker's words
             f = Failure(text)

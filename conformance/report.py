@@ -90,7 +90,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     if res.first_failure_s is not None:
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
                      + ("not shrunk (a stuck hook: each replay would run its loop again), "
-                        if stuck(f) else "shrunk to ")
+                        if stuck(f) else "not shrunk (Ctrl-C while shrinking), "
+                        if getattr(res, "shrink_cut", False) else "shrunk to ")
                      + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else _unproven(res)))

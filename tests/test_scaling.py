@@ -411,3 +411,21 @@ def test_bad_campaign_options_are_one_line_errors(capsys):
         out, err = capsys.readouterr()
         assert "PASS" not in out and err.startswith("flushcheck: error:") and word in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp_path):
+    """Ctrl-C during a found failure's shrinking (one job: the chunk runs in this process)
+    reported "INTERRUPTED: 0 violations in 0 examples" and lost the failure; now the run
+    stops as interrupted with the failure found, unshrunk, reported and saved (exit 1)."""
+    import conformance.search.shortest as shortest
+
+    def ctrl_c(failure, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(shortest, "minimize", ctrl_c)
+    r = certify("linux_4_13", budget_s=None, max_examples=500, seed=6, jobs=1)
+    assert r.interrupted and r.shrink_cut and r.failures and r.failures[0].rule == "S3"
+    assert main(["certify", "linux_4_13", "--seed", "6", "--examples", "500", "--jobs", "1",
+                 "--database", "none", "--repro-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "verdict   FAIL: S3" in out and "not shrunk (Ctrl-C while shrinking)" in out
+    assert os.path.exists(tmp_path / "linux_4_13-6.json")

@@ -551,6 +551,9 @@ def _rule_method(r: Rule, cfg: MachineConfig):
             getattr(self.d, method)(*table[x])
         strategy = {"x": S.code(radices)}
     step.walk_call = (method, table)
+    # the integer's fields, for the raw walk's swarm (walk.Rules): on this function, made
+    # per config, never on the strategy, which Hypothesis shares between equal bounds
+    step.walk_fields = None if r.fields is None else tuple(radices)
     step.__name__ = r.name
     step.__qualname__ = r.name
     step.__doc__ = r.doc

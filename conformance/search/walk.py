@@ -133,9 +133,14 @@ class Rules:
             entries.append((r.function.__name__, [decode(v) for v in itertools.product(*values)],
                             tuple(idx)))
             self.decoders.append(decode)
-            # each argument's fields: a code() integer's radices, else one field (its values)
-            self.fields.append([getattr(v, "radices", None) or (vals,)
-                                for v, vals in zip(strategies, values)])
+            # each argument's fields: a code() integer's radices (the rule function's
+            # walk_fields, statemachine._rule_method: a rule draws one such integer), else one
+            # field (its values)
+            radices = getattr(r.function, "walk_fields", None)
+            if radices is not None and len(values) != 1:
+                raise TypeError(f"conformance.search.walk: rule {r.function.__name__} has "
+                                "walk_fields but not exactly one argument")
+            self.fields.append([radices or (vals,) for vals in values])
         self.entries = entries
         self._enabled: dict = {}
 
