@@ -34,6 +34,7 @@ import attrs
 
 from . import coverage
 from .config import MachineConfig
+from .defaults import ENGINES
 from .errors import ModelError, ProtocolError, UsageError
 from .registry import load_protocol, protocol_module
 
@@ -362,7 +363,144 @@ def load(path: str) -> dict:
         raise UsageError(f"cannot read certificate {path}: {exc}") from None
     if not isinstance(cert, dict) or cert.get("format") != FORMAT:
         raise UsageError(f"{path} is not a flushcheck certificate ({FORMAT})")
+    check_fields(cert, path)
     return cert
+
+
+def _is_int(least=None):
+    """A check: an int (not a bool: JSON's true is no seed) of at least ``least``."""
+    return lambda v: v.__class__ is int and (least is None or v >= least)
+
+
+class _BadKey(ValueError):
+    """A check's complaint about one key of the value (``args``: the key, the text)."""
+
+
+def _machine(value) -> bool:
+    """A check: a dict :class:`MachineConfig` takes (a :class:`_BadKey` names a wrong key)."""
+    if not isinstance(value, dict):
+        return False
+    fields = attrs.fields_dict(MachineConfig)
+    for key, v in value.items():
+        if key not in fields:
+            raise _BadKey(key, f"no such machine config key (keys: {', '.join(fields)})")
+        try:  # one key at a time, so the message names the one that is wrong
+            attrs.evolve(MachineConfig(), **{key: v})
+        except (TypeError, ValueError) as exc:
+            raise _BadKey(key, exc.args[0] if exc.args else str(exc)) from None
+    try:
+        MachineConfig(**value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc.args[0] if exc.args else exc)) from None
+    return True
+
+
+def _menu_kinds(value) -> bool:
+    """A check: a list of the bounded check's operation kinds."""
+    from .search.menu import KINDS
+
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(k, str) and k in KINDS for k in value)
+
+
+_STR = ("a string", lambda v: isinstance(v, str))
+_BOOL = ("true or false", lambda v: v.__class__ is bool)
+_DICT = ("an object", lambda v: isinstance(v, dict))
+_LIST = ("a list", lambda v: isinstance(v, list))
+_INT = ("an integer", _is_int())
+_COUNT = ("an integer >= 0", _is_int(0))
+_POSITIVE = ("an integer >= 1", _is_int(1))
+_MACHINE = ("a machine config", _machine)
+
+#: what :func:`reproduce` reads from a certificate, and what each must be: a field name
+#: (dots into objects, ``[]`` for each element of a list; a trailing ``?``: it may be
+#: missing or null) and (what it must be, a check). A field is checked only where its
+#: parent is there, and a parent comes before its fields, so a damaged certificate is one
+#: line naming the field instead of a KeyError or TypeError deep in a re-run.
+CERT_FIELDS = (
+    ("protocol", _DICT), ("protocol.ref", _STR), ("protocol.path", _STR),
+    ("protocol.sha256", _STR), ("protocol.sources?", _DICT),
+    ("flushcheck", _DICT), ("flushcheck.commit", _STR),
+    ("config", _MACHINE),
+    ("run", _DICT), ("run.seed", _INT), ("run.strict", _BOOL),
+    ("run.engine", ("one of " + ", ".join(ENGINES),
+                    lambda v: isinstance(v, str) and v in ENGINES)),
+    ("run.chunk", _POSITIVE), ("run.chunks", _COUNT), ("run.max_examples?", _COUNT),
+    ("run.steps_per_example", _POSITIVE), ("run.examples", _COUNT), ("run.steps", _COUNT),
+    ("run.replayed", _COUNT),
+    ("verdict", _STR),
+    ("bounded?", _DICT), ("bounded.config", _MACHINE),
+    ("bounded.menu", ("a list of operation kinds", _menu_kinds)), ("bounded.strict", _BOOL),
+    ("bounded.bound", _POSITIVE), ("bounded.fail_k?", _POSITIVE), ("bounded.passed", _BOOL),
+    ("bounded.complete_k", _COUNT), ("bounded.stopped?", _STR), ("bounded.levels", _LIST),
+    ("bounded.levels[]", _DICT), ("bounded.levels[].k", _POSITIVE),
+    ("bounded.levels[].states", _COUNT), ("bounded.levels[].transitions", _COUNT),
+    ("bounded.levels[].depth", _COUNT), ("bounded.levels[].complete", _BOOL),
+)
+
+_MISSING = object()
+
+
+def _field_values(cert: dict, field: str):
+    """``(name, value)`` for each place ``field`` (a :data:`CERT_FIELDS` name, without its
+    ``?``) names in ``cert``, ``value`` :data:`_MISSING` where it is absent; none where a
+    parent is absent or null (the parent's own row decided whether that is allowed)."""
+    places = [("", cert)]
+    parts = field.split(".")
+    for i, part in enumerate(parts):
+        each = part.endswith("[]")
+        key = part[:-2] if each else part
+        last = i == len(parts) - 1
+        nxt = []
+        for name, obj in places:
+            if not isinstance(obj, dict):
+                continue
+            sub = f"{name}.{key}" if name else key
+            v = obj.get(key, _MISSING)
+            if each:
+                if isinstance(v, list):
+                    nxt += [(f"{sub}[{j}]", x) for j, x in enumerate(v)]
+            elif last or (v is not _MISSING and v is not None):
+                nxt.append((sub, v))
+        places = nxt
+    return places
+
+
+def check_fields(cert: dict, path: str) -> None:
+    """:class:`UsageError`, naming the file and the field, unless every field of
+    :data:`CERT_FIELDS` is there and of its kind.
+
+    Example::
+
+        >>> check_fields({"format": FORMAT, "run": []}, "c.json")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: c.json: damaged certificate: protocol is missing
+        >>> check_fields({"protocol": {"ref": 1}}, "c.json")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: c.json: damaged certificate: protocol.ref must be a string, not 1
+    """
+    for field, (what, ok) in CERT_FIELDS:
+        optional = field.endswith("?")
+        for name, value in _field_values(cert, field.rstrip("?")):
+            if value is _MISSING or value is None:
+                if optional:
+                    continue
+                raise UsageError(f"{path}: damaged certificate: {name} is "
+                                 + ("missing" if value is _MISSING else "null"))
+            try:
+                good = ok(value)
+            except _BadKey as exc:
+                raise UsageError(f"{path}: damaged certificate: {name}.{exc.args[0]}: "
+                                 f"{exc.args[1]}") from None
+            except ValueError as exc:
+                raise UsageError(f"{path}: damaged certificate: {name}: {exc}") from None
+            if not good:
+                shown = repr(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise UsageError(f"{path}: damaged certificate: {name} must be {what}, "
+                                 f"not {shown}")
 
 
 @attrs.define

@@ -242,11 +242,21 @@ def _bound_block(bres, repro_dir: str) -> str | None:
 
 def _certify_reproduce(args) -> int:
     """``flushcheck certify --reproduce CERTIFICATE``: the recorded work again; 0 when it
-    reaches the recorded verdict, 1 when not."""
+    reaches the recorded verdict, 1 when not. Any other option but ``--jobs`` and
+    ``--scheduler`` (where it runs) is refused: the certificate fixes the protocol, the seed,
+    the config and the rest, and a flag ignored would seem to apply."""
     from .certificate import reproduce
     from .progress import CertifyProgress
     from .report import config_text
 
+    # compared with the parser's own defaults, so an option added later is refused too
+    defaults = vars(build_parser().parse_args(["certify"]))
+    allowed = {"reproduce", "jobs", "scheduler", "cmd", "fn"}
+    given = [(k if k == "protocol" else "--" + k.replace("_", "-"))
+             for k, v in defaults.items() if k not in allowed and getattr(args, k, v) != v]
+    if given:
+        raise UsageError(f"certify --reproduce re-runs what {args.reproduce} records: it takes "
+                         f"no {', '.join(given)} (only --jobs and --scheduler)")
     with CertifyProgress(f"--reproduce {args.reproduce}") as progress:
         rep = reproduce(args.reproduce, jobs=args.jobs, scheduler=args.scheduler,
                         progress=progress)
@@ -472,9 +482,17 @@ def cmd_list(args) -> int:
 def cmd_new(args) -> int:
     """``flushcheck new NAME [--base linux] [--dir DIR]``: write DIR/NAME.py, a protocol
     module listing every hook the base overrides (conformance/hooks.py); never overwrites."""
-    from .hooks import write_new
+    from .hooks import new_module, write_new
 
-    path = write_new(args.name, args.base, args.dir)
+    new_module(args.name, args.base)  # a bad name or base is refused before a folder is made
+    if os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        raise UsageError(f"flushcheck new: --dir {args.dir} is not a directory")
+    try:
+        os.makedirs(args.dir, exist_ok=True)  # like certify --out: a new path is made
+        path = write_new(args.name, args.base, args.dir)
+    except OSError as exc:  # unwritable (/proc, /sys, read-only), --dir a file, ...
+        what = exc.filename or os.path.join(args.dir, f"{args.name}.py")
+        raise UsageError(f"flushcheck new: cannot write {what}: {exc.strerror or exc}") from None
     print(f"wrote {path}: {args.name}, a copy of {args.base} with its hooks listed")
     print(f"  certify it: flushcheck certify {path}")
     return EXIT_PASS
@@ -540,13 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=int, default=None, metavar="N",
                    help="an example budget: a fixed list of chunks, the same on any executor")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--steps", type=int, default=50, help="actions per example (default 50)")
+    c.add_argument("--steps", type=int, default=50,
+                   help="the Hypothesis engine's steps per example (default 50); the walk "
+                        "draws 20-200 actions per example itself")
     c.add_argument("--chunk", type=int, default=None, metavar="N",
                    help="examples per chunk, the unit of work sent to a worker (default 500 "
                         "walk examples, 50 Hypothesis examples)")
     c.add_argument("--engine", default="walk", choices=ENGINES,
-                   help="the search: the raw swarm walk (default; about 15x the steps per "
-                        "second) or Hypothesis's state machine (what the pytest plugin runs)")
+                   help="the search: the raw swarm walk (default; a Hypothesis step costs "
+                        "about 16x a raw one) or Hypothesis's state machine (what the pytest plugin runs)")
     c.add_argument("--jobs", type=int, default=default_jobs(),
                    help=f"worker processes (default: the {default_jobs()} CPUs available; "
                         "with --scheduler, the cluster's worker threads instead)")
@@ -736,14 +756,16 @@ def _worker_died(exc: BaseException) -> bool:
 
 
 def _main(argv) -> int:
-    parser = build_parser()
-    words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["cost"]:  # its own parser (conformance/cost.py), --help included
-        args = argparse.Namespace(fn=cmd_cost, rest=words[1:])
-    else:
-        args = parser.parse_args(words)
-    args.argv = words  # for reports that quote it
+    """Parse ``argv`` and run its command; its exit status. Bad input is one line on stderr
+    (exit 2); an exception no command expects is a flushcheck bug: its traceback, a line
+    saying so, exit 3 (not Python's 1, which means a violation)."""
     try:
+        words = list(sys.argv[1:] if argv is None else argv)
+        if words[:1] == ["cost"]:  # its own parser (conformance/cost.py), --help included
+            args = argparse.Namespace(fn=cmd_cost, rest=words[1:])
+        else:
+            args = build_parser().parse_args(words)
+        args.argv = words  # for reports that quote it
         _check_outputs(args)
         with watch():  # a protocol frame that never returns is stopped (conformance/watchdog.py)
             return args.fn(args)
@@ -753,12 +775,33 @@ def _main(argv) -> int:
     except KeyboardInterrupt:
         print("flushcheck: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:
-        if not _worker_died(exc):
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main() ends quietly (EXIT_PIPE)
+    except SystemExit as exc:
+        # argparse's (--help, a bad flag) and flushcheck's own are exits; one raised in
+        # other code (a protocol's sys.exit() where no runner catches it) would end the run
+        # with its status, 0 a silent PASS
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = os.path.abspath(tb.tb_frame.f_code.co_filename) if tb is not None else ""
+        if where == os.path.abspath(argparse.__file__) or where.startswith(
+                os.path.dirname(os.path.abspath(__file__)) + os.sep):
             raise
-        print("flushcheck: error: a worker process died in the middle of its work (killed by "
-              "the OS? out of memory? see dmesg); no verdict", file=sys.stderr)
-        return EXIT_BUG
+        bug = exc
+    except Exception as exc:
+        if _worker_died(exc):
+            print("flushcheck: error: a worker process died in the middle of its work (killed "
+                  "by the OS? out of memory? see dmesg); no verdict", file=sys.stderr)
+            return EXIT_BUG
+        bug = exc
+    # an exception no command expects: a flushcheck bug; its traceback, for the bug report
+    import traceback
+
+    traceback.print_exception(type(bug), bug, bug.__traceback__)
+    print("flushcheck: internal error (a flushcheck bug, please report it with the traceback "
+          "above)", file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ class Machine:
             self._boot(proto_cls)
         except (Failure, UsageError):
             raise
-        except Exception as exc:  # a protocol that cannot even boot is bad input (exit 2)
+        except (Exception, SystemExit) as exc:  # a protocol that cannot even boot is bad
+            # input (exit 2); its sys.exit() too, which would otherwise end the run silently
             if not self.protocol_fault(exc, proto_cls):
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
@@ -212,8 +213,18 @@ class Machine:
         return [op for op in self.ops if op.blocked_on is None or op.runnable()]
 
     def call_hook(self, fn, *args):
-        """Call a hook that must not yield (allocation, context switch)."""
-        r = fn(*args)
+        """Call a hook that must not yield (allocation, context switch). What it raises is
+        a protocol error when it is the protocol's (:meth:`protocol_fault`), here as in
+        :meth:`_step`: ``context_switch`` runs outside any operation's step."""
+        try:
+            r = fn(*args)
+        except (Failure, UsageError):
+            raise
+        except (Exception, SystemExit) as exc:
+            if self.protocol_fault(exc):
+                raise self._protocol_error(f"{type(exc).__name__} in {fn.__name__}: {exc}") \
+                    from exc
+            raise
         if inspect.isgenerator(r):
             r.close()
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
@@ -234,7 +245,7 @@ class Machine:
         op = Op(self._next_op, cpu, name, args)
         self._next_op += 1
         op._label = label
-        op.tlb_ubc = self.proto.init_task(op)
+        op.tlb_ubc = self.call_hook(self.proto.init_task, op)
         op.gen = gen_fn(op)
         c.op = op
         self.busy_cpus += 1
@@ -260,7 +271,8 @@ class Machine:
             raise
         except (Failure, UsageError):
             raise
-        except Exception as exc:  # a protocol bug, or ours: find out whose frame raised
+        except (Exception, SystemExit) as exc:  # a protocol bug, or ours: find out whose
+            # frame raised (a hook's sys.exit() too: uncaught, it ends certify with status 0)
             if self.protocol_fault(exc):
                 raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}") from exc
             raise

@@ -132,7 +132,8 @@ def _protocol_of_module(mod, where: str):
 def _import(modname: str, where: str, what: str = "is malformed"):
     try:
         return importlib.import_module(modname)
-    except Exception as exc:  # noqa: BLE001 - any import error is the user's input
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import error (a sys.exit()
+        # at import too) is the user's input
         raise UsageError(f"protocol module {where} {what}: "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
 
@@ -140,6 +141,8 @@ def _import(modname: str, where: str, what: str = "is malformed"):
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"{exc.msg} (line {exc.lineno})"
+    if isinstance(exc, SystemExit):
+        return f"{exc.code!r} (it calls sys.exit() when imported)"
     return " ".join(str(exc).split())
 
 
@@ -162,7 +165,8 @@ def _file_module(path: str):
     sys.modules[modname] = mod
     try:
         spec.loader.exec_module(mod)
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - its sys.exit() too: else certify
+        # would end there, status 0 and no output, a silent PASS
         del sys.modules[modname]
         raise UsageError(f"protocol file {path} is malformed: "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
@@ -193,7 +197,7 @@ def _resolve(ref: str):
         ep = eps[ref]
         try:
             obj = ep.load()
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a sys.exit() at import too
             raise UsageError(f"entry point {ref} = {ep.value} ({ENTRY_POINT_GROUP}) failed to "
                              f"import: {type(exc).__name__}: {_one_line(exc)}") from None
         if inspect.ismodule(obj):
@@ -227,8 +231,95 @@ def load_protocol(ref: str):
     if not isinstance(ref, str) or not ref:
         raise UsageError(f"a protocol reference must be a non-empty string, not {ref!r}")
     cls, name, canonical = _resolve(ref)
+    if cls not in _CHECKED:
+        _check_expected(cls, canonical)
+        _warn_misspelt(cls, name)
+        _CHECKED.add(cls)
     return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
                                        "__module__": cls.__module__, "__doc__": cls.__doc__})
+
+
+#: the protocol classes :func:`load_protocol` checked (:func:`_check_expected`,
+#: :func:`_warn_misspelt`): once per class and process, so a warning is printed once
+_CHECKED: set = set()
+
+
+def rule_names() -> tuple:
+    """The rules a protocol may declare it violates (``EXPECTED_VIOLATION``): the oracle's.
+
+    Example::
+
+        >>> rule_names()
+        ('S1', 'S2', 'S3', 'C1', 'O1', 'O1-strict')
+    """
+    from .errors import VIOLATION_TYPES
+
+    return tuple(VIOLATION_TYPES)
+
+
+def _check_expected(cls, where: str) -> None:
+    """:class:`UsageError` unless the ``EXPECTED_VIOLATION`` of ``cls`` and of its module
+    (what :func:`conformance.pytest_plugin.expected_violation` reads) is None or a rule: a
+    misspelt one (``"S9"``) would make the known-bug tests expect a verdict that never
+    comes, or pass for the wrong reason."""
+    mod = sys.modules.get(cls.__module__)
+    for owner, what in ((cls, f"class {cls.__name__}"), (mod, "module")):
+        rule = getattr(owner, "EXPECTED_VIOLATION", None)
+        if rule is not None and rule not in rule_names():
+            raise UsageError(f"protocol {where}: {what} EXPECTED_VIOLATION = {rule!r} is not a "
+                             f"rule (one of {', '.join(rule_names())}, or None)")
+
+
+_HOOKS: tuple = ()
+
+
+def hook_names() -> tuple:
+    """The hooks the model calls: the public methods of :class:`Protocol`.
+
+    Example::
+
+        >>> "try_to_unmap_flush_dirty" in hook_names(), "name" in hook_names()
+        (True, False)
+    """
+    global _HOOKS
+    if not _HOOKS:
+        _HOOKS = tuple(n for n, v in vars(Protocol).items()
+                       if not n.startswith("_") and inspect.isfunction(v))
+    return _HOOKS
+
+
+def _is_builtin(klass) -> bool:
+    """Is ``klass`` defined in ``protocols/`` (a built-in protocol or a base of some)?"""
+    return klass.__module__ == "protocols" or klass.__module__.startswith("protocols.")
+
+
+def _warn_misspelt(cls, name: str) -> None:
+    """A warning on stderr for each public method of ``cls`` that is no hook (not a
+    :class:`Protocol` attribute, not a built-in base's helper) but is named like one
+    (``try_to_unmap_flush_dirtyy``): the model never calls it, and the protocol would
+    certify as if it were not there. A warning: a helper may be named so on purpose."""
+    import difflib
+
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.parent_process() is not None:
+        return  # a worker process: the parent warned already
+    skip = set(dir(Protocol))
+    for base in cls.__mro__[1:]:
+        if _is_builtin(base):  # their helpers (luf_flushed, batch_reset) are known
+            skip.update(vars(base))
+    seen = set()
+    for klass in cls.__mro__:
+        if klass is Protocol or klass is object or (klass is not cls and _is_builtin(klass)):
+            continue
+        for meth, v in vars(klass).items():
+            if meth.startswith("_") or meth in skip or meth in seen or not (
+                    inspect.isfunction(v) or isinstance(v, (staticmethod, classmethod))):
+                continue
+            seen.add(meth)
+            close = difflib.get_close_matches(meth, hook_names(), n=1, cutoff=0.85)
+            if close:
+                print(f"flushcheck: warning: {name}.{meth} is no Protocol hook and is never "
+                      f"called (did you mean {close[0]}?)", file=sys.stderr)
 
 
 _LOADED: dict = {}

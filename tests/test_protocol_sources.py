@@ -221,9 +221,12 @@ def test_new_from_other_bases(tmp_path, capsys):
                  "--dir", str(tmp_path)]) == 0
     assert "MIGRATE_FLUSH_BEFORE_COPY = False" in (tmp_path / "hist.py").read_text()
     assert main(["new", "not-a-name", "--dir", str(tmp_path)]) == EXIT_USAGE
-    assert main(["new", "x", "--dir", str(tmp_path / "missing")]) == EXIT_USAGE
+    assert main(["new", "x", "--dir", str(tmp_path / "missing")]) == 0  # made, as --out is
+    assert (tmp_path / "missing" / "x.py").exists()
+    (tmp_path / "file").write_text("")
+    assert main(["new", "y", "--dir", str(tmp_path / "file")]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "not a Python module name" in err and "no directory" in err
+    assert "not a Python module name" in err and "not a directory" in err
 
 
 def test_bad_protocol_input_is_one_line(tmp_path, monkeypatch):

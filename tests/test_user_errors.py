@@ -1,0 +1,268 @@
+"""Bad input and bad protocols never end flushcheck silently or with a bare traceback: a
+protocol's ``sys.exit()`` (in a hook, at boot, at import), a damaged certificate, options
+``certify --reproduce`` would ignore, an unwritable ``new --dir``, an internal bug (exit 3
+with its traceback), an ``EXPECTED_VIOLATION`` that is no rule, a misspelt hook name."""
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from conformance import cli, registry
+from conformance.cli import EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_USAGE, main
+from conformance.errors import UsageError
+from conformance.registry import load_protocol, protocol_names
+
+
+def _protocol(tmp_path, name: str, body: str) -> str:
+    """A protocol file ``tmp_path/name.py``: a subclass of linux with ``body`` in it (or,
+    when ``body`` starts with ``module:``, that module text alone)."""
+    path = tmp_path / f"{name}.py"
+    if body.startswith("module:"):
+        text = body[len("module:"):]
+    else:
+        text = ("import sys\nfrom protocols.linux import Linux\n\n\nclass P(Linux):\n"
+                + textwrap.indent(textwrap.dedent(body), "    "))
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def _certify(path, tmp_path, *extra):
+    return main(["certify", path, "--examples", "50", "--jobs", "1", "--database", "none",
+                 "--repro-dir", str(tmp_path / "repro"), *extra])
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# -- 1. a protocol's SystemExit ---------------------------------------------------------
+@pytest.mark.parametrize("engine", ["walk", "hypothesis"])
+def test_hook_system_exit_is_a_protocol_error(tmp_path, capsys, engine):
+    """A hook's ``sys.exit(0)`` is a PROTOCOL ERROR with its reproducer (exit 1), on both
+    engines; before, certify ended there with status 0 and no output: a silent PASS."""
+    path = _protocol(tmp_path, "exits", """
+        def try_to_unmap_flush(self, task):
+            sys.exit(0)
+    """)
+    assert _certify(path, tmp_path, "--engine", engine) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert "PROTOCOL ERROR" in out and "SystemExit" in out, out
+    repro = tmp_path / "repro" / "exits-0.json"
+    assert repro.exists()
+    assert main(["replay", str(repro)]) == EXIT_FAIL  # the reproducer replays it
+    assert "PROTOCOL ERROR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("hook, raises", [
+    ("init_task(self, task)", "sys.exit(0)"),
+    ("init_task(self, task)", "raise ValueError('boom')"),
+    ("context_switch(self, cpu, prev, nxt)", "sys.exit(0)"),
+])
+def test_a_hook_outside_any_step_is_a_protocol_error_too(tmp_path, capsys, hook, raises):
+    """``init_task`` (an operation's start) and ``context_switch`` (a switch_mm action) run
+    outside an operation's step: what they raise is a PROTOCOL ERROR too (Machine.call_hook),
+    not a crash of the suite (a ValueError in init_task crashed shrinking, exit 1)."""
+    path = _protocol(tmp_path, "outside", f"""
+        def {hook}:
+            {raises}
+    """)
+    assert _certify(path, tmp_path) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert "PROTOCOL ERROR" in out and hook.split("(")[0] in out, out
+
+
+def test_hook_keyboard_interrupt_still_interrupts(tmp_path, capsys):
+    """Ctrl-C in a hook is no protocol error: the run stops as interrupted (130)."""
+    path = _protocol(tmp_path, "ctrl_c", """
+        def try_to_unmap_flush(self, task):
+            raise KeyboardInterrupt
+    """)
+    assert _certify(path, tmp_path) == EXIT_INTERRUPTED
+    assert "PROTOCOL ERROR" not in capsys.readouterr().out
+
+
+def test_boot_and_import_system_exit_are_bad_input(tmp_path, capsys):
+    """``sys.exit()`` in ``init_mm`` (booting) or at import: one line, exit 2."""
+    boot = _protocol(tmp_path, "boot_exits", """
+        def init_mm(self, mm):
+            raise SystemExit(0)
+    """)
+    assert _certify(boot, tmp_path) == EXIT_USAGE
+    assert "cannot boot a machine: SystemExit" in _one_line(capsys.readouterr().err)
+    imp = _protocol(tmp_path, "import_exits", "module:import sys\nsys.exit(0)\n")
+    assert _certify(imp, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert imp in line and "sys.exit()" in line
+    with pytest.raises(UsageError):  # and so for every command that loads it
+        load_protocol(imp)
+
+
+# -- 2. damaged certificates ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A real certificate (linux, PASS): its path."""
+    out = tmp_path_factory.mktemp("cert")
+    assert main(["certify", "linux", "--examples", "5", "--chunk", "5", "--jobs", "1",
+                 "--database", "none", "--repro-dir", str(out / "repro"),
+                 "--out", str(out / "c")]) == EXIT_PASS
+    return str(out / "c" / "certificate.json")
+
+
+def _pop(*keys):
+    def damage(cert):
+        for k in keys[:-1]:
+            cert = cert[k]
+        cert.pop(keys[-1])
+    return damage
+
+
+def _set(value, *keys):
+    def damage(cert):
+        for k in keys[:-1]:
+            cert = cert[k]
+        cert[keys[-1]] = value
+    return damage
+
+
+DAMAGED = [  # (damage, the field the one-line error must name)
+    (_pop("run"), "run"),
+    (_pop("config"), "config"),
+    (_pop("verdict"), "verdict"),
+    (_pop("protocol"), "protocol"),
+    (_pop("protocol", "ref"), "protocol.ref"),
+    (_set("5", "run", "seed"), "run.seed"),
+    (_set(True, "run", "seed"), "run.seed"),
+    (_set(0, "config", "ncpus"), "config.ncpus"),
+    (_set(1, "config", "no_such_key"), "config.no_such_key"),
+    (_set([1], "run"), "run"),
+    (_set(0, "run", "chunk"), "run.chunk"),
+    (_set("fast", "run", "engine"), "run.engine"),
+    (_set(1, "run", "strict"), "run.strict"),
+    (_set(None, "flushcheck", "commit"), "flushcheck.commit"),
+    (_set({"config": {}, "menu": ["read"], "strict": False, "bound": 1, "passed": True,
+           "complete_k": 1, "levels": [{"k": 1}]}, "bounded"), "bounded.levels[0].states"),
+]
+
+
+@pytest.mark.parametrize("damage,field", DAMAGED, ids=[f for _, f in DAMAGED])
+def test_damaged_certificate_is_one_line(certificate, tmp_path, capsys, damage, field):
+    """Each damaged field is refused in one line naming the file and the field (exit 2),
+    not a KeyError or TypeError traceback from the re-run."""
+    cert = json.load(open(certificate))
+    damage(cert)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(cert))
+    assert main(["certify", "--reproduce", str(path), "--jobs", "1"]) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert str(path) in line and f" {field}" in line, line
+
+
+def test_undamaged_certificate_reproduces(certificate, capsys):
+    assert main(["certify", "--reproduce", certificate, "--jobs", "1"]) == EXIT_PASS
+    assert "MATCHED" in capsys.readouterr().out
+
+
+# -- 5. options --reproduce would ignore ------------------------------------------------
+@pytest.mark.parametrize("extra,named", [
+    (["linux_4_3"], "protocol"),
+    (["--strict", "--config", "ncpus=2", "--seed", "5"], "--seed, --strict, --config"),
+    (["--out", "d"], "--out"),
+    (["--engine", "hypothesis", "--examples", "9", "--chunk", "3"], "--examples"),
+    (["--bound", "1", "--database", "none", "--profile", "ci"], "--bound"),
+])
+def test_reproduce_refuses_other_options(certificate, capsys, extra, named):
+    """The certificate fixes the protocol, seed, config...: anything else given with
+    --reproduce is refused in one line naming it; --jobs stays allowed."""
+    words = extra[:1] if extra[0] == "linux_4_3" else []
+    rest = extra[1:] if words else extra
+    assert main(["certify", *words, "--reproduce", certificate, "--jobs", "1", *rest]) \
+        == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert named in line and "--jobs" in line, line
+
+
+# -- 3. flushcheck new --dir ------------------------------------------------------------
+@pytest.mark.parametrize("where", ["/proc", "/sys"])
+def test_new_into_unwritable_dir_is_one_line(where, capsys):
+    if not os.path.isdir(where):
+        pytest.skip(f"no {where} here")
+    assert main(["new", "zz_flushcheck_test", "--dir", where]) == EXIT_USAGE
+    assert f"cannot write {where}/zz_flushcheck_test.py" in _one_line(capsys.readouterr().err)
+
+
+def test_new_makes_a_missing_dir(tmp_path, capsys):
+    """Like ``certify --out a/b/c``, ``new --dir a/b/c`` makes its path; a file there is
+    refused in one line."""
+    where = tmp_path / "a" / "b"
+    assert main(["new", "mine", "--dir", str(where)]) == EXIT_PASS
+    assert load_protocol(str(where / "mine.py")).name == "mine"
+    (tmp_path / "f").write_text("")
+    capsys.readouterr()
+    assert main(["new", "mine", "--dir", str(tmp_path / "f")]) == EXIT_USAGE
+    assert "not a directory" in _one_line(capsys.readouterr().err)
+
+
+# -- 4. an internal bug ------------------------------------------------------------------
+def test_uncaught_exception_is_a_bug_with_its_traceback(monkeypatch, capsys):
+    """Exit 3 (not Python's 1, a violation), the traceback, then one line saying so."""
+    def broken(args):
+        raise RuntimeError("a flushcheck bug")
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    assert main(["list"]) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a flushcheck bug" in err
+    assert err.strip().splitlines()[-1] == ("flushcheck: internal error (a flushcheck bug, "
+                                            "please report it with the traceback above)")
+
+
+# -- 6. EXPECTED_VIOLATION ----------------------------------------------------------------
+def test_expected_violation_must_be_a_rule(tmp_path, capsys):
+    mod = _protocol(tmp_path, "s9", "module:from protocols.linux import Linux\n\n\n"
+                    "class S9(Linux):\n    pass\n\n\nEXPECTED_VIOLATION = 'S9'\n")
+    assert _certify(mod, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert "module EXPECTED_VIOLATION = 'S9' is not a rule" in line and mod in line
+    cls = _protocol(tmp_path, "cls_s9", "EXPECTED_VIOLATION = 'S-3'\n")
+    with pytest.raises(UsageError, match="class P EXPECTED_VIOLATION = 'S-3'"):
+        load_protocol(cls)
+    ok = _protocol(tmp_path, "ok_o1", "module:from protocols.linux import Linux\n\n\n"
+                   "class Ok(Linux):\n    pass\n\n\nEXPECTED_VIOLATION = 'O1-strict'\n")
+    assert load_protocol(ok).name == "ok_o1"
+
+
+# -- 7. a misspelt hook ---------------------------------------------------------------------
+def test_misspelt_hook_warns_once(tmp_path, capsys, monkeypatch):
+    """A method named like a hook but no hook is never called: one warning line (once per
+    class), the exit status unchanged; a helper named unlike any hook is no warning."""
+    monkeypatch.setattr(registry, "_CHECKED", set())
+    path = _protocol(tmp_path, "my_flush", """
+        def try_to_unmap_flush_dirtyy(self, task):
+            pass
+
+        def my_helper(self):
+            pass
+    """)
+    load_protocol(path)
+    load_protocol(path)
+    assert capsys.readouterr().err.splitlines() == [
+        "flushcheck: warning: my_flush.try_to_unmap_flush_dirtyy is no Protocol hook and is "
+        "never called (did you mean try_to_unmap_flush_dirty?)"]
+    monkeypatch.setattr(registry, "_CHECKED", set())
+    assert main(["certify", path, "--examples", "5", "--chunk", "5", "--jobs", "1",
+                 "--database", "none", "--repro-dir", str(tmp_path)]) == EXIT_PASS
+    assert "did you mean try_to_unmap_flush_dirty?" in capsys.readouterr().err
+
+
+def test_builtin_protocols_load_without_warning(capsys, monkeypatch):
+    """Every module in protocols/ loads (its EXPECTED_VIOLATION a rule) and none warns:
+    their helper methods (luf_flushed, batch_reset...) are named unlike any hook."""
+    monkeypatch.setattr(registry, "_CHECKED", set())
+    for name in protocol_names():
+        load_protocol(name)
+    assert capsys.readouterr().err == ""
