@@ -176,6 +176,8 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                                                  and bounded.stopped == "interrupted")):
         print(certify_report(res, cls, commit, []))  # what ran so far; no certificate
         _bound_block(bounded, args.repro_dir)
+        if args.out:  # a certificate states a verdict, and there is none
+            print(f"certificate: none written to {args.out} (interrupted: no verdict)")
         return EXIT_INTERRUPTED, res
     if res.examples == 0 and not res.failures:
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)

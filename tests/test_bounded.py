@@ -563,7 +563,9 @@ def test_ctrl_c_in_either_search_is_interrupted_with_no_certificate(capsys, tmp_
     monkeypatch.setattr(bd, "_search", interrupt)
     out = str(tmp_path / "cert")
     assert main(["certify", "linux", *CERTIFY_ONE, "--bound", "2", "--out", out]) == 130
-    assert "PARTIAL (interrupted)" in capsys.readouterr().out and not os.path.exists(out)
+    text = capsys.readouterr().out
+    assert "PARTIAL (interrupted)" in text and not os.path.exists(out)
+    assert "certificate: none written" in text
     real = ce.certify
 
     def interrupted(*a, **k):
