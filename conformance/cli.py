@@ -549,8 +549,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} ({self.prog} --help)\n")
 
 
+def _version() -> str:
+    """The installed flushcheck's version and this checkout's commit (a report names both).
+
+    >>> _version().split()[0] != ""
+    True
+    """
+    from .certificate import flushcheck_version
+    from .reproducer import git_commit
+
+    commit = git_commit()
+    return flushcheck_version() + (f" (commit {commit[:12]})" if commit else "")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up (a ``git`` call) only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"flushcheck {_version()}")  # stdout, as argparse's own version action
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="flushcheck", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", nargs=0, action=_VersionAction,
+                   help="print the version and commit, and exit")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("certify", help="fuzz one protocol against every property")
     c.add_argument("protocol", nargs="?", default=None, help=PROTOCOL_FORMS)

@@ -260,13 +260,16 @@ def _error_lines(res: dict, protocols) -> list:
 
 def main(argv=None) -> int:
     """``python -m conformance.cost PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown]``."""
-    ap = argparse.ArgumentParser(prog="flushcheck cost",
-                                 description="TLB flush cost per 1,000 operations on seeded workload mixes")
+    from .cli import _Parser  # one-line argument errors, as every other subcommand's
+
+    ap = _Parser(prog="flushcheck cost",
+                 description="TLB flush cost per 1,000 operations on seeded workload mixes")
     ap.add_argument("protocols", nargs="+", help="protocol module names (e.g. linux luf_v12)")
     ap.add_argument("--mix", action="append", choices=list(MIXES),
                     help="workload mix (repeatable; default: all)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--ops", type=int, default=DEFAULT_OPS, help="walk steps per cell")
+    ap.add_argument("--ops", type=int, default=DEFAULT_OPS,
+                    help=f"walk steps per cell (at least {ACTIONS_PER_EXAMPLE}: one example)")
     ap.add_argument("--markdown", action="store_true", help="a Markdown table")
     ap.add_argument("--baseline", default="linux", help="the protocol IPIs are compared with")
     a = ap.parse_args(argv)

@@ -266,3 +266,19 @@ def test_builtin_protocols_load_without_warning(capsys, monkeypatch):
     for name in protocol_names():
         load_protocol(name)
     assert capsys.readouterr().err == ""
+
+
+def test_version_cost_errors_and_plurals(capsys):
+    """``--version`` names the version and commit; cost's argument errors are one line, as
+    every other subcommand's; a report counts one example as one."""
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("flushcheck ")
+    with pytest.raises(SystemExit) as e:
+        main(["cost", "linux", "--ops", "x"])
+    assert e.value.code == 2
+    assert "invalid int value: 'x'" in _one_line(capsys.readouterr().err)
+    assert main(["certify", "linux", "--examples", "1", "--chunk", "1", "--jobs", "1",
+                 "--database", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "budget 1 example " in out and "0 violations in 1 example," in out
