@@ -452,6 +452,7 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0
+    _file_found(chunk.index, examples, nsteps, first, failure)
     try:
         small, text, proven = minimize(failure)
     except KeyboardInterrupt:  # Ctrl-C while shrinking (one job runs here): the failure is
@@ -464,6 +465,40 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
             {"config": attrs.asdict(m.cfg), "actions": [[n, list(a)] for n, a in m.actions]}
         ).encode()),)
     return examples, nsteps, [small], first, (text, proven), log
+
+
+#: where certify's forked local workers file a failure they found, before shrinking it
+#: (:func:`_file_found`): they leave Ctrl-C to the parent, which then stops them, so a
+#: failure being shrunk would be lost with its chunk. None: not a forked local run.
+_FOUND_DIR: str | None = None
+
+
+def _file_found(index: int, examples: int, steps: int, first: float, failure) -> None:
+    """In a forked worker (:data:`_FOUND_DIR` set): file chunk ``index``'s failure, unshrunk,
+    as a pickle written under another name and renamed (a worker stopped half-way leaves
+    no half file)."""
+    if _FOUND_DIR is None or failure.machine is None:
+        return
+    import pickle
+
+    item = ChunkResult(index, examples, steps, _found([failure], failure.machine.cfg), first,
+                       interrupted=True)
+    tmp = os.path.join(_FOUND_DIR, f".{index}.{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        pickle.dump(item, fh)
+    os.replace(tmp, os.path.join(_FOUND_DIR, f"{index}.pickle"))
+
+
+def _found_before_shrink(found_dir: str, results: dict) -> None:
+    """After Ctrl-C: the failures the workers filed (:func:`_file_found`) for chunks that
+    never finished, into ``results`` as interrupted chunks."""
+    import pickle
+
+    for name in sorted(os.listdir(found_dir)):
+        if name.endswith(".pickle"):
+            with open(os.path.join(found_dir, name), "rb") as fh:
+                item = pickle.load(fh)
+            results.setdefault(item.index, item)
 
 
 def run_task(task: Task) -> ChunkResult:
@@ -593,6 +628,12 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
                     key if db is not None else None, saved, engine)
 
     own = workers is None
+    global _FOUND_DIR
+    found_dir = None
+    if own and jobs > 1 and not scheduler and engine == "walk":  # forked workers: they
+        import tempfile  # inherit the directory where they file failures before shrinking
+
+        found_dir = _FOUND_DIR = tempfile.mkdtemp(prefix="flushcheck-found-")
     if own:
         workers = open_workers(jobs, scheduler)
     res.jobs, res.workers = workers.slots, workers.name
@@ -604,9 +645,16 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     except KeyboardInterrupt:
         res.interrupted = True
     finally:
+        _FOUND_DIR = None
         if own:
             # a failure known, Ctrl-C or an error: chunks still running are of no use
             workers.close(cancel=not finished or _lowest_failing(results) is not None)
+        if found_dir is not None:
+            if res.interrupted:  # a failure a worker was shrinking is not lost
+                _found_before_shrink(found_dir, results)
+            import shutil
+
+            shutil.rmtree(found_dir, ignore_errors=True)
     _collect(res, cls, results)
     for i in sorted(results):  # after the run: no chunk of it saw another's writes
         apply_log(db, results[i].log)

@@ -429,3 +429,36 @@ def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp
     out = capsys.readouterr().out
     assert "verdict   FAIL: S3" in out and "not shrunk (Ctrl-C while shrinking)" in out
     assert os.path.exists(tmp_path / "linux_4_13-6.json")
+
+
+def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_path):
+    """With worker processes (which leave Ctrl-C to the parent, then are stopped) a failure
+    being shrunk was lost with its chunk: a worker now files it before shrinking
+    (certify._file_found), and the parent reads it after Ctrl-C. Here the first shrink to
+    start, in a worker forked after the monkeypatch, takes a minute (the others none, so
+    chunks keep finishing), and the parent is interrupted at the next event: the failure
+    reported is the lowest chunk's, the one being shrunk."""
+    import conformance.certify as ce
+    import conformance.search.shortest as shortest
+
+    first = str(tmp_path / "first")
+
+    def slow(failure, *a, **k):
+        try:
+            os.close(os.open(first, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:  # the other shrinks: none (fast, so chunks keep finishing)
+            return failure, None, False
+        time.sleep(60)
+        raise AssertionError("the shrink was not interrupted")
+    monkeypatch.setattr(shortest, "minimize", slow)
+
+    def progress(results, busy):
+        if os.path.exists(first):  # a worker filed its failure and is shrinking it
+            assert any(n.endswith(".pickle") for n in os.listdir(ce._FOUND_DIR))
+            raise KeyboardInterrupt
+    t = time.monotonic()
+    r = certify("linux_4_13", budget_s=None, max_examples=20000, seed=3, jobs=2,
+                progress=progress)
+    assert r.interrupted and r.shrink_cut and r.failures[0].rule == "S3"
+    assert r.failing_chunk == 0  # seed 3 fails in chunk 0 first (at its 100th example)
+    assert time.monotonic() - t < 45  # not the slow shrink's minute
