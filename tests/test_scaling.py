@@ -214,7 +214,7 @@ def test_ctrl_c_on_a_dask_cluster_cancels_its_chunks(dask_cluster):
     rc, out, err = _interrupted_certify("--scheduler", dask_cluster.scheduler_address,
                                         started=lambda _pid: tasks)
     assert rc == 130, out + err
-    assert re.search(r"ran       [1-9]\d* examples, .*\(interrupted\)", out), out
+    assert re.search(r"ran       [1-9][\d,]* examples, .*\(interrupted\)", out), out
     assert _wait_until(lambda: not tasks, 10)
 
 
