@@ -222,8 +222,8 @@ class Machine:
             raise
         except (Exception, SystemExit) as exc:
             if self.protocol_fault(exc):
-                raise self._protocol_error(f"{type(exc).__name__} in {fn.__name__}: {exc}") \
-                    from exc
+                raise self._protocol_error(f"{type(exc).__name__} in {fn.__name__}: {exc}"
+                                           + _where(exc, self._proto_files)) from exc
             raise
         if inspect.isgenerator(r):
             r.close()
@@ -274,7 +274,8 @@ class Machine:
         except (Exception, SystemExit) as exc:  # a protocol bug, or ours: find out whose
             # frame raised (a hook's sys.exit() too: uncaught, it ends certify with status 0)
             if self.protocol_fault(exc):
-                raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}") from exc
+                raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}"
+                                           + _where(exc, self._proto_files)) from exc
             raise
 
     def _finish(self, op: Op) -> None:
@@ -777,6 +778,19 @@ def _params(fn) -> list:
         return [(p.kind, p.default is p.empty) for p in inspect.signature(fn).parameters.values()]
     except (TypeError, ValueError):
         return []
+
+
+def _where(exc: BaseException, files: frozenset) -> str:
+    """Where in the protocol's own files ``exc`` was raised: `` (at FILE:LINE in FUNCTION)``
+    of the innermost such frame, the line a protocol's author goes to; "" when none is
+    (a hook called with the wrong parameters never ran)."""
+    tb, at = exc.__traceback__, ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if os.path.abspath(code.co_filename) in files:
+            at = f" (at {os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name})"
+        tb = tb.tb_next
+    return at
 
 
 def _raised_in(exc: BaseException, files: frozenset) -> bool:

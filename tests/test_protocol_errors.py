@@ -1,6 +1,7 @@
 """A protocol that raises, loops or breaks the hook rules is a protocol error with a
 reproducer, never a crash of the suite (and never reported as a violation)."""
 import json
+import os
 
 from conformance.certify import certify
 from conformance.errors import ProtocolError
@@ -37,6 +38,8 @@ def test_raising_hook_is_a_protocol_error():
     f = run(SC2017, Raises)
     assert isinstance(f, ProtocolError)
     assert "RuntimeError in reclaim" in str(f) and "boom" in str(f)
+    # the line its author goes to: this file, in the hook that raised
+    assert f"(at {os.path.basename(__file__)}:" in str(f) and " in try_to_unmap_flush)" in str(f)
 
 
 def test_looping_hook_is_a_protocol_error():
