@@ -100,7 +100,7 @@ class Result:
     #: explorer showed that no interleaving of them fails sooner
     litmus: str | None = None
     proven: bool = False
-    #: Ctrl-C came while the failure was being shrunk (one job): it is reported as found
+    #: Ctrl-C came while the failure was being shrunk: it is reported as found, unshrunk
     shrink_cut: bool = False
     #: examples per chunk (the unit of work), and actions per example (``--steps``)
     chunk: int = 0
@@ -328,8 +328,8 @@ class ChunkResult:
     proven: bool = False
     #: coverage and the oracle's checks, summed over the chunk's examples
     counts: dict = attrs.Factory(dict)
-    #: Ctrl-C came while its failure was shrunk (in this process: one job); the failure is
-    #: the one found, unshrunk, and the run stops after this chunk
+    #: a failure filed before its shrink (:func:`_file_found`) and read after Ctrl-C: the
+    #: one found, unshrunk
     interrupted: bool = False
 
 
@@ -452,12 +452,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0
-    _file_found(chunk.index, examples, nsteps, first, failure)
-    try:
-        small, text, proven = minimize(failure)
-    except KeyboardInterrupt:  # Ctrl-C while shrinking (one job runs here): the failure is
-        failure.shrink_cut = True  # found, and not lost with the rest of the run; unshrunk
-        small, text, proven = failure, None, False
+    _file_found(chunk.index, examples, nsteps, first, failure)  # Ctrl-C may come now
+    small, text, proven = minimize(failure)
     log = ()
     if key is not None and small.machine is not None:
         m = small.machine
@@ -467,14 +463,15 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     return examples, nsteps, [small], first, (text, proven), log
 
 
-#: where certify's forked local workers file a failure they found, before shrinking it
-#: (:func:`_file_found`): they leave Ctrl-C to the parent, which then stops them, so a
-#: failure being shrunk would be lost with its chunk. None: not a forked local run.
+#: where certify's local chunks file a failure they found, before shrinking it
+#: (:func:`_file_found`): Ctrl-C during the shrink ends the chunk (one job: in this
+#: process) or the parent stops it (forked workers leave Ctrl-C to the parent), and the
+#: failure would be lost with it. None: not a local run of the walk engine.
 _FOUND_DIR: str | None = None
 
 
 def _file_found(index: int, examples: int, steps: int, first: float, failure) -> None:
-    """In a forked worker (:data:`_FOUND_DIR` set): file chunk ``index``'s failure, unshrunk,
+    """In a local chunk (:data:`_FOUND_DIR` set): file chunk ``index``'s failure, unshrunk,
     as a pickle written under another name and renamed (a worker stopped half-way leaves
     no half file)."""
     if _FOUND_DIR is None or failure.machine is None:
@@ -519,8 +516,7 @@ def run_task(task: Task) -> ChunkResult:
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
             cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
         return ChunkResult(c.index, ex, st, _found(failures, task.cfg), tf, "", log, text,
-                           proven, counts,
-                           interrupted=any(getattr(f, "shrink_cut", False) for f in failures))
+                           proven, counts)
     db = ChunkDatabase(task.saved) if task.key is not None else None
     with seed_only(), warnings.catch_warnings():
         # on a Dask worker the event loop's thread draws from the global `random` while a
@@ -630,8 +626,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     own = workers is None
     global _FOUND_DIR
     found_dir = None
-    if own and jobs > 1 and not scheduler and engine == "walk":  # forked workers: they
-        import tempfile  # inherit the directory where they file failures before shrinking
+    if own and not scheduler and engine == "walk":  # local chunks (forked workers inherit
+        import tempfile  # it) file their failures there before shrinking them
 
         found_dir = _FOUND_DIR = tempfile.mkdtemp(prefix="flushcheck-found-")
     if own:
@@ -650,7 +646,7 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
             # a failure known, Ctrl-C or an error: chunks still running are of no use
             workers.close(cancel=not finished or _lowest_failing(results) is not None)
         if found_dir is not None:
-            if res.interrupted:  # a failure a worker was shrinking is not lost
+            if res.interrupted:  # a failure a chunk was shrinking is not lost
                 _found_before_shrink(found_dir, results)
             import shutil
 
@@ -693,8 +689,6 @@ def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
             i = pending.pop(fut)
             r = fut.result()
             results[i] = r
-            if r.interrupted:  # Ctrl-C reached a chunk shrinking in this process: its
-                raise KeyboardInterrupt  # failure is kept, the run ends as interrupted
             if r.found:
                 stop_at = min(stop_at, i)
                 more = False

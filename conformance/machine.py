@@ -221,14 +221,20 @@ class Machine:
         except (Failure, UsageError):
             raise
         except (Exception, SystemExit) as exc:
-            if self.protocol_fault(exc):
-                raise self._protocol_error(f"{type(exc).__name__} in {fn.__name__}: {exc}"
-                                           + _where(exc, self._proto_files)) from exc
+            self._raise_if_protocol_fault(exc, fn.__name__)
             raise
         if inspect.isgenerator(r):
             r.close()
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
         return r
+
+    def _raise_if_protocol_fault(self, exc: BaseException, who: str) -> None:
+        """Raise ``exc``, raised while running ``who`` (an operation, a hook), as a
+        :class:`ProtocolError` naming where the protocol raised it, if it is the protocol's
+        fault (:meth:`protocol_fault`); else return, and the caller re-raises it."""
+        if self.protocol_fault(exc):
+            raise self._protocol_error(f"{type(exc).__name__} in {who}: {exc}"
+                                       + _where(exc, self._proto_files)) from exc
 
     def _protocol_error(self, text: str) -> ProtocolError:
         self.failed = True
@@ -273,9 +279,7 @@ class Machine:
             raise
         except (Exception, SystemExit) as exc:  # a protocol bug, or ours: find out whose
             # frame raised (a hook's sys.exit() too: uncaught, it ends certify with status 0)
-            if self.protocol_fault(exc):
-                raise self._protocol_error(f"{type(exc).__name__} in {op.label}: {exc}"
-                                           + _where(exc, self._proto_files)) from exc
+            self._raise_if_protocol_fault(exc, op.label)
             raise
 
     def _finish(self, op: Op) -> None:
@@ -780,27 +784,30 @@ def _params(fn) -> list:
         return []
 
 
+def _protocol_frame(exc: BaseException, files: frozenset):
+    """The innermost traceback entry of ``exc`` in one of ``files`` (the protocol's), or
+    None when it passed through none of them."""
+    tb, hit = exc.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
+            hit = tb
+        tb = tb.tb_next
+    return hit
+
+
 def _where(exc: BaseException, files: frozenset) -> str:
     """Where in the protocol's own files ``exc`` was raised: `` (at FILE:LINE in FUNCTION)``
     of the innermost such frame, the line a protocol's author goes to; "" when none is
     (a hook called with the wrong parameters never ran)."""
-    tb, at = exc.__traceback__, ""
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if os.path.abspath(code.co_filename) in files:
-            at = f" (at {os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name})"
-        tb = tb.tb_next
-    return at
+    tb = _protocol_frame(exc, files)
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f" (at {os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name})"
 
 
 def _raised_in(exc: BaseException, files: frozenset) -> bool:
-    tb = exc.__traceback__
-    hit = False
-    while tb is not None:
-        if os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
-            hit = True
-        tb = tb.tb_next
-    return hit
+    return _protocol_frame(exc, files) is not None
 
 
 def _close_op(op) -> None:
