@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -62,6 +61,7 @@ from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
 from .errors import Failure, UsageError
 from .executors import Workers, open_workers
+from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.statemachine import Stats, conformance_machine
 
@@ -308,6 +308,9 @@ class Task:
     saved: dict = attrs.Factory(dict)
     #: "walk" (the raw swarm walk, :func:`run_walk_chunk`) or "hypothesis" (:func:`run_chunk`)
     engine: str = "walk"
+    #: where a walk chunk files a failure before shrinking it (conformance/found.py;
+    #: None: nowhere)
+    found_to: str | None = None
 
 
 @attrs.frozen
@@ -391,7 +394,8 @@ def saved_run(blob: bytes, cfg: MachineConfig, strict: bool) -> tuple:
 
 
 def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None = None,
-                   key: bytes | None = None, counts: dict | None = None) -> tuple:
+                   key: bytes | None = None, counts: dict | None = None,
+                   found_to: str | None = None) -> tuple:
     """One chunk of the raw swarm walk. Returns (examples, steps, [failures], seconds to first
     failure, (litmus text of the failure's scenario, proven shortest), database writes).
 
@@ -452,7 +456,8 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if failure is None:
         return examples, nsteps, [], None, (None, False), ()
     first = time.monotonic() - t0
-    _file_found(chunk.index, examples, nsteps, first, failure)  # Ctrl-C may come now
+    # filed for the parent before the shrink, where Ctrl-C may come (``found_to``)
+    _file_found(found_to, chunk.index, examples, nsteps, first, failure)
     small, text, proven = minimize(failure)
     log = ()
     if key is not None and small.machine is not None:
@@ -463,39 +468,15 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     return examples, nsteps, [small], first, (text, proven), log
 
 
-#: where certify's local chunks file a failure they found, before shrinking it
-#: (:func:`_file_found`): Ctrl-C during the shrink ends the chunk (one job: in this
-#: process) or the parent stops it (forked workers leave Ctrl-C to the parent), and the
-#: failure would be lost with it. None: not a local run of the walk engine.
-_FOUND_DIR: str | None = None
-
-
-def _file_found(index: int, examples: int, steps: int, first: float, failure) -> None:
-    """In a local chunk (:data:`_FOUND_DIR` set): file chunk ``index``'s failure, unshrunk,
-    as a pickle written under another name and renamed (a worker stopped half-way leaves
-    no half file)."""
-    if _FOUND_DIR is None or failure.machine is None:
+def _file_found(to: str | None, index: int, examples: int, steps: int, first: float,
+                failure) -> None:
+    """File chunk ``index``'s failure, unshrunk, at ``to`` (``Task.found_to``), before its
+    shrink: read after Ctrl-C (conformance/found.py)."""
+    if to is None or failure.machine is None:
         return
-    import pickle
-
     item = ChunkResult(index, examples, steps, _found([failure], failure.machine.cfg), first,
                        interrupted=True)
-    tmp = os.path.join(_FOUND_DIR, f".{index}.{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump(item, fh)
-    os.replace(tmp, os.path.join(_FOUND_DIR, f"{index}.pickle"))
-
-
-def _found_before_shrink(found_dir: str, results: dict) -> None:
-    """After Ctrl-C: the failures the workers filed (:func:`_file_found`) for chunks that
-    never finished, into ``results`` as interrupted chunks."""
-    import pickle
-
-    for name in sorted(os.listdir(found_dir)):
-        if name.endswith(".pickle"):
-            with open(os.path.join(found_dir, name), "rb") as fh:
-                item = pickle.load(fh)
-            results.setdefault(item.index, item)
+    file_found(to, index, item)
 
 
 def run_task(task: Task) -> ChunkResult:
@@ -514,7 +495,8 @@ def run_task(task: Task) -> ChunkResult:
     counts: dict = {}
     if task.engine == "walk":
         ex, st, failures, tf, (text, proven), log = run_walk_chunk(
-            cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts)
+            cls, task.cfg, task.strict, task.steps, c, t0, task.saved, task.key, counts,
+            task.found_to)
         return ChunkResult(c.index, ex, st, _found(failures, task.cfg), tf, "", log, text,
                            proven, counts)
     db = ChunkDatabase(task.saved) if task.key is not None else None
@@ -621,17 +603,14 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         # shrinking ends near the deadline (Hypothesis allows 300 s otherwise)
         shrink_s = 300.0 if budget_s is None else deadline - time.monotonic()
         return Task(ref, cfg, strict, steps, c, started, shrink_s,
-                    key if db is not None else None, saved, engine)
+                    key if db is not None else None, saved, engine,
+                    filing.to if filing is not None else None)
 
     own = workers is None
-    global _FOUND_DIR
-    found_dir = None
-    if own and not scheduler and engine == "walk":  # local chunks (forked workers inherit
-        import tempfile  # it) file their failures there before shrinking them
-
-        found_dir = _FOUND_DIR = tempfile.mkdtemp(prefix="flushcheck-found-")
     if own:
         workers = open_workers(jobs, scheduler)
+    # our own walk chunks file a failure before shrinking it: Ctrl-C then keeps it
+    filing = Filing.open(workers) if own and engine == "walk" else None
     res.jobs, res.workers = workers.slots, workers.name
     results: dict = {}
     finished = False
@@ -641,16 +620,15 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     except KeyboardInterrupt:
         res.interrupted = True
     finally:
-        _FOUND_DIR = None
-        if own:
-            # a failure known, Ctrl-C or an error: chunks still running are of no use
-            workers.close(cancel=not finished or _lowest_failing(results) is not None)
-        if found_dir is not None:
-            if res.interrupted:  # a failure a chunk was shrinking is not lost
-                _found_before_shrink(found_dir, results)
-            import shutil
-
-            shutil.rmtree(found_dir, ignore_errors=True)
+        def stop() -> None:
+            if own:
+                # a failure known, Ctrl-C or an error: chunks still running are of no use
+                workers.close(cancel=not finished or _lowest_failing(results) is not None)
+        if filing is None:
+            stop()
+        else:  # a failure a chunk was shrinking when Ctrl-C came is not lost
+            for i, item in filing.settle(stop, wanted=res.interrupted).items():
+                results.setdefault(i, item)
     _collect(res, cls, results)
     for i in sorted(results):  # after the run: no chunk of it saw another's writes
         apply_log(db, results[i].log)

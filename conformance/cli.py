@@ -249,7 +249,7 @@ def _certify_reproduce(args) -> int:
     the config and the rest, and a flag ignored would seem to apply."""
     from .certificate import reproduce
     from .progress import CertifyProgress
-    from .report import config_text
+    from .report import counted, config_text
 
     # compared with the parser's own defaults, so an option added later is refused too
     defaults = vars(build_parser().parse_args(["certify"]))
@@ -267,9 +267,10 @@ def _certify_reproduce(args) -> int:
     print(f"  protocol  {res.protocol}: source "
           + ("the same (sha256 matches)" if rep.source_same else "DIFFERS from the recorded"))
     print(f"  config    {config_text(res)}")
-    print(f"  seed      {res.seed}   {res.chunks} chunks of {res.chunk} examples "
+    print(f"  seed      {res.seed}   {counted(res.chunks, 'chunk')} of {counted(res.chunk, 'example')} "
           f"({res.engine} engine)")
-    print(f"  ran       {res.examples:,} examples, {res.steps:,} steps in {res.elapsed_s:.1f} s")
+    print(f"  ran       {counted(res.examples, 'example')}, {counted(res.steps, 'step')} in "
+          f"{res.elapsed_s:.1f} s")
     if getattr(res, "bounded", None) is not None:
         print(f"  bounded   {res.bounded.headline()}")
     print(f"  recorded  {rep.recorded}")
@@ -277,6 +278,15 @@ def _certify_reproduce(args) -> int:
     for note in rep.notes:
         print(f"  note      {note}")
     print(f"  verdict   {'MATCHED' if rep.matched else 'DID NOT MATCH'}")
+    if not rep.matched:  # what the run gives now, as certify would show it
+        for f in res.failures:
+            print("\n" + f.report(last=None))
+        bres = getattr(res, "bounded", None)
+        if bres is not None and bres.failure is not None:
+            from .boundcli import path_text
+
+            print(f"\nbounded: shortest counterexample at K={bres.fail_k}: "
+                  f"{path_text(bres.path)}\n\n" + bres.failure.report(last=None))
     return EXIT_PASS if rep.matched else EXIT_FAIL
 
 

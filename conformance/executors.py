@@ -60,8 +60,10 @@ class Workers:
     """
 
     def __init__(self, executor: Executor, slots: int, name: str, per_slot: int = 1,
-                 extra: int = 0, recount=None, on_close=None) -> None:
+                 extra: int = 0, recount=None, on_close=None, client=None) -> None:
         self.executor = executor
+        #: a Dask cluster's ``distributed.Client`` (None: local workers)
+        self.client = client
         self.slots = slots
         self.name = name
         self._per_slot, self._extra = per_slot, extra
@@ -173,7 +175,7 @@ def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
     name = f"dask {address} ({len(nthreads)} workers, {slots} threads)"
     # twice the slots: a result's round trip through the scheduler leaves no worker idle
     return Workers(ex, slots, name, per_slot=2, on_close=client.close,
-                   recount=lambda: sum(client.nthreads().values()))
+                   recount=lambda: sum(client.nthreads().values()), client=client)
 
 
 def open_workers(jobs: int, scheduler: str | None = None) -> Workers:

@@ -42,14 +42,14 @@ SEARCH = {"walk": "raw swarm walk (conformance/search/walk.py), failures shrunk 
                         "Hypothesis"}
 
 
-def _n(count: int, word: str) -> str:
+def counted(count: int, word: str) -> str:
     """``count`` and ``word``, plural unless one: ``1 example``, ``2,000 examples``."""
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _budget(res: Result) -> str:
     """The budget as the report states it: seconds, examples, or both."""
-    parts = ([_n(res.max_examples, "example")] if res.max_examples is not None else []) \
+    parts = ([counted(res.max_examples, "example")] if res.max_examples is not None else []) \
         + ([f"{res.budget_s:g} s"] if res.budget_s is not None else [])
     return " or ".join(parts)
 
@@ -70,17 +70,17 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     if res.database is not None:
         lines.append(f"  database  {res.database}: {res.replayed} saved failing example"
                      f"{'' if res.replayed == 1 else 's'} replayed first")
-    lines.append(f"  ran       {_n(res.examples, 'example')}, {_n(res.steps, 'step')} in {res.elapsed_s:.1f} s "
+    lines.append(f"  ran       {counted(res.examples, 'example')}, {counted(res.steps, 'step')} in {res.elapsed_s:.1f} s "
                  f"({res.chunks} chunk{'' if res.chunks == 1 else 's'})"
                  + ("   (interrupted)" if res.interrupted else ""))
     if res.interrupted and not res.failures:
         lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in "
-                     f"{_n(res.examples, 'example')}, {_n(res.steps, 'step')} before Ctrl-C")
+                     f"{counted(res.examples, 'example')}, {counted(res.steps, 'step')} before Ctrl-C")
         return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
         from .corpus import power_line
-        lines.append(f"  verdict   PASS: 0 violations in {_n(res.examples, 'example')}, "
-                     f"{_n(res.steps, 'step')}")
+        lines.append(f"  verdict   PASS: 0 violations in {counted(res.examples, 'example')}, "
+                     f"{counted(res.steps, 'step')}")
         lines.append(f"  power     {power_line(res.budget_s, res.jobs, res.engine)}")
         lines += coverage_lines(res)
         return "\n".join(lines)

@@ -526,7 +526,9 @@ def test_a_bounded_counterexample_fails_the_certificate_and_its_reproduction(cap
     cert["verdict"] = "PASS"  # what the certificate said before
     json.dump(cert, open(f"{out}/certificate.json", "w"))
     assert main(["certify", "--reproduce", f"{out}/certificate.json", "--jobs", "1"]) == 1
-    assert "  verdict   DID NOT MATCH" in capsys.readouterr().out
+    rep = capsys.readouterr().out
+    assert "  verdict   DID NOT MATCH" in rep
+    assert "bounded: shortest counterexample at K=2: CPU" in rep and "step CPU" in rep
 
 
 def test_a_budget_stop_is_incomplete_not_pass_nor_fail(capsys, tmp_path):

@@ -73,6 +73,11 @@ def test_fail_certificate_round_trip(tmp_path, capsys):
     capsys.readouterr()
     assert main(["certify", "--reproduce", str(out / "certificate.json"), "--jobs", "1"]) == 0
     assert "now       FAIL: S3" in capsys.readouterr().out
+    cert["verdict"] = "PASS"  # a certificate that says otherwise: the failure is shown
+    json.dump(cert, open(out / "certificate.json", "w"))
+    assert main(["certify", "--reproduce", str(out / "certificate.json"), "--jobs", "1"]) == 1
+    text = capsys.readouterr().out
+    assert "DID NOT MATCH" in text and "step CPU0" in text.split("DID NOT MATCH")[1]
 
 
 def test_reproduce_says_when_it_does_not_match(tmp_path, capsys):

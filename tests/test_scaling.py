@@ -207,6 +207,52 @@ def test_ctrl_c_reports_what_was_covered_and_leaves_no_worker(tmp_path):
     assert not alive, f"workers left running: {alive}"
 
 
+#: run on each Dask worker (``client.run(exec, ...)``: a test function would not unpickle
+#: there): the first shrink to start waits until RELEASE exists, the others return at once
+_SLOW_SHRINK = """
+import os, time
+import conformance.search.shortest as shortest
+def slow(failure, *a, **k):
+    try:
+        os.close(os.open(FIRST, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return failure, None, False
+    while not os.path.exists(RELEASE):
+        time.sleep(0.05)
+    raise RuntimeError("released")
+shortest.real_minimize = getattr(shortest, "real_minimize", shortest.minimize)
+shortest.minimize = slow
+"""
+_REAL_SHRINK = """
+import conformance.search.shortest as shortest
+shortest.minimize = shortest.real_minimize
+"""
+
+
+def test_ctrl_c_while_a_dask_worker_shrinks_keeps_the_failure_found(dask_cluster, tmp_path):
+    """The cluster's form of the test above: a Dask chunk files its failure in a queue on
+    the scheduler before shrinking it (conformance/found.py), and the parent reads the
+    queue after Ctrl-C; before, the failure was lost with the cancelled chunk."""
+    from distributed import Client
+
+    first, release = str(tmp_path / "first"), str(tmp_path / "release")
+    client = Client(dask_cluster.scheduler_address, set_as_default=False)
+    client.run(exec, _SLOW_SHRINK, {"FIRST": first, "RELEASE": release})
+
+    def progress(results, busy):
+        if os.path.exists(first):  # a worker filed its failure and is shrinking it
+            raise KeyboardInterrupt
+    try:
+        r = certify("linux_4_13", budget_s=None, max_examples=20000, seed=3,
+                    scheduler=dask_cluster.scheduler_address, progress=progress)
+    finally:
+        open(release, "w").close()  # the cancelled shrink's thread ends
+        client.run(exec, _REAL_SHRINK, {})
+        client.close()
+    assert r.interrupted and r.shrink_cut and r.failures[0].rule == "S3"
+    assert r.failing_chunk == 0 and r.failures[0].machine is not None
+
+
 def test_ctrl_c_on_a_dask_cluster_cancels_its_chunks(dask_cluster):
     """Ctrl-C during a --scheduler run: a report of what ran, exit 130, and no chunk of it
     left queued or running on the cluster."""
@@ -434,7 +480,7 @@ def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp
 def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_path):
     """With worker processes (which leave Ctrl-C to the parent, then are stopped) a failure
     being shrunk was lost with its chunk: a worker now files it before shrinking
-    (certify._file_found), and the parent reads it after Ctrl-C. Here the first shrink to
+    (conformance/found.py), and the parent reads it after Ctrl-C. Here the first shrink to
     start, in a worker forked after the monkeypatch, takes a minute (the others none, so
     chunks keep finishing), and the parent is interrupted at the next event: the failure
     reported is the lowest chunk's, the one being shrunk."""
@@ -454,7 +500,6 @@ def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_
 
     def progress(results, busy):
         if os.path.exists(first):  # a worker filed its failure and is shrinking it
-            assert any(n.endswith(".pickle") for n in os.listdir(ce._FOUND_DIR))
             raise KeyboardInterrupt
     t = time.monotonic()
     r = certify("linux_4_13", budget_s=None, max_examples=20000, seed=3, jobs=2,
