@@ -323,3 +323,98 @@ def write_new(name: str, base: str = "linux", directory: str = ".") -> str:
     except FileExistsError:
         raise UsageError(f"flushcheck new: {path} exists; not overwriting it") from None
     return path
+
+
+def overriders(hook: str) -> list[tuple[str, list[str]]]:
+    """``(class, [modules])``: for every module of ``protocols/``, the class in its
+    protocol's MRO whose definition of ``hook`` it runs, where that is not
+    :class:`Protocol`'s; in the order of the modules' names.
+
+    Example::
+
+        >>> overriders("should_defer_flush")[0]
+        ('Immediate', ['immediate'])
+    """
+    from .registry import protocol_names
+
+    out: dict[str, list[str]] = {}
+    for name in protocol_names():
+        for c in load_protocol(name).__mro__[1:]:  # [0]: the loader's wrapper
+            if hook in c.__dict__:
+                if c is not Protocol:
+                    out.setdefault(c.__name__, []).append(name)
+                break
+    return list(out.items())
+
+
+#: what docs/PROTOCOLS.md says of a hook's model callers beyond their names
+MODEL_NOTE = {
+    "truncate_inode_pages_range": "after the page-cache folio is removed, before the "
+                                  "hole's blocks are freed",
+    "tlb_gather_mmu": "truncate's gather is `zap_page_range_single`'s, exit's "
+                      "`tlb_gather_mmu_fullmm` (`tlb.fullmm` is already true)",
+}
+
+
+def guide_lines(hook: str) -> list[str]:
+    """The lines of docs/PROTOCOLS.md's entry for ``hook`` that the code decides: the
+    kernel function and its callers (:data:`KERNEL`), the model's callers
+    (:func:`call_sites`), whether it may yield (:func:`must_not_yield`) and which classes
+    override it (:func:`overriders`). ``python -m conformance.hooks`` writes them into the
+    guide; a test checks they are there.
+
+    Example::
+
+        >>> guide_lines("migrate_folio_move")[1:3]
+        ['- model: `Kernel.migrate` (conformance/mm/migrate.py)', '- may yield']
+    """
+    fn, callers = KERNEL[hook]
+    sites = call_sites()[hook]
+    model = ", ".join(f"`{where.split(' ')[1]}` ({where.split(' ')[0]})" for where in sites)
+    if hook in MODEL_NOTE:
+        model += f"; {MODEL_NOTE[hook]}"
+    if hook not in must_not_yield():
+        yields = "- may yield"
+    elif sites and all(w.startswith("conformance/protocol.py") for w in sites):
+        yields = "- must not yield (only the generic code calls it, as a plain call)"
+    else:
+        yields = "- must not yield"
+    over = "; ".join(f"{c} ({', '.join(mods) if len(mods) <= 2 else f'{len(mods)} modules'})"
+                     for c, mods in overriders(hook))
+    return [f"- kernel: {fn}; called from {callers}", f"- model: {model}", yields,
+            f"- overridden by: {over or 'none (the generic code of conformance/protocol.py)'}"]
+
+
+#: the first words of the lines :func:`guide_lines` decides, in its order
+_GUIDE_KEYS = ("- kernel: ", "- model: ", "- m", "- overridden by: ")
+
+
+def refresh_guide(text: str) -> str:
+    """``text`` (docs/PROTOCOLS.md) with each hook entry's :func:`guide_lines` in place of
+    the ones it has; the hand-written lines after them stay.
+
+    Example::
+
+        >>> doc = open("docs/PROTOCOLS.md").read()       # doctest: +SKIP
+        >>> refresh_guide(doc) == doc                      # doctest: +SKIP
+        True
+    """
+    lines = text.split("\n")
+    for hook in hook_names():
+        head = next(i for i, ln in enumerate(lines) if ln.startswith(f"### `{hook}("))
+        new = guide_lines(hook)
+        for k, key in enumerate(_GUIDE_KEYS):
+            at = head + 2 + k
+            if not lines[at].startswith(key):
+                raise ValueError(f"docs/PROTOCOLS.md, ### `{hook}`: line {at + 1} should "
+                                 f"start with {key!r}")
+            lines[at] = new[k]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m conformance.hooks: docs/PROTOCOLS.md's decided lines
+    _path = os.path.join(_HERE, "..", "docs", "PROTOCOLS.md")
+    with open(_path) as _fh:
+        _old = _fh.read()
+    with open(_path, "w") as _fh:
+        _fh.write(refresh_guide(_old))

@@ -1,5 +1,7 @@
 """The oracle's rules (PRIMER section 4, conformance/oracle.py): each violation built by hand,
 each with its correct twin that must pass."""
+import os
+
 import pytest
 
 from conformance.config import MachineConfig
@@ -358,3 +360,21 @@ def test_op_returned_visits_only_entries_related_to_the_op():
     seen.clear()
     m.check_quiescent()  # the full check visits everything: the count above is not trivially small
     assert len(seen) == total
+
+
+def test_the_worked_example_of_oracle_md():
+    """docs/oracle.md section 9 (the 2017 reclaim-vs-mprotect race): its actions give S3 at
+    step 4 on linux_4_3 and pass on linux and linux_4_13, as the text says (its old action
+    list had stopped applying when boot stopped running populate's faults as operations)."""
+    from conformance.config import DEFAULT
+    from conformance.reproducer import replay_actions
+
+    actions = [("reclaim", (1, (0,))), ("advance", (0,)), ("mprotect", (0, 0, 1, False)),
+               ("advance", (1,))]
+    f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, actions)
+    assert isinstance(f, S3Violation) and f.step == 4
+    assert str(f).startswith("S3: mprotect returned on CPU0 but CPU0 still caches mm0:v0 -> pfn0 WD")
+    for name in ("linux", "linux_4_13"):
+        assert replay_actions(load_protocol(name), DEFAULT, False, actions) is None
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "oracle.md")) as fh:
+        assert "`reclaim(1,(0,))`, `advance(0)`, `mprotect(0,0,1,False)`, `advance(1)`" in fh.read()

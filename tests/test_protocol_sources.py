@@ -440,3 +440,17 @@ def test_every_hook_is_in_the_guide():
         guide = fh.read()
     missing = [h for h in hook_names() if f"### `{h}" not in guide]
     assert not missing, missing
+
+
+def test_the_guide_states_what_the_code_decides():
+    """Each hook entry's kernel, model, yield and override lines in docs/PROTOCOLS.md are
+    those hooks.guide_lines computes (they had gone stale: override counts of 18 modules
+    where there are 26, model callers missing)."""
+    from conformance.hooks import refresh_guide
+
+    with open(os.path.join(REPO, "docs", "PROTOCOLS.md")) as fh:
+        guide = fh.read()
+    stale = [(a, b) for a, b in zip(guide.split("\n"), refresh_guide(guide).split("\n"))
+             if a != b]
+    assert not stale, f"run python -m conformance.hooks: {stale[:3]}"
+
