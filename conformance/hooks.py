@@ -325,20 +325,42 @@ def write_new(name: str, base: str = "linux", directory: str = ".") -> str:
     return path
 
 
+def shipped_protocols() -> list[str]:
+    """The modules of ``protocols/`` that come with flushcheck (tracked by git; all of
+    them outside a git checkout): the guide describes these, so that a module a user drops
+    in changes no count of it (nor fails the test that checks it).
+
+    Example::
+
+        >>> "linux" in shipped_protocols()
+        True
+    """
+    import subprocess
+
+    from .registry import protocol_names
+
+    names = protocol_names()
+    try:
+        out = subprocess.run(["git", "-C", _HERE, "ls-files", "--", "../protocols/*.py"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return names
+    tracked = {os.path.basename(p)[:-3] for p in out.split()}
+    return [n for n in names if n in tracked] or names
+
+
 def overriders(hook: str) -> list[tuple[str, list[str]]]:
-    """``(class, [modules])``: for every module of ``protocols/``, the class in its
-    protocol's MRO whose definition of ``hook`` it runs, where that is not
+    """``(class, [modules])``: for every module of :func:`shipped_protocols`, the class in
+    its protocol's MRO whose definition of ``hook`` it runs, where that is not
     :class:`Protocol`'s; in the order of the modules' names.
 
     Example::
 
-        >>> overriders("should_defer_flush")[0]
-        ('Immediate', ['immediate'])
+        >>> [(c, len(mods)) for c, mods in overriders("should_defer_flush")]
+        [('Linux', 26), ('Immediate', 1)]
     """
-    from .registry import protocol_names
-
     out: dict[str, list[str]] = {}
-    for name in protocol_names():
+    for name in shipped_protocols():
         for c in load_protocol(name).__mro__[1:]:  # [0]: the loader's wrapper
             if hook in c.__dict__:
                 if c is not Protocol:
