@@ -25,7 +25,7 @@ class Failure(AssertionError):
         if m is not None:
             out.append(f"protocol: {m.proto.name}   config: {m.cfg.describe()}")
             out.append("")
-            out.append(m.trace.timeline(m.cfg.ncpus, last=last))
+            out.append(m.trace.timeline(m.cfg.ncpus, last=last, actions=m.actions))
         return "\n".join(out)
 
 

@@ -317,7 +317,8 @@ def render_html(x, *, title: str | None = None, command: str | None = None,
         for c, t in ((FRESH, "TLB entry, its PTE live"), (STALE, "stale: outlived its PTE"),
                      (WIDER, "writable over a read-only PTE"), (FLUSH_COLOUR, "flush / IPI")))
     report = failure.report(last=None) if failure is not None else (
-        trace.timeline(n) if trace is not None else "")
+        trace.timeline(n, actions=m.actions if m is not None else None) if trace is not None
+        else "")
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"/>',

@@ -68,9 +68,43 @@ class Trace:
         for step, who, name, args in self.events:
             yield step, _who_cpu(who), format_event(name, args)
 
-    def timeline(self, ncpus: int, width: int = 44, last: int | None = None) -> str:
-        """The per-CPU timeline; ``last`` keeps only the final ``last`` events."""
+    def lines_with_quiet(self, actions) -> list:
+        """:meth:`lines`, plus a row for each step that logged no event, from ``actions``
+        (the machine's action list: step ``k`` is action ``k - 1``), so that the timeline's
+        steps run without a gap: an operation that ran to its next point without a visible
+        effect (``(reclaim[pfn0] continues)``, in its CPU's column) or an action that changed
+        nothing (``(evict(1, 0): no effect)``: an empty TLB).
+
+        Example::
+
+            >>> t = Trace(); t.step = 1; t.msg(0, "read mm0:v0 -> 1000"); t.step = 2
+            >>> t.lines_with_quiet([("user_access", (0, 0, False)), ("evict", (1, 0))])
+            [(1, 0, 'read mm0:v0 -> 1000'), (2, 1, '(evict(1, 0): no effect)')]
+        """
+        ops, seen = {}, set()
+        for step, who, _name, _args in self.events:
+            seen.add(step)
+            if hasattr(who, "id"):  # an operation: its id as advance() names it
+                ops.setdefault(who.id, who)
         rows = list(self.lines())
+        quiet = []
+        for k, (name, args) in enumerate(actions, 1):
+            if k in seen or k > self.step:
+                continue
+            if name == "advance" and args and args[0] in ops:
+                op = ops[args[0]]
+                quiet.append((k, op.cpu, f"({op} continues)"))
+            else:  # fill, evict, switch_mm name their CPU first; the consumer has none
+                cpu = args[0] if name in ("fill", "evict", "switch_mm") else -1
+                quiet.append((k, cpu, f"({name}({', '.join(map(str, args))}): no effect)"))
+        return sorted(rows + quiet, key=lambda r: r[0]) if quiet else rows
+
+    def timeline(self, ncpus: int, width: int = 44, last: int | None = None,
+                 actions=None) -> str:
+        """The per-CPU timeline; ``last`` keeps only the final ``last`` rows; ``actions``
+        (the machine's): a row for each step without an event too
+        (:meth:`lines_with_quiet`)."""
+        rows = list(self.lines()) if actions is None else self.lines_with_quiet(actions)
         if last is not None and len(rows) > last:
             rows = rows[-last:]
         head = "step " + "  ".join(f"{'CPU' + str(c):<{width}}" for c in range(ncpus))

@@ -374,6 +374,9 @@ def test_the_worked_example_of_oracle_md():
     f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, actions)
     assert isinstance(f, S3Violation) and f.step == 4
     assert str(f).startswith("S3: mprotect returned on CPU0 but CPU0 still caches mm0:v0 -> pfn0 WD")
+    # step 2 logs no event: the timeline still has its row, in the reclaim's column
+    row = next(ln for ln in f.report(last=None).splitlines() if ln.startswith("   2 "))
+    assert row.split()[1:] == ["(reclaim[pfn0]", "continues)"] and row.index("(") > 50
     for name in ("linux", "linux_4_13"):
         assert replay_actions(load_protocol(name), DEFAULT, False, actions) is None
     with open(os.path.join(os.path.dirname(__file__), "..", "docs", "oracle.md")) as fh:
