@@ -51,6 +51,10 @@ def _budget(res: Result) -> str:
     """The budget as the report states it: seconds, examples, or both."""
     parts = ([counted(res.max_examples, "example")] if res.max_examples is not None else []) \
         + ([f"{res.budget_s:g} s"] if res.budget_s is not None else [])
+    if res.max_examples is not None and res.engine == "hypothesis":
+        # Hypothesis's max_examples counts valid examples; an example that ran out of its
+        # data is run (and counted in "ran") but not counted by Hypothesis: 58 for 50
+        parts[0] += " (valid ones, as Hypothesis counts: ran counts every one)"
     return " or ".join(parts)
 
 
