@@ -51,7 +51,10 @@ class MmuGather:
 
     ``path``: the kernel path that opened the gather (``task.path`` at
     ``tlb_gather_mmu``): "munmap" (``unmap_region``), "mmap" (``MAP_FIXED`` over a
-    mapping), "mprotect" (``change_protection``), "madvise"; ``advice`` is then the
+    mapping), "mprotect" (``change_protection``), "truncate" (``zap_page_range_single``
+    under ``unmap_mapping_range``), "exit" (``exit_mmap``, ``fullmm``), "fork"
+    (``dup_mmap`` unmapping the child slot's previous tenant through ``unmap_region``),
+    "madvise"; ``advice`` is then the
     madvise advice ("dontneed": ``zap_page_range_single``, "free":
     ``madvise_free_single_vma``, "cold", "pageout": ``madvise_cold_or_pageout_pte_range``),
     else None. ``pages`` is in the order the PTEs were zapped; the protocol orders the
