@@ -20,8 +20,8 @@ point (linux's ``flush_tlb_batched_pending`` yields between its flush and its cl
 where the 2021 race lived).
 
 Which path calls a hook: ``task.path`` ("reclaim", "migrate", "munmap", "mmap",
-"mprotect", "madvise", "mremap", "fault", "write", "writeback", "fork"; see
-:class:`conformance.mm.Op`) and, for mmu_gather hooks, ``tlb.path`` and
+"mprotect", "madvise", "mremap", "fault", "write", "writeback", "truncate", "exit",
+"fork": ``conformance.coverage.PATHS``; see :class:`conformance.mm.Op`) and, for mmu_gather hooks, ``tlb.path`` and
 ``tlb.advice`` (:class:`MmuGather`). Every hook, its call sites and what the reference
 protocols do there: ``docs/PROTOCOLS.md``.
 
