@@ -5,9 +5,13 @@ A hook that loops through interleaving points is stopped by ``MachineConfig.max_
 a retry loop whose condition never changes) never gives control back, so no step count
 can see it, and certify's budget, which is checked between examples, never comes. The
 watchdog is an interval timer (``SIGALRM`` once a second): each tick looks at the frame
-the interpreter is running, finds the innermost frame of a protocol's own code (a file
-that :func:`conformance.machine._protocol_files` named), and when the same frame has been
-running for :data:`STUCK_S` seconds it raises :class:`HookStuck` there. The exception
+the interpreter is running, finds the outermost frame of a protocol's own code (a file
+that :func:`conformance.machine._protocol_files` named) on its stack: the hook the model
+called, one frame per call. When the same one has been running for :data:`STUCK_S`
+seconds it raises :class:`HookStuck`, naming the hook and the line of protocol code the
+interpreter was in. (The innermost protocol frame would not do: a retry loop that calls a
+helper, ``while not lock_free(): pass``, is in a new helper frame at every tick, and was
+never caught, 2026-12-04.) The exception
 leaves through the hook like any other the hook raised, so the step that called it
 reports a protocol error with its reproducer (``Machine._step``, ``ModelError.uncaught``).
 
@@ -49,16 +53,21 @@ class _State:
     stuck_s = STUCK_S
 
 
-def _innermost_protocol_frame(frame):
+def _protocol_frames(frame) -> tuple:
+    """(innermost, outermost) frame of protocol code on the stack of ``frame``; Nones if
+    there is none."""
+    inner = outer = None
     while frame is not None:
         if frame.f_code.co_filename in PROTOCOL_FILES:
-            return frame
+            outer = frame
+            if inner is None:
+                inner = frame
         frame = frame.f_back
-    return None
+    return inner, outer
 
 
 def _tick(signum, frame) -> None:
-    f = _innermost_protocol_frame(frame)
+    inner, f = _protocol_frames(frame)
     if f is None or f is not _State.frame:
         _State.frame, _State.ticks = f, 0
         return
@@ -67,8 +76,8 @@ def _tick(signum, frame) -> None:
         _State.frame, _State.ticks = None, 0
         name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
         raise HookStuck(f"{name} ran for {_State.stuck_s} s without returning (a loop with "
-                        f"no interleaving point? {os.path.basename(f.f_code.co_filename)}:"
-                        f"{f.f_lineno})")
+                        f"no interleaving point? {os.path.basename(inner.f_code.co_filename)}:"
+                        f"{inner.f_lineno})")
 
 
 def start(stuck_s: int = STUCK_S) -> bool:

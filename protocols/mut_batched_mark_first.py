@@ -6,11 +6,14 @@ reads the mark in between skips its flush although the first one's has not happe
 Before truncate was modelled every such second caller was a madvise (the only other walker
 under the read ``mmap_lock``), whose gather sees the first one's gather open
 (``mm_tlb_flush_nested``) and flushes the whole mm at its end: the mistake was masked
-(issue 14). ``mremap``'s ``move_ptes`` calls ``flush_tlb_batched_pending`` with no gather,
-and truncate (``unmap_mapping_range``, no ``mmap_lock``) runs beside it: a truncate marks
-the mm and is preempted before its flush; mremap skips its flush, moves the swap entry
-reclaim left behind and returns while another CPU still caches the old address (S3).
-``litmus/gap-truncate-vs-mremap.litmus``.
+(issue 14). ``mremap``'s ``move_ptes`` calls ``flush_tlb_batched_pending`` with no gather
+open (its unmap of the old range comes after the moves), and a hole punch
+(``unmap_mapping_range``, no ``mmap_lock``) runs beside it: an mremap marks the mm and is
+preempted before its flush; the hole punch reads the mark, skips its flush, finds the PTE
+reclaim already cleared, sees no other gather open and returns while another CPU still
+caches the page (S3). ``litmus/gap-mremap-vs-truncate.litmus``. (The reverse order is no
+race: mremap's unmap of the old range sees the hole punch's gather and flushes the mm;
+``litmus/gap-truncate-vs-mremap.litmus``.)
 """
 from protocols.linux import TLB_FLUSH_BATCH_FLUSHED_SHIFT, TLB_FLUSH_BATCH_PENDING_MASK, Linux
 
@@ -30,6 +33,6 @@ class BatchedMarkFirst(Linux):
 
 
 EXPECTED_VIOLATION = "S3"
-LITMUS = "gap-truncate-vs-mremap"
-SUMMARY = ("flush_tlb_batched_pending marks the mm flushed before flushing; a truncate "
-           "preempted in between makes mremap skip its flush")
+LITMUS = "gap-mremap-vs-truncate"
+SUMMARY = ("flush_tlb_batched_pending marks the mm flushed before flushing; an mremap "
+           "preempted in between makes a hole punch skip its flush")

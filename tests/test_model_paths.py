@@ -175,7 +175,7 @@ GAPS = [
     ("gap-exit-fullmm", "mut_exit_no_flush", "C1", None),
     ("gap-truncate-nested", "mut_nested_madvise_only", "S3", None),
     ("gap-munmap-downgrade", "mut_munmap_exclusive", "S3", None),
-    ("gap-truncate-vs-mremap", "mut_batched_mark_first", "S3", None),
+    ("gap-mremap-vs-truncate", "mut_batched_mark_first", "S3", None),
 ]
 
 

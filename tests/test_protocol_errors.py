@@ -152,6 +152,30 @@ def test_a_hook_that_never_returns_is_a_protocol_error():
     assert not stuck(run(SC2017, Raises))
 
 
+def _never_free() -> bool:
+    return False
+
+
+class RetriesThroughAHelper(Linux):
+    name = "retries"
+
+    def try_to_unmap_flush(self, task):
+        while not _never_free():  # a new helper frame at every tick of the watchdog
+            pass
+
+
+def test_a_retry_loop_through_a_helper_is_stopped_too():
+    """The watchdog looked at the innermost protocol frame, which a retry loop that calls a
+    helper replaces at every tick: certify hung for good (a review, 2026-12-04). It now
+    watches the hook the model called, and names the line the loop was in."""
+    from conformance.watchdog import watch
+    with watch(stuck_s=1):
+        f = run(SC2017, RetriesThroughAHelper)
+    # the hook the model called (linux's try_to_unmap_flush_dirty calls try_to_unmap_flush)
+    assert isinstance(f, ProtocolError) and "Linux.try_to_unmap_flush_dirty ran for 1 s" in str(f)
+    assert "in _never_free" in str(f)
+
+
 KILLS_ITS_WORKER = """import os, signal
 from protocols.linux import Linux
 

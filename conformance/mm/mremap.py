@@ -18,11 +18,27 @@ class MremapPaths:
         ``mmap_write_lock``; "error" unless ``[old_start, +npages)`` lies in one VMA and
         the destination is inside the address space, free of VMAs and disjoint from the
         source. ``copy_vma`` (same ``vm_pgoff``, so every page keeps its location),
-        ``move_page_tables`` -> :meth:`move_ptes` per extent, then the old VMA piece is
-        removed. Simplification: the old range is not passed through ``unmap_region``
-        (no PTE is left there; its ``flush_tlb_batched_pending`` is the one
-        ``move_ptes`` already did). S3 at return: no entry of the old range; in the new
-        range, none of a PTE instance older than the move (docs/oracle.md section 2).
+        ``move_page_tables`` -> :meth:`move_ptes` per extent (``get_extent``), each under
+        ``take_rmap_locks``; then ``unmap_source_vma`` -> ``do_vmi_munmap(old range,
+        unlock=false)``: :meth:`unmap_region` of the old range under the write lock (no
+        downgrade): its own ``tlb_gather_mmu``, a zap of the (now empty) old page tables
+        with their ``flush_tlb_batched_pending``, ``tlb_end_vma`` and ``tlb_finish_mmu``,
+        whose ``mm_tlb_flush_nested`` flushes the whole mm when another gather of the mm
+        (a hole punch's, which takes no ``mmap_lock``) is open. S3 at return: no entry of
+        the old range; in the new range, none of a PTE instance older than the move
+        (docs/oracle.md section 2).
+
+        Simplifications: ``need_rmap_locks`` is taken as always true (the kernel skips
+        the locks when the new VMA comes after the old one in rmap traversal order, so
+        that a walk sees the old PTE, the new one or both; the model's walks have no such
+        order); x86's ``move_normal_pmd`` (a whole, aligned, populated page table moved by
+        its PMD into an empty one, with an unconditional ``flush_tlb_range`` and no
+        ``flush_tlb_batched_pending``) is not modelled: every extent goes through
+        ``move_ptes``, the kernel's path for any move of less than a whole page table (a
+        model page table stands for a 2 MB region of which the model tracks a few pages).
+        Until 2026-12-04 the model skipped ``do_vmi_munmap`` of the old range, and reported
+        races (``litmus/gap-truncate-vs-mremap.litmus``) whose mremap the kernel's nested
+        ``tlb_finish_mmu`` flushes before it returns (docs/SOUNDNESS.md).
         """
         yield from self.mmap_write_lock(op, mm)
         old_end = old_start + npages
@@ -43,34 +59,36 @@ class MremapPaths:
         mm.vmas.sort(key=lambda v: v.start)
         n = mm.ptes_per_table
         a = old_start
-        # take_rmap_locks (need_rmap_locks taken as always true): no rmap walk runs
-        # while PTEs move, so none misses a PTE that is between its old and new place
         rl = self.rmap_lock(vma.location(old_start))
-        yield from self.down_write(op, rl)
         while a < old_end:
             na = new_start + a - old_start
             ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
-            yield from self.move_ptes(op, mm, a, a + ext, na)
+            yield from self.move_ptes(op, mm, a, a + ext, na, rl)
             a += ext
-        self.up_write(op, rl)  # drop_rmap_locks
-        mm.vmas.remove(old)
+        # unmap_source_vma: do_vmi_munmap(old range, unlock=false); `old` is its one VMA
+        yield from self.unmap_region(op, mm, old_start, old_end)
         self.trace.msg(op, "mremap(mm%d, v%d..v%d -> v%d)", mm.id, old_start, old_end - 1, new_start)
         op.result = new_start
         self.mmap_write_unlock(op, mm)
         self.oracle.check_s3(op, mm, old_start, old_end, "mremap")
         self.oracle.check_s3(op, mm, new_start, new_end, "mremap")
 
-    def move_ptes(self, op, mm, old_addr: int, old_end: int, new_addr: int):
-        """``move_ptes``: old PTL, then the new one if different (``spin_lock_nested``),
+    def move_ptes(self, op, mm, old_addr: int, old_end: int, new_addr: int, rl):
+        """``move_ptes``: ``take_rmap_locks`` (``rl``, the old VMA's anon_vma or i_mmap
+        rwsem, for write: no rmap walk runs while this extent's PTEs move, so none misses
+        a PTE between its old and new place), old PTL, then the new one if different
+        (``spin_lock_nested``),
         ``flush_tlb_batched_pending``; each non-none PTE ``ptep_get_and_clear`` +
         ``set_pte_at`` at the new address (rmap follows; a present PTE there is a new
         instance); a present one sets ``force_flush``, and then ``flush_tlb_range`` of this
-        extent of the old range (``old_end - len .. old_end``) before the PTLs are dropped.
-        Every old and new slot of the extent is an S3 visit (``op.s3_visits``).
+        extent of the old range (``old_end - len .. old_end``) before the PTLs are dropped,
+        then ``drop_rmap_locks``. Every old and new slot of the extent is an S3 visit
+        (``op.s3_visits``).
         """
         proto = self.proto
         old_ptl = mm.ptl(old_addr)
         new_ptl = mm.ptl(new_addr)
+        yield from self.down_write(op, rl)
         yield from self.lock(op, old_ptl)
         if new_ptl is not old_ptl:
             yield from self.lock(op, new_ptl)
@@ -99,4 +117,5 @@ class MremapPaths:
         if new_ptl is not old_ptl:
             self.unlock(op, new_ptl)
         self.unlock(op, old_ptl)
+        self.up_write(op, rl)  # drop_rmap_locks
         yield
