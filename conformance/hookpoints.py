@@ -181,10 +181,20 @@ def _body(fn, proto, args):
     try:
         r.send(None)
         while True:
+            if _atomic_depth:  # a point inside the block would leave it open while paused
+                r.throw(AtomicYield("yield inside atomic_section(): the block has no point "
+                                    "(end the block before the yield)"))
             _pause_at_yield()
             r.send(None)
     except StopIteration as stop:
         return stop.value
+
+
+class AtomicYield(RuntimeError):
+    """A generator hook yielded inside its own :class:`atomic_section`. Raised into the hook
+    at that ``yield``, so it leaves through the protocol's frame: a protocol error naming the
+    line. Until 2026-12-04 the hook paused there with the block open, and every other CPU's
+    hooks lost their points while it stayed paused (a review found it)."""
 
 
 #: what a worker hands back when its hook raised (the exception is in ``exc``)

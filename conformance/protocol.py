@@ -51,7 +51,8 @@ class MmuGather:
 
     ``path``: the kernel path that opened the gather (``task.path`` at
     ``tlb_gather_mmu``): "munmap" (``unmap_region``), "mmap" (``MAP_FIXED`` over a
-    mapping), "mprotect" (``change_protection``), "truncate" (``zap_page_range_single``
+    mapping), "mprotect" (``change_protection``), "mremap" (``do_vmi_munmap`` of the old
+    range, after the moves), "truncate" (``zap_page_range_single``
     under ``unmap_mapping_range``), "exit" (``exit_mmap``, ``fullmm``), "fork"
     (``dup_mmap`` unmapping the child slot's previous tenant through ``unmap_region``),
     "madvise"; ``advice`` is then the

@@ -176,6 +176,37 @@ def test_a_retry_loop_through_a_helper_is_stopped_too():
     assert "in _never_free" in str(f)
 
 
+class YieldsInsideAnAtomicSection(Linux):
+    name = "atomic_yield"
+
+    def flush_tlb_batched_pending(self, task, mm):
+        from conformance.hookpoints import atomic_section
+        with atomic_section():
+            yield  # no point can be inside the block
+        return (yield from super().flush_tlb_batched_pending(task, mm))
+
+
+def test_a_yield_inside_an_atomic_section_is_a_protocol_error():
+    """The hook paused there with the block still open, and every other CPU's hooks lost their
+    points while it stayed paused (certify then crashed or blamed its own reproducer, a
+    review of 2026-12-04): now a protocol error at the yield's line. The same hook with its
+    yield after the block passes the scenario."""
+    f = run(SC2017, YieldsInsideAnAtomicSection)
+    assert isinstance(f, ProtocolError) and "AtomicYield" in str(f)
+    assert "yield inside atomic_section()" in str(f) and "in flush_tlb_batched_pending)" in str(f)
+
+    class YieldsAfterTheBlock(Linux):
+        name = "atomic_then_yield"
+
+        def flush_tlb_batched_pending(self, task, mm):
+            from conformance.hookpoints import atomic_section
+            with atomic_section():
+                pass
+            yield
+            return (yield from super().flush_tlb_batched_pending(task, mm))
+    assert run(SC2017, YieldsAfterTheBlock) is None
+
+
 KILLS_ITS_WORKER = """import os, signal
 from protocols.linux import Linux
 
