@@ -141,8 +141,12 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
         from hypothesis.statistics import collector
     except ImportError:  # pragma: no cover - a Hypothesis without it
         collector = None
+    from conformance.watchdog import watch
+
     try:
-        with seed_only():  # the same examples whatever test modules this process collected
+        # seed_only: the same examples whatever test modules this process collected; watch:
+        # a hook that never returns is a protocol error, not a hung test run
+        with seed_only(), watch():
             if collector is None:
                 test()
             else:

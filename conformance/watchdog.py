@@ -18,9 +18,9 @@ reports a protocol error with its reproducer (``Machine._step``, ``ModelError.un
 Cost: one signal a second, whatever the step rate. A hook runs for microseconds; a frame
 of protocol code still running after :data:`STUCK_S` seconds is stuck.
 
-:func:`watch` is installed by the command line (``flushcheck ...``) and in every local
-worker process (``conformance.executors``); elsewhere (a library caller, pytest) nothing
-changes unless it calls :func:`watch` itself.
+:func:`watch` is installed by the command line (``flushcheck ...``), in every local
+worker process (``conformance.executors``) and by the pytest plugin's ``fuzz``; elsewhere
+(a library caller) nothing changes unless it calls :func:`watch` itself.
 
 Example::
 
@@ -51,6 +51,7 @@ class _State:
     frame = None  # the protocol frame seen running at the last tick
     ticks = 0  # consecutive ticks it was seen
     stuck_s = STUCK_S
+    active = False  # a timer is installed (an inner watch() leaves it to the outer one)
 
 
 def _protocol_frames(frame) -> tuple:
@@ -87,6 +88,7 @@ def start(stuck_s: int = STUCK_S) -> bool:
     _State.stuck_s, _State.frame, _State.ticks = stuck_s, None, 0
     signal.signal(signal.SIGALRM, _tick)
     signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+    _State.active = True
     return True
 
 
@@ -95,13 +97,14 @@ def stop() -> None:
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    _State.frame = None
+    _State.frame, _State.active = None, False
 
 
 @contextmanager
 def watch(stuck_s: int = STUCK_S):
-    """The watchdog for the duration of the block (module doc)."""
-    started = start(stuck_s)
+    """The watchdog for the duration of the block (module doc); inside another one, that
+    one stays (and keeps its ``stuck_s``)."""
+    started = not _State.active and start(stuck_s)
     try:
         yield
     finally:
