@@ -76,6 +76,26 @@ def protocol_source(cls) -> dict:
             "sources": {f: sha256_file(f) for f in files}}
 
 
+def source_digest(cls) -> str:
+    """One SHA-256 over the protocol's source files (:func:`protocol_source`: its module and
+    every file of its class hierarchy outside ``conformance/``), by file name and content,
+    so that it does not depend on where the files lie. A reproducer records it: ``replay``
+    then tells a fixed protocol from an unchanged one.
+
+    Example::
+
+        >>> len(source_digest(load_protocol("linux")))
+        64
+    """
+    import hashlib
+
+    src = protocol_source(cls)["sources"]
+    h = hashlib.sha256()
+    for path in sorted(src, key=os.path.basename):
+        h.update(f"{os.path.basename(path)} {src[path]}\n".encode())
+    return h.hexdigest()
+
+
 def flushcheck_version() -> str:
     """The installed flushcheck's version (pyproject), or 'unknown' from a bare checkout.
 

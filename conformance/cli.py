@@ -329,7 +329,7 @@ def cmd_soundness(args) -> int:
 
 def cmd_replay(args) -> int:
     from .errors import ModelError as _ME
-    from .reproducer import load, replay
+    from .reproducer import git_commit, load, replay
 
     data = load(args.file)
     print(f"flushcheck replay {args.file}")
@@ -337,9 +337,32 @@ def cmd_replay(args) -> int:
     print(f"  protocol  {data['protocol']}   commit {data.get('commit')}"
           + (f"   seed {seed}" if seed is not None else ""))
     print(f"  recorded  {data.get('verdict')}")
-    f = replay(data)
+    from .certificate import source_digest
+    from .registry import load_protocol
+
+    ref = data.get("protocol_ref")
+    cls = load_protocol(ref if isinstance(ref, str) else data["protocol"])
+    recorded = data.get("protocol_source_sha256")
+    # None: a file written before reproducers recorded the protocol's source
+    same = None if not isinstance(recorded, str) else recorded == source_digest(cls)
+    try:
+        f = replay(data, cls)
+    except UsageError as exc:
+        if same is not False:
+            raise
+        # the protocol changed (fixed?): its interleaving points moved under the actions
+        print(f"  replayed  the recorded actions no longer apply ({exc}); the protocol's source "
+              "differs from the recorded one: the recorded failure did not reproduce")
+        return EXIT_PASS
     if f is None:
-        print("  replayed  PASS: the recorded failure did not reproduce")
+        print("  replayed  PASS: the recorded failure did not reproduce"
+              + (" (the protocol's source differs from the recorded one)" if same is False
+                 else ""))
+        if same:
+            print(f"  note      the protocol's source is the recorded one: does it keep state "
+                  "outside the machine (module or class attributes, which outlive an "
+                  "example)? Or the model changed: recorded commit "
+                  f"{str(data.get('commit'))[:12]}, now {git_commit()[:12]}")
         return EXIT_PASS
     print(f"  replayed  {f.headline()}\n")
     print(f.report(last=None))

@@ -42,12 +42,16 @@ def git_commit() -> str:
 def to_dict(failure: Failure, seed=None) -> dict:
     from .registry import protocol_ref  # imported here: the registry loads protocols
 
+    from .certificate import source_digest
+
     m = failure.machine
     return {
         "format": FORMAT,
         "protocol": m.proto.name,
         # what load_protocol needs to find it again (a file's path, module:Class, ...)
         "protocol_ref": protocol_ref(m.proto),
+        # replay tells a fixed protocol from an unchanged one (absent in older files)
+        "protocol_source_sha256": source_digest(type(m.proto)),
         "config": attrs.asdict(m.cfg),
         "strict": m.oracle.strict,
         "seed": seed,

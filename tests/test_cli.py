@@ -211,3 +211,41 @@ def test_a_file_protocols_follow_up_commands_name_its_path(tmp_path):
     line = next(x for x in r.stdout.splitlines() if x.startswith("scenario:"))
     assert f"--protocol {path}" in line, line
     assert r.stdout.splitlines()[0] == f"flushcheck certify {path}"  # the header too
+
+
+def test_replay_tells_a_fixed_protocol_from_an_unchanged_one(tmp_path, capsys):
+    """A reproducer records the digest of its protocol's source. Replayed after the protocol
+    was fixed, a failure that no longer happens, or whose actions no longer apply (the
+    fixed protocol's interleaving points moved), is said to be so, exit 0; before, the
+    second was "does not apply to this model", exit 2 (a protocol author's review,
+    2026-12-04). With the source unchanged a replay that passes says what may be wrong."""
+    from conformance.litmus import corpus, run
+    from conformance.registry import load_protocol
+    from conformance.reproducer import save
+
+    proto = tmp_path / "my_flush.py"
+    proto.write_text("from protocols.linux_4_3 import Linux43\n\n\nclass MyFlush(Linux43):\n"
+                     "    pass\n")
+    sc = next(s for s in corpus() if s.name == "reclaim-vs-mprotect-2017")
+    f = run(sc, load_protocol(str(proto)))
+    assert f is not None and f.rule == "S3"
+    path = save(f, str(tmp_path / "r.json"), picture=False)
+    data = json.load(open(path))
+    assert len(data["protocol_source_sha256"]) == 64
+    assert main(["replay", path]) == 1  # unchanged: the failure again
+    capsys.readouterr()
+    shorter = tmp_path / "shorter.json"  # unchanged source, actions that pass
+    shorter.write_text(json.dumps(dict(data, actions=data["actions"][:1])))
+    assert main(["replay", str(shorter)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS: the recorded failure did not reproduce\n" in out
+    assert "the protocol's source is the recorded one" in out
+    proto.write_text("from protocols.linux import Linux\n\n\nclass MyFlush(Linux):\n    pass\n")
+    # fixed; in a new process, as a user runs it (this one keeps the module it loaded)
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", path],
+                       capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "the protocol's source differs from the recorded one" in out
+    assert "the recorded failure did not reproduce" in out
