@@ -163,6 +163,11 @@ def _file_module(path: str):
         raise UsageError(f"protocol file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[modname] = mod
+    # its folder, at the end of sys.path: a helper module beside the file imports (as it
+    # would for `python my_flush.py`), and nothing installed is shadowed by it
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.append(folder)
     try:
         spec.loader.exec_module(mod)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - its sys.exit() too: else certify

@@ -479,7 +479,8 @@ def _save_findings(cell: Cell, repro_dir: str, shrunk: dict) -> None:
             f = None
         if f is not None and f.machine is not None:
             slug = f"window{windows.index(key) + 1}" if is_window(key) else key
-            name = (f"soundness-{job.protocol}-{job.config}-{slug}"
+            # cls.name: a file protocol's stem, not its path (which made nested folders)
+            name = (f"soundness-{cls.name}-{job.config}-{slug}"
                     f"{'-strict' if job.strict else ''}-{len(seen[key])}.json")
             finding.path = save(f, os.path.join(repro_dir, name), seed=seed)
             finding.shrunk = len(f.machine.actions)

@@ -98,3 +98,16 @@ def test_unknown_protocol_in_process():
         assert "unknown protocol 'no_such_protocol'" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_a_protocol_file_imports_a_helper_beside_it(tmp_path):
+    """A protocol file's folder is on sys.path when it loads: "No module named 'my_helpers'"
+    was a malformed-module error before (a protocol author's review, 2026-12-04)."""
+    (tmp_path / "my_helpers.py").write_text("def always():\n    return True\n")
+    (tmp_path / "helped.py").write_text(
+        "from my_helpers import always\nfrom protocols.linux import Linux\n\n\n"
+        "class Helped(Linux):\n    def should_defer_flush(self, task, mm):\n"
+        "        return always() and super().should_defer_flush(task, mm)\n")
+    cls = load_protocol(str(tmp_path / "helped.py"))
+    assert cls.name == "helped" and cls.__mro__[1].__name__ == "Helped"
+

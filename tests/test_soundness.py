@@ -32,6 +32,19 @@ def test_known_broken_protocol_is_reported_with_a_replayable_reproducer(tmp_path
     assert len(data["actions"]) <= 10  # shrunk (the race needs 3 actions)
 
 
+def test_a_file_protocols_findings_are_named_by_its_stem(tmp_path, capsys):
+    """soundness --protocol FILE saved its reproducers under the file's whole path
+    (repro/soundness-/tmp/x/p.py-...: nested folders); now under its stem, as certify does."""
+    proto = tmp_path / "old_flush.py"
+    proto.write_text("from protocols.linux_4_3 import Linux43\n\n\nclass OldFlush(Linux43):\n"
+                     "    pass\n")
+    rc = main(["soundness", "--protocol", str(proto), "--config-set", "quick", "--budget", "2",
+               "--jobs", "1", "--shrink-seconds", "1", "--repro-dir", str(tmp_path / "r")])
+    assert rc == 1, capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.suffix == ".json")[0] \
+        .startswith("soundness-old_flush-default-S3-")
+
+
 def test_mainline_passes_a_short_campaign(tmp_path, capsys):
     rc = main(["soundness", "--protocol", "linux", "--config-set", "quick", "--budget", "1.5",
                "--jobs", "1", "--repro-dir", str(tmp_path)])
