@@ -265,8 +265,13 @@ class Machine:
     def _step(self, op: Op) -> None:
         op.steps += 1
         if op.steps > self.cfg.max_op_steps:
-            raise self._protocol_error(f"{op.label} did not finish in {self.cfg.max_op_steps} steps "
-                                       "(a protocol hook loops?)")
+            from .hookpoints import paused_at, paused_hook
+
+            hook = paused_hook(op)  # where the loop is: the hook it is paused in, if any
+            raise self._protocol_error(
+                f"{op.label} did not finish in {self.cfg.max_op_steps} steps ("
+                + (f"paused in {hook} after {paused_at(op)}: does it loop through its "
+                   "interleaving points?)" if hook else "a protocol hook loops?)"))
         try:
             op.gen.send(None)
         except StopIteration:

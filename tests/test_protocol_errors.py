@@ -161,6 +161,23 @@ def test_the_pytest_plugin_stops_a_hook_that_never_returns():
     assert isinstance(f, ProtocolError) and "HookStuck" in str(f)
 
 
+class LoopsThroughItsPoints(Linux):
+    name = "yield_loop"
+
+    def try_to_unmap_flush(self, task):
+        while task.tlb_ubc.flush_required:  # never cleared: a point, forever
+            yield
+        return (yield from super().try_to_unmap_flush(task))
+
+
+def test_a_hook_that_loops_through_its_points_is_named():
+    """Stopped by max_op_steps, the error said only "a protocol hook loops?"; it names the
+    hook the operation is paused in, and the point (a protocol author's review)."""
+    f = run(SC2017, LoopsThroughItsPoints)
+    assert isinstance(f, ProtocolError) and "did not finish in" in str(f)
+    assert "paused in try_to_unmap_flush_dirty after yield" in str(f)  # which calls it
+
+
 def _never_free() -> bool:
     return False
 
