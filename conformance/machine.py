@@ -228,16 +228,19 @@ class Machine:
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
         return r
 
-    def _raise_if_protocol_fault(self, exc: BaseException, who: str) -> None:
+    def _raise_if_protocol_fault(self, exc: BaseException, who: str, op=None) -> None:
         """Raise ``exc``, raised while running ``who`` (an operation, a hook), as a
         :class:`ProtocolError` naming where the protocol raised it, if it is the protocol's
         fault (:meth:`protocol_fault`); else return, and the caller re-raises it."""
         if self.protocol_fault(exc):
             raise self._protocol_error(f"{type(exc).__name__} in {who}: {exc}"
-                                       + _where(exc, self._proto_files)) from exc
+                                       + _where(exc, self._proto_files), op) from exc
 
-    def _protocol_error(self, text: str) -> ProtocolError:
+    def _protocol_error(self, text: str, op=None) -> ProtocolError:
+        """A :class:`ProtocolError` at this step; its ``!!`` row in the timeline goes to
+        ``op``'s CPU (an operation's step), else to CPU0's as ``[hw]``."""
         self.failed = True
+        self.trace.msg(op, "!! PROTOCOL ERROR: %s", text)
         e = ProtocolError(f"protocol {self.proto.name}: {text}")
         e.machine = self
         e.step = self.trace.step
@@ -271,7 +274,7 @@ class Machine:
             raise self._protocol_error(
                 f"{op.label} did not finish in {self.cfg.max_op_steps} steps ("
                 + (f"paused in {hook} after {paused_at(op)}: does it loop through its "
-                   "interleaving points?)" if hook else "a protocol hook loops?)"))
+                   "interleaving points?)" if hook else "a protocol hook loops?)"), op)
         try:
             op.gen.send(None)
         except StopIteration:
@@ -284,7 +287,7 @@ class Machine:
             raise
         except (Exception, SystemExit) as exc:  # a protocol bug, or ours: find out whose
             # frame raised (a hook's sys.exit() too: uncaught, it ends certify with status 0)
-            self._raise_if_protocol_fault(exc, op.label)
+            self._raise_if_protocol_fault(exc, op.label, op)
             raise
 
     def _finish(self, op: Op) -> None:

@@ -41,6 +41,10 @@ def test_raising_hook_is_a_protocol_error():
     assert "RuntimeError in reclaim" in str(f) and "boom" in str(f)
     # the line its author goes to: this file, in the hook that raised
     assert f"(at {os.path.basename(__file__)}:" in str(f) and " in try_to_unmap_flush)" in str(f)
+    # the timeline ends at the error's step, with its row in the operation's column (it
+    # stopped at the last step that logged an event, a review found)
+    last = f.report(last=None).splitlines()[-1]
+    assert last.startswith(f"{f.step:>4} ") and "!! PROTOCOL ERROR: RuntimeError in" in last
 
 
 def test_looping_hook_is_a_protocol_error():
