@@ -474,7 +474,7 @@ def test_the_bounded_check_finds_the_mutant_the_walk_does_not(tmp_path):
 
 def test_mainline_passes_the_mutants_config_within_two_operations():
     """The reference on the same config and menu: no violation within two operations (and
-    within three: 284,456 states in 200 s, docs/BOUNDED.md, too long for the suite)."""
+    within three: 948,961 states in 1,095 s, docs/BOUNDED.md, too long for the suite)."""
     res = bounded(load_protocol("linux"), TRUNCATE_VS_MREMAP, 2,
                   menu=("reclaim", "truncate", "mremap"))
     assert res.passed, res.headline()
