@@ -550,7 +550,16 @@ def cmd_picture(args) -> int:
                                        if p != "*" and v != "pass"), None)
         if proto is None:
             raise UsageError(f"{args.file}: no protocol expected to fail it: give --protocol")
-        res = explore(sc, load_protocol(proto), max_states=args.max_states, strict=args.strict)
+        try:
+            cls = load_protocol(proto)
+        except UsageError:
+            if args.protocol:
+                raise
+            # a scenario certify saved for a file protocol names it by its stem
+            raise UsageError(f"{args.file}: its expect lines name {proto!r}, which is no "
+                             "protocol flushcheck can load: give --protocol (a file protocol "
+                             "by its path)") from None
+        res = explore(sc, cls, max_states=args.max_states, strict=args.strict)
         if res.failure is None or res.failure.machine is None:
             raise UsageError(f"{args.file} under {res.protocol}: no counterexample "
                              f"({res.verdict}): nothing to draw")

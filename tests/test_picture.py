@@ -129,3 +129,19 @@ def test_explore_says_where_the_picture_is(tmp_path):
     assert r.returncode == 1, r.stderr
     page = tmp_path / "explore-bug-2.7-lost-pending-flush-linux_4_13.html"
     assert f"  picture    {page}" in r.stdout.splitlines() and page.exists()
+
+
+def test_picture_of_a_scenario_saved_for_a_file_protocol_says_to_name_it(tmp_path, capsys):
+    """certify saves a failure's scenario beside its reproducer with expect lines naming the
+    protocol; a file protocol is named by its stem there, which does not load: the error
+    says to give --protocol (it was "unknown protocol 'stem'" and a list of every built-in)."""
+    from conformance.cli import main
+
+    with open(LITMUS) as fh:
+        text = fh.read()
+    lit = tmp_path / "mine-0.litmus"
+    lit.write_text(re.sub(r"^expect .*$", "", text, flags=re.M) + "\nexpect mine S3\n")
+    assert main(["picture", str(lit)]) == 2
+    err = capsys.readouterr().err
+    assert "its expect lines name 'mine'" in err and "give --protocol" in err
+    assert len(err.strip().splitlines()) == 1
