@@ -366,3 +366,22 @@ def test_context_switch_drops_entries_when_tlb_gen_moved():
     m.switch_mm(1, 1)
     assert m.tlbs.cpus[1].loaded_gen == m.mms[1].tlb_gen == 2
     assert m.user_access(1, 2, False) == 2000  # refilled from the PTE
+
+
+def test_a_batch_flush_leaves_an_up_to_date_cpu_alone():
+    """x86 flush_tlb_func for a batch (f->mm NULL): a CPU whose generation is the mm's has
+    nothing to do (goto done), and keeps its entries, even one a gather cleared but has not
+    flushed yet; a CPU behind is flushed fully and caught up. The model flushed both until
+    2026-12-04 (a kernel-fidelity review)."""
+    m = machine()
+    mm0 = m.mms[0]
+    before = entries(m, 0, 0)
+    assert before and m.tlbs.cpus[0].loaded_gen == mm0.tlb_gen
+    batch = m.arch.new_batch()
+    batch.cpumask = 0b11
+    m.arch.arch_tlbbatch_flush(batch)
+    assert entries(m, 0, 0) == before  # up to date: nothing to do
+    m.arch.inc_mm_tlb_gen(mm0)  # a deferred pending: CPU0 is behind now
+    batch.cpumask = 0b01
+    m.arch.arch_tlbbatch_flush(batch)
+    assert entries(m, 0, 0) == {} and m.tlbs.cpus[0].loaded_gen == mm0.tlb_gen

@@ -120,19 +120,26 @@ class Arch:
         batch.cpumask |= self.mm_cpumask(mm)
 
     def arch_tlbbatch_flush(self, batch: TlbBatch, who=None) -> None:
-        """x86 ``arch_tlbbatch_flush``: full flush of the loaded mm on every CPU in the mask.
+        """x86 ``arch_tlbbatch_flush``: full flush of the loaded mm on every CPU in the mask
+        that is behind it.
 
-        ``flush_tlb_func`` with ``f->mm == NULL`` flushes everything of the loaded
-        ASID and catches the CPU up to the mm's current ``tlb_gen``.
+        ``flush_tlb_func`` with ``f->mm == NULL`` (``TLB_GENERATION_INVALID``) flushes
+        everything of the loaded ASID and catches the CPU up to the mm's current
+        ``tlb_gen``, unless the CPU is already up to date (``local_tlb_gen ==
+        mm_tlb_gen``: "nothing to do", ``goto done``). Until 2026-12-04 the model flushed
+        those CPUs too, and wiped entries a gather had cleared but not flushed yet (a
+        gather bumps the generation only when it flushes): a kernel-fidelity review found
+        it (docs/model.md section 11).
         """
         mask = batch.cpumask
         if not mask:
             return
         self.flushes += 1
         for cpu in self.cpus:
-            if mask >> cpu.id & 1 and cpu.loaded_mm is not None:
-                self.tlbs.drop_mm(cpu, cpu.loaded_mm.id)
-                cpu.loaded_gen = cpu.loaded_mm.tlb_gen
+            mm = cpu.loaded_mm
+            if mask >> cpu.id & 1 and mm is not None and cpu.loaded_gen != mm.tlb_gen:
+                self.tlbs.drop_mm(cpu, mm.id)
+                cpu.loaded_gen = mm.tlb_gen
         batch.cpumask = 0
         self.trace.event(who, "arch_tlbbatch_flush", mask)
 
