@@ -110,9 +110,11 @@ class Protocol:
     #: ``zap_pte_range`` on a dirty shared-file PTE: ``(force_flush, delay_rmap)``.
     #: ``(True, True)``: mainline since 5df397dec7c4 (flush under the PTL, rmap removed
     #: after it); ``(True, False)``: 1cf35d47712d..5df397dec7c4 (flush under the PTL,
-    #: ``page_remove_rmap`` at zap time, before the flush); ``(False, False)``: before
-    #: 1cf35d47712d (no forced flush: the gather flushes at ``tlb_end_vma`` /
-    #: ``tlb_finish_mmu``, after the PTL is dropped).
+    #: ``page_remove_rmap`` at zap time, before the flush); ``(False, False)``: the
+    #: dirty-file reason of 1cf35d47712d reverted (no forced flush for it: the gather flushes
+    #: at ``tlb_end_vma`` / ``tlb_finish_mmu``, after the PTL is dropped). Not all of the
+    #: kernel before 1cf35d47712d: a gather batch that fills up is still flushed under the
+    #: PTL, where that kernel flushed it after the unlock (docs/model.md section 11).
     ZAP_DIRTY_FILE_PTE = (True, True)
 
     #: madvise's free/cold/pageout walkers call ``flush_tlb_batched_pending`` again each
