@@ -87,6 +87,14 @@ class MachineConfig:
     #: it. A small width reaches the overflow reset (pending > PENDING_MASK / 2) within a few
     #: deferrals instead of 16384, as small-scope model checkers shrink their counters.
     batch_gen_bits: int = attrs.field(default=15, validator=attrs.validators.in_(range(1, 16)))
+    #: reclaim keeps a dirty file folio it has just unmapped (``shrink_folio_list``:
+    #: ``folio_is_file_lru(folio) && (!current_is_kswapd() || ...)`` -> ``activate_locked``,
+    #: after ``try_to_unmap`` and before ``try_to_unmap_flush_dirty``), as the kernel does but
+    #: for kswapd's second encounter. Off by default: the model then pages every dirty folio
+    #: out behind the dirty flush, and what the kernel's path does to mainline is not settled
+    #: (docs/model.md section 11, item 1).
+    reclaim_activates_dirty_file: bool = attrs.field(
+        default=False, validator=lambda inst, a, v: _bool(a, v))
 
     @property
     def tables_per_mm(self) -> int:
@@ -100,6 +108,7 @@ class MachineConfig:
             f"{' populated' if self.populate else ''}"
             f"{f' gather_batch={self.gather_batch}' if self.gather_batch != 2 else ''}"
             f"{'' if self.batch_gen_bits == 15 else f' gen_bits={self.batch_gen_bits}'}"
+            f"{' reclaim_activates_dirty_file' if self.reclaim_activates_dirty_file else ''}"
         )
 
 

@@ -76,7 +76,10 @@ class VmscanPaths:
         ``try_to_unmap_flush_dirty()`` that precedes it (so no writable dirty entry it
         deferred survives the unlock); if clean, by ``__remove_mapping``'s refcount freeze. At the end ``try_to_unmap_flush`` strictly
         before ``free_unref_folios``.
-        Simplification: one batch; the demotion pass and activation are not modelled.
+        Simplification: one batch; the demotion pass and activation are not modelled, but
+        for a dirty file folio with ``MachineConfig.reclaim_activates_dirty_file`` (off by
+        default: the kernel's ``activate_locked`` of such a folio, after ``try_to_unmap`` and
+        before any dirty flush; docs/model.md section 11, item 1).
 
         Nested reclaim (``nested`` non-empty; Hugh Dickins' 2016 bug, kernel-notes 2.3):
         the swapout allocation of the first anonymous folio (in ``add_to_swap``, after
@@ -131,6 +134,14 @@ class VmscanPaths:
                 # (activate_locked; pageout() would return PAGE_KEEP, it has no mapping). Kept
                 # like a gathered folio; our put at the end frees it (its data is nobody's).
                 tr.msg(op, "reclaim: dirty lazyfree pfn%d, no swap slot: keep", frame)
+                self._keep(op, frame, kept)
+                yield
+                continue
+            if mem.dirty[frame] and not anon and self.m.cfg.reclaim_activates_dirty_file:
+                # "Only kswapd can writeback filesystem folios ...": activate_locked, after
+                # try_to_unmap, before try_to_unmap_flush_dirty; the deferred flush waits for
+                # the pass's end (MachineConfig.reclaim_activates_dirty_file, off by default)
+                tr.msg(op, "reclaim: dirty file pfn%d: activate_locked, no pageout", frame)
                 self._keep(op, frame, kept)
                 yield
                 continue
