@@ -329,7 +329,7 @@ def cmd_soundness(args) -> int:
 
 def cmd_replay(args) -> int:
     from .errors import ModelError as _ME
-    from .reproducer import git_commit, load, replay
+    from .reproducer import git_commit, load, protocol_of, replay
 
     data = load(args.file)
     print(f"flushcheck replay {args.file}")
@@ -338,10 +338,8 @@ def cmd_replay(args) -> int:
           + (f"   seed {seed}" if seed is not None else ""))
     print(f"  recorded  {data.get('verdict')}")
     from .certificate import source_digest
-    from .registry import load_protocol
 
-    ref = data.get("protocol_ref")
-    cls = load_protocol(ref if isinstance(ref, str) else data["protocol"])
+    cls = protocol_of(data)
     recorded = data.get("protocol_source_sha256")
     # None: a file written before reproducers recorded the protocol's source
     same = None if not isinstance(recorded, str) else recorded == source_digest(cls)

@@ -77,12 +77,12 @@ class Filing:
         """Call ``stop_workers()``, and return what the chunks filed when ``wanted`` (else
         {}); the filing place is removed. A directory is read after the workers stopped (no
         file can come later), a cluster's queue before (while its client is open)."""
-        remote = self._queue is not None
-        filed = self.collect() if wanted and remote else {}
-        if remote:
+        if self._queue is not None:
+            filed = self.collect() if wanted else {}
             self.close()
-        stop_workers()
-        if not remote:
+            stop_workers()
+        else:
+            stop_workers()
             filed = self.collect() if wanted else {}
             self.close()
         return filed

@@ -349,10 +349,11 @@ def shipped_protocols() -> list[str]:
     return [n for n in names if n in tracked] or names
 
 
-def overriders(hook: str) -> list[tuple[str, list[str]]]:
+def overriders(hook: str, names: list[str] | None = None) -> list[tuple[str, list[str]]]:
     """``(class, [modules])``: for every module of :func:`shipped_protocols`, the class in
     its protocol's MRO whose definition of ``hook`` it runs, where that is not
-    :class:`Protocol`'s; in the order of the modules' names.
+    :class:`Protocol`'s; in the order of the modules' names (``names``: those modules,
+    already listed).
 
     Example::
 
@@ -360,7 +361,7 @@ def overriders(hook: str) -> list[tuple[str, list[str]]]:
         [('Linux', 26), ('Immediate', 1)]
     """
     out: dict[str, list[str]] = {}
-    for name in shipped_protocols():
+    for name in shipped_protocols() if names is None else names:
         for c in load_protocol(name).__mro__[1:]:  # [0]: the loader's wrapper
             if hook in c.__dict__:
                 if c is not Protocol:
@@ -378,31 +379,39 @@ MODEL_NOTE = {
 }
 
 
-def guide_lines(hook: str) -> list[str]:
+def guide_facts() -> tuple:
+    """What :func:`guide_lines` reads from the code, read once: the model's call sites,
+    the hooks that must not yield, the shipped modules."""
+    return call_sites(), must_not_yield(), shipped_protocols()
+
+
+def guide_lines(hook: str, facts: tuple | None = None) -> list[str]:
     """The lines of docs/PROTOCOLS.md's entry for ``hook`` that the code decides: the
     kernel function and its callers (:data:`KERNEL`), the model's callers
     (:func:`call_sites`), whether it may yield (:func:`must_not_yield`) and which classes
     override it (:func:`overriders`). ``python -m conformance.hooks`` writes them into the
-    guide; a test checks they are there.
+    guide; a test checks they are there. ``facts``: :func:`guide_facts`, when many hooks
+    are written at once (each read parses every model file).
 
     Example::
 
         >>> guide_lines("migrate_folio_move")[1:3]
         ['- model: `Kernel.migrate` (conformance/mm/migrate.py)', '- may yield']
     """
+    all_sites, no_yield, shipped = facts or guide_facts()
     fn, callers = KERNEL[hook]
-    sites = call_sites()[hook]
+    sites = all_sites[hook]
     model = ", ".join(f"`{where.split(' ')[1]}` ({where.split(' ')[0]})" for where in sites)
     if hook in MODEL_NOTE:
         model += f"; {MODEL_NOTE[hook]}"
-    if hook not in must_not_yield():
+    if hook not in no_yield:
         yields = "- may yield"
     elif sites and all(w.startswith("conformance/protocol.py") for w in sites):
         yields = "- must not yield (only the generic code calls it, as a plain call)"
     else:
         yields = "- must not yield"
     over = "; ".join(f"{c} ({', '.join(mods) if len(mods) <= 2 else f'{len(mods)} modules'})"
-                     for c, mods in overriders(hook))
+                     for c, mods in overriders(hook, shipped))
     return [f"- kernel: {fn}; called from {callers}", f"- model: {model}", yields,
             f"- overridden by: {over or 'none (the generic code of conformance/protocol.py)'}"]
 
@@ -422,9 +431,10 @@ def refresh_guide(text: str) -> str:
         True
     """
     lines = text.split("\n")
+    facts = guide_facts()
     for hook in hook_names():
         head = next(i for i, ln in enumerate(lines) if ln.startswith(f"### `{hook}("))
-        new = guide_lines(hook)
+        new = guide_lines(hook, facts)
         for k, key in enumerate(_GUIDE_KEYS):
             at = head + 2 + k
             if not lines[at].startswith(key):

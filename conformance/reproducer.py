@@ -129,16 +129,20 @@ ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect
            "writeback", "madvise", "mremap", "truncate", "exit_mmap", "fork")
 
 
-def replay(data: dict, proto_cls=None):
-    """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes.
-
-    The protocol is loaded from ``protocol_ref`` (a built-in name, a file's path,
-    ``module:Class`` or an entry point), or ``protocol`` in files written before it.
-    """
+def protocol_of(data: dict):
+    """The protocol a reproducer names, loaded from ``protocol_ref`` (a built-in name, a
+    file's path, ``module:Class`` or an entry point), or ``protocol`` in files written
+    before it."""
     from .registry import load_protocol
 
     ref = data.get("protocol_ref")
-    cls = proto_cls or load_protocol(ref if isinstance(ref, str) else data["protocol"])
+    return load_protocol(ref if isinstance(ref, str) else data["protocol"])
+
+
+def replay(data: dict, proto_cls=None):
+    """Re-run a reproducer. Returns the :class:`Failure` it hits, or None if it passes.
+    ``proto_cls``: the protocol, already loaded (else :func:`protocol_of`)."""
+    cls = proto_cls or protocol_of(data)
     return replay_actions(cls, MachineConfig(**data["config"]), bool(data.get("strict")),
                           data["actions"])
 
