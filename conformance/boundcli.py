@@ -183,6 +183,10 @@ def cmd_bound(args) -> int:
         return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
     if res.stopped == "interrupted":
         return EXIT_INTERRUPTED
+    from .findings import scope_lines
+
+    for line in scope_lines(cfg):
+        print(f"  scope     {line}")
     return EXIT_PASS if res.passed else EXIT_INCOMPLETE
 
 

@@ -181,6 +181,7 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
     ``bound_repro``: the bounded check's counterexample saved, if it has one."""
     import hypothesis
 
+    from .findings import scope_lines
     from .report import config_text
 
     cfg = res.config
@@ -213,6 +214,8 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
             "unreached_windows": coverage.unreached_windows(counts),
         },
         "verdict": verdict_of(res),
+        # what the machine left out (docs/FINDINGS.md): a PASS does not cover these paths
+        "scope": scope_lines(cfg),
         "failure": None,
     }
     if getattr(res, "bounded", None) is not None:  # certify --bound K (docs/BOUNDED.md)
@@ -312,6 +315,7 @@ def markdown(cert: dict) -> str:
     ]
     if cert.get("command"):
         lines.append(f"| command | `{cert['command']}` |")
+    lines += [f"| scope | {x} |" for x in cert.get("scope", [])]
     if cert.get("bounded"):
         lines.append(f"| bounded check | {cert['bounded']['verdict']} (menu "
                      f"{','.join(cert['bounded']['menu'])}) |")

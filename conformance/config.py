@@ -89,10 +89,11 @@ class MachineConfig:
     batch_gen_bits: int = attrs.field(default=15, validator=attrs.validators.in_(range(1, 16)))
     #: reclaim keeps a dirty file folio it has just unmapped (``shrink_folio_list``:
     #: ``folio_is_file_lru(folio) && (!current_is_kswapd() || ...)`` -> ``activate_locked``,
-    #: after ``try_to_unmap`` and before ``try_to_unmap_flush_dirty``), as the kernel does but
-    #: for kswapd's second encounter. Off by default: the model then pages every dirty folio
-    #: out behind the dirty flush, and what the kernel's path does to mainline is not settled
-    #: (docs/model.md section 11, item 1).
+    #: after ``try_to_unmap`` and before ``try_to_unmap_flush_dirty``), as the kernel does (for
+    #: every dirty file folio since 6b0dfabb3555). Finding F1 (docs/FINDINGS.md): on, every
+    #: protocol that defers reclaim's flush fails S2. Off by default, so that a verdict tells
+    #: protocols apart: reclaim then writes the folio back itself behind the dirty flush, and
+    #: a PASS names F1 in its scope line (conformance/findings.py).
     reclaim_activates_dirty_file: bool = attrs.field(
         default=False, validator=lambda inst, a, v: _bool(a, v))
 

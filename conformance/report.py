@@ -6,6 +6,7 @@ import os
 
 from .certify import Result
 from .errors import ModelError, ProtocolError
+from .findings import scope_lines
 from .soundness import KEEP, is_window
 from .watchdog import stuck
 
@@ -86,6 +87,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         lines.append(f"  verdict   PASS: 0 violations in {counted(res.examples, 'example')}, "
                      f"{counted(res.steps, 'step')}")
         lines.append(f"  power     {power_line(res.budget_s, res.jobs, res.engine)}")
+        lines += [f"  scope     {x}" for x in scope_lines(res.config)]
         lines += coverage_lines(res)
         return "\n".join(lines)
     if not res.failures:  # zero examples: no verdict (the CLI refuses it as bad input)

@@ -42,6 +42,8 @@ def test_pass_certificate_round_trip_of_a_time_budget(tmp_path, capsys):
     assert cert["flushcheck"]["dirty"] in (True, False, None)
     md = open(out / "certificate.md").read()
     assert "**Verdict: PASS**" in md and "## Hooks reached" in md and "## Litmus corpus" in md
+    assert cert["scope"] and cert["scope"][0].startswith("not finding F1")
+    assert "| scope | not finding F1" in md
     capsys.readouterr()
     assert main(["certify", "--reproduce", str(out / "certificate.json"), "--jobs", "2"]) == 0
     text = capsys.readouterr().out

@@ -23,6 +23,8 @@ def test_certify_linux_passes_briefly(tmp_path):
     assert "S1 frame reuse" in r.stdout and "examples" in r.stdout
     # the PASS line itself states what it stands on
     assert re.search(r"verdict   PASS: 0 violations in [1-9][\d,]* examples, [1-9][\d,]* steps", r.stdout)
+    # and what its machine left out: the findings about mainline (docs/FINDINGS.md)
+    assert "  scope     not finding F1 (docs/FINDINGS.md)" in r.stdout
 
 
 def test_certify_linux_4_3_fails_with_timeline_and_replays(tmp_path):

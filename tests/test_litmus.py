@@ -4,10 +4,12 @@ A scripted file is run once; a threaded file is explored exhaustively
 (conformance/search/explorer.py). The verdict must match the file's expectation
 (kernel-notes 2.4: 3ea277194daa; 2.7: 5ee2fa2f0636; the bug-* files: docs/CORPUS.md).
 """
+import attrs
 import pytest
 
 from conformance.corpus import check_one
 from conformance.errors import UsageError
+from conformance.findings import FINDINGS
 from conformance.litmus import corpus, parse, run, verdict
 from conformance.registry import load_protocol, protocol_names
 
@@ -27,9 +29,34 @@ def test_commit_message_races_are_in_the_corpus():
     by = {s.name: s for s in SCENARIOS}
     assert by["reclaim-vs-mprotect-2017"].expected("linux_4_3") == "S3"
     assert by["lost-pending-flush-2021"].expected("linux_4_13") == "S3"
+    findings = {f.scenario for f in FINDINGS}
     for name in by:
+        if name in findings:  # a finding about mainline: test_findings_are_scenarios_with_their_switch
+            continue
         assert by[name].expected("linux") == "pass"
         assert by[name].expected("immediate") == "pass"
+
+
+def test_findings_are_scenarios_with_their_switch():
+    """Each finding about mainline (docs/FINDINGS.md) is a litmus file that turns on its
+    MachineConfig switch (off by default) and fails linux, while immediate passes it; off,
+    the same script passes linux, and a PASS on the default machine names the finding."""
+    from conformance.config import DEFAULT
+    from conformance.findings import scope_lines
+
+    by = {s.name: s for s in SCENARIOS}
+    for f in FINDINGS:
+        sc = by[f.scenario]
+        assert getattr(DEFAULT, f.switch) is False
+        assert getattr(sc.config, f.switch) is True
+        assert sc.expected("linux") != "pass" and sc.expected("immediate") == "pass"
+        assert verdict(run(sc, load_protocol("linux"))) == sc.expected("linux")
+        assert run(sc, load_protocol("immediate")) is None
+        off = type(sc)(sc.name, sc.doc, attrs.evolve(sc.config, **{f.switch: False}),
+                       sc.expect, sc.lines, sc.path)
+        assert run(off, load_protocol("linux")) is None
+        assert any(f"finding {f.id} " in x for x in scope_lines(DEFAULT))
+        assert not any(f"finding {f.id} " in x for x in scope_lines(sc.config))
 
 
 def test_2021_race_needs_the_lost_flag():

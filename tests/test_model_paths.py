@@ -248,38 +248,3 @@ def test_read_in_waits_for_the_hole_punch():
     m.drain()
     assert m.user_access(0, 2, False) == 0
     m.check_quiescent()
-
-
-#: docs/model.md section 11, item 1: reclaim unmaps a dirty file folio (its flush deferred:
-#: mm1 runs on two CPUs), keeps it without a dirty flush (activate_locked), and the flusher
-#: writes it back while CPU1 still holds its writable dirty entry
-ACTIVATE_DIRTY_FILE = """name   activate-dirty-file
-config populate=false ncpus=3 nmms=2 reclaim_activates_dirty_file={on}
-expect *                      pass
-
-CPU1   switch mm1
-CPU1   touch w v0
-CPU0   switch mm1
-CPU0   fill v0
-CPU2   reclaim R pfn(mm1,v0)
-R      until activate_locked
-CPU0   writeback W file0 0
-W      finish
-R      finish
-"""
-
-
-def test_reclaims_activation_of_a_dirty_file_folio_opens_a_writeback_window():
-    """With MachineConfig.reclaim_activates_dirty_file (off by default) reclaim takes the
-    kernel's activate_locked path for a dirty file folio, after try_to_unmap and before any
-    dirty flush: the flusher's writeback then copies the page out while a stale writable
-    dirty entry survives, and mainline fails S2 (a candidate finding about mainline, not
-    settled: docs/model.md section 11); immediate, which flushes at unmap, passes. Off, the
-    model pages the folio out behind try_to_unmap_flush_dirty and mainline passes."""
-    from conformance.litmus import parse
-
-    on = parse(ACTIVATE_DIRTY_FILE.format(on="true"))
-    assert verdict(run(on, load_protocol("linux"))) == "S2"
-    assert verdict(run(on, load_protocol("immediate"))) == "pass"
-    off = parse(ACTIVATE_DIRTY_FILE.format(on="false"))
-    assert verdict(run(off, load_protocol("linux"))) == "pass"

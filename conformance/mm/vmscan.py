@@ -77,9 +77,12 @@ class VmscanPaths:
         deferred survives the unlock); if clean, by ``__remove_mapping``'s refcount freeze. At the end ``try_to_unmap_flush`` strictly
         before ``free_unref_folios``.
         Simplification: one batch; the demotion pass and activation are not modelled, but
-        for a dirty file folio with ``MachineConfig.reclaim_activates_dirty_file`` (off by
-        default: the kernel's ``activate_locked`` of such a folio, after ``try_to_unmap`` and
-        before any dirty flush; docs/model.md section 11, item 1).
+        for a dirty file folio with ``MachineConfig.reclaim_activates_dirty_file``: the
+        kernel's ``activate_locked`` of such a folio, after ``try_to_unmap`` and before any
+        dirty flush (finding F1, docs/FINDINGS.md). Off (the default), a dirty file folio is
+        written back here behind ``try_to_unmap_flush_dirty``, the path of kernels before
+        6b0dfabb3555 "fs: Remove aops->writepage" on kswapd's second encounter; current
+        kernels leave that write to the flusher.
 
         Nested reclaim (``nested`` non-empty; Hugh Dickins' 2016 bug, kernel-notes 2.3):
         the swapout allocation of the first anonymous folio (in ``add_to_swap``, after
@@ -140,7 +143,7 @@ class VmscanPaths:
             if mem.dirty[frame] and not anon and self.m.cfg.reclaim_activates_dirty_file:
                 # "Only kswapd can writeback filesystem folios ...": activate_locked, after
                 # try_to_unmap, before try_to_unmap_flush_dirty; the deferred flush waits for
-                # the pass's end (MachineConfig.reclaim_activates_dirty_file, off by default)
+                # the pass's end: finding F1 (docs/FINDINGS.md; off by default)
                 tr.msg(op, "reclaim: dirty file pfn%d: activate_locked, no pageout", frame)
                 self._keep(op, frame, kept)
                 yield
