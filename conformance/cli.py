@@ -531,10 +531,24 @@ def cmd_new(args) -> int:
     return EXIT_PASS
 
 
+def _failing_protocol(sc):
+    """The protocol ``picture`` draws a litmus file under: the first its ``expect`` lines
+    name as failing; else, when ``*`` expects a failure (a finding about mainline,
+    docs/FINDINGS.md), ``linux`` if it is expected to fail, or the first protocol found
+    that is; None if every protocol is expected to pass."""
+    named = next((p for p, v in sc.expect.items() if p != "*" and v != "pass"), None)
+    if named is not None or sc.expect.get("*", "pass") == "pass":
+        return named
+    from .registry import protocol_names
+
+    names = protocol_names()
+    return next((p for p in ["linux"] + names if p in names and sc.expected(p) != "pass"), None)
+
+
 def cmd_picture(args) -> int:
     """``flushcheck picture FILE [-o OUT]``: a failure as an HTML page with an inline SVG
     (conformance/picture.py). FILE is a saved reproducer, or a litmus file: explored under
-    ``--protocol`` (default: the first protocol its ``expect`` lines say fails) and its
+    ``--protocol`` (default: :func:`_failing_protocol`) and its
     shortest counterexample drawn. ``-o -`` writes the page to stdout."""
     from .picture import html_path, render_html, write_html
 
@@ -544,8 +558,7 @@ def cmd_picture(args) -> int:
         from .registry import load_protocol
 
         sc = load_litmus(args.file)
-        proto = args.protocol or next((p for p, v in sc.expect.items()
-                                       if p != "*" and v != "pass"), None)
+        proto = args.protocol or _failing_protocol(sc)
         if proto is None:
             raise UsageError(f"{args.file}: no protocol expected to fail it: give --protocol")
         try:
@@ -749,7 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "litmus file repro/explore-NAME-PROTOCOL.html; - for stdout)")
     pi.add_argument("--protocol", default=None,
                     help="for a litmus file: the protocol to explore it under (default: the "
-                         "first its expect lines say fails)")
+                         "first its expect lines name as failing; linux when '*' expects a "
+                         "failure and linux is not named)")
     pi.add_argument("--max-states", type=int, default=200_000)
     pi.add_argument("--strict", action="store_true", help="O1 strict: no transient exception")
     pi.set_defaults(fn=cmd_picture)

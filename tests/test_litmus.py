@@ -50,11 +50,10 @@ def test_findings_are_scenarios_with_their_switch():
         assert getattr(DEFAULT, f.switch) is False
         assert getattr(sc.config, f.switch) is True
         assert sc.expected("linux") != "pass" and sc.expected("immediate") == "pass"
-        assert verdict(run(sc, load_protocol("linux"))) == sc.expected("linux")
-        assert run(sc, load_protocol("immediate")) is None
-        off = type(sc)(sc.name, sc.doc, attrs.evolve(sc.config, **{f.switch: False}),
-                       sc.expect, sc.lines, sc.path)
-        assert run(off, load_protocol("linux")) is None
+        assert check_one(sc, "linux", load_protocol("linux")).verdict == sc.expected("linux")
+        assert check_one(sc, "immediate", load_protocol("immediate")).verdict == "pass"
+        off = attrs.evolve(sc, config=attrs.evolve(sc.config, **{f.switch: False}))
+        assert check_one(off, "linux", load_protocol("linux")).verdict == "pass"
         assert any(f"finding {f.id} " in x for x in scope_lines(DEFAULT))
         assert not any(f"finding {f.id} " in x for x in scope_lines(sc.config))
 

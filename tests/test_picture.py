@@ -145,3 +145,17 @@ def test_picture_of_a_scenario_saved_for_a_file_protocol_says_to_name_it(tmp_pat
     err = capsys.readouterr().err
     assert "its expect lines name 'mine'" in err and "give --protocol" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_litmus_picture_draws_the_protocol_expected_to_fail():
+    """``picture FILE.litmus`` without --protocol: a protocol the expect lines name as
+    failing; for a finding (``expect * S2``, docs/FINDINGS.md) linux; none if all pass."""
+    from conformance.cli import _failing_protocol
+
+    lit = os.path.join(REPO, "litmus")
+    assert _failing_protocol(load_litmus(os.path.join(
+        lit, "bug-2.4-reclaim-vs-mprotect.litmus"))) == "linux_4_3"
+    assert _failing_protocol(load_litmus(os.path.join(
+        lit, "finding-reclaim-activates-dirty-file.litmus"))) == "linux"
+    assert _failing_protocol(load_litmus(os.path.join(
+        lit, "gap-truncate-vs-mremap.litmus"))) is None
