@@ -12,6 +12,8 @@ that did them)::
 """
 from __future__ import annotations
 
+import textwrap
+
 
 def _who_cpu(who) -> int:
     if who is None:
@@ -101,9 +103,21 @@ class Trace:
 
     def timeline(self, ncpus: int, width: int = 44, last: int | None = None,
                  actions=None) -> str:
-        """The per-CPU timeline; ``last`` keeps only the final ``last`` rows; ``actions``
+        """The per-CPU timeline; ``last`` keeps only the final ``last`` events; ``actions``
         (the machine's): a row for each step without an event too
-        (:meth:`lines_with_quiet`)."""
+        (:meth:`lines_with_quiet`). An event longer than ``width`` wraps onto continuation
+        lines in its CPU's column (indented two spaces, no step number): nothing is cut.
+
+        Example::
+
+            >>> t = Trace(); t.step = 1
+            >>> t.msg(1, "reclaim: dirty file pfn0: activate_locked, no pageout")
+            >>> print(t.timeline(2, width=30))
+            step CPU0                            CPU1
+            ---- ------------------------------  ------------------------------
+               1                                 reclaim: dirty file pfn0:
+                                                   activate_locked, no pageout
+        """
         rows = list(self.lines()) if actions is None else self.lines_with_quiet(actions)
         if last is not None and len(rows) > last:
             rows = rows[-last:]
@@ -114,7 +128,17 @@ class Trace:
             col = cpu if 0 <= cpu < ncpus else 0
             if cpu < 0:
                 text = "[hw] " + text
-            cells = [""] * ncpus
-            cells[col] = text if len(text) <= width else text[: width - 1] + "~"
-            out.append((f"{step:>4} " + "  ".join(f"{c:<{width}}" for c in cells)).rstrip())
+            for i, part in enumerate(_wrap(text, width)):
+                cells = [""] * ncpus
+                cells[col] = part
+                out.append(((f"{step:>4} " if i == 0 else "     ")
+                            + "  ".join(f"{c:<{width}}" for c in cells)).rstrip())
         return "\n".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken at spaces where it can be;
+    continuation lines are indented two spaces."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False) or [""]

@@ -7,7 +7,9 @@ walks of ``linux`` and ``immediate`` (``*-pass*.json``). Each ``.expected`` besi
 the replay gave at commit 5ac9f32, before the move: the failure's whole report (headline and
 every trace line) or, for a passing run, ``PASS`` and every trace line. (Regenerated on
 2026-12-04 when the timeline gained a row for each step without an event, ``(reclaim[pfn0]
-continues)``: the 32 lines added were the only change.) A model change that
+continues)``: the 32 lines added were the only change; and again when a cell longer than its
+column wrapped onto continuation lines instead of being cut with ``~``: the 40 cut lines became
+88, the same text whole.) A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """
