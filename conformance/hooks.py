@@ -177,7 +177,8 @@ def call_sites() -> dict[str, list[str]]:
 
 
 def must_not_yield() -> set[str]:
-    """The hooks the model calls through ``Machine.call_hook``, where a generator is a
+    """The hooks the model calls through ``Machine.call_hook`` (or ``call_predicate``,
+    which goes through it), where a generator is a
     protocol error (no interleaving point possible there); every other hook may yield.
 
     Example::
@@ -190,7 +191,7 @@ def must_not_yield() -> set[str]:
     for _fname, tree in _model_trees():
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr == "call_hook" and node.args and \
+                    node.func.attr in ("call_hook", "call_predicate") and node.args and \
                     isinstance(node.args[0], ast.Attribute) and node.args[0].attr in names:
                 out.add(node.args[0].attr)
     # called only by the generic mmu_gather code itself, as a plain call (tlb_flush)

@@ -228,6 +228,17 @@ class Machine:
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
         return r
 
+    def call_predicate(self, fn, *args) -> bool:
+        """:meth:`call_hook` for a hook that answers yes or no (``should_defer_flush``):
+        a bool, or an int as C reads one (a cpumask: nonzero is yes). Anything else is a
+        protocol error, above all None: a hook that forgot its ``return`` would otherwise
+        read as "never defer", and the protocol would pass as ``immediate`` does."""
+        r = self.call_hook(fn, *args)
+        if type(r) is bool or type(r) is int:
+            return bool(r)
+        raise self._protocol_error(f"{fn.__name__} returned {r!r} ({type(r).__name__}): "
+                                   "return a bool")
+
     def _raise_if_protocol_fault(self, exc: BaseException, who: str, op=None) -> None:
         """Raise ``exc``, raised while running ``who`` (an operation, a hook), as a
         :class:`ProtocolError` naming where the protocol raised it, if it is the protocol's

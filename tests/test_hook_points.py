@@ -146,7 +146,7 @@ def test_generator_hooks_keep_their_yields():
 # -- must-not-yield hooks ----------------------------------------------------------------------
 def test_atomic_hooks_match_the_model_call_sites():
     """:data:`ATOMIC_HOOKS` is exactly what the model calls through ``Machine.call_hook``
-    (the kernel cannot stop there) plus the state constructors."""
+    or ``call_predicate`` (the kernel cannot stop there) plus the state constructors."""
     called = set()
     from conformance.hooks import model_files
     for f in model_files():
@@ -155,7 +155,8 @@ def test_atomic_hooks_match_the_model_call_sites():
         tree = ast.parse(open(os.path.join(ROOT, "conformance", f)).read())
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "call_hook" and isinstance(node.args[0], ast.Attribute)):
+                    and node.func.attr in ("call_hook", "call_predicate")
+                    and isinstance(node.args[0], ast.Attribute)):
                 called.add(node.args[0].attr)
     assert called | {"init_mm", "init_vma", "init_task"} == ATOMIC_HOOKS
 

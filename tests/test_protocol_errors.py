@@ -43,7 +43,8 @@ def test_raising_hook_is_a_protocol_error():
     assert f"(at {os.path.basename(__file__)}:" in str(f) and " in try_to_unmap_flush)" in str(f)
     # the timeline ends at the error's step, with its row in the operation's column (it
     # stopped at the last step that logged an event, a review found)
-    last = f.report(last=None).splitlines()[-1]
+    # (its text wraps onto continuation lines: the last row with a step number)
+    last = [x for x in f.report(last=None).splitlines() if re.match(r" *\d+ ", x)][-1]
     assert last.startswith(f"{f.step:>4} ") and "!! PROTOCOL ERROR: RuntimeError in" in last
 
 
@@ -280,3 +281,35 @@ def test_a_worker_that_dies_stops_the_run_with_one_line(tmp_path):
                          "--repro-dir", str(tmp_path)], capture_output=True, text=True,
                         timeout=120, cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout[-500:] + ok.stderr[-500:]
+
+
+class ForgetsToReturn(Linux):
+    name = "forgets_to_return"
+
+    def should_defer_flush(self, task, mm):
+        self.arch.cpumask_any_but(self.arch.mm_cpumask(mm), task.cpu)  # no return: None
+
+
+class AnswersInWords(Linux):
+    name = "answers_in_words"
+
+    def should_defer_flush(self, task, mm):
+        return "no"
+
+
+class AnswersWithAMask(Linux):
+    name = "answers_with_a_mask"
+
+    def should_defer_flush(self, task, mm):
+        return self.arch.mm_cpumask(mm) & ~(1 << task.cpu)  # an int, as C would
+
+
+def test_a_yes_or_no_hook_must_answer_a_bool():
+    """should_defer_flush returning None (a forgotten return) or a str is a protocol error
+    naming what it returned; None must not read as "never defer" and pass like immediate.
+    An int is read as C reads it, so a cpumask answer behaves as linux does."""
+    for cls, what in ((ForgetsToReturn, "None (NoneType)"), (AnswersInWords, "'no' (str)")):
+        f = run(SC2017, cls)
+        assert isinstance(f, ProtocolError), (cls, f)
+        assert f"should_defer_flush returned {what}: return a bool" in str(f)
+    assert run(SC2017, AnswersWithAMask) is None and run(SC2017, Linux) is None

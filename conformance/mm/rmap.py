@@ -66,7 +66,7 @@ class RmapPaths:
                 op.touched_vps[(mm_id, vpage)] = None
                 pteval = pte.snapshot()
                 pte.clear()
-                if self.m.call_hook(proto.should_defer_flush, op, mm):
+                if self.m.call_predicate(proto.should_defer_flush, op, mm):
                     self.trace.msg(op, "ptep_get_and_clear(mm%d:v%d) [pfn%d%s]", mm_id, vpage,
                                    frame, " dirty" if pteval.dirty else "")
                     yield from hook(proto.set_tlb_ubc_flush_pending(op, mm, pteval, vpage))
