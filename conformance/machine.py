@@ -232,7 +232,19 @@ class Machine:
         """:meth:`call_hook` for a hook that answers yes or no (``should_defer_flush``):
         a bool, or an int as C reads one (a cpumask: nonzero is yes). Anything else is a
         protocol error, above all None: a hook that forgot its ``return`` would otherwise
-        read as "never defer", and the protocol would pass as ``immediate`` does."""
+        read as "never defer", and the protocol would pass as ``immediate`` does.
+
+        Example::
+
+            >>> from conformance.registry import load_protocol
+            >>> m = Machine(load_protocol("linux"))
+            >>> m.call_predicate(lambda mask: mask & ~1, 0b110)
+            True
+            >>> m.call_predicate(lambda: None)       # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            conformance.errors.ProtocolError: protocol linux: <lambda> returned None (NoneType): return a bool
+        """
         r = self.call_hook(fn, *args)
         if type(r) is bool or type(r) is int:
             return bool(r)
