@@ -227,7 +227,8 @@ shortest.minimize = shortest.real_minimize
 """
 
 
-def test_ctrl_c_while_a_dask_worker_shrinks_keeps_the_failure_found(dask_cluster, tmp_path):
+def test_ctrl_c_while_a_dask_worker_shrinks_keeps_the_failure_found(dask_cluster, tmp_path,
+                                                                   python_sigint):
     """The cluster's form of the test above: a Dask chunk files its failure in a queue on
     the scheduler before shrinking it (conformance/found.py), and the parent reads the
     queue after Ctrl-C; before, the failure was lost with the cancelled chunk."""
@@ -474,11 +475,25 @@ def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp
     assert os.path.exists(tmp_path / "linux_4_13-6.json")
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's KeyboardInterrupt handler for SIGINT during the test, whatever the runner
+    left: a runner started in the background (`cmd &`, job control off) ignores SIGINT, and
+    Python then installs no handler, so the Ctrl-C of :func:`_ctrl_c_when` did nothing and
+    the run it meant to stop waited for ever (a CI run started that way hung here)."""
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, prev)
+
+
 def _ctrl_c_when(path: str):
     """A thread that sends this process SIGINT (Ctrl-C) once ``path`` exists: the
-    KeyboardInterrupt comes wherever the main thread is, as a user's would."""
-    import signal
+    KeyboardInterrupt comes wherever the main thread is, as a user's would. A test that
+    uses it asks for the ``python_sigint`` fixture."""
     import threading
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, \
+        "ask for the python_sigint fixture"
 
     def watch():
         while not os.path.exists(path):
@@ -489,7 +504,7 @@ def _ctrl_c_when(path: str):
     return t
 
 
-def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_path):
+def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_path, python_sigint):
     """With worker processes (which leave Ctrl-C to the parent, then are stopped) a failure
     being shrunk was lost with its chunk: a worker now files it before shrinking
     (conformance/found.py), and the parent reads it after Ctrl-C. Here every shrink, in
