@@ -17,6 +17,7 @@ import attrs
 
 from .config import MachineConfig
 from .errors import ModelError, UsageError
+from .findings import scope_lines
 
 #: the issue's small config: 2 CPUs, 1 mm, 2 vpages, 4 frames, 1 file page, 2 swap slots
 BOUND_CONFIG = MachineConfig(ncpus=2, nmms=1, vpages=2, nframes=4, nfiles=1, file_pages=1,
@@ -183,8 +184,6 @@ def cmd_bound(args) -> int:
         return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
     if res.stopped == "interrupted":
         return EXIT_INTERRUPTED
-    from .findings import scope_lines
-
     for line in scope_lines(cfg):
         print(f"  scope     {line}")
     return EXIT_PASS if res.passed else EXIT_INCOMPLETE

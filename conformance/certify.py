@@ -434,13 +434,13 @@ def run_walk_chunk(cls, cfg, strict, steps, chunk: Chunk, t0, saved: dict | None
     if chunk.index == 0 and key is not None:
         for blob in (saved or {}).get(key + WALK_SUB_KEY, ()):
             try:
-                run = saved_run(blob, cfg, strict)
-                failure = replay_actions(cls, *run)
+                run_cfg, run_strict, actions = saved_run(blob, cfg, strict)
+                failure = replay_actions(cls, run_cfg, run_strict, actions)
             except (ValueError, TypeError, KeyError, UsageError):
                 failure = None  # an entry this model cannot replay: not this run's verdict
             else:  # its steps: the actions it ran (up to the failure), as a walk counts them
                 nsteps += (len(failure.machine.actions) if failure is not None
-                           and failure.machine is not None else len(run[2]))
+                           and failure.machine is not None else len(actions))
             examples += 1
             if failure is not None:
                 break
