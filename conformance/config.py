@@ -96,6 +96,16 @@ class MachineConfig:
     #: a PASS names F1 in its scope line (conformance/findings.py).
     reclaim_activates_dirty_file: bool = attrs.field(
         default=False, validator=lambda inst, a, v: _bool(a, v))
+    #: ``need_resched()`` turns true while ``zap_pte_range`` works on each PTE, so the walk
+    #: breaks before every PTE but a pass's first (mm/memory.c, the loop's ``if
+    #: (need_resched()) break;``): it drops the PTL with the PTEs it cleared not yet flushed
+    #: (unless a forced flush is due), ``cond_resched``s, and ``zap_pmd_range`` calls it
+    #: again from that address, which re-takes the PTL and calls ``flush_tlb_batched_pending``.
+    #: Off, the PTL is dropped only between page-table pages and on a full batch; a
+    #: scheduler that never preempts a zap and one that preempts it at every PTE are the two
+    #: ends, and the "wide" set runs both.
+    zap_need_resched: bool = attrs.field(
+        default=False, validator=lambda inst, a, v: _bool(a, v))
 
     @property
     def tables_per_mm(self) -> int:
@@ -110,6 +120,7 @@ class MachineConfig:
             f"{f' gather_batch={self.gather_batch}' if self.gather_batch != 2 else ''}"
             f"{'' if self.batch_gen_bits == 15 else f' gen_bits={self.batch_gen_bits}'}"
             f"{' reclaim_activates_dirty_file' if self.reclaim_activates_dirty_file else ''}"
+            f"{' zap_need_resched' if self.zap_need_resched else ''}"
         )
 
 
@@ -131,6 +142,8 @@ CONFIG_SETS = {
 CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
     ("ptl1", attrs.evolve(DEFAULT, ptes_per_table=4)),  # one PTL per mm
     ("tight", attrs.evolve(DEFAULT, nframes=8)),  # 2 free frames: reuse at once
+    # zap_pte_range preempted at every PTE: the PTL dropped mid-table, cleared PTEs unflushed
+    ("resched", attrs.evolve(DEFAULT, zap_need_resched=True)),
 )
 # No "gen2" (batch_gen_bits=2) since 2026-12-03: at 2 bits mainline's own generation word is
 # ABA-prone (the overflow reset recycles the value a flush_tlb_batched_pending read, its

@@ -60,14 +60,34 @@ class ZapPaths:
         left either.
         Every slot of the table range is a *visit* for S3 (``op.s3_visits``), ``pte_none``
         ones included: the 99baac21e458 race is a walk that finds the slot already empty.
+
+        **need_resched** (``MachineConfig.zap_need_resched``): the loop's ``if
+        (need_resched()) break;`` (6.x) stops the pass before every slot but its first, with
+        no flush unless one is forced: the PTL is dropped with cleared PTEs still in other
+        CPUs' TLBs, the same window as between two page-table pages, here inside one. The
+        walk restarts at that slot as for a full batch. Simplified: the kernel tests
+        ``need_resched()`` before the pass's first PTE too; after ``cond_resched`` it is
+        false there, so breaking before the first would only repeat the restart.
+
+        ::
+
+            CPU0 (munmap v0..v1, one table)     CPU1
+            pte_clear(v0), gathered, no flush
+            need_resched: break, unlock PTL
+                                                spin_lock(PTL)   (v0 none, v1 mapped)
+                                                flush_tlb_batched_pending ...
+                                                spin_unlock(PTL)
+            spin_lock(PTL), flush_tlb_batched_pending
+            pte_clear(v1) ... tlb_finish_mmu: flush, free
         """
         mem = self.mem
         proto = self.proto
         file_force, file_delay = proto.ZAP_DIRTY_FILE_PTE
         anon = vma.is_anon
         batch = self.m.cfg.gather_batch
+        resched = self.m.cfg.zap_need_resched
         addr = start
-        while addr < end:  # retry: once per pass that stopped on a full batch
+        while addr < end:  # retry: once per pass that stopped (full batch, need_resched)
             ptl = yield from self._lock_pte_table(op, mm, addr)
             if rmap_loc is not None:
                 now = mm.find_vma(addr)
@@ -75,9 +95,13 @@ class ZapPaths:
                     self.unlock(op, ptl)
                     return False
             force_flush = False
-            vpage = addr
+            vpage = first = addr
             addr = end
             while vpage < end:
+                if resched and vpage != first:  # if (need_resched()) break;
+                    addr = vpage
+                    self.trace.msg(op, "zap: need_resched, drop the PTL mid-table")
+                    break
                 op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
                 pte = mm.ptes[vpage]
                 kind = pte.kind
