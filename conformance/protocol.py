@@ -83,9 +83,21 @@ class MmuGather:
         self.reset_range()
 
     def reset_range(self) -> None:
-        """``__tlb_reset_range``."""
+        """``__tlb_reset_range`` (include/asm-generic/tlb.h): an empty range, and nothing
+        cleared or freed since the last flush (``freed_tables``, ``cleared_ptes``).
+        Simplified: the kernel's fullmm range is ``~0``; a fullmm flush here is
+        ``flush_tlb_mm`` whatever the range says.
+
+        Example::
+
+            >>> t = MmuGather(None, None, 0, 4, None)
+            >>> t.adjust_range(2); t.freed_tables = True; t.reset_range()
+            >>> (t.start > t.end, t.freed_tables, t.cleared_ptes)
+            (True, False, False)
+        """
         self.start = 1 << 30
         self.end = 0
+        self.freed_tables = False
         self.cleared_ptes = False
 
     def adjust_range(self, vpage: int) -> None:

@@ -9,8 +9,9 @@ its own split PTE lock (``pte_lockptr``, ``USE_SPLIT_PTE_PTLOCKS``).
 Simplifications, stated here once:
 
 * one level of page table; PMD/PUD levels, THP and hugetlb are not modelled;
-* page-table pages are never freed (``free_pgtables`` is a no-op), so
-  ``tlb->freed_tables`` is never set;
+* page-table pages are never freed (``free_pgtables`` frees nothing); ``tlb->freed_tables``
+  is set where the kernel would have freed them (``exit_mmap``) and by the nested case of
+  ``tlb_finish_mmu``, for the full flush they force;
 * VMAs of one mm are a short sorted list, not a maple tree.
 """
 from __future__ import annotations
