@@ -124,9 +124,9 @@ class Protocol:
     #: after it); ``(True, False)``: 1cf35d47712d..5df397dec7c4 (flush under the PTL,
     #: ``page_remove_rmap`` at zap time, before the flush); ``(False, False)``: the
     #: dirty-file reason of 1cf35d47712d reverted (no forced flush for it: the gather flushes
-    #: at ``tlb_end_vma`` / ``tlb_finish_mmu``, after the PTL is dropped). Not all of the
-    #: kernel before 1cf35d47712d: a gather batch that fills up is still flushed under the
-    #: PTL, where that kernel flushed it after the unlock (docs/model.md section 11).
+    #: at ``tlb_end_vma`` / ``tlb_finish_mmu``, after the PTL is dropped), and, as in the
+    #: kernel before 1cf35d47712d, a gather batch that fills up is flushed after the PTL is
+    #: dropped, not under it (``zap_pte_range``; docs/model.md section 11, item 7).
     ZAP_DIRTY_FILE_PTE = (True, True)
 
     #: madvise's free/cold/pageout walkers call ``flush_tlb_batched_pending`` again each

@@ -238,6 +238,7 @@ def load_protocol(ref: str):
     cls, name, canonical = _resolve(ref)
     if cls not in _CHECKED:
         _check_expected(cls, canonical)
+        _check_constants(cls, canonical)
         _warn_misspelt(cls, name)
         _CHECKED.add(cls)
     return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
@@ -273,6 +274,40 @@ def _check_expected(cls, where: str) -> None:
         if rule is not None and rule not in rule_names():
             raise UsageError(f"protocol {where}: {what} EXPECTED_VIOLATION = {rule!r} is not a "
                              f"rule (one of {', '.join(rule_names())}, or None)")
+
+
+#: the values ``ZAP_DIRTY_FILE_PTE = (force_flush, delay_rmap)`` may take: the kernels that
+#: had them (conformance/protocol.py). No kernel delayed the rmap without forcing the flush
+#: that removes it (``tlb_flush_rmaps`` runs under the PTL after a forced flush): the model
+#: would keep such a mapping in the rmap for ever.
+ZAP_DIRTY_FILE_PTE_VALUES = ((True, True), (True, False), (False, False))
+
+
+def _check_constants(cls, where: str) -> None:
+    """:class:`UsageError` unless the policy constants of ``cls`` are values the model
+    implements: ``MIGRATE_FLUSH_BEFORE_COPY`` and ``RECHECK_AFTER_RELOCK`` true or false,
+    ``ZAP_DIRTY_FILE_PTE`` one of :data:`ZAP_DIRTY_FILE_PTE_VALUES`. Another value would
+    be read as some other kernel's behaviour without a word.
+
+    Example::
+
+        >>> from conformance.protocol import Protocol
+        >>> class Odd(Protocol):
+        ...     ZAP_DIRTY_FILE_PTE = (False, True)
+        >>> _check_constants(Odd, "odd")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: protocol odd: ZAP_DIRTY_FILE_PTE = (False, True) is not one of (True, True), (True, False), (False, False)
+    """
+    for attr in ("MIGRATE_FLUSH_BEFORE_COPY", "RECHECK_AFTER_RELOCK"):
+        value = getattr(cls, attr)
+        if value.__class__ is not bool:
+            raise UsageError(f"protocol {where}: {attr} = {value!r} is not True or False")
+    zap = getattr(cls, "ZAP_DIRTY_FILE_PTE")
+    if not isinstance(zap, tuple) or zap not in ZAP_DIRTY_FILE_PTE_VALUES \
+            or any(v.__class__ is not bool for v in zap):
+        raise UsageError(f"protocol {where}: ZAP_DIRTY_FILE_PTE = {zap!r} is not one of "
+                         + ", ".join(map(repr, ZAP_DIRTY_FILE_PTE_VALUES)))
 
 
 _HOOKS: tuple = ()

@@ -9,7 +9,10 @@ every trace line) or, for a passing run, ``PASS`` and every trace line. (Regener
 2026-12-04 when the timeline gained a row for each step without an event, ``(reclaim[pfn0]
 continues)``: the 32 lines added were the only change; and again when a cell longer than its
 column wrapped onto continuation lines instead of being cut with ``~``: the 40 cut lines became
-88, the same text whole.) A model change that
+88, the same text whole. ``hist_2_1_zap_flush_after_unlock-1`` gained one ``advance`` when
+that protocol's full-batch flush moved after the PTL's release, as before 1cf35d47712d: its
+``tlb_flush_mmu`` then flushes and frees, two effects with a hook point between; the same
+S2, one step later.) A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

@@ -236,6 +236,25 @@ def test_expected_violation_must_be_a_rule(tmp_path, capsys):
     assert load_protocol(ok).name == "ok_o1"
 
 
+def test_policy_constants_must_be_values_the_model_implements(tmp_path, capsys):
+    """ZAP_DIRTY_FILE_PTE = (False, True) (a delayed rmap no forced flush removes) and a
+    non-bool MIGRATE_FLUSH_BEFORE_COPY are one-line errors, exit 2; the three kernels'
+    values load."""
+    odd = _protocol(tmp_path, "odd_zap", "ZAP_DIRTY_FILE_PTE = (False, True)\n")
+    assert _certify(odd, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert "ZAP_DIRTY_FILE_PTE = (False, True) is not one of (True, True)" in line and odd in line
+    for i, body in enumerate(("ZAP_DIRTY_FILE_PTE = [True, True]\n",
+                              "ZAP_DIRTY_FILE_PTE = (1, 1)\n",
+                              "MIGRATE_FLUSH_BEFORE_COPY = 'no'\n",
+                              "RECHECK_AFTER_RELOCK = None\n")):
+        with pytest.raises(UsageError, match="is not"):
+            load_protocol(_protocol(tmp_path, f"bad_const{i}", body))
+    for i, value in enumerate(((True, True), (True, False), (False, False))):
+        ok = _protocol(tmp_path, f"zap_ok{i}", f"ZAP_DIRTY_FILE_PTE = {value!r}\n")
+        assert load_protocol(ok).ZAP_DIRTY_FILE_PTE == value
+
+
 # -- 7. a misspelt hook ---------------------------------------------------------------------
 def test_misspelt_hook_warns_once(tmp_path, capsys, monkeypatch):
     """A method named like a hook but no hook is never called: one warning line (once per

@@ -42,8 +42,10 @@ class ZapPaths:
         ``flush_tlb_batched_pending`` again (6.x: ``zap_pmd_range`` calls again from the
         returned ``addr``; before 6.x: ``goto again`` inside ``zap_pte_range``). This
         force flush is the same code as the dirty-file one (since 1cf35d47712d); only what
-        forced it differs. The PTL-held flush happens whatever the protocol's
-        ``ZAP_DIRTY_FILE_PTE`` says: that attribute is about the dirty-file reason only.
+        forced it differs. With ``ZAP_DIRTY_FILE_PTE = (False, False)`` (the kernel before
+        1cf35d47712d) a full batch is flushed after the PTL is dropped instead: unlock,
+        **yield** (the flush's IPI wait), ``tlb_flush_mmu`` ("we break out of the PTE lock to
+        avoid doing the potential expensive TLB invalidate and page-free while holding it").
 
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
         cleared reads zero from now on (``oracle.expected`` reset).
@@ -148,7 +150,7 @@ class ZapPaths:
                 else:
                     pte.clear()  # migration entry: remove_migration_ptes will find none
                     self.trace.msg(op, "zap mm%d:v%d [migration entry]", mm.id, vp)
-            if force_flush:
+            if force_flush and file_force:
                 yield  # rest of the walk / IPI wait, PTL held
                 yield from hook(proto.tlb_flush_mmu_tlbonly(tlb))
                 for frame, rmm, vp in tlb.delayed_rmap:  # tlb_flush_rmaps
@@ -156,6 +158,8 @@ class ZapPaths:
                 tlb.delayed_rmap.clear()
             self.unlock(op, ptl)
             if force_flush:  # tlb_flush_mmu: free the batched memory too
+                if not file_force:  # before 1cf35d47712d: the whole flush after the unlock
+                    yield  # its IPI wait, PTL dropped
                 yield from hook(proto.tlb_flush_mmu(tlb))
             yield
         return True
