@@ -216,6 +216,35 @@ def test_munmap_gap_needs_the_downgrade(monkeypatch):
     monkeypatch.setattr(Kernel, "munmap", orig)
 
 
+def test_munmap_truncate_gap_needs_the_detached_vmas_in_the_rmap(monkeypatch):
+    """With rmap walks that see only the VMA tree (the model before 2026-12-04 22:00), the
+    hole punch never meets the munmapped VMA and both protocols without the nested flush
+    pass the scenario; with the VMAs kept until free_pgtables they fail it, linux passes."""
+    from conformance.mm.mm_types import Mm
+    sc = load("litmus/gap-munmap-vs-truncate.litmus")
+    for bad in ("hist_2_5_no_nested_gather_flush", "mut_nested_madvise_only"):
+        assert check_one(sc, bad, load_protocol(bad)).verdict == "S3"
+    assert check_one(sc, "linux", LINUX).verdict == "pass"
+    monkeypatch.setattr(Mm, "rmap_vmas", lambda self: self.vmas)
+    for bad in ("hist_2_5_no_nested_gather_flush", "mut_nested_madvise_only"):
+        assert check_one(sc, bad, load_protocol(bad)).verdict == "pass"
+
+
+def test_munmap_unlinks_its_vmas_after_the_zap():
+    """The detached VMAs are in ``Mm.unlinking`` from the detach to free_pgtables and
+    gone from it when the munmap returns."""
+    m = Machine(LINUX, QUIET)
+    m.user_access(0, 2, False)
+    m.drain()
+    mm = m.mms[0]
+    op = m.munmap(0, 2, 1)  # runs to its first point: detached and zapped, not flushed
+    seen = [bool(mm.unlinking)]
+    while op in m.ops:
+        m.advance(op.id)
+        seen.append(bool(mm.unlinking))
+    assert True in seen and mm.unlinking == [] and mm.find_vma(2) is None
+
+
 def test_explorer_threads_wait_for_an_exiting_mm():
     """A thread's ``exit`` waits while a syscall of its mm is in flight, and the mm's other
     thread waits while it exits: every interleaving runs, none is refused; the mutant that

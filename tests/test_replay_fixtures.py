@@ -12,7 +12,10 @@ column wrapped onto continuation lines instead of being cut with ``~``: the 40 c
 88, the same text whole. ``hist_2_1_zap_flush_after_unlock-1`` gained one ``advance`` when
 that protocol's full-batch flush moved after the PTL's release, as before 1cf35d47712d: its
 ``tlb_flush_mmu`` then flushes and frees, two effects with a hook point between; the same
-S2, one step later.) A model change that
+S2, one step later. ``mut_gather_flush_once-1`` was saved again (certify, seed 1, at the
+change) when munmap's detached VMAs stayed in the rmap until ``free_pgtables``: in its old
+walk the hole punch now meets the VMAs of the teardown in flight, and its nested flush
+clears the entry the S1 needed; the new one fails S2.) A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

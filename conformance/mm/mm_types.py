@@ -186,7 +186,7 @@ class Mm:
     """
 
     __slots__ = ("id", "ptes", "vmas", "mmap_lock", "ptls", "ptes_per_table",
-                 "tlb_gen", "tlb_flush_pending", "proto", "exiting")
+                 "tlb_gen", "tlb_flush_pending", "proto", "exiting", "unlinking")
 
     def __init__(self, mm_id: int, vpages: int, ptes_per_table: int) -> None:
         self.id = mm_id
@@ -200,6 +200,10 @@ class Mm:
         self.tlb_flush_pending = 0
         self.proto = None
         self.exiting = False  # exit_mmap in flight: no task of the mm runs (Machine.exit_mmap)
+        #: VMAs a munmap detached from the VMA tree that are still linked in the file's
+        #: ``i_mmap`` and their ``anon_vma`` until its ``free_pgtables`` unlinks them, after
+        #: the zap: rmap walks still find them (:meth:`rmap_vma`), lookups by address do not
+        self.unlinking: list[Vma] = []
 
     def ptl(self, vpage: int) -> Lock:
         """``pte_lockptr``: the split PTL of the table holding ``vpage``."""
@@ -208,6 +212,19 @@ class Mm:
     def find_vma(self, vpage: int):
         """``vma_lookup``."""
         for v in self.vmas:
+            if v.start <= vpage < v.end:
+                return v
+        return None
+
+    def rmap_vmas(self) -> list:
+        """The VMAs an rmap walk (``i_mmap``, ``anon_vma``) finds in this mm: the tree's,
+        then those a munmap in flight detached but has not unlinked yet (``unlinking``)."""
+        return self.vmas + self.unlinking if self.unlinking else self.vmas
+
+    def rmap_vma(self, vpage: int):
+        """The VMA at ``vpage`` as an rmap walk sees it: :meth:`find_vma`, else one that a
+        munmap in flight detached and has not unlinked yet (``free_pgtables``)."""
+        for v in self.rmap_vmas():
             if v.start <= vpage < v.end:
                 return v
         return None

@@ -138,10 +138,11 @@ class RmapPaths:
     def _mappings_of(self, loc):
         """Every (mm, vpage) whose VMA maps location ``loc`` (``rmap_walk`` of a folio
         whose PTEs are migration entries: via ``anon_vma``/``i_mmap``, so an entry that
-        mremap moved is found at its new address)."""
+        mremap moved is found at its new address, and a VMA a munmap in flight detached is
+        found until its ``free_pgtables``: ``Mm.rmap_vmas``)."""
         out = []
         for mm in self.mms:
-            for vma in mm.vmas:
+            for vma in mm.rmap_vmas():
                 vp = vma.vpage_of(loc)
                 if vp is None and loc[0] == "a" and self.mem.anon_root:
                     vp = self._forked_vpage_of(vma, loc)

@@ -27,7 +27,21 @@ class VmaPaths:
         madvise of the same mm run beside the open gather (on the detached range they
         find no VMA; on a neighbouring range of the same page table they meet the PTL
         and ``flush_tlb_batched_pending``). ``MAP_FIXED`` (``mmap``) does not downgrade.
-        Simplification: page-table pages are not freed (``free_pgtables`` is a no-op);
+        The detached VMAs stay in ``i_mmap`` and their ``anon_vma`` until ``free_pgtables``
+        unlinks them after the zap (``mm.unlinking``): a truncate's or hole punch's
+        ``unmap_mapping_range`` and ``remove_migration_ptes`` still find them, and may
+        zap, or find already empty, PTEs this zap has not reached or has cleared::
+
+            CPU0 (munmap v0)                    CPU1 (truncate, file page at v0)
+            detach VMA, downgrade
+            zap_pte_range: clear v0, unlock
+                                                i_mmap walk: the detached VMA
+                                                zap_pte_range: v0 none, nothing
+                                                tlb_finish_mmu: nested -> full flush
+            tlb_end_vma: flush
+            free_pgtables: unlink_file_vma
+
+        Simplification: page-table pages are not freed (``free_pgtables`` unlinks only);
         4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
         not modelled (no such VMAs).
         """
@@ -37,6 +51,7 @@ class VmaPaths:
                 self.mmap_write_downgrade(op, mm)
             return
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
+        mm.unlinking = mm.unlinking + vmas  # detached, still in i_mmap / anon_vma
         if downgrade:
             self.mmap_write_downgrade(op, mm)
         self._touch_range(op, mm, start, end)
@@ -50,6 +65,8 @@ class VmaPaths:
             for a, b in mm.table_ranges(vma.start, vma.end):
                 yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
             yield from hook(proto.tlb_end_vma(tlb, vma))
+        # free_pgtables: unlink_anon_vmas / unlink_file_vma, no rmap walk finds them now
+        mm.unlinking = [v for v in mm.unlinking if not any(v is w for w in vmas)]
         yield from hook(proto.tlb_finish_mmu(tlb))
         if tlb.pages:
             raise ModelError("tlb_finish_mmu left pages unfreed")

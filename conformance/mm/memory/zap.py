@@ -50,7 +50,8 @@ class ZapPaths:
         ``madv`` (MADV_DONTNEED: the VMA stays): an anonymous location whose PTE is
         cleared reads zero from now on (``oracle.expected`` reset).
         ``rmap_loc`` (an rmap walk's zap, :meth:`unmap_mapping_range`): with the PTL held,
-        the page is zapped only if a VMA of the mm still maps ``rmap_loc`` there (returns
+        the page is zapped only if a VMA an rmap walk finds in the mm (``Mm.rmap_vma``: the
+        tree's, or one a munmap in flight has not unlinked yet) still maps ``rmap_loc`` there (returns
         False if not, True when the range was walked). Why: in
         the kernel the walk holds ``i_mmap_rwsem`` and the VMA it found cannot leave the
         tree (``unlink_file_vma`` waits for the write lock), and a new mm never reuses
@@ -92,7 +93,7 @@ class ZapPaths:
         while addr < end:  # retry: once per pass that stopped (full batch, need_resched)
             ptl = yield from self._lock_pte_table(op, mm, addr)
             if rmap_loc is not None:
-                now = mm.find_vma(addr)
+                now = mm.rmap_vma(addr)
                 if now is None or now.vpage_of(rmap_loc) != addr:
                     self.unlock(op, ptl)
                     return False
@@ -183,7 +184,7 @@ class ZapPaths:
         proto = self.proto
         walk = yield from self.rmap_walk_lock(op, loc)
         for mm, vp in self._mappings_of(loc):
-            vma = mm.find_vma(vp)
+            vma = mm.rmap_vma(vp)
             if vma is None or vma.vpage_of(loc) != vp:  # unmapped while we zapped others
                 continue
             op.touched_vps[(mm.id, vp)] = None
