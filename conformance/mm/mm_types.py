@@ -224,10 +224,12 @@ class Mm:
     def rmap_vma(self, vpage: int):
         """The VMA at ``vpage`` as an rmap walk sees it: :meth:`find_vma`, else one that a
         munmap in flight detached and has not unlinked yet (``free_pgtables``)."""
-        for v in self.rmap_vmas():
-            if v.start <= vpage < v.end:
-                return v
-        return None
+        vma = self.find_vma(vpage)
+        if vma is None:
+            for v in self.unlinking:
+                if v.start <= vpage < v.end:
+                    return v
+        return vma
 
     def table_ranges(self, start: int, end: int):
         """Split [start, end) at page-table boundaries, as ``zap_pmd_range`` does."""

@@ -51,7 +51,11 @@ class VmaPaths:
                 self.mmap_write_downgrade(op, mm)
             return
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
-        mm.unlinking = mm.unlinking + vmas  # detached, still in i_mmap / anon_vma
+        # detached, still in i_mmap / anon_vma. One unmap at a time per mm: the detach
+        # needs mmap_lock for write, held (or downgraded to read) until this returns
+        if mm.unlinking:
+            raise ModelError(f"{mm}: two unmaps in flight")
+        mm.unlinking = vmas
         if downgrade:
             self.mmap_write_downgrade(op, mm)
         self._touch_range(op, mm, start, end)
@@ -66,7 +70,7 @@ class VmaPaths:
                 yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
             yield from hook(proto.tlb_end_vma(tlb, vma))
         # free_pgtables: unlink_anon_vmas / unlink_file_vma, no rmap walk finds them now
-        mm.unlinking = [v for v in mm.unlinking if not any(v is w for w in vmas)]
+        mm.unlinking = []
         yield from hook(proto.tlb_finish_mmu(tlb))
         if tlb.pages:
             raise ModelError("tlb_finish_mmu left pages unfreed")
