@@ -212,6 +212,9 @@ def _worker(fn, proto, args):
         except BaseException as exc:  # noqa: BLE001 - re-raised by _drive
             getcurrent().exc = exc
             r = _RAISED
+        # idle until the next hook: hold nothing of this one (its protocol and arguments
+        # would keep a dropped machine alive until this worker is reused)
+        fn = proto = args = None
         fn, proto, args = getcurrent().parent.switch(r)
 
 
@@ -251,6 +254,7 @@ def _drive(fn, proto, args):
             run.parent = cur
         r = run.switch()
         run.depth, _active, _depth = _depth, None, 0
+    run.who = run.trace = run.effect = run.last = None  # idle: nothing of this machine
     _IDLE.append(run)
     if r is _RAISED:
         exc, run.exc = run.exc, None

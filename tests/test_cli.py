@@ -159,20 +159,21 @@ def test_explore_stopped_early_is_no_pass(capsys):
 
 
 def test_explore_shorter_than_proves_a_length_or_finds_a_shorter_one(capsys, tmp_path):
-    """``--shorter-than L`` on the 2021 race (shortest: 8 choices under linux_4_13): below 8
-    it says NONE SHORTER and exits 0, never PASS (the scenario still fails at 8); below 9 it
-    finds the 8-choice counterexample and exits 1; a bound under 1 is a one-line error."""
+    """``--shorter-than L`` on the 2021 race (shortest: 9 choices under linux_4_13; 8 until
+    munmap's free_pgtables waited for the reclaim's rmap walk, 2026-12-05): below 9 it says
+    NONE SHORTER and exits 0, never PASS (the scenario still fails at 9); below 10 it finds
+    the 9-choice counterexample and exits 1; a bound under 1 is a one-line error."""
     from conformance.cli import main
 
     lit = "litmus/bug-2.7-lost-pending-flush.litmus"
     args = ["explore", lit, "--protocol", "linux_4_13", "--repro-dir", str(tmp_path)]
-    rc = main(args + ["--shorter-than", "8"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "NONE SHORTER: no interleaving of fewer than 8 choices fails" in out
-    assert "verdict   PASS" not in out and "fewer than 8 choices)" in out
     rc = main(args + ["--shorter-than", "9"])
     out = capsys.readouterr().out
-    assert rc == 1 and "FAIL: S3" in out and "shortest counterexample: 8 choices" in out
+    assert rc == 0 and "NONE SHORTER: no interleaving of fewer than 9 choices fails" in out
+    assert "verdict   PASS" not in out and "fewer than 9 choices)" in out
+    rc = main(args + ["--shorter-than", "10"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAIL: S3" in out and "shortest counterexample: 9 choices" in out
     r = subprocess.run([sys.executable, "-m", "conformance.cli", *args, "--shorter-than", "0"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "at least 1 choice" in r.stderr and "Traceback" not in r.stderr

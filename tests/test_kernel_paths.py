@@ -12,6 +12,7 @@ from conformance.machine import Machine
 from conformance.mm.mm_types import MIGRATION, NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 from conformance.hookpoints import finish_hook
+from steps import past_rmap_walk
 
 LINUX = load_protocol("linux")
 
@@ -259,6 +260,7 @@ def test_munmap_after_reclaim_flushes_through_flush_tlb_batched_pending():
     m = machine()
     frame = m.frame_of(0, 2)
     rec = finish_hook(m, m.reclaim(1, (frame,)))  # mm0:v2 cleared, flush deferred; CPU0 still caches it
+    past_rmap_walk(m, rec)  # munmap's free_pgtables waits for the walk; the flush stays deferred
     assert m.mms[0].ptes[2].kind == NONE and m.tlbs.entries_for(0, 2)
     n = len(m.trace.events)
     op = m.munmap(0, 2, 1)

@@ -10,6 +10,7 @@ from conformance.machine import Machine
 from conformance.mm.mm_types import NONE, SWAP
 from conformance.registry import load_protocol
 from conformance.hookpoints import finish_hook
+from steps import past_rmap_walk
 
 LINUX = load_protocol("linux")
 #: mainline without flush_tlb_batched_pending (what 4.3-4.12 did): a hand-made S3 source
@@ -122,7 +123,7 @@ def _munmap_after_reclaim(proto):
     """Seed scenario 1: reclaim clears mm0:v2 (deferred), then CPU0 munmaps v2 and returns."""
     m = machine(proto)
     frame = m.frame_of(0, 2)
-    finish_hook(m, m.reclaim(1, (frame,)))
+    past_rmap_walk(m, finish_hook(m, m.reclaim(1, (frame,))))
     assert m.mms[0].ptes[2].kind == NONE and m.tlbs.entries_for(0, 2)
     finish(m, m.munmap(0, 2, 1))
     return m, frame

@@ -53,9 +53,9 @@ WALK_FOUND = {
     "hist_2_1_zap_flush_after_unlock": (3, 500),  # S2 at 4
     "hist_2_3_nested_reclaim": (2, 500),  # S1 at 23 (seed 3: a C1 first)
     "hist_2_8_rmap_before_flush": (3, 500),  # S2 at 4
-    "hist_2_11_madvise_relock": (7, 500),  # S3 at 6 (seeds 1, 3: none in 500)
+    "hist_2_11_madvise_relock": (0, 500),  # S3 at 55 (seed 7, S3 at 6 until 2026-12-05)
     "linux_4_13": (6, 500),  # S3 at 210 (seeds 0-5, 7: none in 500)
-    "luf_v11": (2, 500),  # C1 at 8 (seeds 0-39: 24 find it)
+    "luf_v11": (1, 500),  # C1 at 206 (seed 2, C1 at 8, until 2026-12-05)
     "luf_v10_posted": (5, 500),  # S2 at 46 (seeds 0-2, 4, 7: a C1 first)
     "luf_v11_posted": (5, 500),  # S2 at 46
     "luf_v12": (5, 500),  # S2 at 46
@@ -64,11 +64,13 @@ WALK_FOUND = {
     # litmus-only until the portfolio weights of 2026-12-02 16:40 (certify's walk needed
     # 20-36 s for them): fork's S2 and the hole-punch C1 are found within 500 examples now
     "luf_dirty_writable_vma": (21, 500),  # S2 at 124 (seeds 0-39: 7 with S2, 2 a C1 first)
-    "luf_lazyfree_fix": (14, 500),  # C1 at 215 (seeds 0-39: 14 only, since mremap unmaps
-    #                                   its old range, 2026-12-04 17:00; 14 and 15 before)
-    "mut_exit_no_flush": (1, 500),  # C1 at 14 (seeds 0, 2, 3, 5: an S3, S1 or S2 first)
+    "luf_lazyfree_fix": (19, 1000),  # C1 at 507 (seeds 0-39 at 2,000 examples, since
+    #   munmap and exit wait for rmap walks in free_pgtables, 2026-12-05: 2, 3, 9, 19 find it,
+    #   at 847, 735, 602, 507; seed 14, C1 at 215, until then)
+    "mut_exit_no_flush": (3, 500),  # C1 at 15 (seeds 0-2: an S3 first; seed 1 until 2026-12-05)
     "mut_gather_free_before_flush": (2, 500),  # S1 at 6
-    "mut_munmap_exclusive": (0, 500),  # S3 at 7
+    "mut_munmap_exclusive": (1, 500),  # S3 at 215 (seed 0, S3 at 7, until 2026-12-05: that
+    #   S3 was a munmap returning inside a hole punch's walk, which free_pgtables now waits for)
     # litmus-only until the holed machine (2026-12-04 14:30); since mremap unmaps its old
     # range (17:00) the race is mremap marking and a hole punch skipping its flush: seeds
     # 0-11 at 2,000 examples, 8 finds it (at 1,509), the others none

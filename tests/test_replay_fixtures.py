@@ -15,7 +15,17 @@ that protocol's full-batch flush moved after the PTL's release, as before 1cf35d
 S2, one step later. ``mut_gather_flush_once-1`` was saved again (certify, seed 1, at the
 change) when munmap's detached VMAs stayed in the rmap until ``free_pgtables``: in its old
 walk the hole punch now meets the VMAs of the teardown in flight, and its nested flush
-clears the entry the S1 needed; the new one fails S2.) A model change that
+clears the entry the S1 needed; the new one fails S2. On 2026-12-05 munmap's ``free_pgtables``
+began to wait for an rmap walk in flight (``i_mmap_rwsem`` / the anon_vma lock for write):
+the S3 of ``hist_2_5_no_nested_gather_flush-1``, ``mut_munmap_exclusive-1`` and
+``mut_nested_madvise_only-1`` returned from a munmap or MAP_FIXED mmap inside a hole punch's
+walk, which the kernel's lock excludes; each was saved again (certify, seed 1: S3 each, of
+a race the kernel has), and five passing walks (``linux-pass1``, ``-pass2``,
+``immediate-pass1`` to ``-pass3``), whose munmap now waits where they had it return, were
+drawn again with their seeds; ``exit_mmap``'s ``free_pgtables`` waits too, which made the
+unshrunk 2.3 walk ``hist_2_3_nested_reclaim-walk266`` inapplicable (its exit no longer
+returns inside a hole punch's walk): it was replaced by ``-walk163``, the first S1 of 60-110
+actions among the walk's examples of seeds 0.. under the current model.) A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

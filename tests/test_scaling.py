@@ -326,8 +326,7 @@ def test_a_run_saved_before_machine_shapes_still_replays():
     from conformance.registry import load_protocol
     from conformance.reproducer import replay_actions
 
-    acts = [["reclaim", [0, [4]]], ["munmap", [1, 2, 1]], ["advance", [1]], ["advance", [0]],
-            ["advance", [0]]]
+    acts = [["reclaim", [0, [4]]], ["advance", [0]], ["munmap", [1, 2, 1]], ["advance", [1]]]
     cfg, strict, actions = saved_run(json.dumps(acts).encode(), DEFAULT, False)
     assert cfg == DEFAULT and replay_actions(load_protocol(MUTANT), cfg, strict,
                                              actions).rule == "S3"

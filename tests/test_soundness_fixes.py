@@ -361,13 +361,54 @@ def test_truncate_does_not_zap_a_fork_childs_page_through_the_old_file_vma():
     assert ("f", 0, 1) not in [v.location(1) for v in m.mms[1].vmas if v.start <= 1 < v.end]
 
 
+def _free_pgtables_without_waiting(self, op, mm, vmas):
+    """``free_pgtables`` as the model had it until 2026-12-05: the VMAs leave the rmap
+    without taking its locks, so an rmap walk in flight is not waited for."""
+    for vma in vmas:
+        if any(v is vma for v in mm.unlinking):
+            mm.unlinking = [v for v in mm.unlinking if v is not vma]
+        else:
+            mm.vmas = [v for v in mm.vmas if v is not vma]
+    return
+    yield
+
+
+def _gap_munmap_waits():
+    import os
+
+    from conformance.litmus import load
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return load(os.path.join(here, "litmus", "gap-munmap-waits-for-rmap-walk.litmus"))
+
+
+def test_munmap_waits_for_a_hole_punch_walking_its_vma(monkeypatch):
+    """free_pgtables takes i_mmap_rwsem for write (2026-12-05, a review's finding): munmap
+    cannot return between a hole punch's clear of its PTE and the hole punch's flush. A
+    munmap without the nested check of tlb_finish_mmu (``mut_munmap_exclusive``; correct
+    for this race in the kernel, which waits) passes every interleaving; with the old,
+    non-waiting free_pgtables it failed S3. ``linux`` passes both ways (its nested check)."""
+    sc = _gap_munmap_waits()
+    exclusive = load_protocol("mut_munmap_exclusive")
+    assert explore(sc, exclusive).verdict == "pass"
+    assert explore(sc, LINUX).verdict == "pass"
+    monkeypatch.setattr(K.Kernel, "free_pgtables", _free_pgtables_without_waiting)
+    res = explore(sc, exclusive)
+    assert res.verdict == "S3" and "munmap returned" in str(res.failure)
+    assert explore(sc, LINUX).verdict == "pass"
+
+
 def test_without_the_recheck_truncate_zapped_the_childs_page(monkeypatch):
+    """The C1 needs both holes: no re-check under the PTL, and a teardown of the child's
+    slot that does not wait for the truncate's walk (free_pgtables waits since 2026-12-05;
+    the re-check still covers the slot aliasing the walk could meet otherwise)."""
     from conformance.errors import C1Violation
     zap = K.Kernel.zap_pte_range
 
     def no_recheck(self, op, tlb, mm, vma, start, end, madv=False, rmap_loc=None):
         return zap(self, op, tlb, mm, vma, start, end, madv)
     monkeypatch.setattr(K.Kernel, "zap_pte_range", no_recheck)
+    _replay_until_blocked(Machine(LINUX, CPUS4), FORK_UNDER_TRUNCATE)  # the wait alone: no C1
+    monkeypatch.setattr(K.Kernel, "free_pgtables", _free_pgtables_without_waiting)
     with pytest.raises(C1Violation, match="mm1:v1"):
         _replay_until_blocked(Machine(LINUX, CPUS4), FORK_UNDER_TRUNCATE)
 
@@ -418,8 +459,10 @@ PENDING_MOVED_BACK = {  # config "tight": mmap returns with CPU0 caching the cle
         ("madvise", (1, 1, 1, "pageout")), ("advance", (0,)), ("fill", (0, 3))]
     + [("advance", (1,))] * 6 + [("advance", (3,)), ("advance", (3,)), ("advance", (0,)),
                                  ("advance", (0,)), ("mmap", (2, 3, 1, None, False, True)),
-                                 ("advance", (4,))],
+                                 ("advance", (1,)), ("advance", (1,)), ("advance", (4,))],
 }
+# (the two advances of the reclaim before the mmap's: since 2026-12-05 the MAP_FIXED unmap's
+# free_pgtables waits for that reclaim's rmap walk, and they end it)
 # config "default": mprotect returns with CPU2 caching v1. Found again on 2026-12-04 22:50 by
 # the explorer (reclaim of pfn0, pfn1 on CPU1; migrate of pfn2, pfn3 then mprotect of v1 on
 # CPU2; munmap of v2..v3 on CPU0; one hardware fill of CPU2's v1) with the split increment, when

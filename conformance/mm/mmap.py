@@ -65,8 +65,9 @@ class MmapPaths:
         ``mmap_read_lock``; ``tlb_gather_mmu_fullmm`` (``tlb->fullmm``: ``tlb_end_vma``
         returns early, ``tlb_flush`` flushes the whole mm); ``unmap_vmas`` over every VMA
         (:meth:`zap_pte_range` per page table: a full gather batch still flushes and frees
-        mid-walk); ``mmap_read_unlock``; ``mmap_write_lock``; ``free_pgtables``
-        (``unlink_anon_vmas``/``unlink_file_vma``: no rmap walk finds the VMAs any more;
+        mid-walk); ``mmap_read_unlock``; ``mmap_write_lock``; :meth:`free_pgtables`
+        (``unlink_anon_vmas``/``unlink_file_vma`` under the rmap locks, so it waits for an
+        rmap walk in flight; after it no rmap walk finds the VMAs any more;
         page tables freed: ``tlb->freed_tables``, so x86 also flushes the CPUs in lazy TLB
         mode); ``tlb_finish_mmu``; ``remove_vma``; ``mmap_write_unlock``.
 
@@ -104,7 +105,7 @@ class MmapPaths:
                 yield from hook(proto.tlb_end_vma(tlb, vma))
             self.mmap_read_unlock(op, mm)
             yield from self.mmap_write_lock(op, mm)
-            mm.vmas = []  # free_pgtables: unlink_anon_vmas / unlink_file_vma
+            yield from self.free_pgtables(op, mm, vmas)  # waits for rmap walks in flight
             tlb.freed_tables = True  # free_pte_range -> pte_free_tlb
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:

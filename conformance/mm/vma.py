@@ -41,6 +41,25 @@ class VmaPaths:
             tlb_end_vma: flush
             free_pgtables: unlink_file_vma
 
+        ``free_pgtables`` takes each VMA's rmap lock for write to unlink it
+        (``unlink_anon_vmas``: the anon_vma root's rwsem; ``unlink_file_vma_batch_process``:
+        ``i_mmap_rwsem``), so munmap cannot return while a walk that found the VMA is still
+        inside its ``i_mmap_lock_read`` section, its own flushes not yet done::
+
+            CPU0 (munmap v0)                    CPU1 (truncate, file page at v0)
+                                                i_mmap_lock_read, the detached VMA
+                                                zap_pte_range: clear v0, unlock
+            zap_pte_range: v0 none
+            tlb_end_vma: nothing to flush
+            free_pgtables: i_mmap write: waits
+                                                tlb_finish_mmu: flush v0
+                                                i_mmap_unlock_read
+            unlink, tlb_finish_mmu, return
+
+        Without that wait munmap returned with v0 still cached, a stale entry the kernel
+        cannot have unless its ``tlb_finish_mmu`` flushed for the nested gather (a review
+        found it, 2026-12-05; docs/SOUNDNESS.md).
+
         Simplification: page-table pages are not freed (``free_pgtables`` unlinks only);
         4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
         not modelled (no such VMAs).
@@ -69,11 +88,32 @@ class VmaPaths:
             for a, b in mm.table_ranges(vma.start, vma.end):
                 yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
             yield from hook(proto.tlb_end_vma(tlb, vma))
-        # free_pgtables: unlink_anon_vmas / unlink_file_vma, no rmap walk finds them now
-        mm.unlinking = []
+        yield from self.free_pgtables(op, mm, vmas)
         yield from hook(proto.tlb_finish_mmu(tlb))
         if tlb.pages:
             raise ModelError("tlb_finish_mmu left pages unfreed")
+
+    def free_pgtables(self, op, mm, vmas):
+        """``free_pgtables`` (mm/memory.c): hide each VMA from the rmap before its page
+        tables go, ``unlink_anon_vmas`` (the anon_vma root's rwsem for write) and
+        ``unlink_file_vma_batch_add``/``_process`` (``i_mmap_rwsem`` for write). Taking the
+        lock waits for an rmap walk in flight on it (truncate's ``unmap_mapping_range``
+        with its ``zap_page_range_single`` flushes, reclaim's ``try_to_unmap``, migration,
+        ``folio_mkclean``); once it is unlinked no walk finds the VMA. ``vmas`` are the
+        detached VMAs of an unmap (``mm.unlinking``) or, at exit, every VMA of the mm.
+        Simplification: page-table pages are not freed (P2), and the file batch is one
+        lock section per VMA.
+        """
+        for vma in vmas:
+            sem = self.rmap_lock(vma.location(vma.start))
+            if sem is not None:
+                yield from self.down_write(op, sem)
+            if any(v is vma for v in mm.unlinking):
+                mm.unlinking = [v for v in mm.unlinking if v is not vma]
+            else:
+                mm.vmas = [v for v in mm.vmas if v is not vma]
+            if sem is not None:
+                self.up_write(op, sem)
 
     def munmap(self, op, mm, start: int, npages: int):
         """``__vm_munmap(start, len, unlock=true)``: write lock, detach, downgrade, zap under

@@ -27,8 +27,8 @@ Example::
     >>> from conformance.registry import load_protocol
     >>> from conformance.reproducer import replay_actions
     >>> from conformance.config import DEFAULT
-    >>> acts = [("reclaim", (0, (4,))), ("munmap", (1, 2, 1)), ("advance", (1,)),
-    ...         ("advance", (0,)), ("advance", (0,))]
+    >>> acts = [("reclaim", (0, (4,))), ("advance", (0,)), ("munmap", (1, 2, 1)),
+    ...         ("advance", (1,))]
     >>> f = replay_actions(load_protocol("linux_4_3"), DEFAULT, False, acts)
     >>> print(litmus_text(f, "linux_4_3").split("thread", 1)[1])   # doctest: +ELLIPSIS
      CPU0

@@ -692,7 +692,7 @@ def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: 
         >>> from conformance.registry import load_protocol
         >>> ex = run_example(load_protocol("linux_4_13"), seed=14, swarm=True)
         >>> ex.failure is None, len(ex.machine.actions), ex.steps  # its steps, then 4 branches
-        (True, 184, 662)
+        (True, 180, 662)
     """
     prefix = machine.actions[:mark]
     for b in range(SWARM_BRANCHES):
@@ -746,10 +746,11 @@ def run_positions(cls, cfg, strict, actions, keep, names: dict | None = None):
     Example::
 
         >>> from conformance.registry import load_protocol
-        >>> acts = [("reclaim", (0, (4,), (5,))), ("munmap", (1, 2, 1)), ("advance", (1,))]
-        >>> f, done = run_positions(load_protocol("linux_4_3"), DEFAULT, False, acts, [0, 1, 2])
+        >>> acts = [("reclaim", (0, (4,), (5,))), ("advance", (0,)), ("munmap", (1, 2, 1)),
+        ...         ("advance", (2,))]
+        >>> f, done = run_positions(load_protocol("linux_4_3"), DEFAULT, False, acts, [0, 1, 2, 3])
         >>> f.rule, done
-        ('S3', 2)
+        ('S3', 3)
     """
     m = Machine(cls, cfg, strict=strict)
     op_at: dict = {}  # start position -> op id
