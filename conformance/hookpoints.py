@@ -254,7 +254,7 @@ def _drive(fn, proto, args):
             run.parent = cur
         r = run.switch()
         run.depth, _active, _depth = _depth, None, 0
-    run.who = run.trace = run.effect = run.last = None  # idle: nothing of this machine
+    run.who = run.trace = None  # idle: nothing of this machine (effect, last: reset at start)
     _IDLE.append(run)
     if r is _RAISED:
         exc, run.exc = run.exc, None

@@ -365,10 +365,7 @@ def _free_pgtables_without_waiting(self, op, mm, vmas):
     """``free_pgtables`` as the model had it until 2026-12-05: the VMAs leave the rmap
     without taking its locks, so an rmap walk in flight is not waited for."""
     for vma in vmas:
-        if any(v is vma for v in mm.unlinking):
-            mm.unlinking = [v for v in mm.unlinking if v is not vma]
-        else:
-            mm.vmas = [v for v in mm.vmas if v is not vma]
+        mm.unlink_vma(vma)
     return
     yield
 

@@ -221,6 +221,14 @@ class Mm:
         then those a munmap in flight detached but has not unlinked yet (``unlinking``)."""
         return self.vmas + self.unlinking if self.unlinking else self.vmas
 
+    def unlink_vma(self, vma) -> None:
+        """Take ``vma`` out of the rmap (``free_pgtables``'s unlink): from ``unlinking`` if a
+        munmap in flight detached it, else from the tree (``exit_mmap``'s VMAs)."""
+        if any(v is vma for v in self.unlinking):
+            self.unlinking = [v for v in self.unlinking if v is not vma]
+        else:
+            self.vmas = [v for v in self.vmas if v is not vma]
+
     def rmap_vma(self, vpage: int):
         """The VMA at ``vpage`` as an rmap walk sees it: :meth:`find_vma`, else one that a
         munmap in flight detached and has not unlinked yet (``free_pgtables``)."""

@@ -108,10 +108,7 @@ class VmaPaths:
             sem = self.rmap_lock(vma.location(vma.start))
             if sem is not None:
                 yield from self.down_write(op, sem)
-            if any(v is vma for v in mm.unlinking):
-                mm.unlinking = [v for v in mm.unlinking if v is not vma]
-            else:
-                mm.vmas = [v for v in mm.vmas if v is not vma]
+            mm.unlink_vma(vma)
             if sem is not None:
                 self.up_write(op, sem)
 
