@@ -161,9 +161,25 @@ class RmapPaths:
         return "zapped"
 
     def _mapping_location(self, mm, vpage: int, default):
-        """The anonymous location ``mm``'s VMA maps at ``vpage``; ``default`` when no
-        anonymous VMA is there (detached by a munmap in flight)."""
-        vma = mm.find_vma(vpage)
+        """The anonymous location ``mm``'s VMA maps at ``vpage`` as an rmap walk finds it
+        (``Mm.rmap_vma``: the tree's VMA, or one a munmap in flight detached and has not
+        unlinked yet: ``folio->mapping`` is the ``anon_vma`` and ``free_pgtables`` has not
+        run ``unlink_anon_vmas``); ``default`` when no anonymous VMA is there.
+
+        A fork-shared folio whose other mappings are gone stays an LRU folio with a
+        location while only a detached VMA still maps it, so reclaim and migration can
+        take it in that window, as the kernel's can (docs/model.md section 11, item 12)::
+
+            CPU0 (mm0: munmap v0..v1)          CPU1 (mm1, the fork's child)
+            detach v0..v1, zap v0
+                                               munmap v1: the folio's last other
+                                               mapping goes; owner: mm0's location
+                                               reclaim: try_to_unmap(mm0:v1) via
+                                               the anon_vma, swap entry, flush deferred
+            zap v1: a swap entry
+            (4.3: no flush_tlb_batched_pending, returns with v1 cached: S3)
+        """
+        vma = mm.rmap_vma(vpage)
         if vma is None or not vma.is_anon:
             return default
         return vma.location(vpage)
