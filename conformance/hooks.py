@@ -25,7 +25,7 @@ import textwrap
 
 from .errors import UsageError
 from .protocol import Protocol
-from .registry import load_protocol
+from .registry import CONSTANTS, load_protocol
 
 #: hook -> (the kernel function it stands for, its callers in the real kernel)
 KERNEL: dict[str, tuple[str, str]] = {
@@ -106,8 +106,6 @@ KERNEL: dict[str, tuple[str, str]] = {
                        "mm/madvise.c"),
 }
 
-#: the policy constants a protocol may set instead of overriding a hook
-CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -276,6 +276,9 @@ def _check_expected(cls, where: str) -> None:
                              f"rule (one of {', '.join(rule_names())}, or None)")
 
 
+#: the policy constants a protocol may set instead of overriding a hook (conformance/protocol.py)
+CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK")
+
 #: the values ``ZAP_DIRTY_FILE_PTE = (force_flush, delay_rmap)`` may take: the kernels that
 #: had them (conformance/protocol.py). No kernel delayed the rmap without forcing the flush
 #: that removes it (``tlb_flush_rmaps`` runs under the PTL after a forced flush): the model
@@ -285,7 +288,8 @@ ZAP_DIRTY_FILE_PTE_VALUES = ((True, True), (True, False), (False, False))
 
 def _check_constants(cls, where: str) -> None:
     """:class:`UsageError` unless the policy constants of ``cls`` are values the model
-    implements: ``MIGRATE_FLUSH_BEFORE_COPY`` and ``RECHECK_AFTER_RELOCK`` true or false,
+    implements (:data:`CONSTANTS`): ``MIGRATE_FLUSH_BEFORE_COPY`` and ``RECHECK_AFTER_RELOCK``
+    true or false,
     ``ZAP_DIRTY_FILE_PTE`` one of :data:`ZAP_DIRTY_FILE_PTE_VALUES`. Another value would
     be read as some other kernel's behaviour without a word.
 
@@ -299,7 +303,9 @@ def _check_constants(cls, where: str) -> None:
         ...
         conformance.errors.UsageError: protocol odd: ZAP_DIRTY_FILE_PTE = (False, True) is not one of (True, True), (True, False), (False, False)
     """
-    for attr in ("MIGRATE_FLUSH_BEFORE_COPY", "RECHECK_AFTER_RELOCK"):
+    for attr in CONSTANTS:
+        if attr == "ZAP_DIRTY_FILE_PTE":
+            continue
         value = getattr(cls, attr)
         if value.__class__ is not bool:
             raise UsageError(f"protocol {where}: {attr} = {value!r} is not True or False")
