@@ -64,6 +64,7 @@ from .executors import Workers, open_workers
 from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.statemachine import Stats, conformance_machine
+from .watchdog import stuck
 
 @attrs.define
 class Result:
@@ -244,30 +245,62 @@ def _cap_shrinking(seconds: float):
     return restore
 
 
+class _StopAtStuckHook(KeyboardInterrupt):
+    """Ends a Hypothesis chunk at the example after one whose hook the watchdog stopped
+    (conformance/watchdog.py): each shrinking replay would run that hook's loop for the
+    watchdog's seconds again (about 5 s a replay: 41.6 s for a 10 s budget, 2026-12-05).
+    A KeyboardInterrupt, the one exception Hypothesis's engine lets through as it is (any
+    other it records, and one raised before the example's draws is "inconsistent data
+    generation"); :func:`run_chunk` catches it. Not raised in Hypothesis's final replay of
+    the failure it reports (:func:`_final_replay`): that one runs, loop included, once."""
+
+
+def _final_replay() -> bool:
+    """Is Hypothesis replaying the failure it is about to report (``BuildContext.is_final``)?
+    Stopping that replay early would make it draw less than the run it replays, which
+    Hypothesis reports as inconsistent data generation."""
+    from hypothesis.control import current_build_context
+    try:
+        return bool(getattr(current_build_context(), "is_final", False))
+    except Exception:  # noqa: BLE001 - outside a test: not a replay
+        return False
+
+
 def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300,
               database=None, key: bytes | None = None, counts: dict | None = None):
     """One chunk. Returns (examples, steps, [failures], seconds to first failure, program).
 
     ``database``/``key``: replay the examples saved under ``key`` first, save new ones.
     ``counts``: a dict the examples' coverage and checks are summed into (shrinking's
-    examples included: they ran).
+    examples included: they ran). A hook the watchdog stops ends the chunk with that
+    failure unshrunk (:class:`_StopAtStuckHook`).
     """
     uncap = _cap_shrinking(shrink_s)
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
     first = {}
+    stuck_found: list = []
     base_init = machine_cls.__init__
 
-    def init(self):
-        base_init(self)
-        if "t" not in first:
-            orc = self.machine.oracle
-            prev = orc._fail
+    def noted(fn):
+        """``fn`` (a failure's constructor), noting the time of the chunk's first failure
+        and the first failure of a stuck hook."""
+        def wrapper(*a, **kw):
+            first.setdefault("t", time.monotonic() - t0)
+            e = fn(*a, **kw)
+            if isinstance(e, Failure) and not stuck_found and stuck(e):
+                stuck_found.append(e)
+            return e
+        return wrapper
 
-            def _fail(*a, **kw):
-                first.setdefault("t", time.monotonic() - t0)
-                return prev(*a, **kw)
-            orc._fail = _fail
+    def init(self):
+        if stuck_found and not _final_replay():  # Hypothesis would replay the stuck hook
+            raise _StopAtStuckHook                    # to shrink: its loop each time
+        base_init(self)
+        m = self.machine
+        m._protocol_error = noted(m._protocol_error)
+        if "t" not in first:
+            m.oracle._fail = noted(m.oracle._fail)
     machine_cls.__init__ = init
     program: list[str] = []
     test = hseed(cseed)(get_state_machine_test(machine_cls, settings=fuzz_settings(
@@ -278,6 +311,8 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     try:
         with with_reporter(program.append):
             test()
+    except _StopAtStuckHook:
+        failures = stuck_found[:1]  # not shrunk, as the walk engine's (shortest.minimize)
     except BaseException as exc:  # noqa: BLE001 - Hypothesis may wrap failures in groups
         failures = all_failures(exc)
         if not failures:

@@ -167,6 +167,32 @@ def test_the_pytest_plugin_stops_a_hook_that_never_returns():
     assert isinstance(f, ProtocolError) and "HookStuck" in str(f)
 
 
+def test_the_hypothesis_engine_does_not_shrink_a_stuck_hook(monkeypatch):
+    """Hypothesis shrank a stuck hook's failure by replaying it, each replay running the
+    loop until the watchdog stopped it again (41.6 s for a 10 s budget, 2026-12-05). The
+    chunk now ends at the next example: the loop runs for the example that found it and
+    once more for Hypothesis's final replay, and the failure is reported unshrunk. (Without
+    the stop, the same chunk with shrinking capped at 5 s replayed the loop 14 times, 20 s.)"""
+    import time
+
+    import conformance.certify as C
+    from conformance.config import DEFAULT
+    from conformance.watchdog import HookStuck, stuck, watch
+    made = []
+    init = HookStuck.__init__
+
+    def counted(self, *a):
+        made.append(1)
+        init(self, *a)
+    monkeypatch.setattr(HookStuck, "__init__", counted)
+    with watch(stuck_s=1):
+        ex, _steps, failures, first, _prog = C.run_chunk(
+            SpinsWithoutPoints, DEFAULT, False, 50, 100, 0, time.monotonic())
+    assert len(failures) == 1 and stuck(failures[0]) and first is not None
+    assert len(made) <= 2, f"the loop ran {len(made)} times"
+    assert ex < 100
+
+
 class LoopsThroughItsPoints(Linux):
     name = "yield_loop"
 
