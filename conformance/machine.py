@@ -46,6 +46,10 @@ HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit", 
 #: operations run by a task of the CPU's loaded mm (``exit_mmap`` waits for none to be in flight)
 MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork"})
 
+#: the calls of an address space (its tasks' and ``exit_mmap``), not the rmap walkers
+#: (reclaim, migrate, writeback, truncate): ``Machine._store_races_the_drop``
+ADDRESS_SPACE_OPS = MM_TASK_OPS | {"exit"}
+
 #: the madvise advices modelled (``Machine.madvise``)
 MADV_ADVICE = ("dontneed", "free", "cold", "pageout")
 
@@ -590,10 +594,12 @@ class Machine:
         self.mem.value[frame] = value
         self.trace.msg(cpu, "write mm%d:v%d = %d [pfn%d]", mm.id, vpage, value, frame)
         loc = vma.location(vpage) if vma is not None else self._backed_location(frame)
-        if loc is not None and loc[0] == "a" and self.mem.owner[frame] != loc:
+        if loc is not None and loc[0] == "a" and self.mem.owner[frame] != loc \
+                and self._store_races_the_drop(mm.id, vpage):
             # a stale entry to an anonymous folio that no longer backs the location
-            # (MADV_DONTNEED zapped it, or reclaim discarded it as lazyfree): the
-            # store is lost with the folio; the location's content does not change
+            # (MADV_DONTNEED zapped it, or reclaim discarded it as lazyfree) while the
+            # call that dropped it is in flight: the store is lost with the folio; the
+            # location's content does not change
             loc = None
         if loc is not None:
             self.oracle.expected[loc] = value
@@ -602,6 +608,37 @@ class Machine:
             self._fork_window_store(frame, value, loc)
         self.oracle.check_frame(frame)
         return "wrote"
+
+    def _store_races_the_drop(self, mm_id: int, vpage: int) -> bool:
+        """May a store at ``mm_id:vpage`` through a stale entry to an anonymous folio that no
+        longer backs the address's location be lost with the folio? Only while a call of that
+        address space that can drop or replace the folio there (madvise DONTNEED/FREE, a
+        MAP_FIXED mmap, mremap, a fault's copy-on-write, fork, exit) is in flight on the
+        address: the store races the call, and madvise(2) lets it be lost. An rmap walker
+        (reclaim, migration, writeback, truncate) does not excuse it. The kernel's lazyfree
+        discard relies on a store after MADV_FREE returned marking the PTE dirty
+        (``try_to_unmap_one``: "a clear->dirty transition on a cached TLB entry is written
+        through and traps if the PTE is unmapped"), so a writable dirty entry over the
+        discarded folio is one MADV_FREE should have flushed before it returned::
+
+            CPU0 (madvise FREE v0)          CPU1 (reclaim)              CPU2 (mm0, W D entry)
+            PTE clean, flush pending
+                                            clean: discard, flush
+                                            deferred
+            returns without the flush
+                                                                        store v0: the folio
+                                                                        is gone, the data too
+                                            flush, free
+                                                                        read v0: 0
+
+        Such a store now counts (``expected`` takes it), so the read that follows fails O1.
+        Until 2026-12-05 every such store was lost, and a protocol that skipped MADV_FREE's
+        flush passed where a reclaim discarded the folio in between (a review's finding).
+        """
+        for op in self.ops:
+            if op.name in ADDRESS_SPACE_OPS and (mm_id, vpage) in op.touched_vps:
+                return True
+        return False
 
     def _fork_window_store(self, frame: int, value: int, loc) -> None:
         """A store to location ``loc`` through a parent's writable TLB entry to a folio that
