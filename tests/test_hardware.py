@@ -194,7 +194,7 @@ def test_write_through_read_only_entry_faults_on_read_only_pte():
 # -- rule 5: eviction ------------------------------------------------------------------------------
 
 def test_evict_drops_exactly_one_entry_and_its_reverse_reference():
-    """SDM 4.10.4.4: any entry may be invalidated at any time; index is modulo the entry count."""
+    """SDM 4.10.2: any entry may be invalidated at any time; index is modulo the entry count."""
     m = machine()
     before = entries(m, 0, 0)
     assert len(before) == 4
@@ -207,7 +207,7 @@ def test_evict_drops_exactly_one_entry_and_its_reverse_reference():
 
 
 def test_evict_on_empty_tlb_is_a_no_op_and_a_miss_refills():
-    """SDM 4.10.4.4: after eviction a read walks again (setting A) and re-caches the PTE."""
+    """SDM 4.10.2: after eviction a read walks again (setting A) and re-caches the PTE."""
     m = bare()
     assert m.evict(0, 0) is False
     fault_in(m, 0, 2)
@@ -385,3 +385,43 @@ def test_a_batch_flush_leaves_an_up_to_date_cpu_alone():
     batch.cpumask = 0b01
     m.arch.arch_tlbbatch_flush(batch)
     assert entries(m, 0, 0) == {} and m.tlbs.cpus[0].loaded_gen == mm0.tlb_gen
+
+
+def test_a_local_flush_does_not_catch_the_cpu_up_with_the_mm():
+    """x86 native_flush_tlb_local (invalidate_user_asid + CR3 reload) leaves
+    cpu_tlbstate.ctxs[].tlb_gen alone: after it, a batch flush still flushes the CPU fully,
+    and an entry filled after the local flush goes too. The model caught the generation up
+    until 2026-12-05 and the batch flush skipped the CPU (a review)."""
+    m = machine()
+    mm0 = m.mms[0]
+    batch = m.arch.new_batch()
+    m.arch.arch_tlbbatch_add_pending(batch, mm0, 0)  # CPU0 behind: generation 1 < 2
+    m.arch.local_flush_tlb(0)
+    assert entries(m, 0, 0) == {} and m.tlbs.cpus[0].loaded_gen == 1 < mm0.tlb_gen
+    m.fill(0, 1)
+    assert 1 in entries(m, 0, 0)
+    m.arch.arch_tlbbatch_flush(batch)
+    assert entries(m, 0, 0) == {} and m.tlbs.cpus[0].loaded_gen == mm0.tlb_gen
+
+
+def test_mainlines_verdict_rests_on_rule_4(monkeypatch):
+    """Rule 4 carries mainline's PASS (docs/model.md section 2; a review, 2026-12-05): with
+    hardware that writes through a writable clean entry without re-walking the PTE (here:
+    every writable fill caches D=1), reclaim copies a swapped-in page out while CPU0 can
+    still store to it without a fault, and ``linux`` fails S2; with rule 4 the store faults
+    and both protocols pass."""
+    from conformance.hw.tlb import Tlbs
+    from conformance.litmus import corpus, run, verdict
+    sc = next(s for s in corpus() if s.name == "model-rule4-writable-clean-store")
+    for name in ("linux", "immediate"):
+        assert verdict(run(sc, load_protocol(name))) == "pass"
+
+    def fill_writes_through(self, cpu, mm, vpage):
+        pte = mm.ptes[vpage]
+        if pte.kind != PRESENT:
+            return None
+        pte.accessed = True
+        return self.insert(cpu, mm.id, vpage, pte.frame, pte.writable,
+                           pte.dirty or pte.writable, pte.inst)
+    monkeypatch.setattr(Tlbs, "fill", fill_writes_through)
+    assert verdict(run(sc, LINUX)) == "S2"

@@ -144,10 +144,16 @@ class Arch:
         self.trace.event(who, "arch_tlbbatch_flush", mask)
 
     def local_flush_tlb(self, cpu_id: int, who=None) -> None:
-        """``flush_tlb_local``: the loaded mm's entries on one CPU."""
+        """``flush_tlb_local``: the loaded mm's entries on one CPU.
+
+        ``native_flush_tlb_local`` is ``invalidate_user_asid`` and a CR3 reload: it does
+        not write ``cpu_tlbstate.ctxs[].tlb_gen``, so the CPU's generation stays where it
+        was and a later batch or ranged flush still treats it as behind (a full flush),
+        as the kernel's ``flush_tlb_func`` does. Until 2026-12-05 the model caught the
+        generation up here, and a later ``arch_tlbbatch_flush`` skipped the CPU, keeping
+        entries the kernel drops (a review; no built-in protocol calls this)."""
         cpu = self.cpus[cpu_id]
         if cpu.loaded_mm is not None:
             self.flushes += 1
             self.tlbs.drop_mm(cpu, cpu.loaded_mm.id)
-            cpu.loaded_gen = cpu.loaded_mm.tlb_gen
             self.trace.event(who, "local_flush_tlb")

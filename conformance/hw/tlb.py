@@ -10,7 +10,8 @@ mm (PCID), so a CPU keeps entries of an mm it switched away from. The rules
 3. a write hit on a dirty entry writes without a walk: same place;
 4. a write through a clean entry re-walks to set D and faults if the PTE is no
    longer present or writable (SDM 4.8 "sets the dirty flag", kernel-notes 5.2);
-5. any entry can be evicted at any time: :meth:`Tlbs.drop` (SDM 4.10.4.4);
+5. any entry can be evicted at any time: :meth:`Tlbs.drop` (SDM 4.10.2, "may invalidate
+   any TLB entry at any time"; 4.10.4.1);
 6. flushes are synchronous: :mod:`conformance.hw.arch`.
 
 Besides the per-CPU tables we keep ``refs[frame]``, every entry that maps a
