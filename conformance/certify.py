@@ -251,8 +251,9 @@ class _StopAtStuckHook(KeyboardInterrupt):
     watchdog's seconds again (about 5 s a replay: 41.6 s for a 10 s budget, 2026-12-05).
     A KeyboardInterrupt, the one exception Hypothesis's engine lets through as it is (any
     other it records, and one raised before the example's draws is "inconsistent data
-    generation"); :func:`run_chunk` catches it. Not raised in Hypothesis's final replay of
-    the failure it reports (:func:`_final_replay`): that one runs, loop included, once."""
+    generation"); :func:`stop_at_stuck_hook`'s callers catch it. Not raised in Hypothesis's
+    final replay of the failure it reports (:func:`_final_replay`): that one runs, loop
+    included, once."""
 
 
 def _final_replay() -> bool:
@@ -264,6 +265,42 @@ def _final_replay() -> bool:
         return bool(getattr(current_build_context(), "is_final", False))
     except Exception:  # noqa: BLE001 - outside a test: not a replay
         return False
+
+
+def stop_at_stuck_hook(machine_cls) -> list:
+    """Make a Hypothesis run of ``machine_cls`` (a ``conformance_machine`` class) end at the
+    example after one whose hook the watchdog stopped, instead of shrinking it: the first
+    such failure goes into the returned list, and the next example, unless it is
+    Hypothesis's final replay, raises :class:`_StopAtStuckHook`, which the caller catches
+    around the test to report that failure unshrunk (:func:`run_chunk`, and the pytest
+    plugin's ``fuzz``). ``machine_cls.__init__`` is wrapped in place.
+
+    Example::
+
+        >>> from conformance.search.statemachine import conformance_machine
+        >>> stop_at_stuck_hook(conformance_machine(load_protocol("linux")))
+        []
+    """
+    found: list = []
+    base_init = machine_cls.__init__
+
+    def init(self):
+        if found and not _final_replay():  # Hypothesis would replay the stuck hook to
+            raise _StopAtStuckHook            # shrink: its loop each time
+        base_init(self)
+        m = self.machine
+        if m is None:
+            return
+        make = m._protocol_error
+
+        def _protocol_error(*a, **kw):
+            e = make(*a, **kw)
+            if not found and stuck(e):
+                found.append(e)
+            return e
+        m._protocol_error = _protocol_error
+    machine_cls.__init__ = init
+    return found
 
 
 def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 300,
@@ -279,27 +316,21 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     stats = Stats()
     machine_cls = conformance_machine(cls, cfg, strict, stats=stats)
     first = {}
-    stuck_found: list = []
+    stuck_found = stop_at_stuck_hook(machine_cls)
     base_init = machine_cls.__init__
 
     def noted(fn):
-        """``fn`` (a failure's constructor), noting the time of the chunk's first failure
-        and the first failure of a stuck hook."""
+        """``fn`` (a failure's constructor), noting the time of the chunk's first failure."""
         def wrapper(*a, **kw):
             first.setdefault("t", time.monotonic() - t0)
-            e = fn(*a, **kw)
-            if isinstance(e, Failure) and not stuck_found and stuck(e):
-                stuck_found.append(e)
-            return e
+            return fn(*a, **kw)
         return wrapper
 
     def init(self):
-        if stuck_found and not _final_replay():  # Hypothesis would replay the stuck hook
-            raise _StopAtStuckHook                    # to shrink: its loop each time
         base_init(self)
-        m = self.machine
-        m._protocol_error = noted(m._protocol_error)
-        if "t" not in first:
+        if "t" not in first and self.machine is not None:
+            m = self.machine
+            m._protocol_error = noted(m._protocol_error)
             m.oracle._fail = noted(m.oracle._fail)
     machine_cls.__init__ = init
     program: list[str] = []

@@ -121,7 +121,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
 
-    from conformance.certify import all_failures, seed_only
+    from conformance.certify import _StopAtStuckHook, all_failures, seed_only, stop_at_stuck_hook
     from conformance.config import DEFAULT
     from conformance.database import campaign_key, keyed
     from conformance.registry import load_protocol
@@ -129,6 +129,7 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
 
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     machine = conformance_machine(cls, cfg or DEFAULT, strict)
+    stuck_found = stop_at_stuck_hook(machine)  # a stuck hook is reported unshrunk
     s = settings(settings.default, max_examples=examples, stateful_step_count=steps,
                  phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)
@@ -152,6 +153,8 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
             else:
                 with collector.with_value(_note_statistics):
                     test()
+    except _StopAtStuckHook:
+        return stuck_found[0]
     except BaseException as exc:  # noqa: BLE001
         found = all_failures(exc)
         if not found:

@@ -193,6 +193,26 @@ def test_the_hypothesis_engine_does_not_shrink_a_stuck_hook(monkeypatch):
     assert ex < 100
 
 
+def test_the_pytest_plugin_does_not_shrink_a_stuck_hook_either(monkeypatch):
+    """The plugin's fuzz shrinks by default (``pytest --flushcheck-protocol P``); a stuck hook
+    ends its run at the next example as certify's Hypothesis chunks do
+    (``certify.stop_at_stuck_hook``): the loop runs at most twice, not at every attempt
+    (without the stop: 69 runs of the loop, 138 s at this 1 s watchdog, 2026-12-05)."""
+    from conformance.pytest_plugin import fuzz
+    from conformance.watchdog import HookStuck, stuck, watch
+    made = []
+    init = HookStuck.__init__
+
+    def counted(self, *a):
+        made.append(1)
+        init(self, *a)
+    monkeypatch.setattr(HookStuck, "__init__", counted)
+    with watch(stuck_s=1):
+        f = fuzz(SpinsWithoutPoints, examples=50, seed=0)
+    assert isinstance(f, ProtocolError) and stuck(f)
+    assert len(made) <= 2, f"the loop ran {len(made)} times"
+
+
 class LoopsThroughItsPoints(Linux):
     name = "yield_loop"
 
