@@ -167,6 +167,19 @@ def test_the_pytest_plugin_stops_a_hook_that_never_returns():
     assert isinstance(f, ProtocolError) and "HookStuck" in str(f)
 
 
+def _count_watchdog_stops(monkeypatch) -> list:
+    """A list that gains an item each time the watchdog stops a hook (a HookStuck made)."""
+    from conformance.watchdog import HookStuck
+    made = []
+    init = HookStuck.__init__
+
+    def counted(self, *a):
+        made.append(1)
+        init(self, *a)
+    monkeypatch.setattr(HookStuck, "__init__", counted)
+    return made
+
+
 def test_the_hypothesis_engine_does_not_shrink_a_stuck_hook(monkeypatch):
     """Hypothesis shrank a stuck hook's failure by replaying it, each replay running the
     loop until the watchdog stopped it again (41.6 s for a 10 s budget, 2026-12-05). The
@@ -177,14 +190,8 @@ def test_the_hypothesis_engine_does_not_shrink_a_stuck_hook(monkeypatch):
 
     import conformance.certify as C
     from conformance.config import DEFAULT
-    from conformance.watchdog import HookStuck, stuck, watch
-    made = []
-    init = HookStuck.__init__
-
-    def counted(self, *a):
-        made.append(1)
-        init(self, *a)
-    monkeypatch.setattr(HookStuck, "__init__", counted)
+    from conformance.watchdog import stuck, watch
+    made = _count_watchdog_stops(monkeypatch)
     with watch(stuck_s=1):
         ex, _steps, failures, first, _prog = C.run_chunk(
             SpinsWithoutPoints, DEFAULT, False, 50, 100, 0, time.monotonic())
@@ -199,14 +206,8 @@ def test_the_pytest_plugin_does_not_shrink_a_stuck_hook_either(monkeypatch):
     (``certify.stop_at_stuck_hook``): the loop runs at most twice, not at every attempt
     (without the stop: 69 runs of the loop, 138 s at this 1 s watchdog, 2026-12-05)."""
     from conformance.pytest_plugin import fuzz
-    from conformance.watchdog import HookStuck, stuck, watch
-    made = []
-    init = HookStuck.__init__
-
-    def counted(self, *a):
-        made.append(1)
-        init(self, *a)
-    monkeypatch.setattr(HookStuck, "__init__", counted)
+    from conformance.watchdog import stuck, watch
+    made = _count_watchdog_stops(monkeypatch)
     with watch(stuck_s=1):
         f = fuzz(SpinsWithoutPoints, examples=50, seed=0)
     assert isinstance(f, ProtocolError) and stuck(f)
