@@ -225,6 +225,46 @@ def test_swap_in_racing_a_zap_leaves_no_swap_cache_folio():
     assert owned == [m.mms[0].ptes[0].frame]  # only the zero page the retry mapped
 
 
+@pytest.mark.parametrize("child_first", [False, True])
+def test_the_last_swap_reference_takes_the_folio_out_of_the_swap_cache(child_first):
+    """free_swap_and_cache_nr -> __try_to_reclaim_swap (docs/model.md section 11, item 15).
+
+    A fork-shared folio that reclaim kept in the swap cache (the parent's munmap gather held
+    a reference) while the child's PTE became a swap entry: when the child's munmap drops
+    that last swap reference, the unmapped folio leaves the swap cache and its slot is free;
+    the folio itself is freed by the last put, after the parent gather's flush if that comes
+    last. Before, the folio and its slot leaked for the rest of the run.
+
+        CPU0 (parent)            CPU1                     CPU2 (child)
+        munmap(v0): zap, gather
+                                 reclaim: unmap child,
+                                 extra ref: keep (swap cache)
+                                                          munmap(v0): swap entry
+        flush, free gathered                              (child_first: here)
+    """
+    m = Machine(LINUX, MachineConfig(ncpus=3))
+    f0 = m.mms[0].ptes[0].frame
+    finish(m, m.fork(0, 1))
+    unmap = m.munmap(0, 0, 1)
+    while not m.mem.gathered[f0]:
+        m.advance(unmap.id)
+    finish(m, m.reclaim(1, (f0,)))
+    assert m.mms[1].ptes[0].kind == SWAP and list(m.mem.swap_cache.values()) == [f0]
+    m.switch_mm(2, 1)
+    if not child_first:
+        finish(m, unmap)
+        assert m.mem.owner[f0] is not None  # still in the swap cache: not freed yet
+    finish(m, m.munmap(2, 0, 1))
+    assert m.mem.swap_cache == {}
+    if child_first:
+        assert m.mem.owner[f0] is not None  # the parent's gather still holds it
+        finish(m, unmap)
+    assert m.mem.owner[f0] is None
+    assert sorted(m.mem.swap_free) == list(range(m.cfg.swap_slots))
+    timeline = m.trace.timeline(3)
+    assert timeline.index("flush_tlb_page(mm0, v0)") < timeline.index("pfn0 freed")
+
+
 # -- mprotect vs a migration in flight ---------------------------------------------------
 
 def test_mprotect_makes_a_migration_entry_readable():

@@ -119,7 +119,7 @@ class MadvisePaths:
             kind = pte.kind  # re-read after the relock
             if kind == SWAP and free:
                 op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
-                slot = self._free_swap_entry(pte)
+                slot = self._free_swap_entry(op, pte)
                 loc = vma.location(vpage)
                 self.oracle.expected.pop(loc, None)
                 op.touched_locs[loc] = None

@@ -146,7 +146,7 @@ class ZapPaths:
                             self.trace.msg(op, "zap: mmu_gather full, flush mid-walk")
                         break
                 elif kind == SWAP:
-                    slot = self._free_swap_entry(pte)
+                    slot = self._free_swap_entry(op, pte)
                     self.trace.msg(op, "zap mm%d:v%d [swap slot%d]", mm.id, vp, slot)
                 else:
                     pte.clear()  # migration entry: remove_migration_ptes will find none
@@ -165,12 +165,36 @@ class ZapPaths:
             yield
         return True
 
-    def _free_swap_entry(self, pte) -> int:
-        """``free_swap_and_cache`` + ``pte_clear`` of a swap entry; returns its slot."""
+    def _free_swap_entry(self, op, pte) -> int:
+        """``free_swap_and_cache_nr`` (mm/swapfile.c) + ``pte_clear`` of a swap entry;
+        returns its slot.
+
+        The last swap reference gone (``swap_only_has_cache``): ``__try_to_reclaim_swap(si,
+        offset, TTRS_UNMAPPED | TTRS_FULL)``. It ``folio_trylock``s the swap-cache folio and,
+        if the folio is not mapped (or swap is full) and ``folio_swapcache_freeable`` (no
+        writeback), ``delete_from_swap_cache`` + ``folio_set_dirty``; its ``folio_put``
+        frees the folio if that was the last reference. Another reference (reclaim's
+        isolation, an mmu_gather) frees it later, after that holder's flush.
+        Simplification: the model's swap-cache folio is mapped only while reclaim
+        (``add_to_swap`` .. ``try_to_unmap``) or a swap-in holds its lock, and the model's
+        pageout runs under the folio lock, so the trylock alone decides; we test
+        ``folio_mapped`` anyway. A failed trylock leaves the folio in the swap cache, as in
+        the kernel (the swap-in that holds it frees it on ``!pte_same``).
+        """
+        mem = self.mem
         slot = pte.slot
         pte.clear()
-        self.mem.swap_map[slot] -= 1
-        self.mem.put_slot(slot)
+        mem.swap_map[slot] -= 1
+        frame = mem.swap_cache.get(slot) if not mem.swap_map[slot] else None
+        if frame is not None and mem.folio_lock[frame].owner is None and not mem.rmap[frame]:
+            op.touched_frames[frame] = None
+            del mem.swap_cache[slot]  # delete_from_swap_cache
+            mem.dirty[frame] = True  # folio_set_dirty
+            self.trace.msg(op, "free_swap_and_cache: pfn%d leaves the swap cache", frame)
+            if self.last_reference(frame):  # folio_put
+                mem.owner[frame] = "zapped"
+                self.free_frames([frame])
+        mem.put_slot(slot)
         return slot
 
     def unmap_mapping_range(self, op, loc, visited: list):
