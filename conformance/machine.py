@@ -46,9 +46,11 @@ HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit", 
 #: operations run by a task of the CPU's loaded mm (``exit_mmap`` waits for none to be in flight)
 MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork"})
 
-#: the calls of an address space (its tasks' and ``exit_mmap``), not the rmap walkers
-#: (reclaim, migrate, writeback, truncate): ``Machine._store_races_the_drop``
-ADDRESS_SPACE_OPS = MM_TASK_OPS | {"exit"}
+#: the calls of an address space that can drop or replace the folio at an address (not a
+#: fault or mprotect, which drop none, nor the rmap walkers: reclaim, migrate, writeback,
+#: truncate); madvise only with these advices: ``Machine._store_races_the_drop``
+DROPPING_OPS = frozenset({"munmap", "mmap", "mremap", "fork", "exit"})
+DROPPING_ADVICE = frozenset({"dontneed", "free"})
 
 #: the madvise advices modelled (``Machine.madvise``)
 MADV_ADVICE = ("dontneed", "free", "cold", "pageout")
@@ -612,8 +614,8 @@ class Machine:
     def _store_races_the_drop(self, mm_id: int, vpage: int) -> bool:
         """May a store at ``mm_id:vpage`` through a stale entry to an anonymous folio that no
         longer backs the address's location be lost with the folio? Only while a call of that
-        address space that can drop or replace the folio there (madvise DONTNEED/FREE, a
-        MAP_FIXED mmap, mremap, a fault's copy-on-write, fork, exit) is in flight on the
+        address space that can drop or replace the folio there (madvise DONTNEED/FREE, munmap,
+        a MAP_FIXED mmap, mremap, fork, exit: :data:`DROPPING_OPS`) is in flight on the
         address: the store races the call, and madvise(2) lets it be lost. An rmap walker
         (reclaim, migration, writeback, truncate) does not excuse it. The kernel's lazyfree
         discard relies on a store after MADV_FREE returned marking the PTE dirty
@@ -634,9 +636,14 @@ class Machine:
         Such a store now counts (``expected`` takes it), so the read that follows fails O1.
         Until 2026-12-05 every such store was lost, and a protocol that skipped MADV_FREE's
         flush passed where a reclaim discarded the folio in between (a review's finding).
+        Since 2026-12-05 07:00 a fault, an mprotect and MADV_COLD/PAGEOUT in flight no longer
+        excuse it either: none of them drops the folio at the address (a second review's
+        finding: a read fault in flight hid the same mutant's lost store).
         """
         for op in self.ops:
-            if op.name in ADDRESS_SPACE_OPS and (mm_id, vpage) in op.touched_vps:
+            name = op.name
+            if (name in DROPPING_OPS or name == "madvise" and op.args[2] in DROPPING_ADVICE) \
+                    and (mm_id, vpage) in op.touched_vps:
                 return True
         return False
 

@@ -113,7 +113,9 @@ class Oracle:
           the slots it walked, in every mm it visited.
         * ``mprotect`` (PROT_READ): no writable entry in the range.
         * ``madvise(free)`` also: no writable dirty entry it saw over a PTE it left clean
-          (``op.s3_wd``) is still cached while that PTE is still the same clean instance.
+          (``op.s3_wd``) is still cached while that PTE is still the same clean instance, or
+          after reclaim discarded the clean folio (``try_to_unmap_one``'s lazyfree discard,
+          which trusts that no such entry is left; since 2026-12-05, a review's finding).
 
         Checked even when other operations (reclaim with a deferred flush) are still in
         flight: that is what the 2017/2021 races and 99baac21e458 violate.
@@ -145,12 +147,21 @@ class Oracle:
                                   else "no entry")
         if syscall == "madvise(free)":
             tlbs = self.m.tlbs
+            owner = self.m.mem.owner
             for cpu, mid, vpage, e in op.s3_wd:
+                if tlbs.lookup(tlbs.cpus[cpu], mid, vpage) is not e:
+                    continue
                 pte = self.m.mms[mid].ptes[vpage]
-                if (tlbs.lookup(tlbs.cpus[cpu], mid, vpage) is e and pte.kind == PRESENT
-                        and pte.inst == e.inst and not pte.dirty):
+                if pte.kind == PRESENT:
+                    if pte.inst == e.inst and not pte.dirty:
+                        self._fail_s3(op, mm, vpage, tlbs.cpus[cpu], e, syscall,
+                                      "no writable dirty entry over a PTE it left clean")
+                elif owner[e.frame] == "discarded":
+                    # reclaim discarded the clean folio before we returned (its flush still
+                    # deferred): the entry we should have flushed now writes into a folio
+                    # that holds nobody's data
                     self._fail_s3(op, mm, vpage, tlbs.cpus[cpu], e, syscall,
-                                  "no writable dirty entry over a PTE it left clean")
+                                  "no writable dirty entry over a folio discarded as clean")
 
     def _fail_s3(self, op, mm, vpage: int, cpu, e, syscall: str, want: str) -> None:
         pte = mm.ptes[vpage]
