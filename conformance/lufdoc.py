@@ -74,7 +74,7 @@ PAIRS = {
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
           4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",
-          7: "mprotect vs reclaim"}
+          7: "mprotect vs migration"}
 OBJECTIONS = {
     1: "Dave Hansen: munmap() finds only pte_none, the mmu_gather skips its flush, a new "
        "mmap at the address reads through the stale entry",
@@ -87,8 +87,8 @@ OBJECTIONS = {
     6: "beyond the thread: reclaim discards a MADV_FREE'd page whose PTE was write-protected; "
        "LUF frees it without the flush",
     7: "beyond the thread: the 2017 reclaim-vs-mprotect race (kernel-notes 2.4, explored) under "
-       "LUF's eligibility test: mprotect leaves a read-only *dirty* PTE whose writable entry is "
-       "still cached",
+       "LUF's eligibility test, through migration: mprotect leaves a read-only *dirty* PTE whose "
+       "writable entry is still cached",
 }
 #: Why a variant passes a scenario (checked against the module's code; tests/test_luf_mechanisms.py).
 MECHANISMS = {
@@ -125,10 +125,10 @@ MECHANISMS = {
     ("luf_v12", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
     ("luf_v12_posted", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
     ("linux", 7): "`flush_tlb_batched_pending` in `change_pte_range` (3ea277194daa) and "
-                  "`try_to_unmap_flush_dirty` before `pageout`",
+                  "`try_to_unmap_flush` at `move:`, before the copy",
     ("*", 7): "`LUF_DIRTY_OK = False`: the read-only but dirty PTE keeps the folio out of LUF, so "
-              "its deferred flush stays in `tlb_ubc` and `try_to_unmap_flush_dirty` does it before "
-              "`pageout`",
+              "its deferred flush stays in `tlb_ubc` and `try_to_unmap_flush` at `move:` does it "
+              "before the copy",
     ("luf_lazyfree_fix", 6): "`can_luf` is false for an anonymous `!swapbacked` folio "
                              "(`LufBase.folio_lazyfree`, `LUF_LAZYFREE = False`): the discard's "
                              "deferred flush stays in `tlb_ubc` and `try_to_unmap_flush` does it "
@@ -202,11 +202,13 @@ FINDINGS = {
     "S2": "RFC v12 (and v10/v11 as posted) decide LUF eligibility on `pte_write` alone. An "
           "`mprotect(PROT_READ)` on another CPU write-protects the PTE under the PTL (the dirty "
           "bit stays) and flushes only later, after dropping the PTL (`tlb_end_vma`/"
-          "`tlb_finish_mmu`); a reclaim or migration running in between sees a read-only PTE, "
-          "takes the folio for LUF and leaves it out of `tlb_ubc`, so `try_to_unmap_flush_dirty` "
-          "(or the flush at `move:`) does not cover it and `pageout` (or the migration copy) "
-          "starts while the mprotect CPU still holds a writable, dirty TLB entry: a store in "
-          "that window is lost (`litmus/bug-2.4-reclaim-vs-mprotect.litmus`). Mainline is "
+          "`tlb_finish_mmu`); a migration running in between sees a read-only PTE and takes the "
+          "folio for LUF; at `move:` `fold_unmap_luf()` keys it before `try_to_unmap_flush()`, "
+          "so the copy starts while the mprotect CPU still holds a writable, dirty TLB entry: a "
+          "store in that window is lost (`litmus/luf-7-mprotect-vs-migration.litmus`). Reclaim "
+          "is immune: `try_to_unmap_flush_dirty()` before `pageout()` sees the batch's "
+          "`writable` (from `pte_dirty`) and `try_to_unmap_flush()` folds `tlb_ubc_luf` in "
+          "(`litmus/bug-2.4-reclaim-vs-mprotect.litmus` passes under every variant). Mainline is "
           "immune (every deferred entry is flushed before IO and copy); excluding dirty PTEs "
           "(the favourable v10/v11 reading) or checking `mm_tlb_flush_pending()` closes it.",
 }
@@ -251,7 +253,7 @@ def mechanism(proto: str, n: int) -> str:
 
 
 #: corpus files shown as further columns after the luf-N files (LUF-relevant races)
-EXTRA_COLUMNS = ["bug-2.4-reclaim-vs-mprotect"]
+EXTRA_COLUMNS: list = []  # none since scenario 7 has its own file (luf-7, 2026-12-05)
 
 
 def _scenarios():

@@ -14,11 +14,28 @@ hash, which only make the bookkeeping cheaper, not the flush points different):
 
 * per task, per folio being unmapped: a batch and a "read-only" flag
   (v12 ``tlb_ubc_ro`` folded into ``tlb_ubc_luf`` or ``tlb_ubc`` after the walk);
+* ``self.unkeyed[frame]``: ``tlb_ubc_luf``, the cpumask of a read-only folio this reclaim or
+  migration pass unmapped, not yet given a key (the task's ``luf_frames`` lists its frames).
+  ``try_to_unmap_flush`` still folds it in (``fold_batch(tlb_ubc, tlb_ubc_luf)``, kernel-notes
+  4.2), so ``try_to_unmap_flush_dirty`` before ``pageout`` flushes it with the rest; only
+  ``fold_unmap_luf``, just before the pass's last ``try_to_unmap_flush`` (the end of
+  ``shrink_folio_list``, ``migrate_pages_batch``'s ``move:``), turns it into
 * ``self.pending[frame]``: the cpumask LUF still owes for that frame (the page's
   ugen/luf_key); flushed by :meth:`page_alloc` when the frame is handed out;
 * :meth:`luf_flush_all` is ``luf_flush(0)``: flush every deferred batch ("give up LUF").
 
 Subclasses choose the give-up points by overriding hooks.
+
+Not modelled (a review against the postings, 2026-12-05; both make the model defer *longer*
+than the series, the false-FAIL direction, and no failing trace was traced to either):
+
+* v12's ``shrink_folio_list`` flushes at once (``luf_flush(fold_unmap_luf())``) when a LUF
+  folio is kept or activated, and ``try_to_unmap_one``'s failed walk calls ``can_luf_fail``;
+  here a kept folio's mask is keyed with the rest at the pass's end and owed until the frame
+  is allocated again;
+* v12's ``luf_batch[0]`` keeps every LUF unmap for ever (``luf_flush(0)`` flushes it all,
+  generations skip what is done); here ``unkeyed`` holds a frame's mask only until its key
+  or a flush, which is what ``luf_flush(0)`` can still owe.
 """
 from conformance.hw.arch import TlbBatch
 from conformance.hookpoints import atomic_section
@@ -28,14 +45,17 @@ from protocols.linux import Linux, TlbUbc
 class LufUbc(TlbUbc):
     """``tlb_ubc`` plus the batch of the folio whose rmap walk is in progress."""
 
-    __slots__ = ("folio", "folio_ro", "folio_ptes", "fault_installed")
+    __slots__ = ("folio", "folio_ro", "folio_ptes", "folio_frame", "fault_installed",
+                 "luf_frames")
 
     def __init__(self, arch_batch) -> None:
         super().__init__(arch_batch)
         self.folio = TlbBatch()
         self.folio_ro = True
         self.folio_ptes: list = []  # (mm, vpage) unmapped for the current folio
+        self.folio_frame = None  # the folio whose rmap walk is in progress
         self.fault_installed = False  # this fault task installed/upgraded a PTE (luf_v11_posted)
+        self.luf_frames: list = []  # the folios of this pass in tlb_ubc_luf (LufBase.unkeyed)
 
 
 class LufBase(Linux):
@@ -59,6 +79,9 @@ class LufBase(Linux):
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         self.pending: dict[int, int] = {}  # frame -> cpumask still owed (ugen / luf_key)
+        # frame -> cpumask in a task's tlb_ubc_luf (a frame is in one pass at a time: the
+        # pass holds it isolated until after its last try_to_unmap_flush)
+        self.unkeyed: dict[int, int] = {}
 
     def init_task(self, task):
         return LufUbc(self.arch.new_batch())
@@ -71,6 +94,7 @@ class LufBase(Linux):
         ubc.folio.cpumask = 0
         ubc.folio_ro = self.LUF_LAZYFREE or migration or not self.folio_lazyfree(frame)
         ubc.folio_ptes = []
+        ubc.folio_frame = frame
 
     def folio_lazyfree(self, frame) -> bool:
         """``folio_test_anon(folio) && !folio_test_swapbacked(folio)`` (MADV_FREE'd).
@@ -87,32 +111,84 @@ class LufBase(Linux):
         return isinstance(owner, tuple) and owner[0] == "a" and bool(mem.lazyfree[frame])
 
     def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
-        """As mainline (``mm->tlb_flush_batched`` pending), but into the folio's batch."""
+        """As mainline (``mm->tlb_flush_batched`` pending), but into the folio's batch; while
+        the folio is still LUF-able, also into ``luf_batch[0]`` at once (v12 16/26:
+        "Accumulate to the 0th entry right away so that luf_flush(0) can be used to properly
+        perform pending TLB flush once this unmapping is observed"): here ``unkeyed``."""
         if pteval.kind != 1:
             return
         ubc = task.tlb_ubc
+        if pteval.writable or (pteval.dirty and not self.LUF_DIRTY_OK):
+            ubc.folio_ro = False  # can_luf_fail: the folio goes to tlb_ubc and is flushed
         real = ubc.arch
         ubc.arch = ubc.folio  # arch_tlbbatch_add_pending into tlb_ubc_ro
         try:
             super().set_tlb_ubc_flush_pending(task, mm, pteval, vpage)
         finally:
             ubc.arch = real
-        if pteval.writable or (pteval.dirty and not self.LUF_DIRTY_OK):
-            ubc.folio_ro = False  # can_luf_fail: the folio goes to tlb_ubc and is flushed
         ubc.folio_ptes.append((mm, vpage))
+        if ubc.folio_ro:
+            frame = ubc.folio_frame
+            self.unkeyed[frame] = self.unkeyed.get(frame, 0) | ubc.folio.cpumask
 
     def try_to_unmap_end(self, task, frame, migration) -> None:
-        """Fold the folio's batch: read-only -> owed by the frame (LUF), else -> ``tlb_ubc``."""
+        """Fold the folio's batch: read-only -> ``tlb_ubc_luf`` (LUF), else -> ``tlb_ubc``."""
         ubc = task.tlb_ubc
         mask = ubc.folio.cpumask
         ubc.folio.cpumask = 0
         if not mask:
             return
         if ubc.folio_ro:
-            self.pending[frame] = self.pending.get(frame, 0) | mask
+            if frame not in ubc.luf_frames:
+                ubc.luf_frames.append(frame)
+            self.unkeyed[frame] = self.unkeyed.get(frame, 0) | mask
             self.luf_deferred(task, frame, ubc.folio_ptes)
         else:
             ubc.arch.cpumask |= mask
+            self.unkeyed.pop(frame, None)  # (what entry 0 got before can_luf_fail stays
+            # flushable by luf_flush(0) in the series; the frame owes nothing)
+
+    def fold_unmap_luf(self, task) -> None:
+        """``fold_unmap_luf``: this pass's ``tlb_ubc_luf`` becomes owed by its frames (the
+        key ``free_unref_folios`` / ``migrate_folio_done`` give the pages). Simplification:
+        each frame owes its own folio's CPUs, where the series keys the whole batch.
+
+        One atomic section: the series folds under ``luf_batch``'s lock, and every LUF unmap
+        is in entry 0 already, so no ``luf_flush(0)`` can miss a batch on its way to its
+        key. Split (a point after the first store), a ``luf_flush_all`` in between missed the
+        mask while only this loop held it: a C1 the series cannot have."""
+        ubc = task.tlb_ubc
+        if not ubc.luf_frames:
+            return
+        with atomic_section():
+            for frame in ubc.luf_frames:
+                mask = self.unkeyed.pop(frame, 0)
+                if mask:
+                    self.pending[frame] = self.pending.get(frame, 0) | mask
+        ubc.luf_frames.clear()
+
+    def try_to_unmap_flush(self, task) -> None:
+        """The model calls it where the series calls ``fold_unmap_luf()`` first (the end of
+        ``shrink_folio_list``, ``migrate_pages_batch``'s ``move:``): the read-only folios
+        stay owed by their frames, the rest is flushed as mainline."""
+        self.fold_unmap_luf(task)
+        super().try_to_unmap_flush(task)
+
+    def try_to_unmap_flush_dirty(self, task) -> None:
+        """Before ``pageout``: if a deferred PTE was dirty (``tlb_ubc->writable`` or
+        ``tlb_ubc_luf->writable``; our ``writable`` is set for both), ``try_to_unmap_flush``,
+        which folds ``tlb_ubc_luf`` into ``tlb_ubc`` (``fold_batch``) and flushes it all:
+        this pass's read-only folios owe nothing afterwards. They leave ``unkeyed`` only
+        after the flush, so a ``luf_flush_all`` meanwhile still covers them (entry 0)."""
+        ubc = task.tlb_ubc
+        if not ubc.writable:
+            return
+        frames, ubc.luf_frames = ubc.luf_frames, []
+        for frame in frames:
+            ubc.arch.cpumask |= self.unkeyed.get(frame, 0)
+        super().try_to_unmap_flush(task)
+        for frame in frames:
+            self.unkeyed.pop(frame, None)
 
     def luf_deferred(self, task, frame, ptes) -> None:
         """Hook for variants that record where LUF deferred a flush (per-VMA flag)."""
@@ -126,7 +202,7 @@ class LufBase(Linux):
     def page_alloc(self, task, frame) -> None:
         """``luf_takeoff_check_and_fold`` + ``try_to_unmap_flush_takeoff``: flush what the
         page still owes before anyone can use it."""
-        mask = self.pending.pop(frame, 0)
+        mask = self.pending.pop(frame, 0) | self.unkeyed.pop(frame, 0)  # (none unkeyed: isolated)
         if mask:
             self._flush_mask(mask, task)
 
@@ -141,13 +217,16 @@ class LufBase(Linux):
         allocator would hand out a page whose flush is still to come, an S1 the series
         cannot have (seen as S1 in every LUF variant once hooks got automatic points).
         """
-        if not self.pending:
+        if not self.pending and not self.unkeyed:
             return
         with atomic_section():
             mask = 0
             for m in self.pending.values():
                 mask |= m
+            for m in self.unkeyed.values():  # v12 accumulates every LUF unmap in entry 0
+                mask |= m
             self.pending.clear()
+            self.unkeyed.clear()  # their tasks' luf_frames now name nothing: pop(frame, 0)
             self._flush_mask(mask, who)
         self.luf_flushed()
 

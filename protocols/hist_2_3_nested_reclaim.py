@@ -20,7 +20,7 @@ from protocols.linux import Linux
 
 
 class NestedReclaimReset(Linux):
-    """4.3-4.8: every reclaim pass, nested or not, resets ``flush_required``."""
+    """4.3-4.7 (fixed in 4.8): every reclaim pass, nested or not, resets ``flush_required``."""
 
     def init_tlb_ubc(self, task) -> None:
         """``init_tlb_ubc()``: ``current->tlb_ubc.flush_required = false`` (cpumask kept)."""

@@ -11,8 +11,9 @@ return, flush before free and, via ``try_to_unmap_flush_dirty``, before IO).
 
 Per mm: ``mm->tlb_flush_batched`` is an atomic packing a *pending* generation
 (bits 0-14) and a *flushed* generation (bits 16-30). The width of the pending half is
-the machine's ``MachineConfig.batch_gen_bits`` (15 by default, as mainline; the ``gen2``
-config uses 2 bits, so the overflow reset is reached at the third deferral).
+the machine's ``MachineConfig.batch_gen_bits`` (15 by default, as mainline; 2 bits reach
+the overflow reset at the third deferral: ``protocols/linux_gen_reset_zero.py``; the ``gen2``
+config left the wide set on 2026-12-03, conformance/config.py).
 """
 from conformance.hookpoints import atomic_section
 from conformance.protocol import Protocol

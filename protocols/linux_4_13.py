@@ -5,6 +5,9 @@
 mm->tlb_flush_batched = false``. With split PTLs, reclaim can set the bool on
 another page table between the flush and the clear, and the clear loses it
 (the 2021 race, fixed by 5ee2fa2f0636; kernel-notes 2.7).
+
+Only ``tlb_flush_batched`` is 4.13's: everything else is today's mainline (migration's
+batched flush of v6.3 included), i.e. mainline with 5ee2fa2f0636 reverted.
 """
 from protocols.linux import Linux
 

@@ -4,6 +4,12 @@
 unmapping pages" (Mel Gorman, 4.3) + d950c9477d51 "mm: defer flush of writable
 TLB entries". Nothing tells mprotect/munmap/mremap/madvise that reclaim left a
 flush pending: the 2017 race (3ea277194daa; kernel-notes 2.4).
+
+Only the batch and its per-mm mark are 4.3's: everything else is today's mainline (the
+model's kernel paths and :class:`protocols.linux.Linux`'s other hooks), so this is mainline
+with 3ea277194daa reverted, not a 4.3 kernel. In particular migration defers its flush
+(``TTU_BATCH_FLUSH``, 7e12beb8ca2a, v6.3), which 4.3 did not: the 2.4 race through
+migration (``litmus/model-mprotect-vs-migration.litmus``) is this module's, not 4.3's.
 """
 from protocols.linux import Linux
 

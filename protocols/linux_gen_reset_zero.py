@@ -9,8 +9,9 @@ mutant resets it to 0 ("start counting again"), so pending == flushed and the ne
 mprotect returns with the stale entry cached (S3), the 2017 race again.
 
 With mainline's 15-bit pending half the reset needs 16384 deferrals in one mm, which no
-walk reaches; the machine's ``batch_gen_bits=2`` (config ``gen2`` of the wide set,
-litmus/gap-gen-reset.litmus) reaches it at the third deferral.
+walk reaches; the machine's ``batch_gen_bits=2`` (this module's ``CONFIG`` and
+litmus/gap-gen-reset.litmus; no longer a config of the wide set since 2026-12-03,
+conformance/config.py) reaches it at the third deferral.
 
   CPU1 (reclaim)                       CPU0 (same mm)
   3rd deferral: pending > LARGE,
@@ -28,7 +29,7 @@ class GenResetZero(Linux):
         return 0
 
 
-#: found only with a small counter (MachineConfig.batch_gen_bits; config gen2)
+#: found only with a small counter (MachineConfig.batch_gen_bits=2, CONFIG below)
 EXPECTED_VIOLATION = "S3"
 LITMUS = "gap-gen-reset"
 CONFIG = {"batch_gen_bits": 2}

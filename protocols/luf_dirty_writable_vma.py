@@ -11,21 +11,22 @@ only in a read-only VMA. Exclude dirty PTEs there, keep them LUF-able in a ``VM_
 VMA." True of every path of the model before fork; false in the kernel:
 ``copy_present_pte`` (fork) write-protects the parent's private writable PTEs and keeps D
 and ``VM_WRITE``, and the parent's CPUs keep their writable dirty entries until
-``flush_tlb_mm(oldmm)`` at the end of ``dup_mmap``. Reclaim in that window takes the folio
-for LUF, ``try_to_unmap_flush_dirty`` does not flush a LUF batch, and ``pageout`` copies
-the folio while a store can still land in it (S2).
+``flush_tlb_mm(oldmm)`` at the end of ``dup_mmap``. A migration in that window takes the
+folio for LUF, ``fold_unmap_luf`` at ``move:`` keys its batch before ``try_to_unmap_flush``,
+and the copy runs while a store can still land in the old folio (S2). (Reclaim does not:
+``try_to_unmap_flush_dirty`` before ``pageout`` folds ``tlb_ubc_luf`` in and flushes it.)
 
-  CPU0 (parent, W D entry of v0)     CPU1 (fork)                   CPU0 (kswapd)
+  CPU0 (parent, W D entry of v0)     CPU1 (fork)                   CPU0 (migration)
                                      copy_present_pte: wrprotect
                                        (RO D, VM_WRITE kept)
-                                                                   try_to_unmap: RO D in a
+                                                                   try_to_migrate: RO D in a
                                                                      VM_WRITE VMA -> LUF
-                                                                   pageout: copy  <- S2
+                                                                   move: copy  <- S2
                                      flush_tlb_mm(oldmm)
 
 Built on :mod:`protocols.luf_lazyfree_fix` (LUF v11 with the lazyfree fix: the variant that
 passes the random machine of the model without fork), so that fork is the only thing
-that fails it. litmus/gap-fork-wrprotect-dirty.litmus.
+that fails it. litmus/gap-fork-wrprotect-dirty-migrate.litmus.
 """
 from protocols.luf_lazyfree_fix import LufLazyfreeFix
 
@@ -47,6 +48,6 @@ class LufDirtyWritableVma(LufLazyfreeFix):
 
 #: the rule fork's write-protect window exposes (litmus/gap-fork-wrprotect-dirty.litmus)
 EXPECTED_VIOLATION = "S2"
-LITMUS = "gap-fork-wrprotect-dirty"
+LITMUS = "gap-fork-wrprotect-dirty-migrate"
 SUMMARY = ("LUF excludes dirty PTEs only in read-only VMAs; fork write-protects a private "
-           "writable PTE keeping D and VM_WRITE, so reclaim defers the flush past pageout")
+           "writable PTE keeping D and VM_WRITE, so migration defers the flush past the copy")

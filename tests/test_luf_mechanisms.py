@@ -13,7 +13,6 @@ from conformance.registry import load_protocol
 
 SCENARIOS = {s.name.split("-")[1]: s for s in corpus()
              if s.name.startswith("luf-") and s.name[4:5].isdigit()}
-SCENARIOS["7"] = next(s for s in corpus() if s.name == "bug-2.4-reclaim-vs-mprotect")  # docs/LUF.md column 7
 
 # (variant, scenario, hooks whose removal must break it, rule then violated)
 MECHANISMS = [

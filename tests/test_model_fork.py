@@ -163,13 +163,18 @@ class WritableFromPteWrite(LINUX):
 
 
 def test_gap_litmus_fails_the_mutant_and_passes_mainline():
-    """litmus/gap-fork-wrprotect-dirty: S2 for the LUF mutant and for a mainline mutant that
-    takes the batch's writable bit from pte_write; linux and immediate pass."""
+    """litmus/gap-fork-wrprotect-dirty (reclaim): S2 for a mainline mutant that takes the
+    batch's writable bit from pte_write; its migration form: S2 for the LUF mutant (whose
+    reclaim passes: try_to_unmap_flush_dirty folds tlb_ubc_luf in); linux and immediate pass
+    both."""
     sc = load("litmus/gap-fork-wrprotect-dirty.litmus")
-    assert run(sc, load_protocol("luf_dirty_writable_vma")).rule == "S2"
+    migrate = load("litmus/gap-fork-wrprotect-dirty-migrate.litmus")
     assert run(sc, WritableFromPteWrite).rule == "S2"
-    assert run(sc, LINUX) is None
-    assert run(sc, IMMEDIATE) is None
+    assert run(migrate, load_protocol("luf_dirty_writable_vma")).rule == "S2"
+    assert run(sc, load_protocol("luf_dirty_writable_vma")) is None
+    for proto in (LINUX, IMMEDIATE):
+        assert run(sc, proto) is None
+        assert run(migrate, proto) is None
 
 
 def test_fork_into_own_mm_is_a_usage_error():

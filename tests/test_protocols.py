@@ -56,14 +56,17 @@ WALK_FOUND = {
     "hist_2_11_madvise_relock": (0, 500),  # S3 at 55 (seed 7, S3 at 6 until 2026-12-05)
     "linux_4_13": (6, 500),  # S3 at 210 (seeds 0-5, 7: none in 500)
     "luf_v11": (1, 500),  # C1 at 206 (seed 2, C1 at 8, until 2026-12-05)
-    "luf_v10_posted": (5, 500),  # S2 at 46 (seeds 0-2, 4, 7: a C1 first)
-    "luf_v11_posted": (5, 500),  # S2 at 46
-    "luf_v12": (5, 500),  # S2 at 46
-    "luf_v12_posted": (5, 500),  # S2 at 46
+    # the four S2 variants: through migration since 2026-12-05 (try_to_unmap_flush_dirty
+    # flushes tlb_ubc_luf before pageout, RFC v12 16/26); seed 5, S2 at 46 (pageout), until then
+    "luf_v10_posted": (0, 500),  # S2 at 10
+    "luf_v11_posted": (0, 500),  # S2 at 10
+    "luf_v12": (0, 500),  # S2 at 10
+    "luf_v12_posted": (0, 500),  # S2 at 10
     "luf_vma_flag": (4, 500),  # C1 at 275
     # litmus-only until the portfolio weights of 2026-12-02 16:40 (certify's walk needed
     # 20-36 s for them): fork's S2 and the hole-punch C1 are found within 500 examples now
-    "luf_dirty_writable_vma": (21, 500),  # S2 at 124 (seeds 0-39: 7 with S2, 2 a C1 first)
+    "luf_dirty_writable_vma": (2, 500),  # S2 at 25, through migration (seeds 0, 1: none in
+    #   1,000; seed 21, S2 at 124 at pageout, until 2026-12-05)
     "luf_lazyfree_fix": (19, 1000),  # C1 at 507 (seeds 0-39 at 2,000 examples, since
     #   munmap and exit wait for rmap walks in free_pgtables, 2026-12-05: 2, 3, 9, 19 find it,
     #   at 847, 735, 602, 507; seed 14, C1 at 215, until then)

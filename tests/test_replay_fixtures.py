@@ -25,7 +25,11 @@ a race the kernel has), and five passing walks (``linux-pass1``, ``-pass2``,
 drawn again with their seeds; ``exit_mmap``'s ``free_pgtables`` waits too, which made the
 unshrunk 2.3 walk ``hist_2_3_nested_reclaim-walk266`` inapplicable (its exit no longer
 returns inside a hole punch's walk): it was replaced by ``-walk163``, the first S1 of 60-110
-actions among the walk's examples of seeds 0.. under the current model.) A model change that
+actions among the walk's examples of seeds 0.. under the current model. Later on 2026-12-05
+the LUF modules learnt that ``try_to_unmap_flush_dirty`` before ``pageout`` folds
+``tlb_ubc_luf`` in (RFC v12 16/26): ``luf_v12-1``'s S2 at pageout, a false verdict, now
+replays as a PASS; it was saved again (certify, seed 1: a C1 of the lazyfree finding).) A
+model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """
