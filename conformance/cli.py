@@ -789,6 +789,11 @@ def _check_outputs(args) -> None:
     """Refuse, before any work, output paths that could not be written at the end
     (``--out``/``--repro-dir`` directories, ``--markdown``/``--output`` files): one line,
     exit 2, instead of a traceback after the whole run."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # relative paths below (and the default reproducer dir) need it
+        raise UsageError("the current directory no longer exists (removed after the shell "
+                         "entered it): cd to an existing directory and run again") from None
     for opt, kind in (("out", "dir"), ("repro_dir", "dir"), ("markdown", "file"),
                       ("output", "file"), ("database", "dir")):
         path = getattr(args, opt, None)

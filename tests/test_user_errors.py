@@ -301,3 +301,17 @@ def test_version_cost_errors_and_plurals(capsys):
                  "--database", "none"]) == 0
     out = capsys.readouterr().out
     assert "budget 1 example " in out and "0 violations in 1 example," in out
+
+
+def test_a_removed_working_directory_is_one_line(tmp_path, monkeypatch, capsys):
+    """certify from a directory removed after the shell entered it (a clone deleted under a
+    running loop): one line and exit 2, not the traceback of ``os.path.abspath``."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    rc = main(["certify", "linux", "--budget", "1", "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USAGE, err
+    assert "current directory no longer exists" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
