@@ -74,7 +74,7 @@ PAIRS = {
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
           4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",
-          7: "mprotect vs migration"}
+          7: "mprotect vs migration", 8: "migration restores writable"}
 OBJECTIONS = {
     1: "Dave Hansen: munmap() finds only pte_none, the mmu_gather skips its flush, a new "
        "mmap at the address reads through the stale entry",
@@ -89,6 +89,11 @@ OBJECTIONS = {
     7: "beyond the thread: the 2017 reclaim-vs-mprotect race (kernel-notes 2.4, explored) under "
        "LUF's eligibility test, through migration: mprotect leaves a read-only *dirty* PTE whose "
        "writable entry is still cached",
+    8: "beyond the thread: scenario 3 through migration: a writable PTE flushed at once "
+       "(`ptep_clear_flush`) never reaches `can_luf_fail`, the read-only one is deferred, and "
+       "`remove_migration_ptes` restores the writable PTE, so the store needs no fault (in "
+       "6.x only while no other CPU has the writer's mm in its lazily trimmed `mm_cpumask`: "
+       "a sleeping writer, or a migration from its own task)",
 }
 #: Why a variant passes a scenario (checked against the module's code; tests/test_luf_mechanisms.py).
 MECHANISMS = {
