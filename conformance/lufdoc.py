@@ -91,9 +91,9 @@ OBJECTIONS = {
        "writable entry is still cached",
     8: "beyond the thread: scenario 3 through migration: a writable PTE flushed at once "
        "(`ptep_clear_flush`) never reaches `can_luf_fail`, the read-only one is deferred, and "
-       "`remove_migration_ptes` restores the writable PTE, so the store needs no fault (in "
-       "6.x only while no other CPU has the writer's mm in its lazily trimmed `mm_cpumask`: "
-       "a sleeping writer, or a migration from its own task)",
+       "`remove_migration_ptes` restores the writable PTE, so the store needs no fault (the "
+       "writer's mm runs on no other CPU and its own task migrates: `move_pages(2)`, "
+       "`mbind(2)`; a NUMA hinting fault would end in `handle_mm_fault`'s `luf_flush`)",
 }
 #: Why a variant passes a scenario (checked against the module's code; tests/test_luf_mechanisms.py).
 MECHANISMS = {
