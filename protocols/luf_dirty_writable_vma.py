@@ -24,9 +24,10 @@ and the copy runs while a store can still land in the old folio (S2). (Reclaim d
                                                                    move: copy  <- S2
                                      flush_tlb_mm(oldmm)
 
-Built on :mod:`protocols.luf_lazyfree_fix` (LUF v11 with the lazyfree fix: the variant that
-passes the random machine of the model without fork), so that fork is the only thing
-that fails it. litmus/gap-fork-wrprotect-dirty-migrate.litmus.
+Built on :mod:`protocols.luf_lazyfree_fix` (LUF v11 with the lazyfree fix), whose own
+failures (the hole punch, docs/LUF.md; scenario 8, a migration restoring a writable PTE)
+need no fork: the S2 here is this variant's, through fork and migration.
+litmus/gap-fork-wrprotect-dirty-migrate.litmus.
 """
 from protocols.luf_lazyfree_fix import LufLazyfreeFix
 
