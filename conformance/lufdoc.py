@@ -257,15 +257,10 @@ def mechanism(proto: str, n: int) -> str:
     return "(no mechanism recorded)"
 
 
-#: corpus files shown as further columns after the luf-N files (LUF-relevant races)
-EXTRA_COLUMNS: list = []  # none since scenario 7 has its own file (luf-7, 2026-12-05)
-
-
 def _scenarios():
-    all_ = corpus()
-    scs = [s for s in all_ if s.name.startswith("luf-") and s.name[4:5].isdigit()]
-    scs = sorted(scs, key=lambda s: int(s.name.split("-")[1]))
-    return scs + [s for name in EXTRA_COLUMNS for s in all_ if s.name == name]
+    """The columns: the ``litmus/luf-N-*.litmus`` files, by N."""
+    scs = [s for s in corpus() if s.name.startswith("luf-") and s.name[4:5].isdigit()]
+    return sorted(scs, key=lambda s: int(s.name.split("-")[1]))
 
 
 def _observation_files():

@@ -47,7 +47,7 @@ class LufDirtyWritableVma(LufLazyfreeFix):
                 task.tlb_ubc.folio_ro = False
 
 
-#: the rule fork's write-protect window exposes (litmus/gap-fork-wrprotect-dirty.litmus)
+#: the rule fork's write-protect window exposes (litmus/gap-fork-wrprotect-dirty-migrate.litmus)
 EXPECTED_VIOLATION = "S2"
 LITMUS = "gap-fork-wrprotect-dirty-migrate"
 SUMMARY = ("LUF excludes dirty PTEs only in read-only VMAs; fork write-protects a private "
