@@ -31,6 +31,7 @@ Example::
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -67,6 +68,24 @@ def _protocol_frames(frame) -> tuple:
     return inner, outer
 
 
+def _swallowed_here(frame, outer) -> bool:
+    """Would an exception raised at ``frame`` be swallowed before it reaches ``outer``?
+
+    True inside a garbage-collector callback (``gc.callbacks``: Hypothesis times its
+    collections with one) or a ``__del__``, which CPython calls from wherever an
+    allocation or a last reference happened to be, and whose exceptions it passes to
+    ``sys.unraisablehook`` instead of the caller. A ``HookStuck`` raised there was lost
+    (a ``PytestUnraisableExceptionWarning``, 2026-12-05) and the hook ran one more stuck
+    period."""
+    codes = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
+    while frame is not None and frame is not outer:
+        code = frame.f_code
+        if code in codes or code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _tick(signum, frame) -> None:
     inner, f = _protocol_frames(frame)
     if f is None or f is not _State.frame:
@@ -74,6 +93,8 @@ def _tick(signum, frame) -> None:
         return
     _State.ticks += 1
     if _State.ticks >= _State.stuck_s:
+        if _swallowed_here(frame, f):
+            return  # the next tick, out of the callback, raises (ticks stay counted)
         _State.frame, _State.ticks = None, 0
         name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
         raise HookStuck(f"{name} ran for {_State.stuck_s} s without returning (a loop with "

@@ -4,6 +4,8 @@ import json
 import os
 import re
 
+import pytest
+
 from conformance.certify import certify
 from conformance.errors import ProtocolError
 from conformance.litmus import corpus, run
@@ -360,3 +362,46 @@ def test_a_yes_or_no_hook_must_answer_a_bool():
         assert isinstance(f, ProtocolError), (cls, f)
         assert f"should_defer_flush returned {what}: return a bool" in str(f)
     assert run(SC2017, AnswersWithAMask) is None and run(SC2017, Linux) is None
+
+
+def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeypatch):
+    """A tick that lands in a garbage-collector callback (Hypothesis times collections with
+    one) raised ``HookStuck`` there, where CPython swallows it (a
+    ``PytestUnraisableExceptionWarning`` in a loaded CI run, 2026-12-05): the hook ran one
+    more stuck period. The tick now leaves the callback alone and the next one raises."""
+    import gc
+    import signal
+    import sys
+    from conformance import watchdog
+    proto_file = "/flushcheck-test/proto.py"  # stands for a protocol module's file
+    ns: dict = {}
+    exec(compile("def hook(body):\n    return body()\n", proto_file, "exec"), ns)
+    monkeypatch.setattr(watchdog, "PROTOCOL_FILES", {proto_file})
+    monkeypatch.setattr(watchdog._State, "stuck_s", 2)
+    monkeypatch.setattr(watchdog._State, "frame", None)
+    monkeypatch.setattr(watchdog._State, "ticks", 0)
+
+    def tick_inside_a_gc_callback() -> list:
+        raised = []
+
+        def on_gc(phase, info):
+            if phase == "start":
+                try:
+                    watchdog._tick(signal.SIGALRM, sys._getframe())
+                except watchdog.HookStuck:
+                    raised.append(phase)
+        gc.callbacks.append(on_gc)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(on_gc)
+        return raised
+
+    def stuck_hook_body():
+        here = sys._getframe()
+        watchdog._tick(signal.SIGALRM, here)  # the hook's frame first seen
+        watchdog._tick(signal.SIGALRM, here)  # one stuck second
+        assert tick_inside_a_gc_callback() == []  # stuck now, but not raised into the callback
+        with pytest.raises(watchdog.HookStuck, match="hook ran for 2 s"):
+            watchdog._tick(signal.SIGALRM, here)  # the next tick, back in the hook
+    ns["hook"](stuck_hook_body)
