@@ -56,6 +56,13 @@ KERNEL: dict[str, tuple[str, str]] = {
     "try_to_unmap_end": ("the end of try_to_unmap / try_to_migrate (mm/rmap.c; LUF v12 "
                          "folds tlb_ubc_ro)",
                          "mm/vmscan.c shrink_folio_list; mm/migrate.c migrate_folio_unmap"),
+    "walk_abort": ("try_to_unmap_one's walk_abort: label (mm/rmap.c; LUF v12 "
+                   "can_luf_fail when it returns false)",
+                   "mm/rmap.c try_to_unmap (its rmap_walk)"),
+    "shrink_folio_list_keep": ("shrink_folio_list's keep: label (mm/vmscan.c; LUF v12 "
+                               "luf_flush(fold_unmap_luf()) for a folio try_to_unmap "
+                               "found LUF-able)",
+                               "mm/vmscan.c shrink_folio_list"),
     "migrate_folio_move": ("migrate_folio_move (mm/migrate.c), before move_to_new_folio -> "
                            "migrate_folio (folio_migrate_mapping, folio_copy)",
                            "mm/migrate.c migrate_pages_batch"),
@@ -80,6 +87,8 @@ KERNEL: dict[str, tuple[str, str]] = {
                                    "LUF v12's luf_flush(0) at its out: label and after "
                                    "truncate_inode_folio's filemap_remove_folio)",
                                    "mm/truncate.c truncate_pagecache_range"),
+    "folio_mkclean": ("the end of folio_mkclean (mm/rmap.c; LUF v12's luf_flush(0))",
+                      "mm/page-writeback.c folio_clear_dirty_for_io"),
     "context_switch": ("finish_task_switch (kernel/sched/core.c); x86 switch_mm_irqs_off",
                        "kernel/sched/core.c context_switch"),
     "tlb_gather_mmu": ("tlb_gather_mmu (mm/mmu_gather.c)",
@@ -169,7 +178,10 @@ def call_sites() -> dict[str, list[str]]:
                         (isinstance(v, ast.Attribute) and v.attr == "proto") or \
                         (cls.name == "Protocol" and isinstance(v, ast.Name) and v.id == "self")
                     site = f"conformance/{fname} {owner}.{fn.name}"
-                    if on_proto and site not in out[node.attr] and fn.name != node.attr:
+                    # (a Protocol method naming itself is no call site; a kernel path may
+                    # share its hook's name: RmapPaths.folio_mkclean calls proto.folio_mkclean)
+                    own = cls.name == "Protocol" and fn.name == node.attr
+                    if on_proto and site not in out[node.attr] and not own:
                         out[node.attr].append(site)
     return out
 
@@ -432,7 +444,10 @@ def refresh_guide(text: str) -> str:
     lines = text.split("\n")
     facts = guide_facts()
     for hook in hook_names():
-        head = next(i for i, ln in enumerate(lines) if ln.startswith(f"### `{hook}("))
+        head = next((i for i, ln in enumerate(lines) if ln.startswith(f"### `{hook}(")), None)
+        if head is None:
+            raise ValueError(f"docs/PROTOCOLS.md has no entry ### `{hook}(...)`: write its "
+                             "heading and four placeholder lines, then run this again")
         new = guide_lines(hook, facts)
         for k, key in enumerate(_GUIDE_KEYS):
             at = head + 2 + k
@@ -446,6 +461,6 @@ def refresh_guide(text: str) -> str:
 if __name__ == "__main__":  # python -m conformance.hooks: docs/PROTOCOLS.md's decided lines
     _path = os.path.join(_HERE, "..", "docs", "PROTOCOLS.md")
     with open(_path) as _fh:
-        _old = _fh.read()
+        _new = refresh_guide(_fh.read())  # all of it before the file is opened to write
     with open(_path, "w") as _fh:
-        _fh.write(refresh_guide(_old))
+        _fh.write(_new)

@@ -66,11 +66,7 @@ PAIRS = {
     "luf_v12": ("luf_v12_posted", [
         "context switch: the module flushes on every switch; v12 16/26 flushes in "
         "`finish_task_switch` only in the block that drops a borrowed lazy-TLB mm "
-        "(`mmdrop_lazy_tlb_sched`), which this machine (no lazy TLB) never runs",
-        "`folio_mkclean`: v12 flushes at its end; neither module does (the model calls no "
-        "protocol hook there; a `folio_mkclean_end` hook is requested): it cannot change a "
-        "verdict here (no scenario uses writeback; the S2 finding is an anonymous swap-out, "
-        "which does not call `folio_mkclean`)"]),
+        "(`mmdrop_lazy_tlb_sched`), which this machine (no lazy TLB) never runs"]),
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
           4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",

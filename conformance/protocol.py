@@ -183,6 +183,18 @@ class Protocol:
     def try_to_unmap_end(self, task, frame: int, migration: bool) -> None:
         """After the rmap walk of one folio (LUF v12: fold ``tlb_ubc_ro``)."""
 
+    def walk_abort(self, task, frame: int, migration: bool) -> None:
+        """``try_to_unmap_one`` returned false (its ``walk_abort:`` label): the walk stops
+        with the folio still mapped (the model's one case: a lazyfree folio found
+        re-dirtied, its PTE restored). Called before :meth:`try_to_unmap_end`. LUF v12:
+        ``can_luf_fail()``, the folio's batch goes to ``tlb_ubc``. May yield."""
+
+    def shrink_folio_list_keep(self, task, frame: int) -> None:
+        """``shrink_folio_list``'s ``keep:`` label for a folio that ``try_to_unmap`` walked
+        in this pass: the folio is kept (activated, or kept for a later pass) instead of
+        freed; it stays isolated until after the pass's ``try_to_unmap_flush``. LUF v12:
+        ``if (can_luf) luf_flush(fold_unmap_luf())``. May yield."""
+
     def migrate_folio_move(self, task, src: int, dst: int) -> None:
         """``migrate_folio_move`` (mm/migrate.c) of one folio of the batch: after the unmap
         (migration entries installed, flush deferred) and, with
@@ -222,6 +234,11 @@ class Protocol:
     def truncate_inode_pages_range(self, task, file: int, pgoff: int) -> None:
         """The end of ``truncate_inode_pages_range``: the range's folios are out of the page
         cache, the hole not yet freed (v12 hook: ``luf_flush(0)``). May yield."""
+
+    def folio_mkclean(self, task, frame: int) -> None:
+        """The end of ``folio_mkclean`` (writeback's write-protect of every PTE of the
+        folio, each with ``ptep_clear_flush``), before the folio is written. LUF v12:
+        ``luf_flush(0)``. May yield."""
 
     def context_switch(self, cpu_id: int, prev, next_mm) -> None:
         """``finish_task_switch`` on ``cpu_id`` (must not yield)."""

@@ -26,16 +26,19 @@ hash, which only make the bookkeeping cheaper, not the flush points different):
 
 Subclasses choose the give-up points by overriding hooks.
 
-Not modelled (a review against the postings, 2026-12-05; both make the model defer *longer*
-than the series, the false-FAIL direction, and no failing trace was traced to either):
+Not modelled (a review against the postings, 2026-12-05; it makes the model defer *longer*
+than the series, the false-FAIL direction, and no failing trace was traced to it):
 
-* v12's ``shrink_folio_list`` flushes at once (``luf_flush(fold_unmap_luf())``) when a LUF
-  folio is kept or activated, and ``try_to_unmap_one``'s failed walk calls ``can_luf_fail``;
-  here a kept folio's mask is keyed with the rest at the pass's end and owed until the frame
-  is allocated again;
 * v12's ``luf_batch[0]`` keeps every LUF unmap for ever (``luf_flush(0)`` flushes it all,
   generations skip what is done); here ``unkeyed`` holds a frame's mask only until its key
   or a flush, which is what ``luf_flush(0)`` can still owe.
+
+v12's flush when ``shrink_folio_list`` keeps a LUF-able folio and its ``can_luf_fail()``
+on an aborted walk are modelled in :class:`protocols.luf_v12.LufV12` (the hooks
+``shrink_folio_list_keep`` and ``walk_abort``, 2026-12-05). v11 has neither (its 12/12
+adds no flush at ``keep:``, its 09/12 no ``can_luf_fail()`` at the end of
+``try_to_unmap_one``), so this base, which the v10 and v11 modules use, does neither (v10's
+text was not read for these two points; it is v11's ancestor).
 """
 from conformance.hw.arch import TlbBatch
 from conformance.hookpoints import atomic_section

@@ -6,14 +6,16 @@ flush points modelled here: ``tlb_end_vma()`` (every zap/munmap VMA, mprotect),
 the end of ``handle_mm_fault()`` for ``VM_WRITE|VM_MAYWRITE`` VMAs or write faults,
 ``mapping_write_begin()`` (file updates), ``finish_task_switch()``, and the end of
 ``truncate_inode_pages_range()`` (hole punch; the patch also flushes after
-``truncate_inode_folio``'s removal, the same point for the model's one-page punch).
+``truncate_inode_folio``'s removal, the same point for the model's one-page punch),
+the end of ``folio_mkclean()``; and, of 25/26 and 16/26, the flush of the pass's LUF batch
+when ``shrink_folio_list`` keeps a LUF-able folio (``keep:``) and ``can_luf_fail()`` when
+``try_to_unmap_one`` aborts its walk (both added 2026-12-05; before, the model deferred
+those flushes longer than the series).
 Eligibility is decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled: the other
 invalidate paths (``folio_invalidate``, ``mapping_evict_folio``, ``mapping_try_invalidate``,
 ``invalidate_inode_pages2_range``: no such path in the machine) and ``remove_mapping``
-(not reclaim's ``__remove_mapping``), KASAN / init_on_free, ``ptep_clear_flush`` of inaccessible PTEs (no
-such path in the machine), and the flush at the end of ``folio_mkclean`` (the machine
-has writeback and ``folio_mkclean`` now, but calls no protocol hook there; see
-:mod:`protocols.luf_v12_posted` for why it cannot change a verdict here).
+(not reclaim's ``__remove_mapping``), KASAN / init_on_free, and ``ptep_clear_flush`` of
+inaccessible PTEs (no such path in the machine).
 
 Reading in LUF's favour: the ``finish_task_switch()`` flush is taken on *every*
 context switch (``context_switch``). The posting has it in the block that drops a
@@ -56,6 +58,40 @@ class LufV12(LufBase):
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         self.luf_flush_all(cpu_id)
+
+    def folio_mkclean(self, task, frame) -> None:
+        """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean`` ("Ensure to clean
+        stale tlb entries for this mapping"), before writeback copies the folio out."""
+        self.luf_flush_all(task)
+
+    def walk_abort(self, task, frame, migration) -> None:
+        """v12 16/26: ``if (!ret) can_luf_fail();`` at the end of ``try_to_unmap_one``: a
+        walk that stopped (a lazyfree folio found re-dirtied) makes the folio not LUF-able,
+        so :meth:`try_to_unmap_end` puts its batch in ``tlb_ubc``, flushed at the pass's
+        end as mainline's, where the model deferred it until the frame's next allocation
+        before 2026-12-05 (docs/model.md section 11)."""
+        task.tlb_ubc.folio_ro = False
+
+    def shrink_folio_list_keep(self, task, frame) -> None:
+        """v12 25/26: ``if (can_luf) luf_flush(fold_unmap_luf());`` at ``keep:``: a folio
+        ``try_to_unmap`` found LUF-able is kept, so everything this pass deferred so far
+        (``tlb_ubc_luf``, all of its folios, not only this one) is given a key and flushed
+        at once; those folios owe nothing afterwards. A folio that is not LUF-able (not in
+        the pass's ``luf_frames``: a writable PTE, an aborted walk, or no PTE batched at
+        all, ``can_luf_test()`` false) flushes nothing here. They leave ``unkeyed`` after
+        the flush, as in :meth:`try_to_unmap_flush_dirty`, so a ``luf_flush(0)`` in
+        between still covers them."""
+        ubc = task.tlb_ubc
+        if frame not in ubc.luf_frames:
+            return
+        frames, ubc.luf_frames = ubc.luf_frames, []
+        mask = 0
+        for f in frames:
+            mask |= self.unkeyed.get(f, 0)
+        if mask:
+            self._flush_mask(mask, task)
+        for f in frames:
+            self.unkeyed.pop(f, None)
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100 steps):
 #: the S2 of the mprotect race (litmus/bug-2.4-reclaim-vs-mprotect.litmus). The lazyfree C1

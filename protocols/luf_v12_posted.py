@@ -13,12 +13,10 @@ entries earlier.
 Decided the same way in both modules:
 
 * eligibility on ``pte_write`` only (``LUF_DIRTY_OK = True``; v12 ``can_luf_*``);
-* the flush at the end of ``folio_mkclean()`` (v12 16/26) is *not* modelled in either:
-  the machine has writeback (``Kernel.writeback`` -> ``folio_mkclean``) but the model
-  calls no protocol hook there (``conformance/mm/`` is not the LUF modules' to
-  change; a ``folio_mkclean_end`` hook is requested in docs/LUF.md). It cannot change a
-  verdict of docs/LUF.md: the scenario files use no writeback, and the v12 S2 finding is
-  an anonymous swap-out, which in the kernel does not call ``folio_mkclean`` either.
+* the flush at the end of ``folio_mkclean()`` (16/26), the flush of the pass's LUF batch
+  when reclaim keeps a LUF-able folio (25/26) and ``can_luf_fail()`` on an aborted walk
+  (16/26), all inherited from :class:`~protocols.luf_v12.LufV12` (modelled since
+  2026-12-05; the model had no hook at those points before).
 """
 from protocols.luf_v12 import LufV12
 

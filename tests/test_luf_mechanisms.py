@@ -95,3 +95,46 @@ def test_every_passing_luf_cell_has_a_checked_mechanism():
         for n, sc in SCENARIOS.items():
             if run_scenario(sc, load_protocol(proto)) is None:
                 assert (proto, n) in covered, (proto, n)
+
+
+@pytest.mark.parametrize("proto", ["luf_v12", "luf_v12_posted"])
+def test_v12_gives_up_luf_for_a_folio_whose_walk_aborted(proto):
+    """v12 16/26 ``can_luf_fail()`` on an aborted ``try_to_unmap_one`` and 25/26's flush at
+    ``keep:`` (hooks ``walk_abort``, ``shrink_folio_list_keep``, 2026-12-05): either one
+    stops a lazyfree folio's discarded mapping from staying deferred after reclaim kept the
+    folio (litmus/luf-walk-abort-redirtied-lazyfree.litmus). Without both, the scenario
+    fails C1, as luf_v12 did before they were modelled."""
+    sc = next(s for s in corpus() if s.name == "luf-walk-abort-redirtied-lazyfree")
+    assert run_scenario(sc, load_protocol(proto)) is None
+    assert run_scenario(sc, without(proto, ["walk_abort"])) is None
+    assert run_scenario(sc, without(proto, ["shrink_folio_list_keep"])) is None
+    assert verdict(run_scenario(sc, without(proto, ["walk_abort", "shrink_folio_list_keep"]))) == "C1"
+
+
+def test_v12_gives_up_luf_at_the_end_of_folio_mkclean():
+    """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean``: the model calls the
+    ``folio_mkclean`` hook there (writeback, litmus/bug-2.1-zap-dirty-shared.litmus), and
+    luf_v12 owes nothing afterwards (a flush owed to CPU0 is planted before the call)."""
+    calls = []
+
+    class Recording(load_protocol("luf_v12")):
+        name = "luf_v12-recording-folio_mkclean"
+
+        def folio_mkclean(self, task, frame):
+            self.pending[frame] = self.pending.get(frame, 0) | 1  # as if LUF owed CPU0
+            super().folio_mkclean(task, frame)
+            calls.append((task.path, dict(self.pending), dict(self.unkeyed)))
+
+    sc = next(s for s in corpus() if s.name == "bug-2.1-zap-dirty-shared")
+    assert run_scenario(sc, Recording) is None
+    assert calls and {c[0] for c in calls} == {"writeback"}
+    assert all(pending == {} and unkeyed == {} for _p, pending, unkeyed in calls)
+    calls.clear()
+
+    class Ablated(Recording):  # the check fails without v12's flush there
+        def folio_mkclean(self, task, frame):
+            self.pending[frame] = self.pending.get(frame, 0) | 1
+            calls.append((task.path, dict(self.pending), dict(self.unkeyed)))
+
+    run_scenario(sc, Ablated)
+    assert calls and not all(pending == {} for _p, pending, _u in calls)

@@ -28,7 +28,10 @@ returns inside a hole punch's walk): it was replaced by ``-walk163``, the first 
 actions among the walk's examples of seeds 0.. under the current model. Later on 2026-12-05
 the LUF modules learnt that ``try_to_unmap_flush_dirty`` before ``pageout`` folds
 ``tlb_ubc_luf`` in (RFC v12 16/26): ``luf_v12-1``'s S2 at pageout, a false verdict, now
-replays as a PASS; it was saved again (certify, seed 1: a C1 of the lazyfree finding).) A
+replays as a PASS; it was saved again (certify, seed 1: a C1 of the lazyfree finding). That
+C1 went through an aborted walk that v12 flushes at the pass's end (``can_luf_fail()``),
+also a false verdict, gone once luf_v12 modelled it (the ``walk_abort`` and
+``shrink_folio_list_keep`` hooks); saved again the same way: the C1 of a clean discard.) A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

@@ -50,7 +50,8 @@ class RmapPaths:
         if the folio is clean it is discarded (the PTE stays none, the location reads
         zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a dirty
         PTE or PG_dirty) the PTE is restored, the folio is swap-backed again and the walk
-        stops (``ret = false``: reclaim keeps it). Returns False in that case, else True.
+        stops (``ret = false``: reclaim keeps it; the protocol's ``walk_abort`` hook).
+        Returns False in that case, else True.
         """
         proto = self.proto
         mem = self.mem
@@ -83,6 +84,7 @@ class RmapPaths:
                         self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
                         self.unlock(op, ptl)
                         self.rmap_walk_unlock(op, walk)
+                        yield from hook(proto.walk_abort(op, frame, migration))
                         yield from hook(proto.try_to_unmap_end(op, frame, migration))
                         return False
                     owner = self._mapping_location(mm, vpage, mem.owner[frame])
@@ -113,8 +115,9 @@ class RmapPaths:
 
         Per mapping: take its PTL; if the PTE is present for ``frame`` and dirty or
         writable: ``ptep_clear_flush`` (``flush_tlb_page``), then set it back
-        write-protected and clean; unlock, **yield**. Returns the number of PTEs
-        cleaned. A mapping whose rmap zap already removed is not visited.
+        write-protected and clean; unlock, **yield**. Then the protocol's ``folio_mkclean``
+        hook (the end of the function: LUF v12's ``luf_flush(0)``). Returns the number of
+        PTEs cleaned. A mapping whose rmap zap already removed is not visited.
         """
         cleaned = 0
         walk = yield from self.rmap_walk_lock(op, self.mem.owner[frame])
@@ -133,6 +136,7 @@ class RmapPaths:
             self.unlock(op, ptl)
             yield
         self.rmap_walk_unlock(op, walk)
+        yield from hook(self.proto.folio_mkclean(op, frame))
         return cleaned
 
     def _mappings_of(self, loc):

@@ -95,6 +95,10 @@ class VmscanPaths:
         discarded by ``try_to_unmap``; re-dirtied, it is kept (the next reclaim swaps it);
         dirty and no longer mapped (zapped while isolated), it is kept without pageout and
         freed by the final put (``folio_is_file_lru`` -> ``activate_locked``).
+
+        Every folio kept after its ``try_to_unmap`` reaches the ``keep:`` label: the
+        protocol's ``shrink_folio_list_keep`` hook (LUF v12 flushes there what the pass
+        deferred so far for LUF-able folios).
         """
         mem = self.mem
         proto = self.proto
@@ -126,6 +130,7 @@ class VmscanPaths:
                 # have discarded other mappings of it first, their flush deferred: the
                 # folio's last reference must not go before that flush
                 self._keep(op, frame, kept)
+                yield from hook(proto.shrink_folio_list_keep(op, frame))
                 yield
                 continue
             if mem.rmap[frame]:
@@ -138,6 +143,7 @@ class VmscanPaths:
                 # like a gathered folio; our put at the end frees it (its data is nobody's).
                 tr.msg(op, "reclaim: dirty lazyfree pfn%d, no swap slot: keep", frame)
                 self._keep(op, frame, kept)
+                yield from hook(proto.shrink_folio_list_keep(op, frame))
                 yield
                 continue
             if mem.dirty[frame] and not anon and self.m.cfg.reclaim_activates_dirty_file:
@@ -146,12 +152,14 @@ class VmscanPaths:
                 # the pass's end: finding F1 (docs/FINDINGS.md; off by default)
                 tr.msg(op, "reclaim: dirty file pfn%d: activate_locked, no pageout", frame)
                 self._keep(op, frame, kept)
+                yield from hook(proto.shrink_folio_list_keep(op, frame))
                 yield
                 continue
             if mem.dirty[frame]:
                 yield from hook(proto.try_to_unmap_flush_dirty(op))
                 if mem.gathered[frame]:  # pageout(): !is_page_cache_freeable() -> PAGE_KEEP
                     self._keep_gathered(op, frame, slot, kept)
+                    yield from hook(proto.shrink_folio_list_keep(op, frame))
                     yield
                     continue
                 if anon:
@@ -164,6 +172,7 @@ class VmscanPaths:
                 yield
             if mem.gathered[frame]:  # __remove_mapping: the refcount freeze fails
                 self._keep_gathered(op, frame, slot, kept)
+                yield from hook(proto.shrink_folio_list_keep(op, frame))
                 yield
                 continue
             if anon:
