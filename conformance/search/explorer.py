@@ -44,7 +44,7 @@ import attrs
 
 from ..errors import Failure, ModelError, UsageError
 from ..hookpoints import paused_frames
-from .fingerprint import SPECIAL, UNREAD
+from .fingerprint import SPECIAL, UNREAD, model_kind, unreadable
 from .framestack import key_values
 from ..litmus import Scenario, Unmapped, _Runner
 
@@ -653,8 +653,6 @@ def _slots(cls) -> tuple:
 
 
 _ATOMS = (int, str, bool, float, type(None), bytes)
-#: referenced, never descended into: the machine's big parts and the things that run it
-_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "PhysMem", "Registry"})
 #: the exact types of :data:`_ATOMS`, tested first (most values are ints and strings)
 _ATOM_TYPES = frozenset(_ATOMS)
 #: type -> (name, slots) of the plain slotted classes (PTEs, TLB entries, VMAs, locks...):
@@ -704,32 +702,34 @@ def _fp(x, top: bool = False):
     if name is not None:
         return (name,) + tuple([(k, v if type(v) in atoms else _fp(v))
                                 for k, v in sorted(x.__dict__.items()) if k not in UNREAD])
+    name = type(x).__name__
+    extra = ()  # a container subclass's own attributes (the items are read below)
+    if not isinstance(x, _ATOMS) and isinstance(x, (tuple, list, dict, set, frozenset)):
+        d = getattr(x, "__dict__", None)
+        if d:
+            extra = (name, tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in UNREAD))
     if isinstance(x, _ATOMS):
         return x
     if isinstance(x, (tuple, list)):
-        return tuple(_fp(v) for v in x)
+        return tuple(_fp(v) for v in x) + extra
     if isinstance(x, dict):
-        return tuple((_fp(k), _fp(v)) for k, v in x.items())
+        return tuple((_fp(k), _fp(v)) for k, v in x.items()) + extra
     if isinstance(x, (set, frozenset)):
-        return ("set",) + tuple(sorted((_fp(v) for v in x), key=repr))
-    name = type(x).__name__
+        return ("set",) + tuple(sorted((_fp(v) for v in x), key=repr)) + extra
     cache = _cacheable(t)
-    if name == "Op":
+    kind = model_kind(t)  # by class identity (conformance/search/fingerprint.py)
+    if kind is not None and kind[0] == "ref" and (kind[1] == "op" or not top):
         if cache:
-            _REF[t] = ("op",)
-        return ("op", x.id)
-    if name == "Mm" and not top:
+            _REF[t] = (kind[1],)
+        return (kind[1], x.id)
+    if kind is not None and kind[0] == "opaque":
         if cache:
-            _REF[t] = ("mm",)
-        return ("mm", x.id)
-    if name == "Cpu" and not top:
-        if cache:
-            _REF[t] = ("cpu",)
-        return ("cpu", x.id)
+            _REF[t] = kind[1]
+        return kind[1]
     special = SPECIAL.get(t)  # a callable by its name and object, a range by its bounds
     if special is not None:
         return special(x, _fp)
-    if name in _OPAQUE or callable(x) and not hasattr(x, "__next__"):
+    if callable(x) and not hasattr(x, "__next__"):
         if cache:
             _REF[t] = name
         return name
@@ -742,13 +742,13 @@ def _fp(x, top: bool = False):
             return name
     slots = _slots(type(x))
     if slots:
-        if name not in ("Mm", "Cpu") and cache:
+        if kind is None and cache:
             _PLAIN[t] = (name, slots)  # nothing above depended on this instance or on top
         return (name,) + tuple(_inst(x.inst) if s == "inst" and _RANKS is not None
                                else _fp(getattr(x, s, None)) for s in slots)
     d = getattr(x, "__dict__", None)
     if d is not None:
-        if name not in ("Mm", "Cpu") and cache:
+        if kind is None and cache:
             _PLAIN_DICT[t] = name  # as _PLAIN: the same branch for every instance
         return (name,) + tuple((k, _fp(v)) for k, v in sorted(d.items()) if k not in UNREAD)
-    return name
+    raise unreadable(x)

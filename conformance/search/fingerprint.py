@@ -22,20 +22,68 @@ Example::
 """
 from __future__ import annotations
 
+import array
+import collections
+import functools
 import types
 from bisect import bisect_left
 
+from ..errors import UsageError
+
 _ATOMS = frozenset({int, str, bool, float, type(None), bytes})
 AT = _ATOMS  # the name generated code uses
-_OPAQUE = frozenset({"Machine", "Kernel", "Arch", "Tlbs", "Trace", "Oracle", "PhysMem",
-                     "Registry"})
-_REFS = {"Op": "op", "Mm": "mm", "Cpu": "cpu"}
-#: ``__dict__`` entries no key reads: a protocol's view of the arch (the machine's arch is read
-#: as a part of its own) and a counted protocol's coverage counters (``_fc_coverage``,
-#: conformance/coverage.py: history, never read by a hook; certify's failures run on counted
-#: classes, and counters in the key kept the explorer from merging states that differ only
-#: in how often a hook was called)
-UNREAD = frozenset({"arch", "_fc_coverage"})
+#: ``__dict__`` entries no key reads: a counted protocol's coverage counters
+#: (``_fc_coverage``, conformance/coverage.py: history, never read by a hook; certify's
+#: failures run on counted classes, and counters in the key kept the explorer from merging
+#: states that differ only in how often a hook was called). A protocol's view of the arch is
+#: not skipped by its name ``arch`` (the kernel's ``tlbflush_unmap_batch.arch`` is state, and
+#: a protocol's own unslotted batch named so was not in the key, 2026-12-05): the arch
+#: objects themselves are opaque (:func:`model_kind`).
+UNREAD = frozenset({"_fc_coverage"})
+
+_KINDS = None
+
+
+def _model_kinds() -> tuple:
+    """``(class, kind, value)`` of the model classes a key reads specially, imported on first
+    use (the model imports this module's users)."""
+    global _KINDS
+    if _KINDS is None:
+        from ..hookpoints import _HookArch
+        from ..hw.arch import Arch
+        from ..hw.physmem import PhysMem
+        from ..hw.tlb import Cpu, Tlbs
+        from ..machine import Machine
+        from ..mm import Kernel
+        from ..mm.mm_types import Mm
+        from ..mm.task import Op
+        from ..oracle import Oracle
+        from ..trace import Trace
+        _KINDS = ((Op, "ref", "op"), (Mm, "ref", "mm"), (Cpu, "ref", "cpu"),
+                  (Machine, "opaque", "Machine"), (Kernel, "opaque", "Kernel"),
+                  (Arch, "opaque", "Arch"), (_HookArch, "opaque", "Arch"),
+                  (Tlbs, "opaque", "Tlbs"), (Trace, "opaque", "Trace"),
+                  (Oracle, "opaque", "Oracle"), (PhysMem, "opaque", "PhysMem"))
+    return _KINDS
+
+
+def model_kind(t):
+    """``("ref", tag)`` for an operation, mm or CPU class (a reference by ``id`` inside other
+    values), ``("opaque", name)`` for the machine's big parts (each read as a part of its
+    own, or not at all), else None. By class identity, subclasses included: until
+    2026-12-05 by class *name*, so a protocol's own class called ``Cpu`` or ``Arch`` was read
+    as a reference or a bare name, whatever it held (a review).
+
+    Example::
+
+        >>> from conformance.mm.task import Op
+        >>> model_kind(Op), model_kind(dict)
+        (('ref', 'op'), None)
+    """
+    for cls, kind, value in _model_kinds():
+        if issubclass(t, cls):
+            return kind, value
+    return None
 
 #: (sorted instance numbers, the same as a set) while a key is taken, else None
 _RANKS = None
@@ -166,20 +214,20 @@ def _build(t, top: bool):
     # containers by content, subclasses too (as the explorer's fingerprint reads them): a
     # pointed protocol's shared state is a SharedDict or SharedList (conformance/hookpoints.py),
     # slotted with no slots of its own, which the object branches below would read as its
-    # bare class name
-    if issubclass(t, (tuple, list)):
-        return _seq
-    if issubclass(t, dict):
-        return _dict
-    if issubclass(t, (set, frozenset)):
-        return _set
-    if not top and name in _REFS:
-        tag = _REFS[name]
-        return lambda x: (tag, x.id)
+    # bare class name; a subclass with a __dict__ adds its attributes
+    for base, read in ((tuple, _seq), (list, _seq), (dict, _dict), (set, _set), (frozenset, _set)):
+        if issubclass(t, base):
+            if t is base or not _has_dict(t):
+                return read
+            return lambda x, read=read: (name, read(x), _attrs(x))
+    kind = model_kind(t)
+    if kind is not None and (kind[0] == "opaque" or not top):
+        tag = kind[1]
+        return (lambda x: tag) if kind[0] == "opaque" else (lambda x: (tag, x.id))
     special = SPECIAL.get(t)
     if special is not None:
         return lambda x: special(x, fp)
-    if name in _OPAQUE or t is type:
+    if t is type:
         return lambda x: name
     if t is types.GeneratorType:
         return lambda x: "generator"
@@ -197,10 +245,26 @@ def _build(t, top: bool):
     def by_dict(x):
         d = getattr(x, "__dict__", None)
         if d is None:
-            return name
+            raise unreadable(x)
         return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
                                 for k, v in sorted(d.items()) if k not in UNREAD])
     return by_dict if top else _memo(by_dict)
+
+
+def unreadable(x) -> UsageError:
+    """The error for a value no key can read (no ``__dict__``, no slots, no rule here): the
+    state it holds would be left out of the key and two different states merged, so the
+    search stops instead (before 2026-12-05 it was keyed by its class name alone)."""
+    t = type(x)
+    return UsageError(f"the state key cannot read a {t.__module__}.{t.__qualname__} (protocol "
+                      "state in it would be left out of the search's key); keep protocol "
+                      "state in plain objects, slotted classes, dicts, lists, tuples, sets, "
+                      "deques or numbers")
+
+
+def _attrs(x) -> tuple:
+    """The ``__dict__`` of a container subclass, sorted (its items are read separately)."""
+    return tuple([(k, fp(v)) for k, v in sorted(x.__dict__.items()) if k not in UNREAD])
 
 
 def _method(x, fp):
@@ -210,16 +274,101 @@ def _method(x, fp):
     return ("method", getattr(x, "__func__", x).__qualname__, fp(self))
 
 
+_SENTINELS: dict = {}
+
+
+def _sentinel(x, fp):
+    """A bare ``object()``: a sentinel (``hookpoints._PAUSE``, a protocol's ``MISSING``), by
+    the module global that names it (found once, among the loaded modules), so that two
+    different sentinels in one local differ and the key stays the same in every process
+    (never by ``id``)."""
+    name = _SENTINELS.get(id(x))
+    if name is None:
+        import sys
+        for mod_name, mod in sorted(sys.modules.items()):
+            for k, v in list(getattr(mod, "__dict__", {}).items()):
+                if v is x:
+                    name = f"{mod_name}.{k}"
+                    break
+            if name is not None:
+                break
+        if name is None:  # not a module's: not cached (its id may be reused once it dies)
+            return ("sentinel", "object")
+        _SENTINELS[id(x)] = name  # a module global lives as long as its module
+    return ("sentinel", name)
+
+
 #: values read by what they stand for, not by their class name, ``f(x, fp)`` with the
 #: fingerprint function that reads the rest: a callable by its name and (bound) its object
 #: (``free = tlb.free_pages`` differs with the gather), a range by its bounds (a range
 #: iterator's ``__reduce__`` holds its range). The explorer's fingerprint reads them
 #: through this table too (conformance/search/explorer.py ``_fp``).
+def _function(x, fp):
+    """A function by its name and, where it has them, its defaults and closure cells (a
+    closure's cells are state: ``lambda: v`` differs with ``v``); a function inside a cell
+    by its name only (a nested function that calls itself holds itself)."""
+    cells, defaults, kwdefaults = x.__closure__, x.__defaults__, x.__kwdefaults__
+    if not (cells or defaults or kwdefaults):
+        return ("function", x.__qualname__)
+
+    def cell(c):
+        try:
+            v = c.cell_contents
+        except ValueError:  # not yet bound
+            return ("empty cell",)
+        return ("function", v.__qualname__) if v.__class__ is types.FunctionType else fp(v)
+    return ("function", x.__qualname__, fp(defaults or ()), fp(kwdefaults or {}),
+            tuple([cell(c) for c in cells or ()]))
+
+
+_SENTINELS: dict = {}
+
+
+def _sentinel(x, fp):
+    """A bare ``object()``: a sentinel (``hookpoints._PAUSE``, a protocol's ``MISSING``), by
+    the module global that names it (found once, among the loaded modules), so that two
+    different sentinels in one local differ and the key stays the same in every process
+    (never by ``id``)."""
+    name = _SENTINELS.get(id(x))
+    if name is None:
+        import sys
+        for mod_name, mod in sorted(sys.modules.items()):
+            for k, v in list(getattr(mod, "__dict__", {}).items()):
+                if v is x:
+                    name = f"{mod_name}.{k}"
+                    break
+            if name is not None:
+                break
+        if name is None:  # not a module's: not cached (its id may be reused once it dies)
+            return ("sentinel", "object")
+        _SENTINELS[id(x)] = name  # a module global lives as long as its module
+    return ("sentinel", name)
+
+
+#: values read by what they stand for, not by their class name, ``f(x, fp)`` with the
+#: fingerprint function that reads the rest: a callable by its name and (bound) its object
+#: (``free = tlb.free_pages`` differs with the gather), a function with its defaults and
+#: closure, a range by its bounds (a range iterator's ``__reduce__`` holds its range), the
+#: containers with neither ``__dict__`` nor slots by their content. The explorer's
+#: fingerprint reads them through this table too (conformance/search/explorer.py ``_fp``).
 SPECIAL = {
     types.MethodType: _method,
     types.BuiltinMethodType: _method,
-    types.FunctionType: lambda x, fp: ("function", x.__qualname__),
+    types.FunctionType: _function,
     range: lambda x, fp: ("range", x.start, x.stop, x.step),
+    object: _sentinel,
+    # the C slots of built-in types (``dict.__setitem__``, ``list.append``): code, by name
+    types.WrapperDescriptorType: lambda x, fp: ("descriptor", x.__qualname__),
+    types.MethodDescriptorType: lambda x, fp: ("descriptor", x.__qualname__),
+    types.ClassMethodDescriptorType: lambda x, fp: ("descriptor", x.__qualname__),
+    types.GetSetDescriptorType: lambda x, fp: ("descriptor", x.__qualname__),
+    types.MemberDescriptorType: lambda x, fp: ("descriptor", x.__qualname__),
+    types.MethodWrapperType: lambda x, fp: ("method", x.__qualname__, fp(x.__self__)),
+    collections.deque: lambda x, fp: ("deque", x.maxlen, tuple([fp(v) for v in x])),
+    bytearray: lambda x, fp: ("bytearray", bytes(x)),
+    array.array: lambda x, fp: ("array", x.typecode, tuple(x.tolist())),
+    functools.partial: lambda x, fp: ("partial", fp(x.func), fp(x.args),
+                                      tuple(sorted((k, fp(v)) for k, v in x.keywords.items()))),
 }
 
 

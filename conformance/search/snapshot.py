@@ -43,11 +43,14 @@ Example::
 """
 from __future__ import annotations
 
+import array
+import collections
 import types
 
 from greenlet import greenlet
 
 from ..machine import _close_op
+from ..trace import Trace
 from .fingerprint import slots_of
 
 _ATOMS = frozenset({int, str, bool, float, type(None), bytes, complex, range, slice})
@@ -69,7 +72,9 @@ _ALL = slice(None)
 _SETATTR, _DELATTR = object.__setattr__, object.__delattr__
 
 #: type -> how to record it: "l" list, "d" dict, "s" set, "t" tuple/frozenset (walked, not
-#: recorded), "o" an object (slots and/or __dict__), None: an atom or code (neither)
+#: recorded), "q" deque, "b" bytearray, "a" array.array, "o" an object (slots and/or
+#: __dict__), None: an atom or code (neither); a container subclass with a ``__dict__`` adds
+#: "+" (its attributes are recorded as an "o" record too)
 _KIND: dict = {}
 
 
@@ -86,10 +91,19 @@ def _kind(t):
             k = "s"
         elif issubclass(t, (tuple, frozenset)):
             k = "t"
+        elif issubclass(t, collections.deque):
+            k = "q"
+        elif issubclass(t, bytearray):
+            k = "b"
+        elif issubclass(t, array.array):
+            k = "a"
         elif hasattr(t, "__next__"):  # an iterator: its position is not data we can set
             k = None
         else:
             k = "o"
+        if k is not None and k != "o" and any("__dict__" in c.__dict__ for c in t.__mro__
+                                              if c is not object):
+            k += "+"
         _KIND[t] = k
     return k
 
@@ -127,9 +141,14 @@ class Snapshot:
             elif kind == "d":
                 _D_CLEAR(obj)
                 _D_UPDATE(obj, saved)
-            else:
+            elif kind == "s":
                 _S_CLEAR(obj)
                 _S_UPDATE(obj, saved)
+            elif kind == "q":
+                obj.clear()
+                obj.extend(saved)
+            else:  # "b", "a": a slice assignment keeps the object
+                obj[:] = saved
         del m.trace.events[self.nevents:]
         del m.actions[self.nactions:]
         m.trace.step = self.step
@@ -163,6 +182,11 @@ def snapshot(m) -> Snapshot:
         if i in seen:
             continue
         add(i)
+        if k[-1] == "+":  # a container subclass's own attributes, then its content
+            od = dict(x.__dict__)
+            push_rec((x, "o", ((), od)))
+            extend(od.values())
+            k = k[:-1]
         if k == "t":
             extend(x)
         elif k == "l":
@@ -176,8 +200,15 @@ def snapshot(m) -> Snapshot:
         elif k == "s":
             push_rec((x, "s", set(x)))
             extend(x)
+        elif k == "q":
+            push_rec((x, "q", list(x)))
+            extend(x)
+        elif k == "b":
+            push_rec((x, "b", bytes(x)))
+        elif k == "a":
+            push_rec((x, "a", array.array(x.typecode, x)))
         else:
-            if t.__name__ == "Trace":
+            if issubclass(t, Trace):
                 continue
             slots = tuple([(s, getattr(x, s, _MISSING)) for s in slots_of(t)])
             od = getattr(x, "__dict__", None)

@@ -1,0 +1,144 @@
+"""The state keys (the bounded check's ``statekey.key`` and the explorer's ``fingerprint``)
+read every form protocol state can take, or refuse it: a value a key cannot read merges two
+different states, and the search loses one's future (a false "no violation").
+
+A review (2026-12-05) found forms both keys read as a bare class name (a deque, a bytearray,
+an array, a partial, a closure, a default argument), a container subclass's own attributes
+left out, classes recognised by name (a protocol's own ``Cpu`` or ``Arch``), and any
+``__dict__`` entry named ``arch`` skipped; with the last, two machines with the same key,
+one of which fails S2 when drained. Each test below fails on that code.
+"""
+import array
+import collections
+import functools
+
+import pytest
+
+from conformance.boundcli import BOUND_CONFIG
+from conformance.errors import Failure, UsageError
+from conformance.machine import Machine
+from conformance.registry import load_protocol
+from conformance.search.explorer import fingerprint
+from conformance.search.snapshot import snapshot
+from conformance.search.statekey import key
+from protocols.linux import Linux
+
+
+class Ubc:
+    """``struct tlbflush_unmap_batch`` as a plain class, with the kernel's field names."""
+
+    def __init__(self, batch):
+        self.arch = batch
+        self.flush_required = False
+        self.writable = False
+
+
+class UnslottedBatch(Linux):
+    """linux with its per-task batch written as a plain (unslotted) class."""
+    name = "linux-unslotted-batch"
+
+    def init_task(self, task):
+        return Ubc(self.arch.new_batch())
+
+
+def _deferred(cls):
+    """A machine whose reclaim has deferred a flush to a non-empty batch."""
+    m = Machine(cls, BOUND_CONFIG)
+    op = m.reclaim(0, (m.frame_of(0, 0),))
+    while op.tlb_ubc.arch.cpumask == 0:
+        m.advance(op.id)
+    return m, op
+
+
+def _drain(m):
+    try:
+        m.drain()
+        m.check_quiescent()
+    except Failure as f:
+        return f.rule
+    return None
+
+
+def test_a_batch_field_named_arch_is_in_the_key():
+    """The cpumask of an unslotted batch's ``arch`` field decides the future (S2 when a CPU
+    is left out of the deferred flush): the keys must tell the two machines apart."""
+    a, _ = _deferred(UnslottedBatch)
+    b, opb = _deferred(UnslottedBatch)
+    assert key(a) == key(b) and fingerprint(a) == fingerprint(b)
+    assert opb.tlb_ubc.arch.cpumask != 0b01
+    opb.tlb_ubc.arch.cpumask = 0b01
+    assert key(a) != key(b) and fingerprint(a) != fingerprint(b)
+    assert _drain(a) is None and _drain(b) == "S2"  # what the merge would have lost
+
+
+class Owed(dict):
+    pass
+
+
+class Cpu:  # a protocol's own per-CPU state, named as the model's class is
+    def __init__(self, i, gen):
+        self.id, self.loaded_gen = i, gen
+
+
+class Arch:  # a protocol's own per-mm arch context
+    def __init__(self, gen):
+        self.tlb_gen = gen
+
+
+def _owed(gen):
+    d = Owed({1: 3})
+    d.gen = gen
+    return d
+
+
+FORMS = {
+    "deque": lambda v: collections.deque([v]),
+    "bytearray": lambda v: bytearray([v]),
+    "array": lambda v: array.array("q", [v]),
+    "partial": lambda v: functools.partial(max, v),
+    "closure": lambda v: (lambda: v),
+    "default argument": lambda v: (lambda x=v: x),
+    "dict subclass attribute": _owed,
+    "a class named Cpu": lambda v: [Cpu(0, v)],
+    "a class named Arch": Arch,
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_protocol_state_of_every_form_reaches_both_keys(form):
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    keys = []
+    for v in (1, 5):
+        object.__setattr__(m.proto, "state", FORMS[form](v))
+        keys.append((key(m), fingerprint(m)))
+    assert keys[0][0] != keys[1][0] and keys[0][1] != keys[1][1]
+
+
+def test_a_value_no_key_can_read_stops_the_search():
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    object.__setattr__(m.proto, "state", memoryview(b"x"))
+    with pytest.raises(UsageError, match="state key cannot read a builtins.memoryview"):
+        key(m)
+    with pytest.raises(UsageError, match="state key cannot read"):
+        fingerprint(m)
+
+
+def test_the_start_undo_restores_every_form():
+    """``snapshot``/``restore`` (the bounded check's undo of a start) puts back the content
+    of deques, bytearrays, arrays and a container subclass's attributes, which it recorded
+    as nothing before."""
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    state = {"q": collections.deque([1]), "b": bytearray(b"\x01"), "a": array.array("q", [1]),
+             "o": _owed(1)}
+    object.__setattr__(m.proto, "state", state)
+    before = key(m)
+    s = snapshot(m)
+    state["q"].append(2)
+    state["b"][0] = 9
+    state["a"].append(7)
+    state["o"].gen = 2
+    assert key(m) != before
+    s.restore()
+    assert key(m) == before
+    assert list(state["q"]) == [1] and state["b"] == b"\x01" and list(state["a"]) == [1]
+    assert state["o"].gen == 1
