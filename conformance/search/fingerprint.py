@@ -274,35 +274,6 @@ def _method(x, fp):
     return ("method", getattr(x, "__func__", x).__qualname__, fp(self))
 
 
-_SENTINELS: dict = {}
-
-
-def _sentinel(x, fp):
-    """A bare ``object()``: a sentinel (``hookpoints._PAUSE``, a protocol's ``MISSING``), by
-    the module global that names it (found once, among the loaded modules), so that two
-    different sentinels in one local differ and the key stays the same in every process
-    (never by ``id``)."""
-    name = _SENTINELS.get(id(x))
-    if name is None:
-        import sys
-        for mod_name, mod in sorted(sys.modules.items()):
-            for k, v in list(getattr(mod, "__dict__", {}).items()):
-                if v is x:
-                    name = f"{mod_name}.{k}"
-                    break
-            if name is not None:
-                break
-        if name is None:  # not a module's: not cached (its id may be reused once it dies)
-            return ("sentinel", "object")
-        _SENTINELS[id(x)] = name  # a module global lives as long as its module
-    return ("sentinel", name)
-
-
-#: values read by what they stand for, not by their class name, ``f(x, fp)`` with the
-#: fingerprint function that reads the rest: a callable by its name and (bound) its object
-#: (``free = tlb.free_pages`` differs with the gather), a range by its bounds (a range
-#: iterator's ``__reduce__`` holds its range). The explorer's fingerprint reads them
-#: through this table too (conformance/search/explorer.py ``_fp``).
 def _function(x, fp):
     """A function by its name and, where it has them, its defaults and closure cells (a
     closure's cells are state: ``lambda: v`` differs with ``v``); a function inside a cell
