@@ -879,6 +879,10 @@ def _main(argv) -> int:
                   "by the OS? out of memory? see dmesg); no verdict", file=sys.stderr)
             return EXIT_BUG
         bug = exc
+    except BaseException as exc:  # noqa: BLE001 - not an Exception (a GeneratorExit, a
+        # protocol's own BaseException no runner caught): a bug all the same, not Python's
+        # traceback and exit 1, which reads as a violation
+        bug = exc
     # an exception no command expects: a flushcheck bug; its traceback, for the bug report
     import traceback
 

@@ -158,10 +158,12 @@ class Machine:
         self._proto_files = _protocol_files(proto_cls)
         try:
             self._boot(proto_cls)
-        except (Failure, UsageError):
+        except (Failure, UsageError, KeyboardInterrupt):
             raise
-        except (Exception, SystemExit) as exc:  # a protocol that cannot even boot is bad
-            # input (exit 2); its sys.exit() too, which would otherwise end the run silently
+        except BaseException as exc:  # a protocol that cannot even boot is bad input (exit
+            # 2); its sys.exit() too, which would otherwise end the run silently, and any
+            # BaseException of its own (GeneratorExit, a class of its), a traceback before;
+            # Ctrl-C is the user's
             if not self.protocol_fault(exc, proto_cls):
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
@@ -224,9 +226,9 @@ class Machine:
         :meth:`_step`: ``context_switch`` runs outside any operation's step."""
         try:
             r = fn(*args)
-        except (Failure, UsageError):
+        except (Failure, UsageError, KeyboardInterrupt):
             raise
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # a BaseException too: _step says why
             self._raise_if_protocol_fault(exc, fn.__name__)
             raise
         if inspect.isgenerator(r):
@@ -312,10 +314,12 @@ class Machine:
             self.failed = True
             exc.machine, exc.step = self, self.trace.step
             raise
-        except (Failure, UsageError):
+        except (Failure, UsageError, KeyboardInterrupt):
             raise
-        except (Exception, SystemExit) as exc:  # a protocol bug, or ours: find out whose
-            # frame raised (a hook's sys.exit() too: uncaught, it ends certify with status 0)
+        except BaseException as exc:  # a protocol bug, or ours: find out whose frame raised
+            # (a hook's sys.exit() too: uncaught, it ends certify with status 0; and any
+            # other BaseException, GeneratorExit or a class of the protocol's own, which the
+            # runners' `except Exception` let through as a traceback; Ctrl-C is the user's)
             self._raise_if_protocol_fault(exc, op.label, op)
             raise
 

@@ -132,8 +132,10 @@ def _protocol_of_module(mod, where: str):
 def _import(modname: str, where: str, what: str = "is malformed"):
     try:
         return importlib.import_module(modname)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import error (a sys.exit()
-        # at import too) is the user's input
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any import error (a sys.exit() at
+        # import too, or any other BaseException the module raises) is the user's input
         raise UsageError(f"protocol module {where} {what}: "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
 
@@ -170,8 +172,12 @@ def _file_module(path: str):
         sys.path.append(folder)
     try:
         spec.loader.exec_module(mod)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - its sys.exit() too: else certify
-        # would end there, status 0 and no output, a silent PASS
+    except KeyboardInterrupt:
+        del sys.modules[modname]
+        raise
+    except BaseException as exc:  # noqa: BLE001 - its sys.exit() too: else certify would
+        # end there, status 0 and no output, a silent PASS; any other BaseException (a
+        # GeneratorExit, a class of its own) was a traceback
         del sys.modules[modname]
         raise UsageError(f"protocol file {path} is malformed: "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
@@ -202,7 +208,10 @@ def _resolve(ref: str):
         ep = eps[ref]
         try:
             obj = ep.load()
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a sys.exit() at import too
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a sys.exit() at import too, any other
+            # BaseException of the module's
             raise UsageError(f"entry point {ref} = {ep.value} ({ENTRY_POINT_GROUP}) failed to "
                              f"import: {type(exc).__name__}: {_one_line(exc)}") from None
         if inspect.ismodule(obj):

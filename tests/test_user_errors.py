@@ -76,6 +76,25 @@ def test_a_hook_outside_any_step_is_a_protocol_error_too(tmp_path, capsys, hook,
     assert "PROTOCOL ERROR" in out and hook.split("(")[0] in out, out
 
 
+BOOM = "class Boom(BaseException):\n    pass\n\n\n"
+
+
+@pytest.mark.parametrize("engine", ["walk", "hypothesis"])
+@pytest.mark.parametrize("raises", ["GeneratorExit('x')", "Boom('boom')"])
+def test_hook_base_exception_is_a_protocol_error(tmp_path, capsys, engine, raises):
+    """A hook raising a BaseException that is no Exception (``GeneratorExit``, a class of
+    the protocol's own) is a PROTOCOL ERROR (exit 1), as its ``sys.exit()`` is; the machine
+    caught only Exception and SystemExit, and the run ended with Python's traceback (exit 1,
+    read as a violation), under either engine."""
+    path = _protocol(tmp_path, "base_exc", "module:from protocols.linux import Linux\n\n\n"
+                     + BOOM + "class P(Linux):\n    def try_to_unmap_flush(self, task):\n"
+                     f"        raise {raises}\n")
+    assert _certify(path, tmp_path, "--engine", engine) == EXIT_FAIL
+    out, err = capsys.readouterr()
+    assert "PROTOCOL ERROR" in out and raises.split("(")[0] in out, out
+    assert "Traceback" not in err, err
+
+
 def test_hook_keyboard_interrupt_still_interrupts(tmp_path, capsys):
     """Ctrl-C in a hook is no protocol error: the run stops as interrupted (130)."""
     path = _protocol(tmp_path, "ctrl_c", """
@@ -100,6 +119,20 @@ def test_boot_and_import_system_exit_are_bad_input(tmp_path, capsys):
     assert imp in line and "sys.exit()" in line
     with pytest.raises(UsageError):  # and so for every command that loads it
         load_protocol(imp)
+
+
+@pytest.mark.parametrize("raises", ["GeneratorExit('x')", "Boom('at import')"])
+def test_import_base_exception_is_bad_input(tmp_path, capsys, monkeypatch, raises):
+    """A module raising a BaseException that is no Exception when imported is bad input in
+    one line (exit 2), as a file, as ``module:Class`` and in ``flushcheck list``; it was a
+    traceback (and ``list`` crashed on it)."""
+    path = _protocol(tmp_path, "import_boom", f"module:{BOOM}raise {raises}\n")
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert path in line and raises.split("(")[0] in line, line
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError, match="import_boom cannot be imported: "):
+        load_protocol("import_boom:P")
 
 
 # -- 2. damaged certificates ------------------------------------------------------------
@@ -219,6 +252,19 @@ def test_uncaught_exception_is_a_bug_with_its_traceback(monkeypatch, capsys):
     assert "Traceback" in err and "RuntimeError: a flushcheck bug" in err
     assert err.strip().splitlines()[-1] == ("flushcheck: internal error (a flushcheck bug, "
                                             "please report it with the traceback above)")
+
+
+def test_uncaught_base_exception_is_a_bug_too(monkeypatch, capsys):
+    """A BaseException that is no Exception (a GeneratorExit) reaching the command line is
+    a bug as any other: exit 3 and the line, not Python's traceback and exit 1."""
+    def broken(args):
+        raise GeneratorExit("a flushcheck bug")
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    assert main(["list"]) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "GeneratorExit: a flushcheck bug" in err
+    assert err.strip().splitlines()[-1].startswith("flushcheck: internal error")
 
 
 # -- 6. EXPECTED_VIOLATION ----------------------------------------------------------------
