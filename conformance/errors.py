@@ -136,14 +136,34 @@ class ModelError(Failure):
         fault = getattr(machine, "protocol_fault", None)
         if fault is not None and fault(exc):  # raised outside an operation's step (a
             # context switch, an allocation): the protocol's all the same
-            err = ProtocolError(f"protocol {machine.proto.name}: {type(exc).__name__}: {exc}")
+            err = ProtocolError(f"protocol {machine.proto.name}: {type(exc).__name__}: "
+                                f"{describe(exc)}")
             err.__cause__ = exc
             machine.failed = True
         else:
-            err = cls(f"uncaught {type(exc).__name__}: {exc}")
+            err = cls(f"uncaught {type(exc).__name__}: {describe(exc)}")
         err.machine = machine
         err.step = machine.trace.step if machine is not None else None
         return err
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's ``__str__`` raises: a protocol's own
+    exception class may, and its report must be written all the same (it was a traceback,
+    in the middle of turning the exception into a protocol error).
+
+    Example::
+
+        >>> class Mute(Exception):
+        ...     def __str__(self):
+        ...         raise ValueError("no str")
+        >>> describe(Mute()), describe(KeyError("k"))
+        ('<Mute.__str__ raised ValueError>', "'k'")
+    """
+    try:
+        return str(exc)
+    except Exception as inner:  # noqa: BLE001 - whatever it raises, the report goes on
+        return f"<{type(exc).__name__}.__str__ raised {type(inner).__name__}>"
 
 
 def _rebuilt(cls, rule, text, kw, step):

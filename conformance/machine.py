@@ -25,7 +25,7 @@ import weakref
 from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
-from .errors import Failure, ModelError, ProtocolError, UsageError
+from .errors import Failure, ModelError, ProtocolError, UsageError, describe
 from .hookpoints import pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
@@ -167,7 +167,7 @@ class Machine:
             if not self.protocol_fault(exc, proto_cls):
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
-                             f"boot a machine: {type(exc).__name__}: {exc}") from None
+                             f"boot a machine: {type(exc).__name__}: {describe(exc)}") from None
         self._w_pending = self.coverage.get("window pending")
         self._w_stale = self.coverage.get("window stale-used")
 
@@ -264,7 +264,7 @@ class Machine:
         :class:`ProtocolError` naming where the protocol raised it, if it is the protocol's
         fault (:meth:`protocol_fault`); else return, and the caller re-raises it."""
         if self.protocol_fault(exc):
-            raise self._protocol_error(f"{type(exc).__name__} in {who}: {exc}"
+            raise self._protocol_error(f"{type(exc).__name__} in {who}: {describe(exc)}"
                                        + _where(exc, self._proto_files), op) from exc
 
     def _protocol_error(self, text: str, op=None) -> ProtocolError:

@@ -44,7 +44,7 @@ import os
 import pkgutil
 import sys
 
-from .errors import UsageError
+from .errors import UsageError, describe
 from .protocol import Protocol
 
 #: the entry-point group a distribution publishes its protocols under
@@ -145,7 +145,7 @@ def _one_line(exc: BaseException) -> str:
         return f"{exc.msg} (line {exc.lineno})"
     if isinstance(exc, SystemExit):
         return f"{exc.code!r} (it calls sys.exit() when imported)"
-    return " ".join(str(exc).split())
+    return " ".join(describe(exc).split())
 
 
 def _file_module(path: str):

@@ -37,6 +37,8 @@ import signal
 import threading
 from contextlib import contextmanager
 
+from .errors import Failure
+
 #: seconds one frame of protocol code may run before it counts as a loop
 STUCK_S = 5
 
@@ -138,7 +140,9 @@ def stuck(failure) -> bool:
     Such a failure is not shrunk: each replay would run the loop for :data:`STUCK_S` s again."""
     exc = failure
     while exc is not None:
-        if isinstance(exc, HookStuck) or "HookStuck in " in str(exc):
+        # the text of a Failure (a worker's, rebuilt from its words, has no cause); not of
+        # a protocol's own exception in the chain, whose __str__ may raise
+        if isinstance(exc, HookStuck) or isinstance(exc, Failure) and "HookStuck in " in str(exc):
             return True
         exc = exc.__cause__
     return False

@@ -405,3 +405,39 @@ def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeyp
         with pytest.raises(watchdog.HookStuck, match="hook ran for 2 s"):
             watchdog._tick(signal.SIGALRM, here)  # the next tick, back in the hook
     ns["hook"](stuck_hook_body)
+
+
+class CorruptsTheGather(Linux):
+    name = "corrupts_the_gather"
+
+    def tlb_gather_mmu(self, tlb):
+        super().tlb_gather_mmu(tlb)
+        tlb.pages = None  # the kernel's list: zap_pte_range's append fails, in model code
+
+
+class _Mute(Exception):
+    def __str__(self):
+        raise ValueError("no str")
+
+
+class RaisesAMuteException(Linux):
+    name = "raises_a_mute_exception"
+
+    def try_to_unmap_flush(self, task):
+        raise _Mute()
+
+
+def test_certify_shrinks_a_model_error_into_one_report():
+    """A failure the walk reports as a model error (an exception of model code, here after a
+    hook broke the gather) crashed certify while it was shrunk: the replay that writes its
+    threads (shortest.threads_of) and the explorer's let the exception through. It is one
+    report with its actions, shrunk like any failure. An exception whose ``__str__`` raises
+    was a traceback in the middle of becoming a protocol error."""
+    from conformance.errors import ModelError
+    res = certify(CorruptsTheGather, budget_s=None, max_examples=50, seed=0)
+    f = res.failure
+    assert isinstance(f, ModelError) and "AttributeError" in str(f), f
+    assert f.machine is not None and f.machine.actions and res.litmus
+    res = certify(RaisesAMuteException, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
+    assert "_Mute in " in str(res.failure) and "<_Mute.__str__ raised ValueError>" in str(res.failure)

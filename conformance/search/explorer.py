@@ -275,6 +275,11 @@ def _execute(sc, proto_cls, strict, path):
             run.apply(c)
         except Failure as f:
             return run, f
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a model bug, as in the prologue (shrinking
+            # a model error replays the path that hits it: that was a crash of certify)
+            return run, ModelError.uncaught(exc, run.m)
     return run, None
 
 
@@ -319,7 +324,10 @@ def path_of(sc: Scenario, proto_cls, actions, strict: bool = False) -> tuple | N
             path.append(c)
             try:
                 run.apply(c)
-            except Failure:
+            except UsageError:
+                return None
+            except Exception:  # noqa: BLE001 - a Failure, or the model bug a ModelError of
+                # the run stands for (ModelError.uncaught): either may only end it
                 return tuple(path) if n == len(actions) - 1 else None
     except (Failure, UsageError):
         return None
