@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import types
 import weakref
 
 from .hw.arch import Arch
@@ -30,6 +31,7 @@ from .hookpoints import pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
+from .registry import hook_names
 from .mm.mm_types import PRESENT, Mm, Vma
 from .hw.tlb import Tlbs
 from .watchdog import PROTOCOL_FILES
@@ -807,6 +809,10 @@ _PROTO_FILES = weakref.WeakKeyDictionary()
 
 
 def _protocol_files(proto_cls) -> frozenset:
+    """The protocol's own files (absolute paths): the module of each class of its MRO that
+    is not flushcheck's, and the file of each hook function it has, which a helper module
+    may define (``try_to_unmap_flush = helpers.flush``: a frame of it is the protocol's, and
+    the watchdog must see it)."""
     got = _PROTO_FILES.get(proto_cls)
     if got is not None:
         return got
@@ -819,11 +825,40 @@ def _protocol_files(proto_cls) -> frozenset:
         if f and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
             files.add(os.path.abspath(f))
             PROTOCOL_FILES.add(f)  # as code objects name it: what the watchdog looks for
+    for name in hook_names():
+        code = _code_of(getattr(proto_cls, name, None))
+        f = code.co_filename if code is not None else "<"
+        if not f.startswith("<") and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
+            files.add(os.path.abspath(f))
+            PROTOCOL_FILES.add(f)
     got = frozenset(files)
     if complete:
         _PROTO_FILES[proto_cls] = got
     PROTOCOL_FILES.update(got)  # (conformance/watchdog.py)
     return got
+
+
+def _code_of(fn):
+    """The code object of hook ``fn`` as its author wrote it (through the wrappers of
+    coverage and hookpoints, a bound or static method's function), or None when it is no
+    Python function.
+
+    Example::
+
+        >>> from protocols.linux import Linux
+        >>> _code_of(Linux.try_to_unmap_flush).co_name, _code_of(len)
+        ('try_to_unmap_flush', None)
+    """
+    try:
+        for _ in range(8):  # a wrapper of a wrapper: a few levels at most
+            inner = getattr(fn, "_fc_counts", None) or getattr(fn, "__wrapped__", None)
+            if inner is None:
+                break
+            fn = inner
+        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    except Exception:  # noqa: BLE001 - an object whose attributes raise: no function
+        return None
+    return code if isinstance(code, types.CodeType) else None
 
 
 #: protocol class -> :func:`_misdeclared` (weak: :data:`_PROTO_FILES`)
@@ -864,14 +899,22 @@ def _params(fn) -> list:
 
 
 def _protocol_frame(exc: BaseException, files: frozenset):
-    """The innermost traceback entry of ``exc`` in one of ``files`` (the protocol's), or
-    None when it passed through none of them."""
-    tb, hit = exc.__traceback__, None
-    while tb is not None:
-        if os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
-            hit = tb
-        tb = tb.tb_next
-    return hit
+    """The innermost traceback entry in one of ``files`` (the protocol's) of ``exc``, or of
+    the first exception of its chain (``__cause__``, else ``__context__``) that has one; None
+    when they passed through none of them. The chain: a hook's ``StopIteration`` leaves the
+    kernel's generator as a ``RuntimeError`` raised there, caused by the hook's."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb, hit = exc.__traceback__, None
+        while tb is not None:
+            if os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
+                hit = tb
+            tb = tb.tb_next
+        if hit is not None:
+            return hit
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return None
 
 
 def _where(exc: BaseException, files: frozenset) -> str:

@@ -441,3 +441,36 @@ def test_certify_shrinks_a_model_error_into_one_report():
     res = certify(RaisesAMuteException, budget_s=None, max_examples=50, seed=0)
     assert isinstance(res.failure, ProtocolError), res.failure
     assert "_Mute in " in str(res.failure) and "<_Mute.__str__ raised ValueError>" in str(res.failure)
+
+
+HELPER: dict = {}  # a helper module of the protocol's, where its hook function is defined
+exec(compile("def free_pages_helper(self, task, frames):\n    raise RuntimeError('helper boom')\n",
+             "/flushcheck-test/helper.py", "exec"), HELPER)
+
+
+class HookFromAHelper(Linux):
+    name = "hook_from_a_helper"
+
+    free_unref_folios = HELPER["free_pages_helper"]  # bound from the helper: no frame here
+
+
+class RaisesStopIteration(Linux):
+    name = "raises_stop_iteration"
+
+    def free_unref_folios(self, task, frames):
+        raise StopIteration  # out of the kernel's generator: a RuntimeError raised there
+
+
+def test_a_fault_seen_through_a_helper_or_the_exception_chain_is_the_protocols():
+    """Whose fault an exception is was read from its own traceback and the files of the
+    protocol's classes: a hook bound from a helper module, and a hook's StopIteration (a
+    RuntimeError of the kernel's generator, caused by the hook's), were model errors (and a
+    crash while shrinking). The helper's file is the protocol's, and the cause counts."""
+    f = run(SC2017, HookFromAHelper)
+    assert isinstance(f, ProtocolError), f
+    assert "RuntimeError in reclaim" in str(f) and "(at helper.py:2 in free_pages_helper)" in str(f)
+    f = run(SC2017, RaisesStopIteration)
+    assert isinstance(f, ProtocolError), f
+    assert "generator raised StopIteration" in str(f) and " in free_unref_folios)" in str(f)
+    res = certify(RaisesStopIteration, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
