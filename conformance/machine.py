@@ -20,7 +20,6 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-import types
 import weakref
 
 from .hw.arch import Arch
@@ -31,7 +30,7 @@ from .hookpoints import pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
-from .registry import hook_names
+from .registry import hook_code, hook_names
 from .mm.mm_types import PRESENT, Mm, Vma
 from .hw.tlb import Tlbs
 from .watchdog import PROTOCOL_FILES
@@ -826,7 +825,7 @@ def _protocol_files(proto_cls) -> frozenset:
             files.add(os.path.abspath(f))
             PROTOCOL_FILES.add(f)  # as code objects name it: what the watchdog looks for
     for name in hook_names():
-        code = _code_of(getattr(proto_cls, name, None))
+        code = hook_code(getattr(proto_cls, name, None))
         f = code.co_filename if code is not None else "<"
         if not f.startswith("<") and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
             files.add(os.path.abspath(f))
@@ -836,29 +835,6 @@ def _protocol_files(proto_cls) -> frozenset:
         _PROTO_FILES[proto_cls] = got
     PROTOCOL_FILES.update(got)  # (conformance/watchdog.py)
     return got
-
-
-def _code_of(fn):
-    """The code object of hook ``fn`` as its author wrote it (through the wrappers of
-    coverage and hookpoints, a bound or static method's function), or None when it is no
-    Python function.
-
-    Example::
-
-        >>> from protocols.linux import Linux
-        >>> _code_of(Linux.try_to_unmap_flush).co_name, _code_of(len)
-        ('try_to_unmap_flush', None)
-    """
-    try:
-        for _ in range(8):  # a wrapper of a wrapper: a few levels at most
-            inner = getattr(fn, "_fc_counts", None) or getattr(fn, "__wrapped__", None)
-            if inner is None:
-                break
-            fn = inner
-        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    except Exception:  # noqa: BLE001 - an object whose attributes raise: no function
-        return None
-    return code if isinstance(code, types.CodeType) else None
 
 
 #: protocol class -> :func:`_misdeclared` (weak: :data:`_PROTO_FILES`)

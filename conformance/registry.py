@@ -43,6 +43,7 @@ import inspect
 import os
 import pkgutil
 import sys
+import types
 
 from .errors import UsageError, describe
 from .protocol import Protocol
@@ -248,6 +249,7 @@ def load_protocol(ref: str):
     if cls not in _CHECKED:
         _check_expected(cls, canonical)
         _check_constants(cls, canonical)
+        _check_hooks(cls, canonical)
         _warn_misspelt(cls, name)
         _CHECKED.add(cls)
     return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
@@ -341,6 +343,73 @@ def hook_names() -> tuple:
         _HOOKS = tuple(n for n, v in vars(Protocol).items()
                        if not n.startswith("_") and inspect.isfunction(v))
     return _HOOKS
+
+
+def hook_code(fn):
+    """The code object of hook ``fn`` as its author wrote it (through the wrappers of
+    coverage and hookpoints, a bound or static method's function), or None when it is no
+    Python function.
+
+    Example::
+
+        >>> from protocols.linux import Linux
+        >>> hook_code(Linux.try_to_unmap_flush).co_name, hook_code(len)
+        ('try_to_unmap_flush', None)
+    """
+    try:
+        for _ in range(8):  # a wrapper of a wrapper: a few levels at most
+            inner = getattr(fn, "_fc_counts", None) or getattr(fn, "__wrapped__", None)
+            if inner is None:
+                break
+            fn = inner
+        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    except Exception:  # noqa: BLE001 - an object whose attributes raise: no function
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _check_hooks(cls, where: str) -> None:
+    """:class:`UsageError` for a hook of ``cls`` that the kernel cannot call: one that is
+    not callable (``try_to_unmap_flush = 5``, ``tlb_flush_mmu = None``), or a callable that
+    is no Python function (a builtin, a ``functools.partial``, a class) and cannot take the
+    hook's arguments (``try_to_unmap_flush = len``). Either fails in flushcheck's own
+    frames, where nothing tells whose fault it is: it was a MODEL ERROR, or a crash. A
+    Python function with other parameters is left to the run, which reports it as a
+    protocol error naming the function (``Machine.protocol_fault``).
+
+    Example::
+
+        >>> from protocols.linux import Linux
+        >>> class Odd(Linux):
+        ...     try_to_unmap_flush = len
+        >>> _check_hooks(Odd, "odd")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: protocol odd: hook try_to_unmap_flush = <built-in function len> cannot be called as try_to_unmap_flush(self, task): too many positional arguments
+    """
+    for name in hook_names():
+        fn = getattr(cls, name)
+        if hook_code(fn) is not None:
+            continue
+        if not callable(fn):
+            raise UsageError(f"protocol {where}: hook {name} = {_shown(fn)} is not callable")
+        params = list(inspect.signature(vars(Protocol)[name]).parameters)
+        try:
+            inspect.signature(fn).bind(*params)
+        except ValueError:  # no signature to read (some builtins): the run will tell
+            continue
+        except TypeError as exc:
+            raise UsageError(f"protocol {where}: hook {name} = {_shown(fn)} cannot be called "
+                             f"as {name}({', '.join(params)}): {exc}") from None
+
+
+def _shown(value) -> str:
+    """``repr(value)``, short, or its type's name where that fails."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - an object of the protocol's whose repr raises
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_builtin(klass) -> bool:

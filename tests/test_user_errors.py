@@ -301,6 +301,25 @@ def test_policy_constants_must_be_values_the_model_implements(tmp_path, capsys):
         assert load_protocol(ok).ZAP_DIRTY_FILE_PTE == value
 
 
+@pytest.mark.parametrize("body, says", [
+    ("try_to_unmap_flush = 5\n", "hook try_to_unmap_flush = 5 is not callable"),
+    ("tlb_flush_mmu = None\n", "hook tlb_flush_mmu = None is not callable"),
+    ("try_to_unmap_flush = len\n", "hook try_to_unmap_flush = <built-in function len> cannot "
+     "be called as try_to_unmap_flush(self, task)"),
+])
+def test_a_hook_the_kernel_cannot_call_is_bad_input(tmp_path, capsys, body, says):
+    """A hook that is no callable, or a callable that is no function and cannot take the
+    hook's arguments, is refused when the protocol loads, in one line (exit 2): its call
+    failed in flushcheck's own frames (``fn.__name__`` of an int), a MODEL ERROR or a crash
+    of certify while it shrank the failure. A callable that can take them loads."""
+    path = _protocol(tmp_path, "uncallable", body)
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert says in line and path in line, line
+    ok = _protocol(tmp_path, "takes_them", "try_to_unmap_flush = print\n")
+    assert load_protocol(ok).name == "takes_them"
+
+
 # -- 7. a misspelt hook ---------------------------------------------------------------------
 def test_misspelt_hook_warns_once(tmp_path, capsys, monkeypatch):
     """A method named like a hook but no hook is never called: one warning line (once per
