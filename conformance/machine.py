@@ -227,10 +227,11 @@ class Machine:
         :meth:`_step`: ``context_switch`` runs outside any operation's step."""
         try:
             r = fn(*args)
-        except (Failure, UsageError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # a BaseException too: _step says why
-            self._raise_if_protocol_fault(exc, fn.__name__)
+        except BaseException as exc:  # a BaseException too, and ours: _step says why
+            if _whose(exc):
+                self._raise_if_protocol_fault(exc, fn.__name__)
             raise
         if inspect.isgenerator(r):
             r.close()
@@ -311,17 +312,17 @@ class Machine:
             op.gen.send(None)
         except StopIteration:
             self._finish(op)
-        except ModelError as exc:
-            self.failed = True
-            exc.machine, exc.step = self, self.trace.step
-            raise
-        except (Failure, UsageError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a protocol bug, or ours: find out whose frame raised
             # (a hook's sys.exit() too: uncaught, it ends certify with status 0; and any
             # other BaseException, GeneratorExit or a class of the protocol's own, which the
             # runners' `except Exception` let through as a traceback; Ctrl-C is the user's)
-            self._raise_if_protocol_fault(exc, op.label, op)
+            if _whose(exc):
+                self._raise_if_protocol_fault(exc, op.label, op)
+            if isinstance(exc, ModelError):
+                self.failed = True
+                exc.machine, exc.step = self, self.trace.step
             raise
 
     def _finish(self, op: Op) -> None:
@@ -790,6 +791,16 @@ class Machine:
     def check_quiescent(self) -> None:
         """C1 over every entry (call when nothing is in flight)."""
         self.oracle.check_all()
+
+
+def _whose(exc: BaseException) -> bool:
+    """Must :meth:`Machine.protocol_fault` say whose ``exc`` is, raised in a hook's call or an
+    operation's step? Yes unless it is a verdict (a :class:`Violation` the oracle found, a
+    :class:`ProtocolError`). Our own :class:`ModelError` and :class:`UsageError` too: one
+    raised while a hook of the protocol is on the stack is its fault (its double free in
+    the allocator, its ``raise UsageError(...)``), which was a MODEL ERROR, or "reproducer
+    does not apply" and a litmus file's line blamed."""
+    return not isinstance(exc, Failure) or isinstance(exc, ModelError)
 
 
 def _forks_into(op, mm) -> bool:

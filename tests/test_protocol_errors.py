@@ -474,3 +474,51 @@ def test_a_fault_seen_through_a_helper_or_the_exception_chain_is_the_protocols()
     assert "generator raised StopIteration" in str(f) and " in free_unref_folios)" in str(f)
     res = certify(RaisesStopIteration, budget_s=None, max_examples=50, seed=0)
     assert isinstance(res.failure, ProtocolError), res.failure
+
+
+class FreesTwice(Linux):
+    name = "frees_twice"
+
+    def free_unref_folios(self, task, frames):
+        self.free_to_allocator(frames)
+        self.free_to_allocator(frames)  # the allocator's ModelError, under this hook
+
+
+class RaisesAModelError(Linux):
+    name = "raises_a_model_error"
+
+    def free_unref_folios(self, task, frames):
+        from conformance.errors import ModelError
+        raise ModelError("oops")
+
+
+class RaisesAUsageError(Linux):
+    name = "raises_a_usage_error"
+
+    def free_unref_folios(self, task, frames):
+        from conformance.errors import UsageError
+        raise UsageError("not my fault")
+
+
+def test_our_own_errors_raised_under_a_hook_are_the_protocols(monkeypatch):
+    """A ModelError or UsageError raised while a hook of the protocol is on the stack (the
+    allocator's double free of a hook that frees twice, a hook's own ``raise``) is its fault:
+    it was a MODEL ERROR, a litmus line blamed, or, for certify, "reproducer does not apply
+    to this model" (exit 2). The same ModelError raised under the base class's hook (model
+    code: no frame of the protocol) stays a model error."""
+    import conformance.mm as K
+    from conformance.errors import ModelError
+    for cls, what in ((FreesTwice, "ModelError in reclaim[pfn0]: double free of pfn0"),
+                      (RaisesAModelError, "ModelError in reclaim[pfn0]: oops"),
+                      (RaisesAUsageError, "UsageError in reclaim[pfn0]: not my fault")):
+        f = run(SC2017, cls)
+        assert isinstance(f, ProtocolError) and what in str(f), (cls, f)
+        assert " in free_unref_folios)" in str(f)
+    res = certify(RaisesAUsageError, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
+
+    def injected(self, frames):
+        raise ModelError("injected model bug")
+    monkeypatch.setattr(K.Kernel, "free_frames", injected)
+    f = run(SC2017, Linux)
+    assert f.__class__ is ModelError and "injected model bug" in str(f), f
