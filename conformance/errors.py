@@ -112,6 +112,14 @@ class ProtocolError(Failure):
         return f"PROTOCOL ERROR at step {self.step}: {self}"
 
 
+class HookRuleBroken(Exception):
+    """A hook broke a rule of the hook API in a way no frame of it shows: the model found
+    it right after the hook returned (it changed the locks its task holds). Always the
+    protocol's fault (``Machine.protocol_fault``): a protocol error naming the hook, where
+    the kernel code that tripped over it later was a MODEL ERROR (a lock list that no longer
+    holds what ``unlock`` drops, a deadlock on a lock nobody holds any more)."""
+
+
 class ModelError(Failure):
     """An internal inconsistency of the simulated machine: a flushcheck bug, never a verdict."""
 

@@ -71,10 +71,12 @@ from __future__ import annotations
 
 import dis
 import inspect
+import os
 from types import GeneratorType
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
+from .errors import HookRuleBroken
 from .protocol import MmuGather, Protocol
 
 #: hooks the model calls where it cannot be interleaved (``Machine.call_hook``, no
@@ -231,7 +233,9 @@ def _drive(fn, proto, args):
     if run.parent is not cur:
         run.parent = cur
     a = args[0] if args else None
-    run.who = a.task if a.__class__ is MmuGather else a
+    who = run.who = a.task if a.__class__ is MmuGather else a
+    held = getattr(who, "held", NONE_HELD)  # the task's locks: the hook must leave them
+    nheld = len(held)
     run.name = fn.__name__
     run.trace = proto.arch.trace  # _HookArch.trace: a slot
     run.effect = run.last = None
@@ -259,7 +263,30 @@ def _drive(fn, proto, args):
     if r is _RAISED:
         exc, run.exc = run.exc, None
         raise exc
+    if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
+        raise changed_locks(fn, nheld, who)
     return r
+
+
+#: the locks of a hook's "task" that is none (a hook called by hand, outside the kernel)
+NONE_HELD = ()
+
+
+def changed_locks(fn, before: int, task) -> HookRuleBroken:
+    """The error of a hook ``fn`` that changed the list of locks its task holds (``task.held``,
+    kernel state: ``spin_lock``/``down_read`` add to it, the unlocks remove from it), which
+    held ``before`` locks when it was called. The kernel code after it tripped over the list
+    later (``unlock``'s ``list.remove``, "returned holding", a deadlock on a lock nobody
+    holds): a MODEL ERROR, or a litmus line blamed, though only the hook could have done it."""
+    from .registry import hook_code
+
+    code = hook_code(fn)
+    where = f" ({code.co_name} at {os.path.basename(code.co_filename)}:{code.co_firstlineno})" \
+        if code is not None else ""
+    return HookRuleBroken(f"{getattr(fn, '__name__', fn)} changed the locks its task holds "
+                          f"(task.held: {before} when it was called, "
+                          f"{len(getattr(task, 'held', ()))} when it returned): only the "
+                          f"kernel takes and drops them{where}")
 
 
 def paused_frames(gen) -> list:

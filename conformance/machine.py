@@ -21,15 +21,17 @@ import inspect
 import os
 import sys
 import weakref
+from types import GeneratorType
 
 from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
-from .errors import Failure, ModelError, ProtocolError, UsageError, describe
-from .hookpoints import pointed_class
+from .errors import Failure, HookRuleBroken, ModelError, ProtocolError, UsageError, describe
+from .hookpoints import NONE_HELD, changed_locks, pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
+from .protocol import MmuGather
 from .registry import hook_code, hook_names
 from .mm.mm_types import PRESENT, Mm, Vma
 from .hw.tlb import Tlbs
@@ -192,7 +194,7 @@ class Machine:
         the protocol's own files, or a ``TypeError`` of calling one of its functions with
         the wrong parameters (``Sig.try_to_unmap_flush() takes 1 positional argument but 2
         were given``: the protocol's frame never ran, the call was ours)."""
-        if _raised_in(exc, self._proto_files):
+        if _raised_in(exc, self._proto_files) or isinstance(exc, HookRuleBroken):
             return True
         if exc.__class__ is not TypeError or not exc.args or not isinstance(exc.args[0], str):
             return False
@@ -224,7 +226,12 @@ class Machine:
     def call_hook(self, fn, *args):
         """Call a hook that must not yield (allocation, context switch). What it raises is
         a protocol error when it is the protocol's (:meth:`protocol_fault`), here as in
-        :meth:`_step`: ``context_switch`` runs outside any operation's step."""
+        :meth:`_step`: ``context_switch`` runs outside any operation's step. It must leave
+        the locks its task holds as they were (:func:`~conformance.hookpoints.changed_locks`)."""
+        a = args[0] if args else None
+        who = a.task if a.__class__ is MmuGather else a
+        held = getattr(who, "held", NONE_HELD)
+        nheld = len(held)
         try:
             r = fn(*args)
         except KeyboardInterrupt:
@@ -233,9 +240,11 @@ class Machine:
             if _whose(exc):
                 self._raise_if_protocol_fault(exc, fn.__name__)
             raise
-        if inspect.isgenerator(r):
+        if r.__class__ is GeneratorType:
             r.close()
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
+        if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
+            raise self._protocol_error(str(changed_locks(fn, nheld, who)))
         return r
 
     def call_predicate(self, fn, *args) -> bool:
@@ -260,6 +269,22 @@ class Machine:
             return bool(r)
         raise self._protocol_error(f"{fn.__name__} returned {r!r} ({type(r).__name__}): "
                                    "return a bool")
+
+    def left_by_hooks(self, op, hooks: tuple, text: str) -> Failure:
+        """The failure to raise for ``text``, an invariant of ``op``'s kernel path found broken
+        right after the hooks ``hooks`` ran, which must keep it (``tlb_finish_mmu left pages
+        unfreed``: ``tlb_finish_mmu`` and the ``tlb_flush_mmu`` it calls free what the gather
+        holds). A :class:`ProtocolError` naming the first of them the protocol's own code
+        defines: the hook has returned, no frame of it is on the stack for
+        :meth:`protocol_fault` to see, and it was a MODEL ERROR. Else a :class:`ModelError`:
+        the base class's hooks are the model's."""
+        for name in hooks:
+            code = hook_code(getattr(type(self.proto), name, None))
+            if code is not None and os.path.abspath(code.co_filename) in self._proto_files:
+                return self._protocol_error(
+                    f"{text} (its {name}: {os.path.basename(code.co_filename)}:"
+                    f"{code.co_firstlineno})", op)
+        return ModelError(text)
 
     def _raise_if_protocol_fault(self, exc: BaseException, who: str, op=None) -> None:
         """Raise ``exc``, raised while running ``who`` (an operation, a hook), as a

@@ -522,3 +522,57 @@ def test_our_own_errors_raised_under_a_hook_are_the_protocols(monkeypatch):
     monkeypatch.setattr(K.Kernel, "free_frames", injected)
     f = run(SC2017, Linux)
     assert f.__class__ is ModelError and "injected model bug" in str(f), f
+
+
+class DropsItsLocks(Linux):
+    name = "drops_its_locks"
+
+    def try_to_unmap_flush(self, task):
+        task.held.clear()  # kernel state: unlock's list.remove failed later, or a deadlock
+        return super().try_to_unmap_flush(task)
+
+
+class DropsItsLocksAtomically(Linux):
+    name = "drops_its_locks_atomically"
+
+    def should_defer_flush(self, task, mm):
+        task.held.clear()
+        return super().should_defer_flush(task, mm)
+
+
+class NeverFrees(Linux):
+    name = "never_frees"
+
+    def tlb_flush_mmu(self, tlb):
+        self.tlb_flush_mmu_tlbonly(tlb)  # the gathered pages are never freed
+
+
+def test_an_invariant_a_hook_broke_is_the_protocols(monkeypatch):
+    """A hook that changes the locks its task holds, or a gather whose tlb_flush_mmu never
+    frees, is found by kernel code after the hook returned, with no frame of the protocol
+    on the stack: a MODEL ERROR ("list.remove(x): x not in list", "deadlock", "tlb_finish_mmu
+    left pages unfreed"), or a litmus line blamed for "bad arguments". The locks are checked
+    as the hook returns, the gather against the protocol's own tlb_finish_mmu/tlb_flush_mmu;
+    the same leak with the base class's hooks (the model's) stays a model error."""
+    import conformance.mm as K
+    from conformance.errors import ModelError
+    from conformance.machine import Machine
+    # (the hook the kernel called: linux's try_to_unmap_flush_dirty calls try_to_unmap_flush)
+    for cls, hook in ((DropsItsLocks, "try_to_unmap_flush_dirty"),
+                      (DropsItsLocksAtomically, "should_defer_flush")):
+        f = run(SC2017, cls)
+        assert isinstance(f, ProtocolError), (cls, f)
+        assert f"{hook} changed the locks its task holds" in str(f), f
+        assert f"({hook} at " in str(f), f
+    m = Machine(NeverFrees)
+    with pytest.raises(ProtocolError, match=r"tlb_finish_mmu left pages unfreed \(its "
+                       r"tlb_flush_mmu: test_protocol_errors.py:\d+\)"):
+        m.munmap(0, 0, 1)
+        m.drain()
+    res = certify(DropsItsLocks, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
+    monkeypatch.setattr(K.Kernel, "_tlb_batch_pages_flush", lambda self, tlb: None)
+    m = Machine(Linux)
+    with pytest.raises(ModelError, match="tlb_finish_mmu left pages unfreed"):
+        m.munmap(0, 0, 1)
+        m.drain()

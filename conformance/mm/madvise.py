@@ -5,9 +5,9 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-from ..errors import ModelError
 from .mm_types import PRESENT, SWAP
 from ..protocol import MmuGather
+from .mmu_gather import GATHER_FREES
 from .task import hook
 
 
@@ -57,7 +57,7 @@ class MadvisePaths:
             yield from hook(proto.tlb_end_vma(tlb, vma))
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
-                raise ModelError("tlb_finish_mmu left pages unfreed")
+                raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
         self.trace.msg(op, "madvise(mm%d, v%d..v%d, %s)", mm.id, start, end - 1, advice)
         self.mmap_read_unlock(op, mm)
         if advice in ("dontneed", "free"):

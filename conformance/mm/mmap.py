@@ -5,9 +5,9 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-from ..errors import ModelError
 from .mm_types import Vma
 from ..protocol import MmuGather
+from .mmu_gather import GATHER_FREES
 from .task import hook
 
 
@@ -109,7 +109,7 @@ class MmapPaths:
             tlb.freed_tables = True  # free_pte_range -> pte_free_tlb
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
-                raise ModelError("tlb_finish_mmu left pages unfreed")
+                raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
         else:
             self.mmap_read_unlock(op, mm)
             yield from self.mmap_write_lock(op, mm)

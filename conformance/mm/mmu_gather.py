@@ -8,6 +8,10 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
+#: the hooks that free what a gather holds before ``tlb_finish_mmu`` returns (the base
+#: class's ``tlb_finish_mmu`` calls ``tlb_flush_mmu``, which frees): its callers check
+#: that they did (``Machine.left_by_hooks``)
+GATHER_FREES = ("tlb_finish_mmu", "tlb_flush_mmu")
 
 
 class MmuGatherPaths:

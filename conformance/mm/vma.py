@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..protocol import MmuGather
+from .mmu_gather import GATHER_FREES
 from .task import hook
 
 
@@ -91,7 +92,7 @@ class VmaPaths:
         yield from self.free_pgtables(op, mm, vmas)
         yield from hook(proto.tlb_finish_mmu(tlb))
         if tlb.pages:
-            raise ModelError("tlb_finish_mmu left pages unfreed")
+            raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
 
     def free_pgtables(self, op, mm, vmas):
         """``free_pgtables`` (mm/memory.c): hide each VMA from the rmap before its page

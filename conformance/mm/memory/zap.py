@@ -5,9 +5,9 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-from ...errors import ModelError
 from ..mm_types import NONE, PRESENT, SWAP
 from ...protocol import MmuGather
+from ..mmu_gather import GATHER_FREES
 from ..task import hook
 
 
@@ -218,7 +218,7 @@ class ZapPaths:
             yield from hook(proto.tlb_end_vma(tlb, vma))
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
-                raise ModelError("tlb_finish_mmu left pages unfreed")
+                raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
             if walked:  # not unmapped meanwhile (zap_pte_range's rmap_loc)
                 visited.append((mm, vp))
         self.rmap_walk_unlock(op, walk)
