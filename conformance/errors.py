@@ -114,10 +114,11 @@ class ProtocolError(Failure):
 
 class HookRuleBroken(Exception):
     """A hook broke a rule of the hook API in a way no frame of it shows: the model found
-    it right after the hook returned (it changed the locks its task holds). Always the
-    protocol's fault (``Machine.protocol_fault``): a protocol error naming the hook, where
-    the kernel code that tripped over it later was a MODEL ERROR (a lock list that no longer
-    holds what ``unlock`` drops, a deadlock on a lock nobody holds any more)."""
+    it right after the hook returned (it changed the locks its task holds, it returned a
+    coroutine or a value where None is due). Always the protocol's fault
+    (``Machine.protocol_fault``): a protocol error naming the hook, where the kernel code
+    that tripped over it later was a MODEL ERROR (a lock list that no longer holds what
+    ``unlock`` drops, a deadlock on a lock nobody holds any more), or nothing at all."""
 
 
 class ModelError(Failure):

@@ -72,7 +72,7 @@ from __future__ import annotations
 import dis
 import inspect
 import os
-from types import GeneratorType
+from types import CoroutineType, GeneratorType
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
@@ -176,9 +176,15 @@ def _pause_at_yield() -> None:
 
 
 def _body(fn, proto, args):
-    """The hook on its greenlet; each ``yield`` of a generator hook pauses it too."""
+    """The hook on its greenlet; each ``yield`` of a generator hook pauses it too. A hook the
+    kernel may interleave returns None (conformance/protocol.py): what else a plain one
+    returns is a protocol error (:func:`bad_return`). A generator hook's return value is
+    what ``yield from`` of it gives a hook that calls it (:func:`_nested`), so it is not
+    checked."""
     r = fn(proto, *args)
     if r.__class__ is not GeneratorType:
+        if r is not None:
+            _check_return(fn, r)
         return r
     try:
         r.send(None)
@@ -190,6 +196,48 @@ def _body(fn, proto, args):
             r.send(None)
     except StopIteration as stop:
         return stop.value
+
+
+def _check_return(fn, r) -> None:
+    """Raise :func:`bad_return`'s error for ``r``, what pausable hook ``fn`` returned,
+    unless it stands for None (``return self.other_hook(...)`` of a generator hook: a
+    :class:`_Done` of None)."""
+    if r.__class__ is not _Done or r.value is not None:
+        raise bad_return(fn, r)
+
+
+#: the hooks whose contract returns a value (conformance/protocol.py: the per-mm, per-VMA
+#: and per-task state, ``should_defer_flush``'s answer); every other one returns None
+RETURNS_VALUE = frozenset(n for n, v in vars(Protocol).items() if not n.startswith("_")
+                          and callable(v) and v.__annotations__.get("return") != "None")
+
+
+def bad_return(fn, r) -> HookRuleBroken:
+    """The error of hook ``fn`` that returned ``r`` where the kernel expects None, or a
+    coroutine anywhere: an ``async def`` hook, which the kernel calls and never awaits, so
+    its body never ran, and the run went on to an oracle verdict as if it did nothing
+    (S2 for a flush never made); or a value the kernel ignores (a hook written as if it
+    were another's, a flush that returns what it should have done)."""
+    from .registry import shown
+
+    name = getattr(fn, "__name__", "the hook")
+    if r.__class__ is CoroutineType:
+        r.close()  # never awaited: closed here, without Python's RuntimeWarning
+        text = (f"{name} is a coroutine function (async def): the kernel calls it and never "
+                "awaits it; write it as a plain function (or a generator: each yield is a point)")
+    else:
+        text = (f"{name} returned {shown(r)} ({type(r).__name__}): the hook returns None "
+                "(conformance/protocol.py), the kernel ignores the value")
+    return HookRuleBroken(text + _defined_at(fn))
+
+
+def _defined_at(fn) -> str:
+    """`` (NAME at FILE:LINE)`` where hook function ``fn`` is defined, "" for no function."""
+    from .registry import hook_code
+
+    code = hook_code(fn)
+    return (f" ({code.co_name} at {os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+            if code is not None else "")
 
 
 class AtomicYield(RuntimeError):
@@ -278,15 +326,10 @@ def changed_locks(fn, before: int, task) -> HookRuleBroken:
     held ``before`` locks when it was called. The kernel code after it tripped over the list
     later (``unlock``'s ``list.remove``, "returned holding", a deadlock on a lock nobody
     holds): a MODEL ERROR, or a litmus line blamed, though only the hook could have done it."""
-    from .registry import hook_code
-
-    code = hook_code(fn)
-    where = f" ({code.co_name} at {os.path.basename(code.co_filename)}:{code.co_firstlineno})" \
-        if code is not None else ""
     return HookRuleBroken(f"{getattr(fn, '__name__', fn)} changed the locks its task holds "
                           f"(task.held: {before} when it was called, "
                           f"{len(getattr(task, 'held', ()))} when it returned): only the "
-                          f"kernel takes and drops them{where}")
+                          f"kernel takes and drops them{_defined_at(fn)}")
 
 
 def paused_frames(gen) -> list:

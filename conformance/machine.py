@@ -21,13 +21,13 @@ import inspect
 import os
 import sys
 import weakref
-from types import GeneratorType
+from types import CoroutineType, GeneratorType
 
 from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
 from .errors import Failure, HookRuleBroken, ModelError, ProtocolError, UsageError, describe
-from .hookpoints import NONE_HELD, changed_locks, pointed_class
+from .hookpoints import NONE_HELD, RETURNS_VALUE, bad_return, changed_locks, pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
@@ -223,11 +223,14 @@ class Machine:
         # Op.runnable(), without the call for the common unblocked operation
         return [op for op in self.ops if op.blocked_on is None or op.runnable()]
 
-    def call_hook(self, fn, *args):
+    def call_hook(self, fn, *args, answers: bool = False):
         """Call a hook that must not yield (allocation, context switch). What it raises is
         a protocol error when it is the protocol's (:meth:`protocol_fault`), here as in
         :meth:`_step`: ``context_switch`` runs outside any operation's step. It must leave
-        the locks its task holds as they were (:func:`~conformance.hookpoints.changed_locks`)."""
+        the locks its task holds as they were (:func:`~conformance.hookpoints.changed_locks`),
+        and return None unless its contract returns a value (the ``init_*`` state; a
+        coroutine never: :func:`~conformance.hookpoints.bad_return`); ``answers``: it is
+        asked a question (:meth:`call_predicate`)."""
         a = args[0] if args else None
         who = a.task if a.__class__ is MmuGather else a
         held = getattr(who, "held", NONE_HELD)
@@ -245,6 +248,9 @@ class Machine:
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
         if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
             raise self._protocol_error(str(changed_locks(fn, nheld, who)))
+        if r is not None and (r.__class__ is CoroutineType
+                              or not answers and fn.__name__ not in RETURNS_VALUE):
+            raise self._protocol_error(str(bad_return(fn, r)))
         return r
 
     def call_predicate(self, fn, *args) -> bool:
@@ -264,7 +270,7 @@ class Machine:
             ...
             conformance.errors.ProtocolError: protocol linux: <lambda> returned None (NoneType): return a bool
         """
-        r = self.call_hook(fn, *args)
+        r = self.call_hook(fn, *args, answers=True)
         if type(r) is bool or type(r) is int:
             return bool(r)
         raise self._protocol_error(f"{fn.__name__} returned {r!r} ({type(r).__name__}): "

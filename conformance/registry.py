@@ -392,19 +392,25 @@ def _check_hooks(cls, where: str) -> None:
         if hook_code(fn) is not None:
             continue
         if not callable(fn):
-            raise UsageError(f"protocol {where}: hook {name} = {_shown(fn)} is not callable")
+            raise UsageError(f"protocol {where}: hook {name} = {shown(fn)} is not callable")
         params = list(inspect.signature(vars(Protocol)[name]).parameters)
         try:
             inspect.signature(fn).bind(*params)
         except ValueError:  # no signature to read (some builtins): the run will tell
             continue
         except TypeError as exc:
-            raise UsageError(f"protocol {where}: hook {name} = {_shown(fn)} cannot be called "
+            raise UsageError(f"protocol {where}: hook {name} = {shown(fn)} cannot be called "
                              f"as {name}({', '.join(params)}): {exc}") from None
 
 
-def _shown(value) -> str:
-    """``repr(value)``, short, or its type's name where that fails."""
+def shown(value) -> str:
+    """``repr(value)``, short, or its type's name where that fails (a protocol's object).
+
+    Example::
+
+        >>> shown(5), shown(list(range(30)))
+        ('5', '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16...')
+    """
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - an object of the protocol's whose repr raises

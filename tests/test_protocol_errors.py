@@ -576,3 +576,76 @@ def test_an_invariant_a_hook_broke_is_the_protocols(monkeypatch):
     with pytest.raises(ModelError, match="tlb_finish_mmu left pages unfreed"):
         m.munmap(0, 0, 1)
         m.drain()
+
+
+class AsyncFree(Linux):
+    name = "async_free"
+
+    async def free_unref_folios(self, task, frames):  # never awaited: never frees
+        self.free_to_allocator(frames)
+
+
+class ReturnsTheFrames(Linux):
+    name = "returns_the_frames"
+
+    def free_unref_folios(self, task, frames):
+        self.free_to_allocator(frames)
+        return frames
+
+
+class AnswersASwitch(Linux):
+    name = "answers_a_switch"
+
+    def context_switch(self, cpu_id, prev, next_mm):
+        return True  # a hook that must not yield, returning where None is the contract
+
+
+class AsyncInitTask(Linux):
+    name = "async_init_task"
+
+    async def init_task(self, task):  # returns state, but never a coroutine
+        return super().init_task(task)
+
+
+class CallsAGeneratorHook(Linux):
+    name = "calls_a_generator_hook"
+
+    def try_to_unmap_flush(self, task):  # a generator hook
+        yield
+        super().try_to_unmap_flush(task)
+
+    def try_to_unmap_flush_dirty(self, task):
+        return self.try_to_unmap_flush(task)  # what it gives back stands for its None
+
+
+def test_a_hook_must_return_what_its_contract_says():
+    """An ``async def`` hook returned its coroutine, never run, as a value the kernel
+    ignored: the run went on to an oracle verdict (S2, its flush never made). A hook that
+    returns a value where the contract returns None (conformance/protocol.py) is no flush
+    either. Both are protocol errors naming the hook, pausable or not; the state the
+    ``init_*`` hooks return is no error, and a hook returning the call of a generator hook
+    (a stand-in for its None) neither."""
+    import gc
+    import warnings
+
+    from conformance.machine import Machine
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        f = run(SC2017, AsyncFree)
+        gc.collect()
+    assert isinstance(f, ProtocolError), f
+    assert "free_unref_folios is a coroutine function (async def)" in str(f), f
+    assert not [w for w in seen if "never awaited" in str(w.message)]  # closed, not leaked
+    f = run(SC2017, ReturnsTheFrames)
+    assert isinstance(f, ProtocolError), f
+    assert re.search(r"free_unref_folios returned \[\d+\] \(list\): the hook returns None", str(f))
+    for cls, action, says in ((AnswersASwitch, lambda m: m.switch_mm(0, 1),
+                               "context_switch returned True (bool)"),
+                              (AsyncInitTask, lambda m: m.munmap(0, 0, 1),
+                               "init_task is a coroutine function")):
+        m = Machine(cls)
+        with pytest.raises(ProtocolError, match=re.escape(says)):
+            action(m)
+    assert not isinstance(run(SC2017, CallsAGeneratorHook), ProtocolError)
+    res = certify(ReturnsTheFrames, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
