@@ -46,8 +46,13 @@ STUCK_S = 5
 PROTOCOL_FILES: set = set()
 
 
-class HookStuck(RuntimeError):
-    """Raised inside a protocol frame that ran for :data:`STUCK_S` seconds without returning."""
+class HookStuck(BaseException):
+    """Raised inside a protocol frame that ran for :data:`STUCK_S` seconds without returning.
+
+    A BaseException, not an Exception: a retry loop that swallows what it raises
+    (``while True: try: ... except Exception: continue``) caught the RuntimeError it was
+    and looped on for good. The machine turns it into a protocol error as it does any
+    BaseException a hook raises (``Machine._step``, ``Machine.call_hook``)."""
 
 
 class _State:
@@ -55,6 +60,7 @@ class _State:
     ticks = 0  # consecutive ticks it was seen
     stuck_s = STUCK_S
     active = False  # a timer is installed (an inner watch() leaves it to the outer one)
+    stuck = None  # the frame a HookStuck was raised in, while it still runs (swallowed)
 
 
 def _protocol_frames(frame) -> tuple:
@@ -90,6 +96,14 @@ def _swallowed_here(frame, outer) -> bool:
 
 def _tick(signum, frame) -> None:
     inner, f = _protocol_frames(frame)
+    if f is not None and f is _State.stuck:
+        # still running after its HookStuck (a bare except, `except BaseException`, swallowed
+        # it): raised again at every tick until the frame is gone, not after another
+        # stuck_s seconds, which the next swallow would restart for good
+        if not _swallowed_here(frame, f):
+            raise HookStuck(_stuck_text(f, inner))
+        return
+    _State.stuck = None
     if f is None or f is not _State.frame:
         _State.frame, _State.ticks = f, 0
         return
@@ -97,18 +111,23 @@ def _tick(signum, frame) -> None:
     if _State.ticks >= _State.stuck_s:
         if _swallowed_here(frame, f):
             return  # the next tick, out of the callback, raises (ticks stay counted)
-        _State.frame, _State.ticks = None, 0
-        name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
-        raise HookStuck(f"{name} ran for {_State.stuck_s} s without returning (a loop with "
-                        f"no interleaving point? {os.path.basename(inner.f_code.co_filename)}:"
-                        f"{inner.f_lineno})")
+        _State.frame, _State.ticks, _State.stuck = None, 0, f
+        raise HookStuck(_stuck_text(f, inner))
+
+
+def _stuck_text(f, inner) -> str:
+    """What a :class:`HookStuck` says: the stuck frame ``f`` (the hook the model called) and
+    the line the interpreter was in (``inner``, the innermost protocol frame)."""
+    name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
+    return (f"{name} ran for {_State.stuck_s} s without returning (a loop with no "
+            f"interleaving point? {os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno})")
 
 
 def start(stuck_s: int = STUCK_S) -> bool:
     """Install the timer in this process (main thread only; False where it cannot be)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return False
-    _State.stuck_s, _State.frame, _State.ticks = stuck_s, None, 0
+    _State.stuck_s, _State.frame, _State.ticks, _State.stuck = stuck_s, None, 0, None
     signal.signal(signal.SIGALRM, _tick)
     signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
     _State.active = True
@@ -120,7 +139,7 @@ def stop() -> None:
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    _State.frame, _State.active = None, False
+    _State.frame, _State.stuck, _State.active = None, None, False
 
 
 @contextmanager

@@ -364,6 +364,21 @@ def test_a_yes_or_no_hook_must_answer_a_bool():
     assert run(SC2017, AnswersWithAMask) is None and run(SC2017, Linux) is None
 
 
+def _a_watched_hook(monkeypatch, proto_file: str):
+    """``hook(body)``, a function compiled as if ``proto_file`` (a protocol module's file,
+    the only one the watchdog watches now) defined it: a hook frame to tick in by hand, the
+    watchdog's state fresh, 2 ticks to stuck."""
+    from conformance import watchdog
+    ns: dict = {}
+    exec(compile("def hook(body):\n    return body()\n", proto_file, "exec"), ns)
+    monkeypatch.setattr(watchdog, "PROTOCOL_FILES", {proto_file})
+    monkeypatch.setattr(watchdog._State, "stuck_s", 2)
+    monkeypatch.setattr(watchdog._State, "frame", None)
+    monkeypatch.setattr(watchdog._State, "ticks", 0)
+    monkeypatch.setattr(watchdog._State, "stuck", None, raising=False)
+    return ns["hook"]
+
+
 def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeypatch):
     """A tick that lands in a garbage-collector callback (Hypothesis times collections with
     one) raised ``HookStuck`` there, where CPython swallows it (a
@@ -373,13 +388,7 @@ def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeyp
     import signal
     import sys
     from conformance import watchdog
-    proto_file = "/flushcheck-test/proto.py"  # stands for a protocol module's file
-    ns: dict = {}
-    exec(compile("def hook(body):\n    return body()\n", proto_file, "exec"), ns)
-    monkeypatch.setattr(watchdog, "PROTOCOL_FILES", {proto_file})
-    monkeypatch.setattr(watchdog._State, "stuck_s", 2)
-    monkeypatch.setattr(watchdog._State, "frame", None)
-    monkeypatch.setattr(watchdog._State, "ticks", 0)
+    hook = _a_watched_hook(monkeypatch, "/flushcheck-test/proto.py")
 
     def tick_inside_a_gc_callback() -> list:
         raised = []
@@ -404,7 +413,7 @@ def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeyp
         assert tick_inside_a_gc_callback() == []  # stuck now, but not raised into the callback
         with pytest.raises(watchdog.HookStuck, match="hook ran for 2 s"):
             watchdog._tick(signal.SIGALRM, here)  # the next tick, back in the hook
-    ns["hook"](stuck_hook_body)
+    hook(stuck_hook_body)
 
 
 class CorruptsTheGather(Linux):
@@ -649,3 +658,78 @@ def test_a_hook_must_return_what_its_contract_says():
     assert not isinstance(run(SC2017, CallsAGeneratorHook), ProtocolError)
     res = certify(ReturnsTheFrames, budget_s=None, max_examples=50, seed=0)
     assert isinstance(res.failure, ProtocolError), res.failure
+
+
+def _for_a_while(seconds: float = 8.0) -> float:
+    """A deadline the loops below give up at: they end on the old code instead of hanging
+    the test run (the watchdog stops them long before, at its 1 s)."""
+    import time
+    return time.monotonic() + seconds
+
+
+class SwallowsWhatItRaises(Linux):
+    name = "swallows"
+
+    def try_to_unmap_flush(self, task):
+        import time
+        end = _for_a_while()
+        while time.monotonic() < end:  # a retry loop that swallows every Exception
+            try:
+                while time.monotonic() < end:
+                    pass
+            except Exception:  # noqa: BLE001
+                continue
+
+
+exec(compile("import time\n\n"
+             "def spin(self, task, frames):\n"
+             "    end = _for_a_while()\n"
+             "    while time.monotonic() < end:\n"
+             "        pass\n", "/flushcheck-test/spin_helper.py", "exec"),
+     HELPER.setdefault("spin_ns", {"_for_a_while": _for_a_while}))
+
+
+class SpinsInAHelper(Linux):
+    name = "spins_in_a_helper"
+
+    free_unref_folios = HELPER["spin_ns"]["spin"]  # bound from a helper module
+
+
+def test_the_watchdog_stops_a_hook_that_swallows_it_or_lives_in_a_helper():
+    """HookStuck was a RuntimeError: a retry loop with ``except Exception: continue`` caught
+    it and looped on for good, certify hung. It is a BaseException now, still a protocol
+    error. A hook bound from a helper module was no protocol code to the watchdog (its file
+    was not in PROTOCOL_FILES): it was never stopped."""
+    from conformance.watchdog import HookStuck, stuck, watch
+    assert not issubclass(HookStuck, Exception)
+    for cls, hook in ((SwallowsWhatItRaises, "Linux.try_to_unmap_flush_dirty"),
+                      (SpinsInAHelper, "spin")):
+        with watch(stuck_s=1):
+            f = run(SC2017, cls)
+        assert isinstance(f, ProtocolError) and stuck(f), (cls, f)
+        assert f"{hook} ran for 1 s without returning" in str(f), f
+
+
+def test_the_watchdog_raises_again_at_every_tick_once_a_hook_is_stuck(monkeypatch):
+    """A hook that swallowed its HookStuck (a bare except) started a new stuck period: the
+    ticks were counted from 0 again, and the next swallow restarted it, for good. Once stuck,
+    the frame gets a HookStuck at every tick until it is gone; then it is forgotten."""
+    import signal
+    import sys
+    from conformance import watchdog
+    hook = _a_watched_hook(monkeypatch, "/flushcheck-test/swallows.py")
+
+    def swallowing_hook_body():
+        here = sys._getframe()
+        raised = []
+        for _ in range(3):  # first seen, one stuck second, stuck
+            try:
+                watchdog._tick(signal.SIGALRM, here)
+            except BaseException as exc:  # noqa: BLE001 - the hook swallows it
+                raised.append(exc)
+        assert len(raised) == 1 and isinstance(raised[0], watchdog.HookStuck)
+        with pytest.raises(watchdog.HookStuck, match="hook ran for 2 s"):
+            watchdog._tick(signal.SIGALRM, here)  # the very next tick
+    hook(swallowing_hook_body)
+    watchdog._tick(signal.SIGALRM, sys._getframe())  # no protocol frame any more
+    assert watchdog._State.stuck is None
