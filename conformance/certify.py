@@ -59,7 +59,7 @@ from .defaults import DEFAULT_CHUNK, ENGINES, default_jobs  # noqa: F401 - defau
 from .coverage import counted_class, merge, tally
 from .database import (ChunkDatabase, apply_log, campaign_key, describe, keyed,
                        open_database, saved_count, snapshot)
-from .errors import Failure, UsageError
+from .errors import Failure, ModelError, ProtocolError, UsageError
 from .executors import Workers, open_workers
 from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
@@ -128,7 +128,8 @@ class Result:
 
     @property
     def shrunk_length(self) -> int | None:
-        return None if self.failure is None else len(self.failure.machine.actions)
+        f = self.failure
+        return None if f is None or f.machine is None else len(f.machine.actions)
 
 
 def require_seconds(option: str, value, zero_ok: bool = False) -> None:
@@ -763,10 +764,28 @@ def _collect(res: Result, cls, results: dict) -> None:
     res.litmus, res.proven, res.shrink_cut = r.litmus, r.proven, r.interrupted
     for rule, actions, text, cfg in r.found:
         if actions is None:  # nothing to replay: keep the worker's words
-            f = Failure(text)
-            f.rule = rule
+            f = in_words(rule, text)
         else:  # on the machine it failed on (the walk draws one per example)
             f = replay_actions(cls, cfg, res.strict, actions)
-            if f is None or f.rule != rule:
-                raise RuntimeError(f"worker failure did not replay in the parent: {text}")
+            if f is None or f.rule != rule:  # the worker's words, and why no reproducer
+                f = in_words(rule, f"{text} [its {len(actions)} actions did not fail so when "
+                             f"replayed here: {'they passed' if f is None else f.rule}; state "
+                             "kept outside the protocol's slots (a module or class attribute)?]")
         res.failures.append(f)
+
+
+def in_words(rule: str, text: str) -> Failure:
+    """A failure a worker reported in words alone (it had no actions, or they did not fail
+    the same way when the parent replayed them), of the class its rule names: a model error
+    stays one (exit 3; it read "FAIL: MODEL-ERROR violated", exit 1), a protocol error too.
+    A replay that differed was a RuntimeError: the run ended in a traceback.
+
+    Example::
+
+        >>> type(in_words("MODEL-ERROR", "deadlock")).__name__, in_words("S2", "x").rule
+        ('ModelError', 'S2')
+    """
+    kind = {ModelError.rule: ModelError, ProtocolError.rule: ProtocolError}.get(rule, Failure)
+    f = kind(text)
+    f.rule = rule
+    return f

@@ -310,6 +310,17 @@ class Machine:
         e.step = self.trace.step
         return e
 
+    def _model_error(self, text: str) -> ModelError:
+        """A :class:`ModelError` of this machine at this step, for one raised outside an
+        operation's step (which :meth:`_step` would give its machine): the end of an
+        operation, a deadlock while draining, the other consumer's free. Without its
+        machine it had no actions: certify's report crashed on it (``x.machine.actions``),
+        or said "FAIL: MODEL-ERROR violated" with exit 1, and there was no reproducer."""
+        self.failed = True
+        e = ModelError(text)
+        e.machine, e.step = self, self.trace.step
+        return e
+
     # -- kernel operations ----------------------------------------------------------
     def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str) -> Op:
         c = self.tlbs.cpus[cpu]
@@ -361,7 +372,7 @@ class Machine:
         self.tlbs.cpus[op.cpu].op = None
         self.busy_cpus -= 1
         if op.held:
-            raise ModelError(f"{op.label} returned holding {op.held}")
+            raise self._model_error(f"{op.label} returned holding {op.held}")
         self.trace.msg(op, "%s: return%s", op,
                        "" if op.result in (None, "ok") else f" ({op.result})")
         self.oracle.op_returned(op)
@@ -576,7 +587,8 @@ class Machine:
         while self.ops:
             run = self.runnable_ops()
             if not run:
-                raise ModelError("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}" for o in self.ops))
+                raise self._model_error("deadlock: " + ", ".join(f"{o} waits for {o.blocked_on}"
+                                                                 for o in self.ops))
             self.advance_runnable(run[0])
             n += 1
             if n > limit:
@@ -792,7 +804,10 @@ class Machine:
         self._action("consumer_free", ())
         if not self.consumer_frames:
             return False
-        self.kernel.free_frames([self.consumer_frames.pop(0)])
+        try:
+            self.kernel.free_frames([self.consumer_frames.pop(0)])
+        except ModelError as exc:  # the allocator's (a frame freed twice), outside any step
+            raise self._model_error(str(exc)) from None
         return True
 
     # -- queries for strategies -------------------------------------------------------------

@@ -98,7 +98,11 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     kind = ("MODEL ERROR (a flushcheck bug)" if isinstance(f, ModelError)
             else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {rules} violated")
     lines.append(f"  verdict   {kind}")
-    if res.first_failure_s is not None:
+    if res.first_failure_s is not None and any(x.machine is None for x in res.failures):
+        # a worker's failure in its words alone (certify.in_words): no actions to count
+        lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
+                     "reported as the worker saw it: no actions replay it here, no reproducer")
+    elif res.first_failure_s is not None:
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
                      + ("not shrunk (a stuck hook: each replay would run its loop again), "
                         if stuck(f) else "not shrunk (Ctrl-C while shrinking), "

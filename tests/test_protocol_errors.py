@@ -3,6 +3,7 @@ reproducer, never a crash of the suite (and never reported as a violation)."""
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -733,3 +734,50 @@ def test_the_watchdog_raises_again_at_every_tick_once_a_hook_is_stuck(monkeypatc
     hook(swallowing_hook_body)
     watchdog._tick(signal.SIGALRM, sys._getframe())  # no protocol frame any more
     assert watchdog._State.stuck is None
+
+
+def test_a_model_error_outside_a_step_has_its_machine():
+    """A ModelError raised outside an operation's step (the other consumer's free of a frame
+    freed behind its back, a deadlock while draining, an operation that returned holding a
+    lock) had no machine: certify's report crashed on ``x.machine.actions``, or read "FAIL:
+    MODEL-ERROR violated" with exit 1, and there was no reproducer."""
+    from conformance.errors import ModelError
+    from conformance.machine import Machine
+    m = Machine(Linux)
+    frame = m.consumer_alloc()
+    m.kernel.free_frames([frame])  # freed behind the consumer's back
+    with pytest.raises(ModelError, match=f"double free of pfn{frame}") as e:
+        m.consumer_free()
+    assert e.value.machine is m and e.value.step == len(m.actions) == 2
+
+
+FAILED_ONCE: list = []
+
+
+class FailsOnlyOnce(Linux):
+    name = "fails_only_once"
+
+    def free_unref_folios(self, task, frames):
+        if not FAILED_ONCE:  # state outside the machine's slots: a replay passes
+            FAILED_ONCE.append(1)
+            raise RuntimeError("once")
+        self.free_to_allocator(frames)
+
+
+def test_a_failure_that_does_not_replay_in_the_parent_is_reported_in_words(monkeypatch):
+    """certify replays the lowest failing chunk's failure from its actions in the parent; one
+    that does not fail so there (a protocol keeping state outside its slots) was
+    ``RuntimeError: worker failure did not replay in the parent``, a traceback (exit 3).
+    It is reported in the worker's words, of its own kind, with why there is no
+    reproducer."""
+    import conformance.search.shortest as shortest
+    from conformance.report import certify_report
+    monkeypatch.setattr(sys.modules[__name__], "FAILED_ONCE", [])
+    # not shrunk: each candidate passes, and the explorer would search all its states
+    monkeypatch.setattr(shortest, "minimize", lambda failure: (failure, "", False))
+    res = certify(FailsOnlyOnce, budget_s=None, max_examples=50, seed=0)
+    f = res.failure
+    assert isinstance(f, ProtocolError) and f.machine is None, f
+    assert "RuntimeError in " in str(f) and "did not fail so when replayed here: they passed" in str(f)
+    text = certify_report(res, FailsOnlyOnce, "commit", [])
+    assert "verdict   PROTOCOL ERROR" in text and "no reproducer" in text, text
