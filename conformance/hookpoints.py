@@ -659,10 +659,16 @@ def _generated(name: str, fn, body: str):
 def _pausable(name: str, fn):
     """``fn`` (a hook the kernel may interleave) as the kernel's entry: called by the
     kernel, it returns the :func:`_drive` generator; called from protocol code (a hook
-    calling a hook), it runs where it is, a generator hook to its end (:func:`_nested`)."""
+    calling a hook), it runs where it is, a generator hook to its end (:func:`_nested`), and
+    an ``async def`` one is refused there too (:func:`bad_return`): its caller drops the
+    coroutine it got, and the run went on as if the hook did nothing."""
     return _generated(name, fn, "    if _depth:\n"
                                 "        r = fn(self, {args})\n"
-                                "        return _nested(r) if r.__class__ is GeneratorType else r\n"
+                                "        if r.__class__ is GeneratorType:\n"
+                                "            return _nested(r)\n"
+                                "        if r.__class__ is CoroutineType:\n"
+                                "            raise bad_return(fn, r)\n"
+                                "        return r\n"
                                 "    return _drive(fn, self, ({args},))\n")
 
 

@@ -628,6 +628,18 @@ class CallsAGeneratorHook(Linux):
         return self.try_to_unmap_flush(task)  # what it gives back stands for its None
 
 
+def _run_warned(cls) -> tuple:
+    """(the failure of SC2017 under ``cls``, Python's "coroutine ... was never awaited"
+    warnings meanwhile, a garbage collection included)."""
+    import gc
+    import warnings
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        f = run(SC2017, cls)
+        gc.collect()
+    return f, [w for w in seen if "never awaited" in str(w.message)]
+
+
 def test_a_hook_must_return_what_its_contract_says():
     """An ``async def`` hook returned its coroutine, never run, as a value the kernel
     ignored: the run went on to an oracle verdict (S2, its flush never made). A hook that
@@ -635,17 +647,11 @@ def test_a_hook_must_return_what_its_contract_says():
     either. Both are protocol errors naming the hook, pausable or not; the state the
     ``init_*`` hooks return is no error, and a hook returning the call of a generator hook
     (a stand-in for its None) neither."""
-    import gc
-    import warnings
-
     from conformance.machine import Machine
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        f = run(SC2017, AsyncFree)
-        gc.collect()
+    f, unawaited = _run_warned(AsyncFree)
     assert isinstance(f, ProtocolError), f
     assert "free_unref_folios is a coroutine function (async def)" in str(f), f
-    assert not [w for w in seen if "never awaited" in str(w.message)]  # closed, not leaked
+    assert not unawaited  # closed, not leaked
     f = run(SC2017, ReturnsTheFrames)
     assert isinstance(f, ProtocolError), f
     assert re.search(r"free_unref_folios returned \[\d+\] \(list\): the hook returns None", str(f))
@@ -781,3 +787,21 @@ def test_a_failure_that_does_not_replay_in_the_parent_is_reported_in_words(monke
     assert "RuntimeError in " in str(f) and "did not fail so when replayed here: they passed" in str(f)
     text = certify_report(res, FailsOnlyOnce, "commit", [])
     assert "verdict   PROTOCOL ERROR" in text and "no reproducer" in text, text
+
+
+class AsyncFlush(Linux):
+    name = "async_flush"
+
+    async def try_to_unmap_flush(self, task):  # linux's try_to_unmap_flush_dirty calls it
+        return super().try_to_unmap_flush(task)
+
+
+def test_an_async_hook_called_by_a_hook_is_refused_there():
+    """A hook calling an ``async def`` hook (linux's try_to_unmap_flush_dirty calling
+    try_to_unmap_flush) got the coroutine back and dropped it: the flush never ran, and
+    Python warned that it was never awaited. The call is the protocol error."""
+    f, unawaited = _run_warned(AsyncFlush)
+    assert isinstance(f, ProtocolError), f
+    assert "HookRuleBroken in reclaim" in str(f), f
+    assert "try_to_unmap_flush is a coroutine function (async def)" in str(f), f
+    assert not unawaited
