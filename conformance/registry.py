@@ -252,8 +252,15 @@ def load_protocol(ref: str):
         _check_hooks(cls, canonical)
         _warn_misspelt(cls, name)
         _CHECKED.add(cls)
-    return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
-                                       "__module__": cls.__module__, "__doc__": cls.__doc__})
+    try:
+        return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
+                                           "__module__": cls.__module__, "__doc__": cls.__doc__})
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - its __init_subclass__ (or metaclass)
+        # refuses a subclass, which flushcheck makes of every protocol: a traceback, exit 3
+        raise UsageError(f"protocol {canonical} cannot be subclassed (flushcheck runs a "
+                         f"subclass of it): {type(exc).__name__}: {_one_line(exc)}") from None
 
 
 #: the protocol classes :func:`load_protocol` checked (:func:`_check_expected`,

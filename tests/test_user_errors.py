@@ -320,6 +320,18 @@ def test_a_hook_the_kernel_cannot_call_is_bad_input(tmp_path, capsys, body, says
     assert load_protocol(ok).name == "takes_them"
 
 
+def test_a_protocol_that_refuses_a_subclass_is_bad_input(tmp_path, capsys):
+    """``__init_subclass__`` raising (a "final" class): flushcheck subclasses every protocol
+    it loads, and the refusal was a traceback (exit 3). One line, exit 2."""
+    path = _protocol(tmp_path, "final", """
+        def __init_subclass__(cls, **kw):
+            raise TypeError("P is final")
+    """)
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert "cannot be subclassed" in line and "TypeError: P is final" in line, line
+
+
 # -- 7. a misspelt hook ---------------------------------------------------------------------
 def test_misspelt_hook_warns_once(tmp_path, capsys, monkeypatch):
     """A method named like a hook but no hook is never called: one warning line (once per
