@@ -380,9 +380,11 @@ def load(path: str) -> dict:
         ...
         conformance.errors.UsageError: cannot read certificate README.md: Expecting value: line 1 column 1 (char 0)
     """
+    from .reproducer import parse_json
+
     try:
         with open(path) as fh:
-            cert = json.load(fh)
+            cert = parse_json(fh.read())  # a file nested too deeply: a ValueError too
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read certificate {path}: {exc}") from None
     if not isinstance(cert, dict) or cert.get("format") != FORMAT:

@@ -445,16 +445,17 @@ def saved_run(blob: bytes, cfg: MachineConfig, strict: bool) -> tuple:
     object ``{"config": ..., "actions": [...]}`` (the machine it failed on, which the walk
     draws per example), or a bare action list, saved before the walk drew machine shapes
     (it ran on the campaign's ``cfg``). A malformed entry raises ValueError, TypeError or
-    KeyError.
+    KeyError (one nested too deeply too: :func:`conformance.reproducer.parse_json`, not
+    the RecursionError that ended certify with a traceback).
 
     Example::
 
         >>> saved_run(b'[["advance", [0]]]', DEFAULT, False)[0] == DEFAULT
         True
     """
-    import json
+    from .reproducer import parse_json
 
-    data = json.loads(blob)
+    data = parse_json(blob)
     if isinstance(data, dict):
         return MachineConfig(**data["config"]), strict, data["actions"]
     return cfg, strict, data

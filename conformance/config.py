@@ -7,6 +7,8 @@ two operations collide on one page-table page (PTL) or on two neighbouring ones
 """
 from __future__ import annotations
 
+import reprlib
+
 import attrs
 
 
@@ -17,13 +19,13 @@ def _size(default: int, least: int = 1):
 
 
 def _int(inst, attribute, value) -> None:
-    if value.__class__ is not int:
-        raise ValueError(f"'{attribute.name}' must be an integer, not {value!r}")
+    if value.__class__ is not int:  # not a bool either: a reproducer's true is no size
+        raise ValueError(f"'{attribute.name}' must be an integer, not {reprlib.repr(value)}")
 
 
 def _bool(attribute, value) -> None:
     if value.__class__ is not bool:
-        raise ValueError(f"'{attribute.name}' must be true or false, not {value!r}")
+        raise ValueError(f"'{attribute.name}' must be true or false, not {reprlib.repr(value)}")
 
 
 #: the least ``max_op_steps`` a config may set (measured: see that field)
@@ -86,7 +88,8 @@ class MachineConfig:
     #: ``TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1``); protocols/linux.py (and LUF, through it) reads
     #: it. A small width reaches the overflow reset (pending > PENDING_MASK / 2) within a few
     #: deferrals instead of 16384, as small-scope model checkers shrink their counters.
-    batch_gen_bits: int = attrs.field(default=15, validator=attrs.validators.in_(range(1, 16)))
+    batch_gen_bits: int = attrs.field(default=15,
+                                      validator=[_int, attrs.validators.in_(range(1, 16))])
     #: reclaim keeps a dirty file folio it has just unmapped (``shrink_folio_list``:
     #: ``folio_is_file_lru(folio) && (!current_is_kswapd() || ...)`` -> ``activate_locked``,
     #: after ``try_to_unmap`` and before ``try_to_unmap_flush_dirty``), as the kernel does (for

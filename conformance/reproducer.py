@@ -17,6 +17,7 @@ import inspect
 import json
 import operator
 import os
+import reprlib
 import subprocess
 import sys
 
@@ -90,18 +91,78 @@ def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
     return path
 
 
+#: the deepest nesting a flushcheck JSON file holds is a handful of levels (a reproducer's
+#: reclaim frames: the object, its actions, an action, its arguments, the frames); a file
+#: nested deeper is damaged, and read on it would end in a RecursionError (json's parser
+#: at about 1,000 levels, repr() and json.dumps of a value below that: a traceback)
+MAX_JSON_DEPTH = 32
+
+
+class JsonTooDeep(ValueError):
+    """A JSON document nested more than :data:`MAX_JSON_DEPTH` levels deep."""
+
+
+def parse_json(text):
+    """``json.loads(text)`` of a file or database entry flushcheck reads (a reproducer, a
+    certificate, a saved walk run), refusing a document nested more than
+    :data:`MAX_JSON_DEPTH` levels deep with :class:`JsonTooDeep`, a ValueError as any other
+    malformed text: never the RecursionError the parser (or a later repr) raises on one.
+
+    Example::
+
+        >>> parse_json('{"a": [1, [2]]}')
+        {'a': [1, [2]]}
+        >>> parse_json("[" * 100000 + "]" * 100000)
+        Traceback (most recent call last):
+        ...
+        conformance.reproducer.JsonTooDeep: JSON nested more than 32 levels deep
+    """
+    too_deep = JsonTooDeep(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
+    level, depth = [data], 1
+    while level:  # breadth first, without recursion
+        level = [v for x in level if isinstance(x, (dict, list))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+        if level:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise too_deep
+    return data
+
+
+#: the fields of a reproducer besides its protocol, config and actions, and what each must
+#: be where it is there and not null (files written before a field existed lack it): what
+#: replay prints or reads of them. ``strict`` as anything but a boolean was read as
+#: Python's truth of it ("no" was strict)
+_OPTIONAL = {
+    "strict": ("true or false", lambda v: v.__class__ is bool),
+    "seed": ("an integer", lambda v: v.__class__ is int),
+    "protocol_ref": ("a string", lambda v: isinstance(v, str)),
+    "protocol_source_sha256": ("a string", lambda v: isinstance(v, str)),
+    "commit": ("a string", lambda v: isinstance(v, str)),
+    "rule": ("a string", lambda v: isinstance(v, str)),
+    "verdict": ("a string", lambda v: isinstance(v, str)),
+}
+
+
 def load(path: str) -> dict:
     """Read and validate a reproducer; :class:`UsageError` with one line if it is corrupt
-    (every action's name, arity and arguments included: :func:`check_actions`)."""
+    (every action's name, arity and arguments included: :func:`check_actions`; the other
+    fields' types: :data:`_OPTIONAL`)."""
     try:
         with open(path) as fh:
-            data = json.load(fh)
+            data = parse_json(fh.read())
     except FileNotFoundError:
         raise UsageError(f"reproducer {path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"reproducer {path}: a directory, not a reproducer file") from None
     except OSError as exc:  # unreadable: permissions, an I/O error
         raise UsageError(f"reproducer {path}: cannot read it ({exc.strerror or exc})") from None
+    except JsonTooDeep as exc:
+        raise UsageError(f"reproducer {path}: not a reproducer ({exc})") from None
     except ValueError as exc:
         raise UsageError(f"reproducer {path}: not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -113,6 +174,10 @@ def load(path: str) -> dict:
         raise UsageError(f"reproducer {path}: malformed 'actions'")
     if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
+    for key, (what, ok) in _OPTIONAL.items():
+        value = data.get(key)
+        if value is not None and not ok(value):
+            raise UsageError(f"reproducer {path}: {key!r} must be {what}, not {_shown(value)}")
     try:
         cfg = MachineConfig(**data["config"])
     except (TypeError, ValueError) as exc:  # an unknown key, or a validator's (sizes >= 1)
@@ -244,11 +309,19 @@ def _no_bound(cfg) -> None:
 
 
 def _shown(value) -> str:
-    """``value`` as the reproducer's JSON spells it (``null``, ``true``, ``"x"``)."""
+    """``value`` as the reproducer's JSON spells it (``null``, ``true``, ``"x"``), cut to 40
+    characters (a message is one line).
+
+    Example::
+
+        >>> _shown([list(range(30))])
+        '[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1...'
+    """
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = reprlib.repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_args(cfg: MachineConfig, i: int, name: str, args) -> None:

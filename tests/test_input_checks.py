@@ -215,3 +215,85 @@ def test_a_directory_is_no_reproducer(tmp_path, capsys):
     assert main(["replay", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a directory, not a reproducer file" in err
+
+
+# -- JSON nested too deeply, fields of the wrong type ------------------------------------
+
+def _deep(depth: int, inner="0") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def _nested(depth: int):
+    x = 0
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+@pytest.mark.parametrize("where", ["file", "argument", "seed"])
+def test_json_nested_too_deeply_is_a_one_line_error(tmp_path, capsys, where):
+    """A file nested past json's recursion limit (``replay r/deep.json``), or a field nested
+    just below it (which repr() and json.dumps then recursed on), is bad input: one line,
+    exit 2. It was a RecursionError: a traceback, exit 3."""
+    path = tmp_path / "deep.json"
+    if where == "file":
+        path.write_text(_deep(100_000))
+    else:
+        data = _fixture("linux_4_3-1.json")
+        if where == "argument":
+            data["actions"][1][1][0] = "DEEP"
+        else:
+            data["seed"] = "DEEP"
+        path.write_text(json.dumps(data).replace('"DEEP"', _deep(980)))
+    rc, out, err = _replay(capsys, path)
+    assert rc == 2 and out == "", (out, err)
+    assert err == (f"flushcheck: error: reproducer {path}: not a reproducer (JSON nested more "
+                   "than 32 levels deep)\n")
+
+
+def test_a_certificate_nested_too_deeply_is_a_one_line_error(tmp_path, capsys):
+    """``certify --reproduce`` of such a file: one line, exit 2 (a traceback, exit 3)."""
+    path = tmp_path / "certificate.json"
+    path.write_text(_deep(100_000))
+    assert main(["certify", "--reproduce", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"flushcheck: error: cannot read certificate {path}: JSON "
+                                 "nested more than 32 levels deep\n")
+
+
+def test_a_walk_database_entry_nested_too_deeply_is_skipped():
+    """A saved walk run that cannot be read is not this run's verdict: skipped (counted as
+    an example), as any other malformed entry; a RecursionError ended certify (exit 3)."""
+    from conformance.certify import Chunk, run_walk_chunk
+    from conformance.database import campaign_key
+
+    key = campaign_key("linux", DEFAULT, False)
+    saved = {key + b".actions": [_deep(100_000).encode(),
+                                 json.dumps({"config": {}, "actions": _nested(100)}).encode()]}
+    ex, _steps, found, *_ = run_walk_chunk(load_protocol("linux"), DEFAULT, False, 50,
+                                           Chunk(0, 1, 3), 0.0, saved, key)
+    assert found == [] and ex == 3 + 2
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("strict", "no", "'strict' must be true or false, not \"no\""),
+    ("strict", 1, "'strict' must be true or false, not 1"),
+    ("seed", "3", "'seed' must be an integer, not \"3\""),
+    ("verdict", ["S3"], "'verdict' must be a string, not [\"S3\"]"),
+    ("batch_gen_bits", True, "bad config ('batch_gen_bits' must be an integer, not True)"),
+])
+def test_a_reproducer_field_of_the_wrong_type_is_refused(tmp_path, capsys, field, value, says):
+    """``"strict": "no"`` replayed strict (Python's truth of a string), ``batch_gen_bits:
+    true`` ran with one bit (True == 1): both are bad input now, one line, exit 2."""
+    data = _fixture("linux_4_3-1.json")
+    if field == "batch_gen_bits":
+        data["config"][field] = value
+    else:
+        data[field] = value
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(data))
+    rc, out, err = _replay(capsys, path)
+    assert rc == 2 and out == "", (out, err)
+    assert err == f"flushcheck: error: reproducer {path}: {says}\n"
+    with pytest.raises(ValueError, match="batch_gen_bits"):
+        MachineConfig(batch_gen_bits=True)
