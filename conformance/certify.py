@@ -629,7 +629,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
             progress=None) -> Result:
     """Fuzz one protocol for ``budget_s`` seconds and/or ``max_examples`` examples.
 
-    ``jobs`` local worker processes run the chunks, or the workers of the Dask
+    ``jobs`` local worker processes run the chunks (no more than an example budget has
+    chunks: a process pool forks every worker up front), or the workers of the Dask
     scheduler at ``scheduler``, or ``workers`` (any :class:`Workers`). ``database``:
     an ``ExampleDatabase`` or a spec (a directory, ``redis://host:port/db``, ``none``);
     None keeps nothing. Ctrl-C ends the run early: ``interrupted`` is set, the counts
@@ -657,6 +658,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     require_count("--jobs", jobs)
     require_count("--steps", steps)
     require_count("--chunk", chunk)
+    if max_examples is not None:  # no more workers than chunks: a pool forks all of its
+        jobs = min(jobs, -(-max_examples // chunk))  # workers up front (--jobs 100000)
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     db = open_database(database) if isinstance(database, str) else database
     key = campaign_key(cls.name, cfg, strict)

@@ -12,10 +12,35 @@ import reprlib
 import attrs
 
 
-def _size(default: int, least: int = 1):
-    """A size field: an int (not a bool) of at least ``least``. A machine with no CPU, no
-    page or no frame runs no operation at all, and a PASS on it would say nothing."""
-    return attrs.field(default=default, validator=[_int, attrs.validators.ge(least)])
+#: the most each size field may be. Far above anything a search can use (the raw walk
+#: refuses a machine whose rule arguments take more than 10,000 values, from 24 pages or
+#: 35 CPUs on the default machine: conformance/search/walk.py), and low enough that a typo (``ncpus=100000``,
+#: ``nframes=10**8``) is one line of bad input wherever a config comes from (``--config``,
+#: a litmus ``config`` line, a reproducer, a certificate, a database entry), not a machine
+#: whose boot alone takes the budget, gigabytes, and the watchdog's 5 s (a false PROTOCOL
+#: ERROR). At these limits together a machine boots in about 0.2 s in 50 MB.
+LIMITS = {
+    "ncpus": 64,  # a cpumask in one 64-bit word (conformance/hw/arch.py: an int, bit i = CPU i)
+    "nmms": 32,  # the walk runs two CPUs per mm (search/walk.py shapes_for): 2 * 32 = 64 CPUs
+    "vpages": 1024,
+    "ptes_per_table": 512,  # x86-64's PTRS_PER_PTE: a page-table page holds 512 PTEs
+    "nframes": 4096,
+    "nfiles": 64,
+    "file_pages": 1024,
+    "swap_slots": 4096,
+    # a looping operation runs this many steps before it is reported (about 10 us each)
+    "max_op_steps": 100_000,
+    # the kernel's own mmu_gather reports full after about 10,000 pages (see the field)
+    "gather_batch": 10_000,
+}
+
+
+def _size(default: int, most: int, least: int = 1):
+    """A size field: an int (not a bool) in ``least..most``. A machine with no CPU, no
+    page or no frame runs no operation at all, and a PASS on it would say nothing; for
+    ``most``, :data:`LIMITS`."""
+    return attrs.field(default=default, validator=[_int, attrs.validators.ge(least),
+                                                   attrs.validators.le(most)])
 
 
 def _int(inst, attribute, value) -> None:
@@ -48,16 +73,20 @@ class MachineConfig:
         Traceback (most recent call last):
         ...
         ValueError: 'max_op_steps' must be >= 100: 1
+        >>> MachineConfig(ncpus=100000)  # at most LIMITS["ncpus"]
+        Traceback (most recent call last):
+        ...
+        ValueError: 'ncpus' must be <= 64: 100000
     """
 
-    ncpus: int = _size(3)  # a third CPU lets reclaim race with two tasks of one mm
-    nmms: int = _size(2)
-    vpages: int = _size(4)  # virtual pages per mm
-    ptes_per_table: int = _size(2)  # PTEs per page-table page: each table has its own PTL
-    nframes: int = _size(10)
-    nfiles: int = _size(2)
-    file_pages: int = _size(2)
-    swap_slots: int = _size(6, least=0)
+    ncpus: int = _size(3, LIMITS["ncpus"])  # a third CPU lets reclaim race with two tasks of one mm
+    nmms: int = _size(2, LIMITS["nmms"])
+    vpages: int = _size(4, LIMITS["vpages"])  # virtual pages per mm
+    ptes_per_table: int = _size(2, LIMITS["ptes_per_table"])  # PTEs per page-table page: each table has its own PTL
+    nframes: int = _size(10, LIMITS["nframes"])
+    nfiles: int = _size(2, LIMITS["nfiles"])
+    file_pages: int = _size(2, LIMITS["file_pages"])
+    swap_slots: int = _size(6, LIMITS["swap_slots"], least=0)
     #: boot with every VMA page faulted in and cached (MAP_POPULATE)
     populate: bool = attrs.field(default=True, validator=lambda inst, a, v: _bool(a, v))
     #: an operation taking more steps than this is reported as a loop. At least
@@ -75,7 +104,7 @@ class MachineConfig:
     #: (nmms=3 vpages=8). 100 is above twice the walk's maximum and above the widest operation
     #: measured, the default 400 four times that. Steps grow with a batch's folios and an mm's
     #: pages, so a much larger machine may need a cap above the default.
-    max_op_steps: int = _size(400, least=MAX_OP_STEPS_FLOOR)
+    max_op_steps: int = _size(400, LIMITS["max_op_steps"], least=MAX_OP_STEPS_FLOOR)
     #: pages an mmu_gather holds before ``__tlb_remove_page`` reports it full and
     #: ``zap_pte_range`` flushes mid-walk (``force_flush``, ``tlb_flush_mmu``). The kernel's
     #: first batch is ``MMU_GATHER_BUNDLE`` (8) on-stack pages, further ones
@@ -83,7 +112,7 @@ class MachineConfig:
     #: allocated with GFP_NOWAIT: it reports full after 8 pages when that allocation fails,
     #: else after about 10,000. 2 here: one page never fills it (a lone zap still defers its
     #: flush to ``tlb_end_vma``/``tlb_finish_mmu``), two pages of a munmap, madvise or exit do.
-    gather_batch: int = _size(2)
+    gather_batch: int = _size(2, LIMITS["gather_batch"])
     #: width of the *pending* half of ``mm->tlb_flush_batched`` (mm/rmap.c: 15 bits,
     #: ``TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1``); protocols/linux.py (and LUF, through it) reads
     #: it. A small width reaches the overflow reset (pending > PENDING_MASK / 2) within a few

@@ -107,6 +107,7 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     if k not in fields:
                         raise ValueError(f"unknown config key {k!r}")
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
+                    attrs.evolve(DEFAULT, **{k: cfg[k]})  # its range (config.LIMITS), here
             elif head == "expect":
                 if words[2] not in VERDICTS:
                     raise ValueError(f"unknown verdict {words[2]!r} (one of {', '.join(VERDICTS)})")

@@ -75,7 +75,10 @@ def test_a_machine_nothing_runs_on_is_refused(capsys):
                     ["bound", "linux", "-k", "1", "-q"]):
             assert "bad --config" in _usage_error(capsys, cmd + ["--config", cfg]), cfg
     err = _usage_error(capsys, ["certify", "linux", "--budget", "1", "--jobs", "1",
-                                "--config", "ncpus=100"])
+                                "--config", "ncpus=100"])  # beyond config.LIMITS
+    assert "'ncpus' must be <= 64: 100" in err
+    err = _usage_error(capsys, ["certify", "linux", "--budget", "1", "--jobs", "1",
+                                "--config", "vpages=64"])  # within them, not for the walk
     assert "too large for the raw walk" in err
 
 

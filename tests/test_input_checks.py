@@ -297,3 +297,113 @@ def test_a_reproducer_field_of_the_wrong_type_is_refused(tmp_path, capsys, field
     assert err == f"flushcheck: error: reproducer {path}: {says}\n"
     with pytest.raises(ValueError, match="batch_gen_bits"):
         MachineConfig(batch_gen_bits=True)
+
+
+# -- size limits (config.LIMITS) --------------------------------------------------------
+
+TOO_LARGE = [("ncpus", 100_000), ("nframes", 100_000_000), ("nmms", 33), ("vpages", 1025),
+             ("max_op_steps", 10**9), ("swap_slots", 10**7)]
+
+
+def test_every_size_field_has_a_limit_and_the_repo_keeps_to_them():
+    """Each integer field of MachineConfig is capped (a new one without a limit fails
+    here), the limits are where the docstrings say, and every config the repo names (the
+    config sets, the profiles, the bounded check's, the litmus corpus) is within them."""
+    from conformance.boundcli import BOUND_CONFIG
+    from conformance.config import LIMITS
+    from conformance.database import PROFILE_CONFIGS
+    from conformance.litmus import corpus
+
+    sizes = {f.name for f in attrs.fields(MachineConfig) if f.type in (int, "int")}
+    assert set(LIMITS) == sizes - {"batch_gen_bits"}  # that one: range(1, 16) itself
+    assert LIMITS["ncpus"] == 64 and LIMITS["nmms"] * 2 <= LIMITS["ncpus"]
+    configs = [c for s in CONFIG_SETS.values() for _, c in s] + list(PROFILE_CONFIGS.values())
+    configs += [BOUND_CONFIG] + [sc.config for sc in corpus()]
+    for cfg in configs:
+        for k, most in LIMITS.items():
+            assert getattr(cfg, k) <= most
+    MachineConfig(**LIMITS)  # all at once: a machine that boots
+
+
+@pytest.mark.parametrize("key,value", TOO_LARGE)
+def test_a_size_beyond_its_limit_is_one_line_wherever_the_config_comes_from(
+        tmp_path, capsys, key, value):
+    """``--config ncpus=100000 --budget 2`` ran on, past its budget, into gigabytes; a
+    reproducer with ``ncpus=10**6`` reported a false PROTOCOL ERROR (its boot outran the
+    watchdog), then hung. Now every source of a config refuses it in one line, exit 2:
+    --config (certify, bound), a reproducer, a litmus ``config`` line (naming its line),
+    a certificate."""
+    from conformance.config import LIMITS
+
+    says = f"'{key}' must be <= {LIMITS[key]}: {value}"
+    for cmd in (["certify", "linux", "--budget", "2", "--jobs", "1", "--database", "none"],
+                ["bound", "linux", "-k", "1", "-q"]):
+        assert main(cmd + ["--config", f"{key}={value}"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"flushcheck: error: bad --config: {says}\n"
+    data = _fixture("linux_4_3-1.json")
+    data["config"][key] = value
+    repro = tmp_path / "big.json"
+    repro.write_text(json.dumps(data))
+    rc, out, err = _replay(capsys, repro)
+    assert rc == 2 and out == "" and err == f"flushcheck: error: reproducer {repro}: bad config ({says})\n"
+    lit = tmp_path / "big.litmus"
+    lit.write_text(f"name big\nconfig populate=false {key}={value}\nCPU0 touch w v0\n")
+    assert main(["litmus", "--dir", str(tmp_path), "--protocol", "linux"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flushcheck: error: {lit}:2: cannot parse ") and says in err
+    assert err.count("\n") == 1  # a certificate's: tests/test_user_errors.py, DAMAGED
+
+
+def test_a_walk_database_entry_beyond_the_limits_is_skipped(monkeypatch):
+    """An entry whose machine is too large (``nframes=10**7``: certify hung booting it) is
+    no run of this model: skipped, as a malformed one, without booting its machine."""
+    from conformance import reproducer
+    from conformance.certify import Chunk, run_walk_chunk
+    from conformance.database import campaign_key
+
+    booted, replay = [], reproducer.replay_actions
+
+    def replay_actions(cls, cfg, *args, **kw):
+        booted.append(cfg.nframes)
+        return None if cfg.nframes > 4096 else replay(cls, cfg, *args, **kw)
+
+    monkeypatch.setattr(reproducer, "replay_actions", replay_actions)
+    key = campaign_key("linux", DEFAULT, False)
+    big = json.dumps({"config": {"nframes": 10**7}, "actions": [["advance", [0]]]}).encode()
+    ex, _steps, found, *_ = run_walk_chunk(load_protocol("linux"), DEFAULT, False, 50,
+                                           Chunk(0, 1, 3), 0.0, {key + b".actions": [big]}, key)
+    assert found == [] and ex == 3 + 1 and booted == []
+
+
+@pytest.mark.parametrize("engine,says", [
+    ("walk", "too large for the raw walk: madvise.x draws from 294,912 values"),
+    ("hypothesis", "too large for the state machine: mremap.x draws from 18,874,368 values")])
+def test_a_machine_too_large_for_the_search_is_refused_at_once(engine, says):
+    """Within the limits, a machine can still be too large for a search's rule tables
+    (mremap's grows with CPUs x pages x pages): refused before any table is built. At
+    ``vpages=1024`` the state machine built them first (minutes, gigabytes): the walk's
+    own check came after."""
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "certify", "linux",
+                        "--budget", "2", "--jobs", "1", "--database", "none", "--engine", engine,
+                        "--config", "vpages=1024"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert says in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_jobs_are_capped_at_the_chunks_of_an_example_budget(monkeypatch):
+    """``--jobs 100000 --examples 1`` forked every worker up front (a process pool does):
+    now as many as there are chunks."""
+    from conformance import certify as certify_mod
+
+    asked, real = [], certify_mod.open_workers
+
+    def workers(jobs, scheduler=None):  # what certify asks for; one process runs it
+        asked.append(jobs)
+        return real(1, scheduler)
+
+    monkeypatch.setattr(certify_mod, "open_workers", workers)
+    r = certify_mod.certify("linux", budget_s=None, max_examples=1, jobs=100_000)
+    assert asked == [1] and r.jobs == 1 and r.examples == 1
+    certify_mod.certify("linux", budget_s=None, max_examples=30, chunk=10, jobs=100_000)
+    assert asked == [1, 3]

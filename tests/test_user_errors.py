@@ -171,6 +171,9 @@ DAMAGED = [  # (damage, the field the one-line error must name)
     (_set("5", "run", "seed"), "run.seed"),
     (_set(True, "run", "seed"), "run.seed"),
     (_set(0, "config", "ncpus"), "config.ncpus"),
+    (_set(100_000, "config", "ncpus"), "config.ncpus"),  # beyond config.LIMITS
+    (_set({"config": {"nframes": 10**7}, "menu": ["read"], "strict": False, "bound": 1,
+           "passed": True, "complete_k": 1, "levels": []}, "bounded"), "bounded.config.nframes"),
     (_set(1, "config", "no_such_key"), "config.no_such_key"),
     (_set([1], "run"), "run"),
     (_set(0, "run", "chunk"), "run.chunk"),

@@ -15,6 +15,8 @@ Example::
 """
 from __future__ import annotations
 
+import math
+
 from hypothesis import event, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from hypothesis.strategies import SearchStrategy
@@ -28,6 +30,7 @@ import strategies as S
 
 from ..config import DEFAULT, MachineConfig
 from ..coverage import counted_class, events, merge, tally
+from ..errors import UsageError
 from ..machine import MADV_ADVICE, Machine
 from ..mm.mm_types import PRESENT
 
@@ -505,9 +508,37 @@ _GUARDS = {"runnable": precondition(_guard("has_runnable")),
            "idle": precondition(_guard("has_idle"))}
 
 
+#: the most values one rule may draw in the Hypothesis state machine: each has a table
+#: entry per value, built per config (under a second and 50 MB for this many). Its size is a
+#: product of the machine's sizes: mremap's grows with ncpus * vpages**2, 4 * 10**8 values
+#: at config.LIMITS, which took minutes and gigabytes (the budget ignored)
+MAX_CODES = 1 << 18
+
+
+def check_sizes(cfg: MachineConfig, most: int, engine: str, hint: str = "") -> None:
+    """:class:`UsageError` if a rule of :data:`RULES` draws more than ``most`` values on a
+    machine of ``cfg`` (rules in name order), checked before any table is built.
+
+    Example::
+
+        >>> check_sizes(MachineConfig(vpages=64), MAX_CODES, "the state machine")
+        >>> check_sizes(MachineConfig(vpages=1024), MAX_CODES, "the state machine")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: the machine is too large for the state machine: mremap.x draws from 18,874,368 values (at most 262,144); use fewer vpages, mms or CPUs
+    """
+    for r in sorted(RULES, key=lambda r: r.name):
+        n = 1 if r.fields is None else math.prod(r.fields(cfg))
+        if n > most:
+            raise UsageError(f"the machine is too large for {engine}: {r.name}.x draws from "
+                             f"{n:,} values (at most {most:,}); use fewer vpages, mms or "
+                             f"CPUs{hint}")
+
+
 def _rules(cfg: MachineConfig) -> dict:
     """The Hypothesis rule methods of :data:`RULES` for ``cfg`` (strategies depend on the
-    machine's size).
+    machine's size; :class:`UsageError` for a machine whose tables would be too large,
+    :data:`MAX_CODES`).
 
     Each rule draws *one* integer and decodes its fields (mixed radix, see
     :func:`strategies.decode`): Hypothesis's cost is per draw, so one draw per
@@ -515,6 +546,7 @@ def _rules(cfg: MachineConfig) -> dict:
     still shrinks toward the simplest choice of every field. Each code's fields are
     decoded once per config (a table a step indexes).
     """
+    check_sizes(cfg, MAX_CODES, "the state machine")
     out = {}
     for r in RULES:
         out[r.name] = _rule_method(r, cfg)

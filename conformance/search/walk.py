@@ -40,7 +40,7 @@ from ..mm.mm_types import PRESENT
 from ..reproducer import ACTIONS, replay_actions
 from ..hookpoints import watching
 from .conflict import ConflictWatch
-from .statemachine import Driver, Stats, conformance_machine
+from .statemachine import Driver, Stats, check_sizes, conformance_machine
 
 
 #: the most values one rule argument may have in the raw walk, which lists them all
@@ -103,6 +103,9 @@ class Rules:
     """
 
     def __init__(self, proto_cls, cfg: MachineConfig = DEFAULT) -> None:
+        # refused before the state machine builds its tables, which on a large machine took
+        # minutes and gigabytes before strategy_values came to refuse them
+        check_sizes(cfg, MAX_VALUES, "the raw walk", ", or --engine hypothesis")
         rules = sorted(conformance_machine(proto_cls, cfg).setup_state().rules,
                        key=lambda r: r.function.__name__)
         self.names = tuple(r.function.__name__ for r in rules)
