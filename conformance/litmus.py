@@ -42,6 +42,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -50,6 +51,7 @@ import attrs
 from .config import DEFAULT, MachineConfig
 from .errors import VIOLATION_TYPES, Failure, ModelError, UsageError
 from .hookpoints import finish_hook
+from .reproducer import arg_error
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
 
@@ -88,7 +90,7 @@ def _bool(v: str) -> bool:
 def parse(text: str, path: str = "<litmus>") -> Scenario:
     """Parse a litmus file; :class:`UsageError` naming the line on any error."""
     name, doc, cfg, expect, lines = None, "", {}, {}, []
-    threads, hw, thread_mm = [], [], {}
+    threads, hw, thread_mm, thread_no = [], [], {}, {}
     section = lines  # where script lines go: the prologue, then the current thread
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
     for no, raw in enumerate(text.splitlines(), 1):
@@ -120,13 +122,17 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     if not words[2].startswith("mm"):
                         raise ValueError(f"expected mmM, got {words[2]!r}")
                     thread_mm[cpu] = int(words[2][2:])
+                    thread_no[cpu] = no
                 section = []
                 threads.append((cpu, section))
             elif head == "hw":
                 cpu, what = _cpu(words[1]), words[2]
                 if what not in ("fill", "evict") or not words[3].startswith("v"):
                     raise ValueError("expected 'hw CPUn fill|evict vN [COUNT]'")
-                hw.append((no, cpu, what, int(words[3][1:]), int(words[4]) if len(words) > 4 else 1))
+                count = int(words[4]) if len(words) > 4 else 1
+                if count < 1:
+                    raise ValueError(f"COUNT {count}: the most times it may happen, at least 1")
+                hw.append((no, cpu, what, int(words[3][1:]), count))
             else:
                 if section is not lines and (words[0].startswith("CPU") or
                                              (len(words) > 1 and words[1] in OP_VERBS)):
@@ -145,6 +151,7 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
     except (TypeError, ValueError) as exc:  # an attrs validator (batch_gen_bits range)
         raise UsageError(f"{path}: bad config ({exc})") from None
     _check_cpus(path, config, lines, threads, hw)
+    _check_pages_and_mms(path, config, hw, thread_mm, thread_no)
     return Scenario(name, doc, config, expect, lines, path, threads, hw, thread_mm)
 
 
@@ -159,6 +166,19 @@ def _check_cpus(path: str, config: MachineConfig, lines, threads, hw) -> None:
             where = f"{path}:{no}" if no else path
             raise UsageError(f"{where}: CPU{cpu}, but the machine has {config.ncpus} CPUs "
                              f"(CPU0..CPU{config.ncpus - 1}; config ncpus=...)")
+
+
+def _check_pages_and_mms(path: str, config: MachineConfig, hw, thread_mm: dict,
+                         thread_no: dict) -> None:
+    """The page of every ``hw`` line and the mm of every ``thread CPUn mmM`` exist in
+    ``config``: the check of the actions they become (:func:`conformance.reproducer.arg_error`;
+    ``hw CPU0 fill v99`` crashed the explorer, ``thread CPU0 mm7`` was a MODEL ERROR)."""
+    checks = [(no, "hw", "fill", (cpu, vp)) for no, cpu, _what, vp, _n in hw]
+    checks += [(thread_no[cpu], "thread", "switch_mm", (cpu, mm)) for cpu, mm in thread_mm.items()]
+    for no, word, action, args in checks:
+        bad = arg_error(config, action, args)
+        if bad is not None:
+            raise UsageError(f"{path}:{no}: {word}: {bad}")
 
 
 #: the CPU number of ``thread consumer``: the other consumer's allocations and frees, which
@@ -203,9 +223,6 @@ def corpus(directory: str = LITMUS_DIR) -> list[Scenario]:
 class Unmapped(UsageError):
     """A frame expression names a PTE that is not present (or a page that is not cached)."""
 
-
-#: ``madvise`` advice words (MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_PAGEOUT)
-MADVISE = ("dontneed", "free", "cold", "pageout")
 
 _PFN = re.compile(r"pfn\((mm|file)(\d+),v?(\d+)\)$|pfn(\d+)$")
 
@@ -252,13 +269,29 @@ class _Runner:
                 return i
         return len(ev)
 
+    def check(self, no: int, verb: str, action: str, args: tuple) -> None:
+        """:class:`UsageError` naming line ``no`` if Machine ``action`` cannot take ``args``:
+        the check a reproducer's actions get (:func:`conformance.reproducer.arg_error`: a
+        CPU, page, mm, file, frame the machine does not have, a count below 1, a range
+        past the last page, an unknown advice). Before it, ``munmap P v0 -1`` or
+        ``truncate P file0 -1`` ran, did nothing (or another page) and passed."""
+        bad = arg_error(self.m.cfg, action, args)
+        if bad is not None:
+            raise self.err(no, f"{verb}: {bad}")
+
+    def call(self, no: int, verb: str, action: str, *args):
+        """Machine ``action(*args)`` once :meth:`check` lets it."""
+        self.check(no, verb, action, args)
+        return getattr(self.m, action)(*args)
+
     def op(self, no, name):
         if name not in self.ops:
             raise self.err(no, f"unknown operation {name!r}")
         return self.ops[name]
 
-    def touch(self, cpu: int, vp: int, write: bool) -> None:
+    def touch(self, no: int, cpu: int, vp: int, write: bool) -> None:
         m = self.m
+        self.check(no, "touch", "user_access", (cpu, vp, write))
         for _ in range(4):
             r = m.user_access(cpu, vp, write)
             if r != "fault":
@@ -270,14 +303,14 @@ class _Runner:
     def cpu_verb(self, no: int, cpu: int, w: list):
         """Run one CPU verb other than an access (``w`` without the ``CPUn`` word); returns
         the operation it started, if any (its first step has run)."""
-        m = self.m
         verb = w[0]
+        call = functools.partial(self.call, no, verb)
         if verb == "fill":
-            m.fill(cpu, self.vpage(no, w[1]))
+            call("fill", cpu, self.vpage(no, w[1]))
         elif verb == "evict":
-            m.evict(cpu, int(w[1]))
+            call("evict", cpu, int(w[1]))
         elif verb == "switch":
-            m.switch_mm(cpu, int(w[1][2:]))
+            call("switch_mm", cpu, int(w[1][2:]))
         elif verb in ("reclaim", "migrate"):
             words = w[2:]
             nested = ()
@@ -287,35 +320,35 @@ class _Runner:
                 words = words[:k]
             frames = tuple(self.frame(no, x) for x in words)
             if nested:
-                return self.start(w[1], m.reclaim(cpu, frames, nested))
-            return self.start(w[1], getattr(m, verb)(cpu, frames))
+                return self.start(w[1], call("reclaim", cpu, frames, nested))
+            return self.start(w[1], call(verb, cpu, frames))
         elif verb == "munmap":
-            return self.start(w[1], m.munmap(cpu, self.vpage(no, w[2]), int(w[3])))
+            return self.start(w[1], call("munmap", cpu, self.vpage(no, w[2]), int(w[3])))
         elif verb == "mprotect":
-            return self.start(w[1], m.mprotect(cpu, self.vpage(no, w[2]), int(w[3]), w[4] == "rw"))
+            return self.start(w[1], call("mprotect", cpu, self.vpage(no, w[2]), int(w[3]),
+                                         w[4] == "rw"))
         elif verb == "mmap":
             kind = w[4]
             file = None if kind == "anon" else int(kind[4:])
-            return self.start(w[1], m.mmap(cpu, self.vpage(no, w[2]), int(w[3]), file, w[5] == "rw",
-                                           len(w) > 6 and w[6] == "fixed"))
+            return self.start(w[1], call("mmap", cpu, self.vpage(no, w[2]), int(w[3]), file,
+                                         w[5] == "rw", len(w) > 6 and w[6] == "fixed"))
         elif verb == "filewrite":
-            return self.start(w[1], m.write(cpu, int(w[2][4:]), int(w[3])))
+            return self.start(w[1], call("write", cpu, int(w[2][4:]), int(w[3])))
         elif verb == "writeback":
-            return self.start(w[1], m.writeback(cpu, int(w[2][4:]), int(w[3])))
+            return self.start(w[1], call("writeback", cpu, int(w[2][4:]), int(w[3])))
         elif verb == "madvise":
-            if w[4] not in MADVISE:
-                raise self.err(no, f"unknown advice {w[4]!r} (one of {', '.join(MADVISE)})")
-            return self.start(w[1], m.madvise(cpu, self.vpage(no, w[2]), int(w[3]), w[4]))
+            return self.start(w[1], call("madvise", cpu, self.vpage(no, w[2]), int(w[3]), w[4]))
         elif verb == "mremap":
-            return self.start(w[1], m.mremap(cpu, self.vpage(no, w[2]), int(w[3]), self.vpage(no, w[4])))
+            return self.start(w[1], call("mremap", cpu, self.vpage(no, w[2]), int(w[3]),
+                                         self.vpage(no, w[4])))
         elif verb == "truncate":
-            return self.start(w[1], m.truncate(cpu, int(w[2][4:]), int(w[3])))
+            return self.start(w[1], call("truncate", cpu, int(w[2][4:]), int(w[3])))
         elif verb == "exit":
-            return self.start(w[1], m.exit_mmap(cpu))
+            return self.start(w[1], call("exit_mmap", cpu))
         elif verb == "fork":
             if not w[2].startswith("mm"):
                 raise self.err(no, f"expected the child's mm slot mmN, got {w[2]!r}")
-            return self.start(w[1], m.fork(cpu, int(w[2][2:])))
+            return self.start(w[1], call("fork", cpu, int(w[2][2:])))
         else:
             raise self.err(no, f"unknown CPU verb {verb!r}")
         return None
@@ -330,9 +363,10 @@ class _Runner:
             cpu = int(head[3:])
             verb = w[1]
             if verb == "touch":
-                self.touch(cpu, self.vpage(no, w[3]), w[2] == "w")
+                self.touch(no, cpu, self.vpage(no, w[3]), w[2] == "w")
             elif verb in ("read", "write"):
-                if m.user_access(cpu, self.vpage(no, w[2]), verb == "write") == "fault":
+                if self.call(no, verb, "user_access", cpu, self.vpage(no, w[2]),
+                             verb == "write") == "fault":
                     # the fault handler runs to completion, or until it waits for a lock an
                     # operation of the script holds: then it runs on at the end, with the
                     # rest (a protocol that flushed at once faults where another one writes
@@ -346,9 +380,13 @@ class _Runner:
         op = self.op(no, head)
         verb = w[1]
         if verb == "step":
-            for _ in range(int(w[2]) if len(w) > 2 else 1):
-                if op in m.ops:
-                    m.advance(op.id)
+            n = int(w[2]) if len(w) > 2 else 1
+            if n < 1:
+                raise self.err(no, f"step {n}: a number of steps is at least 1")
+            for _ in range(n):
+                if op not in m.ops:  # it has returned: the steps left are skipped (all of
+                    break  # them at once: "step 99999999999" looped on, doing nothing)
+                m.advance(op.id)
         elif verb == "finish":
             while op in m.ops:
                 m.advance(op.id)

@@ -324,27 +324,23 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_args(cfg: MachineConfig, i: int, name: str, args) -> None:
-    """:class:`UsageError` if action ``name`` cannot take ``args`` on a machine of ``cfg``:
-    an argument of the wrong type (a string, a float, a list, null or a bool where a number
-    goes, a number where true/false goes), or out of range (a CPU, page, mm, file, file page
-    or frame the machine does not have, a negative count, a range past the last page, an
-    unknown advice). Such a file (hand-edited, foreign, corrupt) does not apply; it does
-    not find a model bug, and it would crash the model, not replay. Arguments missing are
-    left to the caller (:func:`_arity_error`). Cheap: a few comparisons per action
-    (replays run while shrinking).
+def arg_error(cfg: MachineConfig, name: str, args) -> str | None:
+    """What keeps Machine action ``name`` from taking ``args`` on a machine of ``cfg``, or
+    None: an argument of the wrong type (a string, a float, a list, null or a bool where a
+    number goes, a number where true/false goes), or out of range (a CPU, page, mm, file,
+    file page or frame the machine does not have, a negative count, a range past the last
+    page, an unknown advice). Such arguments do not find a model bug; they would crash the
+    model. The one check of an action's arguments: a reproducer's (:func:`_check_args`) and
+    a litmus line's (:mod:`conformance.litmus`). Arguments missing are left to the caller
+    (:func:`_arity_error`). Cheap: a few comparisons per action (replays run while
+    shrinking).
 
     Example::
 
-        >>> _check_args(MachineConfig(), 3, "munmap", [0, 1, "x"])
-        Traceback (most recent call last):
-        ...
-        conformance.errors.UsageError: action 3 (munmap): npages "x" is not an integer in 1..4
-        >>> try:
-        ...     _check_args(MachineConfig(), 0, "munmap", [0, 3, 2])  # v3, v4: there is no v4
-        ... except UsageError as exc:
-        ...     print(exc)
-        action 0 (munmap): start 3 + npages 2 runs past the last page (vpages=4)
+        >>> arg_error(MachineConfig(), "munmap", [0, 3, 2])  # v3, v4: there is no v4
+        'start 3 + npages 2 runs past the last page (vpages=4)'
+        >>> arg_error(MachineConfig(), "truncate", [0, 0, 1]) is None
+        True
     """
     checks, ranges = _SPECS.get(name) or _spec(name)
     nargs = len(args)
@@ -352,11 +348,29 @@ def _check_args(cfg: MachineConfig, i: int, name: str, args) -> None:
         if n < nargs:
             b = bound(cfg)
             if not test(args[n], b):
-                raise UsageError(f"action {i} ({name}): {param} {_shown(args[n])} is not {what(b)}")
+                return f"{param} {_shown(args[n])} is not {what(b)}"
     for n, param, k in ranges:
         if n < nargs and k < nargs and args[n] + args[k] > cfg.vpages:
-            raise UsageError(f"action {i} ({name}): {param} {args[n]} + npages {args[k]} runs "
-                             f"past the last page (vpages={cfg.vpages})")
+            return (f"{param} {args[n]} + npages {args[k]} runs past the last page "
+                    f"(vpages={cfg.vpages})")
+    return None
+
+
+def _check_args(cfg: MachineConfig, i: int, name: str, args) -> None:
+    """:class:`UsageError` naming action ``i`` if ``name`` cannot take ``args`` on a machine
+    of ``cfg`` (:func:`arg_error`). Such a file (hand-edited, foreign, corrupt) does not
+    apply.
+
+    Example::
+
+        >>> _check_args(MachineConfig(), 3, "munmap", [0, 1, "x"])
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: action 3 (munmap): npages "x" is not an integer in 1..4
+    """
+    bad = arg_error(cfg, name, args)
+    if bad is not None:
+        raise UsageError(f"action {i} ({name}): {bad}")
 
 
 def check_actions(cfg: MachineConfig, actions) -> None:

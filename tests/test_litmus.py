@@ -116,3 +116,84 @@ def test_rmap_walk_lock_regression_has_teeth(monkeypatch):
     monkeypatch.setattr(K.Kernel, "rmap_walk_lock", no_walk_lock)
     res = explore(sc, load_protocol("linux"))
     assert res.verdict == "MODEL-ERROR" and "still mapped" in res.failure.headline()
+
+
+#: (line, what the one-line error says after ``<litmus>:N: ``): each passed with exit 0 (or
+#: ran something else: a negative page is Python's last), or crashed with an IndexError
+BAD_ARGUMENTS = [
+    ("CPU0 munmap P v0 -1", "munmap: npages -1 is not an integer in 1..4"),
+    ("CPU0 mprotect P v-1 2 rw", "mprotect: start -1 is not an integer in 0..3"),
+    ("CPU0 truncate P file0 -1", "truncate: pgoff -1 is not an integer in 0..1"),
+    ("CPU0 munmap P v3 5", "munmap: npages 5 is not an integer in 1..4"),
+    ("CPU0 munmap P v3 2", "munmap: start 3 + npages 2 runs past the last page (vpages=4)"),
+    ("CPU0 madvise P v0 0 free", "madvise: npages 0 is not an integer in 1..4"),
+    ("CPU0 madvise P v0 1 bogus", 'madvise: advice "bogus" is not one of "dontneed", "free"'),
+    ("CPU0 mmap P v0 1 file7 rw", "mmap: file 7 is not null or an integer in 0..1"),
+    ("CPU0 mremap P v0 1 v9", "mremap: new_start 9 is not an integer in 0..3"),
+    ("CPU0 filewrite P file5 0", "filewrite: file 5 is not an integer in 0..1"),
+    ("CPU0 writeback P file0 2", "writeback: pgoff 2 is not an integer in 0..1"),
+    ("CPU0 evict -1", "evict: index -1 is not an integer >= 0"),
+    ("CPU0 switch mm7", "switch: mm_id 7 is not an integer in 0..1"),
+    ("CPU0 fill v-2", "fill: vpage -2 is not an integer in 0..3"),
+    ("CPU0 touch w v99", "touch: vpage 99 is not an integer in 0..3"),
+    ("CPU0 read v4", "read: vpage 4 is not an integer in 0..3"),
+    ("CPU0 reclaim R pfn99", "reclaim: frames [99] is not a list of integers in 0..9"),
+    ("CPU0 fork F mm9", "fork: child 9 is not an integer in 0..1"),
+]
+
+
+@pytest.mark.parametrize("line,says", BAD_ARGUMENTS, ids=[x for x, _ in BAD_ARGUMENTS])
+def test_an_argument_out_of_range_is_a_usage_error_naming_its_line(line, says):
+    """A script line's arguments get the check a reproducer's actions get (one check,
+    conformance.reproducer.arg_error): out of range is a UsageError ``FILE:LINE: VERB:
+    ...``. Before, ``munmap P v0 -1`` and the like ran (nothing, or Python's last page) and
+    the file passed, exit 0."""
+    sc = parse(f"name x\nconfig populate=false ncpus=2\n{line}\n")
+    with pytest.raises(UsageError) as exc:
+        run(sc, load_protocol("linux"))
+    assert str(exc.value).startswith(f"<litmus>:3: {says}"), str(exc.value)
+
+
+@pytest.mark.parametrize("line,says", BAD_ARGUMENTS[:4] + BAD_ARGUMENTS[12:13],
+                         ids=[x for x, _ in BAD_ARGUMENTS[:4] + BAD_ARGUMENTS[12:13]])
+def test_an_argument_out_of_range_in_a_thread_too(line, says):
+    """The same lines in an explorer thread (without their ``CPUn`` word)."""
+    from conformance.search.explorer import explore
+
+    sc = parse(f"name x\nconfig populate=false ncpus=2\nthread CPU0\n{line.split(' ', 1)[1]}\n")
+    with pytest.raises(UsageError) as exc:
+        explore(sc, load_protocol("linux"))
+    assert str(exc.value).startswith(f"<litmus>:4: {says}"), str(exc.value)
+
+
+@pytest.mark.parametrize("text,says", [
+    ("thread CPU0\nread v0\nhw CPU0 fill v99\n", "<litmus>:5: hw: vpage 99 is not an integer in 0..3"),
+    ("thread CPU0\nread v0\nhw CPU1 evict v-1\n", "<litmus>:5: hw: vpage -1 is not an integer"),
+    ("thread CPU0\nread v0\nhw CPU0 fill v1 0\n", "<litmus>:5: cannot parse 'hw CPU0 fill v1 0' "
+     "(COUNT 0: the most times it may happen, at least 1)"),
+    ("thread CPU0 mm7\nread v0\n", "<litmus>:3: thread: mm_id 7 is not an integer in 0..1"),
+])
+def test_hw_pages_and_thread_mms_out_of_range_are_refused_when_parsed(text, says):
+    """``hw CPU0 fill v99`` crashed the explorer (IndexError, exit 3), ``thread CPU0 mm7``
+    was a MODEL ERROR: both are the file's error, found as it is parsed."""
+    with pytest.raises(UsageError) as exc:
+        parse(f"name x\nconfig populate=false ncpus=2\n{text}")
+    assert str(exc.value).startswith(says), str(exc.value)
+
+
+def test_step_stops_once_the_operation_has_returned(tmp_path):
+    """``P step 99999999999`` looped on after P returned (hours, doing nothing): the steps
+    left are skipped at once, as docs/litmus.md says (``flushcheck litmus``, a process of
+    its own: PASS, exit 0, in seconds); ``step 0`` or below is refused."""
+    import subprocess
+    import sys
+
+    (tmp_path / "x.litmus").write_text(
+        "name x\nconfig populate=false ncpus=2\nCPU0 touch w v0\nCPU0 munmap P v0 1\n"
+        "P step 99999999999\nCPU0 read v0\n")
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "litmus", "--dir",
+                        str(tmp_path), "--protocol", "linux"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "1/1 cells as expected" in r.stdout, r.stdout + r.stderr
+    with pytest.raises(UsageError, match=r"<litmus>:3: step 0: a number of steps is at least 1"):
+        run(parse("name x\nCPU0 munmap P v0 1\nP step 0\n"), load_protocol("linux"))

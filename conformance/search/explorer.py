@@ -221,7 +221,7 @@ class _Run:
             if verb in ("read", "write", "touch"):
                 write = (w[1] == "w") if verb == "touch" else verb == "write"
                 vp = r.vpage(no, w[-1])
-                res = m.user_access(t.cpu, vp, write)
+                res = r.call(no, verb, "user_access", t.cpu, vp, write)
                 if res == "fault":
                     t.op = m.tlbs.cpus[t.cpu].op
                     t.tries += 1
