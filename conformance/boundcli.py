@@ -67,15 +67,20 @@ def bound_lines(res) -> list[str]:
     return lines
 
 
+def counterexample_path(res, repro_dir: str) -> str:
+    """Where :func:`save_counterexample` saves ``res``'s counterexample."""
+    return os.path.join(repro_dir, f"bound-{res.protocol}-K{res.fail_k}{_search_tag(res)}.json")
+
+
 def save_counterexample(res, repro_dir: str) -> str | None:
-    """Save the counterexample as a reproducer (``flushcheck replay`` runs it); its path."""
+    """Save the counterexample as a reproducer (``flushcheck replay`` runs it); its path
+    (an OSError where it cannot be written: the callers report it after the verdict)."""
     from .reproducer import save
 
     f = res.failure
     if f is None or f.machine is None:
         return None
-    path = os.path.join(repro_dir, f"bound-{res.protocol}-K{res.fail_k}{_search_tag(res)}.json")
-    return save(f, path)
+    return save(f, counterexample_path(res, repro_dir))
 
 
 def _search_tag(res) -> str:
@@ -148,7 +153,8 @@ def cmd_bound(args) -> int:
     from .reproducer import git_commit
 
     from .certify import require_seconds
-    from .cli import EXIT_BUG, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASS
+    from .cli import (EXIT_BUG, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASS,
+                      _written, outputs_status)
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -172,7 +178,9 @@ def cmd_bound(args) -> int:
     if res.failure is not None:
         f = res.failure
         print(f"  shortest counterexample: {len(res.path)} transitions ({path_text(res.path)})")
-        path = save_counterexample(res, args.repro_dir)
+        problems: list = []
+        path = _written(problems, "reproducer", counterexample_path(res, args.repro_dir),
+                        lambda: save_counterexample(res, args.repro_dir))
         if path:
             from .picture import html_path
 
@@ -181,7 +189,7 @@ def cmd_bound(args) -> int:
                 print(f"  picture   {html_path(path)}")
         print()
         print(f.report(last=None))
-        return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
+        return outputs_status(problems, EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL)
     if res.stopped == "interrupted":
         return EXIT_INTERRUPTED
     for line in scope_lines(cfg):

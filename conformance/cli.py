@@ -39,7 +39,7 @@ import attrs
 # (tests/test_cli.py checks it); each command imports the rest itself
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, unwritten
 from .watchdog import watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -175,37 +175,81 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     if not res.failures and (res.interrupted or (bounded is not None
                                                  and bounded.stopped == "interrupted")):
         print(certify_report(res, cls, commit, []))  # what ran so far; no certificate
-        _bound_block(bounded, args.repro_dir)
+        problems: list = []
+        _bound_block(bounded, args.repro_dir, problems)
         if args.out:  # a certificate states a verdict, and there is none
             print(f"certificate: none written to {args.out} (interrupted: no verdict)")
-        return EXIT_INTERRUPTED, res
+        return outputs_status(problems, EXIT_INTERRUPTED), res
     if res.examples == 0 and not res.failures:
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)
         raise UsageError(f"certify ran 0 examples in {res.elapsed_s:.2f} s: raise --budget")
-    paths = []
+    paths, problems = [], []  # problems: outputs not written (outputs_status)
     stem = f"{res.protocol}-{res.seed}" + (f"-{cname}" if cname else "")
     for i, f in enumerate(res.failures):
         if f.machine is not None:
             suffix = "" if i == 0 else f"-{f.rule}"
-            paths.append(save(f, os.path.join(args.repro_dir, f"{stem}{suffix}.json"),
-                              seed=res.seed))
+            path = os.path.join(args.repro_dir, f"{stem}{suffix}.json")
+            if _written(problems, "reproducer", path,
+                        lambda: save(f, path, seed=res.seed)) is None:
+                break  # the report pairs the i-th path with the i-th failure
+            paths.append(path)
     if paths and res.litmus:  # the failure's operations as a scenario, beside its reproducer
-        with open(os.path.splitext(paths[0])[0] + ".litmus", "w") as fh:
-            fh.write(res.litmus)
+        lit = os.path.splitext(paths[0])[0] + ".litmus"
+        _written(problems, "scenario", lit, lambda: _write_text(lit, res.litmus))
     print(certify_report(res, cls, commit, paths))
-    bound_path = _bound_block(bounded, args.repro_dir)
+    bound_path = _bound_block(bounded, args.repro_dir, problems)
     if bounded is not None:  # the random search's verdict and the bounded check's, joined
         print(f"  overall   {_verdict_word(res)}")
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
     if args.out:
-        from .certificate import build, litmus_cells, write
+        from .certificate import JSON_NAME, build, litmus_cells, write
 
         out = os.path.join(args.out, cname) if cname else args.out
         cert = build(res, cls, commit, args.argv, paths, litmus_cells(cls), bound_path)
-        jpath, mpath = write(cert, out)
-        print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
-    return exit_status(_verdict_word(res)), res
+        done = _written(problems, "certificate", os.path.join(out, JSON_NAME),
+                        lambda: write(cert, out))
+        if done is not None:
+            jpath, mpath = done
+            print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
+    return outputs_status(problems, exit_status(_verdict_word(res))), res
+
+
+def _write_text(path: str, text: str) -> str:
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def _written(problems: list, what: str, path: str, write):
+    """``write()``'s result; None, with a line for ``problems``, when it raises an OSError:
+    an output the run could not write at its end (its path made a directory meanwhile, a
+    full disk: what :func:`_check_outputs` cannot refuse up front). Before, that was a
+    traceback (exit 3) in place of the verdict."""
+    try:
+        return write()
+    except OSError as exc:
+        problems.append(unwritten(what, path, exc))
+        return None
+
+
+def outputs_status(problems: list, code: int) -> int:
+    """Say on stderr, one line each, which outputs ``problems`` were not written (after
+    the verdict, printed first on stdout), and the exit status: the verdict's ``code``,
+    or :data:`EXIT_USAGE` where that is a pass (a PASS without the certificate or the file
+    asked for is no clean run).
+
+    Example::
+
+        >>> outputs_status([], EXIT_PASS), outputs_status(["x"], EXIT_FAIL)
+        (0, 1)
+    """
+    if not problems:
+        return code
+    sys.stdout.flush()
+    for line in problems:
+        print(f"flushcheck: error: {line}", file=sys.stderr)
+    return EXIT_USAGE if code == EXIT_PASS else code
 
 
 def exit_status(verdict: str) -> int:
@@ -225,17 +269,18 @@ def exit_status(verdict: str) -> int:
     return EXIT_FAIL  # FAIL, PROTOCOL ERROR, NO VERDICT
 
 
-def _bound_block(bres, repro_dir: str) -> str | None:
+def _bound_block(bres, repro_dir: str, problems: list) -> str | None:
     """Print ``certify --bound``'s result under certify's report, with its counterexample
-    saved; the reproducer's path (None without one)."""
+    saved (or a line for ``problems``); the reproducer's path (None without one)."""
     if bres is None:
         return None
-    from .boundcli import bound_lines, path_text, save_counterexample
+    from .boundcli import bound_lines, counterexample_path, path_text, save_counterexample
 
     print("\n".join(bound_lines(bres)))
     if bres.failure is None:
         return None
-    path = save_counterexample(bres, repro_dir)
+    path = _written(problems, "reproducer", counterexample_path(bres, repro_dir),
+                    lambda: save_counterexample(bres, repro_dir))
     print(f"            shortest counterexample: {path_text(bres.path)}")
     if path:
         print(f"            reproducer {path}  (flushcheck replay {path})")
@@ -314,17 +359,21 @@ def cmd_soundness(args) -> int:
                    repro_dir=args.repro_dir, progress=progress, swarm=args.swarm)
     commit = git_commit()
     print(soundness_report(res, commit))
+    problems = [line for cell in res.cells for line in cell.unwritten]
     if args.markdown:
         command = "flushcheck " + " ".join(shlex.quote(a) for a in args.argv)
-        with open(args.markdown, "w") as fh:
-            fh.write(soundness_markdown(res, command, commit, time.strftime("%Y-%m-%d"),
-                                        platform.python_version(), os.cpu_count() or 1))
-        print(f"wrote {args.markdown}")
+        text = soundness_markdown(res, command, commit, time.strftime("%Y-%m-%d"),
+                                  platform.python_version(), os.cpu_count() or 1)
+        if _written(problems, "report", args.markdown,
+                    lambda: _write_text(args.markdown, text)) is not None:
+            print(f"wrote {args.markdown}")
     if res.model_error:
-        return EXIT_BUG
-    if res.verdict == "FAIL":
-        return EXIT_FAIL
-    return EXIT_INTERRUPTED if res.interrupted else EXIT_PASS
+        code = EXIT_BUG
+    elif res.verdict == "FAIL":
+        code = EXIT_FAIL
+    else:
+        code = EXIT_INTERRUPTED if res.interrupted else EXIT_PASS
+    return outputs_status(problems, code)
 
 
 def cmd_replay(args) -> int:
@@ -394,8 +443,10 @@ def cmd_luf_doc(args) -> int:
             print(" and ".join(p for p, _ in outputs) + " up to date")
         return EXIT_FAIL if stale else EXIT_PASS
     for path, text in outputs:
-        with open(path, "w") as fh:
-            fh.write(text)
+        try:
+            _write_text(path, text)
+        except OSError as exc:  # no verdict to keep: bad input, one line
+            raise UsageError(unwritten("file", path, exc)) from None
         print(f"wrote {path}")
     return EXIT_PASS
 
@@ -443,14 +494,16 @@ def cmd_explore(args) -> int:
         f = res.failure
         print(f"  shortest counterexample: {len(res.path)} choices "
               f"({', '.join(_choice_text(sc, c) for c in res.path)})")
+        problems = []
         if f.machine is not None:
-            path = save(f, os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}.json"))
-            print(f"  reproducer {path}  (flushcheck replay {path})")
-            if os.path.exists(html_path(path)):
-                print(f"  picture    {html_path(path)}")
+            path = os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}.json")
+            if _written(problems, "reproducer", path, lambda: save(f, path)) is not None:
+                print(f"  reproducer {path}  (flushcheck replay {path})")
+                if os.path.exists(html_path(path)):
+                    print(f"  picture    {html_path(path)}")
         print()
         print(f.report(last=None))
-        return EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL
+        return outputs_status(problems, EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL)
     return EXIT_PASS if res.complete else EXIT_FAIL
 
 
@@ -588,7 +641,10 @@ def cmd_picture(args) -> int:
     if out == "-":
         sys.stdout.write(render_html(what, title=title, command=command))
         return EXIT_PASS
-    print(f"wrote {write_html(what, out, title=title, command=command)}")
+    try:
+        print(f"wrote {write_html(what, out, title=title, command=command)}")
+    except OSError as exc:  # no verdict to keep: bad input, one line
+        raise UsageError(unwritten("picture", out, exc)) from None
     return EXIT_PASS
 
 

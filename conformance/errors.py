@@ -180,3 +180,18 @@ def _rebuilt(cls, rule, text, kw, step):
     v = cls(rule, text, **kw)
     v.step = step
     return v
+
+
+def unwritten(what: str, path: str, exc: OSError) -> str:
+    """The line saying that output ``what`` (a reproducer, a certificate, ...) could not be
+    written at ``path`` after a run: the path and the OS error, and the file the error
+    names where it is another (a directory made on the way, a file copied).
+
+    Example::
+
+        >>> unwritten("reproducer", "r/x.json", IsADirectoryError(21, "Is a directory", "r/x.json"))
+        'cannot write the reproducer r/x.json: Is a directory'
+    """
+    where = path if exc.filename in (None, path) else f"{path} ({exc.filename})"
+    return f"cannot write the {what} {where}: {exc.strerror or exc}"
+

@@ -39,7 +39,7 @@ import attrs
 
 from .certify import require_count, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
-from .errors import Failure
+from .errors import Failure, unwritten
 from .executors import local_workers
 from .gcpolicy import search_gc
 from .registry import load_protocol, loaded_protocol, protocol_names
@@ -296,6 +296,8 @@ class Cell:
     counts: dict = attrs.Factory(dict)
     firsts: list = attrs.Factory(list)
     findings: list = attrs.Factory(list)
+    #: a line per reproducer that could not be written (errors.unwritten)
+    unwritten: list = attrs.Factory(list)
 
     @property
     def rate(self) -> float:
@@ -482,7 +484,11 @@ def _save_findings(cell: Cell, repro_dir: str, shrunk: dict) -> None:
             # cls.name: a file protocol's stem, not its path (which made nested folders)
             name = (f"soundness-{cls.name}-{job.config}-{slug}"
                     f"{'-strict' if job.strict else ''}-{len(seen[key])}.json")
-            finding.path = save(f, os.path.join(repro_dir, name), seed=seed)
+            path = os.path.join(repro_dir, name)
+            try:
+                finding.path = save(f, path, seed=seed)
+            except OSError as exc:  # said after the report (cmd_soundness), the verdict kept
+                cell.unwritten.append(unwritten("reproducer", path, exc))
             finding.shrunk = len(f.machine.actions)
             finding.headline = f.headline()
         cell.findings.append(finding)

@@ -255,3 +255,81 @@ def test_replay_tells_a_fixed_protocol_from_an_unchanged_one(tmp_path, capsys):
     out = r.stdout
     assert "the protocol's source differs from the recorded one" in out
     assert "the recorded failure did not reproduce" in out
+
+
+# -- outputs that cannot be written after the run ----------------------------------------
+
+FAILING = ["certify", "linux_4_3", "--seed", "1", "--examples", "300", "--jobs", "1",
+           "--database", "none"]
+
+
+def _kept(capsys, argv, code: int, verdict: str, *unwritten) -> str:
+    """Run the CLI: exit ``code``, ``verdict`` on stdout, and on stderr exactly one line per
+    output not written, each naming its path and the OS error (no traceback)."""
+    assert main(argv) == code, argv
+    out, err = capsys.readouterr()
+    assert verdict in out, out
+    assert "Traceback" not in err and err.count("\n") == len(unwritten), err
+    for line in unwritten:
+        assert f"flushcheck: error: {line}\n" in err, err
+    return out
+
+
+def test_an_unwritable_reproducer_keeps_the_verdict(tmp_path, capsys):
+    """The reproducer's path made a directory (``s2/<name>-0.json``): the FAIL is printed,
+    exit 1, with one line naming the path; it was a traceback in place of the verdict,
+    exit 3. Its scenario (``.litmus``) the same, and a certificate with a PASS (exit 2:
+    the certificate asked for is not there)."""
+    repro = tmp_path / "r"
+    (repro / "linux_4_3-1.json").mkdir(parents=True)
+    out = _kept(capsys, FAILING + ["--repro-dir", str(repro)], 1, "verdict   FAIL: S3",
+                f"cannot write the reproducer {repro}/linux_4_3-1.json: Is a directory")
+    assert "reproducer:" not in out
+    (repro / "linux_4_3-1.json").rmdir()
+    (repro / "linux_4_3-1.litmus").mkdir()
+    out = _kept(capsys, FAILING + ["--repro-dir", str(repro)], 1, "verdict   FAIL: S3",
+                f"cannot write the scenario {repro}/linux_4_3-1.litmus: Is a directory")
+    assert f"reproducer: {repro}/linux_4_3-1.json" in out
+    cert = tmp_path / "c"
+    (cert / "certificate.json").mkdir(parents=True)
+    _kept(capsys, ["certify", "linux", "--examples", "20", "--jobs", "1", "--database", "none",
+                   "--out", str(cert)], 2, "verdict   PASS",
+          f"cannot write the certificate {cert}/certificate.json: Is a directory")
+
+
+def test_a_full_disk_keeps_the_verdict_of_every_command(tmp_path, capsys, monkeypatch):
+    """No space left for a reproducer (certify, certify --bound, bound, explore, soundness):
+    each verdict is printed with its exit status and one line per file not written."""
+    import errno
+
+    from conformance import reproducer
+
+    def full(failure, path, seed=None, picture=True):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(reproducer, "save", full)
+    r = str(tmp_path)
+    _kept(capsys, FAILING + ["--repro-dir", r], 1, "verdict   FAIL: S3",
+          f"cannot write the reproducer {r}/linux_4_3-1.json: No space left on device")
+    _kept(capsys, ["bound", "linux_4_3", "-k", "2", "-q", "--repro-dir", r], 1,
+          "verdict   FAIL: S3", f"cannot write the reproducer {r}/bound-linux_4_3-K2.json: "
+          "No space left on device")
+    _kept(capsys, FAILING + ["--bound", "2", "--repro-dir", r], 1, "overall   FAIL: S3",
+          f"cannot write the reproducer {r}/linux_4_3-1.json: No space left on device",
+          f"cannot write the reproducer {r}/bound-linux_4_3-K2.json: No space left on device")
+    two4 = os.path.join(REPO, "litmus", "bug-2.4-reclaim-vs-mprotect.litmus")
+    _kept(capsys, ["explore", two4, "--protocol", "linux_4_3", "--repro-dir", r], 1,
+          "verdict   FAIL: S3", f"cannot write the reproducer {r}/explore-bug-2.4-reclaim-vs-"
+          "mprotect-linux_4_3.json: No space left on device")
+    assert main(["soundness", "--protocol", "linux_4_3", "--config-set", "quick", "--budget",
+                 "1", "--jobs", "1", "--shrink-seconds", "1", "--repro-dir", r]) == 1
+    out, err = capsys.readouterr()
+    assert "FAIL" in out and "Traceback" not in err
+    assert f"flushcheck: error: cannot write the reproducer {r}/soundness-linux_4_3-" in err
+    from conformance import picture  # no verdict to keep: one line, exit 2
+
+    monkeypatch.setattr(picture, "write_html", lambda what, out, **kw: full(None, out))
+    fixture = os.path.join(REPO, "tests", "fixtures", "replay", "linux_4_3-1.json")
+    assert main(["picture", fixture, "-o", f"{r}/p.html"]) == 2
+    assert capsys.readouterr().err == (f"flushcheck: error: cannot write the picture {r}/p.html: "
+                                       "No space left on device\n")
