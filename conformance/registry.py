@@ -115,18 +115,39 @@ def is_file_ref(ref: str) -> bool:
     return ref.endswith(".py") or os.sep in ref or (os.altsep is not None and os.altsep in ref)
 
 
+def _is_protocol(obj) -> bool:
+    """Is ``obj`` a protocol: a subclass of :class:`Protocol`, not ``Protocol`` itself (the
+    base class, whose hooks are the interface, no flush policy to certify)?"""
+    return inspect.isclass(obj) and issubclass(obj, Protocol) and obj is not Protocol
+
+
+def _no_protocol(what: str, obj) -> UsageError:
+    """The error for ``what`` (a ``module:Class``, a module's ``PROTOCOL``) naming ``obj``,
+    no protocol: the same words wherever it is named.
+
+    Example::
+
+        >>> str(_no_protocol("m:C", 3))
+        'm:C is not a subclass of conformance.protocol.Protocol'
+        >>> str(_no_protocol("m:Protocol", Protocol))
+        'm:Protocol is not a subclass of conformance.protocol.Protocol (it is that base class itself)'
+    """
+    return UsageError(f"{what} is not a subclass of conformance.protocol.Protocol"
+                      + (" (it is that base class itself)" if obj is Protocol else ""))
+
+
 def _protocol_of_module(mod, where: str):
     """The protocol class a module defines (``PROTOCOL``, or its one Protocol subclass)."""
     cls = getattr(mod, "PROTOCOL", None)
     if cls is None:
         found = [c for _, c in inspect.getmembers(mod, inspect.isclass)
-                 if issubclass(c, Protocol) and c is not Protocol and c.__module__ == mod.__name__]
+                 if _is_protocol(c) and c.__module__ == mod.__name__]
         if len(found) != 1:
             raise UsageError(f"protocol module {where} must define exactly one Protocol "
                              f"subclass (found {len(found)}) or set PROTOCOL")
         cls = found[0]
-    if not (inspect.isclass(cls) and issubclass(cls, Protocol)):
-        raise UsageError(f"{where}: PROTOCOL is not a Protocol subclass")
+    if not _is_protocol(cls):  # Protocol itself too, as module:Class refuses it
+        raise _no_protocol(f"{where}: PROTOCOL", cls)
     return cls
 
 
@@ -201,8 +222,8 @@ def _resolve(ref: str):
             cls = getattr(cls, part, None)
             if cls is None:
                 raise UsageError(f"{ref}: module {modname} has no attribute {attr!r}")
-        if not (inspect.isclass(cls) and issubclass(cls, Protocol)) or cls is Protocol:
-            raise UsageError(f"{ref} is not a subclass of conformance.protocol.Protocol")
+        if not _is_protocol(cls):
+            raise _no_protocol(ref, cls)
         return cls, attr.rsplit(".", 1)[-1], ref
     eps = entry_points()
     if ref in eps:
@@ -217,7 +238,7 @@ def _resolve(ref: str):
                              f"import: {type(exc).__name__}: {_one_line(exc)}") from None
         if inspect.ismodule(obj):
             return _protocol_of_module(obj, f"{ep.value} (entry point {ref})"), ref, ref
-        if inspect.isclass(obj) and issubclass(obj, Protocol) and obj is not Protocol:
+        if _is_protocol(obj):
             return obj, ref, ref
         raise UsageError(f"entry point {ref} = {ep.value} is neither a protocol module nor "
                          "a Protocol subclass")

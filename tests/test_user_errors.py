@@ -395,3 +395,19 @@ def test_a_removed_working_directory_is_one_line(tmp_path, monkeypatch, capsys):
     assert rc == EXIT_USAGE, err
     assert "current directory no longer exists" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_protocol_naming_the_base_class_is_refused_as_module_class_is(tmp_path, capsys):
+    """A module whose ``PROTOCOL`` is the base class itself was accepted (and certified: the
+    interface's hooks, no policy), while ``conformance.protocol:Protocol`` was refused: both
+    are refused now, in the same words, exit 2."""
+    path = _protocol(tmp_path, "base_itself",
+                     "module:from conformance.protocol import Protocol\nPROTOCOL = Protocol\n")
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert main(["certify", "conformance.protocol:Protocol", "--examples", "5"]) == EXIT_USAGE
+    other = _one_line(capsys.readouterr().err)
+    why = (" is not a subclass of conformance.protocol.Protocol (it is that base class "
+           "itself)")
+    assert line == f"flushcheck: error: {path}: PROTOCOL{why}", line
+    assert other == f"flushcheck: error: conformance.protocol:Protocol{why}", other
