@@ -109,7 +109,11 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     if k not in fields:
                         raise ValueError(f"unknown config key {k!r}")
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
-                    attrs.evolve(DEFAULT, **{k: cfg[k]})  # its range (config.LIMITS), here
+                    try:  # its range (config.LIMITS), here on its line
+                        attrs.evolve(DEFAULT, **{k: cfg[k]})
+                    except (TypeError, ValueError) as exc:  # attrs: (message, attribute, ...)
+                        raise ValueError(f"bad config ({exc.args[0] if exc.args else exc})") \
+                            from None
             elif head == "expect":
                 if words[2] not in VERDICTS:
                     raise ValueError(f"unknown verdict {words[2]!r} (one of {', '.join(VERDICTS)})")
