@@ -40,7 +40,7 @@ import attrs
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import ModelError, UsageError, unwritten
-from .watchdog import watch
+from .watchdog import HookStuck, watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
@@ -935,6 +935,13 @@ def _main(argv) -> int:
                   "by the OS? out of memory? see dmesg); no verdict", file=sys.stderr)
             return EXIT_BUG
         bug = exc
+    except HookStuck as exc:
+        # protocol code that loops outside any operation's step (its __eq__ or __hash__
+        # while a state key is taken, a property read by a report): the protocol's error,
+        # with no step to replay, not a flushcheck bug (a traceback and exit 3 before)
+        print(f"flushcheck: protocol error: {exc}; it ran outside any operation's step, so "
+              "there is no reproducer", file=sys.stderr)
+        return EXIT_FAIL
     except BaseException as exc:  # noqa: BLE001 - not an Exception (a GeneratorExit, a
         # protocol's own BaseException no runner caught): a bug all the same, not Python's
         # traceback and exit 1, which reads as a violation

@@ -411,3 +411,20 @@ def test_protocol_naming_the_base_class_is_refused_as_module_class_is(tmp_path, 
            "itself)")
     assert line == f"flushcheck: error: {path}: PROTOCOL{why}", line
     assert other == f"flushcheck: error: conformance.protocol:Protocol{why}", other
+
+
+def test_a_stuck_protocol_frame_outside_any_step_is_a_protocol_error(monkeypatch, capsys):
+    """The watchdog's HookStuck (a BaseException) raised in protocol code that runs outside
+    an operation's step (its ``__eq__`` while a state key is taken) reached the command line
+    as a flushcheck bug: a traceback and exit 3. It is the protocol's: one line, exit 1."""
+    from conformance.watchdog import HookStuck
+
+    def stuck(args):
+        raise HookStuck("Mine.__eq__ ran for 5 s without returning (a loop with no "
+                        "interleaving point? mine.py:7)")
+
+    monkeypatch.setattr(cli, "cmd_list", stuck)
+    assert main(["list"]) == EXIT_FAIL
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith("flushcheck: protocol error: Mine.__eq__ ran for 5 s") and \
+        "no reproducer" in err
