@@ -772,9 +772,17 @@ def _collect(res: Result, cls, results: dict) -> None:
         else:  # on the machine it failed on (the walk draws one per example)
             f = replay_actions(cls, cfg, res.strict, actions)
             if f is None or f.rule != rule:  # the worker's words, and why no reproducer
-                f = in_words(rule, f"{text} [its {len(actions)} actions did not fail so when "
-                             f"replayed here: {'they passed' if f is None else f.rule}; state "
-                             "kept outside the protocol's slots (a module or class attribute)?]")
+                why = (f"{text} [its {len(actions)} actions did not fail so when replayed "
+                       f"here: {'they passed' if f is None else f.rule}; state kept outside "
+                       "the protocol's slots (a module or class attribute)?]")
+                # a protocol error was raised in the protocol's code, whatever the replay
+                # does; an oracle verdict that does not replay is no verdict: the protocol's
+                # hidden state or flushcheck's own nondeterminism, which the parent cannot
+                # tell apart (it read as "linux fails S2", exit 1; a review, 2026-12-05)
+                f = in_words(rule if rule in (ModelError.rule, ProtocolError.rule)
+                             else ModelError.rule,
+                             why if rule in (ModelError.rule, ProtocolError.rule)
+                             else f"{rule} did not replay, no verdict: {why}")
         res.failures.append(f)
 
 

@@ -789,6 +789,32 @@ def test_a_failure_that_does_not_replay_in_the_parent_is_reported_in_words(monke
     assert "verdict   PROTOCOL ERROR" in text and "no reproducer" in text, text
 
 
+def test_an_oracle_verdict_that_does_not_replay_is_no_verdict(monkeypatch):
+    """A worker's S2 that the parent's replay does not see (here flushcheck's own flake: the
+    oracle fails once, at step 30 of the first run) was reported as "linux fails S2", exit 1
+    (a review, 2026-12-05): the parent cannot tell the protocol's hidden state from a model
+    nondeterminism, so it is no verdict, a MODEL ERROR (exit 3) in the worker's words."""
+    import conformance.search.shortest as shortest
+    from conformance.errors import ModelError
+    from conformance.machine import Machine
+    from conformance.report import certify_report
+    done = []
+    real = Machine._action
+
+    def flaky(self, name, args):
+        real(self, name, args)
+        if self.trace.step == 30 and not done:
+            done.append(1)
+            self.oracle._fail("S2", "a flake of the model's, not linux's")
+    monkeypatch.setattr(Machine, "_action", flaky)
+    monkeypatch.setattr(shortest, "minimize", lambda failure: (failure, "", False))
+    res = certify(Linux, budget_s=None, max_examples=50, seed=0, jobs=1)
+    f = res.failure
+    assert isinstance(f, ModelError) and "S2 did not replay, no verdict" in str(f), f
+    text = certify_report(res, Linux, "commit", [])
+    assert "verdict   FAIL" not in text and "MODEL ERROR" in text, text
+
+
 class AsyncFlush(Linux):
     name = "async_flush"
 
