@@ -142,3 +142,70 @@ def test_the_start_undo_restores_every_form():
     assert key(m) == before
     assert list(state["q"]) == [1] and state["b"] == b"\x01" and list(state["a"]) == [1]
     assert state["o"].gen == 1
+
+
+class Flag:
+    """Two sentinels a protocol keeps as class attributes."""
+    IDLE = object()
+    OWED = object()
+
+
+def test_sentinels_are_keyed_by_the_name_that_binds_them():
+    """A bare object() is keyed by its module global or class attribute: two different
+    sentinels differ (they merged, and a class attribute's scan of every module ran at every
+    key, 4.6x slower searches: a review); one nothing names stops the search."""
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    keys = []
+    for v in (Flag.IDLE, Flag.OWED):
+        object.__setattr__(m.proto, "state", v)
+        keys.append((key(m), fingerprint(m)))
+    assert keys[0][0] != keys[1][0] and keys[0][1] != keys[1][1]
+    object.__setattr__(m.proto, "state", object())
+    with pytest.raises(UsageError, match="state key cannot read a builtins.object"):
+        key(m)
+
+
+def _closure_counter():
+    seen = []  # reachable only through the closure
+
+    def note():
+        seen.append(1)
+        return len(seen)
+    return note
+
+
+def test_the_start_undo_restores_closures_defaults_and_partials():
+    """The key reads closure cells, defaults and a partial's arguments; the undo skipped
+    functions, so a counter in a closure made ``check_undo`` fail (a review)."""
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    note = _closure_counter()
+    held = []
+    state = {"note": note, "default": (lambda x=held: x), "partial": functools.partial(max, held)}
+    object.__setattr__(m.proto, "state", state)
+    before = key(m)
+    s = snapshot(m)
+    note()
+    held.append(3)
+    state["default"].__defaults__ = ([9],)
+    assert key(m) != before
+    s.restore()
+    assert key(m) == before and note() == 1 and held == []
+
+
+def test_enum_members_and_the_protocols_own_methods_are_keyed():
+    """An Enum member in protocol state made the bounded key recurse (its __dict__ holds its
+    class), and a bound method of the protocol itself made the explorer's fingerprint
+    recurse (the protocol read inside its own state): both found by a review, 2026-12-05."""
+    import enum
+
+    class Phase(enum.Enum):
+        IDLE = 1
+        OWED = 2
+
+    m = Machine(load_protocol("linux"), BOUND_CONFIG)
+    values = (Phase.IDLE, Phase.OWED, m.proto.try_to_unmap_flush, m.proto.try_to_unmap_flush_dirty)
+    keys = []
+    for v in values:
+        object.__setattr__(m.proto, "state", v)
+        keys.append((key(m), fingerprint(m)))
+    assert len({k for k, _ in keys}) == 4 and len({f for _, f in keys}) == 4

@@ -583,6 +583,10 @@ def fingerprint(m) -> tuple:
     global _RANKS
     mem = m.mem
     _RANKS = _inst_ranks(m)
+    # the protocol object is read once, as a part; inside other values (a bound method of
+    # its own in its state, an operation's frame) it is a name, as in the bounded key
+    # (statekey: fingerprint.opaque); read there again, a bound method of its own recursed
+    _REF[m.proto.__class__] = "proto"
     try:
         return (
             tuple(_fp(mm, top=True) for mm in m.mms),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import array
 import collections
+import enum
 import functools
 import types
 from bisect import bisect_left
@@ -227,8 +228,10 @@ def _build(t, top: bool):
     special = SPECIAL.get(t)
     if special is not None:
         return lambda x: special(x, fp)
-    if t is type:
-        return lambda x: name
+    if issubclass(t, type):  # a class (a metaclass's instance too: an Enum class): by name
+        return lambda x: ("class", x.__module__, x.__qualname__)
+    if issubclass(t, enum.Enum):  # a member: by its class and name (its __dict__ holds its
+        return lambda x: ("enum", t.__module__, t.__qualname__, x._name_)  # class: a cycle)
     if t is types.GeneratorType:
         return lambda x: "generator"
     if hasattr(t, "__next__") and hasattr(t, "__reduce__"):  # list/range/dict iterators
@@ -296,23 +299,38 @@ _SENTINELS: dict = {}
 
 
 def _sentinel(x, fp):
-    """A bare ``object()``: a sentinel (``hookpoints._PAUSE``, a protocol's ``MISSING``), by
-    the module global that names it (found once, among the loaded modules), so that two
-    different sentinels in one local differ and the key stays the same in every process
-    (never by ``id``)."""
-    name = _SENTINELS.get(id(x))
-    if name is None:
-        import sys
-        for mod_name, mod in sorted(sys.modules.items()):
-            for k, v in list(getattr(mod, "__dict__", {}).items()):
-                if v is x:
-                    name = f"{mod_name}.{k}"
-                    break
-            if name is not None:
+    """A bare ``object()``: a sentinel (``hookpoints._PAUSE``, a protocol's ``UNSET``), by the
+    name that binds it: a module global, else a class attribute of a class a loaded module
+    defines (``module.Class.NAME``), found once and cached with the object itself (so its
+    ``id`` cannot be reused while the cache holds it). Never by ``id``: the key must be the
+    same in every process. A sentinel nothing names is refused (:func:`unreadable`): two of
+    them would merge. The first binding found, modules in sorted order, names it; processes
+    that import the same modules agree."""
+    got = _SENTINELS.get(id(x))
+    if got is not None:
+        return ("sentinel", got[1])
+    import sys
+    name = None
+    for mod_name, mod in sorted(sys.modules.items()):
+        d = getattr(mod, "__dict__", None) or {}
+        for k, v in list(d.items()):
+            if v is x:
+                name = f"{mod_name}.{k}"
                 break
-        if name is None:  # not a module's: not cached (its id may be reused once it dies)
-            return ("sentinel", "object")
-        _SENTINELS[id(x)] = name  # a module global lives as long as its module
+        if name is None:
+            for k, v in list(d.items()):
+                if isinstance(v, type) and getattr(v, "__module__", None) == mod_name:
+                    for a, w in list(vars(v).items()):
+                        if w is x:
+                            name = f"{mod_name}.{k}.{a}"
+                            break
+                if name is not None:
+                    break
+        if name is not None:
+            break
+    if name is None:
+        raise unreadable(x)
+    _SENTINELS[id(x)] = (x, name)
     return ("sentinel", name)
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import array
 import collections
+import functools
 import types
 
 from greenlet import greenlet
@@ -54,9 +55,10 @@ from ..trace import Trace
 from .fingerprint import slots_of
 
 _ATOMS = frozenset({int, str, bool, float, type(None), bytes, complex, range, slice})
-#: values not walked: code, not state (a closure's cells hold references to machine parts
-#: reached directly, e.g. the allocator's bound method)
-_SKIP_TYPES = frozenset({types.GeneratorType, types.FunctionType, types.MethodType,
+#: values not walked: code, not state. A function's closure cells and defaults, a bound
+#: method's object and a partial's arguments are walked (the state key reads them since
+#: 2026-12-05, so the undo must restore them: a counter in a closure failed check_undo)
+_SKIP_TYPES = frozenset({types.GeneratorType,
                          types.BuiltinFunctionType, types.BuiltinMethodType, type,
                          types.ModuleType, types.FrameType, types.CodeType,
                          types.MethodWrapperType, types.WrapperDescriptorType})
@@ -97,6 +99,14 @@ def _kind(t):
             k = "b"
         elif issubclass(t, array.array):
             k = "a"
+        elif t is types.FunctionType:
+            k = "f"
+        elif t is types.CellType:
+            k = "c"
+        elif t is types.MethodType:
+            k = "m"
+        elif issubclass(t, functools.partial):
+            k = "p"
         elif hasattr(t, "__next__"):  # an iterator: its position is not data we can set
             k = None
         else:
@@ -147,6 +157,16 @@ class Snapshot:
             elif kind == "q":
                 obj.clear()
                 obj.extend(saved)
+            elif kind == "f":
+                obj.__defaults__, obj.__kwdefaults__ = saved
+            elif kind == "c":
+                if saved is _MISSING:
+                    try:
+                        del obj.cell_contents
+                    except ValueError:
+                        pass
+                else:
+                    obj.cell_contents = saved
             else:  # "b", "a": a slice assignment keeps the object
                 obj[:] = saved
         del m.trace.events[self.nevents:]
@@ -207,6 +227,29 @@ def snapshot(m) -> Snapshot:
             push_rec((x, "b", bytes(x)))
         elif k == "a":
             push_rec((x, "a", array.array(x.typecode, x)))
+        elif k == "f":  # the defaults can be replaced, the cells' contents set
+            push_rec((x, "f", (x.__defaults__, x.__kwdefaults__)))
+            if x.__defaults__:
+                extend(x.__defaults__)
+            if x.__kwdefaults__:
+                push(x.__kwdefaults__)
+            if x.__closure__:
+                extend(x.__closure__)
+        elif k == "c":
+            try:
+                v = x.cell_contents
+            except ValueError:  # not bound yet
+                v = _MISSING
+            push_rec((x, "c", v))
+            if v is not _MISSING:
+                push(v)
+        elif k == "m":  # a bound method: its object (its function is code, walked as one)
+            push(x.__self__)
+            push(x.__func__)
+        elif k == "p":  # a partial's fields cannot be replaced; what they hold is walked
+            push(x.func)
+            extend(x.args)
+            push(x.keywords)
         else:
             if issubclass(t, Trace):
                 continue
