@@ -152,12 +152,13 @@ def cmd_bound(args) -> int:
     from .registry import load_protocol
     from .reproducer import git_commit
 
-    from .certify import require_seconds
+    from .certify import require_local_jobs, require_seconds
     from .cli import (EXIT_BUG, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASS,
                       _written, outputs_status)
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    require_local_jobs(args.jobs)
     if args.budget is not None:
         require_seconds("--budget", args.budget)
     cls = load_protocol(args.protocol)

@@ -163,6 +163,39 @@ def require_count(option: str, value) -> None:
         raise UsageError(f"{option} must be at least 1, not {value!r}")
 
 
+def max_local_jobs() -> int:
+    """The most local worker processes a run may ask for: 8 per CPU available, and at least
+    64. A process pool forks its workers up front, so ``--jobs 100000`` with a time budget
+    forked until the machine gave out; a cluster's workers (``--scheduler``) are not
+    counted here.
+
+    Example::
+
+        >>> max_local_jobs() >= 64
+        True
+    """
+    from .defaults import default_jobs
+    return max(64, 8 * default_jobs())
+
+
+def require_local_jobs(jobs: int) -> None:
+    """:class:`UsageError` unless ``jobs`` is a count of local worker processes this machine
+    can run (:func:`max_local_jobs`).
+
+    Example::
+
+        >>> require_local_jobs(10**6)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: --jobs 1000000 is more local worker processes than ...
+    """
+    require_count("--jobs", jobs)
+    if jobs > max_local_jobs():
+        raise UsageError(f"--jobs {jobs} is more local worker processes than this machine "
+                         f"runs (at most {max_local_jobs()}: 8 per CPU available); a cluster "
+                         "takes --scheduler")
+
+
 def chunk_seed(seed: int, i: int) -> int:
     """The Hypothesis seed of chunk ``i`` of a run with seed ``seed``.
 
@@ -660,6 +693,8 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
     require_count("--chunk", chunk)
     if max_examples is not None:  # no more workers than chunks: a pool forks all of its
         jobs = min(jobs, -(-max_examples // chunk))  # workers up front (--jobs 100000)
+    if scheduler is None and workers is None:  # and no more than the machine runs
+        require_local_jobs(jobs)
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     db = open_database(database) if isinstance(database, str) else database
     key = campaign_key(cls.name, cfg, strict)

@@ -37,7 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import attrs
 
-from .certify import require_count, require_seconds
+from .certify import require_count, require_local_jobs, require_seconds
 from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_SETS re-exported
 from .errors import Failure, unwritten
 from .executors import local_workers
@@ -522,7 +522,7 @@ def check_params(budget_s: float, jobs: int, actions: int, shrink_s: float) -> N
         conformance.errors.UsageError: --budget must be a positive number of seconds, not 0
     """
     require_seconds("--budget", budget_s)
-    require_count("--jobs", jobs)
+    require_local_jobs(jobs)
     require_count("--actions", actions)
     require_seconds("--shrink-seconds", shrink_s, zero_ok=True)
 

@@ -428,3 +428,16 @@ def test_a_stuck_protocol_frame_outside_any_step_is_a_protocol_error(monkeypatch
     err = _one_line(capsys.readouterr().err)
     assert err.startswith("flushcheck: protocol error: Mine.__eq__ ran for 5 s") and \
         "no reproducer" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["certify", "linux", "--jobs", "100000", "--budget", "1"],
+    ["soundness", "--jobs", "100000", "--budget", "1"],
+    ["bound", "linux", "-k", "1", "--jobs", "100000"],
+])
+def test_more_local_jobs_than_the_machine_runs_is_one_line(argv, capsys):
+    """``--jobs 100000`` with a time budget forked worker after worker up front (a review,
+    2026-12-05); local worker processes are capped at 8 per CPU (at least 64)."""
+    assert main(argv) == EXIT_USAGE
+    err = _one_line(capsys.readouterr().err)
+    assert "--jobs 100000 is more local worker processes than this machine runs" in err
