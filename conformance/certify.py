@@ -814,10 +814,10 @@ def _collect(res: Result, cls, results: dict) -> None:
                 # does; an oracle verdict that does not replay is no verdict: the protocol's
                 # hidden state or flushcheck's own nondeterminism, which the parent cannot
                 # tell apart (it read as "linux fails S2", exit 1; a review, 2026-12-05)
-                f = in_words(rule if rule in (ModelError.rule, ProtocolError.rule)
-                             else ModelError.rule,
-                             why if rule in (ModelError.rule, ProtocolError.rule)
-                             else f"{rule} did not replay, no verdict: {why}")
+                if rule in (ModelError.rule, ProtocolError.rule):
+                    f = in_words(rule, why)
+                else:
+                    f = in_words(ModelError.rule, f"{rule} did not replay, no verdict: {why}")
         res.failures.append(f)
 
 

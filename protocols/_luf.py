@@ -186,12 +186,22 @@ class LufBase(Linux):
         ubc = task.tlb_ubc
         if not ubc.writable:
             return
-        frames, ubc.luf_frames = ubc.luf_frames, []
-        for frame in frames:
-            ubc.arch.cpumask |= self.unkeyed.get(frame, 0)
+        frames, mask = self._take_pass_luf(task)
+        ubc.arch.cpumask |= mask
         super().try_to_unmap_flush(task)
         for frame in frames:
             self.unkeyed.pop(frame, None)
+
+    def _take_pass_luf(self, task) -> tuple:
+        """This pass's ``tlb_ubc_luf`` taken out of the task: ``(frames, cpumask)``. The
+        caller flushes the mask, then drops the frames from ``unkeyed`` (after the flush, so
+        a ``luf_flush(0)`` in between still covers them)."""
+        ubc = task.tlb_ubc
+        frames, ubc.luf_frames = ubc.luf_frames, []
+        mask = 0
+        for frame in frames:
+            mask |= self.unkeyed.get(frame, 0)
+        return frames, mask
 
     def luf_deferred(self, task, frame, ptes) -> None:
         """Hook for variants that record where LUF deferred a flush (per-VMA flag)."""

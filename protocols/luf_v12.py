@@ -81,13 +81,9 @@ class LufV12(LufBase):
         all, ``can_luf_test()`` false) flushes nothing here. They leave ``unkeyed`` after
         the flush, as in :meth:`try_to_unmap_flush_dirty`, so a ``luf_flush(0)`` in
         between still covers them."""
-        ubc = task.tlb_ubc
-        if frame not in ubc.luf_frames:
+        if frame not in task.tlb_ubc.luf_frames:
             return
-        frames, ubc.luf_frames = ubc.luf_frames, []
-        mask = 0
-        for f in frames:
-            mask |= self.unkeyed.get(f, 0)
+        frames, mask = self._take_pass_luf(task)
         if mask:
             self._flush_mask(mask, task)
         for f in frames:
