@@ -74,6 +74,9 @@ KERNEL: dict[str, tuple[str, str]] = {
     "fault_install_pte": ("set_pte_at / wp_page_reuse's ptep_set_access_flags under the PTL",
                           "mm/memory.c finish_fault, do_anonymous_page, do_swap_page, "
                           "wp_page_reuse"),
+    "do_wp_page": ("the top of do_wp_page (mm/memory.c; LUF v10's luf_flush() for a "
+                   "normal folio)",
+                   "mm/memory.c handle_pte_fault (a write to a present read-only PTE)"),
     "handle_mm_fault_end": ("the end of handle_mm_fault (mm/memory.c; LUF v12's flush point)",
                             "arch/x86/mm/fault.c do_user_addr_fault"),
     "mmap_region": ("mmap_region (mm/mmap.c; __mmap_region in mm/vma.c since 6.13)",

@@ -56,7 +56,12 @@ READING = {
 PAIRS = {
     "luf_v10": ("luf_v10_posted", [
         "eligibility: the module also excludes dirty PTEs (`LUF_DIRTY_OK = False`, the migrc "
-        "RFC v2 rule); v10 RESEND 09/12 tests `pte_write(pteval)` only"]),
+        "RFC v2 rule); v10 RESEND 09/12 tests `pte_write(pteval)` only",
+        "fault: the module flushes whenever a fault installs or upgrades a writable PTE, "
+        "atomically with the install (the cover letter's \"non-writable ptes change to "
+        "writable e.g. through fault handler\"); v10 RESEND 09/12 flushes only at the top of "
+        "`do_wp_page` (`if (folio) luf_flush();`), so a write fault on an empty PTE "
+        "(`do_shared_fault`) installs a writable PTE with no flush"]),
     "luf_v11": ("luf_v11_posted", [
         "eligibility: as v10 (v11 09/12 tests `pte_write` only)",
         "fault: the module flushes whenever a fault installs or upgrades a writable PTE, "
@@ -107,12 +112,12 @@ MECHANISMS = {
               "allocator (`LufBase.page_alloc`)",
     ("luf_v10", 3): "give-up at the fault: `do_shared_fault` installs a writable PTE, "
                     "`LufV10.fault_install_pte` does `luf_flush(0)` before anyone can use it",
-    ("luf_v10_posted", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
     ("luf_v11", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
     ("luf_lazyfree_fix", 3): "as v10: `fault_install_pte` give-up on the writable PTE",
     ("luf_v10", 5): "give-up at the fault: `do_wp_page` makes the PTE writable, "
                     "`LufV10.fault_install_pte` does `luf_flush(0)`",
-    ("luf_v10_posted", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
+    ("luf_v10_posted", 5): "give-up at the top of `do_wp_page` (`LufV10Posted.do_wp_page`: "
+                           "`luf_flush()`), before the PTE is made writable",
     ("luf_v11", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
     ("luf_lazyfree_fix", 5): "as v10: `fault_install_pte` give-up when `do_wp_page` makes the PTE writable",
     ("luf_v11", 2): "`file_end_write` does `luf_flush(0)` (`LufV11.file_end_write`) before write() returns",

@@ -37,9 +37,8 @@ MECHANISMS = [
     ("luf_reclaim_migrate_only", "4", ["page_alloc"], "S1"),
     # the as-posted modules (docs/LUF.md, Readings)
     ("luf_v10_posted", "1", ["flush_tlb_batched_pending"], "S3"),
-    ("luf_v10_posted", "3", ["fault_install_pte"], "C1"),
     ("luf_v10_posted", "4", ["page_alloc"], "S1"),
-    ("luf_v10_posted", "5", ["fault_install_pte"], "C1"),
+    ("luf_v10_posted", "5", ["do_wp_page"], "C1"),  # v10 09/12's luf_flush() in do_wp_page
     ("luf_v11_posted", "1", ["flush_tlb_batched_pending"], "S3"),
     ("luf_v11_posted", "2", ["file_end_write"], "C1"),
     ("luf_v11_posted", "4", ["page_alloc"], "S1"),

@@ -74,8 +74,17 @@ class FaultPaths:
         re-faults), ``wp_page_reuse`` and ``fault_dirty_shared_page`` (folio marked
         dirty), then unlocks the folio. Also the spurious-fault case: the PTE is
         already what the access needs.
+
+        A write to a present read-only PTE (where ``handle_pte_fault`` calls the kernel's
+        ``do_wp_page``) first runs the protocol's ``do_wp_page`` hook (LUF v10's
+        ``luf_flush()`` at the top of ``do_wp_page``). Simplification: the kernel enters
+        ``do_wp_page`` holding the PTL; the model calls the hook before taking any lock,
+        and every decision after it re-reads the PTE under the PTL, as the kernel's
+        ``pte_same`` rechecks do.
         """
         pte = mm.ptes[vpage]
+        if write and pte.kind == PRESENT and not pte.writable:
+            yield from hook(self.proto.do_wp_page(op, mm, vma, vpage))
         if write and vma.is_anon:  # wp_page_reuse / wp_page_copy of an anonymous folio
             return (yield from self.do_wp_page_anon(op, mm, vma, vpage))
         flk = None
