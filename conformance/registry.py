@@ -402,8 +402,11 @@ def _check_hooks(cls, where: str) -> None:
     is no Python function (a builtin, a ``functools.partial``, a class) and cannot take the
     hook's arguments (``try_to_unmap_flush = len``). Either fails in flushcheck's own
     frames, where nothing tells whose fault it is: it was a MODEL ERROR, or a crash. A
-    Python function with other parameters is left to the run, which reports it as a
-    protocol error naming the function (``Machine.protocol_fault``).
+    Python function whose parameters cannot take the hook's arguments
+    (``def try_to_unmap_flush(self)``), and a staticmethod or classmethod hook, are
+    refused too (:func:`_check_python_hook`): a run reports them as a protocol error only
+    if it reaches the hook, and a run that never does would certify a protocol the kernel
+    cannot call.
 
     Example::
 
@@ -418,6 +421,7 @@ def _check_hooks(cls, where: str) -> None:
     for name in hook_names():
         fn = getattr(cls, name)
         if hook_code(fn) is not None:
+            _check_python_hook(cls, name, where)
             continue
         if not callable(fn):
             raise UsageError(f"protocol {where}: hook {name} = {shown(fn)} is not callable")
@@ -429,6 +433,48 @@ def _check_hooks(cls, where: str) -> None:
         except TypeError as exc:
             raise UsageError(f"protocol {where}: hook {name} = {shown(fn)} cannot be called "
                              f"as {name}({', '.join(params)}): {exc}") from None
+
+
+def _check_python_hook(cls, name: str, where: str) -> None:
+    """:class:`UsageError` if the Python function ``cls`` has for hook ``name`` cannot
+    take the arguments the kernel model passes (positionally, as
+    :class:`conformance.protocol.Protocol` declares them, the protocol object first), or
+    is a staticmethod or classmethod: the wrappers that count hooks and add interleaving
+    points (:mod:`conformance.coverage`, :mod:`conformance.hookpoints`) call every hook as
+    a method, ``fn(self, ...)``, so those would get one argument too many. A hook of
+    another kind (a wrapper object, a descriptor of its own) is left to the run.
+
+    Example::
+
+        >>> from protocols.linux import Linux
+        >>> class Short(Linux):
+        ...     def try_to_unmap_flush(self):
+        ...         pass
+        >>> _check_python_hook(Short, "try_to_unmap_flush", "short")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: protocol short: hook try_to_unmap_flush(self) (...) cannot be called as try_to_unmap_flush(self, task): too many positional arguments
+    """
+    params = list(inspect.signature(vars(Protocol)[name]).parameters)
+    raw = next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
+    if isinstance(raw, (staticmethod, classmethod)):
+        raise UsageError(f"protocol {where}: hook {name} is a {type(raw).__name__}; "
+                         f"flushcheck calls every hook as a method: write it as "
+                         f"def {name}({', '.join(params)})")
+    if not isinstance(raw, types.FunctionType):
+        return
+    target, args = raw, params
+    try:
+        sig = inspect.signature(target)
+        sig.bind(*args)
+    except ValueError:  # no signature to read: the run will tell
+        return
+    except TypeError as exc:
+        code = hook_code(target)
+        at = (f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+              if code is not None else "")
+        raise UsageError(f"protocol {where}: hook {name}{sig}{at} cannot be called as "
+                         f"{name}({', '.join(params)}): {exc}") from None
 
 
 def shown(value) -> str:

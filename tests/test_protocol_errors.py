@@ -132,11 +132,12 @@ def test_a_protocol_that_cannot_boot_is_bad_input(capsys):
 
 def test_cost_shows_a_protocol_error_instead_of_a_cost(tmp_path):
     from conformance.cost import cost_report
-    path = tmp_path / "wrong_parameters.py"
-    path.write_text("from protocols.linux import Linux\n\n\nclass WrongParameters(Linux):\n"
-                    "    def try_to_unmap_flush(self):\n        pass\n")
+    path = tmp_path / "raising_flush.py"
+    path.write_text("from protocols.linux import Linux\n\n\nclass RaisingFlush(Linux):\n"
+                    "    def try_to_unmap_flush(self, task):\n"
+                    "        raise RuntimeError('broken flush')\n")
     text, errors = cost_report([str(path), "linux"], ["default"], ops=400)
-    assert errors and "ERROR in" in text and "WrongParameters.try_to_unmap_flush() takes" in text
+    assert errors and "ERROR in" in text and "broken flush (at raising_flush.py:6 in try_to_unmap_flush)" in text, text
     text, errors = cost_report(["linux"], ["default"], ops=400)
     assert not errors and "ERROR" not in text
 
@@ -831,3 +832,46 @@ def test_an_async_hook_called_by_a_hook_is_refused_there():
     assert "HookRuleBroken in reclaim" in str(f), f
     assert "try_to_unmap_flush is a coroutine function (async def)" in str(f), f
     assert not unawaited
+
+
+def _module(tmp_path, name, body):
+    path = tmp_path / f"{name}.py"
+    path.write_text("from protocols.linux import Linux\n\n\nclass P(Linux):\n" + body)
+    return str(path)
+
+
+def test_a_python_hook_with_the_wrong_parameters_is_refused_at_load(tmp_path, capsys):
+    """A hook the kernel cannot call is refused before any run, in one line naming its file
+    and line: a run only sees it if it reaches the hook, and one that never does would
+    certify a protocol the kernel cannot call (before 2026-12-05: left to the run)."""
+    import pytest
+
+    from conformance.cli import main
+    from conformance.errors import UsageError
+    from conformance.registry import load_protocol
+    cases = {
+        "short": ("    def try_to_unmap_flush(self):\n        pass\n",
+                  "hook try_to_unmap_flush(self) (short.py:5) cannot be called as "
+                  "try_to_unmap_flush(self, task): too many positional arguments"),
+        "long": ("    def page_alloc(self, task, frame, extra):\n        pass\n",
+                 "cannot be called as page_alloc(self, task, frame): missing a required "
+                 "argument: 'extra'"),
+        "static": ("    @staticmethod\n    def page_alloc(task, frame):\n        pass\n",
+                   "hook page_alloc is a staticmethod; flushcheck calls every hook as a "
+                   "method: write it as def page_alloc(self, task, frame)"),
+        "klass": ("    @classmethod\n    def folio_mkclean(cls, task, frame):\n        pass\n",
+                  "hook folio_mkclean is a classmethod"),
+    }
+    for name, (body, message) in cases.items():
+        path = _module(tmp_path, name, body)
+        with pytest.raises(UsageError, match=None) as exc:
+            load_protocol(path)
+        assert message in str(exc.value), exc.value
+        assert main(["certify", path, "--examples", "5", "--jobs", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    # what the kernel can call is accepted: extra parameters with defaults, *args
+    ok = _module(tmp_path, "fine",
+                 "    def page_alloc(self, task, frame, extra=None):\n        pass\n\n"
+                 "    def do_wp_page(self, *args):\n        pass\n")
+    assert load_protocol(ok).__mro__[1].__name__ == "P"
