@@ -253,6 +253,14 @@ class _Runner:
         if mt.group(4) is not None:
             return int(mt.group(4))
         a, b = int(mt.group(2)), int(mt.group(3))
+        cfg = self.m.cfg  # out of range: an IndexError, "bad arguments" with no word why
+        kind = mt.group(1)
+        n, pages = (cfg.nmms, cfg.vpages) if kind == "mm" else (cfg.nfiles, cfg.file_pages)
+        if a >= n:
+            raise self.err(no, f"{w}: {kind} {a} is not an integer in 0..{n - 1}")
+        if b >= pages:
+            raise self.err(no, f"{w}: {'vpage' if kind == 'mm' else 'pgoff'} {b} is not an "
+                           f"integer in 0..{pages - 1}")
         if mt.group(1) == "mm":
             f = self.m.frame_of(a, b)
         else:

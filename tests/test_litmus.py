@@ -139,6 +139,11 @@ BAD_ARGUMENTS = [
     ("CPU0 read v4", "read: vpage 4 is not an integer in 0..3"),
     ("CPU0 reclaim R pfn99", "reclaim: frames [99] is not a list of integers in 0..9"),
     ("CPU0 fork F mm9", "fork: child 9 is not an integer in 0..1"),
+    # pfn(...) of a page outside the config (before: "bad arguments (list index out of range)")
+    ("CPU0 reclaim R pfn(mm9,v0)", "pfn(mm9,v0): mm 9 is not an integer in 0..1"),
+    ("CPU0 reclaim R pfn(mm0,v99)", "pfn(mm0,v99): vpage 99 is not an integer in 0..3"),
+    ("CPU0 migrate M pfn(file5,0)", "pfn(file5,0): file 5 is not an integer in 0..1"),
+    ("CPU0 reclaim R pfn(file0,7)", "pfn(file0,7): pgoff 7 is not an integer in 0..1"),
 ]
 
 
