@@ -804,8 +804,11 @@ class Machine:
         self._action("consumer_free", ())
         if not self.consumer_frames:
             return False
+        frame = self.consumer_frames.pop(0)
+        if self.mem.owner[frame] == "other":
+            self.mem.owner[frame] = "released"  # dead: free_frames frees only dead frames
         try:
-            self.kernel.free_frames([self.consumer_frames.pop(0)])
+            self.kernel.free_frames([frame])
         except ModelError as exc:  # the allocator's (a frame freed twice), outside any step
             raise self._model_error(str(exc)) from None
         return True

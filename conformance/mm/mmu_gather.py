@@ -24,7 +24,10 @@ class MmuGatherPaths:
             mem = self.mem
             for f in pages:
                 mem.gathered[f] -= 1
-            self.free_frames([f for f in dict.fromkeys(pages) if self.last_reference(f)])
+            last = [f for f in dict.fromkeys(pages) if self.last_reference(f)]
+            for f in last:  # our put was the last: dead (a folio the swap cache let go of
+                mem.owner[f] = "zapped"  # keeps its old location until here)
+            self.free_frames(last)
 
     def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
         """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and

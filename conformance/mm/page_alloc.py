@@ -11,6 +11,10 @@ from __future__ import annotations
 from ..errors import ModelError
 
 
+#: what an owner in use means, for :meth:`PageAllocPaths.free_frames`'s error
+_USE = {"other": "the other consumer holds it", "new": "a fault just allocated it"}
+
+
 class PageAllocPaths:
     """The paths of mm/page_alloc.c, mm/swap.c, mixed into :class:`conformance.mm.Kernel`."""
 
@@ -34,10 +38,27 @@ class PageAllocPaths:
         return frame
 
     def free_frames(self, frames) -> None:
-        """The page allocator's free (``free_unref_folios`` without policy)."""
+        """The page allocator's free (``free_unref_folios`` without policy).
+
+        A frame must be unused when it is freed: every path that frees one first marks it
+        dead (``"zapped"``, ``"isolated"``, ``"truncated"``, ``"discarded"``, the other
+        consumer's ``"released"``). Freeing one that is free is a double free; freeing
+        one in use (mapped or cached: a location; the other consumer's ``"other"``; a
+        fault's ``"new"``) is one too, of a frame freed before and allocated again. Caught
+        here, under the hook that frees (a protocol's ``free_unref_folios`` freeing a list
+        twice, a gather freed twice), it is that protocol's error; before, the second
+        free passed and the frame's next owner raised it later, outside any hook, as a
+        MODEL ERROR (the other consumer's free, a fault freeing its page).
+        """
+        owner = self.mem.owner
         for f in frames:
-            if self.mem.owner[f] is None:
+            o = owner[f]
+            if o is None:
                 raise ModelError(f"double free of pfn{f}")
+            if o.__class__ is tuple or o == "other" or o == "new":
+                use = _USE.get(o, "mapped or cached")
+                raise ModelError(f"free of pfn{f}, which is in use ({use}): a double free of "
+                                 "a frame freed before and allocated again")
             self.mem.put_free_frame(f)
             self.trace.event(None, "msg", "pfn%d freed", f)
 
