@@ -200,7 +200,7 @@ clears that PTE with the flush deferred by LUF, keeping the folio (the zap's gat
 it); `truncate_inode_folio` finds the folio unmapped, deletes it and zeroes the hole, and
 nothing flushes the entry, which still reads the old data. It is scenario 2 (the file changed
 underneath) without `write()`: every v10 and v11 variant fails it; v12's `luf_flush(0)` at the
-end of `truncate_inode_pages_range` (patch 16/25; the model's hook of that name) answers it,
+end of `truncate_inode_pages_range` (patch 16/26; the model's hook of that name) answers it,
 and `luf_v12` passes the file. `luf_lazyfree_fix` now declares C1 for it."""
 
 #: Further explanations of findings (variant, rule) -> text.

@@ -10,7 +10,7 @@ shows pending and ``flush_tlb_batched_pending`` still flushes in zap/mprotect
 (Byungchul's argument in the seed thread).
 
 Modelled state (simplified from v10's per-page ``ugen`` and v12's ``luf_batch``
-hash, which only make the bookkeeping cheaper, not the flush points different):
+hash; what an allocation flushes follows each posting, :attr:`LufBase.TAKEOFF_SCOPE`):
 
 * per task, per folio being unmapped: a batch and a "read-only" flag
   (v12 ``tlb_ubc_ro`` folded into ``tlb_ubc_luf`` or ``tlb_ubc`` after the walk);
@@ -21,7 +21,9 @@ hash, which only make the bookkeeping cheaper, not the flush points different):
   ``fold_unmap_luf``, just before the pass's last ``try_to_unmap_flush`` (the end of
   ``shrink_folio_list``, ``migrate_pages_batch``'s ``move:``), turns it into
 * ``self.pending[frame]``: the cpumask LUF still owes for that frame (the page's
-  ugen/luf_key); flushed by :meth:`page_alloc` when the frame is handed out;
+  ugen/luf_key); flushed by :meth:`page_alloc` when the frame is handed out, with every
+  other frame's of the same generation (v10/v11: all of them) or pass (v12: its key;
+  ``self.pass_of[frame]``);
 * :meth:`luf_flush_all` is ``luf_flush(0)``: flush every deferred batch ("give up LUF").
 
 Subclasses choose the give-up points by overriding hooks.
@@ -79,12 +81,26 @@ class LufBase(Linux):
     #: ``can_luf`` is false for ``anon && !swapbacked``, the discard is flushed as mainline.
     LUF_LAZYFREE = True
 
+    #: What an allocation flushes when the page it takes still owes a LUF flush.
+    #: ``"all"``: every deferral that has its generation (v10 RESEND 09/12 and v11 09/12
+    #: ``check_luf_flush(ugen)`` fold the one global ``luf_ubc`` into ``tlb_ubc`` and
+    #: flush it; every pass between two such flushes shares ``luf_gen``). ``"pass"``: the
+    #: batch of the pass that unmapped the page (v12 16/26 and 18/26
+    #: ``luf_takeoff_check_and_fold``: ``fold_batch(tlb_ubc_takeoff, &luf_batch[luf_key])``,
+    #: one key per ``fold_unmap_luf``). Before 2026-12-05 the model flushed only the
+    #: page's own folio's CPUs, less than any posting: the false-FAIL direction, where a
+    #: stale entry of another page the posting's takeoff flush covered stayed cached.
+    TAKEOFF_SCOPE = "all"
+
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         self.pending: dict[int, int] = {}  # frame -> cpumask still owed (ugen / luf_key)
         # frame -> cpumask in a task's tlb_ubc_luf (a frame is in one pass at a time: the
         # pass holds it isolated until after its last try_to_unmap_flush)
         self.unkeyed: dict[int, int] = {}
+        # frame -> the key of the pass that deferred it (TAKEOFF_SCOPE "pass" only): the
+        # smallest key no pending frame has, so equal states keep equal keys
+        self.pass_of: dict[int, int] = {}
 
     def init_task(self, task):
         return LufUbc(self.arch.new_batch())
@@ -164,10 +180,16 @@ class LufBase(Linux):
         if not ubc.luf_frames:
             return
         with atomic_section():
+            key = None
+            if self.TAKEOFF_SCOPE == "pass":  # new_luf_key()
+                used = set(self.pass_of.values())
+                key = next(k for k in range(1, len(used) + 2) if k not in used)
             for frame in ubc.luf_frames:
                 mask = self.unkeyed.pop(frame, 0)
                 if mask:
                     self.pending[frame] = self.pending.get(frame, 0) | mask
+                    if key is not None:
+                        self.pass_of[frame] = key
         ubc.luf_frames.clear()
 
     def try_to_unmap_flush(self, task) -> None:
@@ -213,11 +235,25 @@ class LufBase(Linux):
         self.arch.arch_tlbbatch_flush(b, who)
 
     def page_alloc(self, task, frame) -> None:
-        """``luf_takeoff_check_and_fold`` + ``try_to_unmap_flush_takeoff``: flush what the
-        page still owes before anyone can use it."""
+        """``luf_takeoff_check_and_fold`` + ``try_to_unmap_flush_takeoff`` (v12), or
+        ``check_luf_flush(ugen)`` (v10, v11): flush what the page still owes before anyone
+        can use it, with what the posting's batch holds beside it
+        (:attr:`TAKEOFF_SCOPE`); those pages owe nothing afterwards."""
         mask = self.pending.pop(frame, 0) | self.unkeyed.pop(frame, 0)  # (none unkeyed: isolated)
-        if mask:
-            self._flush_mask(mask, task)
+        if not mask:
+            return
+        if self.TAKEOFF_SCOPE == "all":  # luf_ubc: every generation not yet flushed
+            for m in self.pending.values():
+                mask |= m
+            self.pending.clear()
+        elif self.TAKEOFF_SCOPE == "pass":  # luf_batch[luf_key]: the page's pass
+            key = self.pass_of.pop(frame, None)
+            for f in [f for f, k in self.pass_of.items() if k == key]:
+                mask |= self.pending.pop(f, 0)
+                del self.pass_of[f]
+        self._flush_mask(mask, task)
+        if not self.pending and not self.unkeyed:
+            self.luf_flushed()
 
     def luf_flush_all(self, who) -> None:
         """``luf_flush(0)``: flush every batch LUF deferred ("give up LUF").
@@ -239,6 +275,7 @@ class LufBase(Linux):
             for m in self.unkeyed.values():  # v12 accumulates every LUF unmap in entry 0
                 mask |= m
             self.pending.clear()
+            self.pass_of.clear()
             self.unkeyed.clear()  # their tasks' luf_frames now name nothing: pop(frame, 0)
             self._flush_mask(mask, who)
         self.luf_flushed()

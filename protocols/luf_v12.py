@@ -7,10 +7,11 @@ the end of ``handle_mm_fault()`` for ``VM_WRITE|VM_MAYWRITE`` VMAs or write faul
 ``mapping_write_begin()`` (file updates), ``finish_task_switch()``, and the end of
 ``truncate_inode_pages_range()`` (hole punch; the patch also flushes after
 ``truncate_inode_folio``'s removal, the same point for the model's one-page punch),
-the end of ``folio_mkclean()``; and, of 25/26 and 16/26, the flush of the pass's LUF batch
-when ``shrink_folio_list`` keeps a LUF-able folio (``keep:``) and ``can_luf_fail()`` when
-``try_to_unmap_one`` aborts its walk (both added 2026-12-05; before, the model deferred
-those flushes longer than the series).
+the end of ``folio_mkclean()``; and, of 25/26 and 16/26, ``luf_flush(fold_unmap_luf())``
+when ``shrink_folio_list`` keeps a folio ``try_to_unmap`` found LUF-able (``keep:``) and
+``can_luf_fail()`` when ``try_to_unmap_one`` aborts its walk (both added 2026-12-05;
+before, the model deferred those flushes longer than the series). An allocation flushes
+its page's pass (``luf_batch[luf_key]``; ``TAKEOFF_SCOPE``).
 Eligibility is decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled: the other
 invalidate paths (``folio_invalidate``, ``mapping_evict_folio``, ``mapping_try_invalidate``,
 ``invalidate_inode_pages2_range``: no such path in the machine) and ``remove_mapping``
@@ -38,6 +39,9 @@ class LufV12(LufBase):
     #: v12 ``can_luf_*``: only write permission disqualifies a folio, not the dirty bit
     LUF_DIRTY_OK = True
 
+    #: v12 16/26, 18/26: an allocation flushes ``luf_batch[luf_key]``, its page's pass
+    TAKEOFF_SCOPE = "pass"
+
     def tlb_end_vma(self, tlb, vma) -> None:
         self.luf_flush_all(tlb.task)
         super().tlb_end_vma(tlb, vma)
@@ -50,7 +54,7 @@ class LufV12(LufBase):
         self.luf_flush_all(task)
 
     def truncate_inode_pages_range(self, task, file, pgoff) -> None:
-        """Patch 16/25 of v12 calls ``luf_flush(0)`` after ``truncate_inode_folio``'s
+        """Patch 16/26 of v12 calls ``luf_flush(0)`` after ``truncate_inode_folio``'s
         ``filemap_remove_folio`` and at the end of ``truncate_inode_pages_range``: a hole
         punch cannot leave a LUF'd entry reading the removed folio
         (``litmus/luf-trunc-hole-punch.litmus``)."""
@@ -73,19 +77,36 @@ class LufV12(LufBase):
         task.tlb_ubc.folio_ro = False
 
     def shrink_folio_list_keep(self, task, frame) -> None:
-        """v12 25/26: ``if (can_luf) luf_flush(fold_unmap_luf());`` at ``keep:``: a folio
-        ``try_to_unmap`` found LUF-able is kept, so everything this pass deferred so far
-        (``tlb_ubc_luf``, all of its folios, not only this one) is given a key and flushed
-        at once; those folios owe nothing afterwards. A folio that is not LUF-able (not in
-        the pass's ``luf_frames``: a writable PTE, an aborted walk, or no PTE batched at
-        all, ``can_luf_test()`` false) flushes nothing here. They leave ``unkeyed`` after
-        the flush, as in :meth:`try_to_unmap_flush_dirty`, so a ``luf_flush(0)`` in
-        between still covers them."""
-        if frame not in task.tlb_ubc.luf_frames:
-            return
+        """v12 25/26: ``if (can_luf) luf_flush(fold_unmap_luf());`` at ``keep:``.
+
+        ``can_luf`` is what ``try_to_unmap`` returned for the kept folio:
+        ``can_luf_test()``, v12's ``current->can_luf`` (set by ``can_luf_init`` for an
+        anonymous or file folio, cleared by ``can_luf_fail()`` at a writable PTE or an
+        aborted walk). Unlike v10/v11's it does not ask whether a PTE was batched, so a
+        folio whose PTEs were all cleared with ``ptep_clear_flush`` flushes here too.
+
+        ``fold_unmap_luf()`` gives this pass's ``tlb_ubc_luf`` (every LUF-able folio it
+        unmapped so far, not only this one) a new key, and ``luf_flush(key)`` folds that
+        batch into ``tlb_ubc`` and ends in ``try_to_unmap_flush()``, which flushes the
+        task's other batches too. With nothing to fold, or all of it covered by
+        ``tlb_ubc`` already (``arch_tlbbatch_done``), it returns 0 and ``luf_flush(0)``
+        flushes ``luf_batch[0]``: every LUF deferral (16/26 "Accumulate to the 0th entry
+        right away"; :meth:`luf_flush_all`). The pass's folios owe nothing afterwards;
+        they leave ``unkeyed`` after the flush, as in :meth:`try_to_unmap_flush_dirty`, so
+        a ``luf_flush(0)`` in between still covers them. (Before 2026-12-05 the model
+        flushed here only the pass's LUF batch, and only for a folio that had a PTE in it:
+        less than v12, the false-FAIL direction; a review of the posting.)"""
+        ubc = task.tlb_ubc
+        if ubc.folio_frame != frame or not ubc.folio_ro:
+            return  # try_to_unmap returned false: can_luf is false, nothing at keep:
+        covered = ubc.arch.cpumask
         frames, mask = self._take_pass_luf(task)
-        if mask:
-            self._flush_mask(mask, task)
+        if not mask & ~covered:  # fold_unmap_luf() returned 0
+            self.luf_flush_all(task)
+        if mask:  # fold_batch(tlb_ubc, &lb->batch, false)
+            ubc.arch.cpumask |= mask
+            ubc.flush_required = True
+        super(LufBase, self).try_to_unmap_flush(task)  # mainline's: no fold_unmap_luf
         for f in frames:
             self.unkeyed.pop(f, None)
 

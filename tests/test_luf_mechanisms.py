@@ -137,3 +137,77 @@ def test_v12_gives_up_luf_at_the_end_of_folio_mkclean():
 
     run_scenario(sc, Ablated)
     assert calls and not all(pending == {} for _p, pending, _u in calls)
+
+
+def _run(call):
+    """Run a pausable hook called outside a step (it returns the generator of its points)."""
+    for _ in call or ():
+        pass
+
+
+def _flushes(monkeypatch, proto):
+    """The cpumasks ``proto`` flushes from now on (its ``arch_tlbbatch_flush`` calls)."""
+    got = []
+    arch = type(proto.arch._arch)  # the machine's Arch under the protocol's view of it
+    real = arch.arch_tlbbatch_flush
+
+    def recording(self, batch, who=None):
+        got.append(batch.cpumask)
+        return real(self, batch, who)
+    monkeypatch.setattr(arch, "arch_tlbbatch_flush", recording)
+    return got
+
+
+@pytest.mark.parametrize("name,flushed,left", [
+    # v10/v11 check_luf_flush(ugen): the one global luf_ubc, every generation not done
+    ("luf_v10", 0b111, {}), ("luf_v11_posted", 0b111, {}), ("luf_vma_flag", 0b111, {}),
+    # v12 luf_takeoff_check_and_fold: luf_batch[luf_key], the page's own pass
+    ("luf_v12", 0b011, {7: 0b100}), ("luf_v12_posted", 0b011, {7: 0b100}),
+])
+def test_takeoff_flushes_what_the_posting_batches_with_the_page(monkeypatch, name, flushed,
+                                                                left):
+    """Taking a page that still owes its flush out of the allocator flushes what the
+    posting's batch holds beside it (``LufBase.TAKEOFF_SCOPE``): frames 5 and 6 were
+    unmapped by one pass (CPU0 and CPU1 cached them), frame 7 by another (CPU2). Before
+    2026-12-05 the model flushed frame 5's own CPU0 only, less than any posting."""
+    from conformance.machine import Machine
+    p = Machine(load_protocol(name)).proto
+    p.pending.update({5: 0b001, 6: 0b010, 7: 0b100})
+    p.pass_of.update({5: 1, 6: 1, 7: 2} if p.TAKEOFF_SCOPE == "pass" else {})
+    got = _flushes(monkeypatch, p)
+    p.page_alloc(None, 5)
+    assert got == [flushed] and p.pending == left
+    got.clear()
+    p.page_alloc(None, 4)  # a page that owes nothing: no flush
+    assert got == []
+
+
+def test_v12_flushes_at_keep_for_every_folio_try_to_unmap_found_luf_able(monkeypatch):
+    """v12 25/26 ``if (can_luf) luf_flush(fold_unmap_luf());``: ``can_luf`` is
+    ``try_to_unmap``'s ``can_luf_test()``, true for a folio no writable PTE or aborted walk
+    disqualified, batched PTE or not. A kept folio whose PTEs were all flushed at once
+    (nothing in ``tlb_ubc_luf``) makes ``fold_unmap_luf()`` return 0, and ``luf_flush(0)``
+    flushes every deferral: here one owed to CPU2 by an earlier pass. The model returned
+    early there before 2026-12-05 (the frame had no batched PTE), and the entry stayed.
+    A folio ``try_to_unmap`` found not LUF-able flushes nothing."""
+    from conformance.machine import Machine
+    p = Machine(load_protocol("luf_v12")).proto
+    task = type("Task", (), {})()
+    task.tlb_ubc = p.init_task(task)
+    got = _flushes(monkeypatch, p)
+    p.pending[7] = 0b100
+    task.tlb_ubc.folio_frame, task.tlb_ubc.folio_ro = 3, False  # a writable PTE: not LUF-able
+    _run(p.shrink_folio_list_keep(task, 3))
+    assert got == [] and p.pending == {7: 0b100}
+    task.tlb_ubc.folio_ro = True  # LUF-able, its PTE flushed by ptep_clear_flush
+    _run(p.shrink_folio_list_keep(task, 3))
+    assert got == [0b100] and p.pending == {}
+    # with a PTE of this pass in tlb_ubc_luf (CPU1) that tlb_ubc does not cover: a new key,
+    # luf_flush(key) flushes the pass's batch with tlb_ubc (CPU0), not every deferral
+    got.clear()
+    p.pending[7] = 0b100
+    p.unkeyed[3] = 0b010
+    task.tlb_ubc.luf_frames.append(3)
+    task.tlb_ubc.arch.cpumask, task.tlb_ubc.flush_required = 0b001, True
+    _run(p.shrink_folio_list_keep(task, 3))
+    assert got == [0b011] and p.pending == {7: 0b100} and p.unkeyed == {}
