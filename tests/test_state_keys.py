@@ -209,3 +209,49 @@ def test_enum_members_and_the_protocols_own_methods_are_keyed():
         object.__setattr__(m.proto, "state", v)
         keys.append((key(m), fingerprint(m)))
     assert len({k for k, _ in keys}) == 4 and len({f for _, f in keys}) == 4
+
+
+# -- state outside the machine (conformance/search/outside.py) --------------------------------
+
+OUTSIDE = {
+    "a module global": ("SEEN = {}\n\n\nclass P(Linux):\n"
+                        "    def try_to_unmap_flush(self, task):\n"
+                        "        SEEN[len(SEEN)] = 1\n"
+                        "        super().try_to_unmap_flush(task)\n", "SEEN (outside_global.py)"),
+    "a class attribute": ("class P(Linux):\n    calls = []\n\n"
+                          "    def try_to_unmap_flush(self, task):\n"
+                          "        self.calls.append(1)\n"
+                          "        super().try_to_unmap_flush(task)\n",
+                          "P.calls (outside_attribute.py)"),
+    "a default argument": ("class P(Linux):\n"
+                           "    def try_to_unmap_flush(self, task, seen=[]):\n"
+                           "        seen.append(1)\n"
+                           "        super().try_to_unmap_flush(task)\n",
+                           "P.try_to_unmap_flush (outside_argument.py)"),
+}
+
+
+@pytest.mark.parametrize("form", list(OUTSIDE))
+def test_state_outside_the_machine_stops_the_searches(tmp_path, form):
+    """A protocol keeping state in a module global, a class attribute or a default argument
+    escapes the keys and the re-executions: the bounded check and the explorer could report
+    "no violation" for states they never looked at (docs/BOUNDED.md). Before 2026-12-05 this
+    was documented, not detected; now the search ends with one line naming the value, in a
+    worker process too (--jobs). The same protocol keeping nothing there passes."""
+    from conformance.litmus import corpus
+    from conformance.search.bounded import bounded
+    from conformance.search.explorer import explore
+    source, name = OUTSIDE[form]
+    path = tmp_path / f"outside_{form.split()[-1]}.py"
+    path.write_text("from protocols.linux import Linux\n\n" + source)
+    cls = load_protocol(str(path))
+    sc = next(s for s in corpus() if s.name == "bug-2.4-reclaim-vs-mprotect")
+    for search in (lambda: bounded(cls, BOUND_CONFIG, 1),
+                   lambda: bounded(cls, BOUND_CONFIG, 2, jobs=2, max_states=3000),
+                   lambda: explore(sc, cls)):
+        with pytest.raises(UsageError) as exc:
+            search()
+        assert f"changed {name} during the search: state outside the machine" in str(exc.value), \
+            str(exc.value)
+    assert bounded(load_protocol("linux"), BOUND_CONFIG, 1).failure is None
+    assert explore(sc, load_protocol("linux")).verdict == "pass"

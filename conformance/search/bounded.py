@@ -59,6 +59,7 @@ import attrs
 from ..config import MachineConfig
 from ..errors import Failure, ModelError
 from .explorer import fresh_fill_fails
+from . import outside
 from .menu import KINDS, MENUS
 from .snapshot import snapshot
 from .statekey import DIGEST_BYTES, digest_pd, hw_summary, key, summary
@@ -516,7 +517,10 @@ _WORKER_CTX: _Ctx | None = None
 
 def _work(paths, first, sums, wall_deadline):
     stop = None if wall_deadline is None else (lambda: time.perf_counter() > wall_deadline)
-    return expand(_WORKER_CTX, paths, first, sums, stop)
+    before = outside.look(_WORKER_CTX.cls)  # a worker's changes stay in the worker
+    got = expand(_WORKER_CTX, paths, first, sums, stop)
+    outside.check(_WORKER_CTX.cls, before)
+    return got
 
 
 def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
@@ -541,6 +545,7 @@ def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict:
     name = getattr(cls, "name", cls.__name__)
     res = Result(name, cfg, tuple(menu), bound, strict, jobs=jobs,
                  reductions=("terminal states",) * reduce + ("lazy evictions",) * lazy_evict)
+    before = outside.look(cls)  # state the keys cannot see must not change (outside.py)
     try:
         for k in range(start_k, bound + 1):
             ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo, reduce, lazy_evict)
@@ -551,6 +556,7 @@ def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict:
                 break
     except KeyboardInterrupt:
         res.stopped = "interrupted"
+    outside.check(cls, before)
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -44,6 +44,7 @@ import attrs
 
 from ..errors import Failure, ModelError, UsageError
 from ..hookpoints import paused_frames
+from . import outside
 from .fingerprint import SPECIAL, UNREAD, model_kind, unreadable
 from .framestack import key_values
 from ..litmus import Scenario, Unmapped, _Runner
@@ -429,6 +430,14 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
         >>> explore(sc, load_protocol("linux_4_3"), shorter_than=3).verdict  # doctest: +SKIP
         'pass'
     """
+    before = outside.look(proto_cls)  # state the keys cannot see must not change (outside.py)
+    res = _explore(sc, proto_cls, dedup, preemption_bound, max_states, strict, shorter_than)
+    outside.check(proto_cls, before)
+    return res
+
+
+def _explore(sc, proto_cls, dedup, preemption_bound, max_states, strict, shorter_than) -> Result:
+    """:func:`explore`'s search."""
     if not sc.threads:
         raise UsageError(f"{sc.path or sc.name}: no 'thread' section: nothing to explore "
                          "(run it as a script with 'flushcheck litmus')")

@@ -19,8 +19,10 @@ creates; an object that only another operation's frame holds is out of its reach
 state is reached through the machine (``m.proto``, ``mm.proto``, ``vma.proto``,
 ``op.tlb_ubc``). A protocol keeping state in a module global or a class attribute would
 escape the walk, as it escapes the state key and the reproducer (each of which assumes the
-same); ``bounded(..., check_undo=True)`` compares the restored machine's key with the key
-before at every start, and the child's key with the key of a re-execution.
+same); the searches watch such state and stop when it changes
+(:mod:`conformance.search.outside`). ``bounded(..., check_undo=True)`` compares the
+restored machine's key with the key before at every start, and the child's key with the
+key of a re-execution.
 
 The history (``trace.events``, ``actions``, ``trace.step``) is not walked: it only grows,
 and is cut back to its length.

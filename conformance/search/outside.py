@@ -1,0 +1,122 @@
+"""State a protocol keeps outside the machine: its modules' globals and its classes'
+attributes, watched by the exhaustive searches.
+
+The bounded check (:mod:`conformance.search.bounded`) and the explorer
+(:mod:`conformance.search.explorer`) key a state by what the machine holds and rebuild a
+state by re-executing its path from a fresh machine. A protocol that keeps state in a
+module global, a class attribute or a function's default argument escapes both: two
+states that differ only there get one key, and a re-execution starts from whatever the
+last one left (docs/BOUNDED.md). The search would report "no violation" for states it
+never looked at. Such state cannot be keyed, but it can be seen changing: :func:`look`
+fingerprints it before a search and :func:`check` after (and after each chunk a worker
+process runs), and a change ends the search with one line naming the value, instead of a
+verdict.
+
+What is watched, for every class of the protocol's MRO defined outside flushcheck (the
+protocol's modules, ``protocols/`` helpers included): the class's attributes other than
+dunders and flushcheck's own ``_fc_*`` caches (a method is read with its defaults and
+closure cells); the module's globals other than dunders, modules and what other modules
+define; a class the module defines, with its attributes likewise. Each is read with the
+state key's :func:`conformance.search.fingerprint.fp` (``repr`` for what no rule reads).
+Not watched: objects those reach only through another module, and a value changed and
+changed back between two looks.
+
+Example::
+
+    >>> from conformance.registry import load_protocol
+    >>> cls = load_protocol("linux")
+    >>> check(cls, look(cls)) is None
+    True
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+from ..errors import UsageError
+from .fingerprint import fp
+
+_SKIP_TYPES = (types.ModuleType, types.BuiltinFunctionType)
+
+
+def _value(v):
+    try:
+        return fp(v)
+    except UsageError:  # no rule reads it: its repr (changes of content it shows)
+        return ("repr", repr(v))
+
+
+def _where(mod) -> str:
+    """A module as its user knows it: its file (``protocols/luf_v12.py``, ``mine.py``)."""
+    f = getattr(mod, "__file__", None)
+    if not f:
+        return mod.__name__
+    parent = os.path.basename(os.path.dirname(f))
+    return f"{parent}/{os.path.basename(f)}" if parent == "protocols" else os.path.basename(f)
+
+
+def _class_items(cls, where: str) -> list:
+    out = []
+    for k, v in vars(cls).items():
+        if k.startswith("__") or k.startswith("_fc_") or isinstance(v, (type,) + _SKIP_TYPES):
+            continue
+        if isinstance(v, (staticmethod, classmethod)):
+            v = v.__func__
+        elif isinstance(v, property):
+            continue
+        out.append((f"{cls.__qualname__}.{k} ({where})", v))
+    return out
+
+
+def _watched(proto_cls) -> list:
+    """``(name, value)`` of everything :func:`look` reads, in a fixed order."""
+    out = []
+    seen_mods = set()
+    for c in proto_cls.__mro__:
+        modname = c.__module__
+        if modname == "builtins" or modname.split(".")[0] == "conformance":
+            continue
+        mod = sys.modules.get(modname)
+        where = _where(mod) if mod is not None else modname
+        out += _class_items(c, where)
+        if mod is None or modname in seen_mods:
+            continue
+        seen_mods.add(modname)
+        for k, v in vars(mod).items():
+            if k.startswith("__") or isinstance(v, _SKIP_TYPES):
+                continue
+            own = getattr(v, "__module__", modname) == modname
+            if isinstance(v, type):
+                if own and v not in proto_cls.__mro__:
+                    out += _class_items(v, where)
+                continue
+            if isinstance(v, types.FunctionType) and not own:
+                continue
+            out.append((f"{k} ({where})", v))
+    return out
+
+
+def look(proto_cls) -> tuple:
+    """The fingerprint of ``proto_cls``'s state outside the machine (see the module doc)."""
+    return tuple((name, _value(v)) for name, v in _watched(proto_cls))
+
+
+def check(proto_cls, before: tuple) -> None:
+    """:class:`UsageError` naming the first value that differs from ``before`` (a
+    :func:`look` of the same class), or None."""
+    now = look(proto_cls)
+    if now == before:
+        return None
+    old = dict(before)
+    names = [n for n, v in now if old.get(n, _MISSING) != v]
+    names += [n for n in old if n not in dict(now)]
+    name = getattr(proto_cls, "name", proto_cls.__name__)
+    raise UsageError(
+        f"protocol {name} changed {names[0]} during the search: state outside the machine, "
+        "which the search's keys and re-executions cannot see (its verdict would not hold); "
+        "keep protocol state on the protocol object (self), mm.proto, vma.proto or the "
+        "task's tlb_ubc")
+
+
+_MISSING = object()
