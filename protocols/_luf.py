@@ -39,8 +39,8 @@ v12's flush when ``shrink_folio_list`` keeps a LUF-able folio and its ``can_luf_
 on an aborted walk are modelled in :class:`protocols.luf_v12.LufV12` (the hooks
 ``shrink_folio_list_keep`` and ``walk_abort``, 2026-12-05). v11 has neither (its 12/12
 adds no flush at ``keep:``, its 09/12 no ``can_luf_fail()`` at the end of
-``try_to_unmap_one``), so this base, which the v10 and v11 modules use, does neither (v10's
-text was not read for these two points; it is v11's ancestor).
+``try_to_unmap_one``), so this base, which the v10 and v11 modules use, does neither (v10
+RESEND 09/12 and 12/12, read 2026-12-05, have neither either).
 """
 from conformance.hw.arch import TlbBatch
 from conformance.hookpoints import atomic_section
