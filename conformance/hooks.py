@@ -76,7 +76,8 @@ KERNEL: dict[str, tuple[str, str]] = {
                           "wp_page_reuse"),
     "do_wp_page": ("the top of do_wp_page (mm/memory.c; LUF v10's luf_flush() for a "
                    "normal folio)",
-                   "mm/memory.c handle_pte_fault (a write to a present read-only PTE)"),
+                   "mm/memory.c handle_pte_fault (a write to a present read-only PTE), "
+                   "do_swap_page (a write fault's swap-in of a folio that is not exclusive)"),
     "handle_mm_fault_end": ("the end of handle_mm_fault (mm/memory.c; LUF v12's flush point)",
                             "arch/x86/mm/fault.c do_user_addr_fault"),
     "mmap_region": ("mmap_region (mm/mmap.c; __mmap_region in mm/vma.c since 6.13)",

@@ -218,9 +218,11 @@ class Protocol:
     def do_wp_page(self, task, mm, vma, vpage: int) -> None:
         """The top of ``do_wp_page`` (mm/memory.c): a write fault found ``vpage``'s PTE
         present and read-only, before ``wp_page_reuse`` / ``wp_page_shared`` /
-        ``wp_page_copy`` changes it (LUF v10's ``luf_flush()``, "if (folio)"). Not called
-        for a fault on an empty or swapped-out PTE, which installs its PTE in
-        ``finish_fault`` / ``do_anonymous_page`` / ``do_swap_page`` instead. May yield."""
+        ``wp_page_copy`` changes it (LUF v10's ``luf_flush()``, "if (folio)"); also after a
+        write fault's swap-in of a folio a fork sibling still shares (``do_swap_page`` maps it
+        read-only and calls ``do_wp_page``). Not called for a fault on an empty PTE, or a
+        swap-in of an exclusive folio, which install their PTE in ``finish_fault`` /
+        ``do_anonymous_page`` / ``do_swap_page`` instead. May yield."""
 
     def handle_mm_fault_end(self, task, mm, vma, vpage: int, write: bool) -> None:
         """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point).

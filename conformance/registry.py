@@ -464,8 +464,8 @@ def _check_python_hook(cls, name: str, where: str) -> None:
     if not isinstance(raw, types.FunctionType):
         return
     target, args = raw, params
-    try:
-        sig = inspect.signature(target)
+    try:  # the function called: a wrapper's own parameters, not the wrapped function's
+        sig = inspect.signature(target, follow_wrapped=False)
         sig.bind(*args)
     except ValueError:  # no signature to read: the run will tell
         return

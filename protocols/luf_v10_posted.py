@@ -13,7 +13,8 @@ read again on 2026-12-05, docs/LUF.md "Readings"):
 2. The fault give-up: 09/12's only change to mm/memory.c is ``if (folio) luf_flush();`` at
    the top of ``do_wp_page``, a write to a present read-only PTE (:meth:`do_wp_page`). A
    write fault on an empty PTE (``do_shared_fault`` / ``do_anonymous_page`` via
-   ``finish_fault``) or a swapped-out one installs a writable PTE with no flush.
+   ``finish_fault``), or the swap-in of an exclusive folio, installs a writable PTE with no
+   flush (a shared one goes on to ``do_wp_page``).
    :mod:`protocols.luf_v10` reads the cover letter's "when any non-writable ptes change to
    writable e.g. through fault handler" as every writable PTE a fault installs
    (``fault_install_pte``); this module does not, and fails review scenario 3 through

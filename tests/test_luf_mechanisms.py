@@ -110,10 +110,14 @@ def test_v12_gives_up_luf_for_a_folio_whose_walk_aborted(proto):
     assert verdict(run_scenario(sc, without(proto, ["walk_abort", "shrink_folio_list_keep"]))) == "C1"
 
 
-def test_v12_gives_up_luf_at_the_end_of_folio_mkclean():
+def test_v12_gives_up_luf_at_the_end_of_folio_mkclean(monkeypatch):
     """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean``: the model calls the
     ``folio_mkclean`` hook there (writeback, litmus/bug-2.1-zap-dirty-shared.litmus), and
     luf_v12 owes nothing afterwards (a flush owed to CPU0 is planted before the call)."""
+    from conformance.search import outside
+    # the recording list is state outside the machine on purpose (the test reads what the
+    # hook saw; nothing the hook does depends on it): the explorer's watch would stop on it
+    monkeypatch.setattr(outside, "check", lambda cls, before: None)
     calls = []
 
     class Recording(load_protocol("luf_v12")):
@@ -211,3 +215,42 @@ def test_v12_flushes_at_keep_for_every_folio_try_to_unmap_found_luf_able(monkeyp
     task.tlb_ubc.arch.cpumask, task.tlb_ubc.flush_required = 0b001, True
     _run(p.shrink_folio_list_keep(task, 3))
     assert got == [0b011] and p.pending == {7: 0b100} and p.unkeyed == {}
+
+
+def test_do_wp_page_hook_runs_where_the_kernel_calls_do_wp_page():
+    """The hook runs for a write to a present read-only PTE and after a write fault's swap-in
+    of a folio a fork sibling still shares (the kernel's ``do_swap_page`` maps it read-only
+    and calls ``do_wp_page``; a review, 2026-12-05); not for a read, nor for a write to an
+    empty PTE, nor for the swap-in of an exclusive folio."""
+    from conformance.machine import Machine
+    from conformance.mm.mm_types import SWAP
+    from protocols.linux import Linux
+    calls = []
+
+    class Recording(Linux):
+        def do_wp_page(self, task, mm, vma, vpage):
+            calls.append((mm.id, vpage))
+
+    def finish(m, op):
+        while op in m.ops:
+            m.advance(op.id)
+
+    m = Machine(Recording)
+    f0 = m.mms[0].ptes[0].frame
+    finish(m, m.fork(0, 1))  # both map f0 read-only (copy-on-write)
+    finish(m, m.fault(0, 0, False))
+    assert calls == []  # a read
+    finish(m, m.fault(0, 0, True))
+    assert calls == [(0, 0)]  # a write to the present read-only PTE
+    calls.clear()
+    m2 = Machine(Recording)
+    f0 = m2.mms[0].ptes[0].frame
+    finish(m2, m2.fork(0, 1))
+    finish(m2, m2.reclaim(1, (f0,)))
+    assert m2.mms[0].ptes[0].kind == SWAP and m2.mms[1].ptes[0].kind == SWAP
+    finish(m2, m2.fault(0, 0, True))  # the slot is shared with the child: do_wp_page
+    assert calls == [(0, 0)]
+    calls.clear()
+    m2.switch_mm(2, 1)
+    finish(m2, m2.fault(2, 0, True))  # the child's swap-in: the slot is its own now
+    assert calls == []

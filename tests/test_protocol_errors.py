@@ -904,3 +904,38 @@ def test_a_double_free_of_a_frame_allocated_again_is_the_protocols():
     assert isinstance(f, ProtocolError), f
     assert "which is in use (the other consumer holds it)" in str(f), str(f)
     assert " in free_unref_folios)" in str(f), str(f)
+
+
+def test_a_frame_something_still_references_is_not_freed():
+    """A review of the free check (2026-12-05): a frame marked dead but still held by a
+    gather was accepted, and the gather's own put then marked the (free) frame dead again
+    and freed it twice: the frame was on the free list twice, silently. Now the early free
+    is refused (still referenced), and a free frame the gather puts is a double free."""
+    from types import SimpleNamespace
+
+    from conformance.errors import ModelError
+    from conformance.machine import Machine
+    m = Machine(Linux)
+    f = m.consumer_alloc()
+    m.mem.owner[f] = "zapped"
+    m.mem.gathered[f] = 1  # a gather holds it
+    with pytest.raises(ModelError, match=f"free of pfn{f}, which is still referenced"):
+        m.kernel.free_frames([f])
+    m.mem.gathered[f] = 0
+    m.kernel.free_frames([f])  # its last reference gone: freed
+    m.mem.gathered[f] = 1  # a gather holding a frame that is free already
+    with pytest.raises(ModelError, match=f"double free of pfn{f}"):
+        m.kernel._tlb_batch_pages_flush(SimpleNamespace(pages=[f]))
+
+
+def test_a_wrapper_that_adapts_the_parameters_is_accepted(tmp_path):
+    """The load check reads the function called (a functools.wraps wrapper's own
+    parameters), not the function it wraps: a review found an adapter refused."""
+    from conformance.registry import load_protocol
+    wrapped = tmp_path / "wrapped.py"
+    wrapped.write_text("import functools\n\nfrom protocols.linux import Linux\n\n\n"
+                       "def adapt(f):\n    @functools.wraps(f)\n"
+                       "    def w(self, task):\n        return f(self)\n    return w\n\n\n"
+                       "class W(Linux):\n    @adapt\n    def try_to_unmap_flush(self):\n"
+                       "        pass\n")
+    assert load_protocol(str(wrapped)).__mro__[1].__name__ == "W"

@@ -255,3 +255,28 @@ def test_state_outside_the_machine_stops_the_searches(tmp_path, form):
             str(exc.value)
     assert bounded(load_protocol("linux"), BOUND_CONFIG, 1).failure is None
     assert explore(sc, load_protocol("linux")).verdict == "pass"
+
+
+def test_the_watch_reads_function_attributes_random_state_and_survives_cycles(tmp_path):
+    """A review of the watch (2026-12-05): a function attribute (``helper.calls += 1``) and
+    a ``random.Random``'s draws were not seen, a logger (a cyclic graph) crashed the search
+    (RecursionError), and attributes that only changed order crashed ``check``."""
+    from conformance.search import outside
+    from conformance.search.bounded import bounded
+    path = tmp_path / "watched.py"
+    path.write_text("import logging\nimport random\n\nfrom protocols.linux import Linux\n\n"
+                    "LOG = logging.getLogger(__name__)\nRNG = random.Random(0)\n\n\n"
+                    "def helper():\n    pass\n\n\nclass P(Linux):\n    pass\n")
+    cls = load_protocol(str(path))
+    assert bounded(cls, BOUND_CONFIG, 1).failure is None  # a logger: no crash, no change
+    mod = __import__("sys").modules[cls.__mro__[1].__module__]
+    before = outside.look(cls)
+    mod.RNG.random()
+    with pytest.raises(UsageError, match=r"changed RNG \(watched.py\)"):
+        outside.check(cls, before)
+    before = outside.look(cls)
+    mod.helper.calls = 1
+    with pytest.raises(UsageError, match=r"changed helper \(watched.py\)"):
+        outside.check(cls, before)
+    before = outside.look(cls)
+    outside.check(cls, tuple(reversed(before)))  # the same values in another order

@@ -26,7 +26,8 @@ class MmuGatherPaths:
                 mem.gathered[f] -= 1
             last = [f for f in dict.fromkeys(pages) if self.last_reference(f)]
             for f in last:  # our put was the last: dead (a folio the swap cache let go of
-                mem.owner[f] = "zapped"  # keeps its old location until here)
+                if mem.owner[f] is not None:  # keeps its old location until here); a free
+                    mem.owner[f] = "zapped"  # frame stays free: free_frames calls it a double free
             self.free_frames(last)
 
     def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:

@@ -44,7 +44,9 @@ class PageAllocPaths:
         dead (``"zapped"``, ``"isolated"``, ``"truncated"``, ``"discarded"``, the other
         consumer's ``"released"``). Freeing one that is free is a double free; freeing
         one in use (mapped or cached: a location; the other consumer's ``"other"``; a
-        fault's ``"new"``) is one too, of a frame freed before and allocated again. Caught
+        fault's ``"new"``) is one too, of a frame freed before and allocated again; so is
+        freeing one something still references (``last_reference`` false: a gather, an
+        isolation, a mapping), which a second free meets later. Caught
         here, under the hook that frees (a protocol's ``free_unref_folios`` freeing a list
         twice, a gather freed twice), it is that protocol's error; before, the second
         free passed and the frame's next owner raised it later, outside any hook, as a
@@ -59,6 +61,9 @@ class PageAllocPaths:
                 use = _USE.get(o, "mapped or cached")
                 raise ModelError(f"free of pfn{f}, which is in use ({use}): a double free of "
                                  "a frame freed before and allocated again")
+            if not self.last_reference(f):  # dead, but a gather, an isolation or a mapping
+                raise ModelError(f"free of pfn{f}, which is still referenced (mapped, "  # holds it
+                                 "isolated, gathered or cached): freed before its last put")
             self.mem.put_free_frame(f)
             self.trace.event(None, "msg", "pfn%d freed", f)
 

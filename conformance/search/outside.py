@@ -17,9 +17,11 @@ protocol's modules, ``protocols/`` helpers included): the class's attributes oth
 dunders and flushcheck's own ``_fc_*`` caches (a method is read with its defaults and
 closure cells); the module's globals other than dunders, modules and what other modules
 define; a class the module defines, with its attributes likewise. Each is read with the
-state key's :func:`conformance.search.fingerprint.fp` (``repr`` for what no rule reads).
-Not watched: objects those reach only through another module, and a value changed and
-changed back between two looks.
+state key's :func:`conformance.search.fingerprint.fp` (``repr`` for what no rule reads
+or a cyclic graph such as a logger), a function with its own attributes, a
+``random.Random`` with its state. Not watched: objects those reach only through another
+module (the ``random`` module's own generator among them), state inside other objects
+implemented in C, and a value changed and changed back between two looks.
 
 Example::
 
@@ -31,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import os
+import random
 import sys
 import types
 
@@ -41,10 +44,18 @@ _SKIP_TYPES = (types.ModuleType, types.BuiltinFunctionType)
 
 
 def _value(v):
+    """``v``'s fingerprint; a function's own attributes too (``helper.calls``), a
+    ``random.Random``'s state; ``repr`` where no rule reads it or its graph is cyclic."""
     try:
-        return fp(v)
-    except UsageError:  # no rule reads it: its repr (changes of content it shows)
+        got = fp(v)
+    except (UsageError, RecursionError):  # a logger, a cyclic graph: what its repr shows
         return ("repr", repr(v))
+    if isinstance(v, types.FunctionType) and v.__dict__:
+        got = (got, tuple(sorted((k, _value(x)) for k, x in v.__dict__.items()
+                                 if k != "__wrapped__")))
+    elif isinstance(v, random.Random):
+        got = (got, v.getstate())
+    return got
 
 
 def _where(mod) -> str:
@@ -105,12 +116,12 @@ def look(proto_cls) -> tuple:
 def check(proto_cls, before: tuple) -> None:
     """:class:`UsageError` naming the first value that differs from ``before`` (a
     :func:`look` of the same class), or None."""
-    now = look(proto_cls)
-    if now == before:
-        return None
+    now = dict(look(proto_cls))
     old = dict(before)
-    names = [n for n, v in now if old.get(n, _MISSING) != v]
-    names += [n for n in old if n not in dict(now)]
+    if now == old:  # (the order of a class's attributes may change: not a change of state)
+        return None
+    names = [n for n, v in now.items() if old.get(n, _MISSING) != v]
+    names += [n for n in old if n not in now]
     name = getattr(proto_cls, "name", proto_cls.__name__)
     raise UsageError(
         f"protocol {name} changed {names[0]} during the search: state outside the machine, "

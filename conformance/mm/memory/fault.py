@@ -214,7 +214,8 @@ class FaultPaths:
             return "retry"
         mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
-        if mem.swap_map[slot] > 1:
+        shared = mem.swap_map[slot] > 1
+        if shared:
             # A fork sibling's swap entry still refers to the slot (``copy_nonpresent_pte``).
             # The kernel's ``folio_free_swap`` fails then (``folio_swapped``): the folio
             # stays in the swap cache, mapped read-only (not exclusive) until ``do_wp_page``
@@ -228,6 +229,14 @@ class FaultPaths:
         mem.swap_map[slot] -= 1
         mem.put_slot(slot)
         mem.dirty[frame] = True
+        if shared and write:
+            # The kernel maps a folio that is not exclusive read-only, unlocks it, and a write
+            # fault goes on to ``do_wp_page`` under the PTL: the protocol's ``do_wp_page`` hook
+            # (LUF v10's flush) runs there too (simplification F3: the model maps it writable)
+            self.unlock(op, flk)
+            yield from hook(self.proto.do_wp_page(op, mm, vma, vpage))
+            self.unlock(op, ptl)
+            return "ok"
         self.unlock(op, ptl)
         self.unlock(op, flk)
         return "ok"
