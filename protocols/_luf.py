@@ -35,6 +35,13 @@ than the series, the false-FAIL direction, and no failing trace was traced to it
   generations skip what is done); here ``unkeyed`` holds a frame's mask only until its key
   or a flush, which is what ``luf_flush(0)`` can still owe.
 
+Also not modelled, in the other direction (the model flushes sooner or more than the series,
+so a bug only the series has may not show): v12 13/26's buddy allocator prefers pages that
+owe no flush (``pend_list``, ``non_luf_pages_ok``), where the model's allocator is LIFO and
+takes a LUF'd page, and flushes for it, sooner; 19/26 and 20/26 narrow 16/26's
+``luf_flush(0)`` points to ``luf_flush_vma`` / ``luf_flush_mm`` / ``luf_flush_mapping``; 17/26
+skips CPUs whose per-CPU generation says they flushed since (``arch_tlbbatch_diet``).
+
 v12's flush when ``shrink_folio_list`` keeps a LUF-able folio and its ``can_luf_fail()``
 on an aborted walk are modelled in :class:`protocols.luf_v12.LufV12` (the hooks
 ``shrink_folio_list_keep`` and ``walk_abort``, 2026-12-05). v11 has neither (its 12/12
