@@ -215,11 +215,7 @@ class LufBase(Linux):
         ubc = task.tlb_ubc
         if not ubc.writable:
             return
-        frames, mask = self._take_pass_luf(task)
-        ubc.arch.cpumask |= mask
-        super().try_to_unmap_flush(task)
-        for frame in frames:
-            self.unkeyed.pop(frame, None)
+        self._flush_with_tlb_ubc(task, *self._take_pass_luf(task))
 
     def _take_pass_luf(self, task) -> tuple:
         """This pass's ``tlb_ubc_luf`` taken out of the task: ``(frames, cpumask)``. The
@@ -231,6 +227,19 @@ class LufBase(Linux):
         for frame in frames:
             mask |= self.unkeyed.get(frame, 0)
         return frames, mask
+
+    def _flush_with_tlb_ubc(self, task, frames, mask) -> None:
+        """``fold_batch(tlb_ubc, <the pass's LUF batch>)`` and mainline's
+        ``try_to_unmap_flush``: ``frames`` (:meth:`_take_pass_luf`) owe nothing afterwards,
+        and leave ``unkeyed`` only then, so a ``luf_flush(0)`` in between still covers
+        them."""
+        ubc = task.tlb_ubc
+        if mask:
+            ubc.arch.cpumask |= mask
+            ubc.flush_required = True
+        super().try_to_unmap_flush(task)  # Linux's: no fold_unmap_luf
+        for frame in frames:
+            self.unkeyed.pop(frame, None)
 
     def luf_deferred(self, task, frame, ptes) -> None:
         """Hook for variants that record where LUF deferred a flush (per-VMA flag)."""

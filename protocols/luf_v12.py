@@ -103,12 +103,7 @@ class LufV12(LufBase):
         frames, mask = self._take_pass_luf(task)
         if not mask & ~covered:  # fold_unmap_luf() returned 0
             self.luf_flush_all(task)
-        if mask:  # fold_batch(tlb_ubc, &lb->batch, false)
-            ubc.arch.cpumask |= mask
-            ubc.flush_required = True
-        super(LufBase, self).try_to_unmap_flush(task)  # mainline's: no fold_unmap_luf
-        for f in frames:
-            self.unkeyed.pop(f, None)
+        self._flush_with_tlb_ubc(task, frames, mask)  # luf_flush(key)
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100 steps):
 #: the S2 of the mprotect race (litmus/bug-2.4-reclaim-vs-mprotect.litmus). The lazyfree C1

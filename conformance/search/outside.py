@@ -41,6 +41,7 @@ from ..errors import UsageError
 from .fingerprint import fp
 
 _SKIP_TYPES = (types.ModuleType, types.BuiltinFunctionType)
+_MISSING = object()  # a name one look has and the other has not
 
 
 def _value(v):
@@ -129,5 +130,3 @@ def check(proto_cls, before: tuple) -> None:
         "keep protocol state on the protocol object (self), mm.proto, vma.proto or the "
         "task's tlb_ubc")
 
-
-_MISSING = object()

@@ -236,9 +236,9 @@ class FaultPaths:
             self.unlock(op, flk)
             yield from hook(self.proto.do_wp_page(op, mm, vma, vpage))
             self.unlock(op, ptl)
-            return "ok"
-        self.unlock(op, ptl)
-        self.unlock(op, flk)
+        else:
+            self.unlock(op, ptl)
+            self.unlock(op, flk)
         return "ok"
 
     def do_wp_page_anon(self, op, mm, vma, vpage):
