@@ -40,7 +40,7 @@ import attrs
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import ModelError, UsageError, unwritten
-from .watchdog import HookStuck, watch
+from .watchdog import HookStuck, save_reproducers_in, stopped_for_good, watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
@@ -907,7 +907,10 @@ def _main(argv) -> int:
             args = build_parser().parse_args(words)
         args.argv = words  # for reports that quote it
         _check_outputs(args)
-        with watch():  # a protocol frame that never returns is stopped (conformance/watchdog.py)
+        # a protocol frame that never returns is stopped (conformance/watchdog.py); one that
+        # swallows every stop ends the run with its reproducer where this command saves them
+        save_reproducers_in(getattr(args, "repro_dir", None))
+        with watch():
             return args.fn(args)
     except UsageError as exc:
         print(f"flushcheck: error: {exc}", file=sys.stderr)
@@ -930,6 +933,10 @@ def _main(argv) -> int:
             raise
         bug = exc
     except Exception as exc:
+        if _worker_died(exc) and (words := stopped_for_good()) is not None:
+            print(f"flushcheck: protocol error: {words} (in a worker process; its report is "
+                  "above)", file=sys.stderr)
+            return EXIT_FAIL
         if _worker_died(exc):
             print("flushcheck: error: a worker process died in the middle of its work (killed "
                   "by the OS? out of memory? see dmesg); no verdict", file=sys.stderr)

@@ -15,6 +15,15 @@ never caught, 2026-12-04.) The exception
 leaves through the hook like any other the hook raised, so the step that called it
 reports a protocol error with its reproducer (``Machine._step``, ``ModelError.uncaught``).
 
+A frame that swallows every ``HookStuck`` (a loop around ``try: ... except: pass`` whose
+body loops too, so that no tick lands outside the ``try``) cannot be unwound: Python has
+no way to end a frame from outside that its own handlers cannot catch. After
+:data:`STUCK_S` more seconds of ``HookStuck`` raised at every tick, :func:`_stop_for_good`
+ends the process instead of hanging it: the protocol error on stderr with the operation's
+timeline, its reproducer saved where the command saves reproducers
+(:func:`save_reproducers_in`), and exit 1, a FAIL. A worker process leaves its words in a
+file the parent reads when the pool breaks (:func:`stopped_for_good`).
+
 Cost: one signal a second, whatever the step rate. A hook runs for microseconds; a frame
 of protocol code still running after :data:`STUCK_S` seconds is stuck.
 
@@ -34,6 +43,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 
@@ -61,6 +72,9 @@ class _State:
     stuck_s = STUCK_S
     active = False  # a timer is installed (an inner watch() leaves it to the outer one)
     stuck = None  # the frame a HookStuck was raised in, while it still runs (swallowed)
+    swallowed = 0  # ticks ``stuck`` has run on since its first HookStuck
+    repro_dir = None  # where _stop_for_good saves a reproducer (None: it saves none)
+    note = None  # the file a worker's _stop_for_good leaves its words in for the parent
 
 
 def _protocol_frames(frame) -> tuple:
@@ -99,11 +113,15 @@ def _tick(signum, frame) -> None:
     if f is not None and f is _State.stuck:
         # still running after its HookStuck (a bare except, `except BaseException`, swallowed
         # it): raised again at every tick until the frame is gone, not after another
-        # stuck_s seconds, which the next swallow would restart for good
+        # stuck_s seconds, which the next swallow would restart for good; a frame that
+        # swallows them all for stuck_s more seconds ends the process (_stop_for_good)
+        _State.swallowed += 1
+        if _State.swallowed >= _State.stuck_s:
+            _stop_for_good(frame, f, inner)
         if not _swallowed_here(frame, f):
             raise HookStuck(_stuck_text(f, inner))
         return
-    _State.stuck = None
+    _State.stuck, _State.swallowed = None, 0
     if f is None or f is not _State.frame:
         _State.frame, _State.ticks = f, 0
         return
@@ -123,11 +141,96 @@ def _stuck_text(f, inner) -> str:
             f"interleaving point? {os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno})")
 
 
-def start(stuck_s: int = STUCK_S) -> bool:
-    """Install the timer in this process (main thread only; False where it cannot be)."""
+def _machine_on_stack(frame):
+    """The :class:`~conformance.machine.Machine` and operation whose step runs ``frame``
+    (``Machine._step``'s locals), or ``(None, None)``. A hook on its greenlet
+    (:mod:`conformance.hookpoints`) has its own stack: the step is on the stack of the
+    greenlet that switched to it."""
+    machine = sys.modules.get("conformance.machine")
+    if machine is None:
+        return None, None
+    step = machine.Machine._step.__code__
+    stacks = [frame]
+    hookpoints = sys.modules.get("conformance.hookpoints")
+    run = getattr(hookpoints, "_active", None)
+    if run is not None and run.parent is not None:
+        stacks.append(run.parent.gr_frame)
+    for f in stacks:
+        while f is not None:
+            if f.f_code is step:
+                return f.f_locals.get("self"), f.f_locals.get("op")
+            f = f.f_back
+    return None, None
+
+
+def _stop_for_good(frame, f, inner) -> None:
+    """End this process: the frame ``f`` swallowed every :class:`HookStuck` raised into it
+    for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Prints the
+    protocol error (with the operation's timeline and a saved reproducer when a machine's
+    step is on the stack), leaves the words for a parent process, exits 1 (a FAIL)."""
+    text = (f"{_stuck_text(f, inner)}, then swallowed the HookStuck raised into it at every "
+            f"second for {_State.stuck_s} s more (a bare `except:` or `except BaseException:` "
+            "in a loop?): no exception can end it, so flushcheck ends the run here")
+    lines = []
+    try:
+        m, op = _machine_on_stack(frame)
+        if m is not None:
+            failure = m._protocol_error(f"HookStuck in {op.label if op else 'a hook'}: {text}", op)
+            lines.append(failure.report(last=None))
+            if _State.repro_dir is not None:
+                from .reproducer import save
+
+                # no picture: drawing one replays the actions, on greenlets, from inside
+                # the stuck hook's own greenlet (2026-12-05: the search went on under it)
+                path = save(failure, os.path.join(_State.repro_dir, f"stuck-{m.proto.name}.json"),
+                            picture=False)
+                lines.append(f"reproducer {path}  (flushcheck replay {path})")
+        if _State.note is not None and os.getpid() != _State.note[0]:
+            with open(_State.note[1], "w") as fh:
+                fh.write(text)
+    except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
+        lines.append(f"flushcheck: (no reproducer: {type(exc).__name__}: {exc})")
+    lines.append(f"flushcheck: protocol error: {text}")
+    try:
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        sys.stdout.flush()
+    finally:
+        os._exit(1)
+
+
+def save_reproducers_in(directory: str | None) -> None:
+    """Where :func:`_stop_for_good` saves a reproducer (a command's ``--repro-dir``); None:
+    it saves none (``replay``, which re-runs one)."""
+    _State.repro_dir = directory
+
+
+def stopped_for_good() -> str | None:
+    """What a worker process's :func:`_stop_for_good` said before it ended, in the process
+    that started the watchdog (the pool's parent); None when no worker stopped so. Read
+    once: the file is removed."""
+    if _State.note is None or os.getpid() != _State.note[0]:
+        return None
+    try:
+        with open(_State.note[1]) as fh:
+            text = fh.read()
+        os.unlink(_State.note[1])
+    except OSError:
+        return None
+    return text
+
+
+def start(stuck_s: int | None = None) -> bool:
+    """Install the timer in this process (main thread only; False where it cannot be);
+    ``stuck_s`` None: :data:`STUCK_S`, read now (a test's shorter one reaches the forked
+    workers that call this too)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return False
-    _State.stuck_s, _State.frame, _State.ticks, _State.stuck = stuck_s, None, 0, None
+    if _State.note is None:  # the first process to start one: its workers are forks of it
+        _State.note = (os.getpid(), os.path.join(
+            tempfile.gettempdir(), f"flushcheck-stopped-{os.getpid()}.txt"))
+        stopped_for_good()  # one an earlier process of this pid left
+    _State.stuck_s = STUCK_S if stuck_s is None else stuck_s
+    _State.frame, _State.ticks, _State.stuck, _State.swallowed = None, 0, None, 0
     signal.signal(signal.SIGALRM, _tick)
     signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
     _State.active = True
@@ -143,7 +246,7 @@ def stop() -> None:
 
 
 @contextmanager
-def watch(stuck_s: int = STUCK_S):
+def watch(stuck_s: int | None = None):
     """The watchdog for the duration of the block (module doc); inside another one, that
     one stays (and keeps its ``stuck_s``)."""
     started = not _State.active and start(stuck_s)

@@ -51,7 +51,6 @@ Example::
 """
 from __future__ import annotations
 
-import signal
 import time
 
 import attrs
@@ -679,11 +678,16 @@ def _pool(ctx, jobs):
     global _WORKER_CTX
     _WORKER_CTX = ctx  # inherited by the forked workers
     mp = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_ignore_sigint)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_worker_init)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_init() -> None:
+    """A worker leaves Ctrl-C to the parent and runs its own watchdog, as certify's do
+    (``executors._ignore_sigint``): without it a hook that never returns hung ``bound
+    --jobs 2`` for good (2026-12-05), where one job reported a protocol error."""
+    from ..executors import _ignore_sigint
+
+    _ignore_sigint()
 
 
 def _close(pool, cancel: bool) -> None:

@@ -1,0 +1,102 @@
+"""A hook that never returns, seen from the command line: a protocol error, never a hang.
+
+The watchdog (conformance/watchdog.py) raises ``HookStuck`` into a hook that runs on; a
+hook that swallows every one of them (a loop whose ``try`` holds a loop of its own, so that
+no tick lands outside it) cannot be unwound, and ends the process with its report and
+reproducer (``_stop_for_good``). Each command runs in a fresh process with a 1 s watchdog
+(``watchdog.STUCK_S``, which forked workers inherit); on the code before 2026-12-05 these
+runs hung, which the ``timeout`` turns into a failure."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SWALLOWS_EVERY_STOP = '''
+from protocols.linux import Linux
+
+
+class Nested(Linux):
+    name = "nested"
+
+    def try_to_unmap_flush(self, task):
+        while True:
+            try:
+                try:
+                    while True:  # every tick lands here, inside both try blocks
+                        pass
+                except BaseException:
+                    continue
+            except BaseException:
+                pass
+'''
+
+SPINS = '''
+from protocols.linux import Linux
+
+
+class Spin(Linux):
+    name = "spin"
+
+    def try_to_unmap_flush(self, task):
+        while True:  # no interleaving point, nothing swallowed
+            pass
+'''
+
+
+def _flushcheck(cwd, *argv) -> tuple[int, str, str]:
+    """``flushcheck ARGV`` in a fresh process in ``cwd`` with a 1 s watchdog."""
+    code = ("import sys; from conformance import watchdog; watchdog.STUCK_S = 1; "
+            "from conformance.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=90)
+    return r.returncode, r.stdout, r.stderr
+
+
+def _last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_a_hook_that_swallows_every_stop_ends_the_run_with_its_reproducer(tmp_path):
+    (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
+    rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--repro-dir", "r")
+    last = _last_line(err)
+    assert rc == 1, (rc, out, err)
+    assert last.startswith("flushcheck: protocol error: Linux.try_to_unmap_flush_dirty ran "
+                           "for 1 s without returning (a loop with no interleaving point? "
+                           "nested.py:12), then swallowed the HookStuck"), last
+    assert "no exception can end it" in last and "Traceback" not in err
+    assert "PROTOCOL ERROR at step" in err and "reclaim[pfn0]" in err  # the timeline
+    assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
+    # the reproducer replays into the same stop; replay saves no reproducer of its own
+    rc, out, err = _flushcheck(tmp_path, "replay", "r/stuck-nested.json")
+    assert rc == 1 and _last_line(err) == last, (rc, out, err)
+    assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
+
+
+def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_path):
+    """A worker's ``os._exit`` breaks the pool, which read "a worker process died (killed by
+    the OS?)", exit 3, a flushcheck bug; the worker's words now reach the parent."""
+    (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
+    rc, out, err = _flushcheck(tmp_path, "certify", "nested.py", "--budget", "60", "--jobs", "2",
+                               "--repro-dir", "r")
+    assert rc == 1, (rc, out, err)
+    assert _last_line(err).endswith("no exception can end it, so flushcheck ends the run here "
+                                    "(in a worker process; its report is above)"), err
+    assert "died" not in err and "Traceback" not in err
+    assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
+
+
+def test_bound_workers_stop_a_hook_that_never_returns(tmp_path):
+    """``bound --jobs 2``'s workers ran no watchdog: a hook that never returns hung the
+    search for good, where one job reported it."""
+    (tmp_path / "spin.py").write_text(SPINS)
+    for jobs in ("1", "2"):
+        rc, out, err = _flushcheck(tmp_path, "bound", "spin.py", "-k", "1", "--jobs", jobs,
+                                   "--repro-dir", "r")
+        assert rc == 1, (jobs, rc, out, err)
+        assert "verdict   FAIL: PROTOCOL-ERROR with a program of 1 operation" in out, out
+        assert "HookStuck in reclaim[pfn0]: Linux.try_to_unmap_flush_dirty ran for" in out, out
