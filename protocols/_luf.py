@@ -40,7 +40,16 @@ so a bug only the series has may not show): v12 13/26's buddy allocator prefers 
 owe no flush (``pend_list``, ``non_luf_pages_ok``), where the model's allocator is LIFO and
 takes a LUF'd page, and flushes for it, sooner; 19/26 and 20/26 narrow 16/26's
 ``luf_flush(0)`` points to ``luf_flush_vma`` / ``luf_flush_mm`` / ``luf_flush_mapping``; 17/26
-skips CPUs whose per-CPU generation says they flushed since (``arch_tlbbatch_diet``).
+skips CPUs whose per-CPU generation says they flushed since (``arch_tlbbatch_diet``);
+16/26's ``fold_unmap_luf`` keys only the CPUs ``tlb_ubc`` does not already cover, and
+``try_to_unmap_flush_takeoff`` drops the CPUs it flushed from the task's batches
+(``arch_tlbbatch_done``, 01/26), where the model keys and flushes whole masks; 15/26 flushes
+(``luf_flush(0)`` in ``mapping_write_begin``) only on the ``->write_begin`` write paths,
+where the model flushes on every file write (iomap and FUSE writers get none in v12). 02-08,
+15 and 26 of v12 were read on 2026-12-05 for the rest: arch batch helpers, ``luf_key`` in
+``struct page``, ``luf_ugen`` wrap-around (``ugen_before``, 2^63 steps away here), the
+``luf_batch`` hash (16-bit keys skipping 0, collisions merge batches, unreachable within a
+run here) and a debug option no Kconfig can enable; none flushes later than the model.
 
 v12's flush when ``shrink_folio_list`` keeps a LUF-able folio and its ``can_luf_fail()``
 on an aborted walk are modelled in :class:`protocols.luf_v12.LufV12` (the hooks
