@@ -22,6 +22,12 @@ class Failure(AssertionError):
         """The verdict, the derived configuration and the per-CPU timeline."""
         m = self.machine
         out = [self.headline()]
+        if m is not None and isinstance(self, Violation):
+            from .guard import ALLOWED, kernel_write
+
+            wrote = kernel_write(self)  # the verdict follows from a hook's write, not a flush
+            if wrote is not None:
+                out.append(f"CAUSE: {wrote}; this verdict follows from that write: {ALLOWED}")
         if m is not None:
             out.append(f"protocol: {m.proto.name}   config: {m.cfg.describe()}")
             out.append("")
@@ -153,6 +159,10 @@ class ModelError(Failure):
             err = cls(f"uncaught {type(exc).__name__}: {describe(exc)}")
         err.machine = machine
         err.step = machine.trace.step if machine is not None else None
+        if isinstance(err, ModelError) and machine is not None:
+            from .guard import blame  # a hook that wrote kernel state: the protocol's error
+
+            return blame(err)
         return err
 
 

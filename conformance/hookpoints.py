@@ -101,6 +101,10 @@ _PAUSE = object()
 #: (:func:`watching`); None:
 #: nobody watches (the default: the Hypothesis machine, the explorer, the bounded check)
 _watch = None
+#: None, or while :func:`conformance.guard.blame` replays a MODEL ERROR: (take, tripped), the
+#: kernel state no hook may change, taken before each stretch of a hook's execution and
+#: handed to ``tripped(fn, before)`` after it
+_guard = None
 #: open :func:`atomic_section` blocks (only the running hook can open one: it cannot pause
 #: inside, so one counter serves every greenlet)
 _atomic_depth = 0
@@ -288,8 +292,13 @@ def _drive(fn, proto, args):
     run.trace = proto.arch.trace  # _HookArch.trace: a slot
     run.effect = run.last = None
     _active, _depth = run, 1
+    g = _guard
+    if g is not None:
+        before = g[0]()
     r = run.switch(fn, proto, args)  # the worker never raises: _RAISED
     run.depth, _active, _depth = _depth, None, 0
+    if g is not None:
+        g[1](fn, before)
     while r is _PAUSE:
         try:
             yield
@@ -304,8 +313,12 @@ def _drive(fn, proto, args):
         cur = getcurrent()
         if run.parent is not cur:  # resumed from another greenlet than it started in
             run.parent = cur
+        if g is not None:
+            before = g[0]()
         r = run.switch()
         run.depth, _active, _depth = _depth, None, 0
+        if g is not None:
+            g[1](fn, before)
     run.who = run.trace = None  # idle: nothing of this machine (effect, last: reset at start)
     _IDLE.append(run)
     if r is _RAISED:
@@ -716,11 +729,16 @@ def _atomic(name: str, fn, shares: bool):
     ``tlb_gather_mmu`` also makes the gather's ``free_pages`` an effect (:func:`freeing`)."""
     body = ("    global _depth\n"
             + ("    tlb.free_pages = freeing(tlb.free_pages)\n" if name == "tlb_gather_mmu" else "")
-            + "    _depth += 1\n"
+            + "    g = _guard if not _depth else None\n"
+              "    if g is not None:\n"
+              "        before = g[0]()\n"
+              "    _depth += 1\n"
               "    try:\n"
               "        r = fn(self, {args})\n"
               "    finally:\n"
               "        _depth -= 1\n"
+              "    if g is not None:\n"
+              "        g[1](fn, before)\n"
             + ("    return share(r)\n" if shares else "    return r\n"))
     return _generated(name, fn, body)
 

@@ -27,6 +27,7 @@ from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
 from .errors import Failure, HookRuleBroken, ModelError, ProtocolError, UsageError, describe
+from .guard import blame
 from .hookpoints import NONE_HELD, RETURNS_VALUE, bad_return, changed_locks, pointed_class
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
@@ -319,7 +320,7 @@ class Machine:
         self.failed = True
         e = ModelError(text)
         e.machine, e.step = self, self.trace.step
-        return e
+        return blame(e)  # a hook that wrote kernel state: the protocol's (conformance/guard.py)
 
     # -- kernel operations ----------------------------------------------------------
     def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str) -> Op:
@@ -365,6 +366,9 @@ class Machine:
             if isinstance(exc, ModelError):
                 self.failed = True
                 exc.machine, exc.step = self, self.trace.step
+                blamed = blame(exc)  # a hook that wrote kernel state (conformance/guard.py)
+                if blamed is not exc:
+                    raise blamed from exc
             raise
 
     def _finish(self, op: Op) -> None:

@@ -1,0 +1,147 @@
+"""Kernel state no hook may change: who is to blame for a MODEL ERROR.
+
+A hook gets the kernel's own objects (the mm, the VMA, the PTE, the task), as the kernel's
+functions get pointers; the hook API (conformance/protocol.py) lets it change TLBs (the
+arch primitives), ``mm->tlb_gen``, the gather it is handed, its own per-mm/VMA/task state,
+and free pages through the allocator. A hook that writes anything else (clears a PTE to
+"help", narrows a VMA, edits the page cache) leaves the model inconsistent, and the model
+then fails somewhere later, outside any hook: a MODEL ERROR, "a flushcheck bug", blamed on
+flushcheck for the protocol's write.
+
+So when a run ends in a MODEL ERROR, :func:`blame` replays its actions once more with this
+guard on: around each stretch of a hook's execution (from its call or resumption to its
+next point or its return; other CPUs' kernel code runs between stretches and changes this
+state rightly) it compares :func:`kernel_state` before and after. A change makes the run
+the protocol's error, naming the hook, the step and the first value it changed; the
+reproducer stays the MODEL ERROR's actions, whose replay blames it again. No guard runs
+on the per-step path: one ``None`` test per hook call (``hookpoints._guard``).
+
+Example::
+
+    >>> from conformance.machine import Machine
+    >>> from conformance.registry import load_protocol
+    >>> m = Machine(load_protocol("linux"))
+    >>> st = kernel_state(m)
+    >>> st["mm0 v0 pte"][:2], st == kernel_state(m)
+    (('present', 'pfn0'), True)
+"""
+from __future__ import annotations
+
+from .mm.mm_types import PTE_KIND_NAMES
+
+
+def kernel_state(m) -> dict:
+    """``{name: value}`` of the kernel state no hook may change (module doc): every PTE,
+    every mm's VMAs (not their protocol slot) and locks, the page and swap caches, the
+    swap map, the frames' contents, reverse maps and isolation, the files on disk. Not:
+    what the allocator's free changes (a frame's owner and flags, the free lists, the
+    gathers' references), ``tlb_flush_pending`` (the gather hooks keep it), ``tlb_gen``,
+    the TLBs, the protocol's own state. (Values are tuples of plain values, except a lock's
+    holder, an operation compared by identity.)"""
+    out = {}
+    for mm in m.mms:
+        n = f"mm{mm.id}"
+        for i, p in enumerate(mm.ptes):
+            out[f"{n} v{i} pte"] = (PTE_KIND_NAMES[p.kind], f"pfn{p.frame}", "W" if p.writable else "RO",
+                                    "D" if p.dirty else "-", "A" if p.accessed else "-",
+                                    f"slot{p.slot}", f"inst{p.inst}")
+        out[f"{n} vmas"] = tuple([(v.start, v.end, v.anon_id, v.file, v.pgoff, v.writable,
+                                   v.maywrite) for v in mm.vmas])
+        out[f"{n} mmap_lock"] = (mm.mmap_lock.readers, mm.mmap_lock.writer)
+        out[f"{n} ptls"] = tuple([lock.owner for lock in mm.ptls])
+        out[f"{n} exiting"] = (mm.exiting,)
+    mem = m.mem
+    out["frame contents"] = tuple(mem.value)
+    out["reverse maps"] = tuple([tuple(r.items()) for r in mem.rmap])
+    out["isolated"] = tuple(mem.isolated)
+    out["folio locks"] = tuple([lock.owner for lock in mem.folio_lock])
+    for f in mem.files:
+        out[f"file{f.id} page cache"] = tuple(f.cache.items())
+        out[f"file{f.id} on disk"] = tuple(f.disk)
+    out["swap cache"] = tuple(mem.swap_cache.items())
+    out["swap map"] = tuple(mem.swap_map)
+    out["swap slots"] = tuple(mem.swap)
+    return out
+
+
+def first_change(before: dict, after: dict) -> str | None:
+    """The first value that differs between two :func:`kernel_state` results, as
+    ``"NAME: OLD -> NEW"``, or None."""
+    for name, old in before.items():
+        new = after.get(name)
+        if new != old:
+            return f"{name}: {_shown(old)} -> {_shown(new)}"
+    return None
+
+
+def _shown(v) -> str:
+    if isinstance(v, tuple) and len(v) == 7 and v and v[0] in PTE_KIND_NAMES:
+        return " ".join(v)
+    text = repr(v)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def kernel_write(failure) -> str | None:
+    """Replay ``failure``'s actions with the guard on (module doc): the first hook that
+    changed :func:`kernel_state`, as "HOOK changed kernel state directly at step N (NAME:
+    OLD -> NEW)", or None (none did, no machine, or called inside a guarded replay). Cached
+    on the failure."""
+    from . import hookpoints
+    from .machine import Machine
+    from .reproducer import replay_actions
+
+    m = getattr(failure, "machine", None)
+    if m is None or hookpoints._guard is not None:
+        return None
+    if "_fc_kernel_write" in failure.__dict__:
+        return failure._fc_kernel_write
+    found = []
+    try:
+        r = Machine(type(m.proto), m.cfg, m.oracle.strict)  # the class is pointed already
+    except BaseException:  # noqa: BLE001 - no replay, no blame: the failure stands
+        return None
+
+    def take():
+        return kernel_state(r)
+
+    def tripped(fn, before):
+        if not found:
+            change = first_change(before, kernel_state(r))
+            if change is not None:
+                hook = getattr(fn, "__qualname__", getattr(fn, "__name__", "a hook"))
+                found.append(f"{hook} changed kernel state directly at step {r.trace.step} "
+                             f"({change})")
+
+    hookpoints._guard = (take, tripped)
+    try:
+        replay_actions(type(r.proto), r.cfg, r.oracle.strict, m.actions, machine=r)
+    except BaseException:  # noqa: BLE001 - what the replay ends in does not matter here
+        pass
+    finally:
+        hookpoints._guard = None
+        r.dispose()
+    failure._fc_kernel_write = found[0] if found else None
+    return failure._fc_kernel_write
+
+
+#: what a hook may change, for the reports
+ALLOWED = ("a hook may change TLBs, tlb_gen, its gather and its own state, and free pages, "
+           "nothing else (conformance/guard.py)")
+
+
+def blame(failure):
+    """``failure`` itself, or, when it is a MODEL ERROR and a hook changed
+    :func:`kernel_state` before it (:func:`kernel_write`), a ProtocolError saying so, with
+    ``failure``'s machine (its actions and timeline): the model failed because of the
+    protocol's write, not a flushcheck bug."""
+    from .errors import ModelError
+
+    if not isinstance(failure, ModelError):
+        return failure
+    wrote = kernel_write(failure)
+    if wrote is None:
+        return failure
+    e = failure.machine._protocol_error(f"HookRuleBroken: {wrote}: {ALLOWED}; the model then "
+                                        f"failed: {failure}")
+    e.__cause__ = failure
+    return e

@@ -1,0 +1,122 @@
+"""A hook that writes kernel state (conformance/guard.py): the protocol's error, not ours.
+
+Before 2026-12-05 a hook that pointed a PTE at a frame that does not exist ended certify
+in "MODEL ERROR (a flushcheck bug, please report)", exit 3, and one that dropped an mm's
+VMAs in a plain O1 violation that read like a missing flush."""
+from __future__ import annotations
+
+import collections
+
+from conformance import guard, hookpoints
+from conformance.config import MachineConfig
+from conformance.errors import ModelError, ProtocolError, Violation
+from conformance.litmus import corpus, run
+from conformance.registry import load_protocol, protocol_names
+from conformance.reproducer import load, replay, replay_actions, save
+from protocols.linux import Linux
+
+SC2017 = next(s for s in corpus() if s.name == "reclaim-vs-mprotect-2017")
+
+
+class PointsPtesNowhere(Linux):
+    name = "points_ptes_nowhere"
+
+    def flush_tlb_batched_pending(self, task, mm):
+        super().flush_tlb_batched_pending(task, mm)
+        for p in mm.ptes:  # every present PTE at a frame the machine does not have
+            if p.kind == 1:
+                p.frame = 999
+
+
+class DropsVmas(Linux):
+    name = "drops_vmas"
+
+    def flush_tlb_batched_pending(self, task, mm):
+        super().flush_tlb_batched_pending(task, mm)
+        mm.vmas.clear()  # the VMAs gone, their PTEs and rmap left
+
+
+def _madvise_dontneed(cls):
+    """What certify shrank PointsPtesNowhere's failure to: one MADV_DONTNEED, whose
+    ``flush_tlb_batched_pending`` points mm0's v0 at pfn999 before the zap reads it."""
+    cfg = MachineConfig(ncpus=4, nmms=2, vpages=2, ptes_per_table=1, nframes=10, nfiles=2,
+                        file_pages=2, swap_slots=6)
+    return replay_actions(cls, cfg, False, [("madvise", (2, 1, 1, "dontneed"))])
+
+
+def test_a_model_error_after_a_hooks_write_is_the_protocols_error(tmp_path):
+    f = _madvise_dontneed(PointsPtesNowhere)
+    assert isinstance(f, ProtocolError) and not isinstance(f, ModelError), f
+    assert ("HookRuleBroken: PointsPtesNowhere.flush_tlb_batched_pending changed kernel state "
+            "directly at step") in str(f), f
+    assert "-> present pfn999" in str(f) and "the model then failed: uncaught IndexError" in str(f)
+    # the reproducer keeps the actions up to the model's failure: its replay blames it again
+    path = save(f, str(tmp_path / "r.json"), picture=False)
+    again = replay(load(path), PointsPtesNowhere)
+    assert isinstance(again, ProtocolError) and again.headline() == f.headline()
+    # the same actions without the write: no failure
+    assert _madvise_dontneed(Linux) is None
+
+
+def test_a_violation_after_a_hooks_write_names_the_write_as_its_cause():
+    f = run(SC2017, DropsVmas)
+    assert isinstance(f, Violation), f
+    assert ("CAUSE: DropsVmas.flush_tlb_batched_pending changed kernel state directly at step "
+            in f.report()), f.report()
+    assert "vmas: ((" in f.report() and "-> ())" in f.report()
+    # a protocol's own bug has no such line: linux_4_3 fails this scenario by its flush alone
+    f = run(SC2017, load_protocol("linux_4_3"))
+    assert isinstance(f, Violation) and "CAUSE:" not in f.report()
+
+
+def test_no_reference_protocol_writes_kernel_state_in_any_litmus_cell(monkeypatch):
+    """The guard on around every hook of every protocol in protocols/ over the whole litmus
+    corpus: no change (a false blame would turn a protocol's verdict into a protocol error).
+    The fuzzing campaigns of 2026-12-05 ran with it on too (docs/SOUNDNESS.md)."""
+    from conformance.machine import Machine
+    cur, trips = {}, collections.Counter()
+    init = Machine.__init__
+
+    def tracked(self, *a, **k):
+        cur["m"] = self
+        init(self, *a, **k)
+
+    def take():
+        try:
+            return guard.kernel_state(cur["m"])
+        except AttributeError:  # the init hooks of a machine still being built
+            return None
+
+    def tripped(fn, before):
+        if before is not None:
+            change = guard.first_change(before, guard.kernel_state(cur["m"]))
+            if change is not None:
+                trips[(cur["m"].proto.name, change)] += 1
+
+    monkeypatch.setattr(Machine, "__init__", tracked)
+    monkeypatch.setattr(hookpoints, "_guard", (take, tripped))
+    cells = 0
+    for sc in corpus():
+        for name in protocol_names():
+            run(sc, load_protocol(name))
+            cells += 1
+    assert cells > 1000 and not trips, trips
+    # and the guard sees a write when there is one
+    run(SC2017, DropsVmas)
+    assert trips and all(p == "drops_vmas" for p, _ in trips)
+
+
+def test_kernel_state_names_what_changed():
+    from conformance.machine import Machine
+    m = Machine(Linux)
+    before = guard.kernel_state(m)
+    assert guard.first_change(before, guard.kernel_state(m)) is None
+    m.mms[0].ptes[1].writable = not m.mms[0].ptes[1].writable
+    change = guard.first_change(before, guard.kernel_state(m))
+    assert change is not None and change.startswith("mm0 v1 pte: present pfn")
+
+
+def test_blame_changes_only_a_model_error():
+    """A violation keeps its kind (its report names the cause), a protocol error stays."""
+    for f in (run(SC2017, DropsVmas), _madvise_dontneed(PointsPtesNowhere)):
+        assert f is not None and guard.blame(f) is f
