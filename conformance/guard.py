@@ -115,6 +115,8 @@ def kernel_write(failure) -> str | None:
     hookpoints._guard = (take, tripped)
     try:
         replay_actions(type(r.proto), r.cfg, r.oracle.strict, m.actions, machine=r)
+    except KeyboardInterrupt:
+        raise
     except BaseException:  # noqa: BLE001 - what the replay ends in does not matter here
         pass
     finally:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import sys
 import threading
 
+from .watchdog import before_stop
+
 #: seconds before the progress line appears
 DELAY = 2.0
 
@@ -62,7 +64,18 @@ class CertifyProgress:
             self._timer = threading.Timer(self.delay, self._start)
             self._timer.daemon = True
             self._timer.start()
+            # a hook that swallows every stop ends the process from the watchdog: take the
+            # line down first, or its report is drawn through it and the cursor stays hidden
+            self._stop_hook = before_stop(self._take_down)
+            self._stop_hook.__enter__()
         return self
+
+    def _take_down(self) -> None:
+        self._timer.cancel()
+        self._closed = True
+        if self._started:
+            self._progress.stop()
+            self._progress.console.show_cursor(True)
 
     def _start(self) -> None:
         with self._lock:
@@ -84,6 +97,7 @@ class CertifyProgress:
     def __exit__(self, *exc) -> None:
         if not self.enabled:
             return
+        self._stop_hook.__exit__(None, None, None)
         self._timer.cancel()
         with self._lock:
             self._closed = True

@@ -60,6 +60,21 @@ def pytest_configure(config):
         examples = (profile_examples(profile) if profile in PROFILES else None) \
             or DEFAULT_EXAMPLES
     config._flushcheck_examples = examples
+    global _CONFIG
+    _CONFIG = config
+
+
+#: the pytest config this plugin was configured with (None: fuzz called outside pytest)
+_CONFIG = None
+
+
+def _uncapture() -> None:
+    """Suspend pytest's output capture: called by the watchdog before it ends the process
+    for a hook that swallows every stop, whose report would stay in a capture file that
+    ``os._exit`` never shows (a review, 2026-12-05)."""
+    capman = _CONFIG.pluginmanager.getplugin("capturemanager") if _CONFIG is not None else None
+    if capman is not None:
+        capman.suspend_global_capture(in_=True)
 
 
 #: the test item running now (:func:`fuzz` files its Hypothesis statistics on it)
@@ -142,12 +157,12 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
         from hypothesis.statistics import collector
     except ImportError:  # pragma: no cover - a Hypothesis without it
         collector = None
-    from conformance.watchdog import watch
+    from conformance.watchdog import before_stop, watch
 
     try:
         # seed_only: the same examples whatever test modules this process collected; watch:
         # a hook that never returns is a protocol error, not a hung test run
-        with seed_only(), watch():
+        with seed_only(), watch(), before_stop(_uncapture):
             if collector is None:
                 test()
             else:

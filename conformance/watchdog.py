@@ -74,7 +74,8 @@ class _State:
     stuck = None  # the frame a HookStuck was raised in, while it still runs (swallowed)
     swallowed = 0  # ticks ``stuck`` has run on since its first HookStuck
     repro_dir = None  # where _stop_for_good saves a reproducer (None: it saves none)
-    note = None  # the file a worker's _stop_for_good leaves its words in for the parent
+    note = None  # (pid, file): where a worker's _stop_for_good leaves its words for pid
+    last_words = None  # what the note said when the watch() block that made it ended
 
 
 def _protocol_frames(frame) -> tuple:
@@ -142,14 +143,16 @@ def _stuck_text(f, inner) -> str:
 
 
 def _machine_on_stack(frame):
-    """The :class:`~conformance.machine.Machine` and operation whose step runs ``frame``
-    (``Machine._step``'s locals), or ``(None, None)``. A hook on its greenlet
-    (:mod:`conformance.hookpoints`) has its own stack: the step is on the stack of the
+    """The :class:`~conformance.machine.Machine` that runs ``frame`` and the operation whose
+    step it is (``Machine._step``'s locals; None for a hook called outside any step: a
+    context switch, an allocation, ``Machine.call_hook``), or ``(None, None)``: the
+    innermost frame of a machine's method. A hook on its greenlet
+    (:mod:`conformance.hookpoints`) has its own stack: its machine is on the stack of the
     greenlet that switched to it."""
     machine = sys.modules.get("conformance.machine")
     if machine is None:
         return None, None
-    step = machine.Machine._step.__code__
+    cls = machine.Machine
     stacks = [frame]
     hookpoints = sys.modules.get("conformance.hookpoints")
     run = getattr(hookpoints, "_active", None)
@@ -157,45 +160,100 @@ def _machine_on_stack(frame):
         stacks.append(run.parent.gr_frame)
     for f in stacks:
         while f is not None:
-            if f.f_code is step:
-                return f.f_locals.get("self"), f.f_locals.get("op")
+            if f.f_code.co_filename == machine.__file__:
+                loc = f.f_locals
+                m = loc.get("self")
+                if isinstance(m, cls):
+                    op = loc.get("op") if f.f_code is cls._step.__code__ else None
+                    return m, op
             f = f.f_back
     return None, None
 
 
+#: callables :func:`_stop_for_good` calls before it prints (a live progress line to take
+#: down, pytest's output capture to suspend): :func:`before_stop`
+_BEFORE_STOP: list = []
+
+
+@contextmanager
+def before_stop(fn):
+    """Have :func:`_stop_for_good` call ``fn()`` before it prints, while the block runs
+    (whatever ``fn`` raises is ignored: the process ends all the same)."""
+    _BEFORE_STOP.append(fn)
+    try:
+        yield
+    finally:
+        _BEFORE_STOP.remove(fn)
+
+
 def _stop_for_good(frame, f, inner) -> None:
     """End this process: the frame ``f`` swallowed every :class:`HookStuck` raised into it
-    for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Prints the
-    protocol error (with the operation's timeline and a saved reproducer when a machine's
-    step is on the stack), leaves the words for a parent process, exits 1 (a FAIL)."""
+    for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Leaves the
+    words for a parent process, prints the protocol error (with the operation's timeline
+    and a saved reproducer when a machine is on the stack), exits 1 (a FAIL). The timer is
+    off first: a tick during a slow report entered this function again, nested, for good
+    (a review, 2026-12-05)."""
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
     text = (f"{_stuck_text(f, inner)}, then swallowed the HookStuck raised into it at every "
             f"second for {_State.stuck_s} s more (a bare `except:` or `except BaseException:` "
             "in a loop?): no exception can end it, so flushcheck ends the run here")
     lines = []
     try:
+        note = _State.note
+        if note is not None and os.getpid() != note[0]:  # a worker: its parent says it
+            fd = os.open(note[1], os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, (text.replace("\n", " ") + "\n").encode())
+            finally:
+                os.close(fd)
+    except BaseException:  # noqa: BLE001 - the parent then says "a worker died"
+        pass
+    try:
         m, op = _machine_on_stack(frame)
         if m is not None:
-            failure = m._protocol_error(f"HookStuck in {op.label if op else 'a hook'}: {text}", op)
+            who = op.label if op is not None else "a hook called outside any operation"
+            failure = m._protocol_error(f"HookStuck in {who}: {text}", op)
             lines.append(failure.report(last=None))
             if _State.repro_dir is not None:
-                from .reproducer import save
-
-                # no picture: drawing one replays the actions, on greenlets, from inside
-                # the stuck hook's own greenlet (2026-12-05: the search went on under it)
-                path = save(failure, os.path.join(_State.repro_dir, f"stuck-{m.proto.name}.json"),
-                            picture=False)
-                lines.append(f"reproducer {path}  (flushcheck replay {path})")
-        if _State.note is not None and os.getpid() != _State.note[0]:
-            with open(_State.note[1], "w") as fh:
-                fh.write(text)
+                lines.append(_save_stuck(failure, m))
     except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
         lines.append(f"flushcheck: (no reproducer: {type(exc).__name__}: {exc})")
     lines.append(f"flushcheck: protocol error: {text}")
+    for fn in list(_BEFORE_STOP):
+        try:
+            fn()
+        except BaseException:  # noqa: BLE001 - as above
+            pass
     try:
-        print("\n".join(lines), file=sys.stderr, flush=True)
         sys.stdout.flush()
+        print("\n".join(lines), file=sys.stderr, flush=True)
     finally:
+        if note is not None and os.getpid() == note[0]:
+            _remove(note[1])
         os._exit(1)
+
+
+def _save_stuck(failure, m) -> str:
+    """Save ``failure``'s reproducer as ``stuck-NAME.json`` in the repro directory, whole or
+    not at all (two workers may stop at once: each writes its own file, then renames it);
+    the line that names it."""
+    from .reproducer import save
+
+    path = os.path.join(_State.repro_dir, f"stuck-{m.proto.name}.json")
+    mine = f"{path}.{os.getpid()}.tmp"
+    # no picture: drawing one replays the actions, on greenlets, from inside the stuck
+    # hook's own greenlet (2026-12-05: the search went on under it)
+    save(failure, mine, picture=False)
+    os.replace(mine, path)
+    return f"reproducer {path}  (flushcheck replay {path})"
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def save_reproducers_in(directory: str | None) -> None:
@@ -205,18 +263,17 @@ def save_reproducers_in(directory: str | None) -> None:
 
 
 def stopped_for_good() -> str | None:
-    """What a worker process's :func:`_stop_for_good` said before it ended, in the process
-    that started the watchdog (the pool's parent); None when no worker stopped so. Read
-    once: the file is removed."""
+    """What a worker process's :func:`_stop_for_good` said before it ended (the first that
+    did), in the process that started the watchdog (the pool's parent), also once its
+    :func:`watch` block has ended with the pool's error; None when no worker stopped so."""
     if _State.note is None or os.getpid() != _State.note[0]:
-        return None
+        return _State.last_words
     try:
         with open(_State.note[1]) as fh:
-            text = fh.read()
-        os.unlink(_State.note[1])
+            text = fh.readline().strip()
     except OSError:
         return None
-    return text
+    return text or None
 
 
 def start(stuck_s: int | None = None) -> bool:
@@ -225,10 +282,13 @@ def start(stuck_s: int | None = None) -> bool:
     workers that call this too)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return False
-    if _State.note is None:  # the first process to start one: its workers are forks of it
-        _State.note = (os.getpid(), os.path.join(
-            tempfile.gettempdir(), f"flushcheck-stopped-{os.getpid()}.txt"))
-        stopped_for_good()  # one an earlier process of this pid left
+    if _State.note is None:  # not a forked worker, which keeps its parent's
+        # this process's note, where its forked workers write (a fresh file of its own,
+        # mkstemp's: no earlier process's, no one else's link); removed by stop()
+        fd, path = tempfile.mkstemp(prefix="flushcheck-stopped-", suffix=".txt")
+        os.close(fd)
+        _State.note = (os.getpid(), path)
+    _State.last_words = None
     _State.stuck_s = STUCK_S if stuck_s is None else stuck_s
     _State.frame, _State.ticks, _State.stuck, _State.swallowed = None, 0, None, 0
     signal.signal(signal.SIGALRM, _tick)
@@ -242,6 +302,9 @@ def stop() -> None:
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    if _State.note is not None and _State.note[0] == os.getpid():
+        _remove(_State.note[1])
+    _State.note = None
     _State.frame, _State.stuck, _State.active = None, None, False
 
 
@@ -252,6 +315,10 @@ def watch(stuck_s: int | None = None):
     started = not _State.active and start(stuck_s)
     try:
         yield
+    except BaseException:
+        if started:  # a worker's last words, read before stop() removes the note
+            _State.last_words = stopped_for_good()
+        raise
     finally:
         if started:
             stop()

@@ -46,14 +46,19 @@ class Spin(Linux):
 '''
 
 
-def _flushcheck(cwd, *argv) -> tuple[int, str, str]:
-    """``flushcheck ARGV`` in a fresh process in ``cwd`` with a 1 s watchdog."""
-    code = ("import sys; from conformance import watchdog; watchdog.STUCK_S = 1; "
-            "from conformance.cli import main; sys.exit(main(sys.argv[1:]))")
+def _run(cwd, argv) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=90)
+    r = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=90)
     return r.returncode, r.stdout, r.stderr
+
+
+def _flushcheck(cwd, *argv, stuck_s: int = 1, before: str = "") -> tuple[int, str, str]:
+    """``flushcheck ARGV`` in a fresh process in ``cwd`` with a ``stuck_s`` watchdog, after
+    the Python statements ``before``."""
+    code = (f"import sys; from conformance import watchdog; watchdog.STUCK_S = {stuck_s}\n"
+            f"{before}\nfrom conformance.cli import main; sys.exit(main(sys.argv[1:]))")
+    return _run(cwd, ["-c", code, *argv])
 
 
 def _last_line(text: str) -> str:
@@ -61,18 +66,22 @@ def _last_line(text: str) -> str:
 
 
 def test_a_hook_that_swallows_every_stop_ends_the_run_with_its_reproducer(tmp_path):
+    """A stop in the process itself (bound's one job), after the watchdog's 2 s and 2 s
+    more of HookStuck swallowed."""
     (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
-    rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--repro-dir", "r")
+    rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--repro-dir", "r",
+                               stuck_s=2)
     last = _last_line(err)
     assert rc == 1, (rc, out, err)
     assert last.startswith("flushcheck: protocol error: Linux.try_to_unmap_flush_dirty ran "
-                           "for 1 s without returning (a loop with no interleaving point? "
-                           "nested.py:12), then swallowed the HookStuck"), last
+                           "for 2 s without returning (a loop with no interleaving point? "
+                           "nested.py:12), then swallowed the HookStuck raised into it at "
+                           "every second for 2 s more"), last
     assert "no exception can end it" in last and "Traceback" not in err
     assert "PROTOCOL ERROR at step" in err and "reclaim[pfn0]" in err  # the timeline
     assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
     # the reproducer replays into the same stop; replay saves no reproducer of its own
-    rc, out, err = _flushcheck(tmp_path, "replay", "r/stuck-nested.json")
+    rc, out, err = _flushcheck(tmp_path, "replay", "r/stuck-nested.json", stuck_s=2)
     assert rc == 1 and _last_line(err) == last, (rc, out, err)
     assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
 
@@ -100,3 +109,48 @@ def test_bound_workers_stop_a_hook_that_never_returns(tmp_path):
         assert rc == 1, (jobs, rc, out, err)
         assert "verdict   FAIL: PROTOCOL-ERROR with a program of 1 operation" in out, out
         assert "HookStuck in reclaim[pfn0]: Linux.try_to_unmap_flush_dirty ran for" in out, out
+
+
+def test_a_slow_report_does_not_let_the_next_tick_in(tmp_path):
+    """The timer ran on while the stop wrote its report: a tick during a report slower than
+    a second entered the stop again, nested, for good (a review, 2026-12-05)."""
+    (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
+    slow_save = ("import time; from conformance import reproducer; _save = reproducer.save; "
+                 "reproducer.save = lambda *a, **k: (time.sleep(2.5), _save(*a, **k))[1]")
+    rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--repro-dir", "r",
+                               before=slow_save)
+    assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
+    assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
+
+
+SWALLOWS_IN_CONTEXT_SWITCH = SWALLOWS_EVERY_STOP.replace(
+    "def try_to_unmap_flush(self, task):", "def context_switch(self, cpu_id, prev, next_mm):")
+
+
+def test_a_hook_called_outside_any_step_gets_its_timeline_and_reproducer(tmp_path):
+    """``context_switch`` runs outside any operation's step: the stop found no machine (it
+    looked for ``Machine._step`` alone) and saved no reproducer."""
+    (tmp_path / "ctx.py").write_text(SWALLOWS_IN_CONTEXT_SWITCH)
+    rc, out, err = _flushcheck(tmp_path, "certify", "ctx.py", "--budget", "60", "--jobs", "1",
+                               "--repro-dir", "r")
+    assert rc == 1 and "Nested.context_switch ran for 1 s" in _last_line(err), (rc, out, err)
+    assert "HookStuck in a hook called outside any operation" in err
+    assert os.listdir(tmp_path / "r") == ["stuck-ctx.json"]  # the protocol's name: its file's
+
+
+def test_under_pytest_the_stop_shows_its_report(tmp_path):
+    """The pytest plugin's ``fuzz`` ran under pytest's output capture, which ``os._exit``
+    never printed: the session ended with no word of why (a review, 2026-12-05)."""
+    (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
+    (tmp_path / "test_nested.py").write_text(
+        "from conformance import watchdog\n"
+        "from conformance.pytest_plugin import fuzz\n"
+        "from nested import Nested\n\n"
+        "watchdog.STUCK_S = 1\n\n\n"
+        "def test_fuzz():\n"
+        "    fuzz(Nested, examples=50, seed=0, shrink=False)\n")
+    rc, out, err = _run(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                   "test_nested.py"])
+    assert rc == 1 and "no exception can end it, so flushcheck ends the run here" in out + err, \
+        (rc, out, err)
+    assert "PROTOCOL ERROR at step" in out + err
