@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import collections
 
+import pytest
+
 from conformance import guard, hookpoints
 from conformance.config import MachineConfig
 from conformance.errors import ModelError, ProtocolError, Violation
@@ -120,3 +122,50 @@ def test_blame_changes_only_a_model_error():
     """A violation keeps its kind (its report names the cause), a protocol error stays."""
     for f in (run(SC2017, DropsVmas), _madvise_dontneed(PointsPtesNowhere)):
         assert f is not None and guard.blame(f) is f
+
+
+class WritesInAnAtomicHook(Linux):
+    name = "writes_in_an_atomic_hook"
+
+    def fault_install_pte(self, task, mm, vma, vpage, pte, write):
+        mm.ptes[vpage].accessed = not mm.ptes[vpage].accessed  # atomic: one stretch
+
+
+class WritesAfterAPoint(Linux):
+    name = "writes_after_a_point"
+
+    def flush_tlb_batched_pending(self, task, mm):
+        self.arch.flush_tlb_mm(mm)
+        self.arch.flush_tlb_mm(mm)  # a second effect: a point before it, a second stretch
+        mm.ptes[0].accessed = not mm.ptes[0].accessed
+
+
+@pytest.mark.parametrize("cls, actions, hook", [
+    (WritesInAnAtomicHook, [("fault", (0, 0, True))], "WritesInAnAtomicHook.fault_install_pte"),
+    (WritesAfterAPoint, [("madvise", (0, 1, 1, "dontneed"))],
+     "WritesAfterAPoint.flush_tlb_batched_pending"),
+])
+def test_the_guard_sees_atomic_hooks_and_later_stretches(cls, actions, hook):
+    """A write in an atomic hook (its generated wrapper), and one in a pausable hook's
+    second stretch (after a point): each named. The failure here is made up (the writes
+    break nothing visible); ``kernel_write`` replays its machine's actions (the operation
+    run to its end: ``replay_actions`` drains)."""
+    from conformance.machine import Machine
+    cfg = MachineConfig(ncpus=2, nmms=1, vpages=2, ptes_per_table=1, nframes=4, nfiles=1,
+                        file_pages=1, swap_slots=2, populate=cls is WritesAfterAPoint)
+    m = Machine(cls, cfg)
+    replay_actions(cls, cfg, False, actions, machine=m)
+    made_up = Violation("C1", "made up")
+    made_up.machine = m
+    wrote = guard.kernel_write(made_up)
+    assert wrote is not None and wrote.startswith(f"{hook} changed kernel state directly"), \
+        (wrote, m.actions)
+
+
+def test_a_model_error_no_hook_caused_stays_a_model_error():
+    """A MODEL ERROR of a run whose hooks wrote nothing is ours, and says so."""
+    from conformance.machine import Machine
+    m = Machine(Linux)
+    replay_actions(Linux, m.cfg, False, [("madvise", (0, 1, 1, "dontneed"))], machine=m)
+    e = m._model_error("injected")
+    assert type(e) is ModelError and guard.kernel_write(e) is None
