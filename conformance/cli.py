@@ -934,8 +934,8 @@ def _main(argv) -> int:
         bug = exc
     except Exception as exc:
         if _worker_died(exc) and (words := stopped_for_good()) is not None:
-            print(f"flushcheck: protocol error: {words} (in a worker process; its report is "
-                  "above)", file=sys.stderr)
+            # its reproducer saved, and the one-line error (conformance/watchdog.py)
+            print(f"{words} (in a worker process; its report is above)", file=sys.stderr)
             return EXIT_FAIL
         if _worker_died(exc):
             print("flushcheck: error: a worker process died in the middle of its work (killed "

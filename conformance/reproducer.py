@@ -76,10 +76,7 @@ def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
         >>> os.path.exists("repro/linux_4_13-1.html")         # doctest: +SKIP
         True
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(to_dict(failure, seed), fh, indent=1)
-        fh.write("\n")
+    write_dict(to_dict(failure, seed), path)
     if picture and failure.machine is not None:
         from .picture import html_path, write_html
 
@@ -88,6 +85,24 @@ def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
         except Exception as exc:  # a drawing bug must not lose the verdict  # noqa: BLE001
             print(f"flushcheck: warning: no picture for {path}: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
+    return path
+
+
+def write_dict(data: dict, path: str, whole: bool = False) -> str:
+    """Write reproducer ``data`` (:func:`to_dict`) to ``path``, directories created;
+    ``whole``: whole or not at all (a file of its own, then renamed: for paths two
+    processes may write at once)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    mine = f"{path}.{os.getpid()}.tmp" if whole else path
+    try:
+        with open(mine, "w") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+        if whole:
+            os.replace(mine, path)
+    finally:
+        if whole and os.path.exists(mine):
+            os.unlink(mine)
     return path
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -74,7 +75,7 @@ class _State:
     stuck = None  # the frame a HookStuck was raised in, while it still runs (swallowed)
     swallowed = 0  # ticks ``stuck`` has run on since its first HookStuck
     repro_dir = None  # where _stop_for_good saves a reproducer (None: it saves none)
-    note = None  # (pid, file): where a worker's _stop_for_good leaves its words for pid
+    note = None  # (pid, directory): where a worker's _stop_for_good leaves its words for pid
     last_words = None  # what the note said when the watch() block that made it ended
 
 
@@ -188,35 +189,36 @@ def before_stop(fn):
 
 def _stop_for_good(frame, f, inner) -> None:
     """End this process: the frame ``f`` swallowed every :class:`HookStuck` raised into it
-    for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Leaves the
-    words for a parent process, prints the protocol error (with the operation's timeline
-    and a saved reproducer when a machine is on the stack), exits 1 (a FAIL). The timer is
-    off first: a tick during a slow report entered this function again, nested, for good
-    (a review, 2026-12-05)."""
+    for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Prints the
+    protocol error (with the operation's timeline when a machine is on the stack) and
+    exits 1 (a FAIL). In the process that runs the command, the reproducer is saved in the
+    repro directory; a forked worker hands its words and reproducer to its parent instead
+    (:func:`_leave_words`; the parent, which stops the other workers when one ends, saves
+    it: a worker of two stopping at once was killed half-way through writing it). The
+    timer is off first: a tick during a slow report entered this function again, nested,
+    for good (a review, 2026-12-05)."""
     signal.setitimer(signal.ITIMER_REAL, 0, 0)
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
     text = (f"{_stuck_text(f, inner)}, then swallowed the HookStuck raised into it at every "
             f"second for {_State.stuck_s} s more (a bare `except:` or `except BaseException:` "
             "in a loop?): no exception can end it, so flushcheck ends the run here")
+    note = _State.note
+    worker = note is not None and os.getpid() != note[0]
+    if worker:
+        _leave_words(note[1], text, None)  # the words first: the parent may kill us soon
     lines = []
-    try:
-        note = _State.note
-        if note is not None and os.getpid() != note[0]:  # a worker: its parent says it
-            fd = os.open(note[1], os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(fd, (text.replace("\n", " ") + "\n").encode())
-            finally:
-                os.close(fd)
-    except BaseException:  # noqa: BLE001 - the parent then says "a worker died"
-        pass
     try:
         m, op = _machine_on_stack(frame)
         if m is not None:
             who = op.label if op is not None else "a hook called outside any operation"
             failure = m._protocol_error(f"HookStuck in {who}: {text}", op)
             lines.append(failure.report(last=None))
-            if _State.repro_dir is not None:
-                lines.append(_save_stuck(failure, m))
+            if worker:
+                from .reproducer import to_dict
+
+                _leave_words(note[1], text, to_dict(failure))
+            elif _State.repro_dir is not None:
+                lines.append(_save_stuck(failure))
     except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
         lines.append(f"flushcheck: (no reproducer: {type(exc).__name__}: {exc})")
     lines.append(f"flushcheck: protocol error: {text}")
@@ -229,30 +231,40 @@ def _stop_for_good(frame, f, inner) -> None:
         sys.stdout.flush()
         print("\n".join(lines), file=sys.stderr, flush=True)
     finally:
-        if note is not None and os.getpid() == note[0]:
-            _remove(note[1])
+        if note is not None and not worker:
+            shutil.rmtree(note[1], ignore_errors=True)
         os._exit(1)
 
 
-def _save_stuck(failure, m) -> str:
-    """Save ``failure``'s reproducer as ``stuck-NAME.json`` in the repro directory, whole or
-    not at all (two workers may stop at once: each writes its own file, then renames it);
-    the line that names it."""
-    from .reproducer import save
+def _save_stuck(failure) -> str:
+    """Save ``failure``'s reproducer as ``stuck-NAME.json`` in the repro directory; the line
+    that names it. No picture: drawing one replays the actions, on greenlets, from inside
+    the stuck hook's own greenlet (2026-12-05: the search went on under it)."""
+    from .reproducer import to_dict, write_dict
 
-    path = os.path.join(_State.repro_dir, f"stuck-{m.proto.name}.json")
-    mine = f"{path}.{os.getpid()}.tmp"
-    # no picture: drawing one replays the actions, on greenlets, from inside the stuck
-    # hook's own greenlet (2026-12-05: the search went on under it)
-    save(failure, mine, picture=False)
-    os.replace(mine, path)
+    return _saved_line(write_dict(to_dict(failure), _stuck_path(failure.machine.proto.name),
+                                  whole=True))
+
+
+def _stuck_path(name: str) -> str:
+    return os.path.join(_State.repro_dir, f"stuck-{name}.json")
+
+
+def _saved_line(path: str) -> str:
     return f"reproducer {path}  (flushcheck replay {path})"
 
 
-def _remove(path: str) -> None:
+def _leave_words(directory: str, text: str, reproducer) -> None:
+    """A worker's words and reproducer (or None) for its parent, as ``PID.json`` in the
+    note directory, whole or not at all (written aside, then renamed)."""
+    import json
+
     try:
-        os.unlink(path)
-    except OSError:
+        path = os.path.join(directory, f"{os.getpid()}.json")
+        with open(path + ".tmp", "w") as fh:
+            json.dump({"text": text, "reproducer": reproducer}, fh)
+        os.replace(path + ".tmp", path)
+    except BaseException:  # noqa: BLE001 - the parent then says "a worker died"
         pass
 
 
@@ -263,17 +275,43 @@ def save_reproducers_in(directory: str | None) -> None:
 
 
 def stopped_for_good() -> str | None:
-    """What a worker process's :func:`_stop_for_good` said before it ended (the first that
-    did), in the process that started the watchdog (the pool's parent), also once its
-    :func:`watch` block has ended with the pool's error; None when no worker stopped so."""
+    """In the process that started the watchdog (a pool's parent), once a worker's
+    :func:`_stop_for_good` ended it: what it said, plus the line naming its reproducer,
+    saved now in the repro directory (the worker's that wrote one first); None when no
+    worker stopped so. Also after the :func:`watch` block has ended with the pool's error."""
     if _State.note is None or os.getpid() != _State.note[0]:
         return _State.last_words
+    import json
+
+    words = []
     try:
-        with open(_State.note[1]) as fh:
-            text = fh.readline().strip()
+        names = os.listdir(_State.note[1])
     except OSError:
         return None
-    return text or None
+    for name in names:
+        if name.endswith(".json"):
+            path = os.path.join(_State.note[1], name)
+            try:
+                with open(path) as fh:
+                    words.append((json.load(fh), os.stat(path).st_mtime_ns, name))
+            except (OSError, ValueError):
+                continue
+    if not words:
+        return None
+    # the first reproducer written, else the first words
+    words.sort(key=lambda w: (w[0].get("reproducer") is None, w[1], w[2]))
+    rec = words[0][0]
+    text = rec.get("text") or "a worker's hook never returned"
+    repro = rec.get("reproducer")
+    if isinstance(repro, dict) and _State.repro_dir is not None:
+        from .reproducer import write_dict
+
+        try:
+            saved = write_dict(repro, _stuck_path(repro.get("protocol", "protocol")), whole=True)
+            return f"{_saved_line(saved)}\nflushcheck: protocol error: {text}"
+        except OSError:
+            pass
+    return f"flushcheck: protocol error: {text}"
 
 
 def start(stuck_s: int | None = None) -> bool:
@@ -283,11 +321,9 @@ def start(stuck_s: int | None = None) -> bool:
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return False
     if _State.note is None:  # not a forked worker, which keeps its parent's
-        # this process's note, where its forked workers write (a fresh file of its own,
-        # mkstemp's: no earlier process's, no one else's link); removed by stop()
-        fd, path = tempfile.mkstemp(prefix="flushcheck-stopped-", suffix=".txt")
-        os.close(fd)
-        _State.note = (os.getpid(), path)
+        # this process's note, where its forked workers leave their words (a directory of
+        # its own, mkdtemp's: no earlier process's, no one else's); removed by stop()
+        _State.note = (os.getpid(), tempfile.mkdtemp(prefix="flushcheck-stopped-"))
     _State.last_words = None
     _State.stuck_s = STUCK_S if stuck_s is None else stuck_s
     _State.frame, _State.ticks, _State.stuck, _State.swallowed = None, 0, None, 0
@@ -303,7 +339,7 @@ def stop() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if _State.note is not None and _State.note[0] == os.getpid():
-        _remove(_State.note[1])
+        shutil.rmtree(_State.note[1], ignore_errors=True)
     _State.note = None
     _State.frame, _State.stuck, _State.active = None, None, False
 

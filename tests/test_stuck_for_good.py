@@ -96,7 +96,13 @@ def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_
     assert _last_line(err).endswith("no exception can end it, so flushcheck ends the run here "
                                     "(in a worker process; its report is above)"), err
     assert "died" not in err and "Traceback" not in err
+    # the parent saves the reproducer a worker handed it (a worker killed half-way through
+    # writing it left a .tmp file beside it)
+    assert err.strip().splitlines()[-2] == ("reproducer r/stuck-nested.json  (flushcheck "
+                                            "replay r/stuck-nested.json)"), err
     assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
+    rc, out, err = _flushcheck(tmp_path, "replay", "r/stuck-nested.json")
+    assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
 
 
 def test_bound_workers_stop_a_hook_that_never_returns(tmp_path):
