@@ -910,8 +910,11 @@ def _main(argv) -> int:
         # a protocol frame that never returns is stopped (conformance/watchdog.py); one that
         # swallows every stop ends the run with its reproducer where this command saves them
         save_reproducers_in(getattr(args, "repro_dir", None))
-        with watch():
-            return args.fn(args)
+        try:
+            with watch():
+                return args.fn(args)
+        finally:
+            save_reproducers_in(None)  # not a later library or pytest use's in this process
     except UsageError as exc:
         print(f"flushcheck: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -54,6 +54,9 @@ from .errors import Failure
 #: seconds one frame of protocol code may run before it counts as a loop
 STUCK_S = 5
 
+#: seconds :func:`_stop_for_good` may take for its report before the process ends anyway
+REPORT_S = 30
+
 #: the absolute paths of every loaded protocol's own files (``machine._protocol_files``)
 PROTOCOL_FILES: set = set()
 
@@ -111,6 +114,9 @@ def _swallowed_here(frame, outer) -> bool:
 
 
 def _tick(signum, frame) -> None:
+    note = _State.note
+    if note is not None and note[0] != os.getpid() and os.getppid() != note[0]:
+        os._exit(1)  # a pool worker whose parent is gone (killed): nobody wants its work
     inner, f = _protocol_frames(frame)
     if f is not None and f is _State.stuck:
         # still running after its HookStuck (a bare except, `except BaseException`, swallowed
@@ -180,11 +186,12 @@ _BEFORE_STOP: list = []
 def before_stop(fn):
     """Have :func:`_stop_for_good` call ``fn()`` before it prints, while the block runs
     (whatever ``fn`` raises is ignored: the process ends all the same)."""
-    _BEFORE_STOP.append(fn)
+    entry = (os.getpid(), fn)  # a forked worker inherits the list: not its parent's entries
+    _BEFORE_STOP.append(entry)
     try:
         yield
     finally:
-        _BEFORE_STOP.remove(fn)
+        _BEFORE_STOP.remove(entry)
 
 
 def _stop_for_good(frame, f, inner) -> None:
@@ -197,8 +204,10 @@ def _stop_for_good(frame, f, inner) -> None:
     it: a worker of two stopping at once was killed half-way through writing it). The
     timer is off first: a tick during a slow report entered this function again, nested,
     for good (a review, 2026-12-05)."""
-    signal.setitimer(signal.ITIMER_REAL, 0, 0)
-    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    # one last alarm, in case the report itself blocks (a lock a forked worker inherited
+    # held): then the process ends without it
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(1))
+    signal.setitimer(signal.ITIMER_REAL, REPORT_S, 0)
     text = (f"{_stuck_text(f, inner)}, then swallowed the HookStuck raised into it at every "
             f"second for {_State.stuck_s} s more (a bare `except:` or `except BaseException:` "
             "in a loop?): no exception can end it, so flushcheck ends the run here")
@@ -222,18 +231,32 @@ def _stop_for_good(frame, f, inner) -> None:
     except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
         lines.append(f"flushcheck: (no reproducer: {type(exc).__name__}: {exc})")
     lines.append(f"flushcheck: protocol error: {text}")
-    for fn in list(_BEFORE_STOP):
-        try:
-            fn()
-        except BaseException:  # noqa: BLE001 - as above
-            pass
+    for pid, fn in list(_BEFORE_STOP):
+        if pid == os.getpid():
+            try:
+                fn()
+            except BaseException:  # noqa: BLE001 - as above
+                pass
     try:
         sys.stdout.flush()
         print("\n".join(lines), file=sys.stderr, flush=True)
     finally:
         if note is not None and not worker:
             shutil.rmtree(note[1], ignore_errors=True)
+        _end_children()
         os._exit(1)
+
+
+def _end_children() -> None:
+    """Terminate this process's pool workers: ``os._exit`` runs no pool shutdown, and the
+    workers, which ignore Ctrl-C, ran on as orphans."""
+    try:
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.terminate()
+    except BaseException:  # noqa: BLE001 - the exit comes all the same
+        pass
 
 
 def _save_stuck(failure) -> str:
@@ -279,8 +302,11 @@ def stopped_for_good() -> str | None:
     :func:`_stop_for_good` ended it: what it said, plus the line naming its reproducer,
     saved now in the repro directory (the worker's that wrote one first); None when no
     worker stopped so. Also after the :func:`watch` block has ended with the pool's error."""
+    if _State.last_words is not None:  # read when the watch() block ended: once
+        words, _State.last_words = _State.last_words, None
+        return words
     if _State.note is None or os.getpid() != _State.note[0]:
-        return _State.last_words
+        return None
     import json
 
     words = []
@@ -294,6 +320,7 @@ def stopped_for_good() -> str | None:
             try:
                 with open(path) as fh:
                     words.append((json.load(fh), os.stat(path).st_mtime_ns, name))
+                os.unlink(path)  # read once: a later pool of this process starts clean
             except (OSError, ValueError):
                 continue
     if not words:
@@ -314,15 +341,17 @@ def stopped_for_good() -> str | None:
     return f"flushcheck: protocol error: {text}"
 
 
-def start(stuck_s: int | None = None) -> bool:
+def start(stuck_s: int | None = None, note: bool = False) -> bool:
     """Install the timer in this process (main thread only; False where it cannot be);
     ``stuck_s`` None: :data:`STUCK_S`, read now (a test's shorter one reaches the forked
-    workers that call this too)."""
+    workers that call this too). ``note``: make this process's note, where its forked
+    workers leave their words (:func:`watch`'s; a pool worker's initializer keeps the one
+    it inherited, or none: a directory it made would never be removed)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return False
-    if _State.note is None:  # not a forked worker, which keeps its parent's
-        # this process's note, where its forked workers leave their words (a directory of
-        # its own, mkdtemp's: no earlier process's, no one else's); removed by stop()
+    if note and (_State.note is None or _State.note[0] != os.getpid()):
+        # a directory of its own, mkdtemp's: no earlier process's, no one else's;
+        # removed by stop()
         _State.note = (os.getpid(), tempfile.mkdtemp(prefix="flushcheck-stopped-"))
     _State.last_words = None
     _State.stuck_s = STUCK_S if stuck_s is None else stuck_s
@@ -348,7 +377,7 @@ def stop() -> None:
 def watch(stuck_s: int | None = None):
     """The watchdog for the duration of the block (module doc); inside another one, that
     one stays (and keeps its ``stuck_s``)."""
-    started = not _State.active and start(stuck_s)
+    started = not _State.active and start(stuck_s, note=True)
     try:
         yield
     except BaseException:

@@ -121,8 +121,8 @@ def test_a_slow_report_does_not_let_the_next_tick_in(tmp_path):
     """The timer ran on while the stop wrote its report: a tick during a report slower than
     a second entered the stop again, nested, for good (a review, 2026-12-05)."""
     (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
-    slow_save = ("import time; from conformance import reproducer; _save = reproducer.save; "
-                 "reproducer.save = lambda *a, **k: (time.sleep(2.5), _save(*a, **k))[1]")
+    slow_save = ("import time; from conformance import reproducer; _write = reproducer.write_dict; "
+                 "reproducer.write_dict = lambda *a, **k: (time.sleep(2.5), _write(*a, **k))[1]")
     rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--repro-dir", "r",
                                before=slow_save)
     assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
