@@ -89,7 +89,7 @@ def save(failure: Failure, path: str, seed=None, picture: bool = True) -> str:
 
 
 def write_dict(data: dict, path: str, whole: bool = False) -> str:
-    """Write reproducer ``data`` (:func:`to_dict`) to ``path``, directories created;
+    """Write ``data`` (a reproducer, :func:`to_dict`, or any JSON) to ``path``, directories created;
     ``whole``: whole or not at all (a file of its own, then renamed: for paths two
     processes may write at once)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

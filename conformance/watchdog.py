@@ -21,8 +21,9 @@ no way to end a frame from outside that its own handlers cannot catch. After
 :data:`STUCK_S` more seconds of ``HookStuck`` raised at every tick, :func:`_stop_for_good`
 ends the process instead of hanging it: the protocol error on stderr with the operation's
 timeline, its reproducer saved where the command saves reproducers
-(:func:`save_reproducers_in`), and exit 1, a FAIL. A worker process leaves its words in a
-file the parent reads when the pool breaks (:func:`stopped_for_good`).
+(:func:`save_reproducers_in`), and exit 1, a FAIL. A worker process leaves its words and
+reproducer in its parent's note directory; the parent saves the reproducer when the pool
+breaks (:func:`stopped_for_good`).
 
 Cost: one signal a second, whatever the step rate. A hook runs for microseconds; a frame
 of protocol code still running after :data:`STUCK_S` seconds is stuck.
@@ -279,14 +280,12 @@ def _saved_line(path: str) -> str:
 
 def _leave_words(directory: str, text: str, reproducer) -> None:
     """A worker's words and reproducer (or None) for its parent, as ``PID.json`` in the
-    note directory, whole or not at all (written aside, then renamed)."""
-    import json
+    note directory, whole or not at all."""
+    from .reproducer import write_dict
 
     try:
-        path = os.path.join(directory, f"{os.getpid()}.json")
-        with open(path + ".tmp", "w") as fh:
-            json.dump({"text": text, "reproducer": reproducer}, fh)
-        os.replace(path + ".tmp", path)
+        write_dict({"text": text, "reproducer": reproducer},
+                   os.path.join(directory, f"{os.getpid()}.json"), whole=True)
     except BaseException:  # noqa: BLE001 - the parent then says "a worker died"
         pass
 

@@ -675,19 +675,14 @@ def _pool(ctx, jobs):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from ..executors import _ignore_sigint
+
     global _WORKER_CTX
     _WORKER_CTX = ctx  # inherited by the forked workers
     mp = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_worker_init)
-
-
-def _worker_init() -> None:
-    """A worker leaves Ctrl-C to the parent and runs its own watchdog, as certify's do
-    (``executors._ignore_sigint``): without it a hook that never returns hung ``bound
-    --jobs 2`` for good (2026-12-05), where one job reported a protocol error."""
-    from ..executors import _ignore_sigint
-
-    _ignore_sigint()
+    # the workers leave Ctrl-C to the parent and run their own watchdog, as certify's do:
+    # without it a hook that never returns hung `bound --jobs 2` for good (2026-12-05)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_ignore_sigint)
 
 
 def _close(pool, cancel: bool) -> None:
