@@ -162,7 +162,7 @@ class ModelError(Failure):
         if isinstance(err, ModelError) and machine is not None:
             from .guard import blame  # a hook that wrote kernel state: the protocol's error
 
-            return blame(err)
+            return blame(err, getattr(machine, "failing_op", None))
         return err
 
 

@@ -131,11 +131,12 @@ ALLOWED = ("a hook may change TLBs, tlb_gen, its gather and its own state, and f
            "nothing else (conformance/guard.py)")
 
 
-def blame(failure):
+def blame(failure, op=None):
     """``failure`` itself, or, when it is a MODEL ERROR and a hook changed
     :func:`kernel_state` before it (:func:`kernel_write`), a ProtocolError saying so, with
     ``failure``'s machine (its actions and timeline): the model failed because of the
-    protocol's write, not a flushcheck bug."""
+    protocol's write, not a flushcheck bug. Its ``!! PROTOCOL ERROR`` row goes to ``op``'s
+    CPU column, the operation that failed (none: CPU0's, as ``[hw]``)."""
     from .errors import ModelError
 
     if not isinstance(failure, ModelError):
@@ -144,6 +145,6 @@ def blame(failure):
     if wrote is None:
         return failure
     e = failure.machine._protocol_error(f"HookRuleBroken: {wrote}: {ALLOWED}; the model then "
-                                        f"failed: {failure}")
+                                        f"failed: {failure}", op)
     e.__cause__ = failure
     return e

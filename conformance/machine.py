@@ -156,6 +156,7 @@ class Machine:
         self.pte_insts = 0  # the last PTE instance handed out (new_pte_inst)
         self.consumer_frames: list[int] = []
         self.failed = False
+        self.failing_op: Op | None = None  # whose step raised an exception that is no Failure
         self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
@@ -311,7 +312,7 @@ class Machine:
         e.step = self.trace.step
         return e
 
-    def _model_error(self, text: str) -> ModelError:
+    def _model_error(self, text: str, op=None) -> ModelError:
         """A :class:`ModelError` of this machine at this step, for one raised outside an
         operation's step (which :meth:`_step` would give its machine): the end of an
         operation, a deadlock while draining, the other consumer's free. Without its
@@ -320,7 +321,7 @@ class Machine:
         self.failed = True
         e = ModelError(text)
         e.machine, e.step = self, self.trace.step
-        return blame(e)  # a hook that wrote kernel state: the protocol's (conformance/guard.py)
+        return blame(e, op)  # a hook that wrote kernel state: the protocol's (conformance/guard.py)
 
     # -- kernel operations ----------------------------------------------------------
     def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str) -> Op:
@@ -366,9 +367,11 @@ class Machine:
             if isinstance(exc, ModelError):
                 self.failed = True
                 exc.machine, exc.step = self, self.trace.step
-                blamed = blame(exc)  # a hook that wrote kernel state (conformance/guard.py)
+                blamed = blame(exc, op)  # a hook that wrote kernel state (conformance/guard.py)
                 if blamed is not exc:
                     raise blamed from exc
+            elif not isinstance(exc, Failure):
+                self.failing_op = op  # ModelError.uncaught's row goes to op's CPU column
             raise
 
     def _finish(self, op: Op) -> None:
@@ -376,7 +379,7 @@ class Machine:
         self.tlbs.cpus[op.cpu].op = None
         self.busy_cpus -= 1
         if op.held:
-            raise self._model_error(f"{op.label} returned holding {op.held}")
+            raise self._model_error(f"{op.label} returned holding {op.held}", op)
         self.trace.msg(op, "%s: return%s", op,
                        "" if op.result in (None, "ok") else f" ({op.result})")
         self.oracle.op_returned(op)

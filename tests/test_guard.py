@@ -52,6 +52,10 @@ def test_a_model_error_after_a_hooks_write_is_the_protocols_error(tmp_path):
     assert ("HookRuleBroken: PointsPtesNowhere.flush_tlb_batched_pending changed kernel state "
             "directly at step") in str(f), f
     assert "-> present pfn999" in str(f) and "the model then failed: uncaught IndexError" in str(f)
+    # its timeline row is the madvise's, on CPU2 (it went to CPU0's [hw] column until 2026-12-05)
+    (who,) = [w for _s, w, name, args in f.machine.trace.events
+              if name == "msg" and args[0].startswith("!! PROTOCOL ERROR")]
+    assert who is not None and who.cpu == 2 and who.name == "madvise", who
     # the reproducer keeps the actions up to the model's failure: its replay blames it again
     path = save(f, str(tmp_path / "r.json"), picture=False)
     again = replay(load(path), PointsPtesNowhere)
