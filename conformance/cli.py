@@ -938,7 +938,7 @@ def _main(argv) -> int:
     except Exception as exc:
         if _worker_died(exc) and (words := stopped_for_good()) is not None:
             # its reproducer saved, and the one-line error (conformance/watchdog.py)
-            print(f"{words} (in a worker process; its report is above)", file=sys.stderr)
+            print(f"{words} (in a worker process)", file=sys.stderr)
             return EXIT_FAIL
         if _worker_died(exc):
             print("flushcheck: error: a worker process died in the middle of its work (killed "

@@ -78,6 +78,11 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     lines.append(f"  ran       {counted(res.examples, 'example')}, {counted(res.steps, 'step')} in {res.elapsed_s:.1f} s "
                  f"({res.chunks} chunk{'' if res.chunks == 1 else 's'})"
                  + ("   (interrupted)" if res.interrupted else ""))
+    if res.uncounted:
+        lines.append(f"  note      {counted(res.uncounted, 'later chunk')} finished too but "
+                     f"{'is' if res.uncounted == 1 else 'are'} not counted: chunk "
+                     f"{res.chunks} was still running, and the counts are chunks 0 to "
+                     f"{res.chunks - 1}'s")
     if res.interrupted and not res.failures:
         lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in "
                      f"{counted(res.examples, 'example')}, {counted(res.steps, 'step')} before Ctrl-C")

@@ -200,9 +200,11 @@ def _stop_for_good(frame, f, inner) -> None:
     for :data:`STUCK_S` seconds, and nothing else can unwind it (module doc). Prints the
     protocol error (with the operation's timeline when a machine is on the stack) and
     exits 1 (a FAIL). In the process that runs the command, the reproducer is saved in the
-    repro directory; a forked worker hands its words and reproducer to its parent instead
-    (:func:`_leave_words`; the parent, which stops the other workers when one ends, saves
-    it: a worker of two stopping at once was killed half-way through writing it). The
+    repro directory; a forked worker prints nothing and hands its words, report and
+    reproducer to its parent instead (:func:`_leave_words`; the parent, which stops the
+    other workers when one ends, prints one report and saves its reproducer: a worker of two
+    stopping at once was killed half-way through writing it, and two printed two reports;
+    certify's parent runs the chunks in flight again itself, ``certify._rerun_here``). The
     timer is off first: a tick during a slow report entered this function again, nested,
     for good (a review, 2026-12-05)."""
     # one last alarm, in case the report itself blocks (a lock a forked worker inherited
@@ -226,7 +228,7 @@ def _stop_for_good(frame, f, inner) -> None:
             if worker:
                 from .reproducer import to_dict
 
-                _leave_words(note[1], text, to_dict(failure))
+                _leave_words(note[1], text, to_dict(failure), lines[-1])
             elif _State.repro_dir is not None:
                 lines.append(_save_stuck(failure))
     except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
@@ -240,7 +242,9 @@ def _stop_for_good(frame, f, inner) -> None:
                 pass
     try:
         sys.stdout.flush()
-        print("\n".join(lines), file=sys.stderr, flush=True)
+        if not worker:  # a worker's report is its parent's to print (stopped_for_good): it
+            # prints one, the lowest chunk's, where every stuck worker printed its own
+            print("\n".join(lines), file=sys.stderr, flush=True)
     finally:
         if note is not None and not worker:
             shutil.rmtree(note[1], ignore_errors=True)
@@ -278,13 +282,13 @@ def _saved_line(path: str) -> str:
     return f"reproducer {path}  (flushcheck replay {path})"
 
 
-def _leave_words(directory: str, text: str, reproducer) -> None:
-    """A worker's words and reproducer (or None) for its parent, as ``PID.json`` in the
-    note directory, whole or not at all."""
+def _leave_words(directory: str, text: str, reproducer, report: str | None = None) -> None:
+    """A worker's words, reproducer (or None) and report with its timeline (or None) for
+    its parent, as ``PID.json`` in the note directory, whole or not at all."""
     from .reproducer import write_dict
 
     try:
-        write_dict({"text": text, "reproducer": reproducer},
+        write_dict({"text": text, "reproducer": reproducer, "report": report},
                    os.path.join(directory, f"{os.getpid()}.json"), whole=True)
     except BaseException:  # noqa: BLE001 - the parent then says "a worker died"
         pass
@@ -294,6 +298,17 @@ def save_reproducers_in(directory: str | None) -> None:
     """Where :func:`_stop_for_good` saves a reproducer (a command's ``--repro-dir``); None:
     it saves none (``replay``, which re-runs one)."""
     _State.repro_dir = directory
+
+
+def a_worker_stopped() -> bool:
+    """In the process that started the watchdog: has one of its forked workers left its
+    words (:func:`_stop_for_good`)? They stay for :func:`stopped_for_good`."""
+    if _State.note is None or os.getpid() != _State.note[0]:
+        return False
+    try:
+        return any(n.endswith(".json") for n in os.listdir(_State.note[1]))
+    except OSError:
+        return False
 
 
 def stopped_for_good() -> str | None:
@@ -329,15 +344,17 @@ def stopped_for_good() -> str | None:
     rec = words[0][0]
     text = rec.get("text") or "a worker's hook never returned"
     repro = rec.get("reproducer")
+    report = rec.get("report")
+    head = f"{report}\n" if isinstance(report, str) else ""
     if isinstance(repro, dict) and _State.repro_dir is not None:
         from .reproducer import write_dict
 
         try:
             saved = write_dict(repro, _stuck_path(repro.get("protocol", "protocol")), whole=True)
-            return f"{_saved_line(saved)}\nflushcheck: protocol error: {text}"
+            return f"{head}{_saved_line(saved)}\nflushcheck: protocol error: {text}"
         except OSError:
             pass
-    return f"flushcheck: protocol error: {text}"
+    return f"{head}flushcheck: protocol error: {text}"
 
 
 def start(stuck_s: int | None = None, note: bool = False) -> bool:

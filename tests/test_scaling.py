@@ -527,3 +527,27 @@ def test_ctrl_c_while_a_worker_shrinks_keeps_the_failure_found(monkeypatch, tmp_
     r = certify("linux_4_13", budget_s=None, max_examples=20000, seed=3, jobs=2)
     assert r.interrupted and r.shrink_cut and r.failures[0].rule == "S3"
     assert time.monotonic() - t < 45  # not the slow shrink's minute
+
+
+def test_an_interrupted_run_counts_a_prefix_of_its_chunks():
+    """Chunks finish out of order: Ctrl-C while chunk 2 runs and chunk 3 has finished counted
+    chunks 0, 1 and 3, totals no ``--examples`` run gives (a review, 2026-12-05). Now the
+    counts are chunks 0 and 1's, and the report says that one later chunk is not counted."""
+    from conformance.certify import ChunkResult, Result, _collect
+    from conformance.registry import load_protocol
+    from conformance.report import certify_report
+
+    def report(res):
+        return certify_report(res, load_protocol("linux"), "c0ffee", [])
+
+    results = {i: ChunkResult(i, 10, 100 + i) for i in (0, 1, 3)}
+    res = Result(protocol="linux", seed=0, budget_s=None, chunk=10, interrupted=True)
+    _collect(res, load_protocol("linux"), results)
+    assert (res.chunks, res.examples, res.steps, res.uncounted) == (2, 20, 201, 1)
+    text = report(res)
+    assert ("note      1 later chunk finished too but is not counted: chunk 2 was still "
+            "running, and the counts are chunks 0 to 1's") in text, text
+    # not interrupted, or every chunk up to the last finished: all of them, no note
+    res = Result(protocol="linux", seed=0, budget_s=None, chunk=10, interrupted=True)
+    _collect(res, load_protocol("linux"), {i: ChunkResult(i, 10, 100) for i in range(3)})
+    assert (res.chunks, res.uncounted) == (3, 0) and "note " not in report(res)

@@ -86,18 +86,63 @@ def test_a_hook_that_swallows_every_stop_ends_the_run_with_its_reproducer(tmp_pa
     assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
 
 
+SWALLOWS_IN_A_RARE_HOOK = '''
+from protocols.linux import Linux
+
+
+class Rare(Linux):
+    name = "rare"
+
+    def walk_abort(self, task, frame, migration):
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+'''
+
+
 def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_path):
     """A worker's ``os._exit`` breaks the pool, which read "a worker process died (killed by
-    the OS?)", exit 3, a flushcheck bug; the worker's words now reach the parent."""
+    the OS?)", exit 3, a flushcheck bug; the parent now runs the chunks that were in flight
+    itself, so ``--jobs 2`` stops on the lowest chunk's hook, with the report and the
+    reproducer ``--jobs 1`` gives. Chunk 0 of seed 7 reaches ``walk_abort`` at its 770th
+    example, chunk 1 at its 110th: chunk 1's worker got stuck first, and its 67 actions
+    were the reproducer (86 with one job; a review, 2026-12-05), each stuck worker printing
+    its own report."""
+    (tmp_path / "rare.py").write_text(SWALLOWS_IN_A_RARE_HOOK)
+    runs = {}
+    for jobs in ("1", "2"):
+        rc, out, err = _flushcheck(tmp_path, "certify", "rare.py", "--seed", "7", "--examples",
+                                   "4000", "--chunk", "1000", "--jobs", jobs, "--database",
+                                   "none", "--repro-dir", f"r{jobs}")
+        assert rc == 1, (jobs, rc, out, err)
+        assert "died" not in err and "Traceback" not in err
+        assert _last_line(err).endswith("no exception can end it, so flushcheck ends the run "
+                                        "here"), err
+        assert err.count("PROTOCOL ERROR at step") == 1, err  # one report, not one per worker
+        assert err.strip().splitlines()[-2] == (f"reproducer r{jobs}/stuck-rare.json  (flushcheck "
+                                                f"replay r{jobs}/stuck-rare.json)"), err
+        assert os.listdir(tmp_path / f"r{jobs}") == ["stuck-rare.json"]
+        runs[jobs] = (err.replace(f"r{jobs}/", "R/"),
+                      (tmp_path / f"r{jobs}" / "stuck-rare.json").read_bytes())
+    assert runs["1"] == runs["2"]
+    assert "PROTOCOL ERROR at step 86: " in runs["1"][0], runs["1"][0]
+    rc, out, err = _flushcheck(tmp_path, "replay", "r2/stuck-rare.json")
+    assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
+
+
+def test_a_worker_hands_its_report_to_the_parent(tmp_path):
+    """bound's parent cannot run a level's chunks again itself: it prints the report of the
+    worker that stopped (its timeline, once), saves its reproducer and says where it ran."""
     (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
-    rc, out, err = _flushcheck(tmp_path, "certify", "nested.py", "--budget", "60", "--jobs", "2",
+    rc, out, err = _flushcheck(tmp_path, "bound", "nested.py", "-k", "1", "--jobs", "2",
                                "--repro-dir", "r")
     assert rc == 1, (rc, out, err)
     assert _last_line(err).endswith("no exception can end it, so flushcheck ends the run here "
-                                    "(in a worker process; its report is above)"), err
-    assert "died" not in err and "Traceback" not in err
-    # the parent saves the reproducer a worker handed it (a worker killed half-way through
-    # writing it left a .tmp file beside it)
+                                    "(in a worker process)"), err
+    assert err.count("PROTOCOL ERROR at step") == 1 and "reclaim[pfn0]" in err, err
     assert err.strip().splitlines()[-2] == ("reproducer r/stuck-nested.json  (flushcheck "
                                             "replay r/stuck-nested.json)"), err
     assert os.listdir(tmp_path / "r") == ["stuck-nested.json"]
