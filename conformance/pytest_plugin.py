@@ -127,7 +127,7 @@ def expected_violation(name: str):
 
     cls = load_protocol(name)
     rule = getattr(cls, "EXPECTED_VIOLATION", None)
-    return rule if rule is not None else getattr(protocol_module(cls), "EXPECTED_VIOLATION", None)
+    return rule if rule is not None else vars(protocol_module(cls)).get("EXPECTED_VIOLATION")
 
 
 def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,

@@ -88,7 +88,7 @@ def correct_protocols() -> list[str]:
             mod = importlib.import_module(f"protocols.{name}")
         except Exception:  # noqa: BLE001 - a broken module does not declare anything
             continue
-        if getattr(mod, "CORRECT", False) is True:
+        if vars(mod).get("CORRECT", False) is True:
             names.add(name)
     return sorted(names)
 
