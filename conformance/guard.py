@@ -33,11 +33,15 @@ from .mm.mm_types import PTE_KIND_NAMES
 def kernel_state(m) -> dict:
     """``{name: value}`` of the kernel state no hook may change (module doc): every PTE,
     every mm's VMAs (not their protocol slot) and locks, the page and swap caches, the
-    swap map, the frames' contents, reverse maps and isolation, the files on disk. Not:
-    what the allocator's free changes (a frame's owner and flags, the free lists, the
-    gathers' references), ``tlb_flush_pending`` (the gather hooks keep it), ``tlb_gen``,
-    the TLBs, the protocol's own state. (Values are tuples of plain values, except a lock's
-    holder, an operation compared by identity.)"""
+    swap map, the frames' contents, reverse maps and isolation, the files on disk; each
+    task's fields but ``tlb_ubc`` (its CPU, its generator, what it waits for, the oracle's
+    records of what it touched); that every ``mm->tlb_gen`` is an int; the protocol's own
+    ``arch`` and ``free_to_allocator`` (a hook that wrote ``task.s3_visits = None`` or
+    ``self.arch = None`` was a MODEL ERROR, "a flushcheck bug": a review of 2026-12-05).
+    Not: what the allocator's free changes (a frame's owner and flags, the free lists, the
+    gathers' references), ``tlb_flush_pending`` (the gather hooks keep it), ``tlb_gen``'s
+    value, the TLBs, the protocol's own state. (Values are tuples of plain values, except
+    a lock's holder, an operation compared by identity, and :class:`_same`.)"""
     out = {}
     for mm in m.mms:
         n = f"mm{mm.id}"
@@ -61,7 +65,48 @@ def kernel_state(m) -> dict:
     out["swap cache"] = tuple(mem.swap_cache.items())
     out["swap map"] = tuple(mem.swap_map)
     out["swap slots"] = tuple(mem.swap)
+    for i, op in enumerate(m.ops):  # the tasks: the kernel's and the oracle's fields, not
+        n = f"task{i}"  # tlb_ubc (named by place: a hook may have changed the id or CPU)
+        for field in _TASK_PLAIN:
+            out[f"{n} {field}"] = getattr(op, field)
+        for field in ("gen", "blocked_on", "result"):
+            out[f"{n} {field}"] = _same(getattr(op, field))
+        for field in ("touched_vps", "touched_locs", "touched_frames", "s3_visits", "s3_wd"):
+            out[f"{n} {field}"] = _items(getattr(op, field))
+    for mm in m.mms:  # mm->tlb_gen is the protocol's to bump, but an int
+        out[f"mm{mm.id} tlb_gen is an int"] = (type(mm.tlb_gen) is int,)
+    proto = m.proto  # the protocol's handles on the machine, given at its boot
+    out["protocol's arch and allocator"] = (_same(getattr(proto, "arch", None)),
+                                            _same(getattr(proto, "free_to_allocator", None)))
     return out
+
+
+_TASK_PLAIN = ("id", "cpu", "name", "args", "path", "steps")
+
+
+class _same:
+    """An object compared by identity (a generator, a lock, the arch), shown by its type."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _same) and other.obj is self.obj
+
+    def __repr__(self) -> str:
+        return "None" if self.obj is None else f"<{type(self.obj).__name__}>"
+
+
+def _items(c):
+    """A dict's items or a list's entries, as a tuple; anything else (a hook replaced the
+    container) compared by identity."""
+    if type(c) is dict:
+        return tuple(c.items())
+    if type(c) is list:
+        return tuple(c)
+    return _same(c)
 
 
 def first_change(before: dict, after: dict) -> str | None:

@@ -173,3 +173,26 @@ def test_a_model_error_no_hook_caused_stays_a_model_error():
     replay_actions(Linux, m.cfg, False, [("madvise", (0, 1, 1, "dontneed"))], machine=m)
     e = m._model_error("injected")
     assert type(e) is ModelError and guard.kernel_write(e) is None
+
+
+@pytest.mark.parametrize("base, write, says", [
+    ("linux", "tlb.task.s3_visits = None", " s3_visits: "),
+    ("linux", "tlb.task.cpu = 99", " -> 99)"),
+    ("linux", "tlb.task.blocked_on = 'x'", " blocked_on: None -> <str>"),
+    ("linux", "self.free_to_allocator = None", "protocol's arch and allocator: "),
+    ("immediate", "tlb.mm.tlb_gen = 'x'", "tlb_gen is an int: (True,) -> (False,)"),
+])
+def test_a_write_to_a_task_or_a_handle_is_the_protocols_error(base, write, says):
+    """A hook that wrote a task's kernel fields, its own allocator handle or a non-int
+    ``tlb_gen`` ended in MODEL ERROR (a flushcheck bug), exit 3: the guard did not compare
+    them (a review, 2026-12-05)."""
+    from conformance.certify import certify
+    cls = type("Writes", (load_protocol(base),), {"name": "writes"})
+    exec(f"def tlb_finish_mmu(self, tlb):\n    {write}\n"
+         f"    return super(cls, self).tlb_finish_mmu(tlb)\n", {"cls": cls}, ns := {})
+    cls.tlb_finish_mmu = ns["tlb_finish_mmu"]
+    r = certify(cls, budget_s=None, max_examples=20, seed=1, chunk=20)
+    (f,) = r.failures
+    assert isinstance(f, ProtocolError) and not isinstance(f, ModelError), f
+    assert "HookRuleBroken: tlb_finish_mmu changed kernel state directly" in str(f), f
+    assert says in str(f), f
