@@ -381,6 +381,10 @@ def cmd_replay(args) -> int:
     from .reproducer import git_commit, load, protocol_of, replay
 
     data = load(args.file)
+    try:  # before anything is printed: a bad reference is one line
+        cls = protocol_of(data)
+    except UsageError as exc:
+        raise UsageError(f"reproducer {args.file}: {exc}") from None
     print(f"flushcheck replay {args.file}")
     seed = data.get("seed")  # a bounded check's counterexample has none: it is a path
     print(f"  protocol  {data['protocol']}   commit {data.get('commit')}"
@@ -388,7 +392,6 @@ def cmd_replay(args) -> int:
     print(f"  recorded  {data.get('verdict')}")
     from .certificate import source_digest
 
-    cls = protocol_of(data)
     recorded = data.get("protocol_source_sha256")
     # None: a file written before reproducers recorded the protocol's source
     same = None if not isinstance(recorded, str) else recorded == source_digest(cls)
@@ -406,10 +409,12 @@ def cmd_replay(args) -> int:
               + (" (the protocol's source differs from the recorded one)" if same is False
                  else ""))
         if same:
+            was, now = str(data.get("commit"))[:12], git_commit()[:12]
             print(f"  note      the protocol's source is the recorded one: does it keep state "
                   "outside the machine (module or class attributes, which outlive an "
-                  "example)? Or the model changed: recorded commit "
-                  f"{str(data.get('commit'))[:12]}, now {git_commit()[:12]}")
+                  "example)? " + (f"Or the model changed: recorded commit {was}, now {now}"
+                                  if was != now else f"The commit is the recorded one too "
+                                  f"({now}; uncommitted changes aside)"))
         return EXIT_PASS
     print(f"  replayed  {f.headline()}\n")
     print(f.report(last=None))

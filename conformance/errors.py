@@ -167,9 +167,12 @@ class ModelError(Failure):
 
 
 def describe(exc: BaseException) -> str:
-    """``str(exc)``, or a stand-in when the exception's ``__str__`` raises: a protocol's own
-    exception class may, and its report must be written all the same (it was a traceback,
-    in the middle of turning the exception into a protocol error).
+    """``str(exc)`` on one line, or a stand-in when the exception's ``__str__`` raises: a
+    protocol's own exception class may, and its report must be written all the same (it was
+    a traceback, in the middle of turning the exception into a protocol error). A message of
+    several lines keeps its first and says how many it left out; a long one is cut at
+    :data:`DESCRIBE_MAX` characters (a hook's 100-line message filled the headline of every
+    report: a review, 2026-12-05).
 
     Example::
 
@@ -178,11 +181,24 @@ def describe(exc: BaseException) -> str:
         ...         raise ValueError("no str")
         >>> describe(Mute()), describe(KeyError("k"))
         ('<Mute.__str__ raised ValueError>', "'k'")
+        >>> describe(ValueError("bad state\\nline 2\\nline 3"))
+        'bad state [and 2 more lines]'
     """
     try:
-        return str(exc)
+        text = str(exc)
     except Exception as inner:  # noqa: BLE001 - whatever it raises, the report goes on
         return f"<{type(exc).__name__}.__str__ raised {type(inner).__name__}>"
+    if "\n" in text or "\r" in text:
+        lines = [ln for ln in text.splitlines() if ln.strip()] or [""]
+        more = len(lines) - 1
+        text = lines[0] + (f" [and {more} more line{'s' if more != 1 else ''}]" if more else "")
+    if len(text) > DESCRIBE_MAX:
+        text = text[:DESCRIBE_MAX - 3] + "..."
+    return text
+
+
+#: the longest exception message a report repeats (:func:`describe`)
+DESCRIBE_MAX = 400
 
 
 def _rebuilt(cls, rule, text, kw, step):

@@ -187,6 +187,8 @@ def load(path: str) -> dict:
             isinstance(a, list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], list)
             for a in acts):
         raise UsageError(f"reproducer {path}: malformed 'actions'")
+    if not acts:  # no failure is found before the first action: replay said "PASS", exit 0
+        raise UsageError(f"reproducer {path}: no actions, nothing to replay")
     if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
     for key, (what, ok) in _OPTIONAL.items():
@@ -196,7 +198,9 @@ def load(path: str) -> dict:
     try:
         cfg = MachineConfig(**data["config"])
     except (TypeError, ValueError) as exc:  # an unknown key, or a validator's (sizes >= 1)
-        raise UsageError(f"reproducer {path}: bad config ({exc})") from None
+        # an attrs validator's error carries the attribute's repr after its message
+        why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else exc
+        raise UsageError(f"reproducer {path}: bad config ({why})") from None
     try:
         check_actions(cfg, acts)
     except UsageError as exc:
@@ -216,7 +220,11 @@ def protocol_of(data: dict):
     from .registry import load_protocol
 
     ref = data.get("protocol_ref")
-    return load_protocol(ref if isinstance(ref, str) else data["protocol"])
+    cls = load_protocol(ref if isinstance(ref, str) else data["protocol"])
+    if cls.name != data["protocol"]:  # replay printed one name and ran the other's code
+        raise UsageError(f"reproducer names protocol {data['protocol']!r}, but its "
+                         f"protocol_ref {ref!r} loads {cls.name!r}")
+    return cls
 
 
 def replay(data: dict, proto_cls=None):

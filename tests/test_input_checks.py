@@ -407,3 +407,27 @@ def test_jobs_are_capped_at_the_chunks_of_an_example_budget(monkeypatch):
     assert asked == [1] and r.jobs == 1 and r.examples == 1
     certify_mod.certify("linux", budget_s=None, max_examples=30, chunk=10, jobs=100_000)
     assert asked == [1, 3]
+
+
+@pytest.mark.parametrize("change, says", [
+    # an attrs validator's error printed the attribute's whole repr, with addresses
+    ({"config": {"batch_gen_bits": 0}},
+     "bad config ('batch_gen_bits' must be in range(1, 16) (got 0))"),
+    # replay printed "PASS: the recorded failure did not reproduce", exit 0
+    ({"actions": []}, "no actions, nothing to replay"),
+    # replay printed linux_4_3 in its header and ran linux's code, exit 0
+    ({"protocol_ref": "linux"},
+     "reproducer names protocol 'linux_4_3', but its protocol_ref 'linux' loads 'linux'"),
+])
+def test_a_reproducer_that_says_one_thing_and_does_another_is_refused(saved, tmp_path, capsys,
+                                                                      change, says):
+    """A review, 2026-12-05: three reproducers replay answered wrongly or unreadably."""
+    with open(saved) as fh:
+        data = json.load(fh)
+    for key, value in change.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    rc, out, err = _replay(capsys, bad)
+    assert rc == 2 and out == "", (rc, out, err)
+    assert err.strip() == f"flushcheck: error: reproducer {bad}: {says}", err

@@ -478,3 +478,18 @@ def test_correct_must_be_a_bool(tmp_path, capsys, value):
     ok = _protocol(tmp_path, "correct_ok", "module:from protocols.linux import Linux\n"
                    "CORRECT = False\n\n\nclass A(Linux):\n    pass\n")
     assert load_protocol(ok).name == "correct_ok"
+
+
+def test_a_hooks_long_message_stays_on_one_line(tmp_path, capsys):
+    """A hook raising an exception whose message has 100 lines put all of them into the
+    PROTOCOL ERROR headline of certify, bound and cost (a review, 2026-12-05): its first
+    line now, and how many it left out."""
+    path = _protocol(tmp_path, "chatty", """
+        def try_to_unmap_flush(self, task):
+            raise ValueError("\\n".join(f"line {i}" for i in range(100)))
+    """)
+    assert _certify(path, tmp_path) == EXIT_FAIL
+    out = capsys.readouterr().out
+    (head,) = [ln for ln in out.splitlines() if ln.startswith("PROTOCOL ERROR at step")]
+    assert "ValueError in " in head and ": line 0 [and 99 more lines]" in head, head
+    assert "line 1\n" not in out and "line 99" not in out
