@@ -465,13 +465,14 @@ def cmd_cost(args) -> int:
 
 def cmd_explore(args) -> int:
     from .search.explorer import explore
-    from .litmus import load
+    from .litmus import check_expect_names, load
     from .picture import html_path
     from .registry import load_protocol, protocol_ref
     from .reproducer import git_commit, save
 
     sc = load(args.scenario)
     cls = load_protocol(args.protocol)
+    check_expect_names(sc, cls.name)  # known now: the protocol run may be a file's
     if args.shorter_than is not None and args.shorter_than < 1:
         raise UsageError(f"--shorter-than {args.shorter_than}: a length of at least 1 choice")
     if args.max_states is not None and args.max_states < 1:
@@ -612,7 +613,7 @@ def cmd_picture(args) -> int:
 
     if args.file.endswith(".litmus"):
         from .search.explorer import explore
-        from .litmus import load as load_litmus
+        from .litmus import check_expect_names, load as load_litmus
         from .registry import load_protocol
 
         sc = load_litmus(args.file)
@@ -628,6 +629,7 @@ def cmd_picture(args) -> int:
             raise UsageError(f"{args.file}: its expect lines name {proto!r}, which is no "
                              "protocol flushcheck can load: give --protocol (a file protocol "
                              "by its path)") from None
+        check_expect_names(sc, cls.name)
         res = explore(sc, cls, max_states=args.max_states, strict=args.strict)
         if res.failure is None or res.failure.machine is None:
             raise UsageError(f"{args.file} under {res.protocol}: no counterexample "

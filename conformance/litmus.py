@@ -70,6 +70,10 @@ class Scenario:
     hw: list = attrs.Factory(list)
     #: ``thread CPUn mmM``: the mm CPU n switches to when the threads start
     thread_mm: dict = attrs.Factory(dict)
+    #: the lines of ``name`` and of each ``expect`` (protocol -> line): for the checks made
+    #: once other files or the protocol run are known (:func:`corpus`, :func:`check_expect_names`)
+    name_line: int = 0
+    expect_lines: dict = attrs.Factory(dict)
 
     def expected(self, protocol: str) -> str:
         return self.expect.get(protocol, self.expect.get("*", "pass"))
@@ -91,6 +95,8 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
     """Parse a litmus file; :class:`UsageError` naming the line on any error."""
     name, doc, cfg, expect, lines = None, "", {}, {}, []
     threads, hw, thread_mm, thread_no = [], [], {}, {}
+    name_no, cfg_no, expect_no = 0, {}, {}  # where each was given: a second one is refused
+    started: set = set()  # the operations the script's lines start, for its OP lines
     section = lines  # where script lines go: the prologue, then the current thread
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
     for no, raw in enumerate(text.splitlines(), 1):
@@ -100,7 +106,10 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
         head = words[0]
         try:
             if head == "name":
-                name = words[1]
+                _arity(words, 2, 2, "name NAME")
+                if name is not None:
+                    raise ValueError(f"a second name (the first is at line {name_no})")
+                name, name_no = words[1], no
             elif head == "doc":
                 doc = (doc + " " + " ".join(words[1:])).strip()
             elif head == "config":
@@ -108,6 +117,9 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     k, _, v = kv.partition("=")
                     if k not in fields:
                         raise ValueError(f"unknown config key {k!r}")
+                    if k in cfg_no:  # the later value won, silently
+                        raise ValueError(f"{k} is given twice (first at line {cfg_no[k]})")
+                    cfg_no[k] = no
                     cfg[k] = _bool(v) if fields[k].type in (bool, "bool") else int(v)
                     try:  # its range (config.LIMITS), here on its line
                         attrs.evolve(DEFAULT, **{k: cfg[k]})
@@ -115,11 +127,17 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                         raise ValueError(f"bad config ({exc.args[0] if exc.args else exc})") \
                             from None
             elif head == "expect":
+                _arity(words, 3, 3, "expect PROTOCOL VERDICT")
                 if words[2] not in VERDICTS:
                     raise ValueError(f"unknown verdict {words[2]!r} (one of {', '.join(VERDICTS)})")
-                expect[words[1]] = words[2]
+                if words[1] in expect:  # the later line won, silently
+                    raise ValueError(f"a second expect for {words[1]} (the first is at line "
+                                     f"{expect_no[words[1]]})")
+                expect[words[1]], expect_no[words[1]] = words[2], no
             elif head == "thread":  # thread CPUn [mmM] | thread consumer
                 cpu = CONSUMER if words[1] == "consumer" else _cpu(words[1])
+                _arity(words, 2, 2 if cpu == CONSUMER else 3,
+                       "thread consumer" if cpu == CONSUMER else "thread CPUn [mmM]")
                 if any(c == cpu for c, _ in threads):
                     raise ValueError(f"a second thread on {_thread_name(cpu)}")
                 if len(words) > 2:
@@ -130,6 +148,7 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                 section = []
                 threads.append((cpu, section))
             elif head == "hw":
+                _arity(words, 4, 5, "hw CPUn fill|evict vN [COUNT]")
                 cpu, what = _cpu(words[1]), words[2]
                 if what not in ("fill", "evict") or not words[3].startswith("v"):
                     raise ValueError("expected 'hw CPUn fill|evict vN [COUNT]'")
@@ -145,6 +164,7 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                 if threads and section is threads[-1][1] and threads[-1][0] == CONSUMER \
                         and head != "consumer":
                     raise ValueError("a 'thread consumer' holds only 'consumer alloc|free' lines")
+                _check_line(words, section is lines, started)
                 section.append((no, words))
         except (IndexError, ValueError) as exc:
             raise UsageError(f"{path}:{no}: cannot parse {raw.strip()!r} ({exc})") from None
@@ -156,7 +176,110 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
         raise UsageError(f"{path}: bad config ({exc})") from None
     _check_cpus(path, config, lines, threads, hw)
     _check_pages_and_mms(path, config, hw, thread_mm, thread_no)
-    return Scenario(name, doc, config, expect, lines, path, threads, hw, thread_mm)
+    return Scenario(name, doc, config, expect, lines, path, threads, hw, thread_mm, name_no,
+                    expect_no)
+
+
+def _arity(words: list, least: int, most: int, form: str) -> None:
+    """``words`` has ``least`` to ``most`` words: a word more was ignored (``name a b c``
+    was ``a``), a word less an IndexError ("list index out of range")."""
+    if not least <= len(words) <= most:
+        raise ValueError(f"expected '{form}'")
+
+
+#: the words after each CPU verb (``OP``: the operation's name; ``N``: an integer; ``vN``,
+#: ``mmN``, ``fileN``: an integer after that prefix; ``A|B``: one of those; ``ADVICE``: a
+#: word, checked when the line runs; ``[fixed]``: optional; ``FRAME...``: any number of
+#: frames, for reclaim then optionally ``nested FRAME...``). Ranges are checked when the
+#: line runs (``_Runner.check``); the shape here, as the file is parsed, so that a word the
+#: runner never reads (``read v0 v1``, ``munmap M v0 1 junk``), a typo it would have read as
+#: another word (``touch x v0`` was a load, ``switch xx1`` mm1) or an unknown verb is the
+#: file's error even where no run reaches the line (a failure ends a run early).
+CPU_VERBS = {
+    "touch": "r|w vN", "read": "vN", "write": "vN", "fill": "vN", "evict": "N",
+    "switch": "mmN", "reclaim": "OP FRAME...", "migrate": "OP FRAME...",
+    "munmap": "OP vN N", "mprotect": "OP vN N ro|rw",
+    "mmap": "OP vN N anon|fileN ro|rw [fixed]", "filewrite": "OP fileN N",
+    "writeback": "OP fileN N", "madvise": "OP vN N ADVICE", "mremap": "OP vN N vN",
+    "truncate": "OP fileN N", "exit": "OP", "fork": "OP mmN",
+}
+
+#: the first words of the lines parse consumes: no operation may be named so
+HEADERS = ("name", "doc", "config", "expect", "thread", "hw")
+
+_INT = re.compile(r"-?[0-9]+$")  # int() takes "+1", "1_0" and other digits too
+
+
+def _is(form: str, word: str) -> bool:
+    """Does ``word`` have the shape of ``form`` (one word of :data:`CPU_VERBS`)?"""
+    if "|" in form:
+        return any(_is(alt, word) for alt in form.split("|"))
+    if form == "N":
+        return bool(_INT.match(word))
+    if form in ("vN", "mmN", "fileN"):
+        return word.startswith(form[:-1]) and bool(_INT.match(word[len(form) - 1:]))
+    if form == "OP":  # a line starting with it must read as the operation's
+        return not (word.startswith("CPU") or word in HEADERS or word == "consumer")
+    if form == "FRAME":
+        return bool(_PFN.match(word))
+    return form == "ADVICE" or word == form.strip("[]")
+
+
+def _check_cpu_verb(w: list) -> None:
+    """ValueError unless ``w`` (a CPU verb and its words, without ``CPUn``) has the shape
+    :data:`CPU_VERBS` gives it."""
+    if w[0] not in CPU_VERBS:
+        raise ValueError(f"unknown CPU verb {w[0]!r} (one of {', '.join(CPU_VERBS)})")
+    form = CPU_VERBS[w[0]].split()
+    args = w[1:]
+    if form[-1] == "FRAME...":  # reclaim OP FRAME... [nested FRAME...]; migrate OP FRAME...
+        frames = args[1:]
+        if w[0] == "reclaim" and "nested" in frames:
+            k = frames.index("nested")
+            if k == len(frames) - 1:  # it was a plain reclaim
+                raise ValueError("'nested' without a frame after it")
+            frames = frames[:k] + frames[k + 1:]
+        args, form = args[:1] + frames, form[:1] + ["FRAME"] * len(frames)
+    shown = f"{w[0]} {CPU_VERBS[w[0]]}"
+    if len(args) > len(form):
+        raise ValueError(f"expected '{shown}': {' '.join(args[len(form):])!r} is too many")
+    for i, f in enumerate(form):
+        if i >= len(args):
+            if not f.startswith("["):
+                raise ValueError(f"expected '{shown}': {f} is missing")
+        elif not _is(f, args[i]):
+            what = ("an operation's name (not CPU..., consumer or a header keyword)"
+                    if f == "OP" else f.strip("[]"))
+            raise ValueError(f"expected '{shown}': {args[i]!r} is not {what}")
+
+
+def _check_line(w: list, script: bool, started: set) -> None:
+    """ValueError unless script line ``w`` has its verb's shape: ``CPUn VERB ...``,
+    ``consumer alloc|free`` or, in a script (not a thread), ``OP step [N]|finish|until
+    TEXT`` on an operation an earlier line started (``started``, which this adds to)."""
+    head = w[0]
+    if head == "consumer":
+        if len(w) != 2 or w[1] not in ("alloc", "free"):  # any other word freed
+            raise ValueError("expected 'consumer alloc|free'")
+        return
+    if not script:  # a thread's line: a CPU verb without its CPUn
+        _check_cpu_verb(w)
+        return
+    if head.startswith("CPU"):
+        _cpu(head)
+        if len(w) < 2:
+            raise ValueError("expected 'CPUn VERB ...'")
+        _check_cpu_verb(w[1:])
+        if CPU_VERBS[w[1]].startswith("OP"):
+            started.add(w[2])  # the verb starts an operation named so
+        return
+    if head not in started:
+        raise ValueError(f"unknown operation {head!r} (no line above starts it)")
+    verb = w[1] if len(w) > 1 else None
+    if verb == "finish" and len(w) == 2 or verb == "until" and len(w) > 2 or \
+            verb == "step" and (len(w) == 2 or len(w) == 3 and _INT.match(w[2])):
+        return
+    raise ValueError(f"expected '{head} step [N]|finish|until TEXT'")
 
 
 def _check_cpus(path: str, config: MachineConfig, lines, threads, hw) -> None:
@@ -199,7 +322,10 @@ OP_VERBS = ("step", "finish", "until")
 
 
 def _cpu(word: str) -> int:
-    if not word.startswith("CPU"):
+    """n of ``CPUn``; ValueError for any other word (``CPU``, ``CPUabc``, ``CPU0x1``), also
+    on a script line, whose ``CPU`` words were first read after parsing (a traceback).
+    A negative n is left to the range check (``_check_cpus``), as a negative page is."""
+    if not word.startswith("CPU") or not _INT.match(word[3:]):
         raise ValueError(f"expected CPUn, got {word!r}")
     return int(word[3:])
 
@@ -216,12 +342,62 @@ def load(path: str) -> Scenario:
 
 
 def corpus(directory: str = LITMUS_DIR) -> list[Scenario]:
-    """Every ``*.litmus`` file of the corpus, sorted by file name."""
+    """Every ``*.litmus`` file of the corpus, sorted by file name; :class:`UsageError` if
+    there is none (``litmus --dir EMPTY`` said "0/0 cells as expected", exit 0), if two
+    have one name (a cell is keyed by it: each showed the other's expectation) or if an
+    ``expect`` line names no installed protocol (:func:`check_expect_names`)."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise UsageError(f"{directory}: {exc.strerror}") from None
-    return [load(os.path.join(directory, f)) for f in names if f.endswith(".litmus")]
+    scs = [load(os.path.join(directory, f)) for f in names if f.endswith(".litmus")]
+    if not scs:
+        raise UsageError(f"no .litmus files in {directory}")
+    first: dict = {}
+    known = _installed()
+    for sc in scs:
+        other = first.setdefault(sc.name, sc)
+        if other is not sc:
+            raise UsageError(f"{sc.path}:{sc.name_line}: name {sc.name!r} is also the name of "
+                             f"{other.path}:{other.name_line} (a scenario's name is its id: "
+                             "one name per file)")
+        _check_expect(sc, known)
+    return scs
+
+
+def _installed() -> set:
+    """The protocol names an ``expect`` line may always use: ``*``, the modules of
+    ``protocols/`` and the entry points of ``flushcheck.protocols``."""
+    from .registry import entry_point_names, protocol_names
+
+    return {"*", *protocol_names(), *entry_point_names()}
+
+
+def check_expect_names(sc: Scenario, *run_as: str) -> None:
+    """:class:`UsageError` ``path:line`` for an ``expect`` line naming a protocol that is
+    neither installed (:func:`_installed`) nor one of ``run_as``: the display names of the
+    protocols the scenario is run under. A misspelt name expects nothing of any protocol,
+    and the protocol meant falls back to ``*``. A protocol loaded from a file or
+    ``module:Class`` is named by its display name (certify writes a failure's scenario
+    with ``expect STEM RULE``), which is legal only where that protocol is the one run.
+    :func:`parse` cannot know that, so it takes any name; :func:`corpus` (every file is run
+    under installed protocols), ``explore`` and ``picture`` check."""
+    _check_expect(sc, _installed(), run_as)
+
+
+def _check_expect(sc: Scenario, installed: set, run_as=()) -> None:
+    import difflib
+
+    known = installed | set(run_as)
+    for proto in sc.expect:
+        if proto not in known:
+            near = difflib.get_close_matches(proto, sorted(known), 1)
+            no = sc.expect_lines.get(proto)  # None: a Scenario made in code, not parsed
+            raise UsageError(
+                f"{sc.path if no is None else f'{sc.path}:{no}'}: expect: unknown protocol "
+                f"{proto!r} (not *, a module of protocols/ or an entry point of "
+                "flushcheck.protocols" + "".join(f", nor {r!r}, the protocol run" for r in run_as)
+                + (f"; did you mean {near[0]!r}?" if near else "") + ")")
 
 
 class Unmapped(UsageError):

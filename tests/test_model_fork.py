@@ -181,9 +181,8 @@ def test_fork_into_own_mm_is_a_usage_error():
     m = Machine(LINUX, CFG)
     with pytest.raises(UsageError):
         m.fork(0, 0)
-    sc = parse("name x\nconfig populate=false ncpus=2\nCPU0 fork F 1\n")
-    with pytest.raises(UsageError, match="mmN"):
-        run(sc, LINUX)
+    with pytest.raises(UsageError, match="mmN"):  # the line's form: refused when parsed
+        parse("name x\nconfig populate=false ncpus=2\nCPU0 fork F 1\n")
 
 
 def test_random_machine_reaches_fork():
