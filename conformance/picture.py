@@ -90,6 +90,9 @@ class Recorder:
         self.live: dict = {}  # (cpu, mm, vpage) -> Life
         self.lives: list[Life] = []
         self.reached: dict = {}  # event index -> CPUs a flush reached
+        #: why the lives could not be judged (a hook that renumbered an mm left entries of
+        #: an mm the machine does not have): drawn without them, and said so
+        self.broken: str | None = None
         for cpu, mm_id, vp, e in m.tlbs.all_entries():
             self._start(cpu.id, mm_id, vp, e, -1)
 
@@ -119,8 +122,14 @@ class Recorder:
         """Judge every live entry against its PTE now; note the CPUs a flush reaches."""
         i = self._now()
         mms = self.m.mms
+        if self.broken is not None:
+            return
         for life in self.live.values():
-            pte = mms[life.mm].ptes[life.vpage]
+            try:
+                pte = mms[life.mm].ptes[life.vpage]
+            except (IndexError, TypeError) as exc:  # a protocol's write (HookRuleBroken)
+                self.broken = f"{type(exc).__name__} reading mm{life.mm} v{life.vpage}"
+                return
             if life.stale_at is None and (pte.kind != PRESENT or pte.inst != life.inst):
                 life.stale_at = i
                 life.stale_why = "PTE cleared" if pte.kind != PRESENT else "PTE replaced"
@@ -216,10 +225,9 @@ def _source(x):
 
     if isinstance(x, dict):  # a loaded reproducer
         from .config import MachineConfig
-        from .registry import load_protocol
+        from .reproducer import protocol_of
 
-        ref = x.get("protocol_ref")
-        cls = load_protocol(ref if isinstance(ref, str) else x["protocol"])
+        cls = protocol_of(x)
         acts = [(n, tuple(tuple(a) if isinstance(a, list) else a for a in args))
                 for n, args in x["actions"]]
         m, rec, f = rerun(cls, MachineConfig(**x["config"]), bool(x.get("strict")), acts)
@@ -303,6 +311,9 @@ def render_html(x, *, title: str | None = None, command: str | None = None,
     head = failure.headline() if failure is not None else "no failure: the run passes"
     if lines is not None:
         head += "  (the re-run differs from the recorded trace: TLB lives not drawn)"
+    elif rec is not None and rec.broken is not None:
+        head += f"  (TLB lives not drawn: the machine could not be read, {rec.broken})"
+        rec = None
     doc_title = title or (f"flushcheck picture: {m.proto.name}" if m is not None
                           else "flushcheck picture")
     svg = _svg(events, n, rec, failure, m)
@@ -610,8 +621,9 @@ def write_html(x, path: str, **kw) -> str:
         >>> write_html(failure, "repro/linux_4_13-3.html")   # doctest: +SKIP
         'repro/linux_4_13-3.html'
     """
-    d = os.path.dirname(os.path.abspath(path))
+    page = render_html(x, **kw)  # first: a drawing error left an empty file, which the
+    d = os.path.dirname(os.path.abspath(path))  # report then listed as the picture
     os.makedirs(d, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(x, **kw))
+        fh.write(page)
     return path

@@ -159,3 +159,40 @@ def test_a_litmus_picture_draws_the_protocol_expected_to_fail():
         lit, "finding-reclaim-activates-dirty-file.litmus"))) == "linux"
     assert _failing_protocol(load_litmus(os.path.join(
         lit, "gap-truncate-vs-mremap.litmus"))) is None
+
+
+def test_a_picture_of_a_run_a_hook_broke_is_drawn_without_lives(tmp_path):
+    """A hook that renumbered an mm (a HookRuleBroken protocol error) left TLB entries of an
+    mm the machine does not have: drawing them raised IndexError, so certify left an empty
+    page it still listed, and ``flushcheck picture`` of the reproducer was a traceback (a
+    review, 2026-12-05). The page is drawn without the TLB lives now, and says why."""
+    from conformance.certify import certify
+    from conformance.picture import html_path, write_html
+    from conformance.reproducer import save
+
+    class Renumbers(load_protocol("linux")):
+        name = "renumbers"
+
+        def tlb_finish_mmu(self, tlb):
+            tlb.mm.id = 7
+            return super().tlb_finish_mmu(tlb)
+
+    r = certify(Renumbers, budget_s=None, max_examples=2, seed=1, chunk=2)
+    (f,) = r.failures
+    path = save(f, str(tmp_path / "r.json"))
+    page = open(html_path(path)).read()
+    assert "TLB lives not drawn: the machine could not be read, IndexError reading mm7" in page
+    again = write_html(f, str(tmp_path / "again.html"))  # the class is the test's, which
+    assert "TLB lives not drawn" in open(again).read()  # no reproducer's reference loads
+
+
+def test_a_drawing_error_leaves_no_empty_page(tmp_path, monkeypatch):
+    from conformance import picture
+
+    def broken(*a, **kw):
+        raise RuntimeError("a drawing bug")
+
+    monkeypatch.setattr(picture, "render_html", broken)
+    with pytest.raises(RuntimeError):
+        picture.write_html(None, str(tmp_path / "p.html"))
+    assert not (tmp_path / "p.html").exists()
