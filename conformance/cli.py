@@ -29,6 +29,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -39,7 +40,7 @@ import attrs
 # (tests/test_cli.py checks it); each command imports the rest itself
 from .config import CONFIG_SETS, DEFAULT, MachineConfig
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
-from .errors import ModelError, UsageError, unwritten
+from .errors import HookRuleBroken, ModelError, UsageError, unwritten
 from .watchdog import HookStuck, save_reproducers_in, stopped_for_good, watch
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -833,6 +834,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def console_main() -> None:
+    """The ``flushcheck`` command: :func:`main`, then exit with its status even where the
+    protocol left a thread of its own running (a hook's ``threading.Thread(...).start()``):
+    Python waits for every such thread at exit, and the command printed its verdict and
+    never ended (a review, 2026-12-05). Said in one line on stderr, then the process ends
+    without them."""
+    import threading
+
+    code = main()
+    left = [t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if left:
+        print(f"flushcheck: warning: {len(left)} thread{'s' if len(left) != 1 else ''} "
+              f"started by the protocol still running ({', '.join(sorted(left)[:3])}"
+              f"{', ...' if len(left) > 3 else ''}): ended with the process",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv=None) -> int:
     """Run one command; its exit status. Output piped into a reader that stops early
     (``flushcheck list | head -1``) ends quietly with :data:`EXIT_PIPE`."""
@@ -902,6 +924,38 @@ def _worker_died(exc: BaseException) -> bool:
     return mod is not None and isinstance(exc, mod.BrokenProcessPool)
 
 
+@contextlib.contextmanager
+def _no_exit_from_protocols():
+    """``os._exit`` called by code that is neither flushcheck's nor an installed library's
+    (a protocol module, at import or in a hook) raises :class:`HookRuleBroken` instead of
+    ending the process: a protocol's error with its reproducer, or a module that does not
+    load. It ended certify with status 0 and no output, a PASS to a script that reads the
+    status, and a ``--jobs`` run with "a worker process died (killed by the OS?)" (a review,
+    2026-12-05). ``sys.exit`` raises SystemExit, which the runners already take; a C
+    extension's ``_exit`` is out of reach."""
+    import sysconfig
+
+    real = os._exit
+    ours = tuple(os.path.realpath(p) + os.sep for p in
+                 [os.path.dirname(os.path.abspath(__file__))]
+                 + [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                        "platlib")])
+
+    def _exit(code):
+        caller = sys._getframe(1)
+        where = os.path.realpath(caller.f_code.co_filename)
+        if where.startswith(ours) or caller.f_code.co_filename.startswith("<frozen"):
+            real(code)
+        raise HookRuleBroken(f"os._exit({code!r}) called at {os.path.basename(where)}:"
+                             f"{caller.f_lineno}: a protocol may not end the process")
+
+    os._exit = _exit
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
 def _main(argv) -> int:
     """Parse ``argv`` and run its command; its exit status. Bad input is one line on stderr
     (exit 2); an exception no command expects is a flushcheck bug: its traceback, a line
@@ -918,7 +972,7 @@ def _main(argv) -> int:
         # swallows every stop ends the run with its reproducer where this command saves them
         save_reproducers_in(getattr(args, "repro_dir", None))
         try:
-            with watch():
+            with watch(), _no_exit_from_protocols():
                 return args.fn(args)
         finally:
             save_reproducers_in(None)  # not a later library or pytest use's in this process

@@ -85,6 +85,12 @@ class Workers:
         if isinstance(ex, ProcessPoolExecutor):
             if cancel:
                 _terminate(ex)
+            else:  # a worker whose protocol left a thread running waits for it at its exit
+                # (multiprocessing's threading._shutdown), and shutdown(wait=True) for the
+                # worker: the run hung after its last chunk (a review, 2026-12-05)
+                procs = list((getattr(ex, "_processes", None) or {}).values())
+                ex.shutdown(wait=False)
+                _end_late(procs, EXIT_GRACE_S)
             ex.shutdown(wait=True, cancel_futures=cancel)
         elif isinstance(ex, InlineExecutor):
             ex.shutdown()
@@ -107,6 +113,21 @@ def _ignore_sigint() -> None:
     from .watchdog import start
 
     start()
+
+
+#: seconds a pool's workers have to end once their work is done (close())
+EXIT_GRACE_S = 10.0
+
+
+def _end_late(procs: list, grace_s: float) -> None:
+    """Terminate the worker processes ``procs`` still alive ``grace_s`` seconds from now."""
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=5)
 
 
 def _terminate(ex: ProcessPoolExecutor) -> None:

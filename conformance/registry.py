@@ -48,6 +48,7 @@ import types
 
 from .errors import UsageError, describe
 from .protocol import Protocol
+from .watchdog import PROTOCOL_FILES
 
 #: the entry-point group a distribution publishes its protocols under
 ENTRY_POINT_GROUP = "flushcheck.protocols"
@@ -195,6 +196,9 @@ def _file_module(path: str):
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.append(folder)
+    # the protocol's own file from its first line on: a loop at its top level is stopped
+    # by the watchdog (conformance/watchdog.py) as a hook's is, where it hung the command
+    PROTOCOL_FILES.add(path)
     try:
         spec.loader.exec_module(mod)
     except KeyboardInterrupt:

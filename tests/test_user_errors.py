@@ -493,3 +493,76 @@ def test_a_hooks_long_message_stays_on_one_line(tmp_path, capsys):
     (head,) = [ln for ln in out.splitlines() if ln.startswith("PROTOCOL ERROR at step")]
     assert "ValueError in " in head and ": line 0 [and 99 more lines]" in head, head
     assert "line 1\n" not in out and "line 99" not in out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_protocols_os_exit_is_its_error(tmp_path, jobs):
+    """``os._exit(0)`` in a hook ended certify with status 0 and no output (a PASS to a
+    script that reads the status), and with two jobs read "a worker process died (killed by
+    the OS?)", exit 3; at import it ended the process too (a review, 2026-12-05). Run in a
+    process of its own: on the old code the call ends it."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    hook = _protocol(tmp_path, "exits", """
+        def try_to_unmap_flush(self, task):
+            __import__("os")._exit(0)
+    """)
+    at_import = _protocol(tmp_path, "exits_at_import", "module:import os\nos._exit(0)\n")
+
+    def certify(path):
+        return subprocess.run([sys.executable, "-c", "import sys; from conformance.cli import "
+                               "main; sys.exit(main(sys.argv[1:]))", "certify", path,
+                               "--examples", "50", "--jobs", jobs, "--database", "none",
+                               "--repro-dir", str(tmp_path / "r")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    r = certify(hook)
+    assert r.returncode == EXIT_FAIL, (r.returncode, r.stdout, r.stderr)
+    assert "verdict   PROTOCOL ERROR" in r.stdout and "HookRuleBroken" in r.stdout
+    assert "os._exit(0) called at exits.py:" in r.stdout, r.stdout
+    r = certify(at_import)
+    assert r.returncode == EXIT_USAGE, (r.returncode, r.stdout, r.stderr)
+    assert "os._exit(0) called at exits_at_import.py:2" in _one_line(r.stderr)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_thread_the_protocol_left_running_does_not_hang_the_command(tmp_path, jobs):
+    """A hook that starts a thread and leaves it running: ``flushcheck certify`` printed its
+    verdict and never exited with one job, and printed nothing with two (each worker waited
+    for its threads at exit, and the parent for the workers; a review, 2026-12-05). The
+    command ends now, with a warning line; the workers get EXIT_GRACE_S (1 s here)."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    path = _protocol(tmp_path, "threads", """
+        def try_to_unmap_flush(self, task):
+            import threading, time
+            threading.Thread(target=time.sleep, args=(600,)).start()
+            return super().try_to_unmap_flush(task)
+    """)
+    r = subprocess.run([sys.executable, "-c", "import sys; from conformance import executors; "
+                        "executors.EXIT_GRACE_S = 1; from conformance.cli import console_main; "
+                        "sys.argv[0] = 'flushcheck'; console_main()", "certify", path,
+                        "--examples", "400", "--chunk", "100", "--jobs", jobs, "--database",
+                        "none", "--repro-dir", str(tmp_path / "r")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_PASS, (r.returncode, r.stdout, r.stderr)
+    assert "verdict   PASS: 0 violations in 400 examples" in r.stdout
+    if jobs == "1":  # the workers' threads end with them, unseen by the parent
+        assert "started by the protocol still running" in _one_line(r.stderr)
+
+
+def test_a_loop_at_a_protocol_files_top_level_is_stopped(tmp_path, capsys, monkeypatch):
+    """``while True: pass`` at a protocol file's top level hung certify for good: the
+    watchdog stops only the protocol's frames, and the file was no protocol file until it
+    had loaded (a review, 2026-12-05). One line, exit 2."""
+    from conformance import watchdog
+    monkeypatch.setattr(watchdog, "STUCK_S", 1)
+    path = _protocol(tmp_path, "spins_at_import", "module:while True:\n    pass\n")
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert ("is malformed: HookStuck: <module> ran for 1 s without returning" in line
+            and "spins_at_import.py:1" in line), line
