@@ -14,6 +14,17 @@ and callables their names; :func:`top` reads an mm or a CPU itself. A slot named
 (a PTE instance number) is replaced by its rank among the numbers the state holds
 (:func:`conformance.search.explorer._inst`), set by :func:`ranked` for one key.
 
+State that refers to itself (a dict holding itself, parent pointers, a doubly-linked
+list) or is nested deeper than Python's recursion limit (a 1,000-node linked list) cannot
+be read by these recursive functions: they end in a RecursionError. :func:`safe_fp` and
+:func:`safe_top` read the same values with an explicit stack, and give the same
+fingerprint wherever the recursive functions finish (the key of every state without a
+cycle is the same whichever reads it); an object met again *inside itself* is written
+``(CYCLE, n)``: the object ``n`` levels up the path from the value being read to the
+object it refers to (``CYCLE`` is ``...``, which no other fingerprint holds). The state
+key (:mod:`conformance.search.statekey`) takes them only after the recursive functions
+failed on a protocol's state.
+
 Example::
 
     >>> from conformance.hw.tlb import TlbEntry
@@ -220,14 +231,18 @@ def _build(t, top: bool):
         if issubclass(t, base):
             if t is base or not _has_dict(t):
                 return read
-            return lambda x, read=read: (name, read(x), _attrs(x))
+            f = lambda x, read=read: (name, read(x), _attrs(x))  # noqa: E731
+            f._safe = (_PARTS, functools.partial(_sub_parts, name, read._safe[1]), False)
+            return f
     kind = model_kind(t)
     if kind is not None and (kind[0] == "opaque" or not top):
         tag = kind[1]
         return (lambda x: tag) if kind[0] == "opaque" else (lambda x: (tag, x.id))
     special = SPECIAL.get(t)
     if special is not None:
-        return lambda x: special(x, fp)
+        f = lambda x: special(x, fp)  # noqa: E731
+        f._safe = (_NESTED, special)
+        return f
     if issubclass(t, type):  # a class (a metaclass's instance too: an Enum class): by name
         return lambda x: ("class", x.__module__, x.__qualname__)
     if issubclass(t, enum.Enum):  # a member: by its class and name (its __dict__ holds its
@@ -240,6 +255,13 @@ def _build(t, top: bool):
                 return (name, fp(x.__reduce__()[1:]))
             except TypeError:
                 return name
+
+        def it_safe(x, fp):  # the same, reading the rest with the walk's fp
+            try:
+                return (name, fp(x.__reduce__()[1:]))
+            except TypeError:
+                return name
+        it._safe = (_NESTED, it_safe)
         return it
     slots = slots_of(t)
     if slots:
@@ -251,7 +273,20 @@ def _build(t, top: bool):
             raise unreadable(x)
         return (name,) + tuple([(k, v if v.__class__ in _ATOMS else fp(v))
                                 for k, v in sorted(d.items()) if k not in UNREAD])
-    return by_dict if top else _memo(by_dict)
+
+    def by_dict_parts(x):
+        d = getattr(x, "__dict__", None)
+        if d is None:
+            raise unreadable(x)
+        items = [(k, v) for k, v in sorted(d.items()) if k not in UNREAD]
+        return [v for _k, v in items], lambda x, rs: (name,) + tuple(
+            [(k, r) for (k, _v), r in zip(items, rs)])
+    by_dict._safe = (_PARTS, by_dict_parts, False)
+    if top:
+        return by_dict
+    f = _memo(by_dict)
+    f._safe = (_PARTS, by_dict_parts, True)
+    return f
 
 
 def unreadable(x) -> UsageError:
@@ -392,4 +427,233 @@ def _generated(name: str, slots: tuple, with_dict: bool, memo: bool):
     lines.append("    return r")
     ns = {"AT": _ATOMS, "FP": fp, "FN": _FN, "R": R, "UNREAD": UNREAD, "BOX": _BOX}
     exec(compile("\n".join(lines), f"<fingerprint {name}>", "exec"), ns)  # noqa: S102
-    return ns["f"]
+    f = ns["f"]
+    f._safe = (_PARTS, functools.partial(_slot_parts, name, slots, with_dict), memo)
+    return f
+
+
+# -- state that refers to itself, or nested deeper than the recursion limit --------------
+#
+# Every function above that reads other values carries ``_safe``: how :func:`_walk` reads
+# the same value without recursing. ``(_PARTS, parts, memo)``: ``parts(x)`` gives ``(the
+# values x holds, join)``, and ``join(x, their fingerprints)`` builds what the function
+# itself returns (``memo``: the function keeps its results in ``_BOX.memo``);
+# ``(_NESTED, g)``: the function is ``g(x, fp)`` (the SPECIAL readers, an iterator's),
+# called with a reader that walks on from the path so far. A function without ``_safe``
+# reads no other value (a reference, a name, an opaque part): the walk calls it.
+
+_PARTS, _NESTED = "parts", "nested"
+#: a back-reference: ``(CYCLE, n)`` is the object ``n`` levels up the path (module doc);
+#: ``...`` is no value any reader above returns (an Ellipsis in the state is unreadable)
+CYCLE = Ellipsis
+_OPEN = object()  # a frame pushed, no value yet
+
+
+def _seq_parts(x):
+    return list(x), _seq_join
+
+
+def _seq_join(x, rs):
+    return tuple(rs)
+
+
+def _dict_parts(x):
+    ch = []
+    for k, v in x.items():
+        ch.append(k)
+        ch.append(v)
+    return ch, _dict_join
+
+
+def _dict_join(x, rs):
+    return tuple([(rs[i], rs[i + 1]) for i in range(0, len(rs), 2)])
+
+
+def _set_parts(x):
+    return list(x), _set_join
+
+
+def _set_join(x, rs):
+    return ("set",) + tuple(sorted(rs, key=text))
+
+
+_seq._safe = (_PARTS, _seq_parts, False)
+_dict._safe = (_PARTS, _dict_parts, False)
+_set._safe = (_PARTS, _set_parts, False)
+
+
+def _sub_parts(name, read_parts, x):
+    """A container subclass with a ``__dict__``: ``(name, its items, _attrs(x))``."""
+    ch, join = read_parts(x)
+    n = len(ch)
+    items = [(k, v) for k, v in sorted(x.__dict__.items()) if k not in UNREAD]
+
+    def sub_join(x, rs):
+        return (name, join(x, rs[:n]), tuple([(k, r) for (k, _v), r in zip(items, rs[n:])]))
+    return ch + [v for _k, v in items], sub_join
+
+
+def _slot_parts(name, slots, with_dict, x):
+    """A slotted class: what :func:`_generated`'s function returns (``inst`` ranked, not
+    read as a value)."""
+    ch = [getattr(x, s, None) for s in slots if s != "inst"]
+    items = ()
+    if with_dict:
+        items = [(k, v) for k, v in sorted(getattr(x, "__dict__", {}).items())
+                 if k not in UNREAD]
+        ch += [v for _k, v in items]
+
+    def slot_join(x, rs):
+        out, j = [name], 0
+        for s in slots:
+            if s == "inst":
+                out.append(R(getattr(x, s, None)))
+            else:
+                out.append(rs[j])
+                j += 1
+        r = tuple(out)
+        if with_dict:
+            r += tuple([(k, rs[j + i]) for i, (k, _v) in enumerate(items)])
+        return r
+    return ch, slot_join
+
+
+def safe_fp(x):
+    """:func:`fp` for any state: a cycle as a back-reference, any depth (module doc).
+
+    Example::
+
+        >>> d = {"n": 1}
+        >>> safe_fp(d) == fp(d)
+        True
+        >>> d["self"] = d
+        >>> safe_fp(d)
+        (('n', 1), ('self', (Ellipsis, 1)))
+    """
+    return _walk(x, False, {}, 0)[0]
+
+
+def safe_top(x):
+    """:func:`top` for any state (:func:`safe_fp`).
+
+    Example::
+
+        >>> from conformance.hw.tlb import TlbEntry
+        >>> e = TlbEntry(3, True, False, 7)
+        >>> safe_top(e) == top(e) == ('TlbEntry', 3, True, False, 7)
+        True
+    """
+    return _walk(x, True, {}, 0)[0]
+
+
+def _walk(x, top, onpath, base):
+    """``(fingerprint of x, whether it holds a back-reference)``, read with an explicit
+    stack. ``onpath``: id -> path level of each object being read (the path from the key's
+    value to here), ``base``: the level of ``x``. A value met while it is on the path is
+    ``(CYCLE, levels up)``. A result with no back-reference in it is kept in the key's memo
+    where the recursive function keeps it: nothing it reaches reaches it back, so it reads
+    the same wherever it is met; one with a back-reference is not (read under another
+    object of its cycle, the cycle closes elsewhere)."""
+    memo = _BOX.memo
+    stack = []  # [object, values it holds, next index, their fingerprints, join, cyclic, memo]
+    v = x
+    while True:
+        t = v.__class__
+        if t in _ATOMS:
+            r, cyc = v, False
+        else:
+            i = id(v)
+            level = base + len(stack)
+            at = onpath.get(i)
+            if at is not None:
+                r, cyc = (CYCLE, level - at), True
+            else:
+                table = _TOP if top else _FN
+                top = False
+                f = table.get(t)
+                if f is None:
+                    f = table[t] = _build(t, table is _TOP)
+                how = getattr(f, "_safe", None)
+                if how is None:
+                    r, cyc = f(v), False
+                elif how[0] is _PARTS:
+                    keep = how[2] and memo is not None
+                    r = memo.get(i) if keep else None
+                    if r is not None:
+                        cyc = False
+                    else:
+                        children, join = how[1](v)
+                        onpath[i] = level
+                        stack.append([v, children, 0, [], join, False, keep])
+                        r = _OPEN
+                else:  # _NESTED: its reader walks on from here
+                    onpath[i] = level
+                    seen = [False]
+
+                    def nested(w, level=level, seen=seen):
+                        got, c = _walk(w, False, onpath, level + 1)
+                        if c:
+                            seen[0] = True
+                        return got
+                    try:
+                        r = how[1](v, nested)
+                    finally:
+                        del onpath[i]
+                    cyc = seen[0]
+        # hand r to the frame above; finish every frame whose values are all read
+        while True:
+            if r is not _OPEN:
+                if not stack:
+                    return r, cyc
+                fr = stack[-1]
+                fr[3].append(r)
+                if cyc:
+                    fr[5] = True
+            else:
+                fr = stack[-1]
+            children = fr[1]
+            if fr[2] < len(children):
+                v = children[fr[2]]
+                fr[2] += 1
+                break
+            stack.pop()
+            obj = fr[0]
+            del onpath[id(obj)]
+            r, cyc = fr[4](obj, fr[3]), fr[5]
+            if fr[6] and not cyc:
+                memo[id(obj)] = r
+
+
+def text(x) -> str:
+    """``repr(x)``, with tuples (a fingerprint's) written without recursing: the same text
+    at any depth and from any caller (``repr`` of a deep tuple fails, or not, by how deep
+    its caller is).
+
+    Example::
+
+        >>> deep = ()
+        >>> for _ in range(5000):
+        ...     deep = (deep,)
+        >>> text(((1,), "a", ...)) == repr(((1,), "a", ...)), len(text(deep))
+        (True, 15002)
+    """
+    if x.__class__ is not tuple:
+        return repr(x)
+    out = []
+    stack = [(x, 0)]
+    while stack:
+        t, i = stack.pop()
+        if i == 0:
+            out.append("(")
+        if i < len(t):
+            if i:
+                out.append(", ")
+            stack.append((t, i + 1))
+            v = t[i]
+            if v.__class__ is tuple:
+                stack.append((v, 0))
+            else:
+                out.append(repr(v))
+        else:
+            out.append(",)" if len(t) == 1 else ")")
+    return "".join(out)

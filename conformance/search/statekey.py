@@ -17,6 +17,11 @@ two distinct digest lists, collide: probability at most ``(p**2 + n**2) / 2**129
 ``p`` part values and ``n`` states (``p`` <= 8n here): below 1e-19 for 10**9 states
 (docs/BOUNDED.md).
 
+A protocol whose state refers to itself (or is nested deeper than the recursion limit)
+ends the recursive reading in a RecursionError: that key is taken again, and the
+protocol's later keys at once, with :func:`conformance.search.fingerprint.safe_fp` (the
+same bytes for every value without a cycle; a cycle as a back-reference).
+
 Example::
 
     >>> from conformance.config import MachineConfig
@@ -36,6 +41,7 @@ from hashlib import blake2b
 from . import explorer as _x
 from . import fingerprint as _f
 from .framestack import _YIELD_FROM, key_values
+from ..errors import UsageError
 from ..hookpoints import _DRIVE_CODE, paused_frames
 
 DIGEST_BYTES = 16
@@ -67,8 +73,8 @@ def digest_pd(pd: bytes, extra=()) -> bytes:
 def _dumps(x) -> bytes:
     try:
         b = marshal.dumps(x, 0)
-    except ValueError:
-        b = repr(x).encode()
+    except ValueError:  # unmarshallable, or nested deeper than marshal goes (2,000 levels)
+        b = _f.text(x).encode()
     return len(b).to_bytes(4, "little") + b  # length-prefixed: parts cannot run together
 
 
@@ -80,28 +86,59 @@ def parts(m) -> tuple:
     add), cut where a hardware event's change stops (:func:`hw_summary`)."""
     ranks = _x._inst_ranks(m)
     _f.ranked(ranks)
-    top = _f.top
-    if m.proto.__class__ not in _PROTO_SEEN:  # its state is its own part: elsewhere a name
-        _PROTO_SEEN.add(m.proto.__class__)
-        _f.opaque(m.proto.__class__, "proto")
+    cls = m.proto.__class__
+    fast = _PROTO_FAST.get(cls)
+    if fast is None:  # its state is its own part: elsewhere a name
+        _f.opaque(cls, "proto")
+        fast = _PROTO_FAST[cls] = True
     try:
-        mem = m.mem
-        out = [_dumps(tuple([top(mm) for mm in m.mms]))]
-        out += [_dumps(top(c)) for c in m.tlbs.cpus]
-        out.append(_dumps(_memory(mem)))
-        out.append(_dumps(top(m.proto)))
-        out.append(_dumps(_rest(m)))
-        out.append(_ops_part(m))
+        if fast:
+            try:
+                out = _parts(m, _f.fp, _f.top, _OP_FN)
+            except RecursionError:  # a cycle, or deep state: read again, without recursing
+                _PROTO_FAST[cls] = False
+                _f.ranked(ranks)  # a new memo
+                out = _safely(m, _parts, m)
+        else:
+            out = _safely(m, _parts, m)
     finally:
         _f.ranked(None)
     return tuple(ranks[0]), out
 
 
-_PROTO_SEEN: set = set()
+#: protocol class -> False once its state ended a recursive reading in a RecursionError
+#: (its keys are read by :func:`conformance.search.fingerprint.safe_fp` from then on, in
+#: this process: the same bytes for state without a cycle, so keys taken either way mix)
+_PROTO_FAST: dict = {}
 
 
-def _memory(mem) -> tuple:
-    fp = _f.fp
+def _parts(m, fp, top, op_fns) -> list:
+    out = [_dumps(tuple([top(mm) for mm in m.mms]))]
+    out += [_dumps(top(c)) for c in m.tlbs.cpus]
+    out.append(_dumps(_memory(m.mem, fp)))
+    out.append(_dumps(top(m.proto)))
+    out.append(_dumps(_rest(m, fp)))
+    out.append(_ops_part(m, fp, op_fns))
+    return out
+
+
+def _safely(m, f, *args):
+    """``f(*args, fp, top, op readers)`` with the readers that do not recurse; a
+    RecursionError left (the readers of ``fingerprint.SPECIAL``'s values and of iterators
+    recurse: a bound method's object, a closure, a deque, a partial) as one line naming the
+    protocol."""
+    try:
+        return f(*args, _f.safe_fp, _f.safe_top, _OP_FN_SAFE)
+    except RecursionError:
+        name = getattr(m.proto, "name", m.proto.__class__.__name__)
+        raise UsageError(
+            f"protocol {name}: its state is nested too deep for the search's state key "
+            "(bound methods, closures, deques, partials or iterators inside one another, some "
+            "hundreds of levels); keep protocol state in plain objects, slotted classes, dicts, "
+            "lists, tuples and sets, which are read at any depth") from None
+
+
+def _memory(mem, fp) -> tuple:
     return tuple([fp(getattr(mem, s, None)) for s in _f.slots_of(mem.__class__)])
 
 
@@ -118,20 +155,33 @@ def hw_summary(m, base: tuple, cpu: int, pte_changed: bool) -> tuple:
     ranks = _x._inst_ranks(m)
     if tuple(ranks[0]) != base[0]:
         return summary(m)
+    cls = m.proto.__class__
     _f.ranked(ranks)
     try:
-        pd = base[1]
-        d = DIGEST_BYTES
-        at = (1 + cpu) * d
-        b = blake2b(_dumps(_f.top(m.tlbs.cpus[cpu])), digest_size=d).digest()
-        pd = pd[:at] + b + pd[at + d:]
-        for op in m.ops:
-            if op.s3_wd:
-                pd = pd[:-d] + blake2b(_ops_part(m), digest_size=d).digest()
-                break
+        if _PROTO_FAST.get(cls, True):
+            try:
+                pd = _hw_parts(m, base[1], cpu, _f.fp, _f.top, _OP_FN)
+            except RecursionError:  # as parts(): read again, without recursing
+                _PROTO_FAST[cls] = False
+                _f.ranked(ranks)
+                pd = _safely(m, _hw_parts, m, base[1], cpu)
+        else:
+            pd = _safely(m, _hw_parts, m, base[1], cpu)
     finally:
         _f.ranked(None)
     return base[0], pd
+
+
+def _hw_parts(m, pd: bytes, cpu: int, fp, top, op_fns) -> bytes:
+    d = DIGEST_BYTES
+    at = (1 + cpu) * d
+    b = blake2b(_dumps(top(m.tlbs.cpus[cpu])), digest_size=d).digest()
+    pd = pd[:at] + b + pd[at + d:]
+    for op in m.ops:
+        if op.s3_wd:
+            pd = pd[:-d] + blake2b(_ops_part(m, fp, op_fns), digest_size=d).digest()
+            break
+    return pd
 
 
 #: Machine attributes that are not state, or that other parts cover; every other attribute
@@ -148,11 +198,10 @@ _MACHINE_SKIP = frozenset({
 _ARCH_SKIP = frozenset({"tlbs", "cpus", "trace", "flushes"})
 
 
-def _rest(m) -> tuple:
+def _rest(m, fp) -> tuple:
     """Machine, oracle, kernel and arch state outside the big parts, read generically: every
     attribute not in :data:`_MACHINE_SKIP`, the oracle's (its expected values; not its
     check counters), the kernel's, and the arch layer's but :data:`_ARCH_SKIP`."""
-    fp = _f.fp
     d = m.__dict__
     mine = tuple([(k, fp(d[k])) for k in sorted(d) if k not in _MACHINE_SKIP])
     od = m.oracle.__dict__
@@ -165,11 +214,11 @@ def _rest(m) -> tuple:
     return mine, oracle, kernel, arch
 
 
-def _ops_part(m) -> bytes:
-    return _dumps(tuple([_op(m, op) for op in m.ops]))
+def _ops_part(m, fp, op_fns) -> bytes:
+    return _dumps(tuple([_op(m, op, fp, op_fns) for op in m.ops]))
 
 
-def _op(m, op) -> tuple:
+def _op(m, op, fp, op_fns) -> tuple:
     """One operation in flight: every slot (generically, new ones included) but its
     generator and label, the code position, locals and value stack
     (:func:`conformance.search.framestack.key_values`: a loop's iterator) of every frame of
@@ -177,7 +226,6 @@ def _op(m, op) -> tuple:
     :func:`conformance.search.explorer._fp_op` reads)."""
     frames = []
     g = op.gen
-    fp = _f.fp
     while g is not None and g.__class__ is _GEN:
         fr = g.gi_frame
         if fr is None:
@@ -188,9 +236,9 @@ def _op(m, op) -> tuple:
         inner = g.gi_yieldfrom
         frames.append(_frame(fr, inner, fp))
         g = inner
-    f = _OP_FN.get(op.__class__)
+    f = op_fns.get(op.__class__)
     if f is None:
-        f = _OP_FN[op.__class__] = _op_slots(op.__class__)
+        f = op_fns[op.__class__] = _op_slots(op.__class__, fp)
     return (tuple(frames),) + f(m, op)
 
 
@@ -198,28 +246,30 @@ def _frame(f, inner, fp) -> tuple:
     """One frame: code position, locals, value stack (``inner``: the generator its ``yield
     from`` delegates to, read as the chain's next frames)."""
     st = key_values(f, inner)
-    return (f.f_code.co_name, f.f_lasti, _locals(f.f_locals),
+    return (f.f_code.co_name, f.f_lasti, _locals(f.f_locals, fp),
             st if not st or st is _YIELD_FROM else fp(st))
 
 
-def _locals(local: dict) -> tuple:
+def _locals(local: dict, fp) -> tuple:
     """A frame's locals but ``self``, sorted by name: CPython 3.11's ``f_locals`` dict
     appends names set since its last read, so its own order depends on when earlier keys
     were read (docs/BOUNDED.md)."""
-    atoms, fp = _f._ATOMS, _f.fp
+    atoms = _f._ATOMS
     return tuple([(k, v if v.__class__ in atoms else fp(v))
                   for k, v in sorted(local.items()) if k != "self"])
 
 
-#: Op class -> its generated slot reader (:func:`_op_slots`)
+#: Op class -> its generated slot reader (:func:`_op_slots`); _SAFE: the same, reading
+#: with :func:`conformance.search.fingerprint.safe_fp`
 _OP_FN: dict = {}
+_OP_FN_SAFE: dict = {}
 
 
-def _op_slots(cls):
+def _op_slots(cls, fp):
     """Compile ``f(m, op) -> (slot value...)`` for an Op class: every slot but
     :data:`_OP_SKIP`, in slot order, each read the way :data:`_OP_SPECIAL` says or by its
-    fingerprint (one attribute read per slot, no per-slot table lookups)."""
-    lines, vals, ns = ["def f(m, op):"], [], {"AT": _f._ATOMS, "FP": _f.fp}
+    fingerprint ``fp`` (one attribute read per slot, no per-slot table lookups)."""
+    lines, vals, ns = ["def f(m, op):"], [], {"AT": _f._ATOMS, "FP": fp}
     for i, s in enumerate(_f.slots_of(cls)):
         if s in _OP_SKIP:
             continue
