@@ -89,8 +89,8 @@ class Result:
     max_examples: int | None = None
     #: chunks counted: every one finished up to the failing chunk (all of them on a pass)
     chunks: int = 0
-    #: stopped by Ctrl-C: the counts cover the chunks finished by then, from chunk 0 up to
-    #: the first one still running (so ``--examples`` runs the same chunks again)
+    #: stopped by Ctrl-C: the counts cover the chunks finished by then; with no failure,
+    #: from chunk 0 up to the first one still running (``--examples`` runs them again)
     interrupted: bool = False
     #: chunks that finished after one still running when Ctrl-C came: not counted
     uncounted: int = 0
@@ -750,7 +750,10 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
                 results.setdefault(i, item)
     if broke is not None:
         filing = None  # settled: the chunks below run with no filing of their own
-        _rerun_here(broke, plan(seed, chunk, max_examples), task, results)
+        try:
+            _rerun_here(broke, plan(seed, chunk, max_examples), task, results)
+        except KeyboardInterrupt:
+            res.interrupted = True
     _collect(res, cls, results)
     for i in sorted(results):  # after the run: no chunk of it saw another's writes
         apply_log(db, results[i].log)
@@ -768,7 +771,10 @@ def _rerun_here(broke: BrokenProcessPool, chunks: Iterator[Chunk], task, results
     2026-12-05: 86 actions with one job, another chunk's 67 with two). None failing here:
     ``broke`` is raised again, and the CLI reports the worker's words."""
     below = _lowest_failing(results)
-    again = sorted(i for i in broke.in_flight if below is None or i < below)
+    in_flight = getattr(broke, "in_flight", None)
+    if in_flight is None:  # not raised where _drive marks it: the worker's words, as before
+        raise broke
+    again = sorted(i for i in in_flight if below is None or i < below)
     for c in chunks:
         if not again or c.index > again[-1]:
             break
@@ -776,6 +782,8 @@ def _rerun_here(broke: BrokenProcessPool, chunks: Iterator[Chunk], task, results
             results[c.index] = r = run_task(task(c))
             if r.found:
                 return
+    if below is not None:  # every stuck chunk is above a failure, which --jobs 1 reports
+        return
     raise broke
 
 
@@ -800,7 +808,11 @@ def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
             if c is None or c.index > stop_at:
                 more = False
                 break
-            pending[workers.executor.submit(run_task, task(c))] = c.index
+            try:
+                pending[workers.executor.submit(run_task, task(c))] = c.index
+            except BrokenProcessPool as exc:  # broke since the last wait(): c never ran
+                exc.in_flight = sorted({c.index, *pending.values()})
+                raise
         if progress is not None:
             progress(results, len(pending))
         if not pending or all(i > stop_at for i in pending.values()):

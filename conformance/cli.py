@@ -411,11 +411,12 @@ def cmd_replay(args) -> int:
                  else ""))
         if same:
             was, now = str(data.get("commit"))[:12], git_commit()[:12]
+            known = "unknown" not in (was, now)  # git_commit() outside a checkout
             print(f"  note      the protocol's source is the recorded one: does it keep state "
                   "outside the machine (module or class attributes, which outlive an "
-                  "example)? " + (f"Or the model changed: recorded commit {was}, now {now}"
-                                  if was != now else f"The commit is the recorded one too "
-                                  f"({now}; uncommitted changes aside)"))
+                  "example)? " + (f"The commit is the recorded one too ({now}; uncommitted "
+                                  "changes aside)" if known and was == now else
+                                  f"Or the model changed: recorded commit {was}, now {now}"))
         return EXIT_PASS
     print(f"  replayed  {f.headline()}\n")
     print(f.report(last=None))
@@ -926,27 +927,24 @@ def _worker_died(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _no_exit_from_protocols():
-    """``os._exit`` called by code that is neither flushcheck's nor an installed library's
-    (a protocol module, at import or in a hook) raises :class:`HookRuleBroken` instead of
-    ending the process: a protocol's error with its reproducer, or a module that does not
-    load. It ended certify with status 0 and no output, a PASS to a script that reads the
-    status, and a ``--jobs`` run with "a worker process died (killed by the OS?)" (a review,
-    2026-12-05). ``sys.exit`` raises SystemExit, which the runners already take; a C
-    extension's ``_exit`` is out of reach."""
-    import sysconfig
+    """``os._exit`` called from a protocol's own file (``watchdog.PROTOCOL_FILES``: a file
+    protocol from its first line on, any protocol's modules and hook files once a machine
+    runs it) raises :class:`HookRuleBroken` instead of ending the process: a protocol's error
+    with its reproducer, or a module that does not load. It ended certify with status 0 and
+    no output, a PASS to a script that reads the status, and a ``--jobs`` run with "a worker
+    process died (killed by the OS?)" (a review, 2026-12-05). Every other caller (flushcheck,
+    multiprocessing's forked children, any library) exits as before. ``sys.exit`` raises
+    SystemExit, which the runners already take; a C extension's ``_exit`` is out of reach."""
+    from .watchdog import PROTOCOL_FILES
 
     real = os._exit
-    ours = tuple(os.path.realpath(p) + os.sep for p in
-                 [os.path.dirname(os.path.abspath(__file__))]
-                 + [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
-                                                        "platlib")])
 
     def _exit(code):
         caller = sys._getframe(1)
-        where = os.path.realpath(caller.f_code.co_filename)
-        if where.startswith(ours) or caller.f_code.co_filename.startswith("<frozen"):
+        if caller.f_code.co_filename not in PROTOCOL_FILES:
             real(code)
-        raise HookRuleBroken(f"os._exit({code!r}) called at {os.path.basename(where)}:"
+        raise HookRuleBroken(f"os._exit({code!r}) called at "
+                             f"{os.path.basename(caller.f_code.co_filename)}:"
                              f"{caller.f_lineno}: a protocol may not end the process")
 
     os._exit = _exit

@@ -83,15 +83,7 @@ class Workers:
         """Shut the executor down; ``cancel``: drop queued chunks and stop running ones."""
         ex = self.executor
         if isinstance(ex, ProcessPoolExecutor):
-            if cancel:
-                _terminate(ex)
-            else:  # a worker whose protocol left a thread running waits for it at its exit
-                # (multiprocessing's threading._shutdown), and shutdown(wait=True) for the
-                # worker: the run hung after its last chunk (a review, 2026-12-05)
-                procs = list((getattr(ex, "_processes", None) or {}).values())
-                ex.shutdown(wait=False)
-                _end_late(procs, EXIT_GRACE_S)
-            ex.shutdown(wait=True, cancel_futures=cancel)
+            shut_pool(ex, cancel)
         elif isinstance(ex, InlineExecutor):
             ex.shutdown()
         else:  # Dask's ClientExecutor: shutdown(wait=False) cancels its futures
@@ -117,6 +109,21 @@ def _ignore_sigint() -> None:
 
 #: seconds a pool's workers have to end once their work is done (close())
 EXIT_GRACE_S = 10.0
+
+
+def shut_pool(ex: ProcessPoolExecutor, cancel: bool = False) -> None:
+    """Shut a process pool down (certify's and bound's); ``cancel``: stop its running calls
+    now. Otherwise its workers get :data:`EXIT_GRACE_S` to end: a worker whose protocol left
+    a thread running waits for it at its exit (multiprocessing's ``threading._shutdown``),
+    and ``shutdown(wait=True)`` for the worker, so the run hung after its last chunk (a
+    review, 2026-12-05)."""
+    if cancel:
+        _terminate(ex)
+    else:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False)
+        _end_late(procs, EXIT_GRACE_S)
+    ex.shutdown(wait=True, cancel_futures=cancel)
 
 
 def _end_late(procs: list, grace_s: float) -> None:

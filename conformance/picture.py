@@ -125,11 +125,13 @@ class Recorder:
         if self.broken is not None:
             return
         for life in self.live.values():
-            try:
-                pte = mms[life.mm].ptes[life.vpage]
-            except (IndexError, TypeError) as exc:  # a protocol's write (HookRuleBroken)
-                self.broken = f"{type(exc).__name__} reading mm{life.mm} v{life.vpage}"
+            if not (life.mm.__class__ is int and 0 <= life.mm < len(mms)
+                    and life.vpage.__class__ is int and 0 <= life.vpage < len(mms[life.mm].ptes)):
+                # an entry of an mm the machine does not have: a hook renumbered one
+                # (HookRuleBroken); mms[-1] would have read another mm's PTE
+                self.broken = f"an entry of mm{life.mm} v{life.vpage}, which the machine lacks"
                 return
+            pte = mms[life.mm].ptes[life.vpage]
             if life.stale_at is None and (pte.kind != PRESENT or pte.inst != life.inst):
                 life.stale_at = i
                 life.stale_why = "PTE cleared" if pte.kind != PRESENT else "PTE replaced"

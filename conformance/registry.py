@@ -48,7 +48,7 @@ import types
 
 from .errors import UsageError, describe
 from .protocol import Protocol
-from .watchdog import PROTOCOL_FILES
+from .watchdog import PROTOCOL_FILES, patience
 
 #: the entry-point group a distribution publishes its protocols under
 ENTRY_POINT_GROUP = "flushcheck.protocols"
@@ -174,6 +174,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(describe(exc).split())
 
 
+#: seconds a protocol file's top level may run before the watchdog stops it
+IMPORT_S = 60
+
+
 def _file_module(path: str):
     """Import the file at ``path`` once per process, as a module named after its stem and
     a hash of its absolute path (so two ``my_flush.py`` in different folders differ, and
@@ -197,10 +201,12 @@ def _file_module(path: str):
     if folder not in sys.path:
         sys.path.append(folder)
     # the protocol's own file from its first line on: a loop at its top level is stopped
-    # by the watchdog (conformance/watchdog.py) as a hook's is, where it hung the command
+    # by the watchdog (conformance/watchdog.py) as a hook's is, where it hung the command;
+    # after IMPORT_S, not a hook's 5 s: a module may compute a table as it loads
     PROTOCOL_FILES.add(path)
     try:
-        spec.loader.exec_module(mod)
+        with patience(IMPORT_S):
+            spec.loader.exec_module(mod)
     except KeyboardInterrupt:
         del sys.modules[modname]
         raise

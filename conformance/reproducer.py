@@ -187,8 +187,6 @@ def load(path: str) -> dict:
             isinstance(a, list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], list)
             for a in acts):
         raise UsageError(f"reproducer {path}: malformed 'actions'")
-    if not acts:  # no failure is found before the first action: replay said "PASS", exit 0
-        raise UsageError(f"reproducer {path}: no actions, nothing to replay")
     if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
     for key, (what, ok) in _OPTIONAL.items():

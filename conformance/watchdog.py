@@ -390,6 +390,19 @@ def stop() -> None:
 
 
 @contextmanager
+def patience(seconds: int):
+    """Within it, a protocol frame is stopped after ``seconds`` (at least the watchdog's own
+    limit), e.g. a protocol file's top level while it loads; nothing where no watchdog runs.
+    A :class:`HookStuck` raised in the block ends it as before."""
+    was = _State.stuck_s
+    _State.stuck_s = max(was, seconds)
+    try:
+        yield
+    finally:
+        _State.stuck_s = was
+
+
+@contextmanager
 def watch(stuck_s: int | None = None):
     """The watchdog for the duration of the block (module doc); inside another one, that
     one stays (and keeps its ``stuck_s``)."""

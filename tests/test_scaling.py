@@ -551,3 +551,43 @@ def test_an_interrupted_run_counts_a_prefix_of_its_chunks():
     res = Result(protocol="linux", seed=0, budget_s=None, chunk=10, interrupted=True)
     _collect(res, load_protocol("linux"), {i: ChunkResult(i, 10, 100) for i in range(3)})
     assert (res.chunks, res.uncounted) == (3, 0) and "note " not in report(res)
+
+
+def test_a_stuck_worker_above_a_failure_keeps_the_failure():
+    """certify._rerun_here (a worker stopped for good on a hook no exception can end): the
+    chunks in flight below the lowest failure run again here; when they pass, that failure
+    is the verdict, as with --jobs 1, which never runs the stuck chunk above it (the first
+    version raised the pool's error: the stuck hook reported instead of the violation). A
+    pool broken while a chunk was being submitted, with no chunks marked, is raised as it
+    is (it was an AttributeError: a flushcheck bug)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from conformance import certify as c
+    from conformance.certify import ChunkResult, plan
+
+    ran = []
+
+    def task(chunk):
+        return chunk
+
+    def run_task(chunk):
+        ran.append(chunk.index)
+        return ChunkResult(chunk.index, 10, 100)
+
+    old, c.run_task = c.run_task, run_task
+    try:
+        found = ChunkResult(1, 10, 100, found=(("S3", [], "text", None),))
+        results = {1: found}
+        broke = BrokenProcessPool("a worker stopped")
+        broke.in_flight = [0, 2]
+        c._rerun_here(broke, plan(0, 10, 40), task, results)  # returns: chunk 1's S3 stands
+        assert ran == [0] and sorted(results) == [0, 1] and results[1] is found
+        ran.clear()
+        broke.in_flight = [0]  # nothing failed below the stuck chunk: its stop is the verdict
+        with pytest.raises(BrokenProcessPool):
+            c._rerun_here(broke, plan(0, 10, 40), task, {})
+        assert ran == [0]
+        with pytest.raises(BrokenProcessPool):
+            c._rerun_here(BrokenProcessPool("unmarked"), plan(0, 10, 40), task, {})
+    finally:
+        c.run_task = old

@@ -686,8 +686,6 @@ def _pool(ctx, jobs):
 
 
 def _close(pool, cancel: bool) -> None:
-    from ..executors import _terminate
+    from ..executors import shut_pool
 
-    if cancel:
-        _terminate(pool)
-    pool.shutdown(wait=True, cancel_futures=cancel)
+    shut_pool(pool, cancel)
