@@ -578,3 +578,18 @@ def test_a_loop_at_a_protocol_files_top_level_is_stopped(tmp_path, capsys, monke
     slow = _protocol(tmp_path, "slow_import", "module:import time\ntime.sleep(2.5)\n"
                      "from protocols.linux import Linux\n\n\nclass P(Linux):\n    pass\n")
     assert _certify(slow, tmp_path) == EXIT_PASS, capsys.readouterr()
+
+
+def test_an_unusable_default_database_is_said(tmp_path, capsys, monkeypatch):
+    """``.hypothesis`` a file: the dev profile's database ``.hypothesis/flushcheck`` could not
+    be used, and a failure found was kept nowhere without a word (an explicit ``--database``
+    there is refused, exit 2; a review, 2026-12-05). A warning line, and no database."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".hypothesis").write_text("")
+    rc = main(["certify", "linux_4_3", "--profile", "dev", "--examples", "50", "--jobs", "1",
+               "--repro-dir", str(tmp_path / "repro")])
+    out, err = capsys.readouterr()
+    assert rc == EXIT_FAIL, (out, err)
+    assert ("flushcheck: warning: the example database .hypothesis/flushcheck cannot be used ("
+            f"{tmp_path}/.hypothesis is not a directory): failures are not kept") in err, err
+    assert "database " not in out  # the report names none
