@@ -4,6 +4,8 @@ search, determinism across runs and jobs, a partial result on a budget, the CLI.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import attrs
 import pytest
@@ -603,14 +605,22 @@ def test_bound_options_are_checked_before_the_random_search(capsys, monkeypatch)
 
 def test_a_chunk_stops_between_parents_at_the_deadline():
     """expand's ``stop`` ends a chunk before its next parent (the budget of a large config
-    was overshot by minutes when only whole chunks of 64 parents were checked)."""
+    was overshot by minutes when only whole chunks of 64 parents were checked), and, since
+    2026-12-05, before the next child of a parent (the first parent was always expanded
+    whole: minutes for a large config)."""
     from conformance.search.bounded import _Ctx, expand
 
     ctx = _Ctx(load_protocol("linux"), BOUND_CONFIG, False, ("read", "reclaim"), 1, True,
                False, True, True)
-    _, whole, _, _ = expand(ctx, [(), (), ()], 0, None)
-    _, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: True)
-    assert whole == 3 * cut > 0
+    kids, whole, _, _ = expand(ctx, [(), (), ()], 0, None)
+    assert whole > 0 and kids
+    kids, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: True)
+    assert (kids, cut) == ([], 0)
+    calls = iter(range(1000))
+    kids, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: next(calls) >= 5)
+    # asked before each of the first parent's children: cut at its sixth, none kept (a
+    # parent cut half-way gives no children; the level is partial anyway)
+    assert (kids, cut) == ([], 0) and next(calls) == 6
 
 
 def test_bad_arguments_are_one_line(capsys, tmp_path):
@@ -628,3 +638,15 @@ def test_bad_arguments_are_one_line(capsys, tmp_path):
     if os.path.isdir("/proc"):
         assert not _writable("/proc")
         assert main(["bound", "linux_4_3", "-k", "2", "-q", "--repro-dir", "/proc/x"]) == 2
+
+
+def test_the_budget_stops_inside_one_parents_expansion():
+    """``bound --budget`` was asked only between parents: with ``vpages=256`` the first
+    parent's expansion ran past 100 s under a 2 s budget (``vpages=1024``: minutes and 620
+    MB; a review, 2026-12-05). It is asked before each child of the fast search now: a
+    partial result, in about the budget."""
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "bound", "immediate", "-k",
+                        "1", "--budget", "2", "--config", "vpages=256", "-q"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
+    assert "verdict   PARTIAL (budget): complete up to K=0, partial at K=1" in r.stdout, r.stdout

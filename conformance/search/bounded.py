@@ -330,9 +330,10 @@ def _deadlock(m) -> ModelError | None:
 def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
     """Expand the states at ``paths`` (one BFS level's chunk, ``first`` the index of its
     first parent; ``sums``: their :func:`conformance.statekey.summary`, or None; ``stop``:
-    None, or a function that says, before each parent but the first, to end the chunk
-    there: the budget ran out, and the caller, seeing that too, reports a partial level;
-    one chunk of a large config can take minutes). Returns
+    None, or a function that says, before each parent but the first and before each
+    child of the fast search, to end the chunk there: the budget ran out, and the caller,
+    seeing that too, reports a partial level; one chunk of a large config can take
+    minutes). Returns
     (children, transitions, failure, late): children are (parent index, choice, key,
     summary) in order, the chunk's own duplicates dropped (summary None in the plain
     search); failure is None or (parent index, choice) of the first failing transition
@@ -348,7 +349,10 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
         if n and stop is not None and stop():
             break
         if ctx.undo:
-            kids, trans, failed = _expand_fast(ctx, path, sums[n] if sums else None)
+            try:
+                kids, trans, failed = _expand_fast(ctx, path, sums[n] if sums else None, stop)
+            except _Cut:  # the caller, seeing the budget spent too, reports a partial level
+                break
             pair = None
             if failed is not None:  # the children before it, in choices order
                 kids, trans, failed, pair = _expand_plain(ctx, path)
@@ -418,7 +422,11 @@ def _expand_plain(ctx: _Ctx, path):
     return kids, len(opts), None, late
 
 
-def _expand_fast(ctx: _Ctx, path, base=None):
+class _Cut(Exception):
+    """The budget ran out in the middle of one parent's expansion (:func:`_expand_fast`)."""
+
+
+def _expand_fast(ctx: _Ctx, path, base=None, stop=None):
     """One parent, the fast way (docs/BOUNDED.md, "What makes it faster"): its machine is
     re-executed once; hardware events are undone (:func:`_hw_undoable`), starts too
     (:mod:`conformance.search.snapshot`); each advance but the last runs on a re-execution, the
@@ -426,11 +434,18 @@ def _expand_fast(ctx: _Ctx, path, base=None):
     (:func:`conformance.statekey.summary`), taken when it was made, or None. Returns
     ([(choice, key, summary)] in choices order, transitions, failing choice or None): on a
     failure the caller redoes the parent with :func:`_expand_plain` (which child comes
-    first in choices order)."""
+    first in choices order). ``stop``: as :func:`expand`'s, asked before each child too
+    (a large config's one parent took minutes past ``bound --budget 3``: a review,
+    2026-12-05); when it says so, :class:`_Cut` ends the expansion."""
     got = _parent(ctx, path)
     if got is None:
         return [], 0, None
     m, started, opts = got
+
+    def cut() -> None:
+        if stop is not None and stop():
+            m.dispose()
+            raise _Cut
     hw = [c for c in opts if c[0] in "fer"]  # choices() lists the hardware events first
     adv = [c for c in opts if c[0] == "a"]
     st = [c for c in opts if _starts(c)]
@@ -442,6 +457,7 @@ def _expand_fast(ctx: _Ctx, path, base=None):
         base = summary(m)
     n = 0
     for c in hw:
+        cut()
         n += 1
         first = None
         if c[0] == "r":  # a re-fill: the eviction, then the fill, each undone
@@ -471,6 +487,7 @@ def _expand_fast(ctx: _Ctx, path, base=None):
     kern = st + adv
     snap = snapshot(m) if len(kern) > 1 and st else None
     for i, c in enumerate(kern):
+        cut()
         last = i == len(kern) - 1
         child = m if last or _starts(c) else _execute(ctx, path)[0]
         n += 1
