@@ -280,3 +280,30 @@ def test_the_watch_reads_function_attributes_random_state_and_survives_cycles(tm
         outside.check(cls, before)
     before = outside.look(cls)
     outside.check(cls, tuple(reversed(before)))  # the same values in another order
+
+
+def test_the_watch_takes_deep_and_cyclic_globals(tmp_path):
+    """A module global nested 5,000 deep: comparing two looks recursed in C (``now ==
+    old``), a RecursionError and exit 3, on the code before 2026-12-05 (evening); the look
+    is a digest per name now. A change deep inside it, or inside a cyclic global, is still
+    seen."""
+    from conformance.search import outside
+    from conformance.search.bounded import bounded
+    path = tmp_path / "deep_globals.py"
+    path.write_text("from protocols.linux import Linux\n\nCHAIN = None\nfor _ in range(5000):\n"
+                    "    CHAIN = [CHAIN]\nRING = {'n': 0}\nRING['me'] = RING\n\n\n"
+                    "class P(Linux):\n    pass\n")
+    cls = load_protocol(str(path))
+    assert bounded(cls, BOUND_CONFIG, 1).failure is None
+    mod = __import__("sys").modules[cls.__mro__[1].__module__]
+    before = outside.look(cls)
+    inner = mod.CHAIN
+    while inner[0] is not None:
+        inner = inner[0]
+    inner.append(1)
+    with pytest.raises(UsageError, match=r"changed CHAIN \(deep_globals.py\)"):
+        outside.check(cls, before)
+    before = outside.look(cls)
+    mod.RING["n"] = 1
+    with pytest.raises(UsageError, match=r"changed RING \(deep_globals.py\)"):
+        outside.check(cls, before)

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import os
 import random
+from hashlib import blake2b
 import sys
 import types
 
 from ..errors import UsageError
-from .fingerprint import fp
+from .fingerprint import fp, safe_fp, text
 
 _SKIP_TYPES = (types.ModuleType, types.BuiltinFunctionType)
 _MISSING = object()  # a name one look has and the other has not
@@ -49,14 +50,27 @@ def _value(v):
     ``random.Random``'s state; ``repr`` where no rule reads it or its graph is cyclic."""
     try:
         got = fp(v)
-    except (UsageError, RecursionError):  # a logger, a cyclic graph: what its repr shows
-        return ("repr", repr(v))
+    except RecursionError:  # a cyclic graph, a deep one: read without recursing
+        try:
+            got = safe_fp(v)
+        except (UsageError, RecursionError):
+            return ("repr", _repr(v))
+    except UsageError:  # a logger: what its repr shows
+        return ("repr", _repr(v))
     if isinstance(v, types.FunctionType) and v.__dict__:
         got = (got, tuple(sorted((k, _value(x)) for k, x in v.__dict__.items()
                                  if k != "__wrapped__")))
     elif isinstance(v, random.Random):
         got = (got, v.getstate())
     return got
+
+
+def _repr(v) -> str:
+    """``repr(v)``, or its type where that recurses too deep (a deep chain: 2026-12-05)."""
+    try:
+        return repr(v)
+    except RecursionError:
+        return f"<a {type(v).__name__} too deep to show>"
 
 
 def _where(mod) -> str:
@@ -110,8 +124,11 @@ def _watched(proto_cls) -> list:
 
 
 def look(proto_cls) -> tuple:
-    """The fingerprint of ``proto_cls``'s state outside the machine (see the module doc)."""
-    return tuple((name, _value(v)) for name, v in _watched(proto_cls))
+    """The fingerprint of ``proto_cls``'s state outside the machine (see the module doc):
+    a digest per name, so that comparing two looks never recurses (a module global nested
+    5,000 deep made ``now == old`` a RecursionError, exit 3; 2026-12-05)."""
+    return tuple((name, blake2b(text(_value(v)).encode(), digest_size=16).digest())
+                 for name, v in _watched(proto_cls))
 
 
 def check(proto_cls, before: tuple) -> None:
