@@ -899,7 +899,16 @@ def _check_outputs(args) -> None:
 
 
 def _unwritable(path: str, kind: str) -> str | None:
-    """Why ``path`` (a ``"dir"`` or ``"file"`` to be written) could not be written, or None."""
+    """Why ``path`` (a ``"dir"`` or ``"file"`` to be written) could not be written, or None.
+    A symlink to nothing, at ``path`` or above it, cannot (``exists`` is False for it: the
+    climb passed it, and the example database behind it kept nothing; a review, 2026-12-05)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        if os.path.islink(probe):
+            return f"{probe} is a symlink to nothing"
+        if os.path.dirname(probe) == probe:
+            break
+        probe = os.path.dirname(probe)
     if os.path.exists(path):
         if (kind == "dir") != os.path.isdir(path):
             return "not a directory" if kind == "dir" else "is a directory"
@@ -940,25 +949,34 @@ def _worker_died(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _no_exit_from_protocols():
-    """``os._exit`` called from a protocol's own file (``watchdog.PROTOCOL_FILES``: a file
-    protocol from its first line on, any protocol's modules and hook files once a machine
-    runs it) raises :class:`HookRuleBroken` instead of ending the process: a protocol's error
-    with its reproducer, or a module that does not load. It ended certify with status 0 and
-    no output, a PASS to a script that reads the status, and a ``--jobs`` run with "a worker
-    process died (killed by the OS?)" (a review, 2026-12-05). Every other caller (flushcheck,
-    multiprocessing's forked children, any library) exits as before. ``sys.exit`` raises
-    SystemExit, which the runners already take; a C extension's ``_exit`` is out of reach."""
+    """``os._exit`` called while a protocol's own frame is on the stack (its file in
+    ``watchdog.PROTOCOL_FILES``: a file protocol from its first line on, any protocol's
+    modules and hook files once a machine runs it), by anything but flushcheck itself,
+    raises :class:`HookRuleBroken` instead of ending the process: a protocol's error with
+    its reproducer, or a module that does not load. It ended certify with status 0 and no
+    output, a PASS to a script that reads the status, and a ``--jobs`` run with "a worker
+    process died (killed by the OS?)" (a review, 2026-12-05). Every other call (flushcheck's
+    watchdog, multiprocessing's forked children, a library's) exits as before. Not covered:
+    a ``module:Class`` or entry-point protocol's top level, whose files are known only once
+    it has loaded; a C extension's ``_exit``. ``sys.exit`` raises SystemExit, which the
+    runners already take."""
     from .watchdog import PROTOCOL_FILES
 
     real = os._exit
+    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
     def _exit(code):
         caller = sys._getframe(1)
-        if caller.f_code.co_filename not in PROTOCOL_FILES:
-            real(code)
-        raise HookRuleBroken(f"os._exit({code!r}) called at "
-                             f"{os.path.basename(caller.f_code.co_filename)}:"
-                             f"{caller.f_lineno}: a protocol may not end the process")
+        if not caller.f_code.co_filename.startswith(ours):  # the watchdog's own exits stand
+            f = caller  # a protocol frame anywhere below: a helper module it calls, too
+            while f is not None and f.f_code.co_filename not in PROTOCOL_FILES:
+                f = f.f_back
+            if f is not None:
+                raise HookRuleBroken(f"os._exit({code!r}) called at "
+                                     f"{os.path.basename(caller.f_code.co_filename)}:"
+                                     f"{caller.f_lineno} (from {os.path.basename(f.f_code.co_filename)}:"
+                                     f"{f.f_lineno}): a protocol may not end the process")
+        real(code)
 
     os._exit = _exit
     try:

@@ -187,6 +187,11 @@ def load(path: str) -> dict:
             isinstance(a, list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], list)
             for a in acts):
         raise UsageError(f"reproducer {path}: malformed 'actions'")
+    if not acts and " at step 0" not in str(data.get("verdict")):
+        # a failure at boot (a hook stuck in init_mm) has none; any other reproducer without
+        # actions replayed to "PASS: did not reproduce", exit 0
+        raise UsageError(f"reproducer {path}: no actions, and its verdict is no failure at "
+                         "boot (step 0): nothing to replay")
     if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
         raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
     for key, (what, ok) in _OPTIONAL.items():

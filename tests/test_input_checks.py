@@ -413,6 +413,10 @@ def test_jobs_are_capped_at_the_chunks_of_an_example_budget(monkeypatch):
     # an attrs validator's error printed the attribute's whole repr, with addresses
     ({"config": {"batch_gen_bits": 0}},
      "bad config ('batch_gen_bits' must be in range(1, 16) (got 0))"),
+    # replay printed "PASS: the recorded failure did not reproduce", exit 0 (a failure at
+    # boot, step 0, has no actions: test_stuck_for_good replays one)
+    ({"actions": []}, "no actions, and its verdict is no failure at boot (step 0): nothing "
+                      "to replay"),
     # replay printed linux_4_3 in its header and ran linux's code, exit 0
     ({"protocol_ref": "linux"},
      "reproducer names protocol 'linux_4_3', but its protocol_ref 'linux' loads 'linux'"),

@@ -205,3 +205,19 @@ def test_under_pytest_the_stop_shows_its_report(tmp_path):
     assert rc == 1 and "no exception can end it, so flushcheck ends the run here" in out + err, \
         (rc, out, err)
     assert "PROTOCOL ERROR at step" in out + err
+
+
+def test_a_hook_stuck_at_boot_has_a_reproducer_without_actions_that_replays(tmp_path):
+    """A hook that swallows every stop in ``init_mm`` (at boot, before any action): its
+    reproducer has no actions, and replay must take it (a review of a stricter check,
+    which refused every reproducer without actions)."""
+    (tmp_path / "boot.py").write_text(SWALLOWS_EVERY_STOP.replace(
+        "def try_to_unmap_flush(self, task):", "def init_mm(self, mm):"))
+    rc, out, err = _flushcheck(tmp_path, "certify", "boot.py", "--examples", "5", "--jobs", "1",
+                               "--database", "none", "--repro-dir", "r")
+    assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
+    (name,) = os.listdir(tmp_path / "r")
+    with open(tmp_path / "r" / name) as fh:
+        assert __import__("json").load(fh)["actions"] == []
+    rc, out, err = _flushcheck(tmp_path, "replay", f"r/{name}")
+    assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)

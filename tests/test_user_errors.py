@@ -593,3 +593,28 @@ def test_an_unusable_default_database_is_said(tmp_path, capsys, monkeypatch):
     assert ("flushcheck: warning: the example database .hypothesis/flushcheck cannot be used ("
             f"{tmp_path}/.hypothesis is not a directory): failures are not kept") in err, err
     assert "database " not in out  # the report names none
+
+
+def test_a_protocol_helpers_os_exit_is_its_error_and_symlinks_to_nothing_are_said(tmp_path):
+    """A review of the fixes above: ``os._exit`` called by a helper module a hook imports
+    ended certify with status 0 again once the check asked only about the immediate caller
+    (any protocol frame on the stack counts now); and a ``.hypothesis`` that is a symlink to
+    nothing passed the database check (``exists`` is False for it), keeping no failure."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    (tmp_path / "exit_helper.py").write_text("import os\n\n\ndef flush_now():\n    os._exit(0)\n")
+    path = _protocol(tmp_path, "helper_exits", """
+        def try_to_unmap_flush(self, task):
+            __import__("exit_helper").flush_now()
+    """)
+    (tmp_path / ".hypothesis").symlink_to(tmp_path / "nowhere" / "db")
+    r = subprocess.run([sys.executable, "-c", "import sys; from conformance.cli import main; "
+                        "sys.exit(main(sys.argv[1:]))", "certify", path, "--profile", "dev",
+                        "--examples", "50", "--jobs", "1", "--repro-dir", str(tmp_path / "r")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_FAIL, (r.returncode, r.stdout, r.stderr)
+    assert "os._exit(0) called at exit_helper.py:5 (from helper_exits.py:" in r.stdout, r.stdout
+    assert (f"the example database .hypothesis/flushcheck cannot be used ({tmp_path}/.hypothesis"
+            " is a symlink to nothing)") in r.stderr, r.stderr

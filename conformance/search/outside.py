@@ -18,7 +18,8 @@ dunders and flushcheck's own ``_fc_*`` caches (a method is read with its default
 closure cells); the module's globals other than dunders, modules and what other modules
 define; a class the module defines, with its attributes likewise. Each is read with the
 state key's :func:`conformance.search.fingerprint.fp` (``repr`` for what no rule reads
-or a cyclic graph such as a logger), a function with its own attributes, a
+or a cyclic graph such as a logger; :func:`conformance.search.fingerprint.safe_fp` for a
+graph too deep for ``repr``), as a digest, a function with its own attributes, a
 ``random.Random`` with its state. Not watched: objects those reach only through another
 module (the ``random`` module's own generator among them), state inside other objects
 implemented in C, and a value changed and changed back between two looks.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 from hashlib import blake2b
 import sys
 import types
@@ -49,14 +51,19 @@ def _value(v):
     """``v``'s fingerprint; a function's own attributes too (``helper.calls``), a
     ``random.Random``'s state; ``repr`` where no rule reads it or its graph is cyclic."""
     try:
-        got = fp(v)
-    except RecursionError:  # a cyclic graph, a deep one: read without recursing
-        try:
-            got = safe_fp(v)
-        except (UsageError, RecursionError):
-            return ("repr", _repr(v))
-    except UsageError:  # a logger: what its repr shows
+        with _depth(READ_DEPTH):
+            got = fp(v)
+    except UsageError:  # what no rule reads: what its repr shows
         return ("repr", _repr(v))
+    except RecursionError:  # a cyclic graph (a logger: its repr, which its lazily filled
+        # caches do not change) or a deep one, whose repr recurses too: read without recursing
+        try:
+            return ("repr", _repr(v))
+        except RecursionError:
+            try:
+                got = safe_fp(v)
+            except (UsageError, RecursionError):
+                return ("repr", f"<a {type(v).__name__} too deep to show>")
     if isinstance(v, types.FunctionType) and v.__dict__:
         got = (got, tuple(sorted((k, _value(x)) for k, x in v.__dict__.items()
                                  if k != "__wrapped__")))
@@ -65,12 +72,31 @@ def _value(v):
     return got
 
 
-def _repr(v) -> str:
-    """``repr(v)``, or its type where that recurses too deep (a deep chain: 2026-12-05)."""
+#: how deep :func:`_value` lets the fingerprint and ``repr`` recurse, counted from where it
+#: reads (the same allowance from ``look`` and from ``check``, one frame deeper: with the
+#: interpreter's limit, a value at the edge read one way before a search and the other after
+#: it, a false "changed during the search"; a review, 2026-12-05)
+READ_DEPTH = 800
+
+
+@contextmanager
+def _depth(frames: int):
+    """The recursion limit set ``frames`` above the current stack's depth for the block."""
+    depth, f = 0, sys._getframe()
+    while f is not None:
+        depth, f = depth + 1, f.f_back
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + frames)
     try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _repr(v) -> str:
+    """``repr(v)`` within :data:`READ_DEPTH` (RecursionError beyond it)."""
+    with _depth(READ_DEPTH):
         return repr(v)
-    except RecursionError:
-        return f"<a {type(v).__name__} too deep to show>"
 
 
 def _where(mod) -> str:
