@@ -65,7 +65,7 @@ from .executors import Workers, open_workers
 from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.statemachine import Stats, conformance_machine
-from .watchdog import a_worker_stopped, stuck
+from .watchdog import a_worker_stopped, stuck, watch_this_thread
 
 @attrs.define
 class Result:
@@ -597,6 +597,7 @@ def run_task(task: Task) -> ChunkResult:
         >>> r = run_task(t); r.index, r.examples > 0, r.found
         (0, True, ())
     """
+    watch_this_thread()  # a Dask worker's thread, which no SIGALRM reaches (conformance/watchdog.py)
     cls = loaded_protocol(task.protocol) if isinstance(task.protocol, str) else task.protocol
     # this process's monotonic clock, set back to the run's start
     t0 = time.monotonic() - (time.time() - task.started)

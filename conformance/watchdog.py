@@ -142,11 +142,12 @@ def _tick(signum, frame) -> None:
         raise HookStuck(_stuck_text(f, inner))
 
 
-def _stuck_text(f, inner) -> str:
+def _stuck_text(f, inner, seconds: int | None = None) -> str:
     """What a :class:`HookStuck` says: the stuck frame ``f`` (the hook the model called) and
     the line the interpreter was in (``inner``, the innermost protocol frame)."""
     name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
-    return (f"{name} ran for {_State.stuck_s} s without returning (a loop with no "
+    seconds = _State.stuck_s if seconds is None else seconds
+    return (f"{name} ran for {seconds} s without returning (a loop with no "
             f"interleaving point? {os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno})")
 
 
@@ -416,6 +417,77 @@ def watch(stuck_s: int | None = None):
     finally:
         if started:
             stop()
+
+
+class _Watched:
+    """A thread :func:`watch_this_thread` watches: as :class:`_State`, per thread."""
+
+    __slots__ = ("frame", "ticks", "stuck")
+
+    def __init__(self) -> None:
+        self.frame = self.stuck = None
+        self.ticks = 0
+
+
+_WATCHED: dict = {}  # thread id -> _Watched
+_WATCHED_LOCK = threading.Lock()
+_MONITOR: list = []  # the monitor thread of this process, once started
+
+
+def watch_this_thread() -> bool:
+    """Watch the calling thread, where no signal arrives (a Dask worker runs each chunk in a
+    thread of its own): a monitor thread looks at its stack every second, as :func:`_tick`
+    does the main thread's, and raises :class:`HookStuck` into it (an asynchronous
+    exception, ``PyThreadState_SetAsyncExc``) when one protocol frame has run for
+    :data:`STUCK_S` seconds, again at every second while it still runs. A hook that
+    swallows every one of them is not ended (that would end the Dask worker): it runs on,
+    as it did. False (nothing done) in the main thread, which the timer watches; True
+    otherwise. Until 2026-12-05 a hook that never returned hung a Dask campaign for good."""
+    if threading.current_thread() is threading.main_thread():
+        return False
+    with _WATCHED_LOCK:
+        _WATCHED.setdefault(threading.get_ident(), _Watched())
+        if not _MONITOR or not _MONITOR[0].is_alive():
+            t = threading.Thread(target=_monitor, name="flushcheck-watchdog", daemon=True)
+            _MONITOR[:] = [t]
+            t.start()
+    return True
+
+
+def _monitor() -> None:
+    import time
+
+    while True:
+        time.sleep(1.0)
+        frames = sys._current_frames()
+        with _WATCHED_LOCK:
+            for tid in [t for t in _WATCHED if t not in frames]:  # the thread has ended
+                del _WATCHED[tid]
+            watched = list(_WATCHED.items())
+        for tid, w in watched:
+            inner, f = _protocol_frames(frames[tid])
+            if f is not None and f is w.stuck:  # swallowed: again, while it runs
+                _raise_in(tid, _stuck_text(f, inner, STUCK_S))
+                continue
+            w.stuck = None
+            if f is None or f is not w.frame:
+                w.frame, w.ticks = f, 0
+                continue
+            w.ticks += 1
+            if w.ticks >= STUCK_S:
+                w.frame, w.ticks, w.stuck = None, 0, f
+                _raise_in(tid, _stuck_text(f, inner, STUCK_S))
+        del frames, watched
+
+
+def _raise_in(tid: int, text: str) -> None:
+    """Raise ``HookStuck(text)`` in thread ``tid`` at its next bytecode."""
+    import ctypes
+
+    # the C call takes a class, not an instance: one whose constructor supplies the text
+    cls = type("HookStuck", (HookStuck,), {"__init__": lambda self, *a: HookStuck.__init__(
+        self, text), "__module__": __name__})
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(cls))
 
 
 def stuck(failure) -> bool:

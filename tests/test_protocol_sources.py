@@ -238,7 +238,7 @@ def test_bad_protocol_input_is_one_line(tmp_path, monkeypatch):
     litmus = os.path.join(REPO, "litmus", "bug-2.4-reclaim-vs-mprotect.litmus")
     repro = tmp_path / "r.json"
     repro.write_text(json.dumps({"format": "flushcheck-reproducer/1", "protocol": "x", "protocol_ref": str(tmp_path / "gone.py"),
-                                 "config": {}, "actions": []}))
+                                 "config": {}, "actions": [["fill", [0, 0]]]}))
     cases = [
         (("certify", "missing.py", "--budget", "1"), ("does not exist",)),
         (("certify", "syntax_error.py", "--budget", "1"), ("SyntaxError", "line 1")),

@@ -132,6 +132,22 @@ def test_jobs_and_dask_cluster_reach_the_same_verdict(dask_cluster, tmp_path):
     assert verdict(local.stdout)[3]  # a reproducer, the same actions on both
 
 
+def test_a_hook_that_never_returns_on_a_dask_worker_is_a_protocol_error(dask_cluster, tmp_path):
+    """Dask runs each chunk in a worker thread, which no SIGALRM reaches: a hook that never
+    returned hung the campaign for good (documented until 2026-12-05). A monitor thread
+    raises HookStuck into it now (watchdog.watch_this_thread), after the workers' 5 s."""
+    (tmp_path / "spin.py").write_text("from protocols.linux import Linux\n\n\n"
+                                      "class Spin(Linux):\n"
+                                      "    def try_to_unmap_flush(self, task):\n"
+                                      "        while True:\n            pass\n")
+    r = run_cli("certify", str(tmp_path / "spin.py"), "--examples", "40", "--chunk", "20",
+                "--database", "none", "--scheduler", dask_cluster.scheduler_address,
+                "--repro-dir", str(tmp_path / "r"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "verdict   PROTOCOL ERROR" in r.stdout, r.stdout
+    assert "Spin.try_to_unmap_flush ran for 5 s without returning" in r.stdout, r.stdout
+
+
 def test_scheduler_without_dask_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     assert main(["certify", "linux", "--examples", "10", "--scheduler", "tcp://127.0.0.1:1"]) == 2
