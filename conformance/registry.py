@@ -157,13 +157,38 @@ def _protocol_of_module(mod, where: str):
 
 def _import(modname: str, where: str, what: str = "is malformed"):
     try:
-        return importlib.import_module(modname)
+        if modname not in sys.modules:  # its file is the protocol's from its first line on
+            # (watchdog.PROTOCOL_FILES: a loop at its top level is stopped, its os._exit()
+            # refused), as a file protocol's is
+            _watch_source(modname)
+        with patience(IMPORT_S):
+            return importlib.import_module(modname)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - any import error (a sys.exit() at
         # import too, or any other BaseException the module raises) is the user's input
         raise UsageError(f"protocol module {where} {what}: "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _watch_source(modname: str) -> None:
+    """Add the file of module ``modname`` to ``watchdog.PROTOCOL_FILES`` before it is
+    imported, unless it is the standard library's (``os:path`` names no protocol),
+    flushcheck's own (``conformance.protocol:Protocol``) or no file. Finding it may import its parent packages (what the import does first anyway)."""
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(modname)
+    except BaseException:  # noqa: BLE001 - a parent that fails: the import says so
+        return
+    origin = getattr(spec, "origin", None)
+    if not isinstance(origin, str) or not os.path.isfile(origin):
+        return
+    skip = tuple(os.path.realpath(p) + os.sep for p in
+                 [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
+                  os.path.dirname(os.path.abspath(__file__))])  # and flushcheck's own
+    if not os.path.realpath(origin).startswith(skip):
+        PROTOCOL_FILES.add(origin)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -242,7 +267,10 @@ def _resolve(ref: str):
     if ref in eps:
         ep = eps[ref]
         try:
-            obj = ep.load()
+            if ep.module not in sys.modules:  # as _import does
+                _watch_source(ep.module)
+            with patience(IMPORT_S):
+                obj = ep.load()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a sys.exit() at import too, any other

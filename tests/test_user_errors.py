@@ -618,3 +618,30 @@ def test_a_protocol_helpers_os_exit_is_its_error_and_symlinks_to_nothing_are_sai
     assert "os._exit(0) called at exit_helper.py:5 (from helper_exits.py:" in r.stdout, r.stdout
     assert (f"the example database .hypothesis/flushcheck cannot be used ({tmp_path}/.hypothesis"
             " is a symlink to nothing)") in r.stderr, r.stderr
+
+
+def test_a_module_protocols_top_level_is_watched_too(tmp_path, capsys, monkeypatch):
+    """A ``module:Class`` protocol's file is the protocol's from its first line on, as a
+    file protocol's: a loop at its top level is stopped (it hung), and ``os._exit(0)``
+    there is refused (it ended certify with status 0 and no output); both were left open
+    by the first fix (a review, 2026-12-05)."""
+    import subprocess
+    import sys
+    from conformance import watchdog
+    monkeypatch.setattr(watchdog, "STUCK_S", 1)
+    monkeypatch.setattr(registry, "IMPORT_S", 1)
+    (tmp_path / "fc_spins_module.py").write_text("while True:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _certify("fc_spins_module:P", tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert ("fc_spins_module cannot be imported: HookStuck: <module> ran for 1 s" in line
+            and "fc_spins_module.py:1" in line), line
+    (tmp_path / "fc_exits_module.py").write_text("import os\nos._exit(0)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, str(tmp_path),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "certify", "fc_exits_module:P",
+                        "--examples", "5", "--jobs", "1"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == EXIT_USAGE, (r.returncode, r.stdout, r.stderr)
+    assert "os._exit(0) called at fc_exits_module.py:2" in _one_line(r.stderr)
