@@ -33,7 +33,7 @@ import shutil
 import attrs
 
 from . import coverage
-from .config import MachineConfig
+from .config import MachineConfig, refused
 from .defaults import ENGINES
 from .errors import ModelError, ProtocolError, UsageError
 from .registry import load_protocol, protocol_module
@@ -413,11 +413,11 @@ def _machine(value) -> bool:
         try:  # one key at a time, so the message names the one that is wrong
             attrs.evolve(MachineConfig(), **{key: v})
         except (TypeError, ValueError) as exc:
-            raise _BadKey(key, exc.args[0] if exc.args else str(exc)) from None
+            raise _BadKey(key, refused(exc)) from None
     try:
         MachineConfig(**value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(str(exc.args[0] if exc.args else exc)) from None
+        raise ValueError(refused(exc)) from None
     return True
 
 

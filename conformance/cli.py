@@ -38,7 +38,7 @@ import attrs
 
 # only what the parser needs: explore and litmus must start without importing Hypothesis
 # (tests/test_cli.py checks it); each command imports the rest itself
-from .config import CONFIG_SETS, DEFAULT, MachineConfig
+from .config import CONFIG_SETS, DEFAULT, MachineConfig, refused
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import HookRuleBroken, ModelError, UsageError, unwritten
 from .watchdog import HookStuck, save_reproducers_in, stopped_for_good, watch
@@ -85,7 +85,7 @@ def _config(pairs: list[str]) -> MachineConfig:
     try:
         return attrs.evolve(DEFAULT, **kw)
     except ValueError as exc:  # an attrs validator (sizes >= 1, batch_gen_bits: 1..15)
-        raise UsageError(f"bad --config: {exc.args[0] if exc.args else exc}") from None
+        raise UsageError(f"bad --config: {refused(exc)}") from None
 
 
 def cmd_certify(args) -> int:
@@ -902,13 +902,8 @@ def _unwritable(path: str, kind: str) -> str | None:
     """Why ``path`` (a ``"dir"`` or ``"file"`` to be written) could not be written, or None.
     A symlink to nothing, at ``path`` or above it, cannot (``exists`` is False for it: the
     climb passed it, and the example database behind it kept nothing; a review, 2026-12-05)."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        if os.path.islink(probe):
-            return f"{probe} is a symlink to nothing"
-        if os.path.dirname(probe) == probe:
-            break
-        probe = os.path.dirname(probe)
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{os.path.abspath(path)} is a symlink to nothing"
     if os.path.exists(path):
         if (kind == "dir") != os.path.isdir(path):
             return "not a directory" if kind == "dir" else "is a directory"
@@ -918,6 +913,8 @@ def _unwritable(path: str, kind: str) -> str | None:
         if kind == "file" and not os.path.isdir(probe):
             return f"no such directory {probe}"
         while not os.path.exists(probe):
+            if os.path.islink(probe):
+                return f"{probe} is a symlink to nothing"
             probe = os.path.dirname(probe)
         if not os.path.isdir(probe):
             return f"{probe} is not a directory"
@@ -957,9 +954,9 @@ def _no_exit_from_protocols():
     output, a PASS to a script that reads the status, and a ``--jobs`` run with "a worker
     process died (killed by the OS?)" (a review, 2026-12-05). Every other call (flushcheck's
     watchdog, multiprocessing's forked children, a library's) exits as before. Not covered:
-    a ``module:Class`` or entry-point protocol's top level, whose files are known only once
-    it has loaded; a C extension's ``_exit``. ``sys.exit`` raises SystemExit, which the
-    runners already take."""
+    a ``module:Class`` protocol's parent package, which runs before its file is known
+    (``registry._watch_source``); a C extension's ``_exit``. ``sys.exit`` raises
+    SystemExit, which the runners already take."""
     from .watchdog import PROTOCOL_FILES
 
     real = os._exit

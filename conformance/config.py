@@ -48,6 +48,22 @@ def _int(inst, attribute, value) -> None:
         raise ValueError(f"'{attribute.name}' must be an integer, not {reprlib.repr(value)}")
 
 
+def refused(exc: Exception) -> str:
+    """What a config a validator refused says: an attrs validator's message, without the
+    attribute's repr and the value it passes after it (``bad --config``, a reproducer's or a
+    litmus file's config, a certificate's).
+
+    Example::
+
+        >>> try:
+        ...     MachineConfig(batch_gen_bits=0)
+        ... except ValueError as exc:
+        ...     refused(exc)
+        "'batch_gen_bits' must be in range(1, 16) (got 0)"
+    """
+    return str(exc.args[0] if exc.args else exc)
+
+
 def _bool(attribute, value) -> None:
     if value.__class__ is not bool:
         raise ValueError(f"'{attribute.name}' must be true or false, not {reprlib.repr(value)}")

@@ -48,7 +48,7 @@ import re
 
 import attrs
 
-from .config import DEFAULT, MachineConfig
+from .config import DEFAULT, MachineConfig, refused
 from .errors import VIOLATION_TYPES, Failure, ModelError, UsageError
 from .hookpoints import finish_hook
 from .reproducer import arg_error
@@ -124,8 +124,7 @@ def parse(text: str, path: str = "<litmus>") -> Scenario:
                     try:  # its range (config.LIMITS), here on its line
                         attrs.evolve(DEFAULT, **{k: cfg[k]})
                     except (TypeError, ValueError) as exc:  # attrs: (message, attribute, ...)
-                        raise ValueError(f"bad config ({exc.args[0] if exc.args else exc})") \
-                            from None
+                        raise ValueError(f"bad config ({refused(exc)})") from None
             elif head == "expect":
                 _arity(words, 3, 3, "expect PROTOCOL VERDICT")
                 if words[2] not in VERDICTS:

@@ -36,6 +36,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -157,11 +158,7 @@ def _protocol_of_module(mod, where: str):
 
 def _import(modname: str, where: str, what: str = "is malformed"):
     try:
-        if modname not in sys.modules:  # its file is the protocol's from its first line on
-            # (watchdog.PROTOCOL_FILES: a loop at its top level is stopped, its os._exit()
-            # refused), as a file protocol's is
-            _watch_source(modname)
-        with patience(IMPORT_S):
+        with _loading(modname):
             return importlib.import_module(modname)
     except KeyboardInterrupt:
         raise
@@ -171,10 +168,23 @@ def _import(modname: str, where: str, what: str = "is malformed"):
                          f"{type(exc).__name__}: {_one_line(exc)}") from None
 
 
+@contextlib.contextmanager
+def _loading(modname: str):
+    """The import of protocol module ``modname``: its file is the protocol's from its first
+    line on (``watchdog.PROTOCOL_FILES``: a loop at its top level is stopped, its
+    ``os._exit()`` refused), as a file protocol's is (:func:`_file_module`), and it has
+    :data:`IMPORT_S` seconds."""
+    if modname not in sys.modules:
+        _watch_source(modname)
+    with patience(IMPORT_S):
+        yield
+
+
 def _watch_source(modname: str) -> None:
     """Add the file of module ``modname`` to ``watchdog.PROTOCOL_FILES`` before it is
     imported, unless it is the standard library's (``os:path`` names no protocol),
-    flushcheck's own (``conformance.protocol:Protocol``) or no file. Finding it may import its parent packages (what the import does first anyway)."""
+    flushcheck's own (``conformance.protocol:Protocol``) or no file. Finding it may import
+    its parent packages (what the import does first anyway)."""
     import sysconfig
 
     try:
@@ -267,9 +277,7 @@ def _resolve(ref: str):
     if ref in eps:
         ep = eps[ref]
         try:
-            if ep.module not in sys.modules:  # as _import does
-                _watch_source(ep.module)
-            with patience(IMPORT_S):
+            with _loading(ep.module):
                 obj = ep.load()
         except KeyboardInterrupt:
             raise

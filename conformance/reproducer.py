@@ -23,7 +23,7 @@ import sys
 
 import attrs
 
-from .config import MachineConfig
+from .config import MachineConfig, refused
 from .errors import Failure, ModelError, UsageError
 
 FORMAT = "flushcheck-reproducer/1"
@@ -201,9 +201,7 @@ def load(path: str) -> dict:
     try:
         cfg = MachineConfig(**data["config"])
     except (TypeError, ValueError) as exc:  # an unknown key, or a validator's (sizes >= 1)
-        # an attrs validator's error carries the attribute's repr after its message
-        why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else exc
-        raise UsageError(f"reproducer {path}: bad config ({why})") from None
+        raise UsageError(f"reproducer {path}: bad config ({refused(exc)})") from None
     try:
         check_actions(cfg, acts)
     except UsageError as exc:

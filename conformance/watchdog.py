@@ -231,7 +231,9 @@ def _stop_for_good(frame, f, inner) -> None:
 
                 _leave_words(note[1], text, to_dict(failure), lines[-1])
             elif _State.repro_dir is not None:
-                lines.append(_save_stuck(failure))
+                from .reproducer import to_dict
+
+                lines.append(_save_stuck(to_dict(failure)))
     except BaseException as exc:  # noqa: BLE001 - the report is best effort; the exit is not
         lines.append(f"flushcheck: (no reproducer: {type(exc).__name__}: {exc})")
     lines.append(f"flushcheck: protocol error: {text}")
@@ -265,18 +267,15 @@ def _end_children() -> None:
         pass
 
 
-def _save_stuck(failure) -> str:
-    """Save ``failure``'s reproducer as ``stuck-NAME.json`` in the repro directory; the line
-    that names it. No picture: drawing one replays the actions, on greenlets, from inside
-    the stuck hook's own greenlet (2026-12-05: the search went on under it)."""
-    from .reproducer import to_dict, write_dict
+def _save_stuck(reproducer: dict) -> str:
+    """Save a stuck hook's reproducer (:func:`conformance.reproducer.to_dict`) as
+    ``stuck-NAME.json`` in the repro directory, whole or not at all; the line that names it.
+    No picture: drawing one replays the actions, on greenlets, from inside the stuck hook's
+    own greenlet (2026-12-05: the search went on under it)."""
+    from .reproducer import write_dict
 
-    return _saved_line(write_dict(to_dict(failure), _stuck_path(failure.machine.proto.name),
-                                  whole=True))
-
-
-def _stuck_path(name: str) -> str:
-    return os.path.join(_State.repro_dir, f"stuck-{name}.json")
+    path = os.path.join(_State.repro_dir, f"stuck-{reproducer.get('protocol', 'protocol')}.json")
+    return _saved_line(write_dict(reproducer, path, whole=True))
 
 
 def _saved_line(path: str) -> str:
@@ -348,11 +347,8 @@ def stopped_for_good() -> str | None:
     report = rec.get("report")
     head = f"{report}\n" if isinstance(report, str) else ""
     if isinstance(repro, dict) and _State.repro_dir is not None:
-        from .reproducer import write_dict
-
         try:
-            saved = write_dict(repro, _stuck_path(repro.get("protocol", "protocol")), whole=True)
-            return f"{head}{_saved_line(saved)}\nflushcheck: protocol error: {text}"
+            return f"{head}{_save_stuck(repro)}\nflushcheck: protocol error: {text}"
         except OSError:
             pass
     return f"{head}flushcheck: protocol error: {text}"

@@ -53,10 +53,9 @@ def _value(v):
     try:
         with _depth(READ_DEPTH):
             got = fp(v)
-    except UsageError:  # what no rule reads: what its repr shows
-        return ("repr", _repr(v))
-    except RecursionError:  # a cyclic graph (a logger: its repr, which its lazily filled
-        # caches do not change) or a deep one, whose repr recurses too: read without recursing
+    except (UsageError, RecursionError):  # what no rule reads, a cyclic graph (a logger:
+        # its repr, which its lazily filled caches do not change) or a deep one, whose repr
+        # recurses too: then read without recursing
         try:
             return ("repr", _repr(v))
         except RecursionError:
