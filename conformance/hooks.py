@@ -341,27 +341,22 @@ def write_new(name: str, base: str = "linux", directory: str = ".") -> str:
 
 
 def shipped_protocols() -> list[str]:
-    """The modules of ``protocols/`` that come with flushcheck (tracked by git; all of
-    them outside a git checkout): the guide describes these, so that a module a user drops
-    in changes no count of it (nor fails the test that checks it).
+    """The modules of ``protocols/`` that come with flushcheck (:data:`protocols.SHIPPED`,
+    in discovery order): the guide describes these, so that a module a user drops in
+    changes no count of it (nor fails the test that checks it), committed or not (until
+    2026-12-05 "shipped" was what ``git ls-files`` tracked, and a user's committed module
+    failed that test: a user review).
 
     Example::
 
         >>> "linux" in shipped_protocols()
         True
     """
-    import subprocess
+    from protocols import SHIPPED
 
     from .registry import protocol_names
 
-    names = protocol_names()
-    try:
-        out = subprocess.run(["git", "-C", _HERE, "ls-files", "--", "../protocols/*.py"],
-                             capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return names
-    tracked = {os.path.basename(p)[:-3] for p in out.split()}
-    return [n for n in names if n in tracked] or names
+    return [n for n in protocol_names() if n in SHIPPED]
 
 
 def overriders(hook: str, names: list[str] | None = None) -> list[tuple[str, list[str]]]:

@@ -7,7 +7,8 @@ A scripted file is run once; a threaded file is explored exhaustively
 import attrs
 import pytest
 
-from conformance.corpus import check_one
+from conformance.corpus import check_one, expectation
+from conformance.corpus import table as _table
 from conformance.errors import UsageError
 from conformance.findings import FINDINGS
 from conformance.litmus import corpus, parse, run, verdict
@@ -201,3 +202,95 @@ def test_step_stops_once_the_operation_has_returned(tmp_path):
     assert r.returncode == 0 and "1/1 cells as expected" in r.stdout, r.stdout + r.stderr
     with pytest.raises(UsageError, match=r"<litmus>:3: step 0: a number of steps is at least 1"):
         run(parse("name x\nCPU0 munmap P v0 1\nP step 0\n"), load_protocol("linux"))
+
+
+# -- a protocol the shipped corpus was not written for (a user review, 2026-12-05) ---------------
+def _user_module(tmp_path, name: str, base: str, hook: str = "", correct: bool = False):
+    """A protocol file ``name.py`` subclassing ``module:Class`` ``base``, with ``hook``'s
+    body as its ``flush_tlb_batched_pending`` (none: the base's), optionally CORRECT."""
+    mod, cls = base.split(":")
+    body = (f"    def flush_tlb_batched_pending(self, task, mm) -> None:\n        {hook}\n"
+            if hook else "    pass\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(f"from protocols.{mod} import {cls}\n\n\nclass User({cls}):\n{body}"
+                    + ("\nCORRECT = True\n" if correct else ""))
+    return load_protocol(str(path))
+
+
+def corpus_table(cells) -> str:
+    by = {s.name: s for s in SCENARIOS}
+    return _table(cells, [by[c.scenario] for c in cells], sorted({c.protocol for c in cells}))
+
+
+def _cell(name: str, cls, scenario: str = "lost-pending-flush-2021"):
+    sc = next(s for s in SCENARIOS if s.name == scenario)
+    return check_one(sc, cls.name, cls)
+
+
+def test_a_variant_with_a_bug_is_not_held_to_expect_star(tmp_path):
+    """A user's variant (linux without ``flush_tlb_batched_pending``'s flush) fails the 2021
+    race; the file's ``expect *  pass`` was written for the shipped protocols, not for it, so
+    the cell shows S3 as a verdict with no expectation and is not a mismatch (it was one:
+    36 litmus tests failed for one dropped-in module)."""
+    cls = _user_module(tmp_path, "nopend_user", "linux:Linux", hook="pass")
+    cell = _cell("nopend_user", cls)
+    assert (cell.verdict, cell.expected, cell.ok) == ("S3", "any", True)
+    assert "S3?" in corpus_table([cell])
+
+
+def test_a_module_claiming_correct_must_pass_the_corpus(tmp_path):
+    """``CORRECT = True`` is a claim the corpus can refute: linux_4_13's bug under that
+    claim fails its cell; the same claim on a correct copy passes it, and the F1 file (its
+    switch on, ``expect * S2``) expects nothing of either."""
+    bad = _user_module(tmp_path, "claims_correct", "linux_4_13:Linux413", correct=True)
+    cell = _cell("claims_correct", bad)
+    assert (cell.verdict, cell.expected, cell.ok) == ("S3", "pass", False)
+    good = _user_module(tmp_path, "really_correct", "immediate:Immediate", correct=True)
+    assert _cell("really_correct", good).ok
+    f1 = FINDINGS[0].scenario
+    assert _cell("really_correct", good, f1).expected == "any"
+
+
+def test_a_protocol_error_is_never_as_expected(tmp_path):
+    """No expectation still excludes an error: a variant whose hook raises fails its cell."""
+    cls = _user_module(tmp_path, "raises_user", "linux:Linux", hook="raise RuntimeError('oops')")
+    cell = _cell("raises_user", cls)
+    assert (cell.verdict, cell.expected, cell.ok) == ("PROTOCOL-ERROR", "any", False)
+
+
+def test_shipped_protocols_keep_every_expectation():
+    """The shipped modules are :data:`protocols.SHIPPED`: each exists, every protocol the
+    corpus names is one, and ``expect *`` still binds them (linux_4_13 passes 2017)."""
+    from protocols import SHIPPED
+
+    names = protocol_names()
+    assert all(n in names for n in SHIPPED)
+    assert {p for sc in SCENARIOS for p in sc.expect if p != "*"} <= set(SHIPPED)
+    by = {s.name: s for s in SCENARIOS}
+    assert expectation(by["reclaim-vs-mprotect-2017"], "linux_4_13") == "pass"
+    assert expectation(by["lost-pending-flush-2021"], "linux_4_13") == "S3"
+
+
+def test_a_directory_of_your_own_means_its_star_for_every_protocol(tmp_path):
+    """Outside the shipped corpus a file's ``*`` is its author's claim about everything run."""
+    (tmp_path / "mine.litmus").write_text(
+        "name mine\nconfig populate=false ncpus=2\nexpect * S3\nCPU0 touch w v0\n")
+    sc = corpus(str(tmp_path))[0]
+    assert expectation(sc, "anything_at_all") == "S3"
+
+
+def test_a_committed_user_module_is_not_counted_as_shipped(monkeypatch):
+    """The guide's module counts read :func:`shipped_protocols`, which no longer asks git:
+    a user's module, committed or not, is not among them."""
+    import subprocess
+
+    import conformance.registry as registry
+    from conformance.hooks import shipped_protocols
+
+    real = registry.protocol_names
+    monkeypatch.setattr(registry, "protocol_names", lambda: real() + ["my_committed_variant"])
+    tracked = "\n".join(f"../protocols/{n}.py" for n in real() + ["my_committed_variant"])
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout=tracked, stderr=""))  # git would list it: the user committed it
+    assert "my_committed_variant" not in shipped_protocols()
+    assert "linux" in shipped_protocols()

@@ -270,7 +270,9 @@ def test_litmus_and_explore_take_a_file(tmp_path):
     lt = _cli("litmus", "--protocol", "linux", "--protocol", "./old_43.py",
               "bug-2.4-reclaim-vs-mprotect", cwd=tmp_path, env=env)
     rows = {ln.split()[0]: ln.split()[1] for ln in lt.stdout.splitlines()[2:4]}
-    assert rows == {"linux": "pass", "./old_43.py": "S3!pass"}, lt.stdout
+    # a file is not a shipped module: its S3 is shown with no expectation (docs/litmus.md)
+    assert rows == {"linux": "pass", "./old_43.py": "S3?"}, lt.stdout
+    assert lt.returncode == 0, lt.stdout
 
 
 PLUGIN_TEST = '''
