@@ -150,6 +150,41 @@ def cmd_certify(args) -> int:
     return EXIT_PASS
 
 
+def _repro_stem(args, protocol: str, seed: int, cfg, cname: str | None) -> str:
+    """The name certify saves a failure under, without ``.json``: ``P-SEED``, then the
+    profile's config name, then what else changes the failures a seed finds: ``strict``,
+    the engine when not the default walk, and a digest (6 hex digits) of a ``--config``
+    that is not the default machine, a ``--steps`` or a ``--chunk``; so that two runs
+    asking for different things keep both reproducers.
+
+    Before 2026-12-05 the name was protocol, seed and profile config only, and
+    ``certify linux --strict`` overwrote the F1 reproducer that ``certify linux --config
+    reclaim_activates_dirty_file=true`` had just saved (a user review).
+
+    Example::
+
+        >>> import argparse
+        >>> a = argparse.Namespace(strict=True, engine="walk", config=[], steps=50, chunk=None)
+        >>> _repro_stem(a, "linux", 0, None, None)
+        'linux-0-strict'
+    """
+    import hashlib
+
+    from .config import DEFAULT
+
+    tags = [f"{protocol}-{seed}"] + ([cname] if cname else [])
+    if args.strict:
+        tags.append("strict")
+    if args.engine != "walk":
+        tags.append(args.engine)
+    varied = ([cfg.describe()] if args.config and cfg != DEFAULT else []) \
+        + ([f"steps={args.steps}"] if args.steps != 50 else []) \
+        + ([f"chunk={args.chunk}"] if args.chunk is not None else [])
+    if varied:
+        tags.append(hashlib.blake2b("\n".join(varied).encode(), digest_size=3).hexdigest())
+    return "-".join(tags)
+
+
 def _verdict_word(res) -> str:
     from .certificate import verdict_of
 
@@ -192,7 +227,7 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         # a verdict on nothing is not a PASS (a budget too small for the workers to start)
         raise UsageError(f"certify ran 0 examples in {res.elapsed_s:.2f} s: raise --budget")
     paths, problems = [], []  # problems: outputs not written (outputs_status)
-    stem = f"{res.protocol}-{res.seed}" + (f"-{cname}" if cname else "")
+    stem = _repro_stem(args, res.protocol, res.seed, res.config, cname)
     for i, f in enumerate(res.failures):
         if f.machine is not None:
             suffix = "" if i == 0 else f"-{f.rule}"

@@ -333,3 +333,30 @@ def test_a_full_disk_keeps_the_verdict_of_every_command(tmp_path, capsys, monkey
     assert main(["picture", fixture, "-o", f"{r}/p.html"]) == 2
     assert capsys.readouterr().err == (f"flushcheck: error: cannot write the picture {r}/p.html: "
                                        "No space left on device\n")
+
+
+def test_reproducers_of_runs_asking_different_things_are_kept_apart(tmp_path, capsys):
+    """certify names a reproducer by what changes the failure a seed finds: the F1 run
+    (``--config``) and the ``--strict`` run of the same protocol and seed keep both files,
+    where the second overwrote the first (a user review, 2026-12-05); a ``--config`` equal
+    to the default machine adds nothing to the name."""
+    import argparse
+
+    from conformance.cli import _repro_stem
+    from conformance.config import DEFAULT, MachineConfig
+
+    repro = tmp_path / "repro"
+    common = ["--budget", "20", "--jobs", "1", "--database", "none", "--repro-dir", str(repro)]
+    assert main(["certify", "linux", "--config", "reclaim_activates_dirty_file=true"]
+                + common) == 1
+    assert main(["certify", "linux", "--strict"] + common) == 1
+    capsys.readouterr()
+    saved = sorted(p.name for p in repro.glob("*.json"))
+    assert len(saved) == 2 and "linux-0-strict.json" in saved, saved
+    rules = sorted(json.loads((repro / n).read_text())["rule"] for n in saved)
+    assert rules == ["O1-strict", "S2"], rules
+    a = argparse.Namespace(strict=False, engine="walk", config=["ncpus=3"], steps=50, chunk=None)
+    assert _repro_stem(a, "linux", 0, MachineConfig(ncpus=3), None) == "linux-0"
+    assert DEFAULT == MachineConfig(ncpus=3)
+    a.engine = "hypothesis"
+    assert _repro_stem(a, "linux", 7, DEFAULT, "small") == "linux-7-small-hypothesis"

@@ -52,7 +52,8 @@ def test_hook_system_exit_is_a_protocol_error(tmp_path, capsys, engine):
     assert _certify(path, tmp_path, "--engine", engine) == EXIT_FAIL
     out = capsys.readouterr().out
     assert "PROTOCOL ERROR" in out and "SystemExit" in out, out
-    repro = tmp_path / "repro" / "exits-0.json"
+    name = "exits-0.json" if engine == "walk" else f"exits-0-{engine}.json"  # cli._repro_stem
+    repro = tmp_path / "repro" / name
     assert repro.exists()
     assert main(["replay", str(repro)]) == EXIT_FAIL  # the reproducer replays it
     assert "PROTOCOL ERROR" in capsys.readouterr().out
