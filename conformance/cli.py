@@ -214,10 +214,11 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                                           jobs=args.jobs, quiet=True)
         res.bounded = args.bound_result
     commit = git_commit()
+    shown = _commit_shown(commit)
     bounded = getattr(res, "bounded", None)
     if not res.failures and (res.interrupted or (bounded is not None
                                                  and bounded.stopped == "interrupted")):
-        print(certify_report(res, cls, commit, []))  # what ran so far; no certificate
+        print(certify_report(res, cls, shown, []))  # what ran so far; no certificate
         problems: list = []
         _bound_block(bounded, args.repro_dir, problems)
         if args.out:  # a certificate states a verdict, and there is none
@@ -239,7 +240,7 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     if paths and res.litmus:  # the failure's operations as a scenario, beside its reproducer
         lit = os.path.splitext(paths[0])[0] + ".litmus"
         _written(problems, "scenario", lit, lambda: _write_text(lit, res.litmus))
-    print(certify_report(res, cls, commit, paths))
+    print(certify_report(res, cls, shown, paths))
     bound_path = _bound_block(bounded, args.repro_dir, problems)
     if bounded is not None:  # the random search's verdict and the bounded check's, joined
         print(f"  overall   {_verdict_word(res)}")
@@ -256,6 +257,15 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
             jpath, mpath = done
             print(f"certificate: {jpath}, {mpath}   (flushcheck certify --reproduce {jpath})")
     return outputs_status(problems, exit_status(_verdict_word(res))), res
+
+
+def _commit_shown(commit: str) -> str:
+    """The report's commit, marked when the checkout has uncommitted changes to tracked
+    files (the certificate records the same as ``dirty``; the terminal report did not say
+    it, a user review of 2026-12-05)."""
+    from .certificate import tree_dirty
+
+    return commit + ("  (with uncommitted changes)" if tree_dirty() else "")
 
 
 def _write_text(path: str, text: str) -> str:

@@ -59,6 +59,32 @@ def _budget(res: Result) -> str:
     return " or ".join(parts)
 
 
+def source_line(proto_cls) -> list[str]:
+    """``source`` and the digest a reproducer records (:func:`certificate.source_digest`,
+    over the protocol's module and every file of its class hierarchy outside
+    ``conformance/``), with those files: what a verdict pasted into a review was about,
+    which the commit alone does not say for a protocol the checkout does not hold or has
+    changed (a user review, 2026-12-05: a linux.py with its flush removed printed the same
+    commit line as the clean tree). Nothing when the class has no source file.
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> source_line(load_protocol("linux_4_13"))[0][:26]
+        '  source    sha256 digest '
+    """
+    from .certificate import protocol_source, source_digest
+
+    try:
+        files = sorted(protocol_source(proto_cls)["sources"])
+        digest = source_digest(proto_cls)
+    except (OSError, TypeError, AttributeError):
+        return []
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shown = [os.path.relpath(f, here) if f.startswith(here + os.sep) else f for f in files]
+    return [f"  source    sha256 digest {digest[:16]} of {', '.join(shown)}"]
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
@@ -66,6 +92,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         # the reference that loads it again (a file's path: a file named linux.py is not linux)
         f"flushcheck certify {res.protocol_ref or res.protocol}",
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
+        *source_line(proto_cls),
         f"  commit    {commit}",
         f"  config    {config_text(res)}",
         f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",

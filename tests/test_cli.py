@@ -360,3 +360,26 @@ def test_reproducers_of_runs_asking_different_things_are_kept_apart(tmp_path, ca
     assert DEFAULT == MachineConfig(ncpus=3)
     a.engine = "hypothesis"
     assert _repro_stem(a, "linux", 7, DEFAULT, "small") == "linux-7-small-hypothesis"
+
+
+def test_the_report_pins_the_protocol_source_and_a_dirty_checkout(monkeypatch):
+    """A verdict pasted into a review says which source it judged: the report names the
+    protocol's files and the digest its reproducers record, and the commit line says when
+    the checkout has uncommitted changes (a user review, 2026-12-05: a linux.py with its
+    flush removed printed the same commit line as the clean tree, and no digest)."""
+    import conformance.certificate as certificate
+    from conformance.certificate import source_digest
+    from conformance.certify import Result
+    from conformance.cli import _commit_shown
+    from conformance.registry import load_protocol
+    from conformance.report import certify_report
+
+    cls = load_protocol("linux_4_13")
+    text = certify_report(Result(protocol="linux_4_13", seed=0, budget_s=1), cls, "abc", [])
+    line = next(ln for ln in text.splitlines() if ln.startswith("  source "))
+    assert source_digest(cls)[:16] in line
+    assert "protocols/linux_4_13.py" in line and "protocols/linux.py" in line
+    monkeypatch.setattr(certificate, "tree_dirty", lambda: True)
+    assert _commit_shown("abc") == "abc  (with uncommitted changes)"
+    monkeypatch.setattr(certificate, "tree_dirty", lambda: False)
+    assert _commit_shown("abc") == "abc"
