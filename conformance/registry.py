@@ -554,21 +554,26 @@ def _is_builtin(klass) -> bool:
     return klass.__module__ == "protocols" or klass.__module__.startswith("protocols.")
 
 
-def _warn_misspelt(cls, name: str) -> None:
-    """A warning on stderr for each public method of ``cls`` that is no hook (not a
+def misspelt_hooks(cls) -> list[tuple[str, str]]:
+    """``(method, hook)`` for each public method of ``cls`` that is no hook (not a
     :class:`Protocol` attribute, not a built-in base's helper) but is named like one
     (``try_to_unmap_flush_dirtyy``): the model never calls it, and the protocol would
-    certify as if it were not there. A warning: a helper may be named so on purpose."""
+    certify as if it were not there.
+
+    Example::
+
+        >>> class Typo(Protocol):
+        ...     def try_to_unmap_flsh(self, task): pass
+        >>> misspelt_hooks(Typo)
+        [('try_to_unmap_flsh', 'try_to_unmap_flush')]
+    """
     import difflib
 
-    mp = sys.modules.get("multiprocessing")
-    if mp is not None and mp.parent_process() is not None:
-        return  # a worker process: the parent warned already
     skip = set(dir(Protocol))
     for base in cls.__mro__[1:]:
         if _is_builtin(base):  # their helpers (luf_flushed, batch_reset) are known
             skip.update(vars(base))
-    seen = set()
+    seen, out = set(), []
     for klass in cls.__mro__:
         if klass is Protocol or klass is object or (klass is not cls and _is_builtin(klass)):
             continue
@@ -579,8 +584,23 @@ def _warn_misspelt(cls, name: str) -> None:
             seen.add(meth)
             close = difflib.get_close_matches(meth, hook_names(), n=1, cutoff=0.85)
             if close:
-                print(f"flushcheck: warning: {name}.{meth} is no Protocol hook and is never "
-                      f"called (did you mean {close[0]}?)", file=sys.stderr)
+                out.append((meth, close[0]))
+    return out
+
+
+def misspelt_text(name: str, meth: str, hook: str) -> str:
+    return f"{name}.{meth} is no Protocol hook and is never called (did you mean {hook}?)"
+
+
+def _warn_misspelt(cls, name: str) -> None:
+    """A warning on stderr for each of :func:`misspelt_hooks`. A warning, not an error: a
+    helper may be named so on purpose (certify's report repeats it, where a review sees
+    it)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.parent_process() is not None:
+        return  # a worker process: the parent warned already
+    for meth, hook in misspelt_hooks(cls):
+        print(f"flushcheck: warning: {misspelt_text(name, meth, hook)}", file=sys.stderr)
 
 
 _LOADED: dict = {}

@@ -85,6 +85,16 @@ def source_line(proto_cls) -> list[str]:
     return [f"  source    sha256 digest {digest[:16]} of {', '.join(shown)}"]
 
 
+def misspelt_lines(name: str, proto_cls) -> list[str]:
+    """A ``warning`` line for each method named like a hook that no path calls
+    (:func:`registry.misspelt_hooks`): the loader warns on stderr, but the report is what a
+    review gets, and it said PASS for a variant whose one change was never called (a user
+    review, 2026-12-05: ``try_to_unmap_flsh``)."""
+    from .registry import misspelt_hooks, misspelt_text
+
+    return [f"  warning   {misspelt_text(name, m, h)}" for m, h in misspelt_hooks(proto_cls)]
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
@@ -93,6 +103,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         f"flushcheck certify {res.protocol_ref or res.protocol}",
         f"  protocol  {res.protocol}: {protocol_summary(proto_cls)}",
         *source_line(proto_cls),
+        *misspelt_lines(res.protocol, proto_cls),
         f"  commit    {commit}",
         f"  config    {config_text(res)}",
         f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",

@@ -383,3 +383,20 @@ def test_the_report_pins_the_protocol_source_and_a_dirty_checkout(monkeypatch):
     assert _commit_shown("abc") == "abc  (with uncommitted changes)"
     monkeypatch.setattr(certificate, "tree_dirty", lambda: False)
     assert _commit_shown("abc") == "abc"
+
+
+def test_a_hook_name_typo_is_in_the_report(tmp_path, capsys):
+    """A variant whose one change is a misspelt hook certifies as mainline; the warning went
+    to stderr only, so the report a review gets said PASS with no word of it (a user
+    review, 2026-12-05). The report now carries it; a correct name gives no warning line."""
+    typo = tmp_path / "typo_variant.py"
+    typo.write_text("from protocols.linux import Linux\n\n\nclass Typo(Linux):\n"
+                    "    def try_to_unmap_flsh(self, task):\n        pass\n")
+    common = ["--examples", "20", "--jobs", "1", "--database", "none",
+              "--repro-dir", str(tmp_path / "repro")]
+    assert main(["certify", str(typo)] + common) == 0
+    out = capsys.readouterr().out
+    assert ("  warning   typo_variant.try_to_unmap_flsh is no Protocol hook and is never called "
+            "(did you mean try_to_unmap_flush?)") in out, out
+    assert main(["certify", "linux"] + common) == 0
+    assert "  warning " not in capsys.readouterr().out
