@@ -814,8 +814,8 @@ def _drive(workers: Workers, chunks: Iterator[Chunk], task, deadline: float,
             except BrokenProcessPool as exc:  # broke since the last wait(): c never ran
                 exc.in_flight = sorted({c.index, *pending.values()})
                 raise
-        if progress is not None:
-            progress(results, len(pending))
+        if progress is not None:  # the chunks running: at most one per slot (the rest wait)
+            progress(results, min(len(pending), workers.slots))
         if not pending or all(i > stop_at for i in pending.values()):
             return
         done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -94,6 +94,7 @@ def cmd_certify(args) -> int:
     certificate with ``--out``; or ``--reproduce CERTIFICATE``."""
     from .database import profile, profile_budget, profile_configs, profile_spec
     from .registry import load_protocol, protocol_ref
+    from .report import counted
 
     if args.reproduce:
         return _certify_reproduce(args)
@@ -141,8 +142,8 @@ def cmd_certify(args) -> int:
             break
     print(f"\nflushcheck certify {protocol_ref(cls)} --profile {name}: {len(rows)} configs")
     for cname, code, res in rows:
-        print(f"  {cname:12} {res.examples:>10,} examples {res.steps:>12,} steps  "
-              f"{_verdict_word(res)}")
+        print(f"  {cname:12} {counted(res.examples, 'example'):>19} "
+              f"{counted(res.steps, 'step'):>18}  {_verdict_word(res)}")
     codes = [c for _, c, _ in rows]
     for worst in (EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_INCOMPLETE):
         if worst in codes:
@@ -397,15 +398,18 @@ def cmd_soundness(args) -> int:
 
     from .report import soundness_markdown, soundness_report
     from .reproducer import git_commit
+    from .report import counted
     from .soundness import campaign, correct_protocols
 
     protos = args.protocol or correct_protocols()
     configs = CONFIG_SETS[args.config_set]
 
     def progress(cell) -> None:  # stderr: stdout is the report
-        print(f"  {cell.job.protocol} {cell.job.config}: {cell.examples:,} examples, "
-              f"{cell.steps:,} steps, {cell.rate:,.0f} steps/s, {cell.violations} violations"
-              + (f", {cell.windows} windows" if args.strict else ""), file=sys.stderr, flush=True)
+        print(f"  {cell.job.protocol} {cell.job.config}: {counted(cell.examples, 'example')}, "
+              f"{counted(cell.steps, 'step')}, {cell.rate:,.0f} steps/s, "
+              f"{counted(cell.violations, 'violation')}"
+              + (f", {counted(cell.windows, 'window')}" if args.strict else ""),
+              file=sys.stderr, flush=True)
 
     res = campaign(protos, configs, budget_s=args.budget, seed=args.seed, jobs=args.jobs,
                    strict=args.strict, actions=args.actions, shrink_s=args.shrink_seconds,
@@ -620,11 +624,12 @@ def cmd_list(args) -> int:
     rows = [(n, n, "") for n in builtin] + [
         (n, n, "[entry point] ") for n in entry_point_names() if n not in builtin]
     status = EXIT_PASS
+    width = max([len(name) for name, _r, _m in rows] + [1])  # every summary in one column
     for name, ref, mark in rows:
         try:
-            print(f"{name:28} {mark}{protocol_summary(load_protocol(ref))}")
+            print(f"{name:{width}}  {mark}{protocol_summary(load_protocol(ref))}")
         except UsageError as exc:
-            print(f"{name:28} {mark}(error: {exc})")
+            print(f"{name:{width}}  {mark}(error: {exc})")
             status = EXIT_USAGE  # listed, but a module that cannot load is bad input
     return status
 
@@ -891,6 +896,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: a run ended by SIGTERM (a CI job's timeout, ``kill``), as a shell reports one: 128 + 15
+EXIT_TERMINATED = 143
+_TERMINATED: list = []
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM to the command's process is taken as Ctrl-C: what ran so far is reported and
+    the temporary files go, then the exit status is :data:`EXIT_TERMINATED`. Before
+    2026-12-05 a CI job's timeout ended certify with no word and left an empty
+    ``/tmp/flushcheck-found-*`` behind (a user review). A worker process forked from here
+    inherits the handler; there it does what SIGTERM did (the pool's stop sends it)."""
+    import signal
+
+    me = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != me:  # a forked worker: end as before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if not _TERMINATED:
+            _TERMINATED.append(True)
+            raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave it
+        pass
+
+
 def console_main() -> None:
     """The ``flushcheck`` command: :func:`main`, then exit with its status even where the
     protocol left a thread of its own running (a hook's ``threading.Thread(...).start()``):
@@ -899,7 +934,10 @@ def console_main() -> None:
     without them."""
     import threading
 
+    _terminate_as_interrupt()
     code = main()
+    if code == EXIT_INTERRUPTED and _TERMINATED:
+        code = EXIT_TERMINATED
     left = [t.name for t in threading.enumerate()
             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
     if left:
@@ -960,7 +998,8 @@ def _unwritable(path: str, kind: str) -> str | None:
     else:  # the nearest existing ancestor must be a directory we can write into
         probe = os.path.dirname(os.path.abspath(path))
         if kind == "file" and not os.path.isdir(probe):
-            return f"no such directory {probe}"
+            return (f"{probe} is a file, not a directory" if os.path.exists(probe)
+                    else f"no such directory {probe}")
         while not os.path.exists(probe):
             if os.path.islink(probe):
                 return f"{probe} is a symlink to nothing"
@@ -1102,4 +1141,4 @@ def _main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -294,8 +294,14 @@ def _resolve(ref: str):
     if "." in ref and importlib.util.find_spec(ref.split(".")[0]) is not None:
         mod = _import(ref, ref, "cannot be imported")
         return _protocol_of_module(mod, ref), ref.rsplit(".", 1)[-1], ref
+    import difflib
+
+    names = protocol_names() + entry_point_names()
+    near = difflib.get_close_matches(ref, names, n=1, cutoff=0.7)
     known = protocol_names() + [f"{n} (entry point)" for n in entry_point_names()]
-    raise UsageError(f"unknown protocol {ref!r} (known: {', '.join(known)}; or a file.py, "
+    raise UsageError(f"unknown protocol {ref!r}"
+                     + (f" (did you mean {near[0]!r}?)" if near else "")
+                     + f" (known: {', '.join(known)}; or a file.py, "
                      "module:Class, or an entry point of flushcheck.protocols)")
 
 

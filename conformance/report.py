@@ -19,9 +19,30 @@ RULE_NAMES = {
 }
 
 
+#: the longest protocol summary shown whole (longer: its first sentence, or cut at a word)
+SUMMARY_MAX = 200
+
+
 def protocol_summary(cls) -> str:
+    """The first paragraph of the protocol's module (or class) docstring on one line: whole
+    up to :data:`SUMMARY_MAX` characters, else its first sentence if that fits, else cut at
+    a word with `` ...``. (It was the first line, which cut most historical protocols'
+    commit titles in half: a user review, 2026-12-05.)
+
+    Example::
+
+        >>> from conformance.registry import load_protocol
+        >>> protocol_summary(load_protocol("hist_2_5_no_nested_gather_flush"))[-20:]
+        '(Minchan Kim, 2017).'
+    """
     doc = inspect.getdoc(inspect.getmodule(cls)) or inspect.getdoc(cls) or ""
-    return doc.splitlines()[0] if doc else ""
+    text = " ".join(doc.split("\n\n")[0].split())
+    if len(text) <= SUMMARY_MAX:
+        return text
+    end = text.find(". ")
+    if 0 < end < SUMMARY_MAX:
+        return text[:end + 1]
+    return text[:SUMMARY_MAX].rsplit(" ", 1)[0] + " ..."
 
 
 def rules_line(o1_note=None) -> str:
@@ -123,7 +144,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      f"{res.chunks - 1}'s")
     if res.interrupted and not res.failures:
         lines.append(f"  verdict   INTERRUPTED: no verdict, 0 violations in "
-                     f"{counted(res.examples, 'example')}, {counted(res.steps, 'step')} before Ctrl-C")
+                     f"{counted(res.examples, 'example')}, {counted(res.steps, 'step')} before it was interrupted (Ctrl-C or SIGTERM)")
         return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
         from .corpus import power_line
@@ -256,7 +277,7 @@ def _soundness_verdict(res) -> str:
         rules = sorted({k for c in res.cells for k in c.counts if not is_window(k)})
         return (f"FAIL: {bad:,} failing example{'s' if bad != 1 else ''} ({', '.join(rules)}) {ran}"
                 + ("   (interrupted)" if res.interrupted else ""))
-    return f"INTERRUPTED: no verdict, 0 violations {ran} before Ctrl-C"
+    return f"INTERRUPTED: no verdict, 0 violations {ran} before it was interrupted (Ctrl-C or SIGTERM)"
 
 
 def soundness_report(res, commit: str) -> str:

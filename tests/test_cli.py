@@ -400,3 +400,23 @@ def test_a_hook_name_typo_is_in_the_report(tmp_path, capsys):
             "(did you mean try_to_unmap_flush?)") in out, out
     assert main(["certify", "linux"] + common) == 0
     assert "  warning " not in capsys.readouterr().out
+
+
+def test_sigterm_reports_what_ran_and_leaves_no_temporary_files(tmp_path):
+    """SIGTERM (a CI job's timeout) to certify is taken as Ctrl-C: the report of what ran,
+    exit 143, no ``flushcheck-found-*`` directory left behind; before, the process ended
+    with no word and left one (a user review, 2026-12-05)."""
+    import signal
+    import time
+
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-m", "conformance.cli", "certify", "linux",
+                          "--budget", "120", "--jobs", "2", "--database", "none",
+                          "--repro-dir", str(tmp_path / "repro")], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # chunks running in both workers
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 143, (p.returncode, out, err)
+    assert "INTERRUPTED: no verdict" in out and "SIGTERM" in out, out
+    assert not list(tmp_path.glob("flushcheck-found-*")), list(tmp_path.iterdir())
