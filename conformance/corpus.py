@@ -175,7 +175,7 @@ POWER_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 
 def power_line(budget_s: float | None, jobs: int = 1, engine: str = "walk",
-               path: str = POWER_JSON) -> str:
+               path: str = POWER_JSON, differs: tuple = ()) -> str:
     """What a PASS of this budget is worth: the measured share of seeds in which such a run
     finds the historical bugs (docs/CORPUS.md's power table), for the largest measured budget
     not above ``budget_s``.
@@ -199,7 +199,8 @@ def power_line(budget_s: float | None, jobs: int = 1, engine: str = "walk",
     n, seeds = pw["modules"], pw["seeds"]
     least = min(v["per_module"].values()) if v["per_module"] else 0
     how = f"{pw['jobs']} job{'s' if pw['jobs'] != 1 else ''}, {pw['engine']} engine"
-    caveat = "" if engine == pw["engine"] else f"; this run used the {engine} engine"
+    caveat = ("" if engine == pw["engine"] else f"; this run used the {engine} engine") + \
+        "".join(f"; {d}" for d in differs)  # what else of the run the table was not measured on
     if b != budget_s:  # a longer run finds at least what a shorter one of its seed does
         how += f"; the largest measured under this run's {budget_s:g} s"
     return (f"a {b:g} s budget ({how}) found all {n} known bugs in {v['all_found_seeds']}/"

@@ -116,6 +116,16 @@ def misspelt_lines(name: str, proto_cls) -> list[str]:
     return [f"  warning   {misspelt_text(name, m, h)}" for m, h in misspelt_hooks(proto_cls)]
 
 
+def _unlike_power(res) -> tuple:
+    """How this run differs from the runs the power table measured (the default machine, O1
+    not strict): the power line said the same for any ``--config`` (a user review,
+    2026-12-05)."""
+    from .config import DEFAULT
+
+    return (("measured on the default machine, not this run's config",) if res.config != DEFAULT
+            else ()) + (("measured without --strict",) if res.strict else ())
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
@@ -150,7 +160,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         from .corpus import power_line
         lines.append(f"  verdict   PASS: 0 violations in {counted(res.examples, 'example')}, "
                      f"{counted(res.steps, 'step')}")
-        lines.append(f"  power     {power_line(res.budget_s, res.jobs, res.engine)}")
+        power = power_line(res.budget_s, res.jobs, res.engine, differs=_unlike_power(res))
+        lines.append(f"  power     {power}")
         lines += [f"  scope     {x}" for x in scope_lines(res.config)]
         lines += coverage_lines(res)
         return "\n".join(lines)

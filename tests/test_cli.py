@@ -420,3 +420,24 @@ def test_sigterm_reports_what_ran_and_leaves_no_temporary_files(tmp_path):
     assert p.returncode == 143, (p.returncode, out, err)
     assert "INTERRUPTED: no verdict" in out and "SIGTERM" in out, out
     assert not list(tmp_path.glob("flushcheck-found-*")), list(tmp_path.iterdir())
+
+
+def test_the_power_line_says_what_its_table_was_not_measured_on():
+    """The power table was measured on the default machine without --strict; a PASS on
+    another config or with --strict says so (it quoted the table as if it applied)."""
+    import attrs
+
+    from conformance.certify import Result
+    from conformance.config import DEFAULT
+    from conformance.registry import load_protocol
+    from conformance.report import certify_report
+
+    def power(**kw) -> str:
+        res = Result(protocol="linux", seed=0, budget_s=60, **kw)
+        res.examples, res.steps, res.chunks = 500, 60_000, 1
+        text = certify_report(res, load_protocol("linux"), "abc", [])
+        return next(ln for ln in text.splitlines() if ln.startswith("  power "))
+
+    assert "not this run's config" not in power(config=DEFAULT)
+    assert "not this run's config" in power(config=attrs.evolve(DEFAULT, ncpus=4))
+    assert "measured without --strict" in power(config=DEFAULT, strict=True)
