@@ -69,8 +69,9 @@ PAIRS = {
         "finds the PTE changed under it to a writable one (after `update_mmu_tlb*()`)",
         "mmap: the module keeps v10's give-up at writable mmap; v11 adds no flush to mm/mmap.c"]),
     "luf_v12": ("luf_v12_posted", [
-        "context switch: the module flushes on every switch; v12 16/26 flushes in "
-        "`finish_task_switch` only in the block that drops a borrowed lazy-TLB mm "
+        "context switch: the module flushes (`luf_flush_mm` of the mm switched away from) on "
+        "every switch; v12 flushes in `finish_task_switch` (16/26 `luf_flush(0)`, 19/26 "
+        "`luf_flush_mm(mm)`) only in the block that drops a borrowed lazy-TLB mm "
         "(`mmdrop_lazy_tlb_sched`), which this machine (no lazy TLB) never runs"]),
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
@@ -104,8 +105,9 @@ MECHANISMS = {
               "`set_tlb_ubc_flush_pending`, so the mm is pending and gets `flush_tlb_mm` "
               "(Byungchul's argument in the seed)",
     ("luf_v12", 1): "`flush_tlb_batched_pending` in `zap_pte_range` (mm pending), then "
-                    "`tlb_end_vma`'s `luf_flush(0)` (`LufV12.tlb_end_vma`)",
-    ("luf_v12_posted", 1): "as `luf_v12`: `flush_tlb_batched_pending`, then `tlb_end_vma`'s `luf_flush(0)`",
+                    "`tlb_end_vma`'s `luf_flush_vma` (16/26's `luf_flush(0)` narrowed by "
+                    "19/26; `LufV12.tlb_end_vma`)",
+    ("luf_v12_posted", 1): "as `luf_v12`: `flush_tlb_batched_pending`, then `tlb_end_vma`'s `luf_flush_vma`",
     ("luf_vma_flag", 1): "`flush_tlb_batched_pending` in `zap_pte_range` (mm pending); the "
                          "VMA flag check in `tlb_end_vma` comes second",
     ("*", 4): "the allocation-time flush: the page still owes its flush when it leaves the "
@@ -123,13 +125,17 @@ MECHANISMS = {
     ("luf_v11", 2): "`file_end_write` does `luf_flush(0)` (`LufV11.file_end_write`) before write() returns",
     ("luf_v11_posted", 2): "`file_end_write` does `luf_flush(0)` (`LufV11Posted.file_end_write`)",
     ("luf_lazyfree_fix", 2): "`file_end_write` does `luf_flush(0)` (inherited from `LufV11`)",
-    ("luf_v12", 2): "`mapping_write_begin` does `luf_flush(0)` before the page-cache page changes",
-    ("luf_v12_posted", 2): "`mapping_write_begin` does `luf_flush(0)` before the page-cache page changes",
-    ("luf_v12", 3): "`luf_flush(0)` at the end of `handle_mm_fault` for a VM_WRITE VMA, before "
-                    "the faulting CPU retries its store",
-    ("luf_v12_posted", 3): "`luf_flush(0)` at the end of `handle_mm_fault` (VM_WRITE VMA)",
-    ("luf_v12", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
-    ("luf_v12_posted", 5): "`luf_flush(0)` at the end of `handle_mm_fault` (write fault)",
+    ("luf_v12", 2): "`mapping_write_begin` does `luf_flush_mapping` (20/26; `luf_flush(0)` in "
+                    "16/26) before the page-cache page changes",
+    ("luf_v12_posted", 2): "`mapping_write_begin` does `luf_flush_mapping` before the page-cache page changes",
+    ("luf_v12", 3): "`luf_flush_mapping` (the file's `luf_batch`, 20/26) and `luf_flush_mm` at the "
+                    "end of `handle_mm_fault` for a VM_WRITE VMA, before the faulting CPU "
+                    "retries its store",
+    ("luf_v12_posted", 3): "`luf_flush_mapping` and `luf_flush_mm` at the end of `handle_mm_fault` "
+                           "(VM_WRITE VMA)",
+    ("luf_v12", 5): "`luf_flush_mapping` at the end of `handle_mm_fault` (write fault in a shared "
+                    "mapping of the file: its `luf_batch` holds the reader's CPU)",
+    ("luf_v12_posted", 5): "`luf_flush_mapping` at the end of `handle_mm_fault` (write fault)",
     ("linux", 7): "`flush_tlb_batched_pending` in `change_pte_range` (3ea277194daa) and "
                   "`try_to_unmap_flush` at `move:`, before the copy",
     ("*", 7): "`LUF_DIRTY_OK = False`: the read-only but dirty PTE keeps the folio out of LUF, so "
@@ -200,8 +206,46 @@ clears that PTE with the flush deferred by LUF, keeping the folio (the zap's gat
 it); `truncate_inode_folio` finds the folio unmapped, deletes it and zeroes the hole, and
 nothing flushes the entry, which still reads the old data. It is scenario 2 (the file changed
 underneath) without `write()`: every v10 and v11 variant fails it; v12's `luf_flush(0)` at the
-end of `truncate_inode_pages_range` (patch 16/26; the model's hook of that name) answers it,
-and `luf_v12` passes the file. `luf_lazyfree_fix` now declares C1 for it."""
+end of `truncate_inode_pages_range` (patch 16/26, `luf_flush_mapping` since 20/26; the model's
+hook of that name) answers it, and `luf_v12` passes the file. `luf_lazyfree_fix` now declares
+C1 for it.
+
+**v12's narrowed flushes reopen it** (found 2026-12-05 when 19/26 and 20/26 were modelled;
+`litmus/luf-narrow-fold-before-add-pending.litmus`, C1 for `luf_v12` and `luf_v12_posted`).
+19/26 and 20/26 record a LUF unmap in `mm->luf_batch` and `mapping->luf_batch`
+(`fold_luf_batch_mm`: a new `luf_ugen`) *before* the PTE's `arch_tlbbatch_add_pending`, the
+`inc_mm_tlb_gen` that tells a flush IPI there is work; once the batches hold the mm's CPUs
+(`arch_tlbbatch_need_fold` false, the steady state: they are never emptied) nothing bumps
+`tlb_gen` in between. A `luf_flush_mapping` that lands there finds the reclaiming CPU up to
+date, flushes nothing on it, and still marks it done past the batch's ugen (`tlb_flush_end`),
+so the next `luf_flush_mapping` drops it (`arch_tlbbatch_diet`):
+
+```text
+CPU0 (fallocate PUNCH_HOLE file0:1)        CPU2 (mm0, reclaim)
+                                           (an earlier LUF unmap put CPUs 0-2 in
+                                            mm0's and file0's luf_batch)
+unmap_mapping_range: zap mm0:v3, flush
+zap mm1:v1 (PTL of mm1)                    read v3: fault maps file0:1 RO, TLB fill
+                                           try_to_unmap_one: ptep_get_and_clear(v3)
+                                           set_tlb_ubc_flush_pending:
+                                             fold_luf_batch_mm(mm0, file0): new ugen,
+                                             need_fold false: no tlb_gen bump yet
+tlb_end_vma: luf_flush_vma(mm1's VMA)
+  luf_flush_mapping(file0): IPI to CPU2
+    flush_tlb_func: local tlb_gen ==
+    mm's: "nothing to do"
+  tlb_flush_end: CPU2 done past the ugen
+                                             arch_tlbbatch_add_pending: tlb_gen++
+                                           __remove_mapping; freed with its luf_key
+truncate_inode_pages_range:
+  luf_flush_mapping(file0): diet leaves
+  nothing, returns; the hole reads 0
+                                           read v3: the stale entry, old data (C1)
+```
+
+16/26 alone folded `luf_batch[0]` *after* `arch_tlbbatch_add_pending`, and with the fold
+moved there the scenario passes (`tests/test_luf_mechanisms.py`); the entry stays until the
+page is allocated again (the takeoff flush covers CPU2)."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {
@@ -220,8 +264,10 @@ FINDINGS = {
 }
 #: why another thread's fault removes the lazyfree stale entry (class C), per variant
 LAZY_C = {
-    "luf_v12": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes at the end of `handle_mm_fault`",
-    "luf_v12_posted": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes at the end of `handle_mm_fault`",
+    "luf_v12": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes its mm's LUF batch at the end "
+               "of `handle_mm_fault` (`luf_flush_mm`)",
+    "luf_v12_posted": "every fault in a VM_WRITE/VM_MAYWRITE VMA flushes its mm's LUF batch at the "
+                      "end of `handle_mm_fault` (`luf_flush_mm`)",
     "luf_vma_flag": "the other thread's fault finds its VMA flagged (LUF deferred a flush there) "
                     "and flushes",
 }

@@ -24,28 +24,37 @@ hash; what an allocation flushes follows each posting, :attr:`LufBase.TAKEOFF_SC
   ugen/luf_key); flushed by :meth:`page_alloc` when the frame is handed out, with every
   other frame's of the same generation (v10/v11: all of them) or pass (v12: its key;
   ``self.pass_of[frame]``);
-* :meth:`luf_flush_all` is ``luf_flush(0)``: flush every deferred batch ("give up LUF").
+* :meth:`luf_flush_all` is ``luf_flush(0)`` while ``luf_batch[0]`` accumulates every LUF
+  unmap (v12 16/26, :attr:`LufBase.LUF_BATCH_ZERO`; the v10 and v11 modules' give-up): flush
+  every deferred batch ("give up LUF");
+* :meth:`fold_luf_batch_mm`: a hook where a still-LUF-able PTE is recorded, before its
+  ``arch_tlbbatch_add_pending``; :mod:`protocols.luf_v12` keeps there the per-mm and
+  per-mapping batches of v12 19/26 and 20/26, which its narrowed give-up points
+  (``luf_flush_vma`` / ``luf_flush_mm`` / ``luf_flush_mapping``) flush.
 
 Subclasses choose the give-up points by overriding hooks.
 
 Not modelled (a review against the postings, 2026-12-05; it makes the model defer *longer*
 than the series, the false-FAIL direction, and no failing trace was traced to it):
 
-* v12's ``luf_batch[0]`` keeps every LUF unmap for ever (``luf_flush(0)`` flushes it all,
+* 16/26's ``luf_batch[0]`` keeps every LUF unmap for ever (``luf_flush(0)`` flushes it all,
   generations skip what is done); here ``unkeyed`` holds a frame's mask only until its key
-  or a flush, which is what ``luf_flush(0)`` can still owe.
+  or a flush, which is what ``luf_flush(0)`` can still owe (20/26 stops filling entry 0:
+  :mod:`protocols.luf_v12` has no ``luf_flush(0)`` that flushes deferrals).
 
 Also not modelled, in the other direction (the model flushes sooner or more than the series,
 so a bug only the series has may not show): v12 13/26's buddy allocator prefers pages that
 owe no flush (``pend_list``, ``non_luf_pages_ok``), where the model's allocator is LIFO and
-takes a LUF'd page, and flushes for it, sooner; 19/26 and 20/26 narrow 16/26's
-``luf_flush(0)`` points to ``luf_flush_vma`` / ``luf_flush_mm`` / ``luf_flush_mapping``; 17/26
-skips CPUs whose per-CPU generation says they flushed since (``arch_tlbbatch_diet``);
-16/26's ``fold_unmap_luf`` keys only the CPUs ``tlb_ubc`` does not already cover, and
-``try_to_unmap_flush_takeoff`` drops the CPUs it flushed from the task's batches
-(``arch_tlbbatch_done``, 01/26), where the model keys and flushes whole masks; 15/26 flushes
-(``luf_flush(0)`` in ``mapping_write_begin``) only on the ``->write_begin`` write paths,
-where the model flushes on every file write (iomap and FUSE writers get none in v12). 02-08,
+takes a LUF'd page, and flushes for it, sooner; 17/26 skips CPUs whose per-CPU generation
+says they flushed since (``arch_tlbbatch_diet``, ``arch_tlbbatch_check_done``), after every
+flush it marks (``tlb_flush_end``), where :mod:`protocols.luf_v12` marks only its narrowed
+flushes, the takeoff flush and the pass's ``try_to_unmap_flush`` (``LufV12._luf_done``) and
+the v10/v11 modules keep no generations; 16/26's ``fold_unmap_luf`` keys only the CPUs
+``tlb_ubc`` does not already cover, and ``try_to_unmap_flush_takeoff`` drops the CPUs it
+flushed from the task's batches (``arch_tlbbatch_done``, 01/26), where the model keys and
+flushes whole masks; 15/26 flushes (``luf_flush(0)``, ``luf_flush_mapping`` since 20/26, in
+``mapping_write_begin``) only on the ``->write_begin`` write paths, where the model flushes
+on every file write (iomap and FUSE writers get none in v12). 02-08,
 15 and 26 of v12 were read on 2026-12-05 for the rest: arch batch helpers, ``luf_key`` in
 ``struct page``, ``luf_ugen`` wrap-around (``ugen_before``, 2^63 steps away here), the
 ``luf_batch`` hash (16-bit keys skipping 0, collisions merge batches, unreachable within a
@@ -108,6 +117,13 @@ class LufBase(Linux):
     #: stale entry of another page the posting's takeoff flush covered stayed cached.
     TAKEOFF_SCOPE = "all"
 
+    #: v12 16/26 accumulates every LUF unmap into ``luf_batch[0]`` at once, which
+    #: :meth:`luf_flush_all` (``luf_flush(0)``) flushes: here the frame's ``unkeyed`` mask,
+    #: from its first deferred PTE on. v12 20/26 removes that accumulation ("XXX: Reserve
+    #: the 0th entry for later use."; :mod:`protocols.luf_v12`, False); the v10 and v11
+    #: modules keep it (their give-up flushes every deferral, as ``luf_flush_all`` does).
+    LUF_BATCH_ZERO = True
+
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         self.pending: dict[int, int] = {}  # frame -> cpumask still owed (ugen / luf_key)
@@ -131,23 +147,44 @@ class LufBase(Linux):
         ubc.folio_ptes = []
         ubc.folio_frame = frame
 
-    def folio_lazyfree(self, frame) -> bool:
-        """``folio_test_anon(folio) && !folio_test_swapbacked(folio)`` (MADV_FREE'd).
+    def _physmem(self):
+        """The machine's ``PhysMem`` (None outside a machine).
 
-        The model passes protocols a frame number, not a folio, so this reads the folio
-        flags of the machine's ``PhysMem`` through the allocator's owner (the kernel object
-        whose ``free_frames`` is ``free_to_allocator``): ``PhysMem.lazyfree`` is the model's
-        ``!PG_swapbacked`` of an anonymous folio (docs/model.md section 2)."""
+        The model passes protocols a frame number, not a folio, so folio flags are read
+        from the machine's ``PhysMem`` through the allocator's owner (the kernel object
+        whose ``free_frames`` is ``free_to_allocator``)."""
         kernel = getattr(self.free_to_allocator, "__self__", None)
-        mem = getattr(kernel, "mem", None)
+        return getattr(kernel, "mem", None)
+
+    def folio_lazyfree(self, frame) -> bool:
+        """``folio_test_anon(folio) && !folio_test_swapbacked(folio)`` (MADV_FREE'd):
+        ``PhysMem.lazyfree`` is the model's ``!PG_swapbacked`` of an anonymous folio
+        (docs/model.md section 2)."""
+        mem = self._physmem()
         if mem is None:
             return False
         owner = mem.owner[frame]
         return isinstance(owner, tuple) and owner[0] == "a" and bool(mem.lazyfree[frame])
 
+    def folio_file(self, frame):
+        """The file of ``folio_mapping(folio)`` for a page-cache folio (its owner
+        ``('f', file, pgoff)``), else None. Simplification: an anonymous folio in the swap
+        cache has ``swap_address_space()`` as its ``folio_mapping``; no path of the model
+        flushes a swap mapping's LUF batch (v12 20/26 calls ``luf_flush_mapping`` from
+        file paths only), so it is None here."""
+        mem = self._physmem()
+        if mem is None:
+            return None
+        owner = mem.owner[frame]
+        if isinstance(owner, tuple) and owner[0] == "f":
+            return owner[1]
+        return None
+
     def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage) -> None:
-        """As mainline (``mm->tlb_flush_batched`` pending), but into the folio's batch; while
-        the folio is still LUF-able, also into ``luf_batch[0]`` at once (v12 16/26:
+        """As mainline (``mm->tlb_flush_batched`` pending), but into the folio's batch. While
+        the folio is still LUF-able: first :meth:`fold_luf_batch_mm` (v12 19/26 and 20/26:
+        the mm's and the mapping's ``luf_batch``, before ``arch_tlbbatch_add_pending``), and
+        with :attr:`LUF_BATCH_ZERO` also into ``luf_batch[0]`` at once (v12 16/26:
         "Accumulate to the 0th entry right away so that luf_flush(0) can be used to properly
         perform pending TLB flush once this unmapping is observed"): here ``unkeyed``."""
         if pteval.kind != 1:
@@ -155,6 +192,8 @@ class LufBase(Linux):
         ubc = task.tlb_ubc
         if pteval.writable or (pteval.dirty and not self.LUF_DIRTY_OK):
             ubc.folio_ro = False  # can_luf_fail: the folio goes to tlb_ubc and is flushed
+        if ubc.folio_ro:
+            self.fold_luf_batch_mm(task, mm, ubc.folio_frame)
         real = ubc.arch
         ubc.arch = ubc.folio  # arch_tlbbatch_add_pending into tlb_ubc_ro
         try:
@@ -162,9 +201,16 @@ class LufBase(Linux):
         finally:
             ubc.arch = real
         ubc.folio_ptes.append((mm, vpage))
-        if ubc.folio_ro:
+        if ubc.folio_ro and self.LUF_BATCH_ZERO:
             frame = ubc.folio_frame
             self.unkeyed[frame] = self.unkeyed.get(frame, 0) | ubc.folio.cpumask
+
+    def fold_luf_batch_mm(self, task, mm, frame) -> None:
+        """Hook: a PTE of ``mm`` mapping the LUF-able folio ``frame`` was just cleared with
+        its flush deferred (``set_tlb_ubc_flush_pending`` while ``can_luf_test()``), before
+        its ``arch_tlbbatch_add_pending``. v12 19/26 and 20/26 record it in
+        ``mm->luf_batch`` and ``mapping->luf_batch`` (:mod:`protocols.luf_v12`); the base
+        records nothing here."""
 
     def try_to_unmap_end(self, task, frame, migration) -> None:
         """Fold the folio's batch: read-only -> ``tlb_ubc_luf`` (LUF), else -> ``tlb_ubc``."""

@@ -1,14 +1,40 @@
-"""LUF RFC v12 (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park; kernel-notes 4.3-4.4).
+"""LUF RFC v12 (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park; kernel-notes 4.3-4.4),
+the whole series: 16/26's give-up points narrowed by 19/26 and 20/26.
 
 Keys/generations (``luf_ugen``, ``luf_batch[]``, per-page ``luf_key``) track what each
-freed page owes; the allocator flushes it at takeoff. Patch 16/26's ``luf_flush(0)``
-flush points modelled here: ``tlb_end_vma()`` (every zap/munmap VMA, mprotect),
-the end of ``handle_mm_fault()`` for ``VM_WRITE|VM_MAYWRITE`` VMAs or write faults,
-``mapping_write_begin()`` (file updates), ``finish_task_switch()``, and the end of
-``truncate_inode_pages_range()`` (hole punch; the patch also flushes after
-``truncate_inode_folio``'s removal, the same point for the model's one-page punch),
-the end of ``folio_mkclean()``; and, of 25/26 and 16/26, ``luf_flush(fold_unmap_luf())``
-when ``shrink_folio_list`` keeps a folio ``try_to_unmap`` found LUF-able (``keep:``) and
+freed page owes; the allocator flushes it at takeoff. Patch 16/26 gives LUF up with
+``luf_flush(0)`` (every LUF unmap, accumulated in ``luf_batch[0]``) at: ``tlb_end_vma()``
+(every zap/munmap VMA, mprotect), the end of ``handle_mm_fault()`` for
+``VM_WRITE|VM_MAYWRITE`` VMAs or write faults, ``mapping_write_begin()`` (file updates),
+``finish_task_switch()``, the end of ``truncate_inode_pages_range()`` (hole punch; the
+patch also flushes after ``truncate_inode_folio``'s removal, the same point for the
+model's one-page punch) and the end of ``folio_mkclean()``. Patches 19/26 ("mm: skip luf
+tlb flush for luf'd mm that already has been done") and 20/26 ("mm, fs: skip tlb flushes
+for luf'd filemap that already has been done") narrow each of them to the LUF unmaps that
+concern it, as modelled here since 2026-12-05 (before, this module flushed every deferral
+at each point, as 16/26 alone does):
+
+* ``set_tlb_ubc_flush_pending`` records a still-LUF-able PTE in ``mm->luf_batch`` (19/26)
+  and, for a folio with a mapping, in ``mapping->luf_batch`` (20/26), each with
+  ``fold_luf_batch_mm`` (:meth:`LufV12.fold_luf_batch_mm`), *before* the PTE's
+  ``arch_tlbbatch_add_pending``; 20/26 drops 16/26's accumulation into ``luf_batch[0]``
+  (``LUF_BATCH_ZERO = False``);
+* ``tlb_end_vma``: ``luf_flush_vma(vma)`` (the file's mapping for a ``VM_SHARED`` file
+  VMA, then the mm); ``handle_mm_fault``: ``luf_flush_mapping`` for a ``VM_SHARED`` file
+  VMA, then ``luf_flush_mm(mm)``; ``finish_task_switch``: ``luf_flush_mm(mm)``;
+  ``mapping_write_begin``, ``folio_mkclean`` and the truncate paths:
+  ``luf_flush_mapping(mapping)``;
+* 25/26's ``luf_flush(fold_unmap_luf())`` at ``keep:`` is left with the task's own
+  batches when the key is 0 (``luf_batch[0]`` is never filled since 20/26).
+
+What the narrowed points flush is what :meth:`LufV12._luf_done` has not marked done: the
+model keeps, per batch, the CPUs not flushed since its last fold, which stands for 17/26's
+generations (``ugen_done``, ``arch_tlbbatch_diet``); it marks fewer flushes than the series
+(see there), so it flushes more, never less. The narrowing exposes a window of the series
+that 16/26 alone did not have: ``litmus/luf-narrow-fold-before-add-pending.litmus``.
+
+Also modelled: of 25/26 and 16/26, ``luf_flush(fold_unmap_luf())`` when
+``shrink_folio_list`` keeps a folio ``try_to_unmap`` found LUF-able (``keep:``) and
 ``can_luf_fail()`` when ``try_to_unmap_one`` aborts its walk (both added 2026-12-05;
 before, the model deferred those flushes longer than the series). An allocation flushes
 its page's pass (``luf_batch[luf_key]``; ``TAKEOFF_SCOPE``).
@@ -16,12 +42,13 @@ Eligibility is decided on ``pte_write`` (v12 ``can_luf_*``). Not modelled: the o
 invalidate paths (``folio_invalidate``, ``mapping_evict_folio``, ``mapping_try_invalidate``,
 ``invalidate_inode_pages2_range``: no such path in the machine) and ``remove_mapping``
 (not reclaim's ``__remove_mapping``), KASAN / init_on_free, and ``ptep_clear_flush`` of
-inaccessible PTEs (no such path in the machine).
+inaccessible PTEs (19/26: ``luf_flush_vma``; no such path in the machine).
 
 Reading in LUF's favour: the ``finish_task_switch()`` flush is taken on *every*
-context switch (``context_switch``). The posting has it in the block that drops a
-borrowed lazy-TLB mm (kernel-notes section 7); :mod:`protocols.luf_v12_posted` is that
-reading, and docs/LUF.md shows both rows.
+context switch (``context_switch``), for the mm the CPU switches away from. The posting has
+it in the block that drops a borrowed lazy-TLB mm (kernel-notes section 7), for that mm
+(``rq->prev_mm``); :mod:`protocols.luf_v12_posted` is that reading, and docs/LUF.md shows
+both rows.
 
 Note the fault flush is at the *end* of ``handle_mm_fault``, after the PTE is
 installed and the PTL dropped, as in the posting.
@@ -30,11 +57,21 @@ Eligibility follows v12 exactly: a read-only but *dirty* PTE qualifies, which is
 what exposes the race with a concurrent mprotect whose mmu_gather flush is
 still pending (docs/LUF.md).
 """
+from conformance.hookpoints import atomic_section
+from conformance.hw.arch import TlbBatch
 from protocols._luf import LufBase
+from protocols.linux import Linux
+
+
+def _has_batches(who) -> bool:
+    """Has the task ``who`` (a CPU number has none) a deferred flush of its own in
+    ``tlb_ubc`` or ``tlb_ubc_luf``?"""
+    ubc = getattr(who, "tlb_ubc", None)
+    return ubc is not None and (ubc.flush_required or bool(ubc.luf_frames))
 
 
 class LufV12(LufBase):
-    """LUF RFC v12 flush points."""
+    """LUF RFC v12 flush points, narrowed by 19/26 and 20/26."""
 
     #: v12 ``can_luf_*``: only write permission disqualifies a folio, not the dirty bit
     LUF_DIRTY_OK = True
@@ -42,31 +79,203 @@ class LufV12(LufBase):
     #: v12 16/26, 18/26: an allocation flushes ``luf_batch[luf_key]``, its page's pass
     TAKEOFF_SCOPE = "pass"
 
+    #: v12 20/26 drops 16/26's accumulation into ``luf_batch[0]``
+    LUF_BATCH_ZERO = False
+
+    def __init__(self, arch, free_pages) -> None:
+        super().__init__(arch, free_pages)
+        #: mm id -> ``mm->luf_batch.batch.arch`` (v12 19/26; file -> ``mapping->luf_batch``,
+        #: 20/26): every CPU the LUF unmaps of the mm (of the file's folios) ever folded in;
+        #: the series never empties it
+        self.mm_luf_batch: dict[int, int] = {}
+        self.mapping_luf_batch: dict[int, int] = {}
+        #: the CPUs of each batch not flushed since its last fold: what
+        #: ``arch_tlbbatch_diet`` leaves of it (:meth:`_luf_done`)
+        self.mm_luf_owed: dict[int, int] = {}
+        self.mapping_luf_owed: dict[int, int] = {}
+
+    # -- recording (mm/rmap.c set_tlb_ubc_flush_pending) -------------------------
+    def fold_luf_batch_mm(self, task, mm, frame) -> None:
+        """v12 19/26 and 20/26, ``set_tlb_ubc_flush_pending`` while ``can_luf_test()``:
+        ``fold_luf_batch_mm(&mm->luf_batch, mm)``, then, for a folio with a mapping
+        (``folio_mapping(folio)``, taken by ``try_to_unmap_one`` / ``try_to_migrate_one``),
+        ``fold_luf_batch_mm(&mapping->luf_batch, mm)``; both before the PTE's own
+        ``arch_tlbbatch_add_pending`` into ``tlb_ubc_ro``."""
+        self._fold_luf_batch_mm(self.mm_luf_batch, self.mm_luf_owed, mm.id, mm)
+        file = self.folio_file(frame)
+        if file is not None:
+            self._fold_luf_batch_mm(self.mapping_luf_batch, self.mapping_luf_owed, file, mm)
+
+    def _fold_luf_batch_mm(self, batches, owed, key, mm) -> None:
+        """``fold_luf_batch_mm(dst, mm)`` (v12 19/26) on ``batches[key]``: ``if
+        (arch_tlbbatch_need_fold(&dst->batch.arch, mm))`` (x86: ``mm_cpumask(mm)`` not a
+        subset of the batch) ``arch_tlbbatch_add_pending(&dst->batch.arch, mm, ...)``, which
+        bumps ``mm->context.tlb_gen`` and ORs the mask in; then ``dst->ugen =
+        new_luf_ugen()``, which makes every CPU of the batch owe a flush again (for
+        ``arch_tlbbatch_diet`` none has flushed since this ugen). When the batch already
+        holds the mm's CPUs (the steady state: the batch is never emptied) nothing bumps
+        ``tlb_gen`` until the PTE's own ``arch_tlbbatch_add_pending`` that follows. One
+        atomic section: the series does it under ``write_lock(&dst->lock)``."""
+        with atomic_section():
+            cpus = batches.get(key, 0)
+            if self.arch.mm_cpumask(mm) & ~cpus:
+                b = TlbBatch()
+                b.cpumask = cpus
+                self.arch.arch_tlbbatch_add_pending(b, mm, 0)
+                cpus = batches[key] = b.cpumask
+            owed[key] = cpus
+
+    def _luf_done(self, mask) -> None:
+        """``tlb_flush_end`` (v12 17/26) after a flush of ``mask``: those CPUs' ``ugen_done``
+        passes every ugen given so far, so ``arch_tlbbatch_diet`` drops them from every mm's
+        and mapping's batch, and ``luf_takeoff_check`` (``arch_tlbbatch_check_done``) finds
+        a page done once every CPU it owes is (its frame leaves ``pending``). Called in
+        the atomic section of the flush, by the flushes the model marks: ``luf_flush_mm`` /
+        ``luf_flush_mapping``, the takeoff flush and the pass's ``try_to_unmap_flush``.
+        Simplification: the series also marks ``try_to_unmap_flush`` from its other callers
+        (``try_to_unmap_flush_dirty``, ``luf_flush(key)``) and ``flush_tlb_batched_pending``
+        (``arch_mm_mark_ugen``); the model does not, and flushes those CPUs again where the
+        series would skip them."""
+        if not mask:
+            return
+        for owed in (self.mm_luf_owed, self.mapping_luf_owed):
+            for key in [k for k, m in owed.items() if m & mask]:
+                left = owed[key] & ~mask
+                if left:
+                    owed[key] = left
+                else:
+                    del owed[key]
+        pending = self.pending
+        for frame in [f for f, m in pending.items() if not m & ~mask]:
+            del pending[frame]
+            self.pass_of.pop(frame, None)
+
+    def _flush_mask(self, mask: int, who) -> None:
+        """A flush of ``mask`` outside a task's batches (the takeoff flush,
+        ``try_to_unmap_flush_takeoff``; ``finish_task_switch``), marked done
+        (``tlb_flush_end``, :meth:`_luf_done`). Callers hold no point between the two
+        (``page_alloc`` and ``context_switch`` run in one step; :meth:`luf_flush_mm` in an
+        atomic section)."""
+        if mask:
+            super()._flush_mask(mask, who)
+            self._luf_done(mask)
+
+    def try_to_unmap_flush(self, task) -> None:
+        """The pass's ``fold_unmap_luf()`` + ``try_to_unmap_flush()`` (:class:`LufBase`),
+        whose flush ``tlb_flush_end`` marks done (:meth:`_luf_done`), in one atomic section
+        with it."""
+        self.fold_unmap_luf(task)
+        ubc = task.tlb_ubc
+        if not ubc.flush_required:
+            return
+        with atomic_section():
+            mask = ubc.arch.cpumask
+            Linux.try_to_unmap_flush(self, task)
+            self._luf_done(mask)
+
+    # -- the narrowed luf_flush(0) points (mm/rmap.c) -------------------------------
+    def _luf_flush_batch(self, who, mask) -> None:
+        """The tail of ``luf_flush_mm`` / ``luf_flush_mapping``: ``fold_batch(tlb_ubc,
+        &lb->batch, false)``, ``arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen)`` (return if it
+        leaves nothing), ``try_to_unmap_flush()``, which folds ``tlb_ubc_ro`` and
+        ``tlb_ubc_luf`` in and flushes the caller's batches with the folded one
+        (:meth:`_flush_with_tlb_ubc`), then ``tlb_flush_end`` (:meth:`_luf_done`). ``mask``
+        is what the diet leaves of the batch. ``who`` is the task, or a CPU number for
+        ``finish_task_switch`` (the model gives that hook no task; only ``mask`` is
+        flushed there).
+
+        Simplification: the diet also drops the CPUs of the caller's own batches that are
+        done; the model flushes them whenever the caller has any (the series flushes them
+        unless every CPU left is done)."""
+        if getattr(who, "tlb_ubc", None) is None:
+            self._flush_mask(mask, who)
+            return
+        if not mask and not _has_batches(who):
+            return
+        frames, pass_mask = self._take_pass_luf(who)
+        mask |= pass_mask | who.tlb_ubc.arch.cpumask
+        self._flush_with_tlb_ubc(who, frames, mask)
+        self._luf_done(mask)
+
+    def luf_flush_mm(self, who, mm) -> None:
+        """v12 19/26 ``luf_flush_mm(mm)``: flush what ``mm->luf_batch`` still owes (the
+        CPUs of the mm's LUF unmaps not flushed since), not every deferral (16/26's
+        ``luf_flush(0)``).
+
+        One atomic section: in the series a CPU leaves what a batch owes only once a flush
+        that started after the batch's ugen marked it done (``tlb_flush_end``), after the
+        flush; here what is owed is updated with the flush, so the read, the flush and the
+        update must not be split (split, a second caller would find nothing owed and
+        return before the first caller's flush landed)."""
+        if mm is None:
+            return
+        if not self.mm_luf_owed.get(mm.id, 0) and not _has_batches(who):
+            return
+        with atomic_section():
+            self._luf_flush_batch(who, self.mm_luf_owed.get(mm.id, 0))
+
+    def luf_flush_mapping(self, who, file) -> None:
+        """v12 20/26 ``luf_flush_mapping(mapping)``: flush what ``mapping->luf_batch`` still
+        owes (the CPUs of every mm whose PTE of one of the file's folios LUF deferred, not
+        flushed since). One atomic section, as :meth:`luf_flush_mm`."""
+        if file is None:
+            return
+        if not self.mapping_luf_owed.get(file, 0) and not _has_batches(who):
+            return
+        with atomic_section():
+            self._luf_flush_batch(who, self.mapping_luf_owed.get(file, 0))
+
+    def luf_flush_vma(self, who, mm, vma) -> None:
+        """v12 19/26 (20/26 for the mapping) ``luf_flush_vma(vma)``: for a ``VM_SHARED``
+        VMA with a ``vm_file`` (every file VMA of the model), ``luf_flush_mapping`` of its
+        file; then ``luf_flush_mm(vma->vm_mm)``."""
+        if vma.file is not None:
+            self.luf_flush_mapping(who, vma.file)
+        self.luf_flush_mm(who, mm)
+
+    # -- flush points ------------------------------------------------------------
     def tlb_end_vma(self, tlb, vma) -> None:
-        self.luf_flush_all(tlb.task)
+        """v12 16/26 ``luf_flush(0)`` at the top of ``tlb_end_vma`` ("Don't leave stale tlb
+        entries for this vma."), ``luf_flush_vma(vma)`` since 19/26."""
+        self.luf_flush_vma(tlb.task, tlb.mm, vma)
         super().tlb_end_vma(tlb, vma)
 
     def handle_mm_fault_end(self, task, mm, vma, vpage, write) -> None:
+        """v12 16/26: ``if (flush) luf_flush(0);`` at the end of ``handle_mm_fault``, where
+        ``flush`` is ``vma->vm_flags & (VM_WRITE | VM_MAYWRITE) || flags &
+        FAULT_FLAG_WRITE``. 19/26: ``if (mapping) luf_flush(0); luf_flush_mm(mm);`` with
+        ``mapping`` the file of a ``VM_SHARED`` VMA; 20/26: ``luf_flush_mapping(mapping)``
+        for the former."""
         if write or vma.writable or vma.maywrite:
-            self.luf_flush_all(task)
+            if vma.file is not None:
+                self.luf_flush_mapping(task, vma.file)
+            self.luf_flush_mm(task, mm)
 
     def mapping_write_begin(self, task, file, pgoff) -> None:
-        self.luf_flush_all(task)
+        """v12 16/26 ``luf_flush(0)`` after ``->write_begin`` succeeds in
+        ``mapping_write_begin`` (include/linux/fs.h), ``luf_flush_mapping(mapping)`` since
+        20/26."""
+        self.luf_flush_mapping(task, file)
 
     def truncate_inode_pages_range(self, task, file, pgoff) -> None:
         """Patch 16/26 of v12 calls ``luf_flush(0)`` after ``truncate_inode_folio``'s
-        ``filemap_remove_folio`` and at the end of ``truncate_inode_pages_range``: a hole
-        punch cannot leave a LUF'd entry reading the removed folio
-        (``litmus/luf-trunc-hole-punch.litmus``)."""
-        self.luf_flush_all(task)
+        ``filemap_remove_folio`` and at the end of ``truncate_inode_pages_range``; 20/26
+        makes both ``luf_flush_mapping(mapping)``: a hole punch cannot leave a LUF'd entry
+        reading the removed folio (``litmus/luf-trunc-hole-punch.litmus``)."""
+        self.luf_flush_mapping(task, file)
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
-        self.luf_flush_all(cpu_id)
+        """``finish_task_switch``: v12 16/26 ``luf_flush(0)``, 19/26 ``luf_flush_mm(mm)``
+        with ``mm`` the lazy-TLB mm being dropped (``rq->prev_mm``). The favourable reading
+        of this module flushes at every switch (module docstring); the mm flushed is the
+        one the CPU switches away from."""
+        self.luf_flush_mm(cpu_id, prev)
 
     def folio_mkclean(self, task, frame) -> None:
         """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean`` ("Ensure to clean
-        stale tlb entries for this mapping"), before writeback copies the folio out."""
-        self.luf_flush_all(task)
+        stale tlb entries for this mapping"), before writeback copies the folio out;
+        ``luf_flush_mapping(mapping)`` since 20/26 (``mapping = folio_mapping(folio)``)."""
+        self.luf_flush_mapping(task, self.folio_file(frame))
 
     def walk_abort(self, task, frame, migration) -> None:
         """v12 16/26: ``if (!ret) can_luf_fail();`` at the end of ``try_to_unmap_one``: a
@@ -89,21 +298,17 @@ class LufV12(LufBase):
         unmapped so far, not only this one) a new key, and ``luf_flush(key)`` folds that
         batch into ``tlb_ubc`` and ends in ``try_to_unmap_flush()``, which flushes the
         task's other batches too. With nothing to fold, or all of it covered by
-        ``tlb_ubc`` already (``arch_tlbbatch_done``), it returns 0 and ``luf_flush(0)``
-        flushes ``luf_batch[0]``: every LUF deferral (16/26 "Accumulate to the 0th entry
-        right away"; :meth:`luf_flush_all`). The pass's folios owe nothing afterwards;
-        they leave ``unkeyed`` after the flush, as in :meth:`try_to_unmap_flush_dirty`, so
-        a ``luf_flush(0)`` in between still covers them. (Before 2026-12-05 the model
-        flushed here only the pass's LUF batch, and only for a folio that had a PTE in it:
-        less than v12, the false-FAIL direction; a review of the posting.)"""
+        ``tlb_ubc`` already (``arch_tlbbatch_done``), it returns 0, and ``luf_flush(0)``
+        folds ``luf_batch[0]``, which nothing fills since 20/26 ("XXX: Reserve the 0th
+        entry for later use."): it flushes the task's batches only, as ``luf_flush(key)``.
+        (Before 20/26 was modelled, the model flushed every LUF deferral there, 16/26's
+        entry 0; before 2026-12-05 it flushed only the pass's LUF batch, and only for a
+        folio that had a PTE in it.) The pass's folios owe nothing afterwards; they leave
+        ``unkeyed`` after the flush, as in :meth:`try_to_unmap_flush_dirty`."""
         ubc = task.tlb_ubc
         if ubc.folio_frame != frame or not ubc.folio_ro:
             return  # try_to_unmap returned false: can_luf is false, nothing at keep:
-        covered = ubc.arch.cpumask
-        frames, mask = self._take_pass_luf(task)
-        if not mask & ~covered:  # fold_unmap_luf() returned 0
-            self.luf_flush_all(task)
-        self._flush_with_tlb_ubc(task, frames, mask)  # luf_flush(key)
+        self._flush_with_tlb_ubc(task, *self._take_pass_luf(task))  # luf_flush(key or 0)
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100 steps):
 #: the S2 of the mprotect race (litmus/bug-2.4-reclaim-vs-mprotect.litmus). The lazyfree C1

@@ -12,6 +12,9 @@ entries earlier.
 
 Decided the same way in both modules:
 
+* the whole series: 16/26's ``luf_flush(0)`` points narrowed by 19/26 and 20/26 to
+  ``luf_flush_vma`` / ``luf_flush_mm`` / ``luf_flush_mapping`` (per-mm and per-mapping
+  ``luf_batch``, modelled since 2026-12-05; :mod:`protocols.luf_v12`);
 * eligibility on ``pte_write`` only (``LUF_DIRTY_OK = True``; v12 ``can_luf_*``);
 * the flush at the end of ``folio_mkclean()`` (16/26), the flush of the pass's LUF batch
   when reclaim keeps a LUF-able folio (25/26) and ``can_luf_fail()`` on an aborted walk
@@ -25,8 +28,9 @@ class LufV12Posted(LufV12):
     """LUF RFC v12 with the context-switch flush where the posting has it (never, here)."""
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
-        """``finish_task_switch``: v12 flushes only when dropping a borrowed lazy-TLB mm;
-        the model has no lazy TLB, so nothing happens here."""
+        """``finish_task_switch``: v12 flushes (``luf_flush_mm(mm)`` since 19/26) only when
+        dropping a borrowed lazy-TLB mm; the model has no lazy TLB, so nothing happens
+        here."""
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100
 #: steps): the S2 of the mprotect race (pte_write-only eligibility); docs/LUF.md lists every

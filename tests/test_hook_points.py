@@ -168,7 +168,8 @@ def test_must_not_yield_hooks_stay_atomic():
     m.drain()
     assert m.proto.pending
     n = len(points(m))
-    m.switch_mm(1, 0)  # finish_task_switch: luf_flush_all, in one step
+    m.switch_mm(0, 1)  # finish_task_switch: luf_flush_mm(mm0), in one step
+    assert 0 not in m.proto.mm_luf_owed
     assert not m.proto.pending and len(points(m)) == n and not m.ops
 
 

@@ -111,36 +111,53 @@ def test_v12_gives_up_luf_for_a_folio_whose_walk_aborted(proto):
 
 
 def test_v12_gives_up_luf_at_the_end_of_folio_mkclean(monkeypatch):
-    """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean``: the model calls the
-    ``folio_mkclean`` hook there (writeback, litmus/bug-2.1-zap-dirty-shared.litmus), and
-    luf_v12 owes nothing afterwards (a flush owed to CPU0 is planted before the call)."""
+    """v12 16/26 ``luf_flush(0)`` at the end of ``folio_mkclean``, ``luf_flush_mapping(mapping)``
+    since 20/26: the model calls the ``folio_mkclean`` hook there (writeback,
+    litmus/bug-2.1-zap-dirty-shared.litmus), and luf_v12 flushes what the folio's mapping owes
+    (planted before the call: CPU0 for the folio's file, CPU1 for another file) and only that:
+    the other file's batch and the page's takeoff batch (``pending``, CPU2) still owe
+    afterwards."""
+    from conformance.hookpoints import atomic_section
     from conformance.search import outside
     # the recording list is state outside the machine on purpose (the test reads what the
     # hook saw; nothing the hook does depends on it): the explorer's watch would stop on it
     monkeypatch.setattr(outside, "check", lambda cls, before: None)
     calls = []
 
+    def plant(proto, frame):
+        file = proto.folio_file(frame)
+        other = 1 - file
+        for f, cpus in ((file, 0b01), (other, 0b10)):
+            proto.mapping_luf_batch[f] = proto.mapping_luf_batch.get(f, 0) | cpus
+            proto.mapping_luf_owed[f] = proto.mapping_luf_owed.get(f, 0) | cpus
+        proto.pending[frame] = proto.pending.get(frame, 0) | 0b100  # its takeoff batch (CPU2)
+        return file, other
+
     class Recording(load_protocol("luf_v12")):
         name = "luf_v12-recording-folio_mkclean"
 
         def folio_mkclean(self, task, frame):
-            self.pending[frame] = self.pending.get(frame, 0) | 1  # as if LUF owed CPU0
-            super().folio_mkclean(task, frame)
-            calls.append((task.path, dict(self.pending), dict(self.unkeyed)))
+            with atomic_section():  # no other CPU between the planting and the reading
+                file, other = plant(self, frame)
+                super().folio_mkclean(task, frame)
+                calls.append((task.path, self.mapping_luf_owed.get(file, 0) & 1,
+                              self.mapping_luf_owed.get(other, 0) & 2, frame in self.pending))
 
     sc = next(s for s in corpus() if s.name == "bug-2.1-zap-dirty-shared")
     assert run_scenario(sc, Recording) is None
     assert calls and {c[0] for c in calls} == {"writeback"}
-    assert all(pending == {} and unkeyed == {} for _p, pending, unkeyed in calls)
+    assert all(not owed and other and pending for _p, owed, other, pending in calls)
     calls.clear()
 
     class Ablated(Recording):  # the check fails without v12's flush there
         def folio_mkclean(self, task, frame):
-            self.pending[frame] = self.pending.get(frame, 0) | 1
-            calls.append((task.path, dict(self.pending), dict(self.unkeyed)))
+            with atomic_section():
+                file, other = plant(self, frame)
+                calls.append((task.path, self.mapping_luf_owed.get(file, 0) & 1,
+                              self.mapping_luf_owed.get(other, 0) & 2, frame in self.pending))
 
     run_scenario(sc, Ablated)
-    assert calls and not all(pending == {} for _p, pending, _u in calls)
+    assert calls and all(owed for _p, owed, _o, _pe in calls)
 
 
 def _run(call):
@@ -191,25 +208,26 @@ def test_v12_flushes_at_keep_for_every_folio_try_to_unmap_found_luf_able(monkeyp
     ``try_to_unmap``'s ``can_luf_test()``, true for a folio no writable PTE or aborted walk
     disqualified, batched PTE or not. A kept folio whose PTEs were all flushed at once
     (nothing in ``tlb_ubc_luf``) makes ``fold_unmap_luf()`` return 0, and ``luf_flush(0)``
-    flushes every deferral: here one owed to CPU2 by an earlier pass. The model returned
-    early there before 2026-12-05 (the frame had no batched PTE), and the entry stayed.
-    A folio ``try_to_unmap`` found not LUF-able flushes nothing."""
+    folds ``luf_batch[0]``, which nothing fills since 20/26: it flushes the task's own
+    batches (here CPU0's, in ``tlb_ubc``), not a deferral of an earlier pass (CPU2's; the
+    model flushed every deferral there before 19/26 and 20/26 were modelled). A folio
+    ``try_to_unmap`` found not LUF-able flushes nothing."""
     from conformance.machine import Machine
     p = Machine(load_protocol("luf_v12")).proto
     task = type("Task", (), {})()
     task.tlb_ubc = p.init_task(task)
     got = _flushes(monkeypatch, p)
     p.pending[7] = 0b100
+    task.tlb_ubc.arch.cpumask, task.tlb_ubc.flush_required = 0b001, True
     task.tlb_ubc.folio_frame, task.tlb_ubc.folio_ro = 3, False  # a writable PTE: not LUF-able
     _run(p.shrink_folio_list_keep(task, 3))
     assert got == [] and p.pending == {7: 0b100}
     task.tlb_ubc.folio_ro = True  # LUF-able, its PTE flushed by ptep_clear_flush
     _run(p.shrink_folio_list_keep(task, 3))
-    assert got == [0b100] and p.pending == {}
+    assert got == [0b001] and p.pending == {7: 0b100} and not task.tlb_ubc.flush_required
     # with a PTE of this pass in tlb_ubc_luf (CPU1) that tlb_ubc does not cover: a new key,
     # luf_flush(key) flushes the pass's batch with tlb_ubc (CPU0), not every deferral
     got.clear()
-    p.pending[7] = 0b100
     p.unkeyed[3] = 0b010
     task.tlb_ubc.luf_frames.append(3)
     task.tlb_ubc.arch.cpumask, task.tlb_ubc.flush_required = 0b001, True
@@ -254,3 +272,67 @@ def test_do_wp_page_hook_runs_where_the_kernel_calls_do_wp_page():
     m2.switch_mm(2, 1)
     finish(m2, m2.fault(2, 0, True))  # the child's swap-in: the slot is its own now
     assert calls == []
+
+
+def test_v12_narrowed_flushes_flush_only_their_own_batch(monkeypatch):
+    """v12 19/26 ``luf_flush_mm`` and 20/26 ``luf_flush_mapping`` flush what
+    ``mm->luf_batch`` / ``mapping->luf_batch`` owe, not every deferral (16/26's
+    ``luf_flush(0)``): a LUF unmap of a file folio in mm0 is recorded in mm0's and file0's
+    batches (``fold_luf_batch_mm``); flushing mm1 or file1 leaves them owed, flushing mm0
+    flushes mm0's CPUs and nothing else, and marks them done for every batch, so a second
+    flush finds nothing owed; a new fold makes every CPU of its batch owe again. The batch
+    gets ``mm_cpumask`` through ``arch_tlbbatch_add_pending`` (a ``tlb_gen`` bump) only
+    while it lacks some of the mm's CPUs (``arch_tlbbatch_need_fold``)."""
+    from conformance.machine import Machine
+    m = Machine(load_protocol("luf_v12"))
+    p, mm0, mm1 = m.proto, m.mms[0], m.mms[1]
+    frame = m.mem.files[0].cache[0]  # file0:0, mapped by mm0 (CPUs 0, 2) and mm1 (CPU1)
+    task = type("Task", (), {})()
+    task.tlb_ubc = p.init_task(task)
+    got = _flushes(monkeypatch, p)
+    gen = mm0.tlb_gen
+    p.fold_luf_batch_mm(task, mm0, frame)
+    assert mm0.tlb_gen == gen + 2  # need_fold for mm0's batch and for file0's: two bumps
+    assert p.mm_luf_batch == p.mm_luf_owed == {0: 0b101}
+    assert p.mapping_luf_batch == p.mapping_luf_owed == {0: 0b101}
+    p.fold_luf_batch_mm(task, mm0, frame)
+    assert mm0.tlb_gen == gen + 2  # the batches hold mm0's CPUs: no bump (the window)
+    _run(p.luf_flush_mm(task, mm1))
+    _run(p.luf_flush_mapping(task, 1))
+    assert got == [] and p.mm_luf_owed == {0: 0b101} and p.mapping_luf_owed == {0: 0b101}
+    _run(p.luf_flush_mm(task, mm0))
+    # CPUs 0 and 2 flushed: done for every batch (tlb_flush_end), file0's too
+    assert got == [0b101] and p.mm_luf_owed == {} and p.mapping_luf_owed == {}
+    _run(p.luf_flush_mm(task, mm0))
+    _run(p.luf_flush_mapping(task, 0))
+    assert got == [0b101]
+    assert p.mm_luf_batch == p.mapping_luf_batch == {0: 0b101}  # never emptied, only done
+    p.fold_luf_batch_mm(task, mm1, frame)  # mm1 (CPU1): file0's batch owes CPUs 0-2 again
+    assert p.mm_luf_owed == {1: 0b010} and p.mapping_luf_owed == {0: 0b111}
+    _run(p.luf_flush_mapping(task, 0))
+    assert got == [0b101, 0b111] and p.mm_luf_owed == {} and p.mapping_luf_owed == {}
+
+
+def test_v12_fold_before_add_pending_is_what_fails_the_hole_punch():
+    """litmus/luf-narrow-fold-before-add-pending.litmus: v12 19/26 and 20/26 stamp the mm's
+    and the mapping's ``luf_batch`` before the PTE's ``arch_tlbbatch_add_pending`` bumps
+    ``tlb_gen``, so a ``luf_flush_mapping`` in between skips the reclaiming CPU ("nothing to
+    do") and marks it done. With the fold moved after ``arch_tlbbatch_add_pending`` (where
+    16/26 folded ``luf_batch[0]``) the scenario passes; as posted it fails C1."""
+    from protocols.luf_v12 import LufV12
+
+    class FoldAfterAddPending(LufV12):
+        name = "luf_v12-fold-after-add-pending"
+
+        def fold_luf_batch_mm(self, task, mm, frame):
+            pass
+
+        def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage):
+            super().set_tlb_ubc_flush_pending(task, mm, pteval, vpage)
+            if pteval.kind == 1 and task.tlb_ubc.folio_ro:
+                LufV12.fold_luf_batch_mm(self, task, mm, task.tlb_ubc.folio_frame)
+
+    sc = next(s for s in corpus() if s.name == "luf-narrow-fold-before-add-pending")
+    assert verdict(run_scenario(sc, load_protocol("luf_v12"))) == "C1"
+    assert verdict(run_scenario(sc, load_protocol("luf_v12_posted"))) == "C1"
+    assert run_scenario(sc, FoldAfterAddPending) is None

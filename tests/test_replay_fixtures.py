@@ -31,8 +31,11 @@ the LUF modules learnt that ``try_to_unmap_flush_dirty`` before ``pageout`` fold
 replays as a PASS; it was saved again (certify, seed 1: a C1 of the lazyfree finding). That
 C1 went through an aborted walk that v12 flushes at the pass's end (``can_luf_fail()``),
 also a false verdict, gone once luf_v12 modelled it (the ``walk_abort`` and
-``shrink_folio_list_keep`` hooks); saved again the same way: the C1 of a clean discard.) A
-model change that
+``shrink_folio_list_keep`` hooks); saved again the same way: the C1 of a clean discard.
+When luf_v12 modelled v12 19/26 and 20/26 (the per-mm and per-mapping ``luf_batch`` stored in
+``set_tlb_ubc_flush_pending`` before ``arch_tlbbatch_add_pending``), ``luf_v12-1.expected``
+was regenerated: the same C1 at the same step, two of its hook points now named after those
+stores (``store``) instead of ``store tlb_flush_batched``.) A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """
