@@ -88,10 +88,12 @@ KERNEL: dict[str, tuple[str, str]] = {
     "file_end_write": ("the end of one page's copy in generic_perform_write (LUF v11)",
                        "mm/filemap.c generic_perform_write"),
     "truncate_inode_pages_range": ("the end of truncate_inode_pages_range (mm/truncate.c; "
-                                   "LUF v12's luf_flush(0) at its out: label and after "
+                                   "LUF v12's luf_flush_mapping (16/26's luf_flush(0), "
+                                   "narrowed by 20/26) at its out: label and after "
                                    "truncate_inode_folio's filemap_remove_folio)",
                                    "mm/truncate.c truncate_pagecache_range"),
-    "folio_mkclean": ("the end of folio_mkclean (mm/rmap.c; LUF v12's luf_flush(0))",
+    "folio_mkclean": ("the end of folio_mkclean (mm/rmap.c; LUF v12's "
+                      "luf_flush_mapping, 16/26's luf_flush(0) narrowed by 20/26)",
                       "mm/page-writeback.c folio_clear_dirty_for_io"),
     "context_switch": ("finish_task_switch (kernel/sched/core.c); x86 switch_mm_irqs_off",
                        "kernel/sched/core.c context_switch"),
