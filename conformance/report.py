@@ -116,6 +116,26 @@ def misspelt_lines(name: str, proto_cls) -> list[str]:
     return [f"  warning   {misspelt_text(name, m, h)}" for m, h in misspelt_hooks(proto_cls)]
 
 
+def _as_declared(proto_cls, rules: set) -> str:
+    """What the verdict says of the module's ``EXPECTED_VIOLATION`` (a historical bug or a
+    mutant declares the rule it breaks): the rules found include it, do not, or, on a
+    PASS, the declared bug was not found within the budget. Nothing for a module that
+    declares none. (A suggestion of the user review of 2026-12-05.)"""
+    declared = getattr(proto_cls, "EXPECTED_VIOLATION", None)
+    if declared is None:
+        import sys
+
+        mod = sys.modules.get(getattr(proto_cls, "__module__", ""))
+        declared = vars(mod).get("EXPECTED_VIOLATION") if mod is not None else None
+    if not isinstance(declared, str):
+        return ""
+    if not rules:
+        return f"   (the module declares EXPECTED_VIOLATION = {declared!r}: not found in this run)"
+    if declared in rules:
+        return f"   (as the module declares: EXPECTED_VIOLATION = {declared!r})"
+    return f"   (the module declares EXPECTED_VIOLATION = {declared!r}, not found first)"
+
+
 def _unlike_power(res) -> tuple:
     """How this run differs from the runs the power table measured (the default machine, O1
     not strict): the power line said the same for any ``--config`` (a user review,
@@ -159,7 +179,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
         from .corpus import power_line
         lines.append(f"  verdict   PASS: 0 violations in {counted(res.examples, 'example')}, "
-                     f"{counted(res.steps, 'step')}")
+                     f"{counted(res.steps, 'step')}" + _as_declared(proto_cls, set()))
         power = power_line(res.budget_s, res.jobs, res.engine, differs=_unlike_power(res))
         lines.append(f"  power     {power}")
         lines += [f"  scope     {x}" for x in scope_lines(res.config)]
@@ -172,6 +192,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     rules = ", ".join(sorted({x.rule for x in res.failures}))
     kind = ("MODEL ERROR (a flushcheck bug)" if isinstance(f, ModelError)
             else "PROTOCOL ERROR" if isinstance(f, ProtocolError) else f"FAIL: {rules} violated")
+    if not isinstance(f, (ModelError, ProtocolError)):
+        kind += _as_declared(proto_cls, {x.rule for x in res.failures})
     lines.append(f"  verdict   {kind}")
     if res.first_failure_s is not None and any(x.machine is None for x in res.failures):
         # a worker's failure in its words alone (certify.in_words): no actions to count

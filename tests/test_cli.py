@@ -441,3 +441,17 @@ def test_the_power_line_says_what_its_table_was_not_measured_on():
     assert "not this run's config" not in power(config=DEFAULT)
     assert "not this run's config" in power(config=attrs.evolve(DEFAULT, ncpus=4))
     assert "measured without --strict" in power(config=DEFAULT, strict=True)
+
+
+def test_the_verdict_says_what_the_module_declares(tmp_path, capsys):
+    """A module that declares the rule it breaks (``EXPECTED_VIOLATION``) gets it named on
+    the verdict line: found, or, on a PASS, not found in this run; linux declares none."""
+    common = ["--jobs", "1", "--database", "none", "--repro-dir", str(tmp_path)]
+    assert main(["certify", "linux_4_13", "--budget", "20"] + common) == 1
+    assert "FAIL: S3 violated   (as the module declares: EXPECTED_VIOLATION = 'S3')" \
+        in capsys.readouterr().out
+    assert main(["certify", "linux_4_13", "--examples", "5"] + common) == 0
+    assert "(the module declares EXPECTED_VIOLATION = 'S3': not found in this run)" \
+        in capsys.readouterr().out
+    assert main(["certify", "linux", "--examples", "5"] + common) == 0
+    assert "declares" not in capsys.readouterr().out
