@@ -181,7 +181,7 @@ def blame(failure, op=None):
     :func:`kernel_state` before it (:func:`kernel_write`), a ProtocolError saying so, with
     ``failure``'s machine (its actions and timeline): the model failed because of the
     protocol's write, not a flushcheck bug. Its ``!! PROTOCOL ERROR`` row goes to ``op``'s
-    CPU column, the operation that failed (none: CPU0's, as ``[hw]``)."""
+    CPU column, the operation that failed (none: the ``hw`` column)."""
     from .errors import ModelError
 
     if not isinstance(failure, ModelError):

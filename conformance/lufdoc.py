@@ -32,6 +32,7 @@ import os
 from .config import DEFAULT
 from .litmus import corpus, run
 from .registry import load_protocol
+from .trace import HW, columns, heading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -823,17 +824,17 @@ def generate() -> str:
 
 # -- plain text for a mailing-list reply -------------------------------------------------------
 def diagram(f, max_lines: int = 25, width: int = 34) -> str:
-    """A CPU-column diagram of a failure in the style of kernel commit messages: only the
-    CPUs that act, at most ``max_lines`` lines (the start and the end kept, the middle
-    elided), the violation last."""
+    """A CPU-column diagram of a failure in the style of kernel commit messages: the columns
+    of the text timeline (:func:`conformance.trace.columns`: only the CPUs that act, and
+    ``hw`` for the events of no CPU), at most ``max_lines`` lines (the start and the end
+    kept, the middle elided), the violation last."""
     m = f.machine
-    rows = [r for r in m.trace.lines() if not r[2].startswith("!! ")]
-    used = sorted({c for _s, c, _t in rows if c >= 0}) or [0]
-    rows = [(s, c if c >= 0 else used[0], ("[hw] " + t) if c < 0 else t) for s, c, t in rows]
+    rows = [(s, c if c >= 0 else HW, t) for s, c, t in m.trace.lines() if not t.startswith("!! ")]
+    used = columns([c for _s, c, _t in rows])
     body = max_lines - 3
     if len(rows) > body:
         rows = rows[:4] + [(None, used[0], "...")] + rows[-(body - 5):]
-    head = "  ".join(f"{'CPU' + str(c):<{width}}" for c in used).rstrip()
+    head = "  ".join(f"{heading(c):<{width}}" for c in used).rstrip()
     out = [head]
     for _s, c, t in rows:
         cells = ["" for _ in used]

@@ -2,13 +2,16 @@
 
 Events are stored as tuples and formatted only when a report is drawn, so the
 per-step cost is one ``list.append``. The timeline uses the two-column form of
-kernel commit messages (one column per CPU; hardware-only events on the CPU
-that did them)::
+kernel commit messages: one column per CPU that has an event in the rows drawn (an
+idle CPU takes no room; the others keep their numbers), then, when some event
+belongs to no CPU (a frame freed, the other consumer's allocation), a last column
+``hw`` for those (:func:`columns`); here at width 22 (reports draw 44)::
 
-    step CPU0                                  CPU1
-    ---- ------------------------------------  ------------------------------------
+    step CPU0                    CPU2                    hw
+    ---- ----------------------  ----------------------  ----------------------
        1 read mm0:v0 -> 1000
-       2                                       reclaim [pfn2]: start
+       2                         reclaim[pfn2]: start
+       3                                                 pfn2 freed
 """
 from __future__ import annotations
 
@@ -108,32 +111,70 @@ class Trace:
         (:meth:`lines_with_quiet`). An event longer than ``width`` wraps onto continuation
         lines in its CPU's column (indented two spaces, no step number): nothing is cut.
 
+        Only the columns :func:`columns` picks for the rows drawn are drawn: the CPUs that
+        have an event there, under their own numbers, and ``hw`` after them for the events of
+        no CPU (``cpu < 0``). Those are drawn without the ``[hw] `` prefix they had when they
+        shared CPU0's column: the column says whose they are, and the prefix cost five
+        characters of a 44-character cell. ``ncpus`` (the machine's CPUs) only matters for a
+        timeline with no row at all: its CPUs' columns, empty.
+
         Example::
 
             >>> t = Trace(); t.step = 1
             >>> t.msg(1, "reclaim: dirty file pfn0: activate_locked, no pageout")
-            >>> print(t.timeline(2, width=30))
-            step CPU0                            CPU1
+            >>> t.step = 2; t.msg(None, "pfn0 freed")
+            >>> print(t.timeline(4, width=30))
+            step CPU1                            hw
             ---- ------------------------------  ------------------------------
-               1                                 reclaim: dirty file pfn0:
-                                                   activate_locked, no pageout
+               1 reclaim: dirty file pfn0:
+                   activate_locked, no pageout
+               2                                 pfn0 freed
         """
         rows = list(self.lines()) if actions is None else self.lines_with_quiet(actions)
         if last is not None and len(rows) > last:
             rows = rows[-last:]
-        head = "step " + "  ".join(f"{'CPU' + str(c):<{width}}" for c in range(ncpus))
-        sep = "---- " + "  ".join("-" * width for _ in range(ncpus))
+        cols = columns([cpu for _step, cpu, _text in rows]) if rows else list(range(ncpus))
+        at = {c: i for i, c in enumerate(cols)}
+        head = "step " + "  ".join(f"{heading(c):<{width}}" for c in cols)
+        sep = "---- " + "  ".join("-" * width for _ in cols)
         out = [head.rstrip(), sep]
         for step, cpu, text in rows:
-            col = cpu if 0 <= cpu < ncpus else 0
-            if cpu < 0:
-                text = "[hw] " + text
+            col = at[cpu if cpu >= 0 else HW]
             for i, part in enumerate(_wrap(text, width)):
-                cells = [""] * ncpus
+                cells = [""] * len(cols)
                 cells[col] = part
                 out.append(((f"{step:>4} " if i == 0 else "     ")
                             + "  ".join(f"{c:<{width}}" for c in cells)).rstrip())
         return "\n".join(out)
+
+
+#: the column of the events of no CPU (``cpu < 0``: a frame freed, the other consumer)
+HW = -1
+
+
+def columns(cpus) -> list[int]:
+    """The columns a drawing of events on ``cpus`` (each event's CPU, negative for none)
+    needs, in order: every CPU that has an event, by number, then :data:`HW` if some event
+    has no CPU; ``[0]`` for no event. The text timeline (:meth:`Trace.timeline`) and the
+    diagram of docs/LUF.txt (:func:`conformance.lufdoc.diagram`) draw these.
+
+    Example::
+
+        >>> columns([3, -1, 1, 3])
+        [1, 3, -1]
+        >>> [heading(c) for c in columns([2, 0])], columns([])
+        (['CPU0', 'CPU2'], [0])
+    """
+    seen = set(cpus)
+    cols = sorted(c for c in seen if c >= 0)
+    if any(c < 0 for c in seen):
+        cols.append(HW)
+    return cols or [0]
+
+
+def heading(col: int) -> str:
+    """A column's heading: ``CPU<n>``, or ``hw`` for :data:`HW`."""
+    return "hw" if col < 0 else f"CPU{col}"
 
 
 def _wrap(text: str, width: int) -> list[str]:

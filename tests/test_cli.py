@@ -32,7 +32,7 @@ def test_certify_linux_4_3_fails_with_timeline_and_replays(tmp_path):
     r = run_cli("certify", "linux_4_3", "--seed", "1", "--budget", "60", "--repro-dir", str(tmp_path))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL: S3 violated" in r.stdout
-    assert "step CPU0" in r.stdout and "CPU1" in r.stdout
+    assert re.search(r"^step CPU\d", r.stdout, re.M)  # the timeline: the CPUs that act
     path = os.path.join(tmp_path, "linux_4_3-1.json")
     data = json.load(open(path))
     assert data["rule"] == "S3" and data["protocol"] == "linux_4_3"

@@ -207,7 +207,7 @@ def test_explore_command(tmp_path):
     r = _cli("explore", BUG_24, "--protocol", "linux_4_3", "--repro-dir", str(tmp_path))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL: S3" in r.stdout and "shortest counterexample: 3 choices" in r.stdout
-    assert "step CPU0" in r.stdout  # the per-CPU timeline
+    assert "\nstep CPU" in r.stdout  # the per-CPU timeline
     saved = sorted(tmp_path.glob("*.json"))  # the reproducer (its picture lies beside it)
     assert len(saved) == 1
     rr = _cli("replay", str(saved[0]))

@@ -35,7 +35,11 @@ also a false verdict, gone once luf_v12 modelled it (the ``walk_abort`` and
 When luf_v12 modelled v12 19/26 and 20/26 (the per-mm and per-mapping ``luf_batch`` stored in
 ``set_tlb_ubc_flush_pending`` before ``arch_tlbbatch_add_pending``), ``luf_v12-1.expected``
 was regenerated: the same C1 at the same step, two of its hook points now named after those
-stores (``store``) instead of ``store tlb_flush_batched``.) A model change that
+stores (``store``) instead of ``store tlb_flush_batched``.
+Regenerated later on 2026-12-05 for the timeline's layout alone, the same rows in the same
+order: only the CPUs with an event are drawn, and the events of no CPU in a last ``hw``
+column, without their ``[hw] `` prefix.) A
+model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

@@ -1,0 +1,55 @@
+"""The per-CPU text timeline every failure prints (``conformance.trace.Trace.timeline``): only
+the columns that have something in them, the events of no CPU in a column of their own (a user
+review, 2026-12-05)."""
+from conformance.lufdoc import diagram
+from conformance.trace import Trace
+
+
+def _header(text: str) -> list[str]:
+    return text.splitlines()[0].split()
+
+
+def test_only_the_cpus_with_an_event_are_drawn():
+    """A 4-CPU timeline where CPU1 and CPU3 act: two columns, under their own numbers (it
+    drew all four, 44 characters each, whatever acted)."""
+    t = Trace()
+    t.step = 1
+    t.msg(3, "reclaim[pfn0]: start")
+    t.step = 2
+    t.msg(1, "read mm0:v0 -> 1000")
+    text = t.timeline(4)
+    assert _header(text) == ["step", "CPU1", "CPU3"]
+    assert len(text.splitlines()[1].split()) == 3  # "----" and one rule per column
+    row = text.splitlines()[2]
+    assert row.index("reclaim") == 5 + 46  # the second column: CPU3's
+    assert text.splitlines()[3].index("read") == 5
+    assert max(len(x) for x in text.splitlines()) <= 5 + 46 + 44
+    # ``last`` draws the columns of the rows it keeps, never fewer
+    assert _header(t.timeline(4, last=1)) == ["step", "CPU1"]
+
+
+def test_the_events_of_no_cpu_get_a_column_of_their_own():
+    """A frame freed (no CPU) is drawn in a last ``hw`` column, without the ``[hw] `` prefix,
+    not in CPU0's column, where it read as CPU0's own action; no such event, no column."""
+    t = Trace()
+    t.step = 1
+    t.msg(0, "read mm0:v0 -> 1000")
+    t.step = 2
+    t.msg(None, "pfn1 freed")
+    t.step = 3
+    t.msg(2, "reclaim[pfn1]: return")
+    lines = t.timeline(3).splitlines()
+    assert _header("\n".join(lines)) == ["step", "CPU0", "CPU2", "hw"]
+    (row,) = [x for x in lines if "pfn1 freed" in x]
+    assert row == "   2" + " " * (1 + 46 * 2) + "pfn1 freed"
+    assert "[hw]" not in "\n".join(lines)
+    t2 = Trace()
+    t2.step = 1
+    t2.msg(0, "read mm0:v0 -> 1000")
+    assert _header(t2.timeline(3)) == ["step", "CPU0"]
+    # the mail diagram of docs/LUF.txt draws the same columns (conformance.trace.columns)
+
+    class F:
+        machine = type("M", (), {"trace": t})()
+        rule, text = "S1", "x"
+    assert diagram(F()).splitlines()[0].split() == ["CPU0", "CPU2", "hw"]
