@@ -28,7 +28,8 @@ from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
 from .errors import Failure, HookRuleBroken, ModelError, ProtocolError, UsageError, describe
 from .guard import blame
-from .hookpoints import NONE_HELD, RETURNS_VALUE, bad_return, changed_locks, pointed_class
+from .hookpoints import (NONE_HELD, RETURNS_VALUE, _defined_at, bad_return, changed_locks,
+                         pointed_class)
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
@@ -225,16 +226,22 @@ class Machine:
         # Op.runnable(), without the call for the common unblocked operation
         return [op for op in self.ops if op.blocked_on is None or op.runnable()]
 
-    def call_hook(self, fn, *args, answers: bool = False):
+    def call_hook(self, fn, *args, answers: bool = False, on=None):
         """Call a hook that must not yield (allocation, context switch). What it raises is
         a protocol error when it is the protocol's (:meth:`protocol_fault`), here as in
         :meth:`_step`: ``context_switch`` runs outside any operation's step. It must leave
         the locks its task holds as they were (:func:`~conformance.hookpoints.changed_locks`),
         and return None unless its contract returns a value (the ``init_*`` state; a
         coroutine never: :func:`~conformance.hookpoints.bad_return`); ``answers``: it is
-        asked a question (:meth:`call_predicate`)."""
+        asked a question (:meth:`call_predicate`). A protocol error's ``!!`` row goes to the
+        column of ``on`` (an operation or a CPU), by default the operation the hook runs in
+        (its task: the first argument, or a gather's ``task``), as a MODEL ERROR's does
+        (:meth:`_step`); until 2026-12-05 it went to CPU0's column as ``[hw]``, as if no
+        CPU did it."""
         a = args[0] if args else None
         who = a.task if a.__class__ is MmuGather else a
+        if on is None and who.__class__ is Op:
+            on = who
         held = getattr(who, "held", NONE_HELD)
         nheld = len(held)
         try:
@@ -243,16 +250,17 @@ class Machine:
             raise
         except BaseException as exc:  # a BaseException too, and ours: _step says why
             if _whose(exc):
-                self._raise_if_protocol_fault(exc, fn.__name__)
+                self._raise_if_protocol_fault(exc, fn.__name__, on)
             raise
         if r.__class__ is GeneratorType:
             r.close()
-            raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be interleaved")
+            raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be "
+                                       f"interleaved{_defined_at(fn)}", on)
         if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
-            raise self._protocol_error(str(changed_locks(fn, nheld, who)))
+            raise self._protocol_error(str(changed_locks(fn, nheld, who)), on)
         if r is not None and (r.__class__ is CoroutineType
                               or not answers and fn.__name__ not in RETURNS_VALUE):
-            raise self._protocol_error(str(bad_return(fn, r)))
+            raise self._protocol_error(str(bad_return(fn, r)), on)
         return r
 
     def call_predicate(self, fn, *args) -> bool:
@@ -270,13 +278,15 @@ class Machine:
             >>> m.call_predicate(lambda: None)       # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            conformance.errors.ProtocolError: protocol linux: <lambda> returned None (NoneType): return a bool
+            conformance.errors.ProtocolError: protocol linux: <lambda> returned None (NoneType): return a bool (<lambda> at ...)
         """
         r = self.call_hook(fn, *args, answers=True)
         if type(r) is bool or type(r) is int:
             return bool(r)
+        a = args[0] if args else None
         raise self._protocol_error(f"{fn.__name__} returned {r!r} ({type(r).__name__}): "
-                                   "return a bool")
+                                   f"return a bool{_defined_at(fn)}",
+                                   a if a.__class__ is Op else None)
 
     def left_by_hooks(self, op, hooks: tuple, text: str) -> Failure:
         """The failure to raise for ``text``, an invariant of ``op``'s kernel path found broken
@@ -304,7 +314,8 @@ class Machine:
 
     def _protocol_error(self, text: str, op=None) -> ProtocolError:
         """A :class:`ProtocolError` at this step; its ``!!`` row in the timeline goes to
-        ``op``'s CPU (an operation's step), else to CPU0's as ``[hw]``."""
+        ``op``'s column (an operation, or a CPU's number), else to the ``hw`` column of the
+        events of no CPU (a drain that never ends)."""
         self.failed = True
         self.trace.msg(op, "!! PROTOCOL ERROR: %s", text)
         e = ProtocolError(f"protocol {self.proto.name}: {text}")
@@ -792,7 +803,7 @@ class Machine:
         c.loaded_mm = nxt
         c.loaded_gen = nxt.tlb_gen
         self.trace.msg(cpu, "switch_mm(mm%d -> mm%d)", prev.id if prev else -1, mm_id)
-        self.call_hook(self.proto.context_switch, cpu, prev, nxt)
+        self.call_hook(self.proto.context_switch, cpu, prev, nxt, on=cpu)
 
     def consumer_alloc(self) -> int | None:
         """Another consumer (slab, another process) allocates a frame and writes it (S1)."""

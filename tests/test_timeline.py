@@ -1,8 +1,15 @@
 """The per-CPU text timeline every failure prints (``conformance.trace.Trace.timeline``): only
-the columns that have something in them, the events of no CPU in a column of their own (a user
-review, 2026-12-05)."""
+the columns that have something in them, the events of no CPU in a column of their own, a
+protocol error's row in the column of the operation whose hook failed (a user review,
+2026-12-05)."""
+import os
+import re
+
+from conformance.errors import ProtocolError
 from conformance.lufdoc import diagram
+from conformance.machine import Machine
 from conformance.trace import Trace
+from protocols.linux import Linux
 
 
 def _header(text: str) -> list[str]:
@@ -53,3 +60,33 @@ def test_the_events_of_no_cpu_get_a_column_of_their_own():
         machine = type("M", (), {"trace": t})()
         rule, text = "S1", "x"
     assert diagram(F()).splitlines()[0].split() == ["CPU0", "CPU2", "hw"]
+
+
+class YieldsInDefer(Linux):
+    name = "yields_in_defer"
+
+    def should_defer_flush(self, task, mm):
+        yield  # a hook that must not yield (conformance/hooks.py must_not_yield)
+
+
+def test_a_protocol_error_row_is_in_the_column_of_the_operation_whose_hook_failed():
+    """A must-not-yield hook that yields inside a migrate on CPU1: the ``!! PROTOCOL ERROR``
+    row is in CPU1's column, the migrate's (it was ``[hw]`` in CPU0's), and it names where the
+    hook is defined, as the other hook-rule errors do."""
+    m = Machine(YieldsInDefer)
+    try:
+        m.migrate(1, (0,))
+        m.drain()
+    except ProtocolError as e:
+        f = e
+    else:
+        raise AssertionError("no protocol error")
+    (who,) = [w for _s, w, name, args in m.trace.events
+              if name == "msg" and args[0].startswith("!! PROTOCOL ERROR")]
+    assert who is not None and who.cpu == 1 and who.name == "migrate", who
+    text = f.report(last=None)
+    assert "[hw]" not in text
+    timeline = text[text.index("\nstep "):]
+    assert _header(timeline.strip()) == ["step", "CPU1"]
+    assert re.search(r"\n +\d+ !! PROTOCOL ERROR: should_defer_flush", timeline), timeline
+    assert f"(should_defer_flush at {os.path.basename(__file__)}:" in str(f), str(f)
