@@ -391,9 +391,20 @@ class Machine:
         self.busy_cpus -= 1
         if op.held:
             raise self._model_error(f"{op.label} returned holding {op.held}", op)
+        if not op.returned:
+            self.log_return(op)
+        self.oracle.op_returned(op)
+
+    def log_return(self, op: Op) -> None:
+        """``op``'s ``<op>: return`` row (with its result, if any), once: a syscall logs it
+        where it returns to user space, right before its S3 check (so that the oracle's
+        ``!! S3`` row follows the return it judges), and :meth:`_finish` does not log it
+        again; any other operation's is logged when it finishes. Until 2026-12-05 mprotect,
+        madvise and mremap logged their label alone there (``mprotect(mm0, v0..v0, RO)``),
+        which read as a second start, then the return row after it."""
         self.trace.msg(op, "%s: return%s", op,
                        "" if op.result in (None, "ok") else f" ({op.result})")
-        self.oracle.op_returned(op)
+        op.returned = True
 
     def advance(self, op_id: int) -> None:
         """Run operation ``op_id`` to its next interleaving point."""

@@ -38,7 +38,12 @@ was regenerated: the same C1 at the same step, two of its hook points now named 
 stores (``store``) instead of ``store tlb_flush_batched``.
 Regenerated later on 2026-12-05 for the timeline's layout alone, the same rows in the same
 order: only the CPUs with an event are drawn, and the events of no CPU in a last ``hw``
-column, without their ``[hw] `` prefix.) A
+column, without their ``[hw] `` prefix. And again when mprotect, madvise and mremap stopped
+logging their label alone at the end of their walk (``madvise(mm0, v0..v1, free)``: 19 rows
+gone) and log their ``: return`` row there instead, before their S3 check, as munmap, mmap
+and truncate now do too: a passing run's return rows stay where they were; the 6 fixtures
+whose S3 judges such a syscall gained its return row right before the ``!! S3`` row (there
+was none: the verdict ended the run before the operation finished).) A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

@@ -1,10 +1,11 @@
 """The per-CPU text timeline every failure prints (``conformance.trace.Trace.timeline``): only
 the columns that have something in them, the events of no CPU in a column of their own, a
-protocol error's row in the column of the operation whose hook failed (a user review,
-2026-12-05)."""
+protocol error's row in the column of the operation whose hook failed, and a syscall's
+return row that says it is one (a user review, 2026-12-05)."""
 import os
 import re
 
+from conformance.config import MachineConfig
 from conformance.errors import ProtocolError
 from conformance.lufdoc import diagram
 from conformance.machine import Machine
@@ -90,3 +91,22 @@ def test_a_protocol_error_row_is_in_the_column_of_the_operation_whose_hook_faile
     assert _header(timeline.strip()) == ["step", "CPU1"]
     assert re.search(r"\n +\d+ !! PROTOCOL ERROR: should_defer_flush", timeline), timeline
     assert f"(should_defer_flush at {os.path.basename(__file__)}:" in str(f), str(f)
+
+
+def test_a_syscall_says_where_it_returns():
+    """mprotect logged its label alone (``mprotect(mm0, v0..v0, RO)``) at the end of its walk,
+    before its S3 check, then ``...: return``: now one row, ``...: return``, as a fault's;
+    its S3 row would follow it. mremap's return keeps its result."""
+    # the holed machine (docs/SEARCH.md): v2 is free for the mremap to move v0 to
+    m = Machine(Linux, MachineConfig(ncpus=4, nmms=2, vpages=3, ptes_per_table=1, nframes=10,
+                                     nfiles=2, file_pages=1, swap_slots=6))
+    m.mprotect(0, 0, 1, False)
+    m.drain()
+    m.mremap(1, 0, 1, 2)
+    m.drain()
+    texts = [t for _s, _c, t in m.trace.lines()]
+    assert "mprotect(mm0, v0..v0, RO)" not in texts, texts
+    assert texts.count("mprotect(mm0, v0..v0, RO): return") == 1, texts
+    assert not [t for t in texts if t.startswith("mremap(") and "return" not in t
+                and not t.endswith(": start")], texts
+    assert [t for t in texts if t.startswith("mremap(") and t.endswith(": return (2)")], texts

@@ -58,8 +58,8 @@ class MadvisePaths:
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
                 raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
-        self.trace.msg(op, "madvise(mm%d, v%d..v%d, %s)", mm.id, start, end - 1, advice)
         self.mmap_read_unlock(op, mm)
+        self.m.log_return(op)
         if advice in ("dontneed", "free"):
             self.oracle.check_s3(op, mm, start, end, "madvise(%s)" % advice)
 

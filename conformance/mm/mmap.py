@@ -49,6 +49,7 @@ class MmapPaths:
         self.trace.msg(op, "mmap -> %r", vma)
         op.result = start
         self.mmap_write_unlock(op, mm)
+        self.m.log_return(op)
         self.oracle.check_s3(op, mm, start, end, "mmap")
 
     def _free_range(self, mm, npages: int):

@@ -45,9 +45,8 @@ class MprotectPaths:
                 yield from self.change_pte_range(op, tlb, mm, a, b, writable)
             yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
-        self.trace.msg(op, "mprotect(mm%d, v%d..v%d, %s)", mm.id, start, end - 1,
-                       "RW" if writable else "RO")
         self.mmap_write_unlock(op, mm)
+        self.m.log_return(op)
         if not writable:
             self.oracle.check_s3(op, mm, start, end, "mprotect")
 

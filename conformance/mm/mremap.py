@@ -67,9 +67,9 @@ class MremapPaths:
             a += ext
         # unmap_source_vma: do_vmi_munmap(old range, unlock=false); `old` is its one VMA
         yield from self.unmap_region(op, mm, old_start, old_end)
-        self.trace.msg(op, "mremap(mm%d, v%d..v%d -> v%d)", mm.id, old_start, old_end - 1, new_start)
         op.result = new_start
         self.mmap_write_unlock(op, mm)
+        self.m.log_return(op)
         self.oracle.check_s3(op, mm, old_start, old_end, "mremap")
         self.oracle.check_s3(op, mm, new_start, new_end, "mremap")
 

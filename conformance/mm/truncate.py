@@ -68,5 +68,6 @@ class TruncatePaths:
         self.oracle.expected[loc] = 0
         self.trace.msg(op, "fallocate(file%d:%d, PUNCH_HOLE)", fid, pgoff)
         self.up_write(op, inv)
+        self.m.log_return(op)
         for mm, vp in visited:
             self.oracle.check_s3(op, mm, vp, vp + 1, "truncate")

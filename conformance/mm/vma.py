@@ -120,4 +120,5 @@ class VmaPaths:
         yield from self.mmap_write_lock(op, mm)
         yield from self.unmap_region(op, mm, start, start + npages, downgrade=True)
         self.mmap_read_unlock(op, mm)
+        self.m.log_return(op)
         self.oracle.check_s3(op, mm, start, start + npages, "munmap")
