@@ -70,6 +70,11 @@ PAIRS = {
         "finds the PTE changed under it to a writable one (after `update_mmu_tlb*()`)",
         "mmap: the module keeps v10's give-up at writable mmap; v11 adds no flush to mm/mmap.c"]),
     "luf_v12": ("luf_v12_posted", [
+        "narrowed flushes: the module's `luf_flush_mm` / `luf_flush_mapping` fold the mm's and "
+        "the file's `luf_batch` in and flush it (`LUF_BATCH_FLUSH_REQUIRED`), as 19/26 and 20/26 "
+        "evidently mean; as posted, `fold_luf_batch_mm` never sets the batch's `flush_required` "
+        "and 08/26's `fold_batch` returns at once for such a batch, so they flush the caller's "
+        "own batches alone (scenarios 2, 3, 5 and the hole punch fail)",
         "context switch: the module flushes (`luf_flush_mm` of the mm switched away from) on "
         "every switch; v12 flushes in `finish_task_switch` (16/26 `luf_flush(0)`, 19/26 "
         "`luf_flush_mm(mm)`) only in the block that drops a borrowed lazy-TLB mm "
@@ -128,15 +133,11 @@ MECHANISMS = {
     ("luf_lazyfree_fix", 2): "`file_end_write` does `luf_flush(0)` (inherited from `LufV11`)",
     ("luf_v12", 2): "`mapping_write_begin` does `luf_flush_mapping` (20/26; `luf_flush(0)` in "
                     "16/26) before the page-cache page changes",
-    ("luf_v12_posted", 2): "`mapping_write_begin` does `luf_flush_mapping` before the page-cache page changes",
     ("luf_v12", 3): "`luf_flush_mapping` (the file's `luf_batch`, 20/26) and `luf_flush_mm` at the "
                     "end of `handle_mm_fault` for a VM_WRITE VMA, before the faulting CPU "
                     "retries its store",
-    ("luf_v12_posted", 3): "`luf_flush_mapping` and `luf_flush_mm` at the end of `handle_mm_fault` "
-                           "(VM_WRITE VMA)",
     ("luf_v12", 5): "`luf_flush_mapping` at the end of `handle_mm_fault` (write fault in a shared "
                     "mapping of the file: its `luf_batch` holds the reader's CPU)",
-    ("luf_v12_posted", 5): "`luf_flush_mapping` at the end of `handle_mm_fault` (write fault)",
     ("linux", 7): "`flush_tlb_batched_pending` in `change_pte_range` (3ea277194daa) and "
                   "`try_to_unmap_flush` at `move:`, before the copy",
     ("*", 7): "`LUF_DIRTY_OK = False`: the read-only but dirty PTE keeps the folio out of LUF, so "
@@ -190,8 +191,10 @@ through a read-only entry while the page reads zero for everyone else, with no t
 (until the page leaves the allocator or some flush point runs); no cross-process leak (S1
 holds), no lost write (the entry is read-only), but MADV_FREE's contract ("once freed, the
 caller sees zero-fill-on-demand pages") is broken; under v10/v11 two threads of one program
-see different contents (O1 in `litmus/luf-obs-lazyfree-two-threads.litmus`), under v12 only a
-program that asked `mincore()`/`/proc/self/pagemap` can tell.
+see different contents (O1 in `litmus/luf-obs-lazyfree-two-threads.litmus`), and so do they
+under v12 as posted (its `luf_flush_mm` at the end of the other thread's fault folds no batch
+in); under v12 read in LUF's favour (`luf_v12`) only a program that asked
+`mincore()`/`/proc/self/pagemap` can tell.
 
 **The fix** (`protocols/luf_lazyfree_fix.py`, one line on any variant: `LUF_LAZYFREE = False`):
 `can_luf` is false for `folio_test_anon && !folio_test_swapbacked`, so the discard's deferred
@@ -211,15 +214,33 @@ end of `truncate_inode_pages_range` (patch 16/26, `luf_flush_mapping` since 20/2
 hook of that name) answers it, and `luf_v12` passes the file. `luf_lazyfree_fix` now declares
 C1 for it.
 
-**v12's narrowed flushes reopen it** (found 2026-12-05 when 19/26 and 20/26 were modelled;
-`litmus/luf-narrow-fold-before-add-pending.litmus`, C1 for `luf_v12` and `luf_v12_posted`).
-19/26 and 20/26 record a LUF unmap in `mm->luf_batch` and `mapping->luf_batch`
-(`fold_luf_batch_mm`: a new `luf_ugen`) *before* the PTE's `arch_tlbbatch_add_pending`, the
-`inc_mm_tlb_gen` that tells a flush IPI there is work; once the batches hold the mm's CPUs
-(`arch_tlbbatch_need_fold` false, the steady state: they are never emptied) nothing bumps
-`tlb_gen` in between. A `luf_flush_mapping` that lands there finds the reclaiming CPU up to
-date, flushes nothing on it, and still marks it done past the batch's ugen (`tlb_flush_end`),
-so the next `luf_flush_mapping` drops it (`arch_tlbbatch_diet`):
+**v12 as posted reopens it** (found 2026-12-05 when 19/26 and 20/26 were modelled, and
+corrected the same day by a review of the patches): 20/26 turns the `luf_flush(0)` at the end
+of `truncate_inode_pages_range` into `luf_flush_mapping(mapping)`, which folds
+`mapping->luf_batch` into the caller's batch with `fold_batch(tlb_ubc, &lb->batch, false)` and
+flushes. But nothing ever sets that batch's `flush_required`: 19/26's `fold_luf_batch_mm`
+(called from `set_tlb_ubc_flush_pending` for a LUF-able PTE) only ORs the mm's CPUs into
+`batch.arch` and stamps a new `ugen`, `luf_batch_init` leaves `flush_required` false, and
+08/26's `fold_batch` begins `if (!src->flush_required) return;`. So as posted every narrowed
+flush (`luf_flush_mapping`, `luf_flush_mm`, `luf_flush_vma`) flushes the caller's own batches
+alone: `luf_v12_posted` fails the hole punch (this file), and scenarios 2, 3 and 5 (a
+`write()`, a store through a writable mapping, a fault after reclaim), which 16/26's
+`luf_flush(0)` answered. `luf_v12` reads the series in LUF's favour, with the batches folded
+in as their names promise (`LUF_BATCH_FLUSH_REQUIRED`); the fix is one line,
+`dst->batch.flush_required = true;` in `fold_luf_batch_mm`.
+
+**With that fixed, a second window remains** (`litmus/luf-narrow-fold-before-add-pending.litmus`,
+C1 for both modules). `set_tlb_ubc_flush_pending` records the LUF unmap in `mm->luf_batch` and
+`mapping->luf_batch` (`fold_luf_batch_mm`: a new `luf_ugen`) *before* the PTE's
+`arch_tlbbatch_add_pending`, the `inc_mm_tlb_gen` that tells a flush IPI there is work; once
+the batches hold the mm's CPUs (`arch_tlbbatch_need_fold` false, the steady state: they are
+never emptied) nothing bumps `tlb_gen` in between. A `luf_flush_mapping` that lands there
+finds the reclaiming CPU up to date (x86 `flush_tlb_func`: "nothing to do"), flushes nothing
+on it, and still marks it done past the batch's ugen (17/26's `tlb_flush_end` marks every
+CPU of the batch), so the next `luf_flush_mapping` drops it (`arch_tlbbatch_diet`). No lock
+is held from the fold to `arch_tlbbatch_add_pending`; any flush that carries a ugen and does
+not bump the mm's `tlb_gen` opens it (a takeoff flush too, not only truncate's). As posted
+the hole punch fails without this race (above); the diagram is the corrected series:
 
 ```text
 CPU0 (fallocate PUNCH_HOLE file0:1)        CPU2 (mm0, reclaim)
@@ -244,9 +265,11 @@ truncate_inode_pages_range:
                                            read v3: the stale entry, old data (C1)
 ```
 
-16/26 alone folded `luf_batch[0]` *after* `arch_tlbbatch_add_pending`, and with the fold
-moved there the scenario passes (`tests/test_luf_mechanisms.py`); the entry stays until the
-page is allocated again (the takeoff flush covers CPU2)."""
+16/26 alone folded `luf_batch[0]` *after* `arch_tlbbatch_add_pending`; in the corrected
+series, the fold moved after it (or `tlb_gen` bumped before the new ugen) makes the scenario
+pass (`tests/test_luf_mechanisms.py`); the entry stays until the page is allocated again (the
+takeoff flush covers CPU2). The model treats every file VMA as `VM_SHARED` (the trigger at
+`tlb_end_vma` needs a `MAP_SHARED` mapping of the file)."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {

@@ -44,7 +44,19 @@ invalidate paths (``folio_invalidate``, ``mapping_evict_folio``, ``mapping_try_i
 (not reclaim's ``__remove_mapping``), KASAN / init_on_free, and ``ptep_clear_flush`` of
 inaccessible PTEs (19/26: ``luf_flush_vma``; no such path in the machine).
 
-Reading in LUF's favour: the ``finish_task_switch()`` flush is taken on *every*
+Reading in LUF's favour, 1: ``fold_luf_batch_mm`` makes ``mm->luf_batch`` and
+``mapping->luf_batch`` something ``luf_flush_mm`` / ``luf_flush_mapping`` fold in and
+flush (:attr:`LufV12.LUF_BATCH_FLUSH_REQUIRED`), as 19/26 and 20/26 evidently mean. As
+posted, nothing ever sets those batches' ``flush_required``: ``fold_luf_batch_mm`` only ORs
+the mm's CPUs into ``batch.arch`` (``arch_tlbbatch_add_pending``) and stamps ``ugen``,
+``luf_batch_init`` leaves ``flush_required`` false (``reset_batch``, 08/26), and 08/26's
+``fold_batch`` begins ``if (!src->flush_required) return;``. So the posted narrowed
+flushes fold nothing in and flush only the caller's own batches, and every deferral they
+were meant to end survives them (:mod:`protocols.luf_v12_posted`, docs/LUF.md; found by a
+review of the patches on 2026-12-05, after the narrowing was first modelled in this
+reading alone).
+
+Reading in LUF's favour, 2: the ``finish_task_switch()`` flush is taken on *every*
 context switch (``context_switch``), for the mm the CPU switches away from. The posting has
 it in the block that drops a borrowed lazy-TLB mm (kernel-notes section 7), for that mm
 (``rq->prev_mm``); :mod:`protocols.luf_v12_posted` is that reading, and docs/LUF.md shows
@@ -81,6 +93,12 @@ class LufV12(LufBase):
 
     #: v12 20/26 drops 16/26's accumulation into ``luf_batch[0]``
     LUF_BATCH_ZERO = False
+
+    #: ``luf_flush_mm`` / ``luf_flush_mapping`` fold ``mm->luf_batch`` /
+    #: ``mapping->luf_batch`` in: the reading in LUF's favour (module docstring). False is
+    #: the posting: ``fold_batch()`` returns at once for a batch whose ``flush_required``
+    #: nothing set, so the narrowed flushes flush the caller's own batches alone
+    LUF_BATCH_FLUSH_REQUIRED = True
 
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
@@ -209,10 +227,19 @@ class LufV12(LufBase):
         return before the first caller's flush landed)."""
         if mm is None:
             return
-        if not self.mm_luf_owed.get(mm.id, 0) and not _has_batches(who):
+        self._luf_flush_owed(who, self.mm_luf_owed, mm.id)
+
+    def _luf_flush_owed(self, who, owed: dict, key) -> None:
+        """``luf_flush_mm`` / ``luf_flush_mapping`` on the batch ``owed[key]``: nothing to
+        do when it owes nothing and the caller has no batch of its own. With
+        :attr:`LUF_BATCH_FLUSH_REQUIRED` false (the posting), ``fold_batch`` folds nothing
+        from the batch: only the caller's own batches are flushed."""
+        mask = owed.get(key, 0) if self.LUF_BATCH_FLUSH_REQUIRED else 0
+        if not mask and not _has_batches(who):
             return
         with atomic_section():
-            self._luf_flush_batch(who, self.mm_luf_owed.get(mm.id, 0))
+            mask = owed.get(key, 0) if self.LUF_BATCH_FLUSH_REQUIRED else 0
+            self._luf_flush_batch(who, mask)
 
     def luf_flush_mapping(self, who, file) -> None:
         """v12 20/26 ``luf_flush_mapping(mapping)``: flush what ``mapping->luf_batch`` still
@@ -220,10 +247,7 @@ class LufV12(LufBase):
         flushed since). One atomic section, as :meth:`luf_flush_mm`."""
         if file is None:
             return
-        if not self.mapping_luf_owed.get(file, 0) and not _has_batches(who):
-            return
-        with atomic_section():
-            self._luf_flush_batch(who, self.mapping_luf_owed.get(file, 0))
+        self._luf_flush_owed(who, self.mapping_luf_owed, file)
 
     def luf_flush_vma(self, who, mm, vma) -> None:
         """v12 19/26 (20/26 for the mapping) ``luf_flush_vma(vma)``: for a ``VM_SHARED``

@@ -1,13 +1,30 @@
-"""LUF RFC v12 *as posted* (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park): the one
-reading of :mod:`protocols.luf_v12` taken in LUF's favour, undone.
+"""LUF RFC v12 *as posted* (2025-02-20, "[RFC PATCH v12 00/26]", Byungchul Park): the two
+readings of :mod:`protocols.luf_v12` taken in LUF's favour, undone.
 
-Source line (kernel-notes section 7, "LUF postings vs the modules"): v12's context-switch
+1. The narrowed flushes of 19/26 and 20/26 fold nothing in (``LUF_BATCH_FLUSH_REQUIRED =
+   False``). 19/26's ``fold_luf_batch_mm`` (``set_tlb_ubc_flush_pending``, for a LUF-able
+   PTE)::
+
+       if (unlikely(need_fold))
+               arch_tlbbatch_add_pending(&dst->batch.arch, mm, 0, -1UL);
+       dst->ugen = new_luf_ugen();
+
+   sets no ``dst->batch.flush_required``; ``luf_batch_init`` resets it to false, and 08/26's
+   ``fold_batch(dst, src, reset)`` starts ``if (!src->flush_required) return;``. So
+   ``luf_flush_mm`` (``fold_batch(tlb_ubc, &lb->batch, false)``, then ``arch_tlbbatch_diet``,
+   ``try_to_unmap_flush()``) and 20/26's ``luf_flush_mapping`` flush the caller's own
+   batches alone: the hole punch, a ``write()`` and a fault into a shared file no longer
+   end another CPU's LUF'd entry, where 16/26's ``luf_flush(0)`` did (the patches read
+   through the search tools' mail copies, 2026-12-05; ``litmus/luf-trunc-hole-punch``,
+   ``luf-2``, ``luf-3`` and ``luf-5`` fail here, docs/LUF.md).
+
+2. Source line (kernel-notes section 7, "LUF postings vs the modules"): v12's context-switch
 flush is in ``finish_task_switch()`` inside the block that drops a lazy-TLB mm
 (``mmdrop_lazy_tlb_sched``), i.e. only when a CPU switches away from an mm it borrowed
 while running a kernel thread, not on every ``switch_mm``. The machine has no kernel
 threads and no lazy TLB mode (docs/model.md section 1), so no switch here is such a
 drop: this module never flushes at a context switch. :mod:`protocols.luf_v12` flushes on
-every switch (``luf_flush(0)`` in ``context_switch``), which can only remove stale
+every switch (``luf_flush_mm`` in ``context_switch``), which can only remove stale
 entries earlier.
 
 Decided the same way in both modules:
@@ -25,7 +42,12 @@ from protocols.luf_v12 import LufV12
 
 
 class LufV12Posted(LufV12):
-    """LUF RFC v12 with the context-switch flush where the posting has it (never, here)."""
+    """LUF RFC v12 as posted: narrowed flushes that fold no one else's batch, and the
+    context-switch flush where the posting has it (never, here)."""
+
+    #: as posted: nothing sets ``mm->luf_batch`` / ``mapping->luf_batch``'s
+    #: ``flush_required``, so ``fold_batch`` folds nothing from them (module docstring, 1)
+    LUF_BATCH_FLUSH_REQUIRED = False
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         """``finish_task_switch``: v12 flushes (``luf_flush_mm(mm)`` since 19/26) only when

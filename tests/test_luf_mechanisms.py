@@ -43,10 +43,7 @@ MECHANISMS = [
     ("luf_v11_posted", "2", ["file_end_write"], "C1"),
     ("luf_v11_posted", "4", ["page_alloc"], "S1"),
     ("luf_v12_posted", "1", ["flush_tlb_batched_pending", "tlb_end_vma"], "S3"),
-    ("luf_v12_posted", "2", ["mapping_write_begin"], "C1"),
-    ("luf_v12_posted", "3", ["handle_mm_fault_end"], "C1"),
     ("luf_v12_posted", "4", ["page_alloc"], "S1"),
-    ("luf_v12_posted", "5", ["handle_mm_fault_end"], "C1"),
     # the lazyfree fix: v11's mechanisms, and the fix itself for scenario 6
     ("luf_lazyfree_fix", "1", ["flush_tlb_batched_pending"], "S3"),
     ("luf_lazyfree_fix", "2", ["file_end_write"], "C1"),
@@ -85,6 +82,19 @@ def test_mechanism_is_what_prevents_the_scenario(proto, scenario, hooks, rule):
     sc = SCENARIOS[scenario]
     assert run_scenario(sc, load_protocol(proto)) is None
     assert verdict(run_scenario(sc, without(proto, hooks))) == rule
+
+
+@pytest.mark.parametrize("scenario", ["2", "3", "5"])
+def test_v12_as_posted_fails_where_its_narrowed_flushes_fold_nothing(scenario):
+    """v12 as posted: 19/26's ``fold_luf_batch_mm`` never sets the batch's
+    ``flush_required``, so ``luf_flush_mapping`` / ``luf_flush_mm`` fold nothing in and the
+    file update (2), the read-only and writable mappings (3) and the fault after reclaim
+    (5) keep another CPU's LUF'd entry (C1). The same module with the batches folded in
+    (``LUF_BATCH_FLUSH_REQUIRED=True``, luf_v12's reading) passes each: that flag alone
+    is the difference."""
+    sc = SCENARIOS[scenario]
+    assert verdict(run_scenario(sc, load_protocol("luf_v12_posted"))) == "C1"
+    assert run_scenario(sc, without("luf_v12_posted", ["LUF_BATCH_FLUSH_REQUIRED=True"])) is None
 
 
 def test_every_passing_luf_cell_has_a_checked_mechanism():
