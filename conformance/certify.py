@@ -65,7 +65,7 @@ from .executors import Workers, open_workers
 from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
 from .search.statemachine import Stats, conformance_machine
-from .watchdog import a_worker_stopped, stuck, watch_this_thread
+from .watchdog import a_worker_stopped, before_stop, stuck, watch_this_thread
 
 @attrs.define
 class Result:
@@ -726,6 +726,11 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         workers = open_workers(jobs, scheduler)
     # our own walk chunks file a failure before shrinking it: Ctrl-C then keeps it
     filing = Filing.open(workers) if own and engine == "walk" else None
+    # a hook stuck for good ends this process with os._exit (conformance/watchdog.py): the
+    # filing directory goes first (each such run left an empty /tmp/flushcheck-found-*)
+    gone = contextlib.ExitStack()
+    if filing is not None:
+        gone.enter_context(before_stop(filing.close))
     res.jobs, res.workers = workers.slots, workers.name
     results: dict = {}
     finished = False
@@ -749,6 +754,7 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
         else:  # a failure a chunk was shrinking when Ctrl-C came is not lost
             for i, item in filing.settle(stop, wanted=res.interrupted).items():
                 results.setdefault(i, item)
+        gone.close()
     if broke is not None:
         filing = None  # settled: the chunks below run with no filing of their own
         try:

@@ -221,3 +221,17 @@ def test_a_hook_stuck_at_boot_has_a_reproducer_without_actions_that_replays(tmp_
         assert __import__("json").load(fh)["actions"] == []
     rc, out, err = _flushcheck(tmp_path, "replay", f"r/{name}")
     assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
+
+
+def test_a_stop_for_good_leaves_no_temporary_directory(tmp_path):
+    """certify's filing directory (conformance/found.py) goes before the process ends with
+    ``os._exit``: every such run left an empty ``/tmp/flushcheck-found-*`` (15 after one
+    CI run of the suite, 2026-12-05)."""
+    (tmp_path / "nested.py").write_text(SWALLOWS_EVERY_STOP)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    rc, out, err = _flushcheck(tmp_path, "certify", "nested.py", "--jobs", "1", "--budget", "30",
+                               "--database", "none", "--repro-dir", "r",
+                               before=f"import tempfile; tempfile.tempdir = {str(tmp)!r}")
+    assert rc == 1 and "no exception can end it" in err, (rc, out, err)
+    assert os.listdir(tmp) == [], os.listdir(tmp)
