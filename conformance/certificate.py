@@ -182,7 +182,7 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
     import hypothesis
 
     from .findings import scope_lines
-    from .report import config_text
+    from .report import config_text, misspelt_lines, power_text
 
     cfg = res.config
     counts = res.counts
@@ -216,6 +216,12 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "verdict": verdict_of(res),
         # what the machine left out (docs/FINDINGS.md): a PASS does not cover these paths
         "scope": scope_lines(cfg),
+        # what a PASS of this budget is worth, as the report's power line says it (the
+        # certificate left it out: a user review, 2026-12-05); None for any other verdict
+        "power": power_text(res) if res.passed and not res.failures else None,
+        # methods named like a hook that no path calls (registry.misspelt_hooks)
+        "warnings": [line.split("warning", 1)[1].strip()
+                     for line in misspelt_lines(res.protocol, cls)],
         "failure": None,
     }
     if getattr(res, "bounded", None) is not None:  # certify --bound K (docs/BOUNDED.md)
@@ -316,6 +322,9 @@ def markdown(cert: dict) -> str:
     if cert.get("command"):
         lines.append(f"| command | `{cert['command']}` |")
     lines += [f"| scope | {x} |" for x in cert.get("scope", [])]
+    if cert.get("power"):
+        lines.append(f"| power | {cert['power']} |")
+    lines += [f"| warning | {x} |" for x in cert.get("warnings", [])]
     if cert.get("bounded"):
         lines.append(f"| bounded check | {cert['bounded']['verdict']} (menu "
                      f"{','.join(cert['bounded']['menu'])}) |")

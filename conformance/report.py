@@ -136,7 +136,15 @@ def _as_declared(proto_cls, rules: set) -> str:
     return f"   (the module declares EXPECTED_VIOLATION = {declared!r}, not found first)"
 
 
-def _unlike_power(res) -> tuple:
+def power_text(res) -> str:
+    """What a PASS of this run's budget is worth (:func:`corpus.power_line`), with what the
+    power table was not measured on: the report's ``power`` line and the certificate's."""
+    from .corpus import power_line
+
+    return power_line(res.budget_s, res.jobs, res.engine, differs=power_caveats(res))
+
+
+def power_caveats(res) -> tuple:
     """How this run differs from the runs the power table measured (the default machine, O1
     not strict): the power line said the same for any ``--config`` (a user review,
     2026-12-05)."""
@@ -177,11 +185,9 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      f"{counted(res.examples, 'example')}, {counted(res.steps, 'step')} before it was interrupted (Ctrl-C or SIGTERM)")
         return "\n".join(lines)
     if res.passed:  # the PASS line itself says what it stands on, the coverage what it exercised
-        from .corpus import power_line
         lines.append(f"  verdict   PASS: 0 violations in {counted(res.examples, 'example')}, "
                      f"{counted(res.steps, 'step')}" + _as_declared(proto_cls, set()))
-        power = power_line(res.budget_s, res.jobs, res.engine, differs=_unlike_power(res))
-        lines.append(f"  power     {power}")
+        lines.append(f"  power     {power_text(res)}")
         lines += [f"  scope     {x}" for x in scope_lines(res.config)]
         lines += coverage_lines(res)
         return "\n".join(lines)

@@ -173,3 +173,26 @@ def test_progress_on_a_terminal(tmp_path):
     assert p.returncode == 0
     assert b"examples" in err and b"rules checked" in err and b"jobs busy" in err
     assert "rules checked" not in out and "verdict   PASS" in out
+
+
+def test_the_certificate_carries_the_power_line_and_the_warnings(tmp_path, capsys):
+    """A PASS certificate states what its budget is worth (the report's power line) and any
+    misspelt hook's warning: both were in the report only (a user review, 2026-12-05)."""
+    import json
+
+    from conformance.cli import main
+
+    typo = tmp_path / "typo_cert.py"
+    typo.write_text("from protocols.linux import Linux\n\n\nclass Typo(Linux):\n"
+                    "    def try_to_unmap_flsh(self, task):\n        pass\n")
+    out = tmp_path / "cert"
+    assert main(["certify", str(typo), "--budget", "2", "--jobs", "1", "--database", "none",
+                 "--repro-dir", str(tmp_path / "r"), "--out", str(out)]) == 0
+    report = capsys.readouterr().out
+    cert = json.loads((out / "certificate.json").read_text())
+    power = next(ln for ln in report.splitlines() if ln.startswith("  power "))
+    assert cert["power"] == power.split("power", 1)[1].strip()
+    assert cert["warnings"] == ["typo_cert.try_to_unmap_flsh is no Protocol hook and is never "
+                                "called (did you mean try_to_unmap_flush?)"]
+    md = (out / "certificate.md").read_text()
+    assert "| power | " in md and "| warning | typo_cert.try_to_unmap_flsh" in md
