@@ -112,6 +112,10 @@ def flushcheck_version() -> str:
         return "unknown"
 
 
+#: what a commit gets when the checkout has uncommitted changes (report and certificate)
+DIRTY = " (with uncommitted changes)"
+
+
 def tree_dirty() -> bool | None:
     """Does the checkout flushcheck runs from have uncommitted changes to tracked files
     (then its commit alone does not say what ran)? None when git cannot tell.
@@ -309,7 +313,7 @@ def markdown(cert: dict) -> str:
         f"| protocol | `{p['name']}` (`{p['ref']}`) |",
         f"| source | `{p['path']}` sha256 `{p['sha256']}` |",
         f"| flushcheck | {cert['flushcheck']['version']}, commit `{cert['flushcheck']['commit']}`"
-        f"{' (with uncommitted changes)' if cert['flushcheck'].get('dirty') else ''} |",
+        f"{DIRTY if cert['flushcheck'].get('dirty') else ''} |",
         f"| Python, Hypothesis | {cert['python']}, {cert['hypothesis']} |",
         f"| machine | {cert['config_text']} |",
         f"| seed | {run['seed']} |",

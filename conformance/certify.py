@@ -749,12 +749,12 @@ def certify(name_or_cls, budget_s: float | None = 60.0, seed: int = 0, strict: b
             if own:
                 # a failure known, Ctrl-C or an error: chunks still running are of no use
                 workers.close(cancel=not finished or _lowest_failing(results) is not None)
-        if filing is None:
-            stop()
-        else:  # a failure a chunk was shrinking when Ctrl-C came is not lost
-            for i, item in filing.settle(stop, wanted=res.interrupted).items():
-                results.setdefault(i, item)
-        gone.close()
+        with gone:  # the hook goes even if settling raises (in-process callers: pytest)
+            if filing is None:
+                stop()
+            else:  # a failure a chunk was shrinking when Ctrl-C came is not lost
+                for i, item in filing.settle(stop, wanted=res.interrupted).items():
+                    results.setdefault(i, item)
     if broke is not None:
         filing = None  # settled: the chunks below run with no filing of their own
         try:

@@ -166,21 +166,28 @@ def _repro_stem(args, protocol: str, seed: int, cfg, cname: str | None) -> str:
 
         >>> import argparse
         >>> a = argparse.Namespace(strict=True, engine="walk", config=[], steps=50, chunk=None)
-        >>> _repro_stem(a, "linux", 0, None, None)
+        >>> from conformance.config import DEFAULT
+        >>> _repro_stem(a, "linux", 0, DEFAULT, None)
         'linux-0-strict'
     """
     import hashlib
 
     from .config import DEFAULT
+    from .defaults import DEFAULT_CHUNK
 
     tags = [f"{protocol}-{seed}"] + ([cname] if cname else [])
     if args.strict:
         tags.append("strict")
     if args.engine != "walk":
         tags.append(args.engine)
-    varied = ([cfg.describe()] if args.config and cfg != DEFAULT else []) \
-        + ([f"steps={args.steps}"] if args.steps != 50 else []) \
-        + ([f"chunk={args.chunk}"] if args.chunk is not None else [])
+    # every field of the config that differs from the default machine (describe() leaves
+    # some out, max_op_steps among them); --steps only where the engine reads it, --chunk
+    # only when not the engine's default (a review, 2026-12-05)
+    default = attrs.asdict(DEFAULT)
+    varied = [f"{k}={v}" for k, v in sorted(attrs.asdict(cfg).items()) if v != default[k]] \
+        + ([f"steps={args.steps}"] if args.engine == "hypothesis" and args.steps != 50 else []) \
+        + ([f"chunk={args.chunk}"] if args.chunk not in (None, DEFAULT_CHUNK[args.engine])
+           else [])
     if varied:
         tags.append(hashlib.blake2b("\n".join(varied).encode(), digest_size=3).hexdigest())
     return "-".join(tags)
@@ -264,9 +271,9 @@ def _commit_shown(commit: str) -> str:
     """The report's commit, marked when the checkout has uncommitted changes to tracked
     files (the certificate records the same as ``dirty``; the terminal report did not say
     it, a user review of 2026-12-05)."""
-    from .certificate import tree_dirty
+    from .certificate import DIRTY, tree_dirty
 
-    return commit + ("  (with uncommitted changes)" if tree_dirty() else "")
+    return commit + (DIRTY if tree_dirty() else "")
 
 
 def _write_text(path: str, text: str) -> str:
@@ -919,6 +926,10 @@ def _terminate_as_interrupt() -> None:
         if not _TERMINATED:
             _TERMINATED.append(True)
             raise KeyboardInterrupt
+        # a second SIGTERM: the first one's wind-down did not end the process (a protocol's
+        # bare except swallowed it, or the report hangs): end it as SIGTERM always did
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     try:
         signal.signal(signal.SIGTERM, on_term)

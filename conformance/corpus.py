@@ -40,49 +40,52 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        if self.expected == ANY:
-            return self.verdict not in ERRORS
+        if self.expected == ANY:  # a search cut short is no verdict either
+            return self.verdict not in ERRORS and self.verdict != "incomplete"
         return self.verdict == self.expected
 
 
-def expectation(sc: Scenario, name: str, proto_cls=None) -> str:
-    """The verdict scenario ``sc`` expects of protocol ``name``.
+def expectation(sc: Scenario, name: str, proto_cls) -> str:
+    """The verdict scenario ``sc`` expects of protocol ``name`` (class ``proto_cls``).
 
-    A file's ``expect`` line for the protocol decides; so does its ``*`` line (or the
-    implied ``pass``) for a protocol the file was written for: every protocol when the
-    file is not of the shipped corpus (``litmus/``: a directory of your own means its
-    ``*`` for everything it runs), and the modules flushcheck ships
-    (:data:`protocols.SHIPPED`) when it is. A protocol the shipped corpus was not written
-    for (one you dropped into ``protocols/``, an entry point, a file) gets no expectation
-    from ``*``: :data:`ANY`, any verdict but a protocol or model error; except that a
-    module declaring ``CORRECT = True`` claims to pass every scenario that turns on no
-    finding's switch (docs/FINDINGS.md), so it expects ``pass`` there. Before 2026-12-05
-    every protocol was held to ``*``, and a variant with a bug failed a dozen litmus tests
-    (and ``flushcheck litmus``) that were never written with it in mind (a user review).
+    A file outside the shipped corpus (``litmus/``; a directory of your own means its ``*``
+    for everything it runs) expects what its ``expect`` lines say of ``name``. A file of the
+    shipped corpus was written for the modules flushcheck ships (:data:`protocols.SHIPPED`):
+    one of them, however it was loaded (by name or by its path), expects what the file says
+    of that module (:func:`registry.shipped_as`); any other protocol (one you dropped into
+    ``protocols/``, an entry point, a file, a copy of a shipped module elsewhere) gets no
+    expectation: :data:`ANY`, any verdict but a protocol or model error or a search cut
+    short; except that a module declaring ``CORRECT = True`` claims to pass every scenario
+    that turns on no finding's switch (docs/FINDINGS.md), so it expects ``pass`` there.
+    Before 2026-12-05 every protocol was held to ``*``, and a variant with a bug failed a
+    dozen litmus tests (and ``flushcheck litmus``) that were never written with it in mind
+    (a user review); the first fix went by the name given, which took a fixed copy
+    ``/tmp/x/linux_4_13.py`` for the shipped module and a shipped module given by its path
+    for a stranger (a review of it).
 
     Example::
 
         >>> from conformance.litmus import corpus
+        >>> from conformance.registry import load_protocol
         >>> sc = next(s for s in corpus() if s.name == "lost-pending-flush-2021")
-        >>> expectation(sc, "linux_4_13"), expectation(sc, "linux"), expectation(sc, "mine")
-        ('S3', 'pass', 'any')
+        >>> [expectation(sc, p, load_protocol(p)) for p in ("linux_4_13", "linux")]
+        ['S3', 'pass']
     """
-    from protocols import SHIPPED
+    from .registry import declared, shipped_as
 
-    if name in sc.expect or os.path.dirname(os.path.abspath(sc.path)) != LITMUS_DIR \
-            or name in SHIPPED:
+    if not _in_shipped_corpus(sc):
         return sc.expected(name)
-    if proto_cls is not None and _declared_correct(proto_cls) and not _turns_on_a_finding(sc):
+    module = shipped_as(proto_cls)
+    if module is not None:
+        return sc.expected(module)
+    if declared(proto_cls, "CORRECT") is True and not _turns_on_a_finding(sc):
         return "pass"
     return ANY
 
 
-def _declared_correct(proto_cls) -> bool:
-    """The protocol's module says ``CORRECT = True`` (read as the soundness campaign does)."""
-    import sys
-
-    mod = sys.modules.get(getattr(proto_cls, "__module__", ""))
-    return mod is not None and vars(mod).get("CORRECT", False) is True
+def _in_shipped_corpus(sc: Scenario) -> bool:
+    """``sc`` is a file of ``litmus/`` (real paths: a symlink to it is it)."""
+    return os.path.dirname(os.path.realpath(sc.path)) == os.path.realpath(LITMUS_DIR)
 
 
 def _turns_on_a_finding(sc: Scenario) -> bool:

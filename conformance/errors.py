@@ -31,7 +31,8 @@ class Failure(AssertionError):
         if m is not None:
             out.append(f"protocol: {m.proto.name}   config: {m.cfg.describe()}")
             out.append("")
-            out.append(m.trace.timeline(m.cfg.ncpus, last=last, actions=m.actions))
+            out.append(m.trace.timeline(m.cfg.ncpus, last=last, actions=m.actions,
+                                        also=getattr(self, "cpus", ())))
         return "\n".join(out)
 
 

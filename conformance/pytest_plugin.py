@@ -123,11 +123,9 @@ def expected_violation(name: str):
         >>> expected_violation("linux_4_13"), expected_violation("linux")
         ('S3', None)
     """
-    from conformance.registry import load_protocol, protocol_module
+    from conformance.registry import declared, load_protocol
 
-    cls = load_protocol(name)
-    rule = getattr(cls, "EXPECTED_VIOLATION", None)
-    return rule if rule is not None else vars(protocol_module(cls)).get("EXPECTED_VIOLATION")
+    return declared(load_protocol(name), "EXPECTED_VIOLATION")
 
 
 def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,

@@ -642,6 +642,51 @@ def protocol_ref(cls) -> str:
     return getattr(cls, "ref", None) or cls.name
 
 
+def shipped_as(cls) -> str | None:
+    """The name of the module of :data:`protocols.SHIPPED` that ``cls`` comes from, or None:
+    decided by the module's file (its real path in the ``protocols`` package), whatever the
+    reference it was loaded by (``linux_4_13``, ``protocols/linux_4_13.py``), so that a copy
+    of a shipped module elsewhere (``/tmp/x/linux_4_13.py``, a fix of it) is not taken for
+    it (a review, 2026-12-05).
+
+    Example::
+
+        >>> shipped_as(load_protocol("protocols/linux_4_13.py"))
+        'linux_4_13'
+    """
+    from protocols import SHIPPED
+
+    try:
+        path = getattr(protocol_module(cls), "__file__", None)
+    except ImportError:  # a class made where no module holds it
+        return None
+    if not path:
+        return None
+    path = os.path.realpath(path)
+    here = {os.path.realpath(p) for p in _package().__path__}
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if os.path.dirname(path) in here and stem in SHIPPED else None
+
+
+def declared(cls, attr: str):
+    """What the protocol declares as ``attr`` (``EXPECTED_VIOLATION``, ``CORRECT``): its
+    class's attribute, else its module's; None when neither does. The one reading for the
+    report, the litmus corpus and the test plugin.
+
+    Example::
+
+        >>> declared(load_protocol("linux_4_13"), "EXPECTED_VIOLATION")
+        'S3'
+    """
+    value = getattr(cls, attr, None)
+    if value is not None:
+        return value
+    try:
+        return vars(protocol_module(cls)).get(attr)
+    except ImportError:  # a class made where no module holds it
+        return None
+
+
 def protocol_module(cls):
     """The module a loaded protocol class comes from (for its ``EXPECTED_VIOLATION`` etc.).
 

@@ -121,12 +121,9 @@ def _as_declared(proto_cls, rules: set) -> str:
     mutant declares the rule it breaks): the rules found include it, do not, or, on a
     PASS, the declared bug was not found within the budget. Nothing for a module that
     declares none. (A suggestion of the user review of 2026-12-05.)"""
-    declared = getattr(proto_cls, "EXPECTED_VIOLATION", None)
-    if declared is None:
-        import sys
+    from .registry import declared as declared_by
 
-        mod = sys.modules.get(getattr(proto_cls, "__module__", ""))
-        declared = vars(mod).get("EXPECTED_VIOLATION") if mod is not None else None
+    declared = declared_by(proto_cls, "EXPECTED_VIOLATION")
     if not isinstance(declared, str):
         return ""
     if not rules:

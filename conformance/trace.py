@@ -105,7 +105,7 @@ class Trace:
         return sorted(rows + quiet, key=lambda r: r[0]) if quiet else rows
 
     def timeline(self, ncpus: int, width: int = 44, last: int | None = None,
-                 actions=None) -> str:
+                 actions=None, also=()) -> str:
         """The per-CPU timeline; ``last`` keeps only the final ``last`` events; ``actions``
         (the machine's): a row for each step without an event too
         (:meth:`lines_with_quiet`). An event longer than ``width`` wraps onto continuation
@@ -115,8 +115,11 @@ class Trace:
         have an event there, under their own numbers, and ``hw`` after them for the events of
         no CPU (``cpu < 0``). Those are drawn without the ``[hw] `` prefix they had when they
         shared CPU0's column: the column says whose they are, and the prefix cost five
-        characters of a 44-character cell. ``ncpus`` (the machine's CPUs) only matters for a
-        timeline with no row at all: its CPUs' columns, empty.
+        characters of a 44-character cell. ``also``: CPUs drawn even with no event in the
+        rows (a violation's CPUs: the one holding the stale entry often did nothing in the
+        steps drawn, and its missing column hid who the headline blames; a review,
+        2026-12-05). ``ncpus`` (the machine's CPUs) only matters for a timeline with no row
+        at all: its CPUs' columns, empty.
 
         Example::
 
@@ -132,8 +135,9 @@ class Trace:
         """
         rows = list(self.lines()) if actions is None else self.lines_with_quiet(actions)
         if last is not None and len(rows) > last:
-            rows = rows[-last:]
-        cols = columns([cpu for _step, cpu, _text in rows]) if rows else list(range(ncpus))
+            rows = rows[-last:] if last > 0 else []  # rows[-0:] is every row
+        cols = (columns([cpu for _step, cpu, _text in rows] + list(also)) if rows
+                else list(range(ncpus)))
         at = {c: i for i, c in enumerate(cols)}
         head = "step " + "  ".join(f"{heading(c):<{width}}" for c in cols)
         sep = "---- " + "  ".join("-" * width for _ in cols)

@@ -360,6 +360,16 @@ def test_reproducers_of_runs_asking_different_things_are_kept_apart(tmp_path, ca
     assert DEFAULT == MachineConfig(ncpus=3)
     a.engine = "hypothesis"
     assert _repro_stem(a, "linux", 7, DEFAULT, "small") == "linux-7-small-hypothesis"
+    # every config field counts (describe() leaves max_op_steps out); --steps only for the
+    # engine that reads it, --chunk only when not the engine's default (a review)
+    import attrs
+
+    a = argparse.Namespace(strict=False, engine="walk", config=["max_op_steps=500"], steps=10,
+                           chunk=500)
+    five, nine = (_repro_stem(a, "linux", 0, attrs.evolve(DEFAULT, max_op_steps=n), None)
+                  for n in (500, 900))
+    assert five != nine and five.startswith("linux-0-") and nine.startswith("linux-0-")
+    assert _repro_stem(a, "linux", 0, DEFAULT, None) == "linux-0"
 
 
 def test_the_report_pins_the_protocol_source_and_a_dirty_checkout(monkeypatch):
@@ -380,7 +390,7 @@ def test_the_report_pins_the_protocol_source_and_a_dirty_checkout(monkeypatch):
     assert source_digest(cls)[:16] in line
     assert "protocols/linux_4_13.py" in line and "protocols/linux.py" in line
     monkeypatch.setattr(certificate, "tree_dirty", lambda: True)
-    assert _commit_shown("abc") == "abc  (with uncommitted changes)"
+    assert _commit_shown("abc") == "abc (with uncommitted changes)"
     monkeypatch.setattr(certificate, "tree_dirty", lambda: False)
     assert _commit_shown("abc") == "abc"
 
@@ -414,7 +424,12 @@ def test_sigterm_reports_what_ran_and_leaves_no_temporary_files(tmp_path):
                           "--budget", "120", "--jobs", "2", "--database", "none",
                           "--repro-dir", str(tmp_path / "repro")], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # chunks running in both workers
+    # chunks running: certify's filing directory exists once its workers are started (the
+    # handler is in place long before); a fixed sleep could signal a slow start too early
+    deadline = time.monotonic() + 90
+    while not list(tmp_path.glob("flushcheck-found-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 143, (p.returncode, out, err)
@@ -455,3 +470,21 @@ def test_the_verdict_says_what_the_module_declares(tmp_path, capsys):
         in capsys.readouterr().out
     assert main(["certify", "linux", "--examples", "5"] + common) == 0
     assert "declares" not in capsys.readouterr().out
+
+
+def test_a_second_sigterm_ends_the_process_as_sigterm_always_did():
+    """The first SIGTERM is a KeyboardInterrupt (the report of what ran); if its wind-down
+    does not end the process (a protocol's bare ``except:`` swallowed it), a second one
+    ends it by the signal, where it was ignored (a review, 2026-12-05)."""
+    code = ("import os, signal, time\n"
+            "from conformance.cli import _terminate_as_interrupt\n"
+            "_terminate_as_interrupt()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+            "except KeyboardInterrupt:\n"
+            "    print('first', flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+            "print('still alive', flush=True)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
+    assert p.stdout == "first\n" and p.returncode == -15, (p.returncode, p.stdout, p.stderr)

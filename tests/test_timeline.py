@@ -110,3 +110,18 @@ def test_a_syscall_says_where_it_returns():
     assert not [t for t in texts if t.startswith("mremap(") and "return" not in t
                 and not t.endswith(": start")], texts
     assert [t for t in texts if t.startswith("mremap(") and t.endswith(": return (2)")], texts
+
+
+def test_a_violation_s_cpus_get_their_columns_even_with_no_event():
+    """The CPU a violation names (the one holding the stale entry) often does nothing in the
+    rows drawn; its column is drawn all the same (``also``), where only the acting CPUs'
+    were and the headline blamed a CPU the timeline did not show (a review, 2026-12-05)."""
+    from conformance.trace import Trace
+
+    t = Trace()
+    t.step = 1
+    t.msg(2, "pageout(pfn0 -> slot0)")
+    assert t.timeline(4).splitlines()[0].split() == ["step", "CPU2"]
+    assert t.timeline(4, also=(0,)).splitlines()[0].split() == ["step", "CPU0", "CPU2"]
+    assert t.timeline(4, last=0, also=(0,)).splitlines()[0].split() == ["step", "CPU0", "CPU1",
+                                                                       "CPU2", "CPU3"]
