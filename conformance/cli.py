@@ -571,7 +571,11 @@ def cmd_explore(args) -> int:
               f"({', '.join(_choice_text(sc, c) for c in res.path)})")
         problems = []
         if f.machine is not None:
-            path = os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}.json")
+            # what else changes the counterexample found: strict O1, a preemption bound (so
+            # that such a run keeps its own file, as certify's names do since 2026-12-05)
+            tags = ("-strict" if args.strict else "") + (
+                f"-p{args.preemptions}" if args.preemptions is not None else "")
+            path = os.path.join(args.repro_dir, f"explore-{sc.name}-{res.protocol}{tags}.json")
             if _written(problems, "reproducer", path, lambda: save(f, path)) is not None:
                 print(f"  reproducer {path}  (flushcheck replay {path})")
                 if os.path.exists(html_path(path)):

@@ -488,3 +488,16 @@ def test_a_second_sigterm_ends_the_process_as_sigterm_always_did():
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        timeout=60)
     assert p.stdout == "first\n" and p.returncode == -15, (p.returncode, p.stdout, p.stderr)
+
+
+def test_explore_keeps_a_strict_or_preemption_bounded_counterexample_apart(tmp_path, capsys):
+    """explore's reproducer name carries --strict and --preemptions, as certify's carries
+    what changes its failure: a bounded run no longer overwrites the unbounded one's file."""
+    scen = os.path.join(REPO, "litmus", "bug-2.7-lost-pending-flush.litmus")
+    common = ["explore", scen, "--protocol", "linux_4_13", "--repro-dir", str(tmp_path)]
+    assert main(common) == 1
+    assert main(common + ["--preemptions", "2"]) == 1
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "explore-bug-2.7-lost-pending-flush-linux_4_13-p2.json",
+        "explore-bug-2.7-lost-pending-flush-linux_4_13.json"]
