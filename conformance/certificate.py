@@ -87,12 +87,17 @@ def source_digest(cls) -> str:
         >>> len(source_digest(load_protocol("linux")))
         64
     """
+    return digest_of(protocol_source(cls)["sources"])
+
+
+def digest_of(sources: dict) -> str:
+    """:func:`source_digest` of ``protocol_source(cls)["sources"]`` already read (path ->
+    SHA-256), by file name and content."""
     import hashlib
 
-    src = protocol_source(cls)["sources"]
     h = hashlib.sha256()
-    for path in sorted(src, key=os.path.basename):
-        h.update(f"{os.path.basename(path)} {src[path]}\n".encode())
+    for path in sorted(sources, key=os.path.basename):
+        h.update(f"{os.path.basename(path)} {sources[path]}\n".encode())
     return h.hexdigest()
 
 
@@ -186,7 +191,8 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
     import hypothesis
 
     from .findings import scope_lines
-    from .report import config_text, misspelt_lines, power_text
+    from .registry import misspelt_hooks, misspelt_text
+    from .report import config_text, power_text
 
     cfg = res.config
     counts = res.counts
@@ -224,8 +230,7 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         # certificate left it out: a user review, 2026-12-05); None for any other verdict
         "power": power_text(res) if res.passed and not res.failures else None,
         # methods named like a hook that no path calls (registry.misspelt_hooks)
-        "warnings": [line.split("warning", 1)[1].strip()
-                     for line in misspelt_lines(res.protocol, cls)],
+        "warnings": [misspelt_text(res.protocol, m, h) for m, h in misspelt_hooks(cls)],
         "failure": None,
     }
     if getattr(res, "bounded", None) is not None:  # certify --bound K (docs/BOUNDED.md)

@@ -403,9 +403,8 @@ def cmd_soundness(args) -> int:
     import shlex
     import time
 
-    from .report import soundness_markdown, soundness_report
+    from .report import counted, soundness_markdown, soundness_report
     from .reproducer import git_commit
-    from .report import counted
     from .soundness import campaign, correct_protocols
 
     protos = args.protocol or correct_protocols()
@@ -529,7 +528,7 @@ def cmd_cost(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .corpus import ANY, ERRORS, expectation
+    from .corpus import ANY, as_expected, expectation
     from .search.explorer import explore
     from .litmus import check_expect_names, load
     from .picture import html_path
@@ -553,7 +552,7 @@ def cmd_explore(args) -> int:
     print(f"  config    {sc.config.describe()}")
     print(f"  searched  {res.summary()}")
     exp = expectation(sc, res.protocol, cls)
-    differs = res.verdict in ERRORS if exp == ANY else res.verdict != exp
+    differs = not as_expected(res.verdict, exp)
     if exp == ANY:  # a protocol the shipped corpus was not written for (corpus.expectation)
         exp = f"no verdict in particular: the corpus records none for {res.protocol}"
     if res.failure is None and not res.complete:  # no verdict: a PASS here would claim too much
@@ -923,15 +922,12 @@ def _terminate_as_interrupt() -> None:
     me = os.getpid()
 
     def on_term(signum, frame):
-        if os.getpid() != me:  # a forked worker: end as before
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        if not _TERMINATED:
+        if os.getpid() == me and not _TERMINATED:
             _TERMINATED.append(True)
             raise KeyboardInterrupt
-        # a second SIGTERM: the first one's wind-down did not end the process (a protocol's
-        # bare except swallowed it, or the report hangs): end it as SIGTERM always did
+        # a forked worker, or a second SIGTERM (the first one's wind-down did not end the
+        # process: a protocol's bare except swallowed it, or the report hangs): end it as
+        # SIGTERM always did
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -40,9 +40,21 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        if self.expected == ANY:  # a search cut short is no verdict either
-            return self.verdict not in ERRORS and self.verdict != "incomplete"
-        return self.verdict == self.expected
+        return as_expected(self.verdict, self.expected)
+
+
+def as_expected(verdict: str, expected: str) -> bool:
+    """Is ``verdict`` what ``expected`` (:func:`expectation`) asks for? :data:`ANY` takes any
+    verdict but an error or a search cut short (``incomplete``: no verdict either).
+
+    Example::
+
+        >>> as_expected("S3", ANY), as_expected("MODEL-ERROR", ANY), as_expected("S3", "pass")
+        (True, False, False)
+    """
+    if expected == ANY:
+        return verdict not in ERRORS and verdict != "incomplete"
+    return verdict == expected
 
 
 def expectation(sc: Scenario, name: str, proto_cls) -> str:

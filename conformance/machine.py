@@ -137,6 +137,14 @@ def populate(m: "Machine") -> None:
             m.tlbs.fill(cpu, cpu.loaded_mm, vp)
 
 
+def _hook_task(args):
+    """The task a hook runs for: its first argument, or a gather's ``task`` (an
+    :class:`Op`, a CPU number, or None). :meth:`Machine.call_hook` has it inline (the
+    per-hook path); a predicate's wrong answer (an error path) calls it."""
+    a = args[0] if args else None
+    return a.task if a.__class__ is MmuGather else a
+
+
 class Machine:
     """One simulated machine running one protocol."""
 
@@ -238,7 +246,7 @@ class Machine:
         (its task: the first argument, or a gather's ``task``), as a MODEL ERROR's does
         (:meth:`_step`); until 2026-12-05 it went to CPU0's column as ``[hw]``, as if no
         CPU did it."""
-        a = args[0] if args else None
+        a = args[0] if args else None  # _hook_task(args), inline: every hook call comes here
         who = a.task if a.__class__ is MmuGather else a
         if on is None and who.__class__ is Op:
             on = who
@@ -283,10 +291,10 @@ class Machine:
         r = self.call_hook(fn, *args, answers=True)
         if type(r) is bool or type(r) is int:
             return bool(r)
-        a = args[0] if args else None
+        who = _hook_task(args)
         raise self._protocol_error(f"{fn.__name__} returned {r!r} ({type(r).__name__}): "
                                    f"return a bool{_defined_at(fn)}",
-                                   a if a.__class__ is Op else None)
+                                   who if who.__class__ is Op else None)
 
     def left_by_hooks(self, op, hooks: tuple, text: str) -> Failure:
         """The failure to raise for ``text``, an invariant of ``op``'s kernel path found broken

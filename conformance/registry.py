@@ -296,9 +296,9 @@ def _resolve(ref: str):
         return _protocol_of_module(mod, ref), ref.rsplit(".", 1)[-1], ref
     import difflib
 
-    names = protocol_names() + entry_point_names()
-    near = difflib.get_close_matches(ref, names, n=1, cutoff=0.7)
-    known = protocol_names() + [f"{n} (entry point)" for n in entry_point_names()]
+    modules, points = protocol_names(), entry_point_names()
+    near = difflib.get_close_matches(ref, modules + points, n=1, cutoff=0.7)
+    known = modules + [f"{n} (entry point)" for n in points]
     raise UsageError(f"unknown protocol {ref!r}"
                      + (f" (did you mean {near[0]!r}?)" if near else "")
                      + f" (known: {', '.join(known)}; or a file.py, "

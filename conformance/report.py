@@ -94,13 +94,13 @@ def source_line(proto_cls) -> list[str]:
         >>> source_line(load_protocol("linux_4_13"))[0][:26]
         '  source    sha256 digest '
     """
-    from .certificate import protocol_source, source_digest
+    from .certificate import digest_of, protocol_source
 
     try:
-        files = sorted(protocol_source(proto_cls)["sources"])
-        digest = source_digest(proto_cls)
+        sources = protocol_source(proto_cls)["sources"]
     except (OSError, TypeError, AttributeError):
         return []
+    files, digest = sorted(sources), digest_of(sources)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     shown = [os.path.relpath(f, here) if f.startswith(here + os.sep) else f for f in files]
     return [f"  source    sha256 digest {digest[:16]} of {', '.join(shown)}"]
