@@ -20,7 +20,10 @@ parametrization, or adds a protocol from anywhere: REF takes every form
 ``flushcheck certify`` takes (a name in ``protocols/``, ``path/to/my_flush.py``,
 ``mypkg.flush:MyProtocol``, an entry point of ``flushcheck.protocols``;
 :func:`conformance.registry.load_protocol`); ``--flushcheck-examples N`` sets
-examples per protocol.
+examples per protocol; ``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a
+test that fails after :func:`fuzz` returned a failure saves its reproducer (and picture):
+the test's report gains a ``flushcheck reproducer`` section with the path and the
+``flushcheck replay`` command. A test that expected the failure and passes saves nothing.
 
 Example test::
 
@@ -29,6 +32,8 @@ Example test::
         assert failure is None, failure.report()
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 from hypothesis import Phase, settings
@@ -49,6 +54,9 @@ def pytest_addoption(parser):
     g.addoption("--flushcheck-examples", type=int, default=None,
                 help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES}; "
                      "--hypothesis-profile thorough: 2000, nightly: 10000)")
+    g.addoption("--flushcheck-repro-dir", default=os.path.join("repro", "pytest"),
+                help="where a failing test saves the reproducer of the failure fuzz() returned "
+                     "(default: repro/pytest, relative to the directory pytest runs in)")
 
 
 def pytest_configure(config):
@@ -167,10 +175,78 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
                 with collector.with_value(_note_statistics):
                     test()
     except _StopAtStuckHook:
-        return stuck_found[0]
+        return _returned(stuck_found[0], seed)
     except BaseException as exc:  # noqa: BLE001
         found = all_failures(exc)
         if not found:
             raise
-        return found[0]
+        return _returned(found[0], seed)
     return None
+
+
+#: the failures :func:`fuzz` returned during a test, (failure, seed) pairs, kept on the item
+_RETURNED = pytest.StashKey[list]()
+
+
+def _returned(failure, seed):
+    """``failure``, noted on the running test item: if the test then fails, its reproducer
+    is saved (:func:`pytest_runtest_makereport`); a test that expected it saves nothing."""
+    if _ITEM is not None:
+        _ITEM.stash.setdefault(_RETURNED, []).append((failure, seed))
+    return failure
+
+
+def repro_path(directory: str, nodeid: str, protocol: str, index: int = 0) -> str:
+    """Where a failing test's reproducer goes: ``DIR/PROTOCOL-TEST-DIGEST.json``, the test
+    function's name and a digest (6 hex digits) of its whole node id, so that each
+    parametrization and each test file keeps its own file; ``-N`` for a test's N-th
+    failure after the first.
+
+    Example::
+
+        >>> repro_path("repro/pytest", "tests/test_mine.py::test_conforms[linux]", "linux")
+        'repro/pytest/linux-test_conforms-dd5793.json'
+    """
+    import hashlib
+    import os
+    import re
+
+    test = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::")[-1].split("[")[0])[:40]
+    digest = hashlib.blake2b(nodeid.encode(), digest_size=3).hexdigest()
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", protocol)[:60]
+    tail = f"-{index}" if index else ""
+    return os.path.join(directory, f"{safe}-{test}-{digest}{tail}.json")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed after :func:`fuzz` returned a failure gets the failure's reproducer
+    saved (``--flushcheck-repro-dir``, default ``repro/pytest``) and a ``flushcheck
+    reproducer`` section in its report naming the file and the command that replays it.
+    Before 2026-12-06 a pytest failure showed the timeline only, and the interleaving was
+    lost with the test run."""
+    outcome = yield
+    rep = outcome.get_result()
+    returned = item.stash.get(_RETURNED, None)
+    if rep.when != "call" or not rep.failed or not returned:
+        return
+    from conformance.reproducer import save
+
+    # relative to where pytest was started, also on an xdist worker
+    directory = os.path.join(str(item.config.invocation_params.dir),
+                             item.config.getoption("--flushcheck-repro-dir"))
+    lines = []
+    for i, (failure, seed) in enumerate(returned):
+        if failure.machine is None:
+            continue
+        path = repro_path(directory, item.nodeid, failure.machine.proto.name, i)
+        try:
+            save(failure, path, seed=seed)
+        except OSError as exc:  # an unwritable directory costs the file, not the report
+            lines.append(f"{failure.rule}: reproducer not saved: {path}: {exc.strerror or exc}")
+            continue
+        lines.append(f"{failure.rule}: reproducer saved to {path}\n"
+                     f"  replay:  flushcheck replay {path}\n"
+                     f"  picture: {path[:-len('.json')]}.html")
+    if lines:
+        rep.sections.append(("flushcheck reproducer", "\n".join(lines)))

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import time
@@ -306,8 +307,19 @@ def test_pytest_plugin_takes_a_file_path(tmp_path):
     bad = pytest_run(str(tmp_path / "no_flush.py"))
     assert bad.returncode == 1 and "1 failed" in bad.stdout, bad.stdout + bad.stderr
     assert "no_flush.py" in bad.stdout  # the test id names the file
+    # the failing test saved its reproducer and says where; it replays to the same rule
+    saved = sorted((tmp_path / "repro" / "pytest").glob("*.json"))
+    assert len(saved) == 1 and saved[0].name.startswith("no_flush-test_conforms-"), saved
+    assert "flushcheck reproducer" in bad.stdout and f"reproducer saved to {saved[0]}" \
+        in bad.stdout and f"flushcheck replay {saved[0]}" in bad.stdout, bad.stdout
+    rule = json.loads(saved[0].read_text())["rule"]
+    replayed = _cli("replay", str(saved[0]), cwd=tmp_path, env=env)
+    assert replayed.returncode == 1 and f"VIOLATION {rule}" in replayed.stdout, \
+        replayed.stdout + replayed.stderr
+    shutil.rmtree(tmp_path / "repro")
     good = pytest_run("./same_flush.py")
     assert good.returncode == 0 and "1 passed" in good.stdout, good.stdout + good.stderr
+    assert not (tmp_path / "repro").exists()  # a passing test saves nothing
 
 
 # -- item 2: the API can express what reviewers propose -------------------------------------
