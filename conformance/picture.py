@@ -364,18 +364,29 @@ def _svg(events, ncpus, rec, failure, m) -> str:
                 bad = i
         if bad is None:  # a protocol or model error: a row of its own after the last event
             bad = len(events)
-    # entry lanes per CPU, in order of first appearance
-    lanes: list[dict] = [{} for _ in range(ncpus)]
+    # events of no CPU (a hardware fill or eviction the machine made, a global message) get a
+    # column of their own, "hw", after the CPUs', as in the text timeline; until 2026-12-06
+    # they were drawn in CPU0's lane marked "[hw]", where they read as CPU0's doing
+    hw_col = ncpus if any(not 0 <= _who_cpu(w) < ncpus for _s, w, _n, _a in events) else None
+    cols = ncpus + (hw_col is not None)
+    # entry lanes per CPU, in order of first appearance (the hw column has none)
+    lanes: list[dict] = [{} for _ in range(cols)]
     for l in lives:
         if 0 <= l.cpu < ncpus:
             lanes[l.cpu].setdefault(l.key, len(lanes[l.cpu]))
-    fixed = sum(10 + len(lanes[c]) * LANE + 30 + 8 for c in range(ncpus))
-    tc = int(min(TEXT_CHARS[1], max(TEXT_CHARS[0], (PAGE - GUTTER - fixed) / ncpus / CHAR)))
-    text_w = tc * CHAR + 8
+    fixed = sum(10 + len(lanes[c]) * LANE + 30 + 8 for c in range(cols))
+    tc = int(min(TEXT_CHARS[1], max(TEXT_CHARS[0], (PAGE - GUTTER - fixed) / cols / CHAR)))
+    # the hw column is as wide as its longest event (a free is a dozen characters), unless
+    # the failure's row is drawn there
+    hw_chars = tc
+    if hw_col is not None and not (bad is not None and bad < len(events)
+                                   and not 0 <= _who_cpu(events[bad][1]) < ncpus):
+        hw_chars = min(tc, max([20] + [len(format_event(n, a)) for _s, w, n, a in events
+                                       if not 0 <= _who_cpu(w) < ncpus]))
     col_x, col_w = [], []
     x = GUTTER
-    for c in range(ncpus):
-        w = 10 + len(lanes[c]) * LANE + 30 + text_w
+    for c in range(cols):
+        w = 10 + len(lanes[c]) * LANE + 30 + (hw_chars if c == hw_col else tc) * CHAR + 8
         col_x.append(x)
         col_w.append(w)
         x += w
@@ -438,16 +449,18 @@ def _svg(events, ncpus, rec, failure, m) -> str:
     # lanes: a frame and a header per CPU
     out.append(f'<text x="{GUTTER - 8}" y="{HEAD - 6}" text-anchor="end" class="small" '
                'fill="#555">step</text>')
-    for c in range(ncpus):
-        out.append(f'<g class="lane" data-cpu="{c}">')
+    for c in range(cols):
+        hw = c == hw_col
+        out.append(f'<g class="lane" data-cpu="{"hw" if hw else c}">')
         out.append(f'<rect x="{col_x[c]}" y="{TOP}" width="{col_w[c]}" height="{bottom - TOP}" '
                    'fill="none" stroke="#999"/>')
-        out.append(f'<text class="cpu" x="{col_x[c] + 8}" y="{TOP + 18}">CPU{c}</text>')
+        out.append(f'<text class="cpu" x="{col_x[c] + 8}" y="{TOP + 18}">'
+                   f'{"hw" if hw else f"CPU{c}"}</text>')
         if lanes[c]:
             out.append(f'<text class="small" x="{lane_x(c)}" y="{TOP + 34}" fill="#555">'
                        'TLB entries</text>')
         out.append(f'<text class="small" x="{text_x(c)}" y="{HEAD - 6}" fill="#555">'
-                   'kernel operations and events</text>')
+                   f'{"events of no CPU" if hw else "kernel operations and events"}</text>')
         for key, k in lanes[c].items():
             lx = lane_x(c) + k * LANE + LANE / 2
             out.append(f'<line x1="{lx}" y1="{HEAD}" x2="{lx}" y2="{bottom}" stroke="#e3e3e3"/>')
@@ -533,9 +546,9 @@ def _svg(events, ncpus, rec, failure, m) -> str:
             continue
         c = _who_cpu(who)
         text = format_event(name, args)
-        hw = c < 0
-        if hw or c >= ncpus:
-            c, text = 0, "[hw] " + text
+        hw = not 0 <= c < ncpus
+        if hw:
+            c = hw_col
         op = _op_of(who)
         y = ys[i] + 13
         tx = text_x(c)
@@ -547,14 +560,14 @@ def _svg(events, ncpus, rec, failure, m) -> str:
                        f'fill="{"#aaa" if hw else "#444"}"/>')
         weight = ' font-weight="bold"' if text.endswith(": start") else ""
         fill = FLUSH_COLOUR if name in FLUSHES else ("#777" if hw else "#111")
-        shown = _clip(text, tc)
+        shown = _clip(text, hw_chars if hw else tc)
         tip = f"<title>step {step}: {escape(text)}</title>" if shown != text else ""
         out.append(f'<text x="{tx}" y="{y}" fill="{fill}"{weight}>{tip}{escape(shown)}</text>')
         if name in FLUSHES:
             out.append(_flush_marks(i, c, text, reached.get(i, []), ys[i] + 9, tx, lane_x,
                                     lanes, ncpus, tc))
     if bad is not None:
-        out.append(_violation(events, bad, failure, bad_lines, ys[bad], text_x, ncpus))
+        out.append(_violation(events, bad, failure, bad_lines, ys[bad], text_x, ncpus, hw_col))
     out.append("</svg>")
     return "\n".join(out)
 
@@ -586,13 +599,14 @@ def _flush_marks(i, c, text, reached, y, tx, lane_x, lanes, ncpus, tc) -> str:
     return "\n".join(out)
 
 
-def _violation(events, bad, failure, lines, y, text_x, ncpus) -> str:
+def _violation(events, bad, failure, lines, y, text_x, ncpus, hw_col=None) -> str:
     step, who, _n, _a = events[bad] if bad < len(events) else (failure.step, None, "", ())
     c = _who_cpu(who)
-    c = c if 0 <= c < ncpus else 0
+    on_cpu = 0 <= c < ncpus
+    c = c if on_cpu else (hw_col if hw_col is not None else 0)
     violation = isinstance(failure, Violation)
     what = f"{failure.rule} violated" if violation else failure.rule.replace("-", " ")
-    where = f" on CPU{c}" if violation or bad < len(events) else ""
+    where = f" on CPU{c}" if on_cpu and (violation or bad < len(events)) else ""
     out = [f'<g class="violation" data-step="{step}" data-rule="{escape(failure.rule)}">',
            f'<title>{escape(failure.headline())}</title>',
            f'<text x="{text_x(c) - 14}" y="{y + 14}" fill="{STALE}" font-weight="bold">'

@@ -51,8 +51,18 @@ def test_well_formed_html_and_svg(page):
 
 
 def test_one_lane_per_cpu(page, failure):
-    lanes = [g for g in _svg(page).iter(SVG + "g") if "lane" in _classes(g)]
-    assert [g.get("data-cpu") for g in lanes] == [str(c) for c in range(failure.machine.cfg.ncpus)]
+    """A lane per CPU, then one headed "hw" for the events of no CPU: here the free of pfn0
+    (kernel-notes 2.7's reuse), drawn in CPU0's lane as "[hw] pfn0 freed" until 2026-12-06,
+    where it read as CPU0's doing."""
+    root = _svg(page)
+    lanes = [g for g in root.iter(SVG + "g") if "lane" in _classes(g)]
+    assert [g.get("data-cpu") for g in lanes] == \
+        [str(c) for c in range(failure.machine.cfg.ncpus)] + ["hw"]
+    hw_x = float(lanes[-1].find(SVG + "rect").get("x"))
+    cpu0_x = float(lanes[0].find(SVG + "rect").get("x"))
+    texts = {t.text: float(t.get("x")) for t in root.iter(SVG + "text") if t.text and t.get("x")}
+    assert texts["pfn0 freed"] > hw_x > cpu0_x  # in the hw column, not CPU0's
+    assert not any("[hw]" in t for t in texts)
 
 
 def test_marks_the_violating_step_with_the_oracle_message(page, failure):

@@ -4,11 +4,13 @@
 Usage::
 
     pip install cairosvg            # not a dependency of flushcheck: only this script needs it
+                                    # (or rsvg-convert: apt-get install librsvg2-bin)
     python docs/pictures/thumbnail.py docs/pictures/lost-pending-flush-2021.html
 
 writes ``docs/pictures/lost-pending-flush-2021.png`` beside it: the page's heading, verdict,
 config, command and legend lines drawn as SVG text above the page's own timeline SVG (the
-page's CSS for that SVG inlined), all rendered by cairosvg. Re-run it whenever the page is
+page's CSS for that SVG inlined), all rendered by cairosvg, or by librsvg's ``rsvg-convert`` where cairosvg is
+not installed. Re-run it whenever the page is
 regenerated (README, "the second command"), so that the thumbnail's step numbers are the
 page's.
 """
@@ -60,12 +62,22 @@ def thumbnail_svg(page: str) -> str:
 
 
 def main(path: str) -> str:
-    import cairosvg
-
     with open(path, encoding="utf-8") as f:
         page = f.read()
     png = path.rsplit(".", 1)[0] + ".png"
-    cairosvg.svg2png(bytestring=thumbnail_svg(page).encode(), write_to=png)
+    svg = thumbnail_svg(page).encode()
+    try:
+        import cairosvg
+    except ImportError:  # librsvg's command line (Debian: apt-get install librsvg2-bin)
+        import shutil
+        import subprocess
+
+        if shutil.which("rsvg-convert") is None:
+            sys.exit("thumbnail.py: needs cairosvg (pip install cairosvg) or rsvg-convert "
+                     "(apt-get install librsvg2-bin)")
+        subprocess.run(["rsvg-convert", "-o", png], input=svg, check=True)
+        return png
+    cairosvg.svg2png(bytestring=svg, write_to=png)
     return png
 
 
