@@ -227,8 +227,13 @@ def pytest_runtest_makereport(item, call):
     lost with the test run."""
     outcome = yield
     rep = outcome.get_result()
+    if rep.when != "call":
+        return
+    # taken off the item: a session's items live to its end, each failure with its machine
     returned = item.stash.get(_RETURNED, None)
-    if rep.when != "call" or not rep.failed or not returned:
+    if returned is not None:
+        del item.stash[_RETURNED]
+    if not rep.failed or not returned:
         return
     from conformance.reproducer import save
 
