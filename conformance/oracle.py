@@ -258,7 +258,10 @@ class Oracle:
                    cpus=(cpu_id,), mm=mm.id, vpage=vpage, frame=frame, expected=exp, observed=value)
 
     def check_write_allowed(self, cpu_id: int, mm, vpage: int, vma, frame: int) -> None:
-        """O1 for writes: a write through a stale entry to an unmapped/read-only address."""
+        """O1 for writes: a write through a stale entry to an unmapped/read-only address.
+        Counted in ``checked_o1`` as a read is (until 2026-12-06 only loads were: a
+        certificate's O1 figure left every store out; an oracle review)."""
+        self.checked_o1 += 1
         if vma is not None and vma.writable:
             return
         if not self.strict and self.in_flight(mm.id, vpage, vma.location(vpage) if vma else None, frame):

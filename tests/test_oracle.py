@@ -299,6 +299,17 @@ def test_o1_write_through_writable_entry_to_writable_vma():
     assert m.user_access(0, 0, False) == m.oracle.expected_of(("a", 1, 0))
 
 
+def test_o1_counts_stores_as_it_counts_loads():
+    """A certificate's O1 figure counts every check: a store is one as a load is (until
+    2026-12-06 ``check_write_allowed`` counted nothing, an oracle review)."""
+    m = machine()
+    before = m.oracle.checked()["O1"]
+    assert m.user_access(0, 0, True) == "wrote"
+    assert m.oracle.checked()["O1"] == before + 1
+    m.user_access(0, 0, False)
+    assert m.oracle.checked()["O1"] == before + 2
+
+
 def _reclaim_window_then_write(strict):
     """Mainline's reclaim window: file0:0 left the page cache, a write() reads it back in and
     changes it, while CPU0 still caches mm0:v2 -> old frame (flush still deferred)."""
