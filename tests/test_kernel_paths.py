@@ -303,6 +303,46 @@ def test_mprotect_to_writable_changes_no_pte_and_does_not_flush():
     assert not m.mms[1].ptes[0].writable
 
 
+def test_mprotect_starting_in_a_hole_changes_nothing():
+    """do_mprotect_pkey: ``vma->vm_start > start`` -> ENOMEM before the loop. Until 2026-12-06
+    the model write-protected the VMA behind the hole (an oracle review): a state the
+    kernel cannot reach, where a later store to v1 faulted."""
+    m = machine()
+    m.munmap(0, 0, 1)
+    m.drain()
+    op = m.mprotect(0, 0, 2, False)  # v0 is a hole now, v1 the rest of the anon RW VMA
+    m.drain()
+    assert op.result == "error" and "mprotect: ENOMEM" in texts(m)
+    assert m.mms[0].find_vma(1).writable and m.mms[0].ptes[1].writable
+    assert m.user_access(0, 1, True) == "wrote"
+
+
+def test_mprotect_stops_at_a_hole_keeping_what_it_changed():
+    """The kernel's loop changes the VMAs before the first hole, then returns ENOMEM; the
+    syscall's S3 covers what it changed."""
+    m = machine()
+    m.munmap(0, 1, 1)
+    m.drain()
+    op = m.mprotect(0, 0, 4, False)  # v0 anon RW, v1 a hole, v2..v3 file RO
+    m.drain()
+    assert op.result == "error" and "mprotect: ENOMEM after v1" in texts(m)
+    assert not m.mms[0].find_vma(0).writable and not m.mms[0].ptes[0].writable
+    assert not any(e.writable for _, e in m.tlbs.entries_for(0, 0))
+
+
+def test_mprotect_eacces_keeps_the_vmas_before_it_changed():
+    """EACCES is decided VMA by VMA in the kernel's loop: a VMA before the one that may not
+    become writable is made writable (until 2026-12-06 the model refused before any)."""
+    m = machine()
+    m.mprotect(0, 0, 2, False)
+    m.drain()
+    assert not m.mms[0].find_vma(0).writable
+    op = m.mprotect(0, 0, 4, True)  # v0..v1 anon (VM_MAYWRITE), v2..v3 file RO (not)
+    m.drain()
+    assert op.result == "error" and "mprotect: EACCES after v2" in texts(m)
+    assert m.mms[0].find_vma(0).writable and not m.mms[0].find_vma(2).writable
+
+
 # -- PTL serialisation ------------------------------------------------------------------------------------
 
 def _munmap_paused_in_ptl(m):

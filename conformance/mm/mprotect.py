@@ -24,16 +24,43 @@ class MprotectPaths:
         writable changes no PTE here (simplification: ``MM_CP_TRY_CHANGE_WRITABLE``
         is not modelled; the next write fault upgrades). ``tlb_finish_mmu`` at
         the end; S3 on return. Simplification: PROT_NONE is not modelled.
+
+        Which VMAs are changed is ``do_mprotect_pkey``'s loop: ENOMEM with nothing changed
+        when no VMA meets the range or the range starts in a hole (``vma->vm_start >
+        start``); then VMA by VMA in address order, stopping at the first hole
+        (``vma->vm_start != tmp``: ENOMEM) or the first VMA that may not become writable
+        (EACCES), the VMAs before it changed, as they stay; ENOMEM too when the range runs
+        past the last VMA (``tmp < end``). Until 2026-12-06 the model changed every VMA
+        meeting the range and refused EACCES before changing any (an oracle review): a
+        state the kernel cannot reach, an mprotect over a hole write-protecting the VMA
+        behind it.
         """
         yield from self.mmap_write_lock(op, mm)
         end = start + npages
-        inside = [v for v in mm.vmas if v.start < end and v.end > start]
-        if not inside or (writable and not all(v.maywrite for v in inside)):
-            self._error(op, mm, "mprotect: " + ("EACCES" if inside else "ENOMEM"), True)
+        inside = sorted((v for v in mm.vmas if v.start < end and v.end > start),
+                        key=lambda v: v.start)
+        if not inside or inside[0].start > start:
+            self._error(op, mm, "mprotect: ENOMEM", True)
             return
+        reached, error, tmp = [], None, inside[0].start
+        for v in inside:  # for_each_vma_range(vmi, vma, end)
+            if v.start != tmp:
+                error = "ENOMEM"
+                break
+            if writable and not v.maywrite:  # (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS
+                error = "EACCES"
+                break
+            reached.append(v)
+            tmp = min(v.end, end)
+        if error is None and tmp < end:
+            error = "ENOMEM"
+        if not reached:  # EACCES at the first VMA: tlb_gather_mmu/tlb_finish_mmu of nothing
+            self._error(op, mm, f"mprotect: {error}", True)
+            return
+        end = tmp  # what the loop changed: the syscall's S3 covers it, not the rest
         self._touch_range(op, mm, start, end)
         changed = []  # split only the VMAs whose protection changes (vma_modify_flags)
-        for v in [v for v in inside if v.writable != writable]:
+        for v in [v for v in reached if v.writable != writable]:
             changed += mm.split_vmas(max(v.start, start), min(v.end, end))
         proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
@@ -45,6 +72,9 @@ class MprotectPaths:
                 yield from self.change_pte_range(op, tlb, mm, a, b, writable)
             yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
+        if error is not None:  # after tlb_finish_mmu, the VMAs before the stop changed
+            self.trace.msg(op, "mprotect: %s after v%d", error, end)
+            op.result = "error"
         self.mmap_write_unlock(op, mm)
         self.m.log_return(op)
         if not writable:
