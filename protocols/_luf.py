@@ -288,13 +288,18 @@ class LufBase(Linux):
         ``try_to_unmap_flush``: ``frames`` (:meth:`_take_pass_luf`) owe nothing afterwards,
         and leave ``unkeyed`` only then, so a ``luf_flush(0)`` in between still covers
         them."""
+        self._fold_and_flush(task, mask)
+        for frame in frames:
+            self.unkeyed.pop(frame, None)
+
+    def _fold_and_flush(self, task, mask) -> None:
+        """``fold_batch(tlb_ubc, <mask>)`` and mainline's ``try_to_unmap_flush`` (no
+        ``fold_unmap_luf``): the flush of :meth:`_flush_with_tlb_ubc`."""
         ubc = task.tlb_ubc
         if mask:
             ubc.arch.cpumask |= mask
             ubc.flush_required = True
-        super().try_to_unmap_flush(task)  # Linux's: no fold_unmap_luf
-        for frame in frames:
-            self.unkeyed.pop(frame, None)
+        Linux.try_to_unmap_flush(self, task)
 
     def luf_deferred(self, task, frame, ptes) -> None:
         """Hook for variants that record where LUF deferred a flush (per-VMA flag)."""
@@ -309,9 +314,13 @@ class LufBase(Linux):
         """``luf_takeoff_check_and_fold`` + ``try_to_unmap_flush_takeoff`` (v12), or
         ``check_luf_flush(ugen)`` (v10, v11): flush what the page still owes before anyone
         can use it, with what the posting's batch holds beside it
-        (:attr:`TAKEOFF_SCOPE`); those pages owe nothing afterwards."""
+        (:attr:`TAKEOFF_SCOPE`); those pages owe nothing afterwards. A frame can stay in
+        ``pending`` with no CPU of its own left while others of its key still owe
+        (:meth:`protocols.luf_v12.LufV12._luf_done`): it still makes the allocation flush
+        them."""
+        owes = frame in self.pending or frame in self.unkeyed
         mask = self.pending.pop(frame, 0) | self.unkeyed.pop(frame, 0)  # (none unkeyed: isolated)
-        if not mask:
+        if not owes:
             return
         if self.TAKEOFF_SCOPE == "all":  # luf_ubc: every generation not yet flushed
             for m in self.pending.values():

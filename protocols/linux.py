@@ -125,10 +125,14 @@ class Linux(Protocol):
         pending = batch & self.pending_mask
         flushed = batch >> self.flushed_shift
         if pending != flushed:
-            self.arch.flush_tlb_mm(mm, task)
+            self._arch_flush_tlb_batched_pending(task, mm)
             yield
             if st.tlb_flush_batched == batch:  # atomic_cmpxchg(&mm->tlb_flush_batched, batch, ...)
                 st.tlb_flush_batched = pending | (pending << self.flushed_shift)
+
+    def _arch_flush_tlb_batched_pending(self, task, mm) -> None:
+        """x86 ``arch_flush_tlb_batched_pending(mm)``: ``flush_tlb_mm(mm)``."""
+        self.arch.flush_tlb_mm(mm, task)
 
 
 CORRECT = True  # meant to be correct: `flushcheck soundness` fuzzes it by default

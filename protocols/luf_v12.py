@@ -72,7 +72,6 @@ still pending (docs/LUF.md).
 from conformance.hookpoints import atomic_section
 from conformance.hw.arch import TlbBatch
 from protocols._luf import LufBase
-from protocols.linux import Linux
 
 
 def _has_batches(who) -> bool:
@@ -144,16 +143,35 @@ class LufV12(LufBase):
             owed[key] = cpus
 
     def _luf_done(self, mask) -> None:
-        """``tlb_flush_end`` (v12 17/26) after a flush of ``mask``: those CPUs' ``ugen_done``
-        passes every ugen given so far, so ``arch_tlbbatch_diet`` drops them from every mm's
-        and mapping's batch, and ``luf_takeoff_check`` (``arch_tlbbatch_check_done``) finds
-        a page done once every CPU it owes is (its frame leaves ``pending``). Called in
-        the atomic section of the flush, by the flushes the model marks: ``luf_flush_mm`` /
-        ``luf_flush_mapping``, the takeoff flush and the pass's ``try_to_unmap_flush``.
-        Simplification: the series also marks ``try_to_unmap_flush`` from its other callers
-        (``try_to_unmap_flush_dirty``, ``luf_flush(key)``) and ``flush_tlb_batched_pending``
-        (``arch_mm_mark_ugen``); the model does not, and flushes those CPUs again where the
-        series would skip them."""
+        """``tlb_flush_end`` (v12 17/26) after a flush of ``mask``: ``ugen =
+        tlb_flush_start()`` (``new_luf_ugen()``) before the flush, then
+        ``arch_tlbbatch_mark_ugen`` / ``arch_mm_mark_ugen`` raise those CPUs' ``ugen_done``
+        to ``ugen``. Every batch stamped before the flush started (``ugen_before(batch
+        ugen, ugen)``) then finds them done: ``arch_tlbbatch_diet`` drops them from every
+        mm's and mapping's batch, and ``luf_takeoff_check_and_fold``
+        (``arch_tlbbatch_check_done``) finds a key done once every CPU of its batch is.
+
+        Callers flush and mark in one atomic section, so every batch the model holds was
+        stamped before the flush: a batch stamped between ``tlb_flush_start`` and
+        ``tlb_flush_end`` (ugen newer than the mark) is never dropped here. The marks,
+        each where 17/26 puts a ``tlb_flush_end``:
+
+        * ``try_to_unmap_flush`` (``tlb_flush_end(&tlb_ubc->arch, NULL, ugen)``): every CPU
+          of ``tlb_ubc`` after it folded ``tlb_ubc_ro`` and ``tlb_ubc_luf`` in, from all its
+          callers: the pass's flush (:meth:`try_to_unmap_flush`), ``try_to_unmap_flush_dirty``,
+          ``luf_flush(key)`` at ``keep:`` (25/26) and the narrowed flushes' tail
+          (:meth:`_fold_and_flush`);
+        * ``try_to_unmap_flush_takeoff`` (``tlb_flush_end(&tlb_ubc_takeoff->arch, NULL,
+          ugen)``): the takeoff flush (:meth:`_flush_mask`);
+        * ``flush_tlb_batched_pending`` (``tlb_flush_end(NULL, mm, ugen)``, i.e.
+          ``arch_mm_mark_ugen(mm, ugen)``): every CPU of ``mm_cpumask(mm)``
+          (:meth:`_arch_flush_tlb_batched_pending`).
+
+        A page (``pending``) owes its pass's key: its frame's CPUs leave it as they are
+        marked, and the key's frames leave ``pending`` only once none of them owes a CPU
+        (``arch_tlbbatch_check_done`` is all-or-nothing for ``luf_batch[key]``); until then
+        an allocation of any of them flushes what the key's frames still owe, the CPUs
+        ``luf_takeoff_end``'s ``arch_tlbbatch_diet`` leaves."""
         if not mask:
             return
         for owed in (self.mm_luf_owed, self.mapping_luf_owed):
@@ -163,10 +181,22 @@ class LufV12(LufBase):
                     owed[key] = left
                 else:
                     del owed[key]
-        pending = self.pending
-        for frame in [f for f, m in pending.items() if not m & ~mask]:
+        pending, pass_of = self.pending, self.pass_of
+        touched = set()
+        for frame in [f for f, m in pending.items() if m & mask]:
+            pending[frame] &= ~mask
+            touched.add(pass_of.get(frame, ("frame", frame)))
+        if not touched:
+            return
+        keys: dict = {}
+        for frame, m in pending.items():
+            key = pass_of.get(frame, ("frame", frame))
+            if key in touched:
+                keys.setdefault(key, []).append(m)
+        done = {key for key, masks in keys.items() if not any(masks)}
+        for frame in [f for f in pending if pass_of.get(f, ("frame", f)) in done]:
             del pending[frame]
-            self.pass_of.pop(frame, None)
+            pass_of.pop(frame, None)
 
     def _flush_mask(self, mask: int, who) -> None:
         """A flush of ``mask`` outside a task's batches (the takeoff flush,
@@ -180,16 +210,42 @@ class LufV12(LufBase):
 
     def try_to_unmap_flush(self, task) -> None:
         """The pass's ``fold_unmap_luf()`` + ``try_to_unmap_flush()`` (:class:`LufBase`),
-        whose flush ``tlb_flush_end`` marks done (:meth:`_luf_done`), in one atomic section
-        with it."""
+        whose flush ``tlb_flush_end`` marks done (:meth:`_fold_and_flush`)."""
         self.fold_unmap_luf(task)
+        if task.tlb_ubc.flush_required:
+            self._fold_and_flush(task, 0)
+
+    def _fold_and_flush(self, task, mask) -> None:
+        """v12 17/26 ``try_to_unmap_flush()``: ``if (!tlb_ubc->flush_required) return; ugen
+        = tlb_flush_start(); arch_tlbbatch_flush(&tlb_ubc->arch); tlb_flush_end(&tlb_ubc->arch,
+        NULL, ugen);``: every CPU of ``tlb_ubc`` (``mask`` folded in: ``tlb_ubc_ro``,
+        ``tlb_ubc_luf``, a ``luf_batch``) is marked done (:meth:`_luf_done`), also those the
+        IPI found up to date (x86 ``arch_tlbbatch_flush`` no longer clears the mask since
+        04/26, so the mark sees all of it). Every caller of ``try_to_unmap_flush`` in the
+        model comes here: the pass's flush, ``try_to_unmap_flush_dirty``, ``luf_flush(key)``
+        at ``keep:`` (:meth:`shrink_folio_list_keep`) and ``luf_flush_mm`` /
+        ``luf_flush_mapping``. Flush and mark in one atomic section (:meth:`_luf_done`)."""
         ubc = task.tlb_ubc
-        if not ubc.flush_required:
-            return
         with atomic_section():
-            mask = ubc.arch.cpumask
-            Linux.try_to_unmap_flush(self, task)
-            self._luf_done(mask)
+            done = ubc.arch.cpumask | mask if mask or ubc.flush_required else 0
+            super()._fold_and_flush(task, mask)
+            self._luf_done(done)
+
+    def _arch_flush_tlb_batched_pending(self, task, mm) -> None:
+        """v12 17/26 ``flush_tlb_batched_pending``: ``ugen = tlb_flush_start();
+        arch_flush_tlb_batched_pending(mm); tlb_flush_end(NULL, mm, ugen);``, whose
+        ``arch_mm_mark_ugen(mm, ugen)`` marks every CPU of ``mm_cpumask(mm)`` done
+        (:meth:`_luf_done`). x86 ``arch_flush_tlb_batched_pending`` is ``flush_tlb_mm``: it
+        flushes only ``mm`` on those CPUs, yet the mark is per CPU, for every batch; here a
+        CPU holds a stale LUF'd entry only of the mm it has loaded (the ``tlb_gen`` bump of
+        ``arch_tlbbatch_add_pending`` kills the others', :mod:`conformance.hw.arch`), so
+        after the flush the CPUs running ``mm`` hold none. ``mm_cpumask`` is read at the
+        flush: the series reads it after (``tlb_flush_end``), the same mask when nothing
+        runs between; the atomic section keeps only those runs of the series (a CPU
+        switching in or out between flush and mark is a run the model does not have)."""
+        with atomic_section():
+            super()._arch_flush_tlb_batched_pending(task, mm)
+            self._luf_done(self.arch.mm_cpumask(mm))
 
     # -- the narrowed luf_flush(0) points (mm/rmap.c) -------------------------------
     def _luf_flush_batch(self, who, mask) -> None:
@@ -211,9 +267,7 @@ class LufV12(LufBase):
         if not mask and not _has_batches(who):
             return
         frames, pass_mask = self._take_pass_luf(who)
-        mask |= pass_mask | who.tlb_ubc.arch.cpumask
-        self._flush_with_tlb_ubc(who, frames, mask)
-        self._luf_done(mask)
+        self._flush_with_tlb_ubc(who, frames, mask | pass_mask)  # marks (_fold_and_flush)
 
     def luf_flush_mm(self, who, mm) -> None:
         """v12 19/26 ``luf_flush_mm(mm)``: flush what ``mm->luf_batch`` still owes (the
