@@ -29,8 +29,15 @@ at each point, as 16/26 alone does):
 
 What the narrowed points flush is what :meth:`LufV12._luf_done` has not marked done: the
 model keeps, per batch, the CPUs not flushed since its last fold, which stands for 17/26's
-generations (``ugen_done``, ``arch_tlbbatch_diet``); it marks fewer flushes than the series
-(see there), so it flushes more, never less. The narrowing exposes a window of the series
+generations (``ugen_done``, ``arch_tlbbatch_diet``). Since 2026-12-06 it marks every flush
+17/26 follows with ``tlb_flush_end``: ``try_to_unmap_flush`` from all its callers
+(``try_to_unmap_flush_dirty`` and ``luf_flush(key)`` too) and ``flush_tlb_batched_pending``
+(``arch_mm_mark_ugen``: every CPU of ``mm_cpumask(mm)``), each in one atomic section with
+its flush; before, only the narrowed flushes, the takeoff flush and the pass's
+``try_to_unmap_flush`` were marked, and the model flushed CPUs the series finds done. What
+it still does not do: the diet of the caller's own batches (:meth:`LufV12._luf_flush_batch`)
+and of ``fold_unmap_luf`` / ``try_to_unmap_flush_takeoff`` (``arch_tlbbatch_done``), so it
+flushes more there, never less. The narrowing exposes a window of the series
 that 16/26 alone did not have: ``litmus/luf-narrow-fold-before-add-pending.litmus``.
 
 Also modelled: of 25/26 and 16/26, ``luf_flush(fold_unmap_luf())`` when

@@ -213,6 +213,40 @@ def test_takeoff_flushes_what_the_posting_batches_with_the_page(monkeypatch, nam
     assert got == []
 
 
+@pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
+def test_v12_marks_done_at_every_tlb_flush_end_of_17_26(monkeypatch, name):
+    """v12 17/26 puts ``tlb_flush_end`` after the flush of ``try_to_unmap_flush`` (every
+    caller: here ``try_to_unmap_flush_dirty``; ``arch_tlbbatch_mark_ugen``, the batch's
+    CPUs) and of ``flush_tlb_batched_pending`` (``arch_mm_mark_ugen``: ``mm_cpumask``).
+    Marked CPUs leave what the mm's and the mapping's batches owe, and a page's key is done
+    (``arch_tlbbatch_check_done``) only once every CPU of every frame of the key is: frame
+    6 stays owed with no CPU of its own left while frame 5 of its pass still owes CPU1, and
+    its allocation flushes CPU1. Before, neither flush marked (the model flushed those CPUs
+    again), and a frame left ``pending`` once its own CPUs were done."""
+    from conformance.machine import Machine
+    m = Machine(load_protocol(name))
+    p, mm0 = m.proto, m.mms[0]
+    assert p.arch.mm_cpumask(mm0) == 0b101
+    task = type("Task", (), {})()
+    task.tlb_ubc = p.init_task(task)
+    p.pending.update({5: 0b011, 6: 0b100, 7: 0b100})
+    p.pass_of.update({5: 1, 6: 1, 7: 2})
+    p.mm_luf_owed[0], p.mapping_luf_owed[0] = 0b101, 0b111
+    got = _flushes(monkeypatch, p)
+    ubc = task.tlb_ubc
+    ubc.arch.cpumask, ubc.flush_required, ubc.writable = 0b001, True, True
+    _run(p.try_to_unmap_flush_dirty(task))  # try_to_unmap_flush: tlb_flush_end(&tlb_ubc->arch)
+    assert got == [0b001]
+    assert p.pending == {5: 0b010, 6: 0b100, 7: 0b100}
+    assert p.mm_luf_owed == {0: 0b100} and p.mapping_luf_owed == {0: 0b110}
+    mm0.proto.tlb_flush_batched = 1  # pending 1, flushed 0
+    _run(p.flush_tlb_batched_pending(task, mm0))  # tlb_flush_end(NULL, mm): CPUs 0 and 2
+    assert p.pending == {5: 0b010, 6: 0} and p.pass_of == {5: 1, 6: 1}  # key 2 done
+    assert p.mm_luf_owed == {} and p.mapping_luf_owed == {0: 0b010}
+    p.page_alloc(None, 6)  # key 1 still owes CPU1 (frame 5's)
+    assert got == [0b001, 0b010] and p.pending == {} and p.pass_of == {}
+
+
 def test_v12_flushes_at_keep_for_every_folio_try_to_unmap_found_luf_able(monkeypatch):
     """v12 25/26 ``if (can_luf) luf_flush(fold_unmap_luf());``: ``can_luf`` is
     ``try_to_unmap``'s ``can_luf_test()``, true for a folio no writable PTE or aborted walk
