@@ -497,3 +497,110 @@ def test_a_read_fault_in_flight_does_not_excuse_the_lost_store():
     with suppressed({"S3"}):  # madvise's return fails S3 first (the test above)
         assert _store_after_free_with_a_read_fault_in_flight(LINUX) is None
         assert _store_after_free_with_a_read_fault_in_flight(_SkipsMadviseFlush) in ("C1", "O1")
+
+
+# -- every branch of C1, and S3 at mmap, is the first verdict on some broken protocol --------
+# An oracle review (2026-12-06) sorted every litmus failure of the 27 protocols by the branch
+# that produced it: C1's "no VMA", "writable entry in a read-only VMA" and "writable entry,
+# wrong backing frame" and S3 at mmap were never the first verdict on any protocol, only on
+# entries planted by hand (above). Each test below reaches one of them through a protocol
+# that skips one flush, and runs the same program under linux, which passes.
+
+class _ForkTeardownNoFlush(LINUX):
+    """Mainline whose fork does not flush the teardown of the child slot's old program
+    (``dup_mmap``'s ``unmap_region``): "nobody runs the old program any more"."""
+    name = "fork-teardown-no-flush"
+
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        if tlb.task.name == "fork":
+            tlb.reset_range()
+            return
+        super().tlb_flush_mmu_tlbonly(tlb)
+
+
+class _MmapNoFlush(LINUX):
+    """Mainline whose MAP_FIXED mmap frees the old mapping's pages without a flush."""
+    name = "mmap-no-flush"
+
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        if tlb.task.name == "mmap":
+            tlb.reset_range()
+            return
+        super().tlb_flush_mmu_tlbonly(tlb)
+
+
+class _MigrateNoFlush(LINUX):
+    """Mainline whose migration drops its deferred flush."""
+    name = "migrate-no-flush"
+
+    def try_to_unmap_flush(self, task):
+        if task.name == "migrate":
+            task.tlb_ubc.flush_required = False
+            task.tlb_ubc.writable = False
+            return
+        return super().try_to_unmap_flush(task)
+
+
+def _only_entry(m, cpu, mm_id, keep):
+    """Evict every entry of ``mm_id`` on ``cpu`` but ``keep`` (hardware may evict any time),
+    so the verdict is the one entry's."""
+    c = m.tlbs.cpus[cpu]
+    for vp in range(m.cfg.vpages):
+        if vp != keep and m.tlbs.lookup(c, mm_id, vp) is not None:
+            m.tlbs.drop(c, mm_id, vp)
+
+
+def _verdict(proto, program):
+    m = machine(proto)
+    try:
+        program(m)
+        m.drain()
+        m.check_quiescent()
+    except (C1Violation, S3Violation) as v:
+        return v
+    return None
+
+
+def _fork_over_a_hole(m):
+    """CPU1 caches mm1:v1; CPU0 unmaps its own v1, then forks mm0 into slot mm1: the child
+    has no VMA at v1."""
+    m.munmap(0, 1, 1)
+    m.drain()
+    assert m.user_access(1, 1, False) == 1001
+    _only_entry(m, 1, 1, 1)
+    m.fork(0, 1)
+
+
+def _fork_over_a_read_only_vma(m):
+    """CPU1 caches a writable mm1:v0; CPU0 makes its own v0 read-only, then forks mm0 into
+    slot mm1: the child's v0 is read-only."""
+    m.mprotect(0, 0, 1, False)
+    m.drain()
+    assert m.user_access(1, 0, True) == "fault"  # the write fault makes the PTE writable
+    m.drain()
+    assert m.user_access(1, 0, True) == "wrote"
+    _only_entry(m, 1, 1, 0)
+    m.fork(0, 1)
+
+
+def _migrate_under_a_clean_writable_entry(m):
+    """MADV_FREE leaves mm0:v0's PTE writable and clean; a read fills a writable clean entry
+    (no S2 at the copy: only a dirty one can lose a write); migration moves the folio."""
+    m.madvise(0, 0, 1, "free")
+    m.drain()
+    m.user_access(0, 0, False)
+    e = m.tlbs.lookup(m.tlbs.cpus[0], 0, 0)
+    assert e is not None and e.writable and not e.dirty
+    m.migrate(1, (m.mms[0].ptes[0].frame,))
+
+
+@pytest.mark.parametrize("program, broken, branch", [
+    (_fork_over_a_hole, _ForkTeardownNoFlush, "but no VMA maps that address"),
+    (_fork_over_a_read_only_vma, _ForkTeardownNoFlush, "writable entry for mm1:v0 in a read-only VMA"),
+    (_migrate_under_a_clean_writable_entry, _MigrateNoFlush, "is backed by"),
+    (lambda m: m.mmap(0, 0, 1, None, True, True), _MmapNoFlush, "mmap returned on CPU0"),
+])
+def test_each_branch_is_a_first_verdict_on_a_broken_protocol(program, broken, branch):
+    v = _verdict(broken, program)
+    assert v is not None and branch in str(v), v
+    assert _verdict(LINUX, program) is None
