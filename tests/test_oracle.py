@@ -506,27 +506,22 @@ def test_a_read_fault_in_flight_does_not_excuse_the_lost_store():
 # entries planted by hand (above). Each test below reaches one of them through a protocol
 # that skips one flush, and runs the same program under linux, which passes.
 
-class _ForkTeardownNoFlush(LINUX):
-    """Mainline whose fork does not flush the teardown of the child slot's old program
-    (``dup_mmap``'s ``unmap_region``): "nobody runs the old program any more"."""
-    name = "fork-teardown-no-flush"
-
+def _gather_without_flush_in(path: str, doc: str):
+    """Mainline whose mmu_gather in ``path`` (the task's name) frees without a flush."""
     def tlb_flush_mmu_tlbonly(self, tlb):
-        if tlb.task.name == "fork":
+        if tlb.task.name == path:
             tlb.reset_range()
             return
-        super().tlb_flush_mmu_tlbonly(tlb)
+        LINUX.tlb_flush_mmu_tlbonly(self, tlb)
+    return type(f"No{path.title()}Flush", (LINUX,), {
+        "name": f"{path}-no-flush", "__doc__": doc, "tlb_flush_mmu_tlbonly": tlb_flush_mmu_tlbonly})
 
 
-class _MmapNoFlush(LINUX):
-    """Mainline whose MAP_FIXED mmap frees the old mapping's pages without a flush."""
-    name = "mmap-no-flush"
-
-    def tlb_flush_mmu_tlbonly(self, tlb):
-        if tlb.task.name == "mmap":
-            tlb.reset_range()
-            return
-        super().tlb_flush_mmu_tlbonly(tlb)
+_ForkTeardownNoFlush = _gather_without_flush_in(
+    "fork", "fork does not flush the teardown of the child slot's old program (dup_mmap's "
+    "unmap_region): 'nobody runs the old program any more'")
+_MmapNoFlush = _gather_without_flush_in(
+    "mmap", "a MAP_FIXED mmap frees the old mapping's pages without a flush")
 
 
 class _MigrateNoFlush(LINUX):
