@@ -235,23 +235,44 @@ def pytest_runtest_makereport(item, call):
         del item.stash[_RETURNED]
     if not rep.failed or not returned:
         return
-    from conformance.reproducer import save
-
     # relative to where pytest was started, also on an xdist worker
     directory = os.path.join(str(item.config.invocation_params.dir),
                              item.config.getoption("--flushcheck-repro-dir"))
     lines = []
     for i, (failure, seed) in enumerate(returned):
-        if failure.machine is None:
-            continue
-        path = repro_path(directory, item.nodeid, failure.machine.proto.name, i)
-        try:
-            save(failure, path, seed=seed)
-        except OSError as exc:  # an unwritable directory costs the file, not the report
-            lines.append(f"{failure.rule}: reproducer not saved: {path}: {exc.strerror or exc}")
-            continue
-        lines.append(f"{failure.rule}: reproducer saved to {path}\n"
-                     f"  replay:  flushcheck replay {path}\n"
-                     f"  picture: {path[:-len('.json')]}.html")
+        if failure.machine is not None:
+            lines.append(_save_for_report(failure, seed, directory, item.nodeid, i))
     if lines:
         rep.sections.append(("flushcheck reproducer", "\n".join(lines)))
+
+
+def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> str:
+    """Save ``failure``'s reproducer for a failing test's report; the report's lines. Nothing
+    here may raise: an exception out of ``pytest_runtest_makereport`` is pytest's
+    INTERNALERROR, which ends the whole run (a review, 2026-12-06: a protocol class made
+    with ``exec`` has no module to hash). A class :func:`fuzz` was given directly, not
+    through ``load_protocol``, may record a name that does not load again; then the report
+    says so instead of printing a replay command that fails."""
+    from conformance.registry import load_protocol, protocol_ref
+    from conformance.reproducer import save
+
+    path = repro_path(directory, nodeid, failure.machine.proto.name, index)
+    try:
+        save(failure, path, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - the file is lost, never the report
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return f"{failure.rule}: reproducer not saved: {path}: {type(exc).__name__}: {why}"
+    ref = protocol_ref(failure.machine.proto)
+    try:
+        loads = load_protocol(ref).name == failure.machine.proto.name
+    except Exception:  # noqa: BLE001 - UsageError, ImportError, a module that raises
+        loads = False
+    picture = f"  picture: {path[:-len('.json')]}.html"
+    if not loads:
+        cls = type(failure.machine.proto)
+        return (f"{failure.rule}: reproducer saved to {path}\n"
+                f"  replay:  not by name: it records protocol {ref!r}, which does not load "
+                f"{cls.__module__}.{cls.__qualname__} again; give fuzz() "
+                f"load_protocol('module:Class') or a protocol file's path\n{picture}")
+    return (f"{failure.rule}: reproducer saved to {path}\n"
+            f"  replay:  flushcheck replay {path}\n{picture}")

@@ -322,6 +322,64 @@ def test_pytest_plugin_takes_a_file_path(tmp_path):
     assert not (tmp_path / "repro").exists()  # a passing test saves nothing
 
 
+ODD_CLASSES_TEST = '''
+from conformance.pytest_plugin import fuzz
+from protocols.linux import Linux
+
+MUTANT = """
+from protocols.linux import Linux
+class NoFlush(Linux):
+    name = "no_flush_dyn"
+    def try_to_unmap_flush(self, task):
+        task.tlb_ubc.flush_required = False
+        task.tlb_ubc.writable = False
+"""
+
+
+class NoFlushHere(Linux):
+    def try_to_unmap_flush(self, task):
+        task.tlb_ubc.flush_required = False
+        task.tlb_ubc.writable = False
+
+
+def test_a_class_made_by_exec():
+    ns = {"__name__": "dyn_proto"}
+    exec(compile(MUTANT, "<dyn>", "exec"), ns)
+    f = fuzz(ns["NoFlush"], examples=300, steps=50, seed=1)
+    assert f is None, f.rule
+
+
+def test_b_a_class_given_directly():
+    f = fuzz(NoFlushHere, examples=300, steps=50, seed=1)
+    assert f is None, f.rule
+
+
+def test_c_after():
+    pass
+'''
+
+
+def test_pytest_plugin_reports_what_it_could_not_save(tmp_path):
+    """A failing test's reproducer that cannot be saved (a class made by ``exec``: no module
+    to hash) ended the whole pytest run with INTERNALERROR, the tests after it never run; a
+    class given to fuzz() directly recorded the name 'base' and printed a replay command
+    that failed (a review, 2026-12-06). Now: one line each in the report, and the run goes
+    on."""
+    with open(os.path.join(REPO, "tests", "conftest.py")) as fh:
+        (tmp_path / "conftest.py").write_text(fh.read())
+    (tmp_path / "test_odd.py").write_text(ODD_CLASSES_TEST)
+    env = _env()
+    env["CI"] = "true"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "test_odd.py"], cwd=str(tmp_path), env=env, capture_output=True,
+                       text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert "INTERNALERROR" not in out and "2 failed, 1 passed" in out, out
+    assert "reproducer not saved" in out and "ModuleNotFoundError" in out, out
+    assert "replay:  not by name: it records protocol 'base'" in out, out
+    assert "flushcheck replay" not in out, out
+
+
 # -- item 2: the API can express what reviewers propose -------------------------------------
 VARIANTS = '''
 from protocols.linux import Linux
