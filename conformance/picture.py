@@ -594,7 +594,7 @@ def _flush_marks(i, c, text, reached, y, tx, lane_x, lanes, ncpus, tc) -> str:
         out.append(f'<text class="small" x="{lx:.1f}" y="{y - 3}" fill="{FLUSH_COLOUR}">'
                    f'IPI \u2192 CPU{t}</text>' if t > c else
                    f'<text class="small" x="{x2 + 12 + len(lanes[t]) * LANE}" y="{y - 3}" '
-                   f'fill="{FLUSH_COLOUR}">IPI from CPU{c}</text>')
+                   f'fill="{FLUSH_COLOUR}">IPI from {f"CPU{c}" if c < ncpus else "hw"}</text>')
     out.append("</g>")
     return "\n".join(out)
 
@@ -603,7 +603,9 @@ def _violation(events, bad, failure, lines, y, text_x, ncpus, hw_col=None) -> st
     step, who, _n, _a = events[bad] if bad < len(events) else (failure.step, None, "", ())
     c = _who_cpu(who)
     on_cpu = 0 <= c < ncpus
-    c = c if on_cpu else (hw_col if hw_col is not None else 0)
+    # a row of an event of no CPU goes to the hw lane; a model error with no row of its
+    # own (bad == len(events)) to CPU0's, where its text has the room it is wrapped to
+    c = c if on_cpu else (hw_col if hw_col is not None and bad < len(events) else 0)
     violation = isinstance(failure, Violation)
     what = f"{failure.rule} violated" if violation else failure.rule.replace("-", " ")
     where = f" on CPU{c}" if on_cpu and (violation or bad < len(events)) else ""

@@ -207,3 +207,41 @@ def test_a_drawing_error_leaves_no_empty_page(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         picture.write_html(None, str(tmp_path / "p.html"))
     assert not (tmp_path / "p.html").exists()
+
+
+def test_a_model_error_without_a_row_is_drawn_where_it_fits():
+    """A model error has no "!!" row of its own; with an event of no CPU on the page it was
+    drawn in the hw lane, narrowed to that lane's events, and its message ran past the
+    picture's right edge (a review, 2026-12-06). It goes to CPU0's lane, wrapped to fit."""
+    from conformance.machine import Machine
+    from conformance.picture import CHAR, _svg
+    m = Machine(load_protocol("linux"))
+    m.munmap(0, 0, 1)
+    m.drain()
+    m.consumer_alloc()  # an event of no CPU: the page has an hw lane
+    e = m._model_error("deadlock while draining: CPU0 waits for the PTL of mm0:v1 held by "
+                       "CPU1 which waits for the mmap_lock of mm0")
+    svg = _svg(m.trace.events, m.cfg.ncpus, None, e, m)
+    root = ET.fromstring(svg)
+    width = float(root.get("width"))
+    lanes = [g for g in root.iter(SVG + "g") if "lane" in _classes(g)]
+    assert lanes[-1].get("data-cpu") == "hw"
+    mark = next(g for g in root.iter(SVG + "g") if "violation" in _classes(g))
+    texts = [t for t in mark.iter(SVG + "text") if t.text]
+    assert len(texts) > 2
+    assert all(float(t.get("x")) + len(t.text) * CHAR <= width for t in texts), width
+
+
+def test_a_flush_of_no_cpu_is_not_drawn_as_a_cpus():
+    """A LUF takeoff flush for the other consumer's allocation has no CPU; its IPIs were
+    labelled "IPI from CPU3" on a 3-CPU machine (the hw lane's index)."""
+    from conformance.machine import Machine
+    m = Machine(load_protocol("luf_v12"))
+    for f in m.lru_frames():
+        m.reclaim(1, (f,))
+        m.drain()
+    for _ in range(6):
+        m.consumer_alloc()
+    assert any(n == "arch_tlbbatch_flush" and w is None for _s, w, n, _a in m.trace.events)
+    page = render_html(m)
+    assert "IPI from hw" in page and f"IPI from CPU{m.cfg.ncpus}" not in page
