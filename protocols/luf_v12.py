@@ -249,7 +249,15 @@ class LufV12(LufBase):
         after the flush the CPUs running ``mm`` hold none. ``mm_cpumask`` is read at the
         flush: the series reads it after (``tlb_flush_end``), the same mask when nothing
         runs between; the atomic section keeps only those runs of the series (a CPU
-        switching in or out between flush and mark is a run the model does not have)."""
+        switching in or out between flush and mark is a run the model does not have).
+
+        Resting on the model's exact ``mm_cpumask`` (the CPUs with ``mm`` loaded, docs/model.md
+        section 11 item 17): x86's mask is wider (lazy-TLB CPUs; since 6.x, CPUs that
+        switched away keep their bit until a flush trims it), and ``flush_tlb_mm`` skips
+        some of them, so ``arch_mm_mark_ugen`` may mark done a CPU the flush did not flush,
+        still holding another mm's stale LUF entry in an older ASID: a window the series
+        may have and this model cannot reach (it flushes more, never less; a review,
+        2026-12-06)."""
         with atomic_section():
             super()._arch_flush_tlb_batched_pending(task, mm)
             self._luf_done(self.arch.mm_cpumask(mm))

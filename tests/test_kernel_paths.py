@@ -325,7 +325,7 @@ def test_mprotect_stops_at_a_hole_keeping_what_it_changed():
     m.drain()
     op = m.mprotect(0, 0, 4, False)  # v0 anon RW, v1 a hole, v2..v3 file RO
     m.drain()
-    assert op.result == "error" and "mprotect: ENOMEM after v1" in texts(m)
+    assert op.result == "error" and "mprotect: ENOMEM at v1" in texts(m)
     assert not m.mms[0].find_vma(0).writable and not m.mms[0].ptes[0].writable
     assert not any(e.writable for _, e in m.tlbs.entries_for(0, 0))
 
@@ -339,7 +339,7 @@ def test_mprotect_eacces_keeps_the_vmas_before_it_changed():
     assert not m.mms[0].find_vma(0).writable
     op = m.mprotect(0, 0, 4, True)  # v0..v1 anon (VM_MAYWRITE), v2..v3 file RO (not)
     m.drain()
-    assert op.result == "error" and "mprotect: EACCES after v2" in texts(m)
+    assert op.result == "error" and "mprotect: EACCES at v2" in texts(m)
     assert m.mms[0].find_vma(0).writable and not m.mms[0].find_vma(2).writable
 
 

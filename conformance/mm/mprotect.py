@@ -54,7 +54,11 @@ class MprotectPaths:
             tmp = min(v.end, end)
         if error is None and tmp < end:
             error = "ENOMEM"
-        if not reached:  # EACCES at the first VMA: tlb_gather_mmu/tlb_finish_mmu of nothing
+        if not reached:  # EACCES at the first VMA
+            # the kernel runs tlb_gather_mmu and tlb_finish_mmu around its loop all the same
+            # (inc/dec_tlb_flush_pending, and tlb_finish_mmu's full flush when another gather
+            # of the mm is in flight); the model calls no hook for a call that changed
+            # nothing: one flush fewer, of nothing this call cleared
             self._error(op, mm, f"mprotect: {error}", True)
             return
         end = tmp  # what the loop changed: the syscall's S3 covers it, not the rest
@@ -73,7 +77,7 @@ class MprotectPaths:
             yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
         if error is not None:  # after tlb_finish_mmu, the VMAs before the stop changed
-            self.trace.msg(op, "mprotect: %s after v%d", error, end)
+            self.trace.msg(op, "mprotect: %s at v%d", error, end)  # the first page not changed
             op.result = "error"
         self.mmap_write_unlock(op, mm)
         self.m.log_return(op)
