@@ -834,7 +834,7 @@ class Machine:
         self.consumer_frames.append(frame)
         self.trace.msg(None, "other consumer allocates pfn%d", frame)
         # no C1 over the frame's entries here: alloc_frame's S1 check has just failed the
-        # run if any entry maps it, and nothing fills in between (until 2026-12-06 a
+        # run if any entry maps it, and nothing fills in between (until 2026-12-05 a
         # check_frame ran here over an entry set that was always empty; an oracle review)
         return frame
 

@@ -259,7 +259,7 @@ class Oracle:
 
     def check_write_allowed(self, cpu_id: int, mm, vpage: int, vma, frame: int) -> None:
         """O1 for writes: a write through a stale entry to an unmapped/read-only address.
-        Counted in ``checked_o1`` as a read is (until 2026-12-06 only loads were: a
+        Counted in ``checked_o1`` as a read is (until 2026-12-05 only loads were: a
         certificate's O1 figure left every store out; an oracle review)."""
         self.checked_o1 += 1
         if vma is not None and vma.writable:

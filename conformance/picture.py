@@ -365,7 +365,7 @@ def _svg(events, ncpus, rec, failure, m) -> str:
         if bad is None:  # a protocol or model error: a row of its own after the last event
             bad = len(events)
     # events of no CPU (a hardware fill or eviction the machine made, a global message) get a
-    # column of their own, "hw", after the CPUs', as in the text timeline; until 2026-12-06
+    # column of their own, "hw", after the CPUs', as in the text timeline; until 2026-12-05
     # they were drawn in CPU0's lane marked "[hw]", where they read as CPU0's doing
     hw_col = ncpus if any(not 0 <= _who_cpu(w) < ncpus for _s, w, _n, _a in events) else None
     cols = ncpus + (hw_col is not None)

@@ -223,7 +223,7 @@ def pytest_runtest_makereport(item, call):
     """A test that failed after :func:`fuzz` returned a failure gets the failure's reproducer
     saved (``--flushcheck-repro-dir``, default ``repro/pytest``) and a ``flushcheck
     reproducer`` section in its report naming the file and the command that replays it.
-    Before 2026-12-06 a pytest failure showed the timeline only, and the interleaving was
+    Before 2026-12-05 a pytest failure showed the timeline only, and the interleaving was
     lost with the test run."""
     outcome = yield
     rep = outcome.get_result()
@@ -249,7 +249,7 @@ def pytest_runtest_makereport(item, call):
 def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> str:
     """Save ``failure``'s reproducer for a failing test's report; the report's lines. Nothing
     here may raise: an exception out of ``pytest_runtest_makereport`` is pytest's
-    INTERNALERROR, which ends the whole run (a review, 2026-12-06: a protocol class made
+    INTERNALERROR, which ends the whole run (a review, 2026-12-05: a protocol class made
     with ``exec`` has no module to hash). A class :func:`fuzz` was given directly, not
     through ``load_protocol``, may record a name that does not load again; then the report
     says so instead of printing a replay command that fails."""

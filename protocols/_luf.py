@@ -48,7 +48,7 @@ owe no flush (``pend_list``, ``non_luf_pages_ok``), where the model's allocator 
 takes a LUF'd page, and flushes for it, sooner; 17/26 skips CPUs whose per-CPU generation
 says they flushed since (``arch_tlbbatch_diet``, ``arch_tlbbatch_check_done``), after every
 flush it marks (``tlb_flush_end``), which :mod:`protocols.luf_v12` models
-(``LufV12._luf_done``, every ``tlb_flush_end`` of 17/26 since 2026-12-06) and the v10/v11
+(``LufV12._luf_done``, every ``tlb_flush_end`` of 17/26 since 2026-12-05) and the v10/v11
 modules, which keep no generations, do not; 16/26's ``fold_unmap_luf`` keys only the CPUs
 ``tlb_ubc`` does not already cover, and ``try_to_unmap_flush_takeoff`` drops the CPUs it
 flushed from the task's batches (``arch_tlbbatch_done``, 01/26), where the model keys and

@@ -29,7 +29,7 @@ at each point, as 16/26 alone does):
 
 What the narrowed points flush is what :meth:`LufV12._luf_done` has not marked done: the
 model keeps, per batch, the CPUs not flushed since its last fold, which stands for 17/26's
-generations (``ugen_done``, ``arch_tlbbatch_diet``). Since 2026-12-06 it marks every flush
+generations (``ugen_done``, ``arch_tlbbatch_diet``). Since 2026-12-05 it marks every flush
 17/26 follows with ``tlb_flush_end``: ``try_to_unmap_flush`` from all its callers
 (``try_to_unmap_flush_dirty`` and ``luf_flush(key)`` too) and ``flush_tlb_batched_pending``
 (``arch_mm_mark_ugen``: every CPU of ``mm_cpumask(mm)``), each in one atomic section with
@@ -257,7 +257,7 @@ class LufV12(LufBase):
         some of them, so ``arch_mm_mark_ugen`` may mark done a CPU the flush did not flush,
         still holding another mm's stale LUF entry in an older ASID: a window the series
         may have and this model cannot reach (it flushes more, never less; a review,
-        2026-12-06)."""
+        2026-12-05)."""
         with atomic_section():
             super()._arch_flush_tlb_batched_pending(task, mm)
             self._luf_done(self.arch.mm_cpumask(mm))

@@ -49,7 +49,7 @@ def test_hist_2_9_fails_at_k1():
 def test_linux_passes_at_k2():
     res = bounded(load_protocol("linux"), EMPTY, 2)
     assert res.passed, res.headline()
-    # 1,132 states and 2,596 transitions at K=2 until 2026-12-06, when mprotect began to
+    # 1,132 states and 2,596 transitions at K=2 until 2026-12-05, when mprotect began to
     # stop at a hole as do_mprotect_pkey does (an mprotect starting in one changes nothing)
     assert _counts(res) == [(1, 26, 44, 3, True), (2, 1136, 2600, 11, True)]
     assert res.headline().startswith("PASS: no violation in any interleaving of any program "
@@ -71,7 +71,7 @@ def test_linux_populated_k2_completes():
     # 48,632 until 22:00, when munmap's detached VMAs stayed in the rmap until free_pgtables
     # (remove_migration_ptes finds them: more interleavings of migrate and munmap); 52,124
     # until 2026-12-05, when free_pgtables began to wait for an rmap walk in flight; 53,178
-    # until 2026-12-06, when mprotect began to stop at a hole as do_mprotect_pkey does
+    # until 2026-12-05, when mprotect began to stop at a hole as do_mprotect_pkey does
     assert [lv.states for lv in res.levels] == [507, 53214]
 
 

@@ -304,7 +304,7 @@ def test_mprotect_to_writable_changes_no_pte_and_does_not_flush():
 
 
 def test_mprotect_starting_in_a_hole_changes_nothing():
-    """do_mprotect_pkey: ``vma->vm_start > start`` -> ENOMEM before the loop. Until 2026-12-06
+    """do_mprotect_pkey: ``vma->vm_start > start`` -> ENOMEM before the loop. Until 2026-12-05
     the model write-protected the VMA behind the hole (an oracle review): a state the
     kernel cannot reach, where a later store to v1 faulted."""
     m = machine()
@@ -332,7 +332,7 @@ def test_mprotect_stops_at_a_hole_keeping_what_it_changed():
 
 def test_mprotect_eacces_keeps_the_vmas_before_it_changed():
     """EACCES is decided VMA by VMA in the kernel's loop: a VMA before the one that may not
-    become writable is made writable (until 2026-12-06 the model refused before any)."""
+    become writable is made writable (until 2026-12-05 the model refused before any)."""
     m = machine()
     m.mprotect(0, 0, 2, False)
     m.drain()

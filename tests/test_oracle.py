@@ -301,7 +301,7 @@ def test_o1_write_through_writable_entry_to_writable_vma():
 
 def test_o1_counts_stores_as_it_counts_loads():
     """A certificate's O1 figure counts every check: a store is one as a load is (until
-    2026-12-06 ``check_write_allowed`` counted nothing, an oracle review)."""
+    2026-12-05 ``check_write_allowed`` counted nothing, an oracle review)."""
     m = machine()
     before = m.oracle.checked()["O1"]
     assert m.user_access(0, 0, True) == "wrote"
@@ -500,7 +500,7 @@ def test_a_read_fault_in_flight_does_not_excuse_the_lost_store():
 
 
 # -- every branch of C1, and S3 at mmap, is the first verdict on some broken protocol --------
-# An oracle review (2026-12-06) sorted every litmus failure of the 27 protocols by the branch
+# An oracle review (2026-12-05) sorted every litmus failure of the 27 protocols by the branch
 # that produced it: C1's "no VMA", "writable entry in a read-only VMA" and "writable entry,
 # wrong backing frame" and S3 at mmap were never the first verdict on any protocol, only on
 # entries planted by hand (above). Each test below reaches one of them through a protocol

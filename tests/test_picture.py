@@ -52,7 +52,7 @@ def test_well_formed_html_and_svg(page):
 
 def test_one_lane_per_cpu(page, failure):
     """A lane per CPU, then one headed "hw" for the events of no CPU: here the free of pfn0
-    (kernel-notes 2.7's reuse), drawn in CPU0's lane as "[hw] pfn0 freed" until 2026-12-06,
+    (kernel-notes 2.7's reuse), drawn in CPU0's lane as "[hw] pfn0 freed" until 2026-12-05,
     where it read as CPU0's doing."""
     root = _svg(page)
     lanes = [g for g in root.iter(SVG + "g") if "lane" in _classes(g)]
@@ -212,7 +212,7 @@ def test_a_drawing_error_leaves_no_empty_page(tmp_path, monkeypatch):
 def test_a_model_error_without_a_row_is_drawn_where_it_fits():
     """A model error has no "!!" row of its own; with an event of no CPU on the page it was
     drawn in the hw lane, narrowed to that lane's events, and its message ran past the
-    picture's right edge (a review, 2026-12-06). It goes to CPU0's lane, wrapped to fit."""
+    picture's right edge (a review, 2026-12-05). It goes to CPU0's lane, wrapped to fit."""
     from conformance.machine import Machine
     from conformance.picture import CHAR, _svg
     m = Machine(load_protocol("linux"))

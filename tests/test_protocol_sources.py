@@ -363,7 +363,7 @@ def test_pytest_plugin_reports_what_it_could_not_save(tmp_path):
     """A failing test's reproducer that cannot be saved (a class made by ``exec``: no module
     to hash) ended the whole pytest run with INTERNALERROR, the tests after it never run; a
     class given to fuzz() directly recorded the name 'base' and printed a replay command
-    that failed (a review, 2026-12-06). Now: one line each in the report, and the run goes
+    that failed (a review, 2026-12-05). Now: one line each in the report, and the run goes
     on."""
     with open(os.path.join(REPO, "tests", "conftest.py")) as fh:
         (tmp_path / "conftest.py").write_text(fh.read())

@@ -16,7 +16,7 @@ from conformance.search.walk import by_start_position, run_example, run_position
 
 #: (mutant, swarm seed) whose delta-debugged failure the explorer shortens: 2.4 from 42
 #: actions to 17 by removal alone, then to 9 by the explorer (seed 108 until 2026-12-03,
-#: 107 until 2026-12-06, when mprotect began to stop at a hole as do_mprotect_pkey does
+#: 107 until 2026-12-05, when mprotect began to stop at a hole as do_mprotect_pkey does
 #: and 107's removal alone reached 5, the explorer's length). Any change of the walk's
 #: rules or of delta debugging changes this: find a new seed with the first failing seeds
 #: whose shrunk length the explorer lowers (a minute; 2.9's 264 stopped qualifying when

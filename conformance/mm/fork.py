@@ -73,7 +73,7 @@ class ForkPaths:
         # them: the kernel's child cannot run (or be faulted) before dup_mmap returns, and
         # a point here would let the child write-fault a COW copy while a parent store
         # through a writable entry still reaches the shared folio (Machine._fork_window_store
-        # counts such a store for the child), a false C1 (an oracle review, 2026-12-06)
+        # counts such a store for the child), a false C1 (an oracle review, 2026-12-05)
         self.mmap_write_unlock(op, child)
         self.arch.flush_tlb_mm(mm, op)  # flush_tlb_mm(oldmm)
         for f in list(mem.fork_copies):  # the window is closed: stores no longer reach the child

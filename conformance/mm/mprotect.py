@@ -30,7 +30,7 @@ class MprotectPaths:
         start``); then VMA by VMA in address order, stopping at the first hole
         (``vma->vm_start != tmp``: ENOMEM) or the first VMA that may not become writable
         (EACCES), the VMAs before it changed, as they stay; ENOMEM too when the range runs
-        past the last VMA (``tmp < end``). Until 2026-12-06 the model changed every VMA
+        past the last VMA (``tmp < end``). Until 2026-12-05 the model changed every VMA
         meeting the range and refused EACCES before changing any (an oracle review): a
         state the kernel cannot reach, an mprotect over a hole write-protecting the VMA
         behind it.
