@@ -34,9 +34,15 @@ generations (``ugen_done``, ``arch_tlbbatch_diet``). Since 2026-12-05 it marks e
 (``try_to_unmap_flush_dirty`` and ``luf_flush(key)`` too) and ``flush_tlb_batched_pending``
 (``arch_mm_mark_ugen``: every CPU of ``mm_cpumask(mm)``), each in one atomic section with
 its flush; before, only the narrowed flushes, the takeoff flush and the pass's
-``try_to_unmap_flush`` were marked, and the model flushed CPUs the series finds done. What
-it still does not do: the diet of the caller's own batches (:meth:`LufV12._luf_flush_batch`)
-and of ``fold_unmap_luf`` / ``try_to_unmap_flush_takeoff`` (``arch_tlbbatch_done``), so it
+``try_to_unmap_flush`` were marked, and the model flushed CPUs the series finds done. Since
+2026-12-05 it also keeps 17/26's generation numbers (``luf_ugen``, per-CPU ``ugen_done``,
+each batch's ``ugen``) for the diet of the caller's own ``tlb_ubc``
+(:meth:`LufV12._luf_flush_batch`, :meth:`LufV12._diet`), which drops CPUs of the caller's
+own non-LUF deferrals that a flush marked done after the batch's ugen, however late the
+deferral; no path of the machine reaches a narrowed flush with deferrals of its own, so no
+run changed (``tests/test_luf_mechanisms.py`` adds one, ``finish_task_switch`` in a
+reclaiming task, and gets an S2). What it still does not do: the diet of
+``fold_unmap_luf`` / ``try_to_unmap_flush_takeoff`` (``arch_tlbbatch_done``), so it
 flushes more there, never less. The narrowing exposes a window of the series
 that 16/26 alone did not have: ``litmus/luf-narrow-fold-before-add-pending.litmus``.
 
@@ -106,6 +112,10 @@ class LufV12(LufBase):
     #: nothing set, so the narrowed flushes flush the caller's own batches alone
     LUF_BATCH_FLUSH_REQUIRED = True
 
+    #: ``luf_ugen``'s first value (``ATOMIC_LONG_INIT(LUF_UGEN_INIT)``; any nonzero value
+    #: does: 0 is the "invalid" ugen, ``new_luf_ugen()`` skips it)
+    LUF_UGEN_INIT = 1
+
     def __init__(self, arch, free_pages) -> None:
         super().__init__(arch, free_pages)
         #: mm id -> ``mm->luf_batch.batch.arch`` (v12 19/26; file -> ``mapping->luf_batch``,
@@ -117,6 +127,14 @@ class LufV12(LufBase):
         #: ``arch_tlbbatch_diet`` leaves of it (:meth:`_luf_done`)
         self.mm_luf_owed: dict[int, int] = {}
         self.mapping_luf_owed: dict[int, int] = {}
+        #: v12 17/26's generations, kept only for the diet of the caller's own ``tlb_ubc``
+        #: (:meth:`_diet`; the batches above keep their owed masks): ``luf_ugen`` (the last
+        #: ``new_luf_ugen()``), per CPU ``ugen_done`` (``LUF_UGEN_INIT - 1`` until marked)
+        #: and each batch's ``dst->ugen`` (0, "invalid", until its first fold)
+        self.luf_ugen = self.LUF_UGEN_INIT
+        self.ugen_done: dict[int, int] = {}
+        self.mm_luf_ugen: dict[int, int] = {}
+        self.mapping_luf_ugen: dict[int, int] = {}
 
     # -- recording (mm/rmap.c set_tlb_ubc_flush_pending) -------------------------
     def fold_luf_batch_mm(self, task, mm, frame) -> None:
@@ -125,12 +143,40 @@ class LufV12(LufBase):
         (``folio_mapping(folio)``, taken by ``try_to_unmap_one`` / ``try_to_migrate_one``),
         ``fold_luf_batch_mm(&mapping->luf_batch, mm)``; both before the PTE's own
         ``arch_tlbbatch_add_pending`` into ``tlb_ubc_ro``."""
-        self._fold_luf_batch_mm(self.mm_luf_batch, self.mm_luf_owed, mm.id, mm)
+        self._fold_luf_batch_mm(self.mm_luf_batch, self.mm_luf_owed, self.mm_luf_ugen,
+                                mm.id, mm)
         file = self.folio_file(frame)
         if file is not None:
-            self._fold_luf_batch_mm(self.mapping_luf_batch, self.mapping_luf_owed, file, mm)
+            self._fold_luf_batch_mm(self.mapping_luf_batch, self.mapping_luf_owed,
+                                    self.mapping_luf_ugen, file, mm)
 
-    def _fold_luf_batch_mm(self, batches, owed, key, mm) -> None:
+    def new_luf_ugen(self) -> int:
+        """v12 ``new_luf_ugen()`` (mm/rmap.c): ``atomic_long_inc_return(&luf_ugen)``, never
+        0 ("Don't return invalid luf_ugen, zero"; 2^63 steps from wrapping here)."""
+        self.luf_ugen += 1
+        return self.luf_ugen
+
+    def _diet(self, mask: int, ugen: int) -> int:
+        """v12 17/26 ``arch_tlbbatch_diet(batch, ugen)`` (x86 and riscv; arm64's returns true
+        and drops nothing): ``if (!ugen) goto out;`` else every CPU of the batch whose
+        ``ugen_done`` is not before ``ugen`` (``!ugen_before(done, ugen)``) leaves it
+        (``cpumask_clear_cpu``). What is left of ``mask`` is returned; the series returns
+        ``cpumask_empty()`` of it. The CPUs dropped carry no ugen of their own: a CPU is
+        dropped if *any* flush that started after ``ugen`` marked it, whatever PTE put it
+        in the batch and when."""
+        if not ugen:
+            return mask
+        done = self.ugen_done
+        left = mask
+        m, cpu = mask, 0
+        while m:
+            if m & 1 and done.get(cpu, self.LUF_UGEN_INIT - 1) >= ugen:
+                left &= ~(1 << cpu)
+            m >>= 1
+            cpu += 1
+        return left
+
+    def _fold_luf_batch_mm(self, batches, owed, ugens, key, mm) -> None:
         """``fold_luf_batch_mm(dst, mm)`` (v12 19/26) on ``batches[key]``: ``if
         (arch_tlbbatch_need_fold(&dst->batch.arch, mm))`` (x86: ``mm_cpumask(mm)`` not a
         subset of the batch) ``arch_tlbbatch_add_pending(&dst->batch.arch, mm, ...)``, which
@@ -148,6 +194,7 @@ class LufV12(LufBase):
                 self.arch.arch_tlbbatch_add_pending(b, mm, 0)
                 cpus = batches[key] = b.cpumask
             owed[key] = cpus
+            ugens[key] = self.new_luf_ugen()  # dst->ugen = new_luf_ugen()
 
     def _luf_done(self, mask) -> None:
         """``tlb_flush_end`` (v12 17/26) after a flush of ``mask``: ``ugen =
@@ -181,6 +228,13 @@ class LufV12(LufBase):
         ``luf_takeoff_end``'s ``arch_tlbbatch_diet`` leaves."""
         if not mask:
             return
+        ugen = self.new_luf_ugen()  # tlb_flush_start(); arch_tlbbatch_mark_ugen (_diet)
+        done, cpu, m = self.ugen_done, 0, mask
+        while m:
+            if m & 1 and done.get(cpu, self.LUF_UGEN_INIT - 1) < ugen:
+                done[cpu] = ugen
+            m >>= 1
+            cpu += 1
         for owed in (self.mm_luf_owed, self.mapping_luf_owed):
             for key in [k for k, m in owed.items() if m & mask]:
                 left = owed[key] & ~mask
@@ -263,24 +317,44 @@ class LufV12(LufBase):
             self._luf_done(self.arch.mm_cpumask(mm))
 
     # -- the narrowed luf_flush(0) points (mm/rmap.c) -------------------------------
-    def _luf_flush_batch(self, who, mask) -> None:
-        """The tail of ``luf_flush_mm`` / ``luf_flush_mapping``: ``fold_batch(tlb_ubc,
-        &lb->batch, false)``, ``arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen)`` (return if it
-        leaves nothing), ``try_to_unmap_flush()``, which folds ``tlb_ubc_ro`` and
-        ``tlb_ubc_luf`` in and flushes the caller's batches with the folded one
-        (:meth:`_flush_with_tlb_ubc`), then ``tlb_flush_end`` (:meth:`_luf_done`). ``mask``
-        is what the diet leaves of the batch. ``who`` is the task, or a CPU number for
-        ``finish_task_switch`` (the model gives that hook no task; only ``mask`` is
-        flushed there).
+    def _luf_flush_batch(self, who, mask, lb_ugen) -> None:
+        """The tail of ``luf_flush_mm`` / ``luf_flush_mapping`` (v12 19/26, 20/26)::
 
-        Simplification: the diet also drops the CPUs of the caller's own batches that are
-        done; the model flushes them whenever the caller has any (the series flushes them
-        unless every CPU left is done)."""
-        if getattr(who, "tlb_ubc", None) is None:
+            fold_batch(tlb_ubc, &lb->batch, false);
+            lb_ugen = lb->ugen;
+            ...
+            if (arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen))
+                    return;
+            try_to_unmap_flush();
+
+        ``mask`` is what the diet leaves of ``lb->batch`` (its owed CPUs, :meth:`_luf_done`;
+        0 as posted, where ``fold_batch`` folds nothing), ``lb_ugen`` the batch's ugen.
+        ``who`` is the task, or a CPU number for ``finish_task_switch`` (the model gives that
+        hook no task: only ``mask`` is flushed there).
+
+        The diet works on ``current->tlb_ubc`` *after* the fold: the caller's own deferred
+        flushes of ``tlb_ubc`` (``try_to_unmap`` of a folio that is not LUF-able, between it
+        and the pass's ``try_to_unmap_flush``) lose every CPU a flush marked done after
+        ``lb_ugen`` (:meth:`_diet`), though no ugen says when their PTEs were cleared; the
+        CPUs dropped stay dropped (``cpumask_clear_cpu`` on the caller's batch). If nothing
+        is left, it returns, and ``tlb_ubc_ro`` / ``tlb_ubc_luf`` are not flushed either
+        (``try_to_unmap_flush`` is what folds them in); else ``try_to_unmap_flush()`` folds
+        them in, flushes and marks (:meth:`_fold_and_flush`). ``tlb_ubc->flush_required``
+        stays as it was when nothing is left: the later ``try_to_unmap_flush`` then flushes
+        an empty mask, which the model skips. Until 2026-12-05 the model flushed all of the
+        caller's batches whenever it had any (no diet of them), and returned only when it
+        had none; no kernel path of the machine reaches these flushes with batches of its
+        own (``finish_task_switch`` in a reclaiming task, ``ptep_clear_flush`` of an
+        inaccessible PTE inside ``try_to_unmap_one``: neither is in the machine), so no
+        run changed."""
+        ubc = getattr(who, "tlb_ubc", None)
+        if ubc is None:
             self._flush_mask(mask, who)
             return
-        if not mask and not _has_batches(who):
-            return
+        own = self._diet(ubc.arch.cpumask, lb_ugen)  # arch_tlbbatch_diet(&tlb_ubc->arch)
+        ubc.arch.cpumask = own
+        if not own and not mask:
+            return  # arch_tlbbatch_diet() returned true: no try_to_unmap_flush()
         frames, pass_mask = self._take_pass_luf(who)
         self._flush_with_tlb_ubc(who, frames, mask | pass_mask)  # marks (_fold_and_flush)
 
@@ -296,9 +370,9 @@ class LufV12(LufBase):
         return before the first caller's flush landed)."""
         if mm is None:
             return
-        self._luf_flush_owed(who, self.mm_luf_owed, mm.id)
+        self._luf_flush_owed(who, self.mm_luf_owed, self.mm_luf_ugen, mm.id)
 
-    def _luf_flush_owed(self, who, owed: dict, key) -> None:
+    def _luf_flush_owed(self, who, owed: dict, ugens: dict, key) -> None:
         """``luf_flush_mm`` / ``luf_flush_mapping`` on the batch ``owed[key]``: nothing to
         do when it owes nothing and the caller has no batch of its own. With
         :attr:`LUF_BATCH_FLUSH_REQUIRED` false (the posting), ``fold_batch`` folds nothing
@@ -308,7 +382,7 @@ class LufV12(LufBase):
             return
         with atomic_section():
             mask = owed.get(key, 0) if self.LUF_BATCH_FLUSH_REQUIRED else 0
-            self._luf_flush_batch(who, mask)
+            self._luf_flush_batch(who, mask, ugens.get(key, 0))
 
     def luf_flush_mapping(self, who, file) -> None:
         """v12 20/26 ``luf_flush_mapping(mapping)``: flush what ``mapping->luf_batch`` still
@@ -316,7 +390,7 @@ class LufV12(LufBase):
         flushed since). One atomic section, as :meth:`luf_flush_mm`."""
         if file is None:
             return
-        self._luf_flush_owed(who, self.mapping_luf_owed, file)
+        self._luf_flush_owed(who, self.mapping_luf_owed, self.mapping_luf_ugen, file)
 
     def luf_flush_vma(self, who, mm, vma) -> None:
         """v12 19/26 (20/26 for the mapping) ``luf_flush_vma(vma)``: for a ``VM_SHARED``

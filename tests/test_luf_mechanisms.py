@@ -380,3 +380,90 @@ def test_v12_fold_before_add_pending_is_what_fails_the_hole_punch():
     assert verdict(run_scenario(sc, load_protocol("luf_v12"))) == "C1"
     assert verdict(run_scenario(sc, load_protocol("luf_v12_posted"))) == "C1"
     assert run_scenario(sc, FoldAfterAddPending) is None
+
+
+def test_v12_diet_drops_cpus_of_the_callers_own_batch(monkeypatch):
+    """v12 19/26 ``luf_flush_mm``: ``fold_batch(tlb_ubc, &lb->batch, false)``, then
+    ``arch_tlbbatch_diet(&tlb_ubc->arch, lb->ugen)`` (17/26) on ``current->tlb_ubc``, whose
+    CPUs may be the caller's own deferrals (``try_to_unmap`` of a folio that is not
+    LUF-able). They carry no ugen: CPU1, marked done by a flush after mm0's batch was
+    stamped, leaves the caller's batch whenever its deferral was made, and the caller's
+    ``try_to_unmap_flush`` then flushes nothing for it. A batch never stamped (``ugen`` 0,
+    mm1) drops nothing; a stamp newer than the mark keeps the CPU."""
+    from conformance.machine import Machine
+    m = Machine(load_protocol("luf_v12"))
+    p, mm0, mm1 = m.proto, m.mms[0], m.mms[1]
+    other, task = (type("Task", (), {})() for _ in range(2))
+    other.tlb_ubc, task.tlb_ubc = p.init_task(other), p.init_task(task)
+    got = _flushes(monkeypatch, p)
+    p.fold_luf_batch_mm(other, mm0, m.mem.files[0].cache[0])  # mm0->luf_batch.ugen = u1
+    other.tlb_ubc.arch.cpumask, other.tlb_ubc.flush_required = 0b111, True
+    _run(p.try_to_unmap_flush(other))  # tlb_flush_end: every ugen_done > u1
+    assert got == [0b111] and p.mm_luf_owed == {}
+    ubc = task.tlb_ubc
+    ubc.arch.cpumask, ubc.flush_required = 0b010, True  # our own deferral on CPU1
+    _run(p.luf_flush_mm(task, mm1))  # mm1's batch: ugen 0, nothing dropped, flushed
+    assert got == [0b111, 0b010] and not ubc.flush_required
+    ubc.arch.cpumask, ubc.flush_required = 0b010, True
+    _run(p.luf_flush_mm(task, mm0))  # diet: CPU1 is done past u1 -> empty -> return
+    assert got == [0b111, 0b010] and ubc.arch.cpumask == 0 and ubc.flush_required
+    _run(p.try_to_unmap_flush(task))  # the pass's flush: flush_required, an empty mask
+    assert got == [0b111, 0b010, 0]
+    p.fold_luf_batch_mm(other, mm0, m.mem.files[0].cache[0])  # a newer stamp
+    ubc.arch.cpumask, ubc.flush_required = 0b010, True
+    _run(p.luf_flush_mm(task, mm0))  # CPU1's mark is older: kept, flushed with 0 and 2
+    assert got == [0b111, 0b010, 0, 0b111]
+
+
+def _resched_in_reclaim(base, diet=True):
+    """``base`` with ``finish_task_switch`` run in the reclaiming task right after each
+    ``try_to_unmap`` of a folio that is not LUF-able: ``luf_flush_mm`` of the CPU's loaded
+    mm, as when a user task in direct reclaim is preempted there and switched back in from
+    a kernel thread that borrowed its mm (``rq->prev_mm``). The machine has no such switch
+    (no kernel threads, docs/model.md section 1), so the test adds it. ``diet=False``: the
+    model before 2026-12-05, which flushed all of the caller's batches there."""
+    class Resched(base):
+        name = base.name + "-resched-in-reclaim"
+
+        def try_to_unmap_end(self, task, frame, migration):
+            ro = task.tlb_ubc.folio_ro
+            super().try_to_unmap_end(task, frame, migration)
+            if not ro:
+                _run(self.luf_flush_mm(task, self.arch.cpus[task.cpu].loaded_mm))
+
+    if not diet:
+        Resched._diet = lambda self, mask, ugen: mask
+    return Resched
+
+
+DIET_SCRIPT = """
+name   luf-diet-own-batch
+config populate=false ncpus=3
+CPU0   touch r v2                  # mm0 file0:0, read-only
+CPU0   reclaim R0 pfn(mm0,v2)      # LUF'd: mm0->luf_batch.ugen = u1 (CPUs 0, 2)
+R0     finish
+consumer alloc                     # takeoff flush of CPUs 0 and 2: ugen_done > u1
+CPU2   touch w v0                  # mm0 anon: writable dirty entry on CPU2
+CPU0   reclaim R1 pfn(mm0,v0)      # writable: tlb_ubc {0, 2}; then luf_flush_mm(mm0)
+R1     finish                      # pageout copies while CPU2 may still write
+"""
+
+
+@pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
+def test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral(name):
+    """The diet of the caller's own ``tlb_ubc`` (v12 17/26 ``arch_tlbbatch_diet`` in 19/26
+    ``luf_flush_mm``) reached where the kernel reaches it with deferrals pending:
+    ``finish_task_switch`` in a task between ``try_to_unmap`` and its flush
+    (:func:`_resched_in_reclaim`). R1's writable PTE of mm0 put CPUs 0 and 2 in its
+    ``tlb_ubc``; both were marked done by the takeoff flush after mm0's batch was stamped,
+    so the diet empties the batch and ``luf_flush_mm`` returns; ``try_to_unmap_flush_dirty``
+    then flushes nothing and ``pageout`` copies the folio while CPU2 holds a writable dirty
+    entry: S2. Without the diet of the caller's batch it passes, and linux and immediate
+    pass the script."""
+    from conformance.litmus import parse
+    sc = parse(DIET_SCRIPT)
+    base = load_protocol(name)
+    assert verdict(run_scenario(sc, _resched_in_reclaim(base))) == "S2"
+    assert run_scenario(sc, _resched_in_reclaim(base, diet=False)) is None
+    for good in ("linux", "immediate"):
+        assert run_scenario(sc, load_protocol(good)) is None
