@@ -269,7 +269,50 @@ truncate_inode_pages_range:
 series, the fold moved after it (or `tlb_gen` bumped before the new ugen) makes the scenario
 pass (`tests/test_luf_mechanisms.py`); the entry stays until the page is allocated again (the
 takeoff flush covers CPU2). The model treats every file VMA as `VM_SHARED` (the trigger at
-`tlb_end_vma` needs a `MAP_SHARED` mapping of the file)."""
+`tlb_end_vma` needs a `MAP_SHARED` mapping of the file).
+
+**A third window, found by reading, not by the machine: the diet of the caller's own batch.**
+`luf_flush_mm` and `luf_flush_mapping` (19/26, 20/26) fold the batch into `current->tlb_ubc`
+and then call `arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen)` (17/26), which drops every CPU
+whose `ugen_done` is not before the batch's ugen, and return without `try_to_unmap_flush()`
+if nothing is left. But `current->tlb_ubc` also holds the caller's *own* deferrals: a task
+between `try_to_unmap` of a folio that is not LUF-able (a writable PTE) and its
+`try_to_unmap_flush`. Those carry no ugen, so a CPU flushed after the batch's stamp but
+*before* the caller cleared its PTE is dropped, although it may have cached the entry again
+in between; and the caller's own flush then flushes nothing for it. The kernel reaches the
+diet with such a batch where a task in direct reclaim is preempted between `try_to_unmap` and
+its flush and switched back in from a kernel thread that borrowed its mm (`finish_task_switch`:
+`luf_flush_mm(rq->prev_mm)`, 19/26), and where `try_to_unmap_one` uses `ptep_clear_flush` on
+an inaccessible PTE (19/26: `luf_flush_vma`). The machine has neither (no kernel threads, no
+preemption inside an operation, no PROT_NONE), so `LufV12._diet` models the diet and changes
+no run; `tests/test_luf_mechanisms.py::test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral`
+adds the switch by hand and gets S2 under both v12 modules (and passes without the diet;
+`linux` and `immediate` pass the same program):
+
+```text
+CPU0 (task T in direct reclaim, mm0)       CPU2 (mm0)
+reclaim file0:0 (read-only): LUF,
+  mm0->luf_batch.ugen = u1
+an allocation's takeoff flush: CPUs 0, 2
+  marked done past u1
+                                           store v0 (anon): W D entry
+try_to_unmap(v0's folio): writable, not
+  LUF-able: tlb_ubc {0, 2}
+preempted; a kernel thread runs, borrows
+  mm0; T switched back in:
+finish_task_switch: luf_flush_mm(mm0)
+  arch_tlbbatch_diet(tlb_ubc, u1): CPUs 0
+  and 2 are done past u1: both dropped,
+  empty: return
+try_to_unmap_flush_dirty: nothing left
+pageout: copy v0's folio out                store v0: lands in the copied-out
+                                             folio, lost (S2)
+```
+
+A fix: diet only the folded batch (`lb->batch`) before folding it in, never the caller's
+own. Not reported to the list from here. The diet of `fold_unmap_luf` and
+`try_to_unmap_flush_takeoff` (`arch_tlbbatch_done`) is still not modelled (the model flushes
+more there)."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {
