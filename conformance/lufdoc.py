@@ -273,21 +273,34 @@ takeoff flush covers CPU2). The model treats every file VMA as `VM_SHARED` (the 
 
 **A third window, found by reading, not by the machine: the diet of the caller's own batch.**
 `luf_flush_mm` and `luf_flush_mapping` (19/26, 20/26) fold the batch into `current->tlb_ubc`
-and then call `arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen)` (17/26), which drops every CPU
-whose `ugen_done` is not before the batch's ugen, and return without `try_to_unmap_flush()`
-if nothing is left. But `current->tlb_ubc` also holds the caller's *own* deferrals: a task
-between `try_to_unmap` of a folio that is not LUF-able (a writable PTE) and its
-`try_to_unmap_flush`. Those carry no ugen, so a CPU flushed after the batch's stamp but
-*before* the caller cleared its PTE is dropped, although it may have cached the entry again
-in between; and the caller's own flush then flushes nothing for it. The kernel reaches the
-diet with such a batch where a task in direct reclaim is preempted between `try_to_unmap` and
-its flush and switched back in from a kernel thread that borrowed its mm (`finish_task_switch`:
-`luf_flush_mm(rq->prev_mm)`, 19/26), and where `try_to_unmap_one` uses `ptep_clear_flush` on
-an inaccessible PTE (19/26: `luf_flush_vma`). The machine has neither (no kernel threads, no
-preemption inside an operation, no PROT_NONE), so `LufV12._diet` models the diet and changes
-no run; `tests/test_luf_mechanisms.py::test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral`
-adds the switch by hand and gets S2 under both v12 modules (and passes without the diet;
-`linux` and `immediate` pass the same program):
+and then call `arch_tlbbatch_diet(&tlb_ubc->arch, lb_ugen)` (17/26; x86 and riscv, arm64's
+drops nothing), which drops every CPU whose `ugen_done` is not before the batch's ugen, and
+return without `try_to_unmap_flush()` if nothing is left. But `current->tlb_ubc` also holds
+the caller's *own* deferrals: a writable PTE, or a folio that is not LUF-able, goes to
+`tlb_ubc` (16/26: `if (!can_luf_test()) tlb_ubc = &current->tlb_ubc`), and stamps no ugen.
+So a CPU marked done by any batched flush that started after the batch's stamp
+(`tlb_flush_start`) is dropped, even one that finished before the caller cleared its PTE and
+may have cached the entry again since; nothing re-adds it (`try_to_unmap_flush_dirty`,
+`fold_unmap_luf` and the pass's last `try_to_unmap_flush` flush the dieted mask), so the
+caller's own flush flushes nothing for it. The kernel reaches the diet with such a batch
+(1) where a user task in direct reclaim is rescheduled while a deferral of its own is pending
+and switched back in from a kernel thread (the idle task, a kworker: `context_switch` sets
+`rq->prev_mm` to that thread's lazily held `active_mm`, and `finish_task_switch` runs
+`luf_flush_mm(mm)` in the task's context, 19/26): between `try_to_unmap` and
+`try_to_unmap_flush_dirty` only with full preemption (no schedule point lies there), else at
+the next iteration's `cond_resched()` or a sleeping rmap lock while a deferral that outlived
+its folio's iteration (`keep_locked` / `activate_locked`, a dirty file folio in direct
+reclaim) is pending; kswapd, a kernel thread, never takes that branch; and (2), with no
+scheduling at all, where `try_to_unmap_one` uses `ptep_clear_flush` (only when
+`should_defer_flush()` is false: on x86 no other CPU in the mm's `mm_cpumask`) on a PROT_NONE
+PTE with no flush pending (19/26 `luf_flush_vma`, then `luf_flush_mm`; 20/26
+`luf_flush_mapping` for a `VM_SHARED` file VMA) while deferrals of earlier PTEs or folios
+are pending. The machine has neither (no kernel threads, no preemption inside an operation,
+no PROT_NONE), so `LufV12._diet` models the diet and changes no run;
+`tests/test_luf_mechanisms.py::test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral`
+adds path (1) by hand, with full preemption, and gets S2 under both v12 modules (it passes
+without the diet); a read-only review of the patch text found no way to refute it, and saw
+the same run end in S1 once the frame is reused (S2 and C1 switched off):
 
 ```text
 CPU0 (task T in direct reclaim, mm0)       CPU2 (mm0)
@@ -298,21 +311,26 @@ an allocation's takeoff flush: CPUs 0, 2
                                            store v0 (anon): W D entry
 try_to_unmap(v0's folio): writable, not
   LUF-able: tlb_ubc {0, 2}
-preempted; a kernel thread runs, borrows
-  mm0; T switched back in:
+preempted; a kernel thread runs on CPU0,
+  holding mm0 lazily; T switched back in:
 finish_task_switch: luf_flush_mm(mm0)
   arch_tlbbatch_diet(tlb_ubc, u1): CPUs 0
   and 2 are done past u1: both dropped,
   empty: return
 try_to_unmap_flush_dirty: nothing left
-pageout: copy v0's folio out                store v0: lands in the copied-out
-                                             folio, lost (S2)
+pageout: copy v0's folio out               holds W D for v0 at the copy: a
+                                             later store is lost (S2); once the
+                                             frame is freed and reused, S1
 ```
 
-A fix: diet only the folded batch (`lb->batch`) before folding it in, never the caller's
-own. Not reported to the list from here. The diet of `fold_unmap_luf` and
-`try_to_unmap_flush_takeoff` (`arch_tlbbatch_done`) is still not modelled (the model flushes
-more there)."""
+On x86 CPU2 catches up at its next `switch_mm` into mm0 or flush IPI for mm0
+(`arch_tlbbatch_add_pending` bumped `tlb_gen`); a thread that keeps running mm0 across the
+pageout keeps the entry. A fix: diet a copy of `lb->batch` taken under `lb->lock` (held for
+read, so `lb->batch` itself must not change), return if the copy is empty, else fold it into
+`tlb_ubc` and `try_to_unmap_flush()`; never diet `tlb_ubc`. Migration (`try_to_migrate` with
+`TTU_BATCH_FLUSH`) looks like the same window; not followed line by line. Not reported to the
+list from here. The diet of `fold_unmap_luf` and `try_to_unmap_flush_takeoff`
+(`arch_tlbbatch_done`) is still not modelled (the model flushes more there)."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {
