@@ -367,7 +367,8 @@ def _svg(events, ncpus, rec, failure, m) -> str:
     # events of no CPU (a hardware fill or eviction the machine made, a global message) get a
     # column of their own, "hw", after the CPUs', as in the text timeline; until 2026-12-05
     # they were drawn in CPU0's lane marked "[hw]", where they read as CPU0's doing
-    hw_col = ncpus if any(not 0 <= _who_cpu(w) < ncpus for _s, w, _n, _a in events) else None
+    no_cpu = [not 0 <= _who_cpu(w) < ncpus for _s, w, _n, _a in events]
+    hw_col = ncpus if any(no_cpu) else None
     cols = ncpus + (hw_col is not None)
     # entry lanes per CPU, in order of first appearance (the hw column has none)
     lanes: list[dict] = [{} for _ in range(cols)]
@@ -379,10 +380,9 @@ def _svg(events, ncpus, rec, failure, m) -> str:
     # the hw column is as wide as its longest event (a free is a dozen characters), unless
     # the failure's row is drawn there
     hw_chars = tc
-    if hw_col is not None and not (bad is not None and bad < len(events)
-                                   and not 0 <= _who_cpu(events[bad][1]) < ncpus):
-        hw_chars = min(tc, max([20] + [len(format_event(n, a)) for _s, w, n, a in events
-                                       if not 0 <= _who_cpu(w) < ncpus]))
+    if hw_col is not None and not (bad is not None and bad < len(events) and no_cpu[bad]):
+        hw_chars = min(tc, max([20] + [len(format_event(n, a)) for i, (_s, _w, n, a)
+                                       in enumerate(events) if no_cpu[i]]))
     col_x, col_w = [], []
     x = GUTTER
     for c in range(cols):
@@ -544,11 +544,9 @@ def _svg(events, ncpus, rec, failure, m) -> str:
     for i, (step, who, name, args) in enumerate(events):
         if i == bad:
             continue
-        c = _who_cpu(who)
         text = format_event(name, args)
-        hw = not 0 <= c < ncpus
-        if hw:
-            c = hw_col
+        hw = no_cpu[i]
+        c = hw_col if hw else _who_cpu(who)
         op = _op_of(who)
         y = ys[i] + 13
         tx = text_x(c)

@@ -208,14 +208,15 @@ def repro_path(directory: str, nodeid: str, protocol: str, index: int = 0) -> st
         'repro/pytest/linux-test_conforms-dd5793.json'
     """
     import hashlib
-    import os
     import re
 
-    test = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::")[-1].split("[")[0])[:40]
+    def safe(text: str, most: int) -> str:  # a file name's characters only
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:most]
+
+    test = safe(nodeid.split("::")[-1].split("[")[0], 40)
     digest = hashlib.blake2b(nodeid.encode(), digest_size=3).hexdigest()
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", protocol)[:60]
     tail = f"-{index}" if index else ""
-    return os.path.join(directory, f"{safe}-{test}-{digest}{tail}.json")
+    return os.path.join(directory, f"{safe(protocol, 60)}-{test}-{digest}{tail}.json")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -253,6 +254,7 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
     with ``exec`` has no module to hash). A class :func:`fuzz` was given directly, not
     through ``load_protocol``, may record a name that does not load again; then the report
     says so instead of printing a replay command that fails."""
+    from conformance.picture import html_path
     from conformance.registry import load_protocol, protocol_ref
     from conformance.reproducer import save
 
@@ -267,7 +269,7 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
         loads = load_protocol(ref).name == failure.machine.proto.name
     except Exception:  # noqa: BLE001 - UsageError, ImportError, a module that raises
         loads = False
-    picture = f"  picture: {path[:-len('.json')]}.html"
+    picture = f"  picture: {html_path(path)}"
     if not loads:
         cls = type(failure.machine.proto)
         return (f"{failure.rule}: reproducer saved to {path}\n"

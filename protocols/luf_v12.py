@@ -166,15 +166,11 @@ class LufV12(LufBase):
         in the batch and when."""
         if not ugen:
             return mask
-        done = self.ugen_done
-        left = mask
-        m, cpu = mask, 0
-        while m:
-            if m & 1 and done.get(cpu, self.LUF_UGEN_INIT - 1) >= ugen:
-                left &= ~(1 << cpu)
-            m >>= 1
-            cpu += 1
-        return left
+        done, never = self.ugen_done, self.LUF_UGEN_INIT - 1
+        for cpu in range(mask.bit_length()):
+            if mask >> cpu & 1 and done.get(cpu, never) >= ugen:
+                mask &= ~(1 << cpu)
+        return mask
 
     def _fold_luf_batch_mm(self, batches, owed, ugens, key, mm) -> None:
         """``fold_luf_batch_mm(dst, mm)`` (v12 19/26) on ``batches[key]``: ``if
@@ -228,13 +224,12 @@ class LufV12(LufBase):
         ``luf_takeoff_end``'s ``arch_tlbbatch_diet`` leaves."""
         if not mask:
             return
-        ugen = self.new_luf_ugen()  # tlb_flush_start(); arch_tlbbatch_mark_ugen (_diet)
-        done, cpu, m = self.ugen_done, 0, mask
-        while m:
-            if m & 1 and done.get(cpu, self.LUF_UGEN_INIT - 1) < ugen:
-                done[cpu] = ugen
-            m >>= 1
-            cpu += 1
+        # tlb_flush_start(); arch_tlbbatch_mark_ugen: a fresh ugen is newer than every
+        # CPU's ugen_done, so the mark's "only if older" always holds here (_diet reads it)
+        ugen = self.new_luf_ugen()
+        for cpu in range(mask.bit_length()):
+            if mask >> cpu & 1:
+                self.ugen_done[cpu] = ugen
         for owed in (self.mm_luf_owed, self.mapping_luf_owed):
             for key in [k for k, m in owed.items() if m & mask]:
                 left = owed[key] & ~mask
@@ -243,19 +238,17 @@ class LufV12(LufBase):
                 else:
                     del owed[key]
         pending, pass_of = self.pending, self.pass_of
-        touched = set()
-        for frame in [f for f, m in pending.items() if m & mask]:
-            pending[frame] &= ~mask
-            touched.add(pass_of.get(frame, ("frame", frame)))
+
+        def key_of(frame):  # a frame of no pass is a key of its own
+            return pass_of.get(frame, ("frame", frame))
+
+        touched = {key_of(f) for f, m in pending.items() if m & mask}  # membership only
         if not touched:
             return
-        keys: dict = {}
-        for frame, m in pending.items():
-            key = pass_of.get(frame, ("frame", frame))
-            if key in touched:
-                keys.setdefault(key, []).append(m)
-        done = {key for key, masks in keys.items() if not any(masks)}
-        for frame in [f for f in pending if pass_of.get(f, ("frame", f)) in done]:
+        for frame in pending:
+            pending[frame] &= ~mask
+        owing = {key_of(f) for f, m in pending.items() if m}
+        for frame in [f for f in pending if key_of(f) in touched and key_of(f) not in owing]:
             del pending[frame]
             pass_of.pop(frame, None)
 
@@ -380,8 +373,7 @@ class LufV12(LufBase):
         mask = owed.get(key, 0) if self.LUF_BATCH_FLUSH_REQUIRED else 0
         if not mask and not _has_batches(who):
             return
-        with atomic_section():
-            mask = owed.get(key, 0) if self.LUF_BATCH_FLUSH_REQUIRED else 0
+        with atomic_section():  # no point between the read above and the flush
             self._luf_flush_batch(who, mask, ugens.get(key, 0))
 
     def luf_flush_mapping(self, who, file) -> None:
