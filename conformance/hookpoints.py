@@ -47,10 +47,11 @@ Everything the hook calls (its helper methods, ``super()``, other hooks) runs on
 greenlet, so an effect inside a helper counts. A hook written as a generator keeps
 working: each of its ``yield`` statements is a point as before. Hooks that must not yield (the
 constructors ``init_*``, ``init_tlb_ubc``, ``should_defer_flush``, ``page_alloc``,
-``fault_install_pte``, ``tlb_gather_mmu``, ``tlb_remove_tlb_entry``, ``context_switch``:
-:data:`ATOMIC_HOOKS`) run as before, in one step: the model calls them where its kernel
-path does not stop (inside the page allocator, under the PTL between two PTE updates, in
-the scheduler with interrupts off), so their effects are no points (docs/model.md).
+``fault_install_pte``, ``tlb_gather_mmu``, ``tlb_remove_tlb_entry``, ``context_switch``,
+``finish_task_switch``: :data:`ATOMIC_HOOKS`) run as before, in one step: the model calls
+them where its kernel path does not stop (inside the page allocator, under the PTL between
+two PTE updates, in the scheduler with interrupts off), so their effects are no points
+(docs/model.md).
 
 Each point is a trace event (``point``) of the operation's CPU, drawn in the timeline as
 ``(HOOK pauses after EFFECT)``, HOOK being the hook the kernel called. The explorer's
@@ -84,7 +85,8 @@ from .protocol import MmuGather, Protocol
 #: against the call sites of conformance/mm/ and machine.py)
 ATOMIC_HOOKS = frozenset({"init_mm", "init_vma", "init_task", "init_tlb_ubc",
                           "should_defer_flush", "page_alloc", "fault_install_pte",
-                          "tlb_gather_mmu", "tlb_remove_tlb_entry", "context_switch"})
+                          "tlb_gather_mmu", "tlb_remove_tlb_entry", "context_switch",
+                          "finish_task_switch"})
 
 #: the :class:`~conformance.hw.arch.Arch` primitives that change the machine: each is a point
 ARCH_EFFECTS = ("flush_tlb_mm_range", "flush_tlb_mm", "flush_tlb_page", "arch_tlbbatch_flush",

@@ -97,6 +97,10 @@ KERNEL: dict[str, tuple[str, str]] = {
                       "mm/page-writeback.c folio_clear_dirty_for_io"),
     "context_switch": ("finish_task_switch (kernel/sched/core.c); x86 switch_mm_irqs_off",
                        "kernel/sched/core.c context_switch"),
+    "finish_task_switch": ("finish_task_switch (kernel/sched/core.c), the lazy-TLB branch "
+                           "(rq->prev_mm set: switched in from a kernel thread) in a user "
+                           "task's context; LUF v12 19/26 luf_flush_mm(mm)",
+                           "kernel/sched/core.c schedule_tail, __schedule (context_switch)"),
     "tlb_gather_mmu": ("tlb_gather_mmu (mm/mmu_gather.c)",
                        "mm/mmap.c unmap_region; mm/mprotect.c change_protection's callers; "
                        "mm/madvise.c madvise_*_single_vma, zap_page_range_single "

@@ -33,9 +33,9 @@ from .hookpoints import (NONE_HELD, RETURNS_VALUE, _defined_at, bad_return, chan
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
-from .protocol import MmuGather
+from .protocol import MmuGather, Protocol
 from .registry import hook_code, hook_names
-from .mm.mm_types import PRESENT, Mm, Vma
+from .mm.mm_types import PRESENT, Lock, Mm, Vma
 from .hw.tlb import Tlbs
 from .watchdog import PROTOCOL_FILES
 from .trace import Trace
@@ -50,6 +50,14 @@ HOT_OPS = frozenset({"munmap", "mprotect", "mmap", "madvise", "mremap", "exit", 
 
 #: operations run by a task of the CPU's loaded mm (``exit_mmap`` waits for none to be in flight)
 MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork"})
+
+#: operations a user task runs (a fault, a syscall): one switched back in after it slept
+#: runs ``finish_task_switch``'s lazy-TLB branch in its own context (``Machine._step``,
+#: hook ``finish_task_switch``). Not ``reclaim`` (kswapd), ``migrate`` (async
+#: ``migrate_pages_batch``: kcompactd's compaction), ``writeback`` (the flusher), all kernel
+#: threads, whose switch from another kernel thread leaves ``rq->prev_mm`` NULL; nor
+#: ``exit``: ``exit_mmap`` runs after ``exit_mm`` cleared ``current->mm``
+USER_TASK_OPS = MM_TASK_OPS | {"write", "truncate"}
 
 #: the calls of an address space that can drop or replace the folio at an address (not a
 #: fault or mprotect, which drop none, nor the rmap walkers: reclaim, migrate, writeback,
@@ -137,6 +145,18 @@ def populate(m: "Machine") -> None:
             m.tlbs.fill(cpu, cpu.loaded_mm, vp)
 
 
+#: the base class's ``finish_task_switch`` (a protocol that keeps it logs no row for it)
+_BASE_FTS = hook_code(Protocol.finish_task_switch)
+
+
+def _sleeps(blocked_on) -> bool:
+    """Does a task that waits for ``blocked_on`` (``Op.blocked_on``) sleep? Yes for an
+    rw_semaphore (``mmap_lock``, ``anon_vma->rwsem``, ``i_mmap_rwsem``, ``invalidate_lock``),
+    a folio lock and ``migration_entry_wait``; no for a PTL, a spinlock the waiter spins on
+    (:class:`~conformance.mm.mm_types.Lock` stands for both: told apart by name)."""
+    return blocked_on.__class__ is not Lock or blocked_on.name.startswith("folio_lock")
+
+
 def _hook_task(args):
     """The task a hook runs for: its first argument, or a gather's ``task`` (an
     :class:`Op`, a CPU number, or None). :meth:`Machine.call_hook` has it inline (the
@@ -182,6 +202,9 @@ class Machine:
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
                              f"boot a machine: {type(exc).__name__}: {describe(exc)}") from None
+        #: does the protocol override ``finish_task_switch`` (:meth:`_switched_in` logs it)?
+        self._fts_logged = hook_code(getattr(type(self.proto), "finish_task_switch", None)) \
+            is not _BASE_FTS
         self._w_pending = self.coverage.get("window pending")
         self._w_stale = self.coverage.get("window stale-used")
 
@@ -371,6 +394,9 @@ class Machine:
                 f"{op.label} did not finish in {self.cfg.max_op_steps} steps ("
                 + (f"paused in {hook} after {paused_at(op)}: does it loop through its "
                    "interleaving points?)" if hook else "a protocol hook loops?)"), op)
+        b = op.blocked_on
+        if b is not None and op.name in USER_TASK_OPS and _sleeps(b):
+            self._switched_in(op)
         try:
             op.gen.send(None)
         except StopIteration:
@@ -392,6 +418,23 @@ class Machine:
             elif not isinstance(exc, Failure):
                 self.failing_op = op  # ModelError.uncaught's row goes to op's CPU column
             raise
+
+    def _switched_in(self, op: Op) -> None:
+        """``op``, a user task's operation, blocked on a sleeping lock (``op.blocked_on``)
+        when it last yielded: it slept, its CPU ran the idle task (a kernel thread, which
+        kept the CPU's mm loaded lazily: the CPU is busy, nothing else runs there), and it
+        is now switched back in from it. ``context_switch`` set ``rq->prev_mm`` to that
+        mm (``!prev->mm``), so ``finish_task_switch`` (kernel/sched/core.c) runs its
+        lazy-TLB branch in ``op``'s context: the protocol's ``finish_task_switch(task,
+        mm)``, before the step. A row in the trace only when the protocol overrides the
+        hook (the base class's does nothing), so no other protocol's trace changes.
+        Simplification: every blocked wait is a sleep (the kernel's rwsem and mutex waiters
+        may spin on a running owner first and never schedule)."""
+        mm = self.tlbs.cpus[op.cpu].loaded_mm
+        if self._fts_logged:
+            self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
+                           mm.id)
+        self.call_hook(self.proto.finish_task_switch, op, mm)
 
     def _finish(self, op: Op) -> None:
         self.ops.remove(op)

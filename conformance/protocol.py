@@ -252,6 +252,18 @@ class Protocol:
     def context_switch(self, cpu_id: int, prev, next_mm) -> None:
         """``finish_task_switch`` on ``cpu_id`` (must not yield)."""
 
+    def finish_task_switch(self, task, mm) -> None:
+        """``finish_task_switch`` (kernel/sched/core.c) in the context of ``task``, a user
+        task switched back in from a kernel thread after it slept: its lazy-TLB branch,
+        ``mm = rq->prev_mm`` (set by ``context_switch`` when ``!prev->mm``: the idle task
+        that ran while ``task`` slept kept the CPU's mm loaded lazily), where the kernel
+        drops that borrowed mm (``mmdrop_lazy_tlb_sched``). The machine calls it when an
+        operation of a user task (a fault, a syscall: not kswapd's reclaim, migration or
+        writeback, not ``exit_mmap``, which runs after ``exit_mm`` cleared ``current->mm``)
+        that blocked on a sleeping lock (``Op.blocked_on``) is stepped again, before that
+        step; ``mm`` is the CPU's loaded mm. Must not yield. Default: nothing (mainline
+        only drops the reference)."""
+
     # -- mmu_gather (include/asm-generic/tlb.h, mm/mmu_gather.c) ------------
     def tlb_gather_mmu(self, tlb: MmuGather) -> None:
         """``tlb_gather_mmu``: ``__tlb_reset_range`` + ``inc_tlb_flush_pending``."""

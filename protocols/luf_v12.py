@@ -430,6 +430,18 @@ class LufV12(LufBase):
         one the CPU switches away from."""
         self.luf_flush_mm(cpu_id, prev)
 
+    def finish_task_switch(self, task, mm) -> None:
+        """v12 19/26 in ``finish_task_switch`` (kernel/sched/core.c), the block that drops
+        the lazy-TLB mm a kernel thread borrowed (``if (mm) { ...
+        mmdrop_lazy_tlb_sched(mm); }`` with ``mm = rq->prev_mm``): 16/26's ``luf_flush(0)``,
+        ``luf_flush_mm(mm)`` since 19/26, run in the context of ``task``, the user task
+        switched back in after it slept on a lock, so ``current->tlb_ubc`` is its own: the
+        diet of ``luf_flush_mm`` (:meth:`_luf_flush_batch`, :meth:`_diet`) works on the
+        deferrals ``task`` has pending (docs/LUF.md, "A third window"). The machine calls
+        it for a user task's operation stepped again after it blocked (``Machine._step``);
+        ``mm`` is the CPU's loaded mm, which the idle task kept."""
+        self.luf_flush_mm(task, mm)
+
     def folio_mkclean(self, task, frame) -> None:
         """v12 16/26: ``luf_flush(0)`` at the end of ``folio_mkclean`` ("Ensure to clean
         stale tlb entries for this mapping"), before writeback copies the folio out;

@@ -23,9 +23,12 @@ flush is in ``finish_task_switch()`` inside the block that drops a lazy-TLB mm
 (``mmdrop_lazy_tlb_sched``), i.e. only when a CPU switches away from an mm it borrowed
 while running a kernel thread, not on every ``switch_mm``. The machine has no kernel
 threads and no lazy TLB mode (docs/model.md section 1), so no switch here is such a
-drop: this module never flushes at a context switch. :mod:`protocols.luf_v12` flushes on
-every switch (``luf_flush_mm`` in ``context_switch``), which can only remove stale
-entries earlier.
+drop: this module never flushes at a plain context switch. :mod:`protocols.luf_v12` flushes
+on every switch (``luf_flush_mm`` in ``context_switch``), which can only remove stale
+entries earlier. Since 2026-12-05 (a prototype) the machine has the one such drop it can
+have: a user task's operation that slept on a lock is switched back in from the idle
+task, which held the CPU's mm lazily (``Machine._step``, hook ``finish_task_switch``);
+both modules run ``luf_flush_mm(mm)`` there, in that task's context.
 
 Decided the same way in both modules:
 
@@ -43,7 +46,8 @@ from protocols.luf_v12 import LufV12
 
 class LufV12Posted(LufV12):
     """LUF RFC v12 as posted: narrowed flushes that fold no one else's batch, and the
-    context-switch flush where the posting has it (never, here)."""
+    context-switch flush where the posting has it (a user task switched back in from a
+    kernel thread: :meth:`finish_task_switch`; never at a plain switch)."""
 
     #: as posted: nothing sets ``mm->luf_batch`` / ``mapping->luf_batch``'s
     #: ``flush_required``, so ``fold_batch`` folds nothing from them (module docstring, 1)
@@ -52,7 +56,19 @@ class LufV12Posted(LufV12):
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         """``finish_task_switch``: v12 flushes (``luf_flush_mm(mm)`` since 19/26) only when
         dropping a borrowed lazy-TLB mm; the model has no lazy TLB, so nothing happens
-        here."""
+        here: a plain switch between two user tasks. The lazy-TLB block is
+        :meth:`finish_task_switch`."""
+
+    def finish_task_switch(self, task, mm) -> None:
+        """v12 as posted: in ``finish_task_switch`` (kernel/sched/core.c), 16/26 adds
+        ``luf_flush(0)`` and 19/26 turns it into ``luf_flush_mm(mm)`` inside ``if (mm) {
+        membarrier_mm_sync_core_before_usermode(mm); mmdrop_lazy_tlb_sched(mm); }``, ``mm``
+        being ``rq->prev_mm``: the branch a user task switched back in from a kernel thread
+        (here the idle task that ran while ``task`` slept on a lock) takes, in ``task``'s
+        context. Exactly what :meth:`LufV12.finish_task_switch` does; with this module's
+        ``fold_batch`` folding nothing from ``mm->luf_batch``, what it flushes is ``task``'s
+        own batches after the diet (``arch_tlbbatch_diet(&tlb_ubc->arch, lb->ugen)``)."""
+        self.luf_flush_mm(task, mm)
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100
 #: steps): the S2 of the mprotect race (pte_write-only eligibility); docs/LUF.md lists every
