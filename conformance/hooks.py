@@ -204,7 +204,7 @@ def must_not_yield() -> set[str]:
     Example::
 
         >>> sorted(must_not_yield())[:3]
-        ['context_switch', 'fault_install_pte', 'init_mm']
+        ['context_switch', 'fault_install_pte', 'finish_task_switch']
     """
     names = set(hook_names())
     out = {"init_mm", "init_vma", "init_task"}  # their result is the state they make

@@ -78,7 +78,9 @@ PAIRS = {
         "context switch: the module flushes (`luf_flush_mm` of the mm switched away from) on "
         "every switch; v12 flushes in `finish_task_switch` (16/26 `luf_flush(0)`, 19/26 "
         "`luf_flush_mm(mm)`) only in the block that drops a borrowed lazy-TLB mm "
-        "(`mmdrop_lazy_tlb_sched`), which this machine (no lazy TLB) never runs"]),
+        "(`mmdrop_lazy_tlb_sched`), which this machine runs only where a user task that slept "
+        "on a lock is switched back in from the idle task (hook `finish_task_switch`, both "
+        "modules)"]),
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
           4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",
@@ -295,8 +297,20 @@ scheduling at all, where `try_to_unmap_one` uses `ptep_clear_flush` (only when
 `should_defer_flush()` is false: on x86 no other CPU in the mm's `mm_cpumask`) on a PROT_NONE
 PTE with no flush pending (19/26 `luf_flush_vma`, then `luf_flush_mm`; 20/26
 `luf_flush_mapping` for a `VM_SHARED` file VMA) while deferrals of earlier PTEs or folios
-are pending. The machine has neither (no kernel threads, no preemption inside an operation,
-no PROT_NONE), so `LufV12._diet` models the diet and changes no run;
+are pending. The machine had neither until a prototype of 2026-12-05 (no kernel threads, no
+preemption inside an operation, no PROT_NONE); it now has the sleeping-lock half of (1): a
+user task's operation stepped again after it blocked on a sleeping lock runs the protocol's
+`finish_task_switch(task, mm)` (the idle task held the CPU's mm lazily; `Machine._switched_in`),
+where both v12 modules call `luf_flush_mm(mm)`. Of the machine's user-task paths only
+MADV_PAGEOUT (reclaim in the task's context) has deferrals of its own; its diet is reached
+(`test_pageout_that_slept_is_dieted_by_finish_task_switch`: the task sleeps on the anon_vma
+rwsem a mremap holds) and breaks no rule, since the folio whose walk it slept in is unmapped
+after it, in the same mm, and puts every CPU of the mm back (its LUF unmap into the mm's
+`luf_batch`, which the madvise's `tlb_end_vma` flushes in the step that frees the pass's
+folios). The model's `migrate` is kcompactd's (a kernel thread); as a user task's (direct
+compaction), the rule alone gets S2 (`test_migration_in_a_user_task_that_slept_is_s2`: the
+migration's second folio is another mm's). Before, `LufV12._diet` modelled the diet and
+changed no run;
 `tests/test_luf_mechanisms.py::test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral`
 adds path (1) by hand, with full preemption, and gets S2 under both v12 modules (it passes
 without the diet); a read-only review of the patch text found no way to refute it, and saw

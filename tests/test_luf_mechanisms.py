@@ -467,3 +467,145 @@ def test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral(name):
     assert run_scenario(sc, _resched_in_reclaim(base, diet=False)) is None
     for good in ("linux", "immediate"):
         assert run_scenario(sc, load_protocol(good)) is None
+
+
+# -- the machine's finish_task_switch rule (conformance/machine.py Machine._switched_in) ---------
+#: MADV_PAGEOUT (reclaim in the user task's context) over two lazyfree folios of a fork child
+#: (mm1): A at v0, writable and clean (its discard is not LUF-able: tlb_ubc {1, 3}, CPU3
+#: holding an entry), B at v1, read-only. A mremap of the parent's anonymous VMA holds the
+#: shared anon_vma root for write, paused in its flush_tlb_batched_pending (mm0 has a batched
+#: flush pending from R1), while B's rmap walk wants it for read: the pageout task sleeps, is
+#: switched back in from the idle task, and finish_task_switch runs luf_flush_mm(mm1) in its
+#: context. mm1's luf_batch was stamped by R0 and CPUs 1 and 3 were marked done after it (the
+#: pageout's own flush_tlb_batched_pending of mm1), so the diet empties the task's tlb_ubc.
+PAGEOUT_SLEEPS_SCRIPT = """
+name   pageout-sleeps-on-anon-vma
+config populate=false ncpus=4 vpages=6
+CPU0   touch w v0
+CPU0   touch w v1
+CPU0   fork F mm1
+F      finish
+CPU1   touch w v0                  # the child's COW copy: A, writable
+CPU0   touch w v1                  # the parent's COW: B stays the child's alone, read-only
+CPU1   madvise FR v0 2 free        # A and B lazyfree, their PTEs clean
+FR     finish
+CPU3   touch r v0                  # CPU3 (mm1) caches A
+CPU3   touch r v3
+CPU2   reclaim R0 pfn(mm1,v3)      # LUF: mm1->luf_batch stamped
+R0     finish
+CPU2   touch r v3
+CPU2   reclaim R1 pfn(mm0,v3)      # mm0: a batched flush pending
+R1     finish
+CPU1   madvise P v0 2 pageout
+P      until discard lazyfree      # A discarded, its flush deferred in tlb_ubc
+P      step
+CPU0   mremap X v1 1 v5            # holds anon_vma (the root) for write, pauses
+P      step 2                      # B's rmap walk: blocked, the task sleeps
+X      finish
+P      finish                      # switched back in: finish_task_switch
+"""
+
+
+def _diet_spy(monkeypatch, cls):
+    """What each diet of the caller's own ``tlb_ubc`` (``LufV12._diet``) got and left, with
+    the kernel path of the task it ran for (not a hook: patching it leaves the protocol's
+    files and points as they are)."""
+    got = []
+    orig = cls._diet
+
+    def spy(self, mask, ugen):
+        left = orig(self, mask, ugen)
+        got.append((mask, left))
+        return left
+
+    monkeypatch.setattr(cls, "_diet", spy)
+    return got
+
+
+@pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
+def test_pageout_that_slept_is_dieted_by_finish_task_switch(monkeypatch, name):
+    """The machine reaches v12's diet of the caller's own batch by itself (no hand-added
+    call): the MADV_PAGEOUT task that slept on the anon_vma rwsem with A's deferral pending
+    runs ``finish_task_switch`` -> ``luf_flush_mm(mm1)`` when it is stepped again, and the
+    diet drops CPUs 1 and 3 from its ``tlb_ubc``. No rule breaks: B's read-only unmap, after
+    the diet, puts mm1's CPUs (3 among them) in the mm's luf_batch again, and the madvise's
+    ``tlb_end_vma`` (``luf_flush_vma``) flushes them in the same step as the pass frees A:
+    the model has no point between that free and the flush (docs/LUF.md). The schedule is
+    v12's (the mremap pauses in v12's ``flush_tlb_batched_pending``), so it is run under the
+    v12 modules only."""
+    from conformance.litmus import parse
+
+    cls = load_protocol(name)
+    got = _diet_spy(monkeypatch, cls)
+    assert run_scenario(parse(PAGEOUT_SLEEPS_SCRIPT), cls) is None
+    assert (0b1010, 0) in got, got
+
+
+def test_finish_task_switch_row_only_where_overridden():
+    """The trace has a ``finish_task_switch`` row for luf_v12, none for linux (whose traces
+    and replay fixtures stay as they were), and the row is the resumed task's."""
+    from conformance.litmus import _Runner, parse
+    from conformance.machine import Machine
+    from conformance.trace import format_event
+
+    rows = {}
+    for name in ("luf_v12", "linux"):
+        sc = parse(PAGEOUT_SLEEPS_SCRIPT)
+        m = Machine(load_protocol(name), sc.config)
+        r = _Runner(sc, m)
+        for no, words in sc.lines:
+            r.line(no, words)
+        rows[name] = [(ev[1], format_event(ev[2], ev[3])) for ev in m.trace.events
+                      if "finish_task_switch" in format_event(ev[2], ev[3])]
+    assert rows["linux"] == []
+    assert [(who.name, text) for who, text in rows["luf_v12"]] == [
+        ("madvise", "finish_task_switch: switched in from idle, rq->prev_mm = mm1")]
+
+
+#: migrate_pages_batch run by a user task (direct compaction in its allocation, or a NUMA
+#: hinting fault's migrate_misplaced_folio) on CPU1 (mm1): A (mm1:v0, CPU3's writable dirty
+#: entry) is unmapped with its flush deferred in tlb_ubc {1, 3}; C (mm0:v0)'s rmap walk waits
+#: for the anon_vma root a mremap of mm0 holds: the task sleeps, and is switched back in.
+DIET_MIGRATE_SCRIPT = """
+name   luf-diet-own-batch-migrate
+config populate=false ncpus=4
+CPU3   touch r v2                  # mm1 file1:0, read-only
+CPU2   reclaim R0 pfn(mm1,v2)      # LUF'd: mm1->luf_batch.ugen = u1
+R0     finish
+consumer alloc                     # takeoff flush of CPUs 1 and 3: done past u1
+CPU3   touch w v0                  # mm1 file0:0: a writable dirty entry on CPU3
+CPU0   touch w v0                  # mm0 anon: C
+CPU0   munmap M v1 1               # a hole for the mremap
+M      finish
+CPU2   touch r v3
+CPU2   reclaim R1 pfn(mm0,v3)      # mm0: a batched flush pending (the mremap pauses in it)
+R1     finish
+CPU1   migrate G pfn(mm1,v0) pfn(mm0,v0)
+G      until ptep_get_and_clear    # A unmapped: tlb_ubc {1, 3}
+G      step
+CPU0   mremap X v0 1 v1            # anon_vma (mm0's root) held for write
+G      step                        # C's rmap walk: blocked, the task sleeps
+X      finish
+G      finish                      # finish_task_switch: the diet; then move: copies A (S2)
+"""
+
+
+@pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
+def test_migration_in_a_user_task_that_slept_is_s2(monkeypatch, name):
+    """Where the model's ``migrate`` stands for a user task's migration (not the default:
+    ``machine.USER_TASK_OPS`` treats it as kcompactd's), the rule alone reaches docs/LUF.md's
+    third window: the diet at ``finish_task_switch`` drops CPU3 from the task's own batch, C's
+    unmap adds only mm0's CPUs back, and ``move:`` copies A while CPU3 holds its writable
+    dirty entry: S2. As kcompactd's (the default) the script passes; linux and immediate
+    pass either way."""
+    import conformance.machine as machine
+    from conformance.litmus import parse
+
+    sc = parse(DIET_MIGRATE_SCRIPT)
+    assert run_scenario(sc, load_protocol(name)) is None
+    for good in ("linux", "immediate"):
+        assert run_scenario(sc, load_protocol(good)) is None
+    monkeypatch.setattr(machine, "USER_TASK_OPS", machine.USER_TASK_OPS | {"migrate"})
+    assert verdict(run_scenario(sc, load_protocol(name))) == "S2"
+    for good in ("linux", "immediate"):
+        assert run_scenario(sc, load_protocol(good)) is None
