@@ -342,8 +342,34 @@ On x86 CPU2 catches up at its next `switch_mm` into mm0 or flush IPI for mm0
 pageout keeps the entry. A fix: diet a copy of `lb->batch` taken under `lb->lock` (held for
 read, so `lb->batch` itself must not change), return if the copy is empty, else fold it into
 `tlb_ubc` and `try_to_unmap_flush()`; never diet `tlb_ubc`. Migration (`try_to_migrate` with
-`TTU_BATCH_FLUSH`) looks like the same window; not followed line by line. Not reported to the
-list from here. The diet of `fold_unmap_luf` and `try_to_unmap_flush_takeoff`
+`TTU_BATCH_FLUSH`) looks like the same window; not followed line by line. With the machine's
+`finish_task_switch` rule and `migrate` taken as a user task's (direct compaction; the
+machine's default is kcompactd's), the machine gets it by itself, with no preemption, at a
+sleeping rmap lock (`tests/test_luf_mechanisms.py`, `DIET_MIGRATE_SCRIPT`; S2 under both v12
+modules, linux and immediate pass):
+
+```text
+CPU1 (task T, mm1: migrate A, C)           CPU0 (mm0)                 CPU3 (mm1)
+(reclaim of mm1's file1:0 stamped mm1's
+ luf_batch u1; a takeoff flush marked
+ CPUs 1, 3 done past u1)                                              store v0: W D entry (A)
+try_to_migrate(A): writable, not LUF-able:
+  tlb_ubc {1, 3}
+                                           mremap(v0 -> v1): holds
+                                           mm0's anon_vma for write
+try_to_migrate(C, mm0:v0): anon_vma
+  held: T sleeps, the idle task runs
+                                           mremap returns
+T switched back in: finish_task_switch:
+  luf_flush_mm(mm1): diet drops 1 and 3,
+  empty: return
+C's unmap adds mm0's CPUs 0, 2
+move: try_to_unmap_flush: CPUs 0, 2
+copy A                                                                 holds W D for A at
+                                                                       the copy (S2)
+```
+
+Not reported to the list from here. The diet of `fold_unmap_luf` and `try_to_unmap_flush_takeoff`
 (`arch_tlbbatch_done`) is still not modelled (the model flushes more there)."""
 
 #: Further explanations of findings (variant, rule) -> text.
