@@ -21,7 +21,8 @@ CPU verbs: ``touch r|w vN`` (access; on a fault run the fault to completion and
 access again), ``read vN``, ``write vN`` (one access; a fault runs to completion, or until it
 waits for a lock another operation of the script holds, then on at the end), ``fill vN``,
 ``evict K``, ``switch mmN``,
-``reclaim OP pfn...``, ``migrate OP pfn...``, ``munmap OP vS N``,
+``reclaim OP pfn...``, ``migrate OP pfn...`` (kcompactd), ``compact OP pfn...`` (the same
+migration by the CPU's user task: direct compaction), ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
 ``mremap OP vS N vD``, ``fork OP mmN``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
@@ -197,6 +198,7 @@ def _arity(words: list, least: int, most: int, form: str) -> None:
 CPU_VERBS = {
     "touch": "r|w vN", "read": "vN", "write": "vN", "fill": "vN", "evict": "N",
     "switch": "mmN", "reclaim": "OP FRAME...", "migrate": "OP FRAME...",
+    "compact": "OP FRAME...",
     "munmap": "OP vN N", "mprotect": "OP vN N ro|rw",
     "mmap": "OP vN N anon|fileN ro|rw [fixed]", "filewrite": "OP fileN N",
     "writeback": "OP fileN N", "madvise": "OP vN N ADVICE", "mremap": "OP vN N vN",
@@ -498,7 +500,7 @@ class _Runner:
             call("evict", cpu, int(w[1]))
         elif verb == "switch":
             call("switch_mm", cpu, int(w[1][2:]))
-        elif verb in ("reclaim", "migrate"):
+        elif verb in ("reclaim", "migrate", "compact"):
             words = w[2:]
             nested = ()
             if "nested" in words:  # reclaim R pfn.. nested pfn..: swapout recurses into reclaim

@@ -297,8 +297,8 @@ scheduling at all, where `try_to_unmap_one` uses `ptep_clear_flush` (only when
 `should_defer_flush()` is false: on x86 no other CPU in the mm's `mm_cpumask`) on a PROT_NONE
 PTE with no flush pending (19/26 `luf_flush_vma`, then `luf_flush_mm`; 20/26
 `luf_flush_mapping` for a `VM_SHARED` file VMA) while deferrals of earlier PTEs or folios
-are pending. The machine had neither until a prototype of 2026-12-05 (no kernel threads, no
-preemption inside an operation, no PROT_NONE); it now has the sleeping-lock half of (1): a
+are pending. The machine had neither until 2026-12-06 (no kernel threads, no preemption
+inside an operation, no PROT_NONE); it now has the sleeping-lock half of (1): a
 user task's operation stepped again after it blocked on a sleeping lock runs the protocol's
 `finish_task_switch(task, mm)` (the idle task held the CPU's mm lazily; `Machine._switched_in`),
 where both v12 modules call `luf_flush_mm(mm)`. Of the machine's user-task paths only
@@ -307,10 +307,10 @@ MADV_PAGEOUT (reclaim in the task's context) has deferrals of its own; its diet 
 rwsem a mremap holds) and breaks no rule, since the folio whose walk it slept in is unmapped
 after it, in the same mm, and puts every CPU of the mm back (its LUF unmap into the mm's
 `luf_batch`, which the madvise's `tlb_end_vma` flushes in the step that frees the pass's
-folios). The model's `migrate` is kcompactd's (a kernel thread); as a user task's (direct
-compaction), the rule alone gets S2 (`test_migration_in_a_user_task_that_slept_is_s2`: the
-migration's second folio is another mm's). Before, `LufV12._diet` modelled the diet and
-changed no run;
+folios). The model's `migrate` is kcompactd's (a kernel thread); `compact`, the same
+migration by a user task in direct compaction, gets S2 by the rule alone
+(`litmus/luf-diet-own-batch.litmus`: the migration's second folio is another mm's).
+Before, `LufV12._diet` modelled the diet and changed no run;
 `tests/test_luf_mechanisms.py::test_v12_diet_in_a_reclaiming_task_drops_its_own_deferral`
 adds path (1) by hand, with full preemption, and gets S2 under both v12 modules (it passes
 without the diet); a read-only review of the patch text found no way to refute it, and saw
@@ -342,14 +342,13 @@ On x86 CPU2 catches up at its next `switch_mm` into mm0 or flush IPI for mm0
 pageout keeps the entry. A fix: diet a copy of `lb->batch` taken under `lb->lock` (held for
 read, so `lb->batch` itself must not change), return if the copy is empty, else fold it into
 `tlb_ubc` and `try_to_unmap_flush()`; never diet `tlb_ubc`. Migration (`try_to_migrate` with
-`TTU_BATCH_FLUSH`) looks like the same window; not followed line by line. With the machine's
-`finish_task_switch` rule and `migrate` taken as a user task's (direct compaction; the
-machine's default is kcompactd's), the machine gets it by itself, with no preemption, at a
-sleeping rmap lock (`tests/test_luf_mechanisms.py`, `DIET_MIGRATE_SCRIPT`; S2 under both v12
-modules, linux and immediate pass):
+`TTU_BATCH_FLUSH`) in a user task (direct compaction: the machine's `compact`) is the same
+window, and the machine gets it by itself, with no preemption, at a sleeping rmap lock
+(`litmus/luf-diet-own-batch.litmus`: S2 under both v12 modules; every other protocol
+passes, and so do the v12 modules with kcompactd's `migrate`):
 
 ```text
-CPU1 (task T, mm1: migrate A, C)           CPU0 (mm0)                 CPU3 (mm1)
+CPU1 (task T, mm1: compact A, C)           CPU0 (mm0)                 CPU3 (mm1)
 (reclaim of mm1's file1:0 stamped mm1's
  luf_batch u1; a takeoff flush marked
  CPUs 1, 3 done past u1)                                              store v0: W D entry (A)

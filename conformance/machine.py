@@ -53,10 +53,11 @@ MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mrem
 
 #: operations a user task runs (a fault, a syscall): one switched back in after it slept
 #: runs ``finish_task_switch``'s lazy-TLB branch in its own context (``Machine._step``,
-#: hook ``finish_task_switch``). Not ``reclaim`` (kswapd), ``migrate`` (async
-#: ``migrate_pages_batch``: kcompactd's compaction), ``writeback`` (the flusher), all kernel
-#: threads, whose switch from another kernel thread leaves ``rq->prev_mm`` NULL; nor
-#: ``exit``: ``exit_mmap`` runs after ``exit_mm`` cleared ``current->mm``
+#: hook ``finish_task_switch``); so does ``compact`` (``Op.user_task``). Not ``reclaim``
+#: (kswapd), ``migrate`` (kcompactd's compaction: ``migrate_pages_batch`` in async mode),
+#: ``writeback`` (the flusher), all kernel threads, whose switch from another kernel thread
+#: leaves ``rq->prev_mm`` NULL; nor ``exit``: ``exit_mmap`` runs after ``exit_mm`` cleared
+#: ``current->mm``
 USER_TASK_OPS = MM_TASK_OPS | {"write", "truncate"}
 
 #: the calls of an address space that can drop or replace the folio at an address (not a
@@ -152,9 +153,9 @@ _BASE_FTS = hook_code(Protocol.finish_task_switch)
 def _sleeps(blocked_on) -> bool:
     """Does a task that waits for ``blocked_on`` (``Op.blocked_on``) sleep? Yes for an
     rw_semaphore (``mmap_lock``, ``anon_vma->rwsem``, ``i_mmap_rwsem``, ``invalidate_lock``),
-    a folio lock and ``migration_entry_wait``; no for a PTL, a spinlock the waiter spins on
-    (:class:`~conformance.mm.mm_types.Lock` stands for both: told apart by name)."""
-    return blocked_on.__class__ is not Lock or blocked_on.name.startswith("folio_lock")
+    a folio lock (:class:`~conformance.mm.mm_types.SleepLock`) and ``migration_entry_wait``;
+    no for a PTL (:class:`~conformance.mm.mm_types.Lock`), a spinlock its waiter spins on."""
+    return blocked_on.__class__ is not Lock
 
 
 def _hook_task(args):
@@ -202,8 +203,9 @@ class Machine:
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
                              f"boot a machine: {type(exc).__name__}: {describe(exc)}") from None
-        #: does the protocol override ``finish_task_switch`` (:meth:`_switched_in` logs it)?
-        self._fts_logged = hook_code(getattr(type(self.proto), "finish_task_switch", None)) \
+        #: does the protocol override ``finish_task_switch``? Only then does :meth:`_step` call
+        #: it (the base class's does nothing): no cost, trace row or coverage key for others
+        self._fts_overridden = hook_code(getattr(type(self.proto), "finish_task_switch", None)) \
             is not _BASE_FTS
         self._w_pending = self.coverage.get("window pending")
         self._w_stale = self.coverage.get("window stale-used")
@@ -366,13 +368,17 @@ class Machine:
         return blame(e, op)  # a hook that wrote kernel state: the protocol's (conformance/guard.py)
 
     # -- kernel operations ----------------------------------------------------------
-    def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str) -> Op:
+    def _start(self, cpu: int, name: str, args: tuple, gen_fn, label: str,
+               user_task: bool | None = None) -> Op:
+        """Start operation ``name`` on ``cpu`` and run its first step; ``user_task``: does a
+        user task run it (default: ``name`` in :data:`USER_TASK_OPS`)."""
         c = self.tlbs.cpus[cpu]
         if c.op is not None:
             raise UsageError(f"CPU{cpu} is already running {c.op}")
         op = Op(self._next_op, cpu, name, args)
         self._next_op += 1
         op._label = label
+        op.user_task = name in USER_TASK_OPS if user_task is None else user_task
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
         op.gen = gen_fn(op)
         c.op = op
@@ -395,7 +401,7 @@ class Machine:
                 + (f"paused in {hook} after {paused_at(op)}: does it loop through its "
                    "interleaving points?)" if hook else "a protocol hook loops?)"), op)
         b = op.blocked_on
-        if b is not None and op.name in USER_TASK_OPS and _sleeps(b):
+        if b is not None and op.user_task and self._fts_overridden and _sleeps(b):
             self._switched_in(op)
         try:
             op.gen.send(None)
@@ -426,14 +432,13 @@ class Machine:
         is now switched back in from it. ``context_switch`` set ``rq->prev_mm`` to that
         mm (``!prev->mm``), so ``finish_task_switch`` (kernel/sched/core.c) runs its
         lazy-TLB branch in ``op``'s context: the protocol's ``finish_task_switch(task,
-        mm)``, before the step. A row in the trace only when the protocol overrides the
-        hook (the base class's does nothing), so no other protocol's trace changes.
-        Simplification: every blocked wait is a sleep (the kernel's rwsem and mutex waiters
-        may spin on a running owner first and never schedule)."""
+        mm)``, before the step, with a row in the trace. Called only for a protocol that
+        overrides the hook (the base class's does nothing), so no other protocol's trace
+        changes. Simplification: every blocked wait is a sleep (the kernel's rwsem and
+        mutex waiters may spin on a running owner first and never schedule)."""
         mm = self.tlbs.cpus[op.cpu].loaded_mm
-        if self._fts_logged:
-            self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
-                           mm.id)
+        self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
+                       mm.id)
         self.call_hook(self.proto.finish_task_switch, op, mm)
 
     def _finish(self, op: Op) -> None:
@@ -531,11 +536,26 @@ class Machine:
                            lambda mm: f"mremap(mm{mm.id}, {_vrange(old_start, npages)} -> v{new_start})")
 
     def migrate(self, cpu: int, frames: tuple) -> Op:
-        """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``."""
+        """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``, run by
+        kcompactd on ``cpu`` (a kernel thread: ``compact_node`` -> ``compact_zone`` ->
+        ``migrate_pages``)."""
         frames = tuple(frames)
         self._action("migrate", (cpu, frames))
         return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
                            lambda: f"migrate[{','.join(f'pfn{f}' for f in frames)}]")
+
+    def compact(self, cpu: int, frames: tuple) -> Op:
+        """Start the same ``migrate_pages_batch`` as :meth:`migrate`, run by the user task on
+        ``cpu`` in direct compaction (``__alloc_pages_direct_compact`` ->
+        ``try_to_compact_pages`` -> ``compact_zone`` -> ``migrate_pages``, async first): the
+        kernel path and hooks are migration's (``task.path`` "migrate"), but a wait on a
+        sleeping lock switches the task out and back in (``finish_task_switch``)."""
+        frames = tuple(frames)
+        self._action("compact", (cpu, frames))
+        self._task_mm(cpu)  # the allocating task's: refused where its mm is exiting
+        return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
+                           lambda: f"compact[{','.join(f'pfn{f}' for f in frames)}]",
+                           user_task=True)
 
     def munmap(self, cpu: int, start: int, npages: int) -> Op:
         """Start ``munmap(start, npages)`` by the task running on ``cpu``."""

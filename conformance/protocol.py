@@ -258,11 +258,19 @@ class Protocol:
         ``mm = rq->prev_mm`` (set by ``context_switch`` when ``!prev->mm``: the idle task
         that ran while ``task`` slept kept the CPU's mm loaded lazily), where the kernel
         drops that borrowed mm (``mmdrop_lazy_tlb_sched``). The machine calls it when an
-        operation of a user task (a fault, a syscall: not kswapd's reclaim, migration or
-        writeback, not ``exit_mmap``, which runs after ``exit_mm`` cleared ``current->mm``)
-        that blocked on a sleeping lock (``Op.blocked_on``) is stepped again, before that
-        step; ``mm`` is the CPU's loaded mm. Must not yield. Default: nothing (mainline
-        only drops the reference)."""
+        operation of a user task (a fault, a syscall, direct compaction's ``compact``: not
+        kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback, nor
+        ``exit_mmap``, which runs after ``exit_mm`` cleared ``current->mm``) that blocked on
+        a sleeping lock (``Op.blocked_on``: an rwsem, a folio lock, a migration entry; not a
+        PTL) is stepped again, before that step; ``mm`` is the CPU's loaded mm. Must not
+        yield. Default: nothing (mainline only drops the reference).
+
+        Example (a protocol that counts the switches)::
+
+            class Counting(Linux):
+                def finish_task_switch(self, task, mm):
+                    self.switched_in = getattr(self, "switched_in", 0) + 1
+        """
 
     # -- mmu_gather (include/asm-generic/tlb.h, mm/mmu_gather.c) ------------
     def tlb_gather_mmu(self, tlb: MmuGather) -> None:

@@ -209,7 +209,7 @@ def load(path: str) -> dict:
     return data
 
 
-ACTIONS = ("advance", "fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "write",
+ACTIONS = ("advance", "fault", "reclaim", "migrate", "compact", "munmap", "mmap", "mprotect", "write",
            "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free",
            "writeback", "madvise", "mremap", "truncate", "exit_mmap", "fork")
 

@@ -39,14 +39,13 @@ its flush; before, only the narrowed flushes, the takeoff flush and the pass's
 each batch's ``ugen``) for the diet of the caller's own ``tlb_ubc``
 (:meth:`LufV12._luf_flush_batch`, :meth:`LufV12._diet`), which drops CPUs of the caller's
 own non-LUF deferrals that a flush marked done after the batch's ugen, however late the
-deferral. Since 2026-12-05 (a prototype) the machine reaches it with deferrals of the
-caller's own: a user task's operation that slept on a lock runs :meth:`finish_task_switch`
-when it is switched back in (``Machine._switched_in``); MADV_PAGEOUT's reclaim, the one
-user-task path with deferrals of its own, is dieted there with no rule broken (its next
-unmap puts the CPUs back, ``tlb_end_vma`` flushes them); as a user task's migration
-(direct compaction, not the machine's default) ``migrate`` gets the S2 of
-``tests/test_luf_mechanisms.py``, which also adds the call by hand in a reclaiming task
-(full preemption) and gets an S2. What it still does not do: the diet of
+deferral. Since 2026-12-06 the machine reaches it with deferrals of the caller's own: a
+user task's operation that slept on a lock runs :meth:`finish_task_switch` when it is
+switched back in (``Machine._switched_in``); MADV_PAGEOUT's reclaim is dieted there with no
+rule broken (its next unmap puts the CPUs back, ``tlb_end_vma`` flushes them); direct
+compaction (``compact``: migration in a user task) gets S2
+(litmus/luf-diet-own-batch.litmus); ``tests/test_luf_mechanisms.py`` also adds the call by
+hand in a reclaiming task (full preemption) and gets an S2. What it still does not do: the diet of
 ``fold_unmap_luf`` / ``try_to_unmap_flush_takeoff`` (``arch_tlbbatch_done``), so it
 flushes more there, never less. The narrowing exposes a window of the series
 that 16/26 alone did not have: ``litmus/luf-narrow-fold-before-add-pending.litmus``.
@@ -343,7 +342,7 @@ class LufV12(LufBase):
         caller's batches whenever it had any (no diet of them), and returned only when it
         had none. The machine reaches these flushes with batches of the caller's own only
         through :meth:`finish_task_switch` of a user task that slept on a lock (since
-        2026-12-05, a prototype: MADV_PAGEOUT's reclaim; ``ptep_clear_flush`` of an
+        2026-12-06: MADV_PAGEOUT's reclaim, direct compaction; ``ptep_clear_flush`` of an
         inaccessible PTE inside ``try_to_unmap_one`` is not in the machine)."""
         ubc = getattr(who, "tlb_ubc", None)
         if ubc is None:

@@ -25,7 +25,7 @@ while running a kernel thread, not on every ``switch_mm``. The machine has no ke
 threads and no lazy TLB mode (docs/model.md section 1), so no switch here is such a
 drop: this module never flushes at a plain context switch. :mod:`protocols.luf_v12` flushes
 on every switch (``luf_flush_mm`` in ``context_switch``), which can only remove stale
-entries earlier. Since 2026-12-05 (a prototype) the machine has the one such drop it can
+entries earlier. Since 2026-12-06 the machine has the one such drop it can
 have: a user task's operation that slept on a lock is switched back in from the idle
 task, which held the CPU's mm lazily (``Machine._step``, hook ``finish_task_switch``);
 both modules run ``luf_flush_mm(mm)`` there, in that task's context.

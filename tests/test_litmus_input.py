@@ -107,8 +107,8 @@ MALFORMED = [
      "vN N': 'CPU1' is not an operation's name (not CPU..., consumer or a header keyword))"),
     # found only when a run reached it: a violation before it ends the run
     ("thread CPU0\nfrobnicate v0", "5: cannot parse 'frobnicate v0' (unknown CPU verb "
-     "'frobnicate' (one of touch, read, write, fill, evict, switch, reclaim, migrate, munmap, "
-     "mprotect, mmap, filewrite, writeback, madvise, mremap, truncate, exit, fork))"),
+     "'frobnicate' (one of touch, read, write, fill, evict, switch, reclaim, migrate, compact, "
+     "munmap, mprotect, mmap, filewrite, writeback, madvise, mremap, truncate, exit, fork))"),
 ]
 
 

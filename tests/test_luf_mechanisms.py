@@ -562,50 +562,62 @@ def test_finish_task_switch_row_only_where_overridden():
         ("madvise", "finish_task_switch: switched in from idle, rq->prev_mm = mm1")]
 
 
-#: migrate_pages_batch run by a user task (direct compaction in its allocation, or a NUMA
-#: hinting fault's migrate_misplaced_folio) on CPU1 (mm1): A (mm1:v0, CPU3's writable dirty
-#: entry) is unmapped with its flush deferred in tlb_ubc {1, 3}; C (mm0:v0)'s rmap walk waits
-#: for the anon_vma root a mremap of mm0 holds: the task sleeps, and is switched back in.
-DIET_MIGRATE_SCRIPT = """
-name   luf-diet-own-batch-migrate
-config populate=false ncpus=4
-CPU3   touch r v2                  # mm1 file1:0, read-only
-CPU2   reclaim R0 pfn(mm1,v2)      # LUF'd: mm1->luf_batch.ugen = u1
-R0     finish
-consumer alloc                     # takeoff flush of CPUs 1 and 3: done past u1
-CPU3   touch w v0                  # mm1 file0:0: a writable dirty entry on CPU3
-CPU0   touch w v0                  # mm0 anon: C
-CPU0   munmap M v1 1               # a hole for the mremap
-M      finish
-CPU2   touch r v3
-CPU2   reclaim R1 pfn(mm0,v3)      # mm0: a batched flush pending (the mremap pauses in it)
-R1     finish
-CPU1   migrate G pfn(mm1,v0) pfn(mm0,v0)
-G      until ptep_get_and_clear    # A unmapped: tlb_ubc {1, 3}
-G      step
-CPU0   mremap X v0 1 v1            # anon_vma (mm0's root) held for write
-G      step                        # C's rmap walk: blocked, the task sleeps
-X      finish
-G      finish                      # finish_task_switch: the diet; then move: copies A (S2)
-"""
-
-
 @pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
-def test_migration_in_a_user_task_that_slept_is_s2(monkeypatch, name):
-    """Where the model's ``migrate`` stands for a user task's migration (not the default:
-    ``machine.USER_TASK_OPS`` treats it as kcompactd's), the rule alone reaches docs/LUF.md's
-    third window: the diet at ``finish_task_switch`` drops CPU3 from the task's own batch, C's
-    unmap adds only mm0's CPUs back, and ``move:`` copies A while CPU3 holds its writable
-    dirty entry: S2. As kcompactd's (the default) the script passes; linux and immediate
-    pass either way."""
-    import conformance.machine as machine
+def test_migration_in_a_user_task_that_slept_is_s2(name):
+    """litmus/luf-diet-own-batch.litmus: direct compaction (``compact``: the migration run by
+    a user task on CPU1, mm1) reaches docs/LUF.md's third window by the machine's rule
+    alone: the diet at ``finish_task_switch`` drops CPU3 from the task's own batch, C's unmap
+    adds only mm0's CPUs back, and ``move:`` copies A while CPU3 holds its writable dirty
+    entry: S2. The same script with kcompactd's ``migrate`` (no user task: no
+    ``finish_task_switch``) passes; linux and immediate pass either way."""
     from conformance.litmus import parse
 
-    sc = parse(DIET_MIGRATE_SCRIPT)
-    assert run_scenario(sc, load_protocol(name)) is None
+    direct = next(s for s in corpus() if s.name == "luf-diet-own-batch")
+    with open(direct.path) as f:
+        text = f.read()
+    assert "CPU1 compact G" in text
+    kthread = parse(text.replace("CPU1 compact G", "CPU1 migrate G"))
+    assert run_scenario(kthread, load_protocol(name)) is None
+    assert verdict(run_scenario(direct, load_protocol(name))) == "S2"
     for good in ("linux", "immediate"):
-        assert run_scenario(sc, load_protocol(good)) is None
-    monkeypatch.setattr(machine, "USER_TASK_OPS", machine.USER_TASK_OPS | {"migrate"})
-    assert verdict(run_scenario(sc, load_protocol(name))) == "S2"
-    for good in ("linux", "immediate"):
-        assert run_scenario(sc, load_protocol(good)) is None
+        assert run_scenario(kthread, load_protocol(good)) is None
+        assert run_scenario(direct, load_protocol(good)) is None
+
+
+def test_finish_task_switch_runs_exactly_where_a_user_task_slept(monkeypatch):
+    """The rule, stated independently of ``machine._sleeps`` and checked on every resumption
+    of 150 random examples: a blocked operation stepped again runs ``finish_task_switch``
+    (in its own context, with its CPU's mm) if and only if a user task runs it (a fault, a
+    syscall, ``compact``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's
+    writeback) and it waited on a sleeping lock (an rwsem, a folio lock, a migration entry;
+    not a PTL, which its waiter spins on). Each of the four cases occurs in the run."""
+    import conformance.machine as machine
+    from conformance.pytest_plugin import fuzz
+
+    user = {"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork", "write",
+            "truncate"}
+    sleeping = {"SleepLock", "_ReadWant", "_WriteWant", "_MigrationWait"}
+    calls, want, seen = [], [], set()
+
+    class Rec(load_protocol("linux")):
+        name = "linux_fts_recorder"
+
+        def finish_task_switch(self, task, mm):
+            calls.append((task.id, task.steps, mm.id))
+
+    orig = machine.Machine._step
+
+    def step(self, op):
+        b = op.blocked_on
+        if b is not None:
+            is_user = op.name in user or op.label.startswith("compact[")
+            sleeps = type(b).__name__ in sleeping
+            seen.add((is_user, sleeps))
+            if is_user and sleeps:
+                want.append((op.id, op.steps + 1, self.tlbs.cpus[op.cpu].loaded_mm.id))
+        return orig(self, op)
+
+    monkeypatch.setattr(machine.Machine, "_step", step)
+    assert fuzz(Rec, examples=150, seed=1, shrink=False) is None
+    assert calls == want and len(want) > 100
+    assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen

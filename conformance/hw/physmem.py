@@ -21,7 +21,7 @@ it by pfn; the code that changes it is the kernel's (:mod:`conformance.mm`).
 """
 from __future__ import annotations
 
-from ..mm.mm_types import Lock
+from ..mm.mm_types import SleepLock
 
 
 class File:
@@ -50,7 +50,7 @@ class PhysMem:
         # MADV_FREE'd anonymous folio (folio_mark_lazyfree: !PG_swapbacked); cleared when
         # the frame is freed or reallocated, or when reclaim finds it re-dirtied
         self.lazyfree = [False] * nframes
-        self.folio_lock = [Lock(f"folio_lock(pfn{f})") for f in range(nframes)]
+        self.folio_lock = [SleepLock(f"folio_lock(pfn{f})") for f in range(nframes)]
         # LIFO: the end of the list is handed out first.
         self.free_list = list(range(nframes - 1, -1, -1))
         self.rmap: list[dict] = [{} for _ in range(nframes)]

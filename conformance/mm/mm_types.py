@@ -85,7 +85,8 @@ class Pte:
 
 
 class Lock:
-    """A spinlock or mutex (PTL, folio lock). ``owner`` is the holding operation."""
+    """A spinlock (the PTL, ``pte_lockptr``): a waiter spins on its CPU and never schedules.
+    ``owner`` is the holding operation."""
 
     __slots__ = ("name", "owner")
 
@@ -98,6 +99,15 @@ class Lock:
 
     def __repr__(self) -> str:
         return self.name
+
+
+class SleepLock(Lock):
+    """A lock whose waiter sleeps: the folio lock (``folio_lock`` -> ``__folio_lock``,
+    ``folio_wait_bit_common``: ``io_schedule``). ``Machine._step`` tells it from a
+    :class:`Lock` by class: a user task that waited for it was switched out
+    (``finish_task_switch``)."""
+
+    __slots__ = ()
 
 
 class RwSem:

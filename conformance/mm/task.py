@@ -38,7 +38,7 @@ class Op:
 
     __slots__ = ("id", "cpu", "name", "args", "gen", "blocked_on", "held", "tlb_ubc",
                  "touched_vps", "touched_locs", "touched_frames", "steps", "_label", "result",
-                 "s3_visits", "s3_wd", "path", "returned")
+                 "s3_visits", "s3_wd", "path", "returned", "user_task")
 
     def __init__(self, op_id: int, cpu: int, name: str, args: tuple) -> None:
         self.id = op_id
@@ -59,6 +59,7 @@ class Op:
         self.s3_wd: list = []  # (cpu, mm_id, vpage, entry): W+D over a PTE MADV_FREE left clean
         self.path = name  # the kernel path now (task.path for hooks); nested reclaim sets it
         self.returned = False  # its ": return" row is logged (Machine.log_return)
+        self.user_task = False  # run by a user task, not a kernel thread (Machine._start)
 
     @property
     def label(self) -> str:

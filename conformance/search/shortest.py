@@ -49,7 +49,7 @@ from ..errors import Failure, UsageError
 SHORTEST_MAX_STATES = 25_000
 
 #: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
-_OP_VERBS = {"reclaim": "R", "migrate": "G", "munmap": "U", "mmap": "M", "mprotect": "P",
+_OP_VERBS = {"reclaim": "R", "migrate": "G", "compact": "C", "munmap": "U", "mmap": "M", "mprotect": "P",
              "write": "W", "writeback": "B", "madvise": "A", "mremap": "X", "truncate": "T",
              "exit_mmap": "E", "fork": "K"}
 
@@ -64,7 +64,7 @@ _FILE_PAGE_VERBS = {"write": "filewrite", "writeback": "writeback", "truncate": 
 
 def _op_line(name: str, args: tuple, label: str) -> str:
     a = args[1:]
-    if name in ("reclaim", "migrate"):
+    if name in ("reclaim", "migrate", "compact"):
         line = f"{name} {label} " + " ".join(f"pfn{f}" for f in a[0])
         if name == "reclaim" and len(a) > 1 and a[1]:
             line += " nested " + " ".join(f"pfn{f}" for f in a[1])

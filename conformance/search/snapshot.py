@@ -67,7 +67,7 @@ _SKIP_TYPES = frozenset({types.GeneratorType,
 #: Machine attributes not walked: the history (cut back instead), coverage counters, and
 #: values that never change (config, the protocol's files)
 _MACHINE_SKIP = frozenset({"trace", "actions", "coverage", "_w_pending", "_w_stale", "cfg",
-                           "_proto_files", "_fts_logged"})
+                           "_proto_files", "_fts_overridden"})
 _MISSING = object()
 _L_SET = list.__setitem__
 _D_CLEAR, _D_UPDATE = dict.clear, dict.update

@@ -169,11 +169,17 @@ class Driver:
                 more = (rest[a % len(rest)],) if rest else ()
             self.m.reclaim(c, frames, more)
 
-    def migrate(self, cpu: int, a: int, n: int) -> None:
+    def migrate(self, cpu: int, a: int, n: int, direct: bool = False) -> None:
+        """kcompactd's migration, or (``direct``) the same by the task of the CPU's mm in
+        direct compaction (:meth:`Machine.compact`; kcompactd's where that mm is exiting:
+        it has no task)."""
         c = self._idle(cpu)
         frames = self._frames(a, n)
         if c is not None and frames:
-            self.m.migrate(c, frames)
+            if direct and not self.m.tlbs.cpus[c].loaded_mm.exiting:
+                self.m.compact(c, frames)
+            else:
+                self.m.migrate(c, frames)
 
     def munmap(self, cpu: int, start: int, n: int) -> None:
         c = self._idle_task(cpu)
@@ -465,9 +471,13 @@ RULES = (
     Rule("reclaim", "idle", lambda c: (c.ncpus, 8, 3, 3), "reclaim",
          lambda cfg, cpu, a, k, nested: (cpu, a, _COUNT[k], nested == 2),
          "Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."),
+    # the count's second two-folio value is direct compaction (a user task's migration): no
+    # draw of its own, so every example draws what it drew before, and for a protocol
+    # without a finish_task_switch hook runs the same steps (2026-12-06)
     Rule("migrate", "idle", lambda c: (c.ncpus, 8, 3), "migrate",
-         lambda cfg, cpu, a, k: (cpu, a, _COUNT[k]),
-         "Migrate one or two folios (cpu, pick, count)."),
+         lambda cfg, cpu, a, k: (cpu, a, _COUNT[k], k == 2),
+         "Migrate one or two folios (cpu, pick, count; 2: two, by a user task in direct "
+         "compaction)."),
     Rule("munmap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3), "munmap",
          lambda cfg, cpu, start, k: (cpu, start, _COUNT[k]),
          "munmap (cpu, start or hot pick, pages)."),
