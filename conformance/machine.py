@@ -54,7 +54,7 @@ MM_TASK_OPS = frozenset({"fault", "munmap", "mprotect", "mmap", "madvise", "mrem
 #: operations a user task runs (a fault, a syscall): one switched back in after it slept
 #: runs ``finish_task_switch``'s lazy-TLB branch in its own context (``Machine._step``,
 #: hook ``finish_task_switch``); so does ``compact`` (``Op.user_task``). Not ``reclaim``
-#: (kswapd), ``migrate`` (kcompactd's compaction: ``migrate_pages_batch`` in async mode),
+#: (kswapd), ``migrate`` (kcompactd's compaction: ``migrate_pages_batch``, batched flush),
 #: ``writeback`` (the flusher), all kernel threads, whose switch from another kernel thread
 #: leaves ``rq->prev_mm`` NULL; nor ``exit``: ``exit_mmap`` runs after ``exit_mm`` cleared
 #: ``current->mm``
@@ -148,6 +148,13 @@ def populate(m: "Machine") -> None:
 
 #: the base class's ``finish_task_switch`` (a protocol that keeps it logs no row for it)
 _BASE_FTS = hook_code(Protocol.finish_task_switch)
+
+
+def _mm_task(op) -> bool:
+    """Is ``op`` run by a task of its CPU's loaded mm, which keeps that mm from exiting?
+    A fault or syscall of the mm (:data:`MM_TASK_OPS`), or a migration in the direct
+    compaction of such a task's allocation (:meth:`Machine.compact`)."""
+    return op.name in MM_TASK_OPS or (op.user_task and op.name == "migrate")
 
 
 def _sleeps(blocked_on) -> bool:
@@ -435,8 +442,13 @@ class Machine:
         mm)``, before the step, with a row in the trace. Called only for a protocol that
         overrides the hook (the base class's does nothing), so no other protocol's trace
         changes. Simplification: every blocked wait is a sleep (the kernel's rwsem and
-        mutex waiters may spin on a running owner first and never schedule)."""
+        mutex waiters may spin on a running owner first and never schedule). Not on a CPU
+        whose mm is exiting: only ``write`` and ``truncate`` start there, and the model's
+        file syscalls do not load their task's mm (its task is not that mm's, which has
+        none left), so the mm a switch would hand over is not known."""
         mm = self.tlbs.cpus[op.cpu].loaded_mm
+        if mm.exiting:
+            return
         self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
                        mm.id)
         self.call_hook(self.proto.finish_task_switch, op, mm)
@@ -537,8 +549,9 @@ class Machine:
 
     def migrate(self, cpu: int, frames: tuple) -> Op:
         """Start ``migrate_pages_batch`` (async, batched flush) over ``frames``, run by
-        kcompactd on ``cpu`` (a kernel thread: ``compact_node`` -> ``compact_zone`` ->
-        ``migrate_pages``)."""
+        kcompactd on ``cpu`` (a kernel thread: ``kcompactd_do_work`` -> ``compact_zone`` ->
+        ``migrate_pages``; its ``migrate_pages_sync`` starts with a ``MIGRATE_ASYNC``
+        ``migrate_pages_batch`` pass, whose flush is the batched one modelled here)."""
         frames = tuple(frames)
         self._action("migrate", (cpu, frames))
         return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
@@ -613,12 +626,13 @@ class Machine:
     def exit_mmap(self, cpu: int) -> Op:
         """The last task of ``cpu``'s loaded mm exits: ``exit_mmap`` on ``cpu``, then a new
         program is exec'd into the mm (:meth:`conformance.mm.Kernel.exit_mmap`).
-        Refused while a task of that mm is in the kernel (a fault or syscall in flight)."""
+        Refused while a task of that mm is in the kernel (a fault, a syscall or a direct
+        compaction in flight)."""
         self._action("exit_mmap", (cpu,))
         mm = self._task_mm(cpu)
         cpus = self.tlbs.cpus
         for op in self.ops:
-            if (op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm) or _forks_into(op, mm):
+            if (_mm_task(op) and cpus[op.cpu].loaded_mm is mm) or _forks_into(op, mm):
                 raise UsageError(f"exit of mm{mm.id}: {op.label} is still in flight")
         return self._start(cpu, "exit", (), lambda op: self.kernel.exit_mmap(op, mm),
                            lambda: f"exit(mm{mm.id})")
@@ -630,7 +644,7 @@ class Machine:
         mm = cpus[cpu].loaded_mm
         if cpus[cpu].op is not None or mm.exiting:
             return False
-        return not any((op.name in MM_TASK_OPS and cpus[op.cpu].loaded_mm is mm)
+        return not any((_mm_task(op) and cpus[op.cpu].loaded_mm is mm)
                        or _forks_into(op, mm) for op in self.ops)
 
     def close(self) -> None:

@@ -21,14 +21,15 @@ readings of :mod:`protocols.luf_v12` taken in LUF's favour, undone.
 2. Source line (kernel-notes section 7, "LUF postings vs the modules"): v12's context-switch
 flush is in ``finish_task_switch()`` inside the block that drops a lazy-TLB mm
 (``mmdrop_lazy_tlb_sched``), i.e. only when a CPU switches away from an mm it borrowed
-while running a kernel thread, not on every ``switch_mm``. The machine has no kernel
-threads and no lazy TLB mode (docs/model.md section 1), so no switch here is such a
-drop: this module never flushes at a plain context switch. :mod:`protocols.luf_v12` flushes
-on every switch (``luf_flush_mm`` in ``context_switch``), which can only remove stale
-entries earlier. Since 2026-12-06 the machine has the one such drop it can
-have: a user task's operation that slept on a lock is switched back in from the idle
-task, which held the CPU's mm lazily (``Machine._step``, hook ``finish_task_switch``);
-both modules run ``luf_flush_mm(mm)`` there, in that task's context.
+while running a kernel thread, not on every ``switch_mm``. The machine's ``switch_mm`` is
+a switch between two user tasks (docs/model.md section 1), so this module never flushes
+there. :mod:`protocols.luf_v12` flushes on every switch (``luf_flush_mm`` in
+``context_switch``), which can only remove stale entries earlier. Since 2026-12-06 the
+machine has one such drop: a user task's operation that slept on a lock is switched back
+in from the idle task, which held the CPU's mm lazily (``Machine._step``, hook
+``finish_task_switch``); both modules run ``luf_flush_mm(mm)`` there, in that task's
+context. Not modelled: the same drop when a user task follows a kernel thread's
+operation (reclaim, migrate, writeback, exit) on its CPU (docs/model.md, row L4).
 
 Decided the same way in both modules:
 
@@ -55,8 +56,8 @@ class LufV12Posted(LufV12):
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         """``finish_task_switch``: v12 flushes (``luf_flush_mm(mm)`` since 19/26) only when
-        dropping a borrowed lazy-TLB mm; the model has no lazy TLB, so nothing happens
-        here: a plain switch between two user tasks. The lazy-TLB block is
+        dropping a borrowed lazy-TLB mm; the machine's ``switch_mm`` is a plain switch
+        between two user tasks, so nothing happens here. The lazy-TLB block is
         :meth:`finish_task_switch`."""
 
     def finish_task_switch(self, task, mm) -> None:
