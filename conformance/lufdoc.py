@@ -368,8 +368,15 @@ copy A                                                                 holds W D
                                                                        the copy (S2)
 ```
 
-Not reported to the list from here. The diet of `fold_unmap_luf` and `try_to_unmap_flush_takeoff`
-(`arch_tlbbatch_done`) is still not modelled (the model flushes more there)."""
+Not reported to the list from here. The two other CPU-dropping steps of the series were read
+on 2026-12-06 and found sound: `try_to_unmap_flush_takeoff` (09/26, 16/26) drops the CPUs its
+takeoff flush just flushed from the allocating task's `tlb_ubc`, `tlb_ubc_ro` and
+`tlb_ubc_luf` (`arch_tlbbatch_done`, 01/26), which hold only that task's own deferrals, each
+`tlb_gen` bump done before the flush (a PTE cleared after it puts the CPU back); it is
+modelled since then (`LufV12.try_to_unmap_flush_takeoff`: a migration whose destination
+allocation takes a LUF'd page; no verdict moved). `fold_unmap_luf` (16/26) keys only the CPUs
+`tlb_ubc` does not cover, "always followed by try_to_unmap_flush()"; the model reaches the
+same key through 17/26's mark of that flush (`LufV12._luf_done`)."""
 
 #: Further explanations of findings (variant, rule) -> text.
 FINDINGS = {

@@ -49,12 +49,15 @@ takes a LUF'd page, and flushes for it, sooner; 17/26 skips CPUs whose per-CPU g
 says they flushed since (``arch_tlbbatch_diet``, ``arch_tlbbatch_check_done``), after every
 flush it marks (``tlb_flush_end``), which :mod:`protocols.luf_v12` models
 (``LufV12._luf_done``, every ``tlb_flush_end`` of 17/26 since 2026-12-05) and the v10/v11
-modules, which keep no generations, do not; 16/26's ``fold_unmap_luf`` keys only the CPUs
-``tlb_ubc`` does not already cover, and ``try_to_unmap_flush_takeoff`` drops the CPUs it
-flushed from the task's batches (``arch_tlbbatch_done``, 01/26), where the model keys and
-flushes whole masks; 15/26 flushes (``luf_flush(0)``, ``luf_flush_mapping`` since 20/26, in
-``mapping_write_begin``) only on the ``->write_begin`` write paths, where the model flushes
-on every file write (iomap and FUSE writers get none in v12). 02-08,
+modules, which keep no generations, do not; v12's ``try_to_unmap_flush_takeoff`` (09/26,
+16/26) drops the CPUs it flushed from the allocating task's batches (``arch_tlbbatch_done``,
+01/26), which :mod:`protocols.luf_v12` models since 2026-12-06
+(``LufV12.try_to_unmap_flush_takeoff``; this base drops nothing), and 16/26's
+``fold_unmap_luf`` keys only the CPUs ``tlb_ubc`` does not already cover, which
+:mod:`protocols.luf_v12` reaches through the mark of the ``try_to_unmap_flush`` that follows
+(:meth:`LufBase.fold_unmap_luf`); 15/26 flushes (``luf_flush(0)``, ``luf_flush_mapping``
+since 20/26, in ``mapping_write_begin``) only on the ``->write_begin`` write paths, where
+the model flushes on every file write (iomap and FUSE writers get none in v12). 02-08,
 15 and 26 of v12 were read on 2026-12-05 for the rest: arch batch helpers, ``luf_key`` in
 ``struct page``, ``luf_ugen`` wrap-around (``ugen_before``, 2^63 steps away here), the
 ``luf_batch`` hash (16-bit keys skipping 0, collisions merge batches, unreachable within a
@@ -232,7 +235,17 @@ class LufBase(Linux):
     def fold_unmap_luf(self, task) -> None:
         """``fold_unmap_luf``: this pass's ``tlb_ubc_luf`` becomes owed by its frames (the
         key ``free_unref_folios`` / ``migrate_folio_done`` give the pages). Simplification:
-        each frame owes its own folio's CPUs, where the series keys the whole batch.
+        each frame owes its own folio's CPUs, where the series keys the whole batch (an
+        allocation of any frame of the key flushes the key's, :meth:`page_alloc`).
+
+        v12 16/26 first drops from ``tlb_ubc_luf`` the CPUs ``tlb_ubc`` holds ("fold_unmap_luf()
+        is always followed by try_to_unmap_flush()."; ``if (arch_tlbbatch_done(&tlb_ubc_luf->arch,
+        &tlb_ubc->arch)) { tlb_ubc_luf->flush_required = false; ... }``, then "Check again after
+        shrinking."): not done here, and not needed: :class:`protocols.luf_v12.LufV12`'s
+        ``try_to_unmap_flush`` that follows marks every CPU of ``tlb_ubc`` done
+        (``tlb_flush_end``, :meth:`protocols.luf_v12.LufV12._luf_done`), which takes them out
+        of these frames' masks (and the frames out of ``pending`` if their key owes nothing
+        more) before any of the frames is freed: the state the series' shrunk key reaches.
 
         One atomic section: the series folds under ``luf_batch``'s lock, and every LUF unmap
         is in entry 0 already, so no ``luf_flush(0)`` can miss a batch on its way to its
@@ -242,13 +255,16 @@ class LufBase(Linux):
         if not ubc.luf_frames:
             return
         with atomic_section():
-            key = None
-            if self.TAKEOFF_SCOPE == "pass":  # new_luf_key()
-                used = set(self.pass_of.values())
-                key = next(k for k in range(1, len(used) + 2) if k not in used)
-            for frame in ubc.luf_frames:
-                mask = self.unkeyed.pop(frame, 0)
-                if mask:
+            masks = [(f, self.unkeyed.pop(f)) for f in ubc.luf_frames if f in self.unkeyed]
+            # the batch is the pass's, not each frame's: a frame left with no CPU of its own
+            # (LufV12.try_to_unmap_flush_takeoff dropped them) still gets the key while the
+            # pass owes any; none left is "Check again after shrinking.": return 0
+            if any(mask for _f, mask in masks):
+                key = None
+                if self.TAKEOFF_SCOPE == "pass":  # new_luf_key()
+                    used = set(self.pass_of.values())
+                    key = next(k for k in range(1, len(used) + 2) if k not in used)
+                for frame, mask in masks:
                     self.pending[frame] = self.pending.get(frame, 0) | mask
                     if key is not None:
                         self.pass_of[frame] = key
@@ -331,9 +347,15 @@ class LufBase(Linux):
             for f in [f for f, k in self.pass_of.items() if k == key]:
                 mask |= self.pending.pop(f, 0)
                 del self.pass_of[f]
-        self._flush_mask(mask, task)
+        self.try_to_unmap_flush_takeoff(task, mask)
         if not self.pending and not self.unkeyed:
             self.luf_flushed()
+
+    def try_to_unmap_flush_takeoff(self, task, mask) -> None:
+        """The takeoff flush of :meth:`page_alloc` (v12 09/26 ``try_to_unmap_flush_takeoff``,
+        v10/v11 ``check_luf_flush``): flush ``mask``. Nothing is dropped from ``task``'s own
+        batches here; :class:`protocols.luf_v12.LufV12` drops what v12 drops."""
+        self._flush_mask(mask, task)
 
     def luf_flush_all(self, who) -> None:
         """``luf_flush(0)``: flush every batch LUF deferred ("give up LUF").

@@ -45,10 +45,14 @@ switched back in (``Machine._switched_in``); MADV_PAGEOUT's reclaim is dieted th
 rule broken (its next unmap puts the CPUs back, ``tlb_end_vma`` flushes them); direct
 compaction (``compact``: migration in a user task) gets S2
 (litmus/luf-diet-own-batch.litmus); ``tests/test_luf_mechanisms.py`` also adds the call by
-hand in a reclaiming task (full preemption) and gets an S2. What it still does not do: the diet of
-``fold_unmap_luf`` / ``try_to_unmap_flush_takeoff`` (``arch_tlbbatch_done``), so it
-flushes more there, never less. The narrowing exposes a window of the series
-that 16/26 alone did not have: ``litmus/luf-narrow-fold-before-add-pending.litmus``.
+hand in a reclaiming task (full preemption) and gets an S2. Since 2026-12-06 the
+takeoff flush drops the CPUs it flushed from the allocating task's own batches
+(``arch_tlbbatch_done`` in ``try_to_unmap_flush_takeoff``, 09/26 and 16/26:
+:meth:`LufV12.try_to_unmap_flush_takeoff`; sound, no verdict moved); ``fold_unmap_luf``'s
+``arch_tlbbatch_done(&tlb_ubc_luf->arch, &tlb_ubc->arch)`` (16/26) is reached through the mark
+of the ``try_to_unmap_flush`` that follows it (:meth:`protocols._luf.LufBase.fold_unmap_luf`).
+The narrowing exposes a window of the series that 16/26 alone did not have:
+``litmus/luf-narrow-fold-before-add-pending.litmus``.
 
 Also modelled: of 25/26 and 16/26, ``luf_flush(fold_unmap_luf())`` when
 ``shrink_folio_list`` keeps a folio ``try_to_unmap`` found LUF-able (``keep:``) and
@@ -216,7 +220,7 @@ class LufV12(LufBase):
           ``luf_flush(key)`` at ``keep:`` (25/26) and the narrowed flushes' tail
           (:meth:`_fold_and_flush`);
         * ``try_to_unmap_flush_takeoff`` (``tlb_flush_end(&tlb_ubc_takeoff->arch, NULL,
-          ugen)``): the takeoff flush (:meth:`_flush_mask`);
+          ugen)``): the takeoff flush (:meth:`try_to_unmap_flush_takeoff`, :meth:`_flush_mask`);
         * ``flush_tlb_batched_pending`` (``tlb_flush_end(NULL, mm, ugen)``, i.e.
           ``arch_mm_mark_ugen(mm, ugen)``): every CPU of ``mm_cpumask(mm)``
           (:meth:`_arch_flush_tlb_batched_pending`).
@@ -265,6 +269,70 @@ class LufV12(LufBase):
         if mask:
             super()._flush_mask(mask, who)
             self._luf_done(mask)
+
+    def try_to_unmap_flush_takeoff(self, task, mask) -> None:
+        """v12 ``try_to_unmap_flush_takeoff`` (09/26, 16/26, 17/26), the takeoff flush of
+        :meth:`page_alloc` in the allocating task ``task``::
+
+            ugen = tlb_flush_start();
+            arch_tlbbatch_flush(&tlb_ubc_takeoff->arch);
+            tlb_flush_end(&tlb_ubc_takeoff->arch, NULL, ugen);
+            /*
+             * Now that tlb shootdown of tlb_ubc_takeoff has been performed,
+             * it's good chance to shrink tlb_ubc if possible.
+             */
+            if (arch_tlbbatch_done(&tlb_ubc->arch, &tlb_ubc_takeoff->arch))
+                    reset_batch(tlb_ubc);
+            if (arch_tlbbatch_done(&tlb_ubc_ro->arch, &tlb_ubc_takeoff->arch))
+                    reset_batch(tlb_ubc_ro);
+            if (arch_tlbbatch_done(&tlb_ubc_luf->arch, &tlb_ubc_takeoff->arch))
+                    reset_batch(tlb_ubc_luf);
+
+        x86 ``arch_tlbbatch_done`` (01/26) is ``return !cpumask_andnot(&bdst->cpumask,
+        &bdst->cpumask, &bsrc->cpumask);``: every CPU just flushed leaves the task's three
+        batches (the flushed mask survives the flush since 04/26), and a batch left empty
+        is reset (``flush_required``, ``writable``). Here ``tlb_ubc`` is ``ubc.arch``,
+        ``tlb_ubc_ro`` the folio batch ``ubc.folio``, ``tlb_ubc_luf`` the ``unkeyed`` masks
+        of ``ubc.luf_frames``; with none of those left, the frames owe nothing and leave the
+        pass (``fold_unmap_luf`` then returns 0). A frame left with no CPU while others of
+        the pass owe some keeps its empty mask: :meth:`fold_unmap_luf` keys it with them.
+        Simplification: the model keeps one ``flush_required`` for ``tlb_ubc`` and
+        ``tlb_ubc_ro`` (cleared once both are empty) and one ``writable`` for the three
+        batches (cleared once all three are); so ``try_to_unmap_flush_dirty`` may flush where
+        the series, having reset ``tlb_ubc->writable`` alone, does not (more, never less).
+
+        Sound in the series' terms (a review, 2026-12-06): the task's batches hold only its
+        own deferrals, each PTE cleared and its ``arch_tlbbatch_add_pending`` (the
+        ``tlb_gen`` bump, then the mask) done before this flush in the same task, so the IPI
+        to a dropped CPU lands after the bump and flushes it (``flush_tlb_func``: behind
+        ``tlb_gen``); a PTE cleared later ORs the CPU back in. The takeoff runs only in task
+        context with interrupts on (10/26 ``no_shootdown_context``), so no interrupted
+        ``set_tlb_ubc_flush_pending`` sees it, and ``page_alloc`` is one step here (no
+        point between flush and drop). The machine reaches it with batches of the caller's
+        own in ``migrate`` / ``compact``: ``migrate_folio_unmap`` allocates each folio's
+        destination after the earlier folios' unmaps. Until 2026-12-06 nothing was dropped
+        and the pass's ``try_to_unmap_flush`` (and the key of its LUF'd frames) flushed
+        those CPUs again."""
+        self._flush_mask(mask, task)  # flush + tlb_flush_end
+        ubc = getattr(task, "tlb_ubc", None)
+        if ubc is None or not mask:
+            return
+        keep = ~mask
+        ubc.arch.cpumask &= keep  # arch_tlbbatch_done(&tlb_ubc->arch, ...)
+        ubc.folio.cpumask &= keep  # tlb_ubc_ro
+        if not ubc.arch.cpumask and not ubc.folio.cpumask:
+            ubc.flush_required = False  # reset_batch(tlb_ubc), (tlb_ubc_ro)
+        unkeyed, luf = self.unkeyed, 0  # tlb_ubc_luf
+        for frame in ubc.luf_frames:
+            if frame in unkeyed:
+                luf |= unkeyed[frame]
+                unkeyed[frame] &= keep
+        if luf and not luf & keep:  # reset_batch(tlb_ubc_luf): the pass owes nothing more
+            for frame in ubc.luf_frames:
+                unkeyed.pop(frame, None)
+            ubc.luf_frames.clear()
+        if not ubc.arch.cpumask and not ubc.folio.cpumask and not ubc.luf_frames:
+            ubc.writable = False
 
     def try_to_unmap_flush(self, task) -> None:
         """The pass's ``fold_unmap_luf()`` + ``try_to_unmap_flush()`` (:class:`LufBase`),

@@ -279,6 +279,96 @@ def test_v12_flushes_at_keep_for_every_folio_try_to_unmap_found_luf_able(monkeyp
     assert got == [0b011] and p.pending == {7: 0b100} and p.unkeyed == {}
 
 
+@pytest.mark.parametrize("name", ["luf_v12", "luf_v12_posted"])
+def test_v12_takeoff_drops_the_cpus_it_flushed_from_the_allocating_task(monkeypatch, name):
+    """v12 09/26 and 16/26 ``try_to_unmap_flush_takeoff``: after the takeoff flush,
+    ``if (arch_tlbbatch_done(&tlb_ubc->arch, &tlb_ubc_takeoff->arch)) reset_batch(tlb_ubc);``
+    and the same for ``tlb_ubc_ro`` and ``tlb_ubc_luf`` (x86 ``arch_tlbbatch_done``, 01/26:
+    ``cpumask_andnot``, true when nothing is left). The allocating task's own deferrals
+    (``tlb_ubc`` CPUs 0 and 2; ``tlb_ubc_luf``: frame 3 on CPUs 1 and 2, frame 4 on CPU2)
+    lose the CPUs each takeoff flushed, so the pass's ``try_to_unmap_flush`` flushes nothing
+    more and frame 4, left with no CPU of its own, is keyed with frame 3 (its allocation
+    flushes CPU1, its pass's). A pass whose ``tlb_ubc_luf`` empties owes nothing
+    (``fold_unmap_luf`` returns 0) and its ``writable`` is reset. Before 2026-12-06 the
+    model dropped nothing: the pass flushed CPUs 0 and 2 again and keyed all of them."""
+    from conformance.machine import Machine
+    p = Machine(load_protocol(name)).proto
+    task, other = (type("Task", (), {})() for _ in range(2))
+    task.tlb_ubc, other.tlb_ubc = p.init_task(task), p.init_task(other)
+    got = _flushes(monkeypatch, p)
+    ubc = task.tlb_ubc
+    ubc.arch.cpumask, ubc.flush_required, ubc.writable = 0b101, True, True
+    p.unkeyed.update({3: 0b110, 4: 0b100})
+    ubc.luf_frames += [3, 4]
+    p.pending.update({5: 0b001, 6: 0b100})  # freed pages of two earlier passes
+    p.pass_of.update({5: 1, 6: 2})
+    p.page_alloc(task, 5)  # takeoff flush of CPU0
+    assert got == [0b001] and ubc.arch.cpumask == 0b100 and ubc.flush_required
+    p.page_alloc(task, 6)  # takeoff flush of CPU2: tlb_ubc empty, reset
+    assert got == [0b001, 0b100] and ubc.arch.cpumask == 0 and not ubc.flush_required
+    assert p.unkeyed == {3: 0b010, 4: 0} and ubc.luf_frames == [3, 4] and ubc.writable
+    _run(p.try_to_unmap_flush(task))  # fold_unmap_luf + try_to_unmap_flush: nothing left
+    assert got == [0b001, 0b100] and p.pending == {3: 0b010, 4: 0}
+    assert p.pass_of[3] == p.pass_of[4]
+    p.page_alloc(None, 4)  # frame 4 owes its key's CPU1
+    assert got == [0b001, 0b100, 0b010] and p.pending == {}
+    o = other.tlb_ubc  # a pass whose only deferral is a LUF one the takeoff covers
+    o.writable, o.luf_frames = True, [7]
+    p.unkeyed[7], p.pending[8], p.pass_of[8] = 0b001, 0b011, 3
+    p.page_alloc(other, 8)
+    assert got[-1] == 0b011 and p.unkeyed == {} and o.luf_frames == [] and not o.writable
+    _run(p.try_to_unmap_flush(other))
+    assert len(got) == 4 and p.pending == {}
+
+
+#: a migration (kcompactd, CPU1) of A (mm0 anon, writable and dirty on CPU2: tlb_ubc {0, 2})
+#: and C (mm0 file0:1, read-only): C's destination is allocated after A's unmap and takes R0's
+#: LUF'd page, whose takeoff flush covers CPUs 0 and 2 (the consumer's page, freed last, went
+#: to A's destination)
+TAKEOFF_SCRIPT = """
+name   luf-takeoff-drops-own-batch
+config populate=false ncpus=3
+CPU2   touch w v0                  # A
+CPU2   touch r v3                  # C
+CPU2   touch r v2                  # mm0 file0:0, read-only
+consumer alloc
+CPU0   reclaim R0 pfn(mm0,v2)      # LUF'd: its page owes CPUs 0 and 2
+R0     finish
+consumer free
+CPU1   migrate G pfn(mm0,v0) pfn(mm0,v3)
+G      finish
+"""
+
+
+def test_v12_takeoff_inside_a_migration_spares_the_pass_flush(monkeypatch):
+    """The machine reaches the drop of :func:`test_v12_takeoff_drops_the_cpus_it_flushed_from_
+    the_allocating_task` by itself: ``migrate_folio_unmap`` allocates each destination after
+    the earlier folios' unmaps, so C's takeoff flush (CPUs 0 and 2) lands while A's deferral
+    is pending and empties the task's ``tlb_ubc``: ``move:``'s ``try_to_unmap_flush`` has
+    nothing left (before 2026-12-06 it flushed CPUs 0 and 2 again). No rule breaks: the
+    takeoff flush came after A's PTE was cleared, so CPU2's writable entry is gone before the
+    copy. The v11 module, which drops nothing, and linux flush at ``move:``."""
+    import conformance.hw.arch as arch
+    from conformance.litmus import parse
+
+    got = []
+    real = arch.Arch.arch_tlbbatch_flush
+
+    def recording(self, batch, who=None):
+        if batch.cpumask:
+            got.append((who.name, batch.cpumask))
+        return real(self, batch, who)
+    monkeypatch.setattr(arch.Arch, "arch_tlbbatch_flush", recording)
+    sc = parse(TAKEOFF_SCRIPT)
+    for name, flushed in [("luf_v12", [("migrate", 0b101)]),
+                          ("luf_v12_posted", [("migrate", 0b101)]),
+                          ("luf_v11", [("migrate", 0b101)] * 2),
+                          ("linux", [("reclaim", 0b101), ("migrate", 0b101)])]:
+        got.clear()
+        assert run_scenario(sc, load_protocol(name)) is None
+        assert got == flushed, name
+
+
 def test_do_wp_page_hook_runs_where_the_kernel_calls_do_wp_page():
     """The hook runs for a write to a present read-only PTE and after a write fault's swap-in
     of a folio a fork sibling still shares (the kernel's ``do_swap_page`` maps it read-only
