@@ -210,8 +210,9 @@ class Machine:
                 raise
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
                              f"boot a machine: {type(exc).__name__}: {describe(exc)}") from None
-        #: does the protocol override ``finish_task_switch``? Only then does :meth:`_step` call
-        #: it (the base class's does nothing): no cost, trace row or coverage key for others
+        #: does the protocol override ``finish_task_switch``? Only then does the trace get a
+        #: row for it (:meth:`_switched_in`); every protocol's is called, so certify's hook
+        #: coverage counts it (the base class's does nothing)
         self._fts_overridden = hook_code(getattr(type(self.proto), "finish_task_switch", None)) \
             is not _BASE_FTS
         self._w_pending = self.coverage.get("window pending")
@@ -408,7 +409,7 @@ class Machine:
                 + (f"paused in {hook} after {paused_at(op)}: does it loop through its "
                    "interleaving points?)" if hook else "a protocol hook loops?)"), op)
         b = op.blocked_on
-        if b is not None and op.user_task and self._fts_overridden and _sleeps(b):
+        if b is not None and op.user_task and _sleeps(b):
             self._switched_in(op)
         try:
             op.gen.send(None)
@@ -439,9 +440,9 @@ class Machine:
         is now switched back in from it. ``context_switch`` set ``rq->prev_mm`` to that
         mm (``!prev->mm``), so ``finish_task_switch`` (kernel/sched/core.c) runs its
         lazy-TLB branch in ``op``'s context: the protocol's ``finish_task_switch(task,
-        mm)``, before the step, with a row in the trace. Called only for a protocol that
-        overrides the hook (the base class's does nothing), so no other protocol's trace
-        changes. Simplification: every blocked wait is a sleep (the kernel's rwsem and
+        mm)``, before the step. A row in the trace only for a protocol that overrides the
+        hook (the base class's does nothing), so no other protocol's trace changes.
+        Simplification: every blocked wait is a sleep (the kernel's rwsem and
         mutex waiters may spin on a running owner first and never schedule). Not on a CPU
         whose mm is exiting: only ``write`` and ``truncate`` start there, and the model's
         file syscalls do not load their task's mm (its task is not that mm's, which has
@@ -449,8 +450,9 @@ class Machine:
         mm = self.tlbs.cpus[op.cpu].loaded_mm
         if mm.exiting:
             return
-        self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
-                       mm.id)
+        if self._fts_overridden:
+            self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
+                           mm.id)
         self.call_hook(self.proto.finish_task_switch, op, mm)
 
     def _finish(self, op: Op) -> None:
