@@ -116,11 +116,17 @@ def _counter(name: str, fn):
     of :class:`~conformance.protocol.Protocol`'s hook spelled out
     (:func:`conformance.hookpoints.hook_params`). The first parameter is the task
     (``task.path``) or the gather (``tlb.path``); ``page_alloc`` for the other consumer has
-    no task (path "other"); ``context_switch`` counts as "switch"."""
+    no task (path "other"); ``context_switch`` counts as "switch", and so does
+    ``finish_task_switch`` where its task is a CPU number (a user access or ``switch_mm``
+    after a kernel thread: ``Machine._from_kthread``)."""
     args = hook_params(name)
     first = args.split(",")[0]
-    path = '"switch"' if name == "context_switch" else \
-        f'{first}.path if {first} is not None else "other"'
+    if name == "context_switch":
+        path = '"switch"'
+    elif name == "finish_task_switch":
+        path = f'"switch" if {first}.__class__ is int else {first}.path'
+    else:
+        path = f'{first}.path if {first} is not None else "other"'
     count = f"self._fc_coverage[key][{path}] += 1"
     src = (f"def {name}(self, {args}):\n"
            f"    {count}\n"

@@ -78,9 +78,10 @@ PAIRS = {
         "context switch: the module flushes (`luf_flush_mm` of the mm switched away from) on "
         "every switch; v12 flushes in `finish_task_switch` (16/26 `luf_flush(0)`, 19/26 "
         "`luf_flush_mm(mm)`) only in the block that drops a borrowed lazy-TLB mm "
-        "(`mmdrop_lazy_tlb_sched`), which this machine runs only where a user task that slept "
-        "on a lock is switched back in from the idle task (hook `finish_task_switch`, both "
-        "modules)"]),
+        "(`mmdrop_lazy_tlb_sched`), which this machine runs where a user task that slept "
+        "on a lock is switched back in from the idle task, and where a user task runs on a "
+        "CPU after a kernel thread's reclaim, migration or writeback there (hook "
+        "`finish_task_switch`, both modules)"]),
 }
 TITLES = {1: "munmap after reclaim", 2: "file changed underneath", 3: "RO + RW mappings",
           4: "freed page reused", 5: "fault-in after reclaim", 6: "lazyfree discard",

@@ -195,6 +195,11 @@ class Machine:
         self.failed = False
         self.failing_op: Op | None = None  # whose step raised an exception that is no Failure
         self.busy_cpus = 0  # CPUs running a kernel operation (an O(1) precondition)
+        #: CPUs whose last operation was a kernel thread's (bit per CPU): the user task that
+        #: runs there next is switched in from it (:meth:`_from_kthread`). Kept only for a
+        #: protocol that overrides ``finish_task_switch`` (0 for the others, whose state
+        #: keys and bounded counts it would otherwise split)
+        self.kthread_ran = 0
         self.oracle = Oracle(self, strict=strict)
         self.kernel = Kernel(self)
         self._proto_files = _protocol_files(proto_cls)
@@ -387,6 +392,8 @@ class Machine:
         self._next_op += 1
         op._label = label
         op.user_task = name in USER_TASK_OPS if user_task is None else user_task
+        if self.kthread_ran >> cpu & 1 and (op.user_task or name == "exit"):
+            self._from_kthread(cpu, op, c.loaded_mm)
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
         op.gen = gen_fn(op)
         c.op = op
@@ -455,10 +462,31 @@ class Machine:
                            mm.id)
         self.call_hook(self.proto.finish_task_switch, op, mm)
 
+    def _from_kthread(self, cpu: int, who, mm) -> None:
+        """The user task that runs on ``cpu`` next after a kernel thread's operation there
+        (reclaim: kswapd; migrate: kcompactd; writeback: the flusher) is switched in from
+        that thread, which kept ``mm``, the CPU's mm, loaded lazily: ``context_switch``'s
+        "kernel -> user" case sets ``rq->prev_mm`` to it, and ``finish_task_switch``
+        (kernel/sched/core.c) runs its lazy-TLB branch in the task's context: the
+        protocol's ``finish_task_switch(who, mm)``, ``who`` the operation the task starts,
+        or ``cpu`` for a user access or a switch to another mm's task. Called where that
+        task first runs: :meth:`user_access`, :meth:`_start` of a user task's operation or
+        an exit, :meth:`switch_mm` (``mm`` the mm switched away from). Not after an exit
+        (``exit_mmap`` runs after ``exit_mm``; the model's exec is the same task), nor for
+        an mm that is exiting (its task is gone: as :meth:`_switched_in`)."""
+        self.kthread_ran &= ~(1 << cpu)
+        if mm is None or mm.exiting:
+            return
+        self.trace.msg(who, "finish_task_switch: switched in from a kernel thread, rq->prev_mm = mm%d",
+                       mm.id)
+        self.call_hook(self.proto.finish_task_switch, who, mm)
+
     def _finish(self, op: Op) -> None:
         self.ops.remove(op)
         self.tlbs.cpus[op.cpu].op = None
         self.busy_cpus -= 1
+        if self._fts_overridden and not op.user_task and op.name != "exit":
+            self.kthread_ran |= 1 << op.cpu  # kswapd, kcompactd, the flusher: a kernel thread
         if op.held:
             raise self._model_error(f"{op.label} returned holding {op.held}", op)
         if not op.returned:
@@ -729,6 +757,8 @@ class Machine:
         mm = c.loaded_mm
         if mm.exiting:
             raise UsageError(f"mm{mm.id} is exiting: no task of it runs on CPU{cpu}")
+        if self.kthread_ran >> cpu & 1:
+            self._from_kthread(cpu, cpu, mm)  # the task is switched in before it accesses
         tlbs = self.tlbs
         e = tlbs.lookup(c, mm.id, vpage)
         if (e is not None and self.ops and self._w_stale is not None
@@ -902,6 +932,8 @@ class Machine:
         c.loaded_gen = nxt.tlb_gen
         self.trace.msg(cpu, "switch_mm(mm%d -> mm%d)", prev.id if prev else -1, mm_id)
         self.call_hook(self.proto.context_switch, cpu, prev, nxt, on=cpu)
+        if self.kthread_ran >> cpu & 1:  # from a kernel thread that held prev lazily
+            self._from_kthread(cpu, cpu, prev)
 
     def consumer_alloc(self) -> int | None:
         """Another consumer (slab, another process) allocates a frame and writes it (S1)."""

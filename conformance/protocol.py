@@ -253,17 +253,24 @@ class Protocol:
         """``finish_task_switch`` on ``cpu_id`` (must not yield)."""
 
     def finish_task_switch(self, task, mm) -> None:
-        """``finish_task_switch`` (kernel/sched/core.c) in the context of ``task``, a user
-        task switched back in from a kernel thread after it slept: its lazy-TLB branch,
-        ``mm = rq->prev_mm`` (set by ``context_switch`` when ``!prev->mm``: the idle task
-        that ran while ``task`` slept kept the CPU's mm loaded lazily), where the kernel
-        drops that borrowed mm (``mmdrop_lazy_tlb_sched``). The machine calls it when an
-        operation of a user task (a fault, a syscall, direct compaction's ``compact``: not
-        kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback, nor
-        ``exit_mmap``, which runs after ``exit_mm`` cleared ``current->mm``) that blocked on
-        a sleeping lock (``Op.blocked_on``: an rwsem, a folio lock, a migration entry; not a
-        PTL) is stepped again, before that step; ``mm`` is the CPU's loaded mm. Must not
-        yield. Default: nothing (mainline only drops the reference).
+        """``finish_task_switch`` (kernel/sched/core.c) in the context of a user task
+        switched in from a kernel thread: its lazy-TLB branch, ``mm = rq->prev_mm`` (set by
+        ``context_switch`` when ``!prev->mm``: the kernel thread kept the CPU's mm loaded
+        lazily), where the kernel drops that borrowed mm (``mmdrop_lazy_tlb_sched``). The
+        machine calls it in two places; ``mm`` is the CPU's loaded mm either way:
+
+        * an operation of a user task (a fault, a syscall, direct compaction's ``compact``:
+          not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback, nor
+          ``exit_mmap``, which runs after ``exit_mm`` cleared ``current->mm``) that blocked
+          on a sleeping lock (``Op.blocked_on``: an rwsem, a folio lock, a migration entry;
+          not a PTL) is stepped again, after the idle task ran: before that step, ``task``
+          the operation;
+        * the first user task to run on a CPU after a kernel thread's operation there
+          (reclaim, migrate, writeback): ``task`` the operation it starts (a syscall, a
+          fault, an exit), or the CPU number for a user access or a switch to another mm's
+          task (``mm`` then the mm switched away from), before it runs.
+
+        Must not yield. Default: nothing (mainline only drops the reference).
 
         Example (a protocol that counts the switches)::
 

@@ -83,15 +83,30 @@ class _State:
     last_words = None  # what the note said when the watch() block that made it ended
 
 
+#: the directory of the suite's own code (a frame there, outward of protocol frames, is the
+#: machine that called them: :func:`_protocol_frames`)
+_SUITE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _protocol_frames(frame) -> tuple:
-    """(innermost, outermost) frame of protocol code on the stack of ``frame``; Nones if
-    there is none."""
+    """(innermost, outermost) frame of protocol code that the suite called (a hook, and what
+    it called), on the stack of ``frame``; Nones if there is none. A protocol frame with
+    no frame of the suite outward of it is not a hook: it called the suite, as a test
+    function does that defines its protocol class in its own file and calls ``fuzz()``
+    (until 2026-12-06 that test function counted as a hook, and a fuzz longer than
+    :data:`STUCK_S` under load was reported as a stuck hook)."""
     inner = outer = None
+    first = last = None  # protocol frames not yet known to be the suite's callees
     while frame is not None:
-        if frame.f_code.co_filename in PROTOCOL_FILES:
-            outer = frame
+        name = frame.f_code.co_filename
+        if name in PROTOCOL_FILES:
+            last = frame
+            if first is None:
+                first = frame
+        elif first is not None and name.startswith(_SUITE_DIR):
             if inner is None:
-                inner = frame
+                inner = first
+            outer, first = last, None
         frame = frame.f_back
     return inner, outer
 

@@ -28,8 +28,8 @@ there. :mod:`protocols.luf_v12` flushes on every switch (``luf_flush_mm`` in
 machine has one such drop: a user task's operation that slept on a lock is switched back
 in from the idle task, which held the CPU's mm lazily (``Machine._step``, hook
 ``finish_task_switch``); both modules run ``luf_flush_mm(mm)`` there, in that task's
-context. Not modelled: the same drop when a user task follows a kernel thread's
-operation (reclaim, migrate, writeback, exit) on its CPU (docs/model.md, row L4).
+context; and, since the same day, the drop when a user task runs on a CPU after a kernel
+thread's operation there (reclaim, migrate, writeback: ``Machine._from_kthread``).
 
 Decided the same way in both modules:
 

@@ -632,8 +632,9 @@ def test_pageout_that_slept_is_dieted_by_finish_task_switch(monkeypatch, name):
 
 
 def test_finish_task_switch_row_only_where_overridden():
-    """The trace has a ``finish_task_switch`` row for luf_v12, none for linux (whose traces
-    and replay fixtures stay as they were), and the row is the resumed task's."""
+    """The trace has ``finish_task_switch`` rows for luf_v12, none for linux (whose traces
+    and replay fixtures stay as they were): the resumed task's after its sleep, and a CPU's
+    (a user access) or a starting operation's after a kernel thread's reclaim there."""
     from conformance.litmus import _Runner, parse
     from conformance.machine import Machine
     from conformance.trace import format_event
@@ -648,7 +649,10 @@ def test_finish_task_switch_row_only_where_overridden():
         rows[name] = [(ev[1], format_event(ev[2], ev[3])) for ev in m.trace.events
                       if "finish_task_switch" in format_event(ev[2], ev[3])]
     assert rows["linux"] == []
-    assert [(who.name, text) for who, text in rows["luf_v12"]] == [
+    kthread = "finish_task_switch: switched in from a kernel thread, rq->prev_mm = mm%d"
+    assert [(getattr(who, "name", who), text) for who, text in rows["luf_v12"]] == [
+        (2, kthread % 0),  # R0 (kswapd) on CPU2, then CPU2's task (mm0) reads v3; after
+        # R1 no user task runs on CPU2 again
         ("madvise", "finish_task_switch: switched in from idle, rq->prev_mm = mm1")]
 
 
@@ -674,15 +678,22 @@ def test_migration_in_a_user_task_that_slept_is_s2(name):
         assert run_scenario(direct, load_protocol(good)) is None
 
 
-def test_finish_task_switch_runs_exactly_where_a_user_task_slept(monkeypatch):
-    """The rule, stated independently of ``machine._sleeps`` and checked on every resumption
-    of 600 swarm walk examples (certify's; run directly, without the stuck-hook watchdog,
-    which would take this file for the protocol's and the test for a hook): a blocked
-    operation stepped again runs ``finish_task_switch`` (in its own context, with its CPU's
-    mm) if and only if a user task runs it (a fault, a syscall, ``compact``; not kswapd's
-    reclaim, kcompactd's ``migrate``, the flusher's writeback) and it waited on a sleeping
-    lock (an rwsem, a folio lock, a migration entry; not a PTL, which its waiter spins on),
-    on a CPU whose mm is not exiting. Each of the four cases occurs in the run."""
+def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkeypatch):
+    """The two rules, stated independently of the machine's code and checked on every
+    resumption and every user-side event of 600 swarm walk examples (certify's; run
+    directly, without the stuck-hook watchdog, which would take this file for the
+    protocol's and the test for a hook):
+
+    * a blocked operation stepped again runs ``finish_task_switch`` (in its own context,
+      with its CPU's mm) if and only if a user task runs it (a fault, a syscall,
+      ``compact``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback)
+      and it waited on a sleeping lock (an rwsem, a folio lock, a migration entry; not a
+      PTL, which its waiter spins on), on a CPU whose mm is not exiting; each of the four
+      cases occurs;
+    * after a kernel thread's operation on a CPU, the first user task to run there (a user
+      access, the start of a user task's operation or an exit, a switch to another mm)
+      runs it once, with the CPU's mm (the one switched away from), unless that mm is
+      exiting."""
     import conformance.machine as machine
     from conformance.search.walk import run_example
 
@@ -691,13 +702,52 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_slept(monkeypatch):
     sleeping = {"SleepLock", "_ReadWant", "_WriteWant", "_MigrationWait"}
     calls, want, seen = [], [], set()
 
+    def pending(m):  # per machine: a swarm example replays branches on fresh machines
+        return m.__dict__.setdefault("_test_kthread_ran", set())
+
     class Rec(load_protocol("linux")):
         name = "linux_fts_recorder"
 
         def finish_task_switch(self, task, mm):
-            calls.append((task.id, task.steps, mm.id))
+            if isinstance(task, int) or task.steps == 0:  # switched in from a kernel thread
+                calls.append(("k", task if isinstance(task, int) else task.cpu, mm.id))
+            else:
+                calls.append(("s", task.id, task.steps, mm.id))
 
-    orig = machine.Machine._step
+    M = machine.Machine
+    orig, o_finish, o_access, o_start, o_switch = (M._step, M._finish, M.user_access,
+                                                    M._start, M.switch_mm)
+
+    def finish(self, op):
+        o_finish(self, op)
+        if op.name in ("reclaim", "writeback") or (
+                op.name == "migrate" and not op.label.startswith("compact[")):
+            pending(self).add(op.cpu)
+
+    def switched_in(self, cpu, mm):
+        pending(self).discard(cpu)
+        if not mm.exiting:
+            want.append(("k", cpu, mm.id))
+
+    def access(self, cpu, vpage, write):
+        c = self.tlbs.cpus[cpu]
+        if cpu in pending(self) and c.op is None and not c.loaded_mm.exiting:
+            switched_in(self, cpu, c.loaded_mm)
+        return o_access(self, cpu, vpage, write)
+
+    def start(self, cpu, name, args, gen_fn, label, user_task=None):
+        c = self.tlbs.cpus[cpu]
+        if cpu in pending(self) and c.op is None and (name in user or name == "exit"
+                                                       or user_task):
+            switched_in(self, cpu, c.loaded_mm)
+        return o_start(self, cpu, name, args, gen_fn, label, user_task)
+
+    def switch(self, cpu, mm_id):
+        c = self.tlbs.cpus[cpu]
+        prev, nxt = c.loaded_mm, self.mms[mm_id]
+        if cpu in pending(self) and c.op is None and prev is not nxt and not nxt.exiting:
+            switched_in(self, cpu, prev)
+        return o_switch(self, cpu, mm_id)
 
     def step(self, op):
         b = op.blocked_on
@@ -707,13 +757,16 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_slept(monkeypatch):
             seen.add((is_user, sleeps))
             mm = self.tlbs.cpus[op.cpu].loaded_mm
             if is_user and sleeps and not mm.exiting:
-                want.append((op.id, op.steps + 1, mm.id))
+                want.append(("s", op.id, op.steps + 1, mm.id))
         return orig(self, op)
 
-    monkeypatch.setattr(machine.Machine, "_step", step)
+    for name, fn in (("_step", step), ("_finish", finish), ("user_access", access),
+                     ("_start", start), ("switch_mm", switch)):
+        monkeypatch.setattr(M, name, fn)
     for seed in range(600):
         assert run_example(Rec, seed=seed, swarm=True).failure is None
-    assert calls == want and len(want) > 100, len(want)
+    assert calls == want
+    assert sum(w[0] == "s" for w in want) > 100 and sum(w[0] == "k" for w in want) > 100
     assert seen == {(True, True), (True, False), (False, True), (False, False)}, seen
 
 

@@ -368,17 +368,45 @@ def test_a_yes_or_no_hook_must_answer_a_bool():
 
 def _a_watched_hook(monkeypatch, proto_file: str):
     """``hook(body)``, a function compiled as if ``proto_file`` (a protocol module's file,
-    the only one the watchdog watches now) defined it: a hook frame to tick in by hand, the
-    watchdog's state fresh, 2 ticks to stuck."""
+    the only one the watchdog watches now) defined it, called as the suite calls a hook
+    (from a function compiled as if in ``conformance/``): a hook frame to tick in by hand,
+    the watchdog's state fresh, 2 ticks to stuck. ``hook.bare`` is the same function
+    called with no suite frame outward (as a test function that calls ``fuzz()``)."""
     from conformance import watchdog
     ns: dict = {}
     exec(compile("def hook(body):\n    return body()\n", proto_file, "exec"), ns)
+    exec(compile("def call_hook(fn, body):\n    return fn(body)\n",
+                 watchdog._SUITE_DIR + "machine_for_tests.py", "exec"), ns)
     monkeypatch.setattr(watchdog, "PROTOCOL_FILES", {proto_file})
     monkeypatch.setattr(watchdog._State, "stuck_s", 2)
     monkeypatch.setattr(watchdog._State, "frame", None)
     monkeypatch.setattr(watchdog._State, "ticks", 0)
     monkeypatch.setattr(watchdog._State, "stuck", None, raising=False)
-    return ns["hook"]
+
+    def hook(body):
+        return ns["call_hook"](ns["hook"], body)
+    hook.bare = ns["hook"]
+    return hook
+
+
+def test_a_protocol_frame_the_suite_did_not_call_is_no_hook(monkeypatch):
+    """A protocol class defined in a test module makes that module a protocol file, and the
+    test function calling ``fuzz()`` a frame of it; it ran for seconds under load and was
+    reported as a stuck hook (a CI run, 2026-12-06). A protocol frame counts only when the
+    suite's code called it: ticks in the bare frame never raise; the same frame called as
+    a hook does."""
+    import signal
+    import sys
+    from conformance import watchdog
+    hook = _a_watched_hook(monkeypatch, "/flushcheck-test/proto.py")
+
+    def ticks():
+        here = sys._getframe()
+        for _ in range(3):
+            watchdog._tick(signal.SIGALRM, here)
+    hook.bare(ticks)  # nothing raised: the test function is no hook
+    with pytest.raises(watchdog.HookStuck, match="hook ran for 2 s"):
+        hook(ticks)
 
 
 def test_the_watchdog_waits_out_a_gc_callback_instead_of_raising_into_it(monkeypatch):
