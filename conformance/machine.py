@@ -40,7 +40,7 @@ from .hw.tlb import Tlbs
 from .watchdog import PROTOCOL_FILES
 from .trace import Trace
 
-_CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 #: values written by user stores start here (file contents are 1000.., anon pages 0)
 FIRST_USER_VALUE = 1_000_000
@@ -392,8 +392,6 @@ class Machine:
         self._next_op += 1
         op._label = label
         op.user_task = name in USER_TASK_OPS if user_task is None else user_task
-        if self.kthread_ran >> cpu & 1 and (op.user_task or name == "exit"):
-            self._from_kthread(cpu, op, c.loaded_mm)
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
         op.gen = gen_fn(op)
         c.op = op
@@ -402,6 +400,8 @@ class Machine:
         if self._w_pending is not None and stale_alive(self):
             self._w_pending[name] += 1  # coverage: a deferred flush pending as this path starts
         self.trace.msg(op, "%s: start", op)
+        if self.kthread_ran >> cpu & 1 and (op.user_task or name == "exit"):
+            self._from_kthread(cpu, op, c.loaded_mm)  # its task is switched in (tlb_ubc set)
         self._step(op)
         return op
 
@@ -464,29 +464,33 @@ class Machine:
 
     def _from_kthread(self, cpu: int, who, mm) -> None:
         """The user task that runs on ``cpu`` next after a kernel thread's operation there
-        (reclaim: kswapd; migrate: kcompactd; writeback: the flusher) is switched in from
-        that thread, which kept ``mm``, the CPU's mm, loaded lazily: ``context_switch``'s
-        "kernel -> user" case sets ``rq->prev_mm`` to it, and ``finish_task_switch``
-        (kernel/sched/core.c) runs its lazy-TLB branch in the task's context: the
-        protocol's ``finish_task_switch(who, mm)``, ``who`` the operation the task starts,
-        or ``cpu`` for a user access or a switch to another mm's task. Called where that
-        task first runs: :meth:`user_access`, :meth:`_start` of a user task's operation or
-        an exit, :meth:`switch_mm` (``mm`` the mm switched away from). Not after an exit
-        (``exit_mmap`` runs after ``exit_mm``; the model's exec is the same task), nor for
-        an mm that is exiting (its task is gone: as :meth:`_switched_in`)."""
+        (reclaim: kswapd; migrate: kcompactd; writeback: the flusher; an exit: the dead
+        task, whose ``exit_mm`` cleared its mm and kept it as a lazy reference) is switched
+        in from that thread, which kept ``mm``, the CPU's mm, loaded lazily:
+        ``context_switch``'s "kernel -> user" case sets ``rq->prev_mm`` to it, and
+        ``finish_task_switch`` (kernel/sched/core.c) runs its lazy-TLB branch in the task's
+        context: the protocol's ``finish_task_switch(who, mm)``, ``who`` the operation the
+        task starts (after ``init_task`` and its start row, before its first step), or
+        ``cpu`` for a user access or a switch to another mm's task. Called where that task
+        first runs: :meth:`user_access`, :meth:`_start` of a user task's operation or an
+        exit, :meth:`switch_mm` (``mm`` the mm switched away from). Also for an ``mm`` that
+        is exiting (a write or hole punch the model starts on its CPU): the lazy reference
+        keeps it, and the kernel drops it there all the same."""
         self.kthread_ran &= ~(1 << cpu)
-        if mm is None or mm.exiting:
+        if mm is None:
             return
         self.trace.msg(who, "finish_task_switch: switched in from a kernel thread, rq->prev_mm = mm%d",
                        mm.id)
-        self.call_hook(self.proto.finish_task_switch, who, mm)
+        self.call_hook(self.proto.finish_task_switch, who, mm, on=who)
 
     def _finish(self, op: Op) -> None:
         self.ops.remove(op)
         self.tlbs.cpus[op.cpu].op = None
         self.busy_cpus -= 1
-        if self._fts_overridden and not op.user_task and op.name != "exit":
-            self.kthread_ran |= 1 << op.cpu  # kswapd, kcompactd, the flusher: a kernel thread
+        if self._fts_overridden and not op.user_task:
+            # kswapd, kcompactd, the flusher: kernel threads; and an exit, whose task ran
+            # exit_mmap after exit_mm cleared its mm (it switches out as a kernel thread would)
+            self.kthread_ran |= 1 << op.cpu
         if op.held:
             raise self._model_error(f"{op.label} returned holding {op.held}", op)
         if not op.returned:

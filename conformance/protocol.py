@@ -266,9 +266,10 @@ class Protocol:
           not a PTL) is stepped again, after the idle task ran: before that step, ``task``
           the operation;
         * the first user task to run on a CPU after a kernel thread's operation there
-          (reclaim, migrate, writeback): ``task`` the operation it starts (a syscall, a
-          fault, an exit), or the CPU number for a user access or a switch to another mm's
-          task (``mm`` then the mm switched away from), before it runs.
+          (reclaim, migrate, writeback, or an exit, whose dead task switches out as a kernel
+          thread): ``task`` the operation it starts (a syscall, a fault, an exit; set up,
+          before its first step), or the CPU number for a user access or a switch to another
+          mm's task (``mm`` then the mm switched away from), before it runs.
 
         Must not yield. Default: nothing (mainline only drops the reference).
 

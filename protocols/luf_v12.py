@@ -506,12 +506,15 @@ class LufV12(LufBase):
         """v12 19/26 in ``finish_task_switch`` (kernel/sched/core.c), the block that drops
         the lazy-TLB mm a kernel thread borrowed (``if (mm) { ...
         mmdrop_lazy_tlb_sched(mm); }`` with ``mm = rq->prev_mm``): 16/26's ``luf_flush(0)``,
-        ``luf_flush_mm(mm)`` since 19/26, run in the context of ``task``, the user task
-        switched back in after it slept on a lock, so ``current->tlb_ubc`` is its own: the
-        diet of ``luf_flush_mm`` (:meth:`_luf_flush_batch`, :meth:`_diet`) works on the
-        deferrals ``task`` has pending (docs/LUF.md, "A third window"). The machine calls
-        it for a user task's operation stepped again after it blocked (``Machine._step``);
-        ``mm`` is the CPU's loaded mm, which the idle task kept."""
+        ``luf_flush_mm(mm)`` since 19/26, run in the context of the user task switched in:
+        ``task``, an operation (``current->tlb_ubc`` is its own, so the diet of
+        ``luf_flush_mm``, :meth:`_luf_flush_batch` and :meth:`_diet`, works on the
+        deferrals it has pending: docs/LUF.md, "A third window"), or a CPU number (a user
+        task between operations, with no batch). The machine calls it for a user task's
+        operation stepped again after it slept on a lock (``Machine._switched_in``: ``mm``
+        the CPU's mm, which the idle task kept), and for the first user task to run on a
+        CPU after a kernel thread's operation there (``Machine._from_kthread``: ``mm`` the
+        mm that thread kept)."""
         self.luf_flush_mm(task, mm)
 
     def folio_mkclean(self, task, frame) -> None:

@@ -56,17 +56,18 @@ class LufV12Posted(LufV12):
 
     def context_switch(self, cpu_id, prev, next_mm) -> None:
         """``finish_task_switch``: v12 flushes (``luf_flush_mm(mm)`` since 19/26) only when
-        dropping a borrowed lazy-TLB mm; the machine's ``switch_mm`` is a plain switch
-        between two user tasks, so nothing happens here. The lazy-TLB block is
-        :meth:`finish_task_switch`."""
+        dropping a borrowed lazy-TLB mm, so nothing happens at a plain switch between two
+        user tasks. A ``switch_mm`` right after a kernel thread's operation on the CPU is
+        also that drop: the machine then calls :meth:`finish_task_switch` after this hook
+        (``Machine._from_kthread``)."""
 
     def finish_task_switch(self, task, mm) -> None:
         """v12 as posted: in ``finish_task_switch`` (kernel/sched/core.c), 16/26 adds
         ``luf_flush(0)`` and 19/26 turns it into ``luf_flush_mm(mm)`` inside ``if (mm) {
         membarrier_mm_sync_core_before_usermode(mm); mmdrop_lazy_tlb_sched(mm); }``, ``mm``
-        being ``rq->prev_mm``: the branch a user task switched back in from a kernel thread
-        (here the idle task that ran while ``task`` slept on a lock) takes, in ``task``'s
-        context. Exactly what :meth:`LufV12.finish_task_switch` does; with this module's
+        being ``rq->prev_mm``: the branch a user task switched in from a kernel thread (the
+        idle task that ran while it slept on a lock, or kswapd, kcompactd, the flusher or
+        an exited task that ran on its CPU before it) takes, in its context. Exactly what :meth:`LufV12.finish_task_switch` does; with this module's
         ``fold_batch`` folding nothing from ``mm->luf_batch``, what it flushes is ``task``'s
         own batches after the diet (``arch_tlbbatch_diet(&tlb_ubc->arch, lb->ugen)``)."""
         self.luf_flush_mm(task, mm)

@@ -603,7 +603,7 @@ def fingerprint(m) -> tuple:
             tuple(_fp(getattr(mem, s)) for s in _slots(type(mem))),
             _fp(m.proto, top=True),
             tuple(m.oracle.expected.items()),
-            tuple(m.consumer_frames), m._next_value, m._next_anon, m._next_op,
+            tuple(m.consumer_frames), m._next_value, m._next_anon, m._next_op, m.kthread_ran,
             tuple(_fp_op(m, op) for op in m.ops),
         )
     finally:
