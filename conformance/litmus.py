@@ -52,7 +52,7 @@ import attrs
 from .config import DEFAULT, MachineConfig, refused
 from .errors import VIOLATION_TYPES, Failure, ModelError, UsageError
 from .hookpoints import finish_hook
-from .reproducer import arg_error
+from .reproducer import FOLIO_ACTIONS, arg_error
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
 
@@ -500,7 +500,7 @@ class _Runner:
             call("evict", cpu, int(w[1]))
         elif verb == "switch":
             call("switch_mm", cpu, int(w[1][2:]))
-        elif verb in ("reclaim", "migrate", "compact"):
+        elif verb in FOLIO_ACTIONS:  # the verbs are the actions' names
             words = w[2:]
             nested = ()
             if "nested" in words:  # reclaim R pfn.. nested pfn..: swapout recurses into reclaim

@@ -37,10 +37,8 @@ from .protocol import MmuGather, Protocol
 from .registry import hook_code, hook_names
 from .mm.mm_types import PRESENT, Lock, Mm, Vma
 from .hw.tlb import Tlbs
-from .watchdog import PROTOCOL_FILES
+from .watchdog import _SUITE_DIR, PROTOCOL_FILES
 from .trace import Trace
-
-_CONFORMANCE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 #: values written by user stores start here (file contents are 1000.., anon pages 0)
 FIRST_USER_VALUE = 1_000_000
@@ -455,12 +453,8 @@ class Machine:
         file syscalls do not load their task's mm (its task is not that mm's, which has
         none left), so the mm a switch would hand over is not known."""
         mm = self.tlbs.cpus[op.cpu].loaded_mm
-        if mm.exiting:
-            return
-        if self._fts_overridden:
-            self.trace.msg(op, "finish_task_switch: switched in from idle, rq->prev_mm = mm%d",
-                           mm.id)
-        self.call_hook(self.proto.finish_task_switch, op, mm)
+        if not mm.exiting:
+            self._finish_task_switch(op, mm, "idle")
 
     def _from_kthread(self, cpu: int, who, mm) -> None:
         """The user task that runs on ``cpu`` next after a kernel thread's operation there
@@ -477,10 +471,16 @@ class Machine:
         is exiting (a write or hole punch the model starts on its CPU): the lazy reference
         keeps it, and the kernel drops it there all the same."""
         self.kthread_ran &= ~(1 << cpu)
-        if mm is None:
-            return
-        self.trace.msg(who, "finish_task_switch: switched in from a kernel thread, rq->prev_mm = mm%d",
-                       mm.id)
+        if mm is not None:
+            self._finish_task_switch(who, mm, "a kernel thread")
+
+    def _finish_task_switch(self, who, mm, prev: str) -> None:
+        """The protocol's ``finish_task_switch(who, mm)`` for a task switched in from
+        ``prev`` (:meth:`_switched_in`, :meth:`_from_kthread`), with its trace row where the
+        protocol overrides the hook (the kernel-thread bit is kept only there anyway)."""
+        if self._fts_overridden:
+            self.trace.msg(who, "finish_task_switch: switched in from %s, rq->prev_mm = mm%d",
+                           prev, mm.id)
         self.call_hook(self.proto.finish_task_switch, who, mm, on=who)
 
     def _finish(self, op: Op) -> None:
@@ -1035,13 +1035,13 @@ def _protocol_files(proto_cls) -> frozenset:
         mod = sys.modules.get(c.__module__)
         complete = complete and mod is not None
         f = getattr(mod, "__file__", None)
-        if f and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
+        if f and not os.path.abspath(f).startswith(_SUITE_DIR):
             files.add(os.path.abspath(f))
             PROTOCOL_FILES.add(f)  # as code objects name it: what the watchdog looks for
     for name in hook_names():
         code = hook_code(getattr(proto_cls, name, None))
         f = code.co_filename if code is not None else "<"
-        if not f.startswith("<") and not os.path.abspath(f).startswith(_CONFORMANCE_DIR):
+        if not f.startswith("<") and not os.path.abspath(f).startswith(_SUITE_DIR):
             files.add(os.path.abspath(f))
             PROTOCOL_FILES.add(f)
     got = frozenset(files)

@@ -209,6 +209,9 @@ def load(path: str) -> dict:
     return data
 
 
+#: the actions over a batch of folios (``(cpu, frames, ...)``: reclaim adds a nested batch)
+FOLIO_ACTIONS = ("reclaim", "migrate", "compact")
+
 ACTIONS = ("advance", "fault", "reclaim", "migrate", "compact", "munmap", "mmap", "mprotect", "write",
            "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free",
            "writeback", "madvise", "mremap", "truncate", "exit_mmap", "fork")

@@ -28,7 +28,9 @@ there. :mod:`protocols.luf_v12` flushes on every switch (``luf_flush_mm`` in
 machine has one such drop: a user task's operation that slept on a lock is switched back
 in from the idle task, which held the CPU's mm lazily (``Machine._step``, hook
 ``finish_task_switch``); both modules run ``luf_flush_mm(mm)`` there, in that task's
-context; and, since the same day, the drop when a user task runs on a CPU after a kernel
+context (this one inherits :meth:`LufV12.finish_task_switch`: with its ``fold_batch``
+folding nothing from ``mm->luf_batch``, what it flushes is the task's own batches after the
+diet, ``arch_tlbbatch_diet(&tlb_ubc->arch, lb->ugen)``); and, since the same day, the drop when a user task runs on a CPU after a kernel
 thread's operation there (reclaim, migrate, writeback: ``Machine._from_kthread``).
 
 Decided the same way in both modules:
@@ -61,16 +63,6 @@ class LufV12Posted(LufV12):
         also that drop: the machine then calls :meth:`finish_task_switch` after this hook
         (``Machine._from_kthread``)."""
 
-    def finish_task_switch(self, task, mm) -> None:
-        """v12 as posted: in ``finish_task_switch`` (kernel/sched/core.c), 16/26 adds
-        ``luf_flush(0)`` and 19/26 turns it into ``luf_flush_mm(mm)`` inside ``if (mm) {
-        membarrier_mm_sync_core_before_usermode(mm); mmdrop_lazy_tlb_sched(mm); }``, ``mm``
-        being ``rq->prev_mm``: the branch a user task switched in from a kernel thread (the
-        idle task that ran while it slept on a lock, or kswapd, kcompactd, the flusher or
-        an exited task that ran on its CPU before it) takes, in its context. Exactly what :meth:`LufV12.finish_task_switch` does; with this module's
-        ``fold_batch`` folding nothing from ``mm->luf_batch``, what it flushes is ``task``'s
-        own batches after the diet (``arch_tlbbatch_diet(&tlb_ubc->arch, lb->ugen)``)."""
-        self.luf_flush_mm(task, mm)
 
 #: the rule the fuzzer finds first (tests/test_protocols.py: seed 0, 6000 examples of 100
 #: steps): the S2 of the mprotect race (pte_write-only eligibility); docs/LUF.md lists every

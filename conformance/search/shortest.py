@@ -41,6 +41,7 @@ import attrs
 
 from ..config import DEFAULT
 from ..errors import Failure, UsageError
+from ..reproducer import FOLIO_ACTIONS
 
 #: the explorer's state cap when it looks for the shortest interleaving (deterministic, unlike
 #: a time cap): 25,000 states, about 25 s on a 4-CPU run of five operations (the explorer
@@ -64,7 +65,7 @@ _FILE_PAGE_VERBS = {"write": "filewrite", "writeback": "writeback", "truncate": 
 
 def _op_line(name: str, args: tuple, label: str) -> str:
     a = args[1:]
-    if name in ("reclaim", "migrate", "compact"):
+    if name in FOLIO_ACTIONS:
         line = f"{name} {label} " + " ".join(f"pfn{f}" for f in a[0])
         if name == "reclaim" and len(a) > 1 and a[1]:
             line += " nested " + " ".join(f"pfn{f}" for f in a[1])

@@ -37,7 +37,7 @@ from ..defaults import ACTIONS_PER_EXAMPLE
 from ..errors import Failure, ModelError, UsageError
 from ..machine import Machine
 from ..mm.mm_types import PRESENT
-from ..reproducer import ACTIONS, replay_actions
+from ..reproducer import ACTIONS, FOLIO_ACTIONS, replay_actions
 from ..hookpoints import watching
 from .conflict import ConflictWatch
 from .statemachine import Driver, Stats, check_sizes, conformance_machine
@@ -833,7 +833,7 @@ def _name_of(m: Machine, name: str, args: tuple):
     """What a reclaim's or migration's folios hold (``mem.owner``: ``('a', anon_vma, index)``
     or ``('f', file, pgoff)``) or which entry an eviction drops (``(mm, vpage)``), just
     before the action runs on ``m``; None for other actions."""
-    if name in ("reclaim", "migrate", "compact"):
+    if name in FOLIO_ACTIONS:
         owner = m.mem.owner
         return tuple(tuple(owner[f] for f in frames) for frames in args[1:])
     if name == "evict":
@@ -1046,7 +1046,7 @@ def simpler_args(name: str, args: tuple, named=None) -> list:
         []
     """
     out = []
-    if name in ("reclaim", "migrate", "compact"):
+    if name in FOLIO_ACTIONS:
         if name == "reclaim" and len(args) > 2 and args[2]:
             out.append(((args[0], args[1], ()), None if named is None else (named[0], ())))
         for t in range(1, len(args)):
