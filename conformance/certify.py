@@ -64,6 +64,7 @@ from .errors import Failure, ModelError, ProtocolError, UsageError
 from .executors import Workers, open_workers
 from .found import Filing, file_found
 from .registry import load_protocol, loaded_protocol, protocol_names
+from .search import outside
 from .search.statemachine import Stats, conformance_machine
 from .watchdog import a_worker_stopped, before_stop, stuck, watch_this_thread
 
@@ -868,17 +869,29 @@ def _collect(res: Result, cls, results: dict) -> None:
         if actions is None:  # nothing to replay: keep the worker's words
             f = in_words(rule, text)
         else:  # on the machine it failed on (the walk draws one per example)
+            before = outside.look(cls)
             f = replay_actions(cls, cfg, res.strict, actions)
             if f is None or f.rule != rule:  # the worker's words, and why no reproducer
+                got = 'they passed' if f is None else f.rule
+                try:  # state the replay changed outside the machine explains it
+                    outside.check(cls, before)
+                    hidden = None
+                except UsageError as exc:
+                    hidden = str(exc)
                 why = (f"{text} [its {len(actions)} actions did not fail so when replayed "
-                       f"here: {'they passed' if f is None else f.rule}; state kept outside "
-                       "the protocol's slots (a module or class attribute)?]")
+                       f"here: {got}; " + (hidden or "state kept outside the protocol's "
+                                           "slots (a module or class attribute)?") + "]")
                 # a protocol error was raised in the protocol's code, whatever the replay
                 # does; an oracle verdict that does not replay is no verdict: the protocol's
-                # hidden state or flushcheck's own nondeterminism, which the parent cannot
-                # tell apart (it read as "linux fails S2", exit 1; a review, 2026-12-05)
+                # hidden state or flushcheck's own nondeterminism (it read as "linux fails
+                # S2", exit 1; a review, 2026-12-05). Where the replay changed the
+                # protocol's state outside the machine, it is the protocol's: a protocol
+                # error naming the value (it read as a flushcheck bug, exit 3; a user
+                # review, 2026-12-06)
                 if rule in (ModelError.rule, ProtocolError.rule):
                     f = in_words(rule, why)
+                elif hidden is not None:
+                    f = in_words(ProtocolError.rule, f"{rule} did not replay: {why}")
                 else:
                     f = in_words(ModelError.rule, f"{rule} did not replay, no verdict: {why}")
         res.failures.append(f)

@@ -208,6 +208,7 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     from .reproducer import git_commit, save
 
     label = cls.name + (f" [{cname}]" if cname else "")
+    bound_error = None  # certify --bound's one-line error, said after a failure's report
     with CertifyProgress(label, total=args.examples) as progress:
         res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
                       steps=args.steps, chunk=args.chunk, jobs=args.jobs,
@@ -217,9 +218,18 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         if args.bound_result is None:  # its config and menu are not the profile's: once
             from .boundcli import run_bound
 
-            args.bound_result = run_bound(cls, args.bound_cfg, args.bound, args.bound_menu,
-                                          strict=args.strict, budget=args.bound_budget,
-                                          jobs=args.jobs, quiet=True)
+            try:
+                args.bound_result = run_bound(cls, args.bound_cfg, args.bound,
+                                              args.bound_menu, strict=args.strict,
+                                              budget=args.bound_budget, jobs=args.jobs,
+                                              quiet=True)
+            except UsageError as exc:
+                if not res.failures:
+                    raise
+                # the random search's failure stands, with its report and reproducer; the
+                # bounded check's error (state outside the machine) is said after it. Before
+                # 2026-12-06 the error alone was printed, and the failure was lost.
+                bound_error = f"the bounded check: {exc}"
         res.bounded = args.bound_result
     commit = git_commit()
     shown = _commit_shown(commit)
@@ -254,7 +264,12 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
         print(f"  overall   {_verdict_word(res)}")
     if args.show_program and res.hypothesis_program:
         print("\nHypothesis program:\n" + res.hypothesis_program)
-    if args.out:
+    if bound_error is not None:
+        problems.append(bound_error)
+        if args.out:  # a certificate of --bound K without the bounded check's result
+            problems.append(f"certificate: none written to {args.out} (the bounded check "
+                            "did not run)")
+    elif args.out:
         from .certificate import JSON_NAME, build, litmus_cells, write
 
         out = os.path.join(args.out, cname) if cname else args.out

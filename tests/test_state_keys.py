@@ -257,6 +257,54 @@ def test_state_outside_the_machine_stops_the_searches(tmp_path, form):
     assert explore(sc, load_protocol("linux")).verdict == "pass"
 
 
+EVERY_OTHER = ("from protocols.linux import Linux\n\nCOUNT = [0]\n\n\nclass P(Linux):\n"
+               "    def try_to_unmap_flush(self, task):\n"
+               "        COUNT[0] += 1\n"
+               "        if COUNT[0] % 2:\n"
+               "            super().try_to_unmap_flush(task)\n")
+
+
+def test_state_outside_the_machine_that_changes_a_replay_is_named_not_a_crash(tmp_path):
+    """A hook that flushes on every other call, counting calls in a module global (a user
+    review, 2026-12-06): a re-execution of a passing path failed, which the bounded check
+    took for its own bug (ModelError "replay of a passing state failed", exit 3 with a
+    traceback), before its check of outside state after the search could name the global.
+    Now the ModelError gives way to that check's one line, in a worker (--jobs 2) too. The
+    explorer named it already."""
+    from conformance.search.bounded import bounded
+    path = tmp_path / "every_other.py"
+    path.write_text(EVERY_OTHER)
+    cls = load_protocol(str(path))
+    for jobs in (1, 2):
+        with pytest.raises(UsageError, match=r"changed COUNT \(every_other.py\) during the "
+                                             r"search: state outside the machine"):
+            bounded(cls, BOUND_CONFIG, 1, jobs=jobs)
+
+
+def test_certify_bound_keeps_the_random_failure_when_the_bounded_check_cannot_run(
+        tmp_path, capsys):
+    """``certify P --bound K`` where the random search failed and the bounded check then
+    stops on state outside the machine: the failure is reported (exit 1), the bounded
+    check's error follows on stderr, and no certificate claims a bounded result. Before
+    2026-12-06 it printed nothing on stdout and exited 3: the failure was lost. The
+    failure does not replay in the parent (the count moved on): that is the protocol's
+    doing, a PROTOCOL ERROR naming the global, where it was a MODEL ERROR ("a flushcheck
+    bug, please report", exit 3)."""
+    from conformance.cli import main
+    path = tmp_path / "every_other.py"
+    path.write_text(EVERY_OTHER)
+    out, repro = tmp_path / "cert", tmp_path / "r"
+    assert main(["certify", str(path), "--budget", "5", "--jobs", "1", "--seed", "1",
+                 "--database", "none", "--bound", "1", "--repro-dir", str(repro),
+                 "--out", str(out)]) == 1
+    got = capsys.readouterr()
+    assert "  verdict   PROTOCOL ERROR" in got.out, got.out
+    assert "did not replay" in got.out and "changed COUNT (every_other.py)" in got.out
+    assert "MODEL ERROR" not in got.out
+    assert "error: the bounded check: protocol every_other changed COUNT" in got.err, got.err
+    assert "certificate: none written" in got.err and not out.exists()
+
+
 def test_the_watch_reads_function_attributes_random_state_and_survives_cycles(tmp_path):
     """A review of the watch (2026-12-05): a function attribute (``helper.calls += 1``) and
     a ``random.Random``'s draws were not seen, a logger (a cyclic graph) crashed the search
