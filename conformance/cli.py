@@ -562,6 +562,8 @@ def cmd_explore(args) -> int:
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
                   max_states=args.max_states, strict=args.strict, shorter_than=args.shorter_than)
     bound = f" --shorter-than {args.shorter_than}" if args.shorter_than is not None else ""
+    if args.preemptions is not None:
+        bound += f" --preemptions {args.preemptions}"
     ref = shlex.quote(protocol_ref(cls))  # a file by its absolute path
     print(f"flushcheck explore {sc.path} --protocol {ref}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
@@ -576,6 +578,12 @@ def cmd_explore(args) -> int:
     elif res.failure is None and args.shorter_than is not None:  # a bound, not the scenario's verdict
         print(f"  verdict   NONE SHORTER: no interleaving of fewer than {args.shorter_than} "
               f"choices fails   (expected {exp} at any length)")
+    elif res.failure is None and args.preemptions is not None:  # likewise: it read "PASS
+        # (expected S3, DIFFERS)" for a protocol that fails with more preemptions (2026-12-06)
+        print(f"  verdict   NONE WITHIN {args.preemptions} PREEMPTION"
+              f"{'S' * (args.preemptions != 1)}: no interleaving of at most {args.preemptions} "
+              f"preemption{'s' * (args.preemptions != 1)} fails   (expected {exp} with any "
+              "number)")
     else:
         print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
               f"   (expected {exp}{', DIFFERS' if differs else ''})")
@@ -719,6 +727,10 @@ def cmd_picture(args) -> int:
                              "by its path)") from None
         check_expect_names(sc, cls.name)
         res = explore(sc, cls, max_states=args.max_states, strict=args.strict)
+        if res.failure is None and not res.complete:  # no verdict; it read "(pass)" (2026-12-06)
+            raise UsageError(f"{args.file} under {res.protocol}: no counterexample in the "
+                             f"first {args.max_states} states (the search stopped at "
+                             "--max-states): nothing to draw; raise --max-states")
         if res.failure is None or res.failure.machine is None:
             raise UsageError(f"{args.file} under {res.protocol}: no counterexample "
                              f"({res.verdict}): nothing to draw")

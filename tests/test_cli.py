@@ -182,6 +182,30 @@ def test_explore_shorter_than_proves_a_length_or_finds_a_shorter_one(capsys, tmp
     assert r.returncode == 2 and "at least 1 choice" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_explore_reports_its_own_bounds_never_a_bare_pass(capsys, tmp_path):
+    """A user review (2026-12-06): ``--preemptions 1`` on the 2021 race, which linux_4_13
+    fails only with more preemptions, printed ``verdict   PASS   (expected S3, DIFFERS)``;
+    now it says what was searched, NONE WITHIN 1 PREEMPTION, and the command line it echoes
+    names the bound. With 2 it fails as the scenario says. A FAIL's summary no longer ends
+    in "(search stopped early)", which means --max-states; a run stopped there still does."""
+    from conformance.cli import main
+
+    lit = "litmus/bug-2.7-lost-pending-flush.litmus"
+    args = ["explore", lit, "--protocol", "linux_4_13", "--repro-dir", str(tmp_path)]
+    assert main(args + ["--preemptions", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "NONE WITHIN 1 PREEMPTION: no interleaving of at most 1 preemption fails" in out
+    assert "verdict   PASS" not in out and "DIFFERS" not in out and "--preemptions 1" in out
+    assert main(args + ["--preemptions", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "verdict   FAIL: S3   (expected S3)" in out and "stopped early" not in out
+    assert main(args) == 1
+    assert "stopped early" not in capsys.readouterr().out
+    assert main(args + ["--max-states", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "INCOMPLETE" in out and "(search stopped early)" in out
+
+
 def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_path):
     """Checked before any work (they used to fail with a traceback after the whole run)."""
     afile = tmp_path / "a_file"

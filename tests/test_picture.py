@@ -130,6 +130,14 @@ def test_picture_command(tmp_path, failure):
                         "--protocol", "linux", "-o", str(tmp_path / "none.html")],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nothing to draw" in r.stderr
+    # a search stopped at --max-states is no pass: it said "no counterexample (pass)" of a
+    # scenario linux_4_13 fails (a user review, 2026-12-06)
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "picture", LITMUS,
+                        "--protocol", "linux_4_13", "--max-states", "2", "-o", "-"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "(pass)" not in r.stderr, r.stderr
+    assert "no counterexample in the first 2 states (the search stopped at --max-states)" \
+        in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_explore_says_where_the_picture_is(tmp_path):

@@ -90,7 +90,8 @@ class Result:
         how = "deduplicated" if self.dedup else "no deduplication"
         if self.preemption_bound is not None:
             how += f", at most {self.preemption_bound} preemption(s)"
-        done = "" if self.complete else " (search stopped early)"
+        # a failure ends the search by design (the shortest counterexample): not "early"
+        done = "" if self.complete or self.failure is not None else " (search stopped early)"
         if self.shorter_than is not None:
             how += f", only paths of fewer than {self.shorter_than} choices"
         inter = (f"{self.interleavings} interleavings" if self.complete and self.shorter_than is None
