@@ -168,6 +168,8 @@ def cmd_bound(args) -> int:
                     jobs=args.jobs, quiet=args.quiet, unreduced=args.unreduced)
     print(f"{rerun_command(cls, args)}   commit {git_commit()}")
     print(f"  config    {cfg.describe()}")
+    for line in cfg.caveats():
+        print(f"  caveat    {line}")
     print(f"  menu      {','.join(menu)} (a user read/write counts as one operation; "
           "hardware fill/evict unbounded)")
     print("  reduced   " + (", ".join(res.reductions) + " (docs/BOUNDED.md, \"Reductions\": "

@@ -226,6 +226,9 @@ def build(res, cls, commit: str, argv: list | None = None, repro_paths=(),
         "verdict": verdict_of(res),
         # what the machine left out (docs/FINDINGS.md): a PASS does not cover these paths
         "scope": scope_lines(cfg),
+        # what the machine does unlike the kernel that can fail a correct protocol
+        # (MachineConfig.caveats; since 2026-12-06)
+        "caveats": cfg.caveats(),
         # what a PASS of this budget is worth, as the report's power line says it (the
         # certificate left it out: a user review, 2026-12-05); None for any other verdict
         "power": power_text(res) if res.passed and not res.failures else None,
@@ -331,6 +334,7 @@ def markdown(cert: dict) -> str:
     if cert.get("command"):
         lines.append(f"| command | `{cert['command']}` |")
     lines += [f"| scope | {x} |" for x in cert.get("scope", [])]
+    lines += [f"| caveat | {x} |" for x in cert.get("caveats", [])]
     if cert.get("power"):
         lines.append(f"| power | {cert['power']} |")
     lines += [f"| warning | {x} |" for x in cert.get("warnings", [])]

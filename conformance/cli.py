@@ -567,6 +567,8 @@ def cmd_explore(args) -> int:
     ref = shlex.quote(protocol_ref(cls))  # a file by its absolute path
     print(f"flushcheck explore {sc.path} --protocol {ref}{bound}   commit {git_commit()}")
     print(f"  config    {sc.config.describe()}")
+    for line in sc.config.caveats():
+        print(f"  caveat    {line}")
     print(f"  searched  {res.summary()}")
     exp = expectation(sc, res.protocol, cls)
     differs = not as_expected(res.verdict, exp)

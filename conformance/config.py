@@ -155,6 +155,32 @@ class MachineConfig:
     zap_need_resched: bool = attrs.field(
         default=False, validator=lambda inst, a, v: _bool(a, v))
 
+    def caveats(self) -> list[str]:
+        """What this machine does unlike the kernel in a way that can fail a correct
+        protocol, one line each: a verdict on it is read with these (certify, bound and
+        explore print them under the config line, a certificate keeps them). A user review
+        (2026-12-06): ``certify linux --config batch_gen_bits=1`` printed ``FAIL: S3``
+        with nothing to say that the narrow counter, not mainline, fails.
+
+        Example::
+
+            >>> MachineConfig().caveats()
+            []
+            >>> print(MachineConfig(batch_gen_bits=2).caveats()[0])   # doctest: +ELLIPSIS
+            batch_gen_bits=2: mm->tlb_flush_batched's pending count is 2 bits, not mainline's 15...
+        """
+        out = []
+        bits = self.batch_gen_bits
+        if bits < 15:
+            out.append(
+                f"batch_gen_bits={bits}: mm->tlb_flush_batched's pending count is {bits} "
+                f"bit{'s' * (bits != 1)}, not mainline's 15, so its overflow reset comes "
+                f"after {2 ** (bits - 1):,} deferral{'s' * (bits != 1)} instead of 16,384"
+                + ("; at this width mainline's own word is ABA-prone and fails S3 "
+                   "(docs/SOUNDNESS.md, gen2): a failure may be the width's, not the protocol's"
+                   if bits <= 2 else ""))
+        return out
+
     @property
     def tables_per_mm(self) -> int:
         return (self.vpages + self.ptes_per_table - 1) // self.ptes_per_table

@@ -503,7 +503,66 @@ class _HookArch:
         self.new_batch = arch.new_batch
 
     def __getattr__(self, name):
+        if name in _NO_READ:
+            raise HookRuleBroken(_NO_READ[name])
+        if name == "cpus":  # cpu_tlbstate, which the kernel reads; not the TLB itself
+            return tuple(CpuTlbState(c) for c in self._arch.cpus)
         return getattr(self._arch, name)
+
+
+_TLB_UNREADABLE = (
+    "no software can read a TLB's contents (the x86 SDM, vol. 3A, 4.10: the processor may "
+    "cache translations, and only INVLPG, INVPCID and CR3/CR4 writes act on them), so no "
+    "kernel protocol can decide on them; the CPUs' loaded mm and tlb_gen are "
+    "self.arch.cpus[i].loaded_mm and .loaded_gen (cpu_tlbstate), a mm's CPUs "
+    "self.arch.mm_cpumask(mm)")
+#: what the hooks' arch refuses (a review, 2026-12-06: a protocol that narrowed its batch to
+#: the CPUs whose TLB held the page passed the bounded check, whose lazy-eviction reduction
+#: rests on no hook reading a TLB, and failed S2 unreduced)
+_NO_READ = {
+    "tlbs": "a hook read self.arch.tlbs, every CPU's TLB: " + _TLB_UNREADABLE,
+}
+
+
+class CpuTlbState:
+    """What a hook may read of a CPU through ``self.arch.cpus[i]``: x86's per-CPU
+    ``cpu_tlbstate`` (arch/x86/include/asm/tlbflush.h: ``loaded_mm``, and the
+    ``ctxs[asid].tlb_gen`` of it as ``loaded_gen``), and its number. Not its TLB
+    (:data:`_TLB_UNREADABLE`): reading ``.tlb`` is a :class:`HookRuleBroken`.
+
+    Example::
+
+        >>> from conformance.machine import Machine
+        >>> from conformance.registry import load_protocol
+        >>> m = Machine(load_protocol("linux"))
+        >>> c = m.proto.arch.cpus[0]
+        >>> c.id, c.loaded_mm is m.mms[0], c.loaded_gen
+        (0, True, 1)
+    """
+
+    __slots__ = ("_cpu",)
+
+    def __init__(self, cpu) -> None:
+        self._cpu = cpu
+
+    @property
+    def id(self) -> int:
+        return self._cpu.id
+
+    @property
+    def loaded_mm(self):
+        return self._cpu.loaded_mm
+
+    @property
+    def loaded_gen(self) -> int:
+        return self._cpu.loaded_gen
+
+    @property
+    def tlb(self):
+        raise HookRuleBroken(f"a hook read CPU{self._cpu.id}'s TLB: " + _TLB_UNREADABLE)
+
+    def __repr__(self) -> str:
+        return f"cpu_tlbstate(CPU{self._cpu.id})"
 
 
 def _arch_effect(name: str):

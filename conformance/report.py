@@ -162,6 +162,7 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         *misspelt_lines(res.protocol, proto_cls),
         f"  commit    {commit}",
         f"  config    {config_text(res)}",
+        *[f"  caveat    {x}" for x in res.config.caveats()],
         f"  seed      {res.seed}   budget {_budget(res)}   on {res.workers}",
         f"  search    {SEARCH[res.engine]}",
         f"  rules     {rules}",

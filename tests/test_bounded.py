@@ -653,3 +653,46 @@ def test_the_budget_stops_inside_one_parents_expansion():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
     assert "verdict   PARTIAL (budget): complete up to K=0, partial at K=1" in r.stdout, r.stdout
+
+
+PEEK = """from protocols.linux import Linux
+
+
+class Peek(Linux):
+    def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage):
+        # deflect the batch from CPUs that (it thinks) cannot cache the page
+        seen = [c.id for c in self.arch.cpus if vpage in c.%s.get(mm.id, {})]
+        super().set_tlb_ubc_flush_pending(task, mm, pteval, vpage)
+        task.tlb_ubc.arch.cpumask &= sum(1 << c for c in seen) | (1 << task.cpu)
+"""
+
+
+def test_a_hook_cannot_read_a_tlb_so_the_lazy_evictions_lose_nothing(tmp_path):
+    """The lazy-eviction reduction holds because nothing but a fill, an access start and the
+    oracle reads whether an entry is cached (docs/BOUNDED.md, "Reductions"). A protocol that
+    read TLBs through ``self.arch.cpus[i].tlb`` broke that (a review, 2026-12-06: PASS
+    reduced, S2 unreduced) and models no kernel: no software reads a TLB. Now the read is a
+    protocol error, in the reduced and the unreduced search alike. The CPUs' cpu_tlbstate
+    (``loaded_mm``, ``loaded_gen``), which kernels do read, stays readable: the same
+    protocol deciding on ``loaded_mm`` instead passes both ways."""
+    from conformance.errors import ProtocolError
+
+    cfg = attrs.evolve(BOUND_CONFIG)
+    path = tmp_path / "peek.py"
+    path.write_text(PEEK % "tlb")
+    cls = load_protocol(str(path))
+    for kw in ({}, {"undo": False, "reduce": False, "lazy_evict": False}):
+        res = bounded(cls, cfg, 2, menu=("reclaim", "write"), **kw)
+        assert isinstance(res.failure, ProtocolError), res.headline()
+        assert "read CPU0's TLB: no software can read a TLB's contents" in str(res.failure)
+        assert res.headline().startswith("PROTOCOL ERROR with a program of 1 operation")
+    tlbs = tmp_path / "peek_tlbs.py"
+    tlbs.write_text(PEEK.replace("self.arch.cpus if vpage in c.%s.get(mm.id, {})",
+                                 "self.arch.tlbs.cpus if c.tlb"))
+    res = bounded(load_protocol(str(tlbs)), cfg, 1, menu=("reclaim",))
+    assert isinstance(res.failure, ProtocolError) and "self.arch.tlbs" in str(res.failure)
+    state = tmp_path / "peek_state.py"
+    state.write_text(PEEK.replace("vpage in c.%s.get(mm.id, {})", "c.loaded_mm is mm"))
+    for kw in ({}, {"undo": False, "reduce": False, "lazy_evict": False}):
+        res = bounded(load_protocol(str(state)), cfg, 2, menu=("reclaim", "write"), **kw)
+        assert res.passed, res.headline()

@@ -206,6 +206,39 @@ def test_explore_reports_its_own_bounds_never_a_bare_pass(capsys, tmp_path):
     assert "INCOMPLETE" in out and "(search stopped early)" in out
 
 
+def test_a_machine_unlike_the_kernel_says_so_beside_its_verdict(capsys, tmp_path):
+    """``certify linux --config batch_gen_bits=1`` printed ``FAIL: S3`` with nothing to say
+    that a 1-bit pending count, not mainline, fails (a user review, 2026-12-06). Every
+    report of such a machine now carries a ``caveat`` line under its config (certify, its
+    certificate, bound, explore); the kernel's 15 bits carry none."""
+    import json
+
+    from conformance.cli import main
+
+    one = ["--examples", "1", "--chunk", "1", "--jobs", "1", "--database", "none",
+           "--steps", "1", "--repro-dir", str(tmp_path / "r")]
+    main(["certify", "linux", *one, "--config", "batch_gen_bits=2", "--out",
+          str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert "  caveat    batch_gen_bits=2: mm->tlb_flush_batched's pending count is 2 bits, " \
+           "not mainline's 15" in out and "ABA-prone" in out, out
+    cert = json.load(open(tmp_path / "c" / "certificate.json"))
+    assert cert["caveats"] and "| caveat | batch_gen_bits=2" in \
+        open(tmp_path / "c" / "certificate.md").read()
+    main(["certify", "linux", *one])
+    assert "caveat" not in capsys.readouterr().out
+    main(["bound", "linux", "-k", "1", "--config", "batch_gen_bits=3", "-q"])
+    out = capsys.readouterr().out
+    assert "  caveat    batch_gen_bits=3:" in out and "after 4 deferrals" in out
+    assert "ABA-prone" not in out
+    lit = tmp_path / "narrow.litmus"
+    src = open(os.path.join(REPO, "litmus", "bug-2.4-reclaim-vs-mprotect.litmus")).read()
+    lit.write_text(src.replace("config populate=false ncpus=2",
+                               "config populate=false ncpus=2 batch_gen_bits=2"))
+    main(["explore", str(lit), "--protocol", "linux", "--repro-dir", str(tmp_path / "r")])
+    assert "  caveat    batch_gen_bits=2:" in capsys.readouterr().out
+
+
 def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_path):
     """Checked before any work (they used to fail with a traceback after the whole run)."""
     afile = tmp_path / "a_file"

@@ -57,7 +57,7 @@ import time
 import attrs
 
 from ..config import MachineConfig
-from ..errors import Failure, ModelError
+from ..errors import Failure, ModelError, ProtocolError
 from .explorer import fresh_fill_fails
 from . import outside
 from .menu import KINDS, MENUS
@@ -128,7 +128,11 @@ class Result:
     def headline(self) -> str:
         """The verdict in one line."""
         if self.failure is not None:
-            return (f"FAIL: {self.failure.rule} with a program of {_ops(self.fail_k)}: "
+            # a protocol error is no violation: named as certify names it (it read "FAIL:
+            # PROTOCOL-ERROR"; a user review, 2026-12-06)
+            what = {ProtocolError.rule: "PROTOCOL ERROR", ModelError.rule: "MODEL ERROR"}.get(
+                self.failure.rule, f"FAIL: {self.failure.rule}")
+            return (f"{what} with a program of {_ops(self.fail_k)}: "
                     f"shortest counterexample {len(self.path)} transitions")
         last = self.levels[-1] if self.levels else Level(self.bound)
         if self.passed:
