@@ -696,3 +696,40 @@ def test_a_hook_cannot_read_a_tlb_so_the_lazy_evictions_lose_nothing(tmp_path):
     for kw in ({}, {"undo": False, "reduce": False, "lazy_evict": False}):
         res = bounded(load_protocol(str(state)), cfg, 2, menu=("reclaim", "write"), **kw)
         assert res.passed, res.headline()
+
+
+DRIVES_A_GENERATOR = """from protocols.linux import Linux
+
+
+class _Pending:
+    def __init__(self, batch):
+        self.batch = batch
+
+    def run(self, proto, task, mm):
+        yield  # a point between the read and the decision
+        pending = self.batch & proto.pending_mask
+        if pending != self.batch >> proto.flushed_shift:
+            proto.arch.flush_tlb_mm(mm, task)
+            mm.proto.tlb_flush_batched = pending | (pending << proto.flushed_shift)
+
+
+class HelperSelf(Linux):
+    def flush_tlb_batched_pending(self, task, mm):
+        yield from _Pending(mm.proto.tlb_flush_batched).run(self, task, mm)
+"""
+
+
+def test_a_hook_paused_inside_a_generator_it_drives_is_keyed_without_a_crash(tmp_path):
+    """A hook that ``yield from``s a helper's generator, paused at an automatic point (the
+    flush) inside it: the helper's generator is *running*, and the state key read its
+    ``gi_yieldfrom``, which on CPython 3.11 can return a wild pointer: ``bound`` died of a
+    segfault (exit 139, no output; a review, 2026-12-06). Run in a child process, so that
+    the old code's crash fails this test and not the test run."""
+    path = tmp_path / "drives_a_generator.py"
+    path.write_text(DRIVES_A_GENERATOR)
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "bound", str(path), "-k", "2",
+                        "--ops", "reclaim,mprotect", "-q", "--repro-dir", str(tmp_path)],
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "verdict   PASS: no violation in any interleaving of any program of <= 2" in r.stdout

@@ -192,7 +192,11 @@ def _chain(g) -> tuple:
         if f is None:
             out.append("finished")
             break
-        inner = g.gi_yieldfrom
+        # a running generator (a hook paused at an automatic point inside a generator it
+        # drives: its frame is on the hook's stack) delegates to nothing readable: on
+        # CPython 3.11 its gi_yieldfrom may read an inline cache as RESUME and return a wild
+        # pointer, a segfault (a review, 2026-12-06); hookpoints._gen_frames stops there too
+        inner = None if g.gi_running else g.gi_yieldfrom
         out.append((f.f_code.co_name, f.f_lasti, tuple(sorted(f.f_locals.items())),
                     key_values(f, inner)))
         g = inner
