@@ -637,7 +637,7 @@ def cmd_litmus(args) -> int:
             except UsageError as exc:
                 broken.append(str(exc))
     cells = check(scs, protos, args.max_states)
-    print(table(cells, scs, protos))
+    print(table(cells, scs, protos, {p: load_protocol(p).name for p in protos}))
     if args.verbose:
         print()
         for c in cells:

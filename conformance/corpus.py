@@ -132,12 +132,16 @@ def check(scenarios: list[Scenario], protocols: list[str], max_states: int | Non
     return [check_one(sc, p, classes[p], max_states) for sc in scenarios for p in protocols]
 
 
-def table(cells: list[Cell], scenarios: list[Scenario], protocols: list[str]) -> str:
-    """Protocol x scenario; a cell is the verdict, with ``!`` and the expectation when they differ."""
+def table(cells: list[Cell], scenarios: list[Scenario], protocols: list[str],
+          names: dict | None = None) -> str:
+    """Protocol x scenario; a cell is the verdict, with ``!`` and the expectation when they
+    differ. ``names``: a row's label for each protocol reference (a file's path shows as
+    the protocol's name, its stem, as in every other report); the reference by default."""
     by = {(c.scenario, c.protocol): c for c in cells}
+    names = names or {}
     cols = [sc.name for sc in scenarios]
     short = [f"[{i + 1}]" for i in range(len(cols))]
-    pw = max(len(p) for p in protocols + ["protocol"])
+    pw = max(len(names.get(p, p)) for p in protocols + ["protocol"])
     cw = [max(4, len(s)) for s in short]
     for j, sc in enumerate(scenarios):
         for p in protocols:
@@ -145,14 +149,15 @@ def table(cells: list[Cell], scenarios: list[Scenario], protocols: list[str]) ->
     out = ["  ".join([f"{'protocol':<{pw}}"] + [f"{s:<{w}}" for s, w in zip(short, cw)]).rstrip()]
     out.append("  ".join(["-" * pw] + ["-" * w for w in cw]))
     for p in protocols:
-        row = [f"{p:<{pw}}"] + [f"{_cell_text(by[(sc.name, p)]):<{w}}" for sc, w in zip(scenarios, cw)]
+        row = [f"{names.get(p, p):<{pw}}"] + [f"{_cell_text(by[(sc.name, p)]):<{w}}"
+                                              for sc, w in zip(scenarios, cw)]
         out.append("  ".join(row).rstrip())
     out.append("")
     for s, sc in zip(short, scenarios):
         kind = "explored" if sc.threads else "script"
         out.append(f"{s} {sc.name} ({kind})")
     bad = [c for c in cells if not c.ok]
-    free = sorted({c.protocol for c in cells if c.expected == ANY})
+    free = sorted({names.get(c.protocol, c.protocol) for c in cells if c.expected == ANY})
     out.append("")
     out.append(f"{len(cells) - len(bad)}/{len(cells)} cells as expected"
                + ("" if not bad else "; '!' marks a cell that differs (verdict!expected)"))

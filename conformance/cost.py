@@ -218,6 +218,10 @@ def cost_report(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFA
         base[mx] = b["per_1000"]["ipis"]
 
     errors = any(r["errors"] for r in res.values())
+    from .registry import load_protocol
+    # a row is the protocol's name: a file's stem, as every other report shows it (a full
+    # path was the label; a user review, 2026-12-06)
+    shown = {p: load_protocol(p).name for p in protocols}
 
     def cell(p, mx):
         if res[p, mx]["errors"]:  # no cost for a protocol that does not run: say why
@@ -229,15 +233,16 @@ def cost_report(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFA
     if markdown:
         L = ["| protocol | " + " | ".join(mixes) + " |", "|---|" + "---|" * len(mixes)]
         for p in protocols:
-            L.append(f"| `{p}` | " + " | ".join(cell(p, mx) for mx in mixes) + " |")
+            L.append(f"| `{shown[p]}` | " + " | ".join(cell(p, mx) for mx in mixes) + " |")
         return "\n".join(L + _error_lines(res, protocols)), errors
     cells = {(p, mx): cell(p, mx) for p in protocols for mx in mixes}
-    pw = max(len(p) for p in list(protocols) + ["protocol"])
+    pw = max(len(shown.get(p, p)) for p in list(protocols) + ["protocol"])
     cw = {mx: max(len(mx), *(len(cells[p, mx]) for p in protocols)) for mx in mixes}
     L = ["  ".join([f"{'protocol':<{pw}}"] + [f"{mx:<{cw[mx]}}" for mx in mixes]).rstrip(),
          "  ".join(["-" * pw] + ["-" * cw[mx] for mx in mixes])]
     for p in protocols:
-        L.append("  ".join([f"{p:<{pw}}"] + [f"{cells[p, mx]:<{cw[mx]}}" for mx in mixes]).rstrip())
+        L.append("  ".join([f"{shown[p]:<{pw}}"] + [f"{cells[p, mx]:<{cw[mx]}}"
+                                                     for mx in mixes]).rstrip())
     L.append("")
     L.append(f"per 1,000 operations: remote flush IPIs (% of {baseline}) / full flushes / "
              f"page-range flushes; seed {seed}, {ops} operations per cell")

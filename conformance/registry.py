@@ -376,6 +376,13 @@ def _check_expected(cls, where: str) -> None:
     if correct is not None and type(correct) is not bool:
         raise UsageError(f"protocol {where}: module CORRECT = {shown(correct)} is not True or "
                          "False")
+    expected = getattr(cls, "EXPECTED_VIOLATION", None) or names.get("EXPECTED_VIOLATION")
+    if correct is True and expected is not None:
+        # the soundness campaign took it for correct, the test plugin expected its S3, and
+        # certify printed "FAIL: S3 (as the module declares)" (a user review, 2026-12-06)
+        raise UsageError(f"protocol {where}: CORRECT = True and EXPECTED_VIOLATION = "
+                         f"{expected!r} contradict each other (a correct protocol violates no "
+                         "rule): keep one")
 
 
 #: the policy constants a protocol may set instead of overriding a hook (conformance/protocol.py)

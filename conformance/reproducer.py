@@ -192,8 +192,13 @@ def load(path: str) -> dict:
         # actions replayed to "PASS: did not reproduce", exit 0
         raise UsageError(f"reproducer {path}: no actions, and its verdict is no failure at "
                          "boot (step 0): nothing to replay")
-    if not isinstance(data.get("protocol"), str) or not isinstance(data.get("config"), dict):
-        raise UsageError(f"reproducer {path}: missing 'protocol' or 'config'")
+    for name, kind in (("protocol", str), ("config", dict)):
+        if name not in data:
+            raise UsageError(f"reproducer {path}: no {name!r}")
+        if not isinstance(data[name], kind):  # it said "missing" of one that was there
+            raise UsageError(f"reproducer {path}: {name!r} is {type(data[name]).__name__} "
+                             f"{str(data[name])[:40]!r}, not a "
+                             f"{'string' if kind is str else 'JSON object'}")
     for key, (what, ok) in _OPTIONAL.items():
         value = data.get(key)
         if value is not None and not ok(value):

@@ -239,6 +239,27 @@ def test_a_machine_unlike_the_kernel_says_so_beside_its_verdict(capsys, tmp_path
     assert "  caveat    batch_gen_bits=2:" in capsys.readouterr().out
 
 
+def test_tables_name_a_file_protocol_by_its_stem(capsys, tmp_path):
+    """``litmus`` and ``cost`` labelled a file protocol's row with the path given, where
+    every other report and docs/PROTOCOLS.md use its name, the file's stem (a user review,
+    2026-12-06)."""
+    import shutil
+
+    from conformance.cli import main
+
+    mine = tmp_path / "deeply" / "nested"
+    mine.mkdir(parents=True)
+    path = mine / "myimm.py"
+    shutil.copy(os.path.join(REPO, "protocols", "immediate.py"), path)
+    main(["litmus", "--protocol", str(path), "--protocol", "linux",
+          "bug-2.4-reclaim-vs-mprotect"])
+    out = capsys.readouterr().out
+    assert "\nmyimm  " in out and str(path) not in out, out
+    main(["cost", str(path), "linux", "--ops", "80", "--mix", "default"])
+    out = capsys.readouterr().out
+    assert "\nmyimm  " in out and str(path) not in out, out
+
+
 def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_path):
     """Checked before any work (they used to fail with a traceback after the whole run)."""
     afile = tmp_path / "a_file"

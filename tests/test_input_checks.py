@@ -419,6 +419,8 @@ def test_jobs_are_capped_at_the_chunks_of_an_example_budget(monkeypatch):
     # boot, step 0, has no actions: test_stuck_for_good replays one)
     ({"actions": []}, "no actions, and its verdict is no failure at boot (step 0): nothing "
                       "to replay"),
+    # it said "missing 'protocol' or 'config'" of a config that was there (2026-12-06)
+    ({"config": "x"}, "'config' is str 'x', not a JSON object"),
     # replay printed linux_4_3 in its header and ran linux's code, exit 0
     ({"protocol_ref": "linux"},
      "reproducer names protocol 'linux_4_3', but its protocol_ref 'linux' loads 'linux'"),

@@ -481,6 +481,26 @@ def test_correct_must_be_a_bool(tmp_path, capsys, value):
     assert load_protocol(ok).name == "correct_ok"
 
 
+@pytest.mark.parametrize("where", ["module", "class"])
+def test_correct_and_an_expected_violation_contradict(tmp_path, capsys, where):
+    """``CORRECT = True`` beside ``EXPECTED_VIOLATION = "S3"`` loaded: the soundness
+    campaign took the protocol for correct, the test plugin expected S3, and certify
+    printed "FAIL: S3 (as the module declares)" (a user review, 2026-12-06). One line, exit
+    2; either alone loads."""
+    expect = 'EXPECTED_VIOLATION = "S3"\n'
+    body = ("module:from protocols.linux import Linux\nCORRECT = True\n"
+            + (expect if where == "module" else "") + "\n\nclass A(Linux):\n"
+            + ("    " + expect if where == "class" else "    pass\n"))
+    path = _protocol(tmp_path, f"both_{where}", body)
+    assert _certify(path, tmp_path) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert "CORRECT = True and EXPECTED_VIOLATION = 'S3' contradict each other" in line, line
+    for name, text in (("only_correct", body.replace(expect, "").replace(
+                            "class A(Linux):\n", "class A(Linux):\n    pass\n")),
+                       ("only_expected", body.replace("CORRECT = True\n", ""))):
+        assert load_protocol(_protocol(tmp_path, f"{name}_{where}", text)).name.startswith(name)
+
+
 def test_a_hooks_long_message_stays_on_one_line(tmp_path, capsys):
     """A hook raising an exception whose message has 100 lines put all of them into the
     PROTOCOL ERROR headline of certify, bound and cost (a review, 2026-12-05): its first
