@@ -248,6 +248,17 @@ def all_failures(exc: BaseException) -> list:
     return sorted(found, key=lambda f: (len(f.machine.actions) if f.machine else 0, f.rule))
 
 
+def _notes(exc: BaseException) -> list:
+    """The notes Hypothesis attached to ``exc`` and the exceptions it groups: its program
+    (``Falsifying example:``, ``state = ...``, one line a step), which this Hypothesis adds
+    to the exception instead of printing it (``--show-program`` printed nothing: a user
+    review, 2026-12-06)."""
+    out = [str(n) for n in getattr(exc, "__notes__", None) or ()]
+    for e in getattr(exc, "exceptions", None) or ():
+        out += _notes(e)
+    return out
+
+
 def fuzz_settings(examples: int, steps: int, shrink: bool = True, database=None) -> settings:
     """The Hypothesis settings certify uses. Without a database a chunk is its seed; with
     one, the reuse phase first replays the examples saved under the chunk's key.
@@ -378,8 +389,18 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
     if database is not None and key is not None:
         keyed(test, key, database)
     failures = []
+
+    def report(text) -> None:
+        # the shrink cap above is flushcheck's (the budget): Hypothesis's fixed warning that
+        # it "spent more than five minutes" shrinking, printed after 5 s, is not the program
+        # (a user review, 2026-12-06)
+        if str(text).startswith("WARNING: Hypothesis has spent more than five minutes"):
+            program.append(f"(shrinking stopped at its cap of {max(5, int(shrink_s))} s: the "
+                           "program may not be the shortest)")
+        else:
+            program.append(text)
     try:
-        with with_reporter(program.append):
+        with with_reporter(report):
             test()
     except _StopAtStuckHook:
         failures = stuck_found[:1]  # not shrunk, as the walk engine's (shortest.minimize)
@@ -387,6 +408,7 @@ def run_chunk(cls, cfg, strict, steps, examples, cseed, t0, shrink_s: float = 30
         failures = all_failures(exc)
         if not failures:
             raise
+        program.extend(_notes(exc))
     finally:
         uncap()
         if counts is not None:

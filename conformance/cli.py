@@ -104,6 +104,9 @@ def cmd_certify(args) -> int:
         require_seconds("--bound-budget", args.bound_budget)
     if not args.protocol:
         raise UsageError("certify needs a protocol (or --reproduce CERTIFICATE)")
+    if args.show_program and args.engine != "hypothesis":  # it was ignored without a word
+        raise UsageError("--show-program prints Hypothesis's program: it needs --engine "
+                         "hypothesis (the walk's failure is its reproducer and litmus file)")
     if args.bound is not None and args.bound < 1:
         raise UsageError("--bound must be at least 1")
     if args.bound is None and (args.bound_ops != "small" or args.bound_budget is not None):
@@ -262,8 +265,9 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     bound_path = _bound_block(bounded, args.repro_dir, problems)
     if bounded is not None:  # the random search's verdict and the bounded check's, joined
         print(f"  overall   {_verdict_word(res)}")
-    if args.show_program and res.hypothesis_program:
-        print("\nHypothesis program:\n" + res.hypothesis_program)
+    if args.show_program and res.failures:  # (a pass has no program)
+        print("\nHypothesis program:\n" + (res.hypothesis_program or
+                                             "(none: Hypothesis printed no steps for it)"))
     if bound_error is not None:
         problems.append(bound_error)
         if args.out:  # a certificate of --bound K without the bounded check's result
@@ -842,7 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bound-budget", type=float, default=None, metavar="SECONDS",
                    help="stop the bounded check after this long (a partial result)")
     c.add_argument("--repro-dir", default="repro")
-    c.add_argument("--show-program", action="store_true", help="also print Hypothesis's program")
+    c.add_argument("--show-program", action="store_true", help="with --engine hypothesis: also print a failure's Hypothesis program")
     c.set_defaults(fn=cmd_certify)
     so = sub.add_parser("soundness", help="fuzz the correct protocols at raw-walk speed "
                         "(false positives of the oracle)")

@@ -260,6 +260,25 @@ def test_tables_name_a_file_protocol_by_its_stem(capsys, tmp_path):
     assert "\nmyimm  " in out and str(path) not in out, out
 
 
+def test_show_program_prints_hypothesis_program(capsys, tmp_path):
+    """``--show-program`` never printed a program: this Hypothesis attaches it to the
+    exception as notes, and the reporter got only its "spent more than five minutes"
+    warning, which flushcheck's own 5 s shrink cap provokes. Now the notes are the program
+    (one ``state.`` line a step). Under the walk engine, which has none, the flag was
+    ignored; now it is a one-line error (a user review, 2026-12-06)."""
+    from conformance.cli import main
+
+    args = ["certify", "linux_4_3", "--engine", "hypothesis", "--budget", "8", "--jobs",
+            "1", "--database", "none", "--seed", "1", "--repro-dir", str(tmp_path)]
+    assert main(args + ["--show-program"]) == 1
+    out = capsys.readouterr().out
+    program = out.split("\nHypothesis program:\n", 1)[1]
+    assert "Falsifying example:\nstate = Conformance_linux_4_3()\nstate." in program, program
+    assert "five minutes" not in out
+    assert main(["certify", "linux", "--show-program", "--budget", "1"]) == 2
+    assert "it needs --engine hypothesis" in capsys.readouterr().err
+
+
 def test_unwritable_outputs_and_unreadable_inputs_are_refused_first(capsys, tmp_path):
     """Checked before any work (they used to fail with a traceback after the whole run)."""
     afile = tmp_path / "a_file"
