@@ -18,7 +18,7 @@ LINUX = load_protocol("linux")
 
 
 def _refs(self, frame):
-    return sorted(self.arch.tlbs.refs[frame])
+    return sorted(self.arch._arch.tlbs.refs[frame])  # the test's observer reads the hardware: a hook cannot
 
 
 def _held_ptls(task, mm):
@@ -39,7 +39,7 @@ SNAPSHOTS = {
     "mmap_region": lambda self, task, mm, vma: (
         tuple(mm.ptes[v].kind for v in range(vma.start, vma.end)),
         tuple(e for v in range(vma.start, vma.end)
-              for e in self.arch.tlbs.entries_for(mm.id, v))),
+              for e in self.arch._arch.tlbs.entries_for(mm.id, v))),
 }
 
 
