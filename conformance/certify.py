@@ -896,7 +896,7 @@ def _collect(res: Result, cls, results: dict) -> None:
             if f is None or f.rule != rule:  # the worker's words, and why no reproducer
                 got = 'they passed' if f is None else f.rule
                 try:  # state the replay changed outside the machine explains it
-                    outside.check(cls, before)
+                    outside.check(cls, before, "the failure's replay")
                     hidden = None
                 except UsageError as exc:
                     hidden = str(exc)

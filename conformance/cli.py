@@ -118,6 +118,7 @@ def cmd_certify(args) -> int:
         args.bound_menu = parse_menu(args.bound_ops, flag="--bound-ops")
         args.bound_cfg = bound_config(args.config)
         args.bound_result = None  # one bounded check for every config of a profile
+        args.bound_error = None  # or its one-line error, said under each config's report
     name = args.profile or profile()
     cls = load_protocol(args.protocol)
     configs = [("config", _config(args.config))] if args.config else profile_configs(name)
@@ -211,15 +212,15 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     from .reproducer import git_commit, save
 
     label = cls.name + (f" [{cname}]" if cname else "")
-    bound_error = None  # certify --bound's one-line error, said after a failure's report
     with CertifyProgress(label, total=args.examples) as progress:
         res = certify(cls, budget_s=budget, seed=args.seed, strict=args.strict, cfg=cfg,
                       steps=args.steps, chunk=args.chunk, jobs=args.jobs,
                       max_examples=args.examples, scheduler=args.scheduler,
                       database=database, engine=args.engine, progress=progress)
+    bound_error = None  # certify --bound's one-line error, said after the report
     if getattr(args, "bound", None) and not res.interrupted:  # the bounded check beside it
-        if args.bound_result is None:  # its config and menu are not the profile's: once
-            from .boundcli import run_bound
+        if args.bound_result is None and args.bound_error is None:  # its config and menu
+            from .boundcli import run_bound  # are not the profile's: once
 
             try:
                 args.bound_result = run_bound(cls, args.bound_cfg, args.bound,
@@ -227,12 +228,12 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
                                               budget=args.bound_budget, jobs=args.jobs,
                                               quiet=True)
             except UsageError as exc:
-                if not res.failures:
-                    raise
-                # the random search's failure stands, with its report and reproducer; the
-                # bounded check's error (state outside the machine) is said after it. Before
-                # 2026-12-06 the error alone was printed, and the failure was lost.
-                bound_error = f"the bounded check: {exc}"
+                # the random search's report stands (a failure with its reproducer); the
+                # bounded check's error (state outside the machine) is said after it, for
+                # each config of a profile, and the status is no pass. Before 2026-12-06
+                # the error alone was printed, and a failure found was lost.
+                args.bound_error = f"the bounded check: {exc}"
+        bound_error = args.bound_error
         res.bounded = args.bound_result
     commit = git_commit()
     shown = _commit_shown(commit)
@@ -581,15 +582,19 @@ def cmd_explore(args) -> int:
     if res.failure is None and not res.complete:  # no verdict: a PASS here would claim too much
         print(f"  verdict   INCOMPLETE: no violation in the states searched   (expected {exp})")
         print("  the search stopped at --max-states before covering every interleaving")
-    elif res.failure is None and args.shorter_than is not None:  # a bound, not the scenario's verdict
-        print(f"  verdict   NONE SHORTER: no interleaving of fewer than {args.shorter_than} "
-              f"choices fails   (expected {exp} at any length)")
-    elif res.failure is None and args.preemptions is not None:  # likewise: it read "PASS
-        # (expected S3, DIFFERS)" for a protocol that fails with more preemptions (2026-12-06)
-        print(f"  verdict   NONE WITHIN {args.preemptions} PREEMPTION"
-              f"{'S' * (args.preemptions != 1)}: no interleaving of at most {args.preemptions} "
-              f"preemption{'s' * (args.preemptions != 1)} fails   (expected {exp} with any "
-              "number)")
+    elif res.failure is None and (args.shorter_than is not None or args.preemptions is not None):
+        # a bound, not the scenario's verdict: --preemptions K read "PASS (expected S3,
+        # DIFFERS)" for a protocol that fails with more preemptions (2026-12-06), and
+        # with --shorter-than too it read NONE SHORTER, naming only one of the two bounds
+        k, n = args.preemptions, args.shorter_than
+        within = "" if k is None else f"at most {k} preemption{'s' * (k != 1)}"
+        if n is None:
+            word, what, anyhow = f"NONE WITHIN {k} PREEMPTION{'S' * (k != 1)}", \
+                f"of {within}", "with any number"
+        else:
+            word, what, anyhow = "NONE SHORTER", f"of fewer than {n} choices" + (
+                f" and {within}" if within else ""), "at any length"
+        print(f"  verdict   {word}: no interleaving {what} fails   (expected {exp} {anyhow})")
     else:
         print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
               f"   (expected {exp}{', DIFFERS' if differs else ''})")
@@ -626,7 +631,7 @@ def _choice_text(sc, c) -> str:
 def cmd_litmus(args) -> int:
     from .corpus import check, select, table
     from .litmus import corpus
-    from .registry import load_protocol, protocol_names
+    from .registry import load_protocol, protocol_names, row_labels
 
     scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
     if args.max_states is not None and args.max_states < 1:
@@ -641,7 +646,7 @@ def cmd_litmus(args) -> int:
             except UsageError as exc:
                 broken.append(str(exc))
     cells = check(scs, protos, args.max_states)
-    print(table(cells, scs, protos, {p: load_protocol(p).name for p in protos}))
+    print(table(cells, scs, protos, row_labels(protos)))
     if args.verbose:
         print()
         for c in cells:

@@ -218,10 +218,10 @@ def cost_report(protocols, mixes=None, seed: int = DEFAULT_SEED, ops: int = DEFA
         base[mx] = b["per_1000"]["ipis"]
 
     errors = any(r["errors"] for r in res.values())
-    from .registry import load_protocol
+    from .registry import row_labels
     # a row is the protocol's name: a file's stem, as every other report shows it (a full
-    # path was the label; a user review, 2026-12-06)
-    shown = {p: load_protocol(p).name for p in protocols}
+    # path was the label; a user review, 2026-12-06), unless two rows share it
+    shown = row_labels(protocols)
 
     def cell(p, mx):
         if res[p, mx]["errors"]:  # no cost for a protocol that does not run: say why

@@ -492,10 +492,13 @@ class _HookArch:
     :data:`ARCH_EFFECTS` runs on the machine's arch, then is a point; everything else is
     the machine's arch's."""
 
-    __slots__ = ("_arch", "trace", "mm_cpumask", "cpumask_any_but", "new_batch")
+    __slots__ = ("_arch", "trace", "mm_cpumask", "cpumask_any_but", "new_batch", "cpus")
 
     def __init__(self, arch) -> None:
         self._arch = arch
+        # cpu_tlbstate, which the kernel reads; not the TLB itself. Made once, so that a
+        # protocol comparing or hashing them sees one object per CPU (a review, 2026-12-06)
+        self.cpus = tuple(CpuTlbState(c) for c in arch.cpus)
         # read on every hook call or often by protocols: slots, not __getattr__
         self.trace = arch.trace
         self.mm_cpumask = arch.mm_cpumask
@@ -505,8 +508,6 @@ class _HookArch:
     def __getattr__(self, name):
         if name in _NO_READ:
             raise HookRuleBroken(_NO_READ[name])
-        if name == "cpus":  # cpu_tlbstate, which the kernel reads; not the TLB itself
-            return tuple(CpuTlbState(c) for c in self._arch.cpus)
         return getattr(self._arch, name)
 
 

@@ -675,6 +675,21 @@ def shipped_as(cls) -> str | None:
     return stem if os.path.dirname(path) in here and stem in SHIPPED else None
 
 
+def row_labels(refs) -> dict:
+    """Each protocol reference's label in a table: the protocol's name (a file's stem, as
+    every report shows it), or the reference itself where two references of the table load
+    protocols of one name (``linux`` beside ``a/linux.py``).
+
+    Example::
+
+        >>> row_labels(["linux", "linux_4_3"])
+        {'linux': 'linux', 'linux_4_3': 'linux_4_3'}
+    """
+    names = {r: load_protocol(r).name for r in refs}
+    seen = [n for n in names.values()]
+    return {r: (n if seen.count(n) == 1 else r) for r, n in names.items()}
+
+
 def declared(cls, attr: str):
     """What the protocol declares as ``attr`` (``EXPECTED_VIOLATION``, ``CORRECT``): its
     class's attribute, else its module's; None when neither does. The one reading for the

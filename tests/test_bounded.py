@@ -696,6 +696,10 @@ def test_a_hook_cannot_read_a_tlb_so_the_lazy_evictions_lose_nothing(tmp_path):
                                  "self.arch.tlbs.cpus if c.tlb"))
     res = bounded(load_protocol(str(tlbs)), cfg, 1, menu=("reclaim",))
     assert isinstance(res.failure, ProtocolError) and "self.arch.tlbs" in str(res.failure)
+    # one view per CPU for the machine's life: a protocol may keep, compare or hash them
+    from conformance.machine import Machine
+    arch = Machine(load_protocol("linux"), cfg).proto.arch
+    assert arch.cpus[0] is arch.cpus[0] and arch.cpus[1] in {arch.cpus[1]}
     state = tmp_path / "peek_state.py"
     state.write_text(PEEK.replace("vpage in c.%s.get(mm.id, {})", "c.loaded_mm is mm"))
     for kw in ({}, {"undo": False, "reduce": False, "lazy_evict": False}):

@@ -196,6 +196,11 @@ def test_explore_reports_its_own_bounds_never_a_bare_pass(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "NONE WITHIN 1 PREEMPTION: no interleaving of at most 1 preemption fails" in out
     assert "verdict   PASS" not in out and "DIFFERS" not in out and "--preemptions 1" in out
+    # both bounds: it said NONE SHORTER of 60 choices alone (a review, 2026-12-06)
+    assert main(args + ["--preemptions", "1", "--shorter-than", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "NONE SHORTER: no interleaving of fewer than 60 choices and at most 1 " \
+           "preemption fails" in out, out
     assert main(args + ["--preemptions", "2"]) == 1
     out = capsys.readouterr().out
     assert "verdict   FAIL: S3   (expected S3)" in out and "stopped early" not in out
@@ -258,6 +263,13 @@ def test_tables_name_a_file_protocol_by_its_stem(capsys, tmp_path):
     main(["cost", str(path), "linux", "--ops", "80", "--mix", "default"])
     out = capsys.readouterr().out
     assert "\nmyimm  " in out and str(path) not in out, out
+    # two files of one stem keep their paths, so the rows can be told apart (a review)
+    other = tmp_path / "myimm.py"
+    shutil.copy(path, other)
+    main(["litmus", "--protocol", str(path), "--protocol", str(other),
+          "bug-2.4-reclaim-vs-mprotect"])
+    out = capsys.readouterr().out
+    assert f"\n{path}  " in out and f"\n{other}  " in out, out
 
 
 def test_show_program_prints_hypothesis_program(capsys, tmp_path):

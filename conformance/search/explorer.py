@@ -249,7 +249,10 @@ class _Run:
         by functions generated per class) with the threads' positions, the hardware
         events left and, under a preemption bound, who ran last and the preemptions spent.
         Same states as keying by :func:`fingerprint` itself (every threaded litmus file
-        under seven protocols: the same states, transitions and counterexamples), 1.3-4x
+        under seven protocols: the same states, transitions and counterexamples) until
+        2026-12-06, when the key began to read a CPU's TLB by content (``statekey._cpu``):
+        now the same or fewer (bug-2.7 under linux: 313 where :func:`fingerprint`, which
+        reads dict order, gives 315), the same verdicts and shortest lengths; 1.3-4x
         cheaper per key, and 16 bytes a state instead of the tuple."""
         th = tuple((t.pc, t.tries, t.op.id if t.op is not None else -1) for t in self.threads)
         extra = (self.last, self.preemptions) if bound is not None else ()

@@ -156,9 +156,10 @@ def look(proto_cls) -> tuple:
                  for name, v in _watched(proto_cls))
 
 
-def check(proto_cls, before: tuple) -> None:
+def check(proto_cls, before: tuple, during: str = "the search") -> None:
     """:class:`UsageError` naming the first value that differs from ``before`` (a
-    :func:`look` of the same class), or None."""
+    :func:`look` of the same class), or None. ``during``: what ran between the two looks,
+    for the message."""
     now = dict(look(proto_cls))
     old = dict(before)
     if now == old:  # (the order of a class's attributes may change: not a change of state)
@@ -167,7 +168,7 @@ def check(proto_cls, before: tuple) -> None:
     names += [n for n in old if n not in now]
     name = getattr(proto_cls, "name", proto_cls.__name__)
     raise UsageError(
-        f"protocol {name} changed {names[0]} during the search: state outside the machine, "
+        f"protocol {name} changed {names[0]} during {during}: state outside the machine, "
         "which the search's keys and re-executions cannot see (its verdict would not hold); "
         "keep protocol state on the protocol object (self), mm.proto, vma.proto or the "
         "task's tlb_ubc")
