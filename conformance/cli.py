@@ -149,7 +149,9 @@ def cmd_certify(args) -> int:
         print(f"  {cname:12} {counted(res.examples, 'example'):>19} "
               f"{counted(res.steps, 'step'):>18}  {_verdict_word(res)}")
     codes = [c for _, c, _ in rows]
-    for worst in (EXIT_BUG, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_INCOMPLETE):
+    # a config whose outputs or bounded check failed (exit 2) is no pass either: a profile
+    # returned 0 for it (a review, 2026-12-06)
+    for worst in (EXIT_BUG, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_INCOMPLETE):
         if worst in codes:
             return worst
     return EXIT_PASS

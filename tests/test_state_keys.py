@@ -305,6 +305,23 @@ def test_certify_bound_keeps_the_random_failure_when_the_bounded_check_cannot_ru
     assert "certificate: none written" in got.err and not out.exists()
 
 
+def test_certify_bound_of_a_profile_says_the_error_under_every_config(tmp_path, capsys):
+    """A profile of three configs with ``--bound`` and a protocol whose state the bounded
+    check cannot take: the first config's bounded error ended the command (exit 2) and the
+    other configs never ran; the error is now said under each config's report, the
+    bounded check runs once, and the profile's status is 2, where a config's 2 was dropped
+    and it said 0 (a review, 2026-12-06)."""
+    from conformance.cli import main
+    path = tmp_path / "every_other.py"
+    path.write_text(EVERY_OTHER)
+    assert main(["certify", str(path), "--profile", "thorough", "--examples", "1", "--chunk",
+                 "1", "--jobs", "1", "--database", "none", "--steps", "1", "--bound", "1",
+                 "--repro-dir", str(tmp_path / "r")]) == 2
+    got = capsys.readouterr()
+    assert got.out.count("  verdict   ") == 3 and "--profile thorough: 3 configs" in got.out
+    assert got.err.count("error: the bounded check: protocol every_other changed COUNT") == 3
+
+
 def test_the_watch_reads_function_attributes_random_state_and_survives_cycles(tmp_path):
     """A review of the watch (2026-12-05): a function attribute (``helper.calls += 1``) and
     a ``random.Random``'s draws were not seen, a logger (a cyclic graph) crashed the search
