@@ -589,14 +589,12 @@ def cmd_explore(args) -> int:
         # DIFFERS)" for a protocol that fails with more preemptions (2026-12-06), and
         # with --shorter-than too it read NONE SHORTER, naming only one of the two bounds
         k, n = args.preemptions, args.shorter_than
-        within = "" if k is None else f"at most {k} preemption{'s' * (k != 1)}"
-        if n is None:
-            word, what, anyhow = f"NONE WITHIN {k} PREEMPTION{'S' * (k != 1)}", \
-                f"of {within}", "with any number"
-        else:
-            word, what, anyhow = "NONE SHORTER", f"of fewer than {n} choices" + (
-                f" and {within}" if within else ""), "at any length"
-        print(f"  verdict   {word}: no interleaving {what} fails   (expected {exp} {anyhow})")
+        bounds = ([] if n is None else [f"fewer than {n} choices"]) + (
+            [] if k is None else [f"at most {k} preemption{'s' * (k != 1)}"])
+        word, anyhow = (("NONE SHORTER", "at any length") if n is not None else
+                        (f"NONE WITHIN {k} PREEMPTION{'S' * (k != 1)}", "with any number"))
+        print(f"  verdict   {word}: no interleaving of {' and '.join(bounds)} fails   "
+              f"(expected {exp} {anyhow})")
     else:
         print(f"  verdict   {res.verdict.upper() if res.failure is None else 'FAIL: ' + res.verdict}"
               f"   (expected {exp}{', DIFFERS' if differs else ''})")

@@ -506,8 +506,9 @@ class _HookArch:
         self.new_batch = arch.new_batch
 
     def __getattr__(self, name):
-        if name in _NO_READ:
-            raise HookRuleBroken(_NO_READ[name])
+        if name == "tlbs":  # every CPU's TLB (cpus, a slot, are cpu_tlbstate views)
+            raise HookRuleBroken("a hook read self.arch.tlbs, every CPU's TLB: "
+                                 + _TLB_UNREADABLE)
         return getattr(self._arch, name)
 
 
@@ -517,12 +518,9 @@ _TLB_UNREADABLE = (
     "kernel protocol can decide on them; the CPUs' loaded mm and tlb_gen are "
     "self.arch.cpus[i].loaded_mm and .loaded_gen (cpu_tlbstate), a mm's CPUs "
     "self.arch.mm_cpumask(mm)")
-#: what the hooks' arch refuses (a review, 2026-12-06: a protocol that narrowed its batch to
-#: the CPUs whose TLB held the page passed the bounded check, whose lazy-eviction reduction
-#: rests on no hook reading a TLB, and failed S2 unreduced)
-_NO_READ = {
-    "tlbs": "a hook read self.arch.tlbs, every CPU's TLB: " + _TLB_UNREADABLE,
-}
+# (why the hooks' arch refuses TLB reads, a review of 2026-12-06: a protocol that narrowed
+# its batch to the CPUs whose TLB held the page passed the bounded check, whose
+# lazy-eviction reduction rests on no hook reading a TLB, and failed S2 unreduced)
 
 
 class CpuTlbState:

@@ -36,6 +36,7 @@ Example::
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -686,8 +687,8 @@ def row_labels(refs) -> dict:
         {'linux': 'linux', 'linux_4_3': 'linux_4_3'}
     """
     names = {r: load_protocol(r).name for r in refs}
-    seen = [n for n in names.values()]
-    return {r: (n if seen.count(n) == 1 else r) for r, n in names.items()}
+    many = collections.Counter(names.values())
+    return {r: (n if many[n] == 1 else r) for r, n in names.items()}
 
 
 def declared(cls, attr: str):
