@@ -24,7 +24,7 @@ import sys
 import attrs
 
 from .config import MachineConfig, refused
-from .errors import Failure, ModelError, UsageError
+from .errors import VIOLATION_TYPES, Failure, ModelError, ProtocolError, UsageError
 
 FORMAT = "flushcheck-reproducer/1"
 
@@ -148,6 +148,9 @@ def parse_json(text):
     return data
 
 
+#: every rule a reproducer can name: the oracle's and the two that are no violation
+RULES = (*VIOLATION_TYPES, ProtocolError.rule, ModelError.rule)
+
 #: the fields of a reproducer besides its protocol, config and actions, and what each must
 #: be where it is there and not null (files written before a field existed lack it): what
 #: replay prints or reads of them. ``strict`` as anything but a boolean was read as
@@ -158,7 +161,9 @@ _OPTIONAL = {
     "protocol_ref": ("a string", lambda v: isinstance(v, str)),
     "protocol_source_sha256": ("a string", lambda v: isinstance(v, str)),
     "commit": ("a string", lambda v: isinstance(v, str)),
-    "rule": ("a string", lambda v: isinstance(v, str)),
+    # replay never reads it (it re-runs the actions and says what they hit), but a file that
+    # names a rule the oracle does not have was edited or is not ours (a review, 2026-12-06)
+    "rule": ("one of " + ", ".join(RULES), lambda v: v in RULES),
     "verdict": ("a string", lambda v: isinstance(v, str)),
 }
 

@@ -282,6 +282,8 @@ def test_a_walk_database_entry_nested_too_deeply_is_skipped():
     ("strict", 1, "'strict' must be true or false, not 1"),
     ("seed", "3", "'seed' must be an integer, not \"3\""),
     ("verdict", ["S3"], "'verdict' must be a string, not [\"S3\"]"),
+    ("rule", "S9", "'rule' must be one of S1, S2, S3, C1, O1, O1-strict, PROTOCOL-ERROR, "
+                   "MODEL-ERROR, not \"S9\""),
     ("batch_gen_bits", True, "bad config ('batch_gen_bits' must be an integer, not True)"),
 ])
 def test_a_reproducer_field_of_the_wrong_type_is_refused(tmp_path, capsys, field, value, says):
