@@ -64,7 +64,20 @@ def bound_lines(res) -> list[str]:
              f"{res.jobs} job(s); reductions: {', '.join(res.reductions) or 'none'}"]
     for lv in res.levels:
         lines.append(f"            {lv.line()}")
-    return lines
+    return lines + never_lines(res, "            never ")
+
+
+def never_lines(res, lead: str = "  never     ") -> list[str]:
+    """One line per menu kind that no state searched could start (``Result.never_started``),
+    with what its arguments need: a verdict says nothing of such a kind. None after a
+    counterexample (the search stopped at it)."""
+    from .search.menu import KINDS
+
+    if res.failure is not None:
+        return []
+    return [f"{lead}{n}: no state searched could start it"
+            + (f" (it needs {KINDS[n].needs})" if KINDS[n].needs else "")
+            for n in res.never_started]
 
 
 def counterexample_path(res, repro_dir: str) -> str:
@@ -193,6 +206,8 @@ def cmd_bound(args) -> int:
         print()
         print(f.report(last=None))
         return outputs_status(problems, EXIT_BUG if isinstance(f, ModelError) else EXIT_FAIL)
+    for line in never_lines(res):
+        print(line)
     if res.stopped == "interrupted":
         return EXIT_INTERRUPTED
     for line in scope_lines(cfg):

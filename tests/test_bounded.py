@@ -620,12 +620,12 @@ def test_a_chunk_stops_between_parents_at_the_deadline():
 
     ctx = _Ctx(load_protocol("linux"), BOUND_CONFIG, False, ("read", "reclaim"), 1, True,
                False, True, True)
-    kids, whole, _, _ = expand(ctx, [(), (), ()], 0, None)
+    kids, whole, _, _, _ = expand(ctx, [(), (), ()], 0, None)
     assert whole > 0 and kids
-    kids, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: True)
+    kids, cut, _, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: True)
     assert (kids, cut) == ([], 0)
     calls = iter(range(1000))
-    kids, cut, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: next(calls) >= 5)
+    kids, cut, _, _, _ = expand(ctx, [(), (), ()], 0, None, stop=lambda: next(calls) >= 5)
     # asked before each of the first parent's children: cut at its sixth, none kept (a
     # parent cut half-way gives no children; the level is partial anyway)
     assert (kids, cut) == ([], 0) and next(calls) == 6
@@ -742,3 +742,25 @@ def test_a_hook_paused_inside_a_generator_it_drives_is_keyed_without_a_crash(tmp
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert "verdict   PASS: no violation in any interleaving of any program of <= 2" in r.stdout
+
+
+def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
+    """``bound -k 2 --ops mremap`` on the default machine (both pages mapped: no free range
+    to move to) searched one state and said PASS with nothing to say mremap never ran (a
+    user review, 2026-12-06). The verdict and a ``never`` line name it; with a free page
+    (``vpages=3``) mremap starts and nothing is said. In the search's own jobs too."""
+    cls = load_protocol("linux")
+    for jobs in (1, 2):
+        res = bounded(cls, BOUND_CONFIG, 2, menu=("mremap", "reclaim"), jobs=jobs)
+        assert res.passed and res.never_started == ("mremap",), jobs
+        assert "(mremap: never started, no state searched could start it" in res.headline()
+        assert res.to_dict()["never_started"] == ["mremap"]
+    # a munmap frees a range at K=1, so a program of 2 can move into it: started, not named
+    assert bounded(cls, BOUND_CONFIG, 2, menu=("munmap", "mremap")).never_started == ()
+    roomy = attrs.evolve(BOUND_CONFIG, vpages=3)
+    assert bounded(cls, roomy, 1, menu=("mremap",)).never_started == ()
+    assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "\n  never     mremap: no state searched could start it (it needs a free range" in out
+    assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q", "--config", "vpages=3"]) == 0
+    assert "never" not in capsys.readouterr().out

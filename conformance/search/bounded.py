@@ -86,7 +86,7 @@ class Level:
     def line(self) -> str:
         """One line: ``K=2  51,557 states  ...``."""
         how = "complete" if self.complete else "counterexample" if self.failed else "partial"
-        return (f"K={self.k}  {self.states:,} states  {self.transitions:,} transitions  "
+        return (f"K={self.k}  {_n(self.states, 'state')}  {_n(self.transitions, 'transition')}  "
                 f"depth {self.depth}  {self.seconds:.2f} s  {how}")
 
 
@@ -112,6 +112,16 @@ class Result:
     #: the reductions the search used (docs/BOUNDED.md, "Reductions"): "terminal states",
     #: "lazy evictions"; () for the unreduced search
     reductions: tuple = ()
+    #: the menu's kinds that some state searched could start (it had arguments for them on
+    #: an idle CPU): a kind never started was not checked at all, whatever the verdict
+    started_kinds: set = attrs.Factory(set)
+
+    @property
+    def never_started(self) -> tuple:
+        """The menu's kinds no state searched could start, in menu order: ``bound -k 2 --ops
+        mremap`` on the default machine (no free range to move to) searched one state and
+        said PASS with nothing to say mremap never ran (a user review, 2026-12-06)."""
+        return tuple(n for n in self.menu if n not in self.started_kinds)
 
     @property
     def passed(self) -> bool:
@@ -135,12 +145,16 @@ class Result:
             return (f"{what} with a program of {_ops(self.fail_k)}: "
                     f"shortest counterexample {len(self.path)} transitions")
         last = self.levels[-1] if self.levels else Level(self.bound)
+        never = self.never_started
+        unchecked = (f" ({', '.join(never)}: never started, no state searched could start "
+                     f"{'it' if len(never) == 1 else 'them'} on this machine)" if never else "")
         if self.passed:
             return (f"PASS: no violation in any interleaving of any program of <= "
-                    f"{_ops(self.bound)}: {last.states:,} states, {last.transitions:,} "
-                    f"transitions, {self.seconds:.1f} s")
+                    f"{_ops(self.bound)}: {_n(last.states, 'state')}, "
+                    f"{_n(last.transitions, 'transition')}, {self.seconds:.1f} s{unchecked}")
         return (f"PARTIAL ({self.stopped}): complete up to K={self.complete_k}, partial at "
-                f"K={last.k}: {last.states:,} states, depth {last.depth}, {self.seconds:.1f} s")
+                f"K={last.k}: {_n(last.states, 'state')}, depth {last.depth}, {self.seconds:.1f} s"
+                f"{unchecked}")
 
     def to_dict(self) -> dict:
         """The result as JSON data (certify's report and certificate carry it)."""
@@ -151,14 +165,19 @@ class Result:
             "fail_k": self.fail_k, "rule": self.failure.rule if self.failure else None,
             "path": [list(_jsonable(c)) for c in self.path], "stopped": self.stopped,
             "seconds": round(self.seconds, 3), "jobs": self.jobs,
-            "reductions": list(self.reductions),
+            "reductions": list(self.reductions), "never_started": list(self.never_started),
             "levels": [attrs.asdict(lv) for lv in self.levels],
             "digest_bytes": DIGEST_BYTES,
         }
 
 
+def _n(n: int, what: str) -> str:
+    """``1 state``, ``51,557 states``."""
+    return f"{n:,} {what}" + "s" * (n != 1)
+
+
 def _ops(n: int) -> str:
-    return f"{n} operation" + "s" * (n != 1)
+    return _n(n, "operation")
 
 
 def _jsonable(c):
@@ -339,30 +358,33 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
     child of the fast search, to end the chunk there: the budget ran out, and the caller,
     seeing that too, reports a partial level; one chunk of a large config can take
     minutes). Returns
-    (children, transitions, failure, late): children are (parent index, choice, key,
+    (children, transitions, failure, late, kinds): children are (parent index, choice, key,
     summary) in order, the chunk's own duplicates dropped (summary None in the plain
     search); failure is None or (parent index, choice) of the first failing transition
     (the chunk stops there); late is None or (parent index, choice) of the first failing
-    pair of transitions (:func:`steps`) before it, which does not stop the chunk."""
+    pair of transitions (:func:`steps`) before it, which does not stop the chunk; kinds the
+    names of the operation kinds the chunk's parents could start (:attr:`Result.never_started`)."""
     out = []
     # the chunk's own duplicates, kept apart for pairs: a pair's child lies one level deeper
     # than a single transition's, so a pair must not hide a later parent's equal child
     seen, seen_pairs = set(), set()
     transitions = 0
     late = None
+    kinds: set = set()
     for n, path in enumerate(paths):
         if n and stop is not None and stop():
             break
         if ctx.undo:
             try:
-                kids, trans, failed = _expand_fast(ctx, path, sums[n] if sums else None, stop)
+                kids, trans, failed = _expand_fast(ctx, path, kinds, sums[n] if sums else None,
+                                                   stop)
             except _Cut:  # the caller, seeing the budget spent too, reports a partial level
                 break
             pair = None
             if failed is not None:  # the children before it, in choices order
-                kids, trans, failed, pair = _expand_plain(ctx, path)
+                kids, trans, failed, pair = _expand_plain(ctx, path, kinds)
         else:
-            kids, trans, failed, pair = _expand_plain(ctx, path)
+            kids, trans, failed, pair = _expand_plain(ctx, path, kinds)
         transitions += trans
         if pair is not None and late is None:
             late = (first + n, pair)
@@ -372,13 +394,14 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
                 dup.add(k)
                 out.append((first + n, c, k, sm))
         if failed is not None:
-            return out, transitions, (first + n, failed), late
-    return out, transitions, None, late
+            return out, transitions, (first + n, failed), late, kinds
+    return out, transitions, None, late, kinds
 
 
-def _parent(ctx: _Ctx, path):
+def _parent(ctx: _Ctx, path, kinds: set):
     """The machine at ``path`` re-executed, the operations started and its transitions;
-    None for a terminal state that is not expanded (docs/BOUNDED.md, "Reductions")."""
+    None for a terminal state that is not expanded (docs/BOUNDED.md, "Reductions").
+    ``kinds`` gains the name of every operation kind the state can start."""
     m, fail = _execute(ctx, path)
     if fail is not None:  # cannot happen: failing children are never queued
         raise ModelError(f"bounded: replay of a passing state failed: {fail}")
@@ -386,7 +409,9 @@ def _parent(ctx: _Ctx, path):
     if ctx.reduce and started == ctx.k and not m.ops and _fresh_fills_pass(m):
         m.dispose()
         return None
-    return m, started, choices(m, started, ctx)
+    opts = choices(m, started, ctx)
+    kinds.update(c[2] for c in opts if c[0] == "s")  # an "m" pair's kind has its "s" too
+    return m, started, opts
 
 
 def _fails(child, c) -> bool:
@@ -402,13 +427,13 @@ def _fails(child, c) -> bool:
     return False
 
 
-def _expand_plain(ctx: _Ctx, path):
+def _expand_plain(ctx: _Ctx, path, kinds: set):
     """One parent, every transition on a re-execution and every key whole (the unreduced
     search): ([(choice, key)] in choices order up to the first failure, transitions,
     failing choice or None, first failing pair or None). A failing pair (:func:`steps`)
     does not stop the parent: its counterexample is one transition longer than a single
     transition's, so the search reports it only if no single one fails (:func:`_search`)."""
-    got = _parent(ctx, path)
+    got = _parent(ctx, path, kinds)
     if got is None:
         return [], 0, None, None
     m, started, opts = got
@@ -431,7 +456,7 @@ class _Cut(Exception):
     """The budget ran out in the middle of one parent's expansion (:func:`_expand_fast`)."""
 
 
-def _expand_fast(ctx: _Ctx, path, base=None, stop=None):
+def _expand_fast(ctx: _Ctx, path, kinds: set, base=None, stop=None):
     """One parent, the fast way (docs/BOUNDED.md, "What makes it faster"): its machine is
     re-executed once; hardware events are undone (:func:`_hw_undoable`), starts too
     (:mod:`conformance.search.snapshot`); each advance but the last runs on a re-execution, the
@@ -442,7 +467,7 @@ def _expand_fast(ctx: _Ctx, path, base=None, stop=None):
     first in choices order). ``stop``: as :func:`expand`'s, asked before each child too
     (a large config's one parent took minutes past ``bound --budget 3``: a review,
     2026-12-05); when it says so, :class:`_Cut` ends the expansion."""
-    got = _parent(ctx, path)
+    got = _parent(ctx, path, kinds)
     if got is None:
         return [], 0, None
     m, started, opts = got
@@ -635,9 +660,10 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 admit(p, k, sm)
             later = []
             pair_fail = None
-            for children, trans, failed, pair in _level(ctx, frontier, sums, pool, jobs,
-                                                         deadline, clock):
+            for children, trans, failed, pair, kinds in _level(ctx, frontier, sums, pool,
+                                                                jobs, deadline, clock):
                 lv.transitions += trans
+                res.started_kinds |= kinds
                 pair_fail = pair_fail or pair
                 for parent, c, k, sm in children:
                     if _is_pair(c):

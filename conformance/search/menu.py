@@ -32,13 +32,16 @@ class OpKind:
     it starts (a user access: ``Machine.user_access``); no other kernel path reads a TLB.
     ``switches_mm``: it may change a CPU's loaded mm. Both feed the lazy-eviction reduction
     (docs/BOUNDED.md, "Reductions"): an eviction is paired with the start of a kind that
-    reads the TLB, and a kind that switches mm turns the reduction off."""
+    reads the TLB, and a kind that switches mm turns the reduction off. ``needs``: what its
+    arguments need of the machine, said where no state searched could start it
+    (``Result.never_started``)."""
 
     name: str
     args: object
     start: object
     reads_tlb: bool = False
     switches_mm: bool = False
+    needs: str = ""
 
 
 def _vpages(m, cpu):
@@ -95,10 +98,11 @@ def _moves(m, cpu):
 KINDS = {k.name: k for k in (
     OpKind("read", _vpages, lambda m, c, a: m.user_access(c, a[0], False), reads_tlb=True),
     OpKind("write", _vpages, lambda m, c, a: m.user_access(c, a[0], True), reads_tlb=True),
-    OpKind("reclaim", _lru, lambda m, c, a: m.reclaim(c, a)),
-    OpKind("reclaim_nested", _lru_pairs, lambda m, c, a: m.reclaim(c, (a[0],), (a[1],))),
-    OpKind("migrate", _lru, lambda m, c, a: m.migrate(c, a)),
-    OpKind("compact", _lru, lambda m, c, a: m.compact(c, a)),
+    OpKind("reclaim", _lru, lambda m, c, a: m.reclaim(c, a), needs="a folio on the LRU"),
+    OpKind("reclaim_nested", _lru_pairs, lambda m, c, a: m.reclaim(c, (a[0],), (a[1],)),
+           needs="two folios on the LRU"),
+    OpKind("migrate", _lru, lambda m, c, a: m.migrate(c, a), needs="a folio on the LRU"),
+    OpKind("compact", _lru, lambda m, c, a: m.compact(c, a), needs="a folio on the LRU"),
     OpKind("munmap", _ranges, lambda m, c, a: m.munmap(c, *a)),
     OpKind("mprotect", lambda m, c: [r + (w,) for r in _ranges(m, c) for w in (False, True)],
            lambda m, c, a: m.mprotect(c, *a)),
@@ -108,7 +112,9 @@ KINDS = {k.name: k for k in (
     OpKind("writeback", _file_pages, lambda m, c, a: m.writeback(c, *a)),
     OpKind("mmap", _mmap_args, lambda m, c, a: m.mmap(c, 0, 1, a[0], a[1], False)),
     OpKind("truncate", _file_pages, lambda m, c, a: m.truncate(c, *a)),
-    OpKind("mremap", _moves, lambda m, c, a: m.mremap(c, *a)),
+    OpKind("mremap", _moves, lambda m, c, a: m.mremap(c, *a),
+           needs="a free range of virtual pages as long as a mapped one; the default "
+                 "machine maps both its pages, --config vpages=3 leaves one free"),
 )}
 
 #: named menus (``--ops NAME`` or a comma-separated list of kinds)
