@@ -305,6 +305,8 @@ class _StopAtStuckHook(KeyboardInterrupt):
     final replay of the failure it reports (:func:`_final_replay`): that one runs, loop
     included, once."""
 
+    _fc_ours = True  # no protocol's KeyboardInterrupt (conformance/interrupts.py)
+
 
 def _final_replay() -> bool:
     """Is Hypothesis replaying the failure it is about to report (``BuildContext.is_final``)?

@@ -38,6 +38,7 @@ import attrs
 
 # only what the parser needs: explore and litmus must start without importing Hypothesis
 # (tests/test_cli.py checks it); each command imports the rest itself
+from . import interrupts
 from .config import CONFIG_SETS, DEFAULT, MachineConfig, refused
 from .defaults import ACTIONS_PER_EXAMPLE, ENGINES, PROFILES, default_jobs
 from .errors import HookRuleBroken, ModelError, UsageError, unwritten
@@ -962,6 +963,7 @@ def _terminate_as_interrupt() -> None:
     def on_term(signum, frame):
         if os.getpid() == me and not _TERMINATED:
             _TERMINATED.append(True)
+            interrupts.signalled(signum)  # the user's, not a hook's (interrupts.py)
             raise KeyboardInterrupt
         # a forked worker, or a second SIGTERM (the first one's wind-down did not end the
         # process: a protocol's bare except swallowed it, or the report hangs): end it as
@@ -983,6 +985,7 @@ def console_main() -> None:
     without them."""
     import threading
 
+    interrupts.install()  # tells Ctrl-C from a hook's raise KeyboardInterrupt
     _terminate_as_interrupt()
     code = main()
     if code == EXIT_INTERRUPTED and _TERMINATED:

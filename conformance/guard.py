@@ -76,7 +76,7 @@ def kernel_state(m) -> dict:
     for mm in m.mms:  # mm->tlb_gen is the protocol's to bump, but an int
         out[f"mm{mm.id} tlb_gen is an int"] = (type(mm.tlb_gen) is int,)
     proto = m.proto  # the protocol's handles on the machine, given at its boot
-    out["protocol's arch and allocator"] = (_same(getattr(proto, "arch", None)),
+    out[_HANDLES] = (_same(getattr(proto, "arch", None)),
                                             _same(getattr(proto, "free_to_allocator", None)))
     return out
 
@@ -109,12 +109,56 @@ def _items(c):
     return _same(c)
 
 
+def gather_state(args) -> dict:
+    """The kernel's part of the gather a hook is handed (``args[0]``, an ``MmuGather``), {}
+    for any other hook: the hook may flush it, reset its range, set ``fullmm`` and
+    ``freed_tables`` (``tlb_finish_mmu``'s nested case) and free its pages, which empties
+    ``pages`` and ``delayed_rmap``; it may not point it at another mm or task, change the
+    range it was opened for or how it frees, or add to what it frees (a hook that appended
+    frame 999 to ``tlb.pages``, or set ``tlb.mm = None``, was a MODEL ERROR: an audit,
+    2026-12-06)."""
+    from .protocol import MmuGather
+
+    tlb = args[0] if args else None
+    if tlb.__class__ is not MmuGather:
+        return {}
+    return {"the gather's mm, task, range, path and free": (
+                _same(tlb.mm), _same(tlb.task), tlb.range_start, tlb.range_end, tlb.path,
+                tlb.advice, _same(tlb.free_pages)),
+            "the gather's pages": _only_fewer(tlb.pages),
+            "the gather's delayed rmaps": _only_fewer(tlb.delayed_rmap)}
+
+
+class _only_fewer:
+    """A list a hook may only take entries from (a gather's pages): equal to a later value
+    that is a list holding nothing it did not hold, as many times at most."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items) -> None:
+        self.items = items if type(items) is not list else tuple(items)
+
+    def admits(self, later) -> bool:
+        if not isinstance(later, _only_fewer) or type(later.items) is not tuple \
+                or type(self.items) is not tuple:
+            return later.items is self.items if isinstance(later, _only_fewer) else False
+        left = list(self.items)
+        for x in later.items:
+            if x not in left:
+                return False
+            left.remove(x)
+        return True
+
+    def __repr__(self) -> str:
+        return repr(list(self.items)) if type(self.items) is tuple else repr(self.items)
+
+
 def first_change(before: dict, after: dict) -> str | None:
     """The first value that differs between two :func:`kernel_state` results, as
     ``"NAME: OLD -> NEW"``, or None."""
     for name, old in before.items():
         new = after.get(name)
-        if new != old:
+        if not old.admits(new) if isinstance(old, _only_fewer) else new != old:
             return f"{name}: {_shown(old)} -> {_shown(new)}"
     return None
 
@@ -145,13 +189,18 @@ def kernel_write(failure) -> str | None:
         r = Machine(type(m.proto), m.cfg, m.oracle.strict)  # the class is pointed already
     except BaseException:  # noqa: BLE001 - no replay, no blame: the failure stands
         return None
+    at_boot = _boot_change(r)
+    if at_boot is not None:
+        r.dispose()
+        failure._fc_kernel_write = f"a boot hook (init_mm, init_vma) changed kernel state ({at_boot})"
+        return failure._fc_kernel_write
 
-    def take():
-        return kernel_state(r)
+    def take(args):
+        return {**kernel_state(r), **gather_state(args)}
 
-    def tripped(fn, before):
+    def tripped(fn, before, args):
         if not found:
-            change = first_change(before, kernel_state(r))
+            change = first_change(before, {**kernel_state(r), **gather_state(args)})
             if change is not None:
                 hook = getattr(fn, "__qualname__", getattr(fn, "__name__", "a hook"))
                 found.append(f"{hook} changed kernel state directly at step {r.trace.step} "
@@ -169,6 +218,31 @@ def kernel_write(failure) -> str | None:
         r.dispose()
     failure._fc_kernel_write = found[0] if found else None
     return failure._fc_kernel_write
+
+
+#: the entry of :func:`kernel_state` that names the machine's own objects (never equal
+#: between two machines)
+_HANDLES = "protocol's arch and allocator"
+
+
+def _boot_change(r) -> str | None:
+    """The first difference between machine ``r`` fresh from its boot and the same config
+    booted with the base protocol (whose ``init_mm`` and ``init_vma`` change nothing), or
+    None. The guard watches hooks as operations run them; the boot hooks run before any
+    (``vma.writable = False`` in ``init_vma`` failed later with nothing to blame)."""
+    from .machine import Machine
+    from .protocol import Protocol
+
+    try:
+        plain = Machine(Protocol, r.cfg)
+    except BaseException:  # noqa: BLE001 - the model's boot fails on its own: no blame
+        return None
+    try:
+        a, b = kernel_state(plain), kernel_state(r)
+    finally:
+        plain.dispose()
+    del a[_HANDLES], b[_HANDLES]
+    return first_change(a, b)
 
 
 #: what a hook may change, for the reports

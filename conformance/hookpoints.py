@@ -289,18 +289,18 @@ def _drive(fn, proto, args):
     a = args[0] if args else None
     who = run.who = a.task if a.__class__ is MmuGather else a
     held = getattr(who, "held", NONE_HELD)  # the task's locks: the hook must leave them
-    nheld = len(held)
+    had = tuple(held)  # by content: a lock swapped in place kept the list and its length
     run.name = fn.__name__
     run.trace = proto.arch.trace  # _HookArch.trace: a slot
     run.effect = run.last = None
     _active, _depth = run, 1
     g = _guard
     if g is not None:
-        before = g[0]()
+        before = g[0](args)
     r = run.switch(fn, proto, args)  # the worker never raises: _RAISED
     run.depth, _active, _depth = _depth, None, 0
     if g is not None:
-        g[1](fn, before)
+        g[1](fn, before, args)
     while r is _PAUSE:
         try:
             yield
@@ -316,18 +316,18 @@ def _drive(fn, proto, args):
         if run.parent is not cur:  # resumed from another greenlet than it started in
             run.parent = cur
         if g is not None:
-            before = g[0]()
+            before = g[0](args)
         r = run.switch()
         run.depth, _active, _depth = _depth, None, 0
         if g is not None:
-            g[1](fn, before)
+            g[1](fn, before, args)
     run.who = run.trace = None  # idle: nothing of this machine (effect, last: reset at start)
     _IDLE.append(run)
     if r is _RAISED:
         exc, run.exc = run.exc, None
         raise exc
-    if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
-        raise changed_locks(fn, nheld, who)
+    if getattr(who, "held", NONE_HELD) is not held or tuple(held) != had:
+        raise changed_locks(fn, had, who)
     return r
 
 
@@ -335,16 +335,25 @@ def _drive(fn, proto, args):
 NONE_HELD = ()
 
 
-def changed_locks(fn, before: int, task) -> HookRuleBroken:
+def changed_locks(fn, before: tuple, task) -> HookRuleBroken:
     """The error of a hook ``fn`` that changed the list of locks its task holds (``task.held``,
     kernel state: ``spin_lock``/``down_read`` add to it, the unlocks remove from it), which
-    held ``before`` locks when it was called. The kernel code after it tripped over the list
+    held ``before`` when it was called. The kernel code after it tripped over the list
     later (``unlock``'s ``list.remove``, "returned holding", a deadlock on a lock nobody
-    holds): a MODEL ERROR, or a litmus line blamed, though only the hook could have done it."""
+    holds): a MODEL ERROR, or a litmus line blamed, though only the hook could have done it.
+    Compared by content since 2026-12-06: a hook that put another lock (or None) in its
+    list's last place kept the list and its length, and passed (an audit)."""
+    now = getattr(task, "held", ())
     return HookRuleBroken(f"{getattr(fn, '__name__', fn)} changed the locks its task holds "
-                          f"(task.held: {before} when it was called, "
-                          f"{len(getattr(task, 'held', ()))} when it returned): only the "
-                          f"kernel takes and drops them{_defined_at(fn)}")
+                          f"(task.held: {_locks(before)} when it was called, "
+                          f"{_locks(now) if isinstance(now, list) else repr(now)[:60]} when it "
+                          f"returned): only the kernel takes and drops them{_defined_at(fn)}")
+
+
+def _locks(held) -> str:
+    """``[PTL(mm0 t0), mmap_lock(mm0) (read)]``, at most 4 named."""
+    names = [repr(x)[:40] for x in list(held)[:4]]
+    return "[" + ", ".join(names) + (", ..." if len(held) > 4 else "") + "]"
 
 
 def paused_frames(gen) -> list:
@@ -791,14 +800,14 @@ def _atomic(name: str, fn, shares: bool):
             + ("    tlb.free_pages = freeing(tlb.free_pages)\n" if name == "tlb_gather_mmu" else "")
             + "    g = _guard if not _depth else None\n"
               "    if g is not None:\n"
-              "        before = g[0]()\n"
+              "        before = g[0](({args},))\n"
               "    _depth += 1\n"
               "    try:\n"
               "        r = fn(self, {args})\n"
               "    finally:\n"
               "        _depth -= 1\n"
               "    if g is not None:\n"
-              "        g[1](fn, before)\n"
+              "        g[1](fn, before, ({args},))\n"
             + ("    return share(r)\n" if shares else "    return r\n"))
     return _generated(name, fn, body)
 

@@ -30,6 +30,7 @@ from .errors import Failure, HookRuleBroken, ModelError, ProtocolError, UsageErr
 from .guard import blame
 from .hookpoints import (NONE_HELD, RETURNS_VALUE, _defined_at, bad_return, changed_locks,
                          pointed_class)
+from .interrupts import users
 from .mm import Kernel, Op
 from .hw.physmem import PhysMem
 from .oracle import Oracle
@@ -203,16 +204,27 @@ class Machine:
         self._proto_files = _protocol_files(proto_cls)
         try:
             self._boot(proto_cls)
-        except (Failure, UsageError, KeyboardInterrupt):
+        except (Failure, UsageError):
             raise
-        except BaseException as exc:  # a protocol that cannot even boot is bad input (exit
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and users(exc):
+                raise  # a protocol that cannot even boot is bad input (exit
             # 2); its sys.exit() too, which would otherwise end the run silently, and any
             # BaseException of its own (GeneratorExit, a class of its), a traceback before;
             # Ctrl-C is the user's
+            after = ""
             if not self.protocol_fault(exc, proto_cls):
-                raise
+                if proto_cls is Protocol or not _boots_plainly(self.cfg):
+                    raise
+                # kernel code failed, but the same machine boots without the protocol's
+                # hooks: its init_mm / init_vma changed what they were handed (vma.end =
+                # 100 was "internal error" and a traceback: an audit, 2026-12-06)
+                after = (" (raised in flushcheck's code after its boot hooks ran; the machine "
+                         "boots without them: did init_mm or init_vma change what it was "
+                         "handed, or return state that cannot be read?)")
             raise UsageError(f"protocol {getattr(proto_cls, 'name', proto_cls.__name__)} cannot "
-                             f"boot a machine: {type(exc).__name__}: {describe(exc)}") from None
+                             f"boot a machine: {type(exc).__name__}: {describe(exc)}{after}"
+                             ) from None
         #: does the protocol override ``finish_task_switch``? Only then does the trace get a
         #: row for it (:meth:`_switched_in`); every protocol's is called, so certify's hook
         #: coverage counts it (the base class's does nothing)
@@ -287,7 +299,7 @@ class Machine:
         if on is None and who.__class__ is Op:
             on = who
         held = getattr(who, "held", NONE_HELD)
-        nheld = len(held)
+        had = tuple(held)  # by content (hookpoints._drive)
         try:
             r = fn(*args)
         except KeyboardInterrupt:
@@ -300,8 +312,8 @@ class Machine:
             r.close()
             raise self._protocol_error(f"{fn.__name__} yielded in a context that cannot be "
                                        f"interleaved{_defined_at(fn)}", on)
-        if getattr(who, "held", NONE_HELD) is not held or len(held) != nheld:
-            raise self._protocol_error(str(changed_locks(fn, nheld, who)), on)
+        if getattr(who, "held", NONE_HELD) is not held or tuple(held) != had:
+            raise self._protocol_error(str(changed_locks(fn, had, who)), on)
         if r is not None and (r.__class__ is CoroutineType
                               or not answers and fn.__name__ not in RETURNS_VALUE):
             raise self._protocol_error(str(bad_return(fn, r)), on)
@@ -390,7 +402,16 @@ class Machine:
         self._next_op += 1
         op._label = label
         op.user_task = name in USER_TASK_OPS if user_task is None else user_task
+        mine = (op.id, op.cpu, op.name, op.args, op._label, op.user_task, op.path)
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
+        if (op.id, op.cpu, op.name, op.args, op._label, op.user_task, op.path) != mine:
+            # the task is not in self.ops yet, so no guard sees it (guard.kernel_state): a
+            # hook that set task.args = None failed later as a MODEL ERROR no replay made
+            # again, after minutes of search for its shortest form (an audit, 2026-12-06)
+            raise self._protocol_error(
+                f"HookRuleBroken: init_task changed the task's kernel fields (id, cpu, name, "
+                f"args, path) of its {name}: it makes the task's tlb_ubc and nothing else"
+                f"{_defined_at(self.proto.init_task)}", cpu)
         op.gen = gen_fn(op)
         c.op = op
         self.busy_cpus += 1
@@ -420,7 +441,9 @@ class Machine:
             op.gen.send(None)
         except StopIteration:
             self._finish(op)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if not users(exc):  # a hook's raise KeyboardInterrupt (conformance/interrupts.py)
+                self._raise_if_protocol_fault(exc, op.label, op)
             raise
         except BaseException as exc:  # a protocol bug, or ours: find out whose frame raised
             # (a hook's sys.exit() too: uncaught, it ends certify with status 0; and any
@@ -994,6 +1017,15 @@ class Machine:
     def check_quiescent(self) -> None:
         """C1 over every entry (call when nothing is in flight)."""
         self.oracle.check_all()
+
+
+def _boots_plainly(cfg) -> bool:
+    """Does ``cfg`` boot with the base protocol's hooks (which do nothing)?"""
+    try:
+        Machine(Protocol, cfg).dispose()
+    except Exception:  # noqa: BLE001 - the model's own boot failing: not the protocol's
+        return False
+    return True
 
 
 def _whose(exc: BaseException) -> bool:

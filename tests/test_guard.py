@@ -87,15 +87,16 @@ def test_no_reference_protocol_writes_kernel_state_in_any_litmus_cell(monkeypatc
         cur["m"] = self
         init(self, *a, **k)
 
-    def take():
+    def take(args):  # the guard's own: kernel state and the gather a hook is handed
         try:
-            return guard.kernel_state(cur["m"])
+            return {**guard.kernel_state(cur["m"]), **guard.gather_state(args)}
         except AttributeError:  # the init hooks of a machine still being built
             return None
 
-    def tripped(fn, before):
+    def tripped(fn, before, args):
         if before is not None:
-            change = guard.first_change(before, guard.kernel_state(cur["m"]))
+            change = guard.first_change(before, {**guard.kernel_state(cur["m"]),
+                                                 **guard.gather_state(args)})
             if change is not None:
                 trips[(cur["m"].proto.name, change)] += 1
 

@@ -466,16 +466,27 @@ class RaisesAMuteException(Linux):
         raise _Mute()
 
 
-def test_certify_shrinks_a_model_error_into_one_report():
-    """A failure the walk reports as a model error (an exception of model code, here after a
-    hook broke the gather) crashed certify while it was shrunk: the replay that writes its
-    threads (shortest.threads_of) and the explorer's let the exception through. It is one
-    report with its actions, shrunk like any failure. An exception whose ``__str__`` raises
-    was a traceback in the middle of becoming a protocol error."""
+def test_certify_shrinks_a_model_error_into_one_report(monkeypatch):
+    """A failure the walk reports as a model error (an exception of model code) crashed
+    certify while it was shrunk: the replay that writes its threads (shortest.threads_of)
+    and the explorer's let the exception through. It is one report with its actions, shrunk
+    like any failure. Until 2026-12-06 the model error here came from a hook that broke
+    its gather, which the guard now blames on the hook (a protocol error); the model's
+    own bug is injected instead. An exception whose ``__str__`` raises was a traceback in
+    the middle of becoming a protocol error."""
+    import conformance.mm as K
     from conformance.errors import ModelError
     res = certify(CorruptsTheGather, budget_s=None, max_examples=50, seed=0)
+    assert isinstance(res.failure, ProtocolError), res.failure
+    assert "tlb_gather_mmu changed kernel state directly" in str(res.failure)
+
+    def injected(self, tlb):
+        raise AttributeError("injected model bug")
+    with monkeypatch.context() as mp:
+        mp.setattr(K.Kernel, "_tlb_batch_pages_flush", injected)
+        res = certify(Linux, budget_s=None, max_examples=50, seed=0)
     f = res.failure
-    assert isinstance(f, ModelError) and "AttributeError" in str(f), f
+    assert isinstance(f, ModelError) and "AttributeError: injected model bug" in str(f), f
     assert f.machine is not None and f.machine.actions and res.litmus
     res = certify(RaisesAMuteException, budget_s=None, max_examples=50, seed=0)
     assert isinstance(res.failure, ProtocolError), res.failure
@@ -579,6 +590,17 @@ class DropsItsLocksAtomically(Linux):
         return super().should_defer_flush(task, mm)
 
 
+class SwapsItsLock(Linux):
+    """Puts None in place of the PTL it holds: the list and its length unchanged (an audit,
+    2026-12-06: a MODEL ERROR, "list.remove(x): x not in list")."""
+    name = "swaps_its_lock"
+
+    def flush_tlb_batched_pending(self, task, mm):
+        if task.held:
+            task.held[-1] = None
+        return super().flush_tlb_batched_pending(task, mm)
+
+
 class NeverFrees(Linux):
     name = "never_frees"
 
@@ -598,7 +620,8 @@ def test_an_invariant_a_hook_broke_is_the_protocols(monkeypatch):
     from conformance.machine import Machine
     # (the hook the kernel called: linux's try_to_unmap_flush_dirty calls try_to_unmap_flush)
     for cls, hook in ((DropsItsLocks, "try_to_unmap_flush_dirty"),
-                      (DropsItsLocksAtomically, "should_defer_flush")):
+                      (DropsItsLocksAtomically, "should_defer_flush"),
+                      (SwapsItsLock, "flush_tlb_batched_pending")):
         f = run(SC2017, cls)
         assert isinstance(f, ProtocolError), (cls, f)
         assert f"{hook} changed the locks its task holds" in str(f), f
@@ -967,3 +990,176 @@ def test_a_wrapper_that_adapts_the_parameters_is_accepted(tmp_path):
                        "class W(Linux):\n    @adapt\n    def try_to_unmap_flush(self):\n"
                        "        pass\n")
     assert load_protocol(str(wrapped)).__mro__[1].__name__ == "W"
+
+
+# -- an audit of 2026-12-06: hooks that broke the model without raising ----------------
+
+class AddsToItsGather(Linux):
+    name = "adds_to_its_gather"
+
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        super().tlb_flush_mmu_tlbonly(tlb)
+        tlb.pages.append(999)  # a frame no gather took: the free's IndexError
+
+
+class RepointsItsGather(Linux):
+    name = "repoints_its_gather"
+
+    def tlb_gather_mmu(self, tlb):
+        super().tlb_gather_mmu(tlb)
+        tlb.mm = None
+
+
+class RewritesItsTask(Linux):
+    name = "rewrites_its_task"
+
+    def init_task(self, task):
+        task.args = None  # before the task is in Machine.ops: no guard saw it
+        return super().init_task(task)
+
+
+@pytest.mark.parametrize("cls,says", [
+    (AddsToItsGather, "the gather's pages hold 999, a page no gather took a reference on"),
+    (RepointsItsGather, "tlb_gather_mmu changed kernel state directly at step 1 (the "
+                        "gather's mm, task, range, path and free: (<Mm>,"),
+    (RewritesItsTask, "init_task changed the task's kernel fields (id, cpu, name, args, "
+                      "path) of its munmap"),
+])
+def test_a_hook_that_breaks_its_gather_or_task_is_a_protocol_error(cls, says):
+    """Each was a MODEL ERROR ("a flushcheck bug", exit 3) in certify and a traceback in
+    ``bound``; the gather's kernel fields and pages are now watched (guard.gather_state,
+    ``_tlb_batch_pages_flush``) and init_task's task checked as it returns. The bounded
+    search reports it as its shortest counterexample, and linux itself still passes."""
+    from conformance.boundcli import BOUND_CONFIG
+    from conformance.search.bounded import bounded
+
+    from conformance.config import DEFAULT
+    from conformance.reproducer import replay_actions
+
+    f = replay_actions(cls, DEFAULT, False, [["munmap", [0, 0, 1]], ["advance", [0]],
+                                              ["advance", [0]], ["advance", [0]]])
+    assert isinstance(f, ProtocolError) and says in str(f), f
+    res = bounded(cls, BOUND_CONFIG, 1, menu=("munmap",))
+    assert isinstance(res.failure, ProtocolError) and says in str(res.failure), res.failure
+    assert bounded(Linux, BOUND_CONFIG, 1, menu=("munmap",)).passed
+
+
+class RaisesKeyboardInterrupt(Linux):
+    name = "raises_keyboard_interrupt"
+
+    def try_to_unmap_flush(self, task):
+        raise KeyboardInterrupt
+
+
+def test_a_hooks_keyboard_interrupt_is_a_protocol_error_not_the_users(monkeypatch):
+    """A hook's ``raise KeyboardInterrupt`` ended certify as "INTERRUPTED: no verdict", exit
+    130, no reproducer (an audit, 2026-12-06). With the command's handler installed and no
+    signal received it is a PROTOCOL ERROR; once a signal came (Ctrl-C, SIGTERM) it stays
+    the user's; without the handler (a library caller) no one can tell, and it stays too."""
+    from conformance import interrupts
+    from conformance.errors import UsageError
+    from conformance.machine import Machine
+
+    class CannotBoot(Linux):
+        name = "cannot_boot"
+
+        def init_mm(self, mm):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupts, "_INSTALLED", [True])
+    monkeypatch.setattr(interrupts, "_SIGNALLED", [])
+    f = run(SC2017, RaisesKeyboardInterrupt)
+    assert isinstance(f, ProtocolError) and "KeyboardInterrupt in reclaim" in str(f), f
+    with pytest.raises(UsageError, match="cannot_boot cannot boot a machine: KeyboardInterrupt"):
+        Machine(CannotBoot)
+    monkeypatch.setattr(interrupts, "_SIGNALLED", [2])
+    with pytest.raises(KeyboardInterrupt):
+        run(SC2017, RaisesKeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        Machine(CannotBoot)
+    monkeypatch.setattr(interrupts, "_SIGNALLED", [])
+    monkeypatch.setattr(interrupts, "_INSTALLED", [])
+    with pytest.raises(KeyboardInterrupt):
+        run(SC2017, RaisesKeyboardInterrupt)
+
+
+def test_the_command_tells_a_hooks_keyboard_interrupt_from_ctrl_c(tmp_path):
+    """End to end, through ``console_main`` (the handler) and ``--jobs 2`` (forked workers
+    that ignore SIGINT): exit 1 and a reproducer, where it was 130 and none."""
+    import subprocess
+
+    mod = tmp_path / "kbint.py"
+    mod.write_text("from protocols.linux import Linux\n\n\nclass P(Linux):\n"
+                   "    def try_to_unmap_flush(self, task):\n        raise KeyboardInterrupt\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for jobs in ("1", "2"):
+        p = subprocess.run([sys.executable, "-c", "from conformance.cli import console_main; "
+                            "console_main()", "certify", str(mod), "--budget", "5", "--jobs",
+                            jobs, "--database", "none", "--repro-dir", str(tmp_path / "r")],
+                           capture_output=True, text=True, cwd=root, timeout=300)
+        assert p.returncode == 1, (jobs, p.stdout[-2000:], p.stderr[-2000:])
+        assert "verdict   PROTOCOL ERROR" in p.stdout and "KeyboardInterrupt in" in p.stdout
+        assert os.listdir(tmp_path / "r")
+
+
+class _RaisingItems(dict):
+    __slots__ = ()
+
+    def items(self):
+        raise ValueError("no items today")
+
+
+class UnreadableState(Linux):
+    name = "unreadable_state"
+
+    def init_mm(self, mm):
+        self.extra = _RaisingItems(a=1)
+        return super().init_mm(mm)
+
+
+class BreaksItsVmaAtBoot(Linux):
+    name = "breaks_its_vma_at_boot"
+
+    def init_vma(self, vma):
+        vma.end = 100  # the boot's populate then indexes past the page table
+        return super().init_vma(vma)
+
+
+class RetagsItsVmaAtBoot(Linux):
+    name = "retags_its_vma_at_boot"
+
+    def init_vma(self, vma):
+        vma.anon_id = None  # boots; the model fails later, with no hook running
+        return super().init_vma(vma)
+
+
+def test_boot_hooks_that_break_the_machine_and_state_the_key_cannot_read():
+    """Three ways the audit of 2026-12-06 crashed the suite: protocol state whose reading
+    raises (``bound``: a traceback; now a one-line error naming the protocol's line), an
+    ``init_vma`` that breaks the boot (a traceback; now bad input, as a boot hook that
+    raises), and one that changes a VMA without breaking the boot (nothing to blame; now
+    the guard compares the boot with the base protocol's)."""
+    from conformance.boundcli import BOUND_CONFIG
+    from conformance.errors import ModelError, UsageError
+    from conformance.guard import kernel_write
+    from conformance.machine import Machine
+    from conformance.search.bounded import bounded
+
+    for jobs in (1, 2):
+        with pytest.raises(UsageError, match=r"protocol unreadable_state: its state cannot be "
+                           r"read for the bounded check's state key: ValueError: no items "
+                           r"today \(at test_protocol_errors.py:\d+ in items\)"):
+            bounded(UnreadableState, BOUND_CONFIG, 1, menu=("munmap",), jobs=jobs)
+    with pytest.raises(UsageError, match=r"breaks_its_vma_at_boot cannot boot a machine: "
+                       r"IndexError: .* the machine boots without them"):
+        Machine(BreaksItsVmaAtBoot)
+    for cls, blamed in ((RetagsItsVmaAtBoot, True), (Linux, False)):
+        f = ModelError("the model failed later")
+        f.machine = Machine(cls)
+        said = kernel_write(f)
+        if blamed:
+            assert said.startswith("a boot hook (init_mm, init_vma) changed kernel state (mm0 "
+                                   "vmas: ((0, 2, 1, None, 0, True, True), (2, 4, None, 0, 0, "
+                                   "False, False)) -> ((0, 2, None, None"), said
+        else:
+            assert said is None, said

@@ -8,6 +8,8 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
+from ..errors import HookRuleBroken
+
 #: the hooks that free what a gather holds before ``tlb_finish_mmu`` returns (the base
 #: class's ``tlb_finish_mmu`` calls ``tlb_flush_mmu``, which frees): its callers check
 #: that they did (``Machine.left_by_hooks``)
@@ -23,6 +25,13 @@ class MmuGatherPaths:
             pages, tlb.pages = tlb.pages, []
             mem = self.mem
             for f in pages:
+                if f.__class__ is not int or not 0 <= f < len(mem.gathered) \
+                        or mem.gathered[f] <= 0:
+                    # only __tlb_remove_page adds to pages, with a reference: a hook wrote
+                    # this one (tlb.pages.append(999) was a MODEL ERROR: an audit, 2026-12-06)
+                    raise HookRuleBroken(
+                        f"the gather's pages hold {f!r}, a page no gather took a reference "
+                        "on: a hook may free a gather's pages, not add to them")
                 mem.gathered[f] -= 1
             last = [f for f in dict.fromkeys(pages) if self.last_reference(f)]
             for f in last:  # our put was the last: dead (a folio the swap cache let go of

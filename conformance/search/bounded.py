@@ -57,7 +57,7 @@ import time
 import attrs
 
 from ..config import MachineConfig
-from ..errors import Failure, ModelError, ProtocolError
+from ..errors import Failure, ModelError, ProtocolError, UsageError, describe
 from .explorer import fresh_fill_fails
 from . import outside
 from .menu import KINDS, MENUS
@@ -143,7 +143,7 @@ class Result:
             what = {ProtocolError.rule: "PROTOCOL ERROR", ModelError.rule: "MODEL ERROR"}.get(
                 self.failure.rule, f"FAIL: {self.failure.rule}")
             return (f"{what} with a program of {_ops(self.fail_k)}: "
-                    f"shortest counterexample {len(self.path)} transitions")
+                    f"shortest counterexample {_n(len(self.path), 'transition')}")
         last = self.levels[-1] if self.levels else Level(self.bound)
         never = self.never_started
         unchecked = (f" ({', '.join(never)}: never started, no state searched could start "
@@ -239,10 +239,23 @@ def _starts(c) -> bool:
 
 def apply(m, c) -> None:
     """Perform transition ``c`` on machine ``m`` (one machine action; two for a lazy
-    eviction's pair, :func:`steps`)."""
+    eviction's pair, :func:`steps`). An exception that is no :class:`Failure` (kernel code
+    that tripped over what a hook left: its gather's pages, a VMA) is a failure of the
+    transition as every other runner makes it (``ModelError.uncaught``: a PROTOCOL ERROR
+    where a hook wrote kernel state, ``guard.blame``); it ended ``bound`` with a traceback
+    (an audit, 2026-12-06)."""
+    try:
+        _apply(m, c)
+    except (Failure, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported as the transition's failure
+        raise ModelError.uncaught(exc, m) from exc
+
+
+def _apply(m, c) -> None:
     if _is_pair(c):
         for p in steps(c):
-            apply(m, p)
+            _apply(m, p)
         return
     kind = c[0]
     if kind == "a":
@@ -374,17 +387,11 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
     for n, path in enumerate(paths):
         if n and stop is not None and stop():
             break
-        if ctx.undo:
-            try:
-                kids, trans, failed = _expand_fast(ctx, path, kinds, sums[n] if sums else None,
-                                                   stop)
-            except _Cut:  # the caller, seeing the budget spent too, reports a partial level
-                break
-            pair = None
-            if failed is not None:  # the children before it, in choices order
-                kids, trans, failed, pair = _expand_plain(ctx, path, kinds)
-        else:
-            kids, trans, failed, pair = _expand_plain(ctx, path, kinds)
+        try:
+            got = _expand_one(ctx, path, kinds, sums[n] if sums else None, stop)
+        except _Cut:  # the caller, seeing the budget spent too, reports a partial level
+            break
+        kids, trans, failed, pair = got
         transitions += trans
         if pair is not None and late is None:
             late = (first + n, pair)
@@ -396,6 +403,39 @@ def expand(ctx: _Ctx, paths, first: int = 0, sums=None, stop=None):
         if failed is not None:
             return out, transitions, (first + n, failed), late, kinds
     return out, transitions, None, late, kinds
+
+
+def _expand_one(ctx: _Ctx, path, kinds: set, base, stop):
+    """One parent's children, transitions, failing choice and failing pair, the fast way or
+    the plain one (:func:`expand`)."""
+    with _unreadable_state(ctx.cls):
+        if ctx.undo:
+            kids, trans, failed = _expand_fast(ctx, path, kinds, base, stop)
+            if failed is None:
+                return kids, trans, None, None
+            # the children before it, in choices order
+        return _expand_plain(ctx, path, kinds)
+
+
+@contextlib.contextmanager
+def _unreadable_state(cls):
+    """An exception raised in the protocol's own code while the search keys a state is no
+    transition's failure (:func:`apply` makes those): its state could not be read for the
+    key (a dict subclass whose ``items`` raises), a one-line :class:`UsageError`; it ended
+    ``bound`` with a traceback (an audit, 2026-12-06)."""
+    try:
+        yield
+    except (Failure, _Cut, KeyboardInterrupt, UsageError):
+        raise
+    except Exception as exc:
+        from ..machine import _protocol_files, _where
+
+        where = _where(exc, _protocol_files(cls))
+        if not where:
+            raise
+        raise UsageError(f"protocol {getattr(cls, 'name', cls.__name__)}: its state cannot be "
+                         f"read for the bounded check's state key: {type(exc).__name__}: "
+                         f"{describe(exc)}{where}") from None
 
 
 def _parent(ctx: _Ctx, path, kinds: set):
@@ -635,7 +675,8 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         res.failure, res.fail_k, res.path = f, ctx.k, ()
         lv.failed = True
         return
-    root_sum = summary(root)
+    with _unreadable_state(ctx.cls):
+        root_sum = summary(root)
     seen = {digest_pd(root_sum[1], 0)}
     root.dispose()
     lv.states = 1
