@@ -19,6 +19,9 @@ RULE_NAMES = {
 }
 
 
+#: a shrink at least this long (seconds after the failure was found) gets its own line
+SHRINK_SAID_S = 10.0
+
 #: the longest protocol summary shown whole (longer: its first sentence, or cut at a word)
 SUMMARY_MAX = 200
 
@@ -34,8 +37,19 @@ def protocol_summary(cls) -> str:
         >>> from conformance.registry import load_protocol
         >>> protocol_summary(load_protocol("hist_2_5_no_nested_gather_flush"))[-20:]
         '(Minchan Kim, 2017).'
+        >>> from protocols.linux import Linux
+        >>> protocol_summary(type("Quiet", (Linux,), {"__module__": "mine"}))
+        '(no docstring; a subclass of Linux)'
     """
-    doc = inspect.getdoc(inspect.getmodule(cls)) or inspect.getdoc(cls) or ""
+    # the module's or the class's own: inspect.getdoc(cls) falls back to a base class's, and a
+    # variant without a docstring was summed up as the protocol it changes ("Mainline batched
+    # unmap TLB flush" for a Linux subclass that drops a flush: a review, 2026-12-06)
+    own = next((k.__dict__["__doc__"] for k in cls.__mro__
+                if k.__module__ == cls.__module__ and k.__dict__.get("__doc__")), None)
+    doc = inspect.getdoc(inspect.getmodule(cls)) or (inspect.cleandoc(own) if own else "")
+    if not doc:
+        base = next((k for k in cls.__mro__ if k.__module__ != cls.__module__), object)
+        return f"(no docstring; a subclass of {base.__name__})"
     text = " ".join(doc.split("\n\n")[0].split())
     if len(text) <= SUMMARY_MAX:
         return text
@@ -211,6 +225,15 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else _unproven(res)))
+        after = res.elapsed_s - res.first_failure_s
+        if after >= SHRINK_SAID_S and not stuck(f) and not getattr(res, "shrink_cut", False):
+            # the budget bounds the search, not the shrink: --budget 1 took 90 s with no
+            # word of where they went (a researcher's review, 2026-12-06)
+            lines.append(f"  shrink    the run went on {after:.1f} s after the failure was found, "
+                         "shrinking it: a shrink is bounded by its candidate runs and the "
+                         "explorer's states, not by --budget, so that a seed gives the same "
+                         "reproducer on any machine (--database saves the failure, not its "
+                         "shrink)")
     shape = f.machine.cfg if f.machine is not None else res.config
     if shape != res.config:  # the walk drew another machine shape for this example
         lines.append(f"  machine   {shape.describe()}   (the failing example's)")

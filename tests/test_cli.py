@@ -610,3 +610,21 @@ def test_explore_keeps_a_strict_or_preemption_bounded_counterexample_apart(tmp_p
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [
         "explore-bug-2.7-lost-pending-flush-linux_4_13-p2.json",
         "explore-bug-2.7-lost-pending-flush-linux_4_13.json"]
+
+
+def test_a_long_shrink_is_said_in_its_own_line():
+    """``certify --budget 1`` took 90 s with nothing to say the shrink, which the budget does
+    not bound, took 88 of them (a researcher's review, 2026-12-06). A shrink of 10 s or more
+    gets a ``shrink`` line; a short one none."""
+    from conformance.certify import certify
+    from conformance.registry import load_protocol
+    from conformance.report import SHRINK_SAID_S, certify_report
+
+    cls = load_protocol("linux_4_3")
+    res = certify(cls, budget_s=None, max_examples=50, seed=0)
+    assert res.failure is not None and res.first_failure_s is not None
+    for after, said in ((SHRINK_SAID_S + 30, True), (SHRINK_SAID_S / 2, False)):
+        res.elapsed_s = res.first_failure_s + after
+        text = certify_report(res, cls, "abc", [])
+        assert (f"\n  shrink    the run went on {after:.1f} s after the failure was found, "
+                "shrinking it: a shrink is bounded by its candidate runs" in text) is said, text
