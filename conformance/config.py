@@ -177,7 +177,8 @@ class MachineConfig:
                 f"bit{'s' * (bits != 1)}, not mainline's 15, so its overflow reset comes "
                 f"after {2 ** (bits - 1):,} deferral{'s' * (bits != 1)} instead of 16,384"
                 + ("; at this width mainline's own word is ABA-prone and fails S3 "
-                   "(docs/SOUNDNESS.md, gen2): a failure may be the width's, not the protocol's"
+                   "(docs/SOUNDNESS.md, gen2): for a protocol that keeps this count (mainline's "
+                   "and LUF's do), a failure may be the width's, not the protocol's"
                    if bits <= 2 else ""))
         return out
 

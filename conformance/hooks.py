@@ -250,40 +250,63 @@ def _first_line(doc) -> str:
     return (inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ") if doc else "").strip()
 
 
-def new_module(name: str, base: str = "linux") -> str:
+#: ``new --base`` names for :class:`Protocol` itself: every hook listed, for a new design
+GENERIC_BASES = ("protocol", "Protocol", "conformance.protocol:Protocol")
+
+
+def new_module(name: str, base: str = "linux", path: str | None = None) -> str:
     """The text of a protocol module ``name`` subclassing ``base`` (a protocol reference):
     every hook the base overrides, calling ``super()``, with a docstring naming the kernel
     function, its real callers and the model's; it certifies exactly as the base does.
+    ``base`` ``protocol`` (:data:`GENERIC_BASES`) is :class:`Protocol` itself, with every
+    hook listed: a new design starts there (a researcher's review, 2026-12-06: the
+    generic base was refused, and ``immediate`` lists two hooks). ``path``: where the
+    module will be, for the certify command its docstring gives (``./NAME.py``).
 
     Example::
 
         >>> text = new_module("my_flush", "immediate")
         >>> "class MyFlush(Immediate):" in text, "return super().should_defer_flush(task, mm)" in text
         (True, True)
+        >>> text = new_module("my_scheme", "protocol", "protocols/my_scheme.py")
+        >>> "class MyScheme(Protocol):" in text, text.count("    def ") == len(hook_names())
+        (True, True)
+        >>> "flushcheck certify protocols/my_scheme.py" in text
+        True
     """
     if not name.isidentifier():
         raise UsageError(f"flushcheck new: {name!r} is not a Python module name "
                          "(letters, digits, underscores)")
-    loaded = load_protocol(base)
-    real = loaded.__mro__[1]
+    generic = base in GENERIC_BASES
+    if generic:
+        real, label = Protocol, "Protocol"
+        hooks = hook_names()
+    else:
+        loaded = load_protocol(base)
+        real, label = loaded.__mro__[1], loaded.name
+        hooks = overridden_hooks(real)
     cls_name = _camel(name)
     base_name = real.__name__ if real.__name__ != cls_name else "_Base"
-    if not real.__module__.startswith("flushcheck_file_"):
+    if generic or not real.__module__.startswith("flushcheck_file_"):
         alias = "" if base_name == real.__name__ else f" as {base_name}"
         imp = f"from {real.__module__} import {real.__qualname__}{alias}"
     else:  # a file: load it by path
         imp = (f"from conformance.registry import load_protocol\n\n"
                f"{base_name} = load_protocol({loaded.ref!r}).__mro__[1]")
     sites = call_sites()
+    listed = ("Every hook is listed below and calls Protocol's (conformance/protocol.py),\n"
+              "which defers no reclaim or migration flush and unmaps through mainline's\n"
+              "mmu_gather, so as written it passes" if generic else
+              f"Every hook {label} overrides is listed below and calls the base, so as written\n"
+              f"it certifies exactly as {label} does")
     lines = [
-        f'"""A variant of {loaded.name}, written by `flushcheck new {name} '
+        f'"""A variant of {label}, written by `flushcheck new {name} '
         f'--base {base}`.',
         "",
-        f"Every hook {loaded.name} overrides is listed below and calls the base, so as written",
-        f"it certifies exactly as {loaded.name} does. Edit a hook (or set a policy constant of",
+        f"{listed}. Edit a hook (or set a policy constant of",
         "conformance/protocol.py) to make your variant, then:",
         "",
-        f"    flushcheck certify ./{name}.py --budget 60",
+        f"    flushcheck certify {path or f'./{name}.py'} --budget 60",
         "",
         "No `yield` is needed for other CPUs to run inside a hook: between any two effects of",
         "a hook marked \"may yield\" (a flush through self.arch, a free, a store to mm.proto,",
@@ -296,13 +319,13 @@ def new_module(name: str, base: str = "linux") -> str:
         "",
         "",
         f"class {cls_name}({base_name}):",
-        f'    """A variant of {loaded.name}: {_first_line(real.__doc__)}"""',
+        f'    """A variant of {label}: {_first_line(real.__doc__)}"""',
     ]
     for c in overridden_constants(real):
         lines += ["", f"    #: {real.__name__}'s value (conformance/protocol.py explains it)",
                   f"    {c} = {getattr(real, c)!r}"]
     no_yield = must_not_yield()
-    for h in overridden_hooks(real):
+    for h in hooks:
         fn = getattr(real, h)
         params = list(inspect.signature(getattr(Protocol, h)).parameters)[1:]
         args = ", ".join(params)
@@ -334,10 +357,10 @@ def write_new(name: str, base: str = "linux", directory: str = ".") -> str:
         >>> write_new("my_flush", "linux", "/tmp")             # doctest: +SKIP
         '/tmp/my_flush.py'
     """
-    text = new_module(name, base)
+    path = os.path.join(directory, f"{name}.py")
+    text = new_module(name, base, path)
     if not os.path.isdir(directory):
         raise UsageError(f"flushcheck new: no directory {directory}")
-    path = os.path.join(directory, f"{name}.py")
     try:
         with open(path, "x") as fh:
             fh.write(text)

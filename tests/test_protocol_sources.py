@@ -221,6 +221,13 @@ def test_new_from_other_bases(tmp_path, capsys):
     assert main(["new", "hist", "--base", "hist_2_9_migrate_flush_after_copy",
                  "--dir", str(tmp_path)]) == 0
     assert "MIGRATE_FLUSH_BEFORE_COPY = False" in (tmp_path / "hist.py").read_text()
+    # a new design: the generic base, every hook listed (it was refused: a review, 2026-12-06);
+    # the docstring's certify command names the file where --dir put it
+    assert main(["new", "fresh", "--base", "protocol", "--dir", str(tmp_path)]) == 0
+    text = (tmp_path / "fresh.py").read_text()
+    assert "class Fresh(Protocol):" in text and f"flushcheck certify {tmp_path}/fresh.py" in text
+    fresh = load_protocol(str(tmp_path / "fresh.py"))
+    assert text.count("    def ") == len(hook_names()) and overridden_hooks(fresh) == hook_names()
     assert main(["new", "not-a-name", "--dir", str(tmp_path)]) == EXIT_USAGE
     assert main(["new", "x", "--dir", str(tmp_path / "missing")]) == 0  # made, as --out is
     assert (tmp_path / "missing" / "x.py").exists()
