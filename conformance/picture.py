@@ -483,7 +483,11 @@ def _svg(events, ncpus, rec, failure, m) -> str:
             ys[bad] + ROW * (len(bad_lines) + 1) + 2 if bad is not None else bottom - 2)
         y1, y2 = ys[a] + 3, end
         col = OP_COLOURS.get(op.name, "#888")
-        steps = f"steps {events[a][0]}-{events[b][0]}" + ("" if done else ", still in flight")
+        # an operation in flight ran on after its last event, in steps with no event of
+        # its own (the text timeline's "continues" rows): no last step to give (it read
+        # "steps 18-18, still in flight" beside a timeline continuing at 19 and 22)
+        steps = (f"steps {events[a][0]}-{events[b][0]}" if done
+                 else f"from step {events[a][0]}, still in flight at the end")
         out.append(f'<rect class="op" x="{op_x(c)}" y="{y1}" width="10" height="{y2 - y1}" rx="3" '
                    f'fill="{col}" fill-opacity="0.85"><title>{escape(op.label)} on CPU{c}, '
                    f'{steps}</title></rect>')

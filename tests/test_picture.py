@@ -253,3 +253,17 @@ def test_a_flush_of_no_cpu_is_not_drawn_as_a_cpus():
     assert any(n == "arch_tlbbatch_flush" and w is None for _s, w, n, _a in m.trace.events)
     page = render_html(m)
     assert "IPI from hw" in page and f"IPI from CPU{m.cfg.ncpus}" not in page
+
+
+def test_an_operation_in_flight_gives_no_last_step():
+    """An operation still in flight runs on after its last event, in steps the text timeline
+    draws as "(OP continues)": its tooltip said "steps 18-18, still in flight" beside a
+    timeline continuing at 19 and 22 (a researcher's review, 2026-12-06). It gives its
+    first step; a returned one keeps its range."""
+    page = render_html(load(os.path.join(REPO, "tests", "fixtures", "replay",
+                                         "hist_2_3_nested_reclaim-walk114.json")))
+    titles = [r.find(SVG + "title").text for r in _svg(page).iter(SVG + "rect")
+              if "op" in _classes(r)]
+    assert not [t for t in titles if re.search(r"steps \d+-\d+, still in flight", t)], titles
+    assert any(re.search(r"from step \d+, still in flight at the end$", t) for t in titles)
+    assert any(re.search(r"steps \d+-\d+$", t) for t in titles), titles
