@@ -321,6 +321,13 @@ def _drive(fn, proto, args):
         run.depth, _active, _depth = _depth, None, 0
         if g is not None:
             g[1](fn, before, args)
+    last = run.last
+    if last is not None and r is not _RAISED and last.startswith("store"):
+        # a store after the hook's last point had no row: its step read "(OP continues)",
+        # though the store (a generation marked flushed, a pending bit cleared) is often the
+        # race itself (a researcher's review, 2026-12-06). Flushes and frees have rows of
+        # their own; a store has none but this
+        run.trace.event(run.who, "returns", run.name, last)
     run.who = run.trace = None  # idle: nothing of this machine (effect, last: reset at start)
     _IDLE.append(run)
     if r is _RAISED:

@@ -50,6 +50,8 @@ def format_event(name: str, args: tuple) -> str:
         return f"arch_tlbbatch_flush(cpus {cpus})"
     if name == "point":  # conformance/hookpoints.py: a hook paused after an effect
         return f"({args[0]} pauses after {args[1]})"
+    if name == "returns":  # a hook whose last effect, after its last point, was a store
+        return f"({args[0]} returns after {args[1]})"
     return f"{name}({', '.join(_fmt_arg(a) for a in args)})"
 
 

@@ -267,3 +267,13 @@ def test_an_operation_in_flight_gives_no_last_step():
     assert not [t for t in titles if re.search(r"steps \d+-\d+, still in flight", t)], titles
     assert any(re.search(r"from step \d+, still in flight at the end$", t) for t in titles)
     assert any(re.search(r"steps \d+-\d+$", t) for t in titles), titles
+
+
+def test_a_hooks_last_store_has_a_row(failure):
+    """The 2021 race is a store: CPU0's ``flush_tlb_batched_pending`` clears the pending
+    count after CPU1's reclaim set it. The store comes after the hook's last point, so its
+    step read ``(munmap(...) continues)`` and the race was not on the page (a researcher's
+    review, 2026-12-06). It has a row of its own, in CPU0's column, after CPU1's store."""
+    rows = [r for r in failure.report(last=None).splitlines() if "returns after" in r]
+    assert len(rows) >= 2, rows
+    assert rows[-1].startswith("  17 (flush_tlb_batched_pending returns after"), rows

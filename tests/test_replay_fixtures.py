@@ -43,7 +43,10 @@ logging their label alone at the end of their walk (``madvise(mm0, v0..v1, free)
 gone) and log their ``: return`` row there instead, before their S3 check, as munmap, mmap
 and truncate now do too: a passing run's return rows stay where they were; the 6 fixtures
 whose S3 judges such a syscall gained its return row right before the ``!! S3`` row (there
-was none: the verdict ended the run before the operation finished).) A
+was none: the verdict ended the run before the operation finished).) Regenerated on
+2026-12-06 when a hook whose last effect is a store got a row for it (``(HOOK returns after
+store NAME)``, hookpoints._drive): 11 fixtures gained such rows, most in place of an
+``(OP continues)`` row of the same step; no other row moved. A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
