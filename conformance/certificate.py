@@ -412,6 +412,7 @@ def load(path: str) -> dict:
     if not isinstance(cert, dict) or cert.get("format") != FORMAT:
         raise UsageError(f"{path} is not a flushcheck certificate ({FORMAT})")
     check_fields(cert, path)
+    _fill_optional(cert)
     return cert
 
 
@@ -551,6 +552,19 @@ def check_fields(cert: dict, path: str) -> None:
                                  f"not {shown}")
 
 
+def _fill_optional(cert: dict) -> None:
+    """Set each optional field of :data:`CERT_FIELDS` (a ``?`` row) that is missing to
+    null, so that the re-run reads a missing field and a null one alike: it read
+    ``run["max_examples"]`` and ``bounded["fail_k"]`` as if always there (a KeyError,
+    exit 3, for a certificate without them) and ``protocol.sources`` as if never null."""
+    for field, _check in CERT_FIELDS:
+        if field.endswith("?"):
+            parent, _, key = field[:-1].rpartition(".")
+            for obj in [cert] if not parent else [v for _, v in _field_values(cert, parent)]:
+                if isinstance(obj, dict):
+                    obj.setdefault(key, None)
+
+
 @attrs.define
 class Reproduction:
     """What :func:`reproduce` found: the recorded and the new verdict, and what differs."""
@@ -591,7 +605,7 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
     if not same:
         notes.append(f"the protocol's source differs: recorded sha256 {p['sha256'][:16]}..., "
                      f"now {now['sha256'][:16]}... ({now['path']})")
-    for f, sha in p.get("sources", {}).items():
+    for f, sha in (p["sources"] or {}).items():  # missing or null: no base file to compare
         if f != p["path"] and now["sources"].get(f) != sha:
             notes.append(f"a base protocol's source differs: {f}")
     from .reproducer import git_commit
