@@ -56,6 +56,66 @@ PROTOCOL_FORMS = ("a name in protocols/, a path/to/file.py, module:Class, or an 
                   "of the group flushcheck.protocols")
 
 
+#: the most each count option may be, and what to do instead (README, "Exit status"). Far
+#: above any run in docs/, bench/ and tests/, and low enough that a typo (``--actions
+#: 999999999999``) is one line of bad input, not a run that never ends: no budget stops an
+#: example, a chunk or a cost cell half-way (soundness checks its budget between examples,
+#: certify between chunks, cost never), so one that long outlived any budget. Measured on
+#: one core, 2026-12-06: an example of 10,000 actions about 0.5 s, 1,000,000 cost
+#: operations about 25 s per cell, 10**8 walk examples about 3 days; Hypothesis ends an
+#: example near 500 steps however many are asked for.
+COUNT_LIMITS = {
+    "--examples": (100_000_000, "examples (days of one core): split a longer run over "
+                                "--seed values"),
+    "--steps": (1_000, "steps per example (Hypothesis ends one near 500 steps anyway): for "
+                       "more work raise --examples or --budget"),
+    "--actions": (10_000, "actions per example (no budget stops an example half-way): for "
+                          "more work raise --budget"),
+    "--ops": (1_000_000, "operations per cell (no budget stops a cell half-way; about 25 s "
+                         "per cell at the limit)"),
+}
+#: certify's ``--chunk`` may be at most this many times its engine's default
+#: (``DEFAULT_CHUNK``): about 30 s of one core under either engine, since a chunk running at
+#: the end of a time budget finishes (10,000 Hypothesis examples took 190 s past a 1 s budget)
+CHUNK_LIMIT_FACTOR = 20
+
+
+def require_at_most(option: str, value: int | None, most: int | None = None,
+                    what: str | None = None) -> None:
+    """:class:`UsageError` when the count ``value`` of ``option`` (None: not given) is above
+    its limit: ``most`` and ``what`` it counts, or :data:`COUNT_LIMITS`'s.
+
+    Example::
+
+        >>> require_at_most("--actions", 10**12)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: --actions 1000000000000 is too many: at most 10,000 ...
+    """
+    if most is None:
+        most, what = COUNT_LIMITS[option]
+    if value is not None and value > most:
+        raise UsageError(f"{option} {value} is too many: at most {most:,} {what}")
+
+
+def max_chunk(engine: str) -> int:
+    """The most examples a ``--chunk`` may hold under ``engine`` (:data:`CHUNK_LIMIT_FACTOR`).
+
+    >>> max_chunk("walk"), max_chunk("hypothesis")
+    (10000, 1000)
+    """
+    from .defaults import DEFAULT_CHUNK
+
+    return CHUNK_LIMIT_FACTOR * DEFAULT_CHUNK[engine]
+
+
+def require_states(value: int | None) -> None:
+    """:class:`UsageError` unless a ``--max-states`` (None: not given) is at least 1: explore,
+    litmus and picture alike (picture searched "the first -5 states")."""
+    if value is not None and value < 1:
+        raise UsageError(f"--max-states {value}: at least 1 state")
+
+
 def config_pairs(values) -> list[str]:
     """``--config`` values as single ``KEY=VALUE`` pairs: one flag may carry several,
     comma-separated (``--config ncpus=3,vpages=3``).
@@ -99,6 +159,11 @@ def cmd_certify(args) -> int:
 
     if args.reproduce:
         return _certify_reproduce(args)
+    require_at_most("--examples", args.examples)
+    require_at_most("--steps", args.steps)
+    require_at_most("--chunk", args.chunk, max_chunk(args.engine),
+                    f"examples per chunk under the {args.engine} engine (a chunk running at "
+                    "the end of --budget finishes): for more work raise --examples or --budget")
     if getattr(args, "bound_budget", None) is not None:  # before the random search, not after
         from .certify import require_seconds
 
@@ -430,6 +495,7 @@ def cmd_soundness(args) -> int:
     from .reproducer import git_commit
     from .soundness import campaign, correct_protocols
 
+    require_at_most("--actions", args.actions)
     protos = args.protocol or correct_protocols()
     configs = CONFIG_SETS[args.config_set]
 
@@ -563,8 +629,7 @@ def cmd_explore(args) -> int:
     check_expect_names(sc, cls.name)  # known now: the protocol run may be a file's
     if args.shorter_than is not None and args.shorter_than < 1:
         raise UsageError(f"--shorter-than {args.shorter_than}: a length of at least 1 choice")
-    if args.max_states is not None and args.max_states < 1:
-        raise UsageError(f"--max-states {args.max_states}: at least 1 state")
+    require_states(args.max_states)
     if args.preemptions is not None and args.preemptions < 0:
         raise UsageError(f"--preemptions {args.preemptions}: at least 0")
     res = explore(sc, cls, dedup=not args.no_dedup, preemption_bound=args.preemptions,
@@ -635,8 +700,7 @@ def cmd_litmus(args) -> int:
     from .registry import load_protocol, protocol_names, row_labels
 
     scs = select(corpus(args.dir) if args.dir else corpus(), args.scenarios)
-    if args.max_states is not None and args.max_states < 1:
-        raise UsageError(f"--max-states {args.max_states}: at least 1 state")
+    require_states(args.max_states)
     protos, broken = args.protocol, []
     if not protos:  # every module in protocols/: one that cannot load does not hide the rest
         protos = []
@@ -719,6 +783,7 @@ def cmd_picture(args) -> int:
     shortest counterexample drawn. ``-o -`` writes the page to stdout."""
     from .picture import html_path, render_html, write_html
 
+    require_states(args.max_states)  # as explore and litmus do, before the file is read
     if args.file.endswith(".litmus"):
         from .search.explorer import explore
         from .litmus import check_expect_names, load as load_litmus

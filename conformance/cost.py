@@ -48,7 +48,7 @@ import sys
 
 from .hw.arch import TLB_SINGLE_PAGE_FLUSH_CEILING
 from .config import DEFAULT
-from .errors import Failure, ModelError
+from .errors import Failure, ModelError, UsageError
 from .machine import Machine
 from .registry import load_protocol
 from .search.statemachine import Driver, Stats
@@ -265,7 +265,8 @@ def _error_lines(res: dict, protocols) -> list:
 
 def main(argv=None) -> int:
     """``python -m conformance.cost PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown]``."""
-    from .cli import _Parser  # one-line argument errors, as every other subcommand's
+    # one-line argument errors, as every other subcommand's
+    from .cli import _Parser, require_at_most
 
     ap = _Parser(prog="flushcheck cost",
                  description="TLB flush cost per 1,000 operations on seeded workload mixes")
@@ -274,12 +275,17 @@ def main(argv=None) -> int:
                     help="workload mix (repeatable; default: all)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--ops", type=int, default=DEFAULT_OPS,
-                    help=f"walk steps per cell (at least {ACTIONS_PER_EXAMPLE}: one example)")
+                    help=f"walk steps per cell (at least {ACTIONS_PER_EXAMPLE}: one example; at "
+                         "most 1,000,000)")
     ap.add_argument("--markdown", action="store_true", help="a Markdown table")
     ap.add_argument("--baseline", default="linux", help="the protocol IPIs are compared with")
     a = ap.parse_args(argv)
     if a.ops < ACTIONS_PER_EXAMPLE:
         ap.error(f"--ops must be at least {ACTIONS_PER_EXAMPLE} (one example)")
+    try:
+        require_at_most("--ops", a.ops)
+    except UsageError as exc:  # one line and exit 2, as the floor above
+        ap.error(str(exc))
     text, errors = cost_report(a.protocols, a.mix, a.seed, a.ops, a.markdown, a.baseline)
     print(text)
     return 1 if errors else 0

@@ -5,11 +5,15 @@ given as a protocol file, an empty output path."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from conformance.certificate import CERT_FIELDS
 from conformance.cli import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
+from conformance.errors import UsageError
 
 
 def _one_line(err: str) -> str:
@@ -57,3 +61,72 @@ def test_an_optional_certificate_field_null_or_missing_is_no_crash(
     assert main(["certify", "--reproduce", str(path), "--jobs", "1"]) in (EXIT_PASS, EXIT_FAIL)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err, err
+
+
+# -- 2. counts beyond their limits --------------------------------------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HUGE = "999999999999"
+
+
+def _cli(tmp_path, *args, timeout=30):
+    """``flushcheck ARGS`` in a child process in ``tmp_path`` (its repro/ goes there), which
+    a run without end cannot hang: the test fails after ``timeout`` seconds instead."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        return subprocess.run([sys.executable, "-m", "conformance.cli", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"flushcheck {' '.join(args)} still ran after {timeout} s")
+
+
+@pytest.mark.parametrize("args,option,most", [
+    (["soundness", "--budget", "0.2", "--protocol", "linux", "--actions", HUGE, "--jobs", "1",
+      "--config-set", "quick"], "--actions", "10,000"),
+    (["cost", "linux", "--ops", HUGE], "--ops", "1,000,000"),
+    (["certify", "linux", "--examples", HUGE, "--jobs", "1", "--database", "none"],
+     "--examples", "100,000,000"),
+    (["certify", "linux", "--budget", "1", "--chunk", HUGE, "--jobs", "1", "--database",
+      "none"], "--chunk", "10,000"),
+    (["certify", "linux", "--budget", "1", "--engine", "hypothesis", "--chunk", "1001",
+      "--jobs", "1", "--database", "none"], "--chunk", "1,000"),
+    (["certify", "linux", "--budget", "1", "--engine", "hypothesis", "--steps", HUGE, "--jobs",
+      "1", "--database", "none"], "--steps", "1,000"),
+], ids=["soundness-actions", "cost-ops", "certify-examples", "certify-chunk-walk",
+        "certify-chunk-hypothesis", "certify-steps"])
+def test_a_count_beyond_its_limit_is_one_line(tmp_path, args, option, most):
+    """A count no budget can stop (an example of 10**12 actions, a cost cell of 10**14
+    operations, a chunk of 10**12 examples, which finishes after the budget) is refused in
+    one line naming the option and its limit, exit 2; soundness and cost ran past 40 s."""
+    r = _cli(tmp_path, *args)
+    assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
+    line = _one_line(r.stderr)
+    assert f"{option} " in line and f"at most {most} " in line, line
+
+
+def test_the_count_limits_themselves_are_allowed():
+    from conformance.cli import COUNT_LIMITS, require_at_most
+
+    for option, (most, _what) in COUNT_LIMITS.items():
+        require_at_most(option, most)
+        with pytest.raises(UsageError, match=f"^{option} {most + 1} is too many"):
+            require_at_most(option, most + 1)
+
+
+REFUSED = "flushcheck: error: --max-states -5: at least 1 state"
+
+
+@pytest.mark.parametrize("file", ["litmus/bug-2.4-reclaim-vs-mprotect.litmus",
+                                  "tests/fixtures/replay"])
+def test_picture_refuses_max_states_below_one_as_explore_does(tmp_path, capsys, file):
+    """picture read ``--max-states -5`` as a search of "the first -5 states"; explore and
+    litmus refuse it. The same line for all three, before the file is read."""
+    path = os.path.join(REPO, file)
+    if os.path.isdir(path):  # any saved reproducer
+        path = os.path.join(path, min(f for f in os.listdir(path) if f.endswith(".json")))
+    assert main(["picture", path, "--max-states", "-5", "-o", str(tmp_path / "p.html")]) \
+        == EXIT_USAGE
+    assert _one_line(capsys.readouterr().err) == REFUSED
+    assert main(["explore", os.path.join(REPO, "litmus/bug-2.4-reclaim-vs-mprotect.litmus"),
+                 "--protocol", "linux", "--max-states", "-5"]) == EXIT_USAGE
+    assert _one_line(capsys.readouterr().err) == REFUSED
