@@ -24,8 +24,35 @@ BOUND_CONFIG = MachineConfig(ncpus=2, nmms=1, vpages=2, nframes=4, nfiles=1, fil
                              swap_slots=2)
 
 
+#: the largest machine the bounded check takes, field by field (docs/BOUNDED.md, "What is
+#: searched"): an exhaustive search is for small machines, and the root state's choice list
+#: alone grows with the product of these (``bound linux -k 1 --config
+#: ncpus=64,nmms=32,vpages=1024`` built it for minutes, --budget unread meanwhile). At all of
+#: them at once, ``--ops all``, ``--budget 2`` stops the search after 2 s. Generous for every
+#: machine docs/, tests/ and bench/ search (at most 3 CPUs, 2 mms, 3 virtual pages).
+BOUND_LIMITS = {"ncpus": 8, "nmms": 4, "vpages": 16, "nframes": 64, "nfiles": 4,
+                "file_pages": 16, "swap_slots": 64}
+
+
+def bound_size_error(cfg: MachineConfig) -> str | None:
+    """What makes ``cfg`` too large for the bounded check (:data:`BOUND_LIMITS`), or None.
+
+    >>> bound_size_error(BOUND_CONFIG) is None
+    True
+    >>> bound_size_error(attrs.evolve(BOUND_CONFIG, ncpus=64))  # doctest: +ELLIPSIS
+    'ncpus=64 is too large for the bounded check: at most ncpus=8 (...'
+    """
+    for key, most in BOUND_LIMITS.items():
+        if getattr(cfg, key) > most:
+            return (f"{key}={getattr(cfg, key)} is too large for the bounded check: at most "
+                    f"{key}={most} (an exhaustive search, for small machines: docs/BOUNDED.md); "
+                    "certify fuzzes larger ones")
+    return None
+
+
 def bound_config(pairs) -> MachineConfig:
-    """:data:`BOUND_CONFIG` with ``KEY=VALUE`` pairs applied (certify's ``--config`` syntax).
+    """:data:`BOUND_CONFIG` with ``KEY=VALUE`` pairs applied (certify's ``--config`` syntax);
+    :class:`UsageError` beyond :data:`BOUND_LIMITS`.
 
     >>> bound_config(["ncpus=3"]).ncpus
     3
@@ -34,7 +61,10 @@ def bound_config(pairs) -> MachineConfig:
 
     base = _config(pairs)  # validates; fields not given keep BOUND_CONFIG's values
     given = {p.partition("=")[0] for p in config_pairs(pairs)}
-    return attrs.evolve(BOUND_CONFIG, **{k: getattr(base, k) for k in given})
+    cfg = attrs.evolve(BOUND_CONFIG, **{k: getattr(base, k) for k in given})
+    if (why := bound_size_error(cfg)) is not None:
+        raise UsageError(f"bad --config: {why}")
+    return cfg
 
 
 def run_bound(cls, cfg, k, menu, *, strict=False, budget=None, jobs=1, quiet=False,

@@ -444,6 +444,18 @@ def _machine(value) -> bool:
     return True
 
 
+def _bound_machine(value) -> bool:
+    """A check (after :func:`_machine`): a machine within the bounded check's limits
+    (``boundcli.BOUND_LIMITS``), as ``bound --config`` takes; a re-run of a larger one
+    built its first state's choices for minutes."""
+    from .boundcli import bound_size_error
+
+    why = bound_size_error(MachineConfig(**value))
+    if why is not None:
+        raise ValueError(why)
+    return True
+
+
 def _menu_kinds(value) -> bool:
     """A check: a list of the bounded check's operation kinds."""
     from .search.menu import KINDS
@@ -479,6 +491,7 @@ CERT_FIELDS = (
     ("run.replayed", _COUNT),
     ("verdict", _STR),
     ("bounded?", _DICT), ("bounded.config", _MACHINE),
+    ("bounded.config", ("a machine the bounded check takes", _bound_machine)),
     ("bounded.menu", ("a list of operation kinds", _menu_kinds)), ("bounded.strict", _BOOL),
     ("bounded.bound", _POSITIVE), ("bounded.fail_k?", _POSITIVE), ("bounded.passed", _BOOL),
     ("bounded.complete_k", _COUNT), ("bounded.stopped?", _STR), ("bounded.levels", _LIST),

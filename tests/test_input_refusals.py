@@ -130,3 +130,59 @@ def test_picture_refuses_max_states_below_one_as_explore_does(tmp_path, capsys, 
     assert main(["explore", os.path.join(REPO, "litmus/bug-2.4-reclaim-vs-mprotect.litmus"),
                  "--protocol", "linux", "--max-states", "-5"]) == EXIT_USAGE
     assert _one_line(capsys.readouterr().err) == REFUSED
+
+
+# -- 3. a machine too large for the bounded check -----------------------------------------
+def test_a_machine_too_large_for_the_bounded_check_is_one_line(tmp_path):
+    """The issue's command built the root state's choices for minutes, --budget unread."""
+    r = _cli(tmp_path, "bound", "linux", "-k", "1", "--config", "ncpus=64,nmms=32,vpages=1024",
+             "--budget", "5")
+    assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
+    line = _one_line(r.stderr)
+    assert "ncpus=64" in line and "at most ncpus=8" in line, line
+
+
+def test_every_bounded_limit_is_refused_naming_its_field():
+    from conformance.boundcli import BOUND_LIMITS, bound_config
+
+    for key, most in BOUND_LIMITS.items():
+        assert getattr(bound_config([f"{key}={most}"]), key) == most
+        with pytest.raises(UsageError, match=f"^bad --config: {key}={most + 1} is too large "
+                                             f"for the bounded check: at most {key}={most} "):
+            bound_config([f"{key}={most + 1}"])
+
+
+def test_the_bounded_limits_take_every_machine_the_repo_searches():
+    """Every ``bound ... --config`` in the docs and the README, and bench/bounded.py's
+    largest CPU count, is within the limits."""
+    import re
+
+    from conformance.boundcli import bound_config
+
+    found = []
+    for name in ["README.md"] + [os.path.join("docs", f) for f in os.listdir(
+            os.path.join(REPO, "docs")) if f.endswith(".md")]:
+        with open(os.path.join(REPO, name)) as fh:
+            found += re.findall(r"flushcheck bound [^`\n]*?--config ([\w=,]+)", fh.read())
+    assert len(found) >= 4, found
+    for pairs in found + ["ncpus=3"]:  # bench/bounded.py --cpus 2 and 3
+        bound_config([pairs])
+
+
+def test_certify_bound_refuses_it_before_the_random_search(tmp_path):
+    r = _cli(tmp_path, "certify", "linux", "--examples", "1", "--jobs", "1", "--database",
+             "none", "--bound", "1", "--config", "vpages=17")
+    assert r.returncode == EXIT_USAGE and r.stdout == "", r.stdout + r.stderr
+    assert "vpages=17 is too large for the bounded check" in _one_line(r.stderr)
+
+
+def test_a_certificate_with_a_bounded_machine_too_large_is_damaged(bounded_certificate,
+                                                                   tmp_path):
+    cert = json.loads(json.dumps(bounded_certificate))
+    cert["bounded"]["config"]["ncpus"] = 9
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cert))
+    r = _cli(tmp_path, "certify", "--reproduce", str(path), "--jobs", "1")
+    assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
+    line = _one_line(r.stderr)
+    assert "damaged certificate: bounded.config: ncpus=9 is too large" in line, line
