@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import time
@@ -25,8 +26,15 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 from .errors import UsageError
 
-#: how long to wait for a Dask scheduler to answer and for a first worker to join
-CONNECT_TIMEOUT_S = 20
+#: how long to wait for a Dask scheduler to answer: one answers within a second on its own
+#: network, and distributed retries a refused connection until this runs out, so a wrong
+#: address is said within seconds (it took 20)
+CONNECT_TIMEOUT_S = 5
+#: how long to wait for a first worker to join a scheduler that answered (workers may still
+#: be starting)
+WORKERS_TIMEOUT_S = 20
+#: how long closing a client whose start failed may take (its loop is still running)
+CLOSE_TIMEOUT_S = 2
 #: how often a Dask run asks the scheduler how many worker threads it has now
 RECOUNT_S = 10.0
 
@@ -168,11 +176,35 @@ def local_workers(jobs: int) -> Workers:
     return Workers(ex, jobs, f"{jobs} local processes", extra=1)
 
 
-def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
-    """The workers of the Dask scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``).
+def _client_class():
+    """distributed's ``Client``, made to close itself when its start fails. distributed
+    closes it only after an OSError; after anything else (the ValueError of an address with
+    no port, the MemoryError of a reply from a server that is no scheduler) the half-started
+    client was closed by its ``__del__`` at exit, its event loop gone by then: 40 s, then
+    ``Exception ignored in: Client.__del__`` and a TimeoutError traceback after the one-line
+    error (a review, 2026-12-06). Made on each call, not cached: the import is what tells
+    that the dask extra is missing."""
+    from distributed import Client
+
+    class _Client(Client):
+        def start(self, **kwargs):
+            try:
+                super().start(**kwargs)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the start's error is the one to say
+                    self.close(timeout=CLOSE_TIMEOUT_S)
+                raise
+
+    return _Client
+
+
+def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S,
+                 workers_timeout_s: float = WORKERS_TIMEOUT_S) -> Workers:
+    """The workers of the Dask scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``):
+    ``timeout_s`` for it to answer, ``workers_timeout_s`` for a first worker to join.
 
     Missing dask, an unreachable scheduler or one with no worker are one-line
-    :class:`UsageError` s.
+    :class:`UsageError` s, and leave no client behind.
 
     Example::
 
@@ -181,21 +213,25 @@ def dask_workers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Workers:
         'dask tcp://127.0.0.1:40123 (2 workers, 2 threads)'
     """
     try:
-        from distributed import Client
+        client_class = _client_class()
     except ImportError:
         raise UsageError("--scheduler needs the dask extra: "
                          "pip install 'flushcheck[dask]'") from None
     try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise UsageError(f"cannot reach the Dask scheduler at {address}: "
-                         f"{first_line(exc)}") from None
+        client = client_class(address, timeout=timeout_s, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - whatever the address gave back, it is no scheduler
+        # an unexpected kind: a server that answered but is no Dask scheduler (its reply
+        # read as a message length of exabytes: a MemoryError)
+        odd = not isinstance(exc, (OSError, TimeoutError, ValueError))
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {first_line(exc)}"
+                         + (f" ({type(exc).__name__}: is a Dask scheduler listening there?)"
+                            if odd else "")) from None
     try:
-        client.wait_for_workers(1, timeout=timeout_s)
+        client.wait_for_workers(1, timeout=workers_timeout_s)
     except (OSError, TimeoutError) as exc:
-        client.close()
+        client.close(timeout=CLOSE_TIMEOUT_S)
         raise UsageError(f"no Dask worker joined the scheduler at {address} within "
-                         f"{timeout_s:g} s: {first_line(exc)}") from None
+                         f"{workers_timeout_s:g} s: {first_line(exc)}") from None
     nthreads = client.nthreads()
     slots = sum(nthreads.values())
     # pure=False: two chunks are never the same task, even with equal arguments

@@ -186,3 +186,62 @@ def test_a_certificate_with_a_bounded_machine_too_large_is_damaged(bounded_certi
     assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
     line = _one_line(r.stderr)
     assert "damaged certificate: bounded.config: ncpus=9 is too large" in line, line
+
+
+# -- 4. a Dask scheduler address that is no scheduler -------------------------------------
+@pytest.fixture
+def not_a_scheduler():
+    """A TCP server that answers every connection with bytes no Dask message starts with
+    (a web server, say, at the address given): its address."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.2)
+    stop, conns = threading.Event(), []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:  # the accept's timeout: look at stop again
+                continue
+            conn.sendall(b"\xff" * 64)
+            conns.append(conn)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    t.join()
+    for conn in conns:
+        conn.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("where", ["bogus", "free port", "no scheduler"])
+def test_a_bad_scheduler_address_is_one_line_and_quick(tmp_path, request, where):
+    """An address without a port printed its line, waited 40 s, then a 7-line ``Exception
+    ignored in: Client.__del__ ... TimeoutError``; a port with nothing listening took 20 s;
+    a server that is no scheduler was a MemoryError traceback and exit 3. Each is one line,
+    exit 2, within the connect timeout (5 s) and the process's start."""
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    import socket
+    import time
+
+    if where == "free port":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    else:
+        address = request.getfixturevalue("not_a_scheduler") if where == "no scheduler" \
+            else "bogus"
+    t0 = time.monotonic()
+    r = _cli(tmp_path, "certify", "linux", "--examples", "1", "--jobs", "1", "--scheduler",
+             address, "--database", "none", timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
+    assert f"cannot reach the Dask scheduler at {address}: " in _one_line(r.stderr)
+    assert took < 15, f"{took:.1f} s"
