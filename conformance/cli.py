@@ -1084,13 +1084,21 @@ def main(argv=None) -> int:
 
 def _check_outputs(args) -> None:
     """Refuse, before any work, output paths that could not be written at the end
-    (``--out``/``--repro-dir`` directories, ``--markdown``/``--output`` files): one line,
-    exit 2, instead of a traceback after the whole run."""
+    (``--out``/``--repro-dir`` directories, ``--markdown``/``--output`` files), and an
+    empty path given to any path option: one line, exit 2, instead of a traceback after
+    the whole run."""
     try:
         os.getcwd()
     except FileNotFoundError:  # relative paths below (and the default reproducer dir) need it
         raise UsageError("the current directory no longer exists (removed after the shell "
                          "entered it): cd to an existing directory and run again") from None
+    # an empty path read as one not given: certify --out '' wrote no certificate, luf-doc
+    # --output '' rewrote docs/LUF.md, --repro-dir '' saved into the current directory, all
+    # without a word (new --dir and litmus --dir, --reproduce: a path too)
+    for opt in ("out", "repro_dir", "markdown", "output", "database", "dir", "reproduce"):
+        if getattr(args, opt, None) == "":
+            raise UsageError(f"--{opt.replace('_', '-')} '': an empty path: give a path, or "
+                             "leave the option out")
     for opt, kind in (("out", "dir"), ("repro_dir", "dir"), ("markdown", "file"),
                       ("output", "file"), ("database", "dir")):
         path = getattr(args, opt, None)
@@ -1100,6 +1108,23 @@ def _check_outputs(args) -> None:
         why = _unwritable(path, kind)
         if why is not None:
             raise UsageError(f"--{opt.replace('_', '-')} {path}: {why}")
+
+
+def check_protocol_paths(args) -> None:
+    """Refuse, before any work, a protocol given as the path of a directory (``certify
+    /tmp``): loading it said "protocol file /tmp does not exist". ``args``: a command's
+    parsed arguments (cost's too: ``protocols``, ``--baseline``)."""
+    refs = [getattr(args, opt, None) for opt in ("protocol", "base", "protocols", "baseline")]
+    refs = [r for ref in refs for r in (ref if isinstance(ref, list) else [ref])
+            if isinstance(r, str)]
+    if not refs:
+        return
+    from .registry import is_file_ref
+
+    for ref in refs:
+        if is_file_ref(ref) and os.path.isdir(ref):
+            raise UsageError(f"protocol file {os.path.abspath(ref)} is a directory: give a "
+                             "protocol's .py file, a name in protocols/ or module:Class")
 
 
 def _unwritable(path: str, kind: str) -> str | None:
@@ -1199,6 +1224,7 @@ def _main(argv) -> int:
             args = build_parser().parse_args(words)
         args.argv = words  # for reports that quote it
         _check_outputs(args)
+        check_protocol_paths(args)
         # a protocol frame that never returns is stopped (conformance/watchdog.py); one that
         # swallows every stop ends the run with its reproducer where this command saves them
         save_reproducers_in(getattr(args, "repro_dir", None))

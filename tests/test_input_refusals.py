@@ -245,3 +245,68 @@ def test_a_bad_scheduler_address_is_one_line_and_quick(tmp_path, request, where)
     assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
     assert f"cannot reach the Dask scheduler at {address}: " in _one_line(r.stderr)
     assert took < 15, f"{took:.1f} s"
+
+
+# -- 5. a directory as a protocol, an empty path ------------------------------------------
+LITMUS = os.path.join(REPO, "litmus", "bug-2.4-reclaim-vs-mprotect.litmus")
+
+
+@pytest.mark.parametrize("args", [
+    ["certify", "{dir}"], ["bound", "{dir}"], ["explore", LITMUS, "--protocol", "{dir}"],
+    ["new", "mine", "--base", "{dir}"], ["litmus", "bug-2.4-reclaim-vs-mprotect", "--protocol",
+                                          "{dir}"], ["cost", "{dir}"],
+    ["cost", "linux", "--baseline", "{dir}/"],
+], ids=["certify", "bound", "explore", "new", "litmus", "cost", "cost-baseline"])
+def test_a_directory_as_a_protocol_says_it_is_a_directory(tmp_path, monkeypatch, capsys, args):
+    """``certify /tmp`` said "protocol file /tmp does not exist"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "protos").mkdir()
+    words = [a.replace("{dir}", str(tmp_path / "protos")) for a in args]
+    try:
+        code = main(words)
+    except SystemExit as exc:  # cost's own parser exits as argparse does
+        code = exc.code
+    assert code == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert f"protocol file {tmp_path / 'protos'} is a directory: give a protocol's .py file" \
+        in line, line
+
+
+QUICK_CERTIFY = ["certify", "linux", "--examples", "1", "--jobs", "1"]
+
+
+@pytest.mark.parametrize("args,option", [
+    (QUICK_CERTIFY + ["--database", "none", "--out", ""], "--out"),
+    (QUICK_CERTIFY + ["--database", "none", "--repro-dir", ""], "--repro-dir"),
+    (QUICK_CERTIFY + ["--database", ""], "--database"),
+    (["certify", "--reproduce", ""], "--reproduce"),
+    (["soundness", "--budget", "0.2", "--config-set", "quick", "--jobs", "1", "--protocol",
+      "linux", "--markdown", ""], "--markdown"),
+    (["bound", "linux", "-k", "1", "--repro-dir", ""], "--repro-dir"),
+    (["explore", LITMUS, "--protocol", "linux_4_3", "--repro-dir", ""], "--repro-dir"),
+    (["picture", "{repro}", "-o", ""], "--output"),
+    (["luf-doc", "--output", ""], "--output"),
+    (["new", "mine", "--dir", ""], "--dir"),
+    (["litmus", "bug-2.4-reclaim-vs-mprotect", "--protocol", "linux", "--dir", ""], "--dir"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v[:1] + v[-2:-1]))
+def test_an_empty_path_is_refused_in_one_line(tmp_path, monkeypatch, capsys, args, option):
+    """An empty path was read as no path: ``certify --out ''`` wrote no certificate,
+    ``luf-doc --output ''`` rewrote docs/LUF.md, ``--repro-dir ''`` saved into the current
+    directory, ``picture -o ''`` wrote beside the reproducer, all without a word."""
+    import shutil
+
+    from conformance import lufdoc
+
+    monkeypatch.chdir(tmp_path)
+    # should the check go, nothing in the checkout is written and luf-doc is quick
+    monkeypatch.setattr(lufdoc, "DOC_PATH", str(tmp_path / "LUF.md"))
+    monkeypatch.setattr(lufdoc, "TEXT_PATH", str(tmp_path / "LUF.txt"))
+    monkeypatch.setattr(lufdoc, "generate", lambda: "x\n")
+    monkeypatch.setattr(lufdoc, "generate_text", lambda: "x\n")
+    repro = tmp_path / "r.json"
+    shutil.copy(os.path.join(REPO, "tests", "fixtures", "replay",
+                             "hist_2_11_madvise_relock-1.json"), repro)
+    assert main([a.replace("{repro}", str(repro)) for a in args]) == EXIT_USAGE
+    line = _one_line(capsys.readouterr().err)
+    assert line == (f"flushcheck: error: {option} '': an empty path: give a path, or leave "
+                    "the option out"), line
