@@ -257,10 +257,15 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
     from conformance.picture import html_path
     from conformance.registry import load_protocol, protocol_ref
     from conformance.reproducer import save
+    from conformance.watchdog import before_stop, stuck, watch
 
     path = repro_path(directory, nodeid, failure.machine.proto.name, index)
+    # a stuck hook's picture would replay its loop (watchdog._save_stuck draws none either)
+    draw = not stuck(failure)
     try:
-        save(failure, path, seed=seed)
+        # watched: the picture replays the protocol's hooks, here outside fuzz()'s watch
+        with watch(), before_stop(_uncapture):
+            save(failure, path, seed=seed, picture=draw)
     except Exception as exc:  # noqa: BLE001 - the file is lost, never the report
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         return f"{failure.rule}: reproducer not saved: {path}: {type(exc).__name__}: {why}"
@@ -269,7 +274,8 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
         loads = load_protocol(ref).name == failure.machine.proto.name
     except Exception:  # noqa: BLE001 - UsageError, ImportError, a module that raises
         loads = False
-    picture = f"  picture: {html_path(path)}"
+    picture = (f"  picture: {html_path(path)}" if draw else
+               "  picture: none (a stuck hook: drawing it would run its loop again)")
     if not loads:
         cls = type(failure.machine.proto)
         return (f"{failure.rule}: reproducer saved to {path}\n"
