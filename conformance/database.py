@@ -214,12 +214,17 @@ def describe(db: ExampleDatabase | None) -> str:
     return repr(db)
 
 
-def register_profiles() -> None:
+def register_profiles(replace: bool = True) -> None:
     """Register the Hypothesis profiles ``ci``, ``dev``, ``thorough``, ``nightly`` and
-    (with ``$FLUSHCHECK_REDIS``) ``fleet`` (the pytest plugin loads one; certify takes the
-    same database). ``thorough`` and ``nightly`` keep failures in the local directory as
-    ``dev`` does and raise ``max_examples`` (the plugin's ``fuzz`` takes
-    :func:`profile_examples`).
+    (with ``$FLUSHCHECK_REDIS``) ``fleet``, so that ``--hypothesis-profile thorough`` and
+    ``settings.load_profile("dev")`` name them; certify takes the same database.
+    ``replace=False`` (the pytest plugin, in every project that installs flushcheck)
+    registers only the names no profile has yet: Hypothesis's own ``ci``, which it loads
+    itself on CI, and a project's ``dev`` stay theirs (registering over the profile in force
+    changes it at once). Loading one is left to whoever runs the tests (this repository's
+    ``tests/conftest.py``); the plugin's ``fuzz`` runs under :func:`profile_settings`.
+    ``thorough`` and ``nightly`` keep failures in the local directory as ``dev`` does and
+    raise ``max_examples`` (:func:`profile_examples`).
 
     Example::
 
@@ -227,21 +232,64 @@ def register_profiles() -> None:
         >>> settings.get_profile("ci").database is None
         True
     """
+    # from Hypothesis's own defaults, not from whatever profile was loaded before this runs
+    base = settings.get_profile("default")
     common = dict(deadline=None, suppress_health_check=list(HealthCheck))
-    settings.register_profile("ci", derandomize=True, database=None, print_blob=False, **common)
-    settings.register_profile("dev", database=DirectoryBasedExampleDatabase(DEFAULT_DIR),
-                              **common)
+    made = {"ci": settings(base, derandomize=True, database=None, print_blob=False, **common),
+            "dev": settings(base, database=DirectoryBasedExampleDatabase(DEFAULT_DIR), **common)}
     for name in ("thorough", "nightly"):
-        settings.register_profile(name, database=DirectoryBasedExampleDatabase(DEFAULT_DIR),
-                                  max_examples=profile_examples(name), **common)
+        made[name] = settings(base, database=DirectoryBasedExampleDatabase(DEFAULT_DIR),
+                              max_examples=profile_examples(name), **common)
     if os.environ.get(REDIS_ENV):
         try:
             from hypothesis.extra.redis import RedisExampleDatabase
             import redis
         except ImportError:  # the fleet profile needs the redis extra; the others do not
-            return
-        db = RedisExampleDatabase(redis.Redis.from_url(os.environ[REDIS_ENV]))
-        settings.register_profile("fleet", database=db, **common)
+            pass
+        else:
+            db = RedisExampleDatabase(redis.Redis.from_url(os.environ[REDIS_ENV]))
+            made["fleet"] = settings(base, database=db, **common)
+    for name, made_settings in made.items():
+        if replace or not _registered(name):
+            settings.register_profile(name, made_settings)
+    _MADE.clear()
+    _MADE.update(made)
+
+
+#: the settings objects :func:`register_profiles` made last, by profile name
+_MADE: dict = {}
+
+
+def _registered(name: str) -> bool:
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def profile_settings(name: str) -> settings:
+    """flushcheck's own Hypothesis settings of profile ``name``: what the pytest plugin's
+    ``fuzz`` runs under. Kept here rather than read back from Hypothesis's profile registry,
+    where a project may have registered a ``ci`` or ``dev`` of its own after flushcheck's.
+
+    Example::
+
+        >>> s = profile_settings("ci")
+        >>> s.derandomize, s.database, s.deadline
+        (True, None, None)
+        >>> profile_settings("thorough").max_examples
+        2000
+    """
+    _settings(name)  # an unknown name: its UsageError
+    if not _MADE:
+        register_profiles()
+    if name not in _MADE:  # fleet without $FLUSHCHECK_REDIS or the redis extra
+        raise UsageError(f"profile {name} needs {REDIS_ENV}=redis://host:port/db and the "
+                         "redis extra (pip install 'flushcheck[redis]')")
+    return _MADE[name]
 
 
 def snapshot(db: ExampleDatabase | None, key: bytes) -> dict:

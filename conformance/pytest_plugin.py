@@ -1,13 +1,16 @@
 """pytest plugin: every protocol module in ``protocols/`` is fuzzed, with no registration.
 
 Tests that take a ``protocol_name`` argument are parametrized over every
-discovered protocol. :func:`fuzz` runs a protocol's state machine under the
-active Hypothesis profile (``ci`` when ``CI=true``: derandomized, no database;
+discovered protocol. :func:`fuzz` runs a protocol's state machine under a flushcheck
+profile (:func:`fuzz_profile`: ``ci`` when ``CI=true``: derandomized, no database;
 ``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck``; ``fleet``
 with ``--hypothesis-profile fleet`` and ``FLUSHCHECK_REDIS=redis://host:port/db``:
 kept in a shared Redis; ``thorough`` and ``nightly``: as ``dev``, with 2,000 and
 10,000 examples per protocol) and returns the failure, if any. The profiles are those of
 :mod:`conformance.database`, which certify uses too (``flushcheck certify --profile``).
+The plugin loads no profile: a project's own ``@given`` tests keep the profile the
+project loads (this repository's ``tests/conftest.py`` loads flushcheck's), and a profile
+name the project (or Hypothesis, ``ci``) registered stays theirs.
 Each example's coverage (hooks per calling path, race windows) is a Hypothesis event:
 ``pytest --hypothesis-show-statistics`` lists them.
 
@@ -36,14 +39,16 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import Phase, settings
+from hypothesis import Phase
+from hypothesis import settings as Settings  # fuzz() has a parameter named settings
 
 from conformance.database import profile as default_profile, profile_examples, register_profiles
 from conformance.defaults import PROFILES
 
 DEFAULT_EXAMPLES = 300
 
-register_profiles()
+# --hypothesis-profile thorough names flushcheck's; a name already taken stays its owner's
+register_profiles(replace=False)
 
 
 def pytest_addoption(parser):
@@ -60,16 +65,32 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # no settings.load_profile here: the plugin is loaded in every project that installs
+    # flushcheck, whose own @given tests keep their profile (a review, 2026-12-06: they got
+    # flushcheck's dev profile); fuzz() runs under flushcheck's profile explicitly
+    global _CONFIG
+    _CONFIG = config
     profile = config.getoption("--hypothesis-profile", default=None)
-    if not profile:
-        settings.load_profile(default_profile())
     examples = config.getoption("--flushcheck-examples")
     if examples is None:  # the profile's, else the plugin's default
         examples = (profile_examples(profile) if profile in PROFILES else None) \
             or DEFAULT_EXAMPLES
     config._flushcheck_examples = examples
-    global _CONFIG
-    _CONFIG = config
+
+
+def fuzz_profile() -> str:
+    """The flushcheck profile :func:`fuzz` runs under: the one pytest's
+    ``--hypothesis-profile`` names when it is flushcheck's (``thorough``, ``fleet``...),
+    else ``ci`` when ``CI`` is true, else ``dev`` (:func:`conformance.database.profile`).
+    A profile of the project's own is left to the project's ``@given`` tests.
+
+    Example::
+
+        >>> fuzz_profile() in PROFILES
+        True
+    """
+    chosen = _CONFIG.getoption("--hypothesis-profile", default=None) if _CONFIG else None
+    return chosen if chosen in PROFILES else default_profile()
 
 
 #: the pytest config this plugin was configured with (None: fuzz called outside pytest)
@@ -137,21 +158,24 @@ def expected_violation(name: str):
 
 
 def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,
-         strict: bool = False, cfg=None, shrink: bool = True):
+         strict: bool = False, cfg=None, shrink: bool = True, settings: Settings | None = None):
     """Run a protocol's state machine; return the (shrunk) :class:`Failure` or None."""
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
 
     from conformance.certify import _StopAtStuckHook, all_failures, seed_only, stop_at_stuck_hook
     from conformance.config import DEFAULT
-    from conformance.database import campaign_key, keyed
+    from conformance.database import campaign_key, keyed, profile_settings
     from conformance.registry import load_protocol
     from conformance.search.statemachine import conformance_machine
 
     cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     machine = conformance_machine(cls, cfg or DEFAULT, strict)
     stuck_found = stop_at_stuck_hook(machine)  # a stuck hook is reported unshrunk
-    s = settings(settings.default, max_examples=examples, stateful_step_count=steps,
+    # flushcheck's profile (or the caller's settings), never the globally loaded profile,
+    # which is the project's: a deadline=1 of its own ended every fuzz in DeadlineExceeded
+    base = settings if settings is not None else profile_settings(fuzz_profile())
+    s = Settings(base, max_examples=examples, stateful_step_count=steps,
                  phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)
     # one key per protocol, strictness and config (the class name alone omits the config)

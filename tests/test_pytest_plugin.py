@@ -66,3 +66,87 @@ def test_a_failing_test_of_a_stuck_hook_saves_its_reproducer_without_a_picture(t
     assert "picture: none (a stuck hook: drawing it would run its loop again)" in r.out, r.out
     saved = sorted(p.name for p in (tmp_path / "repro" / "pytest").iterdir())
     assert len(saved) == 1 and saved[0].endswith(".json"), saved
+
+
+MINE_CONFTEST = '''
+from hypothesis import settings
+
+settings.register_profile("mine", max_examples=7)
+settings.load_profile("mine")
+'''
+
+MINE_TEST = '''
+import os
+
+from hypothesis import given, settings, strategies as st
+
+RUNS = []
+
+
+@given(st.integers())
+def test_a_plain_given_test(x):
+    RUNS.append(x)
+
+
+def test_b_it_ran_under_the_projects_profile():
+    assert len(RUNS) == 7, len(RUNS)
+    assert settings.default.max_examples == 7
+    assert "flushcheck" not in repr(settings.default.database), settings.default
+    with open(os.environ["SETTINGS_OUT"], "w") as fh:
+        fh.write(repr(settings.default))
+
+
+def test_c_fuzz_runs_under_flushchecks_profile():
+    from conformance.pytest_plugin import fuzz
+
+    # no deadline: the project's (Hypothesis's 200 ms, off on CI) would fail a slow example
+    assert fuzz("immediate", examples=3, steps=5, seed=0) is None
+'''
+
+
+def test_a_projects_own_hypothesis_profile_is_left_alone(tmp_path):
+    """A project that installs flushcheck and loads a profile of its own (``max_examples=7``)
+    got flushcheck's ``dev`` profile for its plain ``@given`` tests (no deadline, every health
+    check suppressed, examples in ``.hypothesis/flushcheck``), and with ``CI=true`` its ``ci``
+    profile, which replaced Hypothesis's own ``ci`` (a review, 2026-12-06). Now the project's
+    settings are what they are without flushcheck, on CI and off it; fuzz() runs under
+    flushcheck's own settings whatever the project loaded."""
+    (tmp_path / "conftest.py").write_text(MINE_CONFTEST)
+    (tmp_path / "test_mine.py").write_text(MINE_TEST)
+    for ci in (False, True):
+        seen = {}
+        for plugin in (("-p", "no:flushcheck"),  # the project without flushcheck
+                       ("-p", "no:flushcheck", "-p", "conformance.pytest_plugin")):
+            env = _env(ci)
+            env["SETTINGS_OUT"] = str(tmp_path / "settings.txt")
+            r = _pytest(tmp_path, *plugin, "test_mine.py", conftest=False, env=env)
+            assert r.returncode == 0 and "3 passed" in r.out, (ci, plugin, r.out)
+            seen[plugin] = (tmp_path / "settings.txt").read_text()
+        without, with_plugin = seen.values()
+        assert with_plugin == without, (ci, with_plugin, without)
+    assert not (tmp_path / ".hypothesis" / "flushcheck").exists()
+
+
+REPO_PROFILE_TEST = '''
+import os
+
+from hypothesis import settings
+
+
+def test_profile():
+    s = settings.default
+    if os.environ.get("CI") == "true":
+        assert s.derandomize and s.database is None, s
+    else:
+        assert not s.derandomize and "flushcheck" in repr(s.database), s
+    assert s.deadline is None, s
+'''
+
+
+def test_this_repos_suite_runs_under_flushchecks_profile(tmp_path):
+    """This repository's ``tests/conftest.py`` loads flushcheck's profile for its own tests:
+    ``ci`` with ``CI=true`` (derandomized, no database: ``.ci/run``), else ``dev``."""
+    (tmp_path / "test_profile.py").write_text(REPO_PROFILE_TEST)
+    for ci in (False, True):
+        r = _pytest(tmp_path, "test_profile.py", ci=ci)
+        assert r.returncode == 0 and "1 passed" in r.out, (ci, r.out)
