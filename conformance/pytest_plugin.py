@@ -23,7 +23,8 @@ parametrization, or adds a protocol from anywhere: REF takes every form
 ``flushcheck certify`` takes (a name in ``protocols/``, ``path/to/my_flush.py``,
 ``mypkg.flush:MyProtocol``, an entry point of ``flushcheck.protocols``;
 :func:`conformance.registry.load_protocol`); ``--flushcheck-examples N`` sets
-examples per protocol; ``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a
+examples per protocol of a :func:`fuzz` called without ``examples=`` (default: the
+profile's, 300 for ``dev`` and ``ci``: :func:`default_examples`); ``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a
 test that fails after :func:`fuzz` returned a failure saves its reproducer (and picture):
 the test's report gains a ``flushcheck reproducer`` section with the path and the
 ``flushcheck replay`` command. A test that expected the failure and passes saves nothing.
@@ -57,8 +58,9 @@ def pytest_addoption(parser):
                 help="fuzz only these protocols (repeatable): a name in protocols/, "
                      "path/to/file.py, module:Class, or an entry point of flushcheck.protocols")
     g.addoption("--flushcheck-examples", type=int, default=None,
-                help=f"Hypothesis examples per protocol (default {DEFAULT_EXAMPLES}; "
-                     "--hypothesis-profile thorough: 2000, nightly: 10000)")
+                help="Hypothesis examples per protocol of a fuzz() called without examples= "
+                     f"(default {DEFAULT_EXAMPLES}; --hypothesis-profile thorough: 2000, "
+                     "nightly: 10000)")
     g.addoption("--flushcheck-repro-dir", default=os.path.join("repro", "pytest"),
                 help="where a failing test saves the reproducer of the failure fuzz() returned "
                      "(default: repro/pytest, relative to the directory pytest runs in)")
@@ -70,12 +72,12 @@ def pytest_configure(config):
     # flushcheck's dev profile); fuzz() runs under flushcheck's profile explicitly
     global _CONFIG
     _CONFIG = config
-    profile = config.getoption("--hypothesis-profile", default=None)
     examples = config.getoption("--flushcheck-examples")
-    if examples is None:  # the profile's, else the plugin's default
-        examples = (profile_examples(profile) if profile in PROFILES else None) \
-            or DEFAULT_EXAMPLES
-    config._flushcheck_examples = examples
+    if examples is not None and examples < 1:
+        raise pytest.UsageError(f"--flushcheck-examples {examples}: must be at least 1")
+    #: what fuzz() runs when called without examples= (default_examples)
+    config._flushcheck_examples = examples or profile_examples(fuzz_profile()) \
+        or DEFAULT_EXAMPLES
 
 
 def fuzz_profile() -> str:
@@ -91,6 +93,21 @@ def fuzz_profile() -> str:
     """
     chosen = _CONFIG.getoption("--hypothesis-profile", default=None) if _CONFIG else None
     return chosen if chosen in PROFILES else default_profile()
+
+
+def default_examples() -> int:
+    """The examples :func:`fuzz` runs when called without ``examples=``: pytest's
+    ``--flushcheck-examples``, else the profile's (:func:`fuzz_profile`: ``thorough`` 2,000,
+    ``nightly`` 10,000), else :data:`DEFAULT_EXAMPLES` (300).
+
+    Example::
+
+        >>> default_examples() >= 1
+        True
+    """
+    if _CONFIG is not None:
+        return _CONFIG._flushcheck_examples
+    return profile_examples(fuzz_profile()) or DEFAULT_EXAMPLES
 
 
 #: the pytest config this plugin was configured with (None: fuzz called outside pytest)
@@ -157,7 +174,7 @@ def expected_violation(name: str):
     return declared(load_protocol(name), "EXPECTED_VIOLATION")
 
 
-def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: int | None = None,
+def fuzz(name_or_cls, examples: int | None = None, steps: int = 100, seed: int | None = None,
          strict: bool = False, cfg=None, shrink: bool = True, settings: Settings | None = None):
     """Run a protocol's state machine; return the (shrunk) :class:`Failure` or None."""
     from hypothesis import seed as hseed
@@ -175,6 +192,8 @@ def fuzz(name_or_cls, examples: int = DEFAULT_EXAMPLES, steps: int = 100, seed: 
     # flushcheck's profile (or the caller's settings), never the globally loaded profile,
     # which is the project's: a deadline=1 of its own ended every fuzz in DeadlineExceeded
     base = settings if settings is not None else profile_settings(fuzz_profile())
+    if examples is None:
+        examples = default_examples()
     s = Settings(base, max_examples=examples, stateful_step_count=steps,
                  phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)

@@ -150,3 +150,49 @@ def test_this_repos_suite_runs_under_flushchecks_profile(tmp_path):
     for ci in (False, True):
         r = _pytest(tmp_path, "test_profile.py", ci=ci)
         assert r.returncode == 0 and "1 passed" in r.out, (ci, r.out)
+
+
+COUNTING = '''
+from conformance.pytest_plugin import fuzz
+from protocols.immediate import Immediate
+
+#: machines booted: one per example (and one per replay of a failure, none here)
+BOOTED = []
+
+
+class Counting(Immediate):
+    def __init__(self, arch, free_pages):
+        BOOTED.append(1)
+        super().__init__(arch, free_pages)
+
+
+def test_examples(request):
+    assert fuzz(Counting, steps=5, seed=0) is None
+    # Hypothesis boots a machine for an example it then rejects too: a few more than asked
+    assert 3 <= len(BOOTED) <= 6, len(BOOTED)
+'''
+
+PROFILE_EXAMPLES = '''
+from conformance.pytest_plugin import default_examples
+
+
+def test_thorough():
+    assert default_examples() == 2000
+'''
+
+
+def test_fuzz_runs_the_examples_pytest_was_given(tmp_path):
+    """``pytest --flushcheck-examples 3`` on ``fuzz(P, seed=0, steps=5)`` ran 300 examples, and
+    ``--hypothesis-profile thorough`` 300 instead of its 2,000: fuzz()'s own default won (a
+    review, 2026-12-06). Now a fuzz() called without ``examples=`` runs the option's, else the
+    profile's, else 300; a count below 1 is a usage error, not a traceback per test."""
+    (tmp_path / "test_count.py").write_text(COUNTING)
+    r = _pytest(tmp_path, "test_count.py", "--flushcheck-examples", "3")
+    assert r.returncode == 0 and "1 passed" in r.out, r.out
+    (tmp_path / "test_profile_examples.py").write_text(PROFILE_EXAMPLES)
+    r = _pytest(tmp_path, "test_profile_examples.py", "--hypothesis-profile", "thorough")
+    assert r.returncode == 0 and "1 passed" in r.out, r.out
+    r = _pytest(tmp_path, "test_count.py", "--flushcheck-examples", "0")
+    assert r.returncode == 4, r.out
+    assert "ERROR: --flushcheck-examples 0: must be at least 1" in r.out and "Traceback" \
+        not in r.out, r.out
