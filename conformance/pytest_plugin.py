@@ -3,7 +3,8 @@
 Tests that take a ``protocol_name`` argument are parametrized over every
 discovered protocol. :func:`fuzz` runs a protocol's state machine under a flushcheck
 profile (:func:`fuzz_profile`: ``ci`` when ``CI=true``: derandomized, no database;
-``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck``; ``fleet``
+``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck`` and replayed first
+by the next ``fuzz`` of the same protocol, config and strictness without ``seed=``; ``fleet``
 with ``--hypothesis-profile fleet`` and ``FLUSHCHECK_REDIS=redis://host:port/db``:
 kept in a shared Redis; ``thorough`` and ``nightly``: as ``dev``, with 2,000 and
 10,000 examples per protocol) and returns the failure, if any. The profiles are those of
@@ -195,7 +196,10 @@ def fuzz(name_or_cls, examples: int | None = None, steps: int = 100, seed: int |
     if examples is None:
         examples = default_examples()
     s = Settings(base, max_examples=examples, stateful_step_count=steps,
-                 phases=[Phase.explicit, Phase.generate, Phase.target] + ([Phase.shrink] if shrink else []),
+                 # reuse: the failures the database keeps (dev, thorough, fleet) replayed
+                 # first; nothing to replay without one (ci, or seed=, which drops it)
+                 phases=[Phase.reuse, Phase.explicit, Phase.generate, Phase.target]
+                 + ([Phase.shrink] if shrink else []),
                  report_multiple_bugs=False)
     # one key per protocol, strictness and config (the class name alone omits the config)
     test = keyed(get_state_machine_test(machine, settings=s), campaign_key(cls.name, cfg or DEFAULT,

@@ -196,3 +196,53 @@ def test_fuzz_runs_the_examples_pytest_was_given(tmp_path):
     assert r.returncode == 4, r.out
     assert "ERROR: --flushcheck-examples 0: must be at least 1" in r.out and "Traceback" \
         not in r.out, r.out
+
+
+#: a protocol that fails while FC_BROKEN=1 (a hook raising in every page fault) and is
+#: correct otherwise: the same name, so the same database key, either way
+FLAKY = '''
+import os
+
+from protocols.immediate import Immediate
+
+
+class Flaky(Immediate):
+    def fault_install_pte(self, task, mm, vma, vpage, pte, write):
+        if os.environ.get("FC_BROKEN") == "1":
+            raise RuntimeError("broken")
+        return super().fault_install_pte(task, mm, vma, vpage, pte, write)
+'''
+
+REUSE_TEST = '''
+import os
+
+from conformance.config import DEFAULT
+from conformance.database import DEFAULT_DIR, campaign_key, open_database
+from conformance.pytest_plugin import fuzz
+
+SAVED = lambda: list(open_database(DEFAULT_DIR).fetch(campaign_key("flaky", DEFAULT, False)))
+
+
+def test_a_a_failure_is_saved():
+    os.environ["FC_BROKEN"] = "1"
+    assert fuzz("./flaky.py", examples=50, steps=20, shrink=False) is not None
+    assert SAVED()
+
+
+def test_b_and_replayed_first():
+    os.environ["FC_BROKEN"] = "0"  # fixed: the saved example passes, and goes
+    # two examples: Hypothesis ends the run at the last one before it drops a replayed one
+    assert fuzz("./flaky.py", examples=2, steps=20) is None
+    assert SAVED() == []
+'''
+
+
+def test_fuzz_replays_the_saved_failures_first(tmp_path):
+    """fuzz() saved its failures in the ``dev`` profile's database but never replayed them:
+    its phases left out ``Phase.reuse`` (a review, 2026-12-06; the README said "replayed
+    first"). The saved failure of a protocol since fixed is replayed by the next run, passes,
+    and is dropped from the database."""
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    (tmp_path / "test_reuse.py").write_text(REUSE_TEST)
+    r = _pytest(tmp_path, "test_reuse.py", ci=False)
+    assert r.returncode == 0 and "2 passed" in r.out, r.out
