@@ -1,7 +1,9 @@
 """pytest plugin: every protocol module in ``protocols/`` is fuzzed, with no registration.
 
 Tests that take a ``protocol_name`` argument are parametrized over every
-discovered protocol. :func:`fuzz` runs a protocol's state machine under a flushcheck
+discovered protocol, unless the test gets ``protocol_name`` from elsewhere: a fixture of that
+name it sees (its module's, a conftest's) or a ``parametrize`` mark of its own, which stay
+the project's. :func:`fuzz` runs a protocol's state machine under a flushcheck
 profile (:func:`fuzz_profile`: ``ci`` when ``CI=true``: derandomized, no database;
 ``dev`` otherwise: failing examples kept in ``.hypothesis/flushcheck`` and replayed first
 by the next ``fuzz`` of the same protocol, config and strictness without ``seed=``; ``fleet``
@@ -154,11 +156,28 @@ def _note_statistics(stats) -> None:
 
 
 def pytest_generate_tests(metafunc):
-    if "protocol_name" in metafunc.fixturenames:
+    if "protocol_name" in metafunc.fixturenames and not _provided(metafunc, "protocol_name"):
         from conformance.registry import protocol_names
 
         names = metafunc.config.getoption("--flushcheck-protocol") or protocol_names()
         metafunc.parametrize("protocol_name", names)
+
+
+def _provided(metafunc, arg: str) -> bool:
+    """Does the test get ``arg`` from elsewhere: a fixture of that name that it sees (its
+    module's, a conftest's, a plugin's), or a ``parametrize`` mark of its own? Then the
+    argument is the project's, not flushcheck's (a review, 2026-12-06: a conftest fixture
+    ``protocol_name`` was overridden in every test that used it)."""
+    # Metafunc._arg2fixturedefs: the fixtures visible to this test, by name (pytest >= 3)
+    if getattr(metafunc, "_arg2fixturedefs", {}).get(arg):
+        return True
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = names.split(",")
+        if arg in (n.strip() for n in names):
+            return True
+    return False
 
 
 def expected_violation(name: str):

@@ -246,3 +246,46 @@ def test_fuzz_replays_the_saved_failures_first(tmp_path):
     (tmp_path / "test_reuse.py").write_text(REUSE_TEST)
     r = _pytest(tmp_path, "test_reuse.py", ci=False)
     assert r.returncode == 0 and "2 passed" in r.out, r.out
+
+
+OWN_FIXTURE = '''
+import pytest
+
+
+@pytest.fixture
+def protocol_name():
+    return "http"
+
+
+def test_own(protocol_name):
+    assert protocol_name == "http"
+'''
+
+OWN_PARAMETRIZE = '''
+import pytest
+
+
+@pytest.mark.parametrize("protocol_name", ["tcp", "udp"])
+def test_own_parameters(protocol_name):
+    assert protocol_name in ("tcp", "udp")
+'''
+
+FLUSHCHECKS = '''
+def test_flushchecks(protocol_name):
+    assert protocol_name in ("linux", "immediate")
+'''
+
+
+def test_a_projects_own_protocol_name_is_left_alone(tmp_path):
+    """Every test argument named ``protocol_name`` was parametrized over flushcheck's
+    protocols, overriding a project's own fixture of that name (a conftest fixture returning
+    "http" gave 27 failures) and clashing with its own ``parametrize`` (a review,
+    2026-12-06). Now only a ``protocol_name`` that no fixture or ``parametrize`` of the test
+    provides is flushcheck's."""
+    (tmp_path / "test_own.py").write_text(OWN_FIXTURE)
+    (tmp_path / "test_own_parameters.py").write_text(OWN_PARAMETRIZE)
+    (tmp_path / "test_flushchecks.py").write_text(FLUSHCHECKS)
+    r = _pytest(tmp_path, "-vv", "--flushcheck-protocol", "linux",
+                "--flushcheck-protocol", "immediate", conftest=False)
+    assert r.returncode == 0 and "5 passed" in r.out, r.out
+    assert "test_flushchecks[linux]" in r.out and "test_own_parameters[tcp]" in r.out, r.out
