@@ -83,6 +83,24 @@ def pytest_configure(config):
         or DEFAULT_EXAMPLES
 
 
+def pytest_sessionstart(session):
+    """Load every ``--flushcheck-protocol`` now: a reference that does not load (``linx``, a
+    missing file, an entry point whose module fails to import) is one usage error before
+    any test runs, the registry's line, where each test failed with a traceback through
+    the registry (a review, 2026-12-06). Under the watchdog, as certify loads them: a
+    protocol file whose top level never ends is stopped after ``registry.IMPORT_S``."""
+    from conformance.errors import UsageError
+    from conformance.registry import load_protocol
+    from conformance.watchdog import before_stop, watch
+
+    with watch(), before_stop(_uncapture):
+        for ref in session.config.getoption("--flushcheck-protocol"):
+            try:
+                load_protocol(ref)
+            except UsageError as exc:
+                raise pytest.UsageError(f"--flushcheck-protocol {ref}: {exc}") from None
+
+
 def fuzz_profile() -> str:
     """The flushcheck profile :func:`fuzz` runs under: the one pytest's
     ``--hypothesis-profile`` names when it is flushcheck's (``thorough``, ``fleet``...),

@@ -289,3 +289,27 @@ def test_a_projects_own_protocol_name_is_left_alone(tmp_path):
                 "--flushcheck-protocol", "immediate", conftest=False)
     assert r.returncode == 0 and "5 passed" in r.out, r.out
     assert "test_flushchecks[linux]" in r.out and "test_own_parameters[tcp]" in r.out, r.out
+
+
+def test_a_bad_protocol_reference_is_one_usage_error_at_startup(tmp_path):
+    """``--flushcheck-protocol linx``, or an entry point whose module fails to import, failed
+    every test with a 77-line traceback through the registry (a review, 2026-12-06). Now
+    pytest stops before collecting, with the registry's one line (exit 4)."""
+    (tmp_path / "test_flushchecks.py").write_text(FLUSHCHECKS)
+    # a distribution on sys.path publishing a protocol whose module raises when imported
+    dist = tmp_path / "site" / "brokenfc-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenfc\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[flushcheck.protocols]\nbroken_fc = broken_fc_mod\n")
+    (tmp_path / "site" / "broken_fc_mod.py").write_text("raise ImportError('no such kernel')\n")
+    env = _env(True, tmp_path / "site")
+    for ref, words in [("linx", "unknown protocol 'linx' (did you mean 'linux'?)"),
+                       ("broken_fc", "entry point broken_fc = broken_fc_mod "
+                                     "(flushcheck.protocols) failed to import: ImportError: "
+                                     "no such kernel")]:
+        r = _pytest(tmp_path, "--flushcheck-protocol", "linux", "--flushcheck-protocol", ref,
+                    env=env)
+        assert r.returncode == 4 and "Traceback" not in r.out, (ref, r.out)
+        errors = [ln for ln in r.out.splitlines() if ln.strip()]
+        assert len(errors) == 1 and errors[0].startswith(
+            f"ERROR: --flushcheck-protocol {ref}: ") and words in errors[0], (ref, r.out)
