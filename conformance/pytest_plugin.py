@@ -41,6 +41,7 @@ Example test::
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from hypothesis import Phase
@@ -198,18 +199,45 @@ def _provided(metafunc, arg: str) -> bool:
     return False
 
 
-def expected_violation(name: str):
+class MisspeltHookWarning(UserWarning):
+    """A method of the protocol :func:`fuzz` was given is named like a hook but is none
+    (``try_to_unmap_flsh``): the model never calls it (:func:`registry.misspelt_hooks`).
+    A warning in pytest's summary; the loader's own line on stderr is captured with the
+    test's output, which pytest shows only for a failing test."""
+
+
+def _protocol(name_or_cls):
+    """The protocol class :func:`fuzz` and :func:`expected_violation` run: a reference's
+    (:func:`registry.load_protocol`) or a class's (:func:`registry.load_class`: the same
+    checks, named after the class). A bad one is the registry's :class:`UsageError`, raised
+    from here: the test's traceback ends at its call, not deep in the registry."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this frame
+    from conformance.errors import UsageError
+    from conformance.registry import load_class, load_protocol
+
+    try:
+        return load_protocol(name_or_cls) if isinstance(name_or_cls, str) \
+            else load_class(name_or_cls)
+    except UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def expected_violation(name_or_cls):
     """The rule a protocol declares it violates (``EXPECTED_VIOLATION`` of its class or
-    module), or None; ``name`` is any protocol reference.
+    module), or None; ``name_or_cls`` is any protocol reference or a protocol class, as
+    :func:`fuzz` takes.
 
     Example::
 
         >>> expected_violation("linux_4_13"), expected_violation("linux")
         ('S3', None)
+        >>> from protocols.linux_4_13 import Linux413
+        >>> expected_violation(Linux413)
+        'S3'
     """
-    from conformance.registry import declared, load_protocol
+    from conformance.registry import declared
 
-    return declared(load_protocol(name), "EXPECTED_VIOLATION")
+    return declared(_protocol(name_or_cls), "EXPECTED_VIOLATION")
 
 
 def fuzz(name_or_cls, examples: int | None = None, steps: int = 100, seed: int | None = None,
@@ -221,10 +249,12 @@ def fuzz(name_or_cls, examples: int | None = None, steps: int = 100, seed: int |
     from conformance.certify import _StopAtStuckHook, all_failures, seed_only, stop_at_stuck_hook
     from conformance.config import DEFAULT
     from conformance.database import campaign_key, keyed, profile_settings
-    from conformance.registry import load_protocol
+    from conformance.registry import misspelt_hooks, misspelt_text
     from conformance.search.statemachine import conformance_machine
 
-    cls = load_protocol(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    cls = _protocol(name_or_cls)
+    for meth, hook in misspelt_hooks(cls):
+        warnings.warn(misspelt_text(cls.name, meth, hook), MisspeltHookWarning, stacklevel=2)
     machine = conformance_machine(cls, cfg or DEFAULT, strict)
     stuck_found = stop_at_stuck_hook(machine)  # a stuck hook is reported unshrunk
     # flushcheck's profile (or the caller's settings), never the globally loaded profile,
@@ -335,9 +365,9 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
     """Save ``failure``'s reproducer for a failing test's report; the report's lines. Nothing
     here may raise: an exception out of ``pytest_runtest_makereport`` is pytest's
     INTERNALERROR, which ends the whole run (a review, 2026-12-05: a protocol class made
-    with ``exec`` has no module to hash). A class :func:`fuzz` was given directly, not
-    through ``load_protocol``, may record a name that does not load again; then the report
-    says so instead of printing a replay command that fails."""
+    with ``exec`` has no module to hash). A class :func:`fuzz` was given that no module
+    holds (made in a function or by ``exec``) records a reference that does not load
+    again; then the report says so instead of printing a replay command that fails."""
     from conformance.picture import html_path
     from conformance.registry import load_protocol, protocol_ref
     from conformance.reproducer import save
@@ -364,7 +394,9 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
         cls = type(failure.machine.proto)
         return (f"{failure.rule}: reproducer saved to {path}\n"
                 f"  replay:  not by name: it records protocol {ref!r}, which does not load "
-                f"{cls.__module__}.{cls.__qualname__} again; give fuzz() "
-                f"load_protocol('module:Class') or a protocol file's path\n{picture}")
+                f"{cls.__module__}.{cls.__qualname__} again; give fuzz() a class its "
+                f"module holds (not one made in a function or by exec), or a protocol "
+                f"file's path\n{picture}")
     return (f"{failure.rule}: reproducer saved to {path}\n"
             f"  replay:  flushcheck replay {path}\n{picture}")
+

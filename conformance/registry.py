@@ -323,21 +323,79 @@ def load_protocol(ref: str):
     if not isinstance(ref, str) or not ref:
         raise UsageError(f"a protocol reference must be a non-empty string, not {ref!r}")
     cls, name, canonical = _resolve(ref)
+    return _checked(cls, name, canonical, canonical)
+
+
+def _checked(cls, name: str, ref: str | None, where: str):
+    """``cls`` checked (once per class and process) and subclassed with ``name`` and ``ref``:
+    what :func:`load_protocol` and :func:`load_class` return."""
     if cls not in _CHECKED:
-        _check_expected(cls, canonical)
-        _check_constants(cls, canonical)
-        _check_hooks(cls, canonical)
+        _check_expected(cls, where)
+        _check_constants(cls, where)
+        _check_hooks(cls, where)
         _warn_misspelt(cls, name)
         _CHECKED.add(cls)
     try:
-        return type(cls.__name__, (cls,), {"name": name, "ref": canonical,
+        return type(cls.__name__, (cls,), {"name": name, "ref": ref,
                                            "__module__": cls.__module__, "__doc__": cls.__doc__})
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - its __init_subclass__ (or metaclass)
         # refuses a subclass, which flushcheck makes of every protocol: a traceback, exit 3
-        raise UsageError(f"protocol {canonical} cannot be subclassed (flushcheck runs a "
+        raise UsageError(f"protocol {where} cannot be subclassed (flushcheck runs a "
                          f"subclass of it): {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def load_class(cls):
+    """:func:`load_protocol` for a class object (what the pytest plugin's ``fuzz()`` may be
+    given): the same checks, and a fresh subclass named after the class, where the class
+    itself carries the name of its base (``base``: every such class shared one database key
+    and one reproducer name, a review of 2026-12-06). A class that its module holds at its
+    qualified name is loaded as ``module:Class``, so that its ``ref`` loads it again in
+    another process (a replay); one no module holds (made in a function or by ``exec``, or
+    in ``__main__``, another script in another process) gets ``ref`` None. A class either
+    function returned comes back as it is. Not a protocol class: :class:`UsageError`.
+
+    Example::
+
+        >>> from protocols.linux import Linux
+        >>> cls = load_class(Linux)
+        >>> cls.name, cls.ref, load_class(cls) is cls
+        ('Linux', 'protocols.linux:Linux', True)
+        >>> def made():
+        ...     class Mine(Linux):
+        ...         pass
+        ...     return Mine
+        >>> load_class(made()).name, load_class(made()).ref
+        ('Mine', None)
+        >>> load_class(len)
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: <built-in function len> is not a subclass of conformance.protocol.Protocol
+    """
+    if not _is_protocol(cls):
+        raise _no_protocol(shown(cls), cls)
+    if "ref" in vars(cls) and len(cls.__bases__) == 1 and cls.__bases__[0] in _CHECKED:
+        return cls  # made by load_protocol or load_class: checked and named
+    ref = _class_ref(cls)
+    if ref is not None:
+        return load_protocol(ref)
+    return _checked(cls, cls.__name__, None, f"{cls.__module__}.{cls.__qualname__}")
+
+
+def _class_ref(cls) -> str | None:
+    """``module:Class`` that loads ``cls`` itself again, or None: a class that its module
+    does not hold at its ``__qualname__``, one in ``__main__``, or one of a protocol file
+    (its module's name, ``flushcheck_file_...``, exists in this process alone). Read from
+    the namespaces: a module ``__getattr__`` may raise."""
+    modname = cls.__module__
+    mod = sys.modules.get(modname) if isinstance(modname, str) else None
+    if mod is None or modname == "__main__" or modname.startswith("flushcheck_file_"):
+        return None
+    obj = mod
+    for part in cls.__qualname__.split("."):
+        obj = vars(obj).get(part) if hasattr(obj, "__dict__") else None
+    return f"{modname}:{cls.__qualname__}" if obj is cls else None
 
 
 #: the protocol classes :func:`load_protocol` checked (:func:`_check_expected`,

@@ -343,12 +343,6 @@ class NoFlush(Linux):
 """
 
 
-class NoFlushHere(Linux):
-    def try_to_unmap_flush(self, task):
-        task.tlb_ubc.flush_required = False
-        task.tlb_ubc.writable = False
-
-
 def test_a_class_made_by_exec():
     ns = {"__name__": "dyn_proto"}
     exec(compile(MUTANT, "<dyn>", "exec"), ns)
@@ -356,7 +350,12 @@ def test_a_class_made_by_exec():
     assert f is None, f.rule
 
 
-def test_b_a_class_given_directly():
+def test_b_a_class_made_in_a_function():
+    class NoFlushHere(Linux):  # no module holds it: no reference loads it again
+        def try_to_unmap_flush(self, task):
+            task.tlb_ubc.flush_required = False
+            task.tlb_ubc.writable = False
+
     f = fuzz(NoFlushHere, examples=300, steps=50, seed=1)
     assert f is None, f.rule
 
@@ -371,7 +370,7 @@ def test_pytest_plugin_reports_what_it_could_not_save(tmp_path):
     to hash) ended the whole pytest run with INTERNALERROR, the tests after it never run; a
     class given to fuzz() directly recorded the name 'base' and printed a replay command
     that failed (a review, 2026-12-05). Now: one line each in the report, and the run goes
-    on."""
+    on. (A class its module holds replays by ``module:Class``: tests/test_pytest_plugin.py.)"""
     with open(os.path.join(REPO, "tests", "conftest.py")) as fh:
         (tmp_path / "conftest.py").write_text(fh.read())
     (tmp_path / "test_odd.py").write_text(ODD_CLASSES_TEST)
@@ -383,7 +382,7 @@ def test_pytest_plugin_reports_what_it_could_not_save(tmp_path):
     out = r.stdout + r.stderr
     assert "INTERNALERROR" not in out and "2 failed, 1 passed" in out, out
     assert "reproducer not saved" in out and "ModuleNotFoundError" in out, out
-    assert "replay:  not by name: it records protocol 'base'" in out, out
+    assert "replay:  not by name: it records protocol 'NoFlushHere'" in out, out
     assert "flushcheck replay" not in out, out
 
 

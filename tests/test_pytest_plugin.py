@@ -313,3 +313,61 @@ def test_a_bad_protocol_reference_is_one_usage_error_at_startup(tmp_path):
         errors = [ln for ln in r.out.splitlines() if ln.strip()]
         assert len(errors) == 1 and errors[0].startswith(
             f"ERROR: --flushcheck-protocol {ref}: ") and words in errors[0], (ref, r.out)
+
+
+# -- a protocol class given to fuzz() itself, in-process ------------------------------------
+import pytest  # noqa: E402
+
+from conformance.errors import UsageError  # noqa: E402
+from conformance.pytest_plugin import expected_violation, fuzz  # noqa: E402
+from protocols.immediate import Immediate  # noqa: E402
+
+
+class RaisesAtFlush(Immediate):
+    """Fails at once: every gather's flush raises (a protocol error in the first examples)."""
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        raise RuntimeError("no flush for you")
+
+
+class AlsoRaisesAtFlush(RaisesAtFlush):
+    pass
+
+
+class Misspelt(Immediate):
+    def try_to_unmap_flsh(self, task):
+        pass
+
+
+class NotABool(Immediate):
+    MIGRATE_FLUSH_BEFORE_COPY = "yes"
+
+
+class KnownBug(Immediate):
+    EXPECTED_VIOLATION = "S3"
+
+
+def test_a_class_given_to_fuzz_is_loaded_as_load_protocol_loads_it():
+    """A class passed straight to fuzz() skipped the loader: its failures, reproducer files
+    and database key said ``protocol: base`` (the name it inherits), one key for every such
+    class; a misspelt hook passed without a word; a policy constant that is no bool was
+    read as some kernel's; expected_violation() refused the class (a review, 2026-12-06).
+    Now it is checked and named as ``load_protocol("module:Class")`` would, and a misspelt
+    hook is a warning in pytest's summary."""
+    names = {}
+    for cls in (RaisesAtFlush, AlsoRaisesAtFlush):
+        f = fuzz(cls, examples=20, steps=20, seed=0, shrink=False)
+        assert f is not None and f.rule == "PROTOCOL-ERROR", f
+        proto = type(f.machine.proto)
+        names[proto.name] = proto.ref
+        assert f"protocol: {cls.__name__}" in f.report(), f.report()
+    assert names == {"RaisesAtFlush": f"{__name__}:RaisesAtFlush",
+                     "AlsoRaisesAtFlush": f"{__name__}:AlsoRaisesAtFlush"}, names
+    with pytest.warns(UserWarning, match=r"Misspelt\.try_to_unmap_flsh is no Protocol hook "
+                                         r"and is never called \(did you mean "
+                                         r"try_to_unmap_flush\?\)"):
+        assert fuzz(Misspelt, examples=2, steps=5, seed=0) is None
+    with pytest.raises(UsageError, match="MIGRATE_FLUSH_BEFORE_COPY = 'yes' is not True or "
+                                         "False"):
+        fuzz(NotABool, examples=2, steps=5, seed=0)
+    assert expected_violation(KnownBug) == "S3"
+    assert expected_violation(RaisesAtFlush) is None
