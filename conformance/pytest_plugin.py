@@ -30,7 +30,8 @@ examples per protocol of a :func:`fuzz` called without ``examples=`` (default: t
 profile's, 300 for ``dev`` and ``ci``: :func:`default_examples`); ``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a
 test that fails after :func:`fuzz` returned a failure saves its reproducer (and picture):
 the test's report gains a ``flushcheck reproducer`` section with the path and the
-``flushcheck replay`` command. A test that expected the failure and passes saves nothing.
+``flushcheck replay`` command (:func:`replay_command`: for a class in a test module, with
+the module's folder on ``PYTHONPATH``). A test that expected the failure and passes saves nothing.
 
 Example test::
 
@@ -398,5 +399,61 @@ def _save_for_report(failure, seed, directory: str, nodeid: str, index: int) -> 
                 f"module holds (not one made in a function or by exec), or a protocol "
                 f"file's path\n{picture}")
     return (f"{failure.rule}: reproducer saved to {path}\n"
-            f"  replay:  flushcheck replay {path}\n{picture}")
+            f"  replay:  {replay_command(ref, path)}\n{picture}")
 
+
+def replay_command(ref: str, path: str) -> str:
+    """The shell command that replays the reproducer at ``path`` of the protocol that
+    ``ref`` loads: ``flushcheck replay PATH``, with the folder its module imports from first
+    on ``PYTHONPATH`` where ``ref`` names a module (``module:Class``, a dotted module) of
+    this process that is not installed: a class in a test module, which pytest imported
+    from the test's folder and a shell's ``flushcheck`` cannot (``protocol module test_ref
+    cannot be imported``, a review of 2026-12-06). A built-in, a file (its absolute path)
+    or an entry point loads from anywhere.
+
+    Example::
+
+        >>> replay_command("linux", "repro/pytest/linux-t-1.json")
+        'flushcheck replay repro/pytest/linux-t-1.json'
+        >>> import sys, types
+        >>> sys.modules["fc_doc_mod"] = types.ModuleType("fc_doc_mod")
+        >>> sys.modules["fc_doc_mod"].__file__ = "/src/my tests/fc_doc_mod.py"
+        >>> replay_command("fc_doc_mod:Mine", "r.json")
+        "PYTHONPATH='/src/my tests'${PYTHONPATH:+:$PYTHONPATH} flushcheck replay r.json"
+        >>> del sys.modules["fc_doc_mod"]
+    """
+    import shlex
+
+    from conformance.registry import is_file_ref, protocol_names
+
+    command = f"flushcheck replay {shlex.quote(path)}"
+    if is_file_ref(ref) or ref in protocol_names():
+        return command
+    root = _import_root(ref.partition(":")[0])
+    if root is None:
+        return command
+    # the caller's PYTHONPATH kept after it (where flushcheck itself may come from)
+    return f"PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}} {command}"
+
+
+def _import_root(modname: str) -> str | None:
+    """The folder from which module ``modname`` (loaded in this process) imports, or None
+    when it has no file or is installed (site-packages, the standard library): for
+    ``a.b`` at ``/x/a/b.py``, ``/x``."""
+    import sys
+    import sysconfig
+
+    path = getattr(sys.modules.get(modname), "__file__", None)
+    if not isinstance(path, str):
+        return None
+    root = os.path.abspath(path)
+    package = os.path.splitext(os.path.basename(root))[0] == "__init__"
+    for _ in range(modname.count(".") + 1 + package):
+        root = os.path.dirname(root)
+    import site
+
+    installed = {os.path.realpath(p) for k, p in sysconfig.get_paths().items()
+                 if k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    installed |= {os.path.realpath(p) for p in [*getattr(site, "getsitepackages", list)(),
+                                                site.getusersitepackages()]}
+    return None if os.path.realpath(root) in installed else root

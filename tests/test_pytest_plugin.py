@@ -315,6 +315,48 @@ def test_a_bad_protocol_reference_is_one_usage_error_at_startup(tmp_path):
             f"ERROR: --flushcheck-protocol {ref}: ") and words in errors[0], (ref, r.out)
 
 
+REF_TEST = '''
+from conformance.pytest_plugin import fuzz
+from protocols.immediate import Immediate
+
+
+class RaisesAtFlush(Immediate):
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        raise RuntimeError("no flush for you")
+
+
+def test_ref():
+    f = fuzz(RaisesAtFlush, examples=20, steps=20, seed=0, shrink=False)
+    assert f is None, f.rule
+'''
+
+
+def test_the_replay_command_of_a_class_in_a_test_module_works_from_a_shell(tmp_path):
+    """The replay command printed for a failing test's ``module:Class`` protocol, a class in
+    the test module, failed from the shell (``protocol module test_ref cannot be imported``:
+    pytest imported it from the test's folder, a shell's flushcheck cannot; a review,
+    2026-12-06). Now it puts that folder first on PYTHONPATH, and replays from any folder."""
+    import re
+    import shlex
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_ref.py").write_text(REF_TEST)
+    r = _pytest(tmp_path, "tests/test_ref.py")
+    assert r.returncode == 1 and "1 failed" in r.out, r.out
+    command = re.search(r"^  replay:  (.*)$", r.out, re.M).group(1)
+    path = str(tmp_path / "repro" / "pytest")
+    assert command.startswith(f"PYTHONPATH={shlex.quote(str(tmp_path / 'tests'))}$"), command
+    assert f"flushcheck replay {path}/RaisesAtFlush-test_ref-" in command, command
+    # this checkout's flushcheck, from a folder the test module is not in
+    command = command.replace("flushcheck replay",
+                              f"{shlex.quote(sys.executable)} -m conformance.cli replay")
+    (tmp_path / "elsewhere").mkdir()
+    replayed = subprocess.run(command, shell=True, cwd=str(tmp_path / "elsewhere"),
+                              env=_env(), capture_output=True, text=True, timeout=120)
+    assert replayed.returncode == 1 and "no flush for you" in replayed.stdout, \
+        replayed.stdout + replayed.stderr
+
+
 # -- a protocol class given to fuzz() itself, in-process ------------------------------------
 import pytest  # noqa: E402
 
