@@ -243,7 +243,45 @@ def expected_violation(name_or_cls):
 
 def fuzz(name_or_cls, examples: int | None = None, steps: int = 100, seed: int | None = None,
          strict: bool = False, cfg=None, shrink: bool = True, settings: Settings | None = None):
-    """Run a protocol's state machine; return the (shrunk) :class:`Failure` or None."""
+    """Fuzz a protocol with Hypothesis's state machine; return the first :class:`Failure`
+    found (shrunk), or None when every example passed.
+
+    - ``name_or_cls``: a protocol reference (``"linux"``, ``"./my_flush.py"``,
+      ``"mypkg.flush:MyProtocol"``, an entry point: :func:`registry.load_protocol`) or a
+      protocol class (checked and named after itself: :func:`registry.load_class`). One
+      that does not load is a one-line :class:`~conformance.errors.UsageError`.
+    - ``examples``: Hypothesis examples; None: :func:`default_examples` (pytest's
+      ``--flushcheck-examples``, else the profile's, else 300).
+    - ``steps``: operations per example at most (``stateful_step_count``).
+    - ``seed``: the examples come from this seed alone (the same failure every run, in any
+      process); no example database is read or written then. None: the profile decides
+      (``ci``: derandomized; ``dev``: random, saved failures replayed first).
+    - ``strict``: judge by rule ``O1-strict`` instead of ``O1`` (docs/oracle.md).
+    - ``cfg``: the :class:`~conformance.config.MachineConfig` (CPUs, pages, ...); None: the
+      default machine.
+    - ``shrink``: shrink the failure (Hypothesis's shrink phase) before returning it; a hook
+      stuck in a loop is returned unshrunk either way.
+    - ``settings``: Hypothesis settings to start from instead of flushcheck's profile
+      (:func:`fuzz_profile`), e.g. a database of your own; ``examples`` and ``steps`` win
+      over its ``max_examples`` and ``stateful_step_count``, and its ``deadline`` applies to
+      every example (flushcheck's profiles have none: an example takes milliseconds to
+      seconds). The profile a project loads for its own tests is never used.
+
+    Under pytest, a test that fails after fuzz() returned a failure saves its reproducer
+    (``--flushcheck-repro-dir``).
+
+    Example::
+
+        >>> fuzz("linux", examples=10, steps=20, seed=0) is None
+        True
+        >>> f = fuzz("linux_4_3", examples=50, steps=30, seed=1, shrink=False)
+        >>> f.rule, f.machine.proto.name
+        ('S3', 'linux_4_3')
+        >>> from hypothesis.database import InMemoryExampleDatabase
+        >>> mine = Settings(database=InMemoryExampleDatabase())
+        >>> fuzz("immediate", examples=5, steps=10, settings=mine) is None
+        True
+    """
     from hypothesis import seed as hseed
     from hypothesis.stateful import get_state_machine_test
 
