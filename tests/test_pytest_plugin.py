@@ -413,3 +413,30 @@ def test_a_class_given_to_fuzz_is_loaded_as_load_protocol_loads_it():
         fuzz(NotABool, examples=2, steps=5, seed=0)
     assert expected_violation(KnownBug) == "S3"
     assert expected_violation(RaisesAtFlush) is None
+
+
+TIGHT_CONFTEST = '''
+from datetime import timedelta
+
+from hypothesis import settings
+
+settings.register_profile("tight", deadline=timedelta(milliseconds=1))
+'''
+
+TIGHT_TEST = '''
+from conformance.pytest_plugin import fuzz
+
+
+def test_fuzz():
+    assert fuzz("immediate", examples=5, steps=50, seed=0) is None
+'''
+
+
+def test_fuzz_keeps_flushchecks_settings_under_a_projects_profile(tmp_path):
+    """fuzz() started from the profile in force, a project's: one with ``deadline=1`` ended
+    every fuzz in DeadlineExceeded (an example takes milliseconds or more; a review,
+    2026-12-06). Now fuzz() runs under flushcheck's profile, or the ``settings=`` given."""
+    (tmp_path / "conftest.py").write_text(TIGHT_CONFTEST)
+    (tmp_path / "test_tight.py").write_text(TIGHT_TEST)
+    r = _pytest(tmp_path, "test_tight.py", "--hypothesis-profile", "tight", conftest=False)
+    assert r.returncode == 0 and "1 passed" in r.out, r.out
