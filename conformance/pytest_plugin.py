@@ -27,11 +27,12 @@ parametrization, or adds a protocol from anywhere: REF takes every form
 ``mypkg.flush:MyProtocol``, an entry point of ``flushcheck.protocols``;
 :func:`conformance.registry.load_protocol`); ``--flushcheck-examples N`` sets
 examples per protocol of a :func:`fuzz` called without ``examples=`` (default: the
-profile's, 300 for ``dev`` and ``ci``: :func:`default_examples`); ``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a
-test that fails after :func:`fuzz` returned a failure saves its reproducer (and picture):
-the test's report gains a ``flushcheck reproducer`` section with the path and the
-``flushcheck replay`` command (:func:`replay_command`: for a class in a test module, with
-the module's folder on ``PYTHONPATH``). A test that expected the failure and passes saves nothing.
+profile's, 300 for ``dev`` and ``ci``: :func:`default_examples`);
+``--flushcheck-repro-dir DIR`` (default ``repro/pytest``) is where a test that fails after
+:func:`fuzz` returned a failure saves its reproducer (and picture): the test's report gains
+a ``flushcheck reproducer`` section with the path and the ``flushcheck replay`` command
+(:func:`replay_command`: for a class in a test module, with the module's folder on
+``PYTHONPATH``). A test that expected the failure and passes saves nothing.
 
 Example test::
 
@@ -478,6 +479,7 @@ def _import_root(modname: str) -> str | None:
     """The folder from which module ``modname`` (loaded in this process) imports, or None
     when it has no file or is installed (site-packages, the standard library): for
     ``a.b`` at ``/x/a/b.py``, ``/x``."""
+    import site
     import sys
     import sysconfig
 
@@ -488,8 +490,6 @@ def _import_root(modname: str) -> str | None:
     package = os.path.splitext(os.path.basename(root))[0] == "__init__"
     for _ in range(modname.count(".") + 1 + package):
         root = os.path.dirname(root)
-    import site
-
     installed = {os.path.realpath(p) for k, p in sysconfig.get_paths().items()
                  if k in ("purelib", "platlib", "stdlib", "platstdlib")}
     installed |= {os.path.realpath(p) for p in [*getattr(site, "getsitepackages", list)(),
