@@ -302,7 +302,9 @@ class Machine:
         had = tuple(held)  # by content (hookpoints._drive)
         try:
             r = fn(*args)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if not users(exc):  # a hook's own (interrupts.py), outside a step: init_task,
+                self._raise_if_protocol_fault(exc, fn.__name__, on)  # context_switch
             raise
         except BaseException as exc:  # a BaseException too, and ours: _step says why
             if _whose(exc):
@@ -402,9 +404,11 @@ class Machine:
         self._next_op += 1
         op._label = label
         op.user_task = name in USER_TASK_OPS if user_task is None else user_task
-        mine = (op.id, op.cpu, op.name, op.args, op._label, op.user_task, op.path)
+        # not _label: reading task.label (a log line, repr(task)) makes it from a function
+        # once, and that read failed a correct init_task (a review, 2026-12-06)
+        mine = (op.id, op.cpu, op.name, op.args, op.user_task, op.path)
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
-        if (op.id, op.cpu, op.name, op.args, op._label, op.user_task, op.path) != mine:
+        if (op.id, op.cpu, op.name, op.args, op.user_task, op.path) != mine:
             # the task is not in self.ops yet, so no guard sees it (guard.kernel_state): a
             # hook that set task.args = None failed later as a MODEL ERROR no replay made
             # again, after minutes of search for its shortest form (an audit, 2026-12-06)

@@ -96,8 +96,11 @@ def pytest_sessionstart(session):
     from conformance.registry import load_protocol
     from conformance.watchdog import before_stop, watch
 
+    refs = session.config.getoption("--flushcheck-protocol")
+    if not refs:  # no watchdog then: its stop resets SIGALRM and the interval timer, which
+        return    # cancelled a project's own session deadline (a review, 2026-12-06)
     with watch(), before_stop(_uncapture):
-        for ref in session.config.getoption("--flushcheck-protocol"):
+        for ref in refs:
             try:
                 load_protocol(ref)
             except UsageError as exc:

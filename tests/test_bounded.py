@@ -652,12 +652,15 @@ def test_the_budget_stops_inside_one_parents_expansion():
     """``bound --budget`` was asked only between parents: with ``vpages=256`` the first
     parent's expansion ran past 100 s under a 2 s budget (``vpages=1024``: minutes and 620
     MB; a review, 2026-12-05). It is asked before each child of the fast search now: a
-    partial result, in about the budget."""
+    partial result, in about the budget. (Since 2026-12-06 the bounded check refuses a
+    machine beyond ``boundcli.BOUND_LIMITS``; the largest it takes, with every operation
+    kind, still has a first parent longer than the budget: cut inside it, no transition.)"""
     r = subprocess.run([sys.executable, "-m", "conformance.cli", "bound", "immediate", "-k",
-                        "1", "--budget", "2", "--config", "vpages=256", "-q"],
-                       capture_output=True, text=True, timeout=60)
+                        "1", "--budget", "2", "--config", "ncpus=8,nmms=4,vpages=16,nframes=64",
+                        "--ops", "all", "-q"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
     assert "verdict   PARTIAL (budget): complete up to K=0, partial at K=1" in r.stdout, r.stdout
+    assert "K=1  1 state  0 transitions  depth 0" in r.stdout, r.stdout
 
 
 PEEK = """from protocols.linux import Linux
@@ -755,6 +758,9 @@ def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
         assert res.passed and res.never_started == ("mremap",), jobs
         assert "(mremap: never started, no state searched could start it" in res.headline()
         assert res.to_dict()["never_started"] == ["mremap"]
+    # a search stopped early says "so far": the kind may start in a state it did not reach
+    cut = bounded(cls, BOUND_CONFIG, 2, menu=("mremap", "reclaim"), max_states=2)
+    assert cut.stopped and "no state searched so far could start it" in cut.headline()
     # a munmap frees a range at K=1, so a program of 2 can move into it: started, not named
     assert bounded(cls, BOUND_CONFIG, 2, menu=("munmap", "mremap")).never_started == ()
     roomy = attrs.evolve(BOUND_CONFIG, vpages=3)

@@ -1163,3 +1163,45 @@ def test_boot_hooks_that_break_the_machine_and_state_the_key_cannot_read():
                                    "False, False)) -> ((0, 2, None, None"), said
         else:
             assert said is None, said
+
+
+class ReadsItsTask(Linux):
+    name = "reads_its_task"
+
+    def init_task(self, task):
+        repr(task)  # a debug log: makes task.label from its function, changes nothing
+        return super().init_task(task)
+
+
+class InterruptsInitTask(Linux):
+    name = "interrupts_init_task"
+
+    def init_task(self, task):
+        raise KeyboardInterrupt
+
+
+class InterruptsContextSwitch(Linux):
+    name = "interrupts_context_switch"
+
+    def context_switch(self, cpu_id, prev, next_mm):
+        raise KeyboardInterrupt
+
+
+def test_init_task_may_read_its_task_and_a_keyboard_interrupt_outside_a_step(monkeypatch):
+    """A review of 2026-12-06: the init_task check compared the task's label, which reading
+    it (``repr(task)``) makes from a function once, so a correct protocol that logs its task
+    was a PROTOCOL ERROR; and a hook's KeyboardInterrupt raised outside an operation's step
+    (``init_task``, ``context_switch``, called through ``Machine.call_hook``) was still the
+    user's Ctrl-C."""
+    from conformance import interrupts
+    from conformance.config import DEFAULT
+    from conformance.reproducer import replay_actions
+
+    munmap = [["munmap", [0, 0, 1]]]  # init_task runs as it starts
+    assert replay_actions(ReadsItsTask, DEFAULT, False, munmap) is None
+    monkeypatch.setattr(interrupts, "_INSTALLED", [True])
+    monkeypatch.setattr(interrupts, "_SIGNALLED", [])
+    f = replay_actions(InterruptsInitTask, DEFAULT, False, munmap)
+    assert isinstance(f, ProtocolError) and "KeyboardInterrupt in init_task" in str(f), f
+    f = replay_actions(InterruptsContextSwitch, DEFAULT, False, [["switch_mm", [0, 1]]])
+    assert isinstance(f, ProtocolError) and "KeyboardInterrupt in context_switch" in str(f), f

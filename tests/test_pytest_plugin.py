@@ -442,3 +442,36 @@ def test_fuzz_keeps_flushchecks_settings_under_a_projects_profile(tmp_path):
     (tmp_path / "test_tight.py").write_text(TIGHT_TEST)
     r = _pytest(tmp_path, "test_tight.py", "--hypothesis-profile", "tight", conftest=False)
     assert r.returncode == 0 and "1 passed" in r.out, r.out
+
+
+DEADLINE = '''
+import signal
+
+
+def _on_alarm(signum, frame):
+    raise RuntimeError("the session's deadline")
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 30)
+'''
+
+KEEPS_IT = '''
+import signal
+
+
+def test_the_deadline_is_still_set():
+    assert signal.getsignal(signal.SIGALRM).__name__ == "_on_alarm"
+    assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+'''
+
+
+def test_a_projects_own_sigalrm_and_timer_are_left_alone(tmp_path):
+    """The plugin's session start entered the watchdog even with no ``--flushcheck-protocol``
+    to load, and the watchdog's stop reset SIGALRM and the interval timer: a project's own
+    session deadline set in ``pytest_configure`` was cancelled (a review, 2026-12-06)."""
+    (tmp_path / "conftest.py").write_text(DEADLINE)
+    (tmp_path / "test_keeps.py").write_text(KEEPS_IT)
+    r = _pytest(tmp_path, conftest=False)
+    assert r.returncode == 0 and "1 passed" in r.out, r.out

@@ -146,8 +146,10 @@ class Result:
                     f"shortest counterexample {_n(len(self.path), 'transition')}")
         last = self.levels[-1] if self.levels else Level(self.bound)
         never = self.never_started
-        unchecked = (f" ({', '.join(never)}: never started, no state searched could start "
-                     f"{'it' if len(never) == 1 else 'them'} on this machine)" if never else "")
+        unchecked = (f" ({', '.join(never)}: never started, no state searched "
+                     + ("so far " if self.stopped else "")
+                     + f"could start {'it' if len(never) == 1 else 'them'} on this machine)"
+                     if never else "")
         if self.passed:
             return (f"PASS: no violation in any interleaving of any program of <= "
                     f"{_ops(self.bound)}: {_n(last.states, 'state')}, "
