@@ -1110,23 +1110,6 @@ def _check_outputs(args) -> None:
             raise UsageError(f"--{opt.replace('_', '-')} {path}: {why}")
 
 
-def check_protocol_paths(args) -> None:
-    """Refuse, before any work, a protocol given as the path of a directory (``certify
-    /tmp``): loading it said "protocol file /tmp does not exist". ``args``: a command's
-    parsed arguments (cost's too: ``protocols``, ``--baseline``)."""
-    refs = [getattr(args, opt, None) for opt in ("protocol", "base", "protocols", "baseline")]
-    refs = [r for ref in refs for r in (ref if isinstance(ref, list) else [ref])
-            if isinstance(r, str)]
-    if not refs:
-        return
-    from .registry import is_file_ref
-
-    for ref in refs:
-        if is_file_ref(ref) and os.path.isdir(ref):
-            raise UsageError(f"protocol file {os.path.abspath(ref)} is a directory: give a "
-                             "protocol's .py file, a name in protocols/ or module:Class")
-
-
 def _unwritable(path: str, kind: str) -> str | None:
     """Why ``path`` (a ``"dir"`` or ``"file"`` to be written) could not be written, or None.
     A symlink to nothing, at ``path`` or above it, cannot (``exists`` is False for it: the
@@ -1224,7 +1207,6 @@ def _main(argv) -> int:
             args = build_parser().parse_args(words)
         args.argv = words  # for reports that quote it
         _check_outputs(args)
-        check_protocol_paths(args)
         # a protocol frame that never returns is stopped (conformance/watchdog.py); one that
         # swallows every stop ends the run with its reproducer where this command saves them
         save_reproducers_in(getattr(args, "repro_dir", None))

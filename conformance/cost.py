@@ -266,7 +266,7 @@ def _error_lines(res: dict, protocols) -> list:
 def main(argv=None) -> int:
     """``python -m conformance.cost PROTOCOL... [--mix M]... [--seed S] [--ops N] [--markdown]``."""
     # one-line argument errors, as every other subcommand's
-    from .cli import _Parser, check_protocol_paths, require_at_most
+    from .cli import _Parser, require_at_most
 
     ap = _Parser(prog="flushcheck cost",
                  description="TLB flush cost per 1,000 operations on seeded workload mixes")
@@ -284,7 +284,6 @@ def main(argv=None) -> int:
         ap.error(f"--ops must be at least {ACTIONS_PER_EXAMPLE} (one example)")
     try:
         require_at_most("--ops", a.ops)
-        check_protocol_paths(a)
     except UsageError as exc:  # one line and exit 2, as the floor above
         ap.error(str(exc))
     text, errors = cost_report(a.protocols, a.mix, a.seed, a.ops, a.markdown, a.baseline)

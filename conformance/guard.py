@@ -133,15 +133,17 @@ class _only_fewer:
     """A list a hook may only take entries from (a gather's pages): equal to a later value
     that is a list holding nothing it did not hold, as many times at most."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "listed")
 
     def __init__(self, items) -> None:
-        self.items = items if type(items) is not list else tuple(items)
+        self.listed = type(items) is list  # a hook that put a tuple or None there changed it
+        self.items = tuple(items) if self.listed else items
 
     def admits(self, later) -> bool:
-        if not isinstance(later, _only_fewer) or type(later.items) is not tuple \
-                or type(self.items) is not tuple:
-            return later.items is self.items if isinstance(later, _only_fewer) else False
+        """Does ``later`` (an ``_only_fewer``, or None) hold only what this held? Where
+        either is no list, only the very same object does."""
+        if later is None or not (self.listed and later.listed):
+            return later is not None and later.items is self.items
         left = list(self.items)
         for x in later.items:
             if x not in left:
@@ -150,7 +152,7 @@ class _only_fewer:
         return True
 
     def __repr__(self) -> str:
-        return repr(list(self.items)) if type(self.items) is tuple else repr(self.items)
+        return repr(list(self.items)) if self.listed else repr(self.items)
 
 
 def first_change(before: dict, after: dict) -> str | None:

@@ -206,12 +206,12 @@ class Machine:
             self._boot(proto_cls)
         except (Failure, UsageError):
             raise
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt) and users(exc):
-                raise  # a protocol that cannot even boot is bad input (exit
+        except BaseException as exc:  # a protocol that cannot even boot is bad input (exit
             # 2); its sys.exit() too, which would otherwise end the run silently, and any
             # BaseException of its own (GeneratorExit, a class of its), a traceback before;
             # Ctrl-C is the user's
+            if not _whose(exc):
+                raise
             after = ""
             if not self.protocol_fault(exc, proto_cls):
                 if proto_cls is Protocol or not _boots_plainly(self.cfg):
@@ -302,10 +302,6 @@ class Machine:
         had = tuple(held)  # by content (hookpoints._drive)
         try:
             r = fn(*args)
-        except KeyboardInterrupt as exc:
-            if not users(exc):  # a hook's own (interrupts.py), outside a step: init_task,
-                self._raise_if_protocol_fault(exc, fn.__name__, on)  # context_switch
-            raise
         except BaseException as exc:  # a BaseException too, and ours: _step says why
             if _whose(exc):
                 self._raise_if_protocol_fault(exc, fn.__name__, on)
@@ -404,11 +400,9 @@ class Machine:
         self._next_op += 1
         op._label = label
         op.user_task = name in USER_TASK_OPS if user_task is None else user_task
-        # not _label: reading task.label (a log line, repr(task)) makes it from a function
-        # once, and that read failed a correct init_task (a review, 2026-12-06)
-        mine = (op.id, op.cpu, op.name, op.args, op.user_task, op.path)
+        mine = _kernel_fields(op)
         op.tlb_ubc = self.call_hook(self.proto.init_task, op)
-        if (op.id, op.cpu, op.name, op.args, op.user_task, op.path) != mine:
+        if _kernel_fields(op) != mine:
             # the task is not in self.ops yet, so no guard sees it (guard.kernel_state): a
             # hook that set task.args = None failed later as a MODEL ERROR no replay made
             # again, after minutes of search for its shortest form (an audit, 2026-12-06)
@@ -445,10 +439,6 @@ class Machine:
             op.gen.send(None)
         except StopIteration:
             self._finish(op)
-        except KeyboardInterrupt as exc:
-            if not users(exc):  # a hook's raise KeyboardInterrupt (conformance/interrupts.py)
-                self._raise_if_protocol_fault(exc, op.label, op)
-            raise
         except BaseException as exc:  # a protocol bug, or ours: find out whose frame raised
             # (a hook's sys.exit() too: uncaught, it ends certify with status 0; and any
             # other BaseException, GeneratorExit or a class of the protocol's own, which the
@@ -1023,6 +1013,13 @@ class Machine:
         self.oracle.check_all()
 
 
+def _kernel_fields(op) -> tuple:
+    """What ``init_task`` may not change of its task. Not ``_label``: reading ``task.label``
+    (a log line, ``repr(task)``) makes it from a function once, and that read failed a
+    correct init_task (a review, 2026-12-06)."""
+    return op.id, op.cpu, op.name, op.args, op.user_task, op.path
+
+
 def _boots_plainly(cfg) -> bool:
     """Does ``cfg`` boot with the base protocol's hooks (which do nothing)?"""
     try:
@@ -1038,7 +1035,11 @@ def _whose(exc: BaseException) -> bool:
     :class:`ProtocolError`). Our own :class:`ModelError` and :class:`UsageError` too: one
     raised while a hook of the protocol is on the stack is its fault (its double free in
     the allocator, its ``raise UsageError(...)``), which was a MODEL ERROR, or "reproducer
-    does not apply" and a litmus file's line blamed."""
+    does not apply" and a litmus file's line blamed. A KeyboardInterrupt only where no
+    signal came (:func:`conformance.interrupts.users`: a hook's own ``raise``); Ctrl-C is
+    the user's."""
+    if isinstance(exc, KeyboardInterrupt):
+        return not users(exc)
     return not isinstance(exc, Failure) or isinstance(exc, ModelError)
 
 

@@ -219,6 +219,9 @@ def _file_module(path: str):
     a hash of its absolute path (so two ``my_flush.py`` in different folders differ, and
     the class pickles by reference within the process)."""
     path = os.path.abspath(path)
+    if os.path.isdir(path):  # it said "does not exist" of ``certify /tmp`` (a review, 2026-12-06)
+        raise UsageError(f"protocol file {path} is a directory: give a protocol's .py file, a "
+                         "name in protocols/ or module:Class")
     if not os.path.isfile(path):
         raise UsageError(f"protocol file {path} does not exist")
     stem = os.path.splitext(os.path.basename(path))[0]
