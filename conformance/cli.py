@@ -479,7 +479,8 @@ def _certify_reproduce(args) -> int:
         if bres is not None and bres.failure is not None:
             from .boundcli import path_text
 
-            print(f"\nbounded: shortest counterexample at K={bres.fail_k}: "
+            print(f"\nbounded: {'shortest ' if bres.shortest else ''}counterexample at "
+                  f"K={bres.fail_k}: "
                   f"{path_text(bres.path)}\n\n" + bres.failure.report(last=None))
     return EXIT_PASS if rep.matched else EXIT_FAIL
 

@@ -770,3 +770,32 @@ def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
     assert "\n  never     mremap: no state searched could start it (it needs a free range" in out
     assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q", "--config", "vpages=3"]) == 0
     assert "never" not in capsys.readouterr().out
+
+
+def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(monkeypatch):
+    """A lazy eviction's failing pair waits for the end of its BFS depth (a single
+    transition one shorter may still fail there). A search stopped before that end said
+    PARTIAL and dropped the violation it had found. It now reports the counterexample as
+    not proven the shortest, at the smallest K; a search that finds no pair before it
+    stops still says PARTIAL (so this test can fail both ways)."""
+    from conformance.search import bounded as B
+
+    def misses(m, cpu, vp):
+        c = m.tlbs.cpus[cpu]
+        return m.tlbs.lookup(c, c.loaded_mm.id, vp) is None
+    _violation_when(monkeypatch, "fill", misses)
+    cls = load_protocol("linux")
+    whole = bounded(cls, BOUND_CONFIG, 1, menu=("read",))
+    assert whole.failure is not None and whole.shortest and whole.stopped is None
+    cut = bounded(cls, BOUND_CONFIG, 1, menu=("read",), max_states=2)
+    assert cut.stopped == "max-states" and cut.failure is not None and not cut.shortest
+    assert cut.failure.rule == "X" and cut.fail_k == 1 and cut.path[0][0] == "e"
+    assert cut.levels[-1].failed and not cut.levels[-1].complete
+    assert "not proven the shortest (stopped: max-states" in cut.headline()
+    assert cut.to_dict()["shortest"] is False
+    # without the pairs nothing fails before the stop: still PARTIAL, nothing invented
+    orig = B.choices
+    monkeypatch.setattr(B, "choices",
+                        lambda m, s, ctx: [c for c in orig(m, s, ctx) if c[0] not in "rm"])
+    none = bounded(cls, BOUND_CONFIG, 1, menu=("read",), max_states=2)
+    assert none.failure is None and none.headline().startswith("PARTIAL (max-states)")

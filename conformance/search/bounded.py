@@ -115,6 +115,11 @@ class Result:
     #: the menu's kinds that some state searched could start (it had arguments for them on
     #: an idle CPU): a kind never started was not checked at all, whatever the verdict
     started_kinds: set = attrs.Factory(set)
+    #: False where the search stopped (``stopped``) after it had found ``failure`` through a
+    #: lazy eviction's pair but before it had finished that BFS depth: the counterexample is
+    #: real and K is the smallest bound, but one a transition shorter may lie in what was
+    #: not searched (:func:`_stopped_after_pair`)
+    shortest: bool = True
 
     @property
     def never_started(self) -> tuple:
@@ -142,6 +147,10 @@ class Result:
             # PROTOCOL-ERROR"; a user review, 2026-12-06)
             what = {ProtocolError.rule: "PROTOCOL ERROR", ModelError.rule: "MODEL ERROR"}.get(
                 self.failure.rule, f"FAIL: {self.failure.rule}")
+            if not self.shortest:
+                return (f"{what} with a program of {_ops(self.fail_k)}: a counterexample of "
+                        f"{_n(len(self.path), 'transition')}, not proven the shortest "
+                        f"(stopped: {self.stopped}; one of {len(self.path) - 1} may exist)")
             return (f"{what} with a program of {_ops(self.fail_k)}: "
                     f"shortest counterexample {_n(len(self.path), 'transition')}")
         last = self.levels[-1] if self.levels else Level(self.bound)
@@ -164,7 +173,7 @@ class Result:
             "bound": self.bound, "menu": list(self.menu), "config": attrs.asdict(self.config),
             "strict": self.strict, "verdict": self.headline(),
             "passed": self.passed, "complete_k": self.complete_k,
-            "fail_k": self.fail_k, "rule": self.failure.rule if self.failure else None,
+            "fail_k": self.fail_k, "shortest": self.shortest, "rule": self.failure.rule if self.failure else None,
             "path": [list(_jsonable(c)) for c in self.path], "stopped": self.stopped,
             "seconds": round(self.seconds, 3), "jobs": self.jobs,
             "reductions": list(self.reductions), "never_started": list(self.never_started),
@@ -689,6 +698,7 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
     # lie two levels down: they wait here, as (path, key, summary), and join the next
     # frontier first, before that level's own children (so BFS order stays by length)
     later: list = []
+    pair_fail = None
     try:
         while frontier or later:
             nxt = []
@@ -719,9 +729,11 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 lv.states = len(seen)
                 if max_states is not None and lv.states >= max_states:
                     res.stopped = "max-states"
+                    _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
                     return
                 if deadline is not None and clock() > deadline:
                     res.stopped = "budget"
+                    _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
                     return
             else:
                 hit = pair_fail  # a failing pair counts once the level has no failure
@@ -743,10 +755,30 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         lv.complete = True
     except KeyboardInterrupt:  # Ctrl-C: a partial result (the workers are stopped below)
         res.stopped = "interrupted"
+        _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
     finally:
         lv.seconds = time.perf_counter() - t0
         if pool is not None:
             _close(pool, cancel=res.stopped is not None or res.failure is not None)
+
+
+def _stopped_after_pair(ctx, lv: Level, res: Result, frontier, pair) -> None:
+    """The search stopped inside a BFS depth after a lazy eviction's pair had failed there:
+    report that counterexample, not shown as proven the shortest (``Result.shortest``).
+
+    A failing pair waits for the end of its depth, where a single transition one shorter
+    may still fail; a search stopped before that end said PARTIAL and dropped a real
+    violation (``bounded(linux, ..., max_states=2)`` under a violation only a pair reaches,
+    ``test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends``). The
+    bound is still the smallest: every smaller one was searched completely."""
+    if pair is None:
+        return
+    parent, c = pair
+    res.path = frontier[parent] + steps(c)
+    res.failure = _failure_of(ctx, res.path)
+    res.fail_k = ctx.k
+    res.shortest = False
+    lv.failed = True
 
 
 def _level(ctx, frontier, sums, pool, jobs, deadline, clock):
