@@ -475,3 +475,21 @@ def test_a_projects_own_sigalrm_and_timer_are_left_alone(tmp_path):
     (tmp_path / "test_keeps.py").write_text(KEEPS_IT)
     r = _pytest(tmp_path, conftest=False)
     assert r.returncode == 0 and "1 passed" in r.out, r.out
+
+
+def test_a_bad_protocol_reference_in_a_test_is_the_callers_line_and_the_registrys(tmp_path):
+    """``fuzz("linx")`` and ``expected_violation("linx")`` in a project's test fail it with
+    the test's own line and the registry's one line; pytest printed fuzz()'s whole source
+    (some 90 lines of docstring) with it. Another exception keeps fuzz()'s frame."""
+    (tmp_path / "test_bad.py").write_text(
+        "from conformance.pytest_plugin import expected_violation, fuzz\n"
+        "def test_fuzz():\n    fuzz('linx')\n"
+        "def test_declared():\n    expected_violation('linx')\n"
+        "def test_other():\n    fuzz('linux', steps='many')\n")
+    r = _pytest(tmp_path)
+    assert r.returncode == 1 and "3 failed" in r.out, r.out
+    assert r.out.count("E       conformance.errors.UsageError: unknown protocol 'linx'") == 2
+    assert "test_bad.py:3: UsageError" in r.out and "test_bad.py:5: UsageError" in r.out
+    bad, other = r.out.split(" test_other ")
+    assert "def fuzz(" not in bad and "pytest_plugin.py" not in bad, r.out
+    assert "pytest_plugin.py:" in other and ": in fuzz" in other, r.out
