@@ -766,9 +766,38 @@ def declared(cls, attr: str):
     if value is not None:
         return value
     try:
-        return vars(protocol_module(cls)).get(attr)
+        module = protocol_module(cls)
     except ImportError:  # a class made where no module holds it
         return None
+    value = vars(module).get(attr)
+    return value if value is None or _assigned_in(module, attr) else None
+
+
+def _assigned_in(module, attr: str) -> bool:
+    """Does ``module``'s own source assign (or import by name) ``attr``? A star import
+    (``from protocols.linux_4_13 import *``) copies a mutant's ``EXPECTED_VIOLATION`` into
+    the importing module, whose correct protocol was then expected to fail S3 (its
+    test_conforms failed, certify's PASS said "S3 not found in this run"; a review,
+    2026-12-06). A module whose source cannot be read keeps what its namespace holds.
+
+    Example::
+
+        >>> import protocols.linux_4_13 as m
+        >>> _assigned_in(m, "EXPECTED_VIOLATION"), _assigned_in(m, "CORRECT")
+        (True, False)
+    """
+    import ast
+
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == attr and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, ast.alias) and (node.asname or node.name) == attr:
+            return True
+    return False
 
 
 def protocol_module(cls):

@@ -532,3 +532,26 @@ def test_the_guide_states_what_the_code_decides():
              if a != b]
     assert not stale, f"run python -m conformance.hooks: {stale[:3]}"
 
+
+
+def test_a_star_import_of_a_mutant_does_not_carry_its_declared_violation(tmp_path):
+    """``from protocols.linux_4_13 import *`` copies the mutant's ``EXPECTED_VIOLATION`` into
+    the importing module: a correct fix written there was expected to fail S3. Only what a
+    module's own source assigns, or imports by name, is its declaration."""
+    from conformance.registry import declared
+
+    (tmp_path / "star_fix.py").write_text(
+        "from protocols.linux_4_13 import *\n"
+        "from protocols.linux import Linux\n\n"
+        "class StarFix(Linux):\n    'mainline, star-importing a mutant'\n")
+    (tmp_path / "star_own.py").write_text(
+        "from protocols.linux_4_13 import *\nEXPECTED_VIOLATION = 'S3'\n\n"
+        "class StarOwn(Linux413):\n    'the mutant, declaring its rule itself'\n")
+    (tmp_path / "by_name.py").write_text(
+        "from protocols.linux_4_13 import EXPECTED_VIOLATION, Linux413\n\n"
+        "class ByName(Linux413):\n    'the mutant, its rule imported by name'\n")
+    assert declared(load_protocol(str(tmp_path / "star_fix.py")), "EXPECTED_VIOLATION") is None
+    for name in ("star_own", "by_name"):
+        assert declared(load_protocol(str(tmp_path / f"{name}.py")),
+                        "EXPECTED_VIOLATION") == "S3"
+    assert declared(load_protocol("linux_4_13"), "EXPECTED_VIOLATION") == "S3"
