@@ -23,7 +23,10 @@ from conformance.pytest_plugin import expected_violation, fuzz
 #: luf_v11 (the lazyfree C1) was here with seed 1 until 2026-12-03 10:40, when the walk's
 #: two-page counts moved Hypothesis's draws off it (seed 1: nothing in 6,000, 6 minutes);
 #: the walk finds it now (WALK_FOUND).
-FAILING_SEEDS = {"linux_4_3": 1, "hist_2_5_no_nested_gather_flush": 3}
+#: mut_nested_madvise_only: seed 1 finds it in 3.8 s, seed 0 (the default) in 21 (seeds 0-5
+#: all find S3; 2026-12-06)
+FAILING_SEEDS = {"linux_4_3": 1, "hist_2_5_no_nested_gather_flush": 3,
+                 "mut_nested_madvise_only": 1}
 
 
 #: mutants the fuzzer does not find in 6000 examples, nor certify's walk within a few
@@ -135,7 +138,7 @@ def test_protocol_conforms(protocol_name, request):
 
 def test_failure_is_shrunk_to_a_short_timeline():
     """Hypothesis shrinks a linux_4_3 failure; the report has the per-CPU timeline."""
-    f = fuzz("linux_4_3", examples=2000, seed=1)
+    f = fuzz("linux_4_3", examples=2000, seed=5)  # seed 1 shrank 4x longer
     assert f is not None and f.rule == "S3"
     assert len(f.machine.actions) <= 30, len(f.machine.actions)
     rep = f.report()
