@@ -636,6 +636,7 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
         budget = min(budget, run["max_examples"])
     if budget < 1:
         raise UsageError(f"{path} records no chunk: nothing to reproduce")
+    _require_runnable(path, run, budget)
     res = certify(cls, budget_s=None, max_examples=budget, seed=run["seed"],
                   strict=run["strict"], cfg=cfg, chunk=run["chunk"],
                   steps=run["steps_per_example"], jobs=jobs, scheduler=scheduler,
@@ -648,6 +649,30 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
     if cert.get("bounded"):
         res.bounded = _rerun_bounded(cls, cert["bounded"], jobs, notes)
     return Reproduction(cert["verdict"], verdict_of(res), res, same, notes)
+
+
+def _require_runnable(path, run: dict, budget: int) -> None:
+    """:class:`UsageError` where the run a certificate records is beyond what certify itself
+    takes (``cli.COUNT_LIMITS``, ``cli.max_chunk``): a damaged ``run.chunks`` of 10**12
+    re-ran without end (a review, 2026-12-06), where certify refuses such an ``--examples``.
+
+    Example::
+
+        >>> _require_runnable("c.json", {"chunk": 500, "engine": "walk",
+        ...                   "steps_per_example": 100}, 10**12)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        conformance.errors.UsageError: c.json: damaged certificate: run.chunks x run.chunk is 1,000,000,000,000, more than certify takes (at most 100,000,000)
+    """
+    from .cli import COUNT_LIMITS, max_chunk
+
+    for field, value, most in (
+            ("run.chunks x run.chunk", budget, COUNT_LIMITS["--examples"][0]),
+            ("run.chunk", run["chunk"], max_chunk(run["engine"])),
+            ("run.steps_per_example", run["steps_per_example"], COUNT_LIMITS["--steps"][0])):
+        if value > most:
+            raise UsageError(f"{path}: damaged certificate: {field} is {value:,}, "
+                             f"more than certify takes (at most {most:,})")
 
 
 def _rerun_bounded(cls, rec: dict, jobs: int, notes: list):

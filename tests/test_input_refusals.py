@@ -188,6 +188,26 @@ def test_a_certificate_with_a_bounded_machine_too_large_is_damaged(bounded_certi
     assert "damaged certificate: bounded.config: ncpus=9 is too large" in line, line
 
 
+@pytest.mark.parametrize("field,value,said", [
+    ("chunks", 10**12, "run.chunks x run.chunk is 5,000,000,000,000"),
+    ("chunk", 10**6, "run.chunk is 1,000,000"),
+    ("steps_per_example", 10**6, "run.steps_per_example is 1,000,000")])
+def test_a_certificate_recording_a_run_beyond_certifys_limits_is_damaged(
+        bounded_certificate, tmp_path, field, value, said):
+    """``certify --reproduce`` re-runs the recorded chunks: a damaged ``run.chunks`` of
+    10**12 re-ran without end (a review, 2026-12-06). Refused in one line, as certify
+    refuses such an ``--examples``, ``--chunk`` or ``--steps``."""
+    cert = json.loads(json.dumps(bounded_certificate))
+    cert["run"][field] = value
+    cert["run"]["max_examples"] = None  # a time budget's run: its chunks are its budget
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cert))
+    r = _cli(tmp_path, "certify", "--reproduce", str(path), "--jobs", "1")
+    assert r.returncode == EXIT_USAGE, r.stdout + r.stderr
+    line = _one_line(r.stderr)
+    assert f"damaged certificate: {said}, more than certify takes" in line, line
+
+
 # -- 4. a Dask scheduler address that is no scheduler -------------------------------------
 @pytest.fixture
 def not_a_scheduler():
