@@ -122,6 +122,7 @@ def populate(m: "Machine") -> None:
                 loc = vma.location(vp)
                 pte = mm.ptes[vp]
                 if vma.is_anon:
+                    mm.pte_alloc(vp)  # do_anonymous_page: the table before the folio
                     frame = mem.take_free_frame()
                     if frame is None:
                         return
@@ -138,6 +139,7 @@ def populate(m: "Machine") -> None:
                         mem.owner[frame] = loc
                         mem.value[frame] = f.disk[loc[2]]
                         f.cache[loc[2]] = frame
+                    mm.pte_alloc(vp)  # finish_fault: the table after the page is read
                     pte.set_present(frame, False, False, m.new_pte_inst())
                 mem.rmap[frame][(mm.id, vp)] = None
     for cpu in m.tlbs.cpus:

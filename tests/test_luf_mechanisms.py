@@ -808,6 +808,7 @@ def test_no_switch_in_on_a_cpu_whose_mm_is_exiting():
     script = """
 name   write-on-exiting-cpu
 config populate=false ncpus=4
+CPU0   touch w v0           # a page table of mm0's: its exit has a table to zap, and pauses
 CPU1   touch w v0
 CPU1   writeback B file0 0
 B      step                 # holds file0:0's folio lock

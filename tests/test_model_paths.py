@@ -276,6 +276,8 @@ def test_read_in_waits_for_the_hole_punch():
     """A fault that must read the page in waits for ``invalidate_lock`` while truncate holds
     it, so it cannot read the old disk contents back into the page cache: it reads the hole."""
     m = Machine(LINUX, QUIET)
+    m.user_access(0, 3, False)  # faults file0:1 in: mm0's v2..v3 page table exists
+    m.drain()
     t = m.truncate(1, 0, 0)  # file0:0 is not cached; the walk of mm0:v2 yields
     assert t in m.ops
     assert m.user_access(0, 2, False) == "fault"

@@ -314,7 +314,10 @@ def test_certify_bound_of_a_profile_says_the_error_under_every_config(tmp_path, 
     and it said 0 (a review, 2026-12-06)."""
     from conformance.cli import main
     path = tmp_path / "every_other.py"
-    path.write_text(EVERY_OTHER)
+    # counts every call but always flushes: the random search passes (EVERY_OTHER's own
+    # missing flushes failed one example of a config since 2026-12-06), the bounded check
+    # still sees the count change
+    path.write_text(EVERY_OTHER.replace("        if COUNT[0] % 2:\n    ", ""))
     assert main(["certify", str(path), "--profile", "thorough", "--examples", "1", "--chunk",
                  "1", "--jobs", "1", "--database", "none", "--steps", "1", "--bound", "1",
                  "--repro-dir", str(tmp_path / "r")]) == 2

@@ -128,7 +128,9 @@ def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_
         runs[jobs] = (err.replace(f"r{jobs}/", "R/"),
                       (tmp_path / f"r{jobs}" / "stuck-rare.json").read_bytes())
     assert runs["1"] == runs["2"]
-    assert "PROTOCOL ERROR at step 86: " in runs["1"][0], runs["1"][0]
+    # step 86 until 2026-12-06 (a walker now skips a range with no page table: the walk
+    # draws other interleavings from the same seed)
+    assert "PROTOCOL ERROR at step 69: " in runs["1"][0], runs["1"][0]
     rc, out, err = _flushcheck(tmp_path, "replay", "r2/stuck-rare.json")
     assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
 

@@ -64,6 +64,9 @@ class ForkPaths:
             # table's copy (see above)
             rl = self.rmap_lock(vma.location(vma.start))
             for a, b in mm.table_ranges(vma.start, vma.end):
+                if mm.pmd_none(a):  # copy_pmd_range skips it: the child gets no table
+                    continue
+                child.pte_alloc(a)  # copy_pte_range's pte_alloc_map_lock
                 yield from self.down_write(op, rl)
                 yield from self.copy_pte_range(op, mm, vma, child, new, a, b)
                 self.up_write(op, rl)

@@ -107,6 +107,8 @@ class MadvisePaths:
         """
         mem = self.mem
         proto = self.proto
+        if mm.pmd_none(start):  # walk_pmd_range: no table, no pte_entry (no pte_hole op)
+            return []
         ptl = yield from self._lock_pte_table(op, mm, start)
         free = advice == "free"
         split = False

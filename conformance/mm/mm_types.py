@@ -196,7 +196,7 @@ class Mm:
     """
 
     __slots__ = ("id", "ptes", "vmas", "mmap_lock", "ptls", "ptes_per_table",
-                 "tlb_gen", "tlb_flush_pending", "proto", "exiting", "unlinking")
+                 "tlb_gen", "tlb_flush_pending", "proto", "exiting", "unlinking", "pmds")
 
     def __init__(self, mm_id: int, vpages: int, ptes_per_table: int) -> None:
         self.id = mm_id
@@ -206,6 +206,9 @@ class Mm:
         self.ptes_per_table = ptes_per_table
         ntables = (vpages + ptes_per_table - 1) // ptes_per_table
         self.ptls = [Lock(f"ptl(mm{mm_id},t{t})") for t in range(ntables)]
+        #: per page table: has it been allocated (the PMD entry is not ``pmd_none``)? Set by
+        #: :meth:`pte_alloc`; page-table pages are never freed (P2), so it is never cleared
+        self.pmds = [False] * ntables
         self.tlb_gen = 1
         self.tlb_flush_pending = 0
         self.proto = None
@@ -218,6 +221,25 @@ class Mm:
     def ptl(self, vpage: int) -> Lock:
         """``pte_lockptr``: the split PTL of the table holding ``vpage``."""
         return self.ptls[vpage // self.ptes_per_table]
+
+    def pmd_none(self, vpage: int) -> bool:
+        """``pmd_none(*pmd)``: no page table was ever allocated for ``vpage``'s range. Every
+        page-table walker that changes PTEs skips such a range without its PTL or a
+        ``flush_tlb_batched_pending`` (``zap_pmd_range``, ``change_pmd_range``,
+        ``move_page_tables``, ``walk_pmd_range``, ``copy_pmd_range``); the model walked it
+        like any other, and the batched flush that walk made could hide a protocol's
+        missing flush elsewhere (a fidelity review, 2026-12-06). Simplification: a table,
+        once allocated, stays (P2: ``free_pgtables`` frees none), where the kernel frees
+        the tables no VMA spans any more at munmap and exit; there the model still walks,
+        and flushes, where the kernel skips."""
+        return not self.pmds[vpage // self.ptes_per_table]
+
+    def pte_alloc(self, vpage: int) -> None:
+        """``pte_alloc`` / ``__pte_alloc``: allocate ``vpage``'s page table if it has none
+        (a fault's ``do_anonymous_page`` and ``finish_fault``, ``move_page_tables``'
+        ``alloc_new_pmd``, ``copy_pte_range``'s ``pte_alloc_map_lock`` in the child,
+        ``MAP_POPULATE`` at boot)."""
+        self.pmds[vpage // self.ptes_per_table] = True
 
     def find_vma(self, vpage: int):
         """``vma_lookup``."""

@@ -85,8 +85,11 @@ class MprotectPaths:
             self.oracle.check_s3(op, mm, start, end, "mprotect")
 
     def change_pte_range(self, op, tlb, mm, start: int, end: int, writable: bool):
-        """``change_pte_range`` for one page-table page."""
+        """``change_pte_range`` for one page-table page; ``change_pmd_range`` skips a range
+        with no table (``pmd_none``: no PTL, no ``flush_tlb_batched_pending``)."""
         proto = self.proto
+        if mm.pmd_none(start):
+            return
         ptl = yield from self._lock_pte_table(op, mm, start)
         if not writable:
             for vpage in range(start, end):

@@ -63,7 +63,13 @@ class MremapPaths:
         while a < old_end:
             na = new_start + a - old_start
             ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
-            yield from self.move_ptes(op, mm, a, a + ext, na, rl)
+            if not mm.pmd_none(a):  # move_page_tables: a pmd_none source is skipped
+                mm.pte_alloc(na)  # alloc_new_pmd
+                yield from self.move_ptes(op, mm, a, a + ext, na, rl)
+            else:  # visited now, each old and new slot empty (S3), as move_ptes records
+                for vp in range(a, a + ext):
+                    op.s3_visits[(mm.id, vp)] = op.s3_visits[(mm.id, vp - a + na)] = \
+                        self.m.pte_insts
             a += ext
         # unmap_source_vma: do_vmi_munmap(old range, unlock=false); `old` is its one VMA
         yield from self.unmap_region(op, mm, old_start, old_end)

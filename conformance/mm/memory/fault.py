@@ -44,6 +44,7 @@ class FaultPaths:
                 continue
             if kind == NONE:
                 if vma.is_anon:
+                    mm.pte_alloc(vpage)  # do_anonymous_page's pte_alloc, before the folio
                     r = yield from self.do_anonymous_page(op, mm, vma, vpage, write)
                 else:
                     r = yield from self.do_file_fault(op, mm, vma, vpage, write)
@@ -148,6 +149,7 @@ class FaultPaths:
         if frame is None:
             return "oom"
         flk = self.mem.folio_lock[frame]
+        mm.pte_alloc(vpage)  # finish_fault: pte_alloc(vmf->prealloc_pte) once the page is read
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
         if mm.ptes[vpage].kind != NONE:

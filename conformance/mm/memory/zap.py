@@ -90,6 +90,10 @@ class ZapPaths:
         batch = self.m.cfg.gather_batch
         resched = self.m.cfg.zap_need_resched
         addr = start
+        if mm.pmd_none(start):  # zap_pmd_range: no table, no PTL, nothing to flush
+            for vpage in range(start, end):  # visited now, each slot empty (S3)
+                op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
+            return True
         while addr < end:  # retry: once per pass that stopped (full batch, need_resched)
             ptl = yield from self._lock_pte_table(op, mm, addr)
             if rmap_loc is not None:
