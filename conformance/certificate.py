@@ -368,7 +368,8 @@ def markdown(cert: dict) -> str:
         lines += ["", "```", fail["timeline"], "```"]
     cex = (cert.get("bounded") or {}).get("counterexample")
     if cex:
-        lines += ["", "## Bounded check: shortest counterexample", "", cex["headline"], "",
+        shortest = "shortest " if (cert.get("bounded") or {}).get("shortest", True) else ""
+        lines += ["", f"## Bounded check: {shortest}counterexample", "", cex["headline"], "",
                   f"Transitions: {cex['transitions']}", ""] + _files_lines(cex)
         lines += ["", "```", cex["timeline"], "```"]
     return "\n".join(lines) + "\n"
@@ -636,7 +637,7 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
         budget = min(budget, run["max_examples"])
     if budget < 1:
         raise UsageError(f"{path} records no chunk: nothing to reproduce")
-    _require_runnable(path, run, budget)
+    _require_runnable(path, run)
     res = certify(cls, budget_s=None, max_examples=budget, seed=run["seed"],
                   strict=run["strict"], cfg=cfg, chunk=run["chunk"],
                   steps=run["steps_per_example"], jobs=jobs, scheduler=scheduler,
@@ -651,28 +652,34 @@ def reproduce(path: str, jobs: int = 1, scheduler: str | None = None,
     return Reproduction(cert["verdict"], verdict_of(res), res, same, notes)
 
 
-def _require_runnable(path, run: dict, budget: int) -> None:
-    """:class:`UsageError` where the run a certificate records is beyond what certify itself
-    takes (``cli.COUNT_LIMITS``, ``cli.max_chunk``): a damaged ``run.chunks`` of 10**12
-    re-ran without end (a review, 2026-12-06), where certify refuses such an ``--examples``.
+def _require_runnable(path, run: dict) -> None:
+    """:class:`UsageError` where the run a certificate records cannot be one certify ran: a
+    chunk or steps per example beyond what certify takes (``cli.max_chunk``,
+    ``cli.COUNT_LIMITS``), or more chunks than examples (every chunk counted ran at least
+    one). A damaged ``run.chunks`` of 10**12 re-ran without end (a review, 2026-12-06). No
+    cap on the examples themselves: a time budget has none, so a genuine run on a cluster
+    may record more than any ``--examples`` certify takes.
 
     Example::
 
-        >>> _require_runnable("c.json", {"chunk": 500, "engine": "walk",
-        ...                   "steps_per_example": 100}, 10**12)  # doctest: +ELLIPSIS
+        >>> _require_runnable("c.json", {"chunk": 500, "engine": "walk", "chunks": 10**12,
+        ...                   "examples": 5, "steps_per_example": 100})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        conformance.errors.UsageError: c.json: damaged certificate: run.chunks x run.chunk is 1,000,000,000,000, more than certify takes (at most 100,000,000)
+        conformance.errors.UsageError: c.json: damaged certificate: run.chunks is 1,000,000,000,000 but run.examples only 5 (a chunk counted ran at least one example)
     """
     from .cli import COUNT_LIMITS, max_chunk
 
     for field, value, most in (
-            ("run.chunks x run.chunk", budget, COUNT_LIMITS["--examples"][0]),
             ("run.chunk", run["chunk"], max_chunk(run["engine"])),
             ("run.steps_per_example", run["steps_per_example"], COUNT_LIMITS["--steps"][0])):
         if value > most:
             raise UsageError(f"{path}: damaged certificate: {field} is {value:,}, "
                              f"more than certify takes (at most {most:,})")
+    if run["chunks"] > run["examples"]:
+        raise UsageError(f"{path}: damaged certificate: run.chunks is {run['chunks']:,} but "
+                         f"run.examples only {run['examples']:,} (a chunk counted ran at "
+                         "least one example)")
 
 
 def _rerun_bounded(cls, rec: dict, jobs: int, notes: list):

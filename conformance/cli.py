@@ -430,7 +430,8 @@ def _bound_block(bres, repro_dir: str, problems: list) -> str | None:
         return None
     path = _written(problems, "reproducer", counterexample_path(bres, repro_dir),
                     lambda: save_counterexample(bres, repro_dir))
-    print(f"            shortest counterexample: {path_text(bres.path)}")
+    print(f"            {'shortest ' if bres.shortest else ''}counterexample: "
+          f"{path_text(bres.path)}")
     if path:
         print(f"            reproducer {path}  (flushcheck replay {path})")
     return path

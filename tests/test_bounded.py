@@ -775,7 +775,8 @@ def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
     assert "never" not in capsys.readouterr().out
 
 
-def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(monkeypatch):
+def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(monkeypatch,
+                                                                            tmp_path, capsys):
     """A lazy eviction's failing pair waits for the end of its BFS depth (a single
     transition one shorter may still fail there). A search stopped before that end said
     PARTIAL and dropped the violation it had found. It now reports the counterexample as
@@ -796,6 +797,11 @@ def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(
     assert cut.levels[-1].failed and not cut.levels[-1].complete
     assert "not proven the shortest (stopped: max-states" in cut.headline()
     assert cut.to_dict()["shortest"] is False
+    from conformance.cli import _bound_block  # certify --bound's block says it too
+    _bound_block(cut, str(tmp_path), [])
+    block = capsys.readouterr().out
+    assert "not proven the shortest" in block and "shortest counterexample" not in block
+    assert "            counterexample: hw CPU" in block
     # without the pairs nothing fails before the stop: still PARTIAL, nothing invented
     orig = B.choices
     monkeypatch.setattr(B, "choices",

@@ -64,7 +64,7 @@ class MremapPaths:
             na = new_start + a - old_start
             ext = min(old_end, (a // n + 1) * n, a + (na // n + 1) * n - na) - a
             if not mm.pmd_none(a):  # move_page_tables: a pmd_none source is skipped
-                mm.pte_alloc(na)  # alloc_new_pmd
+                mm.pte_alloc(na)  # alloc_new_pmd, then pte_alloc(new_vma->vm_mm, new_pmd)
                 yield from self.move_ptes(op, mm, a, a + ext, na, rl)
             else:  # visited now, each old and new slot empty (S3), as move_ptes records
                 for vp in range(a, a + ext):
