@@ -306,8 +306,12 @@ def _certify_one(args, cls, cfg, budget, database, cname: str | None = None):
     commit = git_commit()
     shown = _commit_shown(commit)
     bounded = getattr(res, "bounded", None)
-    if not res.failures and (res.interrupted or (bounded is not None
-                                                 and bounded.stopped == "interrupted")):
+    # a bounded check stopped by Ctrl-C after it found a counterexample (a lazy eviction's
+    # failing pair, Result.shortest) has a verdict: FAIL, as `bound` says it (a review,
+    # 2026-12-06: it read "interrupted: no verdict")
+    found = bounded is not None and bounded.failure is not None
+    if not res.failures and not found and (res.interrupted or (
+            bounded is not None and bounded.stopped == "interrupted")):
         print(certify_report(res, cls, shown, []))  # what ran so far; no certificate
         problems: list = []
         _bound_block(bounded, args.repro_dir, problems)

@@ -808,3 +808,35 @@ def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(
                         lambda m, s, ctx: [c for c in orig(m, s, ctx) if c[0] not in "rm"])
     none = bounded(cls, BOUND_CONFIG, 1, menu=("read",), max_states=2)
     assert none.failure is None and none.headline().startswith("PARTIAL (max-states)")
+
+
+def test_certify_bound_interrupted_after_a_failing_pair_is_a_fail(monkeypatch, tmp_path,
+                                                                 capsys):
+    """Ctrl-C in ``certify --bound`` after the bounded search found a failing pair: FAIL with
+    the counterexample (exit 1), as ``bound`` reports it; it read "interrupted: no verdict".
+    The stop is made by --max-states inside the real search, then named "interrupted"."""
+    import conformance.boundcli as BC
+    from conformance.search import bounded as B
+
+    def misses(m, cpu, vp):
+        c = m.tlbs.cpus[cpu]
+        return m.tlbs.lookup(c, c.loaded_mm.id, vp) is None
+    real = B.bounded
+
+    def stopped_by_ctrl_c(cls, cfg, k, **kw):
+        kw["max_states"] = 2
+        with monkeypatch.context() as mp:  # the bounded check's bug, not the random search's
+            _violation_when(mp, "fill", misses)
+            res = real(cls, cfg, k, **kw)
+        assert res.failure is not None and not res.shortest
+        res.stopped = "interrupted"
+        return res
+    monkeypatch.setattr(B, "bounded", stopped_by_ctrl_c)
+    rc = main(["certify", "linux", "--examples", "5", "--chunk", "5", "--jobs", "1",
+               "--database", "none", "--bound", "1", "--bound-ops", "read",
+               "--repro-dir", str(tmp_path / "r"), "--out", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "FAIL: X with a program of 1 operation: a counterexample of 2 transitions, not " \
+           "proven the shortest (stopped: interrupted" in out, out
+    assert "interrupted: no verdict" not in out
