@@ -223,8 +223,7 @@ def cmd_bound(args) -> int:
     print(f"  verdict   {res.headline()}")
     if res.failure is not None:
         f = res.failure
-        print(f"  {'shortest ' if res.shortest else ''}counterexample: {len(res.path)} "
-              f"transitions ({path_text(res.path)})")
+        print(f"  {res.counterexample}: {len(res.path)} transitions ({path_text(res.path)})")
         problems: list = []
         path = _written(problems, "reproducer", counterexample_path(res, args.repro_dir),
                         lambda: save_counterexample(res, args.repro_dir))

@@ -434,8 +434,7 @@ def _bound_block(bres, repro_dir: str, problems: list) -> str | None:
         return None
     path = _written(problems, "reproducer", counterexample_path(bres, repro_dir),
                     lambda: save_counterexample(bres, repro_dir))
-    print(f"            {'shortest ' if bres.shortest else ''}counterexample: "
-          f"{path_text(bres.path)}")
+    print(f"            {bres.counterexample}: {path_text(bres.path)}")
     if path:
         print(f"            reproducer {path}  (flushcheck replay {path})")
     return path
@@ -484,8 +483,7 @@ def _certify_reproduce(args) -> int:
         if bres is not None and bres.failure is not None:
             from .boundcli import path_text
 
-            print(f"\nbounded: {'shortest ' if bres.shortest else ''}counterexample at "
-                  f"K={bres.fail_k}: "
+            print(f"\nbounded: {bres.counterexample} at K={bres.fail_k}: "
                   f"{path_text(bres.path)}\n\n" + bres.failure.report(last=None))
     return EXIT_PASS if rep.matched else EXIT_FAIL
 

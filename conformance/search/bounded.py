@@ -118,8 +118,14 @@ class Result:
     #: False where the search stopped (``stopped``) after it had found ``failure`` through a
     #: lazy eviction's pair but before it had finished that BFS depth: the counterexample is
     #: real and K is the smallest bound, but one a transition shorter may lie in what was
-    #: not searched (:func:`_stopped_after_pair`)
+    #: not searched (:func:`_found`)
     shortest: bool = True
+
+    @property
+    def counterexample(self) -> str:
+        """What the reports call the counterexample: "shortest counterexample", or
+        "counterexample" where the search stopped before it proved that (``shortest``)."""
+        return "shortest counterexample" if self.shortest else "counterexample"
 
     @property
     def never_started(self) -> tuple:
@@ -173,7 +179,8 @@ class Result:
             "bound": self.bound, "menu": list(self.menu), "config": attrs.asdict(self.config),
             "strict": self.strict, "verdict": self.headline(),
             "passed": self.passed, "complete_k": self.complete_k,
-            "fail_k": self.fail_k, "shortest": self.shortest, "rule": self.failure.rule if self.failure else None,
+            "fail_k": self.fail_k, "shortest": self.shortest,
+            "rule": self.failure.rule if self.failure else None,
             "path": [list(_jsonable(c)) for c in self.path], "stopped": self.stopped,
             "seconds": round(self.seconds, 3), "jobs": self.jobs,
             "reductions": list(self.reductions), "never_started": list(self.never_started),
@@ -729,21 +736,17 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
                 lv.states = len(seen)
                 if max_states is not None and lv.states >= max_states:
                     res.stopped = "max-states"
-                    _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
+                    _found(ctx, lv, res, frontier, pair_fail, shortest=False)
                     return
                 if deadline is not None and clock() > deadline:
                     res.stopped = "budget"
-                    _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
+                    _found(ctx, lv, res, frontier, pair_fail, shortest=False)
                     return
             else:
                 hit = pair_fail  # a failing pair counts once the level has no failure
             if hit is not None:
-                parent, c = hit
-                res.path = frontier[parent] + steps(c)
-                res.failure = _failure_of(ctx, res.path)
-                res.fail_k = ctx.k
                 lv.states = len(seen)
-                lv.failed = True
+                _found(ctx, lv, res, frontier, hit)
                 return
             if nxt or later:
                 lv.depth += 1
@@ -755,29 +758,32 @@ def _search(ctx, lv: Level, res: Result, deadline, jobs, max_states, progress, c
         lv.complete = True
     except KeyboardInterrupt:  # Ctrl-C: a partial result (the workers are stopped below)
         res.stopped = "interrupted"
-        _stopped_after_pair(ctx, lv, res, frontier, pair_fail)
+        _found(ctx, lv, res, frontier, pair_fail, shortest=False)
     finally:
         lv.seconds = time.perf_counter() - t0
         if pool is not None:
             _close(pool, cancel=res.stopped is not None or res.failure is not None)
 
 
-def _stopped_after_pair(ctx, lv: Level, res: Result, frontier, pair) -> None:
-    """The search stopped inside a BFS depth after a lazy eviction's pair had failed there:
-    report that counterexample, not shown as proven the shortest (``Result.shortest``).
+def _found(ctx, lv: Level, res: Result, frontier, hit, shortest: bool = True) -> None:
+    """Report the failing choice ``hit`` (``(parent, choice)`` in ``frontier``; None:
+    nothing) as the level's counterexample.
 
-    A failing pair waits for the end of its depth, where a single transition one shorter
-    may still fail; a search stopped before that end said PARTIAL and dropped a real
-    violation (``bounded(linux, ..., max_states=2)`` under a violation only a pair reaches,
-    ``test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends``). The
-    bound is still the smallest: every smaller one was searched completely."""
-    if pair is None:
+    ``shortest`` False: the search stopped inside a BFS depth after a lazy eviction's pair
+    had failed there. A failing pair waits for the end of its depth, where a single
+    transition one shorter may still fail; a search stopped before that end said PARTIAL
+    and dropped a real violation (``bounded(linux, ..., max_states=2)`` under a violation
+    only a pair reaches,
+    ``test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends``). It is
+    reported, not shown as proven the shortest (``Result.shortest``); the bound is still
+    the smallest: every smaller one was searched completely."""
+    if hit is None:
         return
-    parent, c = pair
+    parent, c = hit
     res.path = frontier[parent] + steps(c)
     res.failure = _failure_of(ctx, res.path)
     res.fail_k = ctx.k
-    res.shortest = False
+    res.shortest = shortest
     lv.failed = True
 
 
