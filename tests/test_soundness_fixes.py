@@ -758,6 +758,82 @@ def test_a_walk_of_a_range_with_no_page_table_flushes_nothing(between):
     assert verdict(run(sc, LINUX)) == "pass"
 
 
+#: the same mutant after munmap freed v2..v3's page table (free_pgtables: no VMA shares it)
+#: and a new mapping took the range without faulting: the MADV_DONTNEED of the new VMA walks
+#: no table in the kernel, and walked (and flushed the pending batch) in the model until
+#: free_pgtables freed tables (2026-12-06)
+FREED_TABLE = """name freed-table-no-flush
+config populate=false ncpus=2
+CPU0   touch r v2
+CPU0   munmap U v2 2
+U      finish
+CPU0   mmap N v2 2 anon rw fixed
+N      finish
+CPU0   touch w v0
+CPU1   reclaim R pfn(mm0,v0)
+R      until ptep_get_and_clear
+CPU0   madvise A v2 2 dontneed
+A      finish
+CPU0   mprotect P v0 1 ro
+P      finish
+CPU0   write v0
+R      finish
+"""
+
+
+def test_a_walk_of_a_freed_page_table_flushes_nothing():
+    """The mutant fails S3 where the table the MADV_DONTNEED walks was freed by an earlier
+    munmap (it passed before free_pgtables freed tables); mainline passes."""
+    from conformance.litmus import parse
+
+    sc = parse(FREED_TABLE)
+    assert verdict(run(sc, NoPendingFlushInMprotect)) == "S3"
+    assert verdict(run(sc, LINUX)) == "pass"
+
+
+def test_free_pgtables_frees_the_tables_no_vma_shares():
+    """``free_pgtables`` frees a table of an unmapped range only where no VMA left shares
+    it (``free_pgd_range``'s floor and ceiling); the freed table is in the gather
+    (``freed_tables``, the table's first page in its range), so ``tlb_finish_mmu`` flushes
+    it on the mm's CPUs though no PTE was cleared; exit frees every table; a fault
+    allocates one again."""
+    cfg = MachineConfig(ncpus=2, vpages=6, ptes_per_table=2, file_pages=3)
+    m = Machine(LINUX, cfg)  # populated: v0-v2 anonymous, v3-v5 file0; tables [0,2) [2,4) [4,6)
+    mm0 = m.mms[0]
+    assert mm0.pmds == [True, True, True]
+    gathers = []
+    real = m.proto.tlb_finish_mmu
+
+    def spy(tlb):
+        gathers.append((tlb.freed_tables, tlb.start, tlb.end))
+        return real(tlb)
+
+    m.proto.tlb_finish_mmu = spy
+    m.munmap(0, 1, 1)  # v1: v0 shares its table
+    m.drain()
+    assert mm0.pmds == [True, True, True] and gathers[-1][0] is False
+    m.munmap(0, 0, 1)  # v0: now nothing shares table [0,2)
+    m.drain()
+    assert mm0.pmds == [False, True, True] and gathers[-1] == (True, 0, 1)
+    m.munmap(0, 2, 3)  # v2..v4: [2,4) goes, [4,6) stays for v5
+    m.drain()
+    assert mm0.pmds == [False, False, True] and gathers[-1][:2] == (True, 2)
+    m.munmap(0, 1, 1)  # no VMA there: nothing detached, nothing freed
+    m.drain()
+    m.user_access(0, 5, False)  # v5 still mapped and its table kept
+    m.drain()
+    assert mm0.ptes[5].kind == PRESENT
+    m.mmap(0, 0, 2, None, True, True)
+    m.drain()
+    assert mm0.pmds == [False, False, True]  # a new mapping allocates no table...
+    m.user_access(0, 1, True)
+    m.drain()
+    assert mm0.pmds == [True, False, True]  # ...its first fault does
+    m.exit_mmap(0)
+    m.drain()
+    assert mm0.pmds == [False, False, False]
+
+
 def test_a_page_table_is_allocated_where_the_kernel_allocates_one():
     """``Mm.pmds``: the populated boot allocates every VMA page's table; an empty boot none;
     a fault allocates its own; fork gives the child the tables the parent has; mremap the

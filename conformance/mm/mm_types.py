@@ -9,12 +9,16 @@ its own split PTE lock (``pte_lockptr``, ``USE_SPLIT_PTE_PTLOCKS``).
 Simplifications, stated here once:
 
 * one level of page table; PMD/PUD levels, THP and hugetlb are not modelled;
-* page-table pages are never freed (``free_pgtables`` frees nothing); ``tlb->freed_tables``
-  is set where the kernel would have freed them (``exit_mmap``) and by the nested case of
-  ``tlb_finish_mmu``, for the full flush they force;
+* one level of page-table pages (PTE tables), allocated where the kernel allocates them
+  (``Mm.pte_alloc``) and freed by ``free_pgtables`` where no VMA shares them any more
+  (``Mm.pmd_free``, which sets ``tlb->freed_tables``); the upper levels are not modelled,
+  so ``exit_mmap`` sets ``freed_tables`` itself, and the nested case of ``tlb_finish_mmu``
+  sets it for the full flush it forces;
 * VMAs of one mm are a short sorted list, not a maple tree.
 """
 from __future__ import annotations
+
+from ..errors import ModelError
 
 NONE, PRESENT, SWAP, MIGRATION = 0, 1, 2, 3
 PTE_KIND_NAMES = ("none", "present", "swap", "migration")
@@ -206,8 +210,8 @@ class Mm:
         self.ptes_per_table = ptes_per_table
         ntables = (vpages + ptes_per_table - 1) // ptes_per_table
         self.ptls = [Lock(f"ptl(mm{mm_id},t{t})") for t in range(ntables)]
-        #: per page table: has it been allocated (the PMD entry is not ``pmd_none``)? Set by
-        #: :meth:`pte_alloc`; page-table pages are never freed (P2), so it is never cleared
+        #: per page table: is it allocated (the PMD entry is not ``pmd_none``)? Set by
+        #: :meth:`pte_alloc`, cleared by :meth:`pmd_free` (``free_pgtables``)
         self.pmds = [False] * ntables
         self.tlb_gen = 1
         self.tlb_flush_pending = 0
@@ -223,15 +227,13 @@ class Mm:
         return self.ptls[vpage // self.ptes_per_table]
 
     def pmd_none(self, vpage: int) -> bool:
-        """``pmd_none(*pmd)``: no page table was ever allocated for ``vpage``'s range. Every
-        page-table walker that changes PTEs skips such a range without its PTL or a
-        ``flush_tlb_batched_pending`` (``zap_pmd_range``, ``change_pmd_range``,
-        ``move_page_tables``, ``walk_pmd_range``, ``copy_pmd_range``); the model walked it
-        like any other, and the batched flush that walk made could hide a protocol's
-        missing flush elsewhere (a fidelity review, 2026-12-06). Simplification: a table,
-        once allocated, stays (P2: ``free_pgtables`` frees none), where the kernel frees
-        the tables no VMA spans any more at munmap and exit; there the model still walks,
-        and flushes, where the kernel skips."""
+        """``pmd_none(*pmd)``: ``vpage``'s range has no page table (never allocated, or freed
+        by ``free_pgtables``). Every page-table walker that changes PTEs skips such a range
+        without its PTL or a ``flush_tlb_batched_pending`` (``zap_pmd_range``,
+        ``change_pmd_range``, ``move_page_tables``, ``walk_pmd_range``,
+        ``copy_pmd_range``); the model walked it like any other, and the batched flush that
+        walk made could hide a protocol's missing flush elsewhere (a fidelity review,
+        2026-12-06)."""
         return not self.pmds[vpage // self.ptes_per_table]
 
     def pte_alloc(self, vpage: int) -> None:
@@ -240,6 +242,19 @@ class Mm:
         ``alloc_new_pmd``, ``copy_pte_range``'s ``pte_alloc_map_lock`` in the child,
         ``MAP_POPULATE`` at boot)."""
         self.pmds[vpage // self.ptes_per_table] = True
+
+    def pmd_free(self, vpage: int) -> None:
+        """``free_pte_range``: ``pmd_clear`` and ``pte_free_tlb`` of ``vpage``'s table, which
+        :meth:`Kernel.free_pgtables` frees once no VMA shares it. Every PTE in it is
+        ``pte_none`` by then (the unmap's zap cleared them, the VMAs left the rmap before,
+        and no fault finds a VMA there); one that is not would be leaked by the kernel, and
+        is a model error here."""
+        n = self.ptes_per_table
+        t = vpage // n
+        left = [a for a in range(t * n, min(len(self.ptes), t * n + n)) if self.ptes[a].kind]
+        if left:
+            raise ModelError(f"{self}: free_pgtables of table {t} with PTEs at {left}")
+        self.pmds[t] = False
 
     def find_vma(self, vpage: int):
         """``vma_lookup``."""

@@ -106,8 +106,8 @@ class MmapPaths:
                 yield from hook(proto.tlb_end_vma(tlb, vma))
             self.mmap_read_unlock(op, mm)
             yield from self.mmap_write_lock(op, mm)
-            yield from self.free_pgtables(op, mm, vmas)  # waits for rmap walks in flight
-            tlb.freed_tables = True  # free_pte_range -> pte_free_tlb
+            yield from self.free_pgtables(op, mm, vmas, tlb)  # waits for rmap walks in flight
+            tlb.freed_tables = True  # free_pgd_range frees the upper levels too (P2)
             yield from hook(proto.tlb_finish_mmu(tlb))
             if tlb.pages:
                 raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")

@@ -61,8 +61,10 @@ class VmaPaths:
         cannot have unless its ``tlb_finish_mmu`` flushed for the nested gather (a review
         found it, 2026-12-05; docs/SOUNDNESS.md).
 
-        Simplification: page-table pages are not freed (``free_pgtables`` unlinks only);
-        4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
+        ``free_pgtables`` also frees the page tables no VMA left in the tree shares, and
+        records them in the gather (``freed_tables``), so ``tlb_finish_mmu`` flushes.
+
+        Simplification: 4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
         not modelled (no such VMAs).
         """
         vmas = mm.split_vmas(start, end)
@@ -89,12 +91,12 @@ class VmaPaths:
             for a, b in mm.table_ranges(vma.start, vma.end):
                 yield from self.zap_pte_range(op, tlb, mm, vma, a, b)
             yield from hook(proto.tlb_end_vma(tlb, vma))
-        yield from self.free_pgtables(op, mm, vmas)
+        yield from self.free_pgtables(op, mm, vmas, tlb)
         yield from hook(proto.tlb_finish_mmu(tlb))
         if tlb.pages:
             raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
 
-    def free_pgtables(self, op, mm, vmas):
+    def free_pgtables(self, op, mm, vmas, tlb=None):
         """``free_pgtables`` (mm/memory.c): hide each VMA from the rmap before its page
         tables go, ``unlink_anon_vmas`` (the anon_vma root's rwsem for write) and
         ``unlink_file_vma_batch_add``/``_process`` (``i_mmap_rwsem`` for write). Taking the
@@ -102,8 +104,22 @@ class VmaPaths:
         with its ``zap_page_range_single`` flushes, reclaim's ``try_to_unmap``, migration,
         ``folio_mkclean``); once it is unlinked no walk finds the VMA. ``vmas`` are the
         detached VMAs of an unmap (``mm.unlinking``) or, at exit, every VMA of the mm.
-        Simplification: page-table pages are not freed (P2), and the file batch is one
-        lock section per VMA.
+
+        Then ``free_pgd_range(tlb, addr, end, floor, ceiling)``: a page table the unlinked
+        VMAs span is freed where no VMA left in the tree shares it (``floor`` is the
+        previous VMA's end, ``ceiling`` the next one's start: ``free_pgd_range`` drops a
+        first or last table a neighbour still uses), :meth:`Mm.pmd_free`; from then on
+        every walker skips it (``pmd_none``) until a fault or a move allocates it again.
+        ``pte_free_tlb`` records it in the gather (``tlb_flush_pmd_range`` of the table's
+        first address, ``tlb->freed_tables``), so ``tlb_finish_mmu`` flushes that address
+        on the mm's CPUs even where no PTE was cleared (x86 ``tlb_flush`` ->
+        ``flush_tlb_mm_range(..., freed_tables)``).
+
+        Simplifications: the file batch is one lock section per VMA; every VMA is unlinked
+        before any table is freed (the kernel unlinks, then frees, per group of VMAs less
+        than ``PMD_SIZE`` apart: every model VMA of an unmap is); the PMD, PUD and P4D
+        levels (their ``pmd_free_tlb``) are not modelled (P2), so an unmap that frees no
+        PTE table sets no ``freed_tables``.
         """
         for vma in vmas:
             sem = self.rmap_lock(vma.location(vma.start))
@@ -112,6 +128,16 @@ class VmaPaths:
             mm.unlink_vma(vma)
             if sem is not None:
                 self.up_write(op, sem)
+        n = mm.ptes_per_table
+        tables = sorted({t for v in vmas for t in range(v.start // n, (v.end - 1) // n + 1)})
+        for t in tables:
+            a = t * n
+            if mm.pmd_none(a) or any(v.start < a + n and a < v.end for v in mm.vmas):
+                continue  # free_pgd_range: floor/ceiling keep a table a neighbour uses
+            mm.pmd_free(a)  # free_pte_range -> pte_free_tlb
+            if tlb is not None:
+                tlb.adjust_range(a)  # tlb_flush_pmd_range(tlb, addr, PAGE_SIZE)
+                tlb.freed_tables = True
 
     def munmap(self, op, mm, start: int, npages: int):
         """``__vm_munmap(start, len, unlock=true)``: write lock, detach, downgrade, zap under
