@@ -46,7 +46,17 @@ whose S3 judges such a syscall gained its return row right before the ``!! S3`` 
 was none: the verdict ended the run before the operation finished).) Regenerated on
 2026-12-06 when a hook whose last effect is a store got a row for it (``(HOOK returns after
 store NAME)``, hookpoints._drive): 11 fixtures gained such rows, most in place of an
-``(OP continues)`` row of the same step; no other row moved. A
+``(OP continues)`` row of the same step; no other row moved. Later that day
+``free_pgtables`` began to free the page tables no VMA shares, with ``pte_free_tlb``'s
+flush in ``tlb_finish_mmu`` (one more interleaving point in such an unmap, and no walk of a
+freed table after it): ``mut_munmap_exclusive-1``'s S3 is gone (the freed table's flush of a
+mm with a deferred batch outstanding is a full flush on the CPU behind it, as in the
+kernel), so it was replaced by ``-8`` (certify, seed 8, 2,000 examples: an S3 of a
+truncate); ``hist_2_1_zap_flush_after_unlock-1``, ``hist_2_8_rmap_before_flush-1`` and
+``luf_v12-1`` no longer applied (an operation ran longer) and were saved again (certify,
+seed 1: S2, S2 and C1 as before); ``linux-pass3`` and ``immediate-pass3`` were drawn again
+(``run_example(seed=3, swarm=True)``); ``mut_exit_no_flush-1`` keeps its actions and its C1,
+two steps sooner (the fork's teardown of an exec'd mm walks no table). A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

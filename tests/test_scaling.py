@@ -484,13 +484,14 @@ def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp
     def ctrl_c(failure, *a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(shortest, "minimize", ctrl_c)
-    r = certify("linux_4_13", budget_s=None, max_examples=500, seed=6, jobs=1)
+    # seed 8: the walk pin of tests/test_protocols.py (seed 6 until 2026-12-06 12:30)
+    r = certify("linux_4_13", budget_s=None, max_examples=500, seed=8, jobs=1)
     assert r.interrupted and r.shrink_cut and r.failures and r.failures[0].rule == "S3"
-    assert main(["certify", "linux_4_13", "--seed", "6", "--examples", "500", "--jobs", "1",
+    assert main(["certify", "linux_4_13", "--seed", "8", "--examples", "500", "--jobs", "1",
                  "--database", "none", "--repro-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "verdict   FAIL: S3" in out and "not shrunk (Ctrl-C while shrinking)" in out
-    assert os.path.exists(tmp_path / "linux_4_13-6.json")
+    assert os.path.exists(tmp_path / "linux_4_13-8.json")
 
 
 @pytest.fixture

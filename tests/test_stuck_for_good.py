@@ -109,8 +109,8 @@ def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_
     itself, so ``--jobs 2`` stops on the lowest chunk's hook, with the report and the
     reproducer ``--jobs 1`` gives. Chunk 0 of seed 7 reaches ``walk_abort`` at its 770th
     example, chunk 1 at its 110th: chunk 1's worker got stuck first, and its 67 actions
-    were the reproducer (86 with one job; a review, 2026-12-05), each stuck worker printing
-    its own report."""
+    were the reproducer (86 with one job; a review, 2026-12-05: figures of that day), each
+    stuck worker printing its own report."""
     (tmp_path / "rare.py").write_text(SWALLOWS_IN_A_RARE_HOOK)
     runs = {}
     for jobs in ("1", "2"):
@@ -129,8 +129,9 @@ def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_
                       (tmp_path / f"r{jobs}" / "stuck-rare.json").read_bytes())
     assert runs["1"] == runs["2"]
     # step 86 until 2026-12-06 (a walker now skips a range with no page table: the walk
-    # draws other interleavings from the same seed)
-    assert "PROTOCOL ERROR at step 69: " in runs["1"][0], runs["1"][0]
+    # draws other interleavings from the same seed), 69 until 12:00 that day (free_pgtables
+    # frees a table no VMA shares), 86 again since
+    assert "PROTOCOL ERROR at step 86: " in runs["1"][0], runs["1"][0]
     rc, out, err = _flushcheck(tmp_path, "replay", "r2/stuck-rare.json")
     assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
 
