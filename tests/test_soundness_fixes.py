@@ -295,12 +295,19 @@ def test_migration_entry_left_writable_restores_a_writable_pte(monkeypatch):
 #: cache and mm0's PTE to a swap entry; a second fork copies that swap entry to mm1; mm0
 #: swaps in from the swap cache, which freed the swap-cache entry; mm1's swap-in then read
 #: the slot as it was on disk (never written) and C1 fired on mainline.
+#: Re-derived 2026-12-06, when free_pgtables began to free page tables: the first fork's
+#: teardown of mm1 frees its tables and its tlb_finish_mmu flushes them (one step more, a
+#: fifth advance of op 2); the second teardown's zap skips mm1's table [2,4), freed by the
+#: first and not re-created (the fork copies only the anonymous VMA's table [0,2)), so that
+#: fork reaches tlb_finish_mmu sooner: two advances of op 3 before reclaim keeps pfn0, not
+#: three. It waits there, paused after the flush of the freed tables, its gather still
+#: holding pfn0 (the same "extra reference (mmu_gather), keep" as before).
 FORK_SWAP_ACTIONS = [
     ("user_access", (2, 0, True)), ("mmap", (2, 1, 2, 1, False, True)), ("advance", (0,)),
     ("reclaim", (1, (0,), (4,))), ("advance", (1,)), ("advance", (0,)), ("advance", (0,)),
     ("fork", (2, 1)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
-    ("advance", (2,)), ("fork", (2, 1)), ("advance", (1,)), ("advance", (3,)),
-    ("advance", (3,)), ("advance", (1,)), ("advance", (1,)), ("advance", (3,)),
+    ("advance", (2,)), ("advance", (2,)), ("fork", (2, 1)), ("advance", (1,)),
+    ("advance", (3,)), ("advance", (3,)), ("advance", (1,)), ("advance", (1,)),
     ("advance", (1,)), ("advance", (1,)), ("advance", (3,)), ("advance", (3,)),
     ("user_access", (2, 0, True)), ("advance", (1,)), ("user_access", (1, 0, False)),
     ("advance", (5,)), ("fill", (1, 0))]
@@ -401,11 +408,22 @@ def test_truncate_does_not_zap_a_fork_childs_page_through_the_old_file_vma():
     assert ("f", 0, 1) not in [v.location(1) for v in m.mms[1].vmas if v.start <= 1 < v.end]
 
 
-def _free_pgtables_without_waiting(self, op, mm, vmas):
+_FREE_PGTABLES = K.Kernel.free_pgtables
+
+
+def _free_pgtables_without_waiting(self, op, mm, vmas, tlb=None):
     """``free_pgtables`` as the model had it until 2026-12-05: the VMAs leave the rmap
-    without taking its locks, so an rmap walk in flight is not waited for."""
-    for vma in vmas:
-        mm.unlink_vma(vma)
+    without taking its locks, so an rmap walk in flight is not waited for. Everything else
+    is today's: the real ``free_pgtables`` runs with ``rmap_lock`` answering None (no
+    lock to take), so it still frees the tables no VMA shares and records them in ``tlb``
+    (since 2026-12-06). Without a lock it never waits, so it runs in one step: the
+    override is gone before any other operation runs (checked: it must not yield)."""
+    self.rmap_lock = lambda loc: None  # shadows LockingPaths.rmap_lock on this kernel
+    try:
+        for _ in _FREE_PGTABLES(self, op, mm, vmas, tlb):
+            raise AssertionError("free_pgtables without rmap locks yielded")
+    finally:
+        del self.rmap_lock
     return
     yield
 
@@ -460,7 +478,9 @@ def test_reclaim_takes_a_folio_only_a_detached_vma_maps(monkeypatch):
     old lookup the folio was marked zapped and reclaim skipped it: every protocol passed."""
     sc = SCENARIOS["gap-reclaim-folio-of-detached-vma"]
     cow = SCENARIOS["gap-reclaim-folio-of-detached-vma-after-cow"]  # via wp_page_copy
-    for s, page in ((sc, "mm0:v1"), (cow, "mm1:v1")):
+    # the folio is at v2 since 2026-12-06 (vpages=6: the munmap of v1..v2 must free no
+    # table, or its own pte_free_tlb flush would close the race; free_pgtables frees tables)
+    for s, page in ((sc, "mm0:v2"), (cow, "mm1:v2")):
         f = run(s, load_protocol("linux_4_3"))
         assert verdict(f) == "S3" and page in str(f)
         for name in ("linux", "immediate"):
@@ -533,13 +553,18 @@ PENDING_MOVED_BACK = {  # config "tight": mmap returns with CPU0 caching the cle
 # CPU2; munmap of v2..v3 on CPU0; one hardware fill of CPU2's v1) with the split increment, when
 # the model's munmap started keeping its detached VMAs in the rmap until free_pgtables: the old
 # schedule had the migration restore mm0:v2 past the munmap, which now waits for its PTL.
+# Since 2026-12-06 (free_pgtables frees tables) the munmap is of v2 alone, not v2..v3: the
+# unmap of the whole file VMA freed table [2,4), and its pte_free_tlb flush (a full flush of
+# CPU2, generations behind after the deferrals) dropped CPU2's v1 as the kernel's would; with
+# v3 left in the table that munmap flushes nothing of its own. The migration then restores
+# mm0:v3 too: one more advance of it before the mprotect (six, not five).
 PENDING_MOVED_BACK_MPROTECT = {
     "cfg": MachineConfig(),
     "actions": [("switch_mm", (1, 0)), ("reclaim", (1, (0, 1))), ("migrate", (2, (2, 3)))]
-    + [("advance", (1,))] * 5 + [("munmap", (0, 2, 2))] + [("advance", (0,))] * 4
+    + [("advance", (1,))] * 5 + [("munmap", (0, 2, 1))] + [("advance", (0,))] * 4
     + [("advance", (1,))] * 3 + [("fill", (2, 1)), ("advance", (0,)), ("advance", (0,)),
                                  ("advance", (2,)), ("advance", (2,))]
-    + [("advance", (1,))] * 5 + [("mprotect", (2, 1, 1, False)), ("advance", (3,))],
+    + [("advance", (1,))] * 6 + [("mprotect", (2, 1, 1, False)), ("advance", (3,))],
 }
 
 
@@ -584,13 +609,19 @@ def test_an_atomic_section_pauses_at_its_entry_after_an_effect():
 # then map, and the oracle still expected the child's v0 to hold the value from before the
 # store: it counted a fork-window store for the child only over a copied present PTE
 # (docs/SOUNDNESS.md, litmus/model-fork-copies-*.litmus).
+# Re-derived 2026-12-06, when free_pgtables began to free page tables: the munmap of mm1:v0
+# and the fork's teardown of mm1 each free a table (one PTE per table here) and flush it in
+# tlb_finish_mmu, one step more each (an advance of op 0, and of op 1 before the store, so
+# that the store still comes after the copy of the migration entry and before dup_mmap's
+# flush). Those flushes are of mm1; CPU2's stale writable entry is mm0's.
 FORK_COPIES_MIGRATION = {
     "cfg": MachineConfig(ncpus=4, vpages=2, ptes_per_table=1),
     "actions": [
-        ("munmap", (3, 0, 1)), ("advance", (0,)), ("fork", (0, 1)), ("migrate", (3, (0,))),
-        ("advance", (2,)), ("advance", (2,)), ("advance", (1,)), ("user_access", (2, 0, True)),
-        ("advance", (1,)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
-        ("fill", (3, 0)), ("advance", (2,)), ("advance", (2,))],
+        ("munmap", (3, 0, 1)), ("advance", (0,)), ("advance", (0,)), ("fork", (0, 1)),
+        ("migrate", (3, (0,))), ("advance", (2,)), ("advance", (2,)), ("advance", (1,)),
+        ("advance", (1,)), ("user_access", (2, 0, True)), ("advance", (1,)),
+        ("advance", (2,)), ("advance", (2,)), ("advance", (2,)), ("fill", (3, 0)),
+        ("advance", (2,)), ("advance", (2,))],
 }
 FORK_COPIES_FILES = ("model-fork-copies-migration-entry", "model-fork-copies-swap-entry")
 
@@ -656,12 +687,15 @@ def test_a_fork_window_store_counts_only_for_its_own_location(monkeypatch):
 # then dropped the last reference and the allocator handed the frame out while CPU0 still
 # cached mm0:v0. The kernel keeps such a folio isolated (activate_locked -> ret_folios) until
 # move_folios_to_lru, after the final try_to_unmap_flush (docs/SOUNDNESS.md).
+# Re-derived 2026-12-06, when free_pgtables began to free page tables: the fork's teardown of
+# mm1 frees both of its tables and its tlb_finish_mmu flushes them (a flush of mm1, one step
+# more: a sixth advance of the fork).
 REDIRTIED_LAZYFREE = [
     ("exit_mmap", (0,)), ("advance", (0,)), ("advance", (0,)), ("advance", (0,)),
     ("advance", (0,)), ("advance", (0,)), ("user_access", (0, 0, False)), ("advance", (1,)),
     ("fork", (0, 1)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
-    ("advance", (2,)), ("madvise", (0, 0, 1, "free")), ("advance", (3,)), ("advance", (3,)),
-    ("fill", (0, 0)), ("truncate", (0, 1, 1)), ("user_access", (3, 0, True)),
+    ("advance", (2,)), ("advance", (2,)), ("madvise", (0, 0, 1, "free")), ("advance", (3,)),
+    ("advance", (3,)), ("fill", (0, 0)), ("truncate", (0, 1, 1)), ("user_access", (3, 0, True)),
     ("reclaim", (0, (1,))), ("advance", (6,)), ("advance", (6,)), ("advance", (6,)),
     ("advance", (5,)), ("write", (3, 1, 1))]
 
@@ -837,8 +871,9 @@ def test_free_pgtables_frees_the_tables_no_vma_shares():
 def test_a_page_table_is_allocated_where_the_kernel_allocates_one():
     """``Mm.pmds``: the populated boot allocates every VMA page's table; an empty boot none;
     a fault allocates its own; fork gives the child the tables the parent has; mremap the
-    destination of a moved table. No PTE ever lies in a table never allocated (checked
-    after every step of 3,000 swarm examples of four protocols on 2026-12-06)."""
+    destination of a moved table (and the unmap of its source frees the source's). No PTE
+    ever lies in a table never allocated (checked after every step of 3,000 swarm examples
+    of four protocols on 2026-12-06)."""
     from conformance.boundcli import BOUND_CONFIG
 
     m = Machine(LINUX, BOUND_CONFIG)
@@ -858,4 +893,6 @@ def test_a_page_table_is_allocated_where_the_kernel_allocates_one():
     m.mremap(0, 1, 1, 3)
     m.drain()
     assert mm0.ptes[3].kind == PRESENT and mm0.ptes[1].kind != PRESENT  # moved
-    assert mm0.pmds == [False, True, False, True]
+    # v1's table is gone since 2026-12-06 (free_pgtables frees tables): mremap's unmap of the
+    # old range frees it, as no VMA is left in it (one PTE per table); [True] until then
+    assert mm0.pmds == [False, False, False, True]
