@@ -96,7 +96,7 @@ class VmaPaths:
         if tlb.pages:
             raise self.m.left_by_hooks(op, GATHER_FREES, "tlb_finish_mmu left pages unfreed")
 
-    def free_pgtables(self, op, mm, vmas, tlb=None):
+    def free_pgtables(self, op, mm, vmas, tlb):
         """``free_pgtables`` (mm/memory.c): hide each VMA from the rmap before its page
         tables go, ``unlink_anon_vmas`` (the anon_vma root's rwsem for write) and
         ``unlink_file_vma_batch_add``/``_process`` (``i_mmap_rwsem`` for write). Taking the
@@ -117,9 +117,13 @@ class VmaPaths:
 
         Simplifications: the file batch is one lock section per VMA; every VMA is unlinked
         before any table is freed (the kernel unlinks, then frees, per group of VMAs less
-        than ``PMD_SIZE`` apart: every model VMA of an unmap is); the PMD, PUD and P4D
-        levels (their ``pmd_free_tlb``) are not modelled (P2), so an unmap that frees no
-        PTE table sets no ``freed_tables``.
+        than ``PMD_SIZE`` apart; a later group's unlink can wait for an rmap walk after an
+        earlier group's tables are gone, which no walker of the model can tell apart: a
+        freed table holds no PTE and no VMA); the PMD, PUD and P4D levels (their
+        ``pmd_free_tlb``) are not modelled (P2), so an unmap that frees no PTE table sets no
+        ``freed_tables``; the gather has no stride (``tlb_get_unmap_shift``), so two freed
+        tables make one range flushed page by page where x86 flushes each table's first
+        address (``PMD_SHIFT`` stride): more flushing, only on a CPU one generation behind.
         """
         for vma in vmas:
             sem = self.rmap_lock(vma.location(vma.start))
@@ -135,9 +139,8 @@ class VmaPaths:
             if mm.pmd_none(a) or any(v.start < a + n and a < v.end for v in mm.vmas):
                 continue  # free_pgd_range: floor/ceiling keep a table a neighbour uses
             mm.pmd_free(a)  # free_pte_range -> pte_free_tlb
-            if tlb is not None:
-                tlb.adjust_range(a)  # tlb_flush_pmd_range(tlb, addr, PAGE_SIZE)
-                tlb.freed_tables = True
+            tlb.adjust_range(a)  # tlb_flush_pmd_range(tlb, addr, PAGE_SIZE)
+            tlb.freed_tables = True
 
     def munmap(self, op, mm, start: int, npages: int):
         """``__vm_munmap(start, len, unlock=true)``: write lock, detach, downgrade, zap under
