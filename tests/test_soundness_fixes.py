@@ -757,6 +757,7 @@ def test_a_relative_protocol_file_is_the_one_in_the_current_folder(tmp_path, mon
 #: a pmd_none range without either
 NO_TABLE = """name no-table-no-flush
 config populate=false ncpus=2
+{before}
 CPU0   touch w v0
 CPU1   reclaim R pfn(mm0,v0)
 R      until ptep_get_and_clear
@@ -787,7 +788,7 @@ def test_a_walk_of_a_range_with_no_page_table_flushes_nothing(between):
     passes every form."""
     from conformance.litmus import parse
 
-    sc = parse(NO_TABLE.format(between=between))
+    sc = parse(NO_TABLE.format(before="", between=between))
     assert verdict(run(sc, NoPendingFlushInMprotect)) == "S3"
     assert verdict(run(sc, LINUX)) == "pass"
 
@@ -796,23 +797,11 @@ def test_a_walk_of_a_range_with_no_page_table_flushes_nothing(between):
 #: and a new mapping took the range without faulting: the MADV_DONTNEED of the new VMA walks
 #: no table in the kernel, and walked (and flushed the pending batch) in the model until
 #: free_pgtables freed tables (2026-12-06)
-FREED_TABLE = """name freed-table-no-flush
-config populate=false ncpus=2
-CPU0   touch r v2
+FREED_TABLE = NO_TABLE.format(before="""CPU0   touch r v2
 CPU0   munmap U v2 2
 U      finish
 CPU0   mmap N v2 2 anon rw fixed
-N      finish
-CPU0   touch w v0
-CPU1   reclaim R pfn(mm0,v0)
-R      until ptep_get_and_clear
-CPU0   madvise A v2 2 dontneed
-A      finish
-CPU0   mprotect P v0 1 ro
-P      finish
-CPU0   write v0
-R      finish
-"""
+N      finish""", between="CPU0   madvise A v2 2 dontneed\nA      finish")
 
 
 def test_a_walk_of_a_freed_page_table_flushes_nothing():

@@ -8,12 +8,11 @@ its own split PTE lock (``pte_lockptr``, ``USE_SPLIT_PTE_PTLOCKS``).
 
 Simplifications, stated here once:
 
-* one level of page table; PMD/PUD levels, THP and hugetlb are not modelled;
-* one level of page-table pages (PTE tables), allocated where the kernel allocates them
+* one level of page table (PTE tables), allocated where the kernel allocates them
   (``Mm.pte_alloc``) and freed by ``free_pgtables`` where no VMA shares them any more
-  (``Mm.pmd_free``, which sets ``tlb->freed_tables``); the upper levels are not modelled,
-  so ``exit_mmap`` sets ``freed_tables`` itself, and the nested case of ``tlb_finish_mmu``
-  sets it for the full flush it forces;
+  (``Mm.pmd_free``, which sets ``tlb->freed_tables``); PMD/PUD levels, THP and hugetlb are
+  not modelled, so ``exit_mmap`` sets ``freed_tables`` itself, and the nested case of
+  ``tlb_finish_mmu`` sets it for the full flush it forces;
 * VMAs of one mm are a short sorted list, not a maple tree.
 """
 from __future__ import annotations

@@ -64,8 +64,8 @@ class VmaPaths:
         ``free_pgtables`` also frees the page tables no VMA left in the tree shares, and
         records them in the gather (``freed_tables``), so ``tlb_finish_mmu`` flushes.
 
-        Simplification: 4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN``/``VM_GROWSUP`` VMA is
-        not modelled (no such VMAs).
+        Simplification: 4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN`` /
+        ``VM_GROWSUP`` VMA is not modelled (no such VMAs).
         """
         vmas = mm.split_vmas(start, end)
         if not vmas:
