@@ -225,8 +225,10 @@ class Protocol:
         ``do_anonymous_page`` / ``do_swap_page`` instead. May yield."""
 
     def handle_mm_fault_end(self, task, mm, vma, vpage: int, write: bool) -> None:
-        """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point).
-        Not called when the fault ends in SIGSEGV. May yield."""
+        """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point),
+        once per try: a first try that dropped ``mmap_lock`` (``VM_FAULT_RETRY``) calls it
+        without ``mmap_lock``, the retry again with it. Not called when the fault ends in
+        SIGSEGV. May yield."""
 
     def mmap_region(self, task, mm, vma) -> None:
         """A new VMA is being inserted (``mmap_region``). May yield."""

@@ -56,7 +56,11 @@ truncate); ``hist_2_1_zap_flush_after_unlock-1``, ``hist_2_8_rmap_before_flush-1
 ``luf_v12-1`` no longer applied (an operation ran longer) and were saved again (certify,
 seed 1: S2, S2 and C1 as before); ``linux-pass3`` and ``immediate-pass3`` were drawn again
 (``run_example(seed=3, swarm=True)``); ``mut_exit_no_flush-1`` keeps its actions and its C1,
-two steps sooner (the fork's teardown of an exec'd mm walks no table). A
+two steps sooner (the fork's teardown of an exec'd mm walks no table). Later that day
+a fault's first try began to drop ``mmap_lock`` for a folio lock or read IO and retry
+(``VM_FAULT_RETRY``, docs/model.md section 11 item 20): three fixtures gained the rows of
+its drop and retry (``do_sync_mmap_readahead: drops mmap_lock``, ``fault mm0:v3:
+VM_FAULT_RETRY, again``: 9 rows), and no other row moved. A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

@@ -20,8 +20,9 @@ module                     kernel file (Linux 6.12)          paths
                                                              ``copy_out`` (S2), ``last_reference``
 ``mm.mmu_gather``          mm/mmu_gather.c                   ``tlb_batch_pages_flush``
 ``mm.memory.fault``        mm/memory.c                       ``handle_mm_fault``, ``do_anonymous_page``,
-                                                             ``do_file_fault``, ``do_swap_page``,
-                                                             ``do_wp_page``, ``wp_page_copy``
+                                                             ``do_file_fault``, ``do_wp_page``,
+                                                             ``wp_page_copy``
+``mm.memory.swapin``       mm/memory.c                       ``do_swap_page``
 ``mm.memory.zap``          mm/memory.c                       ``zap_pte_range``, ``unmap_mapping_range``
 ``mm.memory.copy``         mm/memory.c                       ``copy_pte_range``
 ``mm.rmap``                mm/rmap.c                         ``try_to_unmap_one``, ``folio_mkclean``,
@@ -52,6 +53,7 @@ from .locking import LockingPaths
 from .madvise import MadvisePaths
 from .memory.copy import CopyPaths
 from .memory.fault import FaultPaths
+from .memory.swapin import SwapinPaths
 from .memory.zap import ZapPaths
 from .migrate import MigratePaths
 from .mmap import MmapPaths
@@ -70,7 +72,7 @@ __all__ = ["Kernel", "Op", "hook"]
 
 
 class Kernel(LockingPaths, PageAllocPaths, MmuGatherPaths, RmapPaths, VmscanPaths, MigratePaths,
-             FaultPaths, ZapPaths, CopyPaths, FilemapPaths, PageWritebackPaths, TruncatePaths,
+             FaultPaths, SwapinPaths, ZapPaths, CopyPaths, FilemapPaths, PageWritebackPaths, TruncatePaths,
              VmaPaths, MmapPaths, MprotectPaths, MadvisePaths, MremapPaths, ForkPaths):
     """The kernel paths of the simulated machine: one object, the paths of every module
     above mixed in (no two define the same method: ``tests/test_layout.py``)."""

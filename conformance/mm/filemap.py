@@ -6,29 +6,51 @@ it models, and says where it simplifies it (summary in docs/model.md).
 from __future__ import annotations
 
 from ..errors import ModelError
+from .mm_types import VM_FAULT_RETRY
 from .task import hook
 
 
 class FilemapPaths:
     """The paths of mm/filemap.c, mixed into :class:`conformance.mm.Kernel`."""
 
-    def filemap_get_folio(self, op, fid: int, pgoff: int):
+    def filemap_get_folio(self, op, fid: int, pgoff: int, fault_mm=None):
         """``filemap_fault``/``filemap_get_folio``: find or read in, return it locked.
 
         Retries if the folio left the page cache while we waited for its lock
         (``folio->mapping`` check). Returns None on OOM.
+
+        ``fault_mm``: the mm of a fault's first try (``FAULT_FLAG_ALLOW_RETRY`` without
+        ``FAULT_FLAG_TRIED``), whose ``mmap_read_lock`` ``filemap_fault`` may drop:
+        ``lock_folio_maybe_drop_mmap`` drops it before sleeping on a folio another task
+        holds locked, and ``do_sync_mmap_readahead`` (``maybe_unlock_mmap_for_io``) before
+        reading a page that is not in the page cache. Once dropped (``fpin``), the folio
+        is unlocked again when it is found or read, and :data:`VM_FAULT_RETRY` is
+        returned (``out_retry``). Simplifications: readahead reads the one page;
+        ``VM_RAND_READ``, ``mmap_miss`` and ``do_async_mmap_readahead`` are not
+        modelled (a miss always drops the lock, as read-around does).
         """
         f = self.mem.files[fid]
         loc = ("f", fid, pgoff)
+        dropped = False  # fpin
         for _attempt in range(50):
             frame = f.cache.get(pgoff)
             if frame is not None:
-                yield from self.lock(op, self.mem.folio_lock[frame])
+                flk = self.mem.folio_lock[frame]
+                if fault_mm is not None and not dropped and flk.owner is not None:
+                    self._drop_mmap_for_io(op, fault_mm, "lock_folio_maybe_drop_mmap")
+                    dropped = True
+                yield from self.lock(op, flk)
                 if f.cache.get(pgoff) != frame:
-                    self.unlock(op, self.mem.folio_lock[frame])
+                    self.unlock(op, flk)
                     continue
+                if dropped:  # if (fpin) { folio_unlock(folio); goto out_retry; }
+                    self.unlock(op, flk)
+                    return VM_FAULT_RETRY
                 op.touched_frames[frame] = None
                 return frame
+            if fault_mm is not None and not dropped:  # do_sync_mmap_readahead
+                self._drop_mmap_for_io(op, fault_mm, "do_sync_mmap_readahead")
+                dropped = True
             inv = self.invalidate_lock(fid)
             yield from self.down_read(op, inv)  # no page cache folio: read it in
             if f.cache.get(pgoff) is not None:  # someone read it in while we waited
@@ -37,15 +59,26 @@ class FilemapPaths:
             frame = self.alloc_frame(op, loc)
             if frame is None:
                 self.up_read(op, inv)
-                return None
-            yield from self.lock(op, self.mem.folio_lock[frame])
+                return VM_FAULT_RETRY if dropped else None
+            flk = self.mem.folio_lock[frame]
+            yield from self.lock(op, flk)
             f.cache[pgoff] = frame  # filemap_add_folio, locked, !uptodate
             self.trace.msg(op, "page cache: file%d:%d read into pfn%d", fid, pgoff, frame)
             yield  # read IO in flight
             self.mem.value[frame] = f.disk[pgoff]
             self.up_read(op, inv)
+            if dropped:  # the read's folio_unlock; then out_retry
+                self.unlock(op, flk)
+                return VM_FAULT_RETRY
             return frame
         raise ModelError("filemap_get_folio: no progress")
+
+    def _drop_mmap_for_io(self, op, mm, where: str) -> None:
+        """``maybe_unlock_mmap_for_io`` (mm/internal.h) of a fault's first try:
+        ``mmap_read_unlock`` (the file is pinned, ``fpin``), so that the fault ends in
+        ``VM_FAULT_RETRY``."""
+        self.mmap_read_unlock(op, mm)
+        self.trace.msg(op, "%s: drops mmap_lock", where)
 
     def write(self, op, fid: int, pgoff: int, value: int):
         """``generic_perform_write``: ``write_begin`` (find/read in, lock), copy, ``write_end``.

@@ -22,6 +22,10 @@ from ..errors import ModelError
 NONE, PRESENT, SWAP, MIGRATION = 0, 1, 2, 3
 PTE_KIND_NAMES = ("none", "present", "swap", "migration")
 
+#: ``VM_FAULT_RETRY``: a fault's first try dropped ``mmap_lock`` to wait for a folio lock
+#: or read IO; ``do_user_addr_fault`` takes it again and retries (mm/memory/fault.py)
+VM_FAULT_RETRY = "VM_FAULT_RETRY"
+
 
 class Pte:
     """One page-table entry (``pte_t``).

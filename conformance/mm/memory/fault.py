@@ -1,6 +1,6 @@
 """mm/memory.c (Linux 6.12), the fault half: ``handle_mm_fault`` and the ``do_*_page`` paths.
 
-mm/memory.c is split in three modules here (fault, zap, copy) to keep each short; a
+mm/memory.c is split in four modules here (fault, swapin, zap, copy) to keep each short; a
 function is in the one its kernel caller belongs to. ``filemap_get_folio`` is in
 :mod:`conformance.mm.filemap`.
 
@@ -10,7 +10,8 @@ it models, and says where it simplifies it (summary in docs/model.md).
 from __future__ import annotations
 
 from ..migrate import _MigrationWait
-from ..mm_types import MIGRATION, NONE, PRESENT, SWAP
+from ...errors import ModelError
+from ..mm_types import MIGRATION, NONE, PRESENT, VM_FAULT_RETRY
 from ..task import hook
 
 
@@ -18,15 +19,62 @@ class FaultPaths:
     """The fault paths of mm/memory.c, mixed into :class:`conformance.mm.Kernel`."""
 
     def fault(self, op, mm, vpage: int, write: bool):
-        """``handle_mm_fault`` (from ``do_user_addr_fault``, under ``mmap_read_lock``)."""
+        """``do_user_addr_fault`` (arch/x86/mm/fault.c): ``mmap_read_lock``, ``find_vma``,
+        ``handle_mm_fault``, ``mmap_read_unlock``; again once on ``VM_FAULT_RETRY``.
+
+        The first try runs with ``FAULT_FLAG_ALLOW_RETRY``: where it must sleep on a folio
+        lock or wait for read IO (``folio_lock_or_retry`` in :meth:`do_swap_page`,
+        ``lock_folio_maybe_drop_mmap`` and ``maybe_unlock_mmap_for_io`` in
+        :meth:`conformance.mm.filemap.FilemapPaths.filemap_get_folio`), it drops
+        ``mmap_lock`` itself, waits, and returns :data:`VM_FAULT_RETRY`; the fault then
+        takes ``mmap_lock`` again, looks the VMA up again and retries with
+        ``FAULT_FLAG_TRIED``, which sleeps under ``mmap_lock`` as the model did for every
+        try before 2026-12-06 (docs/model.md section 11 item 20). While the first try
+        waits, a writer of the mm (munmap, mprotect, mremap, mmap, fork) may run::
+
+            CPU0 (fault v0)                       CPU1 (munmap v0)
+            do_swap_page: swapin_readahead
+            folio_lock_or_retry:
+              mmap_read_unlock
+              (read IO in flight)                 mmap_write_lock
+                                                  zap v0's swap entry, unmap the VMA
+                                                  mmap_write_unlock
+            mmap_read_lock, find_vma: none
+            -> SIGSEGV
+
+        Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; a migration
+        entry is waited for under ``mmap_lock`` and the fault goes on at once
+        (``migration_entry_wait`` returns 0 and the access faults again: the kernel drops
+        ``mmap_lock`` between); per-VMA locks (``lock_vma_under_rcu``) are not modelled:
+        every fault takes ``mmap_lock``.
+        """
         tr = self.trace
-        yield from self.mmap_read_lock(op, mm)
-        vma = mm.find_vma(vpage)
-        if vma is None or (write and not vma.writable):
-            tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)
-            op.result = "segv"
-            self.mmap_read_unlock(op, mm)
-            return
+        tried = False  # FAULT_FLAG_TRIED
+        while True:
+            yield from self.mmap_read_lock(op, mm)
+            vma = mm.find_vma(vpage)
+            if vma is None or (write and not vma.writable):
+                tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)
+                op.result = "segv"
+                self.mmap_read_unlock(op, mm)
+                return
+            r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
+            yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
+            if r is not VM_FAULT_RETRY:
+                self.mmap_read_unlock(op, mm)
+                return
+            if tried:  # never: a retried fault sleeps under mmap_lock
+                raise ModelError("handle_mm_fault: VM_FAULT_RETRY with FAULT_FLAG_TRIED")
+            tr.msg(op, "fault mm%d:v%d: VM_FAULT_RETRY, again", mm.id, vpage)
+            tried = True
+
+    def handle_mm_fault(self, op, mm, vma, vpage: int, write: bool, tried: bool):
+        """``handle_mm_fault`` -> ``handle_pte_fault`` under ``mmap_read_lock``: the
+        ``do_*_page`` path the PTE calls for. A ``!pte_same`` ending ("retry": another path
+        changed the PTE) is taken again at once, as the access faulting again would.
+        Returns :data:`VM_FAULT_RETRY` when a first try (``tried`` false) dropped
+        ``mmap_lock`` (see :meth:`fault`)."""
+        tr = self.trace
         loc = vma.location(vpage)
         op.touched_vps[(mm.id, vpage)] = None
         op.touched_locs[loc] = None
@@ -35,7 +83,7 @@ class FaultPaths:
             kind = pte.kind
             if kind == PRESENT:
                 yield from self.do_wp_page(op, mm, vma, vpage, write)
-                break
+                return None
             if kind == MIGRATION:
                 tr.msg(op, "migration_entry_wait(mm%d:v%d)", mm.id, vpage)
                 op.blocked_on = _MigrationWait(pte)
@@ -47,14 +95,15 @@ class FaultPaths:
                     mm.pte_alloc(vpage)  # do_anonymous_page's pte_alloc, before the folio
                     r = yield from self.do_anonymous_page(op, mm, vma, vpage, write)
                 else:
-                    r = yield from self.do_file_fault(op, mm, vma, vpage, write)
+                    r = yield from self.do_file_fault(op, mm, vma, vpage, write, tried)
             else:
-                r = yield from self.do_swap_page(op, mm, vma, vpage, write)
+                r = yield from self.do_swap_page(op, mm, vma, vpage, write, tried)
+            if r is VM_FAULT_RETRY:
+                return r
             if r != "retry":
                 op.result = r
-                break
-        yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
-        self.mmap_read_unlock(op, mm)
+                return None
+        raise ModelError("handle_mm_fault: no progress")
 
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
         """``set_pte_at`` under the PTL, then the protocol's ``fault_install_pte`` (atomic)."""
@@ -137,15 +186,19 @@ class FaultPaths:
         self.unlock(op, ptl)
         return "ok"
 
-    def do_file_fault(self, op, mm, vma, vpage, write):
+    def do_file_fault(self, op, mm, vma, vpage, write, tried=True):
         """``do_read_fault`` / ``do_shared_fault`` + ``finish_fault``.
 
         A shared writable mapping wants write-notify (``vma_wants_writenotify``),
         so a read fault maps the page read-only and a write fault maps it
         writable and dirty after ``do_page_mkwrite`` (folio marked dirty).
+        ``filemap_fault`` of a first try (``tried`` false) may drop ``mmap_lock`` and
+        return :data:`VM_FAULT_RETRY` (see :meth:`fault`).
         """
         fid, pgoff = vma.file, vma.pgoff + vpage - vma.start
-        frame = yield from self.filemap_get_folio(op, fid, pgoff)
+        frame = yield from self.filemap_get_folio(op, fid, pgoff, None if tried else mm)
+        if frame is VM_FAULT_RETRY:
+            return frame
         if frame is None:
             return "oom"
         flk = self.mem.folio_lock[frame]
@@ -161,86 +214,6 @@ class FaultPaths:
             self.mem.dirty[frame] = True
         self.unlock(op, ptl)
         self.unlock(op, flk)
-        return "ok"
-
-    def do_swap_page(self, op, mm, vma, vpage, write):
-        """``do_swap_page``: swap cache lookup or read, ``pte_same`` recheck, map.
-
-        The folio is exclusive, so in a ``VM_WRITE`` VMA it is mapped writable
-        (``pte_mkwrite``, v6.11+) and dirty only on a write fault: a read fault
-        leaves a writable *clean* PTE, the case where hardware rule 4 matters.
-        Simplification: the swap slot is always freed on swap-in
-        (``should_try_to_free_swap`` true), which marks the folio dirty; if a fork sibling
-        still holds a swap entry of the slot, the slot first gets the folio's data (see
-        below), where the kernel keeps the folio in the swap cache for the sibling.
-
-        ``!pte_same`` after a swap-in read: if the swap entry is gone meanwhile (MADV_DONTNEED
-        zapped it or MADV_FREE dropped it: ``free_swap_and_cache`` could not take the folio we
-        hold locked), the folio is clean, unmapped and only in the swap cache. The kernel leaves
-        it there for reclaim (``shrink_folio_list`` -> ``__remove_mapping``, no TLB work) or
-        ``folio_free_swap``; simplification: we drop it from the swap cache and free it here,
-        at once, instead of leaking it and its slot.
-        """
-        mem = self.mem
-        pte = mm.ptes[vpage]
-        slot = pte.slot
-        frame = mem.swap_cache.get(slot)
-        if frame is not None:
-            yield from self.lock(op, mem.folio_lock[frame])
-            if mem.swap_cache.get(slot) != frame:
-                self.unlock(op, mem.folio_lock[frame])
-                return "retry"
-        else:
-            frame = self.alloc_frame(op, vma.location(vpage))
-            if frame is None:
-                return "oom"
-            yield from self.lock(op, mem.folio_lock[frame])
-            mem.swap_cache[slot] = frame
-            self.trace.msg(op, "swap_read_folio(slot%d -> pfn%d)", slot, frame)
-            yield  # read IO in flight
-            mem.value[frame] = mem.swap[slot]
-        flk = mem.folio_lock[frame]
-        op.touched_frames[frame] = None
-        ptl = mm.ptl(vpage)
-        yield from self.lock(op, ptl)
-        if not (pte.kind == SWAP and pte.slot == slot):  # !pte_same
-            self.unlock(op, ptl)
-            unused = mem.swap_map[slot] == 0 and mem.swap_cache.get(slot) == frame
-            if unused:  # no swap entry left: delete_from_swap_cache, the slot is free again
-                del mem.swap_cache[slot]
-                mem.put_slot(slot)
-            self.unlock(op, flk)
-            if unused and self.last_reference(frame):
-                mem.owner[frame] = "zapped"
-                self.free_frames([frame])
-            return "retry"
-        mem.owner[frame] = vma.location(vpage)
-        self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
-        shared = mem.swap_map[slot] > 1
-        if shared:
-            # A fork sibling's swap entry still refers to the slot (``copy_nonpresent_pte``).
-            # The kernel's ``folio_free_swap`` fails then (``folio_swapped``): the folio
-            # stays in the swap cache, mapped read-only (not exclusive) until ``do_wp_page``
-            # copies it, and the sibling's swap-in finds it there. Simplification: the slot
-            # gets the folio's data (what the sibling's swap-in would map; nobody wrote the
-            # unmapped folio since the fork) and the folio leaves the swap cache as above.
-            # Without this the sibling read the slot as it was, stale when reclaim had kept
-            # the folio without pageout (an mmu_gather's reference): a false C1 on ``linux``.
-            mem.swap[slot] = mem.value[frame]
-        del mem.swap_cache[slot]
-        mem.swap_map[slot] -= 1
-        mem.put_slot(slot)
-        mem.dirty[frame] = True
-        if shared and write:
-            # The kernel maps a folio that is not exclusive read-only, unlocks it, and a write
-            # fault goes on to ``do_wp_page`` under the PTL: the protocol's ``do_wp_page`` hook
-            # (LUF v10's flush) runs there too (simplification F3: the model maps it writable)
-            self.unlock(op, flk)
-            yield from hook(self.proto.do_wp_page(op, mm, vma, vpage))
-            self.unlock(op, ptl)
-        else:
-            self.unlock(op, ptl)
-            self.unlock(op, flk)
         return "ok"
 
     def do_wp_page_anon(self, op, mm, vma, vpage):

@@ -1,0 +1,155 @@
+"""``VM_FAULT_RETRY``: a fault's first try drops ``mmap_lock`` to wait for a folio lock or
+read IO (docs/model.md section 11 item 20, fixed 2026-12-06).
+
+Each test shows a writer of the mm running inside the wait, which the model before this
+change kept out (the fault held ``mmap_read_lock`` across the wait), and the retry that
+follows: it looks the VMA up again, under ``mmap_lock``, with ``FAULT_FLAG_TRIED``.
+"""
+from conformance.config import MachineConfig
+from conformance.machine import Machine
+from conformance.mm.mm_types import NONE, PRESENT, SWAP
+from conformance.registry import load_protocol
+
+LINUX = load_protocol("linux")
+EMPTY = MachineConfig(ncpus=2, populate=False)
+
+
+def finish(m, op):
+    while op in m.ops:
+        m.advance(op.id)
+
+
+def advance_until_mmap_lock_dropped(m, op, mm):
+    """Advance ``op`` (a fault of ``mm``) until it is in flight without ``mmap_lock``."""
+    while mm.mmap_lock in op.held or op.blocked_on is not None and "mmap" in repr(op.blocked_on):
+        m.advance(op.id)
+    assert op in m.ops and mm.mmap_lock not in op.held
+
+
+def both_retry_and_map(m, first, second, vpage, frame):
+    """Run ``first`` (whose read holds ``frame`` locked) and then ``second`` (waiting for
+    it) to their ends: each retried once, and mm0's ``vpage`` maps ``frame``."""
+    finish(m, first)
+    finish(m, second)
+    assert first.result == "ok"
+    assert m.trace.timeline(2).count("VM_FAULT_RETRY") == 2
+    pte = m.mms[0].ptes[vpage]
+    assert pte.kind == PRESENT and pte.frame == frame
+    m.check_quiescent()
+
+
+def swapped_out_v0():
+    """mm0:v0 written, then swapped out by reclaim on CPU1: its PTE is a swap entry."""
+    m = Machine(LINUX, EMPTY)
+    m.user_access(0, 0, True)
+    finish(m, m.ops[0])
+    m.user_access(0, 0, True)
+    finish(m, m.reclaim(1, (m.mms[0].ptes[0].frame,)))
+    assert m.mms[0].ptes[0].kind == SWAP
+    return m
+
+
+def test_a_swap_in_read_drops_mmap_lock_and_munmap_runs_inside_it():
+    """``do_swap_page``'s ``folio_lock_or_retry`` finds the folio locked by the read it
+    started: ``mmap_lock`` dropped, so munmap takes it for writing while the read is in
+    flight; the retry finds no VMA (SIGSEGV), and the folio read in is freed with its slot.
+
+        CPU0 (fault v0)                         CPU1 (munmap v0)
+        swapin_readahead (folio locked)
+        folio_lock_or_retry: mmap_read_unlock
+        (read IO in flight)                     mmap_write_lock, zap, unmap, unlock
+        read ends: folio_unlock
+        mmap_read_lock, find_vma: none -> SIGSEGV
+    """
+    m = swapped_out_v0()
+    assert m.user_access(0, 0, False) == "fault"
+    fault = m.ops[0]
+    mm = m.mms[0]
+    advance_until_mmap_lock_dropped(m, fault, mm)
+    assert mm.mmap_lock.readers == 0 and m.mem.swap_cache
+    m.switch_mm(1, 0)
+    unmap = m.munmap(1, 0, 1)
+    finish(m, unmap)
+    assert fault in m.ops  # the munmap ran to its end inside the fault's wait
+    finish(m, fault)
+    assert fault.result == "segv"
+    assert "VM_FAULT_RETRY" in m.trace.timeline(2)
+    assert m.mem.swap_cache == {}
+    assert sorted(m.mem.swap_free) == list(range(m.cfg.swap_slots))
+    m.check_quiescent()
+
+
+def test_a_swap_in_retries_and_maps_the_folio_it_read():
+    """Without a writer in the wait, the retry finds the folio in the swap cache, locks it
+    and maps it: one ``VM_FAULT_RETRY``, the data the page had."""
+    m = swapped_out_v0()
+    written = m.oracle.expected[m.mms[0].find_vma(0).location(0)]
+    assert written == 1000000  # the write before the swap-out
+    assert m.user_access(0, 0, False) == "fault"
+    fault = m.ops[0]
+    finish(m, fault)
+    assert fault.result == "ok"
+    assert m.trace.timeline(2).count("VM_FAULT_RETRY") == 1
+    pte = m.mms[0].ptes[0]
+    assert pte.kind == PRESENT and m.mem.swap_cache == {}
+    assert m.mem.value[pte.frame] == written
+    m.check_quiescent()
+
+
+def test_a_swap_in_that_meets_a_locked_folio_waits_without_mmap_lock():
+    """A second fault of the page meets the folio the first one's read holds locked:
+    ``folio_lock_or_retry`` drops ``mmap_lock`` and waits for the unlock without taking
+    the lock (``folio_wait_locked``); both retry, and the page is mapped once."""
+    m = swapped_out_v0()
+    m.switch_mm(1, 0)
+    assert m.user_access(1, 0, False) == "fault"
+    first = m.ops[0]
+    advance_until_mmap_lock_dropped(m, first, m.mms[0])
+    assert m.user_access(0, 0, True) == "fault"
+    second = [op for op in m.ops if op is not first][0]
+    advance_until_mmap_lock_dropped(m, second, m.mms[0])
+    frame = m.mem.swap_cache[m.mms[0].ptes[0].slot]
+    assert second.blocked_on is m.mem.folio_lock[frame]  # folio_wait_locked
+    assert m.mem.folio_lock[frame] not in second.held
+    assert m.mms[0].mmap_lock.readers == 0
+    both_retry_and_map(m, first, second, 0, frame)
+
+
+def test_a_file_read_in_drops_mmap_lock_and_munmap_runs_inside_it():
+    """``filemap_fault`` on a page-cache miss: ``do_sync_mmap_readahead`` drops
+    ``mmap_lock`` (``maybe_unlock_mmap_for_io``) before the read; a munmap of the VMA runs
+    to its end inside the read, and the retry finds no VMA: SIGSEGV, with the page read
+    in left in the page cache, unmapped."""
+    m = Machine(LINUX, EMPTY)
+    vma = m.mms[0].find_vma(2)
+    assert not vma.is_anon
+    assert m.user_access(0, 2, False) == "fault"
+    fault = m.ops[0]
+    advance_until_mmap_lock_dropped(m, fault, m.mms[0])
+    assert m.mms[0].mmap_lock.readers == 0
+    m.switch_mm(1, 0)
+    finish(m, m.munmap(1, 2, 1))
+    assert fault in m.ops
+    finish(m, fault)
+    assert fault.result == "segv"
+    frame = m.mem.files[vma.file].cache[vma.pgoff]
+    assert not m.mem.rmap[frame] and m.mem.folio_lock[frame].owner is None
+    m.check_quiescent()
+
+
+def test_a_file_fault_hit_on_a_locked_folio_drops_mmap_lock():
+    """``lock_folio_maybe_drop_mmap``: the page is in the page cache but another fault's
+    read holds its lock: the first try drops ``mmap_lock``, sleeps on the folio lock and
+    takes it, unlocks it again and returns ``VM_FAULT_RETRY``; the retries map the page."""
+    m = Machine(LINUX, EMPTY)
+    m.switch_mm(1, 0)
+    assert m.user_access(1, 2, False) == "fault"
+    reader = m.ops[0]
+    advance_until_mmap_lock_dropped(m, reader, m.mms[0])
+    frame = m.mem.files[0].cache[0]
+    assert m.mem.folio_lock[frame].owner is reader  # the read is in flight
+    assert m.user_access(0, 2, False) == "fault"
+    second = [op for op in m.ops if op is not reader][0]
+    advance_until_mmap_lock_dropped(m, second, m.mms[0])
+    assert second.blocked_on is m.mem.folio_lock[frame]
+    both_retry_and_map(m, reader, second, 2, frame)
