@@ -658,6 +658,9 @@ class Machine:
         cm = self.mms[child]
         if cm.exiting:  # its exit_mmap is in flight: the slot is not free for a child yet
             raise UsageError(f"fork: mm{child} is exiting")
+        busy = self._in_flight_for(cm)
+        if busy is not None:  # the slot's tenant must be gone, as for an exit (below)
+            raise UsageError(f"fork: mm{child}: {busy.label} is still in flight")
         return self._start(cpu, "fork", (child,), lambda op: self.kernel.dup_mmap(op, mm, cm),
                            lambda: f"fork(mm{mm.id} -> mm{child})")
 
@@ -683,10 +686,9 @@ class Machine:
         compaction in flight)."""
         self._action("exit_mmap", (cpu,))
         mm = self._task_mm(cpu)
-        cpus = self.tlbs.cpus
-        for op in self.ops:
-            if (_mm_task(op) and cpus[op.cpu].loaded_mm is mm) or _forks_into(op, mm):
-                raise UsageError(f"exit of mm{mm.id}: {op.label} is still in flight")
+        busy = self._in_flight_for(mm)
+        if busy is not None:
+            raise UsageError(f"exit of mm{mm.id}: {busy.label} is still in flight")
         return self._start(cpu, "exit", (), lambda op: self.kernel.exit_mmap(op, mm),
                            lambda: f"exit(mm{mm.id})")
 
@@ -697,8 +699,25 @@ class Machine:
         mm = cpus[cpu].loaded_mm
         if cpus[cpu].op is not None or mm.exiting:
             return False
-        return not any((_mm_task(op) and cpus[op.cpu].loaded_mm is mm)
-                       or _forks_into(op, mm) for op in self.ops)
+        return self._in_flight_for(mm) is None
+
+    def can_fork_into(self, child: int) -> bool:
+        """May a fork make its child in mm slot ``child`` now (:meth:`fork`)? Not while the
+        slot's mm exits, nor while a task of it is in the kernel or a fork fills it: the
+        slot's tenant is torn down first, and the kernel tears down no mm whose task is
+        mid-fault (since a fault's first try drops ``mmap_lock`` for its read,
+        ``VM_FAULT_RETRY``, nothing else keeps the teardown out of such a fault)."""
+        cm = self.mms[child]
+        return not cm.exiting and self._in_flight_for(cm) is None
+
+    def _in_flight_for(self, mm):
+        """The first operation in flight that keeps ``mm`` from going away (a task of it in
+        the kernel, or a fork making its child in its slot), else None."""
+        cpus = self.tlbs.cpus
+        for op in self.ops:
+            if (_mm_task(op) and cpus[op.cpu].loaded_mm is mm) or _forks_into(op, mm):
+                return op
+        return None
 
     def close(self) -> None:
         """Throw the machine away: end every operation in flight where it stands

@@ -573,8 +573,9 @@ def test_the_verdict_says_what_the_module_declares(tmp_path, capsys):
     common = ["--jobs", "1", "--database", "none", "--repro-dir", str(tmp_path)]
     # a seed whose failure shrinks in seconds (seed 0's shrink took a minute of CI; seed 3
     # with 2,000 examples until free_pgtables freed tables, 2026-12-06, which it no longer
-    # fails; seed 8's failure is found at 182 but takes the explorer a minute)
-    assert main(["certify", "linux_4_13", "--seed", "6", "--examples", "1000"] + common) == 1
+    # fails; seed 8's failure is found at 182 but takes the explorer a minute; seed 6
+    # until a shared write fault got an interleaving point after its install, 16:00)
+    assert main(["certify", "linux_4_13", "--seed", "5", "--examples", "1000"] + common) == 1
     assert "FAIL: S3 violated   (as the module declares: EXPECTED_VIOLATION = 'S3')" \
         in capsys.readouterr().out
     assert main(["certify", "linux_4_13", "--examples", "5"] + common) == 0

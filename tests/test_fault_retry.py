@@ -6,6 +6,7 @@ change kept out (the fault held ``mmap_read_lock`` across the wait), and the ret
 follows: it looks the VMA up again, under ``mmap_lock``, with ``FAULT_FLAG_TRIED``.
 """
 from conformance.config import MachineConfig
+from conformance.errors import UsageError
 from conformance.machine import Machine
 from conformance.mm.mm_types import NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
@@ -153,3 +154,58 @@ def test_a_file_fault_hit_on_a_locked_folio_drops_mmap_lock():
     advance_until_mmap_lock_dropped(m, second, m.mms[0])
     assert second.blocked_on is m.mem.folio_lock[frame]
     both_retry_and_map(m, reader, second, 2, frame)
+
+
+def test_a_shared_write_fault_drops_mmap_lock_after_it_made_the_pte_writable():
+    """``fault_dirty_shared_page`` at the end of ``wp_page_shared``: the first try drops
+    ``mmap_lock`` for ``balance_dirty_pages_ratelimited`` after the PTE became writable,
+    and the fault is done (``VM_FAULT_COMPLETED``); a munmap of the page runs there, before
+    ``handle_mm_fault``'s end, and the fault returns without unlocking ``mmap_lock`` again.
+
+        CPU0 (write to v2, RO file PTE)         CPU1 (munmap v2)
+        wp_page_shared: PTE writable
+        fault_dirty_shared_page:
+          folio_unlock, mmap_read_unlock
+          balance_dirty_pages_ratelimited       mmap_write_lock, zap v2, unlock
+        handle_mm_fault's end
+    """
+    m = Machine(LINUX, EMPTY)
+    finish(m, m.mmap(0, 2, 2, 0, True, True))  # file0 shared and writable at v2..v3
+    assert m.user_access(0, 2, False) == "fault"
+    finish(m, m.ops[0])  # read fault (its first try read the page in): v2 RO
+    pte = m.mms[0].ptes[2]
+    assert pte.kind == PRESENT and not pte.writable
+    assert m.user_access(0, 2, True) == "fault"
+    fault = m.ops[0]
+    advance_until_mmap_lock_dropped(m, fault, m.mms[0])
+    assert pte.kind == PRESENT and pte.writable  # made writable before the drop
+    m.switch_mm(1, 0)
+    finish(m, m.munmap(1, 2, 1))
+    assert fault in m.ops and pte.kind == NONE
+    finish(m, fault)
+    assert fault.result is None and not fault.held  # do_wp_page sets no result
+    assert "fault_dirty_shared_page: drops mmap_lock" in m.trace.timeline(2)
+    assert "VM_FAULT_RETRY" not in m.trace.timeline(2).split("(write)")[-1]
+    m.check_quiescent()
+
+
+def test_no_fork_into_the_slot_of_an_mm_whose_task_is_mid_fault():
+    """A fork's child slot is torn down first, as an exit would; the kernel tears down no
+    mm whose task is in the kernel. Since a fault's first try drops ``mmap_lock`` for its
+    read, nothing else kept the teardown out of it: the fork is refused, as an exit is."""
+    m = Machine(LINUX, MachineConfig(ncpus=2, populate=False))
+    m.switch_mm(1, 1)
+    assert m.user_access(1, 2, False) == "fault"  # mm1's task faults on CPU1
+    fault = m.ops[0]
+    advance_until_mmap_lock_dropped(m, fault, m.mms[1])
+    assert not m.can_fork_into(1)
+    try:
+        m.fork(0, 1)
+    except UsageError as exc:
+        assert "still in flight" in str(exc)
+    else:
+        raise AssertionError("fork into mm1 started while mm1's task faults")
+    finish(m, fault)
+    assert m.can_fork_into(1)
+    finish(m, m.fork(0, 1))
+    m.check_quiescent()

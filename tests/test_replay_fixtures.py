@@ -60,7 +60,17 @@ two steps sooner (the fork's teardown of an exec'd mm walks no table). Later tha
 a fault's first try began to drop ``mmap_lock`` for a folio lock or read IO and retry
 (``VM_FAULT_RETRY``, docs/model.md section 11 item 20): three fixtures gained the rows of
 its drop and retry (``do_sync_mmap_readahead: drops mmap_lock``, ``fault mm0:v3:
-VM_FAULT_RETRY, again``: 9 rows), and no other row moved. A
+VM_FAULT_RETRY, again``: 9 rows), and no other row moved. Then a write fault that makes
+a shared file page writable got an interleaving point after the install, where its first
+try drops ``mmap_lock`` (``fault_dirty_shared_page``), and a fork stopped starting into a
+slot whose task is in the kernel: ``hist_2_1_zap_flush_after_unlock-1`` and
+``hist_2_8_rmap_before_flush-1`` keep their S2 at the same step, with the fault's return
+row replaced by its drop row (it no longer returns before the S2); the four passing walks
+``linux-pass2``, ``-pass3``, ``immediate-pass2`` and ``-pass3`` no longer applied (a write
+fault took one more step) and were drawn again with their seeds (``run_example(seed=N,
+swarm=True)``: 41, 112, 40 and 109 actions); ``hist_2_3_nested_reclaim-walk163`` was
+drawn again the same way (the first S1 of 60-110 actions among seeds 0..: seed 163 again,
+83 actions). A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

@@ -334,14 +334,14 @@ def _without_the_swap_slot_fix(monkeypatch):
     import inspect
     import textwrap
 
-    import conformance.mm.memory.fault as F
+    import conformance.mm.memory.swapin as F
 
-    src = textwrap.dedent(inspect.getsource(F.FaultPaths.do_swap_page))
+    src = textwrap.dedent(inspect.getsource(F.SwapinPaths.do_swap_page))
     fix = "mem.swap[slot] = mem.value[frame]"
     assert src.count(fix) == 1
     ns: dict = {}
     exec(compile(src.replace(fix, "pass"), F.__file__, "exec"), F.__dict__, ns)
-    monkeypatch.setattr(F.FaultPaths, "do_swap_page", ns["do_swap_page"])
+    monkeypatch.setattr(F.SwapinPaths, "do_swap_page", ns["do_swap_page"])
 
 
 def test_the_explorer_sees_a_violation_only_a_fill_after_the_end_shows(monkeypatch):

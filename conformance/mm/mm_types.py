@@ -25,6 +25,9 @@ PTE_KIND_NAMES = ("none", "present", "swap", "migration")
 #: ``VM_FAULT_RETRY``: a fault's first try dropped ``mmap_lock`` to wait for a folio lock
 #: or read IO; ``do_user_addr_fault`` takes it again and retries (mm/memory/fault.py)
 VM_FAULT_RETRY = "VM_FAULT_RETRY"
+#: ``VM_FAULT_COMPLETED``: the fault is done and a first try already dropped ``mmap_lock``
+#: (``fault_dirty_shared_page``); ``do_user_addr_fault`` does not unlock it again
+VM_FAULT_COMPLETED = "VM_FAULT_COMPLETED"
 
 
 class Pte:

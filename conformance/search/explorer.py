@@ -151,18 +151,18 @@ class _Run:
         if verb in _TASK_VERBS:  # a task of the CPU's mm: none runs while the mm exits
             if verb == "exit":
                 return self.m.can_exit(t.cpu)
-            if verb == "fork" and self._child_exiting(t.prog[t.pc][1]):
-                return False  # the child's slot is still torn down: fork waits for the exit
+            if verb == "fork" and self._child_busy(t.prog[t.pc][1]):
+                return False  # the child's slot is still in use: fork waits for it
             return not self.m.tlbs.cpus[t.cpu].loaded_mm.exiting
         return True
 
-    def _child_exiting(self, w) -> bool:
-        """``fork NAME mmN`` whose slot N is in ``exit_mmap``: not startable yet
-        (:meth:`Machine.fork` refuses an exiting slot; a malformed line is left to the
-        parser's error when it runs)."""
+    def _child_busy(self, w) -> bool:
+        """``fork NAME mmN`` whose slot N is in ``exit_mmap`` or has a task in the kernel:
+        not startable yet (:meth:`Machine.fork` refuses it, :meth:`Machine.can_fork_into`;
+        a malformed line is left to the parser's error when it runs)."""
         mms = self.m.mms
         slot = w[2][2:] if len(w) > 2 and w[2].startswith("mm") else ""
-        return slot.isdigit() and int(slot) < len(mms) and mms[int(slot)].exiting
+        return slot.isdigit() and int(slot) < len(mms) and not self.m.can_fork_into(int(slot))
 
     def done(self) -> bool:
         return all(t.op is None and t.pc >= len(t.prog) for t in self.threads)

@@ -281,7 +281,7 @@ def minimize(failure: Failure, max_runs: int = SHRINK_MAX_RUNS,
         >>> ex = run_example(load_protocol("linux_4_3"), seed=6, swarm=True)
         >>> small, text, proven = minimize(ex.failure)
         >>> len(ex.failure.machine.actions), len(small.machine.actions), proven
-        (15, 3, True)
+        (17, 3, True)
     """
     import math
 

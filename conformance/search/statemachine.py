@@ -314,13 +314,14 @@ class Driver:
             self.m.exit_mmap(c)
 
     def fork(self, cpu: int, k: int) -> None:
-        """fork() by the task on an idle CPU into the ``k``-th other mm slot that is not
-        exiting (none: nothing)."""
+        """fork() by the task on an idle CPU into the ``k``-th other mm slot that may take a
+        child (:meth:`Machine.can_fork_into`: not exiting, no task of it in the kernel;
+        none: nothing)."""
         c = self._idle_task(cpu)
         if c is None:
             return
         own = self.m.tlbs.cpus[c].loaded_mm.id
-        others = [i for i in range(self.m.cfg.nmms) if i != own and not self.m.mms[i].exiting]
+        others = [i for i in range(self.m.cfg.nmms) if i != own and self.m.can_fork_into(i)]
         if others:
             self.m.fork(c, others[k % len(others)])
 

@@ -695,7 +695,7 @@ def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: 
         >>> from conformance.registry import load_protocol
         >>> ex = run_example(load_protocol("linux_4_13"), seed=14, swarm=True)
         >>> ex.failure is None, len(ex.machine.actions), ex.steps  # its steps, then 4 branches
-        (True, 175, 662)
+        (True, 177, 672)
     """
     prefix = machine.actions[:mark]
     for b in range(SWARM_BRANCHES):

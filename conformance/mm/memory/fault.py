@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..migrate import _MigrationWait
 from ...errors import ModelError
-from ..mm_types import MIGRATION, NONE, PRESENT, VM_FAULT_RETRY
+from ..mm_types import MIGRATION, NONE, PRESENT, VM_FAULT_COMPLETED, VM_FAULT_RETRY
 from ..task import hook
 
 
@@ -42,6 +42,10 @@ class FaultPaths:
             mmap_read_lock, find_vma: none
             -> SIGSEGV
 
+        A write fault that made a shared file page writable drops ``mmap_lock`` on its
+        first try too, after the PTE is installed (:meth:`fault_dirty_shared_page`,
+        ``VM_FAULT_COMPLETED``), and ends there.
+
         Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; a migration
         entry is waited for under ``mmap_lock`` and the fault goes on at once
         (``migration_entry_wait`` returns 0 and the access faults again: the kernel drops
@@ -60,6 +64,8 @@ class FaultPaths:
                 return
             r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
+            if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
+                return
             if r is not VM_FAULT_RETRY:
                 self.mmap_read_unlock(op, mm)
                 return
@@ -71,9 +77,12 @@ class FaultPaths:
     def handle_mm_fault(self, op, mm, vma, vpage: int, write: bool, tried: bool):
         """``handle_mm_fault`` -> ``handle_pte_fault`` under ``mmap_read_lock``: the
         ``do_*_page`` path the PTE calls for. A ``!pte_same`` ending ("retry": another path
-        changed the PTE) is taken again at once, as the access faulting again would.
+        changed the PTE) or a migration entry waited for is taken again at once, under the
+        same ``mmap_lock`` and the same ``tried``. Simplification: the kernel returns 0
+        there, releases ``mmap_lock``, and the access faults again as a new first try.
         Returns :data:`VM_FAULT_RETRY` when a first try (``tried`` false) dropped
-        ``mmap_lock`` (see :meth:`fault`)."""
+        ``mmap_lock`` (see :meth:`fault`), :data:`VM_FAULT_COMPLETED` when
+        :meth:`fault_dirty_shared_page` did."""
         tr = self.trace
         loc = vma.location(vpage)
         op.touched_vps[(mm.id, vpage)] = None
@@ -82,8 +91,7 @@ class FaultPaths:
         for _attempt in range(50):
             kind = pte.kind
             if kind == PRESENT:
-                yield from self.do_wp_page(op, mm, vma, vpage, write)
-                return None
+                return (yield from self.do_wp_page(op, mm, vma, vpage, write, tried))
             if kind == MIGRATION:
                 tr.msg(op, "migration_entry_wait(mm%d:v%d)", mm.id, vpage)
                 op.blocked_on = _MigrationWait(pte)
@@ -100,6 +108,9 @@ class FaultPaths:
                 r = yield from self.do_swap_page(op, mm, vma, vpage, write, tried)
             if r is VM_FAULT_RETRY:
                 return r
+            if r is VM_FAULT_COMPLETED:
+                op.result = "ok"
+                return r
             if r != "retry":
                 op.result = r
                 return None
@@ -115,7 +126,7 @@ class FaultPaths:
                        " W" if writable else " RO")
         self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, write)
 
-    def do_wp_page(self, op, mm, vma, vpage, write):
+    def do_wp_page(self, op, mm, vma, vpage, write, tried=True):
         """``do_wp_page``: ``wp_page_reuse`` (exclusive anon) / ``wp_page_shared`` (page_mkwrite).
 
         Shared file page: ``wp_page_shared`` drops the PTL and calls ``do_page_mkwrite``
@@ -147,7 +158,8 @@ class FaultPaths:
                 return
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
-        if pte.kind == PRESENT and write and not pte.writable:
+        upgraded = pte.kind == PRESENT and write and not pte.writable
+        if upgraded:
             pte.writable = True
             pte.dirty = True
             if not vma.is_anon:
@@ -158,6 +170,37 @@ class FaultPaths:
         self.unlock(op, ptl)
         if flk is not None:
             self.unlock(op, flk)
+            if upgraded:  # wp_page_shared's end
+                return (yield from self.fault_dirty_shared_page(op, mm, tried))
+        return None
+
+    def fault_dirty_shared_page(self, op, mm, tried: bool):
+        """``fault_dirty_shared_page`` (mm/memory.c), the end of ``do_shared_fault`` and
+        ``wp_page_shared``, after the caller marked the folio dirty and unlocked it:
+        ``balance_dirty_pages_ratelimited`` throttles the dirtying task. A first try
+        (``tried`` false) drops ``mmap_lock`` before it (``maybe_unlock_mmap_for_io``: the
+        VMA has ``page_mkwrite``, ``filemap_page_mkwrite``), and the fault is done
+        (``VM_FAULT_COMPLETED``, returned): ``handle_mm_fault``'s end, LUF v12's flush
+        point, runs without the lock, and **yield** here, as the throttle may sleep. So a
+        writable PTE the fault installed is visible, and writers of the mm may run, before
+        that flush::
+
+            CPU0 (write fault, file page)         CPU1
+            finish_fault: set_pte_at(W)
+            fault_dirty_shared_page:
+              folio_unlock, mmap_read_unlock
+              balance_dirty_pages_ratelimited     munmap / mprotect of the page, or a
+                                                  store through the new entry
+            handle_mm_fault's end (luf_flush)
+
+        Simplification: a retried fault (``tried``) throttles under ``mmap_lock`` with no
+        interleaving point, and returns None."""
+        if tried:
+            return None
+        self.mmap_read_unlock(op, mm)
+        self.trace.msg(op, "fault_dirty_shared_page: drops mmap_lock")
+        yield  # balance_dirty_pages_ratelimited
+        return VM_FAULT_COMPLETED
 
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.
@@ -214,6 +257,8 @@ class FaultPaths:
             self.mem.dirty[frame] = True
         self.unlock(op, ptl)
         self.unlock(op, flk)
+        if write:  # do_shared_fault's end
+            return (yield from self.fault_dirty_shared_page(op, mm, tried)) or "ok"
         return "ok"
 
     def do_wp_page_anon(self, op, mm, vma, vpage):
