@@ -56,8 +56,10 @@ MUTANT_SEED = next(s for s in range(1000)
 #: longer fails; 9's fails at 0.12 s and the capped run takes 1.4 s, shrunk to 3 actions)
 HYP_SEED = 9
 #: a seed whose Hypothesis run fails linux_4_3 and shrinks it in seconds (HYP_SEED's whole
-#: run took 17 s, most of a test that only needs some saved failure; 2026-12-06)
-HYP_QUICK_SEED = 4
+#: run took 17 s, most of a test that only needs some saved failure; 2026-12-06). Seed 9
+#: since a shared write fault got an interleaving point after its install (2026-12-06 16:00):
+#: seed 4's run took 38 s then; seeds 0-15 took 2.4 (9) to 51 s, on a loaded 2-core machine
+HYP_QUICK_SEED = 9
 #: a seed whose first 3 examples pass under each engine
 PASSING_SEED = {"walk": next(s for s in range(1000) if not _walk_fails(s, 0)), "hypothesis": 7}
 MUTANT_ARGS = ["--seed", str(MUTANT_SEED), "--examples", "300", "--chunk", str(CHUNK),
