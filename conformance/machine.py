@@ -706,7 +706,13 @@ class Machine:
         slot's mm exits, nor while a task of it is in the kernel or a fork fills it: the
         slot's tenant is torn down first, and the kernel tears down no mm whose task is
         mid-fault (since a fault's first try drops ``mmap_lock`` for its read,
-        ``VM_FAULT_RETRY``, nothing else keeps the teardown out of such a fault)."""
+        ``VM_FAULT_RETRY``, nothing else keeps the teardown out of such a fault).
+
+        Not covered (docs/model.md section 11 item 21): a task of the slot that enters the
+        kernel after the fork started, before the fork holds the slot's ``mmap_lock``. Its
+        fault may then drop the lock and the teardown run inside it; the fault's retry looks
+        its VMA up in the child, whose task the CPU runs from the fork's end (the model's
+        convention for a replaced slot)."""
         cm = self.mms[child]
         return not cm.exiting and self._in_flight_for(cm) is None
 

@@ -226,8 +226,9 @@ class Protocol:
 
     def handle_mm_fault_end(self, task, mm, vma, vpage: int, write: bool) -> None:
         """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point),
-        once per try: a first try that dropped ``mmap_lock`` (``VM_FAULT_RETRY``) calls it
-        without ``mmap_lock``, the retry again with it. Not called when the fault ends in
+        once per try: a first try that dropped ``mmap_lock`` (``VM_FAULT_RETRY``, or
+        ``VM_FAULT_COMPLETED`` after a shared write fault's install) calls it without
+        ``mmap_lock``, a retry again with it. Not called when the fault ends in
         SIGSEGV. May yield."""
 
     def mmap_region(self, task, mm, vma) -> None:

@@ -132,8 +132,9 @@ class FaultPaths:
         Shared file page: ``wp_page_shared`` drops the PTL and calls ``do_page_mkwrite``
         (``filemap_page_mkwrite``: ``folio_lock``, so it waits for a writeback holding
         it), re-takes the PTL, ``pte_same`` recheck (changed: nothing, the access
-        re-faults), ``wp_page_reuse`` and ``fault_dirty_shared_page`` (folio marked
-        dirty), then unlocks the folio. Also the spurious-fault case: the PTE is
+        re-faults), ``wp_page_reuse``, then :meth:`fault_dirty_shared_page` (folio
+        marked dirty and unlocked; the model marks it under the PTL and unlocks it
+        before the call). Also the spurious-fault case: the PTE is
         already what the access needs.
 
         A write to a present read-only PTE (where ``handle_pte_fault`` calls the kernel's
