@@ -37,7 +37,7 @@ class FilemapPaths:
             if frame is not None:
                 flk = self.mem.folio_lock[frame]
                 if fault_mm is not None and not dropped and flk.owner is not None:
-                    self._drop_mmap_for_io(op, fault_mm, "lock_folio_maybe_drop_mmap")
+                    self.release_fault_lock(op, fault_mm, "lock_folio_maybe_drop_mmap")
                     dropped = True
                 yield from self.lock(op, flk)
                 if f.cache.get(pgoff) != frame:
@@ -49,7 +49,7 @@ class FilemapPaths:
                 op.touched_frames[frame] = None
                 return frame
             if fault_mm is not None and not dropped:  # do_sync_mmap_readahead
-                self._drop_mmap_for_io(op, fault_mm, "do_sync_mmap_readahead")
+                self.release_fault_lock(op, fault_mm, "do_sync_mmap_readahead")
                 dropped = True
             inv = self.invalidate_lock(fid)
             yield from self.down_read(op, inv)  # no page cache folio: read it in
@@ -72,13 +72,6 @@ class FilemapPaths:
                 return VM_FAULT_RETRY
             return frame
         raise ModelError("filemap_get_folio: no progress")
-
-    def _drop_mmap_for_io(self, op, mm, where: str) -> None:
-        """``maybe_unlock_mmap_for_io`` (mm/internal.h) of a fault's first try:
-        ``mmap_read_unlock`` (the file is pinned, ``fpin``), so that the fault ends in
-        ``VM_FAULT_RETRY``."""
-        self.mmap_read_unlock(op, mm)
-        self.trace.msg(op, "%s: drops mmap_lock", where)
 
     def write(self, op, fid: int, pgoff: int, value: int):
         """``generic_perform_write``: ``write_begin`` (find/read in, lock), copy, ``write_end``.

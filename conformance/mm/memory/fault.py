@@ -198,10 +198,18 @@ class FaultPaths:
         interleaving point, and returns None."""
         if tried:
             return None
-        self.mmap_read_unlock(op, mm)
-        self.trace.msg(op, "fault_dirty_shared_page: drops mmap_lock")
+        self.release_fault_lock(op, mm, "fault_dirty_shared_page")
         yield  # balance_dirty_pages_ratelimited
         return VM_FAULT_COMPLETED
+
+    def release_fault_lock(self, op, mm, where: str) -> None:
+        """``release_fault_lock`` (include/linux/mm.h) where a fault's first try drops
+        ``mmap_read_lock`` (``where``: ``folio_lock_or_retry``, ``maybe_unlock_mmap_for_io``
+        of ``lock_folio_maybe_drop_mmap``, ``do_sync_mmap_readahead`` and
+        ``fault_dirty_shared_page``); the fault then ends in ``VM_FAULT_RETRY`` or
+        ``VM_FAULT_COMPLETED`` without unlocking it again."""
+        self.mmap_read_unlock(op, mm)
+        self.trace.msg(op, "%s: drops mmap_lock", where)
 
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.

@@ -47,8 +47,7 @@ class SwapinPaths:
         if frame is not None:
             flk = mem.folio_lock[frame]
             if not tried and flk.owner is not None:  # folio_lock_or_retry, first try
-                self.mmap_read_unlock(op, mm)  # release_fault_lock
-                self.trace.msg(op, "folio_lock_or_retry(pfn%d): drops mmap_lock", frame)
+                self.release_fault_lock(op, mm, f"folio_lock_or_retry(pfn{frame})")
                 while flk.owner is not None:  # folio_wait_locked
                     op.blocked_on = flk
                     yield
@@ -65,18 +64,13 @@ class SwapinPaths:
             yield from self.lock(op, mem.folio_lock[frame])
             mem.swap_cache[slot] = frame
             self.trace.msg(op, "swap_read_folio(slot%d -> pfn%d)", slot, frame)
-            if not tried:
-                # swapin_readahead started the read; folio_lock_or_retry finds the folio
-                # locked by it: mmap_lock dropped, wait for the read's end (its
-                # folio_unlock in the IO completion), VM_FAULT_RETRY
-                self.mmap_read_unlock(op, mm)
-                self.trace.msg(op, "folio_lock_or_retry(pfn%d): drops mmap_lock", frame)
-                yield  # read IO in flight
-                mem.value[frame] = mem.swap[slot]
-                self._swapin_unlock(op, slot, frame)
-                return VM_FAULT_RETRY
+            if not tried:  # folio_lock_or_retry finds the folio locked by the read it started
+                self.release_fault_lock(op, mm, f"folio_lock_or_retry(pfn{frame})")
             yield  # read IO in flight
             mem.value[frame] = mem.swap[slot]
+            if not tried:  # the read's folio_unlock in its IO completion, then the retry
+                self._swapin_unlock(op, slot, frame)
+                return VM_FAULT_RETRY
         flk = mem.folio_lock[frame]
         op.touched_frames[frame] = None
         ptl = mm.ptl(vpage)
