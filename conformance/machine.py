@@ -583,7 +583,7 @@ class Machine:
         """The mm of the task running on ``cpu``; an exiting mm has no task left."""
         mm = self.tlbs.cpus[cpu].loaded_mm
         if mm.exiting:
-            raise UsageError(f"mm{mm.id} is exiting: no task of it runs on CPU{cpu}")
+            raise UsageError(f"{self._taskless(mm)}: no task of it runs on CPU{cpu}")
         return mm
 
     def madvise(self, cpu: int, start: int, npages: int, advice: str) -> Op:
@@ -656,11 +656,11 @@ class Machine:
         if not 0 <= child < len(self.mms) or self.mms[child] is mm:
             raise UsageError(f"fork: mm{child} is not another mm of the machine")
         cm = self.mms[child]
-        if cm.exiting:  # its exit_mmap is in flight: the slot is not free for a child yet
-            raise UsageError(f"fork: mm{child} is exiting")
-        busy = self._in_flight_for(cm)
+        busy = self._in_flight_for(cm)  # first: a fork into the slot sets cm.exiting too
         if busy is not None:  # the slot's tenant must be gone, as for an exit (below)
             raise UsageError(f"fork: mm{child}: {busy.label} is still in flight")
+        if cm.exiting:  # its exit_mmap is in flight: the slot is not free for a child yet
+            raise UsageError(f"fork: mm{child} is exiting")
         return self._start(cpu, "fork", (child,), lambda op: self.kernel.dup_mmap(op, mm, cm),
                            lambda: f"fork(mm{mm.id} -> mm{child})")
 
@@ -706,15 +706,17 @@ class Machine:
         slot's mm exits, nor while a task of it is in the kernel or a fork fills it: the
         slot's tenant is torn down first, and the kernel tears down no mm whose task is
         mid-fault (since a fault's first try drops ``mmap_lock`` for its read,
-        ``VM_FAULT_RETRY``, nothing else keeps the teardown out of such a fault).
-
-        Not covered (docs/model.md section 11 item 21): a task of the slot that enters the
-        kernel after the fork started, before the fork holds the slot's ``mmap_lock``. Its
-        fault may then drop the lock and the teardown run inside it; the fault's retry looks
-        its VMA up in the child, whose task the CPU runs from the fork's end (the model's
-        convention for a replaced slot)."""
+        ``VM_FAULT_RETRY``, nothing else keeps the teardown out of such a fault). Once the
+        fork started, no task of the slot enters the kernel until the child is made
+        (:meth:`conformance.mm.Kernel.dup_mmap` sets ``exiting`` for that time)."""
         cm = self.mms[child]
         return not cm.exiting and self._in_flight_for(cm) is None
+
+    def _taskless(self, mm) -> str:
+        """Why ``mm`` (``exiting`` set) has no task: its exit, or a fork replacing it."""
+        if any(_forks_into(op, mm) for op in self.ops):
+            return f"mm{mm.id} is being replaced by a fork's child"
+        return f"mm{mm.id} is exiting"
 
     def _in_flight_for(self, mm):
         """The first operation in flight that keeps ``mm`` from going away (a task of it in
@@ -804,7 +806,7 @@ class Machine:
             raise UsageError(f"CPU{cpu} is in the kernel ({c.op})")
         mm = c.loaded_mm
         if mm.exiting:
-            raise UsageError(f"mm{mm.id} is exiting: no task of it runs on CPU{cpu}")
+            raise UsageError(f"{self._taskless(mm)}: no task of it runs on CPU{cpu}")
         if self.kthread_ran >> cpu & 1:
             self._from_kthread(cpu, cpu, mm)  # the task is switched in before it accesses
         tlbs = self.tlbs
@@ -973,7 +975,7 @@ class Machine:
         if prev is nxt:
             return
         if nxt.exiting:
-            raise UsageError(f"mm{mm_id} is exiting: it has no task to switch to")
+            raise UsageError(f"{self._taskless(nxt)}: it has no task to switch to")
         if prev is not None and c.loaded_gen < prev.tlb_gen:
             self.tlbs.drop_mm(c, prev.id)
         c.loaded_mm = nxt

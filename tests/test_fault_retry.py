@@ -5,6 +5,8 @@ Each test shows a writer of the mm running inside the wait, which the model befo
 change kept out (the fault held ``mmap_read_lock`` across the wait), and the retry that
 follows: it looks the VMA up again, under ``mmap_lock``, with ``FAULT_FLAG_TRIED``.
 """
+import pytest
+
 from conformance.config import MachineConfig
 from conformance.errors import UsageError
 from conformance.machine import Machine
@@ -208,4 +210,50 @@ def test_no_fork_into_the_slot_of_an_mm_whose_task_is_mid_fault():
     finish(m, fault)
     assert m.can_fork_into(1)
     finish(m, m.fork(0, 1))
+    m.check_quiescent()
+
+
+def test_no_task_of_a_fork_child_slot_enters_the_kernel_while_the_fork_runs():
+    """docs/model.md section 11 item 21 (a review's interleaving, 2026-12-06): the fork's
+    child slot has no task from the fork's start (its tenant exited, the child does not
+    run before dup_mmap returns), as an exiting mm has none::
+
+        CPU2 (mm0)             CPU0 (mm0)                 CPU1 (mm1)
+        fault(mm0:v0)
+          mmap_read_lock(mm0)
+                               fork(mm0 -> mm1)
+                                 mmap_write_lock(mm0)
+                                   waits
+                                                          fault(mm1:v2)  <- refused now
+                                                            drops mmap_lock (read IO)
+                               ... tears mm1 down inside the fault's read ...
+
+    Before the fix the fault of mm1 started, its first try dropped mm1's ``mmap_lock`` for
+    the read, and the fork's teardown and copy ran inside it. Now the access is refused
+    until the child is made, and then runs as the child's task."""
+    m = Machine(LINUX, MachineConfig(ncpus=3, populate=False))
+    m.switch_mm(2, 0)
+    assert m.user_access(2, 0, True) == "fault"  # mm0's task faults on CPU2
+    fault = m.ops[0]
+    while m.mms[0].mmap_lock not in fault.held:
+        m.advance(fault.id)
+    fork = m.fork(0, 1)
+    assert "mmap_lock(mm0)" in repr(fork.blocked_on)  # waits behind the fault's read lock
+    assert m.tlbs.cpus[1].loaded_mm is m.mms[1]
+    with pytest.raises(UsageError, match="replaced by a fork"):
+        m.user_access(1, 2, False)
+    with pytest.raises(UsageError, match="replaced by a fork"):
+        m.mmap(1, 0, 1, None, True, False)
+    with pytest.raises(UsageError, match="replaced by a fork"):
+        m.exit_mmap(1)
+    m.switch_mm(1, 0)
+    with pytest.raises(UsageError, match="replaced by a fork"):
+        m.switch_mm(1, 1)  # no task of the slot to switch to either
+    assert not m.can_fork_into(1) and not m.can_exit(1)
+    finish(m, fault)
+    finish(m, fork)
+    assert not m.mms[1].exiting
+    m.switch_mm(1, 1)
+    assert m.user_access(1, 2, False) == "fault"  # the child's task, from the fork's end
+    m.drain()
     m.check_quiescent()

@@ -41,9 +41,18 @@ class ForkPaths:
         child re-created in a slot it had already visited. Then ``mmap_write_unlock(child)``, ``flush_tlb_mm(oldmm)`` (the parent's
         CPUs drop the writable entries of the PTEs just write-protected),
         ``mmap_write_unlock(mm)``. Not a protocol hook: the flush is the kernel's own.
+
+        From the fork's start to the child's unlock the slot has no task (``child.exiting``,
+        as in ``exit_mmap``): the old tenant's last task has exited (its ``mm_users`` is 0)
+        and the kernel's child does not run before ``dup_mmap`` returns, so no user access,
+        syscall or fault of the slot starts meanwhile (``Machine.user_access``,
+        ``Machine._task_mm``). Without it a fault of the slot started after the fork could
+        drop ``mmap_lock`` for its read (``VM_FAULT_RETRY``) and the teardown run inside
+        it (docs/model.md section 11 item 21).
         """
         if child is mm:
             raise ModelError("fork into the parent's own mm slot")
+        child.exiting = True  # the old tenant is gone; the child runs from the unlock
         first, second = (mm, child) if mm.id < child.id else (child, mm)
         yield from self.mmap_write_lock(op, first)
         yield from self.mmap_write_lock(op, second)
@@ -77,6 +86,7 @@ class ForkPaths:
         # a point here would let the child write-fault a COW copy while a parent store
         # through a writable entry still reaches the shared folio (Machine._fork_window_store
         # counts such a store for the child), a false C1 (an oracle review, 2026-12-05)
+        child.exiting = False  # the child's task may run from here (on the slot's CPUs)
         self.mmap_write_unlock(op, child)
         self.arch.flush_tlb_mm(mm, op)  # flush_tlb_mm(oldmm)
         for f in list(mem.fork_copies):  # the window is closed: stores no longer reach the child

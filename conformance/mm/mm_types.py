@@ -222,7 +222,7 @@ class Mm:
         self.tlb_gen = 1
         self.tlb_flush_pending = 0
         self.proto = None
-        self.exiting = False  # exit_mmap in flight: no task of the mm runs (Machine.exit_mmap)
+        self.exiting = False  # no task of the mm runs: exit_mmap, or a fork replacing the slot, in flight
         #: VMAs a munmap detached from the VMA tree that are still linked in the file's
         #: ``i_mmap`` and their ``anon_vma`` until its ``free_pgtables`` unlinks them, after
         #: the zap: rmap walks still find them (:meth:`rmap_vma`), lookups by address do not
