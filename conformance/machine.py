@@ -470,9 +470,12 @@ class Machine:
         mutex waiters may spin on a running owner first and never schedule). Not on a CPU
         whose mm is exiting: only ``write`` and ``truncate`` start there, and the model's
         file syscalls do not load their task's mm (its task is not that mm's, which has
-        none left), so the mm a switch would hand over is not known."""
+        none left), so the mm a switch would hand over is not known. A slot a fork is
+        replacing (``exiting`` too, :meth:`conformance.mm.Kernel.dup_mmap`) still hands
+        over its old tenant, which the idle task's lazy reference (``mmgrab``) keeps: the
+        hook runs there, as it did before the fork set the flag."""
         mm = self.tlbs.cpus[op.cpu].loaded_mm
-        if not mm.exiting:
+        if not mm.exiting or self._replaced_by_fork(mm):
             self._finish_task_switch(op, mm, "idle")
 
     def _from_kthread(self, cpu: int, who, mm) -> None:
@@ -712,9 +715,13 @@ class Machine:
         cm = self.mms[child]
         return not cm.exiting and self._in_flight_for(cm) is None
 
+    def _replaced_by_fork(self, mm) -> bool:
+        """Is a fork making its child in ``mm``'s slot (which sets ``mm.exiting``)?"""
+        return any(_forks_into(op, mm) for op in self.ops)
+
     def _taskless(self, mm) -> str:
         """Why ``mm`` (``exiting`` set) has no task: its exit, or a fork replacing it."""
-        if any(_forks_into(op, mm) for op in self.ops):
+        if self._replaced_by_fork(mm):
             return f"mm{mm.id} is being replaced by a fork's child"
         return f"mm{mm.id} is exiting"
 

@@ -301,6 +301,34 @@ def test_fork_waits_for_its_child_slot_to_finish_exiting():
         assert res.interleavings == 2
 
 
+SWITCH_INTO_A_TASKLESS_SLOT = """\
+name   switch-into-{what}
+config populate=true ncpus=3
+expect *  pass
+thread CPU0 mm0
+switch mm1
+read v0
+thread CPU1 {first}
+{verb}
+"""
+
+
+@pytest.mark.parametrize("what,first,verb", [("fork", "mm0", "fork F mm1"),
+                                              ("exit", "mm1", "exit X")])
+def test_switch_waits_while_its_target_slot_has_no_task(what, first, verb):
+    """``switch mm1`` while another thread's fork replaces mm1 (or its exit tears it down)
+    waits until that returns: Machine.switch_mm refuses a slot with no task (docs/model.md
+    section 11 item 21), and the explorer used to start the switch anyway and abort with
+    "mm1 is being replaced by a fork's child" (a review, 2026-12-06). The switch-first
+    orders and the orders after the fork or exit are explored; none runs inside it."""
+    sc = parse(SWITCH_INTO_A_TASKLESS_SLOT.format(what=what, first=first, verb=verb),
+               f"<switch-into-{what}>")
+    for proto in ("linux", "luf_v12"):
+        res = explore(sc, load_protocol(proto))
+        assert res.verdict == "pass" and res.complete, res.failure.report() if res.failure else ""
+        assert res.interleavings >= 2
+
+
 def test_dropped_machines_are_freed():
     """Every machine the explorer drops is closed (Machine.close): one dropped with a hook
     paused at an automatic point used to stay alive, the paused greenlet's frames holding it

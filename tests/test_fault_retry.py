@@ -257,3 +257,36 @@ def test_no_task_of_a_fork_child_slot_enters_the_kernel_while_the_fork_runs():
     assert m.user_access(1, 2, False) == "fault"  # the child's task, from the fork's end
     m.drain()
     m.check_quiescent()
+
+
+def test_a_sleeper_on_a_fork_child_slot_cpu_is_switched_in_from_the_old_tenant():
+    """``finish_task_switch`` of a task that slept on a CPU whose loaded mm a fork then
+    replaces: the idle task's lazy reference still holds the old tenant (``mmgrab``), so the
+    hook runs for it, as before the fork set the slot's ``exiting`` (a review of item 21,
+    2026-12-06: with the flag the call was skipped, as for a real exit). A file write is
+    not a task of the slot's mm, so the fork does not wait for it."""
+    calls = []
+
+    class Rec(LINUX):
+        name = "linux_fts_rec"
+
+        def finish_task_switch(self, task, mm):
+            calls.append((getattr(task, "label", task), mm.id))
+
+    m = Machine(Rec, MachineConfig(ncpus=3))
+    assert m.tlbs.cpus[1].loaded_mm is m.mms[1]
+    frame = m.frame_of(1, 0)
+    r = m.reclaim(2, (frame,))
+    lock = m.mem.folio_lock[frame]
+    while lock.owner is not r:
+        m.advance(r.id)
+    w = m.write(1, 0, 0)
+    assert w.blocked_on is lock  # sleeps on CPU1, whose loaded mm is mm1
+    fork = m.fork(0, 1)
+    assert m.mms[1].exiting
+    finish(m, r)
+    while w in m.ops:
+        m.advance(w.id if w.runnable() else fork.id)
+    m.drain()
+    m.check_quiescent()
+    assert ("write(file0:0)", 1) in calls

@@ -688,7 +688,8 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
       with its CPU's mm) if and only if a user task runs it (a fault, a syscall,
       ``compact``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback)
       and it waited on a sleeping lock (an rwsem, a folio lock, a migration entry; not a
-      PTL, which its waiter spins on), on a CPU whose mm is not exiting; each of the four
+      PTL, which its waiter spins on), on a CPU whose mm is not exiting (a slot a fork
+      replaces counts as not exiting: its old tenant is handed over); each of the four
       cases occurs;
     * after a kernel thread's operation on a CPU (kswapd's reclaim, kcompactd's migrate,
       the flusher's writeback, or an exit: the dead task leaves as a kernel thread), the
@@ -756,7 +757,10 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
             sleeps = type(b).__name__ in sleeping
             seen.add((is_user, sleeps))
             mm = self.tlbs.cpus[op.cpu].loaded_mm
-            if is_user and sleeps and not mm.exiting:
+            # a slot a fork replaces (exiting set too) still has its old tenant, which the
+            # idle task's lazy reference keeps: only a real exit has no mm to hand over
+            forked = any(o.name == "fork" and o.args[0] == mm.id for o in self.ops)
+            if is_user and sleeps and (not mm.exiting or forked):
                 want.append(("s", op.id, op.steps + 1, mm.id))
         return orig(self, op)
 

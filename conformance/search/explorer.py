@@ -154,7 +154,20 @@ class _Run:
             if verb == "fork" and self._child_busy(t.prog[t.pc][1]):
                 return False  # the child's slot is still in use: fork waits for it
             return not self.m.tlbs.cpus[t.cpu].loaded_mm.exiting
+        if verb == "switch":  # to a task of mm N: none while N exits or a fork replaces it
+            return not self._taskless_target(t.prog[t.pc][1], t.cpu)
         return True
+
+    def _taskless_target(self, w, cpu: int) -> bool:
+        """``switch mmN`` to another mm whose slot has no task now (its exit, or a fork into
+        it, in flight): :meth:`Machine.switch_mm` refuses it, so the thread waits (a
+        malformed line is left to the parser's error when it runs)."""
+        mms = self.m.mms
+        slot = w[1][2:] if len(w) > 1 and w[1].startswith("mm") else ""
+        if not (slot.isdigit() and int(slot) < len(mms)):
+            return False
+        mm = mms[int(slot)]
+        return mm.exiting and mm is not self.m.tlbs.cpus[cpu].loaded_mm
 
     def _child_busy(self, w) -> bool:
         """``fork NAME mmN`` whose slot N is in ``exit_mmap`` or has a task in the kernel:
