@@ -10,7 +10,7 @@ import pytest
 from conformance.config import MachineConfig
 from conformance.errors import UsageError
 from conformance.machine import Machine
-from conformance.mm.mm_types import NONE, PRESENT, SWAP
+from conformance.mm.mm_types import MIGRATION, NONE, PRESENT, SWAP
 from conformance.registry import load_protocol
 
 LINUX = load_protocol("linux")
@@ -290,3 +290,57 @@ def test_a_sleeper_on_a_fork_child_slot_cpu_is_switched_in_from_the_old_tenant()
     m.drain()
     m.check_quiescent()
     assert ("write(file0:0)", 1) in calls
+
+
+def test_a_migration_wait_returns_to_user_space_and_munmap_runs_before_the_refault():
+    """docs/model.md section 11 item 22: ``migration_entry_wait`` waits under
+    ``mmap_lock``, then ``handle_mm_fault`` returns 0; ``do_user_addr_fault`` unlocks and
+    the restarted access faults again (a new first try)::
+
+        CPU0 (fault v0)                  CPU2 (migration of v0's folio)   CPU1 (munmap v0)
+                                         PTE -> migration entry
+        migration_entry_wait
+                                         remove_migration_ptes, done
+        return 0, mmap_read_unlock
+                                                                          munmap v0
+        the access faults again
+        find_vma: none -> SIGSEGV
+
+    The model before went on at once under the same ``mmap_lock``, so the munmap waited
+    for the fault, which mapped the new folio."""
+    m = Machine(LINUX, MachineConfig(ncpus=3))
+    m.switch_mm(1, 0)
+    mm = m.mms[0]
+    mig = m.migrate(2, (m.frame_of(0, 0),))
+    while mm.ptes[0].kind != MIGRATION:
+        m.advance(mig.id)
+    fault = m.fault(0, 0, False)
+    assert fault.blocked_on is not None and "mmap" not in repr(fault.blocked_on)
+    finish(m, mig)
+    m.advance(fault.id)  # woken: handle_mm_fault returns 0, mmap_read_unlock
+    assert fault in m.ops and mm.mmap_lock not in fault.held
+    assert "returns 0, the access" in m.trace.timeline(3)
+    finish(m, m.munmap(1, 0, 1))
+    finish(m, fault)
+    assert fault.result == "segv"
+    m.drain()
+    m.check_quiescent()
+
+
+def test_a_pte_changed_under_a_fault_refaults_as_a_new_first_try():
+    """``!pte_none`` after ``do_anonymous_page`` allocated its folio (a second fault of the
+    same page won the race): the loser frees its folio, returns 0 and faults again; the
+    new fault finds the PTE present and does nothing. Both end with the page mapped once."""
+    m = Machine(LINUX, MachineConfig(ncpus=2, populate=False))
+    m.switch_mm(1, 0)
+    a = m.fault(0, 0, True)
+    b = m.fault(1, 0, True)
+    while "alloc_anon_folio" not in m.trace.timeline(2):
+        m.advance(a.id)
+    finish(m, b)  # b maps v0 first
+    finish(m, a)
+    assert b.result == "ok" and a.result is None  # do_wp_page (spurious) sets no result
+    assert m.trace.timeline(2).count("returns 0, the access") == 1
+    assert m.mms[0].ptes[0].kind == PRESENT
+    m.drain()
+    m.check_quiescent()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..migrate import _MigrationWait
 from ...errors import ModelError
-from ..mm_types import MIGRATION, NONE, PRESENT, VM_FAULT_COMPLETED, VM_FAULT_RETRY
+from ..mm_types import MIGRATION, NONE, PRESENT, REFAULT, VM_FAULT_COMPLETED, VM_FAULT_RETRY
 from ..task import hook
 
 
@@ -46,14 +46,35 @@ class FaultPaths:
         first try too, after the PTE is installed (:meth:`fault_dirty_shared_page`,
         ``VM_FAULT_COMPLETED``), and ends there.
 
-        Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; a migration
-        entry is waited for under ``mmap_lock`` and the fault goes on at once
-        (``migration_entry_wait`` returns 0 and the access faults again: the kernel drops
-        ``mmap_lock`` between); per-VMA locks (``lock_vma_under_rcu``) are not modelled:
-        every fault takes ``mmap_lock``.
+        Where ``handle_mm_fault`` returns 0 with nothing done (:data:`REFAULT`: a
+        ``!pte_same`` recheck, or after ``migration_entry_wait``), the fault unlocks
+        ``mmap_lock`` and returns to user space; the CPU restarts the access, which faults
+        again: a new fault, a first try again (``FAULT_FLAG_ALLOW_RETRY`` without
+        ``FAULT_FLAG_TRIED``). The model keeps both faults in one operation, with an
+        interleaving point between them (the return to user space), where a writer of the
+        mm may run::
+
+            CPU0 (fault v0)                       CPU1 (munmap v0)
+            do_swap_page: migration entry
+            migration_entry_wait (under mmap_lock)
+            return 0, mmap_read_unlock
+                                                  mmap_write_lock, unmap v0, unlock
+            the access restarts: fault again
+            mmap_read_lock, find_vma: none
+            -> SIGSEGV
+
+        (before 2026-12-06 the model went on at once under the same ``mmap_lock`` and
+        ``tried``; docs/model.md section 11 item 22). Simplification: the restarted access
+        faults again even where a TLB entry filled meanwhile would let it through; the second
+        fault then finds the PTE present and does nothing (``do_wp_page``'s spurious-fault
+        case).
+
+        Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; per-VMA locks
+        (``lock_vma_under_rcu``) are not modelled: every fault takes ``mmap_lock``.
         """
         tr = self.trace
         tried = False  # FAULT_FLAG_TRIED
+        refaults = 0
         while True:
             yield from self.mmap_read_lock(op, mm)
             vma = mm.find_vma(vpage)
@@ -66,6 +87,15 @@ class FaultPaths:
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
             if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
                 return
+            if r is REFAULT:  # returned 0: back to user space, the access faults again
+                self.mmap_read_unlock(op, mm)
+                refaults += 1
+                if refaults > 50:
+                    raise ModelError("handle_mm_fault: no progress")
+                tr.msg(op, "fault mm%d:v%d: returns 0, the access faults again", mm.id, vpage)
+                yield
+                tried = False
+                continue
             if r is not VM_FAULT_RETRY:
                 self.mmap_read_unlock(op, mm)
                 return
@@ -76,45 +106,42 @@ class FaultPaths:
 
     def handle_mm_fault(self, op, mm, vma, vpage: int, write: bool, tried: bool):
         """``handle_mm_fault`` -> ``handle_pte_fault`` under ``mmap_read_lock``: the
-        ``do_*_page`` path the PTE calls for. A ``!pte_same`` ending ("retry": another path
-        changed the PTE) or a migration entry waited for is taken again at once, under the
-        same ``mmap_lock`` and the same ``tried``. Simplification: the kernel returns 0
-        there, releases ``mmap_lock``, and the access faults again as a new first try.
-        Returns :data:`VM_FAULT_RETRY` when a first try (``tried`` false) dropped
-        ``mmap_lock`` (see :meth:`fault`), :data:`VM_FAULT_COMPLETED` when
+        ``do_*_page`` path the PTE calls for. Returns :data:`REFAULT` where the kernel
+        returns 0 with nothing done (a ``!pte_same`` / ``!pte_none`` recheck found the PTE
+        changed by another path; a migration entry waited for by ``migration_entry_wait``,
+        under ``mmap_lock``), :data:`VM_FAULT_RETRY` when a first try (``tried`` false)
+        dropped ``mmap_lock`` (see :meth:`fault`), :data:`VM_FAULT_COMPLETED` when
         :meth:`fault_dirty_shared_page` did."""
         tr = self.trace
         loc = vma.location(vpage)
         op.touched_vps[(mm.id, vpage)] = None
         op.touched_locs[loc] = None
         pte = mm.ptes[vpage]
-        for _attempt in range(50):
-            kind = pte.kind
-            if kind == PRESENT:
-                return (yield from self.do_wp_page(op, mm, vma, vpage, write, tried))
-            if kind == MIGRATION:
-                tr.msg(op, "migration_entry_wait(mm%d:v%d)", mm.id, vpage)
-                op.blocked_on = _MigrationWait(pte)
-                yield
-                op.blocked_on = None
-                continue
-            if kind == NONE:
-                if vma.is_anon:
-                    mm.pte_alloc(vpage)  # do_anonymous_page's pte_alloc, before the folio
-                    r = yield from self.do_anonymous_page(op, mm, vma, vpage, write)
-                else:
-                    r = yield from self.do_file_fault(op, mm, vma, vpage, write, tried)
+        kind = pte.kind
+        if kind == PRESENT:
+            r = yield from self.do_wp_page(op, mm, vma, vpage, write, tried)
+            return r
+        if kind == MIGRATION:
+            tr.msg(op, "migration_entry_wait(mm%d:v%d)", mm.id, vpage)
+            op.blocked_on = _MigrationWait(pte)
+            yield
+            op.blocked_on = None
+            return REFAULT
+        if kind == NONE:
+            if vma.is_anon:
+                mm.pte_alloc(vpage)  # do_anonymous_page's pte_alloc, before the folio
+                r = yield from self.do_anonymous_page(op, mm, vma, vpage, write)
             else:
-                r = yield from self.do_swap_page(op, mm, vma, vpage, write, tried)
-            if r is VM_FAULT_RETRY:
-                return r
-            if r is VM_FAULT_COMPLETED:
-                op.result = "ok"
-                return r
-            if r != "retry":
-                op.result = r
-                return None
-        raise ModelError("handle_mm_fault: no progress")
+                r = yield from self.do_file_fault(op, mm, vma, vpage, write, tried)
+        else:
+            r = yield from self.do_swap_page(op, mm, vma, vpage, write, tried)
+        if r is VM_FAULT_RETRY or r is REFAULT:
+            return r
+        if r is VM_FAULT_COMPLETED:
+            op.result = "ok"
+            return r
+        op.result = r
+        return None
 
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
         """``set_pte_at`` under the PTL, then the protocol's ``fault_install_pte`` (atomic)."""
@@ -131,8 +158,8 @@ class FaultPaths:
 
         Shared file page: ``wp_page_shared`` drops the PTL and calls ``do_page_mkwrite``
         (``filemap_page_mkwrite``: ``folio_lock``, so it waits for a writeback holding
-        it), re-takes the PTL, ``pte_same`` recheck (changed: nothing, the access
-        re-faults), ``wp_page_reuse``, then :meth:`fault_dirty_shared_page` (folio
+        it), re-takes the PTL, ``pte_same`` recheck (changed: :data:`REFAULT`, the access
+        faults again), ``wp_page_reuse``, then :meth:`fault_dirty_shared_page` (folio
         marked dirty and unlocked; the model marks it under the PTL and unlocks it
         before the call). Also the spurious-fault case: the PTE is
         already what the access needs.
@@ -154,9 +181,9 @@ class FaultPaths:
             frame = pte.frame
             flk = self.mem.folio_lock[frame]
             yield from self.lock(op, flk)  # do_page_mkwrite
-            if not (pte.kind == PRESENT and pte.frame == frame):
+            if not (pte.kind == PRESENT and pte.frame == frame):  # !pte_same: returns 0
                 self.unlock(op, flk)
-                return
+                return REFAULT
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
         upgraded = pte.kind == PRESENT and write and not pte.writable
@@ -232,7 +259,7 @@ class FaultPaths:
             self.unlock(op, ptl)
             self.mem.owner[frame] = "zapped"
             self.free_frames([frame])
-            return "retry"
+            return REFAULT
         self.mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, vma.writable, write)
         self.unlock(op, ptl)
@@ -260,7 +287,7 @@ class FaultPaths:
         if mm.ptes[vpage].kind != NONE:
             self.unlock(op, ptl)
             self.unlock(op, flk)
-            return "retry"
+            return REFAULT
         self._install(op, mm, vma, vpage, frame, write, write, write)
         if write:
             self.mem.dirty[frame] = True
@@ -332,7 +359,7 @@ class FaultPaths:
             self.unlock(op, ptl)
             mem.owner[new] = "zapped"
             self.free_frames([new])
-            return "retry"
+            return REFAULT
         op.touched_frames[old] = None
         pte.clear()
         self.arch.flush_tlb_page(mm, vpage, op)  # ptep_clear_flush

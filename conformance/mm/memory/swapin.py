@@ -6,7 +6,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-from ..mm_types import SWAP, VM_FAULT_RETRY
+from ..mm_types import REFAULT, SWAP, VM_FAULT_RETRY
 from ..task import hook
 
 
@@ -56,7 +56,7 @@ class SwapinPaths:
             yield from self.lock(op, flk)
             if mem.swap_cache.get(slot) != frame:
                 self.unlock(op, flk)
-                return "retry"
+                return REFAULT
         else:
             frame = self.alloc_frame(op, vma.location(vpage))
             if frame is None:
@@ -78,7 +78,7 @@ class SwapinPaths:
         if not (pte.kind == SWAP and pte.slot == slot):  # !pte_same
             self.unlock(op, ptl)
             self._swapin_unlock(op, slot, frame)
-            return "retry"
+            return REFAULT
         mem.owner[frame] = vma.location(vpage)
         self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
         shared = mem.swap_map[slot] > 1
