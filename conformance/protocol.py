@@ -228,8 +228,9 @@ class Protocol:
         """The end of ``handle_mm_fault`` (after the PTL is dropped; LUF v12's flush point),
         once per try: a first try that dropped ``mmap_lock`` (``VM_FAULT_RETRY``, or
         ``VM_FAULT_COMPLETED`` after a shared write fault's install) calls it without
-        ``mmap_lock``, a retry again with it. Not called when the fault ends in
-        SIGSEGV. May yield."""
+        ``mmap_lock``, a retry again with it; a try that returned 0 with nothing done (a
+        changed PTE, a migration entry waited for) calls it too, before the access faults
+        again. Not called when the fault ends in SIGSEGV. May yield."""
 
     def mmap_region(self, task, mm, vma) -> None:
         """A new VMA is being inserted (``mmap_region``). May yield."""

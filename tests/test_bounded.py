@@ -92,7 +92,7 @@ def test_linux_populated_k2_completes():
     # 2026-12-06 15:00, when a fault's first try began to drop mmap_lock for a folio lock
     # or read IO (VM_FAULT_RETRY); 35,993 until 2026-12-06 18:00, when a fault that found
     # its PTE changed began to return to user space and fault again (model.md 11 item 22)
-    assert [lv.states for lv in res.levels] == [261, 37529]
+    assert [lv.states for lv in res.levels] == [261, 37337]
 
 
 @pytest.mark.parametrize("name,cfg,k,menu", [

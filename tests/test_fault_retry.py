@@ -185,7 +185,7 @@ def test_a_shared_write_fault_drops_mmap_lock_after_it_made_the_pte_writable():
     finish(m, m.munmap(1, 2, 1))
     assert fault in m.ops and pte.kind == NONE
     finish(m, fault)
-    assert fault.result is None and not fault.held  # do_wp_page sets no result
+    assert fault.result == "ok" and not fault.held  # VM_FAULT_COMPLETED
     assert "fault_dirty_shared_page: drops mmap_lock" in m.trace.timeline(2)
     assert "VM_FAULT_RETRY" not in m.trace.timeline(2).split("(write)")[-1]
     m.check_quiescent()
@@ -327,20 +327,53 @@ def test_a_migration_wait_returns_to_user_space_and_munmap_runs_before_the_refau
     m.check_quiescent()
 
 
-def test_a_pte_changed_under_a_fault_refaults_as_a_new_first_try():
+def test_a_fault_that_lost_the_race_for_a_pte_returns_and_munmap_runs_before_its_refault():
     """``!pte_none`` after ``do_anonymous_page`` allocated its folio (a second fault of the
-    same page won the race): the loser frees its folio, returns 0 and faults again; the
-    new fault finds the PTE present and does nothing. Both end with the page mapped once."""
-    m = Machine(LINUX, MachineConfig(ncpus=2, populate=False))
+    same page won the race): the loser frees its folio and returns 0; ``mmap_lock`` is
+    released before the restarted access faults again, so a munmap of the page runs in
+    between and the new fault gets SIGSEGV. (The model before went on under the same lock:
+    the munmap waited, and the loser's second look found the winner's PTE.)"""
+    m = Machine(LINUX, MachineConfig(ncpus=3, populate=False))
     m.switch_mm(1, 0)
+    m.switch_mm(2, 0)
+    mm = m.mms[0]
     a = m.fault(0, 0, True)
     b = m.fault(1, 0, True)
-    while "alloc_anon_folio" not in m.trace.timeline(2):
+    while "alloc_anon_folio" not in m.trace.timeline(3):
         m.advance(a.id)
     finish(m, b)  # b maps v0 first
+    while mm.mmap_lock in a.held or "returns 0" not in m.trace.timeline(3):
+        m.advance(a.id)
+    assert a in m.ops and not a.held and not a.touched_vps  # in user space: nothing in flight
+    finish(m, m.munmap(2, 0, 1))
     finish(m, a)
-    assert b.result == "ok" and a.result is None  # do_wp_page (spurious) sets no result
-    assert m.trace.timeline(2).count("returns 0, the access") == 1
-    assert m.mms[0].ptes[0].kind == PRESENT
+    assert b.result == "ok" and a.result == "segv"
+    assert m.trace.timeline(3).count("returns 0, the access") == 1
     m.drain()
     m.check_quiescent()
+
+
+def test_a_cow_fault_that_lost_the_race_in_wp_page_copy_faults_again():
+    """``wp_page_copy``'s ``!pte_same``: two write faults of a page a fork shares; the
+    second copies first, so the first finds the PTE changed under the PTL, frees its copy
+    and returns 0, and its restarted access faults again, finding the page writable (a
+    spurious fault). The model before dropped that REFAULT on the floor in
+    ``do_wp_page_anon`` (a review, 2026-12-06)."""
+    m = Machine(LINUX, MachineConfig(ncpus=3))
+    m.switch_mm(2, 0)
+    m.switch_mm(1, 0)
+    finish(m, m.fork(0, 1))
+    mm = m.mms[0]
+    assert mm.ptes[0].kind == PRESENT and not mm.ptes[0].writable
+    a = m.fault(0, 0, True)
+    while "wp_page_copy" not in m.trace.timeline(3):
+        m.advance(a.id)
+    b = m.fault(2, 0, True)
+    finish(m, b)
+    finish(m, a)
+    assert mm.ptes[0].kind == PRESENT and mm.ptes[0].writable
+    assert m.trace.timeline(3).count("returns 0, the access") == 1
+    assert a.result is None and not a.held
+    m.drain()
+    m.check_quiescent()
+

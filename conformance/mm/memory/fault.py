@@ -93,6 +93,13 @@ class FaultPaths:
                 if refaults > 50:
                     raise ModelError("handle_mm_fault: no progress")
                 tr.msg(op, "fault mm%d:v%d: returns 0, the access faults again", mm.id, vpage)
+                # back in user space: nothing of this fault is in flight until it faults
+                # again, so what it touched is judged now (as at an operation's return) and
+                # excuses nothing in between (a review, 2026-12-06)
+                self.m.oracle.op_returned(op)
+                op.touched_vps.clear()
+                op.touched_locs.clear()
+                op.touched_frames.clear()
                 yield
                 tried = False
                 continue
@@ -120,14 +127,13 @@ class FaultPaths:
         kind = pte.kind
         if kind == PRESENT:
             r = yield from self.do_wp_page(op, mm, vma, vpage, write, tried)
-            return r
-        if kind == MIGRATION:
+        elif kind == MIGRATION:
             tr.msg(op, "migration_entry_wait(mm%d:v%d)", mm.id, vpage)
             op.blocked_on = _MigrationWait(pte)
             yield
             op.blocked_on = None
             return REFAULT
-        if kind == NONE:
+        elif kind == NONE:
             if vma.is_anon:
                 mm.pte_alloc(vpage)  # do_anonymous_page's pte_alloc, before the folio
                 r = yield from self.do_anonymous_page(op, mm, vma, vpage, write)
@@ -140,7 +146,8 @@ class FaultPaths:
         if r is VM_FAULT_COMPLETED:
             op.result = "ok"
             return r
-        op.result = r
+        if r is not None or kind != PRESENT:  # do_wp_page sets no result unless it fails
+            op.result = r
         return None
 
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
@@ -186,7 +193,12 @@ class FaultPaths:
                 return REFAULT
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
-        upgraded = pte.kind == PRESENT and write and not pte.writable
+        if pte.kind != PRESENT:  # zapped meanwhile: !pte_same, returns 0 (the access faults
+            self.unlock(op, ptl)  # again; finish_mkwrite_fault's VM_FAULT_NOPAGE for a write)
+            if flk is not None:
+                self.unlock(op, flk)
+            return REFAULT
+        upgraded = write and not pte.writable
         if upgraded:
             pte.writable = True
             pte.dirty = True
@@ -300,8 +312,9 @@ class FaultPaths:
     def do_wp_page_anon(self, op, mm, vma, vpage):
         """``do_wp_page`` for an anonymous folio (mm/memory.c), PTL held for the decision.
 
-        Present and read-only, else nothing (spurious, or the PTE changed: the access
-        re-faults). Reuse (``wp_page_reuse``: the PTE made writable and dirty, the folio
+        Present and read-only, else nothing: spurious (present and writable: the restarted
+        access goes through) or :data:`REFAULT` (no longer present: handle_pte_fault's
+        ``!pte_same`` returns 0, and the restarted access faults again). Reuse (``wp_page_reuse``: the PTE made writable and dirty, the folio
         exclusive again, ``folio_move_anon_rmap``: owned by this location) when the folio
         is ``PageAnonExclusive`` (never shared by a fork: :data:`PhysMem.cow` clear), or
         when ``wp_can_reuse_anon_folio`` finds no other reference: mapped once, not
@@ -315,7 +328,7 @@ class FaultPaths:
         yield from self.lock(op, ptl)
         if not (pte.kind == PRESENT and not pte.writable):
             self.unlock(op, ptl)
-            return
+            return None if pte.kind == PRESENT else REFAULT
         frame = pte.frame
         if not mem.cow[frame] or not (
                 len(mem.rmap[frame]) != 1 or mem.isolated[frame] is not None
@@ -332,7 +345,7 @@ class FaultPaths:
             return
         value = mem.value[frame]  # __wp_page_copy_user (the fault holds a folio reference)
         self.unlock(op, ptl)
-        yield from self.wp_page_copy(op, mm, vma, vpage, frame, value)
+        return (yield from self.wp_page_copy(op, mm, vma, vpage, frame, value))
 
     def wp_page_copy(self, op, mm, vma, vpage, old: int, value: int):
         """``wp_page_copy`` (mm/memory.c): allocate a new folio and copy the old one into it
