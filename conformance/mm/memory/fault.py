@@ -354,8 +354,8 @@ class FaultPaths:
         kernel's own flush), ``folio_add_new_anon_rmap``, ``set_pte_at`` writable and
         dirty (a new PTE instance; the ``fault_install_pte`` hook), then
         ``folio_remove_rmap_pte(old)``; unlock; ``folio_put(old)``: freed if that was its
-        last reference. If the PTE changed meanwhile, the new folio is freed and the
-        access re-faults.
+        last reference. If the PTE changed meanwhile, the new folio is freed and it returns
+        :data:`REFAULT` (the kernel's 0: the access faults again).
         """
         mem = self.mem
         new = self.alloc_frame(op, "new")
