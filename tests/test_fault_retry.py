@@ -4,6 +4,9 @@ read IO (docs/model.md section 11 item 20, fixed 2026-12-06).
 Each test shows a writer of the mm running inside the wait, which the model before this
 change kept out (the fault held ``mmap_read_lock`` across the wait), and the retry that
 follows: it looks the VMA up again, under ``mmap_lock``, with ``FAULT_FLAG_TRIED``.
+Since then: no task of a fork's child slot runs during the fork (item 21), and a fault
+whose recheck finds its PTE changed, or that waited for a migration entry, returns to user
+space and faults again as a new first try (item 22, ``REFAULT``); those tests say which.
 """
 import pytest
 

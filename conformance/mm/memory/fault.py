@@ -90,8 +90,8 @@ class FaultPaths:
             if r is REFAULT:  # returned 0: back to user space, the access faults again
                 self.mmap_read_unlock(op, mm)
                 refaults += 1
-                if refaults > 50:
-                    raise ModelError("handle_mm_fault: no progress")
+                if refaults >= 50:  # each needs another path to change the PTE meanwhile
+                    raise ModelError("handle_mm_fault: no progress in 50 faults of one access")
                 tr.msg(op, "fault mm%d:v%d: returns 0, the access faults again", mm.id, vpage)
                 # back in user space: nothing of this fault is in flight until it faults
                 # again, so what it touched is judged now (as at an operation's return) and
@@ -146,8 +146,7 @@ class FaultPaths:
         if r is VM_FAULT_COMPLETED:
             op.result = "ok"
             return r
-        if r is not None or kind != PRESENT:  # do_wp_page sets no result unless it fails
-            op.result = r
+        op.result = r  # None for a spurious do_wp_page
         return None
 
     def _install(self, op, mm, vma, vpage, frame, writable, dirty, write):
