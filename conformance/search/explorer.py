@@ -158,24 +158,24 @@ class _Run:
             return not self._taskless_target(t.prog[t.pc][1], t.cpu)
         return True
 
+    def _slot(self, w, i: int):
+        """The mm named ``mmN`` by word ``i`` of line ``w``, or None where it names none (a
+        malformed line is left to the parser's error when it runs)."""
+        slot = w[i][2:] if len(w) > i and w[i].startswith("mm") else ""
+        mms = self.m.mms
+        return mms[int(slot)] if slot.isdigit() and int(slot) < len(mms) else None
+
     def _taskless_target(self, w, cpu: int) -> bool:
         """``switch mmN`` to another mm whose slot has no task now (its exit, or a fork into
-        it, in flight): :meth:`Machine.switch_mm` refuses it, so the thread waits (a
-        malformed line is left to the parser's error when it runs)."""
-        mms = self.m.mms
-        slot = w[1][2:] if len(w) > 1 and w[1].startswith("mm") else ""
-        if not (slot.isdigit() and int(slot) < len(mms)):
-            return False
-        mm = mms[int(slot)]
-        return mm.exiting and mm is not self.m.tlbs.cpus[cpu].loaded_mm
+        it, in flight): :meth:`Machine.switch_mm` refuses it, so the thread waits."""
+        mm = self._slot(w, 1)
+        return mm is not None and mm.exiting and mm is not self.m.tlbs.cpus[cpu].loaded_mm
 
     def _child_busy(self, w) -> bool:
         """``fork NAME mmN`` whose slot N is in ``exit_mmap`` or has a task in the kernel:
-        not startable yet (:meth:`Machine.fork` refuses it, :meth:`Machine.can_fork_into`;
-        a malformed line is left to the parser's error when it runs)."""
-        mms = self.m.mms
-        slot = w[2][2:] if len(w) > 2 and w[2].startswith("mm") else ""
-        return slot.isdigit() and int(slot) < len(mms) and not self.m.can_fork_into(int(slot))
+        not startable yet (:meth:`Machine.fork` refuses it, :meth:`Machine.can_fork_into`)."""
+        mm = self._slot(w, 2)
+        return mm is not None and not self.m.can_fork_into(mm.id)
 
     def done(self) -> bool:
         return all(t.op is None and t.pc >= len(t.prog) for t in self.threads)
