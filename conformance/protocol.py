@@ -229,8 +229,8 @@ class Protocol:
         once per try: a first try that dropped ``mmap_lock`` (``VM_FAULT_RETRY``, or
         ``VM_FAULT_COMPLETED`` after a shared write fault's install) calls it without
         ``mmap_lock``, a retry again with it; a try that returned 0 with nothing done (a
-        changed PTE, a migration entry waited for) calls it too, before the access faults
-        again. Not called when the fault ends in SIGSEGV. May yield."""
+        changed PTE, a migration entry waited for) calls it too, before the fault returns
+        and the access restarts. Not called when the fault ends in SIGSEGV. May yield."""
 
     def mmap_region(self, task, mm, vma) -> None:
         """A new VMA is being inserted (``mmap_region``). May yield."""

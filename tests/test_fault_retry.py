@@ -6,7 +6,7 @@ change kept out (the fault held ``mmap_read_lock`` across the wait), and the ret
 follows: it looks the VMA up again, under ``mmap_lock``, with ``FAULT_FLAG_TRIED``.
 Since then: no task of a fork's child slot runs during the fork (item 21), and a fault
 whose recheck finds its PTE changed, or that waited for a migration entry, returns to user
-space and faults again as a new first try (item 22, ``REFAULT``); those tests say which.
+space, where the access restarts (item 22, ``REFAULT``); those tests say which.
 """
 import pytest
 
@@ -306,11 +306,12 @@ def test_a_migration_wait_returns_to_user_space_and_munmap_runs_before_the_refau
                                          remove_migration_ptes, done
         return 0, mmap_read_unlock
                                                                           munmap v0
-        the access faults again
+        the access restarts: #PF
         find_vma: none -> SIGSEGV
 
     The model before went on at once under the same ``mmap_lock``, so the munmap waited
-    for the fault, which mapped the new folio."""
+    for the fault, which mapped the new folio. Since 20:40 the fault ends at its return 0
+    and the restarted access is the next user access."""
     m = Machine(LINUX, MachineConfig(ncpus=3))
     m.switch_mm(1, 0)
     mm = m.mms[0]
@@ -321,11 +322,12 @@ def test_a_migration_wait_returns_to_user_space_and_munmap_runs_before_the_refau
     assert fault.blocked_on is not None and "mmap" not in repr(fault.blocked_on)
     finish(m, mig)
     m.advance(fault.id)  # woken: handle_mm_fault returns 0, mmap_read_unlock
-    assert fault in m.ops and mm.mmap_lock not in fault.held
-    assert "returns 0, the access" in m.trace.timeline(3)
+    assert fault not in m.ops and fault.result == "restart" and not fault.held
+    assert "returns 0, the access restarts" in m.trace.timeline(3)
     finish(m, m.munmap(1, 0, 1))
-    finish(m, fault)
-    assert fault.result == "segv"
+    assert m.user_access(0, 0, False) == "fault"  # the restarted access
+    m.drain()  # its fault finds no VMA at its first step
+    assert "fault mm0:v0 -> SIGSEGV" in m.trace.timeline(3)
     m.drain()
     m.check_quiescent()
 
@@ -345,13 +347,13 @@ def test_a_fault_that_lost_the_race_for_a_pte_returns_and_munmap_runs_before_its
     while "alloc_anon_folio" not in m.trace.timeline(3):
         m.advance(a.id)
     finish(m, b)  # b maps v0 first
-    while mm.mmap_lock in a.held or "returns 0" not in m.trace.timeline(3):
-        m.advance(a.id)
-    assert a in m.ops and not a.held and not a.touched_vps  # in user space: nothing in flight
-    finish(m, m.munmap(2, 0, 1))
     finish(m, a)
-    assert b.result == "ok" and a.result == "segv"
-    assert m.trace.timeline(3).count("returns 0, the access") == 1
+    assert a.result == "restart" and not a.held  # returned 0: in user space
+    finish(m, m.munmap(2, 0, 1))
+    assert m.user_access(0, 0, True) == "fault"  # the restarted access
+    m.drain()
+    assert b.result == "ok" and "fault mm0:v0 -> SIGSEGV" in m.trace.timeline(3)
+    assert m.trace.timeline(3).count("returns 0, the access restarts") == 1
     m.drain()
     m.check_quiescent()
 
@@ -359,8 +361,7 @@ def test_a_fault_that_lost_the_race_for_a_pte_returns_and_munmap_runs_before_its
 def test_a_cow_fault_that_lost_the_race_in_wp_page_copy_faults_again():
     """``wp_page_copy``'s ``!pte_same``: two write faults of a page a fork shares; the
     second copies first, so the first finds the PTE changed under the PTL, frees its copy
-    and returns 0, and its restarted access faults again, finding the page writable (a
-    spurious fault). The model before dropped that REFAULT on the floor in
+    and returns 0, and its restarted access finds the page writable (no second fault). The model before dropped that REFAULT on the floor in
     ``do_wp_page_anon`` (a review, 2026-12-06)."""
     m = Machine(LINUX, MachineConfig(ncpus=3))
     m.switch_mm(2, 0)
@@ -375,8 +376,10 @@ def test_a_cow_fault_that_lost_the_race_in_wp_page_copy_faults_again():
     finish(m, b)
     finish(m, a)
     assert mm.ptes[0].kind == PRESENT and mm.ptes[0].writable
-    assert m.trace.timeline(3).count("returns 0, the access") == 1
-    assert a.result is None and not a.held
+    assert m.trace.timeline(3).count("returns 0, the access restarts") == 1
+    assert a.result == "restart" and not a.held
+    # the restarted store walks to the writable PTE b installed: no second fault
+    assert m.user_access(0, 0, True) == "wrote" and not m.ops
     m.drain()
     m.check_quiescent()
 

@@ -30,8 +30,8 @@ VM_FAULT_RETRY = "VM_FAULT_RETRY"
 VM_FAULT_COMPLETED = "VM_FAULT_COMPLETED"
 #: ``handle_mm_fault`` returned 0 with nothing done: a ``!pte_same`` / ``!pte_none`` recheck
 #: found the PTE changed, or ``migration_entry_wait`` waited for a migration entry. The
-#: kernel's ``do_user_addr_fault`` unlocks ``mmap_lock`` and returns; the CPU restarts the
-#: access, which faults again as a new first try (not a kernel name: the kernel's 0)
+#: kernel's ``do_user_addr_fault`` unlocks ``mmap_lock`` and returns, and the CPU restarts the
+#: access; the model's fault ends there (not a kernel name: the kernel's 0)
 REFAULT = "refault"
 
 

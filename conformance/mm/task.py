@@ -20,8 +20,7 @@ class Op:
 
     ``touched_*`` record every PTE slot (mm, vpage), location and frame the
     operation changed or depends on: the oracle treats those as "in flight"
-    (C1, O1) until the operation ends, then checks them (a fault also at each return 0 to
-    user space, ``REFAULT``, where they are checked and cleared).
+    (C1, O1) until the operation ends, then checks them.
 
     For S3 at syscall return (docs/oracle.md section 2): ``s3_visits[(mm, vpage)]`` is the
     PTE-instance clock (``Machine.pte_insts``) when the walk visited that slot under its

@@ -48,33 +48,30 @@ class FaultPaths:
 
         Where ``handle_mm_fault`` returns 0 with nothing done (:data:`REFAULT`: a
         ``!pte_same`` recheck, or after ``migration_entry_wait``), the fault unlocks
-        ``mmap_lock`` and returns to user space; the CPU restarts the access, which faults
-        again: a new fault, a first try again (``FAULT_FLAG_ALLOW_RETRY`` without
-        ``FAULT_FLAG_TRIED``). The model keeps both faults in one operation, with an
-        interleaving point between them (the return to user space), where a writer of the
-        mm may run::
+        ``mmap_lock`` and returns to user space (``op.result`` ``"restart"``); the CPU
+        restarts the access, which is the user program's next access (``Machine.user_access``,
+        another operation): it looks the TLB up, walks the page table and faults again, as a
+        new first try, only if the PTE still does not allow it. Anything may run in
+        between, a writer of the mm included::
 
             CPU0 (fault v0)                       CPU1 (munmap v0)
             do_swap_page: migration entry
             migration_entry_wait (under mmap_lock)
             return 0, mmap_read_unlock
                                                   mmap_write_lock, unmap v0, unlock
-            the access restarts: fault again
+            the access restarts: #PF again
             mmap_read_lock, find_vma: none
             -> SIGSEGV
 
-        (before 2026-12-06 the model went on at once under the same ``mmap_lock`` and
-        ``tried``; docs/model.md section 11 item 22). Simplification: the restarted access
-        faults again even where a TLB entry filled meanwhile would let it through; the second
-        fault then finds the PTE present and does nothing (``do_wp_page``'s spurious-fault
-        case).
+        (Before 2026-12-06 18:00 the model went on at once under the same ``mmap_lock`` and
+        ``tried``; from then until 20:40 it faulted again inside the same operation, without
+        the TLB lookup and walk of the restarted access: docs/model.md section 11 item 22.)
 
         Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; per-VMA locks
         (``lock_vma_under_rcu``) are not modelled: every fault takes ``mmap_lock``.
         """
         tr = self.trace
         tried = False  # FAULT_FLAG_TRIED
-        refaults = 0
         while True:
             yield from self.mmap_read_lock(op, mm)
             vma = mm.find_vma(vpage)
@@ -87,22 +84,11 @@ class FaultPaths:
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
             if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
                 return
-            if r is REFAULT:  # returned 0: back to user space, the access faults again
+            if r is REFAULT:  # returned 0: back to user space, where the access restarts
                 self.mmap_read_unlock(op, mm)
-                refaults += 1
-                if refaults >= 50:  # each needs another path to change the PTE meanwhile
-                    raise ModelError("handle_mm_fault: no progress in 50 faults of one access")
-                tr.msg(op, "fault mm%d:v%d: returns 0, the access faults again", mm.id, vpage)
-                # back in user space: nothing of this fault is in flight until it faults
-                # again, so what it touched is judged now (as at an operation's return) and
-                # excuses nothing in between (a review, 2026-12-06)
-                self.m.oracle.op_returned(op)
-                op.touched_vps.clear()
-                op.touched_locs.clear()
-                op.touched_frames.clear()
-                yield
-                tried = False
-                continue
+                tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
+                op.result = "restart"
+                return
             if r is not VM_FAULT_RETRY:
                 self.mmap_read_unlock(op, mm)
                 return
@@ -165,7 +151,7 @@ class FaultPaths:
         Shared file page: ``wp_page_shared`` drops the PTL and calls ``do_page_mkwrite``
         (``filemap_page_mkwrite``: ``folio_lock``, so it waits for a writeback holding
         it), re-takes the PTL, ``pte_same`` recheck (changed: :data:`REFAULT`, the access
-        faults again), ``wp_page_reuse``, then :meth:`fault_dirty_shared_page` (folio
+        restarts), ``wp_page_reuse``, then :meth:`fault_dirty_shared_page` (folio
         marked dirty and unlocked; the model marks it under the PTL and unlocks it
         before the call). Also the spurious-fault case: the PTE is
         already what the access needs.
@@ -313,7 +299,7 @@ class FaultPaths:
 
         Present and read-only, else nothing: spurious (present and writable: the restarted
         access goes through) or :data:`REFAULT` (no longer present: handle_pte_fault's
-        ``!pte_same`` returns 0, and the restarted access faults again). Reuse (``wp_page_reuse``: the PTE made writable and dirty, the folio
+        ``!pte_same`` returns 0, and the access restarts). Reuse (``wp_page_reuse``: the PTE made writable and dirty, the folio
         exclusive again, ``folio_move_anon_rmap``: owned by this location) when the folio
         is ``PageAnonExclusive`` (never shared by a fork: :data:`PhysMem.cow` clear), or
         when ``wp_can_reuse_anon_folio`` finds no other reference: mapped once, not
@@ -354,7 +340,7 @@ class FaultPaths:
         dirty (a new PTE instance; the ``fault_install_pte`` hook), then
         ``folio_remove_rmap_pte(old)``; unlock; ``folio_put(old)``: freed if that was its
         last reference. If the PTE changed meanwhile, the new folio is freed and it returns
-        :data:`REFAULT` (the kernel's 0: the access faults again).
+        :data:`REFAULT` (the kernel's 0: the access restarts).
         """
         mem = self.mem
         new = self.alloc_frame(op, "new")
