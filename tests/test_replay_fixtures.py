@@ -70,7 +70,14 @@ row replaced by its drop row (it no longer returns before the S2); the four pass
 fault took one more step) and were drawn again with their seeds (``run_example(seed=N,
 swarm=True)``: 41, 112, 40 and 109 actions); ``hist_2_3_nested_reclaim-walk163`` was
 drawn again the same way (the first S1 of 60-110 actions among seeds 0..: seed 163 again,
-83 actions). A
+83 actions). On 2026-12-06 20:50 the madvise split window began to hold its folio's lock
+(docs/model.md section 11 item 23): ``hist_2_11_madvise_relock-1`` had reclaim unmap the
+very folio being split, and replayed as a PASS; it was saved again (``flushcheck certify
+hist_2_11_madvise_relock --seed 1 --jobs 1``: S3, 11 actions, reclaim of another folio of
+the table). ``hist_2_3_nested_reclaim-walk114`` no longer applied and gave way to
+``-walk172`` (the first S1 among seeds 0-399 but 163, 42 actions); ``linux-pass1``,
+``immediate-pass1`` and ``luf_v12-1`` keep their actions and verdicts, with the window's
+row renamed (``split_folio pfn0 (PTL dropped, folio locked)``). A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.

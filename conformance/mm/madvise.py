@@ -63,27 +63,59 @@ class MadvisePaths:
         if advice in ("dontneed", "free"):
             self.oracle.check_s3(op, mm, start, end, "madvise(%s)" % advice)
 
-    def _split_window(self, op, mm, ptl, what: str):
-        """Large-folio split in the madvise walkers: ``pte_unmap_unlock``, ``split_folio``,
-        re-take the PTL and (``RECHECK_AFTER_RELOCK``, 383c4613c67c) call
-        ``flush_tlb_batched_pending`` again.
+    def _split_window(self, op, mm, ptl, frame: int, what: str):
+        """Large-folio split in the madvise walkers (``madvise_free_pte_range``,
+        ``madvise_cold_or_pageout_pte_range``): ``folio_trylock``, ``pte_unmap_unlock``,
+        ``split_folio``, ``folio_unlock``, re-take the PTL and (``RECHECK_AFTER_RELOCK``,
+        383c4613c67c) call ``flush_tlb_batched_pending`` again. The folio stays locked
+        across the split, so no rmap walker (reclaim, migration, writeback, truncate) can
+        unmap *it* in the window; a walker can unmap another folio of the same table, which
+        is Jann Horn's interleaving (kernel-notes 2.11)::
 
-        Simplification: large folios are not modelled, so every page table's first
-        present PTE opens this window (drop the PTL, **yield**, re-take it); the caller
-        re-reads the PTE afterwards.
+            CPU0 (MADV_FREE v0..v1)              CPU1 (reclaim of v1's folio)
+            lock PTL, flush_tlb_batched_pending
+            v0: large folio, folio_trylock
+            unlock PTL, split_folio
+                                                 try_to_unmap_one(v1): clear,
+                                                 set_tlb_ubc_flush_pending
+            folio_unlock, lock PTL
+            (no flush_tlb_batched_pending)
+            v1: swap entry, freed; return        (v1 still cached on CPU0)
+
+        Returns False where the kernel opens no window here (the model then treats the
+        folio as a small one): a folio mapped more than once (``folio_likely_mapped_shared``)
+        or locked by another path (``folio_trylock`` fails); the kernel ``break``s out of
+        the table for a large folio there, a small folio goes on as usual.
+
+        Simplifications: large folios are not modelled, so every page table's first
+        present PTE opens this window (drop the PTL, **yield**, re-take it) if its folio
+        qualifies; the caller re-reads the PTE afterwards. ``split_folio``'s own unmap and
+        remap (``unmap_folio``, its ``try_to_unmap_flush``) are not modelled: the split
+        changes no PTE here. Until 2026-12-06 20:50 the window opened without the folio
+        lock, and the shipped litmus of 2.11 had reclaim unmap the very folio being split
+        (a reviewer's finding: the kernel's reclaim skips a folio it cannot trylock).
         """
+        mem = self.mem
+        lk = mem.folio_lock[frame]
+        if len(mem.rmap[frame]) != 1 or lk.owner is not None:
+            return False
+        lk.owner = op  # folio_trylock: free, so taken without waiting
+        op.held.append(lk)
         self.unlock(op, ptl)
-        self.trace.msg(op, "%s: split_folio (PTL dropped)", what)
+        self.trace.msg(op, "%s: split_folio pfn%d (PTL dropped, folio locked)", what, frame)
         yield
+        self.unlock(op, lk)
         yield from self.lock(op, ptl)
         if self.proto.RECHECK_AFTER_RELOCK:
             yield from hook(self.proto.flush_tlb_batched_pending(op, mm))
+        return True
 
     def madvise_pte_range(self, op, tlb, mm, vma, start: int, end: int, advice: str):
         """``madvise_free_pte_range`` / ``madvise_cold_or_pageout_pte_range`` for one page table.
 
         PTL, ``flush_tlb_batched_pending``; the first present PTE opens the split window
-        (:meth:`_split_window`), after which each PTE is re-read.
+        (:meth:`_split_window`) if its folio is mapped once and unlocked, after which each
+        PTE is re-read.
 
         free (anonymous VMA): swap entry -> ``free_swap_and_cache``, PTE cleared (the
         location reads zero; an S3 visit, ``op.s3_visits``); migration entries skipped;
@@ -117,7 +149,7 @@ class MadvisePaths:
             pte = mm.ptes[vpage]
             if pte.kind == PRESENT and not split:
                 split = True
-                yield from self._split_window(op, mm, ptl, "madvise_" + advice)
+                yield from self._split_window(op, mm, ptl, pte.frame, "madvise_" + advice)
             kind = pte.kind  # re-read after the relock
             if kind == SWAP and free:
                 op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
