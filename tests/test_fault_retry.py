@@ -358,7 +358,7 @@ def test_a_fault_that_lost_the_race_for_a_pte_returns_and_munmap_runs_before_its
     m.check_quiescent()
 
 
-def test_a_cow_fault_that_lost_the_race_in_wp_page_copy_faults_again():
+def test_a_cow_fault_that_lost_the_race_in_wp_page_copy_returns_and_its_access_restarts():
     """``wp_page_copy``'s ``!pte_same``: two write faults of a page a fork shares; the
     second copies first, so the first finds the PTE changed under the PTL, frees its copy
     and returns 0, and its restarted access finds the page writable (no second fault). The model before dropped that REFAULT on the floor in

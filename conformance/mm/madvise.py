@@ -91,7 +91,10 @@ class MadvisePaths:
         present PTE opens this window (drop the PTL, **yield**, re-take it) if its folio
         qualifies; the caller re-reads the PTE afterwards. ``split_folio``'s own unmap and
         remap (``unmap_folio``, its ``try_to_unmap_flush``) are not modelled: the split
-        changes no PTE here. Until 2026-12-06 20:50 the window opened without the folio
+        changes no PTE here; nor is ``folio_get``: a parallel MADV_DONTNEED may zap and
+        free the locked frame in the window, which then stays locked until the window ends
+        (the kernel's reference keeps the folio; here the walkers that meet the reused frame
+        only skip or wait, no window the kernel lacks). Until 2026-12-06 20:50 the window opened without the folio
         lock, and the shipped litmus of 2.11 had reclaim unmap the very folio being split
         (a reviewer's finding: the kernel's reclaim skips a folio it cannot trylock).
         """

@@ -178,8 +178,8 @@ class FaultPaths:
                 return REFAULT
         ptl = mm.ptl(vpage)
         yield from self.lock(op, ptl)
-        if pte.kind != PRESENT:  # zapped meanwhile: !pte_same, returns 0 (the access faults
-            self.unlock(op, ptl)  # again; finish_mkwrite_fault's VM_FAULT_NOPAGE for a write)
+        if pte.kind != PRESENT:  # zapped meanwhile: !pte_same, returns 0 (the access
+            self.unlock(op, ptl)  # restarts; finish_mkwrite_fault's VM_FAULT_NOPAGE for a write)
             if flk is not None:
                 self.unlock(op, flk)
             return REFAULT
