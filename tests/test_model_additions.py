@@ -204,6 +204,22 @@ def test_the_split_window_keeps_its_folio_locked():
     m.check_quiescent()
 
 
+def test_the_split_window_holds_a_reference_on_its_folio():
+    """``folio_get`` before the split: a MADV_DONTNEED that zaps the folio inside the window
+    does not free it; madvise's ``folio_put`` does, after the window. Without the reference
+    the locked frame was freed and handed out again, still locked by madvise (a model error
+    in the soundness campaign of 2026-12-06, seed 20262092: reclaim of the reused frame)."""
+    m = Machine(LINUX)
+    md = m.madvise(0, 0, 1, "free")  # the split window of mm0:v0 (pfn0)
+    finish(m, m.madvise(2, 0, 1, "dontneed"))  # zaps v0, flushes, puts its reference
+    assert m.mms[0].ptes[0].kind == NONE
+    assert m.mem.owner[0] is not None  # not freed: madvise(free) holds a reference
+    finish(m, md)
+    assert m.mem.owner[0] is None and m.mem.folio_lock[0].owner is None  # our put: freed
+    m.drain()
+    m.check_quiescent()
+
+
 def test_no_split_window_for_a_shared_folio():
     """``folio_likely_mapped_shared`` / a failed ``folio_trylock``: the kernel opens no
     window for such a folio (the model takes it as a small one and goes on)."""
