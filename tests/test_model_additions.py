@@ -220,6 +220,23 @@ def test_the_split_window_holds_a_reference_on_its_folio():
     m.check_quiescent()
 
 
+def test_a_parallel_cold_ages_the_folio_in_a_split_window():
+    """``folio_get`` leaves the folio on the LRU: a second MADV_COLD of the same mm, while
+    the first holds the folio in its split window, still clears its accessed bit and
+    records the flush (``folio_test_lru`` is true). The reference counted as an isolation
+    made it skip the folio (a review, 2026-12-06)."""
+    m = Machine(LINUX)
+    pte = m.mms[0].ptes[0]
+    pte.accessed = True
+    a = m.madvise(0, 0, 1, "cold")  # the split window of mm0:v0
+    assert m.mem.folio_lock[0].owner is a
+    finish(m, m.madvise(2, 0, 1, "cold"))
+    assert not pte.accessed and "flush_tlb_page(mm0, v0)" in m.trace.timeline(3)
+    finish(m, a)
+    m.drain()
+    m.check_quiescent()
+
+
 def test_no_split_window_for_a_shared_folio():
     """``folio_likely_mapped_shared`` / a failed ``folio_trylock``: the kernel opens no
     window for such a folio (the model takes it as a small one and goes on)."""

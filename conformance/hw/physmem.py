@@ -57,9 +57,9 @@ class PhysMem:
         # anon_vma->rwsem / mapping->i_mmap_rwsem, by ('a', anon_id) / ('f', file), made on use
         self.rmap_locks: dict = {}
         # References other than mappings and the page/swap cache (our folio refcount):
-        # isolated[f] is the reclaim/migration holding it off the LRU (folio_isolate_lru),
-        # or the madvise whose split window holds folio_get's reference (_split_window);
-        # gathered[f] counts mmu_gathers that will put it after their flush.
+        # isolated[f] is the reclaim/migration holding it off the LRU (folio_isolate_lru);
+        # gathered[f] counts the other references: mmu_gathers that will put it after their
+        # flush, and a madvise split window's folio_get (_split_window).
         self.isolated: list = [None] * nframes
         self.gathered = [0] * nframes
         self.files = [File(i, file_pages) for i in range(nfiles)]

@@ -91,32 +91,34 @@ class MadvisePaths:
         present PTE opens this window (drop the PTL, **yield**, re-take it) if its folio
         qualifies; the caller re-reads the PTE afterwards. ``split_folio``'s own unmap and
         remap (``unmap_folio``, its ``try_to_unmap_flush``) are not modelled: the split
-        changes no PTE here. ``folio_get``'s reference is the model's isolation
-        reference (``mem.isolated``, the one extra reference ``last_reference`` counts): a
-        MADV_DONTNEED or munmap that zaps the folio in the window does not free it, and our
-        ``folio_put`` does; reclaim and migration skip the folio at isolation where the
-        kernel's skip it at ``folio_trylock``, the same outcome. A folio another path holds
-        isolated opens no window (kernel-possible: a small folio). Until 21:50 the window
-        took no reference, and a zap in it freed the locked frame for reuse (a model error
-        in the soundness campaign, seed 20262092: a reclaim of the reused frame). Until
-        2026-12-06 20:50 the window opened without the folio
+        changes no PTE here. ``folio_get``'s reference is counted in ``mem.gathered``,
+        the model's count of references other than mappings, caches and isolation (an
+        mmu_gather's until its flush): a MADV_DONTNEED that zaps the folio in the window
+        does not free it, and our ``folio_put`` does; the folio stays on the LRU, as
+        ``folio_get`` leaves it (a parallel MADV_COLD still ages it; reclaim and migration
+        fail ``folio_trylock``); a write fault copies instead of reusing it, as the
+        kernel's refcount check makes it. Until 21:50 the window took no reference, and a
+        zap in it freed the locked frame for reuse (a model error in the soundness
+        campaign, seed 20262092: a reclaim of the reused frame); from 21:50 to 22:05 the
+        reference was the isolation one, which a parallel MADV_COLD skips (a review).
+        Until 2026-12-06 20:50 the window opened without the folio
         lock, and the shipped litmus of 2.11 had reclaim unmap the very folio being split
         (a reviewer's finding: the kernel's reclaim skips a folio it cannot trylock).
         """
         mem = self.mem
         lk = mem.folio_lock[frame]
-        if len(mem.rmap[frame]) != 1 or lk.owner is not None or mem.isolated[frame] is not None:
+        if len(mem.rmap[frame]) != 1 or lk.owner is not None:
             return False
         lk.owner = op  # folio_trylock: free, so taken without waiting
         op.held.append(lk)
-        mem.isolated[frame] = op  # folio_get: the model's one extra reference (see below)
+        mem.gathered[frame] += 1  # folio_get: an extra reference (see below)
         self.unlock(op, ptl)
         self.trace.msg(op, "%s: split_folio pfn%d (PTL dropped, folio locked)", what, frame)
         yield
-        mem.isolated[frame] = None  # folio_unlock, folio_put
+        mem.gathered[frame] -= 1  # folio_unlock, folio_put
         self.unlock(op, lk)
-        if self.last_reference(frame):  # zapped in the window (MADV_DONTNEED, munmap): our
-            mem.owner[frame] = "zapped"  # put is the last, after the zapper's flush
+        if self.last_reference(frame):  # zapped in the window (MADV_DONTNEED, a COW copy):
+            mem.owner[frame] = "zapped"  # our put is the last, after the zapper's flush
             self.free_frames([frame])
         yield from self.lock(op, ptl)
         if self.proto.RECHECK_AFTER_RELOCK:
