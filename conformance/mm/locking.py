@@ -57,6 +57,15 @@ class LockingPaths:
         lk.owner = op
         op.held.append(lk)
 
+    @staticmethod
+    def trylock(op, lk) -> bool:
+        """``spin_trylock``/``folio_trylock``: take ``lk`` if it is free, never wait."""
+        if lk.owner is not None:
+            return False
+        lk.owner = op
+        op.held.append(lk)
+        return True
+
     def unlock(self, op, lk) -> None:
         lk.owner = None
         op.held.remove(lk)

@@ -107,19 +107,16 @@ class MadvisePaths:
         """
         mem = self.mem
         lk = mem.folio_lock[frame]
-        if len(mem.rmap[frame]) != 1 or lk.owner is not None:
+        if len(mem.rmap[frame]) != 1 or not self.trylock(op, lk):
             return False
-        lk.owner = op  # folio_trylock: free, so taken without waiting
-        op.held.append(lk)
         mem.gathered[frame] += 1  # folio_get: an extra reference (see below)
         self.unlock(op, ptl)
         self.trace.msg(op, "%s: split_folio pfn%d (PTL dropped, folio locked)", what, frame)
         yield
         mem.gathered[frame] -= 1  # folio_unlock, folio_put
         self.unlock(op, lk)
-        if self.last_reference(frame):  # zapped in the window (MADV_DONTNEED, a COW copy):
-            mem.owner[frame] = "zapped"  # our put is the last, after the zapper's flush
-            self.free_frames([frame])
+        self.put_folios([frame])  # the last put if it was zapped in the window (DONTNEED,
+        # a COW copy): freed after the zapper's flush
         yield from self.lock(op, ptl)
         if self.proto.RECHECK_AFTER_RELOCK:
             yield from hook(self.proto.flush_tlb_batched_pending(op, mm))

@@ -33,11 +33,7 @@ class MmuGatherPaths:
                         f"the gather's pages hold {f!r}, a page no gather took a reference "
                         "on: a hook may free a gather's pages, not add to them")
                 mem.gathered[f] -= 1
-            last = [f for f in dict.fromkeys(pages) if self.last_reference(f)]
-            for f in last:  # our put was the last: dead (a folio the swap cache let go of
-                if mem.owner[f] is not None:  # keeps its old location until here); a free
-                    mem.owner[f] = "zapped"  # frame stays free: free_frames calls it a double free
-            self.free_frames(last)
+            self.put_folios(pages)
 
     def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
         """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and

@@ -67,6 +67,19 @@ class PageAllocPaths:
             self.mem.put_free_frame(f)
             self.trace.event(None, "msg", "pfn%d freed", f)
 
+    def put_folios(self, frames) -> None:
+        """``folio_put`` of each of ``frames`` (once per frame) after its holder dropped its
+        reference (an mmu_gather's ``gathered`` count, a madvise split window's): a frame
+        with no reference left is dead and freed. A dead folio the swap cache let go of
+        keeps its old location until here, so it is marked ``"zapped"``; a free frame stays
+        free, and ``free_frames`` calls it a double free."""
+        last = [f for f in dict.fromkeys(frames) if self.last_reference(f)]
+        owner = self.mem.owner
+        for f in last:
+            if owner[f] is not None:
+                owner[f] = "zapped"
+        self.free_frames(last)
+
     def copy_out(self, op, frame: int) -> int:
         """Content leaves a frame (pageout, migration copy, writeback): S2 is checked here."""
         self.oracle.check_s2(frame, op)

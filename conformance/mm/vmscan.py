@@ -22,13 +22,10 @@ class VmscanPaths:
             return False
         if self.mem.isolated[frame] is not None:  # folio_isolate_lru: already off the LRU
             return False
-        lk = self.mem.folio_lock[frame]
-        if lk.owner is not None:  # folio_trylock failed
-            return False
         if frame in self.mem.swap_cache.values():
             return False
-        lk.owner = op
-        op.held.append(lk)
+        if not self.trylock(op, self.mem.folio_lock[frame]):
+            return False
         self.mem.isolated[frame] = op
         op.touched_frames[frame] = None
         op.touched_locs[owner] = None

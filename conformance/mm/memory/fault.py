@@ -84,13 +84,11 @@ class FaultPaths:
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
             if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
                 return
-            if r is REFAULT:  # returned 0: back to user space, where the access restarts
-                self.mmap_read_unlock(op, mm)
-                tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
-                op.result = "restart"
-                return
             if r is not VM_FAULT_RETRY:
                 self.mmap_read_unlock(op, mm)
+                if r is REFAULT:  # returned 0: back to user space, where the access restarts
+                    tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
+                    op.result = "restart"
                 return
             if tried:  # never: a retried fault sleeps under mmap_lock
                 raise ModelError("handle_mm_fault: VM_FAULT_RETRY with FAULT_FLAG_TRIED")
