@@ -255,7 +255,8 @@ def add_parser(sub, protocol_forms: str, default_jobs: int) -> None:
     b.add_argument("--ops", default="small",
                    help="the operation menu: small (read,write,reclaim,migrate,munmap,"
                         "mprotect; the default), full (the reach table's), all (also "
-                        "reclaim_nested, truncate, mremap, compact), or a comma-separated list")
+                        "reclaim_nested, truncate, mremap, compact, move_pages_nested), or a "
+                        "comma-separated list")
     b.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="machine size over the small config (2 CPUs, 1 mm, 2 vpages, 4 frames, "
                         "1 file page, 2 swap slots, populated); repeat the flag or "

@@ -22,7 +22,9 @@ access again), ``read vN``, ``write vN`` (one access; a fault runs to completion
 waits for a lock another operation of the script holds, then on at the end), ``fill vN``,
 ``evict K``, ``switch mmN``,
 ``reclaim OP pfn...``, ``migrate OP pfn...`` (kcompactd), ``compact OP pfn...`` (the same
-migration by the CPU's user task: direct compaction), ``munmap OP vS N``,
+migration by the CPU's user task: direct compaction), ``move_pages OP pfn... [nested pfn...]``
+(move_pages(2) by the CPU's user task; ``nested``: the last folio's destination allocation
+enters direct reclaim of those), ``munmap OP vS N``,
 ``mprotect OP vS N ro|rw``, ``mmap OP vS N anon|fileK ro|rw [fixed]``,
 ``filewrite OP fileK PGOFF``, ``writeback OP fileK PGOFF``, ``madvise OP vS N ADVICE``,
 ``mremap OP vS N vD``, ``fork OP mmN``, ``reclaim OP pfn... nested pfn...``, ``truncate OP fileK PGOFF``
@@ -52,7 +54,7 @@ import attrs
 from .config import DEFAULT, MachineConfig, refused
 from .errors import VIOLATION_TYPES, Failure, ModelError, UsageError
 from .hookpoints import finish_hook
-from .reproducer import FOLIO_ACTIONS, arg_error
+from .reproducer import FOLIO_ACTIONS, NESTED_ACTIONS, arg_error
 
 LITMUS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "litmus")
 
@@ -190,7 +192,7 @@ def _arity(words: list, least: int, most: int, form: str) -> None:
 #: the words after each CPU verb (``OP``: the operation's name; ``N``: an integer; ``vN``,
 #: ``mmN``, ``fileN``: an integer after that prefix; ``A|B``: one of those; ``ADVICE``: a
 #: word, checked when the line runs; ``[fixed]``: optional; ``FRAME...``: any number of
-#: frames, for reclaim then optionally ``nested FRAME...``). Ranges are checked when the
+#: frames, for reclaim and move_pages then optionally ``nested FRAME...``). Ranges are checked when the
 #: line runs (``_Runner.check``); the shape here, as the file is parsed, so that a word the
 #: runner never reads (``read v0 v1``, ``munmap M v0 1 junk``), a typo it would have read as
 #: another word (``touch x v0`` was a load, ``switch xx1`` mm1) or an unknown verb is the
@@ -198,7 +200,7 @@ def _arity(words: list, least: int, most: int, form: str) -> None:
 CPU_VERBS = {
     "touch": "r|w vN", "read": "vN", "write": "vN", "fill": "vN", "evict": "N",
     "switch": "mmN", "reclaim": "OP FRAME...", "migrate": "OP FRAME...",
-    "compact": "OP FRAME...",
+    "compact": "OP FRAME...", "move_pages": "OP FRAME...",
     "munmap": "OP vN N", "mprotect": "OP vN N ro|rw",
     "mmap": "OP vN N anon|fileN ro|rw [fixed]", "filewrite": "OP fileN N",
     "writeback": "OP fileN N", "madvise": "OP vN N ADVICE", "mremap": "OP vN N vN",
@@ -235,7 +237,7 @@ def _check_cpu_verb(w: list) -> None:
     args = w[1:]
     if form[-1] == "FRAME...":  # reclaim OP FRAME... [nested FRAME...]; migrate OP FRAME...
         frames = args[1:]
-        if w[0] == "reclaim" and "nested" in frames:
+        if w[0] in NESTED_ACTIONS and "nested" in frames:
             k = frames.index("nested")
             if k == len(frames) - 1:  # it was a plain reclaim
                 raise ValueError("'nested' without a frame after it")
@@ -503,13 +505,13 @@ class _Runner:
         elif verb in FOLIO_ACTIONS:  # the verbs are the actions' names
             words = w[2:]
             nested = ()
-            if "nested" in words:  # reclaim R pfn.. nested pfn..: swapout recurses into reclaim
+            if "nested" in words:  # reclaim R pfn.. nested pfn..: an allocation reclaims
                 k = words.index("nested")
                 nested = tuple(self.frame(no, x) for x in words[k + 1:])
                 words = words[:k]
             frames = tuple(self.frame(no, x) for x in words)
             if nested:
-                return self.start(w[1], call("reclaim", cpu, frames, nested))
+                return self.start(w[1], call(verb, cpu, frames, nested))
             return self.start(w[1], call(verb, cpu, frames))
         elif verb == "munmap":
             return self.start(w[1], call("munmap", cpu, self.vpage(no, w[2]), int(w[3])))

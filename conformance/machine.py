@@ -626,6 +626,32 @@ class Machine:
                            lambda: f"compact[{','.join(f'pfn{f}' for f in frames)}]",
                            user_task=True)
 
+    def move_pages(self, cpu: int, frames: tuple, nested: tuple = ()) -> Op:
+        """Start move_pages(2) by the user task on ``cpu`` (``do_move_pages_to_node`` ->
+        ``migrate_pages``, ``MIGRATE_SYNC``, whose ``migrate_pages_sync`` starts with the
+        ``MIGRATE_ASYNC`` batch of :meth:`migrate`) over ``frames``; ``nested``: the frames
+        a direct reclaim, entered from the last folio's destination allocation
+        (``alloc_migration_target``), works on while the earlier folios' flush is pending
+        (docs/model.md section 11 item 24). A user task, as in :meth:`compact`.
+
+        Example::
+
+            >>> from conformance.registry import load_protocol
+            >>> m = Machine(load_protocol("linux"), MachineConfig(vpages=3))
+            >>> op = m.move_pages(1, (m.frame_of(0, 0), m.frame_of(0, 1)), (m.frame_of(0, 2),))
+            >>> op.label
+            'move_pages[pfn0,pfn1]+reclaim[pfn2]'
+        """
+        frames = tuple(frames)
+        nested = tuple(nested)
+        self._action("move_pages", (cpu, frames, nested) if nested else (cpu, frames))
+        self._task_mm(cpu)  # the calling task's: refused where its mm is exiting
+        return self._start(cpu, "migrate", frames,
+                           lambda op: self.kernel.migrate(op, frames, nested),
+                           lambda: f"move_pages[{','.join(f'pfn{f}' for f in frames)}]"
+                           + (f"+reclaim[{','.join(f'pfn{f}' for f in nested)}]" if nested else ""),
+                           user_task=True)
+
     def munmap(self, cpu: int, start: int, npages: int) -> Op:
         """Start ``munmap(start, npages)`` by the task running on ``cpu``."""
         return self._mm_op(cpu, "munmap", (start, npages),

@@ -219,10 +219,14 @@ def load(path: str) -> dict:
     return data
 
 
-#: the actions over a batch of folios (``(cpu, frames, ...)``: reclaim adds a nested batch)
-FOLIO_ACTIONS = ("reclaim", "migrate", "compact")
+#: the actions over a batch of folios (``(cpu, frames, ...)``; those of
+#: :data:`NESTED_ACTIONS` may add the batch of a nested reclaim pass)
+FOLIO_ACTIONS = ("reclaim", "migrate", "compact", "move_pages")
 
-ACTIONS = ("advance", "fault", "reclaim", "migrate", "compact", "munmap", "mmap", "mprotect", "write",
+#: the folio actions whose allocation may enter reclaim again: ``(cpu, frames, nested)``
+NESTED_ACTIONS = ("reclaim", "move_pages")
+
+ACTIONS = ("advance", "fault", "reclaim", "migrate", "compact", "move_pages", "munmap", "mmap", "mprotect", "write",
            "user_access", "fill", "evict", "switch_mm", "consumer_alloc", "consumer_free",
            "writeback", "madvise", "mremap", "truncate", "exit_mmap", "fork")
 

@@ -20,7 +20,7 @@ from conformance.search.walk import run_example
 #: 3 CPUs, 2 mms, 4 pages, 10 frames, 2 files of 2 pages); each test corrupts one argument
 GOOD = {
     "advance": [0], "fault": [0, 1, True], "reclaim": [0, [3], [4]], "migrate": [1, [2, 3]],
-    "compact": [1, [2, 3]],
+    "compact": [1, [2, 3]], "move_pages": [1, [2, 3], [4]],
     "munmap": [1, 0, 2], "mmap": [0, 1, 2, None, True, False], "mprotect": [0, 0, 1, False],
     "write": [0, 1, 1], "user_access": [2, 3, False], "fill": [1, 0], "evict": [2, 5],
     "switch_mm": [0, 1], "consumer_alloc": [], "consumer_free": [], "writeback": [1, 0, 1],
@@ -39,6 +39,7 @@ BAD = [
     ("reclaim", 1, "x", "frames"), ("reclaim", 1, [0, "x"], "frames"), ("reclaim", 1, 2, "frames"),
     ("reclaim", 2, [10], "nested"), ("migrate", 1, [[2]], "frames"), ("migrate", 0, 3, "cpu"),
     ("compact", 1, [[2]], "frames"), ("compact", 0, 3, "cpu"),
+    ("move_pages", 2, [10], "nested"), ("move_pages", 1, "x", "frames"), ("move_pages", 0, 3, "cpu"),
     ("mmap", 3, 2, "file"), ("mmap", 3, "anon", "file"), ("mmap", 4, 1, "writable"),
     ("mmap", 5, None, "fixed"), ("mmap", 2, 9, "npages"),
     ("mprotect", 3, "rw", "writable"), ("mprotect", 0, True, "cpu"),

@@ -108,7 +108,7 @@ MALFORMED = [
     # found only when a run reached it: a violation before it ends the run
     ("thread CPU0\nfrobnicate v0", "5: cannot parse 'frobnicate v0' (unknown CPU verb "
      "'frobnicate' (one of touch, read, write, fill, evict, switch, reclaim, migrate, compact, "
-     "munmap, mprotect, mmap, filewrite, writeback, madvise, mremap, truncate, exit, fork))"),
+     "move_pages, munmap, mprotect, mmap, filewrite, writeback, madvise, mremap, truncate, exit, fork))"),
 ]
 
 

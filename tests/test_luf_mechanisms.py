@@ -686,7 +686,7 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
 
     * a blocked operation stepped again runs ``finish_task_switch`` (in its own context,
       with its CPU's mm) if and only if a user task runs it (a fault, a syscall,
-      ``compact``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback)
+      ``compact``, ``move_pages``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback)
       and it waited on a sleeping lock (an rwsem, a folio lock, a migration entry; not a
       PTL, which its waiter spins on), on a CPU whose mm is not exiting (a slot a fork
       replaces counts as not exiting: its old tenant is handed over); each of the four
@@ -723,7 +723,7 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
     def finish(self, op):
         o_finish(self, op)
         if op.name in ("reclaim", "writeback", "exit") or (
-                op.name == "migrate" and not op.label.startswith("compact[")):
+                op.name == "migrate" and not op.label.startswith(("compact[", "move_pages["))):
             pending(self).add(op.cpu)
 
     def switched_in(self, cpu, mm):
@@ -753,7 +753,7 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
     def step(self, op):
         b = op.blocked_on
         if b is not None:
-            is_user = op.name in user or op.label.startswith("compact[")
+            is_user = op.name in user or op.label.startswith(("compact[", "move_pages["))
             sleeps = type(b).__name__ in sleeping
             seen.add((is_user, sleeps))
             mm = self.tlbs.cpus[op.cpu].loaded_mm

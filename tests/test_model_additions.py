@@ -101,24 +101,68 @@ def test_nested_reclaim_init_tlb_ubc_loses_the_outer_flush():
     check(NestedInitTlbUbc, nested_reclaim, "S1")
 
 
-def test_nested_reclaim_runs_inside_the_outer_pass_and_replays():
+def runs_in_order_and_replays(schedule, action, *texts):
+    """Run ``schedule`` on mainline: its trace has a line with each of ``texts`` in that
+    order, ``action`` was logged, and its actions replay: S1 for the mutant, a pass for
+    mainline."""
     m = Machine(LINUX)
-    nested_reclaim(m)
+    schedule(m)
     lines = [t for _, _, t in m.trace.lines()]
-    enter = next(i for i, t in enumerate(lines) if "nested reclaim" in t)
-    inner = next(i for i, t in enumerate(lines) if "pageout(pfn1" in t)
-    outer = next(i for i, t in enumerate(lines) if "pageout(pfn0" in t)
-    assert enter < inner < outer
-    assert ("reclaim", (0, (4, 0), (1,))) in m.actions
+    at = [next(i for i, t in enumerate(lines) if text in t) for text in texts]
+    assert at == sorted(at), list(zip(texts, at))
+    assert action in m.actions
     acts = [[n, list(a)] for n, a in m.actions]
     assert replay_actions(NestedInitTlbUbc, m.cfg, False, acts).rule == "S1"
     assert replay_actions(LINUX, m.cfg, False, acts) is None
+
+
+def test_nested_reclaim_runs_inside_the_outer_pass_and_replays():
+    runs_in_order_and_replays(nested_reclaim, ("reclaim", (0, (4, 0), (1,))),
+                              "nested reclaim", "pageout(pfn1", "pageout(pfn0")
 
 
 def test_old_reclaim_actions_replay_without_nested():
     m = Machine(LINUX)
     m.reclaim(1, (0,))
     assert m.actions[-1] == ("reclaim", (1, (0,)))
+
+
+def move_pages_nested(m, nested=(1,)):
+    m.switch_mm(2, 1)  # mm0 now runs on CPU0 only: its PTEs are flushed at once
+    assert m.frame_of(1, 2) == 4 and m.frame_of(0, 0) == 0 and m.frame_of(0, 1) == 1
+    # pfn4 (mm1:v2, cached by CPU1) is deferred; pfn0's destination allocation reclaims pfn1
+    m.move_pages(0, (4, 0), nested)
+    m.drain()
+    m.consumer_alloc()  # the frames migration freed are handed out again: CPU1 still
+    m.consumer_alloc()  # caches pfn4 if the nested pass lost its pending flush
+
+
+def test_move_pages_nested_reclaim_init_tlb_ubc_loses_the_migration_flush():
+    """docs/model.md section 11 item 24: the direct reclaim entered from move_pages(2)'s
+    destination allocation runs with the first folio's flush pending; a nested pass that
+    resets the task's batch loses it (S1), mainline's covers it. Without the nested pass
+    the same mutant passes: the reclaim inside the migration is what this test needs."""
+    check(NestedInitTlbUbc, move_pages_nested, "S1")
+    assert outcome(NestedInitTlbUbc, lambda m: move_pages_nested(m, ())) is None
+
+
+def test_move_pages_reclaims_between_the_unmap_and_the_move_and_replays():
+    runs_in_order_and_replays(move_pages_nested, ("move_pages", (0, (4, 0), (1,))),
+                              "ptep_get_and_clear(mm1:v2)", "enters direct reclaim",
+                              "pageout(pfn1", "migrate: move")
+
+
+def test_a_move_pages_failure_is_a_litmus_thread_and_explored_again():
+    """A failure through move_pages' nested pass is written as the litmus verb (with its
+    ``nested`` frames) and the explorer finds it again from that text."""
+    from conformance.search.shortest import shortest
+
+    m = Machine(LINUX)
+    move_pages_nested(m)
+    f = replay_actions(NestedInitTlbUbc, m.cfg, False, [[n, list(a)] for n, a in m.actions])
+    g, text, proven = shortest(f)
+    assert "\nmove_pages V0 pfn4 pfn0 nested pfn1\n" in text
+    assert g.rule == "S1" and proven
 
 
 # -- part 1: migration flush placement -----------------------------------------------------------

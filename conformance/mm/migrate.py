@@ -24,7 +24,7 @@ class _MigrationWait:
 class MigratePaths:
     """The paths of mm/migrate.c, mixed into :class:`conformance.mm.Kernel`."""
 
-    def migrate(self, op, frames: tuple):
+    def migrate(self, op, frames: tuple, nested: tuple = ()):
         """``migrate_pages_batch``: unmap all, ``try_to_unmap_flush`` *before any copy*, then move.
 
         ``migrate_folio_unmap`` allocates the destination and installs migration
@@ -38,16 +38,43 @@ class MigratePaths:
         Each folio's move starts with the protocol's ``migrate_folio_move`` hook (after the
         batch flush when ``MIGRATE_FLUSH_BEFORE_COPY``, before ``folio_migrate_mapping``
         and the copy).
+
+        Direct reclaim from the destination allocation (``nested`` non-empty; move_pages(2),
+        docs/model.md section 11 item 24): ``get_new_folio`` (``alloc_migration_target``,
+        ``GFP_HIGHUSER_MOVABLE``) of the batch's last folio enters direct reclaim, a nested
+        ``shrink_node`` over ``nested`` in the same task (its own ``init_tlb_ubc``, final
+        ``try_to_unmap_flush`` and free; ``task.path`` "reclaim" while it runs), with the
+        earlier folios' flush still pending in the task's batch::
+
+            CPU1 (move_pages of A, B)                CPU0 (mm0)
+            try_to_migrate(A): clear mm0:v0,         caches v0 W D
+              flush deferred (TTU_BATCH_FLUSH)
+            get_new_folio(B) -> direct reclaim:
+              nested shrink_node(C): init_tlb_ubc,
+              try_to_migrate... try_to_unmap_flush
+            move: try_to_unmap_flush(); copy A       a store through v0 must not be lost
+
+        Simplified: the last folio is isolated and locked before its allocation (the kernel
+        isolates every folio in ``add_page_for_migration`` first and locks it after
+        ``get_new_folio``), and only that one allocation reclaims; no pass runs when the
+        last folio is skipped (no allocation). kcompactd's and direct compaction's
+        allocator (``compaction_alloc``) never reclaims: ``nested`` is empty for them.
         """
         mem = self.mem
         proto = self.proto
         tr = self.trace
         batch = []
-        for frame in frames:
+        last = len(frames) - 1
+        for i, frame in enumerate(frames):
             if not self._lru_folio(op, frame):
                 tr.msg(op, "migrate: skip pfn%d", frame)
                 continue
             owner = mem.owner[frame]
+            if nested and i == last:
+                tr.msg(op, "get_new_folio: allocation enters direct reclaim")
+                op.path = "reclaim"
+                yield from self.shrink_node(op, nested)
+                op.path = "migrate"
             dst = self.alloc_frame(op, owner)
             if dst is None:
                 self.putback(op, frame)

@@ -67,6 +67,15 @@ def _lru_pairs(m, cpu):
     return [(f, g) for f in fr for g in fr if f != g]
 
 
+def _lru_triples(m, cpu):
+    """Two LRU folios in frame order, then a third: the batch a move_pages(2) migrates and the
+    folio the direct reclaim of its last destination allocation works on, with the first
+    one's flush pending (docs/model.md section 11 item 24; ``Machine.move_pages``)."""
+    fr = m.lru_frames()
+    return [(f, g, h) for i, f in enumerate(fr) for g in fr[i + 1:] for h in fr
+            if h != f and h != g]
+
+
 def _file_pages(m, cpu):
     return [(f, p) for f in range(m.cfg.nfiles) for p in range(m.cfg.file_pages)]
 
@@ -103,6 +112,9 @@ KINDS = {k.name: k for k in (
            needs="two folios on the LRU"),
     OpKind("migrate", _lru, lambda m, c, a: m.migrate(c, a), needs="a folio on the LRU"),
     OpKind("compact", _lru, lambda m, c, a: m.compact(c, a), needs="a folio on the LRU"),
+    OpKind("move_pages_nested", _lru_triples,
+           lambda m, c, a: m.move_pages(c, a[:2], a[2:]),
+           needs="three folios on the LRU (--config vpages=3)"),
     OpKind("munmap", _ranges, lambda m, c, a: m.munmap(c, *a)),
     OpKind("mprotect", lambda m, c: [r + (w,) for r in _ranges(m, c) for w in (False, True)],
            lambda m, c, a: m.mprotect(c, *a)),
@@ -125,9 +137,11 @@ MENUS = {
     # reclaim's choices and matters only to the nested-reclaim bug (2.3), and truncate and
     # mremap, which joined after the table was measured (``--ops full,truncate,mremap``), and
     # compact (2026-12-06: migrate in a user task, which differs only for a protocol with
-    # a finish_task_switch hook)
+    # a finish_task_switch hook), and move_pages_nested (2026-12-07: needs three LRU folios,
+    # cubes migration's choices, matters to protocols with per-task batch state)
     "full": tuple(k for k in KINDS
-                  if k not in ("reclaim_nested", "truncate", "mremap", "compact")),
+                  if k not in ("reclaim_nested", "truncate", "mremap", "compact",
+                               "move_pages_nested")),
     # every kind
     "all": tuple(KINDS),
 }

@@ -41,7 +41,7 @@ import attrs
 
 from ..config import DEFAULT
 from ..errors import Failure, UsageError
-from ..reproducer import FOLIO_ACTIONS
+from ..reproducer import FOLIO_ACTIONS, NESTED_ACTIONS
 
 #: the explorer's state cap when it looks for the shortest interleaving (deterministic, unlike
 #: a time cap): 25,000 states, about 25 s on a 4-CPU run of five operations (the explorer
@@ -50,7 +50,7 @@ from ..reproducer import FOLIO_ACTIONS
 SHORTEST_MAX_STATES = 25_000
 
 #: machine action -> (litmus verb, op name letter); the op's CPU is its first argument
-_OP_VERBS = {"reclaim": "R", "migrate": "G", "compact": "C", "munmap": "U", "mmap": "M", "mprotect": "P",
+_OP_VERBS = {"reclaim": "R", "migrate": "G", "compact": "C", "move_pages": "V", "munmap": "U", "mmap": "M", "mprotect": "P",
              "write": "W", "writeback": "B", "madvise": "A", "mremap": "X", "truncate": "T",
              "exit_mmap": "E", "fork": "K"}
 
@@ -67,7 +67,7 @@ def _op_line(name: str, args: tuple, label: str) -> str:
     a = args[1:]
     if name in FOLIO_ACTIONS:
         line = f"{name} {label} " + " ".join(f"pfn{f}" for f in a[0])
-        if name == "reclaim" and len(a) > 1 and a[1]:
+        if name in NESTED_ACTIONS and len(a) > 1 and a[1]:
             line += " nested " + " ".join(f"pfn{f}" for f in a[1])
         return line
     if name == "munmap":

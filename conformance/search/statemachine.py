@@ -170,14 +170,21 @@ class Driver:
             self.m.reclaim(c, frames, more)
 
     def migrate(self, cpu: int, a: int, n: int, direct: bool = False) -> None:
-        """kcompactd's migration, or (``direct``) the same by the task of the CPU's mm in
-        direct compaction (:meth:`Machine.compact`; kcompactd's where that mm is exiting:
-        it has no task)."""
+        """kcompactd's migration, or (``direct``) the same by the task of the CPU's mm:
+        for a pick ``a`` under 4 in direct compaction (:meth:`Machine.compact`), from 4 a
+        move_pages(2) whose last destination allocation enters direct reclaim of one more
+        LRU folio (:meth:`Machine.move_pages`, docs/model.md section 11 item 24); kcompactd's
+        where that mm is exiting (it has no task). The pick decides, not a draw of its own,
+        so every example draws what it drew before."""
         c = self._idle(cpu)
         frames = self._frames(a, n)
         if c is not None and frames:
             if direct and not self.m.tlbs.cpus[c].loaded_mm.exiting:
-                self.m.compact(c, frames)
+                if a < 4:
+                    self.m.compact(c, frames)
+                    return
+                rest = [f for f in self.m.lru_frames() if f not in frames]
+                self.m.move_pages(c, frames, (rest[a % len(rest)],) if rest else ())
             else:
                 self.m.migrate(c, frames)
 
@@ -472,13 +479,13 @@ RULES = (
     Rule("reclaim", "idle", lambda c: (c.ncpus, 8, 3, 3), "reclaim",
          lambda cfg, cpu, a, k, nested: (cpu, a, _COUNT[k], nested == 2),
          "Reclaim one or two folios (cpu, pick, count, nested: 2 -> one nested folio)."),
-    # the count's second two-folio value is direct compaction (a user task's migration): no
-    # draw of its own, so every example draws what it drew before, and for a protocol
-    # without a finish_task_switch hook runs the same steps (2026-12-06)
+    # the count's second two-folio value is a user task's migration: direct compaction for
+    # picks under 4 (2026-12-06), move_pages(2) with a nested direct reclaim from 4
+    # (2026-12-07); no draw of its own, so every example draws what it drew before
     Rule("migrate", "idle", lambda c: (c.ncpus, 8, 3), "migrate",
          lambda cfg, cpu, a, k: (cpu, a, _COUNT[k], k == 2),
-         "Migrate one or two folios (cpu, pick, count; 2: two, by a user task in direct "
-         "compaction)."),
+         "Migrate one or two folios (cpu, pick, count; 2: two, by a user task: direct "
+         "compaction, or move_pages with a nested direct reclaim for picks from 4)."),
     Rule("munmap", "idle", lambda c: (c.ncpus, 2 * c.vpages, 3), "munmap",
          lambda cfg, cpu, start, k: (cpu, start, _COUNT[k]),
          "munmap (cpu, start or hot pick, pages)."),

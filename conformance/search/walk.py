@@ -37,7 +37,7 @@ from ..defaults import ACTIONS_PER_EXAMPLE
 from ..errors import Failure, ModelError, UsageError
 from ..machine import Machine
 from ..mm.mm_types import PRESENT
-from ..reproducer import ACTIONS, FOLIO_ACTIONS, replay_actions
+from ..reproducer import ACTIONS, FOLIO_ACTIONS, NESTED_ACTIONS, replay_actions
 from ..hookpoints import watching
 from .conflict import ConflictWatch
 from .statemachine import Driver, Stats, check_sizes, conformance_machine
@@ -693,9 +693,9 @@ def run_branches(proto_cls, cfg: MachineConfig, strict: bool, seed: int, rules: 
     Example::
 
         >>> from conformance.registry import load_protocol
-        >>> ex = run_example(load_protocol("linux_4_13"), seed=14, swarm=True)
+        >>> ex = run_example(load_protocol("linux_4_13"), seed=33, swarm=True)
         >>> ex.failure is None, len(ex.machine.actions), ex.steps  # its steps, then 4 branches
-        (True, 177, 672)
+        (True, 100, 576)
     """
     prefix = machine.actions[:mark]
     for b in range(SWARM_BRANCHES):
@@ -1029,8 +1029,9 @@ def simpler_args(name: str, args: tuple, named=None) -> list:
     """The one-step simplifications of a start action's arguments, each ``(args, named)``
     (``named``: :func:`_name_of`'s record for the new arguments), simplest first:
 
-    * ``reclaim``: without its nested pass; a folio fewer in the batch or in the nested pass;
-    * ``migrate``: a folio fewer;
+    * ``reclaim``, ``move_pages``: without its nested pass; a folio fewer in the batch or in
+      the nested pass;
+    * ``migrate``, ``compact``: a folio fewer;
     * ``munmap``, ``mprotect``, ``madvise``, ``mremap``, ``mmap``: a page fewer at either end
       of the range (``mremap`` moves both ends' destinations with it).
 
@@ -1047,7 +1048,7 @@ def simpler_args(name: str, args: tuple, named=None) -> list:
     """
     out = []
     if name in FOLIO_ACTIONS:
-        if name == "reclaim" and len(args) > 2 and args[2]:
+        if name in NESTED_ACTIONS and len(args) > 2 and args[2]:
             out.append(((args[0], args[1], ()), None if named is None else (named[0], ())))
         for t in range(1, len(args)):
             if len(args[t]) < 2:
