@@ -792,6 +792,24 @@ def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
     assert "never" not in capsys.readouterr().out
 
 
+def test_move_pages_nested_starts_where_three_folios_are_on_the_lru():
+    """``move_pages_nested`` (docs/model.md section 11 item 24) takes two LRU folios and a
+    third for the direct reclaim of the last one's destination allocation: the small
+    machine (two pages) never starts it, and says so; ``vpages=4, nframes=6`` does, and
+    ``linux`` passes every interleaving of it."""
+    from conformance.machine import Machine
+    from conformance.search.menu import KINDS
+    cls = load_protocol("linux")
+    small = bounded(cls, BOUND_CONFIG, 1, menu=("move_pages_nested",))
+    assert small.never_started == ("move_pages_nested",)
+    roomy = attrs.evolve(BOUND_CONFIG, vpages=4, nframes=6)
+    m = Machine(cls, roomy)
+    choices = KINDS["move_pages_nested"].args(m, 0)
+    assert choices and all(f < g and h not in (f, g) for f, g, h in choices)
+    res = bounded(cls, roomy, 1, menu=("move_pages_nested",))
+    assert res.passed and res.never_started == ()
+
+
 def test_a_failing_pair_is_reported_when_the_search_stops_before_its_depth_ends(monkeypatch,
                                                                             tmp_path, capsys):
     """A lazy eviction's failing pair waits for the end of its BFS depth (a single
