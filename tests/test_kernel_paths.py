@@ -293,14 +293,44 @@ def test_mprotect_write_protects_under_ptl_and_flushes_before_return():
         assert not any(e.writable for _, e in m.tlbs.entries_for(0, vp))
 
 
-def test_mprotect_to_writable_changes_no_pte_and_does_not_flush():
-    """mprotect(PROT_READ|PROT_WRITE): PTEs are upgraded by the next write fault, nothing to flush."""
+def test_mprotect_of_an_already_writable_vma_changes_nothing():
+    """``newflags == oldflags``: mm1's file0 mapping is RW already; its read-faulted PTEs stay
+    read-only (the next write fault upgrades them) and nothing is flushed."""
     m = machine()
     flushes = m.arch.flushes
     m.mprotect(1, 0, 2, True)  # mm1: file0 RW mapping, read-faulted RO
     m.drain()
     assert m.arch.flushes == flushes and hooks(m, "tlb_remove_tlb_entry") == []
     assert not m.mms[1].ptes[0].writable
+
+
+def test_mprotect_to_writable_upgrades_the_ptes_can_change_pte_writable_allows():
+    """``MM_CP_TRY_CHANGE_WRITABLE`` (docs/model.md K7, modelled 2026-12-07): making a VMA
+    writable again makes writable each present PTE of an exclusive anonymous folio (D kept)
+    and each dirty one of a shared file, records it (x86 ``pte_needs_flush``: RW is
+    flush-on-change) and flushes it at ``tlb_finish_mmu``; the next store takes no fault.
+    A folio a fork shares (not ``PageAnonExclusive``) and a clean file PTE stay read-only
+    for their write fault."""
+    m = machine()
+    for mm, start in ((0, 0), (1, 0)):
+        finish(m, m.mprotect(0 if mm == 0 else 1, start, 2, False))
+    m.mms[1].ptes[0].dirty = False  # file0:0 clean in mm1, file0:1 dirty (set by the test)
+    m.mms[1].ptes[1].dirty = True
+    n = len(m.trace.events)
+    finish(m, m.mprotect(0, 0, 2, True))
+    finish(m, m.mprotect(1, 0, 2, True))
+    assert [m.mms[0].ptes[v].writable for v in (0, 1)] == [True, True]
+    assert [m.mms[0].ptes[v].dirty for v in (0, 1)] == [True, True]
+    assert [m.mms[1].ptes[v].writable for v in (0, 1)] == [False, True]
+    assert hooks(m, "tlb_remove_tlb_entry")[-3:] == [(0, True), (1, True), (1, True)]
+    assert pos(m, "mkwrite mm0:v1") < pos(m, "mprotect(mm0, v0..v1, RW): return")
+    assert any(t.startswith("flush_tlb_") for t in texts(m)[n:])
+    assert m.user_access(0, 0, True) == "wrote"  # no fault
+    m.drain()
+    finish(m, m.fork(0, 1))  # mm0's anonymous folios shared with the child: not exclusive
+    finish(m, m.mprotect(0, 0, 2, False))
+    finish(m, m.mprotect(0, 0, 2, True))
+    assert not m.mms[0].ptes[0].writable
 
 
 def test_mprotect_starting_in_a_hole_changes_nothing():

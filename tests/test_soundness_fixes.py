@@ -277,10 +277,10 @@ def test_migration_entry_left_writable_restores_a_writable_pte(monkeypatch):
     restores a writable PTE in a read-only VMA behind mprotect: the store succeeds (O1)."""
     orig = K.Kernel.change_pte_range
 
-    def leaky(self, op, tlb, mm, start, end, writable):
+    def leaky(self, op, tlb, mm, vma, start, end, writable):
         saved = {vp: mm.ptes[vp].writable for vp in range(start, end)
                  if mm.ptes[vp].kind == MIGRATION}
-        yield from orig(self, op, tlb, mm, start, end, writable)
+        yield from orig(self, op, tlb, mm, vma, start, end, writable)
         for vp, w in saved.items():
             if mm.ptes[vp].kind == MIGRATION:
                 mm.ptes[vp].writable = w

@@ -21,9 +21,12 @@ class MprotectPaths:
         ``change_pte_range`` per page table, ``tlb_end_vma``); ``change_pte_range``
         takes the PTL, calls ``flush_tlb_batched_pending`` and write-protects
         present PTEs, recording them with ``tlb_flush_pte_range``. Making a range
-        writable changes no PTE here (simplification: ``MM_CP_TRY_CHANGE_WRITABLE``
-        is not modelled; the next write fault upgrades). ``tlb_finish_mmu`` at
-        the end; S3 on return. Simplification: PROT_NONE is not modelled.
+        writable (``MM_CP_TRY_CHANGE_WRITABLE``: ``vma_wants_manual_pte_write_upgrade``
+        is true for a private writable VMA and for a shared file VMA, whose
+        ``filemap_page_mkwrite`` wants write notification) makes writable each present PTE
+        ``can_change_pte_writable`` allows, recording it too (since 2026-12-07; before, the
+        next write fault upgraded it). ``tlb_finish_mmu`` at the end; S3 on return.
+        Simplification: PROT_NONE is not modelled.
 
         Which VMAs are changed is ``do_mprotect_pkey``'s loop: ENOMEM with nothing changed
         when no VMA meets the range or the range starts in a hole (``vma->vm_start >
@@ -73,7 +76,7 @@ class MprotectPaths:
             vma.writable = writable
             yield from hook(proto.mprotect_fixup(op, mm, vma))
             for a, b in mm.table_ranges(vma.start, vma.end):
-                yield from self.change_pte_range(op, tlb, mm, a, b, writable)
+                yield from self.change_pte_range(op, tlb, mm, vma, a, b, writable)
             yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
         if error is not None:  # after tlb_finish_mmu, the VMAs before the stop changed
@@ -84,14 +87,27 @@ class MprotectPaths:
         if not writable:
             self.oracle.check_s3(op, mm, start, end, "mprotect")
 
-    def change_pte_range(self, op, tlb, mm, start: int, end: int, writable: bool):
+    def change_pte_range(self, op, tlb, mm, vma, start: int, end: int, writable: bool):
         """``change_pte_range`` for one page-table page; ``change_pmd_range`` skips a range
-        with no table (``pmd_none``: no PTL, no ``flush_tlb_batched_pending``)."""
+        with no table (``pmd_none``: no PTL, no ``flush_tlb_batched_pending``).
+
+        Each PTE whose write permission changes is recorded (``tlb_flush_pte_range``): x86's
+        ``pte_needs_flush`` has ``_PAGE_RW`` in ``flush_on_change``, so an upgrade is
+        flushed at ``tlb_finish_mmu`` as a write-protect is."""
         proto = self.proto
         if mm.pmd_none(start):
             return
         ptl = yield from self._lock_pte_table(op, mm, start)
-        if not writable:
+        if writable:
+            for vpage in range(start, end):
+                pte = mm.ptes[vpage]
+                if pte.kind == PRESENT and not pte.writable and \
+                        self.can_change_pte_writable(vma, pte):
+                    pte.writable = True  # pte_mkwrite: D stays as it was
+                    op.touched_frames[pte.frame] = None
+                    self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
+                    self.trace.msg(op, "mkwrite mm%d:v%d", mm.id, vpage)
+        else:
             for vpage in range(start, end):
                 pte = mm.ptes[vpage]
                 if pte.kind == PRESENT and pte.writable:
@@ -103,3 +119,13 @@ class MprotectPaths:
                     pte.writable = False  # make_readable_migration_entry
         self.unlock(op, ptl)
         yield
+
+    def can_change_pte_writable(self, vma, pte) -> bool:
+        """``can_change_pte_writable`` (mm/mprotect.c) for a present PTE of a VMA being made
+        writable: a private (anonymous) one if its folio is ``PageAnonExclusive`` (no fork
+        shares it: :data:`PhysMem.cow` clear), a shared file one if it is dirty ("clean"
+        may mean the file system still needs its write fault: ``page_mkwrite``).
+        Soft-dirty and userfaultfd write-protect tracking are not modelled."""
+        if vma.is_anon:
+            return not self.mem.cow[pte.frame]
+        return pte.dirty
