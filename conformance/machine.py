@@ -632,7 +632,10 @@ class Machine:
         ``MIGRATE_ASYNC`` batch of :meth:`migrate`) over ``frames``; ``nested``: the frames
         a direct reclaim, entered from the last folio's destination allocation
         (``alloc_migration_target``), works on while the earlier folios' flush is pending
-        (docs/model.md section 11 item 24). A user task, as in :meth:`compact`.
+        (docs/model.md section 11 item 24). A user task, as in :meth:`compact`. The frames
+        may belong to several mms: move_pages(2) itself moves one mm's pages, but memory
+        offlining (``do_migrate_range``, ``alloc_migration_target``, ``MIGRATE_SYNC``) runs
+        the same batch over any folios, with the same allocation.
 
         Example::
 

@@ -96,8 +96,9 @@ def test_linux_populated_k2_completes():
     # or read IO (VM_FAULT_RETRY); 35,993 until 2026-12-06 18:00, when a fault that found
     # its PTE changed began to return to user space and fault again (model.md 11 item 22);
     # 37,337 until 20:40, when that fault began to end at its return 0 (the restarted access
-    # is the program's next operation)
-    assert [lv.states for lv in res.levels] == [261, 35301]
+    # is the program's next operation); 35,301 until 2026-12-07, when an mprotect to RW
+    # began to make writable the PTEs can_change_pte_writable allows (model.md K7)
+    assert [lv.states for lv in res.levels] == [261, 35338]
 
 
 @pytest.mark.parametrize("name,cfg,k,menu", [
@@ -805,7 +806,8 @@ def test_move_pages_nested_starts_where_three_folios_are_on_the_lru():
     roomy = attrs.evolve(BOUND_CONFIG, vpages=4, nframes=6)
     m = Machine(cls, roomy)
     choices = KINDS["move_pages_nested"].args(m, 0)
-    assert choices and all(f < g and h not in (f, g) for f, g, h in choices)
+    assert choices and all(len({f, g, h}) == 3 for f, g, h in choices)
+    assert any(f > g for f, g, _ in choices)  # the deferred folio may have the higher frame
     res = bounded(cls, roomy, 1, menu=("move_pages_nested",))
     assert res.passed and res.never_started == ()
 

@@ -68,12 +68,14 @@ def _lru_pairs(m, cpu):
 
 
 def _lru_triples(m, cpu):
-    """Two LRU folios in frame order, then a third: the batch a move_pages(2) migrates and the
-    folio the direct reclaim of its last destination allocation works on, with the first
-    one's flush pending (docs/model.md section 11 item 24; ``Machine.move_pages``)."""
+    """Two distinct LRU folios in either order, then a third: the batch a move_pages(2)
+    migrates and the folio the direct reclaim of its last destination allocation works on,
+    with the first one's flush pending (docs/model.md section 11 item 24;
+    ``Machine.move_pages``). Both orders: the folio whose flush is deferred must come first,
+    whatever its frame number (frame order only missed a batch whose deferred folio had
+    the higher frame: a review, 2026-12-07)."""
     fr = m.lru_frames()
-    return [(f, g, h) for i, f in enumerate(fr) for g in fr[i + 1:] for h in fr
-            if h != f and h != g]
+    return [(f, g, h) for f in fr for g in fr if g != f for h in fr if h != f and h != g]
 
 
 def _file_pages(m, cpu):
@@ -114,7 +116,7 @@ KINDS = {k.name: k for k in (
     OpKind("compact", _lru, lambda m, c, a: m.compact(c, a), needs="a folio on the LRU"),
     OpKind("move_pages_nested", _lru_triples,
            lambda m, c, a: m.move_pages(c, a[:2], a[2:]),
-           needs="three folios on the LRU (--config vpages=3)"),
+           needs="three folios on the LRU (--config vpages=4,nframes=6)"),
     OpKind("munmap", _ranges, lambda m, c, a: m.munmap(c, *a)),
     OpKind("mprotect", lambda m, c: [r + (w,) for r in _ranges(m, c) for w in (False, True)],
            lambda m, c, a: m.mprotect(c, *a)),
