@@ -1044,6 +1044,43 @@ def test_a_hook_that_breaks_its_gather_or_task_is_a_protocol_error(cls, says):
     assert bounded(Linux, BOUND_CONFIG, 1, menu=("munmap",)).passed
 
 
+class AddsTheWindowsFolio(Linux):
+    name = "adds_the_windows_folio"
+
+    def tlb_flush_mmu_tlbonly(self, tlb):
+        super().tlb_flush_mmu_tlbonly(tlb)
+        if tlb.path == "munmap" and not getattr(self, "added", False):
+            self.added = True  # once: the gather flushes again at tlb_finish_mmu
+            tlb.pages.append(0)  # pfn0: a madvise split window holds it, no gather
+
+
+@pytest.mark.parametrize("told_apart", [True, False])
+def test_a_hook_adding_a_split_windows_folio_to_its_gather_is_a_protocol_error(told_apart):
+    """The split window's ``folio_get`` is counted in ``mem.gathered`` with the gathers'
+    references (so reclaim and the last put see it); a hook appending the window's frame to
+    a gather's pages passed ``_tlb_batch_pages_flush``'s check and dropped the window's
+    reference (noticed 2026-12-06, fixed 2026-12-07: ``mem.window_refs``). Without telling
+    the two apart (``told_apart`` False: the window's count cleared by hand) the append
+    goes through, which is what the check is for."""
+    from conformance.machine import Machine
+
+    m = Machine(AddsTheWindowsFolio)
+    md = m.madvise(0, 0, 1, "free")  # the split window of mm0:v0 (pfn0), folio locked
+    assert m.mem.window_refs == {0: 1} and m.mem.folio_lock[0].owner is md
+    if not told_apart:
+        m.mem.window_refs.clear()
+    op = m.munmap(1, 0, 1)  # mm1 on CPU1: its gather's flush runs the hook
+    if told_apart:
+        with pytest.raises(ProtocolError, match="the gather's pages hold 0, a page no "
+                                                "gather took a reference on"):
+            while op in m.ops:
+                m.advance(op.id)
+    else:
+        while op in m.ops:
+            m.advance(op.id)
+        assert m.mem.gathered[0] == 0  # the window's reference is gone
+
+
 class RaisesKeyboardInterrupt(Linux):
     name = "raises_keyboard_interrupt"
 

@@ -40,7 +40,7 @@ class PhysMem:
 
     __slots__ = ("value", "owner", "dirty", "lazyfree", "folio_lock", "free_list", "rmap", "isolated",
                  "rmap_locks",
-                 "gathered", "files", "swap", "swap_free", "swap_cache", "swap_map",
+                 "gathered", "window_refs", "files", "swap", "swap_free", "swap_cache", "swap_map",
                  "cow", "anon_root", "fork_copies")
 
     def __init__(self, nframes: int, nfiles: int, file_pages: int, swap_slots: int) -> None:
@@ -62,6 +62,10 @@ class PhysMem:
         # flush, and a madvise split window's folio_get (_split_window).
         self.isolated: list = [None] * nframes
         self.gathered = [0] * nframes
+        # window_refs[f]: how many of gathered[f] are madvise split windows' folio_get (the
+        # rest are mmu_gathers'), so a gather's free can tell a page it took from one a
+        # hook appended (Kernel._tlb_batch_pages_flush)
+        self.window_refs: dict[int, int] = {}
         self.files = [File(i, file_pages) for i in range(nfiles)]
         self.swap = [0] * swap_slots
         self.swap_free = list(range(swap_slots - 1, -1, -1))
