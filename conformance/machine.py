@@ -565,8 +565,7 @@ class Machine:
         self._action("reclaim", (cpu, frames, nested) if nested else (cpu, frames))
         return self._start(cpu, "reclaim", frames,
                            lambda op: self.kernel.reclaim(op, frames, nested),
-                           lambda: f"reclaim[{','.join(f'pfn{f}' for f in frames)}]"
-                           + (f"+nested[{','.join(f'pfn{f}' for f in nested)}]" if nested else ""))
+                           lambda: _folios("reclaim", frames, "nested", nested))
 
     def writeback(self, cpu: int, file: int, pgoff: int) -> Op:
         """Start writeback of page ``pgoff`` of ``file`` (``folio_write_one``, with ``folio_mkclean``)."""
@@ -611,7 +610,7 @@ class Machine:
         frames = tuple(frames)
         self._action("migrate", (cpu, frames))
         return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
-                           lambda: f"migrate[{','.join(f'pfn{f}' for f in frames)}]")
+                           lambda: _folios("migrate", frames))
 
     def compact(self, cpu: int, frames: tuple) -> Op:
         """Start the same ``migrate_pages_batch`` as :meth:`migrate`, run by the user task on
@@ -623,7 +622,7 @@ class Machine:
         self._action("compact", (cpu, frames))
         self._task_mm(cpu)  # the allocating task's: refused where its mm is exiting
         return self._start(cpu, "migrate", frames, lambda op: self.kernel.migrate(op, frames),
-                           lambda: f"compact[{','.join(f'pfn{f}' for f in frames)}]",
+                           lambda: _folios("compact", frames),
                            user_task=True)
 
     def move_pages(self, cpu: int, frames: tuple, nested: tuple = ()) -> Op:
@@ -651,8 +650,7 @@ class Machine:
         self._task_mm(cpu)  # the calling task's: refused where its mm is exiting
         return self._start(cpu, "migrate", frames,
                            lambda op: self.kernel.migrate(op, frames, nested),
-                           lambda: f"move_pages[{','.join(f'pfn{f}' for f in frames)}]"
-                           + (f"+reclaim[{','.join(f'pfn{f}' for f in nested)}]" if nested else ""),
+                           lambda: _folios("move_pages", frames, "reclaim", nested),
                            user_task=True)
 
     def munmap(self, cpu: int, start: int, npages: int) -> Op:
@@ -1115,6 +1113,13 @@ def _forks_into(op, mm) -> bool:
 
 def _vrange(start: int, npages: int) -> str:
     return f"v{start}..v{start + npages - 1}"
+
+
+def _folios(name: str, frames: tuple, nested_name: str = "", nested: tuple = ()) -> str:
+    """The label of an operation over a batch of folios, and of its nested reclaim pass:
+    ``reclaim[pfn4,pfn0]+nested[pfn1]``."""
+    label = f"{name}[{','.join(f'pfn{f}' for f in frames)}]"
+    return label + _folios("+" + nested_name, nested) if nested else label
 
 
 #: protocol class -> :func:`_protocol_files` (every Machine asks; the answer never changes

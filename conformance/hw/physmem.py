@@ -62,9 +62,9 @@ class PhysMem:
         # flush, and a madvise split window's folio_get (_split_window).
         self.isolated: list = [None] * nframes
         self.gathered = [0] * nframes
-        # window_refs[f]: how many of gathered[f] are madvise split windows' folio_get (the
-        # rest are mmu_gathers'), so a gather's free can tell a page it took from one a
-        # hook appended (Kernel._tlb_batch_pages_flush)
+        # window_refs[f]: 1 while a madvise split window's folio_get is counted in gathered[f]
+        # (at most one window per folio: it holds the folio lock), so a gather's free can tell
+        # a page it took from one a hook appended (Kernel._tlb_batch_pages_flush)
         self.window_refs: dict[int, int] = {}
         self.files = [File(i, file_pages) for i in range(nfiles)]
         self.swap = [0] * swap_slots

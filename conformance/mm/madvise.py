@@ -110,15 +110,12 @@ class MadvisePaths:
         if len(mem.rmap[frame]) != 1 or not self.trylock(op, lk):
             return False
         mem.gathered[frame] += 1  # folio_get: an extra reference (see below)
-        mem.window_refs[frame] = mem.window_refs.get(frame, 0) + 1
+        mem.window_refs[frame] = 1  # one window: we hold the folio lock
         self.unlock(op, ptl)
         self.trace.msg(op, "%s: split_folio pfn%d (PTL dropped, folio locked)", what, frame)
         yield
         mem.gathered[frame] -= 1  # folio_unlock, folio_put
-        if mem.window_refs[frame] == 1:
-            del mem.window_refs[frame]
-        else:
-            mem.window_refs[frame] -= 1
+        del mem.window_refs[frame]
         self.unlock(op, lk)
         self.put_folios([frame])  # the last put if it was zapped in the window (DONTNEED,
         # a COW copy): freed after the zapper's flush

@@ -158,16 +158,18 @@ class Driver:
             picked.append(pool[(i + 1) % len(pool)])
         return tuple(picked)
 
+    def _one_more(self, frames: tuple, a: int) -> tuple:
+        """The folio of a nested reclaim pass: the ``a``-th LRU folio not in ``frames``
+        (none when every LRU folio is in the batch)."""
+        rest = [f for f in self.m.lru_frames() if f not in frames]
+        return (rest[a % len(rest)],) if rest else ()
+
     def reclaim(self, cpu: int, a: int, n: int, nested: bool = False) -> None:
         """Reclaim; ``nested``: one more LRU folio (not in ``frames``) for a nested pass."""
         c = self._idle(cpu)
         frames = self._frames(a, n)
         if c is not None and frames:
-            more = ()
-            if nested:
-                rest = [f for f in self.m.lru_frames() if f not in frames]
-                more = (rest[a % len(rest)],) if rest else ()
-            self.m.reclaim(c, frames, more)
+            self.m.reclaim(c, frames, self._one_more(frames, a) if nested else ())
 
     def migrate(self, cpu: int, a: int, n: int, direct: bool = False) -> None:
         """kcompactd's migration, or (``direct``) the same by the task of the CPU's mm:
@@ -183,8 +185,7 @@ class Driver:
                 if a < 4:
                     self.m.compact(c, frames)
                     return
-                rest = [f for f in self.m.lru_frames() if f not in frames]
-                self.m.move_pages(c, frames, (rest[a % len(rest)],) if rest else ())
+                self.m.move_pages(c, frames, self._one_more(frames, a))
             else:
                 self.m.migrate(c, frames)
 
