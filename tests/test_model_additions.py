@@ -152,6 +152,57 @@ def test_move_pages_reclaims_between_the_unmap_and_the_move_and_replays():
                               "pageout(pfn1", "migrate: move")
 
 
+class _OtherTask:
+    """Stands for a task holding a folio lock (a fault's ``folio_lock``, a truncation)."""
+    label = "other task"
+
+
+def move_pages_last_folio_locked(m, munmap_it=False):
+    """move_pages(pfn4, pfn0) while another task holds pfn0's folio lock: the destination
+    allocation (and its direct reclaim of pfn1) comes before ``folio_trylock(src)``, which
+    fails and puts pfn0 back; with ``munmap_it`` mm0's munmap of v0 runs inside the nested
+    pass (move_pages then runs on CPU1), so the put-back drops pfn0's last reference."""
+    m.switch_mm(2, 1)
+    lk = m.mem.folio_lock[0]
+    lk.owner = _OtherTask()
+    op = m.move_pages(1 if munmap_it else 0, (4, 0), (1,))  # CPU0 runs mm0's munmap
+    if munmap_it:
+        while not any("enters direct reclaim" in t for _, _, t in m.trace.lines()):
+            m.advance(op.id)
+        m.advance(op.id)
+        unmap = m.munmap(0, 0, 1)
+        while unmap in m.ops:  # the munmap first whenever it can run
+            m.advance(unmap.id if unmap.runnable() else op.id)
+        assert op in m.ops and not m.mem.rmap[0]
+    finish(m, op)
+    lk.owner = None
+    m.drain()
+    m.consumer_alloc()
+    m.consumer_alloc()
+
+
+def test_move_pages_reclaims_before_the_last_folio_trylock():
+    """The kernel's ``migrate_folio_unmap`` calls ``get_new_folio`` before
+    ``folio_trylock(src)``: a last folio locked elsewhere still has its allocation, and its
+    direct reclaim, run with pfn4's flush pending (S1 for a pass that resets the batch);
+    the model skipped the pass for it until 2026-12-07."""
+    check(NestedInitTlbUbc, move_pages_last_folio_locked, "S1")
+    m = Machine(LINUX)
+    move_pages_last_folio_locked(m)
+    lines = [t for _, _, t in m.trace.lines()]
+    assert any("folio_trylock(pfn0) failed" in t for t in lines)
+    assert m.mem.owner[0].__class__ is tuple and m.mem.isolated[0] is None  # put back
+
+
+def test_a_put_back_last_folio_unmapped_meanwhile_is_freed():
+    """munmap zaps pfn0 while it is isolated (inside the nested pass): the put-back holds
+    its last reference and frees it, not a frame leaked with an owner and no mapping."""
+    m = Machine(LINUX)
+    move_pages_last_folio_locked(m, munmap_it=True)
+    assert m.mem.owner[0].__class__ is not tuple and not m.mem.rmap[0]
+    assert outcome(LINUX, lambda m: move_pages_last_folio_locked(m, True)) is None
+
+
 def test_a_move_pages_failure_is_a_litmus_thread_and_explored_again():
     """A failure through move_pages' nested pass is written as the litmus verb (with its
     ``nested`` frames) and the explorer finds it again from that text."""

@@ -711,7 +711,11 @@ def test_putting_it_back_at_once_gave_mainline_a_false_s1(monkeypatch):
     from conformance.reproducer import replay_actions
     # a kept folio's isolation ended at once (folio_putback_lru), as the redirtied-lazyfree
     # path did before the fix
-    monkeypatch.setattr(K.Kernel, "_keep", lambda self, op, frame, kept: self.putback(op, frame))
+    def put_back_at_once(self, op, frame, kept):
+        self.mem.isolated[frame] = None
+        self.unlock(op, self.mem.folio_lock[frame])
+
+    monkeypatch.setattr(K.Kernel, "_keep", put_back_at_once)
     f = replay_actions(LINUX, MachineConfig(ncpus=4), False, REDIRTIED_LAZYFREE)
     assert f is not None and f.rule == "S1" and "still caches mm0:v0" in str(f)
 

@@ -54,10 +54,13 @@ class MigratePaths:
               try_to_migrate... try_to_unmap_flush
             move: try_to_unmap_flush(); copy A       a store through v0 must not be lost
 
-        Simplified: the last folio is isolated and locked before its allocation (the kernel
-        isolates every folio in ``add_page_for_migration`` first and locks it after
-        ``get_new_folio``), and only that one allocation reclaims; no pass runs when the
-        last folio is skipped (no allocation). kcompactd's and direct compaction's
+        The last folio is isolated before its allocation and locked after it, as
+        ``add_page_for_migration`` and ``migrate_folio_unmap`` do; a failed
+        ``folio_trylock`` after the nested pass puts it back (``MIGRATE_ASYNC``'s
+        ``goto out``). Simplified: only that one allocation reclaims, and the earlier
+        folios are isolated and locked at once; no pass runs when the last folio is not
+        on the LRU (no allocation); the ``MIGRATE_SYNC`` retry of a folio whose trylock
+        failed is not modelled (it would migrate it later, the same unmap-flush-move). kcompactd's and direct compaction's
         allocator (``compaction_alloc``) never reclaims: ``nested`` is empty for them.
         """
         mem = self.mem
@@ -66,18 +69,28 @@ class MigratePaths:
         batch = []
         last = len(frames) - 1
         for i, frame in enumerate(frames):
-            if not self._lru_folio(op, frame):
-                tr.msg(op, "migrate: skip pfn%d", frame)
-                continue
-            owner = mem.owner[frame]
             if nested and i == last:
+                # add_page_for_migration isolated it; get_new_folio runs before
+                # migrate_folio_unmap's folio_trylock(src)
+                if not self._on_lru(frame):
+                    tr.msg(op, "migrate: skip pfn%d", frame)
+                    continue
+                self._isolate(op, frame)
                 tr.msg(op, "get_new_folio: allocation enters direct reclaim")
                 op.path = "reclaim"
                 yield from self.shrink_node(op, nested)
                 op.path = "migrate"
+                if not self.trylock(op, mem.folio_lock[frame]):
+                    tr.msg(op, "migrate: folio_trylock(pfn%d) failed", frame)
+                    yield from self._migrate_putback(op, frame)
+                    continue
+            elif not self._lru_folio(op, frame):
+                tr.msg(op, "migrate: skip pfn%d", frame)
+                continue
+            owner = mem.owner[frame]
             dst = self.alloc_frame(op, owner)
             if dst is None:
-                self.putback(op, frame)
+                yield from self._migrate_putback(op, frame)
                 continue
             yield from self.lock(op, mem.folio_lock[dst])
             mem.isolated[dst] = op  # migration holds its reference until the move is done
@@ -112,6 +125,19 @@ class MigratePaths:
             if self.release_isolated(op, frame):
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
+
+    def _migrate_putback(self, op, frame: int):
+        """``migrate_folio_undo_src`` / ``folio_putback_lru`` of a folio not migrated: unlock
+        it if this task locked it, end the isolation, and free it if that reference was the
+        last (its owner unmapped it while it was isolated: the nested direct reclaim yields
+        between the isolation and this point)."""
+        mem = self.mem
+        if mem.folio_lock[frame].owner is op:
+            self.unlock(op, mem.folio_lock[frame])
+        mem.isolated[frame] = None
+        if self.last_reference(frame):
+            mem.owner[frame] = "isolated"
+            yield from hook(self.proto.free_unref_folios(op, [frame]))
 
     def remove_migration_ptes(self, op, src: int, dst: int, loc):
         """``remove_migration_ptes(src, dst)``: each migration entry still pointing at ``src``

@@ -125,7 +125,9 @@ class MprotectPaths:
         writable: a private (anonymous) one if its folio is ``PageAnonExclusive`` (no fork
         shares it: :data:`PhysMem.cow` clear), a shared file one if it is dirty ("clean"
         may mean the file system still needs its write fault: ``page_mkwrite``).
-        Soft-dirty and userfaultfd write-protect tracking are not modelled."""
+        Soft-dirty and userfaultfd write-protect tracking are not modelled. An anonymous
+        page only read so far is an exclusive folio here (no zero page, docs/model.md K1:
+        the ``mm_forbids_zeropage`` kernel), so it is made writable too."""
         if vma.is_anon:
             return not self.mem.cow[pte.frame]
         return pte.dirty

@@ -15,26 +15,28 @@ from .task import hook
 class VmscanPaths:
     """The paths of mm/vmscan.c, mixed into :class:`conformance.mm.Kernel`."""
 
-    def _lru_folio(self, op, frame: int) -> bool:
-        """Is ``frame`` a folio reclaim/migration can isolate, and can we trylock it?"""
+    def _on_lru(self, frame: int) -> bool:
+        """Is ``frame`` a folio on the LRU that reclaim/migration may isolate
+        (``folio_isolate_lru``: not already isolated; swap-cache folios never are, item 9)?"""
         owner = self.mem.owner[frame]
         if owner is None or owner.__class__ is not tuple:
             return False
         if self.mem.isolated[frame] is not None:  # folio_isolate_lru: already off the LRU
             return False
-        if frame in self.mem.swap_cache.values():
-            return False
-        if not self.trylock(op, self.mem.folio_lock[frame]):
-            return False
+        return frame not in self.mem.swap_cache.values()
+
+    def _isolate(self, op, frame: int) -> None:
+        """``folio_isolate_lru``: take the folio off the LRU with the isolation's reference."""
         self.mem.isolated[frame] = op
         op.touched_frames[frame] = None
-        op.touched_locs[owner] = None
-        return True
+        op.touched_locs[self.mem.owner[frame]] = None
 
-    def putback(self, op, frame: int) -> None:
-        """Unlock and end the isolation (``folio_unlock`` + ``folio_putback_lru``)."""
-        self.mem.isolated[frame] = None
-        self.unlock(op, self.mem.folio_lock[frame])
+    def _lru_folio(self, op, frame: int) -> bool:
+        """Is ``frame`` a folio reclaim/migration can isolate, and can we trylock it?"""
+        if not self._on_lru(frame) or not self.trylock(op, self.mem.folio_lock[frame]):
+            return False
+        self._isolate(op, frame)
+        return True
 
     def release_isolated(self, op, frame: int) -> bool:
         """Unlock and drop the isolation reference; True if it was the last one (caller frees)."""
