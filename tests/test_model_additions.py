@@ -121,6 +121,38 @@ def test_nested_reclaim_runs_inside_the_outer_pass_and_replays():
                               "nested reclaim", "pageout(pfn1", "pageout(pfn0")
 
 
+class CountsFlushes(LINUX):
+    name = "linux-counting-try-to-unmap-flush"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.flushes = 0
+
+    def try_to_unmap_flush(self, task):
+        self.flushes += 1
+        return super().try_to_unmap_flush(task)
+
+
+def flushes_of_reclaim(nested):
+    """How often reclaim of pfn0 (with its nested pass over ``nested``) calls the
+    protocol's ``try_to_unmap_flush`` (mainline's ``try_to_unmap_flush_dirty`` is one)."""
+    m = Machine(CountsFlushes)
+    before = m.proto.flushes
+    m.reclaim(1, (0,), nested=nested(m))
+    m.drain()
+    return m.proto.flushes - before
+
+
+def test_a_nested_pass_that_isolates_nothing_does_not_flush():
+    """``shrink_inactive_list``: ``if (nr_taken == 0) return 0;`` comes before
+    ``shrink_folio_list`` and its final ``try_to_unmap_flush``: a nested pass over no LRU
+    folio (a free frame) flushes nothing for the outer pass (it did until 2026-12-07, an
+    extra flush that could cover a protocol's missing one); one over an LRU folio does."""
+    alone = flushes_of_reclaim(lambda m: ())
+    assert flushes_of_reclaim(lambda m: (m.mem.free_list[-1],)) == alone
+    assert flushes_of_reclaim(lambda m: (1,)) > alone
+
+
 def test_old_reclaim_actions_replay_without_nested():
     m = Machine(LINUX)
     m.reclaim(1, (0,))

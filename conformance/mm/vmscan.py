@@ -61,8 +61,15 @@ class VmscanPaths:
 
     def shrink_node(self, op, frames: tuple, nested: tuple = ()):
         """``shrink_node`` (``shrink_lruvec``): the protocol's ``init_tlb_ubc`` hook, then
-        ``shrink_folio_list``. Also the nested pass of :meth:`shrink_folio_list`."""
+        ``shrink_inactive_list``: ``if (nr_taken == 0) return 0;`` when no folio of
+        ``frames`` is on the LRU (nothing isolated: no ``shrink_folio_list``, so none of its
+        flushes), else ``shrink_folio_list``. Also the nested pass of
+        :meth:`shrink_folio_list`. Simplified: a folio is isolated when the loop reaches it
+        (:meth:`_lru_folio`), where ``isolate_lru_folios`` takes the whole batch first."""
         self.m.call_hook(self.proto.init_tlb_ubc, op)
+        if not any(self._on_lru(frame) for frame in frames):
+            self.trace.msg(op, "shrink_inactive_list: nothing isolated")
+            return
         yield from self.shrink_folio_list(op, frames, nested)
 
     def shrink_folio_list(self, op, frames: tuple, nested: tuple = ()):
