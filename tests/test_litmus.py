@@ -87,16 +87,16 @@ def test_model_regression_scenario_has_teeth(monkeypatch):
     false S1 it was written for; with it, linux passes (above)."""
     import conformance.mm as K
 
-    orig = K.Kernel._lru_folio
+    orig = K.Kernel._on_lru
 
-    def no_isolation_check(self, op, frame):
+    def no_isolation_check(self, frame):
         saved = self.mem.isolated[frame]
         self.mem.isolated[frame] = None
-        ok = orig(self, op, frame)
-        if not ok:
+        try:
+            return orig(self, frame)
+        finally:
             self.mem.isolated[frame] = saved
-        return ok
-    monkeypatch.setattr(K.Kernel, "_lru_folio", no_isolation_check)
+    monkeypatch.setattr(K.Kernel, "_on_lru", no_isolation_check)
     sc = next(s for s in SCENARIOS if s.name == "model-reclaim-keeps-isolated")
     assert verdict(run(sc, load_protocol("linux"))) == "S1"
 

@@ -235,6 +235,27 @@ def test_a_put_back_last_folio_unmapped_meanwhile_is_freed():
     assert outcome(LINUX, lambda m: move_pages_last_folio_locked(m, True)) is None
 
 
+@pytest.mark.parametrize("start", ["reclaim", "migrate"])
+def test_a_folio_that_fails_its_trylock_stays_isolated_until_the_end(start):
+    """``shrink_folio_list``'s ``if (!folio_trylock(folio)) goto keep;`` and
+    ``migrate_folio_unmap``'s ``-EAGAIN``: the folio was isolated with the batch, and stays
+    off the LRU (unlocked, not reclaimed or migrated) until the pass puts it back after its
+    flush; its owner's munmap meanwhile leaves the last reference to that put-back, which
+    frees it. Until 2026-12-07 the model never isolated it."""
+    m = Machine(LINUX)
+    lk = m.mem.folio_lock[0]
+    lk.owner = _OtherTask()
+    op = getattr(m, start)(1, (0, 4))
+    assert op in m.ops and m.mem.isolated[0] is op and lk.owner.__class__ is _OtherTask
+    finish(m, m.munmap(0, 0, 1))  # mm0's v0: zapped, not freed (the isolation holds it)
+    assert not m.mem.rmap[0] and 0 not in m.mem.free_list
+    finish(m, op)
+    lk.owner = None
+    assert m.mem.isolated[0] is None and 0 in m.mem.free_list
+    m.drain()
+    m.check_quiescent()
+
+
 def test_a_move_pages_failure_is_a_litmus_thread_and_explored_again():
     """A failure through move_pages' nested pass is written as the litmus verb (with its
     ``nested`` frames) and the explorer finds it again from that text."""

@@ -55,42 +55,45 @@ class MigratePaths:
             move: try_to_unmap_flush(); copy A       a store through v0 must not be lost
 
         The last folio is isolated before its allocation and locked after it, as
-        ``add_page_for_migration`` and ``migrate_folio_unmap`` do; a failed
-        ``folio_trylock`` after the nested pass puts it back (``MIGRATE_ASYNC``'s
-        ``goto out``). Simplified: only that one allocation reclaims, and the earlier
-        folios are isolated and locked at once; no pass runs when the last folio is not
-        on the LRU (no allocation); the ``MIGRATE_SYNC`` retry of a folio whose trylock
-        failed is not modelled (it would migrate it later, the same unmap-flush-move). kcompactd's and direct compaction's
+        ``add_page_for_migration`` and ``migrate_folio_unmap`` do. A folio whose
+        ``folio_trylock`` fails (``MIGRATE_ASYNC``: ``-EAGAIN``) or whose destination
+        allocation fails stays isolated, unlocked, until the batch is moved, then is put
+        back (``putback_movable_pages``), freed there if its owner unmapped it meanwhile
+        (until 2026-12-07 the model never isolated a folio it could not lock). Simplified:
+        only that one allocation reclaims; each folio is isolated when the loop reaches it
+        (``isolate_migratepages_block`` takes the batch first); no pass runs when the last
+        folio is not on the LRU (no allocation); a failed allocation does not end the
+        loop (the kernel's ``-ENOMEM`` goes to ``move:``); the ``MIGRATE_ASYNC`` retry
+        passes and the ``MIGRATE_SYNC`` retry of a folio whose trylock failed are not
+        modelled (docs/model.md section 11 item 24). kcompactd's and direct compaction's
         allocator (``compaction_alloc``) never reclaims: ``nested`` is empty for them.
         """
         mem = self.mem
         proto = self.proto
         tr = self.trace
         batch = []
+        failed = []  # not migrated: on ``from`` until putback_movable_pages
         last = len(frames) - 1
         for i, frame in enumerate(frames):
+            if not self._on_lru(frame):
+                tr.msg(op, "migrate: skip pfn%d", frame)
+                continue
+            self._isolate(op, frame)  # isolate_migratepages_block / add_page_for_migration
             if nested and i == last:
-                # add_page_for_migration isolated it; get_new_folio runs before
-                # migrate_folio_unmap's folio_trylock(src)
-                if not self._on_lru(frame):
-                    tr.msg(op, "migrate: skip pfn%d", frame)
-                    continue
-                self._isolate(op, frame)
+                # get_new_folio runs before migrate_folio_unmap's folio_trylock(src)
                 tr.msg(op, "get_new_folio: allocation enters direct reclaim")
                 op.path = "reclaim"
                 yield from self.shrink_node(op, nested)
                 op.path = "migrate"
-                if not self.trylock(op, mem.folio_lock[frame]):
-                    tr.msg(op, "migrate: folio_trylock(pfn%d) failed", frame)
-                    yield from self._migrate_putback(op, frame)
-                    continue
-            elif not self._lru_folio(op, frame):
-                tr.msg(op, "migrate: skip pfn%d", frame)
+            if not self.trylock(op, mem.folio_lock[frame]):  # MIGRATE_ASYNC: -EAGAIN
+                tr.msg(op, "migrate: folio_trylock(pfn%d) failed", frame)
+                failed.append(frame)
                 continue
             owner = mem.owner[frame]
             dst = self.alloc_frame(op, owner)
-            if dst is None:
-                yield from self._migrate_putback(op, frame)
+            if dst is None:  # -ENOMEM
+                self.unlock(op, mem.folio_lock[frame])
+                failed.append(frame)
                 continue
             yield from self.lock(op, mem.folio_lock[dst])
             mem.isolated[dst] = op  # migration holds its reference until the move is done
@@ -125,15 +128,15 @@ class MigratePaths:
             if self.release_isolated(op, frame):
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
+        for frame in failed:
+            yield from self._migrate_putback(op, frame)
 
     def _migrate_putback(self, op, frame: int):
-        """``migrate_folio_undo_src`` / ``folio_putback_lru`` of a folio not migrated: unlock
-        it if this task locked it, end the isolation, and free it if that reference was the
-        last (its owner unmapped it while it was isolated: the nested direct reclaim yields
-        between the isolation and this point)."""
+        """``putback_movable_pages`` (the caller's, after ``migrate_pages``) of a folio not
+        migrated (its trylock or its destination allocation failed): end the isolation,
+        and free it if that reference was the last (its owner unmapped it while it was
+        isolated)."""
         mem = self.mem
-        if mem.folio_lock[frame].owner is op:
-            self.unlock(op, mem.folio_lock[frame])
         mem.isolated[frame] = None
         if self.last_reference(frame):
             mem.owner[frame] = "isolated"

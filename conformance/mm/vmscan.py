@@ -31,13 +31,6 @@ class VmscanPaths:
         op.touched_frames[frame] = None
         op.touched_locs[self.mem.owner[frame]] = None
 
-    def _lru_folio(self, op, frame: int) -> bool:
-        """Is ``frame`` a folio reclaim/migration can isolate, and can we trylock it?"""
-        if not self._on_lru(frame) or not self.trylock(op, self.mem.folio_lock[frame]):
-            return False
-        self._isolate(op, frame)
-        return True
-
     def release_isolated(self, op, frame: int) -> bool:
         """Unlock and drop the isolation reference; True if it was the last one (caller frees)."""
         self.mem.isolated[frame] = None
@@ -65,7 +58,7 @@ class VmscanPaths:
         ``frames`` is on the LRU (nothing isolated: no ``shrink_folio_list``, so none of its
         flushes), else ``shrink_folio_list``. Also the nested pass of
         :meth:`shrink_folio_list`. Simplified: a folio is isolated when the loop reaches it
-        (:meth:`_lru_folio`), where ``isolate_lru_folios`` takes the whole batch first."""
+        (:meth:`shrink_folio_list`), where ``isolate_lru_folios`` takes the whole batch first."""
         self.m.call_hook(self.proto.init_tlb_ubc, op)
         if not any(self._on_lru(frame) for frame in frames):
             self.trace.msg(op, "shrink_inactive_list: nothing isolated")
@@ -104,7 +97,12 @@ class VmscanPaths:
 
         Every folio kept after its ``try_to_unmap`` reaches the ``keep:`` label: the
         protocol's ``shrink_folio_list_keep`` hook (LUF v12 flushes there what the pass
-        deferred so far for LUF-able folios).
+        deferred so far for LUF-able folios). A folio whose ``folio_trylock`` fails goes
+        to ``keep:`` before any of that (no hook: ``try_to_unmap`` did not walk it) and
+        stays isolated, unlocked, until ``move_folios_to_lru`` after the final flush (until
+        2026-12-07 the model never isolated it). Simplified: each folio is isolated when
+        the loop reaches it, where ``isolate_lru_folios`` takes the whole batch off the
+        LRU before ``shrink_folio_list`` starts.
         """
         mem = self.mem
         proto = self.proto
@@ -112,8 +110,14 @@ class VmscanPaths:
         to_free = []
         kept = []
         for frame in frames:
-            if not self._lru_folio(op, frame):
+            if not self._on_lru(frame):
                 tr.msg(op, "reclaim: skip pfn%d", frame)
+                continue
+            self._isolate(op, frame)  # isolate_lru_folios
+            if not self.trylock(op, mem.folio_lock[frame]):
+                # goto keep: on ret_folios, isolated until after the pass's flush
+                tr.msg(op, "reclaim: folio_trylock(pfn%d) failed, keep", frame)
+                kept.append(frame)
                 continue
             owner = mem.owner[frame]
             anon = owner[0] == "a"
