@@ -25,8 +25,13 @@ from conformance.pytest_plugin import expected_violation, fuzz
 #: the walk finds it now (WALK_FOUND).
 #: mut_nested_madvise_only: seed 1 finds it in 3.8 s, seed 0 (the default) in 21 (seeds 0-5
 #: all find S3; 2026-12-06)
+#: mut_gather_flush_once: seed 5 finds its S1 in 0.2 s; seed 0 (the default) found an S2
+#: first since a folio whose trylock fails stays isolated (2026-12-07, docs/model.md section
+#: 11 item 26): reclaim keeps the folio an exit then zaps, and writes it back under the
+#: entry the mutant's exit did not flush, a true failure of the same missing flush (seeds
+#: 1-6 all find S1 first, 0.2-7.1 s)
 FAILING_SEEDS = {"linux_4_3": 1, "hist_2_5_no_nested_gather_flush": 3,
-                 "mut_nested_madvise_only": 1}
+                 "mut_nested_madvise_only": 1, "mut_gather_flush_once": 5}
 
 
 #: mutants the fuzzer does not find in 6000 examples, nor certify's walk within a few
@@ -176,16 +181,18 @@ def test_protocol_conforms(protocol_name, request):
 
 def test_failure_is_shrunk_to_a_short_timeline():
     """Hypothesis shrinks a linux_4_3 failure; the report has the per-CPU timeline."""
-    f = fuzz("linux_4_3", examples=2000, seed=0)  # seed 1 shrank 4x longer
+    f = fuzz("linux_4_3", examples=2000, seed=3)  # seed 1 shrank 2x longer
     assert f is not None and f.rule == "S3"
-    # the same failure unshrunk is 41 actions, 7 shrunk, 10 s for both runs (seed 0,
-    # 2026-12-06 20:50, when the madvise split window began to hold its folio's lock: seed
+    # the same failure unshrunk is 15 actions, 5 shrunk, 8 s for both runs (seed 3,
+    # 2026-12-07, when a folio whose trylock fails began to stay isolated: seed 0's 62 now
+    # shrink to 3 actions on two CPUs, in 76 s; seeds 0-7 scanned). Seed 0 until then, 41
+    # and 7 (2026-12-06 20:50, when the madvise split window began to hold its folio's lock: seed
     # 11's 32 shrank to 10, not 4; seeds 0-13 scanned). Seed 11 until then, 32 and 4 (after
     # fault_dirty_shared_page's interleaving point: seed 3's 87 now shrink to 14, not 8):
     # shorter than that and than 8 is the shrink's doing, as seed 3's 76 actions (2026-12-06
     # 12:30) and seed 1's 35 and "<= 30" were before (seed 5, 14 actions unshrunk, 4 shrunk,
     # until free_pgtables freed tables: now 43 and 11)
-    raw = fuzz("linux_4_3", examples=2000, seed=0, shrink=False)
+    raw = fuzz("linux_4_3", examples=2000, seed=3, shrink=False)
     assert len(f.machine.actions) < len(raw.machine.actions), len(raw.machine.actions)
     assert len(f.machine.actions) <= 8, len(f.machine.actions)
     rep = f.report()

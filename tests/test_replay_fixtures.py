@@ -77,7 +77,10 @@ hist_2_11_madvise_relock --seed 1 --jobs 1``: S3, 11 actions, reclaim of another
 the table). ``hist_2_3_nested_reclaim-walk114`` no longer applied and gave way to
 ``-walk172`` (the first S1 among seeds 0-399 but 163, 42 actions); ``linux-pass1``,
 ``immediate-pass1`` and ``luf_v12-1`` keep their actions and verdicts, with the window's
-row renamed (``split_folio pfn0 (PTL dropped, folio locked)``). A
+row renamed (``split_folio pfn0 (PTL dropped, folio locked)``). On 2026-12-07 a folio
+whose ``folio_trylock`` fails began to stay isolated until the pass's end (docs/model.md
+section 11 item 26): ``hist_2_3_nested_reclaim-walk172`` keeps its S1 at the same step,
+its ``reclaim: skip pfn3`` row now ``reclaim: folio_trylock(pfn3) failed, keep``. A
 model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
