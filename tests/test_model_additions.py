@@ -235,6 +235,31 @@ def test_a_put_back_last_folio_unmapped_meanwhile_is_freed():
     assert outcome(LINUX, lambda m: move_pages_last_folio_locked(m, True)) is None
 
 
+@pytest.mark.parametrize("how", ["truncate", "munmap"])
+def test_a_last_folio_removed_in_the_nested_pass_leaks_no_frame(how):
+    """move_pages whose last folio is removed while the nested pass runs (isolated,
+    unlocked): file1:0 (pfn4) by a truncate, which can lock it, or mm0:v0 (pfn0) by a
+    munmap. The isolation holds its last reference, so it is not migrated but freed at the
+    put-back, and no destination frame is allocated for it (one leaked, owned by nobody,
+    until 2026-12-07 03:50; a review)."""
+    m = Machine(LINUX)
+    last = 4 if how == "truncate" else 0
+    op = m.move_pages(0 if how == "truncate" else 1, (4 - last, last), (1,))
+    while not any("enters direct reclaim" in t for _, _, t in m.trace.lines()):
+        m.advance(op.id)
+    m.advance(op.id)
+    other = m.truncate(2, 1, 0) if how == "truncate" else m.munmap(0, 0, 1)
+    while other in m.ops:
+        m.advance(other.id if other.runnable() else op.id)
+    assert m.mem.isolated[last] is op and m.mem.owner[last].__class__ is not tuple
+    m.drain()
+    m.check_quiescent()
+    dead = [f for f, o in enumerate(m.mem.owner) if o.__class__ is not tuple
+            and o != "other" and f not in m.mem.free_list]
+    assert dead == [], dead
+    assert any(f"pfn{last} freed from under us" in t for _, _, t in m.trace.lines())
+
+
 @pytest.mark.parametrize("start", ["reclaim", "migrate"])
 def test_a_folio_that_fails_its_trylock_stays_isolated_until_the_end(start):
     """``shrink_folio_list``'s ``if (!folio_trylock(folio)) goto keep;`` and

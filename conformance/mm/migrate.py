@@ -90,6 +90,15 @@ class MigratePaths:
                 failed.append(frame)
                 continue
             owner = mem.owner[frame]
+            if owner.__class__ is not tuple:
+                # truncated or zapped while isolated and unlocked (the nested pass yields
+                # there): the isolation holds its last reference; migrate_folio_unmap's
+                # "Folio was freed from under us" (folio_ref_count(src) == 1), freed at
+                # the put-back (it leaked its destination frame until 2026-12-07 03:50)
+                tr.msg(op, "migrate: pfn%d freed from under us", frame)
+                self.unlock(op, mem.folio_lock[frame])
+                failed.append(frame)
+                continue
             dst = self.alloc_frame(op, owner)
             if dst is None:  # -ENOMEM
                 self.unlock(op, mem.folio_lock[frame])
