@@ -96,11 +96,10 @@ class MigratePaths:
                 # "Folio was freed from under us" (folio_ref_count(src) == 1), freed at
                 # the put-back (it leaked its destination frame until 2026-12-07 03:50)
                 tr.msg(op, "migrate: pfn%d freed from under us", frame)
-                self.unlock(op, mem.folio_lock[frame])
-                failed.append(frame)
-                continue
-            dst = self.alloc_frame(op, owner)
-            if dst is None:  # -ENOMEM
+                dst = None
+            else:
+                dst = self.alloc_frame(op, owner)  # None: -ENOMEM
+            if dst is None:
                 self.unlock(op, mem.folio_lock[frame])
                 failed.append(frame)
                 continue
@@ -137,19 +136,9 @@ class MigratePaths:
             if self.release_isolated(op, frame):
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield
-        for frame in failed:
-            yield from self._migrate_putback(op, frame)
-
-    def _migrate_putback(self, op, frame: int):
-        """``putback_movable_pages`` (the caller's, after ``migrate_pages``) of a folio not
-        migrated (its trylock or its destination allocation failed): end the isolation,
-        and free it if that reference was the last (its owner unmapped it while it was
-        isolated)."""
-        mem = self.mem
-        mem.isolated[frame] = None
-        if self.last_reference(frame):
-            mem.owner[frame] = "isolated"
-            yield from hook(self.proto.free_unref_folios(op, [frame]))
+        for frame in failed:  # the caller's putback_movable_pages: freed if it was the last
+            if self.put_isolated(frame):  # reference (unmapped while isolated)
+                yield from hook(proto.free_unref_folios(op, [frame]))
 
     def remove_migration_ptes(self, op, src: int, dst: int, loc):
         """``remove_migration_ptes(src, dst)``: each migration entry still pointing at ``src``

@@ -31,14 +31,19 @@ class VmscanPaths:
         op.touched_frames[frame] = None
         op.touched_locs[self.mem.owner[frame]] = None
 
-    def release_isolated(self, op, frame: int) -> bool:
-        """Unlock and drop the isolation reference; True if it was the last one (caller frees)."""
+    def put_isolated(self, frame: int) -> bool:
+        """Drop the isolation reference (``folio_putback_lru``, ``move_folios_to_lru``,
+        ``putback_movable_pages``); True if it was the last one (the caller frees)."""
         self.mem.isolated[frame] = None
-        self.unlock(op, self.mem.folio_lock[frame])
         if self.last_reference(frame):
             self.mem.owner[frame] = "isolated"
             return True
         return False
+
+    def release_isolated(self, op, frame: int) -> bool:
+        """Unlock and :meth:`put_isolated`."""
+        self.unlock(op, self.mem.folio_lock[frame])
+        return self.put_isolated(frame)
 
     def _keep(self, op, frame: int, kept: list) -> None:
         """``shrink_folio_list``'s ``keep_locked``/``keep``: unlock, and keep the folio
@@ -201,9 +206,7 @@ class VmscanPaths:
             yield from self.shrink_node(op, nested)
         yield from hook(proto.try_to_unmap_flush(op))
         for frame in kept:  # move_folios_to_lru: back on the LRU, or freed by our put
-            mem.isolated[frame] = None
-            if self.last_reference(frame):
-                mem.owner[frame] = "isolated"
+            if self.put_isolated(frame):
                 to_free.append(frame)
         if to_free:
             yield from hook(proto.free_unref_folios(op, to_free))
