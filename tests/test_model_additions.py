@@ -189,6 +189,18 @@ class _OtherTask:
     label = "other task"
 
 
+def inside_the_nested_pass(m, op, start_other):
+    """Run move_pages ``op`` into its nested direct reclaim, then start ``start_other(m)``
+    there and run it to its end, first whenever it can run. Returns that operation."""
+    while not any("enters direct reclaim" in t for _, _, t in m.trace.lines()):
+        m.advance(op.id)
+    m.advance(op.id)
+    other = start_other(m)
+    while other in m.ops:
+        m.advance(other.id if other.runnable() else op.id)
+    return other
+
+
 def move_pages_last_folio_locked(m, munmap_it=False):
     """move_pages(pfn4, pfn0) while another task holds pfn0's folio lock: the destination
     allocation (and its direct reclaim of pfn1) comes before ``folio_trylock(src)``, which
@@ -199,12 +211,7 @@ def move_pages_last_folio_locked(m, munmap_it=False):
     lk.owner = _OtherTask()
     op = m.move_pages(1 if munmap_it else 0, (4, 0), (1,))  # CPU0 runs mm0's munmap
     if munmap_it:
-        while not any("enters direct reclaim" in t for _, _, t in m.trace.lines()):
-            m.advance(op.id)
-        m.advance(op.id)
-        unmap = m.munmap(0, 0, 1)
-        while unmap in m.ops:  # the munmap first whenever it can run
-            m.advance(unmap.id if unmap.runnable() else op.id)
+        inside_the_nested_pass(m, op, lambda m: m.munmap(0, 0, 1))
         assert op in m.ops and not m.mem.rmap[0]
     finish(m, op)
     lk.owner = None
@@ -245,12 +252,8 @@ def test_a_last_folio_removed_in_the_nested_pass_leaks_no_frame(how):
     m = Machine(LINUX)
     last = 4 if how == "truncate" else 0
     op = m.move_pages(0 if how == "truncate" else 1, (4 - last, last), (1,))
-    while not any("enters direct reclaim" in t for _, _, t in m.trace.lines()):
-        m.advance(op.id)
-    m.advance(op.id)
-    other = m.truncate(2, 1, 0) if how == "truncate" else m.munmap(0, 0, 1)
-    while other in m.ops:
-        m.advance(other.id if other.runnable() else op.id)
+    inside_the_nested_pass(m, op, lambda m: m.truncate(2, 1, 0) if how == "truncate"
+                           else m.munmap(0, 0, 1))
     assert m.mem.isolated[last] is op and m.mem.owner[last].__class__ is not tuple
     m.drain()
     m.check_quiescent()
