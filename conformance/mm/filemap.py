@@ -56,10 +56,17 @@ class FilemapPaths:
             if f.cache.get(pgoff) is not None:  # someone read it in while we waited
                 self.up_read(op, inv)
                 continue
-            frame = self.alloc_frame(op, loc)
+            frame = yield from self.alloc_frame_direct_reclaim(op, loc)
             if frame is None:
                 self.up_read(op, inv)
                 return VM_FAULT_RETRY if dropped else None
+            if f.cache.get(pgoff) is not None:
+                # read in meanwhile, while the allocation's direct reclaim yielded:
+                # filemap_add_folio's -EEXIST, folio_put, look it up again
+                self.mem.owner[frame] = "zapped"
+                self.free_frames([frame])
+                self.up_read(op, inv)
+                continue
             flk = self.mem.folio_lock[frame]
             yield from self.lock(op, flk)
             f.cache[pgoff] = frame  # filemap_add_folio, locked, !uptodate

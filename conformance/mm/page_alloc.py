@@ -37,6 +37,49 @@ class PageAllocPaths:
             op.touched_frames[frame] = None
         return frame
 
+    def alloc_frame_direct_reclaim(self, op, owner):
+        """A task's allocation that may sleep (``GFP_HIGHUSER_MOVABLE``, ``GFP_KERNEL``):
+        ``__alloc_pages_slowpath``. When the free list is empty (``get_page_from_freelist``
+        fails), ``__alloc_pages_direct_reclaim`` -> ``try_to_free_pages`` runs a direct
+        reclaim pass in the allocating task (:meth:`shrink_node`: its own ``init_tlb_ubc``,
+        final ``try_to_unmap_flush`` and free; ``task.path`` "reclaim" while it runs), then
+        the allocation is tried again. A generator (the pass yields); returns the frame, or
+        None (OOM) if the pass freed nothing the allocation could take.
+
+        The faults' allocations (``alloc_anon_folio``, ``wp_page_copy``'s
+        ``folio_prealloc``, ``filemap_alloc_folio`` in read-ahead, the swap-in's
+        ``__read_swap_cache_async``) and ``write()``'s page cache allocation come here, with
+        the task's ``mmap_lock`` (a fault) and, for the page cache, ``invalidate_lock``
+        held for read, as in the kernel. Until 2026-12-07 they failed at once with an OOM
+        (docs/model.md section 11 item 29)::
+
+            CPU0 (fault, mm0:v1)                     CPU1 (mm0)
+            alloc_anon_folio: free list empty
+            direct reclaim: try_to_unmap(A)          caches A's PTE
+              (TTU_BATCH_FLUSH), pageout,
+              try_to_unmap_flush, free A
+            allocation takes A's frame (S1 here)     no entry for A may be left
+
+        Simplified: the pass scans every folio on the LRU once, in frame order (the
+        kernel scans the inactive list from its tail, by priority, until
+        ``nr_to_reclaim``; the model keeps no LRU order and no active list), and the
+        allocation gives up after one pass (the kernel's ``should_reclaim_retry`` retries,
+        then the OOM killer: here the fault ends in ``"oom"`` as before). With nothing on
+        the LRU no pass runs. The other consumer (``op`` None) never reclaims.
+        """
+        frame = self.alloc_frame(op, owner)
+        if frame is not None or op is None:
+            return frame
+        victims = tuple(f for f in range(len(self.mem.owner)) if self._on_lru(f))
+        if not victims:
+            return None
+        self.trace.msg(op, "__alloc_pages_direct_reclaim")
+        path = op.path
+        op.path = "reclaim"
+        yield from self.shrink_node(op, victims)
+        op.path = path
+        return self.alloc_frame(op, owner)
+
     def free_frames(self, frames) -> None:
         """The page allocator's free (``free_unref_folios`` without policy).
 

@@ -241,7 +241,8 @@ class FaultPaths:
         anonymous page in a ``VM_WRITE`` VMA is mapped writable and dirty
         (``pte_mkwrite(pte_mkdirty(entry))``).
         """
-        frame = self.alloc_frame(op, "new")  # not on the LRU until mapped (folio_add_lru_vma)
+        # not on the LRU until mapped (folio_add_lru_vma); may enter direct reclaim
+        frame = yield from self.alloc_frame_direct_reclaim(op, "new")
         if frame is None:
             self.trace.msg(op, "fault: OOM")
             return "oom"
@@ -341,7 +342,7 @@ class FaultPaths:
         :data:`REFAULT` (the kernel's 0: the access restarts).
         """
         mem = self.mem
-        new = self.alloc_frame(op, "new")
+        new = yield from self.alloc_frame_direct_reclaim(op, "new")  # may reclaim
         if new is None:
             self.trace.msg(op, "wp_page_copy: OOM")
             return "oom"

@@ -58,9 +58,18 @@ class SwapinPaths:
                 self.unlock(op, flk)
                 return REFAULT
         else:
-            frame = self.alloc_frame(op, vma.location(vpage))
+            frame = yield from self.alloc_frame_direct_reclaim(op, vma.location(vpage))
             if frame is None:
                 return "oom"
+            if not (pte.kind == SWAP and pte.slot == slot) or slot in mem.swap_cache:
+                # the allocation's direct reclaim yielded: the entry changed (the kernel's
+                # swapcache_prepare fails, NULL, !pte_same: return 0) or another task read
+                # the slot in (-EEXIST: __read_swap_cache_async looks it up again)
+                mem.owner[frame] = "zapped"
+                self.free_frames([frame])
+                if not (pte.kind == SWAP and pte.slot == slot):
+                    return REFAULT
+                return (yield from self.do_swap_page(op, mm, vma, vpage, write, tried))
             yield from self.lock(op, mem.folio_lock[frame])
             mem.swap_cache[slot] = frame
             self.trace.msg(op, "swap_read_folio(slot%d -> pfn%d)", slot, frame)
