@@ -23,6 +23,7 @@ import sys
 import weakref
 from types import CoroutineType, GeneratorType
 
+from .accounting import unaccounted
 from .hw.arch import Arch
 from .config import DEFAULT, MachineConfig
 from .coverage import counters, stale_alive
@@ -1072,8 +1073,12 @@ class Machine:
         return pte.frame if pte.kind == PRESENT else None
 
     def check_quiescent(self) -> None:
-        """C1 over every entry (call when nothing is in flight)."""
+        """C1 over every entry (call when nothing is in flight), then the model's own
+        bookkeeping: every frame and swap slot accounted for (conformance/accounting.py; a
+        MODEL ERROR where it is not)."""
         self.oracle.check_all()
+        if (why := unaccounted(self)) is not None:
+            raise self._model_error(f"frame accounting: {why}")
 
 
 def _kernel_fields(op) -> tuple:
