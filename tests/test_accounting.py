@@ -6,10 +6,12 @@ import re
 import pytest
 
 from conformance.accounting import unaccounted
+from conformance.config import MachineConfig
 from conformance.errors import ModelError
 from conformance.machine import Machine
 from conformance.mm.mm_types import SWAP
 from conformance.registry import load_protocol
+from conformance.reproducer import replay_actions
 
 LINUX = load_protocol("linux")
 
@@ -73,3 +75,54 @@ def test_each_rule_fails_broken_bookkeeping_and_passes_it_intact(machine, breaks
     assert says in unaccounted(m)
     with pytest.raises(ModelError, match="frame accounting: .*" + re.escape(says)):
         m.check_quiescent()
+
+
+#: three runs the accounting check flagged on ``linux`` (``--config nframes=6``) before the
+#: model fixes of 2026-12-07, each a MODEL ERROR then (checked by reverting the fixes), shrunk
+#: by a review; ``("advance", (OP, N))`` is N advances of operation OP
+LEAKS = {
+    # a COW fault on mm0:v1 between migration's two remove_migration_pte steps of a
+    # fork-shared folio: the destination was marked dead, then mapped again
+    "cow-between-remove-migration-ptes": (
+        [("fork", (2, 1)), ("switch_mm", (1, 0)), ("advance", (0, 4)),
+         ("truncate", (0, 0, 0)), ("advance", (1, 1)), ("advance", (0, 2)),
+         ("mmap", (2, 3, 1, 1, False, True)), ("advance", (2, 1)), ("migrate", (2, (1,))),
+         ("advance", (3, 5)), ("user_access", (0, 1, True)), ("advance", (4, 13)),
+         ("advance", (3, 3))],
+        "remove_migration_pte(mm1:v1"),
+    # a fork-shared folio in the swap cache (reclaim's first try_to_unmap installed mm0's
+    # swap entry) loses its last PTE to a zap: it was marked dead, yet the entry finds it
+    "zap-of-a-swap-cache-folio": (
+        [("switch_mm", (0, 1)), ("truncate", (2, 1, 0)), ("migrate", (0, (2, 3))),
+         ("advance", (0, 1)), ("fork", (2, 1)), ("advance", (2, 1)), ("consumer_alloc", ()),
+         ("advance", (2, 4)), ("user_access", (2, 0, True)),
+         ("mmap", (1, 0, 2, None, False, True)), ("advance", (3, 2)), ("advance", (1, 1)),
+         ("advance", (3, 7)), ("advance", (4, 3))],
+        "extra reference (mmu_gather), keep"),
+    # a fork-shared lazyfree folio: reclaim discards the clean mapping, finds the other
+    # dirty and keeps the folio mapped there; it was left "discarded"
+    "redirtied-shared-lazyfree-folio": (
+        [("fork", (2, 1)), ("truncate", (1, 0, 0)), ("advance", (0, 3)), ("advance", (1, 3)),
+         ("switch_mm", (1, 0)), ("advance", (0, 3)), ("madvise", (0, 1, 1, "free")),
+         ("consumer_alloc", ()), ("advance", (2, 1)), ("write", (2, 0, 0)),
+         ("advance", (3, 18))],
+        "redirtied: pte restored, keep"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEAKS))
+def test_runs_that_lost_a_frame_now_account_for_it(name):
+    actions, passes_through = LEAKS[name]
+    acts = []
+    for verb, args in actions:
+        if verb == "advance":
+            acts += [["advance", [args[0]]]] * args[1]
+        else:
+            acts.append([verb, list(args)])
+    m = Machine(LINUX, MachineConfig(nframes=6))
+    assert replay_actions(LINUX, m.cfg, False, acts) is None
+    for verb, args in acts:  # the same run by hand: it passes where the leak was
+        getattr(m, verb)(*[tuple(a) if isinstance(a, list) else a for a in args])
+    assert any(passes_through in t for _, _, t in m.trace.lines())
+    m.drain()
+    assert unaccounted(m) is None

@@ -162,6 +162,12 @@ class MigratePaths:
             if pte.kind == MIGRATION and pte.frame == src:
                 pte.set_present(dst, pte.writable, pte.dirty, self.m.new_pte_inst())
                 self.rmap_add(dst, mm, vpage)
+                if self.mem.owner[dst].__class__ is not tuple:
+                    # a COW fault or a zap took dst's last mapping between two of these
+                    # steps and marked it dead; this entry maps it again (migration's
+                    # reference kept it): it is this mapping's folio (a frame mapped with a
+                    # dead owner was never freed, conformance/accounting.py, 2026-12-07)
+                    self.mem.owner[dst] = self._mapping_location(mm, vpage, loc)
                 if self.mem.cow[src]:  # a readable entry restores a non-exclusive folio
                     self.mem.cow[dst] = True
                 self.trace.msg(op, "remove_migration_pte(mm%d:v%d -> pfn%d)", mm_id, vpage, dst)

@@ -11,6 +11,11 @@ from __future__ import annotations
 from ..errors import ModelError
 
 
+#: ``SWAP_CLUSTER_MAX`` (include/linux/swap.h): a direct reclaim pass's batch and its
+#: ``nr_to_reclaim`` (``try_to_free_pages``); it keeps a fault's pass within ``max_op_steps``
+#: on a large machine (every LRU folio made a 66-folio pass run past the cap, a review)
+SWAP_CLUSTER_MAX = 32
+
 #: what an owner in use means, for :meth:`PageAllocPaths.free_frames`'s error
 _USE = {"other": "the other consumer holds it", "new": "a fault just allocated it"}
 
@@ -50,7 +55,8 @@ class PageAllocPaths:
         ``folio_prealloc``, ``filemap_alloc_folio`` in read-ahead, the swap-in's
         ``__read_swap_cache_async``) and ``write()``'s page cache allocation come here, with
         the task's ``mmap_lock`` (a fault) and, for the page cache, ``invalidate_lock``
-        held for read, as in the kernel. Until 2026-12-07 they failed at once with an OOM
+        held for read, as in the kernel (a first try's read-in has dropped ``mmap_lock``
+        before it, ``do_sync_mmap_readahead``). Until 2026-12-07 they failed at once with an OOM
         (docs/model.md section 11 item 29)::
 
             CPU0 (fault, mm0:v1)                     CPU1 (mm0)
@@ -60,17 +66,23 @@ class PageAllocPaths:
               try_to_unmap_flush, free A
             allocation takes A's frame (S1 here)     no entry for A may be left
 
-        Simplified: the pass scans every folio on the LRU once, in frame order (the
-        kernel scans the inactive list from its tail, by priority, until
-        ``nr_to_reclaim``; the model keeps no LRU order and no active list), and the
-        allocation gives up after one pass (the kernel's ``should_reclaim_retry`` retries,
-        then the OOM killer: here the fault ends in ``"oom"`` as before). With nothing on
-        the LRU no pass runs. The other consumer (``op`` None) never reclaims.
+        Simplified: the pass takes the first :data:`SWAP_CLUSTER_MAX` folios on the LRU,
+        in frame order, as one batch (the kernel isolates at most that many per
+        ``shrink_inactive_list`` and stops at ``nr_to_reclaim = SWAP_CLUSTER_MAX``; it
+        scans the inactive list from its tail, by priority, with referenced bits and an
+        active list; the model keeps no LRU order), and the allocation gives up after one
+        pass (the kernel's ``should_reclaim_retry`` retries, then the OOM killer: here the
+        fault ends in ``"oom"`` as before). With nothing on the LRU no pass runs. A dirty
+        file folio is written back as kswapd's pass does (the default
+        ``reclaim_activates_dirty_file=false``), where the kernel's direct reclaim always
+        activates it (finding F1, docs/FINDINGS.md; the same holds for move_pages' nested
+        pass). The other consumer (``op`` None) never reclaims.
         """
         frame = self.alloc_frame(op, owner)
         if frame is not None or op is None:
             return frame
         victims = tuple(f for f in range(len(self.mem.owner)) if self._on_lru(f))
+        victims = victims[:SWAP_CLUSTER_MAX]  # try_to_free_pages: .nr_to_reclaim
         if not victims:
             return None
         self.trace.msg(op, "__alloc_pages_direct_reclaim")

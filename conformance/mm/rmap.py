@@ -81,6 +81,11 @@ class RmapPaths:
                         pte.set_present(frame, pteval.writable, pteval.dirty, pteval.inst)
                         pte.accessed = pteval.accessed
                         mem.lazyfree[frame] = False
+                        if mem.owner[frame] == "discarded":
+                            # a fork shares it: an earlier mapping was discarded clean, this
+                            # one stays; the folio is its location's (left "discarded" and
+                            # mapped until 2026-12-07, conformance/accounting.py)
+                            mem.owner[frame] = self._mapping_location(mm, vpage, "discarded")
                         self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
                         self.unlock(op, ptl)
                         self.rmap_walk_unlock(op, walk)
@@ -162,6 +167,11 @@ class RmapPaths:
         rmap = self.mem.rmap[frame]
         for mm_id, vpage in rmap:
             return self._mapping_location(self.mms[mm_id], vpage, "zapped")
+        if frame in self.mem.swap_cache.values():
+            # a swap-cache folio (reclaim's add_to_swap, another mapping's swap entry
+            # already installed) is not dead with its last PTE: the swap entries find it
+            # (folio_test_swapcache); it was left "zapped" and never freed until 2026-12-07
+            return self.mem.owner[frame]
         return "zapped"
 
     def _mapping_location(self, mm, vpage: int, default):
