@@ -126,3 +126,25 @@ def test_runs_that_lost_a_frame_now_account_for_it(name):
     assert any(passes_through in t for _, _, t in m.trace.lines())
     m.drain()
     assert unaccounted(m) is None
+
+
+def test_a_swap_cache_folio_no_entry_uses_is_dead_with_its_last_pte():
+    """The fix of the second leak above must not keep a location for a folio whose slot no
+    swap entry uses: reclaim's nested pass holds pfn0 in the swap cache, still mapped;
+    MADV_DONTNEED zaps mm0:v0, and CPU1 stores through its stale writable entry while the
+    madvise is in flight. The store is lost (the next fault maps a fresh zero page), as in
+    the kernel. Keeping pfn0's owner made the store count for the location: a false C1 on
+    ``linux`` (a review, 2026-12-07, before this landed)."""
+    m = Machine(LINUX)
+    m.switch_mm(1, 0)
+    m.user_access(1, 0, True)              # CPU1 caches mm0:v0 writable and dirty
+    m.reclaim(2, (0,), (2,))               # add_to_swap(pfn0), then a nested pass
+    assert 0 in m.mem.swap_cache.values() and m.mem.rmap[0]
+    m.madvise(0, 0, 1, "dontneed")
+    assert m.mem.owner[0] == "zapped"
+    m.user_access(1, 0, True)              # through the stale entry: lost
+    m.drain()
+    assert m.user_access(1, 0, False) in (0, "fault")
+    m.drain()
+    assert m.user_access(1, 0, False) == 0
+    m.check_quiescent()

@@ -16,6 +16,13 @@ from ..errors import ModelError
 #: on a large machine (every LRU folio made a 66-folio pass run past the cap, a review)
 SWAP_CLUSTER_MAX = 32
 
+#: a direct reclaim pass's steps (``Op.steps``), as measured on the default machine: a
+#: folio's isolation, trylock, pageout and free, and each PTE its ``try_to_unmap`` walks
+#: (one PTL each); :meth:`PageAllocPaths._direct_reclaim_batch` keeps the sum under half
+#: of ``max_op_steps``
+STEPS_PER_FOLIO = 4
+STEPS_PER_MAPPING = 2
+
 #: what an owner in use means, for :meth:`PageAllocPaths.free_frames`'s error
 _USE = {"other": "the other consumer holds it", "new": "a fault just allocated it"}
 
@@ -67,7 +74,8 @@ class PageAllocPaths:
             allocation takes A's frame (S1 here)     no entry for A may be left
 
         Simplified: the pass takes the first :data:`SWAP_CLUSTER_MAX` folios on the LRU,
-        in frame order, as one batch (the kernel isolates at most that many per
+        in frame order, as one batch (fewer on a machine whose folios are mapped many
+        times over, :meth:`_direct_reclaim_batch`) (the kernel isolates at most that many per
         ``shrink_inactive_list`` and stops at ``nr_to_reclaim = SWAP_CLUSTER_MAX``; it
         scans the inactive list from its tail, by priority, with referenced bits and an
         active list; the model keeps no LRU order), and the allocation gives up after one
@@ -81,8 +89,7 @@ class PageAllocPaths:
         frame = self.alloc_frame(op, owner)
         if frame is not None or op is None:
             return frame
-        victims = tuple(f for f in range(len(self.mem.owner)) if self._on_lru(f))
-        victims = victims[:SWAP_CLUSTER_MAX]  # try_to_free_pages: .nr_to_reclaim
+        victims = self._direct_reclaim_batch()
         if not victims:
             return None
         self.trace.msg(op, "__alloc_pages_direct_reclaim")
@@ -91,6 +98,30 @@ class PageAllocPaths:
         yield from self.shrink_node(op, victims)
         op.path = path
         return self.alloc_frame(op, owner)
+
+    def _direct_reclaim_batch(self) -> tuple:
+        """The folios a direct reclaim pass takes: the LRU's in frame order, at most
+        :data:`SWAP_CLUSTER_MAX` (``try_to_free_pages``' ``nr_to_reclaim``, the batch
+        ``isolate_lru_folios`` takes), and cut where the pass's steps (about
+        :data:`STEPS_PER_FOLIO` a folio and :data:`STEPS_PER_MAPPING` a PTE its
+        ``try_to_unmap`` walks) would pass half of ``max_op_steps``, the model's guard
+        against a hook that loops (simplified: the kernel's batch does not depend on the
+        mappings; on a machine where 32 folios are mapped 32 times each the model's pass
+        is shorter; one folio is always taken)."""
+        mem = self.mem
+        budget = self.m.cfg.max_op_steps // 2
+        batch = []
+        cost = 0
+        for frame in range(len(mem.owner)):
+            if not self._on_lru(frame):
+                continue
+            cost += STEPS_PER_FOLIO + STEPS_PER_MAPPING * len(mem.rmap[frame])
+            if batch and cost > budget:
+                break
+            batch.append(frame)
+            if len(batch) == SWAP_CLUSTER_MAX:
+                break
+        return tuple(batch)
 
     def free_frames(self, frames) -> None:
         """The page allocator's free (``free_unref_folios`` without policy).

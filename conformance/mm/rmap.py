@@ -167,11 +167,24 @@ class RmapPaths:
         rmap = self.mem.rmap[frame]
         for mm_id, vpage in rmap:
             return self._mapping_location(self.mms[mm_id], vpage, "zapped")
-        if frame in self.mem.swap_cache.values():
-            # a swap-cache folio (reclaim's add_to_swap, another mapping's swap entry
-            # already installed) is not dead with its last PTE: the swap entries find it
-            # (folio_test_swapcache); it was left "zapped" and never freed until 2026-12-07
-            return self.mem.owner[frame]
+        return self._swap_entry_location(frame)
+
+    def _swap_entry_location(self, frame: int):
+        """The owner of an anonymous folio whose last PTE just went: if it is in the swap
+        cache and a swap entry still refers to its slot (reclaim installed another
+        mapping's entry first: ``folio_test_swapcache``, ``swap_map``), the location of
+        that entry's mapping, whose next swap-in finds the folio; else "zapped". It was
+        always "zapped", and never freed, until 2026-12-07 (conformance/accounting.py);
+        a folio whose slot no entry uses is the zapped location's no more (MADV_DONTNEED:
+        a store through a stale entry is lost, ``Machine._store_races_the_drop``)."""
+        mem = self.mem
+        slot = next((s for s, f in mem.swap_cache.items() if f == frame), None)
+        if slot is None or not mem.swap_map[slot]:
+            return "zapped"
+        for mm in self.mms:
+            for vpage, pte in enumerate(mm.ptes):
+                if pte.kind == SWAP and pte.slot == slot:
+                    return self._mapping_location(mm, vpage, "zapped")
         return "zapped"
 
     def _mapping_location(self, mm, vpage: int, default):
