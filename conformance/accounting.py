@@ -21,7 +21,12 @@ space (no reclaim, migration, gather or fault holding a reference):
 * no frame is still isolated or gathered, and no dead frame (``"zapped"``, ...) is left
   unfreed: whoever dropped the last reference freed it;
 * a swap slot is free exactly when no swap entry and no swap-cache folio refer to it
-  (``swap_free`` / ``put_swap_folio``), and the swap cache holds anonymous folios.
+  (``swap_free`` / ``put_swap_folio``), ``swap_map`` counts the swap PTEs, and the swap
+  cache holds anonymous folios that a swap entry or a PTE uses (the kernel would leave an
+  unused one to reclaim; the model's reclaim never takes swap-cache folios, so its paths
+  free one at once, and one left over is lost);
+* every present PTE is in its frame's ``rmap`` and every ``rmap`` entry is a present PTE of
+  that frame (``folio_mapcount``), and no migration entry is left.
 
 Example::
 
@@ -37,7 +42,7 @@ Example::
 """
 from __future__ import annotations
 
-from .mm.mm_types import SWAP
+from .mm.mm_types import NONE, PRESENT, SWAP
 
 
 def unaccounted(m) -> str | None:
@@ -80,11 +85,28 @@ def unaccounted(m) -> str | None:
         owner = mem.owner[frame]
         if owner.__class__ is not tuple or owner[0] != "a":
             return f"slot{slot}'s swap cache folio pfn{frame} is {owner!r}"
+        if not mem.swap_map[slot] and not mem.rmap[frame]:
+            # the kernel leaves such a folio to reclaim; the model's reclaim never takes a
+            # swap-cache folio (section 11 item 9), so its paths free it at once instead
+            return (f"slot{slot}'s swap cache folio pfn{frame} is lost: no swap entry and "
+                    "no PTE uses it, and nothing in the model frees it")
     entries = [0] * len(mem.swap_map)
+    mapped = 0
     for mm in m.mms:
-        for pte in mm.ptes:
+        for vpage, pte in enumerate(mm.ptes):
             if pte.kind == SWAP:
                 entries[pte.slot] += 1
+            elif pte.kind == PRESENT:
+                mapped += 1
+                if (mm.id, vpage) not in mem.rmap[pte.frame]:
+                    return f"mm{mm.id}:v{vpage} maps pfn{pte.frame}, whose rmap does not list it"
+            elif pte.kind != NONE:
+                return f"mm{mm.id}:v{vpage} is still a migration entry with nothing in flight"
+    if mapped != sum(len(r) for r in mem.rmap):
+        frame = next(f for f, r in enumerate(mem.rmap)
+                     if any(m.mms[i].ptes[v].kind != PRESENT or m.mms[i].ptes[v].frame != f
+                            for i, v in r))
+        return f"pfn{frame}'s rmap lists a PTE that does not map it: {list(mem.rmap[frame])}"
     if entries != mem.swap_map:
         slot = next(s for s, n in enumerate(entries) if n != mem.swap_map[s])
         return (f"slot{slot} counts {mem.swap_map[slot]} swap entries (swap_map) where "

@@ -9,7 +9,7 @@ from conformance.accounting import unaccounted
 from conformance.config import MachineConfig
 from conformance.errors import ModelError
 from conformance.machine import Machine
-from conformance.mm.mm_types import SWAP
+from conformance.mm.mm_types import MIGRATION, SWAP
 from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
 
@@ -58,6 +58,26 @@ def still_isolated(m):
     m.mem.isolated[1] = "reclaim"
 
 
+def drop_rmap(m):
+    m.mem.rmap[2].clear()                  # file0:0's folio: mm0:v2 and mm1:v0 still map it
+
+
+def extra_rmap(m):
+    m.mem.rmap[2][(0, 0)] = None           # mm0:v0 maps pfn0, not pfn2
+
+
+def leave_migration_entry(m):
+    m.mms[0].ptes[1].kind = MIGRATION
+    for c in m.tlbs.cpus:                  # cached nowhere (else C1 comes first)
+        m.tlbs.drop_mm(c, 0)
+
+
+def orphan_swap_cache_folio(m):
+    frame = m.mem.free_list.pop()
+    m.mem.owner[frame] = ("a", 1, 3)
+    m.mem.swap_cache[m.mem.swap_free.pop()] = frame   # no swap entry, no PTE uses it
+
+
 @pytest.mark.parametrize("machine, breaks, says", [
     (Machine, forget_cached_page, "is lost: the page cache holds pfn- at file0:0"),
     (Machine, free_twice, "the free list holds a frame twice"),
@@ -66,6 +86,10 @@ def still_isolated(m):
     (swapped_out, lose_swap_entry, "counts 1 swap entries (swap_map) where 0 PTEs"),
     (swapped_out, leak_slot, "is unused (0 swap entries) but not on the swap free list"),
     (Machine, still_isolated, "still isolated or gathered"),
+    (Machine, drop_rmap, "maps pfn2, whose rmap does not list it"),
+    (Machine, extra_rmap, "pfn2's rmap lists a PTE that does not map it"),
+    (Machine, leave_migration_entry, "mm0:v1 is still a migration entry"),
+    (swapped_out, orphan_swap_cache_folio, "is lost: no swap entry and no PTE uses it"),
 ])
 def test_each_rule_fails_broken_bookkeeping_and_passes_it_intact(machine, breaks, says):
     m = machine(LINUX) if machine is Machine else machine()
