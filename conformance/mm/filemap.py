@@ -63,8 +63,7 @@ class FilemapPaths:
             if f.cache.get(pgoff) is not None:
                 # read in meanwhile, while the allocation's direct reclaim yielded:
                 # filemap_add_folio's -EEXIST, folio_put, look it up again
-                self.mem.owner[frame] = "zapped"
-                self.free_frames([frame])
+                self.put_folios([frame])
                 self.up_read(op, inv)
                 continue
             flk = self.mem.folio_lock[frame]

@@ -82,9 +82,7 @@ class MigratePaths:
             if nested and i == last:
                 # get_new_folio runs before migrate_folio_unmap's folio_trylock(src)
                 tr.msg(op, "get_new_folio: allocation enters direct reclaim")
-                op.path = "reclaim"
-                yield from self.shrink_node(op, nested)
-                op.path = "migrate"
+                yield from self.direct_reclaim(op, nested)
             if not self.trylock(op, mem.folio_lock[frame]):  # MIGRATE_ASYNC: -EAGAIN
                 tr.msg(op, "migrate: folio_trylock(pfn%d) failed", frame)
                 failed.append(frame)

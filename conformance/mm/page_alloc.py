@@ -84,19 +84,16 @@ class PageAllocPaths:
         file folio is written back as kswapd's pass does (the default
         ``reclaim_activates_dirty_file=false``), where the kernel's direct reclaim always
         activates it (finding F1, docs/FINDINGS.md; the same holds for move_pages' nested
-        pass). The other consumer (``op`` None) never reclaims.
+        pass). The other consumer (slab) allocates with :meth:`alloc_frame` and never reclaims.
         """
         frame = self.alloc_frame(op, owner)
-        if frame is not None or op is None:
+        if frame is not None:
             return frame
         victims = self._direct_reclaim_batch()
         if not victims:
             return None
         self.trace.msg(op, "__alloc_pages_direct_reclaim")
-        path = op.path
-        op.path = "reclaim"
-        yield from self.shrink_node(op, victims)
-        op.path = path
+        yield from self.direct_reclaim(op, victims)
         return self.alloc_frame(op, owner)
 
     def _direct_reclaim_batch(self) -> tuple:

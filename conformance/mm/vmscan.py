@@ -53,6 +53,15 @@ class VmscanPaths:
         self.unlock(op, self.mem.folio_lock[frame])
         kept.append(frame)
 
+    def direct_reclaim(self, op, frames: tuple):
+        """A direct reclaim pass inside a task's allocation (``__alloc_pages_direct_reclaim``
+        -> ``try_to_free_pages``, move_pages' ``get_new_folio``): :meth:`shrink_node` over
+        ``frames``, with ``task.path`` "reclaim" while it runs."""
+        path = op.path
+        op.path = "reclaim"
+        yield from self.shrink_node(op, frames)
+        op.path = path
+
     def reclaim(self, op, frames: tuple, nested: tuple = ()):
         """kswapd / direct reclaim: one ``shrink_node`` pass over ``frames``."""
         yield from self.shrink_node(op, frames, nested)

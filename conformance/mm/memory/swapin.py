@@ -61,14 +61,14 @@ class SwapinPaths:
             frame = yield from self.alloc_frame_direct_reclaim(op, vma.location(vpage))
             if frame is None:
                 return "oom"
-            if not (pte.kind == SWAP and pte.slot == slot) or slot in mem.swap_cache:
-                # the allocation's direct reclaim yielded: the entry changed (the kernel's
-                # swapcache_prepare fails, NULL, !pte_same: return 0) or another task read
-                # the slot in (-EEXIST: __read_swap_cache_async looks it up again)
-                mem.owner[frame] = "zapped"
-                self.free_frames([frame])
-                if not (pte.kind == SWAP and pte.slot == slot):
-                    return REFAULT
+            # the allocation's direct reclaim may have yielded: the entry changed (the
+            # kernel's swapcache_prepare fails, NULL, !pte_same: return 0) or another task
+            # read the slot in (-EEXIST: __read_swap_cache_async looks it up again)
+            if not (pte.kind == SWAP and pte.slot == slot):
+                self.put_folios([frame])
+                return REFAULT
+            if slot in mem.swap_cache:
+                self.put_folios([frame])
                 return (yield from self.do_swap_page(op, mm, vma, vpage, write, tried))
             yield from self.lock(op, mem.folio_lock[frame])
             mem.swap_cache[slot] = frame
