@@ -86,8 +86,8 @@ def unaccounted(m) -> str | None:
         if owner.__class__ is not tuple or owner[0] != "a":
             return f"slot{slot}'s swap cache folio pfn{frame} is {owner!r}"
         if not mem.swap_map[slot] and not mem.rmap[frame]:
-            # the kernel leaves such a folio to reclaim; the model's reclaim never takes a
-            # swap-cache folio (section 11 item 9), so its paths free it at once instead
+            # the kernel leaves such a folio to reclaim; the model's paths free it at once
+            # instead (its owner would be dead, so reclaim could never take it)
             return (f"slot{slot}'s swap cache folio pfn{frame} is lost: no swap entry and "
                     "no PTE uses it, and nothing in the model frees it")
     entries = [0] * len(mem.swap_map)

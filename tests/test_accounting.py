@@ -152,6 +152,39 @@ def test_runs_that_lost_a_frame_now_account_for_it(name):
     assert unaccounted(m) is None
 
 
+#: test_protocol_conforms[linux] (CI seed) on the first form of the F3 fix, 2026-12-07, a
+#: MODEL ERROR then ("pfn0 is dead ('zapped') but was never freed"): mm1's and mm0's swap-ins
+#: of a fork-shared slot map pfn0 read-only (not exclusive) and leave it in the swap cache;
+#: both write faults copy it; the last copy left it unmapped in the swap cache with no swap
+#: entry and a dead owner. wp_page_copy now lets such a folio leave the swap cache
+COPIED_SWAP_CACHE_FOLIO = [
+    ("writeback", (0, 0, 0)), ("munmap", (1, 0, 2)), ("advance", (0, 1)), ("advance", (1, 3)),
+    ("fork", (0, 1)), ("user_access", (2, 2, True)), ("advance", (2, 1)),
+    ("reclaim", (1, (3, 0))), ("advance", (2, 3)), ("advance", (3, 1)), ("advance", (4, 4)),
+    ("user_access", (0, 0, False)), ("user_access", (2, 0, False)), ("advance", (4, 6)),
+    ("user_access", (1, 0, False)), ("advance", (5, 1)), ("user_access", (0, 0, False)),
+    ("advance", (6, 1)), ("user_access", (2, 0, True)), ("advance", (7, 1)),
+    ("user_access", (1, 0, True)), ("advance", (8, 1)), ("advance", (9, 2)),
+    ("advance", (10, 1))]
+
+
+def test_both_copies_of_a_shared_swap_cache_folio_free_it():
+    m = Machine(LINUX)
+    for verb, args in COPIED_SWAP_CACHE_FOLIO:
+        if verb == "advance":
+            for _ in range(args[1]):
+                m.advance(args[0])
+        else:
+            getattr(m, verb)(*args)
+    lines = [t for _, _, t in m.trace.lines()]
+    assert "do_swap_page(mm1:v0): not exclusive, read-only" in lines
+    assert "do_swap_page(mm0:v0): not exclusive, read-only" in lines
+    assert sum(t.startswith("wp_page_copy(") and "pfn0 ->" in t for t in lines) == 2
+    assert m.mem.owner[0] is None and 0 not in m.mem.swap_cache.values()  # freed
+    assert unaccounted(m) is None
+    m.check_quiescent()
+
+
 def test_a_swap_cache_folio_no_entry_uses_is_dead_with_its_last_pte():
     """The fix of the second leak above must not keep a location for a folio whose slot no
     swap entry uses: reclaim's nested pass holds pfn0 in the swap cache, still mapped;

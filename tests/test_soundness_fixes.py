@@ -314,33 +314,47 @@ FORK_SWAP_ACTIONS = [
 
 
 def test_swap_in_leaves_the_data_for_a_fork_sibling_swap_entry():
-    """The sibling's swap-in maps the data the folio held (1,000,000), not the stale slot.
-    Fails without the fix in ``do_swap_page`` (checked: C1, pfn4 holds 0)."""
+    """Both mms see the data the folio held (1,000,000), not the stale slot: mm0's swap-in
+    is not exclusive (mm1's swap entry uses the slot), so it maps the folio read-only and
+    its write fault copies it; the folio stays in the swap cache, where mm1's swap-in
+    finds that very folio (``folio_free_swap`` fails while ``folio_swapped``). mm1's fault
+    then ends without a read, so the run has one advance less than the failing one. Fails
+    without the fix in ``do_swap_page`` (checked: mm1 reads the stale slot, 0)."""
     from conformance.config import DEFAULT
     from conformance.reproducer import replay_actions
     m = Machine(LINUX, DEFAULT)
-    assert replay_actions(LINUX, DEFAULT, False, FORK_SWAP_ACTIONS, machine=m) is None
-    values = []
+    actions = [a for a in FORK_SWAP_ACTIONS if a != ("advance", (5,))]
+    assert len(actions) == len(FORK_SWAP_ACTIONS) - 1
+    assert replay_actions(LINUX, DEFAULT, False, actions, machine=m) is None
+    frames, values = [], []
     for mm in m.mms:
         pte = mm.ptes[0]
         assert pte.kind == PRESENT
+        frames.append(pte.frame)
         values.append(m.mem.value[pte.frame])
     assert values == [1_000_000, 1_000_000]
+    assert frames[1] == 0 and frames[0] != 0  # mm1 maps the kept folio, mm0 its copy
+    assert not m.mms[1].ptes[0].writable and m.mem.cow[0]
+    text = "\n".join(t for _, _, t in m.trace.lines())
+    assert "do_swap_page(mm0:v0): not exclusive, read-only" in text
+    assert "wp_page_copy(mm0:v0): pfn0 -> " in text
 
 
 def _without_the_swap_slot_fix(monkeypatch):
-    """``do_swap_page`` as it was before the fix: the slot keeps its old data when a fork
-    sibling still refers to it (its source with the one line taken out)."""
+    """``do_swap_page`` as it was before the fix: the folio leaves the swap cache at the
+    swap-in although a fork sibling's swap entry still uses the slot, whose data on swap
+    is stale (its source with that one condition replaced)."""
     import inspect
     import textwrap
 
     import conformance.mm.memory.swapin as F
 
     src = textwrap.dedent(inspect.getsource(F.SwapinPaths.do_swap_page))
-    fix = "mem.swap[slot] = mem.value[frame]"
+    fix = "if not mem.swap_map[slot] and (exclusive"
     assert src.count(fix) == 1
     ns: dict = {}
-    exec(compile(src.replace(fix, "pass"), F.__file__, "exec"), F.__dict__, ns)
+    exec(compile(src.replace(fix, "if True or (exclusive"), F.__file__, "exec"),
+         F.__dict__, ns)
     monkeypatch.setattr(F.SwapinPaths, "do_swap_page", ns["do_swap_page"])
 
 

@@ -108,6 +108,21 @@ class PhysMem:
         if self.swap_map[slot] == 0 and slot not in self.swap_cache:
             self.swap_free.append(slot)
 
+    def swap_slot_of(self, frame: int):
+        """The slot whose swap-cache folio ``frame`` is (``folio->swap``), or None.
+
+        Example::
+
+            >>> from conformance.machine import Machine
+            >>> from conformance.registry import load_protocol
+            >>> Machine(load_protocol("linux")).mem.swap_slot_of(0) is None
+            True
+        """
+        for slot, f in self.swap_cache.items():
+            if f == frame:
+                return slot
+        return None
+
     def is_mapped(self, frame: int) -> bool:
         """``folio_mapped``."""
         return bool(self.rmap[frame])

@@ -200,7 +200,7 @@ class MadvisePaths:
         interleaving point. Returns whether the folio was marked lazyfree."""
         mem = self.mem
         frame = pte.frame
-        swapcache_slot = next((s for s, f in mem.swap_cache.items() if f == frame), None)
+        swapcache_slot = mem.swap_slot_of(frame)
         if swapcache_slot is not None or mem.dirty[frame]:
             if mem.folio_lock[frame].owner is not None:  # folio_trylock failed
                 return False

@@ -123,11 +123,22 @@ class MigratePaths:
             mem.lazyfree[dst] = mem.lazyfree[frame]  # folio_migrate_flags: !swapbacked kept
             if owner[0] == "f":
                 mem.files[owner[1]].cache[owner[2]] = dst
+            else:
+                slot = mem.swap_slot_of(frame)
+                if slot is not None:  # folio_migrate_mapping: dst takes the swap cache entry
+                    mem.swap_cache[slot] = dst
+                    if mem.cow[frame]:  # not exclusive, whether or not a PTE maps it
+                        mem.cow[dst] = True
             yield from self.remove_migration_ptes(op, frame, dst, owner)
             if not before:
                 yield from hook(proto.try_to_unmap_flush(op))
             mem.isolated[dst] = None
             self.unlock(op, mem.folio_lock[dst])
+            if owner[0] == "a" and not mem.rmap[dst]:
+                # a swap-cache folio whose last swap entry was zapped while we held it
+                # locked (free_swap_and_cache's trylock failed): the kernel leaves it to
+                # reclaim; simplification (as _swapin_unlock): it leaves the swap cache now
+                self.free_swap_cache(dst)
             if owner[0] == "a" and self.last_reference(dst):
                 mem.owner[dst] = "zapped"  # unmapped meanwhile: our folio_put is the last
                 self.free_frames([dst])

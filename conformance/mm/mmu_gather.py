@@ -20,7 +20,8 @@ class MmuGatherPaths:
     """The paths of mm/mmu_gather.c, mixed into :class:`conformance.mm.Kernel`."""
 
     def _tlb_batch_pages_flush(self, tlb) -> None:
-        """``tlb_batch_pages_flush`` -> ``free_pages_and_swap_cache``."""
+        """``tlb_batch_pages_flush`` -> ``free_pages_and_swap_cache``: ``free_swap_cache``
+        of each page, then ``folio_put``."""
         if tlb.pages:
             pages, tlb.pages = tlb.pages, []
             mem = self.mem
@@ -35,7 +36,23 @@ class MmuGatherPaths:
                         f"the gather's pages hold {f!r}, a page no gather took a reference "
                         "on: a hook may free a gather's pages, not add to them")
                 mem.gathered[f] -= 1
+            for f in dict.fromkeys(pages):
+                self.free_swap_cache(f)
             self.put_folios(pages)
+
+    def free_swap_cache(self, frame: int) -> None:
+        """``free_swap_cache`` (mm/swap_state.c): a swap-cache folio no PTE maps leaves the
+        swap cache if ``folio_trylock`` succeeds and no swap entry uses its slot
+        (``folio_free_swap``: ``folio_swapped`` false), marked dirty. Only a swap-in that
+        was not exclusive leaves a mapped folio in the swap cache (``do_swap_page``)."""
+        mem = self.mem
+        if mem.rmap[frame] or mem.folio_lock[frame].owner is not None:
+            return
+        slot = mem.swap_slot_of(frame)
+        if slot is not None and not mem.swap_map[slot]:
+            del mem.swap_cache[slot]
+            mem.put_slot(slot)
+            mem.dirty[frame] = True
 
     def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
         """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and

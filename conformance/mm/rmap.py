@@ -178,7 +178,7 @@ class RmapPaths:
         a folio whose slot no entry uses is the zapped location's no more (MADV_DONTNEED:
         a store through a stale entry is lost, ``Machine._store_races_the_drop``)."""
         mem = self.mem
-        slot = next((s for s, f in mem.swap_cache.items() if f == frame), None)
+        slot = mem.swap_slot_of(frame)
         if slot is None or not mem.swap_map[slot]:
             return "zapped"
         for mm in self.mms:

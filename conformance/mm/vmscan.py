@@ -17,13 +17,13 @@ class VmscanPaths:
 
     def _on_lru(self, frame: int) -> bool:
         """Is ``frame`` a folio on the LRU that reclaim/migration may isolate
-        (``folio_isolate_lru``: not already isolated; swap-cache folios never are, item 9)?"""
+        (``folio_isolate_lru``: not already isolated)? A swap-cache folio is, mapped
+        (a swap-in that was not exclusive) or not (kept by reclaim for a gather's
+        reference); until 2026-12-07 it never was (docs/model.md section 11 item 9)."""
         owner = self.mem.owner[frame]
         if owner is None or owner.__class__ is not tuple:
             return False
-        if self.mem.isolated[frame] is not None:  # folio_isolate_lru: already off the LRU
-            return False
-        return frame not in self.mem.swap_cache.values()
+        return self.mem.isolated[frame] is None  # folio_isolate_lru: already off the LRU
 
     def _isolate(self, op, frame: int) -> None:
         """``folio_isolate_lru``: take the folio off the LRU with the isolation's reference."""
@@ -137,6 +137,10 @@ class VmscanPaths:
             anon = owner[0] == "a"
             slot = None
             if anon and not mem.lazyfree[frame]:
+                slot = mem.swap_slot_of(frame)
+            if slot is not None:  # folio_test_swapcache: no add_to_swap, no allocation
+                tr.msg(op, "reclaim: pfn%d already in the swap cache (slot%d)", frame, slot)
+            elif anon and not mem.lazyfree[frame]:
                 slot = mem.alloc_slot()
                 if slot is None:
                     tr.msg(op, "reclaim: swap full, keep pfn%d", frame)

@@ -303,17 +303,38 @@ class FaultPaths:
         is ``PageAnonExclusive`` (never shared by a fork: :data:`PhysMem.cow` clear), or
         when ``wp_can_reuse_anon_folio`` finds no other reference: mapped once, not
         isolated by reclaim/migration, no mmu_gather reference, not in the swap cache
-        (simplification: the kernel first tries ``folio_free_swap``), folio lock free
+        (after ``folio_free_swap``: :meth:`wp_page_anon_locked`), folio lock free
         (``folio_trylock``). Else :meth:`wp_page_copy`.
+        """
+        yield from self.lock(op, mm.ptl(vpage))
+        return (yield from self.wp_page_anon_locked(op, mm, vma, vpage))
+
+    def wp_page_anon_locked(self, op, mm, vma, vpage):
+        """:meth:`do_wp_page_anon` from its decision on, the PTL held (``do_swap_page``
+        calls ``do_wp_page`` holding it); unlocks it.
+
+        ``wp_can_reuse_anon_folio`` on a swap-cache folio: ``folio_trylock`` and
+        ``folio_free_swap``, which fails while a swap entry uses the slot (the fork
+        sibling's swap-in will map this folio: copy). Simplification: tried only when no
+        other reference would make the reuse fail anyway.
         """
         mem = self.mem
         pte = mm.ptes[vpage]
         ptl = mm.ptl(vpage)
-        yield from self.lock(op, ptl)
         if not (pte.kind == PRESENT and not pte.writable):
             self.unlock(op, ptl)
             return None if pte.kind == PRESENT else REFAULT
         frame = pte.frame
+        if mem.cow[frame] and len(mem.rmap[frame]) == 1 and mem.isolated[frame] is None \
+                and not mem.gathered[frame] and mem.folio_lock[frame].owner is None:
+            slot = mem.swap_slot_of(frame)
+            if slot is not None and not mem.swap_map[slot]:  # folio_free_swap
+                del mem.swap_cache[slot]
+                mem.put_slot(slot)
+                mem.dirty[frame] = True
+                op.touched_frames[frame] = None
+                self.trace.msg(op, "do_wp_page(mm%d:v%d): pfn%d leaves the swap cache",
+                               mm.id, vpage, frame)
         if not mem.cow[frame] or not (
                 len(mem.rmap[frame]) != 1 or mem.isolated[frame] is not None
                 or mem.gathered[frame] or frame in mem.swap_cache.values()
@@ -338,7 +359,8 @@ class FaultPaths:
         kernel's own flush), ``folio_add_new_anon_rmap``, ``set_pte_at`` writable and
         dirty (a new PTE instance; the ``fault_install_pte`` hook), then
         ``folio_remove_rmap_pte(old)``; unlock; ``folio_put(old)``: freed if that was its
-        last reference. If the PTE changed meanwhile, the new folio is freed and it returns
+        last reference (an unmapped swap-cache folio whose slot no swap entry uses leaves
+        the swap cache first: simplification, the kernel leaves that to reclaim). If the PTE changed meanwhile, the new folio is freed and it returns
         :data:`REFAULT` (the kernel's 0: the access restarts).
         """
         mem = self.mem
@@ -367,6 +389,11 @@ class FaultPaths:
         self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, True)
         self.rmap_remove(old, mm, vpage)  # folio_remove_rmap_pte
         self.unlock(op, ptl)
+        if not mem.rmap[old]:
+            # a swap-cache folio (a swap-in that was not exclusive) whose slot no swap
+            # entry uses: the kernel leaves it to reclaim; simplification (as for a
+            # swap-in's !pte_same): it leaves the swap cache now, and our put frees it
+            self.free_swap_cache(old)
         if self.last_reference(old):  # folio_put
             mem.owner[old] = "zapped"
             self.free_frames([old])

@@ -16,13 +16,38 @@ class SwapinPaths:
     def do_swap_page(self, op, mm, vma, vpage, write, tried=True):
         """``do_swap_page``: swap cache lookup or read, ``pte_same`` recheck, map.
 
-        The folio is exclusive, so in a ``VM_WRITE`` VMA it is mapped writable
-        (``pte_mkwrite``, v6.11+) and dirty only on a write fault: a read fault
-        leaves a writable *clean* PTE, the case where hardware rule 4 matters.
-        Simplification: the swap slot is always freed on swap-in
-        (``should_try_to_free_swap`` true), which marks the folio dirty; if a fork sibling
-        still holds a swap entry of the slot, the slot first gets the folio's data (see
-        below), where the kernel keeps the folio in the swap cache for the sibling.
+        **Exclusive** (``pte_swp_exclusive``, or ``folio_ref_count == 1``): in a ``VM_WRITE``
+        VMA the folio is mapped writable (``pte_mkwrite``, v6.11+) and dirty only on a write
+        fault: a read fault leaves a writable *clean* PTE, the case where hardware rule 4
+        matters. Simplification: the model has no per-PTE exclusive bit; the folio counts
+        as exclusive when this is the slot's only swap entry, no PTE maps the folio and
+        no fork shared it (``PhysMem.cow``, the model's ``!PageAnonExclusive``).
+
+        **Not exclusive** (a fork sibling's swap entry of the same slot,
+        ``copy_nonpresent_pte``; the folio mapped elsewhere; a fork-shared folio that
+        reclaim kept): mapped read-only and shared, and it stays in the swap cache while
+        another swap entry uses the slot (``folio_free_swap`` fails: ``folio_swapped``), so
+        the sibling's swap-in finds that very folio. A write fault goes on to
+        ``do_wp_page`` with the PTL held (the protocol's ``do_wp_page`` hook, then
+        ``wp_can_reuse_anon_folio``, which copies while the folio is in the swap cache).
+        Until 2026-12-07 the model mapped it writable and wrote the folio's data back to
+        the slot for the sibling (F3 in docs/model.md): a store into a folio another mm's
+        stale read-only entry still reached, a false C1 for LUF modules::
+
+            CPU0 (mm0, the parent)                 CPU1 (mm1, a fork child)
+                                                   caches mm1:v0 -> pfn0 RO
+            reclaim pfn0: mm0:v0, mm1:v0 -> slot0,
+              its flush deferred (LUF), pfn0 kept
+              in the swap cache (a gather's ref)
+            read fault mm0:v0: pfn0 RO, shared
+            write fault: do_wp_page copies          mm1:v0 -> pfn0 still reads pfn0's
+                                                    data: right
+
+        ``folio_free_swap`` after ``swap_free``: where ``should_try_to_free_swap`` says so,
+        a write fault with no other reference (``folio_ref_count == 2``); then the folio
+        is exclusive if that left it ``folio_ref_count == 1``. Simplification: for an
+        exclusive folio it is always tried (the kernel also leaves a read fault's folio in
+        the swap cache, mapped writable, for reclaim), which marks the folio dirty.
 
         ``folio_lock_or_retry``: on a first try (``tried`` false), a folio someone else
         holds locked, or one whose read this fault has just started
@@ -88,33 +113,36 @@ class SwapinPaths:
             self.unlock(op, ptl)
             self._swapin_unlock(op, slot, frame)
             return REFAULT
-        mem.owner[frame] = vma.location(vpage)
-        self._install(op, mm, vma, vpage, frame, vma.writable, write and vma.writable, write)
-        shared = mem.swap_map[slot] > 1
-        if shared:
-            # A fork sibling's swap entry still refers to the slot (``copy_nonpresent_pte``).
-            # The kernel's ``folio_free_swap`` fails then (``folio_swapped``): the folio
-            # stays in the swap cache, mapped read-only (not exclusive) until ``do_wp_page``
-            # copies it, and the sibling's swap-in finds it there. Simplification: the slot
-            # gets the folio's data (what the sibling's swap-in would map; nobody wrote the
-            # unmapped folio since the fork) and the folio leaves the swap cache as above.
-            # Without this the sibling read the slot as it was, stale when reclaim had kept
-            # the folio without pageout (an mmu_gather's reference): a false C1 on ``linux``.
-            mem.swap[slot] = mem.value[frame]
-        del mem.swap_cache[slot]
-        mem.swap_map[slot] -= 1
-        mem.put_slot(slot)
-        mem.dirty[frame] = True
-        if shared and write:
-            # The kernel maps a folio that is not exclusive read-only, unlocks it, and a write
-            # fault goes on to ``do_wp_page`` under the PTL: the protocol's ``do_wp_page`` hook
-            # (LUF v10's flush) runs there too (simplification F3: the model maps it writable)
-            self.unlock(op, flk)
+        # pte_swp_exclusive (simplification: no per-PTE bit, see above)
+        exclusive = mem.swap_map[slot] == 1 and not mem.rmap[frame] and not mem.cow[frame]
+        mem.swap_map[slot] -= 1  # swap_free_nr
+        if not mem.swap_map[slot] and (exclusive or write and not (
+                mem.rmap[frame] or mem.gathered[frame] or mem.isolated[frame] is not None)):
+            # folio_free_swap: should_try_to_free_swap (a write fault with no other
+            # reference; simplification: always, for an exclusive folio)
+            del mem.swap_cache[slot]
+            mem.put_slot(slot)
+            mem.dirty[frame] = True
+        if not exclusive and not (   # folio_ref_count(folio) == 1
+                mem.rmap[frame] or mem.gathered[frame] or mem.isolated[frame] is not None
+                or slot in mem.swap_cache):
+            exclusive = True
+        if not mem.rmap[frame]:
+            mem.owner[frame] = vma.location(vpage)
+        mem.cow[frame] = not exclusive  # RMAP_EXCLUSIVE or not
+        writable = exclusive and vma.writable
+        self._install(op, mm, vma, vpage, frame, writable, write and writable, write)
+        if not exclusive:
+            # mapped read-only and shared; the folio stays in the swap cache while a swap
+            # entry uses the slot (folio_free_swap fails), or for a read fault
+            self.trace.msg(op, "do_swap_page(mm%d:v%d): not exclusive, read-only", mm.id, vpage)
+        self.unlock(op, flk)
+        if write and not writable:
+            # ``do_swap_page``: ``if (vmf->flags & FAULT_FLAG_WRITE) ret |= do_wp_page(vmf)``,
+            # the PTL still held: the copy of a folio that is not exclusive
             yield from hook(self.proto.do_wp_page(op, mm, vma, vpage))
-            self.unlock(op, ptl)
-        else:
-            self.unlock(op, ptl)
-            self.unlock(op, flk)
+            return (yield from self.wp_page_anon_locked(op, mm, vma, vpage))
+        self.unlock(op, ptl)
         return "ok"
 
     def _swapin_unlock(self, op, slot: int, frame: int) -> None:

@@ -179,11 +179,11 @@ class ZapPaths:
         writeback), ``delete_from_swap_cache`` + ``folio_set_dirty``; its ``folio_put``
         frees the folio if that was the last reference. Another reference (reclaim's
         isolation, an mmu_gather) frees it later, after that holder's flush.
-        Simplification: the model's swap-cache folio is mapped only while reclaim
-        (``add_to_swap`` .. ``try_to_unmap``) or a swap-in holds its lock, and the model's
-        pageout runs under the folio lock, so the trylock alone decides; we test
-        ``folio_mapped`` anyway. A failed trylock leaves the folio in the swap cache, as in
-        the kernel (the swap-in that holds it frees it on ``!pte_same``).
+        A mapped folio (a swap-in that was not exclusive mapped it read-only) stays in the
+        swap cache, as in the kernel, until a write fault's ``folio_free_swap``, reclaim,
+        or the gather's ``free_swap_cache`` after its last PTE is zapped. A failed trylock
+        leaves the folio in the swap cache, as in the kernel (the swap-in that holds it
+        frees it on ``!pte_same``; reclaim's pass or migration takes it off later).
         """
         mem = self.mem
         slot = pte.slot
