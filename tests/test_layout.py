@@ -64,7 +64,7 @@ def test_hardware_does_not_import_kernel_paths():
 WHERE = {
     "handle_mm_fault": "mm/memory/fault.py", "do_anonymous_page": "mm/memory/fault.py",
     "do_swap_page": "mm/memory/swapin.py", "do_wp_page": "mm/memory/fault.py",
-    "wp_page_copy": "mm/memory/fault.py", "finish_fault": "mm/memory/fault.py",
+    "wp_page_copy": "mm/memory/wp.py", "finish_fault": "mm/memory/fault.py",
     "zap_pte_range": "mm/memory/zap.py", "unmap_mapping_range": "mm/memory/zap.py",
     "copy_pte_range": "mm/memory/copy.py", "copy_present_pte": "mm/memory/copy.py",
     "try_to_unmap_one": "mm/rmap.py", "try_to_migrate_one": "mm/rmap.py",

@@ -54,6 +54,7 @@ from .madvise import MadvisePaths
 from .memory.copy import CopyPaths
 from .memory.fault import FaultPaths
 from .memory.swapin import SwapinPaths
+from .memory.wp import WpPaths
 from .memory.zap import ZapPaths
 from .migrate import MigratePaths
 from .mmap import MmapPaths
@@ -72,7 +73,7 @@ __all__ = ["Kernel", "Op", "hook"]
 
 
 class Kernel(LockingPaths, PageAllocPaths, MmuGatherPaths, RmapPaths, VmscanPaths, MigratePaths,
-             FaultPaths, SwapinPaths, ZapPaths, CopyPaths, FilemapPaths, PageWritebackPaths, TruncatePaths,
+             FaultPaths, WpPaths, SwapinPaths, ZapPaths, CopyPaths, FilemapPaths, PageWritebackPaths, TruncatePaths,
              VmaPaths, MmapPaths, MprotectPaths, MadvisePaths, MremapPaths, ForkPaths):
     """The kernel paths of the simulated machine: one object, the paths of every module
     above mixed in (no two define the same method: ``tests/test_layout.py``)."""
