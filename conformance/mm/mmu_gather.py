@@ -36,15 +36,17 @@ class MmuGatherPaths:
                         f"the gather's pages hold {f!r}, a page no gather took a reference "
                         "on: a hook may free a gather's pages, not add to them")
                 mem.gathered[f] -= 1
-            for f in dict.fromkeys(pages):
-                self.free_swap_cache(f)
-            self.put_folios(pages)
+            self.put_folios(pages)  # each free_swap_cache'd first
 
     def free_swap_cache(self, frame: int) -> None:
         """``free_swap_cache`` (mm/swap_state.c): a swap-cache folio no PTE maps leaves the
         swap cache if ``folio_trylock`` succeeds and no swap entry uses its slot
         (``folio_free_swap``: ``folio_swapped`` false), marked dirty. Only a swap-in that
-        was not exclusive leaves a mapped folio in the swap cache (``do_swap_page``)."""
+        was not exclusive leaves a mapped folio in the swap cache (``do_swap_page``).
+        Called by ``free_pages_and_swap_cache`` (the gather's put) and ``wp_page_copy``, as
+        in the kernel, and by the model's other puts (:meth:`put_folios`,
+        :meth:`put_isolated`), which free such a folio at once where the kernel leaves it
+        to reclaim."""
         mem = self.mem
         if mem.rmap[frame] or mem.folio_lock[frame].owner is not None:
             return

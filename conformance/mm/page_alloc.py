@@ -155,8 +155,15 @@ class PageAllocPaths:
         reference (an mmu_gather's ``gathered`` count, a madvise split window's): a frame
         with no reference left is dead and freed. A dead folio the swap cache let go of
         keeps its old location until here, so it is marked ``"zapped"``; a free frame stays
-        free, and ``free_frames`` calls it a double free."""
-        last = [f for f in dict.fromkeys(frames) if self.last_reference(f)]
+        free, and ``free_frames`` calls it a double free. An unmapped swap-cache folio whose
+        slot no swap entry uses leaves the swap cache first (:meth:`free_swap_cache`: a
+        gather's put skipped it while another holder had it locked; simplification, the
+        kernel leaves it on the LRU for a later reclaim)."""
+        frames = list(dict.fromkeys(frames))
+        for f in frames:
+            if self.mem.owner[f] is not None:
+                self.free_swap_cache(f)
+        last = [f for f in frames if self.last_reference(f)]
         owner = self.mem.owner
         for f in last:
             if owner[f] is not None:

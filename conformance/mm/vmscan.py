@@ -33,8 +33,12 @@ class VmscanPaths:
 
     def put_isolated(self, frame: int) -> bool:
         """Drop the isolation reference (``folio_putback_lru``, ``move_folios_to_lru``,
-        ``putback_movable_pages``); True if it was the last one (the caller frees)."""
+        ``putback_movable_pages``); True if it was the last one (the caller frees). An
+        unmapped swap-cache folio whose slot no swap entry uses leaves the swap cache
+        first (:meth:`free_swap_cache`: a gather's put skipped it while we held its lock;
+        simplification, the kernel leaves it on the LRU for a later reclaim)."""
         self.mem.isolated[frame] = None
+        self.free_swap_cache(frame)
         if self.last_reference(frame):
             self.mem.owner[frame] = "isolated"
             return True

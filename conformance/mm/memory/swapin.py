@@ -152,10 +152,12 @@ class SwapinPaths:
         :meth:`do_swap_page`), it leaves the swap cache and is freed here, and the slot
         with it, where the kernel leaves both to reclaim or ``folio_free_swap``."""
         mem = self.mem
-        unused = mem.swap_map[slot] == 0 and mem.swap_cache.get(slot) == frame
+        unused = mem.swap_map[slot] == 0 and mem.swap_cache.get(slot) == frame \
+            and not mem.rmap[frame]  # a mapped folio stays (TTRS_UNMAPPED)
         if unused:  # no swap entry left: delete_from_swap_cache, the slot is free again
             del mem.swap_cache[slot]
             mem.put_slot(slot)
+            mem.dirty[frame] = True  # folio_free_swap
         self.unlock(op, mem.folio_lock[frame])
         if unused and self.last_reference(frame):
             mem.owner[frame] = "zapped"

@@ -80,8 +80,8 @@ class WpPaths:
         kernel's own flush), ``folio_add_new_anon_rmap``, ``set_pte_at`` writable and
         dirty (a new PTE instance; the ``fault_install_pte`` hook), then
         ``folio_remove_rmap_pte(old)``; unlock; ``folio_put(old)``: freed if that was its
-        last reference (an unmapped swap-cache folio whose slot no swap entry uses leaves
-        the swap cache first: simplification, the kernel leaves that to reclaim). If the PTE changed meanwhile, the new folio is freed and it returns
+        last reference (first ``free_swap_cache(old)``: an unmapped swap-cache folio whose
+        slot no swap entry uses leaves the swap cache). If the PTE changed meanwhile, the new folio is freed and it returns
         :data:`REFAULT` (the kernel's 0: the access restarts).
         """
         mem = self.mem
@@ -110,11 +110,7 @@ class WpPaths:
         self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, True)
         self.rmap_remove(old, mm, vpage)  # folio_remove_rmap_pte
         self.unlock(op, ptl)
-        if not mem.rmap[old]:
-            # a swap-cache folio (a swap-in that was not exclusive) whose slot no swap
-            # entry uses: the kernel leaves it to reclaim; simplification (as for a
-            # swap-in's !pte_same): it leaves the swap cache now, and our put frees it
-            self.free_swap_cache(old)
+        self.free_swap_cache(old)  # if (page_copied) free_swap_cache(old_folio)
         if self.last_reference(old):  # folio_put
             mem.owner[old] = "zapped"
             self.free_frames([old])
