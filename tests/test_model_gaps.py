@@ -143,3 +143,20 @@ def test_the_f3_scenario_copies_the_shared_folio(name):
     assert m.mms[1].ptes[0].frame == kept and slot not in m.mem.swap_cache
     assert "do_wp_page(mm1:v0): wp_page_reuse" in "\n".join(t for _, _, t in m.trace.lines())
     m.check_quiescent()
+
+
+@pytest.mark.parametrize("name", ["luf_v10_posted", "luf_v11_posted",
+                                  "luf_reclaim_migrate_only"])
+def test_the_f3_litmus_scenario_has_teeth(name, monkeypatch):
+    """litmus/model-shared-swap-cache-folio-swapped-in.litmus, the scenario as data (every
+    protocol expected to pass it: tests/test_litmus.py), fails C1 on the model without the
+    fix."""
+    import os
+
+    from conformance.litmus import load, run, verdict
+
+    sc = load(os.path.join(os.path.dirname(__file__), "..", "litmus",
+                           "model-shared-swap-cache-folio-swapped-in.litmus"))
+    assert verdict(run(sc, load_protocol(name))) == "pass"
+    _swap_in_always_exclusive(monkeypatch)
+    assert verdict(run(sc, load_protocol(name))) == "C1"
