@@ -207,10 +207,11 @@ class VmscanPaths:
                 yield from hook(proto.shrink_folio_list_keep(op, frame))
                 yield
                 continue
-            if anon:
-                if slot is not None:
-                    del mem.swap_cache[slot]
-                    mem.put_slot(slot)
+            if anon and slot is None:  # !folio_test_swapbacked: no mapping to leave
+                tr.msg(op, "reclaim pfn%d: lazyfree, folio_ref_freeze (PGLAZYFREED)", frame)
+            elif anon:
+                del mem.swap_cache[slot]
+                mem.put_slot(slot)
                 tr.msg(op, "__remove_mapping(pfn%d from swap cache)", frame)
             else:
                 f = mem.files[owner[1]]
