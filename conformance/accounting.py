@@ -23,8 +23,8 @@ space (no reclaim, migration, gather or fault holding a reference):
 * a swap slot is free exactly when no swap entry and no swap-cache folio refer to it
   (``swap_free`` / ``put_swap_folio``), ``swap_map`` counts the swap PTEs, and the swap
   cache holds anonymous folios that a swap entry or a PTE uses (the kernel would leave an
-  unused one to reclaim; the model's reclaim never takes swap-cache folios, so its paths
-  free one at once, and one left over is lost);
+  unused one on the LRU for reclaim; the model's puts free one at once, ``free_swap_cache``,
+  since its owner is dead, and one left over is lost);
 * every present PTE is in its frame's ``rmap`` and every ``rmap`` entry is a present PTE of
   that frame (``folio_mapcount``), and no migration entry is left.
 

@@ -1,8 +1,14 @@
 """The two model/oracle bugs of issue "Sound verdicts", as patches that put them back.
 
 Used by the teeth tests (tests/test_soundness_fixes.py) and by bench/soundness_power.py,
-which checks that the soundness campaign would have found them.
+which checks that the soundness campaign would have found them. Also
+:func:`undo_in_source`, which puts back a later model fix by editing one line of its
+method's source (tests/test_soundness_fixes.py, tests/test_model_gaps.py).
 """
+import inspect
+import sys
+import textwrap
+
 from conformance.oracle import Oracle
 from conformance.mm.mm_types import PRESENT
 
@@ -33,3 +39,14 @@ def skip_dirty_flush_if_gathered(orig):
         return orig(self, task)
     return try_to_unmap_flush_dirty
 
+
+def undo_in_source(monkeypatch, cls, name: str, fix: str, old: str) -> None:
+    """Install ``cls.name`` with the text ``fix`` (once in its source) replaced by ``old``:
+    the model as it was before that fix, for a test that the fix is what makes it pass."""
+    fn = getattr(cls, name)
+    src = textwrap.dedent(inspect.getsource(fn))
+    assert src.count(fix) == 1, f"{cls.__name__}.{name} no longer reads {fix!r}"
+    module = sys.modules[fn.__module__]
+    ns: dict = {}
+    exec(compile(src.replace(fix, old), module.__file__, "exec"), module.__dict__, ns)  # noqa: S102
+    monkeypatch.setattr(cls, name, ns[name])

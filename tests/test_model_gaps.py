@@ -92,17 +92,13 @@ def test_the_f3_scenario_passes_every_reference_protocol(name):
 def _swap_in_always_exclusive(monkeypatch):
     """``do_swap_page`` as the model had it before the F3 fix: every swap-in exclusive,
     mapped writable (its source with that one line replaced)."""
-    import inspect
-    import textwrap
+    from old_model import undo_in_source
 
-    import conformance.mm.memory.swapin as F
+    from conformance.mm.memory.swapin import SwapinPaths
 
-    src = textwrap.dedent(inspect.getsource(F.SwapinPaths.do_swap_page))
-    line = "exclusive = mem.swap_map[slot] == 1 and not mem.rmap[frame] and not mem.cow[frame]"
-    assert src.count(line) == 1
-    ns: dict = {}
-    exec(compile(src.replace(line, "exclusive = True"), F.__file__, "exec"), F.__dict__, ns)
-    monkeypatch.setattr(F.SwapinPaths, "do_swap_page", ns["do_swap_page"])
+    undo_in_source(monkeypatch, SwapinPaths, "do_swap_page",
+                   "exclusive = mem.swap_map[slot] == 1 and not mem.rmap[frame] and not "
+                   "mem.cow[frame]", "exclusive = True")
 
 
 @pytest.mark.parametrize("name", ["luf_v10_posted", "luf_v11_posted",

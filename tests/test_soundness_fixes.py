@@ -16,7 +16,7 @@ from conformance.machine import Machine
 from conformance.oracle import Oracle
 from conformance.mm.mm_types import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
-from old_model import old_s3_frame, skip_dirty_flush_if_gathered
+from old_model import old_s3_frame, skip_dirty_flush_if_gathered, undo_in_source
 
 LINUX = load_protocol("linux")
 SCENARIOS = {s.name: s for s in corpus()}
@@ -344,18 +344,10 @@ def _without_the_swap_slot_fix(monkeypatch):
     """``do_swap_page`` as it was before the fix: the folio leaves the swap cache at the
     swap-in although a fork sibling's swap entry still uses the slot, whose data on swap
     is stale (its source with that one condition replaced)."""
-    import inspect
-    import textwrap
+    from conformance.mm.memory.swapin import SwapinPaths
 
-    import conformance.mm.memory.swapin as F
-
-    src = textwrap.dedent(inspect.getsource(F.SwapinPaths.do_swap_page))
-    fix = "if not mem.swap_map[slot] and (exclusive"
-    assert src.count(fix) == 1
-    ns: dict = {}
-    exec(compile(src.replace(fix, "if True or (exclusive"), F.__file__, "exec"),
-         F.__dict__, ns)
-    monkeypatch.setattr(F.SwapinPaths, "do_swap_page", ns["do_swap_page"])
+    undo_in_source(monkeypatch, SwapinPaths, "do_swap_page",
+                   "if not mem.swap_map[slot] and (exclusive", "if True or (exclusive")
 
 
 def test_the_explorer_sees_a_violation_only_a_fill_after_the_end_shows(monkeypatch):

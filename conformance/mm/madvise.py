@@ -209,8 +209,7 @@ class MadvisePaths:
             if swapcache_slot is not None:  # folio_free_swap: only if no swap entry uses it
                 if mem.swap_map[swapcache_slot]:
                     return False
-                del mem.swap_cache[swapcache_slot]
-                mem.put_slot(swapcache_slot)
+                self.folio_free_swap(frame, swapcache_slot)
             mem.dirty[frame] = False  # folio_clear_dirty
         op.touched_frames[frame] = None
         if pte.accessed or pte.dirty:

@@ -134,14 +134,12 @@ class MigratePaths:
                 yield from hook(proto.try_to_unmap_flush(op))
             mem.isolated[dst] = None
             self.unlock(op, mem.folio_lock[dst])
-            if owner[0] == "a" and not mem.rmap[dst]:
-                # a swap-cache folio whose last swap entry was zapped while we held it
-                # locked (free_swap_and_cache's trylock failed): the kernel leaves it to
-                # reclaim; simplification (as _swapin_unlock): it leaves the swap cache now
-                self.free_swap_cache(dst)
-            if owner[0] == "a" and self.last_reference(dst):
-                mem.owner[dst] = "zapped"  # unmapped meanwhile: our folio_put is the last
-                self.free_frames([dst])
+            if owner[0] == "a":
+                # our folio_put: the last one if dst was unmapped meanwhile; a swap-cache
+                # folio whose last swap entry was zapped while we held it locked
+                # (free_swap_and_cache's trylock failed) leaves the swap cache first, where
+                # the kernel leaves it to reclaim (put_folios' simplification)
+                self.put_folios([dst])
             if self.release_isolated(op, frame):
                 yield from hook(proto.free_unref_folios(op, [frame]))
             yield

@@ -52,9 +52,16 @@ class MmuGatherPaths:
             return
         slot = mem.swap_slot_of(frame)
         if slot is not None and not mem.swap_map[slot]:
-            del mem.swap_cache[slot]
-            mem.put_slot(slot)
-            mem.dirty[frame] = True
+            self.folio_free_swap(frame, slot)
+
+    def folio_free_swap(self, frame: int, slot: int) -> None:
+        """``folio_free_swap`` (mm/swapfile.c) once its caller knows no swap entry uses
+        ``slot``: ``delete_from_swap_cache`` (the slot is free again) and
+        ``folio_set_dirty`` (the data now lives only in the folio)."""
+        mem = self.mem
+        del mem.swap_cache[slot]
+        mem.put_slot(slot)
+        mem.dirty[frame] = True
 
     def _keep_gathered(self, op, frame: int, slot, kept: list) -> None:
         """An mmu_gather holds a reference: pageout's ``is_page_cache_freeable()`` and

@@ -161,8 +161,7 @@ class PageAllocPaths:
         kernel leaves it on the LRU for a later reclaim)."""
         frames = list(dict.fromkeys(frames))
         for f in frames:
-            if self.mem.owner[f] is not None:
-                self.free_swap_cache(f)
+            self.free_swap_cache(f)
         last = [f for f in frames if self.last_reference(f)]
         owner = self.mem.owner
         for f in last:

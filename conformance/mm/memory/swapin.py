@@ -115,18 +115,15 @@ class SwapinPaths:
             return REFAULT
         # pte_swp_exclusive (simplification: no per-PTE bit, see above)
         exclusive = mem.swap_map[slot] == 1 and not mem.rmap[frame] and not mem.cow[frame]
+        # a reference besides ours and the swap cache's: a mapping, a gather, an isolation
+        others = mem.rmap[frame] or mem.gathered[frame] or mem.isolated[frame] is not None
         mem.swap_map[slot] -= 1  # swap_free_nr
-        if not mem.swap_map[slot] and (exclusive or write and not (
-                mem.rmap[frame] or mem.gathered[frame] or mem.isolated[frame] is not None)):
-            # folio_free_swap: should_try_to_free_swap (a write fault with no other
-            # reference; simplification: always, for an exclusive folio)
-            del mem.swap_cache[slot]
-            mem.put_slot(slot)
-            mem.dirty[frame] = True
-        if not exclusive and not (   # folio_ref_count(folio) == 1
-                mem.rmap[frame] or mem.gathered[frame] or mem.isolated[frame] is not None
-                or slot in mem.swap_cache):
-            exclusive = True
+        if not mem.swap_map[slot] and (exclusive or write and not others):
+            # should_try_to_free_swap (a write fault with no other reference;
+            # simplification: always, for an exclusive folio)
+            self.folio_free_swap(frame, slot)
+        if not exclusive and not (others or slot in mem.swap_cache):
+            exclusive = True  # folio_ref_count(folio) == 1
         if not mem.rmap[frame]:
             mem.owner[frame] = vma.location(vpage)
         mem.cow[frame] = not exclusive  # RMAP_EXCLUSIVE or not
@@ -154,10 +151,8 @@ class SwapinPaths:
         mem = self.mem
         unused = mem.swap_map[slot] == 0 and mem.swap_cache.get(slot) == frame \
             and not mem.rmap[frame]  # a mapped folio stays (TTRS_UNMAPPED)
-        if unused:  # no swap entry left: delete_from_swap_cache, the slot is free again
-            del mem.swap_cache[slot]
-            mem.put_slot(slot)
-            mem.dirty[frame] = True  # folio_free_swap
+        if unused:  # no swap entry left: the slot is free again
+            self.folio_free_swap(frame, slot)
         self.unlock(op, mem.folio_lock[frame])
         if unused and self.last_reference(frame):
             mem.owner[frame] = "zapped"

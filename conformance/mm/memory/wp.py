@@ -46,20 +46,18 @@ class WpPaths:
             self.unlock(op, ptl)
             return None if pte.kind == PRESENT else REFAULT
         frame = pte.frame
-        if mem.cow[frame] and len(mem.rmap[frame]) == 1 and mem.isolated[frame] is None \
-                and not mem.gathered[frame] and mem.folio_lock[frame].owner is None:
+        reuse = len(mem.rmap[frame]) == 1 and mem.isolated[frame] is None \
+            and not mem.gathered[frame] and mem.folio_lock[frame].owner is None
+        if mem.cow[frame] and reuse:
             slot = mem.swap_slot_of(frame)
-            if slot is not None and not mem.swap_map[slot]:  # folio_free_swap
-                del mem.swap_cache[slot]
-                mem.put_slot(slot)
-                mem.dirty[frame] = True
+            if slot is not None and mem.swap_map[slot]:  # folio_free_swap fails: copy
+                reuse = False
+            elif slot is not None:
+                self.folio_free_swap(frame, slot)
                 op.touched_frames[frame] = None
                 self.trace.msg(op, "do_wp_page(mm%d:v%d): pfn%d leaves the swap cache",
                                mm.id, vpage, frame)
-        if not mem.cow[frame] or not (
-                len(mem.rmap[frame]) != 1 or mem.isolated[frame] is not None
-                or mem.gathered[frame] or frame in mem.swap_cache.values()
-                or mem.folio_lock[frame].owner is not None):
+        if not mem.cow[frame] or reuse:
             pte.writable = True
             pte.dirty = True
             mem.cow[frame] = False
@@ -110,10 +108,7 @@ class WpPaths:
         self.m.call_hook(self.proto.fault_install_pte, op, mm, vma, vpage, pte, True)
         self.rmap_remove(old, mm, vpage)  # folio_remove_rmap_pte
         self.unlock(op, ptl)
-        self.free_swap_cache(old)  # if (page_copied) free_swap_cache(old_folio)
-        if self.last_reference(old):  # folio_put
-            mem.owner[old] = "zapped"
-            self.free_frames([old])
-        elif mem.owner[old] == vma.location(vpage):
+        self.put_folios([old])  # if (page_copied) free_swap_cache(old_folio); folio_put
+        if mem.owner[old] == vma.location(vpage):
             mem.owner[old] = self._anon_owner_after_unmap(old)
         return "ok"
