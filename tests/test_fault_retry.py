@@ -189,7 +189,9 @@ def test_a_shared_write_fault_drops_mmap_lock_after_it_made_the_pte_writable():
     assert fault in m.ops and pte.kind == NONE
     finish(m, fault)
     assert fault.result == "ok" and not fault.held  # VM_FAULT_COMPLETED
-    assert "fault_dirty_shared_page: drops mmap_lock" in m.trace.timeline(2)
+    # the first try ran under the VMA's lock (docs/model.md section 11 item 31): that is
+    # the lock release_fault_lock drops
+    assert "fault_dirty_shared_page: drops the VMA lock" in m.trace.timeline(2)
     assert "VM_FAULT_RETRY" not in m.trace.timeline(2).split("(write)")[-1]
     m.check_quiescent()
 
@@ -223,9 +225,10 @@ def test_no_task_of_a_fork_child_slot_enters_the_kernel_while_the_fork_runs():
 
         CPU2 (mm0)             CPU0 (mm0)                 CPU1 (mm1)
         fault(mm0:v0)
-          mmap_read_lock(mm0)
+          lock_vma_under_rcu
                                fork(mm0 -> mm1)
                                  mmap_write_lock(mm0)
+                                 vma_start_write(v0's VMA)
                                    waits
                                                           fault(mm1:v2)  <- refused now
                                                             drops mmap_lock (read IO)
@@ -238,10 +241,11 @@ def test_no_task_of_a_fork_child_slot_enters_the_kernel_while_the_fork_runs():
     m.switch_mm(2, 0)
     assert m.user_access(2, 0, True) == "fault"  # mm0's task faults on CPU2
     fault = m.ops[0]
-    while m.mms[0].mmap_lock not in fault.held:
-        m.advance(fault.id)
+    assert fault.held == [m.mms[0].vmas[0]]  # its VMA's read lock (docs/model.md item 31)
     fork = m.fork(0, 1)
-    assert "mmap_lock(mm0)" in repr(fork.blocked_on)  # waits behind the fault's read lock
+    # dup_mmap write-locks the parent's VMAs: it waits behind the fault's read lock (with
+    # mmap_lock held for write, as it waited for mmap_lock before per-VMA locks)
+    assert "vm_lock of vma[0,2)" in repr(fork.blocked_on)
     assert m.tlbs.cpus[1].loaded_mm is m.mms[1]
     with pytest.raises(UsageError, match="replaced by a fork"):
         m.user_access(1, 2, False)

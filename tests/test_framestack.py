@@ -269,12 +269,14 @@ def test_the_keys_tell_a_kernel_loops_positions_apart():
     while op in m.ops:
         fr = next((f for f in _frames(op) if f.f_code.co_name == "mprotect"), None)
         its = [v for v in stack(fr) if type(v).__name__ == "list_iterator"] if fr else []
-        if len(its) == 2 and its[1].__length_hint__() > 0:
+        # the innermost loop's iterator is the last (VMAs to change, their split parts,
+        # then the page-table ranges: docs/model.md section 11 item 31 put the split there)
+        if len(its) >= 2 and its[-1].__length_hint__() > 0:
             break
         m.advance(op.id)
-    assert its and its[1].__length_hint__() == 1, "mprotect paused with a range left to walk"
+    assert its and its[-1].__length_hint__() == 1, "mprotect paused with a range left to walk"
     k, fpr = key(m), fingerprint(m)
-    next(its[1])
+    next(its[-1])
     assert key(m) != k
     assert fingerprint(m) != fpr
 

@@ -687,7 +687,7 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
     * a blocked operation stepped again runs ``finish_task_switch`` (in its own context,
       with its CPU's mm) if and only if a user task runs it (a fault, a syscall,
       ``compact``, ``move_pages``; not kswapd's reclaim, kcompactd's ``migrate``, the flusher's writeback)
-      and it waited on a sleeping lock (an rwsem, a folio lock, a migration entry; not a
+      and it waited on a sleeping lock (an rwsem, a VMA lock, a folio lock, a migration entry; not a
       PTL, which its waiter spins on), on a CPU whose mm is not exiting (a slot a fork
       replaces counts as not exiting: its old tenant is handed over); each of the four
       cases occurs;
@@ -701,7 +701,7 @@ def test_finish_task_switch_runs_exactly_where_a_user_task_is_switched_in(monkey
 
     user = {"fault", "munmap", "mprotect", "mmap", "madvise", "mremap", "fork", "write",
             "truncate"}
-    sleeping = {"SleepLock", "_ReadWant", "_WriteWant", "_MigrationWait"}
+    sleeping = {"SleepLock", "_ReadWant", "_WriteWant", "_MigrationWait", "_VmaWriteWant"}
     calls, want, seen = [], [], set()
 
     def pending(m):  # per machine: a swarm example replays branches on fresh machines

@@ -80,8 +80,12 @@ the table). ``hist_2_3_nested_reclaim-walk114`` no longer applied and gave way t
 row renamed (``split_folio pfn0 (PTL dropped, folio locked)``). On 2026-12-07 a folio
 whose ``folio_trylock`` fails began to stay isolated until the pass's end (docs/model.md
 section 11 item 26): ``hist_2_3_nested_reclaim-walk172`` keeps its S1 at the same step,
-its ``reclaim: skip pfn3`` row now ``reclaim: folio_trylock(pfn3) failed, keep``. A
-model change that
+its ``reclaim: skip pfn3`` row now ``reclaim: folio_trylock(pfn3) failed, keep``. Later
+on 2026-12-07 faults began to take their VMA's lock first (docs/model.md section 11 item
+31): every lock drop of a first try now reads ``drops the VMA lock`` (8 fixtures; each
+failing one keeps its rule and step, each passing one its actions) and its retry
+``VM_FAULT_RETRY under the VMA lock, mmap_lock`` (``VM_FAULT_RETRY|VM_FAULT_MAJOR ...
+(FAULT_FLAG_TRIED)`` after a read). A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

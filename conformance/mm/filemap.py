@@ -6,7 +6,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 from __future__ import annotations
 
 from ..errors import ModelError
-from .mm_types import VM_FAULT_RETRY
+from .mm_types import VM_FAULT_RETRY, VM_FAULT_RETRY_MAJOR
 from .task import hook
 
 
@@ -32,6 +32,7 @@ class FilemapPaths:
         f = self.mem.files[fid]
         loc = ("f", fid, pgoff)
         dropped = False  # fpin
+        major = False  # filemap_fault's ret = VM_FAULT_MAJOR: the page was not cached
         for _attempt in range(50):
             frame = f.cache.get(pgoff)
             if frame is not None:
@@ -45,9 +46,10 @@ class FilemapPaths:
                     continue
                 if dropped:  # if (fpin) { folio_unlock(folio); goto out_retry; }
                     self.unlock(op, flk)
-                    return VM_FAULT_RETRY
+                    return VM_FAULT_RETRY_MAJOR if major else VM_FAULT_RETRY
                 op.touched_frames[frame] = None
                 return frame
+            major = True
             if fault_mm is not None and not dropped:  # do_sync_mmap_readahead
                 self.release_fault_lock(op, fault_mm, "do_sync_mmap_readahead")
                 dropped = True
@@ -59,7 +61,7 @@ class FilemapPaths:
             frame = yield from self.alloc_frame_direct_reclaim(op, loc)
             if frame is None:
                 self.up_read(op, inv)
-                return VM_FAULT_RETRY if dropped else None
+                return VM_FAULT_RETRY_MAJOR if dropped else None
             if f.cache.get(pgoff) is not None:
                 # read in meanwhile, while the allocation's direct reclaim yielded:
                 # filemap_add_folio's -EEXIST, folio_put, look it up again
@@ -75,7 +77,7 @@ class FilemapPaths:
             self.up_read(op, inv)
             if dropped:  # the read's folio_unlock; then out_retry
                 self.unlock(op, flk)
-                return VM_FAULT_RETRY
+                return VM_FAULT_RETRY_MAJOR
             return frame
         raise ModelError("filemap_get_folio: no progress")
 

@@ -56,6 +56,10 @@ class ForkPaths:
         first, second = (mm, child) if mm.id < child.id else (child, mm)
         yield from self.mmap_write_lock(op, first)
         yield from self.mmap_write_lock(op, second)
+        # dup_mmap: "Disallow any page faults before calling flush_cache_dup_mm": every
+        # VMA of the parent is write-locked (fb49c455323f), so a parent fault under its VMA
+        # lock ends first and later ones wait for mmap_lock, as before per-VMA locks
+        yield from self.vma_start_write_range(op, mm, 0, len(mm.ptes))
         if child.vmas:  # the slot's previous tenant exits
             yield from self.unmap_region(op, child, 0, len(child.ptes))
         mem = self.mem

@@ -1,6 +1,7 @@
 """kernel/locking/rwsem.c, include/linux/mmap_lock.h (Linux 6.12): locks as mm takes them.
 
-``spin_lock``/``folio_lock``, rw_semaphores, ``mmap_lock``, the rmap locks
+``spin_lock``/``folio_lock``, rw_semaphores, ``mmap_lock`` and the per-VMA locks
+(``CONFIG_PER_VMA_LOCK``, include/linux/mm.h), the rmap locks
 (``anon_vma->rwsem``, ``mapping->i_mmap_rwsem``: mm/rmap.c), ``invalidate_lock``
 (include/linux/fs.h) and the PTE lock with its ``flush_tlb_batched_pending``
 (``pte_offset_map_lock``, include/linux/mm.h).
@@ -43,6 +44,22 @@ class _WriteWant:
 
     def __repr__(self) -> str:
         return f"{self.sem.name} (write)"
+
+
+class _VmaWriteWant:
+    """``vma_start_write``'s ``down_write(&vma->vm_lock)``: wait until no fault holds the
+    VMA's read lock."""
+
+    __slots__ = ("vma",)
+
+    def __init__(self, vma):
+        self.vma = vma
+
+    def can_take(self, op):
+        return self.vma.vm_readers == 0
+
+    def __repr__(self) -> str:
+        return f"vm_lock of {self.vma} (write)"
 
 
 class LockingPaths:
@@ -134,6 +151,73 @@ class LockingPaths:
             sem = self.mem.rmap_locks[key] = RwSem(f"invalidate_lock(file{fid})")
         return sem
 
+    @staticmethod
+    def lock_vma_under_rcu(op, mm, vpage: int):
+        """``lock_vma_under_rcu`` (mm/memory.c) -> ``vma_start_read`` (include/linux/mm.h):
+        the VMA at ``vpage`` read-locked, or None where the fault must take ``mmap_lock``
+        instead (no VMA there, or the VMA is write-locked: ``vm_lock_seq == mm_lock_seq``,
+        a writer of the mm has called :meth:`vma_start_write` on it and not yet released
+        ``mmap_lock``). Never waits (``down_read_trylock``). The read lock is in
+        ``op.held`` as the VMA itself until :meth:`vma_end_read`.
+
+        Simplification: a VMA's ``anon_vma`` exists from its creation (the model's
+        ``anon_id``), so the kernel's ``vmf_anon_prepare`` fallback, which sends the first
+        anonymous fault of a VMA to ``mmap_lock``, never happens; that fault runs under the
+        VMA lock as every later one does in the kernel."""
+        vma = mm.find_vma(vpage)
+        if vma is None or vma.vm_write_locked:
+            return None
+        vma.vm_readers += 1
+        op.held.append(vma)
+        return vma
+
+    @staticmethod
+    def vma_end_read(op, vma) -> None:
+        """``vma_end_read``: drop a fault's VMA read lock."""
+        vma.vm_readers -= 1
+        op.held.remove(vma)
+
+    def vma_start_write(self, op, vma):
+        """``vma_start_write`` (include/linux/mm.h), by a holder of ``mmap_lock`` for write
+        about to change ``vma``: wait for the faults holding its read lock
+        (``down_write(&vma->vm_lock)``), then mark it write-locked (``vm_lock_seq =
+        mm_lock_seq``) so that a new fault falls back to ``mmap_lock`` (and waits behind the
+        writer) until :meth:`vma_end_write_all`. A VMA already write-locked returns at once.
+        Faults on the mm's *other* VMAs go on beside the writer::
+
+            CPU0 (write fault, VMA B)             CPU1 (mprotect VMA A read-only)
+            lock_vma_under_rcu(B)                 mmap_write_lock
+            do_anonymous_page(B)                  vma_start_write(A), change_pte_range(A)
+            set_pte_at                            tlb_finish_mmu
+            vma_end_read(B)                       mmap_write_unlock
+        """
+        # marked before the wait: while a writer waits in down_write, a new reader's
+        # down_read_trylock fails (RWSEM_FLAG_WAITERS is in RWSEM_READ_FAILED_MASK), so a
+        # fault starting then falls back to mmap_lock as it does once vm_lock_seq is set
+        vma.vm_write_locked = True
+        while vma.vm_readers:
+            op.blocked_on = _VmaWriteWant(vma)
+            yield
+        op.blocked_on = None
+
+    def vma_start_write_range(self, op, mm, start: int, end: int):
+        """:meth:`vma_start_write` of every VMA meeting [start, end), in address order:
+        the VMAs a writer splits, changes or detaches there (``__split_vma`` write-locks
+        the VMA it splits and its new part, ``vms_gather_munmap_vmas`` each detached
+        VMA)."""
+        for v in [v for v in mm.vmas if v.start < end and v.end > start]:
+            yield from self.vma_start_write(op, v)
+
+    @staticmethod
+    def vma_end_write_all(mm) -> None:
+        """``vma_end_write_all`` (``mm_lock_seq++``, in ``mmap_write_unlock`` and
+        ``mmap_write_downgrade``): every VMA of the mm the writer write-locked is unlocked,
+        those a munmap in flight detached too (no lookup finds them any more)."""
+        for v in mm.vmas:
+            v.vm_write_locked = False
+        for v in mm.unlinking:
+            v.vm_write_locked = False
+
     def mmap_read_lock(self, op, mm):
         return self.down_read(op, mm.mmap_lock)
 
@@ -147,11 +231,14 @@ class LockingPaths:
     def mmap_write_downgrade(op, mm) -> None:
         """``mmap_write_downgrade`` (``downgrade_write``): the writer becomes a reader
         without releasing the lock, so waiting readers may enter; never waits."""
+        LockingPaths.vma_end_write_all(mm)
         sem = mm.mmap_lock
         sem.writer = None
         sem.readers += 1
 
     def mmap_write_unlock(self, op, mm) -> None:
+        """``mmap_write_unlock``: :meth:`vma_end_write_all`, then ``up_write``."""
+        self.vma_end_write_all(mm)
         self.up_write(op, mm.mmap_lock)
 
     def _lock_pte_table(self, op, mm, vpage: int):

@@ -25,6 +25,10 @@ PTE_KIND_NAMES = ("none", "present", "swap", "migration")
 #: ``VM_FAULT_RETRY``: a fault's first try dropped ``mmap_lock`` to wait for a folio lock
 #: or read IO; ``do_user_addr_fault`` takes it again and retries (mm/memory/fault.py)
 VM_FAULT_RETRY = "VM_FAULT_RETRY"
+#: ``VM_FAULT_RETRY | VM_FAULT_MAJOR``: the same after the try started a read (a page
+#: cache read-in, a swap-in): a retry after a first try under the VMA lock sets
+#: ``FAULT_FLAG_TRIED`` for it (``do_user_addr_fault``), so it sleeps under ``mmap_lock``
+VM_FAULT_RETRY_MAJOR = "VM_FAULT_RETRY|VM_FAULT_MAJOR"
 #: ``VM_FAULT_COMPLETED``: the fault is done and a first try already dropped ``mmap_lock``
 #: (``fault_dirty_shared_page``); ``do_user_addr_fault`` does not unlock it again
 VM_FAULT_COMPLETED = "VM_FAULT_COMPLETED"
@@ -148,9 +152,18 @@ class Vma:
     mapping (``VM_SHARED``); ``maywrite`` is ``VM_MAYWRITE`` (the file was opened
     for writing). ``proto`` is the slot protocols may use for per-VMA flags
     (LUF's deferred-flush flag).
+
+    The per-VMA lock (``CONFIG_PER_VMA_LOCK``, Linux 6.4+): ``vm_readers`` counts the faults
+    holding its read lock (``vma->vm_lock`` taken by ``vma_start_read``), and
+    ``vm_write_locked`` is ``vma->vm_lock_seq == mm->mm_lock_seq``: a holder of ``mmap_lock``
+    for write has called ``vma_start_write`` on it (conformance/mm/locking.py). A copy
+    (:meth:`split_copy`, :meth:`moved_copy`) keeps the write lock of the VMA it copies, as
+    ``__split_vma`` and ``copy_vma``'s ``vma_link`` write-lock the new VMA, and has no
+    readers.
     """
 
-    __slots__ = ("start", "end", "anon_id", "file", "pgoff", "writable", "maywrite", "proto")
+    __slots__ = ("start", "end", "anon_id", "file", "pgoff", "writable", "maywrite", "proto",
+                 "vm_readers", "vm_write_locked")
 
     def __init__(self, start, end, anon_id, file, pgoff, writable, maywrite):
         self.start = start
@@ -161,6 +174,8 @@ class Vma:
         self.writable = writable
         self.maywrite = maywrite
         self.proto = None
+        self.vm_readers = 0
+        self.vm_write_locked = False
 
     @property
     def is_anon(self) -> bool:
@@ -188,6 +203,7 @@ class Vma:
         v = Vma(start, end, self.anon_id, self.file, self.pgoff + start - self.start,
                 self.writable, self.maywrite)
         v.proto = self.proto
+        v.vm_write_locked = self.vm_write_locked
         return v
 
     def moved_copy(self, new_start: int) -> "Vma":
@@ -195,6 +211,7 @@ class Vma:
         v = Vma(new_start, new_start + self.end - self.start, self.anon_id, self.file,
                 self.pgoff, self.writable, self.maywrite)
         v.proto = self.proto
+        v.vm_write_locked = self.vm_write_locked
         return v
 
     def __repr__(self) -> str:

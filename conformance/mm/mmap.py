@@ -43,6 +43,7 @@ class MmapPaths:
         vma = Vma(start, end, anon_id, file, pgoff, writable, maywrite)
         vma.proto = self.proto.init_vma(vma)
         yield from hook(self.proto.mmap_region(op, mm, vma))
+        vma.vm_write_locked = True  # __mmap_region: vma_start_write before vma_iter_store
         mm.vmas.append(vma)
         mm.vmas.sort(key=lambda v: v.start)
         self._touch_range(op, mm, start, end)

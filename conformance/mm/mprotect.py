@@ -66,18 +66,22 @@ class MprotectPaths:
             return
         end = tmp  # what the loop changed: the syscall's S3 covers it, not the rest
         self._touch_range(op, mm, start, end)
-        changed = []  # split only the VMAs whose protection changes (vma_modify_flags)
-        for v in [v for v in reached if v.writable != writable]:
-            changed += mm.split_vmas(max(v.start, start), min(v.end, end))
         proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
         self.m.call_hook(proto.tlb_gather_mmu, tlb)
-        for vma in changed:
-            vma.writable = writable
-            yield from hook(proto.mprotect_fixup(op, mm, vma))
-            for a, b in mm.table_ranges(vma.start, vma.end):
-                yield from self.change_pte_range(op, tlb, mm, vma, a, b, writable)
-            yield from hook(proto.tlb_end_vma(tlb, vma))
+        # mprotect_fixup, VMA by VMA: only a VMA whose protection changes is write-locked
+        # (vma_start_write, __split_vma's too) and split (vma_modify_flags), when the loop
+        # reaches it; a fault on a VMA the loop has not reached yet, or on one it leaves
+        # unchanged, runs beside it under its own VMA lock
+        for v in [v for v in reached if v.writable != writable]:
+            lo, hi = max(v.start, start), min(v.end, end)
+            yield from self.vma_start_write_range(op, mm, lo, hi)
+            for vma in mm.split_vmas(lo, hi):
+                vma.writable = writable
+                yield from hook(proto.mprotect_fixup(op, mm, vma))
+                for a, b in mm.table_ranges(vma.start, vma.end):
+                    yield from self.change_pte_range(op, tlb, mm, vma, a, b, writable)
+                yield from hook(proto.tlb_end_vma(tlb, vma))
         yield from hook(proto.tlb_finish_mmu(tlb))
         if error is not None:  # after tlb_finish_mmu, the VMAs before the stop changed
             self.trace.msg(op, "mprotect: %s at v%d", error, end)  # the first page not changed

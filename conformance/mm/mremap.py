@@ -53,6 +53,9 @@ class MremapPaths:
         self._touch_range(op, mm, new_start, new_end)
         for vp in range(old_start, old_end):
             op.touched_locs[vma.location(vp)] = None
+        # move_vma's vma_start_write(vma) (and __split_vma's): faults on it end first, later
+        # ones wait for mmap_lock; the copy is write-locked too (copy_vma -> vma_link)
+        yield from self.vma_start_write_range(op, mm, old_start, old_end)
         old = mm.split_vmas(old_start, old_end)[0]
         new = old.moved_copy(new_start)
         mm.vmas.append(new)  # copy_vma

@@ -67,6 +67,9 @@ class VmaPaths:
         Simplification: 4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN`` /
         ``VM_GROWSUP`` VMA is not modelled (no such VMAs).
         """
+        # vms_gather_munmap_vmas: __split_vma and vma_start_write(next) write-lock each VMA
+        # met, so a fault holding one's read lock ends first and none starts under it
+        yield from self.vma_start_write_range(op, mm, start, end)
         vmas = mm.split_vmas(start, end)
         if not vmas:
             if downgrade:

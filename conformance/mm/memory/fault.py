@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..migrate import _MigrationWait
 from ...errors import ModelError
-from ..mm_types import MIGRATION, NONE, PRESENT, REFAULT, VM_FAULT_COMPLETED, VM_FAULT_RETRY
+from ..mm_types import (MIGRATION, NONE, PRESENT, REFAULT, VM_FAULT_COMPLETED, VM_FAULT_RETRY,
+                        VM_FAULT_RETRY_MAJOR, Vma)
 from ..task import hook
 
 
@@ -67,11 +68,42 @@ class FaultPaths:
         ``tried``; from then until 20:40 it faulted again inside the same operation, without
         the TLB lookup and walk of the restarted access: docs/model.md section 11 item 22.)
 
-        Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits; per-VMA locks
-        (``lock_vma_under_rcu``) are not modelled: every fault takes ``mmap_lock``.
+        **Per-VMA locks first** (``CONFIG_PER_VMA_LOCK``, 6.4+): the fault first tries
+        :meth:`lock_vma_under_rcu` and runs ``handle_mm_fault`` with
+        ``FAULT_FLAG_VMA_LOCK`` under that VMA's read lock alone, so a writer of the mm
+        (mprotect, mremap, munmap, mmap) changing *another* VMA runs beside it; every lock
+        drop above drops the VMA lock instead (``release_fault_lock``). Only where no VMA
+        is found, the VMA is write-locked by a writer in flight, the access is not allowed
+        (``access_error``: ``vma_end_read``, ``goto lock_mmap``) or the try returned
+        ``VM_FAULT_RETRY`` does the fault go on to ``mmap_lock`` as above; after a major
+        fault's retry (:data:`VM_FAULT_RETRY_MAJOR`: the try read the page in) with
+        ``FAULT_FLAG_TRIED``, so it sleeps under ``mmap_lock``, else as a first try, which
+        may drop ``mmap_lock`` once more.
+
+        Simplifications: no ``FAULT_FLAG_RETRY_NOWAIT`` or killable waits.
         """
         tr = self.trace
         tried = False  # FAULT_FLAG_TRIED
+        vma = self.lock_vma_under_rcu(op, mm, vpage)
+        if vma is not None and write and not vma.writable:  # access_error
+            self.vma_end_read(op, vma)
+            vma = None
+        if vma is not None:
+            r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
+            yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
+            if r is VM_FAULT_RETRY_MAJOR:  # if (fault & VM_FAULT_MAJOR) flags |= FAULT_FLAG_TRIED
+                r = VM_FAULT_RETRY
+                tried = True
+            if r is not VM_FAULT_RETRY and r is not VM_FAULT_COMPLETED:
+                self.vma_end_read(op, vma)
+            if r is REFAULT:  # returned 0: back to user space, where the access restarts
+                tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
+                op.result = "restart"
+            if r is not VM_FAULT_RETRY:
+                return
+            tr.msg(op, "fault mm%d:v%d: %s under the VMA lock, mmap_lock%s", mm.id, vpage,
+                   "VM_FAULT_RETRY|VM_FAULT_MAJOR" if tried else "VM_FAULT_RETRY",
+                   " (FAULT_FLAG_TRIED)" if tried else "")
         while True:
             yield from self.mmap_read_lock(op, mm)
             vma = mm.find_vma(vpage)
@@ -82,6 +114,8 @@ class FaultPaths:
                 return
             r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
+            if r is VM_FAULT_RETRY_MAJOR:
+                r = VM_FAULT_RETRY
             if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
                 return
             if r is not VM_FAULT_RETRY:
@@ -125,7 +159,7 @@ class FaultPaths:
                 r = yield from self.do_file_fault(op, mm, vma, vpage, write, tried)
         else:
             r = yield from self.do_swap_page(op, mm, vma, vpage, write, tried)
-        if r is VM_FAULT_RETRY or r is REFAULT:
+        if r is VM_FAULT_RETRY or r is VM_FAULT_RETRY_MAJOR or r is REFAULT:
             return r
         if r is VM_FAULT_COMPLETED:
             op.result = "ok"
@@ -229,7 +263,13 @@ class FaultPaths:
         ``mmap_read_lock`` (``where``: ``folio_lock_or_retry``, ``maybe_unlock_mmap_for_io``
         of ``lock_folio_maybe_drop_mmap``, ``do_sync_mmap_readahead`` and
         ``fault_dirty_shared_page``); the fault then ends in ``VM_FAULT_RETRY`` or
-        ``VM_FAULT_COMPLETED`` without unlocking it again."""
+        ``VM_FAULT_COMPLETED`` without unlocking it again. A fault under its VMA lock
+        (``FAULT_FLAG_VMA_LOCK``, :meth:`fault`) drops that instead (``vma_end_read``)."""
+        for h in op.held:
+            if h.__class__ is Vma:
+                self.vma_end_read(op, h)
+                self.trace.msg(op, "%s: drops the VMA lock", where)
+                return
         self.mmap_read_unlock(op, mm)
         self.trace.msg(op, "%s: drops mmap_lock", where)
 
@@ -272,7 +312,7 @@ class FaultPaths:
         """
         fid, pgoff = vma.file, vma.pgoff + vpage - vma.start
         frame = yield from self.filemap_get_folio(op, fid, pgoff, None if tried else mm)
-        if frame is VM_FAULT_RETRY:
+        if frame is VM_FAULT_RETRY or frame is VM_FAULT_RETRY_MAJOR:
             return frame
         if frame is None:
             return "oom"

@@ -6,7 +6,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 """
 from __future__ import annotations
 
-from ..mm_types import REFAULT, SWAP, VM_FAULT_RETRY
+from ..mm_types import REFAULT, SWAP, VM_FAULT_RETRY, VM_FAULT_RETRY_MAJOR
 from ..task import hook
 
 
@@ -104,7 +104,7 @@ class SwapinPaths:
             mem.value[frame] = mem.swap[slot]
             if not tried:  # the read's folio_unlock in its IO completion, then the retry
                 self._swapin_unlock(op, slot, frame)
-                return VM_FAULT_RETRY
+                return VM_FAULT_RETRY_MAJOR  # the read was ours: ret = VM_FAULT_MAJOR
         flk = mem.folio_lock[frame]
         op.touched_frames[frame] = None
         ptl = mm.ptl(vpage)
