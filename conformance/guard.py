@@ -50,7 +50,8 @@ def kernel_state(m) -> dict:
                                     "D" if p.dirty else "-", "A" if p.accessed else "-",
                                     f"slot{p.slot}", f"inst{p.inst}")
         out[f"{n} vmas"] = tuple([(v.start, v.end, v.anon_id, v.file, v.pgoff, v.writable,
-                                   v.maywrite) for v in mm.vmas])
+                                   v.maywrite, v.vm_readers, v.vm_write_locked, v.anon_vma)
+                                  for v in mm.vmas])
         out[f"{n} mmap_lock"] = (mm.mmap_lock.readers, mm.mmap_lock.writer)
         out[f"{n} ptls"] = tuple([lock.owner for lock in mm.ptls])
         out[f"{n} exiting"] = (mm.exiting,)

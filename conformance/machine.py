@@ -124,6 +124,7 @@ def populate(m: "Machine") -> None:
                 pte = mm.ptes[vp]
                 if vma.is_anon:
                     mm.pte_alloc(vp)  # do_anonymous_page: the table before the folio
+                    vma.anon_vma = True  # its vmf_anon_prepare
                     frame = mem.take_free_frame()
                     if frame is None:
                         return

@@ -58,8 +58,9 @@ def test_a_munmap_of_another_vma_runs_beside_a_fault(monkeypatch, per_vma_lock):
 
 def test_a_writer_waits_for_the_faults_of_its_vma_and_new_ones_take_mmap_lock():
     """mprotect(A) write-locks A and waits in ``vma_start_write`` for the fault holding
-    A's read lock; meanwhile a fault on B runs to its end under B's lock, and a new fault on
-    A cannot take A's lock (the writer is marked) and waits for ``mmap_lock``."""
+    A's read lock; meanwhile a fault on B runs to its end under B's lock (and a write to
+    read-only B is a SIGSEGV there), and a new fault on A cannot take A's lock (the writer
+    is marked) and waits for ``mmap_lock``."""
     m = Machine(LINUX, MachineConfig(ncpus=5))
     m.madvise(4, 2, 1, "dontneed")
     m.drain()
@@ -71,6 +72,9 @@ def test_a_writer_waits_for_the_faults_of_its_vma_and_new_ones_take_mmap_lock():
         m.advance(fb.id)
     assert fb.result == "ok" and m.mms[0].ptes[2].kind == PRESENT
     assert isinstance(mp.blocked_on, _VmaWriteWant)  # still waiting for the fault on A
+    # a write to read-only B: SIGSEGV under B's lock (6.10+), no wait for mmap_lock
+    fs = m.fault(4, 3, True)
+    assert fs not in m.ops and fs.result == "segv"
     fa = m.fault(4, 1, False)
     assert repr(fa.blocked_on) == "mmap_lock(mm0) (read)" and fa.held == []
     m.drain()
@@ -101,3 +105,39 @@ def test_a_first_try_that_sleeps_drops_the_vma_lock_then_takes_mmap_lock():
     assert order == sorted(order)
     assert not any("drops mmap_lock" in t for t in text)
     assert all(v.vm_readers == 0 for v in m.mms[0].vmas)
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_a_first_anonymous_fault_beside_a_writer_takes_mmap_lock(prepared):
+    """``vmf_anon_prepare``: a VMA with no ``anon_vma`` yet needs ``mmap_read_trylock`` to
+    attach one under the VMA lock alone; with a writer holding ``mmap_lock`` (mprotect of
+    A, waiting for the fault held under A) the first fault of the new anonymous VMA C drops
+    C's lock and waits for ``mmap_lock``. Once C has its anon_vma (an earlier fault, its
+    page then zapped by MADV_DONTNEED), the same fault runs to its end beside the writer."""
+    m = Machine(LINUX, MachineConfig(ncpus=5, populate=False))
+    for op in (m.munmap(0, 2, 2), m.mmap(0, 2, 2, None, True, False)):  # C: [v2, v4) anon
+        m.drain()
+    c = m.mms[0].find_vma(2)
+    assert c.is_anon and not c.anon_vma
+    if prepared:
+        m.fault(0, 2, True)
+        m.drain()
+        m.madvise(0, 2, 1, "dontneed")
+        m.drain()
+        assert c.anon_vma and m.mms[0].ptes[2].kind != PRESENT
+    m.fault(0, 0, True)  # A's first page, so that a migration can hold a fault under A
+    m.drain()
+    fault_held_under_a(m)
+    mp = m.mprotect(2, 0, 2, False)
+    assert isinstance(mp.blocked_on, _VmaWriteWant)
+    fc = m.fault(4, 2, True)
+    if prepared:
+        while fc in m.ops:
+            m.advance(fc.id)
+        assert fc.result == "ok"
+    else:
+        assert repr(fc.blocked_on) == "mmap_lock(mm0) (read)" and fc.held == []
+        assert "vmf_anon_prepare: mmap_read_trylock failed, drops the VMA lock" in lines(m)
+    m.drain()
+    m.check_quiescent()
+    assert m.mms[0].ptes[2].kind == PRESENT and c.anon_vma

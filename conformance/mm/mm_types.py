@@ -160,10 +160,14 @@ class Vma:
     (:meth:`split_copy`, :meth:`moved_copy`) keeps the write lock of the VMA it copies, as
     ``__split_vma`` and ``copy_vma``'s ``vma_link`` write-lock the new VMA, and has no
     readers.
+
+    ``anon_vma`` is ``vma->anon_vma != NULL``: the first anonymous fault attached one
+    (``__anon_vma_prepare``; ``anon_id`` names it from the VMA's birth, so that locations
+    are stable), copies keep it (``__split_vma``, ``copy_vma``, ``anon_vma_fork``).
     """
 
     __slots__ = ("start", "end", "anon_id", "file", "pgoff", "writable", "maywrite", "proto",
-                 "vm_readers", "vm_write_locked")
+                 "vm_readers", "vm_write_locked", "anon_vma")
 
     def __init__(self, start, end, anon_id, file, pgoff, writable, maywrite):
         self.start = start
@@ -176,6 +180,7 @@ class Vma:
         self.proto = None
         self.vm_readers = 0
         self.vm_write_locked = False
+        self.anon_vma = False
 
     @property
     def is_anon(self) -> bool:
@@ -204,6 +209,7 @@ class Vma:
                 self.writable, self.maywrite)
         v.proto = self.proto
         v.vm_write_locked = self.vm_write_locked
+        v.anon_vma = self.anon_vma
         return v
 
     def moved_copy(self, new_start: int) -> "Vma":
@@ -212,6 +218,7 @@ class Vma:
                 self.pgoff, self.writable, self.maywrite)
         v.proto = self.proto
         v.vm_write_locked = self.vm_write_locked
+        v.anon_vma = self.anon_vma
         return v
 
     def __repr__(self) -> str:

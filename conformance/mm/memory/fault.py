@@ -73,9 +73,10 @@ class FaultPaths:
         ``FAULT_FLAG_VMA_LOCK`` under that VMA's read lock alone, so a writer of the mm
         (mprotect, mremap, munmap, mmap) changing *another* VMA runs beside it; every lock
         drop above drops the VMA lock instead (``release_fault_lock``). Only where no VMA
-        is found, the VMA is write-locked by a writer in flight, the access is not allowed
-        (``access_error``: ``vma_end_read``, ``goto lock_mmap``) or the try returned
-        ``VM_FAULT_RETRY`` does the fault go on to ``mmap_lock`` as above; after a major
+        is found, the VMA is write-locked by a writer in flight, or the try returned
+        ``VM_FAULT_RETRY`` does the fault go on to ``mmap_lock`` as above (an access the
+        VMA does not allow is a SIGSEGV under the VMA lock, ``bad_area_access_error`` with
+        no mm, 6.10+); after a major
         fault's retry (:data:`VM_FAULT_RETRY_MAJOR`: the try read the page in) with
         ``FAULT_FLAG_TRIED``, so it sleeps under ``mmap_lock``, else as a first try, which
         may drop ``mmap_lock`` once more.
@@ -85,9 +86,11 @@ class FaultPaths:
         tr = self.trace
         tried = False  # FAULT_FLAG_TRIED
         vma = self.lock_vma_under_rcu(op, mm, vpage)
-        if vma is not None and write and not vma.writable:  # access_error
-            self.vma_end_read(op, vma)
-            vma = None
+        if vma is not None and write and not vma.writable:  # access_error (6.10+):
+            self.vma_end_read(op, vma)  # bad_area_access_error(..., NULL, vma)
+            tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)
+            op.result = "segv"
+            return
         if vma is not None:
             r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
@@ -276,11 +279,31 @@ class FaultPaths:
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.
 
+        First ``vmf_anon_prepare``: a VMA with no ``anon_vma`` yet gets one
+        (``__anon_vma_prepare``); under the VMA lock only, that needs ``mmap_read_trylock``,
+        and where a writer holds ``mmap_lock`` the fault drops its VMA lock and returns
+        :data:`VM_FAULT_RETRY`, to go on under ``mmap_lock`` (docs/model.md section 11
+        item 31)::
+
+            CPU0 (first write fault, VMA B)       CPU1 (mprotect VMA A)
+            lock_vma_under_rcu(B)                 mmap_write_lock
+            vmf_anon_prepare: trylock fails
+            vma_end_read(B), VM_FAULT_RETRY
+            mmap_read_lock: waits                 ... mmap_write_unlock
+
         Simplification: the shared zero page is not modelled; a read fault
         allocates like a write fault (as when the zero page is forbidden), so an
         anonymous page in a ``VM_WRITE`` VMA is mapped writable and dirty
-        (``pte_mkwrite(pte_mkdirty(entry))``).
+        (``pte_mkwrite(pte_mkdirty(entry))``), and a read fault prepares the anon_vma
+        too. A trylock fails only while a writer holds ``mmap_lock`` (the model's rwsem
+        has no writer preference, section 3).
         """
+        if not vma.anon_vma:  # vmf_anon_prepare
+            if mm.mmap_lock.writer is not None and any(h is vma for h in op.held):
+                self.vma_end_read(op, vma)
+                self.trace.msg(op, "vmf_anon_prepare: mmap_read_trylock failed, drops the VMA lock")
+                return VM_FAULT_RETRY
+            vma.anon_vma = True  # __anon_vma_prepare
         # not on the LRU until mapped (folio_add_lru_vma); may enter direct reclaim
         frame = yield from self.alloc_frame_direct_reclaim(op, "new")
         if frame is None:
