@@ -1195,9 +1195,12 @@ def test_boot_hooks_that_break_the_machine_and_state_the_key_cannot_read():
         f.machine = Machine(cls)
         said = kernel_write(f)
         if blamed:
+            # each VMA: start, end, anon_id, file, pgoff, writable, maywrite, then its
+            # lock's readers, write lock and anon_vma (docs/model.md section 11 item 31)
             assert said.startswith("a boot hook (init_mm, init_vma) changed kernel state (mm0 "
-                                   "vmas: ((0, 2, 1, None, 0, True, True), (2, 4, None, 0, 0, "
-                                   "False, False)) -> ((0, 2, None, None"), said
+                                   "vmas: ((0, 2, 1, None, 0, True, True, 0, False, True), (2, "
+                                   "4, None, 0, 0, False, False, 0, False, False)) -> ((0, 2, "
+                                   "None, None"), said
         else:
             assert said is None, said
 
