@@ -238,8 +238,10 @@ CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
     ("tight", attrs.evolve(DEFAULT, nframes=8)),  # 2 free frames: reuse at once
     # zap_pte_range preempted at every PTE: the PTL dropped mid-table, cleared PTEs unflushed
     ("resched", attrs.evolve(DEFAULT, zap_need_resched=True)),
-    # read faults map their cached neighbours (do_fault_around), the kernel's default 16
-    ("around", attrs.evolve(DEFAULT, populate=False, fault_around_pages=16)),
+    # read faults map their cached neighbours (do_fault_around), the kernel's default 16;
+    # four-page file VMAs in four-PTE tables, so that a window holds more than one neighbour
+    ("around", attrs.evolve(DEFAULT, populate=False, fault_around_pages=16, vpages=8,
+                            ptes_per_table=4, file_pages=4, nframes=12)),
 )
 # No "gen2" (batch_gen_bits=2) since 2026-12-03: at 2 bits mainline's own generation word is
 # ABA-prone (the overflow reset recycles the value a flush_tlb_batched_pending read, its

@@ -87,7 +87,7 @@ class LufUbc(TlbUbc):
         self.folio_ro = True
         self.folio_ptes: list = []  # (mm, vpage) unmapped for the current folio
         self.folio_frame = None  # the folio whose rmap walk is in progress
-        self.fault_installed = False  # this fault task installed/upgraded a PTE (luf_v11_posted)
+        self.fault_installed = ()  # the pages this fault task installed/upgraded (luf_v11_posted)
         self.luf_frames: list = []  # the folios of this pass in tlb_ubc_luf (LufBase.unkeyed)
 
 

@@ -36,15 +36,17 @@ class LufV11Posted(LufBase):
 
     def fault_install_pte(self, task, mm, vma, vpage, pte, write) -> None:
         """``set_pte_at`` in the fault paths: v11 adds no flush here; remember that this
-        fault installed (or upgraded) the PTE itself, for :meth:`handle_mm_fault_end`."""
+        fault installed (or upgraded) the PTE of ``vpage``, for :meth:`handle_mm_fault_end`
+        (which asks about the faulting page: a neighbour fault-around mapped does not count,
+        docs/model.md section 11 item 32)."""
         ubc = task.tlb_ubc
         if ubc is not None:
-            ubc.fault_installed = True
+            ubc.fault_installed += (vpage,)
 
     def handle_mm_fault_end(self, task, mm, vma, vpage, write) -> None:
         """v11 ``need_luf_flush``: the fault found the PTE changed under it (``!pte_same`` ->
         ``update_mmu_tlb``) to a writable one: ``luf_flush(0)``."""
-        if task.tlb_ubc.fault_installed:
+        if vpage in task.tlb_ubc.fault_installed:
             return
         pte = mm.ptes[vpage]
         if pte.kind == 1 and pte.writable:

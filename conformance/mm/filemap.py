@@ -6,7 +6,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 from __future__ import annotations
 
 from ..errors import ModelError
-from .mm_types import VM_FAULT_RETRY, VM_FAULT_RETRY_MAJOR
+from .mm_types import NONE, VM_FAULT_RETRY, VM_FAULT_RETRY_MAJOR
 from .task import hook
 
 
@@ -80,6 +80,49 @@ class FilemapPaths:
                 return VM_FAULT_RETRY_MAJOR
             return frame
         raise ModelError("filemap_get_folio: no progress")
+
+    def filemap_map_pages(self, op, mm, vma, vpage, window):
+        """``filemap_map_pages`` (``vm_ops->map_pages`` of :meth:`do_fault_around`'s window):
+        map the page cache's folios in ``window`` read-only. ``next_uptodate_folio`` takes
+        the first cached folio ``folio_trylock`` gets (a locked one, a read in flight
+        included, is skipped); none: nothing happens (no table, no PTL). Else the table is
+        allocated (``filemap_map_pmd`` installs the preallocated one), the PTL taken, and
+        that folio and each later one the trylock gets is mapped where its PTE is none
+        (``set_pte_range``: not writable, not dirty, ``folio_add_file_rmap_ptes``; the
+        protocol's ``fault_install_pte``, as for ``finish_fault``'s ``set_pte_range``), then
+        unlocked. Returns whether ``vpage`` was mapped.
+
+        Simplifications: one page per folio; no ``mmap_miss`` accounting; a folio under
+        writeback is skipped (the model's writeback holds the folio lock through its IO,
+        K11; the kernel's maps it); one isolated by reclaim and unlocked is mapped, as the
+        kernel's is."""
+        cache = self.mem.files[vma.file].cache
+        locks = self.mem.folio_lock
+        first = None  # next_uptodate_folio's first folio, locked before the table and PTL
+        for vp in window:
+            frame = cache.get(vma.pgoff + vp - vma.start)
+            if frame is not None and self.trylock(op, locks[frame]):
+                first = vp
+                break
+        if first is None:
+            return False
+        self.trace.msg(op, "do_fault_around(mm%d:v%d..v%d)", mm.id, window[0], window[-1])
+        mm.pte_alloc(vpage)  # filemap_map_pmd: the preallocated table
+        ptl = mm.ptl(vpage)
+        yield from self.lock(op, ptl)
+        mapped = False
+        for vp in range(first, window[-1] + 1):
+            frame = cache.get(vma.pgoff + vp - vma.start)
+            if vp != first and (frame is None or not self.trylock(op, locks[frame])):
+                continue
+            if mm.ptes[vp].kind == NONE:  # filemap_map_order0_folio: pte_none
+                op.touched_vps[(mm.id, vp)] = None
+                op.touched_locs[vma.location(vp)] = None
+                self._install(op, mm, vma, vp, frame, False, False, False)
+                mapped = mapped or vp == vpage
+            self.unlock(op, locks[frame])
+        self.unlock(op, ptl)
+        return mapped
 
     def write(self, op, fid: int, pgoff: int, value: int):
         """``generic_perform_write``: ``write_begin`` (find/read in, lock), copy, ``write_end``.

@@ -325,56 +325,24 @@ class FaultPaths:
         return "ok"
 
     def do_fault_around(self, op, mm, vma, vpage):
-        """``do_fault_around`` -> ``filemap_map_pages`` (mm/filemap.c): map the page cache's
-        folios around ``vpage`` read-only before reading the faulting page in. The window
-        is ``fault_around_pages`` PTEs aligned on the address, clamped to the VMA and to its
-        page table (``from_pte``/``to_pte``). No cached folio in it: nothing happens (no
-        table, no PTL). Else the table is allocated (``filemap_map_pmd`` installs the
-        preallocated one), the PTL taken, and each cached folio taken with
-        ``folio_trylock`` (``next_uptodate_folio``: a locked one, a read in flight
-        included, is skipped) is mapped where its PTE is none (``set_pte_range``: not
-        writable, not dirty, ``folio_add_file_rmap_ptes``; the protocol's
-        ``fault_install_pte``, as for ``finish_fault``'s ``set_pte_range``), then unlocked.
-        Returns whether ``vpage`` itself was mapped (``VM_FAULT_NOPAGE``)::
+        """``do_fault_around``: the window of ``fault_around_pages`` PTEs aligned on the
+        address, clamped to the VMA and to its page table (``from_pte``/``to_pte``), mapped
+        by :meth:`conformance.mm.filemap.FilemapPaths.filemap_map_pages`. Returns whether
+        ``vpage`` itself was mapped (``VM_FAULT_NOPAGE``)::
 
             CPU0 (read fault v2, v3 cached)       CPU1
             do_fault_around: pte_offset_map_lock
               set_pte_range(v2), set_pte_range(v3)
             pte_unmap_unlock                      a read of v3 hits no fault
-
-        Simplifications: one page per folio; no ``mmap_miss`` accounting; a folio under
-        writeback is skipped (the model's writeback holds the folio lock through its IO,
-        K11; the kernel's maps it); one isolated by reclaim and unlocked is mapped, as the
-        kernel's is."""
+        """
         n = self.m.cfg.fault_around_pages
         per = mm.ptes_per_table
         base = vpage - vpage % per
         pte_off = vpage - base
         from_pte = max(pte_off - pte_off % n, pte_off - (vpage - vma.start))
         to_pte = min(from_pte + n, per, pte_off + (vma.end - vpage))
-        cache = self.mem.files[vma.file].cache
-        window = range(base + from_pte, base + to_pte)
-        if all(cache.get(vma.pgoff + vp - vma.start) is None for vp in window):
-            return False  # next_uptodate_folio found nothing: no table, no PTL
-        self.trace.msg(op, "do_fault_around(mm%d:v%d..v%d)", mm.id, window[0], window[-1])
-        mm.pte_alloc(vpage)  # filemap_map_pmd: the preallocated table
-        ptl = mm.ptl(vpage)
-        yield from self.lock(op, ptl)
-        mapped = False
-        for vp in window:
-            frame = cache.get(vma.pgoff + vp - vma.start)
-            if frame is None or mm.ptes[vp].kind != NONE:
-                continue
-            flk = self.mem.folio_lock[frame]
-            if not self.trylock(op, flk):  # next_uptodate_folio: locked, or being read
-                continue
-            op.touched_vps[(mm.id, vp)] = None
-            op.touched_locs[vma.location(vp)] = None
-            self._install(op, mm, vma, vp, frame, False, False, False)
-            self.unlock(op, flk)
-            mapped = mapped or vp == vpage
-        self.unlock(op, ptl)
-        return mapped
+        return (yield from self.filemap_map_pages(op, mm, vma, vpage,
+                                                  range(base + from_pte, base + to_pte)))
 
     def do_file_fault(self, op, mm, vma, vpage, write, tried=True):
         """``do_read_fault`` / ``do_shared_fault`` + ``finish_fault``.
