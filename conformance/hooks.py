@@ -71,9 +71,11 @@ KERNEL: dict[str, tuple[str, str]] = {
     "page_alloc": ("get_page_from_freelist / prep_new_page (mm/page_alloc.c; LUF's "
                    "luf_takeoff_check_and_fold + try_to_unmap_flush_takeoff)",
                    "mm/page_alloc.c __alloc_pages"),
-    "fault_install_pte": ("set_pte_at / wp_page_reuse's ptep_set_access_flags under the PTL",
+    "fault_install_pte": ("set_pte_at / set_pte_range / wp_page_reuse's "
+                          "ptep_set_access_flags under the PTL",
                           "mm/memory.c finish_fault, do_anonymous_page, do_swap_page, "
-                          "wp_page_reuse"),
+                          "wp_page_reuse; mm/filemap.c filemap_map_pages (fault-around, "
+                          "MachineConfig.fault_around_pages > 1)"),
     "do_wp_page": ("the top of do_wp_page (mm/memory.c; LUF v10's luf_flush() for a "
                    "normal folio)",
                    "mm/memory.c handle_pte_fault (a write to a present read-only PTE), "

@@ -213,7 +213,9 @@ class Protocol:
     def fault_install_pte(self, task, mm, vma, vpage: int, pte, write: bool) -> None:
         """A fault just installed (``set_pte_at`` in ``finish_fault``/``do_anonymous_page``/
         ``do_swap_page``) or upgraded (``wp_page_reuse``) ``pte``, still under the PTL.
-        Must not yield."""
+        With fault-around (``MachineConfig.fault_around_pages`` > 1) also for each page
+        ``filemap_map_pages`` maps read-only, the faulting page's neighbours included
+        (``vpage`` says which). Must not yield."""
 
     def do_wp_page(self, task, mm, vma, vpage: int) -> None:
         """The top of ``do_wp_page`` (mm/memory.c): a write fault found ``vpage``'s PTE
