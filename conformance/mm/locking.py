@@ -158,12 +158,7 @@ class LockingPaths:
         instead (no VMA there, or the VMA is write-locked: ``vm_lock_seq == mm_lock_seq``,
         a writer of the mm has called :meth:`vma_start_write` on it and not yet released
         ``mmap_lock``). Never waits (``down_read_trylock``). The read lock is in
-        ``op.held`` as the VMA itself until :meth:`vma_end_read`.
-
-        Simplification: a VMA's ``anon_vma`` exists from its creation (the model's
-        ``anon_id``), so the kernel's ``vmf_anon_prepare`` fallback, which sends the first
-        anonymous fault of a VMA to ``mmap_lock``, never happens; that fault runs under the
-        VMA lock as every later one does in the kernel."""
+        ``op.held`` as the VMA itself until :meth:`vma_end_read`."""
         vma = mm.find_vma(vpage)
         if vma is None or vma.vm_write_locked:
             return None

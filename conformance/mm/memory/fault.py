@@ -86,47 +86,35 @@ class FaultPaths:
         tr = self.trace
         tried = False  # FAULT_FLAG_TRIED
         vma = self.lock_vma_under_rcu(op, mm, vpage)
-        if vma is not None and write and not vma.writable:  # access_error (6.10+):
-            self.vma_end_read(op, vma)  # bad_area_access_error(..., NULL, vma)
-            tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)
-            op.result = "segv"
-            return
-        if vma is not None:
-            r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
-            yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
-            if r is VM_FAULT_RETRY_MAJOR:  # if (fault & VM_FAULT_MAJOR) flags |= FAULT_FLAG_TRIED
-                r = VM_FAULT_RETRY
-                tried = True
-            if r is not VM_FAULT_RETRY and r is not VM_FAULT_COMPLETED:
-                self.vma_end_read(op, vma)
-            if r is REFAULT:  # returned 0: back to user space, where the access restarts
-                tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
-                op.result = "restart"
-            if r is not VM_FAULT_RETRY:
-                return
-            tr.msg(op, "fault mm%d:v%d: %s under the VMA lock, mmap_lock%s", mm.id, vpage,
-                   "VM_FAULT_RETRY|VM_FAULT_MAJOR" if tried else "VM_FAULT_RETRY",
-                   " (FAULT_FLAG_TRIED)" if tried else "")
+        per_vma = vma is not None  # FAULT_FLAG_VMA_LOCK: this try holds the VMA's lock
         while True:
-            yield from self.mmap_read_lock(op, mm)
-            vma = mm.find_vma(vpage)
-            if vma is None or (write and not vma.writable):
-                tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)
+            if not per_vma:  # lock_mmap: / retry:
+                yield from self.mmap_read_lock(op, mm)
+                vma = mm.find_vma(vpage)
+            if vma is None or (write and not vma.writable):  # access_error: under the VMA
+                tr.msg(op, "fault mm%d:v%d -> SIGSEGV", mm.id, vpage)  # lock too (6.10+)
                 op.result = "segv"
-                self.mmap_read_unlock(op, mm)
+                self._drop_fault_lock(op, mm)
                 return
             r = yield from self.handle_mm_fault(op, mm, vma, vpage, write, tried)
             yield from hook(self.proto.handle_mm_fault_end(op, mm, vma, vpage, write))
             if r is VM_FAULT_RETRY_MAJOR:
                 r = VM_FAULT_RETRY
-            if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released mmap_lock
+                tried = tried or per_vma  # VMA lock: if (fault & VM_FAULT_MAJOR) TRIED
+            if r is VM_FAULT_COMPLETED:  # fault_dirty_shared_page released the lock
                 return
             if r is not VM_FAULT_RETRY:
-                self.mmap_read_unlock(op, mm)
+                self._drop_fault_lock(op, mm)
                 if r is REFAULT:  # returned 0: back to user space, where the access restarts
                     tr.msg(op, "fault mm%d:v%d: returns 0, the access restarts", mm.id, vpage)
                     op.result = "restart"
                 return
+            if per_vma:
+                tr.msg(op, "fault mm%d:v%d: %s under the VMA lock, mmap_lock%s", mm.id, vpage,
+                       "VM_FAULT_RETRY|VM_FAULT_MAJOR" if tried else "VM_FAULT_RETRY",
+                       " (FAULT_FLAG_TRIED)" if tried else "")
+                per_vma = False
+                continue
             if tried:  # never: a retried fault sleeps under mmap_lock
                 raise ModelError("handle_mm_fault: VM_FAULT_RETRY with FAULT_FLAG_TRIED")
             tr.msg(op, "fault mm%d:v%d: VM_FAULT_RETRY, again", mm.id, vpage)
@@ -268,13 +256,17 @@ class FaultPaths:
         ``fault_dirty_shared_page``); the fault then ends in ``VM_FAULT_RETRY`` or
         ``VM_FAULT_COMPLETED`` without unlocking it again. A fault under its VMA lock
         (``FAULT_FLAG_VMA_LOCK``, :meth:`fault`) drops that instead (``vma_end_read``)."""
+        self.trace.msg(op, "%s: drops %s", where, self._drop_fault_lock(op, mm))
+
+    def _drop_fault_lock(self, op, mm) -> str:
+        """Drop the lock a fault holds, its VMA's (``vma_end_read``) or ``mmap_lock``
+        (``mmap_read_unlock``), and name it."""
         for h in op.held:
             if h.__class__ is Vma:
                 self.vma_end_read(op, h)
-                self.trace.msg(op, "%s: drops the VMA lock", where)
-                return
+                return "the VMA lock"
         self.mmap_read_unlock(op, mm)
-        self.trace.msg(op, "%s: drops mmap_lock", where)
+        return "mmap_lock"
 
     def do_anonymous_page(self, op, mm, vma, vpage, write):
         """``do_anonymous_page``: allocate a zeroed folio, then install under the PTL.
