@@ -20,6 +20,12 @@ nothing), and summed over a run's examples and chunks as one flat dict (:func:`t
   at the first stale entry), never per step.
 * ``window stale-used``: a user access *uses* a stale entry (a TLB hit, no walk) while an
   operation of a path is in flight, per path of every operation then in flight.
+* ``window beside-writer``: a fault runs under its VMA's read lock alone while a writer of
+  the same mm holds ``mmap_lock`` for write (per-VMA locks, ``lock_vma_under_rcu``), per
+  path of the writer (:data:`WRITER_PATHS`). Counted once per overlap, where it begins: a
+  fault taking the VMA lock under a writer, or a writer taking ``mmap_lock`` while a fault
+  holds a VMA lock of the mm. The interleavings per-VMA locks opened (a writer changing one
+  VMA while a fault installs a PTE in another) are reached only where this one is.
 
 Plus ``check RULE``: how often the oracle checked each rule (``Oracle.checked``).
 
@@ -54,7 +60,16 @@ PATHS = ("fault", "reclaim", "migrate", "munmap", "mmap", "mprotect", "madvise",
 WINDOWS = {"pending": "a deferred flush pending (a stale TLB entry alive) when an operation "
                       "of the path starts",
            "stale-used": "a user access used a stale TLB entry while an operation of the "
-                         "path was in flight"}
+                         "path was in flight",
+           "beside-writer": "a fault ran under its VMA's lock alone while a writer of the "
+                            "path held the mm's mmap_lock"}
+#: the paths that take ``mmap_lock`` for write (``mmap_write_lock``) while a fault of the
+#: mm may be in flight: the only paths the beside-writer window can name (exit takes it too,
+#: but only once no task of the mm is left: ``Machine.exit_mmap`` refuses while one is in
+#: the kernel)
+WRITER_PATHS = ("munmap", "mmap", "mprotect", "mremap", "fork")
+#: the paths each window can name
+WINDOW_PATHS = {"pending": PATHS, "stale-used": PATHS, "beside-writer": WRITER_PATHS}
 #: the rules the oracle counts (``Oracle.checked``)
 RULES = ("S1", "S2", "S3", "C1", "O1")
 
@@ -68,7 +83,7 @@ def counters() -> dict:
         >>> from conformance.registry import load_protocol
         >>> from conformance.machine import Machine
         >>> cov = Machine(counted_class(load_protocol("immediate"))).coverage
-        >>> dict(cov["hook should_defer_flush"]), dict(cov["window pending"])
+        >>> dict(cov["hook should_defer_flush"]), dict(cov["window beside-writer"])
         ({}, {})
         >>> Machine(load_protocol("immediate")).coverage    # not counted
         {}
@@ -76,6 +91,7 @@ def counters() -> dict:
     cov = {k: defaultdict(int) for k in _HOOK_KEYS}
     cov["window pending"] = defaultdict(int)
     cov["window stale-used"] = defaultdict(int)
+    cov["window beside-writer"] = defaultdict(int)
     return cov
 
 
@@ -238,7 +254,7 @@ def windows(counts: dict) -> dict:
     Example::
 
         >>> windows({"window pending @reclaim": 4})
-        {'pending': {'reclaim': 4}, 'stale-used': {}}
+        {'pending': {'reclaim': 4}, 'stale-used': {}, 'beside-writer': {}}
     """
     return {w: _split(counts, "window " + w) for w in WINDOWS}
 
@@ -274,7 +290,8 @@ def unreached_windows(counts: dict) -> list[str]:
         >>> "pending @munmap" in unreached_windows({"window pending @reclaim": 1})
         True
     """
-    return [f"{w} @{p}" for w, per in windows(counts).items() for p in PATHS if p not in per]
+    return [f"{w} @{p}" for w, per in windows(counts).items() for p in WINDOW_PATHS[w]
+            if p not in per]
 
 
 def _top(per: dict, n: int) -> str:
@@ -304,9 +321,9 @@ def summary(counts: dict, width: int = 6) -> list[str]:
         if not per:
             lines.append(f"window    {w}: never reached")
             continue
-        lines.append(f"window    {w}: {sum(per.values()):,} in {len(per)} of {len(PATHS)} paths; "
-                     f"top: {_top(per, width)}")
-        never = [p for p in PATHS if p not in per]
+        lines.append(f"window    {w}: {sum(per.values()):,} in {len(per)} of "
+                     f"{len(WINDOW_PATHS[w])} paths; top: {_top(per, width)}")
+        never = [p for p in WINDOW_PATHS[w] if p not in per]
         if never:
             lines.append(f"          never reached: {', '.join(never)}")
     return lines

@@ -236,6 +236,8 @@ class Machine:
             is not _BASE_FTS
         self._w_pending = self.coverage.get("window pending")
         self._w_stale = self.coverage.get("window stale-used")
+        #: per-VMA locks (coverage.py): a fault under its VMA lock beside a writer of its mm
+        self._w_beside = self.coverage.get("window beside-writer")
 
     def _boot(self, proto_cls) -> None:
         """The protocol object (its ``__init__``), each mm's ``init_mm``, the boot layout

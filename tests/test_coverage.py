@@ -151,3 +151,40 @@ def test_a_pointed_hook_counts_inline_and_calls_the_protocol_directly():
         "hook set_tlb_ubc_flush_pending @reclaim": 1, "hook try_to_unmap_flush @reclaim": 2,
         "hook try_to_unmap_flush_dirty @reclaim": 1, "hook try_to_unmap_begin @reclaim": 1,
         "hook try_to_unmap_end @reclaim": 1, "hook free_unref_folios @reclaim": 1}
+
+
+def test_beside_writer_window_counts_each_overlap_where_it_begins(monkeypatch):
+    """A fault holding A's VMA lock when munmap(B) takes ``mmap_lock`` counts the
+    beside-writer window for munmap once (the writer's start); a fault on B starting
+    under mprotect(A)'s ``mmap_lock`` counts it for mprotect (the fault's start). On the
+    pre-6.4 model (no per-VMA locks) neither overlap exists and the window stays empty."""
+    from test_per_vma_lock import fault_held_under_a, pre_6_4
+
+    from conformance.config import MachineConfig
+
+    linux = coverage.counted_class(load_protocol("linux"))
+    m = Machine(linux)
+    f = fault_held_under_a(m)
+    m.munmap(2, 2, 2)
+    assert f in m.ops and m.coverage["window beside-writer"] == {"munmap": 1}
+    m.drain()
+    assert m.coverage["window beside-writer"] == {"munmap": 1}
+
+    m = Machine(linux, MachineConfig(ncpus=5))
+    m.madvise(4, 2, 1, "dontneed")
+    m.drain()
+    fault_held_under_a(m)
+    m.mprotect(2, 0, 2, False)  # waits for A's reader: holds mmap_lock, no reader of B yet
+    assert m.coverage["window beside-writer"] == {"mprotect": 1}  # beside the fault on A
+    m.fault(4, 2, False)
+    assert m.coverage["window beside-writer"] == {"mprotect": 2}  # and the one on B
+    m.drain()
+    cert_never = coverage.unreached_windows(coverage.tally(m, {}))
+    assert "beside-writer @munmap" in cert_never and "beside-writer @reclaim" not in cert_never
+
+    pre_6_4(monkeypatch)
+    m = Machine(linux)
+    fault_held_under_a(m)
+    m.munmap(2, 2, 2)
+    m.drain()
+    assert m.coverage["window beside-writer"] == {}

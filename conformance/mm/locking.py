@@ -217,7 +217,12 @@ class LockingPaths:
         return self.down_read(op, mm.mmap_lock)
 
     def mmap_write_lock(self, op, mm):
-        return self.down_write(op, mm.mmap_lock)
+        """``mmap_write_lock``: ``down_write(&mm->mmap_lock)``. Faults holding a VMA's read
+        lock go on beside the writer (per-VMA locks: :meth:`vma_start_write`)."""
+        yield from self.down_write(op, mm.mmap_lock)
+        w = self.m._w_beside
+        if w is not None and any(v.vm_readers for v in mm.vmas):
+            w[op.name] += 1  # coverage: a fault runs beside this writer
 
     def mmap_read_unlock(self, op, mm) -> None:
         self.up_read(op, mm.mmap_lock)

@@ -66,7 +66,8 @@ _SKIP_TYPES = frozenset({types.GeneratorType,
                          types.MethodWrapperType, types.WrapperDescriptorType})
 #: Machine attributes not walked: the history (cut back instead), coverage counters, and
 #: values that never change (config, the protocol's files)
-_MACHINE_SKIP = frozenset({"trace", "actions", "coverage", "_w_pending", "_w_stale", "cfg",
+_MACHINE_SKIP = frozenset({"trace", "actions", "coverage", "_w_pending", "_w_stale",
+                           "_w_beside", "cfg",
                            "_proto_files", "_fts_overridden"})
 _MISSING = object()
 _L_SET = list.__setitem__

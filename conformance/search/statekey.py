@@ -211,7 +211,7 @@ def _hw_parts(m, pd: bytes, cpu: int, fp, top, op_fns) -> bytes:
 _MACHINE_SKIP = frozenset({
     "cfg", "mem", "tlbs", "mms", "ops", "proto", "oracle", "kernel",  # parts of their own
     "trace", "actions", "arch", "coverage", "_proto_files", "_w_pending", "_w_stale",
-    "_fts_overridden",  # the protocol's, never changes
+    "_w_beside", "_fts_overridden",  # the protocol's, never changes
     "failed",  # the history, the hardware's code, coverage counters, bookkeeping
     "pte_insts",  # the next PTE instance is larger than all: ranks stand for the numbers
 })
