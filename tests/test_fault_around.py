@@ -105,3 +105,52 @@ def test_a_window_that_is_not_a_power_of_two_is_one_line_of_bad_input(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["flushcheck: error: bad --config: 'fault_around_pages' must be a power of "
                    "two, not 3"], err
+
+
+def test_v11_posted_need_luf_flush_asks_about_the_faulting_page_not_its_neighbours(monkeypatch):
+    """luf_v11_posted flushes (``need_luf_flush`` -> ``luf_flush(0)``) where a fault finds
+    its page's PTE made writable by someone else; a neighbour its own fault-around mapped
+    does not make the fault the installer of the faulting page (the reading the module had
+    before 2026-12-07 10:59: any install by the fault skipped the flush)::
+
+        CPU1 (mm1 read fault, v1)             CPU3 (mm1 write fault, v1)   CPU2
+                                                                           migrate file0:1
+        do_fault_around: maps v0, v1's
+          folio is locked: skipped
+        lock_folio_maybe_drop_mmap: waits     lock_folio...: waits
+                                                                           migration ends
+                                              set_pte_at(v1, W)
+        VM_FAULT_RETRY: v1 writable, not
+          installed by this fault: luf_flush
+
+    The write fault, which installed v1 itself, does not flush."""
+    import protocols._luf as luf
+
+    who = []
+    flush_all = luf.LufBase.luf_flush_all
+
+    def spy(self, task):
+        who.append(task)
+        return flush_all(self, task)
+
+    monkeypatch.setattr(luf.LufBase, "luf_flush_all", spy)
+    m = Machine(load_protocol("luf_v11_posted"),
+                MachineConfig(populate=False, fault_around_pages=16, ncpus=4))
+    for vp in (2, 3):
+        m.fault(0, vp, False)
+        m.drain()
+    mg = m.migrate(2, (m.mem.files[0].cache[1],))
+    while m.mms[0].ptes[3].kind != MIGRATION:
+        m.advance(mg.id)
+    rd = m.fault(1, 1, False)
+    wr = m.fault(3, 1, True)
+    assert rd.blocked_on is not None and wr.blocked_on is not None
+    for op in (mg, wr, rd):
+        while op in m.ops:
+            m.advance(op.id)
+    text = lines(m)
+    assert "set_pte_at(mm1:v0 -> pfn0 RO)" in text        # rd's fault-around mapped v0
+    assert m.mms[1].ptes[1].writable and wr.result == "ok"  # wr installed v1 writable
+    assert rd in who and wr not in who
+    m.drain()
+    m.check_quiescent()
