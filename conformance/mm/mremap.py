@@ -34,8 +34,11 @@ class MremapPaths:
         order); x86's ``move_normal_pmd`` (a whole, aligned, populated page table moved by
         its PMD into an empty one, with an unconditional ``flush_tlb_range`` and no
         ``flush_tlb_batched_pending``) is not modelled: every extent goes through
-        ``move_ptes``, the kernel's path for any move of less than a whole page table (a
-        model page table stands for a 2 MB region of which the model tracks a few pages).
+        ``move_ptes``, the kernel's path for a move of less than a whole page table (a
+        model page table stands for a 2 MB region of which the model tracks a few pages;
+        6.7+'s ``try_realign_addr`` turns such a move into ``move_normal_pmd`` when it
+        reaches the region's end with no VMA below it: the model assumes the untracked
+        rest of the region is mapped, so it never does; docs/model.md K14).
         Until 2026-12-04 the model skipped ``do_vmi_munmap`` of the old range, and reported
         races (``litmus/gap-truncate-vs-mremap.litmus``) whose mremap the kernel's nested
         ``tlb_finish_mmu`` flushes before it returns (docs/SOUNDNESS.md).
