@@ -252,3 +252,50 @@ def test_fork_and_exit_of_the_same_slot_exclude_each_other():
     assert not m.can_exit(0) and not m.can_fork_into(1)
     m.drain()
     m.check_quiescent()
+
+
+def test_fork_write_locks_each_parent_vma_when_its_loop_reaches_it():
+    """6.5+ ``dup_mmap`` (``for_each_vma(vmi, mpnt) { vma_start_write(mpnt); ...``): while
+    the fork copies mm0's anonymous VMA A [v0, v2), its file VMA B [v2, v4) is not yet
+    write-locked, so a read fault on B (a page B never mapped) runs to its end under B's
+    lock beside the fork; a fault on A, already locked, falls back to ``mmap_lock`` and
+    waits for the fork. (Until 2026-12-07 the model locked every VMA first, the 6.4.y
+    stable form Linus dropped from mainline in 946c6b59c56d, and the fault on B waited.)"""
+    m = Machine(LINUX, MachineConfig(ncpus=3))
+    m.madvise(0, 2, 2, "dontneed")
+    m.drain()
+    m.switch_mm(1, 0)
+    a, b = m.mms[0].vmas
+    f = m.fork(1, 1)
+    while not (a.vm_write_locked and m.mms[1].ptes[0].kind != NONE):
+        m.advance(f.id)
+    assert f in m.ops and not b.vm_write_locked
+    fb = m.fault(2, 2, False)
+    while fb in m.ops and fb.blocked_on is None:
+        m.advance(fb.id)
+    assert fb not in m.ops and fb.result == "ok" and m.mms[0].ptes[2].kind == PRESENT
+    fa = m.fault(0, 1, True)
+    assert fa in m.ops and repr(fa.blocked_on) == "mmap_lock(mm0) (read)"
+    m.drain()
+    m.check_quiescent()
+
+
+def test_fork_copies_no_page_table_of_an_anonymous_vma_never_faulted():
+    """``vma_needs_copy``: an anonymous VMA without an ``anon_vma`` (never faulted) is not
+    copied, so the child gets no page table for it even where the parent's table exists
+    (here for the file VMA sharing it); a faulted one is copied."""
+    cfg = MachineConfig(ncpus=2, populate=False, ptes_per_table=4)
+    for fault_anon in (False, True):
+        m = Machine(LINUX, cfg)
+        m.user_access(0, 2, False)  # mm0's file page: the parent's one table exists
+        m.drain()
+        if fault_anon:
+            m.user_access(0, 0, True)
+            m.drain()
+        assert m.mms[0].vmas[0].anon_vma is fault_anon
+        m.switch_mm(1, 0)
+        m.fork(1, 1)
+        m.drain()
+        assert m.mms[1].pmds == [fault_anon]
+        assert (m.mms[1].ptes[0].kind == PRESENT) is fault_anon
+        m.check_quiescent()

@@ -9,6 +9,7 @@ it models, and says where it simplifies it (summary in docs/model.md).
 from __future__ import annotations
 
 from ..errors import ModelError
+from .mm_types import NONE
 
 
 class ForkPaths:
@@ -27,13 +28,16 @@ class ForkPaths:
 
         ``mmap_write_lock`` of both mms, in mm-id order (the kernel's child mm is new and
         unreachable, so its order does not matter there; here another task may hold the
-        slot's lock). Per parent VMA (``vm_area_dup``: flags, file, ``vm_pgoff`` and the
+        slot's lock). Per parent VMA, in address order: ``vma_start_write`` (waits for a
+        fault holding its read lock; a fault on a VMA the loop has not reached yet runs
+        beside the fork, as in 6.5+), ``vm_area_dup`` (flags, file, ``vm_pgoff`` and the
         protocol slot copied), an anonymous VMA gets its own ``anon_vma`` hanging off the
         parent's root (``anon_vma_fork``: a new location id, ``PhysMem.anon_root``; the
         child's locations start with the parent's values). ``copy_page_range`` runs only
-        where ``vma_needs_copy``: anonymous VMAs (shared file mappings have no
-        ``anon_vma`` and are faulted in by the child) -> :meth:`copy_pte_range` per page
-        table. Simplification: the root ``anon_vma`` lock that ``anon_vma_fork`` takes for
+        where ``vma_needs_copy``: an anonymous VMA with an ``anon_vma`` (shared file
+        mappings have none and are faulted in by the child; an anonymous VMA never faulted
+        has none yet, and the child gets no page table for it) -> :meth:`copy_pte_range`
+        per page table. Simplification: the root ``anon_vma`` lock that ``anon_vma_fork`` takes for
         the link is held through each page table's copy, so no rmap walk (reclaim, migration)
         runs during it; in the kernel a walk may race the copy and find the folio mapped
         again afterwards (``shrink_folio_list``: ``folio_mapped`` -> activate), and the
@@ -56,14 +60,15 @@ class ForkPaths:
         first, second = (mm, child) if mm.id < child.id else (child, mm)
         yield from self.mmap_write_lock(op, first)
         yield from self.mmap_write_lock(op, second)
-        # dup_mmap: "Disallow any page faults before calling flush_cache_dup_mm": every
-        # VMA of the parent is write-locked (fb49c455323f), so a parent fault under its VMA
-        # lock ends first and later ones wait for mmap_lock, as before per-VMA locks
-        yield from self.vma_start_write_range(op, mm, 0, len(mm.ptes))
         if child.vmas:  # the slot's previous tenant exits
             yield from self.unmap_region(op, child, 0, len(child.ptes))
         mem = self.mem
         for vma in list(mm.vmas):
+            # for_each_vma(vmi, mpnt) { vma_start_write(mpnt); ...: each parent VMA is
+            # write-locked when the loop reaches it (fb49c455323f, 6.5+; 6.4.y's loop that
+            # locked every VMA first was dropped from mainline in 946c6b59c56d), so a
+            # fault on a VMA the loop has not reached runs beside the fork
+            yield from self.vma_start_write(op, vma)
             new = vma.split_copy(vma.start, vma.end)  # vm_area_dup
             if vma.is_anon:  # anon_vma_fork
                 new.anon_id = self.m.new_anon_id()
@@ -71,7 +76,12 @@ class ForkPaths:
             child.vmas.append(new)
             child.vmas.sort(key=lambda v: v.start)
             self._touch_range(op, child, new.start, new.end)
-            if not vma.is_anon:  # !vma_needs_copy: the child faults the file pages in
+            if not vma.is_anon or not vma.anon_vma:
+                # !vma_needs_copy: no anon_vma (a shared file mapping, or an anonymous VMA
+                # never faulted): nothing to copy, the child faults its pages in
+                if vma.is_anon and any(mm.ptes[vp].kind != NONE
+                                       for vp in range(vma.start, vma.end)):
+                    raise ModelError(f"{vma} maps pages but has no anon_vma")
                 continue
             # anon_vma_fork's anon_vma_lock_write(root), held here through each page
             # table's copy (see above)

@@ -39,8 +39,12 @@ class CopyPaths:
         maps in both mms); for a swap entry the swap-cache folio of its slot, if any (a
         reclaim's deferred flush: the child's swap-in finds that folio, or the slot written
         from it).
-        Simplification: no GUP pins, so ``folio_try_dup_anon_rmap_pte`` never fails
-        (``copy_present_page`` is never needed).
+        Simplifications: no GUP pins, so ``folio_try_dup_anon_rmap_pte`` never fails
+        (``copy_present_page`` is never needed); the PTLs are held through the whole page
+        table, where the kernel may drop them for ``cond_resched`` once ``progress`` passes
+        32 (a present or swap PTE counts 8) and go on at ``again``: the model's tables are
+        too small to pass it but at ``ptes_per_table`` >= 5, and the break only adds points
+        between PTE copies inside the fork window (a miss, never a false FAIL).
         """
         mem = self.mem
         expected = self.oracle.expected
