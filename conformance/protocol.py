@@ -133,6 +133,13 @@ class Protocol:
     #: time they re-take the PTL after dropping it to split a large folio (383c4613c67c).
     RECHECK_AFTER_RELOCK = True
 
+    #: ``CONFIG_MMU_GATHER_MERGE_VMAS``, which arch/x86/Kconfig selects (1e9fdf21a433; x86's
+    #: ``tlb_end_vma`` was an empty stub before it): ``tlb_end_vma`` does not flush, the
+    #: gather's range grows across VMAs and ``tlb_finish_mmu`` (or a forced flush of
+    #: ``zap_pte_range``) flushes it. False: asm-generic's default, a flush at every VMA
+    #: boundary (``tlb_flush_mmu_tlbonly``); the model before 2026-12-07 13:10 did that.
+    MMU_GATHER_MERGE_VMAS = True
+
     def __init__(self, arch, free_pages) -> None:
         self.arch = arch
         #: ``free_unref_folios`` of the page allocator: ``free_pages(frames)``
@@ -317,8 +324,11 @@ class Protocol:
         tlb.free_pages(tlb)
 
     def tlb_end_vma(self, tlb: MmuGather, vma) -> None:
-        """``tlb_end_vma``: flush at VMA boundaries unless ``fullmm``. May yield."""
-        if tlb.fullmm:
+        """``tlb_end_vma`` (include/asm-generic/tlb.h): nothing on x86
+        (:attr:`MMU_GATHER_MERGE_VMAS`; the kernel's ``vma_pfn`` exception is for
+        VM_PFNMAP, which the model has not); without it a flush at the VMA boundary unless
+        ``fullmm``. May yield."""
+        if tlb.fullmm or self.MMU_GATHER_MERGE_VMAS:
             return
         self.tlb_flush_mmu_tlbonly(tlb)
 

@@ -39,13 +39,14 @@ class NestedMadviseOnly(Linux):
     def tlb_finish_mmu(self, tlb) -> None:
         """The nested full flush only when two madvise gathers overlap."""
         st = tlb.mm.proto
-        if tlb.path == "madvise":
-            if st.madv_gathers > 1:
-                tlb.fullmm = True
-                tlb.reset_range()
-                tlb.freed_tables = True
-            st.madv_gathers -= 1
+        madv = tlb.path == "madvise"
+        if madv and st.madv_gathers > 1:
+            tlb.fullmm = True
+            tlb.reset_range()
+            tlb.freed_tables = True
         self.tlb_flush_mmu(tlb)
+        if madv:  # after the flush, as dec_tlb_flush_pending is (until 2026-12-07 before
+            st.madv_gathers -= 1  # it: a second bug, hidden while tlb_end_vma flushed)
         tlb.mm.tlb_flush_pending -= 1
 
 
