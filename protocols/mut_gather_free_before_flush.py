@@ -2,8 +2,8 @@
 
 mm/mmu_gather.c ``tlb_flush_mmu`` is ``tlb_flush_mmu_tlbonly(tlb); tlb_flush_mmu_free(tlb);``
 ("unhook, invalidate, free": include/asm-generic/tlb.h, the comment at the top). This
-variant swaps the two, in one plain hook. With ``CONFIG_MMU_GATHER_MERGE_VMAS`` (powerpc,
-s390: include/asm-generic/tlb.h "Indicates the architecture wants to merge ranges over
+variant swaps the two, in one plain hook. With ``CONFIG_MMU_GATHER_MERGE_VMAS`` (x86,
+powerpc, s390: include/asm-generic/tlb.h "Indicates the architecture wants to merge ranges over
 VMAs"), ``tlb_end_vma`` does not flush, so ``tlb_finish_mmu`` -> ``tlb_flush_mmu`` is the
 gather's only flush and the order inside it is all that keeps a freed page out of other
 CPUs' TLBs.

@@ -8,7 +8,7 @@ gathers per mm instead of ``mm->tlb_flush_pending``.
 
 Correct while every other gather holds ``mmap_lock`` for write. Truncate and hole punch
 (``unmap_mapping_range`` -> ``zap_page_range_single``) take no ``mmap_lock``: their gather
-clears a file PTE and flushes only at its ``tlb_end_vma``; a madvise (or munmap) of the
+clears a file PTE and flushes only at its ``tlb_finish_mmu``; a madvise (or munmap) of the
 page that finds the PTE already empty then returns without a flush while another CPU still
 caches it (S3). ``litmus/gap-truncate-nested.litmus``.
 """

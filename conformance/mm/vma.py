@@ -39,8 +39,8 @@ class VmaPaths:
                                                 i_mmap walk: the detached VMA
                                                 zap_pte_range: v0 none, nothing
                                                 tlb_finish_mmu: nested -> full flush
-            tlb_end_vma: flush
             free_pgtables: unlink_file_vma
+            tlb_finish_mmu: flush
 
         ``free_pgtables`` takes each VMA's rmap lock for write to unlink it
         (``unlink_anon_vmas``: the anon_vma root's rwsem; ``unlink_file_vma_batch_process``:
@@ -51,7 +51,7 @@ class VmaPaths:
                                                 i_mmap_lock_read, the detached VMA
                                                 zap_pte_range: clear v0, unlock
             zap_pte_range: v0 none
-            tlb_end_vma: nothing to flush
+            (nothing gathered)
             free_pgtables: i_mmap write: waits
                                                 tlb_finish_mmu: flush v0
                                                 i_mmap_unlock_read

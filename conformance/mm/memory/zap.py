@@ -26,7 +26,8 @@ class ZapPaths:
         removes the rmap only after that flush (5df397dec7c4); with ``delay_rmap``
         False the rmap goes at once (``page_remove_rmap`` in the loop), so
         ``folio_mkclean`` no longer finds the mapping; without ``force_flush`` the flush
-        waits for ``tlb_end_vma``/``tlb_finish_mmu``. When ``force_flush``, a ``yield``
+        waits for ``tlb_end_vma``/``tlb_finish_mmu`` (x86's ``tlb_end_vma`` does not flush:
+        ``Protocol.MMU_GATHER_MERGE_VMAS``). When ``force_flush``, a ``yield``
         between the PTE loop and ``tlb_flush_mmu_tlbonly`` (PTL held) stands for the
         rest of the page-table walk and the IPI wait: another CPU's ``folio_mkclean``
         (writeback) may run there. After the PTL is dropped, a forced flush frees the batch
@@ -105,13 +106,17 @@ class ZapPaths:
             vpage = first = addr
             addr = end
             while vpage < end:
-                if resched and vpage != first:  # if (need_resched()) break;
+                pte = mm.ptes[vpage]
+                kind = pte.kind
+                # 6.12: "if (pte_none(ptent)) continue; if (need_resched()) break;": a
+                # none slot is passed under the PTL, the break comes only before a PTE to
+                # zap (until 2026-12-07 the model could break before a none slot too, so a
+                # fault could fill it and this pass zap it: a review)
+                if kind != NONE and resched and vpage != first:
                     addr = vpage
                     self.trace.msg(op, "zap: need_resched, drop the PTL mid-table")
                     break
                 op.s3_visits[(mm.id, vpage)] = self.m.pte_insts
-                pte = mm.ptes[vpage]
-                kind = pte.kind
                 vpage += 1
                 if kind == NONE:
                     continue
