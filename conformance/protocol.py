@@ -140,7 +140,7 @@ class Protocol:
     #: boundary (``tlb_flush_mmu_tlbonly``). **False by default for now, where x86 is True**
     #: (docs/model.md section 11 item 34: a miss, more flushing than x86; every saved
     #: reproducer and pinned count of the suite was measured with the flush, and turning it
-    #: off moves 45 of them). A protocol module may set True to be checked as on x86.
+    #: off moved 44 of them). A protocol module may set True to be checked as on x86.
     MMU_GATHER_MERGE_VMAS = False
 
     def __init__(self, arch, free_pages) -> None:
