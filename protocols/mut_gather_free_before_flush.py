@@ -28,8 +28,8 @@ from protocols.linux import Linux
 class GatherFreeBeforeFlush(Linux):
     """Mainline with ``MMU_GATHER_MERGE_VMAS`` and ``tlb_flush_mmu`` freeing before it flushes."""
 
-    def tlb_end_vma(self, tlb, vma) -> None:
-        """``MMU_GATHER_MERGE_VMAS``: no flush at VMA boundaries (``tlb_finish_mmu`` does it)."""
+    #: no flush at VMA boundaries (``tlb_finish_mmu`` does it)
+    MMU_GATHER_MERGE_VMAS = True
 
     def tlb_flush_mmu(self, tlb) -> None:
         """Free the gathered pages, then invalidate (the wrong order, in one plain hook)."""

@@ -31,8 +31,7 @@ class MergeVmas(Linux):
     """The mutant's correct counterpart: ``MMU_GATHER_MERGE_VMAS`` (no flush at
     ``tlb_end_vma``), ``tlb_flush_mmu`` in the kernel's order (flush, then free)."""
 
-    def tlb_end_vma(self, tlb, vma) -> None:
-        pass
+    MMU_GATHER_MERGE_VMAS = True
 
 
 def points(m):

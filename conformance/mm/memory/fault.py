@@ -87,9 +87,9 @@ class FaultPaths:
         tried = False  # FAULT_FLAG_TRIED
         vma = self.lock_vma_under_rcu(op, mm, vpage)
         per_vma = vma is not None  # FAULT_FLAG_VMA_LOCK: this try holds the VMA's lock
-        writer = mm.mmap_lock.writer
-        if per_vma and writer is not None and self.m._w_beside is not None:
-            self.m._w_beside[writer.name] += 1  # coverage: beside a writer of the mm
+        beside = self.m._w_beside  # coverage: a fault beside a writer of the mm
+        if beside is not None and per_vma and mm.mmap_lock.writer is not None:
+            beside[mm.mmap_lock.writer.name] += 1
         while True:
             if not per_vma:  # lock_mmap: / retry:
                 yield from self.mmap_read_lock(op, mm)
