@@ -133,15 +133,15 @@ class Protocol:
     #: time they re-take the PTL after dropping it to split a large folio (383c4613c67c).
     RECHECK_AFTER_RELOCK = True
 
-    #: ``CONFIG_MMU_GATHER_MERGE_VMAS``, which arch/x86/Kconfig selects (1e9fdf21a433; x86's
-    #: ``tlb_end_vma`` was an empty stub before it): True, ``tlb_end_vma`` does not flush,
-    #: the gather's range grows across VMAs and ``tlb_finish_mmu`` (or a forced flush of
-    #: ``zap_pte_range``) flushes it. False: asm-generic's default, a flush at every VMA
-    #: boundary (``tlb_flush_mmu_tlbonly``). **False by default for now, where x86 is True**
-    #: (docs/model.md section 11 item 34: a miss, more flushing than x86; every saved
-    #: reproducer and pinned count of the suite was measured with the flush, and turning it
-    #: off moved 44 of them). A protocol module may set True to be checked as on x86.
-    MMU_GATHER_MERGE_VMAS = False
+    #: ``CONFIG_MMU_GATHER_MERGE_VMAS``, which x86, powerpc, s390 and loongarch select
+    #: (1e9fdf21a433; x86's ``tlb_end_vma`` was an empty stub before it): True,
+    #: ``tlb_end_vma`` does not flush, the gather's range grows across VMAs and
+    #: ``tlb_finish_mmu`` (or a forced flush of ``zap_pte_range``) flushes it. False:
+    #: asm-generic's default (arm64, riscv), a flush at every VMA boundary
+    #: (``tlb_flush_mmu_tlbonly``). **True by default since 2026-12-07 15:00** (x86's; docs/
+    #: model.md section 11 item 34: False, the model's only behaviour before, flushed more than
+    #: x86, a miss). A protocol module may set False to be checked as on arm64.
+    MMU_GATHER_MERGE_VMAS = True
 
     def __init__(self, arch, free_pages) -> None:
         self.arch = arch

@@ -28,7 +28,10 @@ from protocols.linux import Linux
 class GatherFreeBeforeFlush(Linux):
     """Mainline with ``MMU_GATHER_MERGE_VMAS`` and ``tlb_flush_mmu`` freeing before it flushes."""
 
-    #: no flush at VMA boundaries (``tlb_finish_mmu`` does it)
+    #: no flush at VMA boundaries (``tlb_finish_mmu`` does it): the model's default since
+    #: 2026-12-07, set here all the same because the mutant's window needs it (with False,
+    #: ``tlb_end_vma`` flushes before ``tlb_finish_mmu`` frees, and only a full batch's
+    #: flush in mid-walk keeps the wrong order's window)
     MMU_GATHER_MERGE_VMAS = True
 
     def tlb_flush_mmu(self, tlb) -> None:

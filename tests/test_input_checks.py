@@ -119,7 +119,7 @@ def test_an_untouched_reproducer_replays_to_its_failure(saved, capsys):
     assert rc == 1 and err == "", err
     assert f"  replayed  {data['verdict']}\n" in out
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "replay")
-    walk = os.path.join(here, "linux_4_3-walk39.json")
+    walk = os.path.join(here, "linux_4_3-walk115.json")
     rc, out, err = _replay(capsys, walk)
     assert rc == 1 and err == "" and "replayed  VIOLATION" in out
 

@@ -73,7 +73,10 @@ WALK_FOUND = {
     #   split window began to hold its folio's lock (reclaim must unmap another folio of the
     #   table, and the split one must be old and clean, or x86 flushes the whole mm). Seed 0,
     #   S3 at 55, until then (seed 7, S3 at 6 until 2026-12-05)
-    "linux_4_13": (5, 1000),  # S3 within 705, 4.6 s (seeds 0-5 at 1,000 since a shared
+    "linux_4_13": (11, 500),  # S3 at 127, 1.2 s (seeds 0-11 at 1,000 since tlb_end_vma
+    #   stopped flushing, MMU_GATHER_MERGE_VMAS, 2026-12-07 15:00: S3 at 1, 8 and 11, at
+    #   388, 183 and 127, 19, 42 and 1.2 s; seed 5, S3 within 705 at 1,000, until then;
+    #   seeds 0-5 at 1,000 since a shared
     #   write fault's first try drops mmap_lock after the install, 2026-12-06 16:00: only 5;
     #   seed 6, S3 at 549, until then; seeds 0-15 scanned at 500 examples on 2026-12-06
     #   12:30, after free_pgtables began to free tables: 2 and 8 find it, but their failures
@@ -85,12 +88,16 @@ WALK_FOUND = {
     #   8, until 2026-12-05)
     # the four S2 variants: through migration since 2026-12-05 (try_to_unmap_flush_dirty
     # flushes tlb_ubc_luf before pageout, RFC v12 16/26); seed 5, S2 at 46 (pageout), until then
-    "luf_v10_posted": (10, 500),  # S2 at 72 (seeds 0-11 since free_pgtables frees tables,
+    "luf_v10_posted": (0, 500),  # S2 at 94 (seeds 0-11 since tlb_end_vma stopped flushing,
+    #   2026-12-07 15:00: C1 first in all but 0; seed 10, S2 at 72, until then; seeds 0-11
+    #   since free_pgtables frees tables,
     #   2026-12-06 12:30: C1 first in all but 10; seed 0, S2 at 10, until then)
     "luf_v11_posted": (0, 500),  # S2 at 10
     "luf_v12": (11, 500),  # S2 at 182 (seeds 0-11 since 2026-12-06 12:30: S2 first at 4,
     #   8, 11; seed 0, S2 at 10, until then)
-    "luf_v12_posted": (20, 500),  # S2 within 54, 2.3 s (seeds 0-23 since the madvise split
+    "luf_v12_posted": (3, 500),  # S2 at 285, 2.8 s (seeds 0-11 since tlb_end_vma stopped
+    #   flushing, 2026-12-07 15:00: C1 first in all but 3; seed 20, S2 within 54, until
+    #   then; seeds 0-23 since the madvise split
     #   window holds its folio's lock, 2026-12-06 20:50: C1 first in all but 20; seed 15, S2
     #   within 25, until then; seeds 0-15 since a shared write
     #   fault's first try drops mmap_lock after the install, 2026-12-06 16:00: C1 first at
@@ -101,21 +108,29 @@ WALK_FOUND = {
     "luf_vma_flag": (4, 500),  # C1 at 275
     # litmus-only until the portfolio weights of 2026-12-02 16:40 (certify's walk needed
     # 20-36 s for them): fork's S2 and the hole-punch C1 are found within 500 examples now
-    "luf_lazyfree_fix": (11, 2000),  # C1 at 1,558 (seeds 0-23 at 2,000 examples, since
+    "luf_lazyfree_fix": (0, 2000),  # C1 at 1,837 (seeds 0-9 at 2,000 examples since
+    #   tlb_end_vma stopped flushing, 2026-12-07 15:00: 0 and 4 find it, at 1,837 and
+    #   1,934; seed 11, C1 at 1,558, until then; seeds 0-23 at 2,000 examples, since
     #   free_pgtables frees tables, 2026-12-06 12:30: 4 and 11 find it, at 1,933 and 1,558;
     #   seed 22, C1 at 1,218, until then; seeds 0-23 at 2,000 examples, since a
     #   walker skips a range with no page table, 2026-12-06: 11, 18, 22 find it, at 1,559,
     #   1,848, 1,218; seed 19, C1 at 507, until then; seeds 0-39 at 2,000 examples, since
     #   munmap and exit wait for rmap walks in free_pgtables, 2026-12-05: 2, 3, 9, 19 find it,
     #   at 847, 735, 602, 507; seed 14, C1 at 215, until then)
-    "mut_exit_no_flush": (1, 500),  # C1 within 84, 0.3 s (seeds 0-15 since the madvise
+    "mut_exit_no_flush": (11, 500),  # C1 at 14, 0.1 s (seeds 0-11 since tlb_end_vma
+    #   stopped flushing, 2026-12-07 15:00: C1 first at 0, 4, 9, 10, 11, an S3 first at the
+    #   others: the exit's missing flush meets a munmap or madvise returning over the stale
+    #   entry first; seed 1, C1 within 84, until then; seeds 0-15 since the madvise
     #   split window holds its folio's lock, 2026-12-06 20:50: C1 first at 0, 1, 4, 6, 10, 13,
     #   15, an S3 first at the others: a MAP_FIXED mmap returning over the exited mm's stale
     #   entry; seed 5, C1 at 0, until then; seeds 0-15 since 2026-12-06 12:30: C1 first at
     #   1, 4, 5, 6, 12, an S3 or S1 first at the others; seed 3, C1 at 15, until then; seed 1
     #   until 2026-12-05)
     "mut_gather_free_before_flush": (2, 500),  # S1 at 6
-    "mut_munmap_exclusive": (8, 2000),  # S3 at 1,508 (seeds 0-11 at 2,000 examples since
+    "mut_munmap_exclusive": (2, 2500),  # S3 at 2,126 (seeds 0-11 at 2,000 examples find
+    #   none since tlb_end_vma stopped flushing, 2026-12-07 15:00; seeds 0-7 at 8,000: 0, 2
+    #   and 3, at 6,563, 2,126 and 6,518; seed 8, S3 at 1,508, until then; seeds 0-11 at
+    #   2,000 examples since
     #   free_pgtables frees tables and flushes the freed one, 2026-12-06 12:30: only 8; its
     #   tlb_finish_mmu now flushes for any munmap that frees a table; seed 1, S3 at 215, until
     #   then; seed 0, S3 at 7, until 2026-12-05: that S3 was a munmap returning inside a hole
@@ -123,7 +138,9 @@ WALK_FOUND = {
     # litmus-only until the holed machine (2026-12-04 14:30); since mremap unmaps its old
     # range (17:00) the race is mremap marking and a hole punch skipping its flush: seeds
     # 0-11 at 2,000 examples, 8 finds it (at 1,509), the others none
-    "mut_batched_mark_first": (8, 2000),  # S3 at 1,509
+    "mut_batched_mark_first": (2, 2500),  # S3 at 2,126 (seeds 0-11 at 2,000 find none
+    #   since tlb_end_vma stopped flushing, 2026-12-07 15:00; seeds 0-7 at 8,000: 0 and 2,
+    #   at 6,563 and 2,126; seed 8, S3 at 1,509, until then)
 }
 
 

@@ -85,7 +85,18 @@ on 2026-12-07 faults began to take their VMA's lock first (docs/model.md section
 31): every lock drop of a first try now reads ``drops the VMA lock`` (8 fixtures; each
 failing one keeps its rule and step, each passing one its actions) and its retry
 ``VM_FAULT_RETRY under the VMA lock, mmap_lock`` (``VM_FAULT_RETRY|VM_FAULT_MAJOR ...
-(FAULT_FLAG_TRIED)`` after a read). A model change that
+(FAULT_FLAG_TRIED)`` after a read). On 2026-12-07 15:00 ``tlb_end_vma`` stopped
+flushing (x86's ``MMU_GATHER_MERGE_VMAS``, the model's default since; docs/model.md section
+11 item 34): a gather's one flush is ``tlb_finish_mmu``'s, whose pause after the flush is
+one more interleaving point, so most fixtures no longer applied. ``linux_4_3-1``,
+``luf_v12-1`` and ``mut_nested_madvise_only-1`` were saved again (certify, seed 1: S3, C1
+and S3 as before); ``mut_munmap_exclusive-8`` replayed as a PASS and gave way to ``-2``
+(certify, seed 2, 2,500 examples: S3 at example 2,126; seed 8 finds none in 8,000);
+``hist_2_5_no_nested_gather_flush-1`` keeps its actions and its S3, two steps later; the
+six passing walks were drawn again with their seeds (58, 51, 111, 38, 47 and 116 actions);
+``hist_2_3_nested_reclaim-walk163`` gave way to ``-walk255`` (the first S1 of 60-110
+actions among seeds 0..: 69) and ``linux_4_3-walk39`` to ``-walk115`` (the first S3 of
+40-100 actions: 58). A model change that
 moves a single trace event fails here; a deliberate one regenerates the files with
 ``python tests/test_replay_fixtures.py --regenerate`` and says why in its commit.
 """

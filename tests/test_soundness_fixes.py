@@ -16,6 +16,7 @@ from conformance.machine import Machine
 from conformance.oracle import Oracle
 from conformance.mm.mm_types import MIGRATION, PRESENT, SWAP
 from conformance.registry import load_protocol
+from generic_tlb import LinuxFlushAtVmaEnd
 from old_model import old_s3_frame, skip_dirty_flush_if_gathered, undo_in_source
 
 LINUX = load_protocol("linux")
@@ -393,6 +394,11 @@ FORK_UNDER_TRUNCATE = [
     ("advance", (0,)), ("advance", (1,)),
 ]
 CPUS4 = MachineConfig(ncpus=4)
+#: the protocol FORK_UNDER_TRUNCATE runs on: its truncate pauses at the flush of its first
+#: VMA's end, which x86 (MMU_GATHER_MERGE_VMAS, the model's default since 2026-12-07 15:00)
+#: does not make; on x86 the pause is in tlb_finish_mmu and the run above no longer reaches
+#: the child's page (tests/generic_tlb.py)
+FORK_UNDER_TRUNCATE_PROTOCOL = LinuxFlushAtVmaEnd
 
 
 def _replay_until_blocked(m, actions):
@@ -409,7 +415,7 @@ def _replay_until_blocked(m, actions):
 
 
 def test_truncate_does_not_zap_a_fork_childs_page_through_the_old_file_vma():
-    m = Machine(LINUX, CPUS4)
+    m = Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4)
     _replay_until_blocked(m, FORK_UNDER_TRUNCATE)  # no C1: the child's write survives
     assert ("f", 0, 1) not in [v.location(1) for v in m.mms[1].vmas if v.start <= 1 < v.end]
 
@@ -460,10 +466,11 @@ def test_without_the_recheck_truncate_zapped_the_childs_page(monkeypatch):
     def no_recheck(self, op, tlb, mm, vma, start, end, madv=False, rmap_loc=None):
         return zap(self, op, tlb, mm, vma, start, end, madv)
     monkeypatch.setattr(K.Kernel, "zap_pte_range", no_recheck)
-    _replay_until_blocked(Machine(LINUX, CPUS4), FORK_UNDER_TRUNCATE)  # the wait alone: no C1
+    _replay_until_blocked(Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4),
+                          FORK_UNDER_TRUNCATE)  # the wait alone: no C1
     monkeypatch.setattr(K.Kernel, "free_pgtables", _free_pgtables_without_waiting)
     with pytest.raises(C1Violation, match="mm1:v1"):
-        _replay_until_blocked(Machine(LINUX, CPUS4), FORK_UNDER_TRUNCATE)
+        _replay_until_blocked(Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4), FORK_UNDER_TRUNCATE)
 
 
 
@@ -699,13 +706,15 @@ def test_a_fork_window_store_counts_only_for_its_own_location(monkeypatch):
 # mm1 frees both of its tables and its tlb_finish_mmu flushes them (a flush of mm1, one step
 # more: a sixth advance of the fork). And again at 2026-12-06 20:50, when the madvise split
 # window stopped opening for a folio mapped twice (the fork shares pfn1): one advance of the
-# madvise fewer.
+# madvise fewer. And at 2026-12-07 15:00, when tlb_end_vma stopped flushing
+# (MMU_GATHER_MERGE_VMAS, docs/model.md section 11 item 34): the madvise's one flush is in
+# tlb_finish_mmu, one interleaving point more, so one advance of it more after the fill.
 REDIRTIED_LAZYFREE = [
     ("exit_mmap", (0,)), ("advance", (0,)), ("advance", (0,)), ("advance", (0,)),
     ("advance", (0,)), ("advance", (0,)), ("user_access", (0, 0, False)), ("advance", (1,)),
     ("fork", (0, 1)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)), ("advance", (2,)),
     ("advance", (2,)), ("advance", (2,)), ("madvise", (0, 0, 1, "free")), ("advance", (3,)),
-    ("fill", (0, 0)), ("truncate", (0, 1, 1)), ("user_access", (3, 0, True)),
+    ("fill", (0, 0)), ("advance", (3,)), ("truncate", (0, 1, 1)), ("user_access", (3, 0, True)),
     ("reclaim", (0, (1,))), ("advance", (6,)), ("advance", (6,)), ("advance", (6,)),
     ("advance", (5,)), ("write", (3, 1, 1))]
 

@@ -133,8 +133,10 @@ def test_a_worker_that_stops_for_good_is_a_protocol_error_not_a_dead_worker(tmp_
     # frees a table no VMA shares), 86 again until 15:00 (a fault's first try drops
     # mmap_lock for its read: VM_FAULT_RETRY), 128 until 16:00 (a shared write fault's
     # first try drops it after the install: one more interleaving point), 93 until
-    # 2026-12-07 (the walk's migrate rule draws move_pages with a nested reclaim), 100 since
-    assert "PROTOCOL ERROR at step 100: " in runs["1"][0], runs["1"][0]
+    # 2026-12-07 (the walk's migrate rule draws move_pages with a nested reclaim), 100 until
+    # 15:00 that day (tlb_end_vma stopped flushing, MMU_GATHER_MERGE_VMAS: other
+    # interleavings from the same seed), 33 since
+    assert "PROTOCOL ERROR at step 33: " in runs["1"][0], runs["1"][0]
     rc, out, err = _flushcheck(tmp_path, "replay", "r2/stuck-rare.json")
     assert rc == 1 and "no exception can end it" in _last_line(err), (rc, out, err)
 
