@@ -448,7 +448,8 @@ def _check_expected(cls, where: str) -> None:
 
 
 #: the policy constants a protocol may set instead of overriding a hook (conformance/protocol.py)
-CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK")
+CONSTANTS = ("MIGRATE_FLUSH_BEFORE_COPY", "ZAP_DIRTY_FILE_PTE", "RECHECK_AFTER_RELOCK",
+             "MMU_GATHER_MERGE_VMAS")
 
 #: the values ``ZAP_DIRTY_FILE_PTE = (force_flush, delay_rmap)`` may take: the kernels that
 #: had them (conformance/protocol.py). No kernel delayed the rmap without forcing the flush
@@ -459,8 +460,8 @@ ZAP_DIRTY_FILE_PTE_VALUES = ((True, True), (True, False), (False, False))
 
 def _check_constants(cls, where: str) -> None:
     """:class:`UsageError` unless the policy constants of ``cls`` are values the model
-    implements (:data:`CONSTANTS`): ``MIGRATE_FLUSH_BEFORE_COPY`` and ``RECHECK_AFTER_RELOCK``
-    true or false,
+    implements (:data:`CONSTANTS`): ``MIGRATE_FLUSH_BEFORE_COPY``, ``RECHECK_AFTER_RELOCK``
+    and ``MMU_GATHER_MERGE_VMAS`` true or false,
     ``ZAP_DIRTY_FILE_PTE`` one of :data:`ZAP_DIRTY_FILE_PTE_VALUES`. Another value would
     be read as some other kernel's behaviour without a word.
 

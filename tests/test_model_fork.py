@@ -299,3 +299,41 @@ def test_fork_copies_no_page_table_of_an_anonymous_vma_never_faulted():
         assert m.mms[1].pmds == [fault_anon]
         assert (m.mms[1].ptes[0].kind == PRESENT) is fault_anon
         m.check_quiescent()
+
+
+class _DefersWithoutAGeneration(load_protocol("linux")):
+    """Reclaim's flush deferred past the old tenant's exit, with no ``tlb_gen`` bump (as a
+    lazy scheme might): the entry stays on a CPU only one generation behind, which a
+    ranged flush does not reach beyond its range."""
+
+    def set_tlb_ubc_flush_pending(self, task, mm, pteval, vpage):
+        pass
+
+    def try_to_unmap_flush(self, task):
+        pass
+
+    def try_to_unmap_flush_dirty(self, task):
+        pass
+
+    def flush_tlb_batched_pending(self, task, mm):
+        pass
+
+
+def test_no_entry_of_the_slots_old_tenant_survives_into_the_child():
+    """The fork's teardown of the slot's previous tenant is exit_mmap's fullmm gather, so
+    its tlb_finish_mmu flushes the whole mm: in the kernel the child is a new mm, whose new
+    ctx_id makes x86 flush its ASID (choose_new_asid). Until 2026-12-07 16:00 the teardown
+    flushed only the range it cleared, and an old entry of v3 (its PTE cleared earlier, the
+    flush deferred) survived into the child: a C1 at the fork, against the child's own v3,
+    which no kernel can have (a review)."""
+    m = Machine(_DefersWithoutAGeneration, MachineConfig(ncpus=3))
+    m.switch_mm(2, 1)
+    assert m.fill(2, 3)  # CPU2 caches mm1:v3
+    m.reclaim(0, (m.mms[1].ptes[3].frame,))
+    m.drain()  # v3's PTE is none, its flush never comes; CPU2 still caches it
+    assert m.mms[1].ptes[3].kind == NONE and m.tlbs.lookup(m.tlbs.cpus[2], 1, 3) is not None
+    m.switch_mm(1, 0)
+    m.fork(1, 1)
+    m.drain()
+    assert m.tlbs.lookup(m.tlbs.cpus[2], 1, 3) is None
+    assert "flush_tlb_mm(mm1)" in m.trace.timeline(3)

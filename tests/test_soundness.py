@@ -41,8 +41,13 @@ def test_a_file_protocols_findings_are_named_by_its_stem(tmp_path, capsys):
     rc = main(["soundness", "--protocol", str(proto), "--config-set", "quick", "--budget", "2",
                "--jobs", "1", "--shrink-seconds", "1", "--repro-dir", str(tmp_path / "r")])
     assert rc == 1, capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.suffix == ".json")[0] \
-        .startswith("soundness-old_flush-default-S3-")
+    # every reproducer under the stem, none in nested folders (which cell and rule comes
+    # first depends on the 2 s budget: on a host loaded with 4 processes the first file
+    # was not the default cell's S3, 2026-12-07)
+    saved = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert saved and all(n.startswith("soundness-old_flush-") for n in saved), saved
+    assert any(n.startswith("soundness-old_flush-") and "-S3-" in n and n.endswith(".json")
+               for n in saved), saved
 
 
 def test_mainline_passes_a_short_campaign(tmp_path, capsys):

@@ -288,8 +288,8 @@ def test_expected_violation_must_be_a_rule(tmp_path, capsys):
 
 def test_policy_constants_must_be_values_the_model_implements(tmp_path, capsys):
     """ZAP_DIRTY_FILE_PTE = (False, True) (a delayed rmap no forced flush removes) and a
-    non-bool MIGRATE_FLUSH_BEFORE_COPY are one-line errors, exit 2; the three kernels'
-    values load."""
+    non-bool MIGRATE_FLUSH_BEFORE_COPY (or RECHECK_AFTER_RELOCK, MMU_GATHER_MERGE_VMAS) are
+    one-line errors, exit 2; the three kernels' values load, and both gather settings."""
     odd = _protocol(tmp_path, "odd_zap", "ZAP_DIRTY_FILE_PTE = (False, True)\n")
     assert _certify(odd, tmp_path) == EXIT_USAGE
     line = _one_line(capsys.readouterr().err)
@@ -297,12 +297,15 @@ def test_policy_constants_must_be_values_the_model_implements(tmp_path, capsys):
     for i, body in enumerate(("ZAP_DIRTY_FILE_PTE = [True, True]\n",
                               "ZAP_DIRTY_FILE_PTE = (1, 1)\n",
                               "MIGRATE_FLUSH_BEFORE_COPY = 'no'\n",
-                              "RECHECK_AFTER_RELOCK = None\n")):
+                              "RECHECK_AFTER_RELOCK = None\n",
+                              "MMU_GATHER_MERGE_VMAS = 1\n")):
         with pytest.raises(UsageError, match="is not"):
             load_protocol(_protocol(tmp_path, f"bad_const{i}", body))
     for i, value in enumerate(((True, True), (True, False), (False, False))):
         ok = _protocol(tmp_path, f"zap_ok{i}", f"ZAP_DIRTY_FILE_PTE = {value!r}\n")
         assert load_protocol(ok).ZAP_DIRTY_FILE_PTE == value
+    arm64 = _protocol(tmp_path, "per_vma_flush", "MMU_GATHER_MERGE_VMAS = False\n")
+    assert load_protocol(arm64).MMU_GATHER_MERGE_VMAS is False
 
 
 @pytest.mark.parametrize("body, says", [

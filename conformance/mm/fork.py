@@ -21,10 +21,17 @@ class ForkPaths:
 
         The model has a fixed set of mms, so the child *replaces* the slot's previous
         address space: that old tenant exits first (simplification: its teardown is
-        :meth:`unmap_region` over every VMA, an mmu_gather with the usual hooks, not
-        ``exit_mmap``'s ``tlb_gather_mmu_fullmm``); CPUs that had the slot loaded now run
-        the child. The slot keeps its ``mm.proto`` and ``tlb_gen`` (a pending
-        ``tlb_flush_batched`` inherited from the old tenant only costs a flush).
+        :meth:`unmap_region` over every VMA under the fork's write lock, with
+        ``exit_mmap``'s ``tlb_gather_mmu_fullmm``, the usual hooks, and its whole-mm
+        flush at ``tlb_finish_mmu``); CPUs that had the slot loaded now run the child. The
+        slot keeps its ``mm.proto`` and ``tlb_gen`` (a pending ``tlb_flush_batched``
+        inherited from the old tenant only costs a flush). Until 2026-12-07 16:00 the
+        teardown's gather was not fullmm, and its flush covered only the range it cleared:
+        an entry of the old tenant whose PTE another path had cleared, its flush deferred,
+        outside that range, survived into the child (a review). In the kernel the child is
+        a new mm, whose new ``ctx_id`` makes x86 flush the ASID it is given
+        (``choose_new_asid``), so no old entry survives; a protocol that defers a flush
+        past the old mm's exit could fail here for an entry no kernel keeps.
 
         ``mmap_write_lock`` of both mms, in mm-id order (the kernel's child mm is new and
         unreachable, so its order does not matter there; here another task may hold the
@@ -61,7 +68,7 @@ class ForkPaths:
         yield from self.mmap_write_lock(op, first)
         yield from self.mmap_write_lock(op, second)
         if child.vmas:  # the slot's previous tenant exits
-            yield from self.unmap_region(op, child, 0, len(child.ptes))
+            yield from self.unmap_region(op, child, 0, len(child.ptes), fullmm=True)
         mem = self.mem
         for vma in list(mm.vmas):
             # for_each_vma(vmi, mpnt) { vma_start_write(mpnt); ...: each parent VMA is

@@ -14,7 +14,8 @@ from .task import hook
 class VmaPaths:
     """The paths of mm/vma.c, mixed into :class:`conformance.mm.Kernel`."""
 
-    def unmap_region(self, op, mm, start: int, end: int, downgrade: bool = False):
+    def unmap_region(self, op, mm, start: int, end: int, downgrade: bool = False,
+                     fullmm: bool = False):
         """``do_vmi_align_munmap``: detach the VMAs of [start, end) (``vms_gather_munmap_vmas``,
         ``mmap_lock`` held for write), then ``vms_complete_munmap_vmas``: if ``downgrade``
         (``munmap``: ``vms->unlock``), ``mmap_write_downgrade``, then ``vms_clear_ptes``
@@ -64,6 +65,13 @@ class VmaPaths:
         ``free_pgtables`` also frees the page tables no VMA left in the tree shares, and
         records them in the gather (``freed_tables``), so ``tlb_finish_mmu`` flushes.
 
+        ``fullmm``: the gather is ``tlb_gather_mmu_fullmm``'s, as ``exit_mmap``'s (the
+        teardown of a fork slot's previous tenant, :meth:`dup_mmap`): ``tlb_end_vma``
+        returns early, and ``tlb_finish_mmu`` flushes the whole mm if anything was cleared
+        or a page table freed (``free_pgtables`` frees every table of the mm then, as
+        6.12's ``free_pgd_range`` sets ``freed_tables`` only for tables that exist; an mm
+        that never faulted has none, and no entry to flush).
+
         Simplification: 4.20-5.x's refusal to downgrade next to a ``VM_GROWSDOWN`` /
         ``VM_GROWSUP`` VMA is not modelled (no such VMAs).
         """
@@ -89,6 +97,7 @@ class VmaPaths:
                 op.touched_locs[v.location(vp)] = None
         proto = self.proto
         tlb = MmuGather(op, mm, start, end, self._tlb_batch_pages_flush)
+        tlb.fullmm = fullmm  # tlb_gather_mmu_fullmm
         self.m.call_hook(proto.tlb_gather_mmu, tlb)
         for vma in vmas:
             for a, b in mm.table_ranges(vma.start, vma.end):
