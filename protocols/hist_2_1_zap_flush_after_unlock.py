@@ -2,7 +2,8 @@
 parts" (Linus Torvalds, 2014; reported by Ben Herrenschmidt, tested by Dave Hansen).
 
 ``zap_pte_range`` found a dirty shared-file PTE, called ``set_page_dirty``, removed the rmap
-and dropped the PTL; the TLB was flushed only later (``tlb_finish_mmu``; x86's ``tlb_end_vma`` was an empty stub).
+and dropped the PTL; the TLB was flushed only later (``tlb_finish_mmu``; x86's
+``tlb_end_vma`` was an empty stub).
 Meanwhile another CPU kept writing through its stale writable entry, and ``page_mkclean``
 (writeback), no longer finding the mapping, did not wait: the page was written out and
 cleaned while the writes went on, and the later ones were lost. kernel-notes 2.1.

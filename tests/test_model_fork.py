@@ -301,7 +301,7 @@ def test_fork_copies_no_page_table_of_an_anonymous_vma_never_faulted():
         m.check_quiescent()
 
 
-class _DefersWithoutAGeneration(load_protocol("linux")):
+class _DefersWithoutAGeneration(LINUX):
     """Reclaim's flush deferred past the old tenant's exit, with no ``tlb_gen`` bump (as a
     lazy scheme might): the entry stays on a CPU only one generation behind, which a
     ranged flush does not reach beyond its range."""

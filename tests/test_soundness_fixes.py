@@ -394,11 +394,10 @@ FORK_UNDER_TRUNCATE = [
     ("advance", (0,)), ("advance", (1,)),
 ]
 CPUS4 = MachineConfig(ncpus=4)
-#: the protocol FORK_UNDER_TRUNCATE runs on: its truncate pauses at the flush of its first
-#: VMA's end, which x86 (MMU_GATHER_MERGE_VMAS, the model's default since 2026-12-07 15:00)
-#: does not make; on x86 the pause is in tlb_finish_mmu and the run above no longer reaches
-#: the child's page (tests/generic_tlb.py)
-FORK_UNDER_TRUNCATE_PROTOCOL = LinuxFlushAtVmaEnd
+# FORK_UNDER_TRUNCATE runs on LinuxFlushAtVmaEnd (tests/generic_tlb.py): its truncate pauses
+# at the flush of its first VMA's end, which x86 (MMU_GATHER_MERGE_VMAS, the model's default
+# since 2026-12-07 15:00) does not make; on x86 the pause is in tlb_finish_mmu and the run
+# above no longer reaches the child's page
 
 
 def _replay_until_blocked(m, actions):
@@ -415,7 +414,7 @@ def _replay_until_blocked(m, actions):
 
 
 def test_truncate_does_not_zap_a_fork_childs_page_through_the_old_file_vma():
-    m = Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4)
+    m = Machine(LinuxFlushAtVmaEnd, CPUS4)
     _replay_until_blocked(m, FORK_UNDER_TRUNCATE)  # no C1: the child's write survives
     assert ("f", 0, 1) not in [v.location(1) for v in m.mms[1].vmas if v.start <= 1 < v.end]
 
@@ -466,11 +465,11 @@ def test_without_the_recheck_truncate_zapped_the_childs_page(monkeypatch):
     def no_recheck(self, op, tlb, mm, vma, start, end, madv=False, rmap_loc=None):
         return zap(self, op, tlb, mm, vma, start, end, madv)
     monkeypatch.setattr(K.Kernel, "zap_pte_range", no_recheck)
-    _replay_until_blocked(Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4),
+    _replay_until_blocked(Machine(LinuxFlushAtVmaEnd, CPUS4),
                           FORK_UNDER_TRUNCATE)  # the wait alone: no C1
     monkeypatch.setattr(K.Kernel, "free_pgtables", _free_pgtables_without_waiting)
     with pytest.raises(C1Violation, match="mm1:v1"):
-        _replay_until_blocked(Machine(FORK_UNDER_TRUNCATE_PROTOCOL, CPUS4), FORK_UNDER_TRUNCATE)
+        _replay_until_blocked(Machine(LinuxFlushAtVmaEnd, CPUS4), FORK_UNDER_TRUNCATE)
 
 
 
