@@ -485,6 +485,74 @@ def test_madvise_free_then_write_redirties_and_reclaim_keeps_it():
     m.check_quiescent()
 
 
+def _run_litmus_text(text: str, cls=LINUX):
+    """A litmus script run line by line on ``cls``; the machine after its last line."""
+    from conformance.litmus import _Runner, parse
+
+    sc = parse(text)
+    m = Machine(cls, sc.config)
+    r = _Runner(sc, m)
+    for no, words in sc.lines:
+        r.line(no, words)
+    return m
+
+
+def test_a_lazyfree_folio_a_gather_holds_is_not_discarded():
+    """litmus/model-lazyfree-gather-reference: try_to_unmap_one discards a clean lazyfree
+    folio only if ``ref_count == 1 + map_count``; the child's open gather holds one more,
+    so the parent's PTE is restored, the folio is swap-backed again and the walk aborts
+    (the model discarded the mapping until 2026-12-07, docs/model.md section 11 item 36).
+    The parent's read then hits its mapping; the same script without the child's zap in
+    flight discards it."""
+    from conformance.litmus import load, run
+    from conformance.trace import format_event
+
+    text = open("litmus/model-lazyfree-gather-reference.litmus").read()
+    upto = text.index("R      finish")
+    m = _run_litmus_text(text[:upto] + "R      finish\n")
+    frame = m.mms[0].ptes[0].frame
+    assert m.mms[0].ptes[0].kind == PRESENT and not m.mem.lazyfree[frame]
+    assert m.mem.owner[frame] == m.mms[0].find_vma(0).location(0)  # not "discarded"
+    assert any("held by another reference: pte restored, keep" in format_event(ev[2], ev[3])
+               for ev in m.trace.events)
+    plain = text[:upto].replace("D      until zap mm1:v0\n", "D      finish\n")
+    m = _run_litmus_text(plain + "R      finish\n")
+    assert m.mms[0].ptes[0].kind == NONE  # no other reference: discarded
+    for name in ("linux", "immediate", "luf_v12"):
+        assert run(load("litmus/model-lazyfree-gather-reference.litmus"),
+                   load_protocol(name)) is None
+
+
+MADV_FREE_WHILE_ISOLATED = """name t
+config populate=false ncpus=3 swap_slots=0
+expect * pass
+CPU0   touch w v0
+CPU0   touch w v1
+CPU0   madvise B v1 1 free
+B      finish
+CPU2   reclaim R pfn(mm0,v0) pfn(mm0,v1)
+R      until discard lazyfree pfn1
+CPU0   madvise A v0 1 free
+A      finish
+"""
+
+
+def test_madvise_free_leaves_an_isolated_folio_swap_backed():
+    """folio_mark_lazyfree acts only on a folio on the LRU: reclaim kept pfn0 isolated
+    (swap full) until the end of its pass, so a MADV_FREE meanwhile cleans the PTE but
+    leaves the folio swap-backed (docs/model.md section 11 item 36); after the pass's
+    put-back a second MADV_FREE marks it."""
+    m = _run_litmus_text(MADV_FREE_WHILE_ISOLATED)
+    assert m.mem.isolated[0] is not None and not m.mem.lazyfree[0]
+    assert not m.mms[0].ptes[0].dirty  # the PTE was still cleaned
+    m.drain()
+    assert m.mem.isolated[0] is None
+    m.madvise(0, 0, 1, "free")
+    m.drain()
+    assert m.mem.lazyfree[0]
+    m.check_quiescent()
+
+
 def test_parallel_madvise_free_passes_on_mainline_with_faults_and_reclaim():
     def sched(m):
         a = m.madvise(0, 0, 2, "free")

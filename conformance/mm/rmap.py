@@ -47,11 +47,27 @@ class RmapPaths:
         none (file); rmap removed. All before any flush.
 
         A lazyfree anonymous folio (MADV_FREE, ``!folio_test_swapbacked``, no ``slot``):
-        if the folio is clean it is discarded (the PTE stays none, the location reads
-        zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a dirty
-        PTE or PG_dirty) the PTE is restored, the folio is swap-backed again and the walk
-        stops (``ret = false``: reclaim keeps it; the protocol's ``walk_abort`` hook).
-        Returns False in that case, else True.
+        if the folio is clean and nothing but its mappings and this isolation holds it
+        (``ref_count == 1 + map_count``) it is discarded (the PTE stays none, the location
+        reads zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a
+        dirty PTE or PG_dirty) or another reference holds it (an mmu_gather that zapped
+        another mapping, a madvise split window's ``folio_get``: ``gathered[frame]``) the
+        PTE is restored, the folio is swap-backed again and the walk stops (``ret =
+        false``: reclaim keeps it; the protocol's ``walk_abort`` hook). Returns False in
+        that case, else True.
+
+        The reference test was missing until 2026-12-07 (docs/model.md section 11 item
+        36): a fork-shared lazyfree folio whose other mapping sat in an open gather was
+        discarded here and kept by ``shrink_folio_list`` for the gather's reference,
+        where 6.12 keeps the mapping::
+
+            CPU0 (mm0)                    CPU1 (mm1, the child)     CPU2 (kswapd)
+            MADV_FREE v0: lazyfree
+                                          MADV_DONTNEED v0: zap,
+                                          the gather holds a ref
+                                                                    try_to_unmap_one(mm0:v0):
+                                                                    ref 3 != 1 + map 1:
+                                                                    set_pte_at, walk_abort
         """
         proto = self.proto
         mem = self.mem
@@ -77,7 +93,9 @@ class RmapPaths:
                 if pteval.dirty:
                     mem.dirty[frame] = True
                 if lazy:
-                    if mem.dirty[frame]:  # redirtied: set_pte_at(pteval), folio_set_swapbacked
+                    # ref_count == 1 + map_count && !folio_test_dirty: else set_pte_at(pteval),
+                    # folio_set_swapbacked, walk_abort (redirtied, or a gather's reference)
+                    if mem.dirty[frame] or mem.gathered[frame]:
                         pte.set_present(frame, pteval.writable, pteval.dirty, pteval.inst)
                         pte.accessed = pteval.accessed
                         mem.lazyfree[frame] = False
@@ -86,7 +104,9 @@ class RmapPaths:
                             # one stays; the folio is its location's (left "discarded" and
                             # mapped until 2026-12-07, conformance/accounting.py)
                             mem.owner[frame] = self._mapping_location(mm, vpage, "discarded")
-                        self.trace.msg(op, "lazyfree pfn%d redirtied: pte restored, keep", frame)
+                        self.trace.msg(op, "lazyfree pfn%d %s: pte restored, keep", frame,
+                                       "redirtied" if mem.dirty[frame] else
+                                       "held by another reference")
                         self.unlock(op, ptl)
                         self.rmap_walk_unlock(op, walk)
                         yield from hook(proto.walk_abort(op, frame, migration))
