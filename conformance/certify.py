@@ -197,7 +197,8 @@ def require_local_jobs(jobs: int) -> None:
     require_count("--jobs", jobs)
     if jobs > max_local_jobs():
         raise UsageError(f"--jobs {jobs} is more local worker processes than this machine "
-                         f"runs (at most {max_local_jobs()}: 8 per CPU available); a cluster "
+                         f"runs (at most {max_local_jobs()}: 8 per CPU available, and never fewer "
+                         "than 64); a cluster "
                          "takes --scheduler")
 
 

@@ -128,11 +128,13 @@ def config_pairs(values) -> list[str]:
 
 def _config(pairs: list[str]) -> MachineConfig:
     fields = {f.name: f for f in attrs.fields(MachineConfig)}
-    kw = {}
+    kw, given = {}, {}
     for p in config_pairs(pairs):
         key, sep, val = p.partition("=")
         if not sep or key not in fields:
             raise UsageError(f"bad --config {p!r} (keys: {', '.join(fields)})")
+        if given.setdefault(key, val) != val:  # the last one won, silently (a user review)
+            raise UsageError(f"bad --config: {key} given twice ({key}={given[key]} and {p})")
         if fields[key].type in (bool, "bool"):
             if val.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise UsageError(f"bad --config {p!r}: {val!r} is not 1/true/yes/on or "
@@ -755,12 +757,15 @@ def cmd_new(args) -> int:
     new_module(args.name, args.base)  # a bad name or base is refused before a folder is made
     if os.path.exists(args.dir) and not os.path.isdir(args.dir):
         raise UsageError(f"flushcheck new: --dir {args.dir} is not a directory")
+    made = not os.path.exists(args.dir)
     try:
         os.makedirs(args.dir, exist_ok=True)  # like certify --out: a new path is made
         path = write_new(args.name, args.base, args.dir)
     except OSError as exc:  # unwritable (/proc, /sys, read-only), --dir a file, ...
         what = exc.filename or os.path.join(args.dir, f"{args.name}.py")
         raise UsageError(f"flushcheck new: cannot write {what}: {exc.strerror or exc}") from None
+    if made:  # said, so that a mistyped --dir is seen (a user review, 2026-12-07)
+        print(f"created the folder {args.dir} (it did not exist)")
     print(f"wrote {path}: {args.name}, a copy of {args.base} with its hooks listed")
     print(f"  certify it: flushcheck certify {path}")
     return EXIT_PASS

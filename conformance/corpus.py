@@ -223,6 +223,9 @@ def power_line(budget_s: float | None, jobs: int = 1, engine: str = "walk",
         "".join(f"; {d}" for d in differs)  # what else of the run the table was not measured on
     if b != budget_s:  # a longer run finds at least what a shorter one of its seed does
         how += f"; the largest measured under this run's {budget_s:g} s"
+    # "all ... in 0/10, each one in at least 0/10" read as if nothing was found (a user
+    # review, 2026-12-07): the two counts are the seeds that found every bug, and the
+    # seeds that found the hardest one
     return (f"a {b:g} s budget ({how}) found all {n} known bugs in {v['all_found_seeds']}/"
-            f"{seeds} seeds, each one in at least {least}/{seeds} (docs/CORPUS.md, measured "
+            f"{seeds} seeds; the hardest to find, in {least}/{seeds} (docs/CORPUS.md, measured "
             f"{pw['measured']}{caveat})")

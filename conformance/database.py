@@ -109,6 +109,10 @@ def profile_spec(name: str) -> str:
     url = os.environ.get(REDIS_ENV, "")
     if not url:
         raise UsageError(f"profile {name} needs {REDIS_ENV}=redis://host:port/db")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        # a bare host:port would be read as a directory: a fleet sharing nothing, unnoticed
+        raise UsageError(f"{REDIS_ENV}={url!r} is not a Redis URL "
+                         "(redis://host:port/db, rediss://... or unix://...)")
     return url
 
 

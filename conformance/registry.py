@@ -268,6 +268,13 @@ def _resolve(ref: str):
         return _protocol_of_module(mod, path), stem, path
     if ":" in ref:
         modname, _, attr = ref.partition(":")
+        if not modname or not attr:
+            raise UsageError(f"protocol {ref!r}: module:Class needs both names "
+                             "(e.g. protocols.linux:Linux)")
+        if modname in protocol_names() and importlib.util.find_spec(modname) is None:
+            # linux:Linux: the module is protocols.linux (a user review, 2026-12-07)
+            raise UsageError(f"protocol {ref!r}: no module {modname}; "
+                             f"did you mean protocols.{modname}:{attr}?")
         mod = _import(modname, modname, "cannot be imported")
         cls = mod
         for part in attr.split("."):
@@ -596,6 +603,16 @@ def _check_python_hook(cls, name: str, where: str) -> None:
                          f"def {name}({', '.join(params)})")
     if not isinstance(raw, types.FunctionType):
         return
+    if inspect.iscoroutinefunction(raw) or inspect.isasyncgenfunction(raw):
+        # refused at load as a bad signature is: a run reports it (HookRuleBroken) only if
+        # it reaches the hook, and one that never does certified it (a user review,
+        # 2026-12-07)
+        code = hook_code(raw)
+        at = (f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+              if code is not None else "")
+        raise UsageError(f"protocol {where}: hook {name}{at} is an async def: the kernel "
+                         f"calls it and never awaits it; write it as a plain function (or "
+                         f"a generator: each yield is a point)")
     target, args = raw, params
     try:  # the function called: a wrapper's own parameters, not the wrapped function's
         sig = inspect.signature(target, follow_wrapped=False)

@@ -222,7 +222,9 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
                      + ("not shrunk (a stuck hook: each replay would run its loop again), "
                         if stuck(f) else "not shrunk (Ctrl-C while shrinking), "
                         if getattr(res, "shrink_cut", False) else "shrunk to ")
-                     + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} actions"
+                     + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} "
+                     + ("action" if [len(x.machine.actions) for x in res.failures] == [1]
+                        else "actions")
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else _unproven(res)))
         after = res.elapsed_s - res.first_failure_s

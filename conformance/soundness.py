@@ -29,7 +29,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import queue
 import time
@@ -42,7 +41,7 @@ from .config import CONFIG_SETS, DEFAULT, MachineConfig  # noqa: F401 - CONFIG_S
 from .errors import Failure, unwritten
 from .executors import local_workers
 from .gcpolicy import search_gc
-from .registry import load_protocol, loaded_protocol, protocol_names
+from .registry import _import, load_protocol, loaded_protocol, protocol_names
 from .search.walk import (ACTIONS_PER_EXAMPLE, rules_for, run_example, run_shaped_example,
                           shape_of, shapes_for, shrink)
 
@@ -75,7 +74,9 @@ def derive_seed(*parts) -> int:
 def correct_protocols() -> list[str]:
     """``immediate``, ``linux`` and every protocol module with ``CORRECT = True``, sorted.
 
-    A module that does not import is left out here (``flushcheck list`` shows it).
+    A module that does not import is a :class:`UsageError` naming it (one line, exit 2):
+    left out, a module meant to be ``CORRECT`` would get a campaign's PASS that never ran
+    it (a user review, 2026-12-07); ``--protocol`` names the ones to run meanwhile.
 
     Example::
 
@@ -84,10 +85,7 @@ def correct_protocols() -> list[str]:
     """
     names = set(ALWAYS)
     for name in protocol_names():
-        try:
-            mod = importlib.import_module(f"protocols.{name}")
-        except Exception:  # noqa: BLE001 - a broken module does not declare anything
-            continue
+        mod = _import(f"protocols.{name}", f"protocols/{name}.py")
         if vars(mod).get("CORRECT", False) is True:
             names.add(name)
     return sorted(names)

@@ -89,6 +89,10 @@ def test_malformed_module_is_a_one_line_error(tmp_path):
     r = _flushcheck(env, "litmus", "reclaim-vs-mprotect-2017")
     assert r.returncode == 2 and "cells as expected" in r.stdout, r.stdout + r.stderr
     assert "skipped" in r.stderr and "Traceback" not in r.stderr
+    # a campaign of the default set stops at once: a module left out would get its PASS
+    r = _flushcheck(env, "soundness", "--budget", "1", "--jobs", "1", "--config-set", "quick")
+    assert r.returncode == 2 and "verdict" not in r.stdout, r.stdout + r.stderr
+    assert "protocols/broken.py is malformed" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_unknown_protocol_in_process():
@@ -98,6 +102,15 @@ def test_unknown_protocol_in_process():
         assert "unknown protocol 'no_such_protocol'" in str(e)
     else:
         raise AssertionError("no error")
+    for ref, says in ((":X", "module:Class needs both names"),
+                      ("linux:", "module:Class needs both names"),
+                      ("linux:Linux", "no module linux; did you mean protocols.linux:Linux?")):
+        try:
+            load_protocol(ref)
+        except UsageError as e:
+            assert says in str(e), e
+        else:
+            raise AssertionError(f"{ref}: no error")
 
 
 def test_a_protocol_file_imports_a_helper_beside_it(tmp_path):

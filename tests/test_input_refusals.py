@@ -330,3 +330,20 @@ def test_an_empty_path_is_refused_in_one_line(tmp_path, monkeypatch, capsys, arg
     line = _one_line(capsys.readouterr().err)
     assert line == (f"flushcheck: error: {option} '': an empty path: give a path, or leave "
                     "the option out"), line
+
+
+def test_a_config_key_given_twice_with_two_values_is_refused(capsys):
+    """``--config ncpus=3,ncpus=4`` ran with the last value and said nothing (a user review,
+    2026-12-07); the same value twice is harmless and still taken."""
+    from conformance.cli import main
+
+    assert main(["certify", "linux", "--config", "ncpus=3,ncpus=4", "--examples", "1",
+                 "--jobs", "1", "--database", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("flushcheck: error: bad --config: ncpus given twice "
+                           "(ncpus=3 and ncpus=4)"), err
+    assert main(["bound", "linux", "-k", "0", "--config", "ncpus=2", "--config",
+                 "ncpus=3"]) == 2
+    assert "ncpus given twice" in capsys.readouterr().err
+    assert main(["certify", "linux", "--config", "ncpus=2,ncpus=2", "--examples", "1",
+                 "--jobs", "1", "--database", "none"]) == 0

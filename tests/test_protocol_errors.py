@@ -913,6 +913,11 @@ def test_a_python_hook_with_the_wrong_parameters_is_refused_at_load(tmp_path, ca
                    "method: write it as def page_alloc(self, task, frame)"),
         "klass": ("    @classmethod\n    def folio_mkclean(cls, task, frame):\n        pass\n",
                   "hook folio_mkclean is a classmethod"),
+        # a hook a run may never reach (migration with one frame): refused before any run
+        # since 2026-12-07 (a user review), as the classes above run it to HookRuleBroken
+        "coro": ("    async def migrate_folio_move(self, task, src, dst):\n        pass\n",
+                 "hook migrate_folio_move (coro.py:5) is an async def: the kernel calls it "
+                 "and never awaits it"),
     }
     for name, (body, message) in cases.items():
         path = _module(tmp_path, name, body)

@@ -186,6 +186,9 @@ def test_new_writes_a_module_that_certifies(tmp_path):
     env = _env()
     r = _cli("new", "my_flush", "--dir", str(tmp_path), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "created the folder" not in r.stdout  # it existed
+    made = _cli("new", "other", "--dir", str(tmp_path / "typo"), cwd=tmp_path, env=env)
+    assert made.returncode == 0 and "created the folder" in made.stdout, made.stdout
     text = (tmp_path / "my_flush.py").read_text()
     linux = load_protocol("linux")
     sites = call_sites()

@@ -480,6 +480,22 @@ def test_bad_campaign_options_are_one_line_errors(capsys):
         assert len(err.strip().splitlines()) == 1
 
 
+def test_a_fleet_url_without_its_scheme_is_refused(monkeypatch, capsys, tmp_path):
+    """``FLUSHCHECK_REDIS=host:port`` (no ``redis://``) was taken as a directory: a folder
+    ``host:port`` in the working directory, a fleet sharing nothing (a user review,
+    2026-12-07). It is a one-line error now, and nothing is written."""
+    from conformance.cli import main
+    monkeypatch.chdir(tmp_path)
+    for value in ("localhost:6379", "garbage"):
+        monkeypatch.setenv("FLUSHCHECK_REDIS", value)
+        assert main(["certify", "linux", "--examples", "5", "--profile", "fleet",
+                     "--jobs", "1"]) == 2
+        out, err = capsys.readouterr()
+        assert err.startswith("flushcheck: error: FLUSHCHECK_REDIS=") and "not a Redis URL" in err
+        assert len(err.strip().splitlines()) == 1 and "PASS" not in out
+    assert not list(tmp_path.iterdir())
+
+
 def test_ctrl_c_while_shrinking_keeps_the_failure_found(monkeypatch, capsys, tmp_path):
     """Ctrl-C during a found failure's shrinking (one job: the chunk runs in this process)
     reported "INTERRUPTED: 0 violations in 0 examples" and lost the failure; now the run

@@ -2,6 +2,8 @@
 deterministic, and strict mode lists the windows mainline tolerates."""
 import re
 
+import pytest
+
 from conformance.cli import main
 from conformance.config import DEFAULT
 from conformance.machine import Machine
@@ -64,6 +66,24 @@ def test_default_protocols_are_the_correct_ones():
     names = correct_protocols()
     assert "linux" in names and "immediate" in names
     assert "linux_4_3" not in names  # EXPECTED_VIOLATION, not CORRECT
+
+
+def test_a_protocol_module_that_does_not_import_stops_the_campaign(monkeypatch, capsys):
+    """A module of protocols/ that does not import was left out of the default set, so a
+    module meant to be CORRECT got the campaign's PASS without a run (a user review,
+    2026-12-07): it is a one-line error now, as ``flushcheck list`` and ``litmus`` say."""
+    import conformance.soundness as soundness
+    from conformance.cli import main
+    from conformance.errors import UsageError
+
+    names = soundness.protocol_names() + ["zz_does_not_import"]
+    monkeypatch.setattr(soundness, "protocol_names", lambda: names)
+    with pytest.raises(UsageError, match="protocols/zz_does_not_import.py is malformed"):
+        correct_protocols()
+    assert main(["soundness", "--budget", "1", "--jobs", "1", "--config-set", "quick"]) == 2
+    out, err = capsys.readouterr()
+    assert "verdict" not in out and len(err.strip().splitlines()) == 1, err
+    assert "zz_does_not_import" in err
 
 
 def test_examples_are_deterministic():
