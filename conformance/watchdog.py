@@ -162,8 +162,14 @@ def _stuck_text(f, inner, seconds: int | None = None) -> str:
     the line the interpreter was in (``inner``, the innermost protocol frame)."""
     name = getattr(f.f_code, "co_qualname", f.f_code.co_name)
     seconds = _State.stuck_s if seconds is None else seconds
+    # the function looping, where it is not the hook the model called (a shipped hook
+    # calling the protocol's own: "Linux.try_to_unmap_flush_dirty ran for..." read as if
+    # mainline's code were stuck; a user review, 2026-12-07)
+    where = ("" if inner.f_code is f.f_code
+             else f" in {getattr(inner.f_code, 'co_qualname', inner.f_code.co_name)}")
     return (f"{name} ran for {seconds} s without returning (a loop with no "
-            f"interleaving point? {os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno})")
+            f"interleaving point? {os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno}"
+            f"{where})")
 
 
 def _machine_on_stack(frame):

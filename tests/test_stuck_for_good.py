@@ -75,7 +75,7 @@ def test_a_hook_that_swallows_every_stop_ends_the_run_with_its_reproducer(tmp_pa
     assert rc == 1, (rc, out, err)
     assert last.startswith("flushcheck: protocol error: Linux.try_to_unmap_flush_dirty ran "
                            "for 2 s without returning (a loop with no interleaving point? "
-                           "nested.py:12), then swallowed the HookStuck raised into it at "
+                           "nested.py:12 in Nested.try_to_unmap_flush), then swallowed the HookStuck raised into it at "
                            "every second for 2 s more"), last
     assert "no exception can end it" in last and "Traceback" not in err
     assert "PROTOCOL ERROR at step" in err and "reclaim[pfn0]" in err  # the timeline
