@@ -165,6 +165,31 @@ def power_caveats(res) -> tuple:
             else ()) + (("measured without --strict",) if res.strict else ())
 
 
+#: what a failure whose shrunk actions keep a nested reclaim pass says (docs/model.md K10):
+#: the walk draws the 2016 bug's path (kernel-notes 2.3) for every protocol
+NESTED_RECLAIM_CAVEAT = (
+    "the failing interleaving runs a reclaim pass nested inside another (an allocation of "
+    "the outer pass: add_to_swap's, the path of kernel-notes 2.3, 4.3-4.7); 6.12 has no "
+    "such nesting: every reclaim context "
+    "runs with PF_MEMALLOC, and __alloc_pages_slowpath does not enter direct reclaim again "
+    "(docs/model.md K10): a verdict about older kernels, or about a protocol's robustness")
+
+
+def nests_reclaim(machine) -> bool:
+    """Does ``machine``'s action list start a reclaim with a nested pass (``reclaim(cpu,
+    frames, nested)``)? The shrinker drops a nested pass the failure does not need
+    (conformance/search/walk.py), so in a shrunk reproducer it is part of the failure.
+
+    Example::
+
+        >>> class M: actions = [("reclaim", (2, (0,), (3,)))]
+        >>> nests_reclaim(M), nests_reclaim(type("N", (), {"actions": []}))
+        (True, False)
+    """
+    return any(name == "reclaim" and len(args) > 2 and args[2]
+               for name, args in machine.actions)
+
+
 def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     """The certify verdict block."""
     rules = rules_line(res.strict and "strict")
@@ -239,6 +264,8 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
     shape = f.machine.cfg if f.machine is not None else res.config
     if shape != res.config:  # the walk drew another machine shape for this example
         lines.append(f"  machine   {shape.describe()}   (the failing example's)")
+    if any(nests_reclaim(x.machine) for x in res.failures if x.machine is not None):
+        lines.append(f"  caveat    {NESTED_RECLAIM_CAVEAT}")
     for i, x in enumerate(res.failures):
         lines.append("")
         lines.append(x.report(last=None))

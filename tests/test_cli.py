@@ -634,3 +634,20 @@ def test_a_long_shrink_is_said_in_its_own_line():
         text = certify_report(res, cls, "abc", [])
         assert (f"\n  shrink    the run went on {after:.1f} s after the failure was found, "
                 "shrinking it: a shrink is bounded by its candidate runs" in text) is said, text
+
+
+def test_a_failure_that_needs_nested_reclaim_says_6_12_cannot_nest():
+    """The walk draws reclaim nested in reclaim (the 2016 bug's path, kernel-notes 2.3) for
+    every protocol, which 6.12 cannot run (PF_MEMALLOC; a review, 2026-12-07): a FAIL whose
+    shrunk actions keep a nested pass says so in a caveat line; one without it does not."""
+    from conformance.certify import certify
+    from conformance.registry import load_protocol
+    from conformance.report import NESTED_RECLAIM_CAVEAT, certify_report, nests_reclaim
+
+    for name, says in (("hist_2_3_nested_reclaim", True), ("linux_4_3", False)):
+        cls = load_protocol(name)
+        res = certify(cls, budget_s=None, max_examples=2000, seed=1)
+        assert res.failures, name
+        assert nests_reclaim(res.failure.machine) is says, res.failure.machine.actions
+        text = certify_report(res, cls, "c", [])
+        assert (f"  caveat    {NESTED_RECLAIM_CAVEAT}" in text) is says, text
