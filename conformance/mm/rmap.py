@@ -51,7 +51,8 @@ class RmapPaths:
         (``ref_count == 1 + map_count``) it is discarded (the PTE stays none, the location
         reads zero from now on: ``oracle.expected`` is reset); if it was re-dirtied (a
         dirty PTE or PG_dirty) or another reference holds it (an mmu_gather that zapped
-        another mapping, a madvise split window's ``folio_get``: ``gathered[frame]``) the
+        another mapping: ``gathered[frame]``, less a madvise split window's ``folio_get``,
+        which K9's window takes for small folios too, where 6.12 has none) the
         PTE is restored, the folio is swap-backed again and the walk stops (``ret =
         false``: reclaim keeps it; the protocol's ``walk_abort`` hook). Returns False in
         that case, else True.
@@ -95,7 +96,7 @@ class RmapPaths:
                 if lazy:
                     # ref_count == 1 + map_count && !folio_test_dirty: else set_pte_at(pteval),
                     # folio_set_swapbacked, walk_abort (redirtied, or a gather's reference)
-                    if mem.dirty[frame] or mem.gathered[frame]:
+                    if mem.dirty[frame] or mem.gathered[frame] > mem.window_refs.get(frame, 0):
                         pte.set_present(frame, pteval.writable, pteval.dirty, pteval.inst)
                         pte.accessed = pteval.accessed
                         mem.lazyfree[frame] = False
