@@ -523,7 +523,7 @@ def test_a_lazyfree_folio_a_gather_holds_is_not_discarded():
                    load_protocol(name)) is None
 
 
-#: two S2 a campaign found on ``linux`` (seed 20262148, 2026-12-07 18:10) while the model
+#: two S2 a campaign found on ``linux`` (seed 20262148, 2026-12-07 17:52-18:04) while the model
 #: left a folio off the LRU swap-backed at MADV_FREE (6.12's ``!folio_test_lru``): reclaim
 #: (or migration) held pfn0 isolated after a failed trylock, the MADV_FREE in flight cleaned
 #: its PTE, and a second reclaim swapped it out under CPU0's writable dirty entry, whose
