@@ -891,3 +891,29 @@ def test_certify_bound_interrupted_after_a_failing_pair_is_a_fail(monkeypatch, t
     assert "FAIL: X with a program of 1 operation: a counterexample of 2 transitions, not " \
            "proven the shortest (stopped: interrupted" in out, out
     assert "interrupted: no verdict" not in out
+
+
+def test_undoing_a_fill_over_a_stale_entry_restores_both_frames_index():
+    """A fill over a stale entry (its PTE now maps another frame) moves the entry in the
+    reverse index from the old frame to the new; the undo restored only the old frame's,
+    and the phantom left in the new one made S1 fail once the real entry was flushed (a
+    review, 2026-12-07: a false S1 of ``bound``)."""
+    from conformance.machine import Machine
+    from conformance.config import MachineConfig
+    from conformance.search.bounded import _hw_undoable, refs_match_tlbs
+
+    m = Machine(load_protocol("linux"), MachineConfig(ncpus=3, nmms=2, vpages=4))
+    t, mm0 = m.tlbs, m.mms[0]
+    pte = mm0.ptes[0]
+    old_frame, new_frame = pte.frame, m.mem.take_free_frame()
+    assert t.lookup(t.cpus[0], 0, 0) is not None
+    pte.set_present(new_frame, pte.writable, pte.dirty, m.new_pte_inst())  # stale entry
+    undo, _ = _hw_undoable(m, ("f", 0, 0))
+    m.fill(0, 0)
+    assert (0, 0, 0) in t.refs[new_frame] and (0, 0, 0) not in t.refs[old_frame]
+    undo()
+    assert t.lookup(t.cpus[0], 0, 0).frame == old_frame and refs_match_tlbs(m)
+    assert (0, 0, 0) not in t.refs[new_frame]
+    for cpu in t.cpus:
+        t.drop(cpu, 0, 0)  # the flush that ends the window
+    m.oracle.check_s1(new_frame, None)  # no phantom entry: the frame may be handed out

@@ -14,8 +14,10 @@ Modelled on arch/x86/mm/tlb.c:
   longer be used.
 * ``flush_tlb_func``: a ranged flush is done as a range only if the CPU is
   exactly one generation behind, else the CPU flushes the whole mm.
-* ``mm_cpumask(mm)``: the CPUs that have the mm loaded (pre-6db2526c1d69
-  behaviour: no lazy mask trimming; lazy TLB mode is not modelled).
+* ``mm_cpumask(mm)``: the CPUs that have the mm loaded: 6.12's (a CPU leaves it when it
+  switches away; the lazy trimming of 209954cbc7d0 came after 6.12). Lazy TLB mode is
+  not modelled: x86 skips lazy CPUs (``tlb_is_not_lazy``) where the model flushes them
+  (docs/model.md A2).
 * All flushes are synchronous: a remote flush returns after every target CPU
   has flushed (``smp_call_function_many(..., wait=1)``).
 """
