@@ -917,3 +917,35 @@ def test_undoing_a_fill_over_a_stale_entry_restores_both_frames_index():
     for cpu in t.cpus:
         t.drop(cpu, 0, 0)  # the flush that ends the window
     m.oracle.check_s1(new_frame, None)  # no phantom entry: the frame may be handed out
+
+
+class CountsTasks(load_protocol("linux")):
+    """mainline, counting the tasks it saw in an iterator: ``init_task`` advances it at
+    every start, and the key reads its position (``__reduce__``)."""
+    name = "counts_tasks"
+
+    def __init__(self, *a, **k):
+        import itertools
+        super().__init__(*a, **k)
+        self.seen = itertools.count()
+
+    def init_task(self, task):
+        next(self.seen)
+        return super().init_task(task)
+
+
+def test_an_iterator_in_protocol_state_makes_the_search_re_execute_starts():
+    """A start's undo cannot set an iterator back: the undone search kept states no run has
+    (9,061 at K=2 where re-execution finds 7,278; a review, 2026-12-07). A snapshot that
+    meets an iterator is not exact, and that parent's starts are re-executed: the same
+    states as the plain search, and check_undo is satisfied."""
+    from conformance.machine import Machine
+    from conformance.search.snapshot import snapshot
+
+    assert not snapshot(Machine(CountsTasks, BOUND_CONFIG)).exact
+    assert snapshot(Machine(load_protocol("linux"), BOUND_CONFIG)).exact
+    menu = ("read", "munmap", "reclaim")
+    kw = dict(menu=menu, reduce=False, lazy_evict=False)
+    plain = bounded(CountsTasks, BOUND_CONFIG, 2, undo=False, **kw)
+    fast = bounded(CountsTasks, BOUND_CONFIG, 2, check_undo=True, **kw)
+    assert _counts(fast) == _counts(plain) and [lv.states for lv in fast.levels] == [437, 7278]

@@ -351,8 +351,9 @@ def _hw_undoable(m, c):
     pte = cpu.loaded_mm.ptes[vp] if c[0] == "f" else None
     # the reverse index of the frame the entry maps now and of the one a fill maps: a fill
     # over a stale entry (its PTE moved to another frame) moves the entry from one to the
-    # other, and restoring only the first left a phantom in the second, which S1, S2 and
-    # C1 read (a false S1 after the real entry's flush; a review, 2026-12-07)
+    # other, and restoring only the first would leave a phantom in the second, which S1,
+    # S2 and C1 read. choices() never fills a cached page (a re-fill is an evict-fill
+    # pair, each undone on its own), so this is a defence (two reviews, 2026-12-07)
     frames = {f for f in (old.frame if old is not None else None,
                           pte.frame if pte is not None else None)
               if f is not None and f >= 0}
@@ -603,10 +604,12 @@ def _expand_fast(ctx: _Ctx, path, kinds: set, base=None, stop=None):
     # but the last), each advance but the last on a re-execution, the last on ``m``
     kern = st + adv
     snap = snapshot(m) if len(kern) > 1 and st else None
+    if snap is not None and not snap.exact:  # state no restore can set back: re-execute
+        snap = None
     for i, c in enumerate(kern):
         cut()
         last = i == len(kern) - 1
-        child = m if last or _starts(c) else _execute(ctx, path)[0]
+        child = m if last or (_starts(c) and snap is not None) else _execute(ctx, path)[0]
         n += 1
         if _fails(child, c):
             return [], n, c

@@ -25,7 +25,9 @@ restored machine's key with the key before at every start, and the child's key w
 key of a re-execution.
 
 The history (``trace.events``, ``actions``, ``trace.step``) is not walked: it only grows,
-and is cut back to its length.
+and is cut back to its length. An iterator reachable from the machine (a protocol's
+``itertools.count``) cannot be set back: the snapshot is then not ``exact``, and the
+bounded check re-executes that parent's starts instead of undoing them.
 
 Example::
 
@@ -111,11 +113,11 @@ def _kind(t):
         elif issubclass(t, functools.partial):
             k = "p"
         elif hasattr(t, "__next__"):  # an iterator: its position is not data we can set
-            k = None
+            k = "i"
         else:
             k = "o"
-        if k is not None and k != "o" and any("__dict__" in c.__dict__ for c in t.__mro__
-                                              if c is not object):
+        if k is not None and k not in ("o", "i") and any("__dict__" in c.__dict__
+                                                         for c in t.__mro__ if c is not object):
             k += "+"
         _KIND[t] = k
     return k
@@ -125,7 +127,7 @@ class Snapshot:
     """The recorded contents of a machine (:func:`snapshot`); :meth:`restore` puts them
     back, as often as needed."""
 
-    __slots__ = ("m", "records", "ops", "nevents", "nactions", "step")
+    __slots__ = ("m", "records", "ops", "nevents", "nactions", "step", "exact")
 
     def restore(self) -> None:
         """Close what started since the snapshot, then write every recorded object back."""
@@ -180,6 +182,7 @@ class Snapshot:
 def snapshot(m) -> Snapshot:
     """Record every mutable object reachable from machine ``m`` (module doc)."""
     records = []
+    exact = True
     seen = set()
     add = seen.add
     push_rec = records.append
@@ -200,6 +203,14 @@ def snapshot(m) -> Snapshot:
         if k == 0:
             k = _kind(t)
         if k is None:
+            continue
+        if k == "i":  # an iterator (not a generator: those are the operations' code) in
+            # the protocol's state: a start may advance it, the key reads its position
+            # (fingerprint's __reduce__), and no restore can set it back; the search
+            # re-executes such a parent's starts instead (a review, 2026-12-07: an
+            # itertools.count advanced by init_task made the undone search keep states no
+            # run has, 9,061 at K=2 where re-execution finds 7,278)
+            exact = False
             continue
         i = id(x)
         if i in seen:
@@ -266,6 +277,6 @@ def snapshot(m) -> Snapshot:
             if od:
                 extend(od.values())
     s = Snapshot()
-    s.m, s.records, s.ops = m, records, list(m.ops)
+    s.m, s.records, s.ops, s.exact = m, records, list(m.ops), exact
     s.nevents, s.nactions, s.step = len(m.trace.events), len(m.actions), m.trace.step
     return s
