@@ -26,8 +26,9 @@ key of a re-execution.
 
 The history (``trace.events``, ``actions``, ``trace.step``) is not walked: it only grows,
 and is cut back to its length. An iterator reachable from the machine (a protocol's
-``itertools.count``) cannot be set back: the snapshot is then not ``exact``, and the
-bounded check re-executes that parent's starts instead of undoing them.
+``itertools.count``, or a generator other than an operation's own) cannot be set back: the
+snapshot is then not ``exact``, and the bounded check re-executes that parent's starts
+instead of undoing them.
 
 Example::
 
@@ -183,6 +184,8 @@ def snapshot(m) -> Snapshot:
     """Record every mutable object reachable from machine ``m`` (module doc)."""
     records = []
     exact = True
+    gen_t = types.GeneratorType
+    op_gens = {id(op.gen) for op in m.ops}  # the operations' code: a start advances none
     seen = set()
     add = seen.add
     push_rec = records.append
@@ -203,6 +206,8 @@ def snapshot(m) -> Snapshot:
         if k == 0:
             k = _kind(t)
         if k is None:
+            if t is gen_t and id(x) not in op_gens:  # a generator in a protocol's state:
+                exact = False  # an iterator too (below)
             continue
         if k == "i":  # an iterator (not a generator: those are the operations' code) in
             # the protocol's state: a start may advance it, the key reads its position
