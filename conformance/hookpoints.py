@@ -218,6 +218,11 @@ RETURNS_VALUE = frozenset(n for n, v in vars(Protocol).items() if not n.startswi
                           and callable(v) and v.__annotations__.get("return") != "None")
 
 
+#: what an ``async def`` hook is told, at load (conformance/registry.py) and in a run
+ASYNC_ADVICE = ("the kernel calls it and never awaits it; write it as a plain function (or a "
+                "generator: each yield is a point)")
+
+
 def bad_return(fn, r) -> HookRuleBroken:
     """The error of hook ``fn`` that returned ``r`` where the kernel expects None, or a
     coroutine anywhere: an ``async def`` hook, which the kernel calls and never awaits, so
@@ -229,8 +234,7 @@ def bad_return(fn, r) -> HookRuleBroken:
     name = getattr(fn, "__name__", "the hook")
     if r.__class__ is CoroutineType:
         r.close()  # never awaited: closed here, without Python's RuntimeWarning
-        text = (f"{name} is a coroutine function (async def): the kernel calls it and never "
-                "awaits it; write it as a plain function (or a generator: each yield is a point)")
+        text = f"{name} is a coroutine function (async def): {ASYNC_ADVICE}"
     else:
         text = (f"{name} returned {shown(r)} ({type(r).__name__}): the hook returns None "
                 "(conformance/protocol.py), the kernel ignores the value")

@@ -603,26 +603,21 @@ def _check_python_hook(cls, name: str, where: str) -> None:
                          f"def {name}({', '.join(params)})")
     if not isinstance(raw, types.FunctionType):
         return
+    code = hook_code(raw)
+    at = (f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+          if code is not None else "")
     if inspect.iscoroutinefunction(raw) or inspect.isasyncgenfunction(raw):
         # refused at load as a bad signature is: a run reports it (HookRuleBroken) only if
         # it reaches the hook, and one that never does certified it (a user review,
         # 2026-12-07)
-        code = hook_code(raw)
-        at = (f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
-              if code is not None else "")
-        raise UsageError(f"protocol {where}: hook {name}{at} is an async def: the kernel "
-                         f"calls it and never awaits it; write it as a plain function (or "
-                         f"a generator: each yield is a point)")
-    target, args = raw, params
+        from .hookpoints import ASYNC_ADVICE
+        raise UsageError(f"protocol {where}: hook {name}{at} is an async def: {ASYNC_ADVICE}")
     try:  # the function called: a wrapper's own parameters, not the wrapped function's
-        sig = inspect.signature(target, follow_wrapped=False)
-        sig.bind(*args)
+        sig = inspect.signature(raw, follow_wrapped=False)
+        sig.bind(*params)
     except ValueError:  # no signature to read: the run will tell
         return
     except TypeError as exc:
-        code = hook_code(target)
-        at = (f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
-              if code is not None else "")
         raise UsageError(f"protocol {where}: hook {name}{sig}{at} cannot be called as "
                          f"{name}({', '.join(params)}): {exc}") from None
 

@@ -243,13 +243,12 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
                      "reported as the worker saw it: no actions replay it here, no reproducer")
     elif res.first_failure_s is not None:
+        sizes = [len(x.machine.actions) for x in res.failures]
         lines.append(f"  found     after {res.first_failure_s:.2f} s (chunk {res.failing_chunk}); "
                      + ("not shrunk (a stuck hook: each replay would run its loop again), "
                         if stuck(f) else "not shrunk (Ctrl-C while shrinking), "
                         if getattr(res, "shrink_cut", False) else "shrunk to ")
-                     + f"{', '.join(str(len(x.machine.actions)) for x in res.failures)} "
-                     + ("action" if [len(x.machine.actions) for x in res.failures] == [1]
-                        else "actions")
+                     + ", ".join(map(str, sizes)) + (" action" if sizes == [1] else " actions")
                      + ("; the explorer: no interleaving of its operations fails sooner"
                         if res.proven else _unproven(res)))
         after = res.elapsed_s - res.first_failure_s

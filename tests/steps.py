@@ -9,3 +9,17 @@ def past_rmap_walk(m, op):
                               for lk in op.held):
         m.advance(op.id)
     return op
+
+
+def run_lines(text: str, cls):
+    """The machine after every line of the litmus script ``text`` ran on protocol ``cls``
+    (no drain, no final check: the test inspects the state the script leaves)."""
+    from conformance.litmus import _Runner, parse
+    from conformance.machine import Machine
+
+    sc = parse(text)
+    m = Machine(cls, sc.config)
+    r = _Runner(sc, m)
+    for no, words in sc.lines:
+        r.line(no, words)
+    return m

@@ -11,6 +11,8 @@ from conformance.lufdoc import run_scenario
 from conformance.protocol import Protocol
 from conformance.registry import load_protocol
 
+from steps import run_lines
+
 SCENARIOS = {s.name.split("-")[1]: s for s in corpus()
              if s.name.startswith("luf-") and s.name[4:5].isdigit()}
 
@@ -635,17 +637,11 @@ def test_finish_task_switch_row_only_where_overridden():
     """The trace has ``finish_task_switch`` rows for luf_v12, none for linux (whose traces
     and replay fixtures stay as they were): the resumed task's after its sleep, and a CPU's
     (a user access) or a starting operation's after a kernel thread's reclaim there."""
-    from conformance.litmus import _Runner, parse
-    from conformance.machine import Machine
     from conformance.trace import format_event
 
     rows = {}
     for name in ("luf_v12", "linux"):
-        sc = parse(PAGEOUT_SLEEPS_SCRIPT)
-        m = Machine(load_protocol(name), sc.config)
-        r = _Runner(sc, m)
-        for no, words in sc.lines:
-            r.line(no, words)
+        m = run_lines(PAGEOUT_SLEEPS_SCRIPT, load_protocol(name))
         rows[name] = [(ev[1], format_event(ev[2], ev[3])) for ev in m.trace.events
                       if "finish_task_switch" in format_event(ev[2], ev[3])]
     assert rows["linux"] == []
@@ -806,9 +802,6 @@ def test_no_switch_in_on_a_cpu_whose_mm_is_exiting():
     """A file write started on a CPU whose mm is exiting (the model's file syscalls do not
     load their task's mm) that sleeps on a folio lock gets no ``finish_task_switch``: the mm
     a switch would hand over is not known. The same write on a live mm's CPU gets one."""
-    from conformance.litmus import _Runner, parse
-    from conformance.machine import Machine
-
     script = """
 name   write-on-exiting-cpu
 config populate=false ncpus=4
@@ -824,11 +817,7 @@ W      finish
     for exiting in (True, False):
         calls = []
         text = script.format(exit="CPU0   exit E\nE      step" if exiting else "")
-        sc = parse(text)
-        m = Machine(_recording(calls), sc.config)
-        r = _Runner(sc, m)
-        for no, words in sc.lines:
-            r.line(no, words)
+        run_lines(text, _recording(calls))
         assert calls == ([] if exiting else [("write(file0:0)", 0, False)]), calls
 
 

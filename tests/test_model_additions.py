@@ -13,6 +13,8 @@ from conformance.registry import load_protocol
 from conformance.reproducer import replay_actions
 from conformance.hookpoints import finish_hook
 
+from steps import run_lines
+
 LINUX = load_protocol("linux")
 LINUX_4_3 = load_protocol("linux_4_3")
 
@@ -485,18 +487,6 @@ def test_madvise_free_then_write_redirties_and_reclaim_keeps_it():
     m.check_quiescent()
 
 
-def _run_litmus_text(text: str, cls=LINUX):
-    """A litmus script run line by line on ``cls``; the machine after its last line."""
-    from conformance.litmus import _Runner, parse
-
-    sc = parse(text)
-    m = Machine(cls, sc.config)
-    r = _Runner(sc, m)
-    for no, words in sc.lines:
-        r.line(no, words)
-    return m
-
-
 def test_a_lazyfree_folio_a_gather_holds_is_not_discarded():
     """litmus/model-lazyfree-gather-reference: try_to_unmap_one discards a clean lazyfree
     folio only if ``ref_count == 1 + map_count``; the child's open gather holds one more,
@@ -509,14 +499,14 @@ def test_a_lazyfree_folio_a_gather_holds_is_not_discarded():
 
     text = open("litmus/model-lazyfree-gather-reference.litmus").read()
     upto = text.index("R      finish")
-    m = _run_litmus_text(text[:upto] + "R      finish\n")
+    m = run_lines(text[:upto] + "R      finish\n", LINUX)
     frame = m.mms[0].ptes[0].frame
     assert m.mms[0].ptes[0].kind == PRESENT and not m.mem.lazyfree[frame]
     assert m.mem.owner[frame] == m.mms[0].find_vma(0).location(0)  # not "discarded"
     assert any("held by another reference: pte restored, keep" in format_event(ev[2], ev[3])
                for ev in m.trace.events)
     plain = text[:upto].replace("D      until zap mm1:v0\n", "D      finish\n")
-    m = _run_litmus_text(plain + "R      finish\n")
+    m = run_lines(plain + "R      finish\n", LINUX)
     assert m.mms[0].ptes[0].kind == NONE  # no other reference: discarded
     for name in ("linux", "immediate", "luf_v12"):
         assert run(load("litmus/model-lazyfree-gather-reference.litmus"),

@@ -63,8 +63,7 @@ _ATOMS = frozenset({int, str, bool, float, type(None), bytes, complex, range, sl
 #: values not walked: code, not state. A function's closure cells and defaults, a bound
 #: method's object and a partial's arguments are walked (the state key reads them since
 #: 2026-12-05, so the undo must restore them: a counter in a closure failed check_undo)
-_SKIP_TYPES = frozenset({types.GeneratorType,
-                         types.BuiltinFunctionType, types.BuiltinMethodType, type,
+_SKIP_TYPES = frozenset({types.BuiltinFunctionType, types.BuiltinMethodType, type,
                          types.ModuleType, types.FrameType, types.CodeType,
                          types.MethodWrapperType, types.WrapperDescriptorType})
 #: Machine attributes not walked: the history (cut back instead), coverage counters, and
@@ -81,7 +80,8 @@ _SETATTR, _DELATTR = object.__setattr__, object.__delattr__
 
 #: type -> how to record it: "l" list, "d" dict, "s" set, "t" tuple/frozenset (walked, not
 #: recorded), "q" deque, "b" bytearray, "a" array.array, "o" an object (slots and/or
-#: __dict__), None: an atom or code (neither); a container subclass with a ``__dict__`` adds
+#: __dict__), "i" an iterator or generator (not restorable: the snapshot is not exact
+#: unless it is an operation's generator), None: an atom or code (neither); a container subclass with a ``__dict__`` adds
 #: "+" (its attributes are recorded as an "o" record too)
 _KIND: dict = {}
 
@@ -184,7 +184,6 @@ def snapshot(m) -> Snapshot:
     """Record every mutable object reachable from machine ``m`` (module doc)."""
     records = []
     exact = True
-    gen_t = types.GeneratorType
     op_gens = {id(op.gen) for op in m.ops}  # the operations' code: a start advances none
     seen = set()
     add = seen.add
@@ -206,16 +205,15 @@ def snapshot(m) -> Snapshot:
         if k == 0:
             k = _kind(t)
         if k is None:
-            if t is gen_t and id(x) not in op_gens:  # a generator in a protocol's state:
-                exact = False  # an iterator too (below)
             continue
-        if k == "i":  # an iterator (not a generator: those are the operations' code) in
-            # the protocol's state: a start may advance it, the key reads its position
+        if k == "i":  # an iterator, or a generator but an operation's own, in the
+            # protocol's state: a start may advance it, the key reads its position
             # (fingerprint's __reduce__), and no restore can set it back; the search
             # re-executes such a parent's starts instead (a review, 2026-12-07: an
             # itertools.count advanced by init_task made the undone search keep states no
             # run has, 9,061 at K=2 where re-execution finds 7,278)
-            exact = False
+            if id(x) not in op_gens:
+                exact = False
             continue
         i = id(x)
         if i in seen:
