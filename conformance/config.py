@@ -151,6 +151,16 @@ class MachineConfig:
     #: a PASS names F1 in its scope line (conformance/findings.py).
     reclaim_activates_dirty_file: bool = attrs.field(
         default=False, validator=lambda inst, a, v: _bool(a, v))
+    #: ``folio_mark_lazyfree`` leaves a folio that is off the LRU swap-backed (mm/swap.c:
+    #: ``!folio_test_lru`` in 6.12 and today, ``!folio_test_clear_lru`` between), as the
+    #: kernel does: a folio a reclaim or migration holds isolated while MADV_FREE cleans its
+    #: PTE. Finding F2 (docs/FINDINGS.md): on, a later reclaim swaps the folio out while the
+    #: MADV_FREE's gather still holds the flush of a writable dirty entry, and every
+    #: protocol that defers that flush and reclaim's fails S2. Off by default, as F1's
+    #: switch is: the folio is marked lazyfree whatever its LRU state, and a PASS names F2
+    #: in its scope line.
+    lazyfree_skips_isolated: bool = attrs.field(
+        default=False, validator=lambda inst, a, v: _bool(a, v))
     #: ``need_resched()`` turns true while ``zap_pte_range`` works on each PTE, so the walk
     #: breaks before every PTE but a pass's first (mm/memory.c, the loop's ``if
     #: (need_resched()) break;``): it drops the PTL with the PTEs it cleared not yet flushed
@@ -213,6 +223,7 @@ class MachineConfig:
             f"{f' gather_batch={self.gather_batch}' if self.gather_batch != 2 else ''}"
             f"{'' if self.batch_gen_bits == 15 else f' gen_bits={self.batch_gen_bits}'}"
             f"{' reclaim_activates_dirty_file' if self.reclaim_activates_dirty_file else ''}"
+            f"{' lazyfree_skips_isolated' if self.lazyfree_skips_isolated else ''}"
             f"{' zap_need_resched' if self.zap_need_resched else ''}"
             f"{f' fault_around={self.fault_around_pages}' if self.fault_around_pages > 1 else ''}"
         )

@@ -11,8 +11,9 @@ Example::
 
     >>> from conformance.config import MachineConfig
     >>> [f.id for f in FINDINGS]
-    ['F1']
-    >>> scope_lines(MachineConfig(reclaim_activates_dirty_file=True))
+    ['F1', 'F2']
+    >>> scope_lines(MachineConfig(reclaim_activates_dirty_file=True,
+    ...                           lazyfree_skips_isolated=True))
     []
 """
 from __future__ import annotations
@@ -39,6 +40,15 @@ FINDINGS = (
         "entry (S2 for every protocol that defers reclaim's flush)",
         "reclaim_activates_dirty_file",
         "finding-reclaim-activates-dirty-file",
+    ),
+    Finding(
+        "F2",
+        "folio_mark_lazyfree leaves a folio off the LRU swap-backed after madvise_free_pte_range "
+        "cleaned its PTE, so a later reclaim swaps it out with no dirty flush while the "
+        "MADV_FREE's gather still holds the flush of a writable dirty entry (S2 for every "
+        "protocol that defers both)",
+        "lazyfree_skips_isolated",
+        "finding-lazyfree-skips-isolated",
     ),
 )
 

@@ -518,8 +518,7 @@ def test_a_lazyfree_folio_a_gather_holds_is_not_discarded():
 #: (or migration) held pfn0 isolated after a failed trylock, the MADV_FREE in flight cleaned
 #: its PTE, and a second reclaim swapped it out under CPU0's writable dirty entry, whose
 #: flush the MADV_FREE's gather still held (docs/model.md section 11 item 36: the kernel
-#: can do the same; whether the oracle must tolerate it is left open, and the model marks
-#: the folio lazyfree as before)
+#: can do the same; finding F2, docs/FINDINGS.md, behind ``lazyfree_skips_isolated``)
 S2_UNDER_AN_IN_FLIGHT_MADV_FREE = (
     (dict(ncpus=4), [("switch_mm", (1, 0)), ("madvise", (1, 0, 1, "free")),
                      ("reclaim", (3, (0, 1))), ("advance", (1,)), ("advance", (0,)),
@@ -528,18 +527,22 @@ S2_UNDER_AN_IN_FLIGHT_MADV_FREE = (
 )
 
 
-def test_an_isolated_folio_is_still_marked_lazyfree():
-    """The campaign's interleaving above: MADV_FREE marks pfn0 lazyfree although reclaim
-    holds it isolated (the kept simplification), so the second reclaim discards it and
-    copies nothing out: ``linux`` passes it."""
+def test_an_isolated_folio_is_marked_lazyfree_unless_the_f2_switch_is_on():
+    """The campaign's interleaving above. By default MADV_FREE marks pfn0 lazyfree although
+    reclaim holds it isolated (finding F2's switch off), so the second reclaim discards it
+    and copies nothing out: ``linux`` passes it. With ``lazyfree_skips_isolated`` the folio
+    stays swap-backed (6.12's ``!folio_test_lru``) and the second reclaim copies it out
+    under CPU0's writable dirty entry: S2."""
     from conformance.config import MachineConfig
 
     for kw, actions in S2_UNDER_AN_IN_FLIGHT_MADV_FREE:
-        cfg = MachineConfig(**kw)
-        m = Machine(LINUX, cfg)
-        assert replay_actions(LINUX, cfg, False, actions[:7], machine=m) is None
-        assert m.mem.lazyfree[0] and not m.mms[0].ptes[0].dirty
-        assert replay_actions(LINUX, cfg, False, actions) is None
+        for on in (False, True):
+            cfg = MachineConfig(**kw, lazyfree_skips_isolated=on)
+            m = Machine(LINUX, cfg)
+            assert replay_actions(LINUX, cfg, False, actions[:7], machine=m) is None
+            assert m.mem.lazyfree[0] is (not on) and not m.mms[0].ptes[0].dirty
+            f = replay_actions(LINUX, cfg, False, actions)
+            assert (f.rule if f else None) == ("S2" if on else None)
 
 
 def test_parallel_madvise_free_passes_on_mainline_with_faults_and_reclaim():

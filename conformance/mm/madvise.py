@@ -215,11 +215,23 @@ class MadvisePaths:
         if pte.accessed or pte.dirty:
             pte.set_present(frame, pte.writable, False, pte.inst)  # mkold + mkclean, same PTE
             self.m.call_hook(self.proto.tlb_remove_tlb_entry, tlb, vpage)
-        # folio_mark_lazyfree, the lru_lazyfree batch drained at once; also for a folio off
-        # the LRU, which 6.12 leaves swap-backed (!folio_test_lru): a simplification kept on
-        # purpose (docs/model.md section 11 item 36: modelled, it let reclaim copy out a
-        # folio whose PTE an in-flight MADV_FREE cleaned under a writable dirty entry, S2,
-        # an oracle question left open)
+        iso = mem.isolated[frame]
+        if iso is not None and mem.folio_lock[frame].owner is not iso \
+                and self.m.cfg.lazyfree_skips_isolated:
+            # folio_mark_lazyfree: !folio_test_lru -> nothing (6.12 tests the LRU flag, later
+            # kernels clear it): a folio a reclaim or migration holds isolated stays
+            # swap-backed, and a later reclaim swaps it out behind a PTE this walk cleaned
+            # under a writable dirty entry: finding F2 (docs/FINDINGS.md), off by default.
+            # Only where its isolator does not also hold it locked: a migration's
+            # destination is locked and isolated while remove_migration_ptes maps it, where
+            # the kernel's folio_add_lru(dst) came before (with the LRU cache disabled, on
+            # the LRU at once); the isolated and locked source keeps the default rule, a
+            # simplification (docs/model.md section 11 item 36)
+            self.trace.msg(op, "folio_mark_lazyfree(pfn%d): off the LRU, stays swap-backed",
+                           frame)
+            return False
+        # folio_mark_lazyfree, the lru_lazyfree batch drained at once; by default also for a
+        # folio off the LRU (the switch above: docs/model.md section 11 item 36)
         mem.lazyfree[frame] = True
         return True
 
