@@ -17,13 +17,16 @@ class MprotectPaths:
         """``do_mprotect_pkey`` -> ``mprotect_fixup`` -> ``change_protection``.
 
         VMAs whose flags do not change are skipped (``newflags == oldflags``).
-        For the others, per VMA: ``change_protection_range`` (``tlb_start_vma``,
-        ``change_pte_range`` per page table, ``tlb_end_vma``); ``change_pte_range``
+        For the others, per VMA: ``change_protection_range`` (``change_pte_range`` per
+        page table, ``tlb_end_vma``; the kernel's ``tlb_start_vma`` only sets the gather's
+        VMA flags and flushes caches, so it has no hook); ``change_pte_range``
         takes the PTL, calls ``flush_tlb_batched_pending`` and write-protects
         present PTEs, recording them with ``tlb_flush_pte_range``. Making a range
         writable (``MM_CP_TRY_CHANGE_WRITABLE``: ``vma_wants_manual_pte_write_upgrade``
-        is true for a private writable VMA and for a shared file VMA, whose
-        ``filemap_page_mkwrite`` wants write notification) makes writable each present PTE
+        is true for a private writable VMA and for a shared file VMA of a filesystem with
+        ``page_mkwrite``, whose ``vma_wants_writenotify`` holds; the model's files are
+        such, and a shmem-like file whose ``vm_page_prot`` is writable is not modelled)
+        makes writable each present PTE
         ``can_change_pte_writable`` allows, recording it too (since 2026-12-07; before, the
         next write fault upgraded it). ``tlb_finish_mmu`` at the end; S3 on return.
         Simplification: PROT_NONE is not modelled.

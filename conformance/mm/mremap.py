@@ -17,7 +17,8 @@ class MremapPaths:
 
         ``mmap_write_lock``; "error" unless ``[old_start, +npages)`` lies in one VMA and
         the destination is inside the address space, free of VMAs and disjoint from the
-        source. ``copy_vma`` (same ``vm_pgoff``, so every page keeps its location),
+        source. ``copy_vma`` (same ``vm_pgoff``, so every page keeps its location; the kernel
+        resets it for an anonymous VMA never faulted, which has no page to keep),
         ``move_page_tables`` -> :meth:`move_ptes` per extent (``get_extent``), each under
         ``take_rmap_locks``; then ``unmap_source_vma`` -> ``do_vmi_munmap(old range,
         unlock=false)``: :meth:`unmap_region` of the old range under the write lock (no
@@ -28,10 +29,13 @@ class MremapPaths:
         the old range; in the new range, none of a PTE instance older than the move
         (docs/oracle.md section 2).
 
-        Simplifications: ``need_rmap_locks`` is taken as always true (the kernel skips
-        the locks when the new VMA comes after the old one in rmap traversal order, so
-        that a walk sees the old PTE, the new one or both; the model's walks have no such
-        order); x86's ``move_normal_pmd`` (a whole, aligned, populated page table moved by
+        Simplifications: ``need_rmap_locks`` is taken as always true (6.12's ``copy_vma``
+        clears it for every unmerged copy, which ``vma_link`` puts after the old VMA in
+        rmap traversal order, and keeps it for a merged one only when the new VMA's
+        ``vm_pgoff`` is not above the old one's; without the locks a walk sees the old
+        PTE, the new one or both; the model's walks have no such order, so a move waits
+        for an rmap walk in flight and never runs between a walk's PTE clear and its end:
+        docs/model.md K14 says what that can hide); x86's ``move_normal_pmd`` (a whole, aligned, populated page table moved by
         its PMD into an empty one, with an unconditional ``flush_tlb_range`` and no
         ``flush_tlb_batched_pending``) is not modelled: every extent goes through
         ``move_ptes``, the kernel's path for a move of less than a whole page table (a
