@@ -209,8 +209,9 @@ class Protocol:
         """``migrate_folio_move`` (mm/migrate.c) of one folio of the batch: after the unmap
         (migration entries installed, flush deferred) and, with
         ``MIGRATE_FLUSH_BEFORE_COPY``, after the batch's ``try_to_unmap_flush``; before
-        ``move_to_new_folio`` -> ``migrate_folio`` (``folio_migrate_mapping``,
-        ``folio_copy``: S2) and ``remove_migration_ptes``. A scheme that orders its own
+        ``move_to_new_folio`` -> ``migrate_folio`` (6.12's ``__migrate_folio``: the
+        reference check, ``folio_mc_copy``: S2, ``__folio_migrate_mapping``) and
+        ``remove_migration_ptes``. A scheme that orders its own
         flush against the copy flushes here. Default: nothing. May yield."""
 
     def free_unref_folios(self, task, frames: list[int]) -> None:

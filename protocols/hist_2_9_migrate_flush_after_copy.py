@@ -26,7 +26,7 @@ class MigrateFlushAfterCopy(Linux):
 
 EXPECTED_VIOLATION = "S2"
 BUG = "2.9"
-FIXED_BY = "7e12beb8ca2a"
+FIXED_BY = "7e12beb8ca2a"  # the commit whose ordering it breaks: no kernel shipped this bug
 LITMUS = "bug-2.9-migrate-flush-before-copy"
 SUMMARY = ("batched migration copies the source before flushing the deferred unmap: a "
            "store through a stale writable entry is lost")

@@ -60,7 +60,11 @@ class MigratePaths:
         allocation fails stays isolated, unlocked, until the batch is moved, then is put
         back (``putback_movable_pages``), freed there if its owner unmapped it meanwhile
         (until 2026-12-07 the model never isolated a folio it could not lock). Simplified:
-        only that one allocation reclaims; each folio is isolated when the loop reaches it
+        only that one allocation reclaims; the destination is allocated after the source's
+        trylock, where ``migrate_folio_unmap`` allocates first and frees it on an async
+        trylock failure (so a folio whose trylock fails never reaches the ``page_alloc``
+        hook here: one allocation, and a protocol's flush there, fewer than the kernel's);
+        each folio is isolated when the loop reaches it
         (``isolate_migratepages_block`` takes the batch first); no pass runs when the last
         folio is not on the LRU (no allocation); a failed allocation does not end the
         loop (the kernel's ``-ENOMEM`` goes to ``move:``); the ``MIGRATE_ASYNC`` retry
@@ -90,9 +94,11 @@ class MigratePaths:
             owner = mem.owner[frame]
             if owner.__class__ is not tuple:
                 # truncated or zapped while isolated and unlocked (the nested pass yields
-                # there): the isolation holds its last reference; migrate_folio_unmap's
-                # "Folio was freed from under us" (folio_ref_count(src) == 1), freed at
-                # the put-back (it leaked its destination frame until 2026-12-07 03:50)
+                # there): the isolation holds its last reference. The kernel tests
+                # "Folio was freed from under us" (folio_ref_count(src) == 1) before its
+                # allocation, so it migrates such an orphan and frees both; the model
+                # frees it at the put-back, the same end (it leaked its destination frame
+                # until 2026-12-07 03:50)
                 tr.msg(op, "migrate: pfn%d freed from under us", frame)
                 dst = None
             else:
@@ -182,7 +188,12 @@ class MigratePaths:
             yield
 
     def _migrate_abort(self, op, frame: int, dst: int, loc):
-        """``folio_migrate_mapping`` failed (-EAGAIN): ``remove_migration_ptes(src, src)``, free dst."""
+        """``__migrate_folio``'s "src has extra refs" check failed (-EAGAIN, before the copy;
+        an mmu_gather's reference): ``remove_migration_ptes(src, src)``, free dst.
+        Simplified: the kernel's ``migrate_folio_move`` keeps the folio's migration entries
+        on -EAGAIN and retries it in the next pass (up to ``nr_pass``), restoring them
+        only in the cleanup (``migrate_folio_undo_src``); the model restores them at once,
+        after the batch's flush either way (a review of 2026-12-07)."""
         mem = self.mem
         self.trace.msg(op, "migrate pfn%d: extra reference (mmu_gather), restore", frame)
         yield from self.remove_migration_ptes(op, frame, frame, loc)

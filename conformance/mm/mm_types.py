@@ -46,7 +46,9 @@ class Pte:
     ``slot``: the swap slot of a swap entry. ``writable``/``dirty``/``accessed``
     are ``_PAGE_RW``/``_PAGE_DIRTY``/``_PAGE_ACCESSED`` (a migration entry keeps
     the writable/dirty bits it replaced, like ``make_writable_migration_entry``
-    and ``pte_swp_mkdirty``... simplified to plain copies).
+    and ``make_migration_entry_dirty``, simplified to plain copies; it keeps no
+    accessed bit, so ``remove_migration_pte`` restores every PTE old, where the
+    kernel's ``make_migration_entry_young`` keeps A where the arch can: docs/model.md P4).
 
     ``inst`` is the PTE's *instance* (oracle bookkeeping, not a kernel field): every
     ``set_pte_at`` of a new mapping (a fault install, ``remove_migration_ptes``, a
