@@ -196,6 +196,8 @@ class MachineConfig:
             []
             >>> print(MachineConfig(batch_gen_bits=2).caveats()[0])   # doctest: +ELLIPSIS
             batch_gen_bits=2: mm->tlb_flush_batched's pending count is 2 bits, not mainline's 15...
+            >>> print(MachineConfig(lazyfree_skips_isolated=True).caveats()[0])   # doctest: +ELLIPSIS
+            lazyfree_skips_isolated: mainline's own path of finding F2 (docs/FINDINGS.md), ...
         """
         out = []
         bits = self.batch_gen_bits
@@ -208,6 +210,14 @@ class MachineConfig:
                    "(docs/SOUNDNESS.md, gen2): for a protocol that keeps this count (mainline's "
                    "and LUF's do), a failure may be the width's, not the protocol's"
                    if bits <= 2 else ""))
+        from .findings import FINDINGS  # findings.py reads no config at import
+
+        for f in FINDINGS:
+            if getattr(self, f.switch):
+                out.append(f"{f.switch}: mainline's own path of finding {f.id} "
+                           f"(docs/FINDINGS.md), which fails every protocol that defers "
+                           f"the flushes it needs, mainline included: a failure may be the "
+                           f"finding's, not the protocol's (litmus/{f.scenario}.litmus)")
         return out
 
     @property

@@ -244,6 +244,25 @@ def test_a_machine_unlike_the_kernel_says_so_beside_its_verdict(capsys, tmp_path
     assert "  caveat    batch_gen_bits=2:" in capsys.readouterr().out
 
 
+def test_a_finding_switched_on_is_a_caveat(capsys, tmp_path):
+    """A machine with a finding's switch on takes mainline's own path of that finding
+    (docs/FINDINGS.md), which fails every deferring protocol: its reports say so, each
+    switch in its own line, and the switch is no longer in the PASS's scope line."""
+    from conformance.cli import main
+    from conformance.findings import FINDINGS
+
+    for f in FINDINGS:
+        main(["bound", "linux", "-k", "1", "--config", f"{f.switch}=true", "-q"])
+        out = capsys.readouterr().out
+        assert f"  caveat    {f.switch}: mainline's own path of finding {f.id} " in out, out
+        assert f"not finding {f.id} " not in out
+        assert sum(x.startswith("  caveat") for x in out.splitlines()) == 1
+    main(["explore", os.path.join(REPO, "litmus", FINDINGS[1].scenario + ".litmus"),
+          "--protocol", "linux", "--repro-dir", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert "verdict   FAIL: S2" in out and f"finding {FINDINGS[1].id} (docs/FINDINGS.md)" in out
+
+
 def test_tables_name_a_file_protocol_by_its_stem(capsys, tmp_path):
     """``litmus`` and ``cost`` labelled a file protocol's row with the path given, where
     every other report and docs/PROTOCOLS.md use its name, the file's stem (a user review,
