@@ -152,7 +152,7 @@ class MachineConfig:
     reclaim_activates_dirty_file: bool = attrs.field(
         default=False, validator=lambda inst, a, v: _bool(a, v))
     #: ``folio_mark_lazyfree`` leaves a folio that is off the LRU swap-backed (mm/swap.c:
-    #: ``!folio_test_lru`` in 6.12 and today, ``!folio_test_clear_lru`` between), as the
+    #: up to 6.10 ``folio_test_lru``, 6.11-6.12 ``folio_test_clear_lru``, 2025 ``!folio_test_lru``), as the
     #: kernel does: a folio a reclaim or migration holds isolated while MADV_FREE cleans its
     #: PTE. Finding F2 (docs/FINDINGS.md): on, a later reclaim swaps the folio out while the
     #: MADV_FREE's gather still holds the flush of a writable dirty entry, and every

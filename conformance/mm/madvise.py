@@ -218,8 +218,9 @@ class MadvisePaths:
         iso = mem.isolated[frame]
         if iso is not None and mem.folio_lock[frame].owner is not iso \
                 and self.m.cfg.lazyfree_skips_isolated:
-            # folio_mark_lazyfree: !folio_test_lru -> nothing (6.12 tests the LRU flag, later
-            # kernels clear it): a folio a reclaim or migration holds isolated stays
+            # folio_mark_lazyfree: off the LRU -> nothing (every form: folio_test_lru up to
+            # 6.10, folio_test_clear_lru in 6.11-6.12, !folio_test_lru since Hugh Dickins'
+            # 2025 revert): a folio a reclaim or migration holds isolated stays
             # swap-backed, and a later reclaim swaps it out behind a PTE this walk cleaned
             # under a writable dirty entry: finding F2 (docs/FINDINGS.md), off by default.
             # Only where its isolator does not also hold it locked: a migration's
