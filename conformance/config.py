@@ -210,15 +210,9 @@ class MachineConfig:
                    "(docs/SOUNDNESS.md, gen2): for a protocol that keeps this count (mainline's "
                    "and LUF's do), a failure may be the width's, not the protocol's"
                    if bits <= 2 else ""))
-        from .findings import FINDINGS  # findings.py reads no config at import
+        from .findings import caveat_lines  # findings.py reads no config at import
 
-        for f in FINDINGS:
-            if getattr(self, f.switch):
-                out.append(f"{f.switch}: mainline's own path of finding {f.id} "
-                           f"(docs/FINDINGS.md), which fails every protocol that defers "
-                           f"the flushes it needs, mainline included: a failure may be the "
-                           f"finding's, not the protocol's (litmus/{f.scenario}.litmus)")
-        return out
+        return out + caveat_lines(self)
 
     @property
     def tables_per_mm(self) -> int:

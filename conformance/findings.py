@@ -53,6 +53,25 @@ FINDINGS = (
 )
 
 
+def caveat_lines(cfg) -> list[str]:
+    """The other side of :func:`scope_lines`: one line per finding whose kernel path
+    ``cfg`` takes, for :meth:`MachineConfig.caveats` (a failure on that machine may be the
+    finding's, not the protocol's).
+
+    Example::
+
+        >>> from conformance.config import MachineConfig
+        >>> caveat_lines(MachineConfig())
+        []
+        >>> print(caveat_lines(MachineConfig(lazyfree_skips_isolated=True))[0])  # doctest: +ELLIPSIS
+        lazyfree_skips_isolated: mainline's own path of finding F2 (docs/FINDINGS.md), ...
+    """
+    return [f"{f.switch}: mainline's own path of finding {f.id} (docs/FINDINGS.md), which "
+            f"fails every protocol that defers the flushes it needs, mainline included: a "
+            f"failure may be the finding's, not the protocol's (litmus/{f.scenario}.litmus)"
+            for f in FINDINGS if getattr(cfg, f.switch)]
+
+
 def scope_lines(cfg) -> list[str]:
     """What a PASS on machine ``cfg`` does not cover: one line per finding whose kernel
     path ``cfg`` leaves off, with the flag that turns it on.
