@@ -294,9 +294,12 @@ def test_certify_bound_keeps_the_random_failure_when_the_bounded_check_cannot_ru
     path = tmp_path / "every_other.py"
     path.write_text(EVERY_OTHER)
     out, repro = tmp_path / "cert", tmp_path / "r"
-    # seed 8: a failure that does not replay at once (seed 1's shrink took 40 s of CI; seed
-    # 2's failure replays since faults take their VMA's lock, docs/model.md item 31)
-    assert main(["certify", str(path), "--examples", "500", "--jobs", "1", "--seed", "8",
+    # seed 2: a failure that does not replay at once (seed 1's shrink took 40 s of CI; seed
+    # 2's failure replayed from faults taking their VMA's lock, docs/model.md item 31, until
+    # reclaim isolated its whole batch first, item 37, 2026-12-07 22:00; seed 8's replays
+    # since, and its shrink's explorer ended in a traceback until outside.changes_first
+    # named the global there too)
+    assert main(["certify", str(path), "--examples", "500", "--jobs", "1", "--seed", "2",
                  "--database", "none", "--bound", "1", "--repro-dir", str(repro),
                  "--out", str(out)]) == 1
     got = capsys.readouterr()
@@ -305,6 +308,22 @@ def test_certify_bound_keeps_the_random_failure_when_the_bounded_check_cannot_ru
     assert "MODEL ERROR" not in got.out
     assert "error: the bounded check: protocol every_other changed COUNT" in got.err, got.err
     assert "certificate: none written" in got.err and not out.exists()
+
+
+def test_a_shrink_whose_explorer_meets_state_outside_the_machine_is_no_crash(tmp_path, capsys):
+    """certify's shrink explores the shrunk failure's interleavings (``shortest``); with
+    EVERY_OTHER's module global a passing path failed when re-executed there, a ModelError
+    that ended certify in a traceback ("internal error", exit 3; seed 8, 2026-12-07 22:30).
+    The explorer now names the changed global first (``outside.changes_first``), the shrink
+    keeps its delta-debugged failure unproven, and the verdict is the failure's."""
+    from conformance.cli import main
+    path = tmp_path / "every_other.py"
+    path.write_text(EVERY_OTHER)
+    rc = main(["certify", str(path), "--examples", "500", "--jobs", "1", "--seed", "8",
+               "--database", "none", "--repro-dir", str(tmp_path / "r")])
+    got = capsys.readouterr()
+    assert rc == 1 and "internal error" not in got.err and "Traceback" not in got.err, got.err
+    assert "  verdict   FAIL: S2 violated" in got.out and "not proven shortest" in got.out
 
 
 def test_certify_bound_of_a_profile_says_the_error_under_every_config(tmp_path, capsys):

@@ -654,26 +654,10 @@ _WORKER_CTX: _Ctx | None = None
 def _work(paths, first, sums, wall_deadline):
     stop = None if wall_deadline is None else (lambda: time.perf_counter() > wall_deadline)
     before = outside.look(_WORKER_CTX.cls)  # a worker's changes stay in the worker
-    with _outside_first(_WORKER_CTX.cls, before):
+    with outside.changes_first(_WORKER_CTX.cls, before):
         got = expand(_WORKER_CTX, paths, first, sums, stop)
     outside.check(_WORKER_CTX.cls, before)
     return got
-
-
-@contextlib.contextmanager
-def _outside_first(cls, before):
-    """A :class:`ModelError` of the search (a replay that no longer does what it did: "replay
-    of a passing state failed", "a failing path passed when re-run") is, when the protocol's
-    state outside the machine changed meanwhile, that change's doing: the one-line
-    :class:`UsageError` of :func:`outside.check` naming it, instead of "a flushcheck bug"
-    (exit 3, a traceback). A protocol whose hook flushed on every other call, counting the
-    calls in a module global, ended ``bound`` that way (a user review, 2026-12-06): the
-    change is seen only after the search, and its own replay diverged first."""
-    try:
-        yield
-    except ModelError:
-        outside.check(cls, before)
-        raise
 
 
 def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict: bool = False,
@@ -700,7 +684,7 @@ def bounded(cls, cfg: MachineConfig, bound: int, *, menu=MENUS["small"], strict:
                  reductions=("terminal states",) * reduce + ("lazy evictions",) * lazy_evict)
     before = outside.look(cls)  # state the keys cannot see must not change (outside.py)
     try:
-        with _outside_first(cls, before):
+        with outside.changes_first(cls, before):
             for k in range(start_k, bound + 1):
                 ctx = _Ctx(cls, cfg, strict, tuple(menu), k, undo, check_undo, reduce,
                            lazy_evict)

@@ -448,7 +448,8 @@ def explore(sc: Scenario, proto_cls, *, dedup: bool = True, preemption_bound: in
         'pass'
     """
     before = outside.look(proto_cls)  # state the keys cannot see must not change (outside.py)
-    res = _explore(sc, proto_cls, dedup, preemption_bound, max_states, strict, shorter_than)
+    with outside.changes_first(proto_cls, before):
+        res = _explore(sc, proto_cls, dedup, preemption_bound, max_states, strict, shorter_than)
     outside.check(proto_cls, before)
     return res
 

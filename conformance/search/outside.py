@@ -156,6 +156,37 @@ def look(proto_cls) -> tuple:
                  for name, v in _watched(proto_cls))
 
 
+@contextmanager
+def changes_first(proto_cls, before: tuple):
+    """A :class:`ModelError` of a search (a replay that no longer does what it did: "replay
+    of a passing state failed", "a failing path passed when re-run") is, when the protocol's
+    state outside the machine changed meanwhile (since ``before``, a :func:`look`), that
+    change's doing: the one-line :class:`UsageError` of :func:`check` naming it, instead of
+    "a flushcheck bug" (exit 3, a traceback). A protocol whose hook flushed on every other
+    call, counting the calls in a module global, ended ``bound`` that way (a user review,
+    2026-12-06), and certify's shrink, whose explorer met it (2026-12-07 22:30): the change
+    is seen only after the search, and its own replay diverged first.
+
+    Example::
+
+        >>> from conformance.errors import ModelError
+        >>> from conformance.registry import load_protocol
+        >>> cls = load_protocol("linux")
+        >>> with changes_first(cls, look(cls)):  # nothing outside changed: the error stands
+        ...     raise ModelError("replay of a passing state failed")
+        Traceback (most recent call last):
+        ...
+        conformance.errors.ModelError: replay of a passing state failed
+    """
+    from ..errors import ModelError
+
+    try:
+        yield
+    except ModelError:
+        check(proto_cls, before)
+        raise
+
+
 def check(proto_cls, before: tuple, during: str = "the search") -> None:
     """:class:`UsageError` naming the first value that differs from ``before`` (a
     :func:`look` of the same class), or None. ``during``: what ran between the two looks,
