@@ -286,6 +286,27 @@ def test_a_folio_that_fails_its_trylock_stays_isolated_until_the_end(start):
     m.check_quiescent()
 
 
+@pytest.mark.parametrize("start", ["reclaim", "migrate"])
+def test_the_whole_batch_is_isolated_before_the_first_folio_is_locked(start):
+    """``isolate_lru_folios`` (``isolate_migratepages_block``, ``add_page_for_migration``)
+    takes every folio of the batch off the LRU before the pass locks the first, so while
+    the pass works on pfn4 (mm1's), pfn1 (mm0's) is already off the LRU: its owner's munmap leaves the
+    last reference to the pass's put. Until 2026-12-07 22:00 each folio was isolated when
+    the loop reached it, and the munmap freed pfn1 at once (F2's plainest route,
+    litmus/finding-lazyfree-skips-isolated-batch.litmus, was out of reach)."""
+    m = Machine(LINUX)
+    assert m.mem.owner[1] == ("a", 1, 1) and list(m.mem.rmap[1]) == [(0, 1)]
+    op = getattr(m, start)(1, (4, 1))
+    assert op in m.ops and m.mem.isolated[4] is op and m.mem.isolated[1] is op
+    assert m.mem.folio_lock[1].owner is None  # isolated, not locked yet
+    finish(m, m.munmap(0, 1, 1))  # mm0's v1: zapped, not freed (the isolation holds it)
+    assert not m.mem.rmap[1] and 1 not in m.mem.free_list
+    finish(m, op)
+    assert m.mem.isolated[1] is None and 1 in m.mem.free_list
+    m.drain()
+    m.check_quiescent()
+
+
 def test_a_move_pages_failure_is_a_litmus_thread_and_explored_again():
     """A failure through move_pages' nested pass is written as the litmus verb (with its
     ``nested`` frames) and the explorer finds it again from that text."""

@@ -147,9 +147,10 @@ class MadvisePaths:
         (isolated) is left alone; cold: ``ptep_test_and_clear_young`` +
         ``tlb_remove_tlb_entry`` if it was young; pageout neither clears the accessed bit
         nor records a flush (2864f3d0f583, "pageout: ignore references rather than
-        clearing young") and collects the folio for the caller's ``reclaim_pages``.
-        Simplification: those folios are isolated by that reclaim's own
-        ``folio_isolate_lru``, not here under the PTL.
+        clearing young"), isolates the folio here under the PTL (``folio_isolate_lru``)
+        and collects it for the caller's ``reclaim_pages``. Until 2026-12-07 22:00 that
+        reclaim isolated it after the PTL's release (section 11 item 37 made
+        :meth:`shrink_folio_list` take only folios its caller isolated).
         """
         mem = self.mem
         proto = self.proto
@@ -183,7 +184,8 @@ class MadvisePaths:
                     if pte.accessed:
                         pte.accessed = False
                         self.m.call_hook(proto.tlb_remove_tlb_entry, tlb, vpage)
-                else:
+                else:  # folio_isolate_lru under the PTL, onto the caller's folio_list
+                    self._isolate(op, frame)
                     folios.append(frame)
                 continue
             lazy = self._madvise_free_folio(op, tlb, mm, vpage, pte)

@@ -64,9 +64,9 @@ class MigratePaths:
         trylock, where ``migrate_folio_unmap`` allocates first and frees it on an async
         trylock failure (so a folio whose trylock fails never reaches the ``page_alloc``
         hook here: one allocation, and a protocol's flush there, fewer than the kernel's);
-        each folio is isolated when the loop reaches it
-        (``isolate_migratepages_block`` takes the batch first); no pass runs when the last
-        folio is not on the LRU (no allocation); a failed allocation does not end the
+        the batch is isolated in one step before the first trylock
+        (:meth:`isolate_lru_folios`; until 2026-12-07 22:00 each folio when the loop reached
+        it); no pass runs when the last folio is not on the LRU (no allocation); a failed allocation does not end the
         loop (the kernel's ``-ENOMEM`` goes to ``move:``); the ``MIGRATE_ASYNC`` retry
         passes and the ``MIGRATE_SYNC`` retry of a folio whose trylock failed are not
         modelled (docs/model.md section 11 item 24). kcompactd's and direct compaction's
@@ -77,13 +77,10 @@ class MigratePaths:
         tr = self.trace
         batch = []
         failed = []  # not migrated: on ``from`` until putback_movable_pages
-        last = len(frames) - 1
-        for i, frame in enumerate(frames):
-            if not self._on_lru(frame):
-                tr.msg(op, "migrate: skip pfn%d", frame)
-                continue
-            self._isolate(op, frame)  # isolate_migratepages_block / add_page_for_migration
-            if nested and i == last:
+        taken = self.isolate_lru_folios(op, frames, "migrate")
+        last = frames[-1] if frames else None
+        for frame in taken:
+            if nested and frame == last:
                 # get_new_folio runs before migrate_folio_unmap's folio_trylock(src)
                 tr.msg(op, "get_new_folio: allocation enters direct reclaim")
                 yield from self.direct_reclaim(op, nested)
@@ -93,7 +90,7 @@ class MigratePaths:
                 continue
             owner = mem.owner[frame]
             if owner.__class__ is not tuple:
-                # truncated or zapped while isolated and unlocked (the nested pass yields
+                # truncated or zapped while isolated and unlocked (the loop yields
                 # there): the isolation holds its last reference. The kernel tests
                 # "Folio was freed from under us" (folio_ref_count(src) == 1) before its
                 # allocation, so it migrates such an orphan and frees both; the model

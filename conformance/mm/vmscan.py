@@ -75,13 +75,37 @@ class VmscanPaths:
         ``shrink_inactive_list``: ``if (nr_taken == 0) return 0;`` when no folio of
         ``frames`` is on the LRU (nothing isolated: no ``shrink_folio_list``, so none of its
         flushes), else ``shrink_folio_list``. Also the nested pass of
-        :meth:`shrink_folio_list`. Simplified: a folio is isolated when the loop reaches it
-        (:meth:`shrink_folio_list`), where ``isolate_lru_folios`` takes the whole batch first."""
+        :meth:`shrink_folio_list` over the folios :meth:`isolate_lru_folios` took."""
         self.m.call_hook(self.proto.init_tlb_ubc, op)
-        if not any(self._on_lru(frame) for frame in frames):
+        taken = self.isolate_lru_folios(op, frames, "reclaim")
+        if not taken:
             self.trace.msg(op, "shrink_inactive_list: nothing isolated")
             return
-        yield from self.shrink_folio_list(op, frames, nested)
+        yield from self.shrink_folio_list(op, taken, nested)
+
+    def isolate_lru_folios(self, op, frames: tuple, who: str) -> list:
+        """``isolate_lru_folios`` (reclaim) / ``isolate_migratepages_block`` and
+        ``add_page_for_migration`` (migration): take every folio of ``frames`` that is on
+        the LRU off it with the isolation's reference, the whole batch before the first
+        ``folio_trylock``, in one step (the kernel holds ``lru_lock`` across reclaim's
+        batch; move_pages isolates page by page under ``mmap_lock``, simplified to one
+        step). Returns the folios taken, in ``frames``' order. Until 2026-12-07 22:00 each folio
+        was isolated when the pass's loop reached it, so a folio later in the batch could
+        be freed, reused, migrated or reused by a write fault's ``wp_can_reuse_anon_folio``
+        while the pass worked on an earlier one, and MADV_FREE met it on the LRU (finding
+        F2's plainest route, a folio waiting in reclaim's batch, was out of reach)."""
+        taken = []
+        skipped = []
+        for frame in frames:
+            if not self._on_lru(frame):
+                skipped.append(frame)
+                continue
+            self._isolate(op, frame)
+            taken.append(frame)
+        if taken or who != "reclaim":  # reclaim's empty batch: "nothing isolated" says it
+            for frame in skipped:
+                self.trace.msg(op, "%s: skip pfn%d", who, frame)
+        return taken
 
     def shrink_folio_list(self, op, frames: tuple, nested: tuple = ()):
         """``shrink_folio_list`` over ``frames``, in the kernel's order.
@@ -118,9 +142,11 @@ class VmscanPaths:
         deferred so far for LUF-able folios). A folio whose ``folio_trylock`` fails goes
         to ``keep:`` before any of that (no hook: ``try_to_unmap`` did not walk it) and
         stays isolated, unlocked, until ``move_folios_to_lru`` after the final flush (until
-        2026-12-07 the model never isolated it). Simplified: each folio is isolated when
-        the loop reaches it, where ``isolate_lru_folios`` takes the whole batch off the
-        LRU before ``shrink_folio_list`` starts.
+        2026-12-07 the model never isolated it). ``frames`` are folios the caller isolated
+        before the loop starts (:meth:`isolate_lru_folios`, MADV_PAGEOUT's
+        ``folio_isolate_lru`` under the PTL); one truncated
+        while it waited (no mapping) is kept (``keep_locked``), one zapped while it waited
+        is reclaimed as any other (nothing maps it: ``try_to_unmap`` walks nothing).
         """
         mem = self.mem
         proto = self.proto
@@ -128,16 +154,19 @@ class VmscanPaths:
         to_free = []
         kept = []
         for frame in frames:
-            if not self._on_lru(frame):
-                tr.msg(op, "reclaim: skip pfn%d", frame)
-                continue
-            self._isolate(op, frame)  # isolate_lru_folios
             if not self.trylock(op, mem.folio_lock[frame]):
                 # goto keep: on ret_folios, isolated until after the pass's flush
                 tr.msg(op, "reclaim: folio_trylock(pfn%d) failed, keep", frame)
                 kept.append(frame)
                 continue
             owner = mem.owner[frame]
+            if owner.__class__ is not tuple:
+                # truncated while it waited in the batch (filemap_remove_folio: no
+                # mapping): __remove_mapping is not reached (``!mapping``), keep_locked;
+                # our put at the end frees it (the isolation held its last reference)
+                tr.msg(op, "reclaim: pfn%d has no mapping any more, keep", frame)
+                self._keep(op, frame, kept)
+                continue
             anon = owner[0] == "a"
             slot = None
             if anon and not mem.lazyfree[frame]:
