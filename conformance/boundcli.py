@@ -190,7 +190,8 @@ def rerun_command(cls, args) -> str:
 
 def cmd_bound(args) -> int:
     """``flushcheck bound``: exit 0 pass, 1 counterexample (or protocol error), 3 a model
-    error, 4 incomplete (stopped by ``--budget`` before K, no violation), 130 interrupted."""
+    error, 4 incomplete (stopped by ``--budget`` before K, no violation; or nothing of the
+    menu could start, ``Result.vacuous``), 130 interrupted."""
     from .search.menu import parse_menu
     from .registry import load_protocol
     from .reproducer import git_commit

@@ -285,14 +285,18 @@ def certify_report(res: Result, proto_cls, commit: str, repro_paths) -> str:
 def _unproven(res: Result) -> str:
     """What the found line says of a shrunk failure the explorer did not prove shortest: its
     state cap, and where to search further (the scenario saved beside the reproducer, which
-    ``flushcheck explore`` searches with a cap eight times larger by default)."""
+    ``flushcheck explore`` searches with a cap eight times larger by default). The cap is
+    the usual reason, not the only one: an interleaving the machine refuses, or a protocol
+    whose state outside the machine changed under the search, ends the shrink's search
+    too (it said "more interleavings than the cap" for those, 2026-12-07 22:55); the
+    scenario's own search says which."""
     if not res.litmus:
         return ""
     from .search.shortest import SHORTEST_MAX_STATES
 
-    return (f"; not proven shortest: its operations have more interleavings than the "
-            f"{SHORTEST_MAX_STATES:,} explorer states a shrink gets (the scenario below "
-            "searches further)")
+    return (f"; not proven shortest: the shrink's search of its interleavings, capped at "
+            f"{SHORTEST_MAX_STATES:,} explorer states, did not end (most often the cap; the "
+            "scenario below searches further and says why)")
 
 
 def config_text(res: Result) -> str:

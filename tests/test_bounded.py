@@ -800,8 +800,15 @@ def test_a_menu_kind_no_state_could_start_is_named_beside_the_verdict(capsys):
     assert bounded(cls, BOUND_CONFIG, 2, menu=("munmap", "mremap")).never_started == ()
     roomy = attrs.evolve(BOUND_CONFIG, vpages=3)
     assert bounded(cls, roomy, 1, menu=("mremap",)).never_started == ()
-    assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q"]) == 0
+    # a menu none of whose kinds could start checked nothing: no PASS, exit 4 (it said PASS,
+    # exit 0, until 2026-12-07 22:55)
+    alone = bounded(cls, BOUND_CONFIG, 2, menu=("mremap",))
+    assert alone.vacuous and not alone.passed and alone.levels[-1].complete
+    assert alone.headline().startswith("NOTHING CHECKED: no state searched could start any "
+                                       "operation of the menu (mremap)")
+    assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q"]) == 4
     out = capsys.readouterr().out
+    assert "\n  verdict   NOTHING CHECKED" in out and "PASS" not in out
     assert "\n  never     mremap: no state searched could start it (it needs a free range" in out
     assert main(["bound", "linux", "-k", "1", "--ops", "mremap", "-q", "--config", "vpages=3"]) == 0
     assert "never" not in capsys.readouterr().out

@@ -135,10 +135,21 @@ class Result:
         return tuple(n for n in self.menu if n not in self.started_kinds)
 
     @property
+    def vacuous(self) -> bool:
+        """No kind of the menu could start in any state searched: the search covered the
+        hardware's events alone, and "no violation in any program of <= K operations" is
+        true of no program at all (``bound -k 2 --ops mremap`` on a machine with no free
+        range). Not a PASS: exit 4, as an incomplete search (a decision of 2026-12-07
+        22:55; it said PASS, exit 0, with the kind named beside it)."""
+        return self.failure is None and bool(self.menu) and not self.started_kinds
+
+    @property
     def passed(self) -> bool:
-        """No violation, every bound up to ``bound`` searched completely."""
+        """No violation, every bound up to ``bound`` searched completely, and some kind of
+        the menu started (not :attr:`vacuous`)."""
         return self.failure is None and self.stopped is None and bool(self.levels) \
-            and self.levels[-1].k == self.bound and self.levels[-1].complete
+            and self.levels[-1].k == self.bound and self.levels[-1].complete \
+            and not self.vacuous
 
     @property
     def complete_k(self) -> int:
@@ -165,6 +176,11 @@ class Result:
                      + ("so far " if self.stopped else "")
                      + f"could start {'it' if len(never) == 1 else 'them'} on this machine)"
                      if never else "")
+        if self.vacuous and self.stopped is None and last.complete:
+            return (f"NOTHING CHECKED: no state searched could start any operation of the "
+                    f"menu ({', '.join(self.menu)}) on this machine, so no program of "
+                    f"<= {_ops(self.bound)} exists here: {_n(last.states, 'state')} of "
+                    f"hardware events alone, {self.seconds:.1f} s")
         if self.passed:
             return (f"PASS: no violation in any interleaving of any program of <= "
                     f"{_ops(self.bound)}: {_n(last.states, 'state')}, "
