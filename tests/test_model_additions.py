@@ -303,6 +303,11 @@ def test_the_whole_batch_is_isolated_before_the_first_folio_is_locked(start):
     assert not m.mem.rmap[1] and 1 not in m.mem.free_list
     finish(m, op)
     assert m.mem.isolated[1] is None and 1 in m.mem.free_list
+    if start == "reclaim":  # add_to_swap, the dirty flush, a pageout that writes nothing
+        lines = [t for _, _, t in m.trace.lines()]
+        assert any(t.startswith("pageout(pfn1): no swap entry uses slot") for t in lines)
+        assert not any(t.startswith("pageout(pfn1 -> slot") for t in lines)
+        assert not m.mem.swap_cache
     m.drain()
     m.check_quiescent()
 

@@ -78,7 +78,9 @@ class MigratePaths:
         batch = []
         failed = []  # not migrated: on ``from`` until putback_movable_pages
         taken = self.isolate_lru_folios(op, frames, "migrate")
-        last = frames[-1] if frames else None
+        # the allocation of the batch's last folio reclaims, if that folio was taken (a
+        # frame listed twice is taken at its first place: then the last folio is another)
+        last = taken[-1] if taken and taken[-1] == frames[-1] else None
         for frame in taken:
             if nested and frame == last:
                 # get_new_folio runs before migrate_folio_unmap's folio_trylock(src)

@@ -57,6 +57,69 @@ class VmscanPaths:
         self.unlock(op, self.mem.folio_lock[frame])
         kept.append(frame)
 
+    def _add_to_swap(self, op, frame: int, kept: list, nested: tuple):
+        """``add_to_swap``: a swap slot for the anonymous folio, the folio in the swap cache
+        and marked dirty; the slot's allocation is where a nested pass enters (``nested``,
+        kernel-notes 2.3). Returns ``(slot, nested)``, ``nested`` emptied once its pass ran;
+        ``(None, nested)`` when swap is full: the folio is kept (``activate_locked_split``)."""
+        mem = self.mem
+        slot = mem.alloc_slot()
+        if slot is None:
+            self.trace.msg(op, "reclaim: swap full, keep pfn%d", frame)
+            self._keep(op, frame, kept)
+            return None, nested
+        mem.swap_cache[slot] = frame
+        mem.dirty[frame] = True
+        if nested:
+            self.trace.msg(op, "add_to_swap: allocation enters nested reclaim")
+            yield from self.shrink_node(op, nested)
+            nested = ()
+        return slot, nested
+
+    def _orphan(self, frame: int, owner) -> bool:
+        """Is ``frame`` an anonymous swap-backed folio that nothing maps and no swap entry
+        names (its last PTE, or its slot's last swap entry, went while it waited in the
+        batch), and that ``shrink_folio_list`` would still send to ``pageout``: not in the
+        swap cache (``add_to_swap`` marks it dirty) or dirty in it?"""
+        mem = self.mem
+        if mem.rmap[frame] or mem.lazyfree[frame]:
+            return False
+        if owner != "zapped" and (owner.__class__ is not tuple or owner[0] != "a"):
+            return False
+        slot = mem.swap_slot_of(frame)
+        return slot is None or (not mem.swap_map[slot] and mem.dirty[frame])
+
+    def _reclaim_orphan(self, op, frame: int, kept: list, nested: tuple):
+        """``shrink_folio_list`` of an :meth:`_orphan`: the kernel has no early exit for an
+        unmapped anonymous folio whose last reference is the isolation. ``add_to_swap``
+        (the swapout allocation, where a nested pass enters; swap full:
+        ``activate_locked``), ``try_to_unmap`` skipped (``folio_mapped`` is false),
+        ``try_to_unmap_flush_dirty``, then ``pageout``: an mmu_gather's reference keeps it
+        (``is_page_cache_freeable``), else ``swap_writepage`` frees its swap space at once
+        (``folio_free_swap``: no swap entry uses the slot) and writes nothing, and the
+        folio, dirty, is kept (``PAGE_SUCCESS``, ``folio_test_dirty`` -> ``keep``); our
+        put at the end frees it. Returns ``nested`` (emptied once its pass ran). Until
+        2026-12-07 23:20 the model paged such a folio out (an S2 check of a copy nobody
+        reads) or kept it without the dirty flush (a read-only review of item 37)."""
+        mem = self.mem
+        tr = self.trace
+        slot = mem.swap_slot_of(frame)
+        if slot is None:
+            slot, nested = yield from self._add_to_swap(op, frame, kept, nested)
+            if slot is None:
+                return nested
+        yield from hook(self.proto.try_to_unmap_flush_dirty(op))
+        if mem.gathered[frame]:  # pageout(): !is_page_cache_freeable() -> PAGE_KEEP
+            self._keep_gathered(op, frame, slot, kept)
+        else:
+            tr.msg(op, "pageout(pfn%d): no swap entry uses slot%d: folio_free_swap, no IO, "
+                   "keep", frame, slot)
+            del mem.swap_cache[slot]
+            mem.put_slot(slot)
+            self._keep(op, frame, kept)
+        yield
+        return nested
+
     def direct_reclaim(self, op, frames: tuple):
         """A direct reclaim pass inside a task's allocation (``__alloc_pages_direct_reclaim``
         -> ``try_to_free_pages``, move_pages' ``get_new_folio``): :meth:`shrink_node` over
@@ -145,8 +208,10 @@ class VmscanPaths:
         2026-12-07 the model never isolated it). ``frames`` are folios the caller isolated
         before the loop starts (:meth:`isolate_lru_folios`, MADV_PAGEOUT's
         ``folio_isolate_lru`` under the PTL); one truncated
-        while it waited (no mapping) is kept (``keep_locked``), one zapped while it waited
-        is reclaimed as any other (nothing maps it: ``try_to_unmap`` walks nothing).
+        while it waited (no mapping) is kept (``keep_locked``); an anonymous one whose
+        last mapping (or last swap entry) went while it waited goes through
+        ``add_to_swap``, the dirty flush and a ``pageout`` that writes nothing
+        (:meth:`_reclaim_orphan`).
         """
         mem = self.mem
         proto = self.proto
@@ -160,10 +225,15 @@ class VmscanPaths:
                 kept.append(frame)
                 continue
             owner = mem.owner[frame]
+            if self._orphan(frame, owner):
+                nested = yield from self._reclaim_orphan(op, frame, kept, nested)
+                continue
             if owner.__class__ is not tuple:
                 # truncated while it waited in the batch (filemap_remove_folio: no
                 # mapping): __remove_mapping is not reached (``!mapping``), keep_locked;
-                # our put at the end frees it (the isolation held its last reference)
+                # our put at the end frees it (the isolation held its last reference). A
+                # lazyfree folio zapped while it waited too: the kernel frees it in the
+                # loop (folio_ref_freeze), into the batch freed after the final flush
                 tr.msg(op, "reclaim: pfn%d has no mapping any more, keep", frame)
                 self._keep(op, frame, kept)
                 continue
@@ -174,17 +244,9 @@ class VmscanPaths:
             if slot is not None:  # folio_test_swapcache: no add_to_swap, no allocation
                 tr.msg(op, "reclaim: pfn%d already in the swap cache (slot%d)", frame, slot)
             elif anon and not mem.lazyfree[frame]:
-                slot = mem.alloc_slot()
+                slot, nested = yield from self._add_to_swap(op, frame, kept, nested)
                 if slot is None:
-                    tr.msg(op, "reclaim: swap full, keep pfn%d", frame)
-                    self._keep(op, frame, kept)  # activate_locked_split
                     continue
-                mem.swap_cache[slot] = frame  # add_to_swap
-                mem.dirty[frame] = True
-                if nested:
-                    tr.msg(op, "add_to_swap: allocation enters nested reclaim")
-                    yield from self.shrink_node(op, nested)
-                    nested = ()
             if not (yield from self.try_to_unmap(op, frame, slot, migration=False)):
                 # a lazyfree folio redirtied (try_to_unmap restored the PTE it found dirty):
                 # activate_locked, kept isolated until after the final flush. The walk may
