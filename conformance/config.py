@@ -257,6 +257,11 @@ CONFIG_SETS["wide"] = CONFIG_SETS["default"] + (
     # four-page file VMAs in four-PTE tables, so that a window holds more than one neighbour
     ("around", attrs.evolve(DEFAULT, populate=False, fault_around_pages=16, vpages=8,
                             ptes_per_table=4, file_pages=4, nframes=12)),
+    # the kernel's first gather batch (8 pages, MMU_GATHER_BUNDLE): a zap of whole tables
+    # is not forced to flush under each table's PTL, so cleared entries of one table stay
+    # in TLBs after its PTL is dropped, as in the kernel (docs/model.md K15; since
+    # 2026-12-07 23:55, a review: the default's 2 forced that flush for every full table)
+    ("batch8", attrs.evolve(DEFAULT, gather_batch=8)),
 )
 # No "gen2" (batch_gen_bits=2) since 2026-12-03: at 2 bits mainline's own generation word is
 # ABA-prone (the overflow reset recycles the value a flush_tlb_batched_pending read, its

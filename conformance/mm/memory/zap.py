@@ -180,10 +180,15 @@ class ZapPaths:
 
         The last swap reference gone (``swap_only_has_cache``): ``__try_to_reclaim_swap(si,
         offset, TTRS_UNMAPPED | TTRS_FULL)``. It ``folio_trylock``s the swap-cache folio and,
-        if the folio is not mapped (or swap is full) and ``folio_swapcache_freeable`` (no
-        writeback), ``delete_from_swap_cache`` + ``folio_set_dirty``; its ``folio_put``
+        if the folio is not mapped and ``folio_swapcache_freeable`` (no writeback),
+        ``delete_from_swap_cache`` + ``folio_set_dirty``; its ``folio_put``
         frees the folio if that was the last reference. Another reference (reclaim's
         isolation, an mmu_gather) frees it later, after that holder's flush.
+        Simplified: ``TTRS_FULL`` (swap more than half used, ``mem_cgroup_swap_full``: the
+        kernel then drops a *mapped* folio from the swap cache too, marked dirty, so a
+        later reclaim writes it out again) is not modelled; the folio stays in the swap
+        cache, and a later reclaim of it is clean (a review of 2026-12-07 23:45: one S2
+        check point fewer, no flush decision differs).
         A mapped folio (a swap-in that was not exclusive mapped it read-only) stays in the
         swap cache, as in the kernel, until a write fault's ``folio_free_swap``, reclaim,
         or the gather's ``free_swap_cache`` after its last PTE is zapped. A failed trylock
